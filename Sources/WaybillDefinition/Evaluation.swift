@@ -1,0 +1,140 @@
+/// The data `${...}` expressions see while a saga runs.
+public struct EvaluationScope: Sendable {
+    /// The start message body.
+    public var input: JSONValue
+    /// Outputs of the steps that have succeeded, by step id.
+    public var stepOutputs: [String: JSONValue]
+    /// The `for_each` element in scope, if any.
+    public var alias: (name: String, value: JSONValue)?
+    public var sagaId: String
+    public var workflow: String
+
+    public init(
+        input: JSONValue, stepOutputs: [String: JSONValue] = [:], alias: (name: String, value: JSONValue)? = nil,
+        sagaId: String, workflow: String
+    ) {
+        self.input = input
+        self.stepOutputs = stepOutputs
+        self.alias = alias
+        self.sagaId = sagaId
+        self.workflow = workflow
+    }
+}
+
+/// A `${...}` path that did not resolve against the saga's data. At run time this fails the step
+/// non-retryably: retrying cannot make missing data appear.
+public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The path as written.
+    public var path: String
+    /// What was missing or of the wrong type.
+    public var reason: String
+
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+
+    public var description: String { "cannot evaluate ${\(path)}: \(reason)" }
+}
+
+extension ExpressionPath {
+    /// Resolves the path in `scope`.
+    public func evaluate(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        var current: JSONValue
+        switch root {
+        case .input:
+            current = scope.input
+        case .sagaId:
+            return .string(scope.sagaId)
+        case .sagaWorkflow:
+            return .string(scope.workflow)
+        case .stepOutput(let id):
+            guard let output = scope.stepOutputs[id] else {
+                throw EvaluationError(path: description, reason: "step '\(id)' has no output yet")
+            }
+            current = output
+        case .alias(let name):
+            guard let alias = scope.alias, alias.name == name else {
+                throw EvaluationError(path: description, reason: "'\(name)' is not defined here")
+            }
+            current = alias.value
+        }
+        for component in components {
+            switch component {
+            case .member(let name):
+                guard case .object(let members) = current else {
+                    throw EvaluationError(path: description, reason: "'\(name)' looked up on \(current.typeName)")
+                }
+                guard let next = members[name] else {
+                    throw EvaluationError(path: description, reason: "no member '\(name)'")
+                }
+                current = next
+            case .index(let index):
+                guard case .array(let elements) = current else {
+                    throw EvaluationError(path: description, reason: "index [\(index)] applied to \(current.typeName)")
+                }
+                guard index < elements.count else {
+                    throw EvaluationError(path: description, reason: "index [\(index)] out of range (\(elements.count))")
+                }
+                current = elements[index]
+            }
+        }
+        return current
+    }
+}
+
+extension Template {
+    /// Evaluates the template to a JSON value.
+    public func evaluate(in scope: EvaluationScope) throws(EvaluationError) -> JSONValue {
+        switch self {
+        case .literal(let value):
+            return value
+        case .value(let path):
+            return try path.evaluate(in: scope)
+        case .interpolated(let segments):
+            var text = ""
+            for segment in segments {
+                switch segment {
+                case .text(let piece): text += piece
+                case .expression(let path): text += try path.evaluate(in: scope).interpolationText
+                }
+            }
+            return .string(text)
+        case .array(let elements):
+            var values: [JSONValue] = []
+            values.reserveCapacity(elements.count)
+            for element in elements { values.append(try element.evaluate(in: scope)) }
+            return .array(values)
+        case .object(let members):
+            var values: [String: JSONValue] = [:]
+            values.reserveCapacity(members.count)
+            for (key, member) in members { values[key] = try member.evaluate(in: scope) }
+            return .object(values)
+        }
+    }
+
+    /// Evaluates the template to a string (routing keys, saga ids): numbers print without a fraction when whole.
+    public func evaluateString(in scope: EvaluationScope) throws(EvaluationError) -> String {
+        let value = try evaluate(in: scope)
+        switch value {
+        case .string(let text): return text
+        case .number, .bool: return value.interpolationText
+        default:
+            throw EvaluationError(path: paths.first?.description ?? "", reason: "expected a string, got \(value.typeName)")
+        }
+    }
+}
+
+extension JSONValue {
+    /// How the value reads inside an interpolated string.
+    var interpolationText: String {
+        switch self {
+        case .null: "null"
+        case .bool(let value): value ? "true" : "false"
+        case .number(let value):
+            if let integer = intValue { String(integer) } else { String(value) }
+        case .string(let value): value
+        case .array, .object: JSONText.encode(self)
+        }
+    }
+}

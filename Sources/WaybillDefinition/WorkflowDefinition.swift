@@ -1,0 +1,261 @@
+import Foundation
+
+/// A validated workflow: the saga an integration engineer declared in `Workflows/*.yaml`.
+///
+/// Build it with ``WorkflowLoader``; every value here has already passed validation, so the engine can rely on
+/// step references pointing backwards, durations being positive and `for_each` steps having an alias.
+public struct WorkflowDefinition: Sendable, Hashable {
+    /// The workflow name, `[a-z0-9-]+`.
+    public var name: String
+    /// The version; a saga keeps the version it started with until it ends.
+    public var version: Int
+    /// Where start messages arrive and how their saga id is found.
+    public var trigger: Trigger
+    /// The steps, in the order they run.
+    public var steps: [StepDefinition]
+    /// Events published when the saga reaches an end state.
+    public var milestones: EndMilestones
+
+    public init(
+        name: String, version: Int, trigger: Trigger, steps: [StepDefinition],
+        milestones: EndMilestones = EndMilestones()
+    ) {
+        self.name = name
+        self.version = version
+        self.trigger = trigger
+        self.steps = steps
+        self.milestones = milestones
+    }
+
+    /// The index of the step named `id`, or `nil`.
+    public func stepIndex(of id: String) -> Int? {
+        steps.firstIndex { $0.id == id }
+    }
+}
+
+/// The start message binding: a topic exchange, a binding key and the saga id expression.
+public struct Trigger: Sendable, Hashable {
+    /// The topic exchange start messages are published to (declared durable if missing).
+    public var exchange: String
+    /// The binding key of the workflow's start queue.
+    public var routingKey: String
+    /// Evaluates to the saga id over the start message (`${input.orderId}`); must yield a string or number.
+    public var sagaId: Template
+
+    public init(exchange: String, routingKey: String, sagaId: Template) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.sagaId = sagaId
+    }
+}
+
+/// Milestone names for the saga's end states. A `nil` name publishes nothing.
+public struct EndMilestones: Sendable, Hashable {
+    /// Published when every step succeeded.
+    public var completed: String?
+    /// Published when compensation finished.
+    public var compensated: String?
+    /// Published when the saga is suspended after its pivot (it needs an operator).
+    public var failed: String?
+    /// Published when an operator cancels the saga.
+    public var cancelled: String?
+
+    public init(completed: String? = nil, compensated: String? = nil, failed: String? = nil, cancelled: String? = nil) {
+        self.completed = completed
+        self.compensated = compensated
+        self.failed = failed
+        self.cancelled = cancelled
+    }
+}
+
+/// One step of a workflow, with `defaults` already applied.
+public struct StepDefinition: Sendable, Hashable {
+    /// What the step does.
+    public enum Action: Sendable, Hashable {
+        /// Send a command to a participant and wait for its reply.
+        case command(CommandTemplate)
+        /// Plan shipments across warehouses locally (no message is sent).
+        case split(SplitStepSpec)
+    }
+
+    /// The step id, unique in the workflow.
+    public var id: String
+    /// The command to send, or the built-in split.
+    public var action: Action
+    /// Fan-out: one branch per element of the evaluated array, run in parallel.
+    public var forEach: ForEach?
+    /// The command that undoes this step; `nil` means there is nothing to undo.
+    public var compensate: CommandTemplate?
+    /// How long to wait for a reply before the attempt counts as a retryable failure.
+    public var timeout: Duration
+    /// How failed attempts are retried.
+    public var retry: RetryPolicy
+    /// The event published when the step succeeds.
+    public var milestone: String?
+    /// The point of no return: once it succeeded, failures suspend the saga instead of compensating.
+    public var pivot: Bool
+    /// Re-planning of failed warehouse branches.
+    public var reallocate: Reallocation?
+
+    public init(
+        id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
+        timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
+        pivot: Bool = false, reallocate: Reallocation? = nil
+    ) {
+        self.id = id
+        self.action = action
+        self.forEach = forEach
+        self.compensate = compensate
+        self.timeout = timeout
+        self.retry = retry
+        self.milestone = milestone
+        self.pivot = pivot
+        self.reallocate = reallocate
+    }
+}
+
+/// A command a step sends: its routing key (may interpolate `${...}`) and its body template.
+public struct CommandTemplate: Sendable, Hashable {
+    /// Evaluates to the routing key on the commands exchange; always a string template.
+    public var routingKey: Template
+    /// Evaluates to the JSON body of the command.
+    public var input: Template
+
+    public init(routingKey: Template, input: Template = .literal(.object([:]))) {
+        self.routingKey = routingKey
+        self.input = input
+    }
+}
+
+/// `for_each` / `as`: the array to fan out over and the name each element is bound to.
+public struct ForEach: Sendable, Hashable {
+    /// Evaluates to a JSON array.
+    public var items: Template
+    /// The name the element is visible under inside the step (`${shipment.id}`).
+    public var alias: String
+
+    public init(items: Template, alias: String) {
+        self.items = items
+        self.alias = alias
+    }
+}
+
+/// The `split` built-in step's inputs.
+public struct SplitStepSpec: Sendable, Hashable {
+    /// Evaluates to `[{sku, quantity}]`.
+    public var lines: Template
+    /// Evaluates to `[{warehouse, sku, quantity}]` (an optional `priority` per entry is honoured).
+    public var stock: Template
+    /// Optional: evaluates to an array of warehouse names, highest priority first.
+    public var priority: Template?
+    /// The planning strategy.
+    public var strategy: SplitStrategyName
+    /// What to do when stock is short.
+    public var backorder: BackorderPolicy
+
+    public init(
+        lines: Template, stock: Template, priority: Template? = nil, strategy: SplitStrategyName = .fewestShipments,
+        backorder: BackorderPolicy = .reject
+    ) {
+        self.lines = lines
+        self.stock = stock
+        self.priority = priority
+        self.strategy = strategy
+        self.backorder = backorder
+    }
+}
+
+/// The split strategies the planner knows.
+public enum SplitStrategyName: String, Sendable, Hashable, CaseIterable {
+    /// Use as few warehouses as possible; ties by priority, then name.
+    case fewestShipments = "fewest-shipments"
+}
+
+/// Whether a short order fails the split step or ships what exists.
+public enum BackorderPolicy: String, Sendable, Hashable, CaseIterable {
+    /// Fail the step (non-retryable); compensation follows.
+    case reject
+    /// Ship what exists and list the rest as backordered.
+    case allow
+}
+
+/// `reallocate`: which error codes re-plan a failed branch, through which split step, how many times.
+public struct Reallocation: Sendable, Hashable {
+    /// Non-retryable error codes that trigger re-planning (e.g. `out_of_stock`).
+    public var codes: Set<String>
+    /// The id of the `split` step to re-run, which must come before this step.
+    public var splitStep: String
+    /// How many re-plans a saga may make for this step before it compensates as usual.
+    public var max: Int
+
+    public init(codes: Set<String>, splitStep: String, max: Int) {
+        self.codes = codes
+        self.splitStep = splitStep
+        self.max = max
+    }
+}
+
+/// How failed attempts are retried: exponential backoff, capped, with optional full jitter.
+public struct RetryPolicy: Sendable, Hashable {
+    /// A limit on attempts.
+    public enum MaxAttempts: Sendable, Hashable {
+        /// At most this many attempts in total (the first one included).
+        case limited(Int)
+        /// Retry forever.
+        case unlimited
+    }
+
+    /// Jitter applied to each delay.
+    public enum Jitter: String, Sendable, Hashable {
+        /// Exactly the backoff delay.
+        case none
+        /// A uniformly random delay between zero and the backoff delay ("full jitter").
+        case full
+    }
+
+    public var maxAttempts: MaxAttempts
+    /// The delay before the second attempt.
+    public var initialInterval: Duration
+    /// The factor each further delay grows by.
+    public var backoff: Double
+    /// The cap on any one delay.
+    public var maxInterval: Duration
+    public var jitter: Jitter
+
+    public init(
+        maxAttempts: MaxAttempts = .limited(3), initialInterval: Duration = .seconds(1), backoff: Double = 2.0,
+        maxInterval: Duration = .seconds(60), jitter: Jitter = .none
+    ) {
+        self.maxAttempts = maxAttempts
+        self.initialInterval = initialInterval
+        self.backoff = backoff
+        self.maxInterval = maxInterval
+        self.jitter = jitter
+    }
+
+    /// Whether attempt number `attempt` (1-based) may be followed by another.
+    public func allowsAttempt(after attempt: Int) -> Bool {
+        switch maxAttempts {
+        case .unlimited: true
+        case .limited(let limit): attempt < limit
+        }
+    }
+
+    /// The un-jittered delay after attempt `attempt` (1-based) failed.
+    public func backoffDelay(afterAttempt attempt: Int) -> Duration {
+        let initial = initialInterval.milliseconds
+        let cap = maxInterval.milliseconds
+        let exponent = Double(max(0, attempt - 1))
+        let raw = Double(initial) * pow(backoff, exponent)
+        guard raw.isFinite, raw < Double(cap) else { return .milliseconds(cap) }
+        return .milliseconds(Int64(raw))
+    }
+}
+
+extension Duration {
+    /// The duration in whole milliseconds (rounded down).
+    public var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
