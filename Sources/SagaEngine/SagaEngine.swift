@@ -1,0 +1,46 @@
+import SplitPlanner
+import WaybillDefinition
+
+/// The saga state machine (SPEC §3): `(definition, instance, event, now) -> (instance, actions)`.
+///
+/// Pure: it does no I/O and reads no clock or random source it was not given. The caller stores the new instance
+/// and performs the actions (in order) in one unit of work; replaying the same events gives the same result.
+public struct SagaEngine: Sendable {
+    /// Seeds the full-jitter delays; the same seed and saga give the same delays.
+    public var jitterSeed: UInt64
+
+    public init(jitterSeed: UInt64 = 0x5741_5942_494C_4C21) {
+        self.jitterSeed = jitterSeed
+    }
+
+    /// Evaluates the trigger's `saga_id` expression over a start message body.
+    public func sagaId(for input: JSONValue, in definition: WorkflowDefinition) throws(EvaluationError) -> String {
+        try definition.trigger.sagaId.evaluateString(
+            in: EvaluationScope(input: input, sagaId: "", workflow: definition.name))
+    }
+
+    /// Creates a saga from its start message and runs it up to its first wait.
+    public func start(
+        definition: WorkflowDefinition, definitionHash: String, sagaId: String, input: JSONValue, now: Timestamp
+    ) -> Transition {
+        var run = SagaRun(
+            engine: self, definition: definition,
+            instance: SagaInstance(
+                key: SagaKey(workflow: definition.name, id: sagaId), version: definition.version,
+                definitionHash: definitionHash, status: .running, input: input,
+                steps: Array(repeating: StepState(), count: definition.steps.count), cursor: 0, completions: [],
+                compensation: nil, pivotPassed: false, failure: nil, startedAt: now, updatedAt: now, sequence: 0),
+            now: now)
+        run.advance()
+        return run.finish(.applied)
+    }
+
+    /// Applies `event` to `instance`.
+    public func apply(
+        _ event: SagaEvent, to instance: SagaInstance, definition: WorkflowDefinition, now: Timestamp
+    ) -> Transition {
+        var run = SagaRun(engine: self, definition: definition, instance: instance, now: now)
+        let outcome = run.handle(event)
+        return run.finish(outcome)
+    }
+}
