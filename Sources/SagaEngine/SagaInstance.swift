@@ -128,7 +128,7 @@ public struct StepState: Sendable, Hashable, Codable {
     public var branches: [BranchState]
     /// The step's output once it succeeded (for a `for_each` step, the branch outputs in element order).
     public var output: JSONValue?
-    /// Bumped each time the step is re-run (reallocation, operator retry); part of idempotency keys when > 0.
+    /// Bumped each time the step is re-planned by a reallocation; new branches start in this round.
     public var round: Int
     /// How many reallocations this step has caused.
     public var reallocations: Int
@@ -171,7 +171,9 @@ public struct BranchState: Sendable, Hashable, Codable {
     /// The `for_each` element (the shipment); `nil` for a plain step.
     public var item: JSONValue?
     public var status: Status
-    /// Forward attempts made so far (1-based once sent).
+    /// Bumped when the branch is re-run from scratch (operator retry); part of its idempotency key when > 0.
+    public var round: Int
+    /// Forward attempts made so far in this round (1-based once sent).
     public var attempt: Int
     /// Compensation attempts made so far.
     public var compensationAttempt: Int
@@ -184,8 +186,9 @@ public struct BranchState: Sendable, Hashable, Codable {
     public var startedAt: Timestamp?
     public var finishedAt: Timestamp?
 
-    public init(item: JSONValue?) {
+    public init(item: JSONValue?, round: Int) {
         self.item = item
+        self.round = round
         status = .inFlight
         attempt = 0
         compensationAttempt = 0

@@ -1,0 +1,750 @@
+import SplitPlanner
+import WaybillDefinition
+
+/// One transition in progress: the working copy of the instance and the actions collected so far.
+///
+/// Every path that changes the saga goes through here, so the invariants live in one place:
+/// - a branch has at most one pending command and at most one live timer;
+/// - a reply is matched by message id only, so late and duplicate replies find nothing and are ignored;
+/// - compensation walks `completions` backwards, one command at a time.
+struct SagaRun {
+    let engine: SagaEngine
+    let definition: WorkflowDefinition
+    var instance: SagaInstance
+    let now: Timestamp
+    var actions: [SagaAction] = []
+
+    init(engine: SagaEngine, definition: WorkflowDefinition, instance: SagaInstance, now: Timestamp) {
+        self.engine = engine
+        self.definition = definition
+        self.instance = instance
+        self.now = now
+    }
+
+    mutating func finish(_ outcome: Transition.Outcome) -> Transition {
+        if case .applied = outcome { instance.updatedAt = now }
+        return Transition(instance: instance, actions: actions, outcome: outcome)
+    }
+
+    // MARK: - Events
+
+    mutating func handle(_ event: SagaEvent) -> Transition.Outcome {
+        switch event {
+        case .start:
+            return .ignored("duplicate start for saga \(instance.key)")
+        case .reply(let correlationId, let outcome):
+            guard let ref = pendingBranch(messageId: correlationId) else {
+                return .ignored("late or duplicate reply \(correlationId) (no command waits for it)")
+            }
+            handleReply(outcome, for: ref)
+        case .commandReturned(let messageId):
+            guard let ref = pendingBranch(messageId: messageId) else {
+                return .ignored("return of \(messageId) for a command that no longer waits")
+            }
+            let routingKey = branch(ref).pending?.routingKey ?? ""
+            let error = StepError(
+                code: StepError.unroutableCode,
+                message: "no queue is bound to routing key '\(routingKey)' on the commands exchange", retryable: true)
+            handleReply(.error(error), for: ref)
+        case .timerFired(let timerId):
+            guard let ref = timerBranch(timerId: timerId), let timer = branch(ref).timer else {
+                return .ignored("stale timer \(timerId)")
+            }
+            handleTimer(timer, for: ref)
+        case .operatorCommand(let command):
+            if let refusal = handleOperator(command) { return .rejected(refusal) }
+        }
+        return .applied
+    }
+
+    private mutating func handleReply(_ outcome: ReplyOutcome, for ref: BranchRef) {
+        guard let pending = branch(ref).pending else { return }
+        clearTimer(ref)
+        modifyBranch(ref) { $0.pending = nil }
+        switch (pending.kind, outcome) {
+        case (.do, .ok(let output)):
+            branchSucceeded(ref, output: output ?? .null)
+        case (.do, .error(let error)):
+            attemptFailed(ref, error: error)
+        case (.compensate, .ok):
+            compensationSucceeded(ref)
+        case (.compensate, .error(let error)):
+            compensationAttemptFailed(ref, error: error)
+        }
+        advance()
+    }
+
+    private mutating func handleTimer(_ timer: SagaTimer, for ref: BranchRef) {
+        modifyBranch(ref) { $0.timer = nil }
+        actions.append(.cancelTimer(id: timer.id))
+        let state = branch(ref)
+        switch (timer.kind, state.status) {
+        case (.replyTimeout, _):
+            guard let pending = state.pending else { return }
+            modifyBranch(ref) { $0.pending = nil }
+            let waited = definition.steps[ref.step].timeout
+            let error = StepError(
+                code: StepError.timeoutCode, message: "no reply to \(pending.messageId) within \(waited)",
+                retryable: true)
+            if pending.kind == .do {
+                attemptFailed(ref, error: error)
+            } else {
+                compensationAttemptFailed(ref, error: error)
+            }
+        case (.retry, .retryWait):
+            sendAttempt(ref)
+        case (.retry, .compensationRetryWait):
+            sendCompensation(ref)
+        case (.retry, _):
+            break
+        }
+        advance()
+    }
+
+    // MARK: - Forward
+
+    /// Runs forward until the saga has to wait for something.
+    mutating func advance() {
+        while instance.status == .running, instance.compensation == nil {
+            guard instance.cursor < definition.steps.count else {
+                complete()
+                return
+            }
+            guard instance.steps[instance.cursor].status == .pending else { return }
+            startStep(instance.cursor)
+        }
+    }
+
+    private mutating func startStep(_ index: Int) {
+        let step = definition.steps[index]
+        instance.steps[index].status = .running
+        instance.steps[index].startedAt = now
+        switch step.action {
+        case .split(let spec):
+            runSplit(index, spec: spec)
+        case .command:
+            var items: [JSONValue?] = [nil]
+            if let forEach = step.forEach {
+                do {
+                    let value = try forEach.items.evaluate(in: scope())
+                    guard case .array(let elements) = value else {
+                        failStep(
+                            index,
+                            error: StepError(
+                                code: StepError.evaluationCode,
+                                message: "for_each must evaluate to an array, got \(value.typeName)", retryable: false))
+                        return
+                    }
+                    items = elements.map { $0 }
+                } catch {
+                    failStep(index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+                    return
+                }
+            }
+            let round = instance.steps[index].round
+            instance.steps[index].branches = items.map { BranchState(item: $0, round: round) }
+            if items.isEmpty {
+                stepSucceeded(index)
+                return
+            }
+            for branchIndex in items.indices {
+                sendAttempt(BranchRef(step: index, branch: branchIndex))
+            }
+        }
+    }
+
+    private mutating func sendAttempt(_ ref: BranchRef) {
+        let step = definition.steps[ref.step]
+        guard case .command(let command) = step.action else { return }
+        modifyBranch(ref) { [now] in
+            $0.attempt += 1
+            $0.status = .inFlight
+            if $0.startedAt == nil { $0.startedAt = now }
+        }
+        let state = branch(ref)
+        let body: JSONValue
+        let routingKey: String
+        do {
+            let scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+            routingKey = try command.routingKey.evaluateString(in: scope)
+            body = try command.input.evaluate(in: scope)
+        } catch {
+            attemptFailed(
+                ref, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+            return
+        }
+        send(ref, kind: .do, attempt: state.attempt, routingKey: routingKey, body: body)
+    }
+
+    private mutating func send(_ ref: BranchRef, kind: CommandKind, attempt: Int, routingKey: String, body: JSONValue) {
+        let step = definition.steps[ref.step]
+        let state = branch(ref)
+        let messageId = nextId("m")
+        var idempotencyKey = instance.key.id + "/" + step.id
+        if step.forEach != nil { idempotencyKey += "/\(ref.branch)" }
+        if state.round > 0 { idempotencyKey += "/r\(state.round)" }
+        if kind == .compensate { idempotencyKey += "/compensate" }
+        modifyBranch(ref) { [now] in
+            $0.pending = PendingCommand(
+                messageId: messageId, routingKey: routingKey, kind: kind, attempt: attempt, sentAt: now)
+        }
+        actions.append(
+            .sendCommand(
+                CommandMessage(
+                    messageId: messageId, routingKey: routingKey, idempotencyKey: idempotencyKey, step: step.id,
+                    branch: step.forEach == nil ? nil : ref.branch, kind: kind, attempt: attempt, body: body)))
+        setTimer(ref, kind: .replyTimeout, after: step.timeout.milliseconds)
+    }
+
+    private mutating func branchSucceeded(_ ref: BranchRef, output: JSONValue) {
+        let step = definition.steps[ref.step]
+        modifyBranch(ref) { [now] in
+            $0.status = .succeeded
+            $0.output = output
+            $0.finishedAt = now
+        }
+        instance.completions.append(ref)
+        if step.pivot { instance.pivotPassed = true }
+        switch instance.steps[ref.step].status {
+        case .running:
+            if instance.steps[ref.step].branches.allSatisfy({ $0.status == .succeeded }) {
+                stepSucceeded(ref.step)
+            }
+        case .failing:
+            settleFailingStep(ref.step)
+        default:
+            break
+        }
+    }
+
+    private mutating func attemptFailed(_ ref: BranchRef, error: StepError) {
+        let step = definition.steps[ref.step]
+        let attempt = branch(ref).attempt
+        modifyBranch(ref) { $0.lastError = error }
+        if instance.steps[ref.step].status == .running, error.retryable, step.retry.allowsAttempt(after: attempt) {
+            modifyBranch(ref) { $0.status = .retryWait }
+            setTimer(ref, kind: .retry, after: retryDelay(step.retry, attempt: attempt, salt: ref))
+            return
+        }
+        modifyBranch(ref) { [now] in
+            $0.status = .failed
+            $0.finishedAt = now
+        }
+        if instance.steps[ref.step].status == .running {
+            beginFailing(ref.step, failure: SagaFailure(step: step.id, branch: branchLabel(ref), error: error, at: now))
+        }
+        settleFailingStep(ref.step)
+    }
+
+    /// Marks the step as failing: no new attempts; siblings waiting to retry give up; in-flight ones are awaited.
+    private mutating func beginFailing(_ index: Int, failure: SagaFailure) {
+        instance.steps[index].status = .failing
+        if instance.failure == nil { instance.failure = failure }
+        for branchIndex in instance.steps[index].branches.indices {
+            let ref = BranchRef(step: index, branch: branchIndex)
+            guard branch(ref).status == .retryWait else { continue }
+            clearTimer(ref)
+            let last = branch(ref).lastError?.description ?? "none"
+            modifyBranch(ref) { [now] in
+                $0.status = .failed
+                $0.finishedAt = now
+                $0.lastError = StepError(
+                    code: StepError.abandonedCode,
+                    message: "stopped retrying because another branch failed (last error: \(last))", retryable: true)
+            }
+        }
+    }
+
+    private mutating func failStep(_ index: Int, error: StepError) {
+        beginFailing(
+            index, failure: SagaFailure(step: definition.steps[index].id, branch: nil, error: error, at: now))
+        settleFailingStep(index)
+    }
+
+    /// Once no branch of a failing step is in flight: reallocate, suspend or compensate.
+    private mutating func settleFailingStep(_ index: Int) {
+        guard instance.steps[index].status == .failing,
+            !instance.steps[index].branches.contains(where: { $0.status == .inFlight })
+        else { return }
+        instance.steps[index].status = .failed
+        instance.steps[index].finishedAt = now
+        if let reallocation = reallocation(for: index) {
+            instance.steps[index].reallocations += 1
+            beginCompensation(
+                .reallocate(splitStep: reallocation.splitStep, excludedWarehouses: reallocation.warehouses))
+        } else if instance.pivotPassed {
+            suspend()
+        } else {
+            beginCompensation(.abort)
+        }
+    }
+
+    private func reallocation(for index: Int) -> (splitStep: Int, warehouses: [String])? {
+        let step = definition.steps[index]
+        guard let rule = step.reallocate, !instance.pivotPassed,
+            instance.failure?.error.code != StepError.operatorCode,
+            instance.steps[index].reallocations < rule.max,
+            let splitIndex = definition.stepIndex(of: rule.splitStep), splitIndex < index
+        else { return nil }
+        var warehouses: [String] = []
+        for state in instance.steps[index].branches where state.status == .failed {
+            guard let error = state.lastError else { return nil }
+            if error.code == StepError.abandonedCode { continue }
+            guard !error.retryable, rule.codes.contains(error.code),
+                let warehouse = state.item?["warehouse"]?.stringValue
+            else { return nil }
+            if !warehouses.contains(warehouse) { warehouses.append(warehouse) }
+        }
+        return warehouses.isEmpty ? nil : (splitIndex, warehouses)
+    }
+
+    /// Marks a step done; `output` defaults to its branch output (or the array of them for `for_each`).
+    private mutating func stepSucceeded(_ index: Int, output given: JSONValue? = nil) {
+        let step = definition.steps[index]
+        let state = instance.steps[index]
+        let output =
+            given
+            ?? (step.forEach == nil
+                ? (state.branches.first?.output ?? .null) : .array(state.branches.map { $0.output ?? .null }))
+        instance.steps[index].status = .succeeded
+        instance.steps[index].output = output
+        instance.steps[index].finishedAt = now
+        if let milestone = step.milestone {
+            publish(milestone, step: step.id, output: output)
+        }
+        instance.cursor = index + 1
+    }
+
+    private mutating func runSplit(_ index: Int, spec: SplitStepSpec) {
+        let state = instance.steps[index]
+        let request: SplitRequest
+        do {
+            let scope = scope()
+            request = SplitRequest(
+                lines: try SplitInput.lines(try spec.lines.evaluate(in: scope)),
+                stock: try SplitInput.stock(try spec.stock.evaluate(in: scope)),
+                warehousePriority: try spec.priority.map { try SplitInput.priority(try $0.evaluate(in: scope)) }
+                    ?? SplitInput.priorityFromStock(try spec.stock.evaluate(in: scope)),
+                excludedWarehouses: Set(state.excludedWarehouses),
+                backorder: spec.backorder == .allow ? .allow : .reject,
+                shipmentIdPrefix: state.round == 0 ? instance.key.id : "\(instance.key.id)-r\(state.round)")
+        } catch let error as EvaluationError {
+            failStep(index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+            return
+        } catch {
+            failStep(index, error: StepError(code: "invalid_split_input", message: "\(error)", retryable: false))
+            return
+        }
+        do {
+            let plan = try SplitPlanner.plan(request)
+            stepSucceeded(index, output: SplitInput.json(plan))
+        } catch {
+            failStep(index, error: SplitInput.stepError(error))
+        }
+    }
+
+    private mutating func complete() {
+        instance.status = .completed
+        instance.cursor = definition.steps.count
+        if let milestone = definition.milestones.completed { publish(milestone, step: nil, output: nil) }
+        actions.append(.finished(.completed))
+    }
+
+    private mutating func suspend() {
+        instance.status = .suspended
+        if let milestone = definition.milestones.failed { publish(milestone, step: nil, output: nil) }
+        actions.append(.finished(.suspended))
+    }
+
+    // MARK: - Compensation
+
+    private mutating func beginCompensation(_ purpose: CompensationPlan.Purpose) {
+        let floor: Int
+        switch purpose {
+        case .abort:
+            instance.status = .compensating
+            floor = -1
+        case .reallocate(let splitStep, _):
+            floor = splitStep
+        }
+        let queue = instance.completions.reversed().filter { ref in
+            ref.step > floor && definition.steps[ref.step].compensate != nil && branch(ref).status == .succeeded
+        }
+        instance.compensation = CompensationPlan(purpose: purpose, queue: Array(queue))
+        continueCompensation()
+    }
+
+    /// Sends the next compensation, or finishes the plan when nothing is left.
+    mutating func continueCompensation() {
+        guard var plan = instance.compensation, instance.status != .suspended else { return }
+        while let head = plan.queue.first {
+            switch branch(head).status {
+            case .compensated, .skipped:
+                plan.queue.removeFirst()
+                continue
+            case .compensating, .compensationRetryWait:
+                instance.compensation = plan
+                return
+            default:
+                instance.compensation = plan
+                sendCompensation(head)
+                return
+            }
+        }
+        instance.compensation = nil
+        switch plan.purpose {
+        case .abort:
+            instance.status = .compensated
+            if let milestone = definition.milestones.compensated { publish(milestone, step: nil, output: nil) }
+            actions.append(.finished(.compensated))
+        case .reallocate(let splitStep, let warehouses):
+            for warehouse in warehouses where !instance.steps[splitStep].excludedWarehouses.contains(warehouse) {
+                instance.steps[splitStep].excludedWarehouses.append(warehouse)
+            }
+            instance.completions.removeAll { $0.step >= splitStep }
+            for index in splitStep...max(splitStep, instance.cursor) where index < definition.steps.count {
+                let previous = instance.steps[index]
+                var fresh = StepState()
+                fresh.round = previous.round + 1
+                fresh.reallocations = previous.reallocations
+                fresh.excludedWarehouses = previous.excludedWarehouses
+                instance.steps[index] = fresh
+            }
+            instance.cursor = splitStep
+            instance.failure = nil
+            advance()
+        }
+    }
+
+    private mutating func sendCompensation(_ ref: BranchRef) {
+        let step = definition.steps[ref.step]
+        guard let compensate = step.compensate else { return }
+        let state = branch(ref)
+        let body: JSONValue
+        let routingKey: String
+        do {
+            let scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+            routingKey = try compensate.routingKey.evaluateString(in: scope)
+            body = try compensate.input.evaluate(in: scope)
+        } catch {
+            // Retrying cannot make the data appear, and skipping silently is not allowed: hand it to an operator.
+            let stepError = StepError(code: StepError.evaluationCode, message: error.description, retryable: false)
+            modifyBranch(ref) { $0.lastError = stepError }
+            instance.failure = SagaFailure(step: step.id, branch: branchLabel(ref), error: stepError, at: now)
+            suspend()
+            return
+        }
+        modifyBranch(ref) {
+            $0.compensationAttempt += 1
+            $0.status = .compensating
+        }
+        send(ref, kind: .compensate, attempt: branch(ref).compensationAttempt, routingKey: routingKey, body: body)
+    }
+
+    private mutating func compensationSucceeded(_ ref: BranchRef) {
+        modifyBranch(ref) { [now] in
+            $0.status = .compensated
+            $0.finishedAt = now
+        }
+        continueCompensation()
+    }
+
+    /// Compensations are retried until they succeed, whatever the error: an undo must not be dropped.
+    private mutating func compensationAttemptFailed(_ ref: BranchRef, error: StepError) {
+        let step = definition.steps[ref.step]
+        modifyBranch(ref) {
+            $0.lastError = error
+            $0.status = .compensationRetryWait
+        }
+        setTimer(ref, kind: .retry, after: retryDelay(step.retry, attempt: branch(ref).compensationAttempt, salt: ref))
+    }
+
+    // MARK: - Operator repairs
+
+    /// Applies an operator command, or returns why it makes no sense now.
+    private mutating func handleOperator(_ command: OperatorCommand) -> String? {
+        if instance.status.isTerminal {
+            return "saga \(instance.key) is \(instance.status.rawValue); nothing can change it any more"
+        }
+        switch command.action {
+        case .cancel:
+            for ref in allBranchRefs() {
+                clearTimer(ref)
+                modifyBranch(ref) { $0.pending = nil }
+            }
+            instance.status = .cancelled
+            if let milestone = definition.milestones.cancelled { publish(milestone, step: nil, output: nil) }
+            actions.append(.finished(.cancelled))
+            return nil
+        case .compensate:
+            return operatorCompensate(command)
+        case .retry(let stepId):
+            return operatorRetry(stepId: stepId)
+        case .skip(let stepId, let output):
+            return operatorSkip(stepId: stepId, output: output)
+        }
+    }
+
+    private mutating func operatorCompensate(_ command: OperatorCommand) -> String? {
+        if instance.pivotPassed, let pivot = definition.steps.first(where: \.pivot) {
+            return "saga passed its pivot step '\(pivot.id)'; completed steps can no longer be compensated"
+                + " (use retry or skip)"
+        }
+        if instance.status == .compensating { return "saga is already compensating" }
+        let error = StepError(code: StepError.operatorCode, message: "compensation requested by \(command.by): \(command.reason)", retryable: false)
+        if var plan = instance.compensation {
+            // A reallocation (or a suspended compensation) becomes a full abort; the queue keeps its order.
+            let queued = Set(plan.queue)
+            let rest = instance.completions.reversed().filter { ref in
+                !queued.contains(ref) && definition.steps[ref.step].compensate != nil && branch(ref).status == .succeeded
+            }
+            plan.queue.append(contentsOf: rest)
+            plan.purpose = .abort
+            instance.compensation = plan
+            instance.status = .compensating
+            if instance.failure == nil {
+                instance.failure = SagaFailure(step: stepLabel(), branch: nil, error: error, at: now)
+            }
+            continueCompensation()
+            return nil
+        }
+        let index = min(instance.cursor, definition.steps.count - 1)
+        instance.failure = SagaFailure(step: definition.steps[index].id, branch: nil, error: error, at: now)
+        if instance.steps[index].status == .running {
+            beginFailing(index, failure: instance.failure!)
+            settleFailingStep(index)
+        } else {
+            beginCompensation(.abort)
+        }
+        return nil
+    }
+
+    private mutating func operatorRetry(stepId: String?) -> String? {
+        if let stepId, definition.stepIndex(of: stepId) == nil {
+            return "workflow \(definition.name) v\(definition.version) has no step '\(stepId)'"
+        }
+        // A compensation that could not be built or keeps failing: try its head again now.
+        if let head = instance.compensation?.queue.first {
+            if let stepId, definition.steps[head.step].id != stepId {
+                return "the saga is compensating step '\(definition.steps[head.step].id)', not '\(stepId)'"
+            }
+            if branch(head).status == .compensating { return "compensation of '\(definition.steps[head.step].id)' is waiting for its reply" }
+            clearTimer(head)
+            if instance.status == .suspended {
+                instance.status = instance.compensation?.purpose == .abort ? .compensating : .running
+            }
+            sendCompensation(head)
+            return nil
+        }
+        let index = instance.cursor
+        guard index < definition.steps.count else { return "saga has no step left to retry" }
+        let step = definition.steps[index]
+        if let stepId, stepId != step.id {
+            return "step '\(stepId)' is not the current step; the saga is at '\(step.id)'"
+        }
+        let state = instance.steps[index]
+        if instance.status == .suspended, state.status == .failed {
+            instance.steps[index].status = .running
+            instance.steps[index].finishedAt = nil
+            instance.status = .running
+            instance.failure = nil
+            for branchIndex in state.branches.indices where state.branches[branchIndex].status == .failed {
+                let ref = BranchRef(step: index, branch: branchIndex)
+                modifyBranch(ref) {
+                    $0.round += 1
+                    $0.attempt = 0
+                    $0.finishedAt = nil
+                }
+                sendAttempt(ref)
+            }
+            advance()
+            return nil
+        }
+        let waiting = state.branches.indices.filter { state.branches[$0].status == .retryWait }
+        guard !waiting.isEmpty else {
+            return "nothing to retry: step '\(step.id)' is \(state.status.rawValue) and no attempt waits for a retry"
+        }
+        for branchIndex in waiting {
+            let ref = BranchRef(step: index, branch: branchIndex)
+            clearTimer(ref)
+            sendAttempt(ref)
+        }
+        advance()
+        return nil
+    }
+
+    private mutating func operatorSkip(stepId: String, output: JSONValue) -> String? {
+        guard let index = definition.stepIndex(of: stepId) else {
+            return "workflow \(definition.name) v\(definition.version) has no step '\(stepId)'"
+        }
+        if let head = instance.compensation?.queue.first {
+            guard head.step == index else {
+                return "the saga is compensating step '\(definition.steps[head.step].id)', not '\(stepId)'"
+            }
+            clearTimer(head)
+            modifyBranch(head) { [now] in
+                $0.pending = nil
+                $0.status = .skipped
+                $0.finishedAt = now
+            }
+            if instance.status == .suspended {
+                instance.status = instance.compensation?.purpose == .abort ? .compensating : .running
+            }
+            continueCompensation()
+            return nil
+        }
+        let state = instance.steps[index]
+        guard instance.status == .suspended, index == instance.cursor, state.status == .failed else {
+            return "step '\(stepId)' has not failed (it is \(state.status.rawValue)); only a failed step can be skipped"
+        }
+        for branchIndex in state.branches.indices where state.branches[branchIndex].status == .failed {
+            modifyBranch(BranchRef(step: index, branch: branchIndex)) { $0.status = .skipped }
+        }
+        instance.steps[index].status = .skipped
+        instance.steps[index].output = output
+        instance.steps[index].finishedAt = now
+        instance.status = .running
+        instance.failure = nil
+        if let milestone = definition.steps[index].milestone { publish(milestone, step: stepId, output: output) }
+        instance.cursor = index + 1
+        advance()
+        return nil
+    }
+
+    // MARK: - Helpers
+
+    private func branch(_ ref: BranchRef) -> BranchState {
+        instance.steps[ref.step].branches[ref.branch]
+    }
+
+    private mutating func modifyBranch(_ ref: BranchRef, _ body: (inout BranchState) -> Void) {
+        body(&instance.steps[ref.step].branches[ref.branch])
+    }
+
+    private func branchLabel(_ ref: BranchRef) -> Int? {
+        definition.steps[ref.step].forEach == nil ? nil : ref.branch
+    }
+
+    private func stepLabel() -> String {
+        definition.steps[min(instance.cursor, definition.steps.count - 1)].id
+    }
+
+    private func allBranchRefs() -> [BranchRef] {
+        instance.steps.indices.flatMap { step in
+            instance.steps[step].branches.indices.map { BranchRef(step: step, branch: $0) }
+        }
+    }
+
+    private func pendingBranch(messageId: String) -> BranchRef? {
+        for step in instance.steps.indices {
+            for (index, state) in instance.steps[step].branches.enumerated() where state.pending?.messageId == messageId {
+                return BranchRef(step: step, branch: index)
+            }
+        }
+        return nil
+    }
+
+    private func timerBranch(timerId: String) -> BranchRef? {
+        for step in instance.steps.indices {
+            for (index, state) in instance.steps[step].branches.enumerated() where state.timer?.id == timerId {
+                return BranchRef(step: step, branch: index)
+            }
+        }
+        return nil
+    }
+
+    private mutating func setTimer(_ ref: BranchRef, kind: SagaTimer.Kind, after milliseconds: Int64) {
+        clearTimer(ref)
+        let timer = SagaTimer(id: nextId("t"), kind: kind, dueAt: now.adding(milliseconds: milliseconds))
+        modifyBranch(ref) { $0.timer = timer }
+        actions.append(.scheduleTimer(timer))
+    }
+
+    private mutating func clearTimer(_ ref: BranchRef) {
+        guard let timer = branch(ref).timer else { return }
+        modifyBranch(ref) { $0.timer = nil }
+        actions.append(.cancelTimer(id: timer.id))
+    }
+
+    private mutating func publish(_ name: String, step: String?, output: JSONValue?) {
+        actions.append(
+            .publishMilestone(
+                MilestoneEvent(
+                    eventId: nextId("e"), name: name, step: step, output: output, status: instance.status,
+                    occurredAt: now)))
+    }
+
+    private mutating func nextId(_ prefix: String) -> String {
+        instance.sequence += 1
+        return instance.key.workflow + "/" + instance.key.id + "/" + prefix + String(instance.sequence)
+    }
+
+    /// The backoff delay after `attempt`, with full jitter drawn from a hash of the seed and the branch, so the
+    /// same saga replays to the same delays.
+    private func retryDelay(_ policy: RetryPolicy, attempt: Int, salt: BranchRef) -> Int64 {
+        let base = policy.backoffDelay(afterAttempt: attempt).milliseconds
+        guard policy.jitter == .full, base > 0 else { return base }
+        var hasher = StableHash(seed: engine.jitterSeed)
+        hasher.combine(instance.key.workflow)
+        hasher.combine(instance.key.id)
+        hasher.combine(UInt64(salt.step))
+        hasher.combine(UInt64(salt.branch))
+        hasher.combine(UInt64(attempt))
+        hasher.combine(UInt64(instance.sequence))
+        return Int64(hasher.value % UInt64(base + 1))
+    }
+
+    private func scope(alias: (String, JSONValue)? = nil) -> EvaluationScope {
+        var outputs: [String: JSONValue] = [:]
+        for (index, state) in instance.steps.enumerated() {
+            if let output = state.output {
+                outputs[definition.steps[index].id] = output
+            } else if definition.steps[index].forEach != nil, state.branches.contains(where: { $0.output != nil }) {
+                outputs[definition.steps[index].id] = .array(state.branches.map { $0.output ?? .null })
+            } else if let output = state.branches.first?.output {
+                outputs[definition.steps[index].id] = output
+            }
+        }
+        return EvaluationScope(
+            input: instance.input, stepOutputs: outputs, alias: alias.map { (name: $0.0, value: $0.1) },
+            sagaId: instance.key.id, workflow: instance.key.workflow)
+    }
+}
+
+extension StepError {
+    /// A branch that stopped retrying because a sibling failed.
+    public static let abandonedCode = "abandoned"
+    /// An operator asked for compensation.
+    public static let operatorCode = "operator_compensate"
+}
+
+/// A small deterministic hash (FNV-1a mixed through SplitMix64) for jitter: the same inputs give the same value
+/// on every run and platform, unlike `Hasher`.
+struct StableHash {
+    private(set) var state: UInt64
+
+    init(seed: UInt64) {
+        state = 0xcbf2_9ce4_8422_2325 ^ seed
+    }
+
+    mutating func combine(_ text: String) {
+        for byte in text.utf8 {
+            state ^= UInt64(byte)
+            state &*= 0x0000_0100_0000_01B3
+        }
+        state ^= 0xFF
+        state &*= 0x0000_0100_0000_01B3
+    }
+
+    mutating func combine(_ value: UInt64) {
+        state ^= value
+        state &*= 0x0000_0100_0000_01B3
+    }
+
+    var value: UInt64 {
+        var z = state &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
