@@ -287,6 +287,26 @@ struct SplitPlannerExampleTests {
         ),
     ]
 
+    /// Above `SplitPlanner.exactSearchLimit` candidates (here 18) the planner is greedy.
+    static let greedyExamples: [Example] = [
+        Example(
+            "greedy: equal covers go to the better rank", lines: [("x", 1)],
+            stock: (1...18).map { ("F\($0 < 10 ? "0" : "")\($0)", "x", 1) }.reversed(),
+            expect: .plan([("F01", [("x", 1)])])
+        ),
+        Example(
+            "greedy: the most-covering warehouse comes first, and is dropped once the others make it redundant",
+            lines: [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1), ("f", 1)],
+            stock: [
+                ("G", "a", 1), ("G", "b", 1), ("G", "d", 1), ("G", "e", 1),
+                ("P", "a", 1), ("P", "b", 1), ("P", "c", 1),
+                ("Q", "d", 1), ("Q", "e", 1), ("Q", "f", 1),
+            ] + (1...15).map { ("F\($0)", "a", 1) },
+            priority: ["G", "P", "Q"],
+            expect: .plan([("P", [("a", 1), ("b", 1), ("c", 1)]), ("Q", [("d", 1), ("e", 1), ("f", 1)])])
+        ),
+    ]
+
     @Test("a single warehouse suffices", arguments: singleWarehouseExamples)
     func singleWarehouse(_ example: Example) { example.check() }
 
@@ -310,6 +330,9 @@ struct SplitPlannerExampleTests {
 
     @Test("duplicate stock rows and order lines", arguments: duplicatesExamples)
     func duplicates(_ example: Example) { example.check() }
+
+    @Test("more than 16 candidate warehouses", arguments: greedyExamples)
+    func greedy(_ example: Example) { example.check() }
 
     @Test("shipment ids are <prefix>-<warehouse>")
     func shipmentIds() throws {
