@@ -195,7 +195,8 @@ public enum SplitPlanner {
         for (position, rank) in chosen.enumerated() where !shipped[position].isEmpty {
             let warehouse = problem.warehouses[rank]
             shipments.append(
-                PlannedShipment(id: "\(request.shipmentIdPrefix)-\(warehouse)", warehouse: warehouse, lines: shipped[position])
+                PlannedShipment(
+                    id: "\(request.shipmentIdPrefix)-\(warehouse)", warehouse: warehouse, lines: shipped[position])
             )
         }
         return SplitPlan(shipments: shipments, backordered: short)

@@ -184,7 +184,8 @@ enum PlanChecker {
         if exhaustive {
             let optimum = model.bruteForceBest()
             if chosen.count != optimum.size {
-                problems.append("uses \(chosen.count) warehouses \(chosen), but \(optimum.size) suffice: \(optimum.best)")
+                problems.append(
+                    "uses \(chosen.count) warehouses \(chosen), but \(optimum.size) suffice: \(optimum.best)")
             } else if chosen != optimum.best {
                 problems.append("chose \(chosen), but the tie-break prefers \(optimum.best)")
             }

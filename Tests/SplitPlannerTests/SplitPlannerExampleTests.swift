@@ -338,7 +338,9 @@ struct SplitPlannerExampleTests {
     func shipmentIds() throws {
         let request = SplitRequest(
             lines: [OrderLine(sku: "x", quantity: 3)],
-            stock: [StockLevel(warehouse: "dc-east", sku: "x", quantity: 2), .init(warehouse: "B", sku: "x", quantity: 1)],
+            stock: [
+                StockLevel(warehouse: "dc-east", sku: "x", quantity: 2), .init(warehouse: "B", sku: "x", quantity: 1),
+            ],
             warehousePriority: ["dc-east"], shipmentIdPrefix: "ord-42"
         )
         let plan = try SplitPlanner.plan(request)
@@ -349,7 +351,8 @@ struct SplitPlannerExampleTests {
     func errorDescriptions() {
         let short = SplitPlanningError.insufficientStock(short: [OrderLine(sku: "x", quantity: 2)])
         #expect(short.code == "insufficient_stock")
-        #expect(short.description == "insufficient stock: 2 unit(s) of 1 SKU(s) are missing (restock, or allow backorders)")
+        #expect(
+            short.description == "insufficient stock: 2 unit(s) of 1 SKU(s) are missing (restock, or allow backorders)")
         let invalid = SplitPlanningError.invalidRequest("lines[0] has an empty SKU")
         #expect(invalid.code == "invalid_request")
         #expect(invalid.description == "invalid split request: lines[0] has an empty SKU")
