@@ -1,0 +1,299 @@
+import SagaEngine
+import Testing
+import WaybillDefinition
+
+/// A seeded PRNG so every model-check run can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func chance(_ probability: Double) -> Bool {
+        Double.random(in: 0..<1, using: &self) < probability
+    }
+}
+
+/// Drives thousands of random sagas through the engine against a random participant model: ok, retryable and
+/// non-retryable replies, silence (timeouts), late and duplicate replies, out_of_stock, replies reordered across
+/// sagas, and an operator who retries or skips suspended sagas. It checks the saga invariants as it goes and after
+/// draining.
+struct ModelChecker {
+    enum Delivery {
+        case start(sagaId: String, input: JSONValue)
+        case reply(sagaId: String, messageId: String, outcome: ReplyOutcome, duplicate: Bool)
+        case timer(sagaId: String, timerId: String)
+        case repair(sagaId: String)
+    }
+
+    struct Scheduled {
+        var at: Int64
+        var sequence: Int
+        var delivery: Delivery
+    }
+
+    /// What the model remembers per saga to check the engine against.
+    struct Ledger {
+        /// Successful forward branches with a compensation, in completion order; compensation must pop from the end.
+        var undoStack: [String] = []
+        var pivotPassed = false
+        var compensationsSent = 0
+        var repairs = 0
+        var liveTimers: Set<String> = []
+        var stock: JSONValue = []
+    }
+
+    var random: SplitMix64
+    let engine: SagaEngine
+    let definition: WorkflowDefinition
+    var sagas: [String: SagaInstance] = [:]
+    var ledgers: [String: Ledger] = [:]
+    var sent: [String: CommandMessage] = [:]
+    var appliedReplies: Set<String> = []
+    var queue: [Scheduled] = []
+    var sequence = 0
+    var violations: [String] = []
+    var transitions = 0
+    var suspensions = 0
+
+    init(seed: UInt64) {
+        random = SplitMix64(state: seed)
+        engine = SagaEngine(jitterSeed: seed)
+        let retry = RetryPolicy(
+            maxAttempts: .limited(3), initialInterval: .milliseconds(500), backoff: 2, maxInterval: .seconds(5),
+            jitter: .full)
+        definition = TestWorkflows.orderFulfillment(retry: retry)
+    }
+
+    mutating func schedule(_ delivery: Delivery, at: Int64) {
+        sequence += 1
+        queue.append(Scheduled(at: at, sequence: sequence, delivery: delivery))
+    }
+
+    mutating func violation(_ sagaId: String, _ text: String) {
+        if violations.count < 20 { violations.append("saga \(sagaId): \(text)") }
+    }
+
+    mutating func randomOrder(_ index: Int) -> (JSONValue, JSONValue) {
+        let skus = ["A", "B", "C", "D", "E", "F", "G"].shuffled(using: &random)
+        let lineCount = Int.random(in: 1...6, using: &random)
+        let warehouses = ["w1", "w2", "w3", "w4", "w5"].prefix(Int.random(in: 3...5, using: &random))
+        var lines: [(String, Int)] = []
+        var stock: [(String, String, Int)] = []
+        for sku in skus.prefix(lineCount) {
+            let quantity = Int.random(in: 1...4, using: &random)
+            lines.append((sku, quantity))
+            for warehouse in warehouses where random.chance(0.6) {
+                stock.append((warehouse, sku, Int.random(in: 0...quantity + 1, using: &random)))
+            }
+        }
+        return (TestWorkflows.order(id: "o-\(index)", lines: lines), TestWorkflows.stock(stock))
+    }
+
+    mutating func run(sagaCount: Int) {
+        for index in 0..<sagaCount {
+            let (order, stock) = randomOrder(index)
+            ledgers["o-\(index)", default: Ledger()].stock = stock
+            schedule(.start(sagaId: "o-\(index)", input: order), at: Int64.random(in: 0...600_000, using: &random))
+        }
+        // A binary heap would be faster; sorting by (time, sequence) in batches keeps the model obviously correct.
+        while !queue.isEmpty {
+            queue.sort { ($0.at, $0.sequence) > ($1.at, $1.sequence) }
+            let batch = min(queue.count, 64)
+            var ready: [Scheduled] = []
+            for _ in 0..<batch { ready.append(queue.removeLast()) }
+            for item in ready { deliver(item) }
+        }
+        for (sagaId, instance) in sagas {
+            let ledger = ledgers[sagaId] ?? Ledger()
+            switch instance.status {
+            case .completed:
+                let expected = completedUndoableBranches(instance)
+                if ledger.undoStack.count != expected {
+                    violation(sagaId, "completed with \(ledger.undoStack.count) undoable successes, expected \(expected)")
+                }
+            case .compensated:
+                if !ledger.undoStack.isEmpty { violation(sagaId, "compensated but \(ledger.undoStack) were never undone") }
+            case .suspended:
+                if !ledger.pivotPassed && instance.compensation == nil {
+                    violation(sagaId, "suspended before its pivot without a stuck compensation")
+                }
+            case .running, .compensating, .cancelled:
+                violation(sagaId, "ended the run \(instance.status.rawValue)")
+            }
+            if !instance.status.isTerminal && instance.status != .suspended { continue }
+            if !ledger.liveTimers.isEmpty { violation(sagaId, "finished with live timers \(ledger.liveTimers)") }
+            let pending = instance.steps.flatMap(\.branches).filter { $0.pending != nil }
+            if !pending.isEmpty { violation(sagaId, "finished with \(pending.count) commands pending") }
+        }
+    }
+
+    func completedUndoableBranches(_ instance: SagaInstance) -> Int {
+        var count = 0
+        for (index, step) in instance.steps.enumerated() where definition.steps[index].compensate != nil {
+            count += step.branches.filter { $0.status == .succeeded }.count
+        }
+        return count
+    }
+
+    mutating func deliver(_ item: Scheduled) {
+        let now = Timestamp(milliseconds: item.at)
+        switch item.delivery {
+        case .start(let sagaId, let input):
+            let transition = engine.start(
+                definition: definition, definitionHash: "model", sagaId: sagaId, input: input, now: now)
+            record(sagaId, transition, now: now)
+        case .reply(let sagaId, let messageId, let outcome, let duplicate):
+            guard let instance = sagas[sagaId] else { return }
+            let transition = engine.apply(
+                .reply(correlationId: messageId, outcome: outcome), to: instance, definition: definition, now: now)
+            if transition.isApplied {
+                if duplicate && appliedReplies.contains(messageId) {
+                    violation(sagaId, "duplicate reply \(messageId) advanced the saga again")
+                }
+                appliedReplies.insert(messageId)
+                if case .ok = outcome, let command = sent[messageId] { checkSuccess(sagaId, command) }
+            } else if transition.instance != instance || !transition.actions.isEmpty {
+                violation(sagaId, "an ignored reply changed the saga")
+            }
+            record(sagaId, transition, now: now)
+        case .timer(let sagaId, let timerId):
+            guard let instance = sagas[sagaId] else { return }
+            let live = ledgers[sagaId]?.liveTimers.contains(timerId) ?? false
+            let transition = engine.apply(.timerFired(timerId: timerId), to: instance, definition: definition, now: now)
+            if transition.isApplied != live {
+                violation(sagaId, "timer \(timerId) live=\(live) but applied=\(transition.isApplied)")
+            }
+            ledgers[sagaId]?.liveTimers.remove(timerId)
+            record(sagaId, transition, now: now)
+        case .repair(let sagaId):
+            guard let instance = sagas[sagaId], instance.status == .suspended else { return }
+            let action: OperatorCommand.Action =
+                random.chance(0.5) || instance.compensation != nil
+                ? .retry(step: nil)
+                : .skip(step: definition.steps[instance.cursor].id, output: ["skipped": true])
+            let transition = engine.apply(
+                .operatorCommand(OperatorCommand(action: action, by: "model", reason: "model check")), to: instance,
+                definition: definition, now: now)
+            if !transition.isApplied { violation(sagaId, "repair \(action) refused: \(transition.outcome)") }
+            record(sagaId, transition, now: now)
+        }
+    }
+
+    mutating func checkSuccess(_ sagaId: String, _ command: CommandMessage) {
+        guard let index = definition.stepIndex(of: command.step) else { return }
+        let step = definition.steps[index]
+        switch command.kind {
+        case .do:
+            if step.pivot { ledgers[sagaId]?.pivotPassed = true }
+            if step.compensate != nil { ledgers[sagaId]?.undoStack.append(command.idempotencyKey) }
+        case .compensate:
+            let undone = String(command.idempotencyKey.dropLast("/compensate".count))
+            guard let top = ledgers[sagaId]?.undoStack.last else {
+                violation(sagaId, "compensation \(undone) succeeded with nothing to undo")
+                return
+            }
+            if top != undone { violation(sagaId, "compensated \(undone) but the latest completion is \(top)") }
+            ledgers[sagaId]?.undoStack.removeLast()
+        }
+    }
+
+    mutating func record(_ sagaId: String, _ transition: Transition, now: Timestamp) {
+        transitions += 1
+        sagas[sagaId] = transition.instance
+        for action in transition.actions {
+            switch action {
+            case .sendCommand(let command):
+                sent[command.messageId] = command
+                if command.kind == .compensate {
+                    ledgers[sagaId]?.compensationsSent += 1
+                    if ledgers[sagaId]?.pivotPassed == true {
+                        violation(sagaId, "compensation \(command.idempotencyKey) sent after the pivot succeeded")
+                    }
+                }
+                participant(sagaId, command, now: now)
+            case .scheduleTimer(let timer):
+                ledgers[sagaId]?.liveTimers.insert(timer.id)
+                schedule(.timer(sagaId: sagaId, timerId: timer.id), at: timer.dueAt.milliseconds)
+            case .cancelTimer(let id):
+                if ledgers[sagaId]?.liveTimers.remove(id) != nil, random.chance(0.05) {
+                    // A cancelled timer that fires anyway (a race in a real worker) must be ignored.
+                    schedule(.timer(sagaId: sagaId, timerId: id), at: now.milliseconds + 1)
+                }
+            case .finished(.suspended):
+                suspensions += 1
+                if (ledgers[sagaId]?.repairs ?? 0) < 2 {
+                    ledgers[sagaId]?.repairs += 1
+                    schedule(.repair(sagaId: sagaId), at: now.milliseconds + 60_000)
+                }
+            case .publishMilestone, .finished:
+                break
+            }
+        }
+    }
+
+    /// The random participant: how (and whether) it answers a command.
+    mutating func participant(_ sagaId: String, _ command: CommandMessage, now: Timestamp) {
+        var output: JSONValue = [:]
+        if command.routingKey == "inventory.reserve" {
+            output = ["reservationId": .string("r-\(sagaId)"), "stock": ledgers[sagaId]?.stock ?? []]
+        } else if command.routingKey == "tms.shipment.create" {
+            output = ["tracking": .string("T-\(command.messageId)")]
+        }
+        let roll = Double.random(in: 0..<1, using: &random)
+        let outcome: ReplyOutcome?
+        if command.kind == .compensate {
+            outcome =
+                roll < 0.8
+                ? .ok(output: nil)
+                : roll < 0.9 ? .error(StepError(code: "busy", message: "try later", retryable: true)) : nil
+        } else if roll < 0.80 {
+            outcome = .ok(output: output)
+        } else if roll < 0.87 {
+            outcome = .error(StepError(code: "busy", message: "try later", retryable: true))
+        } else if roll < 0.89 {
+            outcome = .error(StepError(code: "rejected", message: "no", retryable: false))
+        } else if roll < 0.94 && command.routingKey.hasSuffix(".release") {
+            outcome = .error(StepError(code: "out_of_stock", message: "gone", retryable: false))
+        } else {
+            outcome = nil
+        }
+        if let outcome {
+            let at = now.milliseconds + Int64.random(in: 1...8_000, using: &random)
+            schedule(.reply(sagaId: sagaId, messageId: command.messageId, outcome: outcome, duplicate: false), at: at)
+            if random.chance(0.05) {
+                let again = at + Int64.random(in: 0...20_000, using: &random)
+                schedule(.reply(sagaId: sagaId, messageId: command.messageId, outcome: outcome, duplicate: true), at: again)
+            }
+        } else if random.chance(0.5) {
+            // Silence past the timeout, then a late answer.
+            schedule(
+                .reply(sagaId: sagaId, messageId: command.messageId, outcome: .ok(output: output), duplicate: false),
+                at: now.milliseconds + 45_000)
+        }
+    }
+}
+
+@Suite("Model check")
+struct ModelCheckTests {
+    @Test("10,000 random sagas drain to end states with compensation in reverse, once per success", arguments: [
+        UInt64(1), 2, 3, 4,
+    ])
+    func randomSagas(seed: UInt64) {
+        var checker = ModelChecker(seed: seed)
+        checker.run(sagaCount: 2_500)
+        #expect(checker.violations.isEmpty, "seed \(seed): \(checker.violations.joined(separator: "\n"))")
+        let statuses = Dictionary(grouping: checker.sagas.values, by: \.status).mapValues(\.count)
+        // The random model must really exercise every outcome, or the invariants above prove little.
+        #expect(statuses[.completed, default: 0] > 100, "seed \(seed): \(statuses)")
+        #expect(statuses[.compensated, default: 0] > 100, "seed \(seed): \(statuses)")
+        #expect(checker.suspensions > 10, "seed \(seed): only \(checker.suspensions) suspensions")
+        let reallocated = checker.sagas.values.filter { $0.steps[2].round > 0 }.count
+        #expect(reallocated > 10, "seed \(seed): only \(reallocated) sagas reallocated")
+    }
+}
