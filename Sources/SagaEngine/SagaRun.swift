@@ -13,12 +13,17 @@ struct SagaRun {
     var instance: SagaInstance
     let now: Timestamp
     var actions: [SagaAction] = []
+    /// Step outputs by id, built on first use and dropped whenever a step output changes.
+    private var outputsCache: [String: JSONValue]?
+    /// `workflow/id/`, the prefix of every id this saga mints.
+    private let idPrefix: String
 
     init(engine: SagaEngine, definition: WorkflowDefinition, instance: SagaInstance, now: Timestamp) {
         self.engine = engine
         self.definition = definition
         self.instance = instance
         self.now = now
+        self.idPrefix = instance.key.workflow + "/" + instance.key.id + "/"
     }
 
     mutating func finish(_ outcome: Transition.Outcome) -> Transition {
@@ -203,6 +208,7 @@ struct SagaRun {
             $0.output = output
             $0.finishedAt = now
         }
+        outputsCache = nil
         instance.completions.append(ref)
         if step.pivot { instance.pivotPassed = true }
         switch instance.steps[ref.step].status {
@@ -308,6 +314,7 @@ struct SagaRun {
                 ? (state.branches.first?.output ?? .null) : .array(state.branches.map { $0.output ?? .null }))
         instance.steps[index].status = .succeeded
         instance.steps[index].output = output
+        outputsCache = nil
         instance.steps[index].finishedAt = now
         if let milestone = step.milestone {
             publish(milestone, step: step.id, output: output)
@@ -409,6 +416,7 @@ struct SagaRun {
                 fresh.reallocations = previous.reallocations
                 fresh.excludedWarehouses = previous.excludedWarehouses
                 instance.steps[index] = fresh
+                outputsCache = nil
             }
             instance.cursor = splitStep
             instance.failure = nil
@@ -602,6 +610,7 @@ struct SagaRun {
         }
         instance.steps[index].status = .skipped
         instance.steps[index].output = output
+        outputsCache = nil
         instance.steps[index].finishedAt = now
         instance.status = .running
         instance.failure = nil
@@ -676,7 +685,7 @@ struct SagaRun {
 
     private mutating func nextId(_ prefix: String) -> String {
         instance.sequence += 1
-        return instance.key.workflow + "/" + instance.key.id + "/" + prefix + String(instance.sequence)
+        return idPrefix + prefix + String(instance.sequence)
     }
 
     /// The backoff delay after `attempt`, with full jitter drawn from a hash of the seed and the branch, so the
@@ -694,7 +703,17 @@ struct SagaRun {
         return Int64(hasher.value % UInt64(base + 1))
     }
 
-    private func scope(alias: (String, JSONValue)? = nil) -> EvaluationScope {
+    private mutating func scope(alias: (String, JSONValue)? = nil) -> EvaluationScope {
+        let outputs = outputsCache ?? collectOutputs()
+        outputsCache = outputs
+        return EvaluationScope(
+            input: instance.input, stepOutputs: outputs, alias: alias.map { (name: $0.0, value: $0.1) },
+            sagaId: instance.key.id, workflow: instance.key.workflow)
+    }
+
+    /// Outputs visible to expressions: succeeded steps, and the partial branch outputs of a step in progress
+    /// (so a branch's compensation can read what its siblings returned).
+    private func collectOutputs() -> [String: JSONValue] {
         var outputs: [String: JSONValue] = [:]
         for (index, state) in instance.steps.enumerated() {
             if let output = state.output {
@@ -705,9 +724,7 @@ struct SagaRun {
                 outputs[definition.steps[index].id] = output
             }
         }
-        return EvaluationScope(
-            input: instance.input, stepOutputs: outputs, alias: alias.map { (name: $0.0, value: $0.1) },
-            sagaId: instance.key.id, workflow: instance.key.workflow)
+        return outputs
     }
 }
 

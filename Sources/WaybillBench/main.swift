@@ -1,1 +1,4 @@
-print("bench")
+// waybill-bench: prints performance figures; it is not a test. Run it in release mode:
+//   swift run -c release waybill-bench [--quick]
+let quick = CommandLine.arguments.contains("--quick")
+print(EngineBenchmark.run(sagas: quick ? 5_000 : 50_000))
