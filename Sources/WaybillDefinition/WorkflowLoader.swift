@@ -346,7 +346,7 @@ struct WorkflowReader {
             let text = scalar.string.count > 40 ? String(scalar.string.prefix(37)) + "..." : scalar.string
             return "'\(text)'"
         case .mapping: return "a mapping"
-        case .sequence: return "a list"
+        case .sequence(let sequence): return sequence.isEmpty ? "an empty list" : "a list"
         case .alias: return "an alias"
         }
     }
@@ -840,8 +840,9 @@ struct WorkflowReader {
                 let names = SplitStrategyName.allCases.map(\.rawValue)
                 log.report(
                     .invalidValue, at: location(of: strategyEntry.value),
-                    "unknown split strategy '\(name)'\(Suggestion.hint(for: name, among: names)); "
-                        + "the strategies are: \(names.joined(separator: ", "))")
+                    "unknown split strategy '\(name)'; "
+                        + (Suggestion.closest(to: name, among: names).map { "did you mean '\($0)'?" }
+                            ?? "the strategies are: \(names.joined(separator: ", "))"))
                 valid = false
             }
         }
@@ -1048,7 +1049,9 @@ struct WorkflowReader {
                     guard let target = indexById[id] else {
                         log.report(
                             .badReference, at: use.location,
-                            "unknown step '\(id)' in \(written)\(Suggestion.hint(for: id, among: ids))")
+                            "unknown step '\(id)' in \(written); "
+                                + (Suggestion.closest(to: id, among: ids).map { "did you mean '\($0)'?" }
+                                    ?? "name a step that runs before this one"))
                         continue
                     }
                     if target > index {
@@ -1071,6 +1074,13 @@ struct WorkflowReader {
                         }
                         continue
                     }
+                    if let owner = drafts.first(where: { $0.alias == name }) {
+                        log.report(
+                            .badReference, at: use.location,
+                            "'\(name)' in \(written) is the for_each element of \(owner.name) and exists only there; "
+                                + "use steps.<id>.output for its results")
+                        continue
+                    }
                     var roots = ["input", "steps", "saga"]
                     var accepted = "input, steps.<id>.output, saga.id or saga.workflow"
                     if let alias = draft.alias {
@@ -1079,8 +1089,9 @@ struct WorkflowReader {
                     }
                     log.report(
                         .badReference, at: use.location,
-                        "unknown name '\(name)' in \(written)\(Suggestion.hint(for: name, among: roots)); "
-                            + "an expression starts with \(accepted)")
+                        "unknown name '\(name)' in \(written); "
+                            + (Suggestion.closest(to: name, among: roots).map { "did you mean '\($0)'?" }
+                                ?? "an expression starts with \(accepted)"))
                 }
             }
         }
