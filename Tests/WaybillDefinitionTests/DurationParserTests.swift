@@ -37,7 +37,10 @@ struct DurationParserTests {
             ("s", "bad duration 's'; write a number and a unit: 500ms, 30s, 5m, 2h"),
             ("5 m", "bad duration '5 m'; write a number and a unit: 500ms, 30s, 5m, 2h"),
             ("", "empty duration; write a number and a unit: 500ms, 30s, 5m, 2h"),
-            ("99999999999999999999d", "bad duration '99999999999999999999d'; write a number and a unit: 500ms, 30s, 5m, 2h"),
+            (
+                "99999999999999999999d",
+                "bad duration '99999999999999999999d'; write a number and a unit: 500ms, 30s, 5m, 2h"
+            ),
             ("9999999999999999d", "bad duration '9999999999999999d'; it is too long"),
         ])
     func invalid(text: String, message: String) {

@@ -30,7 +30,10 @@ struct TemplateParsingTests {
                 "${input.a}${input.b}",
                 .interpolated([.expression(path(.input, .member("a"))), .expression(path(.input, .member("b")))])
             ),
-            ("order ${input.orderId}", .interpolated([.text("order "), .expression(path(.input, .member("orderId")))])),
+            (
+                "order ${input.orderId}",
+                .interpolated([.text("order "), .expression(path(.input, .member("orderId")))])
+            ),
         ])
     func stringScalar(text: String, expected: Template) throws {
         #expect(try Template.parse(string: text) == expected)

@@ -36,9 +36,10 @@ struct ShippedWorkflowTests {
         #expect(
             workflow.milestones
                 == EndMilestones(completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
-        #expect(workflow.steps.map(\.milestone) == [
-            "order.accepted", "order.reserved", nil, "order.released", "order.shipped", "order.invoiced",
-        ])
+        #expect(
+            workflow.steps.map(\.milestone) == [
+                "order.accepted", "order.reserved", nil, "order.released", "order.shipped", "order.invoiced",
+            ])
     }
 
     @Test("defaults apply to every step and merge key by key into a step's retry")

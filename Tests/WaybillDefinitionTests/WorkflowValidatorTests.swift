@@ -90,7 +90,8 @@ struct WorkflowValidatorTests {
         let directory = FileManager.default.temporaryDirectory.path
         let report = WorkflowValidator.validate(files: [missing, directory])
         #expect(
-            report.text == "\(missing): cannot read file: no such file\n\(directory): cannot read file: it is a directory\n")
+            report.text
+                == "\(missing): cannot read file: no such file\n\(directory): cannot read file: it is a directory\n")
         #expect(report.exitCode == 1)
     }
 
