@@ -55,6 +55,9 @@ extension WorkflowReader {
                         }
                         continue
                     }
+                    if draft.forEachLocation != nil, draft.alias == nil {
+                        continue  // already reported: for_each needs an 'as' name, which is likely this one
+                    }
                     if let owner = drafts.first(where: { $0.alias == name }) {
                         log.report(
                             .badReference, at: use.location,

@@ -266,14 +266,16 @@ extension WorkflowReader {
             let message = "reallocate codes must be a non-empty list of error codes, e.g. [out_of_stock]"
             if case .sequence(let sequence) = codes.value, !sequence.isEmpty {
                 var values: Set<String> = []
+                var valid = true
                 for node in sequence {
                     if case .scalar(let scalar) = node, !isEmpty(node) {
                         values.insert(scalar.string)
                     } else {
                         log.report(.invalidValue, at: location(of: node), "\(message); \(describe(node)) is not a code")
+                        valid = false
                     }
                 }
-                if values.count == sequence.count { draft.reallocateCodes = values }
+                if valid { draft.reallocateCodes = values }
             } else {
                 log.report(.invalidValue, at: location(of: codes.value), "\(message), not \(describe(codes.value))")
             }

@@ -110,7 +110,9 @@ extension WorkflowReader {
         guard let mark = scalar.mark else { return .start }
         let start = SourceLocation(line: mark.line, column: mark.column)
         let quoted = scalar.style == .singleQuoted || scalar.style == .doubleQuoted
-        guard scalar.style == .plain || scalar.style == .any || quoted, mark.line <= lines.count else { return start }
+        guard scalar.style == .plain || scalar.style == .any || quoted, mark.line >= 1, mark.line <= lines.count else {
+            return start
+        }
         let contentColumn = mark.column + (quoted ? 1 : 0)
         let prefix = Array(String(scalar.string.prefix(offset)).unicodeScalars)
         let line = lines[mark.line - 1]

@@ -173,19 +173,34 @@ struct WorkflowReader {
         return SourceLocation(line: lineCount, column: lastLine.unicodeScalars.count + 1)
     }
 
-    /// The next line after `first` where `key:` starts at the same column: the repeated key of a block mapping.
+    /// Where a repeated key is written again: later on the same line (a flow mapping), or on a later line at the
+    /// same column before the mapping ends (a block mapping).
     func secondOccurrence(ofKey key: String, after first: SourceLocation) -> SourceLocation? {
         let keyScalars = Array(key.unicodeScalars)
-        guard first.line < lines.count else { return nil }
+        guard first.line >= 1, first.line <= lines.count, !keyScalars.isEmpty else { return nil }
+        func isKey(in line: [Unicode.Scalar], at start: Int) -> Bool {
+            guard start >= 0, line.count >= start + keyScalars.count,
+                Array(line[start..<start + keyScalars.count]) == keyScalars
+            else { return false }
+            return line[(start + keyScalars.count)...].drop { $0 == " " }.first == ":"
+        }
+        let firstLine = lines[first.line - 1]
+        var column = first.column - 1 + keyScalars.count
+        while column < firstLine.count {
+            let before = firstLine[column - 1]
+            if before == " " || before == "{" || before == ",", isKey(in: firstLine, at: column) {
+                return SourceLocation(line: first.line, column: column + 1)
+            }
+            column += 1
+        }
+        let start = first.column - 1
         for lineIndex in first.line..<lines.count {
             let line = lines[lineIndex]
-            let start = first.column - 1
+            let content = line.drop { $0 == " " }
+            if content.isEmpty || content.first == "#" { continue }
             let indentation = line.prefix { $0 == " " || $0 == "-" }.count
-            if indentation < start, !line.allSatisfy({ $0 == " " }), line.first != "#" { return nil }
-            guard line.count >= start + keyScalars.count, Array(line[start..<start + keyScalars.count]) == keyScalars
-            else { continue }
-            let rest = line[(start + keyScalars.count)...].drop { $0 == " " }
-            if rest.first == ":" { return SourceLocation(line: lineIndex + 1, column: first.column) }
+            if indentation < start { return nil }
+            if isKey(in: line, at: start) { return SourceLocation(line: lineIndex + 1, column: first.column) }
         }
         return nil
     }
