@@ -17,14 +17,9 @@ struct ValidateCommand: ParsableCommand {
             """
     )
 
+    /// At least one file; the argument parser rejects an empty list before `run()`.
     @Argument(help: ArgumentHelp("The workflow files to check.", valueName: "file"))
     var files: [String]
-
-    func validate() throws {
-        guard !files.isEmpty else {
-            throw ValidationError("Name at least one workflow file, e.g. waybill validate Workflows/*.yaml")
-        }
-    }
 
     func run() throws {
         let report = WorkflowValidator.validate(files: files)

@@ -41,16 +41,18 @@ extension WorkflowReader {
                 }
             }
         } else {
-            missing("id", in: "step", at: stepLocation, example: "id: <name>")
+            missing("id", in: "step", at: stepLocation, example: "id: <name>", given: entries)
         }
 
         let command = entries["command"]
         let split = entries["split"]
         switch (command, split) {
         case (nil, nil):
-            log.report(
-                .missingKey, at: stepLocation,
-                "\(draft.name) needs a command or a split; add command: <routing key>")
+            if entries.misspelt.isDisjoint(with: ["command", "split"]) {
+                log.report(
+                    .missingKey, at: stepLocation,
+                    "\(draft.name) needs a command or a split; add command: <routing key>")
+            }
         case (let command?, let split?):
             let later = command.keyLocation < split.keyLocation ? split : command
             log.report(
@@ -90,7 +92,7 @@ extension WorkflowReader {
                 } else {
                     missing(
                         "command", in: "compensate", at: location(of: compensate.value),
-                        example: "command: <routing key of the undo command>")
+                        example: "command: <routing key of the undo command>", given: fields)
                 }
             }
         }
@@ -132,7 +134,7 @@ extension WorkflowReader {
     }
 
     /// `for_each` and `as`, which only make sense together.
-    mutating func readFanOut(_ entries: [String: Entry], into draft: inout StepDraft) {
+    mutating func readFanOut(_ entries: Fields, into draft: inout StepDraft) {
         let forEach = entries["for_each"]
         let alias = entries["as"]
         if let forEach {
@@ -221,9 +223,11 @@ extension WorkflowReader {
                 valid = false
             }
         }
-        if entries["lines"] == nil { missing("lines", in: "split", at: at, example: "lines: ${input.lines}") }
+        if entries["lines"] == nil {
+            missing("lines", in: "split", at: at, example: "lines: ${input.lines}", given: entries)
+        }
         if entries["stock"] == nil {
-            missing("stock", in: "split", at: at, example: "stock: ${steps.reserve.output.stock}")
+            missing("stock", in: "split", at: at, example: "stock: ${steps.reserve.output.stock}", given: entries)
         }
         var strategy = SplitStrategyName.fewestShipments
         if let strategyEntry = entries["strategy"], let name = text(strategyEntry, what: "a split strategy") {
@@ -280,18 +284,18 @@ extension WorkflowReader {
                 log.report(.invalidValue, at: location(of: codes.value), "\(message), not \(describe(codes.value))")
             }
         } else {
-            missing("codes", in: "reallocate", at: at, example: "codes: [out_of_stock]")
+            missing("codes", in: "reallocate", at: at, example: "codes: [out_of_stock]", given: entries)
         }
         if let split = entries["split"] {
             draft.reallocateSplit = text(split, what: "the id of a split step")
             draft.reallocateSplitLocation = location(of: split.value)
         } else {
-            missing("split", in: "reallocate", at: at, example: "split: <id of the split step>")
+            missing("split", in: "reallocate", at: at, example: "split: <id of the split step>", given: entries)
         }
         if let maximum = entries["max"] {
             draft.reallocateMax = positiveInteger(maximum, what: "a positive integer (re-plans per saga)")
         } else {
-            missing("max", in: "reallocate", at: at, example: "max: 2")
+            missing("max", in: "reallocate", at: at, example: "max: 2", given: entries)
         }
     }
 }

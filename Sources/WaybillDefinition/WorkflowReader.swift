@@ -27,12 +27,18 @@ struct WorkflowReader {
         let top = location(of: root)
 
         let name = entries["name"].flatMap { readWorkflowName($0) }
-        if entries["name"] == nil { missing("name", in: "the workflow", at: top, example: "name: order-fulfillment") }
+        if entries["name"] == nil {
+            missing("name", in: "the workflow", at: top, example: "name: order-fulfillment", given: entries)
+        }
         let version = entries["version"].flatMap { readVersion($0) }
-        if entries["version"] == nil { missing("version", in: "the workflow", at: top, example: "version: 1") }
+        if entries["version"] == nil {
+            missing("version", in: "the workflow", at: top, example: "version: 1", given: entries)
+        }
         let trigger = entries["trigger"].flatMap { readTrigger($0) }
         if entries["trigger"] == nil {
-            missing("trigger", in: "the workflow", at: top, example: "trigger: { exchange: ..., routing_key: ... }")
+            missing(
+                "trigger", in: "the workflow", at: top, example: "trigger: { exchange: ..., routing_key: ... }",
+                given: entries)
         }
         var defaultTimeout = WorkflowLoader.builtInTimeout
         var defaultRetry = WorkflowLoader.builtInRetry
@@ -43,7 +49,7 @@ struct WorkflowReader {
         if let steps = entries["steps"] {
             drafts = readSteps(steps)
         } else {
-            missing("steps", in: "the workflow", at: top, example: "steps: [...]")
+            missing("steps", in: "the workflow", at: top, example: "steps: [...]", given: entries)
         }
         let milestones = entries["milestones"].map { readEndMilestones($0) } ?? EndMilestones()
 
@@ -236,9 +242,18 @@ struct WorkflowReader {
         var value: Node
     }
 
+    /// The entries of a mapping, and which known keys its unknown keys probably meant.
+    struct Fields {
+        var entries: [String: Entry] = [:]
+        /// Known keys that an unknown key in the same mapping is a likely typo of (`comand` → `command`).
+        var misspelt: Set<String> = []
+
+        subscript(key: String) -> Entry? { entries[key] }
+    }
+
     /// The entries of a mapping by key, after logging keys that are not names or not in `allowed`.
-    mutating func entries(of mapping: Node.Mapping, allowed: [String], context: String) -> [String: Entry] {
-        var result: [String: Entry] = [:]
+    mutating func entries(of mapping: Node.Mapping, allowed: [String], context: String) -> Fields {
+        var result = Fields()
         for (keyNode, value) in mapping {
             let keyLocation = location(of: keyNode)
             guard case .scalar(let key) = keyNode else {
@@ -246,19 +261,25 @@ struct WorkflowReader {
                 continue
             }
             guard allowed.contains(key.string) else {
-                let hint = Suggestion.closest(to: key.string, among: allowed).map { "did you mean '\($0)'?" }
+                let suggestion = Suggestion.closest(to: key.string, among: allowed)
+                if let suggestion { result.misspelt.insert(suggestion) }
                 log.report(
                     .unknownKey, at: keyLocation,
                     "unknown key '\(key.string)' \(context); "
-                        + (hint ?? "expected one of: \(allowed.joined(separator: ", "))"))
+                        + (suggestion.map { "did you mean '\($0)'?" }
+                            ?? "expected one of: \(allowed.joined(separator: ", "))"))
                 continue
             }
-            result[key.string] = Entry(key: key.string, keyLocation: keyLocation, value: value)
+            result.entries[key.string] = Entry(key: key.string, keyLocation: keyLocation, value: value)
         }
         return result
     }
 
-    mutating func missing(_ key: String, in owner: String, at location: SourceLocation, example: String) {
+    /// Reports a missing required key, unless an unknown key in the same mapping was already reported as its typo.
+    mutating func missing(
+        _ key: String, in owner: String, at location: SourceLocation, example: String, given fields: Fields
+    ) {
+        guard !fields.misspelt.contains(key) else { return }
         log.report(.missingKey, at: location, "missing key '\(key)' in \(owner); add \(example)")
     }
 
@@ -341,7 +362,7 @@ struct WorkflowReader {
                 exchange = nil
             }
         } else {
-            missing("exchange", in: "trigger", at: at, example: "exchange: orders")
+            missing("exchange", in: "trigger", at: at, example: "exchange: orders", given: entries)
         }
         var routingKey: String?
         if let keyEntry = entries["routing_key"] {
@@ -353,13 +374,13 @@ struct WorkflowReader {
                 routingKey = nil
             }
         } else {
-            missing("routing_key", in: "trigger", at: at, example: "routing_key: order.placed")
+            missing("routing_key", in: "trigger", at: at, example: "routing_key: order.placed", given: entries)
         }
         var sagaId: Template?
         if let idEntry = entries["saga_id"] {
             sagaId = readSagaId(idEntry)
         } else {
-            missing("saga_id", in: "trigger", at: at, example: "saga_id: ${input.orderId}")
+            missing("saga_id", in: "trigger", at: at, example: "saga_id: ${input.orderId}", given: entries)
         }
         guard let exchange, let routingKey, let sagaId else { return nil }
         return Trigger(exchange: exchange, routingKey: routingKey, sagaId: sagaId)

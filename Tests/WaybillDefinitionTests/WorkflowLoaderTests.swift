@@ -225,18 +225,18 @@ struct LoaderDefaultsTests {
         #expect(workflow.steps[0].compensate?.input == .object(["releases": path(.stepOutput("release"))]))
     }
 
-    @Test("diagnostics print as file:line:column: message")
+    @Test("diagnostics print as file:line:column: message; a typo of a required key is not also reported missing")
     func diagnosticFormat() {
-        let yaml = Self.header + "steps:\n  - id: accept\n    comand: erp.order.accept\n"
+        let yaml = Self.header + "steps:\n  - id: accept\n    comand: erp.order.accept\n    timeout: 30\n"
         #expect {
             try WorkflowLoader.load(yaml: yaml, file: "Workflows/x.yaml")
         } throws: { error in
             guard let diagnostics = error as? WorkflowDiagnostics else { return false }
             return diagnostics.description == """
-                Workflows/x.yaml:5:5: step 'accept' needs a command or a split; add command: <routing key>
                 Workflows/x.yaml:6:5: unknown key 'comand' in step; did you mean 'command'?
+                Workflows/x.yaml:7:14: bad duration '30'; add a unit, e.g. 30s (units: ms, s, m, h, d)
                 """
-                && diagnostics.diagnostics.map(\.code) == [.missingKey, .unknownKey]
+                && diagnostics.diagnostics.map(\.code) == [.unknownKey, .badDuration]
         }
     }
 }
