@@ -91,7 +91,7 @@ struct WorkflowReader {
             reportYamlError(error)
             return nil
         } catch {
-            log.report(.yamlSyntax, at: .start, "YAML syntax error: \(error)")
+            log.report(.yamlSyntax, at: .start, "the file could not be parsed as YAML")
             return nil
         }
         guard let root, !isEmpty(root) else {
@@ -134,7 +134,7 @@ struct WorkflowReader {
             log.report(
                 .yamlSyntax, at: second, "duplicate key '\(key)' (first on line \(first.line)); write each key once")
         default:
-            log.report(.yamlSyntax, at: .start, "YAML syntax error: \(error)")
+            log.report(.yamlSyntax, at: .start, "the file could not be parsed as YAML")
         }
     }
 
@@ -142,11 +142,22 @@ struct WorkflowReader {
     func unquotedExpression(near location: SourceLocation) -> String? {
         guard location.line >= 1, location.line <= lines.count else { return nil }
         let line = lines[location.line - 1]
+        guard line.contains(where: { $0 == "{" || $0 == "[" }) else { return nil }
         var candidates: [(start: Int, text: String)] = []
+        var quote: Unicode.Scalar?
         var index = 0
-        while index + 1 < line.count {
-            if line[index] == "$", line[index + 1] == "{", index == 0 || !"\"'".unicodeScalars.contains(line[index - 1])
-            {
+        scan: while index < line.count {
+            let scalar = line[index]
+            switch (quote, scalar) {
+            case ("\"", "\\"):
+                index += 1  // skip the escaped character
+            case (let open?, _) where scalar == open:
+                quote = nil
+            case (nil, "\""), (nil, "'"):
+                quote = scalar
+            case (nil, "#") where index > 0 && line[index - 1] == " ":
+                break scan
+            case (nil, "$") where index + 1 < line.count && line[index + 1] == "{":
                 var end = index + 2
                 while end < line.count, line[end] != "}" { end += 1 }
                 let stop = min(end + 1, line.count)
@@ -154,14 +165,14 @@ struct WorkflowReader {
                 text.append(contentsOf: line[index..<stop])
                 candidates.append((index, String(text)))
                 index = stop
-            } else {
-                index += 1
+                continue scan
+            default:
+                break
             }
+            index += 1
         }
-        guard !candidates.isEmpty, line.contains(where: { $0 == "{" || $0 == "[" }) else { return nil }
         let column = location.column - 1
-        let before = candidates.last { $0.start < column }
-        return (before ?? candidates[0]).text
+        return (candidates.last { $0.start < column } ?? candidates.first)?.text
     }
 
     func character(at location: SourceLocation) -> Unicode.Scalar? {
