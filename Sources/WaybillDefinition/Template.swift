@@ -17,7 +17,9 @@ public indirect enum Template: Sendable, Hashable {
 
 /// A piece of an interpolated string.
 public enum TemplateSegment: Sendable, Hashable {
+    /// Literal text.
     case text(String)
+    /// An expression whose value is inserted as text.
     case expression(ExpressionPath)
 }
 
@@ -40,13 +42,18 @@ public struct ExpressionPath: Sendable, Hashable, CustomStringConvertible {
 
     /// One selector after the root.
     public enum Component: Sendable, Hashable {
+        /// An object member, `.name`.
         case member(String)
+        /// An array element, `[0]`.
         case index(Int)
     }
 
+    /// Where the path starts.
     public var root: Root
+    /// The selectors after the root, in order.
     public var components: [Component]
 
+    /// Creates a path from its parts.
     public init(root: Root, components: [Component] = []) {
         self.root = root
         self.components = components
@@ -79,11 +86,13 @@ public struct TemplateSyntaxError: Error, Sendable, Hashable, CustomStringConver
     /// The offset in characters inside the scalar where the problem starts.
     public var offset: Int
 
+    /// Creates the error; `offset` counts characters from the start of the scalar.
     public init(message: String, offset: Int) {
         self.message = message
         self.offset = offset
     }
 
+    /// The message.
     public var description: String { message }
 }
 
@@ -110,7 +119,8 @@ extension ExpressionPath {
                 }
             case "[":
                 if !name.isEmpty { try flushName() }
-                guard let close = text[index...].firstIndex(of: "]"), let value = Int(text[text.index(after: index)..<close]),
+                guard let close = text[index...].firstIndex(of: "]"),
+                    let value = Int(text[text.index(after: index)..<close]),
                     value >= 0
                 else {
                     throw TemplateSyntaxError(

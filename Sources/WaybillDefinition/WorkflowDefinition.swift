@@ -16,6 +16,7 @@ public struct WorkflowDefinition: Sendable, Hashable {
     /// Events published when the saga reaches an end state.
     public var milestones: EndMilestones
 
+    /// Creates a definition as is, without validation; files go through ``WorkflowLoader``, which validates.
     public init(
         name: String, version: Int, trigger: Trigger, steps: [StepDefinition],
         milestones: EndMilestones = EndMilestones()
@@ -42,6 +43,7 @@ public struct Trigger: Sendable, Hashable {
     /// Evaluates to the saga id over the start message (`${input.orderId}`); must yield a string or number.
     public var sagaId: Template
 
+    /// Creates a trigger; `sagaId` should only use `${input...}` (the loader enforces this).
     public init(exchange: String, routingKey: String, sagaId: Template) {
         self.exchange = exchange
         self.routingKey = routingKey
@@ -60,6 +62,7 @@ public struct EndMilestones: Sendable, Hashable {
     /// Published when an operator cancels the saga.
     public var cancelled: String?
 
+    /// Creates the end milestones; leave a name `nil` to publish nothing for that end state.
     public init(completed: String? = nil, compensated: String? = nil, failed: String? = nil, cancelled: String? = nil) {
         self.completed = completed
         self.compensated = compensated
@@ -155,6 +158,7 @@ public struct StepDefinition: Sendable, Hashable {
         set { update { $0.reallocate = newValue } }
     }
 
+    /// Creates a step with `defaults` already applied; the loader fills `timeout` and `retry` from the file.
     public init(
         id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
         timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
@@ -182,6 +186,7 @@ public struct CommandTemplate: Sendable, Hashable {
     /// Evaluates to the JSON body of the command.
     public var input: Template
 
+    /// Creates a command; `input` defaults to an empty object, like a step without `input:` in YAML.
     public init(routingKey: Template, input: Template = .literal(.object([:]))) {
         self.routingKey = routingKey
         self.input = input
@@ -195,6 +200,7 @@ public struct ForEach: Sendable, Hashable {
     /// The name the element is visible under inside the step (`${shipment.id}`).
     public var alias: String
 
+    /// Creates a fan-out over `items`, binding each element to `alias`.
     public init(items: Template, alias: String) {
         self.items = items
         self.alias = alias
@@ -214,6 +220,7 @@ public struct SplitStepSpec: Sendable, Hashable {
     /// What to do when stock is short.
     public var backorder: BackorderPolicy
 
+    /// Creates a split step; `strategy` and `backorder` default like the YAML keys do.
     public init(
         lines: Template, stock: Template, priority: Template? = nil, strategy: SplitStrategyName = .fewestShipments,
         backorder: BackorderPolicy = .reject
@@ -249,6 +256,7 @@ public struct Reallocation: Sendable, Hashable {
     /// How many re-plans a saga may make for this step before it compensates as usual.
     public var max: Int
 
+    /// Creates a reallocation; `splitStep` must name a split step that runs earlier.
     public init(codes: Set<String>, splitStep: String, max: Int) {
         self.codes = codes
         self.splitStep = splitStep
@@ -274,6 +282,7 @@ public struct RetryPolicy: Sendable, Hashable {
         case full
     }
 
+    /// How many attempts are allowed in total.
     public var maxAttempts: MaxAttempts
     /// The delay before the second attempt.
     public var initialInterval: Duration
@@ -281,8 +290,11 @@ public struct RetryPolicy: Sendable, Hashable {
     public var backoff: Double
     /// The cap on any one delay.
     public var maxInterval: Duration
+    /// Whether each delay is randomized.
     public var jitter: Jitter
 
+    /// Creates a policy. These parameter defaults are for code; a workflow file without `retry` gets
+    /// ``WorkflowLoader/builtInRetry`` instead, which uses full jitter.
     public init(
         maxAttempts: MaxAttempts = .limited(3), initialInterval: Duration = .seconds(1), backoff: Double = 2.0,
         maxInterval: Duration = .seconds(60), jitter: Jitter = .none

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+/// The `waybill` command: one subcommand per job, each in its own file (`ValidateCommand.swift`, ...).
+@main
+struct Waybill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "waybill",
+        abstract: "Saga orchestrator for order fulfillment.",
+        discussion: """
+            Workflows are YAML files (see Workflows/). Start with `waybill validate Workflows/*.yaml`.
+            """,
+        subcommands: [ValidateCommand.self]
+    )
+}

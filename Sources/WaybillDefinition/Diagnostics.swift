@@ -1,0 +1,154 @@
+/// One problem found in a workflow file, at a 1-based line and column.
+///
+/// Its `description` is exactly `file:line:column: message`, the form editors and CI logs turn into links.
+/// The message says what is wrong and how to fix it; it never contains Swift type names.
+public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem this is; stable across releases, so scripts may match on it.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        /// The file is not well-formed YAML (or is empty, or holds several documents).
+        case yamlSyntax = "yaml-syntax"
+        /// A key the workflow language does not know.
+        case unknownKey = "unknown-key"
+        /// A key the workflow language requires is absent.
+        case missingKey = "missing-key"
+        /// A mapping where a list belongs, a scalar where a mapping belongs, and so on.
+        case wrongKind = "wrong-kind"
+        /// A value of the right kind with a bad content (a name pattern, a number range, an unknown choice).
+        case invalidValue = "invalid-value"
+        /// A duration that does not read like `500ms`, `30s`, `5m`, `2h`, `1d` or `1m30s`.
+        case badDuration = "bad-duration"
+        /// Two steps share an id.
+        case duplicateStepId = "duplicate-step-id"
+        /// A `${...}` that cannot be parsed.
+        case templateSyntax = "template-syntax"
+        /// A `${...}` whose root is unknown, or that uses a step that has not run at that point.
+        case badReference = "bad-reference"
+        /// Keys that cannot be combined (`command` and `split`, `for_each` without `as`, ...).
+        case conflict
+        /// A pivot rule is broken: a second pivot, a pivot split step, or a `compensate` on or after the pivot.
+        case pivot
+    }
+
+    /// The file name as the user gave it (the diagnostic prints it verbatim).
+    public var file: String
+    /// The 1-based line.
+    public var line: Int
+    /// The 1-based column, counted in Unicode scalars like libYAML does.
+    public var column: Int
+    /// What is wrong and how to fix it.
+    public var message: String
+    /// The kind of problem.
+    public var code: Code
+
+    /// Creates a diagnostic; `line` and `column` are 1-based.
+    public init(file: String, line: Int, column: Int, message: String, code: Code) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+        self.code = code
+    }
+
+    /// `file:line:column: message`.
+    public var description: String { "\(file):\(line):\(column): \(message)" }
+}
+
+/// Every problem found in one workflow file, in the order they appear in the file.
+///
+/// The loader does not stop at the first problem, so a user fixes a file in one round.
+public struct WorkflowDiagnostics: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The problems, sorted by line and column; never empty when thrown.
+    public var diagnostics: [WorkflowDiagnostic]
+
+    /// Wraps a list of problems.
+    public init(_ diagnostics: [WorkflowDiagnostic]) {
+        self.diagnostics = diagnostics
+    }
+
+    /// One `file:line:column: message` line per problem.
+    public var description: String {
+        diagnostics.map(\.description).joined(separator: "\n")
+    }
+}
+
+/// A 1-based position in the YAML text.
+struct SourceLocation: Sendable, Hashable, Comparable {
+    var line: Int
+    var column: Int
+
+    static let start = SourceLocation(line: 1, column: 1)
+
+    static func < (lhs: SourceLocation, rhs: SourceLocation) -> Bool {
+        (lhs.line, lhs.column) < (rhs.line, rhs.column)
+    }
+}
+
+/// Collects diagnostics for one file while the loader walks it.
+struct DiagnosticLog {
+    let file: String
+    private(set) var entries: [WorkflowDiagnostic] = []
+
+    init(file: String) {
+        self.file = file
+    }
+
+    var isEmpty: Bool { entries.isEmpty }
+
+    mutating func report(_ code: WorkflowDiagnostic.Code, at location: SourceLocation, _ message: String) {
+        entries.append(
+            WorkflowDiagnostic(file: file, line: location.line, column: location.column, message: message, code: code))
+    }
+
+    /// The problems in file order; problems at the same position keep the order they were found in.
+    var sorted: WorkflowDiagnostics {
+        let ordered = entries.enumerated().sorted { left, right in
+            let leftKey = (left.element.line, left.element.column, left.offset)
+            let rightKey = (right.element.line, right.element.column, right.offset)
+            return leftKey < rightKey
+        }
+        return WorkflowDiagnostics(ordered.map(\.element))
+    }
+}
+
+/// "Did you mean ...?" for misspelt keys, step ids and choices.
+enum Suggestion {
+    /// The candidate closest to `word` when it is close enough to be a likely typo, else `nil`.
+    static func closest(to word: String, among candidates: [String]) -> String? {
+        let limit = max(1, min(3, word.count / 3))
+        var best: (candidate: String, distance: Int)?
+        for candidate in candidates {
+            let distance = editDistance(word.lowercased(), candidate.lowercased())
+            if distance <= limit, distance < (best?.distance ?? Int.max) {
+                best = (candidate, distance)
+            }
+        }
+        return best?.candidate
+    }
+
+    /// `; did you mean 'x'?` or the empty string.
+    static func hint(for word: String, among candidates: [String]) -> String {
+        closest(to: word, among: candidates).map { "; did you mean '\($0)'?" } ?? ""
+    }
+
+    /// Levenshtein distance, where swapping two neighbouring characters counts as one edit.
+    static func editDistance(_ left: String, _ right: String) -> Int {
+        let a = Array(left)
+        let b = Array(right)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var table = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { table[i][0] = i }
+        for j in 0...b.count { table[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                var value = min(table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    value = min(value, table[i - 2][j - 2] + 1)
+                }
+                table[i][j] = value
+            }
+        }
+        return table[a.count][b.count]
+    }
+}

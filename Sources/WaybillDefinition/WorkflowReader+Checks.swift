@@ -1,0 +1,156 @@
+/// The checks that need every step: ids, references, the pivot, reallocation and merged retry intervals.
+extension WorkflowReader {
+    mutating func checkStepIds(_ drafts: [StepDraft]) {
+        var firstLine: [String: Int] = [:]
+        for draft in drafts {
+            guard let id = draft.id else { continue }
+            if let line = firstLine[id] {
+                log.report(
+                    .duplicateStepId, at: draft.idLocation,
+                    "duplicate step id '\(id)' (first used on line \(line)); give each step its own id")
+            } else {
+                firstLine[id] = draft.idLocation.line
+            }
+        }
+    }
+
+    mutating func checkReferences(_ drafts: [StepDraft]) {
+        var indexById: [String: Int] = [:]
+        for (index, draft) in drafts.enumerated() {
+            if let id = draft.id, indexById[id] == nil { indexById[id] = index }
+        }
+        let ids = drafts.compactMap(\.id)
+        for (index, draft) in drafts.enumerated() {
+            for use in draft.uses {
+                let written = "${\(use.path)}"
+                switch use.path.root {
+                case .input, .sagaId, .sagaWorkflow:
+                    continue
+                case .stepOutput(let id):
+                    guard let target = indexById[id] else {
+                        log.report(
+                            .badReference, at: use.location,
+                            "unknown step '\(id)' in \(written); "
+                                + (Suggestion.closest(to: id, among: ids).map { "did you mean '\($0)'?" }
+                                    ?? "name a step that runs before this one"))
+                        continue
+                    }
+                    if target > index {
+                        log.report(
+                            .badReference, at: use.location,
+                            "\(written) uses step '\(id)', which runs after \(draft.name); "
+                                + "a step may only use the output of steps before it")
+                    } else if target == index, use.part != .compensate {
+                        log.report(
+                            .badReference, at: use.location,
+                            "\(draft.name) cannot use its own output \(written) before it ran; only its compensate may")
+                    }
+                case .alias(let name):
+                    if name == draft.alias {
+                        if use.part == .forEach {
+                            log.report(
+                                .badReference, at: use.location,
+                                "for_each cannot use its own element '\(name)' in \(written); "
+                                    + "the element exists only inside the step")
+                        }
+                        continue
+                    }
+                    if draft.forEachLocation != nil, draft.alias == nil {
+                        continue  // already reported: for_each needs an 'as' name, which is likely this one
+                    }
+                    if let owner = drafts.first(where: { $0.alias == name }) {
+                        log.report(
+                            .badReference, at: use.location,
+                            "'\(name)' in \(written) is the for_each element of \(owner.name) and exists only there; "
+                                + "use steps.<id>.output for its results")
+                        continue
+                    }
+                    var roots = ["input", "steps", "saga"]
+                    var accepted = "input, steps.<id>.output, saga.id or saga.workflow"
+                    if let alias = draft.alias {
+                        roots.append(alias)
+                        accepted = "input, steps.<id>.output, saga.id, saga.workflow or '\(alias)' (this step's 'as')"
+                    }
+                    log.report(
+                        .badReference, at: use.location,
+                        "unknown name '\(name)' in \(written); "
+                            + (Suggestion.closest(to: name, among: roots).map { "did you mean '\($0)'?" }
+                                ?? "an expression starts with \(accepted)"))
+                }
+            }
+        }
+    }
+
+    mutating func checkPivot(_ drafts: [StepDraft]) {
+        var pivotIndex: Int?
+        for (index, draft) in drafts.enumerated() where draft.pivot {
+            guard let pivotLocation = draft.pivotLocation else { continue }
+            if draft.kind == .split {
+                log.report(
+                    .pivot, at: pivotLocation,
+                    "a split step cannot be the pivot; mark the command step that cannot be undone")
+            } else if let first = pivotIndex {
+                log.report(
+                    .pivot, at: pivotLocation,
+                    "only one step may be the pivot; \(drafts[first].name) on line \(drafts[first].location.line) "
+                        + "already is")
+            } else {
+                pivotIndex = index
+            }
+        }
+        guard let pivotIndex else { return }
+        let pivotName = drafts[pivotIndex].id ?? "pivot"
+        for (index, draft) in drafts.enumerated() where index >= pivotIndex {
+            guard let at = draft.compensateLocation, draft.kind != .split else { continue }
+            if index == pivotIndex {
+                log.report(
+                    .pivot, at: at,
+                    "the pivot \(draft.name) cannot have compensate; it is the point of no return, remove compensate")
+            } else {
+                log.report(
+                    .pivot, at: at,
+                    "\(draft.name) runs after the pivot '\(pivotName)' and is never undone; remove compensate "
+                        + "or move the step before the pivot")
+            }
+        }
+    }
+
+    mutating func checkReallocation(_ drafts: [StepDraft]) {
+        for (index, draft) in drafts.enumerated() {
+            guard let at = draft.reallocateLocation else { continue }
+            if draft.kind != .command || draft.forEachLocation == nil {
+                log.report(
+                    .conflict, at: at,
+                    "reallocate only works on a for_each command step; it re-plans the shipments of failed branches")
+            }
+            guard let split = draft.reallocateSplit, let splitAt = draft.reallocateSplitLocation else { continue }
+            let splitIds = drafts.filter { $0.kind == .split }.compactMap(\.id)
+            guard let target = drafts.firstIndex(where: { $0.id == split }) else {
+                log.report(
+                    .badReference, at: splitAt,
+                    "reallocate split '\(split)' is not a step\(Suggestion.hint(for: split, among: splitIds)); "
+                        + "name the split step to re-run")
+                continue
+            }
+            if drafts[target].kind != .split {
+                log.report(
+                    .badReference, at: splitAt,
+                    "reallocate split '\(split)' is a command step; name the split step to re-run")
+            } else if target >= index {
+                log.report(
+                    .badReference, at: splitAt,
+                    "reallocate split '\(split)' runs after \(draft.name); name a split step that runs before it")
+            }
+        }
+    }
+
+    mutating func checkRetryIntervals(_ drafts: [StepDraft], defaults: RetryPolicy) {
+        for draft in drafts {
+            guard let overrides = draft.retry, overrides.setsInterval, let at = draft.retryLocation else { continue }
+            let merged = overrides.applied(to: defaults)
+            if merged.maxInterval < merged.initialInterval {
+                reportIntervals(merged, at: at)
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+/// Checks workflow files and renders the report `waybill validate` prints.
+///
+/// The text is part of the contract (CI logs and editors read it), so it is built here, where tests can pin it:
+/// - a valid file: `FILE: ok: NAME vVERSION, N steps, pivot STEP, trigger EXCHANGE/ROUTING_KEY`
+///   (`no pivot` when no step is the pivot);
+/// - an invalid file: one `FILE:LINE:COLUMN: message` line per problem, in file order;
+/// - an unreadable file: `FILE: cannot read file: REASON`.
+public enum WorkflowValidator {
+    /// What became of one file.
+    public enum Outcome: Sendable, Hashable {
+        /// The file is a valid workflow; `hash` is its content hash.
+        case valid(WorkflowDefinition, hash: String)
+        /// The file has problems.
+        case invalid(WorkflowDiagnostics)
+        /// The file could not be read.
+        case unreadable(WorkflowSourceReadError)
+    }
+
+    /// One file's result and the lines printed for it.
+    public struct FileResult: Sendable, Hashable {
+        /// The file name as given.
+        public var file: String
+        /// What became of it.
+        public var outcome: Outcome
+
+        /// Whether the file is a valid workflow.
+        public var isValid: Bool {
+            if case .valid = outcome { true } else { false }
+        }
+
+        /// The printed lines, without line breaks: the summary for a valid file, else the problems.
+        public var lines: [String] {
+            switch outcome {
+            case .valid(let definition, _): [WorkflowValidator.summary(of: definition, file: file)]
+            case .invalid(let diagnostics): diagnostics.diagnostics.map(\.description)
+            case .unreadable(let error): [error.description]
+            }
+        }
+    }
+
+    /// The results of all files, and what to print.
+    public struct Report: Sendable, Hashable {
+        /// One result per file, in the order given.
+        public var files: [FileResult]
+
+        /// The summaries of valid files, each line ending in a line break (for standard output).
+        public var standardOutput: String {
+            render(files.filter(\.isValid))
+        }
+
+        /// The problems of invalid and unreadable files, each line ending in a line break (for standard error).
+        public var standardError: String {
+            render(files.filter { !$0.isValid })
+        }
+
+        /// Every line in file order, as a terminal that merges both streams shows them.
+        public var text: String {
+            render(files)
+        }
+
+        /// 0 when every file is valid, 1 otherwise (also for an empty list of files, which checks nothing).
+        public var exitCode: Int32 {
+            !files.isEmpty && files.allSatisfy(\.isValid) ? 0 : 1
+        }
+
+        private func render(_ results: [FileResult]) -> String {
+            results.flatMap(\.lines).map { $0 + "\n" }.joined()
+        }
+    }
+
+    /// Reads, loads and validates each file.
+    ///
+    /// - Parameter read: how a file is read; tests pass in-memory text, the CLI the default.
+    public static func validate(
+        files: [String],
+        read: (String) throws(WorkflowSourceReadError) -> WorkflowSource = WorkflowSource.read(file:)
+    ) -> Report {
+        Report(files: files.map { file in result(for: file, read: read) })
+    }
+
+    /// Validates text that is already in memory, as if read from `file`.
+    public static func validate(_ source: WorkflowSource) -> FileResult {
+        do {
+            let definition = try WorkflowLoader.load(source)
+            return FileResult(file: source.file, outcome: .valid(definition, hash: source.hash))
+        } catch {
+            return FileResult(file: source.file, outcome: .invalid(error))
+        }
+    }
+
+    /// The one-line summary of a valid workflow, e.g.
+    /// `Workflows/order-fulfillment.yaml: ok: order-fulfillment v1, 6 steps, pivot ship, trigger orders/order.placed`.
+    public static func summary(of definition: WorkflowDefinition, file: String) -> String {
+        let count = definition.steps.count
+        let steps = count == 1 ? "1 step" : "\(count) steps"
+        let pivot = definition.steps.first(where: \.pivot).map { "pivot \($0.id)" } ?? "no pivot"
+        let trigger = "trigger \(definition.trigger.exchange)/\(definition.trigger.routingKey)"
+        return "\(file): ok: \(definition.name) v\(definition.version), \(steps), \(pivot), \(trigger)"
+    }
+
+    private static func result(
+        for file: String, read: (String) throws(WorkflowSourceReadError) -> WorkflowSource
+    ) -> FileResult {
+        do {
+            return validate(try read(file))
+        } catch {
+            return FileResult(file: file, outcome: .unreadable(error))
+        }
+    }
+}
