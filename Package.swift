@@ -29,6 +29,13 @@ let package = Package(
             name: "SagaStore",
             dependencies: ["SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // rabbitmq-c 0.11 (Debian's librabbitmq-dev); imported only by AMQPTransport.
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        // AMQP 0-9-1 client over rabbitmq-c: one thread per connection, confirms, reconnect, async API.
+        .target(
+            name: "AMQPTransport",
+            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
+        ),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
@@ -44,6 +51,7 @@ let package = Package(
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
+        .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
     ],
     swiftLanguageModes: [.v6]
 )

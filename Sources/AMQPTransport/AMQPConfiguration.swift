@@ -1,0 +1,188 @@
+import Foundation
+
+/// Where and how to connect to RabbitMQ.
+///
+/// The password is never logged: ``description`` redacts it. Mapping environment variables or a password
+/// file onto this struct is the worker's job; ``init(url:)`` parses `amqp://` and `amqps://` URLs.
+public struct AMQPConfiguration: Sendable, CustomStringConvertible {
+    /// TLS settings for `amqps://` connections.
+    public struct TLS: Sendable, Hashable {
+        /// PEM file of the certificate authorities that signed the broker's certificate; `nil` uses none,
+        /// which only works with ``verifyPeer`` off.
+        public var caCertificatePath: String?
+        /// PEM client certificate for mutual TLS (needs ``clientKeyPath``).
+        public var clientCertificatePath: String?
+        /// PEM private key of the client certificate.
+        public var clientKeyPath: String?
+        /// Check the broker's certificate chain against the CA. Turn off only for local tests.
+        public var verifyPeer: Bool
+        /// Check that the broker's certificate names ``AMQPConfiguration/host``.
+        public var verifyHostname: Bool
+
+        /// Creates TLS settings; verification is on by default.
+        public init(
+            caCertificatePath: String? = nil, clientCertificatePath: String? = nil, clientKeyPath: String? = nil,
+            verifyPeer: Bool = true, verifyHostname: Bool = true
+        ) {
+            self.caCertificatePath = caCertificatePath
+            self.clientCertificatePath = clientCertificatePath
+            self.clientKeyPath = clientKeyPath
+            self.verifyPeer = verifyPeer
+            self.verifyHostname = verifyHostname
+        }
+    }
+
+    /// How the client waits between reconnect attempts: exponential backoff from ``initialDelay``,
+    /// multiplied by ``multiplier`` after each failure, capped at ``maxDelay``.
+    public struct ReconnectPolicy: Sendable, Hashable {
+        /// Wait before the first attempt after a connection is lost.
+        public var initialDelay: Duration
+        /// The longest wait between attempts.
+        public var maxDelay: Duration
+        /// Growth factor per failed attempt (at least 1).
+        public var multiplier: Double
+
+        /// Creates a policy: 100 ms, doubling, at most 30 s by default.
+        public init(
+            initialDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(30), multiplier: Double = 2
+        ) {
+            self.initialDelay = initialDelay
+            self.maxDelay = maxDelay
+            self.multiplier = multiplier
+        }
+    }
+
+    /// Broker host name or address.
+    public var host: String
+    /// Broker port (5672 for AMQP, 5671 for AMQPS by convention).
+    public var port: Int
+    /// Virtual host, e.g. `/`.
+    public var virtualHost: String
+    /// User name.
+    public var user: String
+    /// Password. Never logged; ``description`` shows `***`.
+    public var password: String
+    /// Heartbeat interval in seconds proposed to the broker; 0 disables heartbeats. Dead connections are
+    /// noticed after about two intervals.
+    public var heartbeatSeconds: Int
+    /// Name shown in the broker's management UI and `rabbitmqctl list_connections`.
+    public var connectionName: String
+    /// TLS settings; `nil` means plain TCP.
+    public var tls: TLS?
+    /// Limit for opening the socket and the AMQP handshake.
+    public var connectTimeout: Duration
+    /// Limit for one synchronous operation (declare, bind, consume, close). Exceeding it counts as a lost
+    /// connection.
+    public var rpcTimeout: Duration
+    /// Backoff between reconnect attempts.
+    public var reconnect: ReconnectPolicy
+
+    /// Creates a configuration; the defaults reach a local broker as `guest`.
+    public init(
+        host: String = "127.0.0.1", port: Int = 5672, virtualHost: String = "/", user: String = "guest",
+        password: String = "guest", heartbeatSeconds: Int = 30, connectionName: String = "waybill", tls: TLS? = nil,
+        connectTimeout: Duration = .seconds(10), rpcTimeout: Duration = .seconds(30),
+        reconnect: ReconnectPolicy = ReconnectPolicy()
+    ) {
+        self.host = host
+        self.port = port
+        self.virtualHost = virtualHost
+        self.user = user
+        self.password = password
+        self.heartbeatSeconds = heartbeatSeconds
+        self.connectionName = connectionName
+        self.tls = tls
+        self.connectTimeout = connectTimeout
+        self.rpcTimeout = rpcTimeout
+        self.reconnect = reconnect
+    }
+
+    /// Parses an AMQP URI as RabbitMQ documents it:
+    /// `amqp[s]://user:password@host:port/vhost?heartbeat=10&connection_name=w1`.
+    ///
+    /// The vhost is the percent-decoded path without its leading `/` (an empty path means `/`, so the
+    /// default vhost is `amqp://host` or `amqp://host/%2F`). For `amqps` the query may name `cacertfile`,
+    /// `certfile`, `keyfile` and `verify` (`verify_peer` or `verify_none`) and `verify_hostname`
+    /// (`true`/`false`); `connection_timeout` is in milliseconds.
+    public init(url: String) throws(AMQPError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
+            throw AMQPError(.invalidConfiguration, "not a URL: \(Self.redact(url))")
+        }
+        let secure: Bool
+        switch scheme {
+        case "amqp": secure = false
+        case "amqps": secure = true
+        default:
+            throw AMQPError(
+                .invalidConfiguration, "unsupported URL scheme '\(scheme)': use amqp:// or amqps://")
+        }
+        self.init()
+        if let host = components.host, !host.isEmpty { self.host = host }
+        port = components.port ?? (secure ? 5671 : 5672)
+        if let user = components.user { self.user = user }
+        if let password = components.password { self.password = password }
+        let path = components.percentEncodedPath
+        if path.isEmpty || path == "/" {
+            virtualHost = "/"
+        } else {
+            let encoded = path.dropFirst()
+            guard !encoded.contains("/"), let decoded = String(encoded).removingPercentEncoding else {
+                throw AMQPError(
+                    .invalidConfiguration,
+                    "invalid vhost in URL \(Self.redact(url)): percent-encode '/' in a vhost as %2F")
+            }
+            virtualHost = decoded
+        }
+        var tls = secure ? TLS() : nil
+        for item in components.queryItems ?? [] {
+            let value = item.value ?? ""
+            switch item.name {
+            case "heartbeat":
+                guard let seconds = Int(value), seconds >= 0 else {
+                    throw AMQPError(.invalidConfiguration, "heartbeat must be whole seconds, got '\(value)'")
+                }
+                heartbeatSeconds = seconds
+            case "connection_timeout":
+                guard let milliseconds = Int(value), milliseconds > 0 else {
+                    throw AMQPError(
+                        .invalidConfiguration, "connection_timeout must be milliseconds, got '\(value)'")
+                }
+                connectTimeout = .milliseconds(milliseconds)
+            case "connection_name", "name":
+                connectionName = value
+            case "cacertfile": tls?.caCertificatePath = value
+            case "certfile": tls?.clientCertificatePath = value
+            case "keyfile": tls?.clientKeyPath = value
+            case "verify":
+                switch value {
+                case "verify_peer": tls?.verifyPeer = true
+                case "verify_none":
+                    tls?.verifyPeer = false
+                    tls?.verifyHostname = false
+                default:
+                    throw AMQPError(
+                        .invalidConfiguration, "verify must be verify_peer or verify_none, got '\(value)'")
+                }
+            case "verify_hostname":
+                tls?.verifyHostname = value != "false"
+            default:
+                throw AMQPError(.invalidConfiguration, "unknown AMQP URL parameter '\(item.name)'")
+            }
+        }
+        self.tls = tls
+    }
+
+    /// The settings without the password, for logs.
+    public var description: String {
+        let scheme = tls == nil ? "amqp" : "amqps"
+        return
+            "\(scheme)://\(user):***@\(host):\(port)/ vhost=\(virtualHost) heartbeat=\(heartbeatSeconds)s name=\(connectionName)"
+    }
+
+    /// A URL with any password replaced by `***`.
+    static func redact(_ url: String) -> String {
+        guard var components = URLComponents(string: url) else { return "<unparseable URL>" }
+        if components.password != nil { components.password = "***" }
+        return components.string ?? "<unparseable URL>"
+    }
+}

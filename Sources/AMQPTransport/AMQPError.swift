@@ -1,0 +1,108 @@
+/// An error of the AMQP transport: a stable ``Code`` to branch on, a message for people, and the cause
+/// (the broker's reply or rabbitmq-c's status) when there is one.
+///
+/// Credentials never appear in ``message`` or ``description``.
+public struct AMQPError: Error, Sendable, CustomStringConvertible {
+    /// A stable, machine-readable kind of failure. Compare codes, not messages.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The code's stable name, e.g. `channel-closed`.
+        public let rawValue: String
+
+        /// Creates a code from its stable name.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The TCP or TLS connection to the broker could not be opened.
+        public static let connectionFailed = Code(rawValue: "connection-failed")
+        /// The broker refused the user name or password, or the user may not use the virtual host.
+        public static let authenticationFailed = Code(rawValue: "authentication-failed")
+        /// The broker closed the connection (connection.close), e.g. an operator forced it or the node stops.
+        public static let connectionClosed = Code(rawValue: "connection-closed")
+        /// The connection broke (socket error, missed heartbeats, RPC timeout).
+        public static let connectionLost = Code(rawValue: "connection-lost")
+        /// The broker closed a channel because of an error in an operation (e.g. 404 for a missing exchange,
+        /// 406 for a queue redeclared with other arguments). The client has reopened the channel.
+        public static let channelClosed = Code(rawValue: "channel-closed")
+        /// The operation needs a live connection and the client is reconnecting.
+        public static let notConnected = Code(rawValue: "not-connected")
+        /// The client was closed; it accepts no more work.
+        public static let clientClosed = Code(rawValue: "client-closed")
+        /// A configuration value or URL is invalid.
+        public static let invalidConfiguration = Code(rawValue: "invalid-configuration")
+        /// An argument cannot be sent over AMQP (e.g. a name longer than 255 bytes).
+        public static let invalidArgument = Code(rawValue: "invalid-argument")
+        /// The broker cancelled a consumer (its queue was deleted or failed over).
+        public static let consumerCancelled = Code(rawValue: "consumer-cancelled")
+        /// The broker or the library sent something this client does not understand.
+        public static let protocolError = Code(rawValue: "protocol-error")
+
+        /// The stable name.
+        public var description: String { rawValue }
+    }
+
+    /// The broker's reply when it closed a channel or the connection.
+    public struct ServerReply: Sendable, Equatable, CustomStringConvertible {
+        /// AMQP reply code, e.g. 404 (not found), 406 (precondition failed), 320 (connection forced).
+        public var code: UInt16
+        /// The broker's explanation, e.g. `NOT_FOUND - no exchange 'x' in vhost '/'`.
+        public var text: String
+        /// The AMQP class of the method that failed (0 when not method-specific).
+        public var classID: UInt16
+        /// The AMQP method that failed (0 when not method-specific).
+        public var methodID: UInt16
+
+        /// Creates a server reply.
+        public init(code: UInt16, text: String, classID: UInt16 = 0, methodID: UInt16 = 0) {
+            self.code = code
+            self.text = text
+            self.classID = classID
+            self.methodID = methodID
+        }
+
+        /// `404 NOT_FOUND - ...`.
+        public var description: String { "\(code) \(text)" }
+    }
+
+    /// A status code of rabbitmq-c and its text (from `amqp_error_string2`).
+    public struct LibraryStatus: Sendable, Equatable, CustomStringConvertible {
+        /// The (negative) `amqp_status_enum` value.
+        public var code: Int32
+        /// rabbitmq-c's description of the status.
+        public var text: String
+
+        /// Creates a library status.
+        public init(code: Int32, text: String) {
+            self.code = code
+            self.text = text
+        }
+
+        /// `a socket error occurred (-9)`.
+        public var description: String { "\(text) (\(code))" }
+    }
+
+    /// What kind of failure this is.
+    public var code: Code
+    /// What went wrong and, where it helps, how to fix it.
+    public var message: String
+    /// The broker's reply, when the broker closed a channel or the connection.
+    public var serverReply: ServerReply?
+    /// rabbitmq-c's status, when the library reported the failure.
+    public var libraryStatus: LibraryStatus?
+
+    /// Creates an error.
+    public init(
+        _ code: Code, _ message: String, serverReply: ServerReply? = nil, libraryStatus: LibraryStatus? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.serverReply = serverReply
+        self.libraryStatus = libraryStatus
+    }
+
+    /// One line: code, message and cause.
+    public var description: String {
+        var text = "\(code): \(message)"
+        if let serverReply { text += " (broker: \(serverReply))" }
+        if let libraryStatus { text += " (rabbitmq-c: \(libraryStatus))" }
+        return text
+    }
+}

@@ -1,0 +1,726 @@
+import CRabbitMQ
+import Foundation
+import Glibc
+import Logging
+
+/// The connection thread's state machine: the only code that calls rabbitmq-c.
+///
+/// One instance lives on one dedicated thread for the client's whole life and is never shared, so none
+/// of its state needs a lock. The thread loops: run the commands callers queued in the ``Mailbox``, read
+/// every frame rabbitmq-c can give without blocking and dispatch it, then poll() the socket and the
+/// mailbox's eventfd together (bounded by a fraction of the heartbeat interval, so heartbeats are sent and
+/// checked on time).
+///
+/// Channels: 1 runs declarations and other synchronous operations, 2 publishes in confirm mode, and each
+/// consumer has its own channel from 3 up, so a `multiple` ack covers only that consumer's deliveries.
+final class ConnectionDriver {
+    private static let controlChannel: UInt16 = 1
+    private static let publishChannel: UInt16 = 2
+    private static let firstConsumerChannel: UInt16 = 3
+    private static let lastConsumerChannel: UInt16 = 2047
+    private static let framesPerTurn = 512
+
+    private let configuration: AMQPConfiguration
+    private let mailbox: Mailbox
+    private let status: ConnectionStatus
+    private let logger: Logger
+
+    /// The open connection; `nil` while reconnecting. A lost connection moves to `retiredLinks` and is
+    /// freed at the top of the loop, so no frame or call in progress touches freed library memory.
+    private var link: BrokerLink?
+    private var retiredLinks: [BrokerLink] = []
+    private var controlChannelOpen = false
+    private var publishChannelOpen = false
+    private var finished = false
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Declarations to replay after a reconnect, in the order they were first made.
+    private var topology: [TopologyStep] = []
+
+    private var consumers: [Int: Consumer] = [:]
+    private var consumerIDByChannel: [UInt16: Int] = [:]
+    private var nextConsumerChannel = ConnectionDriver.firstConsumerChannel
+    private var nextGeneration: UInt64 = 1
+
+    private var nextSequence: UInt64 = 1
+    private var oldestPending: UInt64 = 1
+    private var pending: [UInt64: PendingPublish] = [:]
+    private var pendingByMessageID: [String: [UInt64]] = [:]
+    private var batches: [Int: Batch] = [:]
+    private var nextBatchID = 0
+
+    /// Messages whose method frame arrived and whose header and body frames are still coming, by channel.
+    private var partial: [UInt16: PartialContent] = [:]
+
+    init(configuration: AMQPConfiguration, mailbox: Mailbox, status: ConnectionStatus, logger: Logger) {
+        self.configuration = configuration
+        self.mailbox = mailbox
+        self.status = status
+        var logger = logger
+        logger[metadataKey: "amqp.connection"] = .string(configuration.connectionName)
+        self.logger = logger
+    }
+
+    // MARK: - The thread's life
+
+    /// Connects, reports the outcome of that first attempt, then serves until the client closes.
+    func run(reportingFirstConnectionTo firstConnection: CheckedContinuation<Void, any Error>) {
+        do {
+            try establish()
+        } catch {
+            logger.error("AMQP connection failed", metadata: ["error": "\(error)"])
+            for command in mailbox.shutDown() {
+                command.refuse(with: AMQPError(.notConnected, "the first connection to the broker failed: \(error)"))
+            }
+            status.enter(.idle)
+            firstConnection.resume(throwing: error)
+            return
+        }
+        logger.info("AMQP connected", metadata: ["broker": "\(configuration)"])
+        firstConnection.resume()
+        while !finished {
+            retiredLinks.removeAll()
+            guard link != nil else {
+                reconnect()
+                continue
+            }
+            handle(mailbox.takeAll())
+            if finished { break }
+            pumpFrames()
+            if let link, !finished { waitForActivity(on: link) }
+        }
+        shutDown()
+    }
+
+    private func waitForActivity(on link: BrokerLink) {
+        if link.hasBufferedInput { return }
+        let heartbeat = configuration.heartbeatSeconds
+        let timeout = Int32(heartbeat > 0 ? min(1000, max(100, heartbeat * 250)) : 1000)
+        var descriptors = [
+            pollfd(fd: link.socketDescriptor, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: mailbox.wakeDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        _ = poll(&descriptors, 2, timeout)
+    }
+
+    /// Sleeps for the backoff delay while still answering commands; returns early when asked to close.
+    private func pause(for delay: Duration) {
+        let deadline = ContinuousClock.now + delay
+        while !finished {
+            let remaining = ContinuousClock.now.duration(to: deadline)
+            if remaining <= .zero { return }
+            let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+            var descriptor = pollfd(fd: mailbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, Int32(clamping: max(1, milliseconds)))
+            handle(mailbox.takeAll())
+        }
+    }
+
+    private func reconnect() {
+        var delay = configuration.reconnect.initialDelay
+        var attempt = 0
+        while !finished {
+            pause(for: delay)
+            if finished { return }
+            attempt += 1
+            do {
+                try establish()
+                logger.notice(
+                    "AMQP reconnected", metadata: ["attempt": "\(attempt)", "broker": "\(configuration)"])
+                return
+            } catch {
+                let next = min(delay * max(1, configuration.reconnect.multiplier), configuration.reconnect.maxDelay)
+                logger.warning(
+                    "AMQP reconnect attempt failed",
+                    metadata: ["attempt": "\(attempt)", "error": "\(error)", "retry_in": "\(next)"])
+                delay = next
+            }
+        }
+    }
+
+    /// Opens a connection and restores everything the client registered: channels, confirm mode,
+    /// declarations and consumers.
+    private func establish() throws(AMQPError) {
+        let link = try BrokerLink.open(configuration)
+        self.link = link
+        do {
+            try link.openChannel(Self.controlChannel)
+            controlChannelOpen = true
+            try openPublishChannel(on: link)
+            for step in topology {
+                switch step {
+                case .exchange(let declaration): try link.declare(declaration, channel: Self.controlChannel)
+                case .queue(let declaration): _ = try link.declare(declaration, passive: false, channel: Self.controlChannel)
+                case .binding(let binding): try link.bind(binding, channel: Self.controlChannel)
+                }
+            }
+            consumerIDByChannel.removeAll()
+            nextConsumerChannel = Self.firstConsumerChannel
+            for id in consumers.keys.sorted() {
+                guard let channel = allocateConsumerChannel() else { break }
+                consumers[id]?.channel = channel
+                consumerIDByChannel[channel] = id
+                do {
+                    try subscribe(id, on: link)
+                } catch where error.code == .channelClosed {
+                    logger.error(
+                        "AMQP consumer could not be restored",
+                        metadata: ["queue": "\(consumers[id]?.request.queue ?? "")", "error": "\(error)"])
+                    removeConsumer(id, finishingWith: error)
+                }
+            }
+        } catch {
+            self.link = nil
+            controlChannelOpen = false
+            publishChannelOpen = false
+            link.destroy()
+            throw error
+        }
+        status.enter(.connected)
+    }
+
+    private func openPublishChannel(on link: BrokerLink) throws(AMQPError) {
+        try link.openChannel(Self.publishChannel)
+        try link.selectConfirms(Self.publishChannel)
+        publishChannelOpen = true
+        nextSequence = 1
+        oldestPending = 1
+    }
+
+    /// Forgets the connection after a failure. Unconfirmed publishes are reported as not sent, consumers
+    /// wait for the reconnect, and the loop reconnects with backoff.
+    private func connectionLost(_ error: AMQPError) {
+        guard let link else { return }
+        logger.warning("AMQP connection lost; reconnecting", metadata: ["error": "\(error)"])
+        retiredLinks.append(link)
+        self.link = nil
+        controlChannelOpen = false
+        publishChannelOpen = false
+        partial.removeAll()
+        failPendingPublishes(with: .connectionLost)
+        for id in consumers.keys { consumers[id]?.generation = nil }
+        status.enter(.reconnecting)
+    }
+
+    private func shutDown() {
+        for command in mailbox.shutDown() {
+            command.refuse(with: AMQPError(.clientClosed, "the AMQP client is closed"))
+        }
+        if let link {
+            link.close()
+            self.link = nil
+        }
+        retiredLinks.removeAll()
+        failPendingPublishes(with: .connectionLost)
+        for id in consumers.keys.sorted() { removeConsumer(id, finishingWith: nil) }
+        status.enter(.closed)
+        logger.info("AMQP client closed")
+        for waiter in closeWaiters { waiter.resume() }
+        closeWaiters.removeAll()
+    }
+
+    // MARK: - Commands
+
+    private func handle(_ commands: [Command]) {
+        for command in commands {
+            switch command {
+            case .publish(let batch, let continuation):
+                publish(batch, continuation)
+            case .declareExchange(let declaration, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        try link.declare(declaration, channel: Self.controlChannel)
+                        self.remember(.exchange(declaration))
+                    })
+            case .declareQueue(let declaration, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        guard !declaration.name.isEmpty else {
+                            throw AMQPError(
+                                .invalidArgument,
+                                "queue names must be chosen by the client, so the queue can be declared again after a reconnect")
+                        }
+                        let info = try link.declare(declaration, passive: false, channel: Self.controlChannel)
+                        self.remember(.queue(declaration))
+                        return info
+                    })
+            case .inspectQueue(let name, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        try link.declare(QueueDeclaration(name: name), passive: true, channel: Self.controlChannel)
+                    })
+            case .bind(let binding, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        try link.bind(binding, channel: Self.controlChannel)
+                        self.remember(.binding(binding))
+                    })
+            case .deleteQueue(let name, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        let count = try link.deleteQueue(name, channel: Self.controlChannel)
+                        self.topology.removeAll { $0.involvesQueue(name) }
+                        return count
+                    })
+            case .deleteExchange(let name, let continuation):
+                continuation.resume(
+                    with: onControlChannel { link throws(AMQPError) in
+                        try link.deleteExchange(name, channel: Self.controlChannel)
+                        self.topology.removeAll { $0.involvesExchange(name) }
+                    })
+            case .consume(let request, let continuation):
+                continuation.resume(with: startConsumer(request))
+            case .cancelConsumer(let id, let continuation):
+                cancelConsumer(id)
+                continuation?.resume()
+            case .settle(let tag, let settlement):
+                settle(tag, settlement)
+            case .close(let continuation):
+                finished = true
+                if let continuation { closeWaiters.append(continuation) }
+            }
+        }
+    }
+
+    /// Runs a synchronous operation on the control channel, reopening it first if the broker closed it.
+    private func onControlChannel<T>(_ operation: (BrokerLink) throws(AMQPError) -> T) -> Result<T, any Error> {
+        guard let link else {
+            return .failure(
+                AMQPError(.notConnected, "not connected to the broker (the client is reconnecting); try again later"))
+        }
+        do {
+            if !controlChannelOpen {
+                try link.openChannel(Self.controlChannel)
+                controlChannelOpen = true
+            }
+            return .success(try operation(link))
+        } catch {
+            if error.code == .channelClosed {
+                controlChannelOpen = false
+            } else if [.connectionLost, .connectionClosed, .protocolError].contains(error.code) {
+                connectionLost(error)
+            }
+            return .failure(error)
+        }
+    }
+
+    private func remember(_ step: TopologyStep) {
+        if let index = topology.firstIndex(where: { $0.declares(sameObjectAs: step) }) {
+            topology[index] = step
+        } else {
+            topology.append(step)
+        }
+    }
+
+    // MARK: - Publishing
+
+    private func publish(_ batch: [OutboundMessage], _ continuation: CheckedContinuation<[PublishOutcome], any Error>) {
+        guard !batch.isEmpty else { return continuation.resume(returning: []) }
+        guard let link, publishChannelOpen else {
+            return continuation.resume(returning: Array(repeating: .connectionLost, count: batch.count))
+        }
+        let batchID = nextBatchID
+        nextBatchID += 1
+        batches[batchID] = Batch(outcomes: Array(repeating: nil, count: batch.count), continuation: continuation)
+        for (index, original) in batch.enumerated() {
+            if let problem = Self.problem(with: original) {
+                record(.rejected(problem), batch: batchID, index: index)
+                continue
+            }
+            var message = original
+            if message.mandatory, message.properties.messageID == nil {
+                message.properties.messageID = UUID().uuidString
+            }
+            let result = link.publish(message, channel: Self.publishChannel)
+            guard result == AMQP_STATUS_OK.rawValue else {
+                for unsent in index..<batch.count { record(.connectionLost, batch: batchID, index: unsent) }
+                connectionLost(
+                    AMQPError(.connectionLost, "publishing failed", libraryStatus: Wire.libraryStatus(result)))
+                return
+            }
+            let sequence = nextSequence
+            nextSequence += 1
+            let returnKey = message.mandatory ? message.properties.messageID : nil
+            pending[sequence] = PendingPublish(batch: batchID, index: index, returnKey: returnKey)
+            if let returnKey { pendingByMessageID[returnKey, default: []].append(sequence) }
+        }
+    }
+
+    /// Why a message cannot be encoded, if it cannot: AMQP short strings hold at most 255 bytes.
+    private static func problem(with message: OutboundMessage) -> AMQPError? {
+        let properties = message.properties
+        let shortStrings: [(String, String?)] = [
+            ("exchange", message.exchange), ("routing key", message.routingKey),
+            ("content type", properties.contentType), ("content encoding", properties.contentEncoding),
+            ("correlation id", properties.correlationID), ("reply-to", properties.replyTo),
+            ("expiration", properties.expiration), ("message id", properties.messageID), ("type", properties.type),
+            ("user id", properties.userID), ("app id", properties.appID),
+        ]
+        for (name, value) in shortStrings where (value?.utf8.count ?? 0) > 255 {
+            return AMQPError(.invalidArgument, "the \(name) is longer than 255 bytes; AMQP cannot carry it")
+        }
+        if let key = properties.headers.keys.first(where: { $0.utf8.count > 128 }) {
+            return AMQPError(.invalidArgument, "header name '\(key.prefix(40))...' is longer than 128 bytes")
+        }
+        return nil
+    }
+
+    private func confirm(upTo tag: UInt64, multiple: Bool, nacked: Bool) {
+        let lower = multiple ? oldestPending : tag
+        if lower <= tag {
+            for sequence in lower...tag {
+                guard let publish = pending.removeValue(forKey: sequence) else { continue }
+                resolve(publish, sequence: sequence, as: nacked ? .nacked : (publish.returned ?? .confirmed))
+            }
+        }
+        while oldestPending < nextSequence, pending[oldestPending] == nil { oldestPending += 1 }
+    }
+
+    private func returned(_ content: PartialContent, replyCode: UInt16, replyText: String) {
+        guard let key = content.properties.messageID,
+            let sequence = pendingByMessageID[key]?.first(where: { pending[$0]?.returned == nil })
+        else {
+            logger.warning(
+                "AMQP broker returned a message that matches no pending publish",
+                metadata: ["reply": "\(replyCode) \(replyText)"])
+            return
+        }
+        pending[sequence]?.returned = .returned(replyCode: replyCode, replyText: replyText)
+    }
+
+    private func resolve(_ publish: PendingPublish, sequence: UInt64, as outcome: PublishOutcome) {
+        if let key = publish.returnKey {
+            pendingByMessageID[key]?.removeAll { $0 == sequence }
+            if pendingByMessageID[key]?.isEmpty == true { pendingByMessageID[key] = nil }
+        }
+        record(outcome, batch: publish.batch, index: publish.index)
+    }
+
+    private func record(_ outcome: PublishOutcome, batch id: Int, index: Int) {
+        guard var batch = batches[id], batch.outcomes[index] == nil else { return }
+        batch.outcomes[index] = outcome
+        batch.remaining -= 1
+        if batch.remaining == 0 {
+            batches[id] = nil
+            batch.continuation.resume(returning: batch.outcomes.map { $0 ?? .connectionLost })
+        } else {
+            batches[id] = batch
+        }
+    }
+
+    private func failPendingPublishes(with outcome: PublishOutcome) {
+        let failed = pending.sorted { $0.key < $1.key }
+        pending.removeAll()
+        pendingByMessageID.removeAll()
+        for (sequence, publish) in failed { resolve(publish, sequence: sequence, as: outcome) }
+        oldestPending = nextSequence
+    }
+
+    // MARK: - Consuming
+
+    private func startConsumer(_ request: ConsumerRequest) -> Result<Void, any Error> {
+        guard let link else {
+            request.deliveries.finish()
+            return .failure(
+                AMQPError(.notConnected, "not connected to the broker (the client is reconnecting); try again later"))
+        }
+        guard let channel = allocateConsumerChannel() else {
+            request.deliveries.finish()
+            return .failure(AMQPError(.invalidArgument, "too many consumers on one connection"))
+        }
+        consumers[request.id] = Consumer(request: request, channel: channel)
+        consumerIDByChannel[channel] = request.id
+        do {
+            try subscribe(request.id, on: link)
+            return .success(())
+        } catch {
+            removeConsumer(request.id, finishingWith: nil)
+            if error.code != .channelClosed { connectionLost(error) }
+            return .failure(error)
+        }
+    }
+
+    private func allocateConsumerChannel() -> UInt16? {
+        if nextConsumerChannel <= Self.lastConsumerChannel {
+            defer { nextConsumerChannel += 1 }
+            return nextConsumerChannel
+        }
+        return (Self.firstConsumerChannel...Self.lastConsumerChannel).first { consumerIDByChannel[$0] == nil }
+    }
+
+    /// Opens the consumer's channel, sets its prefetch and subscribes; the new channel incarnation gets a
+    /// new generation.
+    private func subscribe(_ id: Int, on link: BrokerLink) throws(AMQPError) {
+        guard let consumer = consumers[id] else { return }
+        let request = consumer.request
+        try link.openChannel(consumer.channel)
+        try link.setPrefetch(request.prefetch, channel: consumer.channel)
+        try link.consume(
+            queue: request.queue, consumerTag: request.consumerTag, exclusive: request.exclusive,
+            arguments: request.arguments, channel: consumer.channel)
+        consumers[id]?.generation = nextGeneration
+        nextGeneration += 1
+    }
+
+    private func cancelConsumer(_ id: Int) {
+        guard let consumer = consumers[id] else { return }
+        if let link, consumer.generation != nil {
+            do {
+                try link.cancel(consumerTag: consumer.request.consumerTag, channel: consumer.channel)
+                try link.closeChannel(consumer.channel)
+            } catch where error.code == .channelClosed {
+                // The channel is gone either way.
+            } catch {
+                connectionLost(error)
+            }
+        }
+        removeConsumer(id, finishingWith: nil)
+    }
+
+    private func removeConsumer(_ id: Int, finishingWith error: AMQPError?) {
+        guard let consumer = consumers.removeValue(forKey: id) else { return }
+        if consumerIDByChannel[consumer.channel] == id { consumerIDByChannel[consumer.channel] = nil }
+        partial[consumer.channel] = nil
+        consumer.request.deliveries.finish(throwing: error)
+    }
+
+    private func settle(_ tag: DeliveryTag, _ settlement: Settlement) {
+        guard let link, let id = consumerIDByChannel[tag.channel], let consumer = consumers[id],
+            consumer.generation == tag.generation
+        else {
+            logger.debug("AMQP settlement of a delivery from an earlier channel dropped", metadata: ["tag": "\(tag)"])
+            return
+        }
+        let result =
+            switch settlement {
+            case .ack(let multiple): link.ack(tag.value, multiple: multiple, channel: tag.channel)
+            case .nack(let multiple, let requeue):
+                link.nack(tag.value, multiple: multiple, requeue: requeue, channel: tag.channel)
+            case .reject(let requeue): link.reject(tag.value, requeue: requeue, channel: tag.channel)
+            }
+        if result != AMQP_STATUS_OK.rawValue {
+            connectionLost(
+                AMQPError(.connectionLost, "settling delivery \(tag) failed", libraryStatus: Wire.libraryStatus(result)))
+        }
+    }
+
+    // MARK: - Frames
+
+    private func pumpFrames() {
+        var noWait = timeval(tv_sec: 0, tv_usec: 0)
+        for _ in 0..<Self.framesPerTurn {
+            guard let link, !finished else { return }
+            var frame = amqp_frame_t()
+            let result = amqp_simple_wait_frame_noblock(link.state, &frame, &noWait)
+            if result == AMQP_STATUS_TIMEOUT.rawValue { return }
+            guard result == AMQP_STATUS_OK.rawValue else {
+                connectionLost(
+                    AMQPError(
+                        .connectionLost, "reading from the broker failed", libraryStatus: Wire.libraryStatus(result)))
+                return
+            }
+            dispatch(frame, on: link)
+            if self.link === link { amqp_maybe_release_buffers(link.state) }
+        }
+    }
+
+    private func dispatch(_ frame: amqp_frame_t, on link: BrokerLink) {
+        let channel = frame.channel
+        switch Int32(frame.frame_type) {
+        case AMQP_FRAME_METHOD:
+            handleMethod(frame.payload.method, channel: channel, on: link)
+        case AMQP_FRAME_HEADER:
+            guard var content = partial[channel] else { return }
+            content.properties = Wire.properties(frame.payload.properties.decoded)
+            content.bodySize = frame.payload.properties.body_size
+            content.body.reserveCapacity(Int(min(content.bodySize, 16 << 20)))
+            if content.bodySize == 0 {
+                partial[channel] = nil
+                complete(content, channel: channel)
+            } else {
+                partial[channel] = content
+            }
+        case AMQP_FRAME_BODY:
+            guard var content = partial[channel] else { return }
+            content.body.append(Wire.data(frame.payload.body_fragment))
+            if UInt64(content.body.count) >= content.bodySize {
+                partial[channel] = nil
+                complete(content, channel: channel)
+            } else {
+                partial[channel] = content
+            }
+        default:
+            break
+        }
+    }
+
+    private func handleMethod(_ method: amqp_method_t, channel: UInt16, on link: BrokerLink) {
+        guard let decoded = method.decoded else { return }
+        switch method.id {
+        case waybill_basic_deliver:
+            let deliver = decoded.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
+            partial[channel] = PartialContent(
+                kind: .delivery(
+                    tag: deliver.delivery_tag, consumerTag: Wire.string(deliver.consumer_tag),
+                    redelivered: deliver.redelivered != 0, exchange: Wire.string(deliver.exchange),
+                    routingKey: Wire.string(deliver.routing_key)))
+        case waybill_basic_ack where channel == Self.publishChannel:
+            let ack = decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
+            confirm(upTo: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false)
+        case waybill_basic_nack where channel == Self.publishChannel:
+            let nack = decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
+            confirm(upTo: nack.delivery_tag, multiple: nack.multiple != 0, nacked: true)
+        case waybill_basic_return:
+            let returned = decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
+            partial[channel] = PartialContent(
+                kind: .returned(replyCode: returned.reply_code, replyText: Wire.string(returned.reply_text)))
+        case waybill_basic_cancel:
+            let cancel = decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
+            let tag = Wire.string(cancel.consumer_tag)
+            if cancel.nowait == 0 { link.sendCancelOK(consumerTag: tag, channel: channel) }
+            guard let id = consumerIDByChannel[channel] else { return }
+            logger.warning(
+                "AMQP broker cancelled a consumer (queue deleted or moved)",
+                metadata: ["queue": "\(consumers[id]?.request.queue ?? "")"])
+            removeConsumer(
+                id,
+                finishingWith: AMQPError(
+                    .consumerCancelled, "the broker cancelled consumer '\(tag)' (its queue was deleted or moved)"))
+        case waybill_channel_close:
+            link.sendChannelCloseOK(channel)
+            channelClosedByBroker(channel, reply: BrokerLink.serverReply(channelClose: decoded))
+        case waybill_connection_close:
+            let reply = BrokerLink.serverReply(connectionClose: decoded)
+            link.sendConnectionCloseOK()
+            connectionLost(AMQPError(.connectionClosed, "the broker closed the connection", serverReply: reply))
+        case waybill_connection_blocked:
+            status.setBlocked(true)
+            logger.warning("AMQP broker blocked publishing (resource alarm); confirms wait until it unblocks")
+        case waybill_connection_unblocked:
+            status.setBlocked(false)
+            logger.notice("AMQP broker unblocked publishing")
+        default:
+            logger.debug("AMQP ignored method", metadata: ["method": "\(method.id)", "channel": "\(channel)"])
+        }
+    }
+
+    private func channelClosedByBroker(_ channel: UInt16, reply: AMQPError.ServerReply) {
+        partial[channel] = nil
+        let error = AMQPError(.channelClosed, "the broker closed channel \(channel)", serverReply: reply)
+        logger.warning("AMQP channel closed by the broker", metadata: ["channel": "\(channel)", "reply": "\(reply)"])
+        guard let link else { return }
+        switch channel {
+        case Self.controlChannel:
+            controlChannelOpen = false
+        case Self.publishChannel:
+            publishChannelOpen = false
+            failPendingPublishes(with: .rejected(error))
+            do {
+                try openPublishChannel(on: link)
+            } catch {
+                connectionLost(error)
+            }
+        default:
+            guard let id = consumerIDByChannel[channel] else { return }
+            consumers[id]?.generation = nil
+            do {
+                try subscribe(id, on: link)
+            } catch where error.code == .channelClosed {
+                removeConsumer(id, finishingWith: error)
+            } catch {
+                connectionLost(error)
+            }
+        }
+    }
+
+    private func complete(_ content: PartialContent, channel: UInt16) {
+        switch content.kind {
+        case .returned(let replyCode, let replyText):
+            returned(content, replyCode: replyCode, replyText: replyText)
+        case .delivery(let tag, let consumerTag, let redelivered, let exchange, let routingKey):
+            guard let id = consumerIDByChannel[channel], let consumer = consumers[id],
+                let generation = consumer.generation
+            else { return }
+            let delivery = InboundDelivery(
+                deliveryTag: DeliveryTag(value: tag, generation: generation, channel: channel),
+                consumerTag: consumerTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey,
+                properties: content.properties, body: content.body)
+            if case .terminated = consumer.request.deliveries.yield(delivery) {
+                cancelConsumer(id)
+            }
+        }
+    }
+}
+
+// MARK: - Driver state
+
+private struct Consumer {
+    var request: ConsumerRequest
+    var channel: UInt16
+    /// The generation of the current channel incarnation; `nil` while not subscribed.
+    var generation: UInt64?
+}
+
+private struct PendingPublish {
+    var batch: Int
+    var index: Int
+    /// The message id a `basic.return` is matched by (mandatory messages only).
+    var returnKey: String?
+    /// Set when the broker returned the message; the confirm that follows keeps this outcome.
+    var returned: PublishOutcome?
+}
+
+private struct Batch {
+    var outcomes: [PublishOutcome?]
+    var remaining: Int
+    var continuation: CheckedContinuation<[PublishOutcome], any Error>
+
+    init(outcomes: [PublishOutcome?], continuation: CheckedContinuation<[PublishOutcome], any Error>) {
+        self.outcomes = outcomes
+        self.remaining = outcomes.count
+        self.continuation = continuation
+    }
+}
+
+private struct PartialContent {
+    enum Kind {
+        case delivery(tag: UInt64, consumerTag: String, redelivered: Bool, exchange: String, routingKey: String)
+        case returned(replyCode: UInt16, replyText: String)
+    }
+
+    var kind: Kind
+    var properties = MessageProperties()
+    var bodySize: UInt64 = 0
+    var body = Data()
+}
+
+private enum TopologyStep {
+    case exchange(ExchangeDeclaration)
+    case queue(QueueDeclaration)
+    case binding(QueueBinding)
+
+    func declares(sameObjectAs other: TopologyStep) -> Bool {
+        switch (self, other) {
+        case (.exchange(let a), .exchange(let b)): a.name == b.name
+        case (.queue(let a), .queue(let b)): a.name == b.name
+        case (.binding(let a), .binding(let b)): a == b
+        default: false
+        }
+    }
+
+    func involvesQueue(_ name: String) -> Bool {
+        switch self {
+        case .queue(let declaration): declaration.name == name
+        case .binding(let binding): binding.queue == name
+        case .exchange: false
+        }
+    }
+
+    func involvesExchange(_ name: String) -> Bool {
+        switch self {
+        case .exchange(let declaration): declaration.name == name
+        case .binding(let binding): binding.exchange == name
+        case .queue: false
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import CRabbitMQ
+import Glibc
+import Synchronization
+
+/// Work that async callers hand to the connection thread. Each case carries the continuation the thread
+/// resumes when the work is done.
+enum Command: Sendable {
+    case publish([OutboundMessage], CheckedContinuation<[PublishOutcome], any Error>)
+    case declareExchange(ExchangeDeclaration, CheckedContinuation<Void, any Error>)
+    case declareQueue(QueueDeclaration, CheckedContinuation<QueueInfo, any Error>)
+    case inspectQueue(String, CheckedContinuation<QueueInfo, any Error>)
+    case bind(QueueBinding, CheckedContinuation<Void, any Error>)
+    case deleteQueue(String, CheckedContinuation<UInt32, any Error>)
+    case deleteExchange(String, CheckedContinuation<Void, any Error>)
+    case consume(ConsumerRequest, CheckedContinuation<Void, any Error>)
+    case cancelConsumer(id: Int, CheckedContinuation<Void, Never>?)
+    case settle(DeliveryTag, Settlement)
+    case close(CheckedContinuation<Void, Never>?)
+
+    /// Answers a command that will never run (the client is closed, or not connected yet).
+    func refuse(with error: AMQPError) {
+        switch self {
+        case .publish(_, let continuation): continuation.resume(throwing: error)
+        case .declareExchange(_, let continuation): continuation.resume(throwing: error)
+        case .declareQueue(_, let continuation): continuation.resume(throwing: error)
+        case .inspectQueue(_, let continuation): continuation.resume(throwing: error)
+        case .bind(_, let continuation): continuation.resume(throwing: error)
+        case .deleteQueue(_, let continuation): continuation.resume(throwing: error)
+        case .deleteExchange(_, let continuation): continuation.resume(throwing: error)
+        case .consume(let request, let continuation):
+            request.deliveries.finish()
+            continuation.resume(throwing: error)
+        case .cancelConsumer(_, let continuation): continuation?.resume()
+        case .settle: break
+        case .close(let continuation): continuation?.resume()
+        }
+    }
+}
+
+/// How to settle a delivery.
+enum Settlement: Sendable {
+    case ack(multiple: Bool)
+    case nack(multiple: Bool, requeue: Bool)
+    case reject(requeue: Bool)
+}
+
+/// A consumer as the caller asked for it; the connection thread keeps it for as long as the consumer lives
+/// and subscribes it again after every reconnect.
+struct ConsumerRequest: Sendable {
+    let id: Int
+    let queue: String
+    let prefetch: UInt16
+    let exclusive: Bool
+    let arguments: AMQPTable
+    let consumerTag: String
+    let deliveries: AsyncThrowingStream<InboundDelivery, any Error>.Continuation
+}
+
+/// The queue of ``Command``s from async callers to the connection thread, plus an eventfd that wakes the
+/// thread's poll() when a command arrives.
+final class Mailbox: Sendable {
+    /// Readable while commands wait. Owned by this object and closed in `deinit`.
+    let wakeDescriptor: Int32
+    private let state = Mutex(State())
+
+    private struct State {
+        var commands: [Command] = []
+        var accepting = true
+    }
+
+    init() throws(AMQPError) {
+        let descriptor = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard descriptor >= 0 else {
+            throw AMQPError(.connectionFailed, "cannot create an eventfd (errno \(errno))")
+        }
+        wakeDescriptor = descriptor
+    }
+
+    deinit { Glibc.close(wakeDescriptor) }
+
+    /// Queues a command for the connection thread; `false` when the thread no longer accepts work (the
+    /// caller must then answer the command itself).
+    func submit(_ command: Command) -> Bool {
+        let accepted = state.withLock { state in
+            guard state.accepting else { return false }
+            state.commands.append(command)
+            return true
+        }
+        if accepted { eventfd_write(wakeDescriptor, 1) }
+        return accepted
+    }
+
+    /// Takes every queued command. Clears the wake-up signal first, so a command submitted meanwhile
+    /// wakes the next poll().
+    func takeAll() -> [Command] {
+        var counter: eventfd_t = 0
+        _ = eventfd_read(wakeDescriptor, &counter)
+        return state.withLock { state in
+            defer { state.commands.removeAll(keepingCapacity: true) }
+            return state.commands
+        }
+    }
+
+    /// Stops accepting commands and returns those still queued.
+    func shutDown() -> [Command] {
+        state.withLock { state in
+            state.accepting = false
+            defer { state.commands.removeAll() }
+            return state.commands
+        }
+    }
+
+    /// Accepts commands again (after a failed first connection the client may try again).
+    func reopen() {
+        state.withLock { $0.accepting = true }
+    }
+}

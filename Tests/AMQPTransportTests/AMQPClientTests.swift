@@ -1,0 +1,290 @@
+import AMQPTransport
+import Foundation
+import Testing
+
+/// The transport against a real RabbitMQ (never a mock). Serialized: some tests force connections closed.
+@Suite(.serialized, .enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct AMQPClientTests {
+    @Test func publishBatchWithConfirmsThenConsumeAndAckMultiple() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("batch"))
+        let exchange = TestBroker.unique("orders")
+        let queue = TestBroker.unique("orders.q")
+        try await client.declareExchange(ExchangeDeclaration(name: exchange, kind: .topic, durable: false))
+        let declared = try await client.declareQueue(
+            QueueDeclaration(name: queue, durable: true, arguments: ["x-queue-type": "quorum", "x-delivery-limit": 5]))
+        #expect(declared == QueueInfo(name: queue, messageCount: 0, consumerCount: 0))
+        try await client.bind(QueueBinding(queue: queue, exchange: exchange, bindingKey: "order.*"))
+
+        let batch = (0..<20).map { index in
+            OutboundMessage(
+                exchange: exchange, routingKey: "order.placed", body: Data("order-\(index)"), mandatory: true,
+                persistent: true, contentType: "application/json", messageID: "m-\(index)")
+        }
+        let outcomes = try await client.publish(batch)
+        #expect(outcomes == Array(repeating: .confirmed, count: 20))
+        #expect(try await client.inspectQueue(queue).messageCount == 20)
+
+        let consumer = try await client.consume(queue: queue, prefetch: 50)
+        let deliveries = try await take(20, from: consumer)
+        #expect(deliveries.map { String(decoding: $0.body, as: UTF8.self) } == (0..<20).map { "order-\($0)" })
+        #expect(deliveries.allSatisfy { !$0.redelivered && $0.routingKey == "order.placed" && $0.exchange == exchange })
+        client.ack(try #require(deliveries.last).deliveryTag, multiple: true)
+        // Cancelling closes the consumer's channel: anything not acknowledged would go back to the queue.
+        await client.cancel(consumer)
+        #expect(try await client.inspectQueue(queue) == QueueInfo(name: queue, messageCount: 0, consumerCount: 0))
+
+        try await client.deleteQueue(queue)
+        try await client.deleteExchange(exchange)
+        await client.close()
+    }
+
+    @Test func propertiesAndHeadersRoundTrip() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("props"))
+        let queue = TestBroker.unique("props.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+        let timestamp = Date(timeIntervalSince1970: 1_767_225_600)
+        let headers: AMQPTable = [
+            "idempotency-key": "saga-1/reserve", "waybill-attempt": 3, "waybill-retry": false,
+            "raw": .bytes(Data([0, 1, 2, 255])), "nested": ["depth": 2, "name": "inner"],
+            "list": ["a", 1, true], "sent-at": .timestamp(timestamp), "ratio": 0.25,
+        ]
+        let message = OutboundMessage(
+            exchange: "", routingKey: queue, body: Data(#"{"orderId":"o-1"}"#), mandatory: true, persistent: true,
+            contentType: "application/json", messageID: "attempt-7", correlationID: "attempt-7",
+            replyTo: "waybill.replies.w1", type: "inventory.reserve", timestamp: timestamp, headers: headers)
+        #expect(try await client.publish(message) == .confirmed)
+
+        let consumer = try await client.consume(queue: queue, prefetch: 1)
+        let delivery = try #require(try await take(1, from: consumer).first)
+        let properties = delivery.properties
+        #expect(delivery.body == message.body)
+        #expect(delivery.routingKey == queue && delivery.exchange == "")
+        #expect(properties.contentType == "application/json")
+        #expect(properties.persistent)
+        #expect(properties.messageID == "attempt-7")
+        #expect(properties.correlationID == "attempt-7")
+        #expect(properties.replyTo == "waybill.replies.w1")
+        #expect(properties.type == "inventory.reserve")
+        #expect(properties.timestamp == timestamp)
+        #expect(properties.headers == headers)
+        client.ack(delivery.deliveryTag)
+        await client.close()
+    }
+
+    @Test func mandatoryPublishToUnroutableKeyComesBackReturned() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("returns"))
+        let exchange = TestBroker.unique("commands")
+        let queue = TestBroker.unique("commands.q")
+        try await client.declareExchange(ExchangeDeclaration(name: exchange, kind: .topic, durable: false))
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+        try await client.bind(QueueBinding(queue: queue, exchange: exchange, bindingKey: "erp.#"))
+
+        let outcomes = try await client.publish([
+            OutboundMessage(exchange: exchange, routingKey: "erp.order.accept", body: Data("1"), mandatory: true),
+            OutboundMessage(
+                exchange: exchange, routingKey: "nobody.listens", body: Data("2"), mandatory: true, messageID: "x-1"),
+            OutboundMessage(exchange: exchange, routingKey: "nobody.listens", body: Data("3"), mandatory: true),
+            OutboundMessage(exchange: exchange, routingKey: "nobody.listens", body: Data("4"), mandatory: false),
+        ])
+        #expect(
+            outcomes == [
+                .confirmed, .returned(replyCode: 312, replyText: "NO_ROUTE"),
+                .returned(replyCode: 312, replyText: "NO_ROUTE"), .confirmed,
+            ])
+        try await client.deleteExchange(exchange)
+        await client.close()
+    }
+
+    @Test func nackWithRequeueRedeliversWithRedeliveredFlag() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("nack"))
+        let queue = TestBroker.unique("nack.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+        #expect(try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("a"))) == .confirmed)
+        let consumer = try await client.consume(queue: queue, prefetch: 1)
+
+        let first = try #require(try await take(1, from: consumer).first)
+        #expect(!first.redelivered)
+        client.nack(first.deliveryTag, requeue: true)
+        let second = try #require(try await take(1, from: consumer).first)
+        #expect(second.redelivered)
+        #expect(second.body == Data("a"))
+        #expect(second.generation == first.generation)
+
+        client.reject(second.deliveryTag, requeue: false)
+        await client.cancel(consumer)
+        #expect(try await client.inspectQueue(queue).messageCount == 0)
+        await client.close()
+    }
+
+    @Test func prefetchBoundsUnacknowledgedDeliveries() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("prefetch"))
+        let queue = TestBroker.unique("prefetch.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+        let batch = (0..<10).map { OutboundMessage(exchange: "", routingKey: queue, body: Data("\($0)")) }
+        #expect(try await client.publish(batch).allSatisfy(\.isConfirmed))
+
+        let consumer = try await client.consume(queue: queue, prefetch: 3)
+        let firstThree = try await take(3, from: consumer)
+        // The broker holds back the rest until something is acknowledged.
+        #expect(try await client.inspectQueue(queue) == QueueInfo(name: queue, messageCount: 7, consumerCount: 1))
+        client.ack(firstThree[0].deliveryTag)
+        let fourth = try #require(try await take(1, from: consumer).first)
+        #expect(fourth.body == Data("3"))
+        #expect(try await client.inspectQueue(queue).messageCount == 6)
+        await client.close()
+    }
+
+    @Test func channelErrorsAreReportedAndTheClientRecovers() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("channel-error"))
+        let queue = TestBroker.unique("recover.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+
+        let missing = TestBroker.unique("missing-exchange")
+        let outcome = try await client.publish(OutboundMessage(exchange: missing, routingKey: "k", body: Data("x")))
+        guard case .rejected(let error) = outcome else {
+            Issue.record("expected .rejected, got \(outcome)")
+            return
+        }
+        #expect(error.code == .channelClosed)
+        #expect(error.serverReply?.code == 404)
+        #expect(error.serverReply?.text.contains(missing) == true)
+
+        // The publishing channel was reopened.
+        #expect(try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("y"))) == .confirmed)
+
+        // A declaration the broker refuses fails with the broker's reply; the next one works.
+        let conflict = await #expect(throws: AMQPError.self) {
+            _ = try await client.declareQueue(
+                QueueDeclaration(name: queue, durable: false, exclusive: true, arguments: ["x-max-length": 1]))
+        }
+        #expect(conflict?.code == .channelClosed)
+        #expect(conflict?.serverReply?.code == 406)
+        let missingQueue = await #expect(throws: AMQPError.self) {
+            _ = try await client.inspectQueue(TestBroker.unique("no-such-queue"))
+        }
+        #expect(missingQueue?.serverReply?.code == 404)
+        #expect(try await client.inspectQueue(queue).messageCount == 1)
+        #expect(client.isConnected)
+        #expect(client.connectionCount == 1)
+        await client.close()
+    }
+
+    @Test func brokerCancellingAConsumerEndsItsSequenceWithAnError() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("cancel"))
+        let queue = TestBroker.unique("cancel.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false))
+        let consumer = try await client.consume(queue: queue, prefetch: 1)
+        try await client.deleteQueue(queue)
+        let error = await #expect(throws: AMQPError.self) {
+            _ = try await take(1, from: consumer)
+        }
+        #expect(error?.code == .consumerCancelled)
+        await client.close()
+    }
+
+    @Test func forcedCloseReconnectsRedeclaresAndKeepsConsuming() async throws {
+        let name = TestBroker.unique("forced-close")
+        let client = try await TestBroker.connectedClient(name)
+        let exchange = TestBroker.unique("direct")
+        let durableQueue = TestBroker.unique("durable.q")
+        let exclusiveQueue = TestBroker.unique("exclusive.q")
+        try await client.declareExchange(ExchangeDeclaration(name: exchange, kind: .direct, durable: false))
+        _ = try await client.declareQueue(QueueDeclaration(name: durableQueue, durable: true))
+        // Exclusive queues die with their connection: after the reconnect only a redeclaration brings it back.
+        _ = try await client.declareQueue(QueueDeclaration(name: exclusiveQueue, durable: false, exclusive: true))
+        try await client.bind(QueueBinding(queue: durableQueue, exchange: exchange, bindingKey: "k1"))
+        try await client.bind(QueueBinding(queue: exclusiveQueue, exchange: exchange, bindingKey: "k2"))
+        let durableConsumer = try await client.consume(queue: durableQueue, prefetch: 10)
+        let exclusiveConsumer = try await client.consume(queue: exclusiveQueue, prefetch: 10)
+
+        let m1 = OutboundMessage(exchange: exchange, routingKey: "k1", body: Data("m1"), mandatory: true)
+        #expect(try await client.publish(m1) == .confirmed)
+        let before = try #require(try await take(1, from: durableConsumer).first)
+        #expect(!before.redelivered)
+
+        try await TestBroker.forceClose(connectionName: name)
+
+        // The unacknowledged message comes again, on the new connection's channel.
+        let after = try #require(try await take(1, from: durableConsumer).first)
+        #expect(after.body == Data("m1"))
+        #expect(after.redelivered)
+        #expect(after.generation != before.generation)
+        #expect(client.connectionCount == 2)
+
+        // Settling the old tag is dropped; settling the new one works (a double ack would close the channel
+        // and bring m1 a third time instead of m3 below).
+        client.ack(before.deliveryTag)
+        client.ack(after.deliveryTag)
+        let m3 = OutboundMessage(exchange: exchange, routingKey: "k1", body: Data("m3"), mandatory: true)
+        #expect(try await client.publish(m3) == .confirmed)
+        let third = try #require(try await take(1, from: durableConsumer).first)
+        #expect(third.body == Data("m3") && !third.redelivered)
+        client.ack(third.deliveryTag)
+
+        // The exclusive queue and its binding were declared again and its consumer resumed.
+        let m2 = OutboundMessage(exchange: exchange, routingKey: "k2", body: Data("m2"), mandatory: true)
+        #expect(try await client.publish(m2) == .confirmed)
+        let routed = try #require(try await take(1, from: exclusiveConsumer).first)
+        #expect(routed.body == Data("m2"))
+        client.ack(routed.deliveryTag)
+
+        try await client.deleteQueue(durableQueue)
+        try await client.deleteExchange(exchange)
+        await client.close()
+    }
+
+    @Test func unconfirmedPublishesAreReportedNotSentWhenTheConnectionDies() async throws {
+        let direct = try await TestBroker.connectedClient(TestBroker.unique("observer"))
+        let brokerConfiguration = try TestBroker.configuration("unused")
+        let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))
+        defer { link.stop() }
+        var configuration = try TestBroker.configuration(TestBroker.unique("cut"))
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(link.port)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        try await client.connect()
+        let queue = TestBroker.unique("cut.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
+
+        link.holdBrokerBytes()
+        let batch = (0..<3).map {
+            OutboundMessage(exchange: "", routingKey: queue, body: Data("\($0)"), persistent: true)
+        }
+        let publishing = Task { try await client.publish(batch) }
+        // The broker has the messages, but its confirms are stuck in the relay.
+        try await eventually("the broker to enqueue the batch") {
+            try await direct.inspectQueue(queue).messageCount == 3
+        }
+        link.cut()
+        let outcomes = try await within(30, "the publish outcomes") { try await publishing.value }
+        #expect(outcomes == Array(repeating: .connectionLost, count: 3))
+
+        // The client reconnects through the relay and publishes again.
+        try await eventually("the reconnect") { client.connectionCount == 2 && client.isConnected }
+        #expect(try await client.publish(batch[0]) == .confirmed)
+        #expect(link.acceptedConnections == 2)
+
+        _ = try await direct.deleteQueue(queue)
+        await client.close()
+        await direct.close()
+    }
+
+    @Test func wrongPasswordFailsConnectWithAuthenticationError() async throws {
+        var configuration = try TestBroker.configuration(TestBroker.unique("bad-password"))
+        configuration.password = "definitely-wrong"
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let error = await #expect(throws: AMQPError.self) { try await client.connect() }
+        #expect(error?.code == .authenticationFailed)
+        #expect(error?.description.contains("definitely-wrong") == false)
+    }
+
+    @Test func closedClientRefusesWork() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("closed"))
+        await client.close()
+        #expect(!client.isConnected)
+        let error = await #expect(throws: AMQPError.self) {
+            _ = try await client.publish(OutboundMessage(exchange: "", routingKey: "q", body: Data()))
+        }
+        #expect(error?.code == .clientClosed)
+    }
+}

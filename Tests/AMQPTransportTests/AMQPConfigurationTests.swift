@@ -1,0 +1,62 @@
+import AMQPTransport
+import Testing
+
+/// URL parsing and redaction; no broker needed.
+struct AMQPConfigurationTests {
+    @Test func parsesPlainURLWithDefaultVhost() throws {
+        let configuration = try AMQPConfiguration(url: "amqp://guest:s3cret@127.0.0.1:35672/")
+        #expect(configuration.host == "127.0.0.1")
+        #expect(configuration.port == 35672)
+        #expect(configuration.user == "guest")
+        #expect(configuration.password == "s3cret")
+        #expect(configuration.virtualHost == "/")
+        #expect(configuration.tls == nil)
+    }
+
+    @Test(arguments: [
+        ("amqp://h", "/", 5672), ("amqp://h/%2F", "/", 5672), ("amqp://h/orders", "orders", 5672),
+        ("amqps://h/a%2Fb", "a/b", 5671),
+    ])
+    func parsesVirtualHostsAndDefaultPorts(url: String, vhost: String, port: Int) throws {
+        let configuration = try AMQPConfiguration(url: url)
+        #expect(configuration.virtualHost == vhost)
+        #expect(configuration.port == port)
+    }
+
+    @Test func parsesTLSAndQueryParameters() throws {
+        let configuration = try AMQPConfiguration(
+            url:
+                "amqps://w:p%40ss@mq.example:5671/prod?heartbeat=10&connection_name=worker-1&cacertfile=/etc/ca.pem&certfile=/etc/c.pem&keyfile=/etc/k.pem&verify=verify_peer&connection_timeout=2500"
+        )
+        #expect(configuration.password == "p@ss")
+        #expect(configuration.heartbeatSeconds == 10)
+        #expect(configuration.connectionName == "worker-1")
+        #expect(configuration.connectTimeout == .milliseconds(2500))
+        #expect(
+            configuration.tls
+                == AMQPConfiguration.TLS(
+                    caCertificatePath: "/etc/ca.pem", clientCertificatePath: "/etc/c.pem",
+                    clientKeyPath: "/etc/k.pem", verifyPeer: true, verifyHostname: true))
+    }
+
+    @Test(arguments: ["http://h/", "amqp://h/?heartbeat=soon", "amqp://h/?colour=blue", "amqps://h/?verify=maybe"])
+    func rejectsInvalidURLs(url: String) {
+        #expect(throws: AMQPError.self) { try AMQPConfiguration(url: url) }
+    }
+
+    @Test func descriptionNeverShowsThePassword() throws {
+        let configuration = try AMQPConfiguration(url: "amqp://guest:hunter2@h/")
+        #expect(!configuration.description.contains("hunter2"))
+        #expect(!"\(configuration)".contains("hunter2"))
+        let error = #expect(throws: AMQPError.self) { try AMQPConfiguration(url: "amqp://u:hunter2@h/a/b") }
+        #expect(error?.description.contains("hunter2") == false)
+    }
+
+    @Test func unreachableBrokerFailsConnect() async throws {
+        let client = try AMQPClient(
+            configuration: AMQPConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(2)))
+        let error = await #expect(throws: AMQPError.self) { try await client.connect() }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.libraryStatus != nil)
+    }
+}
