@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The workflow language: YAML model, validation, `${...}` expressions, JSON values. Pure.
@@ -36,6 +37,16 @@ let package = Package(
             name: "AMQPTransport",
             dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
         ),
+        // The worker: topology, the batching hot loop (engine -> one SQLite transaction -> confirms -> acks),
+        // the outbox relay, durable timers, the wire format of SPEC §2 and configuration.
+        .target(
+            name: "WaybillWorker",
+            dependencies: [
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
@@ -52,6 +63,7 @@ let package = Package(
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
+        .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
     ],
     swiftLanguageModes: [.v6]
 )
