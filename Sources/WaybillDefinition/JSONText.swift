@@ -338,10 +338,11 @@ private struct JSONParser {
         let next: Int
         switch unit {
         case 0xD800...0xDBFF:
-            guard index + 7 < bytes.count else {
-                throw JSONTextError(.unexpectedEnd, at: bytes.count, "unterminated string after high surrogate")
-            }
-            guard bytes[index + 6] == UInt8(ascii: "\\"), bytes[index + 7] == UInt8(ascii: "u") else {
+            let lowEscapeStart = bytes[(index + 6)...].prefix(2)
+            guard lowEscapeStart.elementsEqual("\\u".utf8) else {
+                if ("\\u".utf8).starts(with: lowEscapeStart) {
+                    throw JSONTextError(.unexpectedEnd, at: bytes.count, "unterminated string after high surrogate")
+                }
                 throw JSONTextError(
                     .invalidUnicode, at: index, "high surrogate escape is not followed by a low surrogate escape")
             }
