@@ -43,6 +43,7 @@ let package = Package(
             name: "WaybillWorker",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -1,0 +1,159 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import SagaStore
+import ServiceLifecycle
+import WaybillDefinition
+
+/// A Waybill worker: consumes starts and replies, drives sagas through the engine, and persists and publishes
+/// what they do. Run it in a `ServiceGroup`; SIGTERM/SIGINT stop it gracefully.
+///
+/// The hot loop handles a batch of deliveries at a time:
+/// 1. engine transitions for every delivery (and every due timer);
+/// 2. ONE SQLite transaction with the sagas, journal entries, inbox marks, outbox rows and timers;
+/// 3. one publish of the batch's outbox with publisher confirms;
+/// 4. deletion of the confirmed outbox rows;
+/// 5. acknowledgement of the deliveries, `multiple` per consumer.
+///
+/// Nothing is acknowledged before its transaction commits, so a crash at any point redelivers work whose effects
+/// are not durable yet; redelivered messages are absorbed (a saga that exists ignores its start again, a reply
+/// for a settled attempt is ignored). Outbox rows that were not confirmed are published again at start-up and
+/// after a reconnect, under the same message ids, so receivers can drop duplicates.
+public final class SagaWorker: Service, Sendable {
+    public let configuration: WorkerConfiguration
+    private let logger: Logger
+    private let started = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    public init(configuration: WorkerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "worker.id"] = .string(configuration.workerId)
+        self.logger = logger
+    }
+
+    /// Resumes once the worker has declared its topology and is consuming (for tests and the demo).
+    public func waitUntilRunning() async {
+        var iterator = started.stream.makeAsyncIterator()
+        _ = await iterator.next()
+    }
+
+    public func run() async throws {
+        let store = try SagaStore(
+            configuration: SagaStore.Configuration(
+                path: configuration.resolvedDatabasePath, durability: configuration.durability))
+        defer { try? store.close() }
+        let registry = try DefinitionRegistry(
+            directory: configuration.workflowsDirectory, store: store, now: .now())
+        let client = try AMQPClient(configuration: try amqpConfiguration(), logger: logger)
+        try await client.connect()
+        do {
+            try await runConnected(client: client, store: store, registry: registry)
+        } catch {
+            await client.close()
+            throw error
+        }
+        await client.close()
+    }
+
+    private func amqpConfiguration() throws -> AMQPConfiguration {
+        var amqp = try AMQPConfiguration(url: configuration.amqpURL)
+        if let password = configuration.amqpPassword { amqp.password = password }
+        amqp.connectionName = "waybill-\(configuration.workerId)"
+        if amqp.tls != nil {
+            if let file = configuration.tlsCAFile { amqp.tls?.caCertificatePath = file }
+            if let file = configuration.tlsCertificateFile { amqp.tls?.clientCertificatePath = file }
+            if let file = configuration.tlsKeyFile { amqp.tls?.clientKeyPath = file }
+        }
+        return amqp
+    }
+
+    private func runConnected(client: AMQPClient, store: SagaStore, registry: DefinitionRegistry) async throws {
+        let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
+        try await WorkerTopology(configuration: configuration, workflows: workflows).declare(on: client)
+        let queue = WorkQueue<WorkerInput>()
+        let loop = BatchLoop(
+            configuration: configuration, client: client, store: store, registry: registry, logger: logger,
+            feedback: { queue.push($0) })
+        try await loop.flushOutbox()
+
+        var consumers: [(WorkerInput.Source, AMQPConsumer)] = []
+        for workflow in workflows {
+            consumers.append(
+                (.router(workflow.name),
+                 try await client.consume(queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch)))
+            consumers.append(
+                (.start(workflow.name),
+                 try await client.consume(
+                    queue: WorkerTopology.partitionQueue(workflow.name, worker: configuration.workerId),
+                    prefetch: configuration.prefetch)))
+        }
+        consumers.append((.reply, try await client.consume(queue: configuration.replyQueue, prefetch: configuration.prefetch)))
+        logger.info(
+            "worker running",
+            metadata: [
+                "workflows": .string(workflows.map { "\($0.name)@v\($0.version)" }.joined(separator: ",")),
+                "database": .string(configuration.resolvedDatabasePath),
+            ])
+        started.continuation.yield()
+
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (source, consumer) in consumers {
+                    group.addTask { [logger] in
+                        do {
+                            for try await delivery in consumer { queue.push(.delivery(source, delivery)) }
+                        } catch {
+                            logger.error("consumer of \(consumer.queue) stopped: \(error)")
+                        }
+                    }
+                }
+                let poll = configuration.timerPollInterval
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: poll)
+                        queue.push(.tick)
+                    }
+                }
+                while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {
+                    await loop.process(batch)
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [logger] in
+            logger.info("graceful shutdown: finishing the current batch")
+            queue.finish()
+        }
+        // Deliveries that arrived after the stop were not acknowledged; the broker gives them to the next worker.
+        try await loop.flushOutbox()
+        logger.info("worker stopped")
+    }
+}
+
+/// One unit of work for the hot loop.
+enum WorkerInput: Sendable {
+    /// Which consumer a delivery came from.
+    enum Source: Sendable {
+        /// The shared start queue of a workflow: read the saga id, forward to its partition.
+        case router(String)
+        /// This worker's partition of a workflow's starts: create the saga.
+        case start(String)
+        /// This worker's reply queue.
+        case reply
+    }
+
+    case delivery(Source, InboundDelivery)
+    /// Look for due timers.
+    case tick
+    /// The broker returned an unroutable command.
+    case returned(messageId: String)
+}
+
+extension Timestamp {
+    /// The wall clock now. Only the worker reads it; the engine receives it.
+    public static func now() -> Timestamp {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Timestamp(milliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
+    }
+}

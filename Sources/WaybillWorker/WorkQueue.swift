@@ -1,0 +1,70 @@
+import Synchronization
+
+/// A many-producer, one-consumer queue that hands out everything waiting at once, so a worker batches naturally:
+/// while one batch is being committed, the next one accumulates.
+final class WorkQueue<Element: Sendable>: Sendable {
+    private struct State {
+        var buffer: [Element] = []
+        var waiter: CheckedContinuation<Void, Never>?
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds an element; ignored after ``finish()``.
+    func push(_ element: Element) {
+        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
+            guard !state.finished else { return nil }
+            state.buffer.append(element)
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// No more elements will come; the consumer gets what is left, then `nil`.
+    func finish() {
+        let waiter = state.withLock { state in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits for at least one element, optionally lingers for more, and returns up to `max`; `nil` when finished
+    /// and drained.
+    func nextBatch(max: Int, linger: Duration) async -> [Element]? {
+        while true {
+            if let batch = take(max: max) {
+                if batch.count < max, linger > .zero {
+                    try? await Task.sleep(for: linger)
+                    return batch + (take(max: max - batch.count) ?? [])
+                }
+                return batch
+            }
+            if state.withLock({ $0.finished }) { return nil }
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state in
+                    if !state.buffer.isEmpty || state.finished { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+    }
+
+    private func take(max: Int) -> [Element]? {
+        state.withLock { state in
+            guard !state.buffer.isEmpty else { return nil }
+            if state.buffer.count <= max {
+                defer { state.buffer.removeAll(keepingCapacity: true) }
+                return state.buffer
+            }
+            let batch = Array(state.buffer.prefix(max))
+            state.buffer.removeFirst(max)
+            return batch
+        }
+    }
+}

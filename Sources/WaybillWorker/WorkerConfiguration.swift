@@ -1,0 +1,226 @@
+import Foundation
+import SagaStore
+import Yams
+
+/// Everything a worker needs, every field defaulted. ``load(file:environment:)`` maps the config file and the
+/// environment onto it; the table in `docs/configuration.md` lists every key.
+///
+/// Secrets: the broker password comes from `WAYBILL_AMQP_PASSWORD`, or from the file named by `amqp_password_file`
+/// (`WAYBILL_AMQP_PASSWORD_FILE`); never from a command-line argument, so it does not show in `ps`, and
+/// ``description`` redacts it.
+public struct WorkerConfiguration: Sendable, CustomStringConvertible {
+    /// Names this worker: its reply queue, its start partition and the `owner` of its sagas. Keep it stable across
+    /// restarts; two live workers must not share it.
+    public var workerId: String = WorkerConfiguration.defaultWorkerId()
+    /// `amqp://user@host:port/vhost` or `amqps://...`.
+    public var amqpURL: String = "amqp://guest@127.0.0.1:5672/"
+    /// The broker password (from the environment or a file only).
+    public var amqpPassword: String?
+    /// TLS: a CA bundle to verify the broker with (`amqps://` only).
+    public var tlsCAFile: String?
+    /// TLS: a client certificate and key for mutual TLS.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
+    /// The SQLite file of this worker; one file per worker.
+    public var databasePath: String?
+    /// The folder of workflow definitions (`*.yaml`).
+    public var workflowsDirectory: String = "Workflows"
+    /// Topic exchange for commands (SPEC §2).
+    public var commandsExchange: String = "waybill.commands"
+    /// Topic exchange for milestone events.
+    public var eventsExchange: String = "waybill.events"
+    /// Exchange and queue for messages the worker refuses (with an `x-waybill-error` header).
+    public var deadLetterExchange: String = "waybill.dead-letter"
+    public var deadLetterQueue: String = "waybill.dead-letter"
+    /// Most deliveries handled in one SQLite transaction and one confirm wait.
+    public var batchSize: Int = 256
+    /// How long a batch waits for more deliveries once it has one; 0 batches only what already arrived.
+    public var batchLinger: Duration = .zero
+    /// Unacknowledged deliveries the broker may push per consumer.
+    public var prefetch: UInt16 = 1000
+    /// Bodies larger than this are refused (dead-lettered, or journaled for a known saga).
+    public var maxMessageBytes: Int = 1 << 20
+    /// Redeliveries of a message the worker cannot even read before the broker dead-letters it.
+    public var deliveryLimit: Int = 5
+    /// `full` (default: a lost commit after an ack loses an order) or `normal`.
+    public var durability: SagaStore.Configuration.Durability = .full
+    /// How often due timers are looked for.
+    public var timerPollInterval: Duration = .milliseconds(50)
+    /// Seeds retry jitter.
+    public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
+
+    public init() {}
+
+    /// The database path, defaulting to `waybill-<workerId>.sqlite` in the working directory.
+    public var resolvedDatabasePath: String { databasePath ?? "waybill-\(workerId).sqlite" }
+
+    /// The worker's reply queue.
+    public var replyQueue: String { "waybill.replies.\(workerId)" }
+    /// The worker's control queue (operator repairs).
+    public var controlQueue: String { "waybill.control.\(workerId)" }
+
+    public var description: String {
+        "worker \(workerId) amqp=\(AMQPURLText.redacted(amqpURL)) password=\(amqpPassword == nil ? "unset" : "***") "
+            + "db=\(resolvedDatabasePath) workflows=\(workflowsDirectory) batch=\(batchSize) "
+            + "durability=\(durability)"
+    }
+
+    static func defaultWorkerId() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count) == 0 else { return "worker" }
+        let host = String(cString: name).lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        return host.isEmpty ? "worker" : host
+    }
+}
+
+/// A configuration key that could not be used; the message names the key and what it expects.
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+extension WorkerConfiguration {
+    /// Every key, with its environment variable and meaning: the single place the configuration surface is defined.
+    public static let keys: [(key: String, environment: String, meaning: String)] = [
+        ("worker_id", "WAYBILL_WORKER_ID", "stable name of this worker (queues, saga owner); default: host name"),
+        ("amqp_url", "WAYBILL_AMQP_URL", "broker URL, amqp:// or amqps:// (no password here)"),
+        ("amqp_password_file", "WAYBILL_AMQP_PASSWORD_FILE", "file holding the broker password"),
+        ("-", "WAYBILL_AMQP_PASSWORD", "the broker password (environment only)"),
+        ("tls_ca_file", "WAYBILL_TLS_CA_FILE", "CA bundle to verify the broker (amqps)"),
+        ("tls_cert_file", "WAYBILL_TLS_CERT_FILE", "client certificate (amqps, mutual TLS)"),
+        ("tls_key_file", "WAYBILL_TLS_KEY_FILE", "client key (amqps, mutual TLS)"),
+        ("database", "WAYBILL_DATABASE", "SQLite file of this worker; default waybill-<worker_id>.sqlite"),
+        ("workflows", "WAYBILL_WORKFLOWS", "folder of workflow YAML files; default Workflows"),
+        ("commands_exchange", "WAYBILL_COMMANDS_EXCHANGE", "topic exchange for commands; default waybill.commands"),
+        ("events_exchange", "WAYBILL_EVENTS_EXCHANGE", "topic exchange for milestones; default waybill.events"),
+        ("dead_letter_exchange", "WAYBILL_DEAD_LETTER_EXCHANGE", "exchange for refused messages"),
+        ("dead_letter_queue", "WAYBILL_DEAD_LETTER_QUEUE", "queue for refused messages"),
+        ("batch_size", "WAYBILL_BATCH_SIZE", "deliveries per transaction; default 256"),
+        ("batch_linger_ms", "WAYBILL_BATCH_LINGER_MS", "wait for more deliveries per batch; default 0"),
+        ("prefetch", "WAYBILL_PREFETCH", "unacked deliveries per consumer; default 1000"),
+        ("max_message_bytes", "WAYBILL_MAX_MESSAGE_BYTES", "largest accepted body; default 1048576"),
+        ("delivery_limit", "WAYBILL_DELIVERY_LIMIT", "redeliveries before the broker dead-letters; default 5"),
+        ("synchronous", "WAYBILL_SYNCHRONOUS", "full (default) or normal"),
+        ("timer_poll_ms", "WAYBILL_TIMER_POLL_MS", "how often due timers are looked for; default 50"),
+    ]
+
+    /// Reads the config file (YAML mapping of the keys above, optional) and then the environment, which wins.
+    public static func load(file: String?, environment: [String: String]) throws(ConfigurationError)
+        -> WorkerConfiguration
+    {
+        var values: [String: String] = [:]
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigurationError("\(file): cannot read the config file: \(error.localizedDescription)")
+            }
+            let parsed: Any?
+            do {
+                parsed = try Yams.load(yaml: text)
+            } catch {
+                throw ConfigurationError("\(file): not valid YAML: \(error)")
+            }
+            guard let mapping = parsed as? [String: Any] else {
+                if parsed == nil { return try build(values, environment: environment, file: file) }
+                throw ConfigurationError("\(file): expected a mapping of keys, e.g. 'worker_id: w1'")
+            }
+            let known = Set(keys.map(\.key))
+            for (key, value) in mapping {
+                guard known.contains(key) else {
+                    throw ConfigurationError(
+                        "\(file): unknown key '\(key)'; known keys: \(keys.map(\.key).filter { $0 != "-" }.joined(separator: ", "))")
+                }
+                values[key] = "\(value)"
+            }
+        }
+        for entry in keys {
+            if let value = environment[entry.environment], entry.key != "-" { values[entry.key] = value }
+        }
+        return try build(values, environment: environment, file: file)
+    }
+
+    private static func build(_ values: [String: String], environment: [String: String], file: String?)
+        throws(ConfigurationError) -> WorkerConfiguration
+    {
+        var configuration = WorkerConfiguration()
+        func integer(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let text = values[key] else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw ConfigurationError("\(key): expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            }
+            return value
+        }
+        if let value = values["worker_id"] {
+            guard !value.isEmpty, value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ConfigurationError("worker_id: use letters, digits, '-' and '_', got '\(value)'")
+            }
+            configuration.workerId = value
+        }
+        if let value = values["amqp_url"] {
+            if AMQPURLText.hasPassword(value) {
+                throw ConfigurationError(
+                    "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file")
+            }
+            configuration.amqpURL = value
+        }
+        if let path = values["amqp_password_file"] {
+            do {
+                configuration.amqpPassword = try String(contentsOfFile: path, encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            } catch {
+                throw ConfigurationError("amqp_password_file: cannot read \(path)")
+            }
+        }
+        if let password = environment["WAYBILL_AMQP_PASSWORD"] { configuration.amqpPassword = password }
+        configuration.tlsCAFile = values["tls_ca_file"]
+        configuration.tlsCertificateFile = values["tls_cert_file"]
+        configuration.tlsKeyFile = values["tls_key_file"]
+        if let value = values["database"] { configuration.databasePath = value }
+        if let value = values["workflows"] { configuration.workflowsDirectory = value }
+        if let value = values["commands_exchange"] { configuration.commandsExchange = value }
+        if let value = values["events_exchange"] { configuration.eventsExchange = value }
+        if let value = values["dead_letter_exchange"] { configuration.deadLetterExchange = value }
+        if let value = values["dead_letter_queue"] { configuration.deadLetterQueue = value }
+        if let value = try integer("batch_size", 1...10_000) { configuration.batchSize = value }
+        if let value = try integer("batch_linger_ms", 0...1_000) { configuration.batchLinger = .milliseconds(value) }
+        if let value = try integer("prefetch", 1...65_535) { configuration.prefetch = UInt16(value) }
+        if let value = try integer("max_message_bytes", 1_024...134_217_728) { configuration.maxMessageBytes = value }
+        if let value = try integer("delivery_limit", 1...1_000) { configuration.deliveryLimit = value }
+        if let value = try integer("timer_poll_ms", 1...60_000) { configuration.timerPollInterval = .milliseconds(value) }
+        switch values["synchronous"]?.lowercased() {
+        case nil: break
+        case "full": configuration.durability = .full
+        case "normal": configuration.durability = .normal
+        case let other?: throw ConfigurationError("synchronous: expected 'full' or 'normal', got '\(other)'")
+        }
+        return configuration
+    }
+}
+
+/// Reads and redacts AMQP URLs without a URL parser (user info may hold characters URL parsers reject).
+enum AMQPURLText {
+    static func userInfo(_ url: String) -> Substring? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let rest = url[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        return authority[..<at]
+    }
+
+    static func hasPassword(_ url: String) -> Bool {
+        userInfo(url)?.contains(":") ?? false
+    }
+
+    /// The URL with any password replaced by `***`.
+    static func redacted(_ url: String) -> String {
+        guard let info = userInfo(url), let colon = info.firstIndex(of: ":") else { return url }
+        return url.replacingCharacters(in: info.index(after: colon)..<info.endIndex, with: "***")
+    }
+}
