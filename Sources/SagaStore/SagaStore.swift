@@ -51,7 +51,8 @@ public final class SagaStore: Sendable {
 
     /// How the store was opened.
     public let configuration: Configuration
-    private let pool: DatabasePool
+    /// Internal so tests can inspect pragmas and raw rows.
+    let pool: DatabasePool
 
     /// Opens (creating and migrating when writable) the store at `configuration.path`.
     ///
