@@ -1,0 +1,489 @@
+import Foundation
+import GRDB
+import SagaEngine
+import WaybillDefinition
+
+/// The worker's durable memory (SPEC §5): sagas, their journal, the inbox of processed message ids, the outbox of
+/// messages to publish, durable timers and the workflow definitions sagas run, in one SQLite file in WAL mode.
+///
+/// Open one store per file and share it: it is `Sendable`, writes are serialized on one connection and reads run
+/// concurrently on a small reader pool. The hot path is ``commit(_:)``: many handled messages, one transaction, one
+/// fsync; acknowledge the messages only after it returns.
+public final class SagaStore: Sendable {
+    /// How to open the store. Every field has a default; map environment variables and config keys onto it.
+    public struct Configuration: Sendable {
+        /// What a commit guarantees when the machine loses power.
+        public enum Durability: Sendable, Hashable {
+            /// `synchronous=FULL`: a returned commit survives power loss. The default: a worker acknowledges messages
+            /// right after the commit, so a lost commit would lose an order.
+            case full
+            /// `synchronous=NORMAL`: commits survive a process crash but the last ones may vanish on power loss.
+            /// Faster per commit; opt in only when the broker can redeliver everything since the last checkpoint.
+            case normal
+        }
+
+        /// The database file; its directory is created when missing (unless read-only). `-wal` and `-shm` files
+        /// live beside it: back up all three, or use `sqlite3 .backup`.
+        public var path: String
+        /// Power-loss guarantee of a commit; ``Durability/full`` unless you opt out.
+        public var durability: Durability
+        /// How long a write waits for another process's lock before failing with
+        /// ``SagaStoreError/Code/databaseLocked``.
+        public var busyTimeout: Duration
+        /// Opens for reading only (the operator CLI): never creates, migrates or writes the file, and works while
+        /// the worker is stopped or running. Writes throw ``SagaStoreError/Code/notWritable``.
+        public var readOnly: Bool
+        /// How many reads may run at once.
+        public var maximumReaderCount: Int
+
+        /// A configuration; only `path` usually needs setting.
+        public init(
+            path: String = ".waybill/waybill.sqlite", durability: Durability = .full,
+            busyTimeout: Duration = .seconds(5), readOnly: Bool = false, maximumReaderCount: Int = 4
+        ) {
+            self.path = path
+            self.durability = durability
+            self.busyTimeout = busyTimeout
+            self.readOnly = readOnly
+            self.maximumReaderCount = maximumReaderCount
+        }
+    }
+
+    /// How the store was opened.
+    public let configuration: Configuration
+    /// Internal so tests can inspect pragmas and raw rows.
+    let pool: DatabasePool
+
+    /// Opens (creating and migrating when writable) the store at `configuration.path`.
+    ///
+    /// Throws ``SagaStoreError`` with `.schemaTooNew` when a newer Waybill migrated the file, `.schemaOutdated` when
+    /// a read-only open finds migrations missing, `.cannotOpen` when a read-only path does not exist.
+    public init(configuration: Configuration = Configuration()) throws {
+        self.configuration = configuration
+        let path = configuration.path
+        do {
+            if !configuration.readOnly {
+                let directory = (path as NSString).deletingLastPathComponent
+                if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                }
+            }
+            var grdb = GRDB.Configuration()
+            grdb.readonly = configuration.readOnly
+            grdb.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
+            grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
+            grdb.label = "waybill.store"
+            pool = try DatabasePool(path: path, configuration: grdb)
+            let migrator = Schema.migrator
+            let (superseded, complete) = try pool.read { db in
+                (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
+            }
+            if superseded {
+                throw SagaStoreError(
+                    .schemaTooNew,
+                    "\(path) was migrated by a newer Waybill than this binary, which knows migrations up to "
+                        + "'\(migrator.migrations.last ?? "none")'. Upgrade this binary; never let an older one write "
+                        + "the file.")
+            }
+            if configuration.readOnly {
+                if !complete {
+                    throw SagaStoreError(
+                        .schemaOutdated,
+                        "\(path) lacks migrations this binary needs (or is not a Waybill store), and a read-only open "
+                            + "cannot run them. Start a worker (or open the store writable) once to migrate it.")
+                }
+            } else {
+                try migrator.migrate(pool)
+                // DatabasePool switches the writer to WAL and `synchronous=NORMAL` after `prepareDatabase` runs, so
+                // the durability is set here, on the one writer connection, once the pool exists.
+                let pragma = configuration.durability == .full ? "FULL" : "NORMAL"
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(pragma)") }
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: path, operation: "opening the saga store")
+        }
+    }
+
+    /// Closes the file. Later calls on this store throw. Call it on shutdown after the last commit.
+    public func close() throws {
+        do {
+            try pool.close()
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "closing the saga store")
+        }
+    }
+
+    // MARK: - Writing
+
+    /// Writes every change in one transaction (group commit): all of them or none.
+    ///
+    /// Encoding happens before the write lock is taken; the SQL runs on cached statements. A message id already in
+    /// the inbox fails the whole batch with ``SagaStoreError/Code/duplicateMessage`` (filter deliveries with
+    /// ``processedMessageIds(in:)`` first), as does any outbox message id used twice. Within a change, cancelled
+    /// timers are removed before scheduled ones are written.
+    public func commit(_ changes: [SagaChange]) throws {
+        guard !changes.isEmpty else { return }
+        try checkWritable("committing saga changes")
+        let prepared = changes.map(PreparedChange.init)
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    let statements = try WriteStatements(db)
+                    for change in prepared { try statements.write(change) }
+                    return .commit
+                }
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
+        }
+    }
+
+    /// Removes outbox rows once the broker confirmed their messages.
+    public func deleteOutbox(ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
+        try checkWritable("deleting confirmed outbox messages")
+        do {
+            try pool.write { db in
+                for chunk in ids.chunked(by: Self.chunkSize) {
+                    try db.execute(
+                        sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
+                        arguments: StatementArguments(chunk))
+                }
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "deleting \(ids.count) outbox rows")
+        }
+    }
+
+    /// Stores a workflow definition by the SHA-256 of `source` and returns that hash (pass it to the engine as the
+    /// saga's definition hash). Storing the same text again keeps the first `firstSeenAt`.
+    @discardableResult
+    public func saveDefinition(name: String, version: Int, source: String, at now: Timestamp) throws -> String {
+        let hash = ContentHash.sha256Hex(source)
+        try checkWritable("storing a workflow definition")
+        do {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO workflow_definitions (hash, name, version, source, first_seen_at)
+                        VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING
+                        """,
+                    arguments: [hash, name, version, source, now.milliseconds])
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "storing definition \(name) v\(version)")
+        }
+        return hash
+    }
+
+    /// Appends journal lines that belong to no state change (a CLI note, a worker observation).
+    public func appendJournal(_ entries: [JournalEntry], for key: SagaKey, at now: Timestamp) throws {
+        try commit([SagaChange(key: key, at: now, instance: nil, currentStep: nil, journal: entries)])
+    }
+
+    // MARK: - Reading
+
+    /// The saga stored under `key`, or `nil`.
+    public func saga(_ key: SagaKey) throws -> StoredSaga? {
+        try sagas([key])[key]
+    }
+
+    /// The sagas stored under `keys` (missing ones are absent from the result), in one query per 400 keys.
+    public func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga] {
+        guard !keys.isEmpty else { return [:] }
+        return try read("loading \(keys.count) sagas") { db in
+            var result: [SagaKey: StoredSaga] = [:]
+            result.reserveCapacity(keys.count)
+            for chunk in keys.chunked(by: Self.chunkSize) {
+                let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
+                var arguments: [String] = []
+                arguments.reserveCapacity(chunk.count * 2)
+                for key in chunk { arguments += [key.workflow, key.id] }
+                let rows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT current_step, owner, state FROM sagas
+                        WHERE (workflow, saga_id) IN (VALUES \(values))
+                        """,
+                    arguments: StatementArguments(arguments))
+                while let row = try rows.next() {
+                    let data: Data = row[2]
+                    let instance = try StateCodec.decode([UInt8](data))
+                    result[instance.key] = StoredSaga(instance: instance, currentStep: row[0], owner: row[1])
+                }
+            }
+            return result
+        }
+    }
+
+    /// The ids among `ids` that were already recorded in the inbox (their messages were processed: ack and drop).
+    public func processedMessageIds(in ids: [String]) throws -> Set<String> {
+        guard !ids.isEmpty else { return [] }
+        return try read("checking \(ids.count) message ids") { db in
+            var found: Set<String> = []
+            for chunk in ids.chunked(by: Self.chunkSize) {
+                let rows = try String.fetchCursor(
+                    db, sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(chunk.count)))",
+                    arguments: StatementArguments(chunk))
+                while let id = try rows.next() { found.insert(id) }
+            }
+            return found
+        }
+    }
+
+    /// Timers due at or before `now`, earliest first (ties by saga and id), at most `limit`.
+    public func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer] {
+        try read("reading due timers") { db in
+            try Self.timers(
+                db,
+                sql: """
+                    SELECT workflow, saga_id, timer_id, kind, due_at FROM timers WHERE due_at <= ?
+                    ORDER BY due_at, workflow, saga_id, timer_id LIMIT ?
+                    """,
+                arguments: [now.milliseconds, limit])
+        }
+    }
+
+    /// When the earliest timer is due, or `nil` when none is scheduled (sleep until then).
+    public func nextTimerDue() throws -> Timestamp? {
+        try read("reading the next timer") { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(due_at) FROM timers").map(Timestamp.init(milliseconds:))
+        }
+    }
+
+    /// The timers of one saga, earliest first.
+    public func timers(of key: SagaKey) throws -> [StoredTimer] {
+        try read("reading the timers of \(key)") { db in
+            try Self.timers(
+                db,
+                sql: """
+                    SELECT workflow, saga_id, timer_id, kind, due_at FROM timers WHERE workflow = ? AND saga_id = ?
+                    ORDER BY due_at, timer_id
+                    """,
+                arguments: [key.workflow, key.id])
+        }
+    }
+
+    /// Outbox messages not yet confirmed, in commit order (per saga, the order they were produced), at most `limit`.
+    public func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage] {
+        try read("reading the outbox") { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT id, message_id, workflow, saga_id, exchange, routing_key, content_type, correlation_id,
+                           reply_to, headers, mandatory, body, created_at
+                    FROM outbox ORDER BY id LIMIT ?
+                    """,
+                arguments: [limit])
+            var messages: [PendingOutboxMessage] = []
+            while let row = try rows.next() {
+                let id: Int64 = row[0]
+                let headerText: String = row[9]
+                guard let headers = HeaderText.decode(headerText) else {
+                    throw SagaStoreError(
+                        .corruptState,
+                        "outbox row \(id) has unreadable headers. Delete the row with the sqlite3 shell after "
+                            + "checking what it was for.")
+                }
+                let body: Data = row[11]
+                messages.append(
+                    PendingOutboxMessage(
+                        id: id, key: SagaKey(workflow: row[2], id: row[3]),
+                        message: OutboxMessage(
+                            messageId: row[1], exchange: row[4], routingKey: row[5], contentType: row[6],
+                            correlationId: row[7], replyTo: row[8], headers: headers, body: [UInt8](body),
+                            mandatory: row[10]),
+                        createdAt: Timestamp(milliseconds: row[12])))
+            }
+            return messages
+        }
+    }
+
+    /// The definition stored under `hash`, or `nil`.
+    public func definition(hash: String) throws -> StoredDefinition? {
+        try read("reading definition \(hash.prefix(12))") { db in
+            try Row.fetchOne(
+                db, sql: "SELECT hash, name, version, source, first_seen_at FROM workflow_definitions WHERE hash = ?",
+                arguments: [hash]
+            ).map { row in
+                StoredDefinition(
+                    hash: row[0], name: row[1], version: row[2], source: row[3],
+                    firstSeenAt: Timestamp(milliseconds: row[4]))
+            }
+        }
+    }
+
+    /// The journal of one saga, oldest first.
+    public func journal(of key: SagaKey) throws -> [JournalRecord] {
+        try read("reading the journal of \(key)") { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT id, at, kind, step, actor, detail FROM journal WHERE workflow = ? AND saga_id = ?
+                    ORDER BY id
+                    """,
+                arguments: [key.workflow, key.id])
+            var records: [JournalRecord] = []
+            while let row = try rows.next() {
+                records.append(
+                    JournalRecord(
+                        id: row[0], key: key,
+                        entry: JournalEntry(
+                            at: Timestamp(milliseconds: row[1]), kind: JournalEntry.Kind(rawValue: row[2]),
+                            step: row[3], actor: row[4], detail: row[5])))
+            }
+            return records
+        }
+    }
+
+    // MARK: - Internals
+
+    /// Keys or ids per `IN (...)` query; far below SQLite's 32,766 variables.
+    static let chunkSize = 400
+
+    static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    private func checkWritable(_ operation: String) throws {
+        if configuration.readOnly {
+            throw SagaStoreError(
+                .notWritable,
+                "\(operation) in \(configuration.path) is refused: the store was opened read-only (operator mode). "
+                    + "Open it without readOnly, or send the command to a running worker.")
+        }
+    }
+
+    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: operation)
+        }
+    }
+
+    private static func timers(_ db: Database, sql: String, arguments: StatementArguments) throws -> [StoredTimer] {
+        let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+        var timers: [StoredTimer] = []
+        while let row = try rows.next() {
+            let kindText: String = row[3]
+            guard let kind = SagaTimer.Kind(rawValue: kindText) else {
+                throw SagaStoreError(
+                    .corruptState, "a timer has unknown kind '\(kindText)'; this binary may be older than the file.")
+            }
+            timers.append(
+                StoredTimer(
+                    key: SagaKey(workflow: row[0], id: row[1]), id: row[2], kind: kind,
+                    dueAt: Timestamp(milliseconds: row[4])))
+        }
+        return timers
+    }
+}
+
+/// A change with its state and outbox columns encoded, ready to bind (built before the write lock is taken).
+struct PreparedChange {
+    struct Outbox {
+        var message: OutboxMessage
+        var headers: String
+        var body: Data
+    }
+
+    var change: SagaChange
+    var state: Data?
+    var outbox: [Outbox]
+
+    init(_ change: SagaChange) {
+        self.change = change
+        state = change.instance.map { Data(StateCodec.encode($0)) }
+        outbox = change.outbox.map {
+            Outbox(message: $0, headers: HeaderText.encode($0.headers), body: Data($0.body))
+        }
+    }
+}
+
+/// The cached statements of one commit and how a change binds to them.
+struct WriteStatements {
+    let upsertSaga: Statement
+    let insertJournal: Statement
+    let insertInbox: Statement
+    let insertOutbox: Statement
+    let upsertTimer: Statement
+    let deleteTimer: Statement
+
+    init(_ db: Database) throws {
+        upsertSaga = try db.cachedStatement(
+            sql: """
+                INSERT INTO sagas (workflow, saga_id, definition_hash, version, status, current_step, owner,
+                                   started_at, updated_at, failure_code, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (workflow, saga_id) DO UPDATE SET
+                    definition_hash = excluded.definition_hash, version = excluded.version, status = excluded.status,
+                    current_step = excluded.current_step, owner = excluded.owner, updated_at = excluded.updated_at,
+                    failure_code = excluded.failure_code, state = excluded.state
+                """)
+        insertJournal = try db.cachedStatement(
+            sql: "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        insertInbox = try db.cachedStatement(sql: "INSERT INTO inbox (message_id, at) VALUES (?, ?)")
+        insertOutbox = try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (message_id, workflow, saga_id, exchange, routing_key, content_type, correlation_id,
+                                    reply_to, headers, mandatory, body, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        upsertTimer = try db.cachedStatement(
+            sql: """
+                INSERT INTO timers (workflow, saga_id, timer_id, kind, due_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (workflow, saga_id, timer_id) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at
+                """)
+        deleteTimer = try db.cachedStatement(
+            sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ? AND timer_id = ?")
+    }
+
+    func write(_ prepared: PreparedChange) throws {
+        let change = prepared.change
+        let workflow = change.key.workflow
+        let sagaId = change.key.id
+        let now = change.at.milliseconds
+        if let instance = change.instance, let state = prepared.state {
+            upsertSaga.setUncheckedArguments([
+                workflow, sagaId, instance.definitionHash, instance.version, instance.status.rawValue,
+                change.currentStep, change.owner, instance.startedAt.milliseconds, instance.updatedAt.milliseconds,
+                instance.failure?.error.code, state,
+            ])
+            try upsertSaga.execute()
+        }
+        for entry in change.journal {
+            insertJournal.setUncheckedArguments([
+                workflow, sagaId, entry.at.milliseconds, entry.kind.rawValue, entry.step, entry.actor, entry.detail,
+            ])
+            try insertJournal.execute()
+        }
+        if let messageId = change.inboxMessageId {
+            insertInbox.setUncheckedArguments([messageId, now])
+            try insertInbox.execute()
+        }
+        for outbox in prepared.outbox {
+            let message = outbox.message
+            insertOutbox.setUncheckedArguments([
+                message.messageId, workflow, sagaId, message.exchange, message.routingKey, message.contentType,
+                message.correlationId, message.replyTo, outbox.headers, message.mandatory, outbox.body, now,
+            ])
+            try insertOutbox.execute()
+        }
+        for timerId in change.cancelTimerIds {
+            deleteTimer.setUncheckedArguments([workflow, sagaId, timerId])
+            try deleteTimer.execute()
+        }
+        for timer in change.scheduleTimers {
+            upsertTimer.setUncheckedArguments([workflow, sagaId, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds])
+            try upsertTimer.execute()
+        }
+    }
+}
+
+extension Array {
+    /// Consecutive slices of at most `size` elements.
+    func chunked(by size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+}

@@ -1,0 +1,152 @@
+import SagaEngine
+import WaybillDefinition
+
+extension JournalEntry {
+    /// The journal line for one handled event: what arrived, what the saga did, and its effects, e.g.
+    /// `reply ok for release[1] → running; sent 1 command` or `ignored: late reply m-17 (reply m-17)`.
+    ///
+    /// `before` is the saga as it was before the event (`nil` for a start); it is how a reply or timer is traced to
+    /// its step and branch. Step outputs and error messages are quoted only up to ``summaryLimit`` characters; the
+    /// start input and command bodies never appear.
+    public static func describing(
+        _ event: SagaEvent, before: SagaInstance?, transition: Transition, definition: WorkflowDefinition,
+        at now: Timestamp
+    ) -> [JournalEntry] {
+        let after = transition.instance
+        let location = JournalText.locate(event, in: before ?? after, definition: definition)
+        var actor: String?
+        var what: String
+        var kind: Kind
+        switch event {
+        case .start:
+            kind = .start
+            what = "started \(after.key.workflow) v\(after.version) (definition \(after.definitionHash.prefix(12)))"
+        case .reply(let correlationId, let outcome):
+            kind = .reply
+            let target = location.map { " for \($0)" } ?? " \(correlationId)"
+            switch outcome {
+            case .ok(let output):
+                what = "reply ok\(target)"
+                if let output { what += " output \(JournalText.summary(output))" }
+            case .error(let error):
+                what =
+                    "reply error \(error.code) (\(error.retryable ? "retryable" : "not retryable"))\(target): "
+                    + JournalText.quote(error.message)
+            }
+        case .timerFired(let timerId):
+            kind = .timer
+            let timer = before.flatMap { JournalText.timer(timerId, in: $0) }
+            what = "timer \(timer?.kind.rawValue ?? timerId) fired" + (location.map { " for \($0)" } ?? "")
+        case .commandReturned(let messageId):
+            kind = .returned
+            what = "command \(messageId) returned unroutable" + (location.map { " for \($0)" } ?? "")
+        case .operatorCommand(let command):
+            kind = .operatorCommand
+            actor = command.by
+            what = "operator \(JournalText.action(command.action)) by \(command.by): \(JournalText.quote(command.reason))"
+        }
+        let detail: String
+        switch transition.outcome {
+        case .applied:
+            detail = "\(what) → \(after.status.rawValue)\(JournalText.effects(transition.actions))"
+        case .ignored(let reason):
+            kind = .ignored
+            detail = "ignored: \(JournalText.cut(reason)) (\(what))"
+        case .rejected(let reason):
+            kind = .rejected
+            detail = "rejected: \(JournalText.cut(reason)) (\(what))"
+        }
+        return [JournalEntry(at: now, kind: kind, step: location, actor: actor, detail: detail)]
+    }
+}
+
+/// Small text helpers for journal lines.
+enum JournalText {
+    /// `release[1]` for a branch of a `for_each` step, `accept` for a plain step; `nil` when the event does not point
+    /// at a branch the instance knows.
+    static func locate(_ event: SagaEvent, in instance: SagaInstance, definition: WorkflowDefinition) -> String? {
+        let match: (BranchState) -> Bool
+        switch event {
+        case .reply(let correlationId, _): match = { $0.pending?.messageId == correlationId }
+        case .commandReturned(let messageId): match = { $0.pending?.messageId == messageId }
+        case .timerFired(let timerId): match = { $0.timer?.id == timerId }
+        case .operatorCommand(let command):
+            switch command.action {
+            case .retry(let step): return step
+            case .skip(let step, _): return step
+            case .compensate, .cancel: return nil
+            }
+        case .start: return nil
+        }
+        for (stepIndex, step) in instance.steps.enumerated() {
+            guard let branchIndex = step.branches.firstIndex(where: match) else { continue }
+            let id = stepIndex < definition.steps.count ? definition.steps[stepIndex].id : "step\(stepIndex)"
+            let fansOut = stepIndex < definition.steps.count && definition.steps[stepIndex].forEach != nil
+            return fansOut || step.branches.count > 1 ? "\(id)[\(branchIndex)]" : id
+        }
+        return nil
+    }
+
+    static func timer(_ id: String, in instance: SagaInstance) -> SagaTimer? {
+        for step in instance.steps {
+            for branch in step.branches where branch.timer?.id == id { return branch.timer }
+        }
+        return nil
+    }
+
+    static func action(_ action: OperatorCommand.Action) -> String {
+        switch action {
+        case .retry(let step): step.map { "retry \($0)" } ?? "retry"
+        case .skip(let step, _): "skip \(step)"
+        case .compensate: "compensate"
+        case .cancel: "cancel"
+        }
+    }
+
+    /// `; sent 2 commands, sent 1 compensation, published order.released, scheduled 1 timer, finished completed`.
+    static func effects(_ actions: [SagaAction]) -> String {
+        var commands = 0
+        var compensations = 0
+        var milestones: [String] = []
+        var scheduled = 0
+        var cancelled = 0
+        var finished: SagaStatus?
+        for action in actions {
+            switch action {
+            case .sendCommand(let command):
+                if command.kind == .compensate { compensations += 1 } else { commands += 1 }
+            case .publishMilestone(let milestone): milestones.append(milestone.name)
+            case .scheduleTimer: scheduled += 1
+            case .cancelTimer: cancelled += 1
+            case .finished(let status): finished = status
+            }
+        }
+        var parts: [String] = []
+        if commands > 0 { parts.append("sent \(commands) command\(commands == 1 ? "" : "s")") }
+        if compensations > 0 { parts.append("sent \(compensations) compensation\(compensations == 1 ? "" : "s")") }
+        if !milestones.isEmpty { parts.append("published \(milestones.joined(separator: ", "))") }
+        if scheduled > 0 { parts.append("scheduled \(scheduled) timer\(scheduled == 1 ? "" : "s")") }
+        if cancelled > 0 { parts.append("cancelled \(cancelled) timer\(cancelled == 1 ? "" : "s")") }
+        if let finished { parts.append("finished \(finished.rawValue)") }
+        return parts.isEmpty ? "" : "; " + parts.joined(separator: ", ")
+    }
+
+    /// A step output as compact JSON, cut to the summary limit.
+    static func summary(_ value: JSONValue) -> String {
+        cut(JSONText.encode(value))
+    }
+
+    /// Free text in quotes, on one line, cut to the summary limit.
+    static func quote(_ text: String) -> String {
+        "\"" + cut(text) + "\""
+    }
+
+    /// One line of at most ``JournalEntry/summaryLimit`` characters, with `…` when cut.
+    static func cut(_ text: String) -> String {
+        var line = String(text.map { $0.isNewline ? " " : $0 })
+        if line.count > JournalEntry.summaryLimit {
+            line = String(line.prefix(JournalEntry.summaryLimit - 1)) + "…"
+        }
+        return line
+    }
+}

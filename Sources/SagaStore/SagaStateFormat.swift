@@ -1,0 +1,20 @@
+import SagaEngine
+
+/// The bytes of a saga's state as the store keeps them (the `sagas.state` column).
+///
+/// The store encodes and decodes for you; use this to inspect a raw column or to measure the codec.
+public enum SagaStateFormat {
+    /// Encodes `instance` in the compact binary state format.
+    public static func encode(_ instance: SagaInstance) -> [UInt8] {
+        StateCodec.encode(instance)
+    }
+
+    /// Decodes a state blob made by ``encode(_:)``; throws when the bytes are damaged or from a newer format.
+    public static func decode(_ bytes: [UInt8]) throws -> SagaInstance {
+        do {
+            return try StateCodec.decode(bytes)
+        } catch {
+            throw SagaStoreError(.corruptState, error.description)
+        }
+    }
+}

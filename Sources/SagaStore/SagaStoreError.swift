@@ -1,0 +1,138 @@
+import GRDB
+
+/// A store failure: a stable ``code`` for programs, a ``message`` for people that says what went wrong and what to
+/// do, and the SQLite error underneath when there is one.
+///
+/// Messages name the database file and SQL outcome but never saga data (inputs, outputs, bodies).
+public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
+    /// What kind of failure it is; the raw values are stable and may appear in logs and dead-letter reasons.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The stable identifier, e.g. `database_locked`.
+        public var rawValue: String
+
+        /// Wraps a code identifier.
+        public init(rawValue: String) {
+            self.rawValue = rawValue
+        }
+
+        /// The code identifier.
+        public var description: String { rawValue }
+
+        /// Another process held the write lock longer than the busy timeout. Retry later; transient.
+        public static let databaseLocked = Code(rawValue: "database_locked")
+        /// The file or its directory cannot be written (permissions, read-only mount) or the store was opened
+        /// read-only.
+        public static let notWritable = Code(rawValue: "not_writable")
+        /// The file cannot be opened: missing (in read-only mode), a missing directory, or not a database.
+        public static let cannotOpen = Code(rawValue: "cannot_open")
+        /// The file was migrated by a newer Waybill; this binary must not write it.
+        public static let schemaTooNew = Code(rawValue: "schema_too_new")
+        /// The file lacks migrations this binary needs, and it was opened read-only so they cannot run.
+        public static let schemaOutdated = Code(rawValue: "schema_outdated")
+        /// The file or a saga's state blob is damaged.
+        public static let corruptState = Code(rawValue: "corrupt_state")
+        /// The disk is full.
+        public static let diskFull = Code(rawValue: "disk_full")
+        /// The operating system reported an I/O error.
+        public static let ioError = Code(rawValue: "io_error")
+        /// A message id was already recorded in the inbox: the message was processed before (or twice in a batch).
+        public static let duplicateMessage = Code(rawValue: "duplicate_message")
+        /// A uniqueness or integrity rule of the schema was broken (e.g. an outbox message id used twice).
+        public static let constraintViolation = Code(rawValue: "constraint_violation")
+        /// Any other SQLite failure.
+        public static let sqlite = Code(rawValue: "sqlite_error")
+    }
+
+    /// What kind of failure it is.
+    public var code: Code
+    /// What went wrong and what to do about it.
+    public var message: String
+    /// The SQLite error that caused it, if any.
+    public var underlying: DatabaseError?
+
+    /// Makes an error; `message` must say what to do, not only what happened.
+    public init(_ code: Code, _ message: String, underlying: DatabaseError? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    /// `[code] message (SQLite: ...)`.
+    public var description: String {
+        var text = "[\(code)] \(message)"
+        if let underlying {
+            text += " (SQLite \(underlying.extendedResultCode.rawValue): \(underlying.message ?? "no message"))"
+        }
+        return text
+    }
+}
+
+extension SagaStoreError {
+    /// Turns any error thrown inside the store into a ``SagaStoreError`` that names `path` and `operation`.
+    static func wrap(_ error: any Error, path: String, operation: String) -> SagaStoreError {
+        if let error = error as? SagaStoreError { return error }
+        if let error = error as? StateCodecError {
+            return SagaStoreError(
+                .corruptState,
+                "\(operation) in \(path) failed: \(error.description). Restore the file from a backup or inspect the "
+                    + "saga with `waybill sagas show`.")
+        }
+        guard let error = error as? DatabaseError else {
+            return SagaStoreError(.sqlite, "\(operation) in \(path) failed: \(error)")
+        }
+        let context = "\(operation) in \(path) failed"
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return SagaStoreError(
+                .databaseLocked,
+                "\(context): the database is locked by another connection for longer than the busy timeout. "
+                    + "Another process is writing the file (a second worker on the same path?); stop it or raise "
+                    + "busyTimeout, then retry.",
+                underlying: error)
+        case .SQLITE_READONLY:
+            return SagaStoreError(
+                .notWritable,
+                "\(context): the file is read-only. Check the permissions of the file, its -wal and -shm files and its "
+                    + "directory, or open the store without readOnly.",
+                underlying: error)
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
+            return SagaStoreError(
+                .cannotOpen,
+                "\(context): the file cannot be opened. Check that the directory exists and is writable by this user "
+                    + "(a read-only open needs an existing store).",
+                underlying: error)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            return SagaStoreError(
+                .corruptState,
+                "\(context): the file is not a valid SQLite database or is damaged. Restore it from a backup; do not "
+                    + "point a worker at a file that is not its store.",
+                underlying: error)
+        case .SQLITE_FULL:
+            return SagaStoreError(
+                .diskFull, "\(context): the disk is full. Free space on the volume; nothing of this batch was saved.",
+                underlying: error)
+        case .SQLITE_IOERR:
+            return SagaStoreError(
+                .ioError,
+                "\(context): the operating system reported an I/O error. Check the disk and the kernel log; nothing of "
+                    + "this batch was saved.",
+                underlying: error)
+        case .SQLITE_CONSTRAINT:
+            if error.message?.contains("inbox.message_id") == true {
+                return SagaStoreError(
+                    .duplicateMessage,
+                    "\(context): a message id is already in the inbox, so that message was processed before or appears "
+                        + "twice in the batch. Check processedMessageIds(in:) before applying messages; nothing of "
+                        + "this batch was saved.",
+                    underlying: error)
+            }
+            return SagaStoreError(
+                .constraintViolation,
+                "\(context): the batch breaks a uniqueness or integrity rule (\(error.message ?? "constraint")). "
+                    + "Nothing of this batch was saved; fix the caller (message ids must be unique).",
+                underlying: error)
+        default:
+            return SagaStoreError(.sqlite, "\(context).", underlying: error)
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import GRDB
+
+/// The store's schema: named, append-only migrations in raw SQL. Never edit a registered migration; add a new one.
+///
+/// Times are integer milliseconds since the Unix epoch (`datetime(at / 1000, 'unixepoch')` in the sqlite3 shell).
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-sagas-journal-inbox-outbox-timers") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE workflow_definitions (
+                        hash TEXT NOT NULL PRIMARY KEY,       -- SHA-256 of the source text, lowercase hex
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        source TEXT NOT NULL,
+                        first_seen_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX workflow_definitions_by_name ON workflow_definitions (name, version);
+
+                    CREATE TABLE sagas (
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        definition_hash TEXT NOT NULL,
+                        version INTEGER NOT NULL,
+                        status TEXT NOT NULL,                 -- running, compensating, completed, ...
+                        current_step TEXT,                    -- NULL once past the last step
+                        owner TEXT,                           -- worker id
+                        started_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL,          -- last progress
+                        failure_code TEXT,
+                        state BLOB NOT NULL,                  -- SagaStateFormat
+                        PRIMARY KEY (workflow, saga_id)
+                    );
+                    CREATE INDEX sagas_by_status ON sagas (status, updated_at);
+                    CREATE INDEX sagas_by_step ON sagas (workflow, current_step);
+                    CREATE INDEX sagas_by_updated_at ON sagas (updated_at);
+
+                    CREATE TABLE journal (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        at INTEGER NOT NULL,
+                        kind TEXT NOT NULL,                   -- start, reply, timer, returned, operator, ignored, ...
+                        step TEXT,
+                        actor TEXT,                           -- operator name; NULL for the worker
+                        detail TEXT NOT NULL
+                    );
+                    CREATE INDEX journal_by_saga ON journal (workflow, saga_id, id);
+                    CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+                    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+                    CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+                    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+
+                    CREATE TABLE inbox (
+                        message_id TEXT NOT NULL PRIMARY KEY,
+                        at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE outbox (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- publish order
+                        message_id TEXT NOT NULL UNIQUE,
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        exchange TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        content_type TEXT,
+                        correlation_id TEXT,
+                        reply_to TEXT,
+                        headers TEXT NOT NULL,                -- flat JSON object of strings
+                        mandatory INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+
+                    CREATE TABLE timers (
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        timer_id TEXT NOT NULL,
+                        kind TEXT NOT NULL,                   -- replyTimeout, retry
+                        due_at INTEGER NOT NULL,
+                        PRIMARY KEY (workflow, saga_id, timer_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX timers_by_due_at ON timers (due_at);
+                    """)
+        }
+        return migrator
+    }
+}
