@@ -121,17 +121,24 @@ public final class SagaStore: Sendable {
     /// the inbox fails the whole batch with ``SagaStoreError/Code/duplicateMessage`` (filter deliveries with
     /// ``processedMessageIds(in:)`` first), as does any outbox message id used twice. Within a change, cancelled
     /// timers are removed before scheduled ones are written.
-    public func commit(_ changes: [SagaChange]) throws {
-        guard !changes.isEmpty else { return }
+    ///
+    /// - Returns: the outbox row ids of the changes' messages, in order (pass them to ``deleteOutbox(ids:)`` once
+    ///   the broker confirmed the messages).
+    @discardableResult
+    public func commit(_ changes: [SagaChange]) throws -> [Int64] {
+        guard !changes.isEmpty else { return [] }
         try checkWritable("committing saga changes")
         let prepared = changes.map(PreparedChange.init)
         do {
-            try pool.writeWithoutTransaction { db in
+            return try pool.writeWithoutTransaction { db in
+                var outboxIds: [Int64] = []
+                outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
                 try db.inTransaction(.immediate) {
                     let statements = try WriteStatements(db)
-                    for change in prepared { try statements.write(change) }
+                    for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
                     return .commit
                 }
+                return outboxIds
             }
         } catch {
             throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
@@ -403,6 +410,7 @@ struct PreparedChange {
 
 /// The cached statements of one commit and how a change binds to them.
 struct WriteStatements {
+    let database: Database
     let upsertSaga: Statement
     let insertJournal: Statement
     let insertInbox: Statement
@@ -411,6 +419,7 @@ struct WriteStatements {
     let deleteTimer: Statement
 
     init(_ db: Database) throws {
+        database = db
         upsertSaga = try db.cachedStatement(
             sql: """
                 INSERT INTO sagas (workflow, saga_id, definition_hash, version, status, current_step, owner,
@@ -439,7 +448,7 @@ struct WriteStatements {
             sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ? AND timer_id = ?")
     }
 
-    func write(_ prepared: PreparedChange) throws {
+    func write(_ prepared: PreparedChange, outboxIds: inout [Int64]) throws {
         let change = prepared.change
         let workflow = change.key.workflow
         let sagaId = change.key.id
@@ -469,6 +478,7 @@ struct WriteStatements {
                 message.correlationId, message.replyTo, outbox.headers, message.mandatory, outbox.body, now,
             ])
             try insertOutbox.execute()
+            outboxIds.append(database.lastInsertedRowID)
         }
         for timerId in change.cancelTimerIds {
             deleteTimer.setUncheckedArguments([workflow, sagaId, timerId])

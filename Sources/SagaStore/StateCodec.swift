@@ -266,6 +266,7 @@ struct StateWriter {
         string(2, value.status.rawValue)
         int(3, value.attempt)
         int(4, value.compensationAttempt)
+        int(11, value.round)
         if let pending = value.pending {
             beginMessage(5)
             string(1, pending.messageId)
@@ -598,7 +599,7 @@ struct StateReader {
 
     mutating func branchState() throws(StateCodecError) -> BranchState {
         try expect(.message)
-        var branch = BranchState(item: nil)
+        var branch = BranchState(item: nil, round: 0)
         while let number = try nextField() {
             switch number {
             case 1: branch.item = try json()
@@ -611,6 +612,7 @@ struct StateReader {
             case 8: branch.lastError = try stepError()
             case 9: branch.startedAt = try timestamp()
             case 10: branch.finishedAt = try timestamp()
+            case 11: branch.round = try int()
             default: try skipValue()
             }
         }

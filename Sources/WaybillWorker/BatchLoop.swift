@@ -212,7 +212,7 @@ final class BatchLoop: Sendable {
             let correlationId = reply.delivery.properties.correlationID ?? "?"
             changes.append(
                 SagaChange(
-                    key: reply.key, instance: nil, currentStep: nil,
+                    key: reply.key, at: now, instance: nil, currentStep: nil,
                     journal: [
                         JournalEntry(
                             at: now, kind: .note,
@@ -243,7 +243,7 @@ final class BatchLoop: Sendable {
                 transition = engine.apply(item.event, to: instance, definition: definition, now: now)
             case (_, nil):
                 if let timerId = item.timerId {
-                    changes.append(SagaChange(key: item.key, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
+                    changes.append(SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
                 } else {
                     logger.warning("event for unknown saga \(item.key) dropped", metadata: ["event": "\(item.event)"])
                 }

@@ -45,7 +45,7 @@ public final class SagaWorker: Service, Sendable {
         defer { try? store.close() }
         let registry = try DefinitionRegistry(
             directory: configuration.workflowsDirectory, store: store, now: .now())
-        let client = try AMQPClient(configuration: try amqpConfiguration(), logger: logger)
+        let client = try AMQPClient(configuration: amqpConfiguration(), logger: logger)
         try await client.connect()
         do {
             try await runConnected(client: client, store: store, registry: registry)
@@ -97,8 +97,8 @@ public final class SagaWorker: Service, Sendable {
             ])
         started.continuation.yield()
 
-        try await withGracefulShutdownHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
                 for (source, consumer) in consumers {
                     group.addTask { [logger] in
                         do {
@@ -111,7 +111,11 @@ public final class SagaWorker: Service, Sendable {
                 let poll = configuration.timerPollInterval
                 group.addTask {
                     while !Task.isCancelled {
-                        try await Task.sleep(for: poll)
+                        do {
+                            try await Task.sleep(for: poll)
+                        } catch {
+                            return
+                        }
                         queue.push(.tick)
                     }
                 }

@@ -37,7 +37,7 @@ final class WorkQueue<Element: Sendable>: Sendable {
     func nextBatch(max: Int, linger: Duration) async -> [Element]? {
         while true {
             if let batch = take(max: max) {
-                if batch.count < max, linger > .zero {
+                if batch.count < max && linger > .zero {
                     try? await Task.sleep(for: linger)
                     return batch + (take(max: max - batch.count) ?? [])
                 }

@@ -68,7 +68,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     static func defaultWorkerId() -> String {
         var name = [CChar](repeating: 0, count: 256)
         guard gethostname(&name, name.count) == 0 else { return "worker" }
-        let host = String(cString: name).lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let bytes = name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        let host = String(decoding: bytes, as: UTF8.self).lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" }
         return host.isEmpty ? "worker" : host
     }
 }

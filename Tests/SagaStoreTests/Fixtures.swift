@@ -18,7 +18,7 @@ enum Fixtures {
     /// A saga with every field of every nested type set to a non-default value.
     static func fullInstance(id: String = "ord-1") -> SagaInstance {
         let error = StepError(code: "out_of_stock", message: "SKU-1 short by 2 at \"berlin\"\n", retryable: false)
-        var branch = BranchState(item: ["id": "ord-1-s0", "warehouse": "berlin", "lines": [["sku": "SKU-1", "quantity": 2]]])
+        var branch = BranchState(item: ["id": "ord-1-s0", "warehouse": "berlin", "lines": [["sku": "SKU-1", "quantity": 2]]], round: 2)
         branch.status = .compensationRetryWait
         branch.attempt = 3
         branch.compensationAttempt = 2
@@ -32,7 +32,7 @@ enum Fixtures {
         branch.finishedAt = Timestamp(milliseconds: Int64.max)
         var step = StepState()
         step.status = .failing
-        step.branches = [branch, BranchState(item: nil)]
+        step.branches = [branch, BranchState(item: nil, round: 0)]
         step.output = ["released": true, "weight": 1.25, "big": 9_007_199_254_740_993.0, "neg": -0.0, "tiny": 1e-300]
         step.round = 2
         step.reallocations = 1
