@@ -51,7 +51,9 @@ let package = Package(
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition",
+                "WaybillDefinition", "WaybillWorker",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import WaybillWorker
+
+/// `waybill worker`: runs one worker until SIGTERM or SIGINT, then stops gracefully.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run a worker: consume orders and replies, drive sagas, persist them in SQLite.",
+        discussion: """
+            Configuration comes from an optional YAML file (--config) and WAYBILL_* environment variables, which \
+            win. The broker password is read from WAYBILL_AMQP_PASSWORD or the file named by amqp_password_file, \
+            never from the command line. Every key is listed in docs/configuration.md.
+
+            Examples:
+              WAYBILL_AMQP_URL=amqp://waybill@rabbit:5672/ WAYBILL_AMQP_PASSWORD=... waybill worker
+              waybill worker --config /etc/waybill/worker.yaml
+              WAYBILL_WORKER_ID=w2 WAYBILL_DATABASE=/var/lib/waybill/w2.sqlite waybill worker
+            """
+    )
+
+    @Option(help: ArgumentHelp("A YAML file of configuration keys.", valueName: "file"))
+    var config: String?
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning or error")
+        }
+    }
+
+    func run() async throws {
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try WorkerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("waybill worker: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "waybill.worker")
+        logger.info("starting \(configuration)")
+        let worker = SagaWorker(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("worker stopped with an error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
