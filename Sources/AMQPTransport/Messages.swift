@@ -83,7 +83,9 @@ public struct OutboundMessage: Sendable, Hashable {
     }
 
     /// Creates a message with full control over its properties.
-    public init(exchange: String, routingKey: String, body: Data, mandatory: Bool = false, properties: MessageProperties) {
+    public init(
+        exchange: String, routingKey: String, body: Data, mandatory: Bool = false, properties: MessageProperties
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
