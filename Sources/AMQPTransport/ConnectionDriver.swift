@@ -122,7 +122,8 @@ final class ConnectionDriver {
         var delay = configuration.reconnect.initialDelay
         var attempt = 0
         while !finished {
-            pause(for: delay)
+            // Jitter spreads the reconnects of many workers after a broker restart.
+            pause(for: delay * Double.random(in: 0.5...1))
             if finished { return }
             attempt += 1
             do {

@@ -115,20 +115,6 @@ public enum PublishOutcome: Sendable, Hashable {
     public var isConfirmed: Bool { self == .confirmed }
 }
 
-extension AMQPError: Hashable {
-    /// Errors are equal when code, message and causes are equal.
-    public static func == (lhs: AMQPError, rhs: AMQPError) -> Bool {
-        lhs.code == rhs.code && lhs.message == rhs.message && lhs.serverReply == rhs.serverReply
-            && lhs.libraryStatus == rhs.libraryStatus
-    }
-
-    /// Hashes the code and message.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(code)
-        hasher.combine(message)
-    }
-}
-
 /// Identifies a delivery for ``AMQPClient/ack(_:multiple:)`` and friends.
 ///
 /// Delivery tags are only meaningful on the channel incarnation that delivered them. ``generation`` names
