@@ -194,7 +194,9 @@ public final class AMQPClient: Sendable {
     ///
     /// - Throws: ``AMQPError/Code/channelClosed`` when the broker refuses (404: no such queue; 403:
     ///   exclusive consumer elsewhere); ``AMQPError/Code/notConnected`` while reconnecting.
-    public func consume(queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:])
+    public func consume(
+        queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:]
+    )
         async throws -> AMQPConsumer
     {
         let id = consumerIDs.withLock { next in

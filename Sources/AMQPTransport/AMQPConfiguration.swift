@@ -33,7 +33,8 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
     }
 
     /// How the client waits between reconnect attempts: exponential backoff from ``initialDelay``,
-    /// multiplied by ``multiplier`` after each failure, capped at ``maxDelay``.
+    /// multiplied by ``multiplier`` after each failure, capped at ``maxDelay``; each wait is randomly
+    /// shortened by up to half so that many workers do not reconnect in lockstep.
     public struct ReconnectPolicy: Sendable, Hashable {
         /// Wait before the first attempt after a connection is lost.
         public var initialDelay: Duration

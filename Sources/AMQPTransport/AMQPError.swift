@@ -106,3 +106,17 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
         return text
     }
 }
+
+extension AMQPError: Hashable {
+    /// Errors are equal when code, message and causes are equal.
+    public static func == (lhs: AMQPError, rhs: AMQPError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message && lhs.serverReply == rhs.serverReply
+            && lhs.libraryStatus == rhs.libraryStatus
+    }
+
+    /// Hashes the code and message.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+    }
+}

@@ -96,7 +96,8 @@ final class BrokerLink {
             return link
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             let serverReply = serverReply(reply)
-            let code: AMQPError.Code = [403, 530].contains(serverReply?.code) ? .authenticationFailed : .connectionFailed
+            let code: AMQPError.Code =
+                [403, 530].contains(serverReply?.code) ? .authenticationFailed : .connectionFailed
             throw AMQPError(
                 code,
                 "the broker at \(endpoint) refused the login of user '\(configuration.user)' to vhost '\(configuration.virtualHost)'",
@@ -163,7 +164,8 @@ final class BrokerLink {
     }
 
     func closeChannel(_ channel: UInt16) throws(AMQPError) {
-        try check(amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS), "closing channel \(channel)", channel: channel)
+        try check(
+            amqp_channel_close(state, channel, AMQP_REPLY_SUCCESS), "closing channel \(channel)", channel: channel)
     }
 
     func selectConfirms(_ channel: UInt16) throws(AMQPError) {
@@ -220,7 +222,9 @@ final class BrokerLink {
         try check("setting prefetch \(count) on channel \(channel)", channel: channel)
     }
 
-    func consume(queue: String, consumerTag: String, exclusive: Bool, arguments: AMQPTable, channel: UInt16)
+    func consume(
+        queue: String, consumerTag: String, exclusive: Bool, arguments: AMQPTable, channel: UInt16
+    )
         throws(AMQPError)
     {
         defer { arena.reset() }

@@ -68,7 +68,8 @@ final class ConnectionDriver {
         do {
             try establish()
         } catch {
-            logger.error("AMQP connection failed", metadata: ["error": "\(error)"])
+            // The caller of connect() gets the error; it decides what to log.
+            logger.debug("AMQP first connection failed", metadata: ["error": "\(error)"])
             for command in mailbox.shutDown() {
                 command.refuse(with: AMQPError(.notConnected, "the first connection to the broker failed: \(error)"))
             }
@@ -109,7 +110,8 @@ final class ConnectionDriver {
         while !finished {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { return }
-            let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+            let milliseconds =
+                remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
             var descriptor = pollfd(fd: mailbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, Int32(clamping: max(1, milliseconds)))
             handle(mailbox.takeAll())
@@ -120,7 +122,8 @@ final class ConnectionDriver {
         var delay = configuration.reconnect.initialDelay
         var attempt = 0
         while !finished {
-            pause(for: delay)
+            // Jitter spreads the reconnects of many workers after a broker restart.
+            pause(for: delay * Double.random(in: 0.5...1))
             if finished { return }
             attempt += 1
             do {
@@ -150,7 +153,8 @@ final class ConnectionDriver {
             for step in topology {
                 switch step {
                 case .exchange(let declaration): try link.declare(declaration, channel: Self.controlChannel)
-                case .queue(let declaration): _ = try link.declare(declaration, passive: false, channel: Self.controlChannel)
+                case .queue(let declaration):
+                    _ = try link.declare(declaration, passive: false, channel: Self.controlChannel)
                 case .binding(let binding): try link.bind(binding, channel: Self.controlChannel)
                 }
             }
@@ -162,7 +166,7 @@ final class ConnectionDriver {
                 consumerIDByChannel[channel] = id
                 do {
                     try subscribe(id, on: link)
-                } catch where error.code == .channelClosed {
+                } catch  where error.code == .channelClosed {
                     logger.error(
                         "AMQP consumer could not be restored",
                         metadata: ["queue": "\(consumers[id]?.request.queue ?? "")", "error": "\(error)"])
@@ -238,7 +242,8 @@ final class ConnectionDriver {
                         guard !declaration.name.isEmpty else {
                             throw AMQPError(
                                 .invalidArgument,
-                                "queue names must be chosen by the client, so the queue can be declared again after a reconnect")
+                                "queue names must be chosen by the client, so the queue can be declared again after a reconnect"
+                            )
                         }
                         let info = try link.declare(declaration, passive: false, channel: Self.controlChannel)
                         self.remember(.queue(declaration))
@@ -468,7 +473,7 @@ final class ConnectionDriver {
             do {
                 try link.cancel(consumerTag: consumer.request.consumerTag, channel: consumer.channel)
                 try link.closeChannel(consumer.channel)
-            } catch where error.code == .channelClosed {
+            } catch  where error.code == .channelClosed {
                 // The channel is gone either way.
             } catch {
                 connectionLost(error)
@@ -500,7 +505,8 @@ final class ConnectionDriver {
             }
         if result != AMQP_STATUS_OK.rawValue {
             connectionLost(
-                AMQPError(.connectionLost, "settling delivery \(tag) failed", libraryStatus: Wire.libraryStatus(result)))
+                AMQPError(.connectionLost, "settling delivery \(tag) failed", libraryStatus: Wire.libraryStatus(result))
+            )
         }
     }
 
@@ -530,21 +536,23 @@ final class ConnectionDriver {
         case AMQP_FRAME_METHOD:
             handleMethod(frame.payload.method, channel: channel, on: link)
         case AMQP_FRAME_HEADER:
-            guard var content = partial[channel] else { return }
+            // Taken out of the dictionary while it grows, so appending does not copy the body.
+            guard var content = partial.removeValue(forKey: channel) else { return }
             content.properties = Wire.properties(frame.payload.properties.decoded)
             content.bodySize = frame.payload.properties.body_size
             content.body.reserveCapacity(Int(min(content.bodySize, 16 << 20)))
             if content.bodySize == 0 {
-                partial[channel] = nil
                 complete(content, channel: channel)
             } else {
                 partial[channel] = content
             }
         case AMQP_FRAME_BODY:
-            guard var content = partial[channel] else { return }
-            content.body.append(Wire.data(frame.payload.body_fragment))
+            guard var content = partial.removeValue(forKey: channel) else { return }
+            let fragment = frame.payload.body_fragment
+            if fragment.len > 0, let bytes = fragment.bytes {
+                content.body.append(bytes.assumingMemoryBound(to: UInt8.self), count: fragment.len)
+            }
             if UInt64(content.body.count) >= content.bodySize {
-                partial[channel] = nil
                 complete(content, channel: channel)
             } else {
                 partial[channel] = content
@@ -625,7 +633,7 @@ final class ConnectionDriver {
             consumers[id]?.generation = nil
             do {
                 try subscribe(id, on: link)
-            } catch where error.code == .channelClosed {
+            } catch  where error.code == .channelClosed {
                 removeConsumer(id, finishingWith: error)
             } catch {
                 connectionLost(error)

@@ -65,7 +65,8 @@ final class Mailbox: Sendable {
 
     private struct State {
         var commands: [Command] = []
-        var accepting = true
+        /// Only while a connection thread runs; before ``reopen()`` callers get an immediate refusal.
+        var accepting = false
     }
 
     init() throws(AMQPError) {
@@ -110,7 +111,7 @@ final class Mailbox: Sendable {
         }
     }
 
-    /// Accepts commands again (after a failed first connection the client may try again).
+    /// Starts accepting commands, when a connection thread starts (again, after a failed first connection).
     func reopen() {
         state.withLock { $0.accepting = true }
     }

@@ -83,7 +83,9 @@ public struct OutboundMessage: Sendable, Hashable {
     }
 
     /// Creates a message with full control over its properties.
-    public init(exchange: String, routingKey: String, body: Data, mandatory: Bool = false, properties: MessageProperties) {
+    public init(
+        exchange: String, routingKey: String, body: Data, mandatory: Bool = false, properties: MessageProperties
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body
@@ -111,20 +113,6 @@ public enum PublishOutcome: Sendable, Hashable {
 
     /// `true` only for ``confirmed``.
     public var isConfirmed: Bool { self == .confirmed }
-}
-
-extension AMQPError: Hashable {
-    /// Errors are equal when code, message and causes are equal.
-    public static func == (lhs: AMQPError, rhs: AMQPError) -> Bool {
-        lhs.code == rhs.code && lhs.message == rhs.message && lhs.serverReply == rhs.serverReply
-            && lhs.libraryStatus == rhs.libraryStatus
-    }
-
-    /// Hashes the code and message.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(code)
-        hasher.combine(message)
-    }
 }
 
 /// Identifies a delivery for ``AMQPClient/ack(_:multiple:)`` and friends.

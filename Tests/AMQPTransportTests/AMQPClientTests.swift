@@ -71,6 +71,22 @@ struct AMQPClientTests {
         await client.close()
     }
 
+    @Test func bodiesLargerThanAFrameArriveWhole() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("large"))
+        let queue = TestBroker.unique("large.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+        let sizes = [0, 1, 131_064, 1_000_003]
+        let bodies = sizes.map { size in Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }) }
+        let outcomes = try await client.publish(
+            bodies.map { OutboundMessage(exchange: "", routingKey: queue, body: $0) })
+        #expect(outcomes == Array(repeating: .confirmed, count: sizes.count))
+        let consumer = try await client.consume(queue: queue, prefetch: 10)
+        let deliveries = try await take(sizes.count, from: consumer)
+        #expect(deliveries.map(\.body) == bodies)
+        client.ack(try #require(deliveries.last).deliveryTag, multiple: true)
+        await client.close()
+    }
+
     @Test func mandatoryPublishToUnroutableKeyComesBackReturned() async throws {
         let client = try await TestBroker.connectedClient(TestBroker.unique("returns"))
         let exchange = TestBroker.unique("commands")
@@ -99,7 +115,8 @@ struct AMQPClientTests {
         let client = try await TestBroker.connectedClient(TestBroker.unique("nack"))
         let queue = TestBroker.unique("nack.q")
         _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
-        #expect(try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("a"))) == .confirmed)
+        #expect(
+            try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("a"))) == .confirmed)
         let consumer = try await client.consume(queue: queue, prefetch: 1)
 
         let first = try #require(try await take(1, from: consumer).first)
@@ -150,7 +167,8 @@ struct AMQPClientTests {
         #expect(error.serverReply?.text.contains(missing) == true)
 
         // The publishing channel was reopened.
-        #expect(try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("y"))) == .confirmed)
+        #expect(
+            try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("y"))) == .confirmed)
 
         // A declaration the broker refuses fails with the broker's reply; the next one works.
         let conflict = await #expect(throws: AMQPError.self) {
@@ -267,6 +285,31 @@ struct AMQPClientTests {
         _ = try await direct.deleteQueue(queue)
         await client.close()
         await direct.close()
+    }
+
+    @Test func silentBrokerIsDetectedByHeartbeatsAndTheClientReconnects() async throws {
+        let brokerConfiguration = try TestBroker.configuration("unused")
+        let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))
+        defer { link.stop() }
+        var configuration = try TestBroker.configuration(TestBroker.unique("heartbeat"))
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(link.port)
+        configuration.heartbeatSeconds = 1
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        try await client.connect()
+        let queue = TestBroker.unique("heartbeat.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
+
+        // The TCP connection stays open but the broker falls silent: only missed heartbeats tell.
+        link.holdBrokerBytes()
+        try await eventually("the client to notice missed heartbeats and reconnect") {
+            client.connectionCount == 2 && client.isConnected
+        }
+        #expect(link.acceptedConnections == 2)
+        #expect(
+            try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("z"))) == .confirmed)
+        link.cut()
+        await client.close()
     }
 
     @Test func wrongPasswordFailsConnectWithAuthenticationError() async throws {

@@ -54,7 +54,8 @@ struct AMQPConfigurationTests {
 
     @Test func unreachableBrokerFailsConnect() async throws {
         let client = try AMQPClient(
-            configuration: AMQPConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(2)))
+            configuration: AMQPConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(2)),
+            logger: TestBroker.logger)
         let error = await #expect(throws: AMQPError.self) { try await client.connect() }
         #expect(error?.code == .connectionFailed)
         #expect(error?.libraryStatus != nil)

@@ -3,9 +3,9 @@ import Glibc
 import Synchronization
 
 /// A TCP relay on 127.0.0.1 between a client and the real broker, for faults the broker cannot be asked
-/// for: it can hold back everything the broker sends (so publisher confirms never arrive) and cut every
-/// connection abruptly (a dead network rather than a polite connection.close). New connections are
-/// relayed again after a cut, so the client can reconnect through it.
+/// for: it can hold back everything the broker sends on the connections open so far (so publisher
+/// confirms and heartbeats never arrive) and cut every connection abruptly (a dead network rather than a
+/// polite connection.close). Later connections are relayed normally, so the client can reconnect.
 final class FaultyLink: Sendable {
     let port: UInt16
     private let listener: Int32
@@ -13,7 +13,8 @@ final class FaultyLink: Sendable {
     private let control = Mutex(Control())
 
     private struct Control {
-        var holdBrokerBytes = false
+        /// Connections with a serial number below this one are held.
+        var holdBelow = 0
         var cutRequested = false
         var stopped = false
         var accepted = 0
@@ -43,10 +44,11 @@ final class FaultyLink: Sendable {
     /// Connections accepted so far.
     var acceptedConnections: Int { control.withLock { $0.accepted } }
 
-    /// Stops forwarding the broker's bytes to the client (they wait in the kernel's buffers).
-    func holdBrokerBytes() { control.withLock { $0.holdBrokerBytes = true } }
+    /// Stops forwarding the broker's bytes to the client on every connection open now (they wait in the
+    /// kernel's buffers).
+    func holdBrokerBytes() { control.withLock { $0.holdBelow = $0.accepted } }
 
-    /// Closes every relayed connection at once, without any AMQP goodbye, and stops holding.
+    /// Closes every relayed connection at once, without any AMQP goodbye.
     func cut() { control.withLock { $0.cutRequested = true } }
 
     /// Ends the relay thread and closes its sockets.
@@ -61,13 +63,12 @@ final class FaultyLink: Sendable {
     }
 
     private func relay() {
-        var pairs: [(client: Int32, broker: Int32)] = []
+        var pairs: [(client: Int32, broker: Int32, serial: Int)] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let (hold, cut, stopped) = control.withLock { state in
+            let (holdBelow, cut, stopped) = control.withLock { state in
                 defer { state.cutRequested = false }
-                if state.cutRequested { state.holdBrokerBytes = false }
-                return (state.holdBrokerBytes, state.cutRequested, state.stopped)
+                return (state.holdBelow, state.cutRequested, state.stopped)
             }
             if cut || stopped {
                 for pair in pairs {
@@ -84,7 +85,8 @@ final class FaultyLink: Sendable {
             var descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
             for pair in pairs {
                 descriptors.append(pollfd(fd: pair.client, events: Int16(POLLIN), revents: 0))
-                descriptors.append(pollfd(fd: pair.broker, events: hold ? 0 : Int16(POLLIN), revents: 0))
+                let held = pair.serial < holdBelow
+                descriptors.append(pollfd(fd: pair.broker, events: held ? 0 : Int16(POLLIN), revents: 0))
             }
             guard poll(&descriptors, nfds_t(descriptors.count), 20) > 0 else { continue }
             let polledPairs = pairs.count
@@ -98,8 +100,11 @@ final class FaultyLink: Sendable {
                     }
                 }
                 if client >= 0, connected == 0 {
-                    pairs.append((client, broker))
-                    control.withLock { $0.accepted += 1 }
+                    let serial = control.withLock { state in
+                        defer { state.accepted += 1 }
+                        return state.accepted
+                    }
+                    pairs.append((client, broker, serial))
                 } else {
                     close(client)
                     close(broker)
@@ -110,7 +115,7 @@ final class FaultyLink: Sendable {
                 let clientEvents = descriptors[1 + index * 2].revents
                 let brokerEvents = descriptors[2 + index * 2].revents
                 if clientEvents != 0, !forward(from: pair.client, to: pair.broker, &buffer) { closed.insert(index) }
-                if !hold, brokerEvents != 0, !forward(from: pair.broker, to: pair.client, &buffer) {
+                if pair.serial >= holdBelow, brokerEvents != 0, !forward(from: pair.broker, to: pair.client, &buffer) {
                     closed.insert(index)
                 }
             }
