@@ -113,6 +113,11 @@ private struct JSONParser {
     var depth = 0
     /// Reused to assemble strings that contain escapes.
     var scratch: [UInt8] = []
+    /// The members of every object being parsed, innermost last; each object takes its own off the top.
+    /// Collecting them first lets each dictionary be allocated once at its final size.
+    var memberStack: [(String, JSONValue)] = []
+    /// The elements of every array being parsed, innermost last, for the same reason.
+    var elementStack: [JSONValue] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -165,14 +170,16 @@ private struct JSONParser {
 
     mutating func parseObject() throws(JSONTextError) -> JSONValue {
         try enterContainer()
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-            return leaveContainer(.object(members))
+            return leaveContainer(.object([:]))
         }
-        var expectedKey = "expected a string key or '}'"
+        let base = memberStack.count
         while true {
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw unexpected(expectedKey) }
+            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
+                throw unexpected(
+                    memberStack.count == base ? "expected a string key or '}'" : "expected a string key after ','")
+            }
             let key = try parseString()
             skipWhitespace()
             guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
@@ -180,15 +187,18 @@ private struct JSONParser {
             }
             offset += 1
             skipWhitespace()
-            members[key] = try parseValue()
+            let value = try parseValue()
+            memberStack.append((key, value))
             skipWhitespace()
             guard offset < bytes.count else { throw unexpected("expected ',' or '}' after object member") }
             switch bytes[offset] {
             case UInt8(ascii: ","):
                 offset += 1
                 skipWhitespace()
-                expectedKey = "expected a string key after ','"
             case UInt8(ascii: "}"):
+                // Duplicate keys: the last member wins.
+                let members = Dictionary(memberStack[base...], uniquingKeysWith: { _, last in last })
+                memberStack.removeSubrange(base...)
                 return leaveContainer(.object(members))
             default:
                 throw unexpected("expected ',' or '}' after object member")
@@ -198,16 +208,17 @@ private struct JSONParser {
 
     mutating func parseArray() throws(JSONTextError) -> JSONValue {
         try enterContainer()
-        var elements: [JSONValue] = []
         skipWhitespace()
         if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-            return leaveContainer(.array(elements))
+            return leaveContainer(.array([]))
         }
+        let base = elementStack.count
         while true {
             guard offset < bytes.count else {
-                throw unexpected(elements.isEmpty ? "expected a value or ']'" : "expected a value after ','")
+                throw unexpected(elementStack.count == base ? "expected a value or ']'" : "expected a value after ','")
             }
-            elements.append(try parseValue())
+            let element = try parseValue()
+            elementStack.append(element)
             skipWhitespace()
             guard offset < bytes.count else { throw unexpected("expected ',' or ']' after array element") }
             switch bytes[offset] {
@@ -218,6 +229,8 @@ private struct JSONParser {
                     throw unexpected("expected a value after ','")
                 }
             case UInt8(ascii: "]"):
+                let elements = Array(elementStack[base...])
+                elementStack.removeSubrange(base...)
                 return leaveContainer(.array(elements))
             default:
                 throw unexpected("expected ',' or ']' after array element")
