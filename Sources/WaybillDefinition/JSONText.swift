@@ -104,20 +104,33 @@ public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible 
 
 // MARK: - Decoding
 
-/// A recursive-descent parser over one contiguous UTF-8 buffer, alive only inside `JSONText.decode`.
+/// A parser over one contiguous UTF-8 buffer, alive only inside `JSONText.decode`.
+///
+/// Nesting is tracked on heap stacks rather than by recursion, so the call stack stays the same size however
+/// deep the document goes; ``JSONText/maximumDepth`` bounds memory and protects the recursive code that later
+/// walks the value (equality, hashing, encoding, deinitialization).
 private struct JSONParser {
+    /// An array or object that has been opened and not yet closed.
+    enum Container {
+        /// An array whose elements so far are `elementStack[base...]`.
+        case array(base: Int)
+        /// An object whose members so far are `memberStack[base...]`; the last one holds the key whose value is
+        /// being read, with `null` in its place until the value is complete.
+        case object(base: Int)
+    }
+
     let bytes: UnsafeBufferPointer<UInt8>
     /// The next byte to read.
     var offset = 0
-    /// How many arrays and objects enclose the value being parsed.
-    var depth = 0
+    /// The open arrays and objects, innermost last.
+    var containers: [Container] = []
+    /// The members of every open object, innermost last; each object takes its own off the top when it
+    /// closes, so its dictionary is allocated once at its final size.
+    var memberStack: [(String, JSONValue)] = []
+    /// The elements of every open array, innermost last, for the same reason.
+    var elementStack: [JSONValue] = []
     /// Reused to assemble strings that contain escapes.
     var scratch: [UInt8] = []
-    /// The members of every object being parsed, innermost last; each object takes its own off the top.
-    /// Collecting them first lets each dictionary be allocated once at its final size.
-    var memberStack: [(String, JSONValue)] = []
-    /// The elements of every array being parsed, innermost last, for the same reason.
-    var elementStack: [JSONValue] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -125,14 +138,128 @@ private struct JSONParser {
 
     mutating func parseDocument() throws(JSONTextError) -> JSONValue {
         skipWhitespace()
-        let value = try parseValue()
-        skipWhitespace()
-        guard offset == bytes.count else {
-            throw JSONTextError(
-                .trailingData, at: offset,
-                "expected end of input after the top-level value, found \(Self.describe(bytes[offset]))")
+        while true {
+            // Read one value, or open a container and read its first value.
+            var value: JSONValue
+            guard offset < bytes.count else { throw unexpected(expectedValue()) }
+            switch bytes[offset] {
+            case UInt8(ascii: "\""): value = .string(try parseString())
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): value = .number(try parseNumber())
+            case UInt8(ascii: "{"):
+                try enterContainer()
+                guard offset >= bytes.count || bytes[offset] != UInt8(ascii: "}") else {
+                    offset += 1
+                    value = .object([:])
+                    break
+                }
+                containers.append(.object(base: memberStack.count))
+                memberStack.append((try parseKey(afterComma: false), .null))
+                continue
+            case UInt8(ascii: "["):
+                try enterContainer()
+                guard offset >= bytes.count || bytes[offset] != UInt8(ascii: "]") else {
+                    offset += 1
+                    value = .array([])
+                    break
+                }
+                containers.append(.array(base: elementStack.count))
+                continue
+            case UInt8(ascii: "t"):
+                try parseLiteral("true")
+                value = .bool(true)
+            case UInt8(ascii: "f"):
+                try parseLiteral("false")
+                value = .bool(false)
+            case UInt8(ascii: "n"):
+                try parseLiteral("null")
+                value = .null
+            case UInt8(ascii: "+"), UInt8(ascii: "."):
+                throw JSONTextError(.invalidNumber, at: offset, "a number must start with '-' or a digit")
+            default:
+                throw unexpected(expectedValue())
+            }
+
+            // Hand the value to its container; close every container that ends here.
+            while true {
+                skipWhitespace()
+                guard let container = containers.last else {
+                    guard offset == bytes.count else {
+                        throw JSONTextError(
+                            .trailingData, at: offset,
+                            "expected end of input after the top-level value, found \(Self.describe(bytes[offset]))")
+                    }
+                    return value
+                }
+                let next: UInt8? = offset < bytes.count ? bytes[offset] : nil
+                switch container {
+                case .array(let base):
+                    elementStack.append(value)
+                    if next == UInt8(ascii: ",") {
+                        offset += 1
+                        skipWhitespace()
+                        if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
+                            throw unexpected("expected a value after ','")
+                        }
+                    } else if next == UInt8(ascii: "]") {
+                        offset += 1
+                        value = .array(Array(elementStack[base...]))
+                        elementStack.removeSubrange(base...)
+                        containers.removeLast()
+                        continue
+                    } else {
+                        throw unexpected("expected ',' or ']' after array element")
+                    }
+                case .object(let base):
+                    memberStack[memberStack.count - 1].1 = value
+                    if next == UInt8(ascii: ",") {
+                        offset += 1
+                        skipWhitespace()
+                        memberStack.append((try parseKey(afterComma: true), .null))
+                    } else if next == UInt8(ascii: "}") {
+                        offset += 1
+                        // Duplicate keys: the last member wins.
+                        value = .object(Dictionary(memberStack[base...], uniquingKeysWith: { _, last in last }))
+                        memberStack.removeSubrange(base...)
+                        containers.removeLast()
+                        continue
+                    } else {
+                        throw unexpected("expected ',' or '}' after object member")
+                    }
+                }
+                break
+            }
         }
-        return value
+    }
+
+    /// Steps over the `[` or `{` at `offset` and the whitespace after it, refusing to go deeper than the limit.
+    mutating func enterContainer() throws(JSONTextError) {
+        guard containers.count < JSONText.maximumDepth else {
+            throw JSONTextError(
+                .tooDeep, at: offset, "arrays and objects nest deeper than \(JSONText.maximumDepth) levels")
+        }
+        offset += 1
+        skipWhitespace()
+    }
+
+    /// Reads an object key at `offset`, the `:` after it and the whitespace around that.
+    mutating func parseKey(afterComma: Bool) throws(JSONTextError) -> String {
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
+            throw unexpected(afterComma ? "expected a string key after ','" : "expected a string key or '}'")
+        }
+        let key = try parseString()
+        skipWhitespace()
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
+            throw unexpected("expected ':' after object key")
+        }
+        offset += 1
+        skipWhitespace()
+        return key
+    }
+
+    /// What the error says is missing where a value should start.
+    func expectedValue() -> String {
+        guard case .array(let base) = containers.last else { return "expected a value" }
+        return elementStack.count == base ? "expected a value or ']'" : "expected a value after ','"
     }
 
     @inline(__always)
@@ -143,118 +270,6 @@ private struct JSONParser {
             default: return
             }
         }
-    }
-
-    /// Parses the value at `offset`, which must not be whitespace.
-    mutating func parseValue() throws(JSONTextError) -> JSONValue {
-        guard offset < bytes.count else { throw unexpected("expected a value") }
-        switch bytes[offset] {
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "t"):
-            try parseLiteral("true")
-            return .bool(true)
-        case UInt8(ascii: "f"):
-            try parseLiteral("false")
-            return .bool(false)
-        case UInt8(ascii: "n"):
-            try parseLiteral("null")
-            return .null
-        case UInt8(ascii: "+"), UInt8(ascii: "."):
-            throw JSONTextError(.invalidNumber, at: offset, "a number must start with '-' or a digit")
-        default: throw unexpected("expected a value")
-        }
-    }
-
-    mutating func parseObject() throws(JSONTextError) -> JSONValue {
-        try enterContainer()
-        skipWhitespace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-            return leaveContainer(.object([:]))
-        }
-        let base = memberStack.count
-        while true {
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
-                throw unexpected(
-                    memberStack.count == base ? "expected a string key or '}'" : "expected a string key after ','")
-            }
-            let key = try parseString()
-            skipWhitespace()
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
-                throw unexpected("expected ':' after object key")
-            }
-            offset += 1
-            skipWhitespace()
-            let value = try parseValue()
-            memberStack.append((key, value))
-            skipWhitespace()
-            guard offset < bytes.count else { throw unexpected("expected ',' or '}' after object member") }
-            switch bytes[offset] {
-            case UInt8(ascii: ","):
-                offset += 1
-                skipWhitespace()
-            case UInt8(ascii: "}"):
-                // Duplicate keys: the last member wins.
-                let members = Dictionary(memberStack[base...], uniquingKeysWith: { _, last in last })
-                memberStack.removeSubrange(base...)
-                return leaveContainer(.object(members))
-            default:
-                throw unexpected("expected ',' or '}' after object member")
-            }
-        }
-    }
-
-    mutating func parseArray() throws(JSONTextError) -> JSONValue {
-        try enterContainer()
-        skipWhitespace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-            return leaveContainer(.array([]))
-        }
-        let base = elementStack.count
-        while true {
-            guard offset < bytes.count else {
-                throw unexpected(elementStack.count == base ? "expected a value or ']'" : "expected a value after ','")
-            }
-            let element = try parseValue()
-            elementStack.append(element)
-            skipWhitespace()
-            guard offset < bytes.count else { throw unexpected("expected ',' or ']' after array element") }
-            switch bytes[offset] {
-            case UInt8(ascii: ","):
-                offset += 1
-                skipWhitespace()
-                if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-                    throw unexpected("expected a value after ','")
-                }
-            case UInt8(ascii: "]"):
-                let elements = Array(elementStack[base...])
-                elementStack.removeSubrange(base...)
-                return leaveContainer(.array(elements))
-            default:
-                throw unexpected("expected ',' or ']' after array element")
-            }
-        }
-    }
-
-    /// Steps over the `[` or `{` at `offset`, refusing to go deeper than the limit.
-    @inline(__always)
-    mutating func enterContainer() throws(JSONTextError) {
-        guard depth < JSONText.maximumDepth else {
-            throw JSONTextError(
-                .tooDeep, at: offset, "arrays and objects nest deeper than \(JSONText.maximumDepth) levels")
-        }
-        depth += 1
-        offset += 1
-    }
-
-    /// Steps over the `]` or `}` at `offset` and returns `value`.
-    @inline(__always)
-    mutating func leaveContainer(_ value: JSONValue) -> JSONValue {
-        depth -= 1
-        offset += 1
-        return value
     }
 
     /// Reads the literal `true`, `false` or `null` whose first byte is at `offset`.
