@@ -613,33 +613,38 @@ private struct JSONParser {
 // MARK: - Encoding
 
 extension JSONText {
+    /// Appends `value`; recursion is one small frame per nesting level (containers are written by the helpers
+    /// below, so their locals are not on every level's frame).
     static func write(_ value: JSONValue, into bytes: inout [UInt8]) {
         switch value {
         case .null: bytes.append(contentsOf: "null".utf8)
         case .bool(let flag): bytes.append(contentsOf: (flag ? "true" : "false").utf8)
         case .number(let number): writeNumber(number, into: &bytes)
         case .string(let text): writeString(text, into: &bytes)
-        case .array(let elements):
-            bytes.append(UInt8(ascii: "["))
-            var first = true
-            for element in elements {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
-                write(element, into: &bytes)
-            }
-            bytes.append(UInt8(ascii: "]"))
-        case .object(let members):
-            bytes.append(UInt8(ascii: "{"))
-            var first = true
-            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
-                writeString(key, into: &bytes)
-                bytes.append(UInt8(ascii: ":"))
-                write(member, into: &bytes)
-            }
-            bytes.append(UInt8(ascii: "}"))
+        case .array(let elements): writeArray(elements, into: &bytes)
+        case .object(let members): writeObject(members, into: &bytes)
         }
+    }
+
+    static func writeArray(_ elements: [JSONValue], into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "["))
+        for index in elements.indices {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            write(elements[index], into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    static func writeObject(_ members: [String: JSONValue], into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "{"))
+        let sorted = members.sorted(by: { $0.key < $1.key })
+        for index in sorted.indices {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            writeString(sorted[index].key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            write(sorted[index].value, into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
     }
 
     static func writeNumber(_ number: Double, into bytes: inout [UInt8]) {
