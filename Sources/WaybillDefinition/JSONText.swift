@@ -104,13 +104,31 @@ public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible 
 
 // MARK: - Decoding
 
-/// A recursive-descent parser over one contiguous UTF-8 buffer, alive only inside `JSONText.decode`.
+/// A parser over one contiguous UTF-8 buffer, alive only inside `JSONText.decode`.
+///
+/// Nesting is tracked on heap stacks rather than by recursion, so the call stack stays the same size however
+/// deep the document goes; ``JSONText/maximumDepth`` bounds memory and protects the recursive code that later
+/// walks the value (equality, hashing, encoding, deinitialization).
 private struct JSONParser {
+    /// An array or object that has been opened and not yet closed.
+    enum Container {
+        /// An array whose elements so far are `elementStack[base...]`.
+        case array(base: Int)
+        /// An object whose members so far are `memberStack[base...]`; the last one holds the key whose value is
+        /// being read, with `null` in its place until the value is complete.
+        case object(base: Int)
+    }
+
     let bytes: UnsafeBufferPointer<UInt8>
     /// The next byte to read.
     var offset = 0
-    /// How many arrays and objects enclose the value being parsed.
-    var depth = 0
+    /// The open arrays and objects, innermost last.
+    var containers: [Container] = []
+    /// The members of every open object, innermost last; each object takes its own off the top when it
+    /// closes, so its dictionary is allocated once at its final size.
+    var memberStack: [(String, JSONValue)] = []
+    /// The elements of every open array, innermost last, for the same reason.
+    var elementStack: [JSONValue] = []
     /// Reused to assemble strings that contain escapes.
     var scratch: [UInt8] = []
 
@@ -120,14 +138,128 @@ private struct JSONParser {
 
     mutating func parseDocument() throws(JSONTextError) -> JSONValue {
         skipWhitespace()
-        let value = try parseValue()
-        skipWhitespace()
-        guard offset == bytes.count else {
-            throw JSONTextError(
-                .trailingData, at: offset,
-                "expected end of input after the top-level value, found \(Self.describe(bytes[offset]))")
+        while true {
+            // Read one value, or open a container and read its first value.
+            var value: JSONValue
+            guard offset < bytes.count else { throw unexpected(expectedValue()) }
+            switch bytes[offset] {
+            case UInt8(ascii: "\""): value = .string(try parseString())
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): value = .number(try parseNumber())
+            case UInt8(ascii: "{"):
+                try enterContainer()
+                guard offset >= bytes.count || bytes[offset] != UInt8(ascii: "}") else {
+                    offset += 1
+                    value = .object([:])
+                    break
+                }
+                containers.append(.object(base: memberStack.count))
+                memberStack.append((try parseKey(afterComma: false), .null))
+                continue
+            case UInt8(ascii: "["):
+                try enterContainer()
+                guard offset >= bytes.count || bytes[offset] != UInt8(ascii: "]") else {
+                    offset += 1
+                    value = .array([])
+                    break
+                }
+                containers.append(.array(base: elementStack.count))
+                continue
+            case UInt8(ascii: "t"):
+                try parseLiteral("true")
+                value = .bool(true)
+            case UInt8(ascii: "f"):
+                try parseLiteral("false")
+                value = .bool(false)
+            case UInt8(ascii: "n"):
+                try parseLiteral("null")
+                value = .null
+            case UInt8(ascii: "+"), UInt8(ascii: "."):
+                throw JSONTextError(.invalidNumber, at: offset, "a number must start with '-' or a digit")
+            default:
+                throw unexpected(expectedValue())
+            }
+
+            // Hand the value to its container; close every container that ends here.
+            while true {
+                skipWhitespace()
+                guard let container = containers.last else {
+                    guard offset == bytes.count else {
+                        throw JSONTextError(
+                            .trailingData, at: offset,
+                            "expected end of input after the top-level value, found \(Self.describe(bytes[offset]))")
+                    }
+                    return value
+                }
+                let next: UInt8? = offset < bytes.count ? bytes[offset] : nil
+                switch container {
+                case .array(let base):
+                    elementStack.append(value)
+                    if next == UInt8(ascii: ",") {
+                        offset += 1
+                        skipWhitespace()
+                        if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
+                            throw unexpected("expected a value after ','")
+                        }
+                    } else if next == UInt8(ascii: "]") {
+                        offset += 1
+                        value = .array(Array(elementStack[base...]))
+                        elementStack.removeSubrange(base...)
+                        containers.removeLast()
+                        continue
+                    } else {
+                        throw unexpected("expected ',' or ']' after array element")
+                    }
+                case .object(let base):
+                    memberStack[memberStack.count - 1].1 = value
+                    if next == UInt8(ascii: ",") {
+                        offset += 1
+                        skipWhitespace()
+                        memberStack.append((try parseKey(afterComma: true), .null))
+                    } else if next == UInt8(ascii: "}") {
+                        offset += 1
+                        // Duplicate keys: the last member wins.
+                        value = .object(Dictionary(memberStack[base...], uniquingKeysWith: { _, last in last }))
+                        memberStack.removeSubrange(base...)
+                        containers.removeLast()
+                        continue
+                    } else {
+                        throw unexpected("expected ',' or '}' after object member")
+                    }
+                }
+                break
+            }
         }
-        return value
+    }
+
+    /// Steps over the `[` or `{` at `offset` and the whitespace after it, refusing to go deeper than the limit.
+    mutating func enterContainer() throws(JSONTextError) {
+        guard containers.count < JSONText.maximumDepth else {
+            throw JSONTextError(
+                .tooDeep, at: offset, "arrays and objects nest deeper than \(JSONText.maximumDepth) levels")
+        }
+        offset += 1
+        skipWhitespace()
+    }
+
+    /// Reads an object key at `offset`, the `:` after it and the whitespace around that.
+    mutating func parseKey(afterComma: Bool) throws(JSONTextError) -> String {
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else {
+            throw unexpected(afterComma ? "expected a string key after ','" : "expected a string key or '}'")
+        }
+        let key = try parseString()
+        skipWhitespace()
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
+            throw unexpected("expected ':' after object key")
+        }
+        offset += 1
+        skipWhitespace()
+        return key
+    }
+
+    /// What the error says is missing where a value should start.
+    func expectedValue() -> String {
+        guard case .array(let base) = containers.last else { return "expected a value" }
+        return elementStack.count == base ? "expected a value or ']'" : "expected a value after ','"
     }
 
     @inline(__always)
@@ -138,110 +270,6 @@ private struct JSONParser {
             default: return
             }
         }
-    }
-
-    /// Parses the value at `offset`, which must not be whitespace.
-    mutating func parseValue() throws(JSONTextError) -> JSONValue {
-        guard offset < bytes.count else { throw unexpected("expected a value") }
-        switch bytes[offset] {
-        case UInt8(ascii: "\""): return .string(try parseString())
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
-        case UInt8(ascii: "{"): return try parseObject()
-        case UInt8(ascii: "["): return try parseArray()
-        case UInt8(ascii: "t"):
-            try parseLiteral("true")
-            return .bool(true)
-        case UInt8(ascii: "f"):
-            try parseLiteral("false")
-            return .bool(false)
-        case UInt8(ascii: "n"):
-            try parseLiteral("null")
-            return .null
-        case UInt8(ascii: "+"), UInt8(ascii: "."):
-            throw JSONTextError(.invalidNumber, at: offset, "a number must start with '-' or a digit")
-        default: throw unexpected("expected a value")
-        }
-    }
-
-    mutating func parseObject() throws(JSONTextError) -> JSONValue {
-        try enterContainer()
-        var members: [String: JSONValue] = [:]
-        skipWhitespace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
-            return leaveContainer(.object(members))
-        }
-        var expectedKey = "expected a string key or '}'"
-        while true {
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw unexpected(expectedKey) }
-            let key = try parseString()
-            skipWhitespace()
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else {
-                throw unexpected("expected ':' after object key")
-            }
-            offset += 1
-            skipWhitespace()
-            members[key] = try parseValue()
-            skipWhitespace()
-            guard offset < bytes.count else { throw unexpected("expected ',' or '}' after object member") }
-            switch bytes[offset] {
-            case UInt8(ascii: ","):
-                offset += 1
-                skipWhitespace()
-                expectedKey = "expected a string key after ','"
-            case UInt8(ascii: "}"):
-                return leaveContainer(.object(members))
-            default:
-                throw unexpected("expected ',' or '}' after object member")
-            }
-        }
-    }
-
-    mutating func parseArray() throws(JSONTextError) -> JSONValue {
-        try enterContainer()
-        var elements: [JSONValue] = []
-        skipWhitespace()
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-            return leaveContainer(.array(elements))
-        }
-        while true {
-            guard offset < bytes.count else {
-                throw unexpected(elements.isEmpty ? "expected a value or ']'" : "expected a value after ','")
-            }
-            elements.append(try parseValue())
-            skipWhitespace()
-            guard offset < bytes.count else { throw unexpected("expected ',' or ']' after array element") }
-            switch bytes[offset] {
-            case UInt8(ascii: ","):
-                offset += 1
-                skipWhitespace()
-                if offset < bytes.count, bytes[offset] == UInt8(ascii: "]") {
-                    throw unexpected("expected a value after ','")
-                }
-            case UInt8(ascii: "]"):
-                return leaveContainer(.array(elements))
-            default:
-                throw unexpected("expected ',' or ']' after array element")
-            }
-        }
-    }
-
-    /// Steps over the `[` or `{` at `offset`, refusing to go deeper than the limit.
-    @inline(__always)
-    mutating func enterContainer() throws(JSONTextError) {
-        guard depth < JSONText.maximumDepth else {
-            throw JSONTextError(
-                .tooDeep, at: offset, "arrays and objects nest deeper than \(JSONText.maximumDepth) levels")
-        }
-        depth += 1
-        offset += 1
-    }
-
-    /// Steps over the `]` or `}` at `offset` and returns `value`.
-    @inline(__always)
-    mutating func leaveContainer(_ value: JSONValue) -> JSONValue {
-        depth -= 1
-        offset += 1
-        return value
     }
 
     /// Reads the literal `true`, `false` or `null` whose first byte is at `offset`.
@@ -585,33 +613,38 @@ private struct JSONParser {
 // MARK: - Encoding
 
 extension JSONText {
+    /// Appends `value`; recursion is one small frame per nesting level (containers are written by the helpers
+    /// below, so their locals are not on every level's frame).
     static func write(_ value: JSONValue, into bytes: inout [UInt8]) {
         switch value {
         case .null: bytes.append(contentsOf: "null".utf8)
         case .bool(let flag): bytes.append(contentsOf: (flag ? "true" : "false").utf8)
         case .number(let number): writeNumber(number, into: &bytes)
         case .string(let text): writeString(text, into: &bytes)
-        case .array(let elements):
-            bytes.append(UInt8(ascii: "["))
-            var first = true
-            for element in elements {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
-                write(element, into: &bytes)
-            }
-            bytes.append(UInt8(ascii: "]"))
-        case .object(let members):
-            bytes.append(UInt8(ascii: "{"))
-            var first = true
-            for (key, member) in members.sorted(by: { $0.key < $1.key }) {
-                if !first { bytes.append(UInt8(ascii: ",")) }
-                first = false
-                writeString(key, into: &bytes)
-                bytes.append(UInt8(ascii: ":"))
-                write(member, into: &bytes)
-            }
-            bytes.append(UInt8(ascii: "}"))
+        case .array(let elements): writeArray(elements, into: &bytes)
+        case .object(let members): writeObject(members, into: &bytes)
         }
+    }
+
+    static func writeArray(_ elements: [JSONValue], into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "["))
+        for index in elements.indices {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            write(elements[index], into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    static func writeObject(_ members: [String: JSONValue], into bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "{"))
+        let sorted = members.sorted(by: { $0.key < $1.key })
+        for index in sorted.indices {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            writeString(sorted[index].key, into: &bytes)
+            bytes.append(UInt8(ascii: ":"))
+            write(sorted[index].value, into: &bytes)
+        }
+        bytes.append(UInt8(ascii: "}"))
     }
 
     static func writeNumber(_ number: Double, into bytes: inout [UInt8]) {
