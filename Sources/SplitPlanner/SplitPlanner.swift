@@ -168,7 +168,7 @@ public enum SplitPlanner {
         }
 
         let search = WarehouseSetSearch(
-            stock: problem.stock, target: target, warehouseCount: problem.warehouses.count, skuCount: order.skuCount
+            stock: problem.stock, target: target, warehouseCount: problem.warehouseCount, skuCount: order.skuCount
         )
         let chosen = search.chooseWarehouses()
 
@@ -177,14 +177,15 @@ public enum SplitPlanner {
             let quantity = target[sku]
             let name = order.skus[sku]
             if let whole = chosen.firstIndex(where: { problem.units(of: sku, at: $0) >= quantity }) {
-                shipped[whole].append(OrderLine(sku: name, quantity: quantity))
+                append(OrderLine(sku: name, quantity: quantity), to: &shipped[whole], skusLeft: order.skuCount - sku)
                 continue
             }
             var missing = quantity
             for (position, rank) in chosen.enumerated() where missing > 0 {
                 let taken = min(problem.units(of: sku, at: rank), missing)
                 if taken > 0 {
-                    shipped[position].append(OrderLine(sku: name, quantity: taken))
+                    append(
+                        OrderLine(sku: name, quantity: taken), to: &shipped[position], skusLeft: order.skuCount - sku)
                     missing -= taken
                 }
             }
@@ -193,12 +194,21 @@ public enum SplitPlanner {
         var shipments: [PlannedShipment] = []
         shipments.reserveCapacity(chosen.count)
         for (position, rank) in chosen.enumerated() where !shipped[position].isEmpty {
-            let warehouse = problem.warehouses[rank]
+            let warehouse = problem.warehouse(at: rank)
             shipments.append(
                 PlannedShipment(
                     id: "\(request.shipmentIdPrefix)-\(warehouse)", warehouse: warehouse, lines: shipped[position])
             )
         }
         return SplitPlan(shipments: shipments, backordered: short)
+    }
+
+    /// Appends to a shipment's lines, sizing them once for the SKUs still to come (hot path: one allocation).
+    @inline(__always)
+    private static func append(_ line: OrderLine, to lines: inout [OrderLine], skusLeft: Int) {
+        if lines.isEmpty {
+            lines.reserveCapacity(skusLeft)
+        }
+        lines.append(line)
     }
 }
