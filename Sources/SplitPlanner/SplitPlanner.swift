@@ -75,7 +75,8 @@ public struct SplitRequest: Sendable, Hashable {
     public var lines: [OrderLine]
     /// Available stock, in any order: the plan does not depend on the order of these rows.
     public var stock: [StockLevel]
-    /// Warehouses in priority order, best first; unlisted warehouses come after, by name.
+    /// Warehouses in priority order, best first; unlisted warehouses come after, by name. Names not in the stock
+    /// are ignored; a repeated name keeps its first place.
     public var warehousePriority: [String]
     /// Warehouses that must not be used (a reallocation excludes the ones that failed).
     public var excludedWarehouses: Set<String>
@@ -133,9 +134,11 @@ public enum SplitPlanner {
 
     /// Plans with the `fewest-shipments` strategy.
     ///
+    /// - Order: lines with the same SKU are merged into one at the first one's place, quantities summed; lines
+    ///   that come to 0 units are dropped.
     /// - Candidates: warehouses not excluded that have stock (> 0, rows summed) of at least one ordered SKU.
     /// - Rank: warehouses listed in `warehousePriority` in that order (first mention counts), then the unlisted
-    ///   ones by name.
+    ///   ones by name, compared as Swift strings (code-point order: `"W10"` before `"W9"`, `"Z"` before `"a"`).
     /// - Warehouses: the fewest that together can ship the whole order (with `.allow`: everything the candidates
     ///   have of it). Among sets of that size the planner takes the one whose ranks, sorted best first, compare
     ///   smallest lexicographically: the best first warehouse, then among those the best second, and so on
