@@ -25,9 +25,17 @@ struct NameIndex {
         return table[name]
     }
 
-    /// Returns the index of `name`, adding it first when it is new.
-    mutating func insert(_ name: String) -> Int {
-        if let index = index(of: name) {
+    /// Like `index(of:)`, but first tries `hint`: one comparison when the caller guessed right.
+    func index(of name: String, hint: Int) -> Int? {
+        if hint >= 0 && hint < names.count && names[hint] == name {
+            return hint
+        }
+        return index(of: name)
+    }
+
+    /// Returns the index of `name`, adding it first when it is new; `hint` as for `index(of:hint:)`.
+    mutating func insert(_ name: String, hint: Int = -1) -> Int {
+        if let index = index(of: name, hint: hint) {
             return index
         }
         names.append(name)

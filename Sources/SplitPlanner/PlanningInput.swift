@@ -45,27 +45,40 @@ struct OrderDemand {
 ///
 /// Candidates are the warehouses, not excluded, with more than 0 units of a SKU the order wants.
 struct StockMatrix {
-    /// Candidate warehouse names; the index is the rank.
-    let warehouses: [String]
+    /// Candidate warehouse names, in first-seen order.
+    private let names: [String]
+    /// `names` indices, best rank first.
+    private let byRank: [Int]
+    /// Units, one row of `skuCount` per rank.
     let stock: [Int]
     let skuCount: Int
+
+    var warehouseCount: Int { byRank.count }
 
     init(_ request: SplitRequest, demand: OrderDemand) throws(SplitPlanningError) {
         let skus = demand.skuCount
         let excludes = !request.excludedWarehouses.isEmpty
         var warehouseIndex = NameIndex(capacity: 8)
         var units: [Int] = []
+        units.reserveCapacity(skus * 8)
+        // Stock lists usually come grouped by warehouse, often in order-line order: guess from the previous row.
+        var lastWarehouse = -1
+        var lastSKU = -1
         for (position, row) in request.stock.enumerated() {
-            guard row.quantity > 0, let sku = demand.index.index(of: row.sku), demand.quantities[sku] > 0 else {
+            guard row.quantity > 0, let sku = demand.index.index(of: row.sku, hint: lastSKU + 1),
+                demand.quantities[sku] > 0
+            else {
                 continue
             }
+            lastSKU = sku
             if excludes && request.excludedWarehouses.contains(row.warehouse) {
                 continue
             }
             guard !row.warehouse.isEmpty else {
                 throw .invalidRequest("stock[\(position)] has no warehouse name; every stock row needs its warehouse")
             }
-            let warehouse = warehouseIndex.insert(row.warehouse)
+            let warehouse = warehouseIndex.insert(row.warehouse, hint: lastWarehouse)
+            lastWarehouse = warehouse
             if warehouse * skus == units.count {
                 units.append(contentsOf: repeatElement(0, count: skus))
             }
@@ -92,18 +105,21 @@ struct StockMatrix {
             priority[a] != priority[b] ? priority[a] < priority[b] : names[a] < names[b]
         }
 
-        var ranked = [String]()
-        ranked.reserveCapacity(names.count)
         var stock = [Int](repeating: 0, count: units.count)
         for (rank, warehouse) in byRank.enumerated() {
-            ranked.append(names[warehouse])
             for sku in 0..<skus {
                 stock[rank * skus + sku] = units[warehouse * skus + sku]
             }
         }
-        self.warehouses = ranked
+        self.names = names
+        self.byRank = byRank
         self.stock = stock
         self.skuCount = skus
+    }
+
+    /// The name of the warehouse ranked `rank`.
+    func warehouse(at rank: Int) -> String {
+        names[byRank[rank]]
     }
 
     /// Units of `sku` in the warehouse ranked `rank`.
@@ -114,7 +130,7 @@ struct StockMatrix {
     /// Units of `sku` in all candidates together (saturating at `Int.max`).
     func total(of sku: Int) -> Int {
         var total = 0
-        for rank in warehouses.indices {
+        for rank in 0..<warehouseCount {
             total = saturatingAdd(total, stock[rank * skuCount + sku])
         }
         return total

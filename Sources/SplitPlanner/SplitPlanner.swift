@@ -75,7 +75,8 @@ public struct SplitRequest: Sendable, Hashable {
     public var lines: [OrderLine]
     /// Available stock, in any order: the plan does not depend on the order of these rows.
     public var stock: [StockLevel]
-    /// Warehouses in priority order, best first; unlisted warehouses come after, by name.
+    /// Warehouses in priority order, best first; unlisted warehouses come after, by name. Names not in the stock
+    /// are ignored; a repeated name keeps its first place.
     public var warehousePriority: [String]
     /// Warehouses that must not be used (a reallocation excludes the ones that failed).
     public var excludedWarehouses: Set<String>
@@ -133,9 +134,11 @@ public enum SplitPlanner {
 
     /// Plans with the `fewest-shipments` strategy.
     ///
+    /// - Order: lines with the same SKU are merged into one at the first one's place, quantities summed; lines
+    ///   that come to 0 units are dropped.
     /// - Candidates: warehouses not excluded that have stock (> 0, rows summed) of at least one ordered SKU.
     /// - Rank: warehouses listed in `warehousePriority` in that order (first mention counts), then the unlisted
-    ///   ones by name.
+    ///   ones by name, compared as Swift strings (code-point order: `"W10"` before `"W9"`, `"Z"` before `"a"`).
     /// - Warehouses: the fewest that together can ship the whole order (with `.allow`: everything the candidates
     ///   have of it). Among sets of that size the planner takes the one whose ranks, sorted best first, compare
     ///   smallest lexicographically: the best first warehouse, then among those the best second, and so on
@@ -168,7 +171,7 @@ public enum SplitPlanner {
         }
 
         let search = WarehouseSetSearch(
-            stock: problem.stock, target: target, warehouseCount: problem.warehouses.count, skuCount: order.skuCount
+            stock: problem.stock, target: target, warehouseCount: problem.warehouseCount, skuCount: order.skuCount
         )
         let chosen = search.chooseWarehouses()
 
@@ -177,14 +180,15 @@ public enum SplitPlanner {
             let quantity = target[sku]
             let name = order.skus[sku]
             if let whole = chosen.firstIndex(where: { problem.units(of: sku, at: $0) >= quantity }) {
-                shipped[whole].append(OrderLine(sku: name, quantity: quantity))
+                append(OrderLine(sku: name, quantity: quantity), to: &shipped[whole], skusLeft: order.skuCount - sku)
                 continue
             }
             var missing = quantity
             for (position, rank) in chosen.enumerated() where missing > 0 {
                 let taken = min(problem.units(of: sku, at: rank), missing)
                 if taken > 0 {
-                    shipped[position].append(OrderLine(sku: name, quantity: taken))
+                    append(
+                        OrderLine(sku: name, quantity: taken), to: &shipped[position], skusLeft: order.skuCount - sku)
                     missing -= taken
                 }
             }
@@ -193,12 +197,21 @@ public enum SplitPlanner {
         var shipments: [PlannedShipment] = []
         shipments.reserveCapacity(chosen.count)
         for (position, rank) in chosen.enumerated() where !shipped[position].isEmpty {
-            let warehouse = problem.warehouses[rank]
+            let warehouse = problem.warehouse(at: rank)
             shipments.append(
                 PlannedShipment(
                     id: "\(request.shipmentIdPrefix)-\(warehouse)", warehouse: warehouse, lines: shipped[position])
             )
         }
         return SplitPlan(shipments: shipments, backordered: short)
+    }
+
+    /// Appends to a shipment's lines, sizing them once for the SKUs still to come (hot path: one allocation).
+    @inline(__always)
+    private static func append(_ line: OrderLine, to lines: inout [OrderLine], skusLeft: Int) {
+        if lines.isEmpty {
+            lines.reserveCapacity(skusLeft)
+        }
+        lines.append(line)
     }
 }

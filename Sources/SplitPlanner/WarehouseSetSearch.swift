@@ -27,80 +27,100 @@ struct WarehouseSetSearch {
     /// the first set that covers the targets wins, which gives both the minimum size and the tie-break.
     func exactCover() -> [Int] {
         let skus = skuCount
-        // suffix[rank * skus + sku]: units of `sku` in warehouses ranked `rank` or worse (saturating).
-        var suffix = [Int](repeating: 0, count: (warehouseCount + 1) * skus)
-        var rank = warehouseCount - 1
-        while rank >= 0 {
-            for sku in 0..<skus {
-                suffix[rank * skus + sku] = saturatingAdd(suffix[(rank + 1) * skus + sku], stock[rank * skus + sku])
-            }
-            rank -= 1
-        }
-        var state = ExactCoverState(
-            deficits: [Int](repeating: 0, count: (warehouseCount + 1) * skus),
-            picked: []
-        )
-        for sku in 0..<skus {
-            state.deficits[sku] = target[sku]
-        }
-        if isCovered(state.deficits, row: 0) {
-            return []
-        }
-        state.picked.reserveCapacity(warehouseCount)
-        for size in 1...max(1, warehouseCount) {
-            if extend(&state, suffix: suffix, depth: 0, from: 0, size: size) {
-                return state.picked
+        let rows = warehouseCount + 1
+        // One scratch buffer (one allocation on the hot path), three regions:
+        // suffix, `rows` x `skus`: row r holds the units per SKU in the warehouses ranked r or worse (saturating);
+        // deficits, `rows` x `skus`: row d holds the units still missing per SKU after the first d picks (>= 0);
+        // picked, `warehouseCount`: the ranks picked so far, ascending.
+        var scratch = [Int](repeating: 0, count: 2 * rows * skus + warehouseCount)
+        let size = scratch.withUnsafeMutableBufferPointer { scratch in
+            stock.withUnsafeBufferPointer { stock in
+                ExactCover(stock: stock, scratch: scratch, warehouseCount: warehouseCount, skuCount: skus)
+                    .minimumSize(target: target)
             }
         }
-        // Unreachable while the targets fit the stock (all warehouses cover them); kept total all the same.
-        return Array(0..<warehouseCount)
+        let pickedBase = 2 * rows * skus
+        return Array(scratch[pickedBase..<(pickedBase + size)])
     }
 
-    private struct ExactCoverState {
-        /// Row `depth`: units still missing per SKU after the first `depth` picks (clamped at 0).
-        var deficits: [Int]
-        var picked: [Int]
-    }
+    /// The exact search's working state. It only lives inside `exactCover()`'s `withUnsafe...BufferPointer`
+    /// closures, which own the buffers: this is the planner's innermost loop, and array uniqueness checks showed in
+    /// profiles. Every index stays within the regions documented in `exactCover()`.
+    private struct ExactCover {
+        let stock: UnsafeBufferPointer<Int>
+        let scratch: UnsafeMutableBufferPointer<Int>
+        let warehouseCount: Int
+        let skuCount: Int
+        var deficitBase: Int { (warehouseCount + 1) * skuCount }
+        var pickedBase: Int { 2 * (warehouseCount + 1) * skuCount }
 
-    private func extend(
-        _ state: inout ExactCoverState, suffix: [Int], depth: Int, from start: Int, size: Int
-    ) -> Bool {
-        let skus = skuCount
-        let base = depth * skus
-        if depth > 0 && isCovered(state.deficits, row: depth) {
-            return true
-        }
-        if depth == size {
-            return false
-        }
-        let last = warehouseCount - (size - depth)
-        guard start <= last else {
-            return false
-        }
-        for rank in start...last {
-            // Even every warehouse from `rank` on cannot cover this SKU, and later ranks see less: give up here.
-            for sku in 0..<skus where state.deficits[base + sku] > suffix[rank * skus + sku] {
-                return false
+        /// Fills in the picked region and returns how many warehouses it holds.
+        func minimumSize(target: [Int]) -> Int {
+            let skus = skuCount
+            var rank = warehouseCount - 1
+            while rank >= 0 {
+                for sku in 0..<skus {
+                    scratch[rank * skus + sku] = saturatingAdd(
+                        scratch[(rank + 1) * skus + sku], stock[rank * skus + sku])
+                }
+                rank -= 1
             }
-            let next = base + skus
             for sku in 0..<skus {
-                state.deficits[next + sku] = max(0, state.deficits[base + sku] - stock[rank * skus + sku])
+                scratch[deficitBase + sku] = target[sku]
             }
-            state.picked.append(rank)
-            if extend(&state, suffix: suffix, depth: depth + 1, from: rank + 1, size: size) {
+            if isCovered(depth: 0) {
+                return 0
+            }
+            for size in 1...max(1, warehouseCount) {
+                if extend(depth: 0, from: 0, size: size) {
+                    return size
+                }
+            }
+            // Unreachable while the targets fit the stock (all warehouses cover them); kept total all the same.
+            for rank in 0..<warehouseCount {
+                scratch[pickedBase + rank] = rank
+            }
+            return warehouseCount
+        }
+
+        /// Whether some `size - depth` warehouses ranked `start` or worse complete the `depth` picked so far.
+        private func extend(depth: Int, from start: Int, size: Int) -> Bool {
+            let skus = skuCount
+            if depth > 0 && isCovered(depth: depth) {
                 return true
             }
-            state.picked.removeLast()
-        }
-        return false
-    }
-
-    private func isCovered(_ deficits: [Int], row: Int) -> Bool {
-        let base = row * skuCount
-        for sku in 0..<skuCount where deficits[base + sku] > 0 {
+            if depth == size {
+                return false
+            }
+            let last = warehouseCount - (size - depth)
+            guard start <= last else {
+                return false
+            }
+            let current = deficitBase + depth * skus
+            let next = current + skus
+            for rank in start...last {
+                // Even every warehouse from `rank` on cannot cover this SKU, and later ranks see less: give up here.
+                for sku in 0..<skus where scratch[current + sku] > scratch[rank * skus + sku] {
+                    return false
+                }
+                for sku in 0..<skus {
+                    scratch[next + sku] = max(0, scratch[current + sku] - stock[rank * skus + sku])
+                }
+                scratch[pickedBase + depth] = rank
+                if extend(depth: depth + 1, from: rank + 1, size: size) {
+                    return true
+                }
+            }
             return false
         }
-        return true
+
+        private func isCovered(depth: Int) -> Bool {
+            let base = deficitBase + depth * skuCount
+            for sku in 0..<skuCount where scratch[base + sku] > 0 {
+                return false
+            }
+            return true
+        }
     }
 
     /// Repeatedly adds the warehouse that covers the most still-missing units (ties: better rank), then drops
