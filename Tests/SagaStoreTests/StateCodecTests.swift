@@ -85,7 +85,7 @@ import WaybillDefinition
             (
                 "BranchState", branch,
                 [
-                    "item", "status", "attempt", "compensationAttempt", "pending", "timer", "output", "lastError",
+                    "item", "status", "round", "attempt", "compensationAttempt", "pending", "timer", "output", "lastError",
                     "startedAt", "finishedAt",
                 ]
             ),
