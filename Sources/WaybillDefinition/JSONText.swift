@@ -10,13 +10,15 @@
 ///   magnitude is too large for a `Double` is ``JSONTextError/Code/invalidNumber``; one too small becomes zero.
 /// - When an object repeats a key, the **last** member wins. Keys are Swift strings, so two keys that differ
 ///   only in Unicode normalization (`"é"` and `"e\u0301"`) are the same key as well.
-/// - Arrays and objects nest at most ``maximumDepth`` deep, so hostile input cannot overflow the stack.
+/// - Arrays and objects nest at most ``maximumDepth`` deep. The parser itself does not recurse, so its stack use
+///   is constant; the limit keeps hostile input from building a value too deep for the code that walks values
+///   recursively afterwards (equality, hashing, encoding, deinitialization).
 ///
 /// Encoding writes no whitespace, sorts object keys by Swift's `String` ordering, and prints numbers so that
 /// ``decode(_:)-(some Collection<UInt8>)`` gives back the same `Double`; see ``encodeBytes(_:)``.
 public enum JSONText {
-    /// The deepest nesting of arrays and objects that decoding accepts (512); one level more is
-    /// ``JSONTextError/Code/tooDeep``. Encoding has no limit, so a deeper value encodes but does not decode.
+    /// The deepest nesting of arrays and objects that decoding accepts (512: `[[1]]` is 2 deep); one level more
+    /// is ``JSONTextError/Code/tooDeep``. Encoding has no limit, so a deeper value encodes but does not decode.
     public static let maximumDepth = 512
 
     /// Parses one JSON document from UTF-8 `bytes` (an `[UInt8]`, an `ArraySlice`, a `String.UTF8View`, ...).
@@ -74,9 +76,11 @@ public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible 
         case unexpectedCharacter
         /// A number that breaks the grammar (leading zero, missing digits, `+`, `.5`) or exceeds `Double`.
         case invalidNumber
-        /// A backslash escape that JSON does not define, or a `\u` escape without four hex digits.
+        /// A backslash escape that JSON does not define, or a `\u` escape without four hex digits; the offset is
+        /// that of the wrong byte after the backslash.
         case invalidEscape
-        /// Bytes that are not valid UTF-8, or a `\u` escape that leaves a surrogate unpaired.
+        /// Bytes that are not valid UTF-8, or a `\u` escape that leaves a surrogate unpaired; the offset is that
+        /// of the first byte of the bad UTF-8 sequence or of the backslash of the bad escape.
         case invalidUnicode
         /// Arrays and objects nested deeper than ``JSONText/maximumDepth``.
         case tooDeep

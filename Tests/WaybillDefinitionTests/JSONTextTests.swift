@@ -49,6 +49,7 @@ struct JSONTextTests {
             (#"{ "a" : 1 }"#, ["a": 1]),
             (#"{"a":{"b":[{"c":null}]}}"#, ["a": ["b": [["c": nil]]]]),
             (#"{"a":1,"a":2}"#, ["a": 2]),
+            (#"{"é":1,"e\u0301":2}"#, ["é": 2]),
             ("\n{\n  \"id\": \"o-1\",\n  \"lines\": [\n    1,\n    2\n  ]\n}\n", ["id": "o-1", "lines": [1, 2]]),
         ] as [(String, JSONValue)])
     func decodesValidDocument(text: String, expected: JSONValue) throws {
@@ -280,6 +281,11 @@ struct JSONTextTests {
         let objectError = #expect(throws: JSONTextError.self) { try JSONText.decode(objects) }
         #expect(objectError?.code == .tooDeep)
         #expect(objectError?.offset == 5 * depth)
+
+        var deepValue: JSONValue = 1
+        for _ in 0...depth { deepValue = [deepValue] }
+        let encodedError = #expect(throws: JSONTextError.self) { try JSONText.decode(JSONText.encodeBytes(deepValue)) }
+        #expect(encodedError?.code == .tooDeep)
     }
 
     @Test("hostile nesting fails fast instead of overflowing the stack")
