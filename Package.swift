@@ -29,6 +29,8 @@ let package = Package(
             name: "SagaStore",
             dependencies: ["SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
+        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition"]),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
@@ -44,6 +46,7 @@ let package = Package(
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
+        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
     ],
     swiftLanguageModes: [.v6]
 )
