@@ -48,6 +48,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
+        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition"]),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
@@ -67,6 +69,7 @@ let package = Package(
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
+        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,146 @@
+import WaybillDefinition
+
+/// The operations the simulated participants offer, by routing key.
+enum Operation: Hashable {
+    case acceptOrder
+    case cancelOrder
+    case reserve
+    case releaseReservation
+    case releaseShipment(warehouse: String)
+    case cancelShipment(warehouse: String)
+    case createShipment
+    case createInvoice
+
+    /// The routing keys that do not depend on the warehouses.
+    static let fixedRoutingKeys: [String: Operation] = [
+        "erp.order.accept": .acceptOrder,
+        "erp.order.cancel": .cancelOrder,
+        "inventory.reserve": .reserve,
+        "inventory.release": .releaseReservation,
+        "tms.shipment.create": .createShipment,
+        "billing.invoice.create": .createInvoice,
+    ]
+
+    /// The operation `routingKey` names, or `nil` when no participant handles it (including `wms.<warehouse>.*` for
+    /// a warehouse that does not exist).
+    init?(routingKey: String, warehouses: Set<String>) {
+        if let operation = Self.fixedRoutingKeys[routingKey] {
+            self = operation
+            return
+        }
+        let words = routingKey.split(separator: ".", omittingEmptySubsequences: false)
+        guard words.count == 3, words[0] == "wms", warehouses.contains(String(words[1])) else { return nil }
+        switch words[2] {
+        case "release": self = .releaseShipment(warehouse: String(words[1]))
+        case "cancel": self = .cancelShipment(warehouse: String(words[1]))
+        default: return nil
+        }
+    }
+
+    /// Every routing key the participants handle for `warehouses`, sorted.
+    static func routingKeys(warehouses: some Sequence<String>) -> [String] {
+        var keys = Array(fixedRoutingKeys.keys)
+        for warehouse in warehouses {
+            keys.append("wms.\(warehouse).release")
+            keys.append("wms.\(warehouse).cancel")
+        }
+        return keys.sorted()
+    }
+}
+
+/// A command body checked against what its operation needs.
+enum ParticipantRequest {
+    case acceptOrder(orderId: String, lines: [ItemQuantity])
+    case cancelOrder(orderId: String)
+    case reserve(orderId: String, lines: [ItemQuantity])
+    case releaseReservation(reservationId: String)
+    case releaseShipment(warehouse: String, shipmentId: String, lines: [ItemQuantity])
+    case cancelShipment(warehouse: String, shipmentId: String)
+    case createShipment(shipmentId: String, warehouse: String)
+    case createInvoice(orderId: String, shipments: [JSONValue])
+
+    /// Why a body was refused. The message names fields and positions only, never the payload's values.
+    struct BadRequest: Error {
+        var message: String
+    }
+
+    /// Reads `command` for `operation`: it needs an idempotency key and a JSON body.
+    init(_ operation: Operation, command: SimulatedCommand) throws(BadRequest) {
+        guard !command.idempotencyKey.isEmpty else {
+            throw BadRequest(message: "the idempotency-key header is missing or empty")
+        }
+        switch command.body {
+        case .json(let body): try self.init(operation, body: body)
+        case .undecodable(let reason): throw BadRequest(message: "the body is not JSON: \(reason)")
+        }
+    }
+
+    /// Reads `body` for `operation`. Fields other than the ones needed are ignored.
+    init(_ operation: Operation, body: JSONValue) throws(BadRequest) {
+        guard case .object(let fields) = body else {
+            throw BadRequest(message: "the body must be a JSON object, got \(body.typeName)")
+        }
+        switch operation {
+        case .acceptOrder:
+            self = .acceptOrder(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
+        case .cancelOrder:
+            self = .cancelOrder(orderId: try Self.string("orderId", in: fields))
+        case .reserve:
+            self = .reserve(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
+        case .releaseReservation:
+            self = .releaseReservation(reservationId: try Self.string("reservationId", in: fields))
+        case .releaseShipment(let warehouse):
+            self = .releaseShipment(
+                warehouse: warehouse, shipmentId: try Self.string("shipmentId", in: fields),
+                lines: try Self.lines(in: fields))
+        case .cancelShipment(let warehouse):
+            self = .cancelShipment(warehouse: warehouse, shipmentId: try Self.string("shipmentId", in: fields))
+        case .createShipment:
+            self = .createShipment(
+                shipmentId: try Self.string("shipmentId", in: fields),
+                warehouse: try Self.string("warehouse", in: fields))
+        case .createInvoice:
+            guard case .array(let shipments)? = fields["shipments"] else {
+                throw BadRequest(
+                    message: "'shipments' must be an array, got \(fields["shipments"]?.typeName ?? "nothing")")
+            }
+            self = .createInvoice(orderId: try Self.string("orderId", in: fields), shipments: shipments)
+        }
+    }
+
+    private static func string(_ name: String, in fields: [String: JSONValue]) throws(BadRequest) -> String {
+        guard let value = fields[name] else { throw BadRequest(message: "'\(name)' is missing") }
+        guard case .string(let text) = value, !text.isEmpty else {
+            throw BadRequest(message: "'\(name)' must be a non-empty string, got \(value.typeName)")
+        }
+        return text
+    }
+
+    /// The `lines` array: `{sku, quantity}` objects, quantity an integer of 0 or more. Lines of the same SKU are
+    /// merged (first position kept).
+    private static func lines(in fields: [String: JSONValue]) throws(BadRequest) -> [ItemQuantity] {
+        guard case .array(let elements)? = fields["lines"] else {
+            throw BadRequest(
+                message: "'lines' must be an array of {sku, quantity}, got \(fields["lines"]?.typeName ?? "nothing")")
+        }
+        var merged: [ItemQuantity] = []
+        var positions: [String: Int] = [:]
+        for (index, element) in elements.enumerated() {
+            guard let sku = element["sku"]?.stringValue, !sku.isEmpty, let quantity = element["quantity"]?.intValue,
+                quantity >= 0
+            else {
+                throw BadRequest(
+                    message: "line \(index) needs a non-empty string 'sku' and an integer 'quantity' of 0 or more")
+            }
+            if let position = positions[sku] {
+                let (sum, overflow) = merged[position].quantity.addingReportingOverflow(quantity)
+                guard !overflow else { throw BadRequest(message: "the quantities of line \(index)'s SKU overflow") }
+                merged[position].quantity = sum
+            } else {
+                positions[sku] = merged.count
+                merged.append(ItemQuantity(sku: sku, quantity: quantity))
+            }
+        }
+        return merged
+    }
+}

@@ -1,0 +1,296 @@
+import Foundation
+import WaybillDefinition
+
+/// The mutable world of the simulated participants: one warehouse model shared by inventory and the WMSs, the
+/// ERP's orders, TMS bookings, invoices, the reply cache and the counters. Only touched under the simulator's lock.
+struct SimulationState {
+    /// Identifies a remembered reply. Each participant keeps its own idempotency store, so the key is scoped by
+    /// routing key: the same idempotency key sent to two routing keys is two commands.
+    struct ReplyKey: Hashable {
+        var routingKey: String
+        var idempotencyKey: String
+    }
+
+    /// What one participant operation did.
+    enum Outcome {
+        /// The effect was applied; reply ok with this output.
+        case applied(JSONValue)
+        /// A forward command found its effect already in place (under another idempotency key); reply ok.
+        case alreadyApplied(JSONValue)
+        /// A compensation found nothing to undo; reply ok.
+        case nothingToUndo(JSONValue)
+        /// A business refusal; nothing changed.
+        case refused(SimulatedErrorCode, String)
+    }
+
+    /// What an injected failure draw picked.
+    enum Injection {
+        case busy
+        case rejected
+        case silence
+        case lostReply
+    }
+
+    let seed: UInt64
+    var behaviours: [CommandBehaviour]
+    let warehouses: Set<String>
+    let initialStock: [String: [String: Int]]
+    var stock: [String: [String: Int]]
+    var orders: [String: SimulationLedger.Order] = [:]
+    var reservations: [String: SimulationLedger.Reservation] = [:]
+    var shipments: [String: [String: SimulationLedger.Shipment]] = [:]
+    var trackingIds: [String: String] = [:]
+    var invoiceIds: [String: String] = [:]
+    var replies: [ReplyKey: JSONValue] = [:]
+    var counts: [String: SimulationLedger.CommandCounts] = [:]
+    var lastReservation = 0
+    var lastTracking = 0
+    var lastInvoice = 0
+
+    /// A world with `configuration`'s stock; the configuration must have been validated.
+    init(configuration: SimulationConfiguration) {
+        seed = configuration.seed
+        behaviours = configuration.behaviours
+        var stock: [String: [String: Int]] = [:]
+        for record in configuration.stock {
+            stock[record.warehouse, default: [:]][record.sku, default: 0] += record.quantity
+        }
+        warehouses = Set(stock.keys)
+        initialStock = stock
+        self.stock = stock
+    }
+
+    var ledger: SimulationLedger {
+        SimulationLedger(
+            commands: counts, stock: stock, initialStock: initialStock, orders: orders, reservations: reservations,
+            shipments: shipments.filter { !$0.value.isEmpty }, trackingIds: trackingIds, invoiceIds: invoiceIds)
+    }
+
+    // MARK: Handling
+
+    /// Handles one command. The order of the checks is the contract documented on
+    /// ``ParticipantSimulator/handle(_:)``.
+    mutating func handle(_ command: SimulatedCommand) -> SimulatedResponse {
+        var random = SplitMix64.keyed(
+            seed: seed, [command.routingKey, command.idempotencyKey, String(command.attempt)])
+        // Always two draws, in this order, so adding a behaviour never shifts another draw.
+        let fate = random.unit()
+        let behaviour = behaviours.first { $0.matches(routingKey: command.routingKey, action: command.action) }
+        let delay = behaviour?.latency.sample(using: &random) ?? .zero
+        let routingKey = command.routingKey
+        counts[routingKey, default: .init()].received += 1
+
+        let replyKey = ReplyKey(routingKey: routingKey, idempotencyKey: command.idempotencyKey)
+        if !command.idempotencyKey.isEmpty, let remembered = replies[replyKey] {
+            counts[routingKey, default: .init()].duplicatesAbsorbed += 1
+            return .reply(body: remembered, after: delay)
+        }
+        guard let operation = Operation(routingKey: routingKey, warehouses: warehouses) else {
+            counts[routingKey, default: .init()].unknownCommands += 1
+            let message = "no simulated participant handles routing key '\(routingKey)'"
+            return .reply(body: SimulatedErrorCode.unknownCommand.reply(message), after: delay)
+        }
+        let request: ParticipantRequest
+        do throws(ParticipantRequest.BadRequest) {
+            request = try ParticipantRequest(operation, command: command)
+        } catch {
+            counts[routingKey, default: .init()].badRequests += 1
+            let message = "\(routingKey): \(error.message)"
+            return .reply(body: SimulatedErrorCode.badRequest.reply(message), after: delay)
+        }
+
+        let injection = behaviour.flatMap { Self.injection(fate: fate, behaviour: $0, action: command.action) }
+        switch injection {
+        case .busy?:
+            counts[routingKey, default: .init()].injectedBusy += 1
+            let message = "\(routingKey) is busy (simulated); nothing was applied, retry later"
+            return .reply(body: SimulatedErrorCode.busy.reply(message), after: delay)
+        case .rejected?:
+            counts[routingKey, default: .init()].injectedRejected += 1
+            let message = "\(routingKey) rejected the command (simulated); nothing was applied"
+            return .reply(body: SimulatedErrorCode.rejected.reply(message), after: delay)
+        case .silence?:
+            counts[routingKey, default: .init()].injectedSilences += 1
+            return .silence
+        case .lostReply?, nil:
+            break
+        }
+
+        let body: JSONValue
+        if injection == .lostReply { counts[routingKey, default: .init()].lostReplies += 1 }
+        switch perform(request, sagaId: command.sagaId) {
+        case .applied(let output):
+            body = okReply(output)
+            counts[routingKey, default: .init()].effectsApplied += 1
+        case .alreadyApplied(let output):
+            body = okReply(output)
+            counts[routingKey, default: .init()].alreadyApplied += 1
+        case .nothingToUndo(let output):
+            body = okReply(output)
+            counts[routingKey, default: .init()].noOpCompensations += 1
+        case .refused(let code, let message):
+            counts[routingKey, default: .init()].businessErrors += 1
+            // Not remembered: nothing was applied, so a retry with the same key runs again (stock may be back).
+            return injection == .lostReply ? .silence : .reply(body: code.reply(message), after: delay)
+        }
+        replies[replyKey] = body
+        return injection == .lostReply ? .silence : .reply(body: body, after: delay)
+    }
+
+    /// Maps one uniform draw onto the behaviour's failure rates, laid end to end: busy, rejected, silence, lost reply.
+    static func injection(fate: Double, behaviour: CommandBehaviour, action: SimulatedCommand.Action) -> Injection? {
+        var bound = behaviour.busyRate
+        if fate < bound { return .busy }
+        bound += behaviour.rejectRate
+        if fate < bound {
+            // A compensation that must not fail permanently carries on as if nothing was drawn.
+            return action == .compensate && !behaviour.rejectsCompensations ? nil : .rejected
+        }
+        bound += behaviour.silenceRate
+        if fate < bound { return .silence }
+        bound += behaviour.lostReplyRate
+        if fate < bound { return .lostReply }
+        return nil
+    }
+
+    // MARK: Participants
+
+    mutating func perform(_ request: ParticipantRequest, sagaId: String) -> Outcome {
+        switch request {
+        case .acceptOrder(let orderId, _):
+            if orders[orderId]?.status == .accepted { return .alreadyApplied(["orderId": .string(orderId)]) }
+            orders[orderId] = SimulationLedger.Order(orderId: orderId, sagaId: sagaId, status: .accepted)
+            return .applied(["orderId": .string(orderId)])
+
+        case .cancelOrder(let orderId):
+            guard orders[orderId]?.status == .accepted else {
+                return .nothingToUndo(["orderId": .string(orderId), "undone": false])
+            }
+            orders[orderId]?.status = .cancelled
+            return .applied(["orderId": .string(orderId), "undone": true])
+
+        case .reserve(let orderId, let lines):
+            let available = availableStock(for: lines)
+            if let held = reservations.values.first(where: { $0.orderId == orderId }) {
+                return .alreadyApplied(["reservationId": .string(held.id), "stock": available])
+            }
+            lastReservation += 1
+            let id = Self.identifier("rsv", lastReservation)
+            reservations[id] = SimulationLedger.Reservation(id: id, orderId: orderId, sagaId: sagaId, lines: lines)
+            return .applied(["reservationId": .string(id), "stock": available])
+
+        case .releaseReservation(let reservationId):
+            guard reservations.removeValue(forKey: reservationId) != nil else {
+                return .nothingToUndo(["reservationId": .string(reservationId), "undone": false])
+            }
+            return .applied(["reservationId": .string(reservationId), "undone": true])
+
+        case .releaseShipment(let warehouse, let shipmentId, let lines):
+            return releaseShipment(warehouse: warehouse, shipmentId: shipmentId, lines: lines, sagaId: sagaId)
+
+        case .cancelShipment(let warehouse, let shipmentId):
+            guard let shipment = shipments[warehouse]?.removeValue(forKey: shipmentId) else {
+                return .nothingToUndo(["shipmentId": .string(shipmentId), "undone": false])
+            }
+            for line in shipment.lines {
+                stock[warehouse, default: [:]][line.sku, default: 0] += line.quantity
+            }
+            return .applied(["shipmentId": .string(shipmentId), "undone": true])
+
+        case .createShipment(let shipmentId, let warehouse):
+            if let trackingId = trackingIds[shipmentId] {
+                return .alreadyApplied(["trackingId": .string(trackingId), "shipmentId": .string(shipmentId)])
+            }
+            lastTracking += 1
+            let trackingId = Self.identifier("trk", lastTracking)
+            trackingIds[shipmentId] = trackingId
+            return .applied(
+                [
+                    "trackingId": .string(trackingId), "shipmentId": .string(shipmentId),
+                    "warehouse": .string(warehouse),
+                ])
+
+        case .createInvoice(let orderId, _):
+            if let invoiceId = invoiceIds[orderId] {
+                return .alreadyApplied(["invoiceId": .string(invoiceId), "orderId": .string(orderId)])
+            }
+            lastInvoice += 1
+            let invoiceId = Self.identifier("inv", lastInvoice)
+            invoiceIds[orderId] = invoiceId
+            return .applied(["invoiceId": .string(invoiceId), "orderId": .string(orderId)])
+        }
+    }
+
+    /// Takes `lines` from `warehouse` all at once, or nothing when any line is short.
+    private mutating func releaseShipment(
+        warehouse: String, shipmentId: String, lines: [ItemQuantity], sagaId: String
+    ) -> Outcome {
+        let output: JSONValue = ["shipmentId": .string(shipmentId), "warehouse": .string(warehouse)]
+        if let existing = shipments[warehouse]?[shipmentId] {
+            guard existing.lines == lines else {
+                return .refused(
+                    .conflict,
+                    "shipment \(shipmentId) is already released from \(warehouse) with other lines; "
+                        + "cancel it first or use a new shipment id")
+            }
+            return .alreadyApplied(output)
+        }
+        let short = lines.compactMap { line -> String? in
+            let available = stock[warehouse]?[line.sku] ?? 0
+            return available < line.quantity ? "\(line.sku) (needs \(line.quantity), has \(available))" : nil
+        }
+        guard short.isEmpty else {
+            return .refused(
+                .outOfStock,
+                "warehouse \(warehouse) cannot release shipment \(shipmentId): short of "
+                    + short.joined(separator: ", "))
+        }
+        for line in lines {
+            stock[warehouse, default: [:]][line.sku, default: 0] -= line.quantity
+        }
+        shipments[warehouse, default: [:]][shipmentId] = SimulationLedger.Shipment(
+            id: shipmentId, warehouse: warehouse, sagaId: sagaId, lines: lines)
+        return .applied(output)
+    }
+
+    /// The units on hand now, per warehouse, of the SKUs in `lines`: rows with a quantity of 0 are left out; sorted
+    /// by warehouse, then SKU.
+    private func availableStock(for lines: [ItemQuantity]) -> JSONValue {
+        let skus = Set(lines.map(\.sku))
+        var rows: [JSONValue] = []
+        for warehouse in stock.keys.sorted() {
+            for (sku, quantity) in (stock[warehouse] ?? [:]).sorted(by: { $0.key < $1.key })
+            where quantity > 0 && skus.contains(sku) {
+                rows.append(
+                    ["warehouse": .string(warehouse), "sku": .string(sku), "quantity": .number(Double(quantity))])
+            }
+        }
+        return .array(rows)
+    }
+
+    /// `rsv-000042`: readable ids in the order they were made.
+    static func identifier(_ prefix: String, _ number: Int) -> String {
+        let digits = String(number)
+        return prefix + "-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+    }
+}
+
+extension Latency {
+    /// One delay drawn from `random`, at millisecond resolution.
+    func sample(using random: inout SplitMix64) -> Duration {
+        switch self {
+        case .none:
+            return .zero
+        case .fixed(let delay):
+            return delay
+        case .uniform(let range):
+            let low = Int(range.lowerBound.milliseconds)
+            let high = Int(range.upperBound.milliseconds)
+            return .milliseconds(random.int(in: low...max(low, high)))
+        case .exponential(let mean, let max):
+            // Inverse transform: -mean * ln(1 - u), with 1 - u in (0, 1].
+            let drawn = -Double(mean.milliseconds) * log(1 - random.unit())
+            return .milliseconds(Int64(Swift.min(drawn, Double(max.milliseconds)).rounded()))
+        }
+    }
+}
