@@ -12,7 +12,8 @@ import Synchronization
 /// under that pair and returned again, unchanged, for any later command with the same pair (counted as a duplicate
 /// absorbed). Error replies are never remembered, because no error applies an effect: a retry after `busy`,
 /// `rejected`, `out_of_stock` or a silence runs the command again and may succeed. A reply lost after its effect was
-/// applied (``CommandBehaviour/lostReplyRate``) is remembered, so the saga's retry gets it.
+/// applied (``CommandBehaviour/lostReplyRate``) is remembered, so the saga's retry gets it. Replies are remembered
+/// for the simulator's lifetime (no eviction): sized for a demo or a test run, not for days of traffic.
 ///
 /// The simulator never sleeps or reads a clock: the delay comes back in the response for the caller to honour.
 public final class ParticipantSimulator: Sendable {

@@ -73,7 +73,7 @@ struct SimulationState {
     mutating func handle(_ command: SimulatedCommand) -> SimulatedResponse {
         var random = SplitMix64.keyed(
             seed: seed, [command.routingKey, command.idempotencyKey, String(command.attempt)])
-        // Always two draws, in this order, so adding a behaviour never shifts another draw.
+        // The fate is always the first draw, so changing a latency never changes which commands fail.
         let fate = random.unit()
         let behaviour = behaviours.first { $0.matches(routingKey: command.routingKey, action: command.action) }
         let delay = behaviour?.latency.sample(using: &random) ?? .zero

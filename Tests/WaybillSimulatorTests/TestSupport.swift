@@ -1,0 +1,99 @@
+import WaybillDefinition
+import WaybillSimulator
+
+/// Builds commands the way the saga engine does (SPEC §2): idempotency key
+/// `<sagaId>/<stepId>[/<branch>][/r<round>][/compensate]`, a fresh message id per attempt.
+struct SagaCommands {
+    let sagaId: String
+
+    func command(
+        _ routingKey: String, step: String, branch: Int? = nil, round: Int = 0,
+        action: SimulatedCommand.Action = .do, attempt: Int = 1, body: JSONValue
+    ) -> SimulatedCommand {
+        var key = "\(sagaId)/\(step)"
+        if let branch { key += "/\(branch)" }
+        if round > 0 { key += "/r\(round)" }
+        if action == .compensate { key += "/compensate" }
+        return SimulatedCommand(
+            routingKey: routingKey, messageId: "\(key)#\(attempt)", idempotencyKey: key, action: action,
+            sagaId: sagaId, attempt: attempt, json: body)
+    }
+
+    func accept(_ lines: JSONValue, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "erp.order.accept", step: "accept", attempt: attempt, body: ["orderId": .string(sagaId), "lines": lines])
+    }
+
+    func cancelOrder(attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "erp.order.cancel", step: "accept", action: .compensate, attempt: attempt,
+            body: ["orderId": .string(sagaId)])
+    }
+
+    func reserve(_ lines: JSONValue, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "inventory.reserve", step: "reserve", attempt: attempt, body: ["orderId": .string(sagaId), "lines": lines])
+    }
+
+    func releaseReservation(_ reservationId: String, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "inventory.release", step: "reserve", action: .compensate, attempt: attempt,
+            body: ["reservationId": .string(reservationId)])
+    }
+
+    /// The `release` branch for `warehouse`; the shipment id is `<sagaId>-<warehouse>` as the split planner makes it.
+    func release(
+        branch: Int, warehouse: String, _ lines: JSONValue, round: Int = 0, attempt: Int = 1
+    ) -> SimulatedCommand {
+        command(
+            "wms.\(warehouse).release", step: "release", branch: branch, round: round, attempt: attempt,
+            body: ["shipmentId": .string(shipmentId(warehouse, round: round)), "lines": lines])
+    }
+
+    func cancelShipment(branch: Int, warehouse: String, round: Int = 0, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "wms.\(warehouse).cancel", step: "release", branch: branch, round: round, action: .compensate,
+            attempt: attempt, body: ["shipmentId": .string(shipmentId(warehouse, round: round))])
+    }
+
+    func ship(branch: Int, warehouse: String, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "tms.shipment.create", step: "ship", branch: branch, attempt: attempt,
+            body: ["shipmentId": .string(shipmentId(warehouse, round: 0)), "warehouse": .string(warehouse)])
+    }
+
+    func invoice(_ shipments: JSONValue, attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "billing.invoice.create", step: "invoice", attempt: attempt,
+            body: ["orderId": .string(sagaId), "shipments": shipments])
+    }
+
+    func shipmentId(_ warehouse: String, round: Int) -> String {
+        round == 0 ? "\(sagaId)-\(warehouse)" : "\(sagaId)-r\(round)-\(warehouse)"
+    }
+}
+
+/// `[{"sku": ..., "quantity": ...}]` from pairs.
+func lines(_ pairs: KeyValuePairs<String, Int>) -> JSONValue {
+    .array(pairs.map { ["sku": .string($0.key), "quantity": .number(Double($0.value))] })
+}
+
+/// Stock rows from `[warehouse: [sku: quantity]]`.
+func stockRows(_ table: [String: [String: Int]]) -> [StockRecord] {
+    table.flatMap { warehouse, skus in
+        skus.map { StockRecord(warehouse: warehouse, sku: $0.key, quantity: $0.value) }
+    }
+}
+
+/// Two warehouses: `east` has 3 of sku-a and 2 of sku-b, `west` has 10 of sku-a and none of sku-b.
+let twoWarehouses: [String: [String: Int]] = [
+    "east": ["sku-a": 3, "sku-b": 2],
+    "west": ["sku-a": 10, "sku-b": 0],
+]
+
+func simulator(
+    stock: [String: [String: Int]] = twoWarehouses, behaviours: [CommandBehaviour] = [], seed: UInt64 = 7
+) throws -> ParticipantSimulator {
+    try ParticipantSimulator(
+        configuration: SimulationConfiguration(stock: stockRows(stock), behaviours: behaviours, seed: seed))
+}
