@@ -142,7 +142,9 @@ struct SagaRun {
                     }
                     items = elements.map { $0 }
                 } catch {
-                    failStep(index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+                    failStep(
+                        index,
+                        error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
                     return
                 }
             }
@@ -336,7 +338,8 @@ struct SagaRun {
                 backorder: spec.backorder == .allow ? .allow : .reject,
                 shipmentIdPrefix: state.round == 0 ? instance.key.id : "\(instance.key.id)-r\(state.round)")
         } catch let error as EvaluationError {
-            failStep(index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+            failStep(
+                index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
             return
         } catch {
             failStep(index, error: StepError(code: "invalid_split_input", message: "\(error)", retryable: false))
@@ -499,12 +502,15 @@ struct SagaRun {
                 + " (use retry or skip)"
         }
         if instance.status == .compensating { return "saga is already compensating" }
-        let error = StepError(code: StepError.operatorCode, message: "compensation requested by \(command.by): \(command.reason)", retryable: false)
+        let error = StepError(
+            code: StepError.operatorCode, message: "compensation requested by \(command.by): \(command.reason)",
+            retryable: false)
         if var plan = instance.compensation {
             // A reallocation (or a suspended compensation) becomes a full abort; the queue keeps its order.
             let queued = Set(plan.queue)
             let rest = instance.completions.reversed().filter { ref in
-                !queued.contains(ref) && definition.steps[ref.step].compensate != nil && branch(ref).status == .succeeded
+                !queued.contains(ref) && definition.steps[ref.step].compensate != nil
+                    && branch(ref).status == .succeeded
             }
             plan.queue.append(contentsOf: rest)
             plan.purpose = .abort
@@ -536,7 +542,9 @@ struct SagaRun {
             if let stepId, definition.steps[head.step].id != stepId {
                 return "the saga is compensating step '\(definition.steps[head.step].id)', not '\(stepId)'"
             }
-            if branch(head).status == .compensating { return "compensation of '\(definition.steps[head.step].id)' is waiting for its reply" }
+            if branch(head).status == .compensating {
+                return "compensation of '\(definition.steps[head.step].id)' is waiting for its reply"
+            }
             clearTimer(head)
             if instance.status == .suspended {
                 instance.status = instance.compensation?.purpose == .abort ? .compensating : .running
@@ -646,7 +654,8 @@ struct SagaRun {
 
     private func pendingBranch(messageId: String) -> BranchRef? {
         for step in instance.steps.indices {
-            for (index, state) in instance.steps[step].branches.enumerated() where state.pending?.messageId == messageId {
+            for (index, state) in instance.steps[step].branches.enumerated() where state.pending?.messageId == messageId
+            {
                 return BranchRef(step: step, branch: index)
             }
         }

@@ -30,7 +30,8 @@ enum SplitInput {
                 let quantity = element["quantity"]?.intValue
             else {
                 throw ShapeError(
-                    description: "split stock entry \(index) needs string 'warehouse' and 'sku' and an integer 'quantity'")
+                    description:
+                        "split stock entry \(index) needs string 'warehouse' and 'sku' and an integer 'quantity'")
             }
             return StockLevel(warehouse: warehouse, sku: sku, quantity: quantity)
         }
@@ -78,7 +79,8 @@ enum SplitInput {
         switch error {
         case .insufficientStock(let short):
             let missing = short.map { "\($0.sku) x\($0.quantity)" }.joined(separator: ", ")
-            return StepError(code: "insufficient_stock", message: "not enough stock: short \(missing)", retryable: false)
+            return StepError(
+                code: "insufficient_stock", message: "not enough stock: short \(missing)", retryable: false)
         case .invalidRequest(let reason):
             return StepError(code: "invalid_split_input", message: reason, retryable: false)
         }

@@ -17,33 +17,49 @@ enum BenchmarkWorkflow {
             steps: [
                 StepDefinition(
                     id: "accept",
-                    action: .command(command("erp.order.accept", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
+                    action: .command(
+                        command("erp.order.accept", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
                     compensate: command("erp.order.cancel", ["orderId": "${input.orderId}"]), retry: retry,
                     milestone: "order.accepted"),
                 StepDefinition(
                     id: "reserve",
-                    action: .command(command("inventory.reserve", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
-                    compensate: command("inventory.release", ["reservationId": "${steps.reserve.output.reservationId}"]),
+                    action: .command(
+                        command("inventory.reserve", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
+                    compensate: command(
+                        "inventory.release", ["reservationId": "${steps.reserve.output.reservationId}"]),
                     retry: retry, milestone: "order.reserved"),
                 StepDefinition(
                     id: "split",
-                    action: .split(SplitStepSpec(lines: t("${input.lines}"), stock: t("${steps.reserve.output.stock}")))),
+                    action: .split(SplitStepSpec(lines: t("${input.lines}"), stock: t("${steps.reserve.output.stock}")))
+                ),
                 StepDefinition(
                     id: "release",
-                    action: .command(command("wms.${shipment.warehouse}.release", ["shipmentId": "${shipment.id}", "lines": "${shipment.lines}"])),
-                    forEach: shipments, compensate: command("wms.${shipment.warehouse}.cancel", ["shipmentId": "${shipment.id}"]),
+                    action: .command(
+                        command(
+                            "wms.${shipment.warehouse}.release",
+                            ["shipmentId": "${shipment.id}", "lines": "${shipment.lines}"])),
+                    forEach: shipments,
+                    compensate: command("wms.${shipment.warehouse}.cancel", ["shipmentId": "${shipment.id}"]),
                     retry: retry, milestone: "order.released",
                     reallocate: Reallocation(codes: ["out_of_stock"], splitStep: "split", max: 2)),
                 StepDefinition(
                     id: "ship",
-                    action: .command(command("tms.shipment.create", ["shipmentId": "${shipment.id}", "warehouse": "${shipment.warehouse}"])),
+                    action: .command(
+                        command(
+                            "tms.shipment.create",
+                            ["shipmentId": "${shipment.id}", "warehouse": "${shipment.warehouse}"])),
                     forEach: shipments, retry: retry, milestone: "order.shipped", pivot: true),
                 StepDefinition(
                     id: "invoice",
-                    action: .command(command("billing.invoice.create", ["orderId": "${input.orderId}", "shipments": "${steps.ship.output}"])),
-                    retry: RetryPolicy(maxAttempts: .unlimited, initialInterval: .seconds(5), maxInterval: .seconds(600)),
+                    action: .command(
+                        command(
+                            "billing.invoice.create",
+                            ["orderId": "${input.orderId}", "shipments": "${steps.ship.output}"])),
+                    retry: RetryPolicy(
+                        maxAttempts: .unlimited, initialInterval: .seconds(5), maxInterval: .seconds(600)),
                     milestone: "order.invoiced"),
             ],
-            milestones: EndMilestones(completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
+            milestones: EndMilestones(
+                completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
     }()
 }

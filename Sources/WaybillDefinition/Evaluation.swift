@@ -74,7 +74,8 @@ extension ExpressionPath {
                     throw EvaluationError(path: description, reason: "index [\(index)] applied to \(current.typeName)")
                 }
                 guard index < elements.count else {
-                    throw EvaluationError(path: description, reason: "index [\(index)] out of range (\(elements.count))")
+                    throw EvaluationError(
+                        path: description, reason: "index [\(index)] out of range (\(elements.count))")
                 }
                 current = elements[index]
             }
@@ -120,7 +121,8 @@ extension Template {
         case .string(let text): return text
         case .number, .bool: return value.interpolationText
         default:
-            throw EvaluationError(path: paths.first?.description ?? "", reason: "expected a string, got \(value.typeName)")
+            throw EvaluationError(
+                path: paths.first?.description ?? "", reason: "expected a string, got \(value.typeName)")
         }
     }
 }

@@ -180,7 +180,11 @@ struct FulfillmentSagaTests {
         #expect(saga.last.actions.last == .finished(.suspended))
 
         let refused = saga.apply(.operatorCommand(OperatorCommand(action: .compensate, by: "ann", reason: "undo")))
-        #expect(refused.outcome == .rejected("saga passed its pivot step 'ship'; completed steps can no longer be compensated (use retry or skip)"))
+        #expect(
+            refused.outcome
+                == .rejected(
+                    "saga passed its pivot step 'ship'; completed steps can no longer be compensated (use retry or skip)"
+                ))
 
         saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: "ship"), by: "ann", reason: "carrier back")))
         #expect(saga.instance.status == .running)
@@ -197,12 +201,16 @@ struct FulfillmentSagaTests {
         let invoice = saga.last.commands[0]
         let skipEarly = saga.apply(
             .operatorCommand(OperatorCommand(action: .skip(step: "ship", output: [:]), by: "ann", reason: "x")))
-        #expect(skipEarly.outcome == .rejected("step 'ship' has not failed (it is succeeded); only a failed step can be skipped"))
+        #expect(
+            skipEarly.outcome
+                == .rejected("step 'ship' has not failed (it is succeeded); only a failed step can be skipped"))
         saga.fail(invoice, code: "account_closed", retryable: false)
         #expect(saga.instance.status == .suspended)
         saga.apply(
             .operatorCommand(
-                OperatorCommand(action: .skip(step: "invoice", output: ["invoiceId": "manual-1"]), by: "ann", reason: "invoiced by hand")))
+                OperatorCommand(
+                    action: .skip(step: "invoice", output: ["invoiceId": "manual-1"]), by: "ann",
+                    reason: "invoiced by hand")))
         #expect(saga.instance.status == .completed)
         #expect(saga.instance.steps[5].status == .skipped)
         #expect(saga.instance.steps[5].output == ["invoiceId": "manual-1"])
@@ -216,7 +224,8 @@ struct FulfillmentSagaTests {
         let timers = saga.instance.steps[3].branches.compactMap(\.timer?.id)
         saga.apply(.operatorCommand(OperatorCommand(action: .cancel, by: "ann", reason: "customer called")))
         #expect(saga.instance.status == .cancelled)
-        #expect(Set(saga.last.actions.compactMap { if case .cancelTimer(let id) = $0 { id } else { nil } }) == Set(timers))
+        #expect(
+            Set(saga.last.actions.compactMap { if case .cancelTimer(let id) = $0 { id } else { nil } }) == Set(timers))
         #expect(!saga.reply(releases[0]).isApplied)
         let again = saga.apply(.operatorCommand(OperatorCommand(action: .cancel, by: "ann", reason: "again")))
         #expect(again.outcome == .rejected("saga order-fulfillment/o-1 is cancelled; nothing can change it any more"))
@@ -240,8 +249,13 @@ struct FulfillmentSagaTests {
     func retryRefused() {
         var saga = Self.released()
         let refused = saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: nil), by: "ann", reason: "x")))
-        #expect(refused.outcome == .rejected("nothing to retry: step 'release' is running and no attempt waits for a retry"))
-        let skip = saga.apply(.operatorCommand(OperatorCommand(action: .skip(step: "accept", output: [:]), by: "ann", reason: "x")))
-        #expect(skip.outcome == .rejected("step 'accept' has not failed (it is succeeded); only a failed step can be skipped"))
+        #expect(
+            refused.outcome == .rejected("nothing to retry: step 'release' is running and no attempt waits for a retry")
+        )
+        let skip = saga.apply(
+            .operatorCommand(OperatorCommand(action: .skip(step: "accept", output: [:]), by: "ann", reason: "x")))
+        #expect(
+            skip.outcome
+                == .rejected("step 'accept' has not failed (it is succeeded); only a failed step can be skipped"))
     }
 }

@@ -115,10 +115,13 @@ struct ModelChecker {
             case .completed:
                 let expected = completedUndoableBranches(instance)
                 if ledger.undoStack.count != expected {
-                    violation(sagaId, "completed with \(ledger.undoStack.count) undoable successes, expected \(expected)")
+                    violation(
+                        sagaId, "completed with \(ledger.undoStack.count) undoable successes, expected \(expected)")
                 }
             case .compensated:
-                if !ledger.undoStack.isEmpty { violation(sagaId, "compensated but \(ledger.undoStack) were never undone") }
+                if !ledger.undoStack.isEmpty {
+                    violation(sagaId, "compensated but \(ledger.undoStack) were never undone")
+                }
             case .suspended:
                 if !ledger.pivotPassed && instance.compensation == nil {
                     violation(sagaId, "suspended before its pivot without a stuck compensation")
@@ -268,7 +271,8 @@ struct ModelChecker {
             schedule(.reply(sagaId: sagaId, messageId: command.messageId, outcome: outcome, duplicate: false), at: at)
             if random.chance(0.05) {
                 let again = at + Int64.random(in: 0...20_000, using: &random)
-                schedule(.reply(sagaId: sagaId, messageId: command.messageId, outcome: outcome, duplicate: true), at: again)
+                schedule(
+                    .reply(sagaId: sagaId, messageId: command.messageId, outcome: outcome, duplicate: true), at: again)
             }
         } else if random.chance(0.5) {
             // Silence past the timeout, then a late answer.
@@ -281,9 +285,11 @@ struct ModelChecker {
 
 @Suite("Model check")
 struct ModelCheckTests {
-    @Test("10,000 random sagas drain to end states with compensation in reverse, once per success", arguments: [
-        UInt64(1), 2, 3, 4,
-    ])
+    @Test(
+        "10,000 random sagas drain to end states with compensation in reverse, once per success",
+        arguments: [
+            UInt64(1), 2, 3, 4,
+        ])
     func randomSagas(seed: UInt64) {
         var checker = ModelChecker(seed: seed)
         checker.run(sagaCount: 2_500)

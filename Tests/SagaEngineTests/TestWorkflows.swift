@@ -35,12 +35,14 @@ enum TestWorkflows {
             steps: [
                 StepDefinition(
                     id: "accept",
-                    action: .command(command("erp.order.accept", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
+                    action: .command(
+                        command("erp.order.accept", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
                     compensate: command("erp.order.cancel", ["orderId": "${input.orderId}"]),
                     timeout: .seconds(30), retry: retry, milestone: "order.accepted"),
                 StepDefinition(
                     id: "reserve",
-                    action: .command(command("inventory.reserve", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
+                    action: .command(
+                        command("inventory.reserve", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
                     compensate: command(
                         "inventory.release", ["reservationId": "${steps.reserve.output.reservationId}"]),
                     timeout: .seconds(30), retry: retry, milestone: "order.reserved"),
@@ -51,25 +53,36 @@ enum TestWorkflows {
                             lines: template("${input.lines}"), stock: template("${steps.reserve.output.stock}"),
                             backorder: backorder))),
                 StepDefinition(
-                    id: "release", action: .command(command("wms.${shipment.warehouse}.release", ["shipmentId": "${shipment.id}", "lines": "${shipment.lines}"])),
+                    id: "release",
+                    action: .command(
+                        command(
+                            "wms.${shipment.warehouse}.release",
+                            ["shipmentId": "${shipment.id}", "lines": "${shipment.lines}"])),
                     forEach: shipments,
                     compensate: command("wms.${shipment.warehouse}.cancel", ["shipmentId": "${shipment.id}"]),
                     timeout: .seconds(30), retry: retry, milestone: "order.released",
                     reallocate: Reallocation(codes: ["out_of_stock"], splitStep: "split", max: reallocateMax)),
                 StepDefinition(
                     id: "ship",
-                    action: .command(command("tms.shipment.create", ["shipmentId": "${shipment.id}", "warehouse": "${shipment.warehouse}"])),
+                    action: .command(
+                        command(
+                            "tms.shipment.create",
+                            ["shipmentId": "${shipment.id}", "warehouse": "${shipment.warehouse}"])),
                     forEach: shipments, timeout: .seconds(30), retry: retry, milestone: "order.shipped", pivot: true),
                 StepDefinition(
                     id: "invoice",
-                    action: .command(command("billing.invoice.create", ["orderId": "${input.orderId}", "shipments": "${steps.ship.output}"])),
+                    action: .command(
+                        command(
+                            "billing.invoice.create",
+                            ["orderId": "${input.orderId}", "shipments": "${steps.ship.output}"])),
                     timeout: .seconds(30),
                     retry: RetryPolicy(
                         maxAttempts: .unlimited, initialInterval: .seconds(5), backoff: 2.0, maxInterval: .seconds(600),
                         jitter: .none),
                     milestone: "order.invoiced"),
             ],
-            milestones: EndMilestones(completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
+            milestones: EndMilestones(
+                completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
     }
 
     /// A plain three-step saga with compensations on the first two.
