@@ -1,0 +1,99 @@
+import Foundation
+import SagaEngine
+import SagaStore
+import Testing
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// Crashes and outages. These disrupt the broker or kill processes, so the suite runs serialized, and `scripts/test`
+/// runs it on its own (`--filter ChaosTests`) after the other suites.
+@Suite(.serialized, .enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct ChaosTests {
+    static let orders = 40
+
+    /// After the chaos: every saga completed exactly once, every effect applied once and never re-decided, and each
+    /// saga's milestones (first copies; a crash may re-send an event under the same id) in order.
+    static func expectAllCompleted(_ scenario: Scenario, ids: [String], store: SagaStore) throws {
+        let sagas = try store.sagas(ids.map(scenario.key))
+        #expect(sagas.count == ids.count)
+        #expect(sagas.values.allSatisfy { $0.instance.status == .completed })
+        let snapshot = scenario.participant.snapshot
+        #expect(snapshot.applied.count == Set(snapshot.applied).count, "an effect was applied twice")
+        #expect(snapshot.applied.count == ids.count * 5)
+        for (key, sent) in Dictionary(grouping: snapshot.received, by: \.idempotencyKey) {
+            let attempts = Set(sent.map(\.attempt))
+            #expect(
+                Set(sent.compactMap(\.messageId)).count == attempts.count,
+                "\(key) was decided more than once: \(sent.map { "\($0.attempt):\($0.messageId ?? "-")" })")
+        }
+        for id in ids {
+            var seen: Set<String> = []
+            let firsts = scenario.observer.events(of: id).filter { seen.insert($0.id ?? "").inserted }
+            #expect(firsts.compactMap(\.type) == HappyPathTests.milestones, "milestones of \(id)")
+        }
+    }
+
+    static func distinctCompleted(_ scenario: Scenario) -> Int {
+        Set(scenario.observer.all.filter { $0.type == "order.completed" }.compactMap(\.subject)).count
+    }
+
+    @Test("a worker killed with SIGKILL mid-run is restarted and every saga completes with no doubled effect")
+    func workerKilledAndRestarted() async throws {
+        try await Scenario.run { scenario in
+            let environment = try WorkerProcess.environment(for: scenario)
+            let log = scenario.directory.appendingPathComponent("worker.log")
+            let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
+            var worker = try WorkerProcess(environment: environment, log: log)
+            do {
+                try await eventually("the worker process to consume", seconds: 60) { [worker] in
+                    if let status = worker.exitStatus { throw WorkerFailure(message: "worker exited with \(status)") }
+                    return (try? await scenario.client.inspectQueue(partition).consumerCount) == 1
+                }
+                let ids = (0..<Self.orders).map { "o-\($0)" }
+                try await scenario.publishStarts(
+                    ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+                try await scenario.participant.waitUntil("60 commands") { $0.count >= 60 }
+                try await worker.kill()
+                #expect(Self.distinctCompleted(scenario) < ids.count, "the kill hit the run mid-way")
+
+                worker = try WorkerProcess(environment: environment, log: log)
+                try await eventually("every order completed after the restart", seconds: 120) {
+                    Self.distinctCompleted(scenario) == ids.count
+                }
+                #expect(try await worker.terminate() == 0, "SIGTERM stops the worker cleanly")
+                let store = try SagaStore(
+                    configuration: SagaStore.Configuration(
+                        path: try #require(environment["WAYBILL_DATABASE"]), readOnly: true))
+                defer { try? store.close() }
+                try Self.expectAllCompleted(scenario, ids: ids, store: store)
+                #expect(try store.sagas(ids.map(scenario.key)).values.allSatisfy { $0.owner == scenario.names.workerId(1) })
+            } catch {
+                Issue.record("worker log:\n\(worker.logTail())")
+                try? await worker.kill()
+                throw error
+            }
+        }
+    }
+
+    @Test("the broker stops and starts mid-run; the worker reconnects and every saga completes")
+    func brokerRestart() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            let ids = (0..<Self.orders).map { "o-\($0)" }
+            try await scenario.publishStarts(
+                ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+            try await scenario.participant.waitUntil("60 commands") { $0.count >= 60 }
+            let stop = try await TestBroker.runScript(["stop"])
+            try #require(stop.status == 0, "scripts/rabbitmq stop: \(stop.output)")
+            let start = try await TestBroker.runScript(["start"])
+            try #require(start.status == 0, "scripts/rabbitmq start: \(start.output)")
+            #expect(Self.distinctCompleted(scenario) < ids.count, "the outage hit the run mid-way")
+
+            try await eventually("every order completed after the broker restart", seconds: 180) {
+                Self.distinctCompleted(scenario) == ids.count
+            }
+            try Self.expectAllCompleted(scenario, ids: ids, store: worker.store)
+        }
+    }
+}

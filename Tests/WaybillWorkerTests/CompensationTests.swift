@@ -1,0 +1,116 @@
+import Foundation
+import SagaEngine
+import Testing
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// Failures before the pivot undo completed steps in reverse; failures after it suspend the saga.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct CompensationTests {
+    /// One failure and what the participant must see because of it.
+    struct Case: Sendable, CustomTestStringConvertible {
+        var name: String
+        var lines: [(String, Int)]
+        var stock: [(String, String, Int)]
+        /// Routing keys answered with a non-retryable error.
+        var failing: Set<String>
+        /// Every command the participant receives, in order (`(undo)` marks compensations).
+        var commands: [String]
+        /// Every milestone of the saga, in order.
+        var milestones: [String]
+
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = [
+        Case(
+            name: "accept fails: nothing to undo", lines: [("A", 1)], stock: [("w1", "A", 1)],
+            failing: ["erp.order.accept"], commands: ["erp.order.accept"], milestones: ["order.cancelled"]),
+        Case(
+            name: "reserve fails: the order is cancelled", lines: [("A", 1)], stock: [("w1", "A", 1)],
+            failing: ["inventory.reserve"],
+            commands: ["erp.order.accept", "inventory.reserve", "erp.order.cancel (undo)"],
+            milestones: ["order.accepted", "order.cancelled"]),
+        Case(
+            name: "a release branch fails: the other branch, the reservation and the order are undone",
+            lines: [("A", 1), ("B", 1)], stock: [("w1", "A", 1), ("w2", "B", 1)], failing: ["wms.w2.release"],
+            commands: [
+                "erp.order.accept", "inventory.reserve", "wms.w1.release", "wms.w2.release", "wms.w1.cancel (undo)",
+                "inventory.release (undo)", "erp.order.cancel (undo)",
+            ],
+            milestones: ["order.accepted", "order.reserved", "order.cancelled"]),
+        Case(
+            name: "every ship branch fails before any succeeded: releases are undone in reverse",
+            lines: [("A", 1), ("B", 1)], stock: [("w1", "A", 1), ("w2", "B", 1)],
+            failing: ["tms.shipment.create"],
+            commands: [
+                "erp.order.accept", "inventory.reserve", "wms.w1.release", "wms.w2.release", "tms.shipment.create",
+                "tms.shipment.create", "wms.w2.cancel (undo)", "wms.w1.cancel (undo)", "inventory.release (undo)",
+                "erp.order.cancel (undo)",
+            ],
+            milestones: ["order.accepted", "order.reserved", "order.released", "order.cancelled"]),
+        Case(
+            name: "split finds short stock: the reservation and the order are undone", lines: [("A", 5)],
+            stock: [("w1", "A", 2)], failing: [],
+            commands: [
+                "erp.order.accept", "inventory.reserve", "inventory.release (undo)", "erp.order.cancel (undo)",
+            ],
+            milestones: ["order.accepted", "order.reserved", "order.cancelled"]),
+    ]
+
+    @Test("a failure before the pivot compensates in reverse and ends compensated", arguments: cases)
+    func failureCompensates(_ failure: Case) async throws {
+        let failing = failure.failing
+        let script: Participant.Script = { command in
+            failing.contains(command.routingKey) && !command.isCompensation
+                ? .error("refused", retryable: false) : nil
+        }
+        try await Scenario.run(stock: Participant.table(failure.stock), script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-c", lines: failure.lines)
+            let saga = try await scenario.waitForStatus("o-c", .compensated, in: worker)
+            try await scenario.waitForEvent("order.cancelled", of: "o-c")
+
+            let commands = scenario.participant.received(saga: "o-c")
+            #expect(commands.map(\.summary) == failure.commands)
+            for undo in commands where undo.isCompensation {
+                #expect(undo.idempotencyKey.hasSuffix("/compensate"))
+                #expect(undo.headers[WireFormat.Header.action] == "compensate")
+            }
+            if let release = commands.first(where: { $0.routingKey == "inventory.release" }) {
+                #expect(release.body == ["reservationId": "res-o-c"])
+            }
+            #expect(scenario.observer.types(of: "o-c") == failure.milestones)
+            #expect(saga.instance.failure != nil)
+            #expect(try worker.store.timers(of: scenario.key("o-c")).isEmpty, "a finished saga leaves no timers")
+        }
+    }
+
+    @Test("a failure after the pivot suspends the saga and publishes order.failed; nothing is undone")
+    func failureAfterPivotSuspends() async throws {
+        let script: Participant.Script = { command in
+            command.routingKey == "billing.invoice.create" ? .error("account_closed", retryable: false) : nil
+        }
+        try await Scenario.run(script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-p")
+            let saga = try await scenario.waitForStatus("o-p", .suspended, in: worker)
+            try await scenario.waitForEvent("order.failed", of: "o-p")
+
+            #expect(saga.instance.failure?.step == "invoice")
+            #expect(saga.instance.failure?.error.code == "account_closed")
+            #expect(saga.instance.pivotPassed)
+            let commands = scenario.participant.received(saga: "o-p")
+            #expect(
+                commands.map(\.summary) == [
+                    "erp.order.accept", "inventory.reserve", "wms.w1.release", "tms.shipment.create",
+                    "billing.invoice.create",
+                ])
+            #expect(
+                scenario.observer.types(of: "o-p") == [
+                    "order.accepted", "order.reserved", "order.released", "order.shipped", "order.failed",
+                ])
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import AMQPTransport
+import Foundation
+import SagaEngine
+import SagaStore
+import Testing
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// At-least-once on the wire, exactly-once in intent (SPEC §3): duplicates and late messages change nothing.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct RedeliveryTests {
+    static let forward = [
+        "erp.order.accept", "inventory.reserve", "wms.w1.release", "tms.shipment.create", "billing.invoice.create",
+    ]
+
+    /// Every effect the participant applied was applied once, and no step was decided twice: each idempotency key
+    /// came with one message id per attempt.
+    static func expectEffectsOnce(_ participant: Participant, saga sagaId: String) {
+        let snapshot = participant.snapshot
+        let keys = snapshot.applied.filter { $0.hasPrefix("\(sagaId)/") }
+        #expect(keys.count == Set(keys).count, "an effect was applied twice: \(keys)")
+        let commands = snapshot.received.filter { $0.sagaId == sagaId }
+        for (key, sent) in Dictionary(grouping: commands, by: \.idempotencyKey) {
+            let attempts = Set(sent.map(\.attempt))
+            #expect(Set(sent.compactMap(\.messageId)).count == attempts.count, "\(key) was sent as \(sent.count) commands")
+        }
+    }
+
+    @Test("a duplicate start is absorbed: one saga, one set of commands")
+    func duplicateStart() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            let body = Data(JSONText.encode(Scenario.order("o-d", lines: [("A", 1)])).utf8)
+            try await scenario.publishStarts([body, body])
+            try await scenario.waitForStatus("o-d", .completed, in: worker)
+            try await scenario.waitForEvent("order.completed", of: "o-d")
+            // The same order again, after it finished.
+            try await scenario.publishStarts([body])
+            try await eventually("the third start to be journaled") {
+                try worker.store.journal(of: scenario.key("o-d")).count { $0.entry.kind == .ignored } == 2
+            }
+            let journal = try worker.store.journal(of: scenario.key("o-d"))
+            #expect(journal.count { $0.entry.kind == .start } == 1)
+            #expect(journal.filter { $0.entry.kind == .ignored }.allSatisfy { $0.entry.detail.contains("duplicate start") })
+            #expect(scenario.participant.received(saga: "o-d").map(\.routingKey) == Self.forward)
+            Self.expectEffectsOnce(scenario.participant, saga: "o-d")
+            #expect(scenario.observer.types(of: "o-d") == HappyPathTests.milestones)
+            #expect(try worker.store.saga(scenario.key("o-d"))?.instance.status == .completed)
+        }
+    }
+
+    @Test("a participant that replies twice moves the saga once")
+    func duplicateReply() async throws {
+        try await Scenario.run(script: { _ in .twice(.standard) }) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-2", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-2", .completed, in: worker)
+            try await scenario.waitForEvent("order.completed", of: "o-2")
+            #expect(scenario.participant.received(saga: "o-2").map(\.routingKey) == Self.forward)
+            // The second reply to the last command may still be on its way.
+            try await eventually("every duplicate reply journaled") {
+                try worker.store.journal(of: scenario.key("o-2")).count { $0.entry.kind == .ignored } == Self.forward.count
+            }
+            let ignored = try worker.store.journal(of: scenario.key("o-2")).filter { $0.entry.kind == .ignored }
+            #expect(ignored.allSatisfy { $0.entry.detail.contains("late or duplicate reply") })
+            Self.expectEffectsOnce(scenario.participant, saga: "o-2")
+            #expect(scenario.observer.types(of: "o-2") == HappyPathTests.milestones)
+        }
+    }
+
+    @Test("a reply after the timeout is ignored; the retry's reply completes the saga")
+    func lateReply() async throws {
+        let edits = WorkflowEdits(stepKeys: ["accept": ["timeout: 300ms", "retry: { max_attempts: 3, initial_interval: 50ms }"]])
+        let script: Participant.Script = { command in
+            command.routingKey == "erp.order.accept" && command.attempt == 1 ? .silence : nil
+        }
+        try await Scenario.run(edits: edits, script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-l", lines: [("A", 1)])
+            try await scenario.participant.waitUntil("the second accept attempt") { received in
+                received.contains { $0.routingKey == "erp.order.accept" && $0.attempt == 2 }
+            }
+            let accepts = scenario.participant.received(saga: "o-l").filter { $0.routingKey == "erp.order.accept" }
+            let first = try #require(accepts.first { $0.attempt == 1 })
+            try await scenario.participant.reply(to: first, .standard)
+            try await scenario.waitForStatus("o-l", .completed, in: worker)
+            try await scenario.waitForEvent("order.completed", of: "o-l")
+            let lateId = try #require(first.messageId)
+            try await eventually("the late reply journaled") {
+                try worker.store.journal(of: scenario.key("o-l")).contains {
+                    $0.entry.kind == .ignored && $0.entry.detail.contains(lateId)
+                }
+            }
+
+            let commands = scenario.participant.received(saga: "o-l")
+            #expect(commands.map(\.routingKey) == ["erp.order.accept"] + Self.forward)
+            #expect(commands[0].idempotencyKey == commands[1].idempotencyKey)
+            #expect(commands[0].messageId != commands[1].messageId)
+            #expect(commands.map(\.attempt) == [1, 2, 1, 1, 1, 1])
+            Self.expectEffectsOnce(scenario.participant, saga: "o-l")
+            #expect(scenario.observer.types(of: "o-l") == HappyPathTests.milestones)
+        }
+    }
+
+    @Test("malformed starts are dead-lettered with a reason, and the worker goes on")
+    func malformedStartsAreDeadLettered() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.publishStarts([Data("this is not JSON".utf8), Data(#"{"lines": []}"#.utf8)])
+            try await scenario.placeOrder("o-ok", lines: [("A", 1)])
+
+            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
+            let dead = try await within(30, "two dead letters") {
+                var received: [InboundDelivery] = []
+                for try await delivery in consumer {
+                    received.append(delivery)
+                    if received.count == 2 { break }
+                }
+                return received
+            }
+            for delivery in dead { scenario.client.ack(delivery.deliveryTag) }
+            await scenario.client.cancel(consumer)
+            let byBody = Dictionary(uniqueKeysWithValues: dead.map { (String(decoding: $0.body, as: UTF8.self), $0) })
+            let notJSON = try #require(byBody["this is not JSON"])
+            let noId = try #require(byBody[#"{"lines": []}"#])
+            let notJSONReason = try #require(notJSON.properties.headers[WireFormat.Header.error]?.stringValue)
+            let noIdReason = try #require(noId.properties.headers[WireFormat.Header.error]?.stringValue)
+            #expect(notJSONReason.contains("not JSON"), "\(notJSONReason)")
+            #expect(noIdReason.contains("no saga id"), "\(noIdReason)")
+            #expect(notJSON.routingKey == "order.placed")
+
+            try await scenario.waitForStatus("o-ok", .completed, in: worker)
+            #expect(try await scenario.client.inspectQueue(scenario.names.deadLetterQueue).messageCount == 0)
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import AMQPTransport
+import Foundation
+import Synchronization
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// A command as the participant received it, with everything SPEC §2 says it carries.
+struct ReceivedCommand: Sendable {
+    var routingKey: String
+    var exchange: String
+    var messageId: String?
+    var correlationId: String?
+    var replyTo: String?
+    var contentType: String?
+    var persistent: Bool
+    var redelivered: Bool
+    /// The application headers whose values are strings.
+    var headers: [String: String]
+    /// The body, or `nil` when it is not JSON.
+    var body: JSONValue?
+
+    var idempotencyKey: String { headers[WireFormat.Header.idempotencyKey] ?? "" }
+    var sagaId: String { headers[WireFormat.Header.sagaId] ?? "" }
+    var step: String { headers[WireFormat.Header.step] ?? "" }
+    var action: String { headers[WireFormat.Header.action] ?? "" }
+    var attempt: Int { Int(headers[WireFormat.Header.attempt] ?? "") ?? 0 }
+    var isCompensation: Bool { action == "compensate" }
+    /// `routing key` for forward commands, `routing key (undo)` for compensations: short enough to compare lists.
+    var summary: String { isCompensation ? "\(routingKey) (undo)" : routingKey }
+}
+
+/// How the participant answers one command.
+indirect enum Answer: Sendable {
+    /// The standard success for the routing key (what the script's `nil` means).
+    case standard
+    /// `{"status": "ok", "output": ...}`; `nil` leaves `output` out.
+    case ok(JSONValue?)
+    /// `{"status": "error", "code": ..., "retryable": ...}`.
+    case error(String, retryable: Bool)
+    /// No reply at all (the attempt times out).
+    case silence
+    /// This exact body (not necessarily JSON).
+    case raw(String)
+    /// The answer, sent twice (a participant that replies again after a crash).
+    case twice(Answer)
+}
+
+/// An order-fulfillment participant for tests: ERP, inventory, WMS, TMS and billing in one consumer of a queue bound
+/// to the test's commands exchange with `#`.
+///
+/// It answers each command per a script (``Script``; `nil` from the script means the standard success), replies to
+/// `reply_to` on the default exchange with the command's `correlation_id`, and is idempotent the way SPEC §3 expects
+/// real participants to be: the first final answer (ok or non-retryable error) for an `idempotency-key` is applied and
+/// remembered, and any later command with that key gets the same answer without applying anything again.
+/// Everything it receives is recorded in arrival order.
+final class Participant: Sendable {
+    /// Decides the answer to a command; `nil` means the standard success for its routing key.
+    typealias Script = @Sendable (ReceivedCommand) -> Answer?
+    /// The stock `inventory.reserve` reports for an order's lines: `[{warehouse, sku, quantity}]`.
+    typealias Stock = @Sendable (_ orderId: String, _ lines: [JSONValue]) -> JSONValue
+
+    struct State {
+        var received: [ReceivedCommand] = []
+        /// Idempotency keys whose effect was applied, in the order they were applied.
+        var applied: [String] = []
+        /// Final answers by idempotency key.
+        var remembered: [String: Answer] = [:]
+        /// Commands answered from memory instead of being applied again.
+        var absorbed = 0
+        var repliesSent = 0
+    }
+
+    let client: AMQPClient
+    let queue: String
+    private let script: Script
+    private let stock: Stock
+    private let state = Mutex(State())
+    private let work = WorkQueue<InboundDelivery>()
+
+    init(client: AMQPClient, queue: String, script: @escaping Script, stock: @escaping Stock) {
+        self.client = client
+        self.queue = queue
+        self.script = script
+        self.stock = stock
+    }
+
+    /// Every line from warehouse `w1`, in the quantity ordered.
+    static let oneWarehouse: Stock = { _, lines in
+        .array(
+            lines.map { line in
+                ["warehouse": "w1", "sku": line["sku"] ?? "?", "quantity": line["quantity"] ?? 0]
+            })
+    }
+
+    /// Stock from a fixed table: `(warehouse, sku, quantity)`.
+    static func table(_ rows: [(String, String, Int)]) -> Stock {
+        let value = JSONValue.array(
+            rows.map { row in ["warehouse": .string(row.0), "sku": .string(row.1), "quantity": .number(Double(row.2))] })
+        return { _, _ in value }
+    }
+
+    /// Declares the participant's queue, binds it to `exchange` with `#` and consumes it until the task is cancelled.
+    func run(bindingTo exchange: String) async throws {
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
+        try await client.bind(QueueBinding(queue: queue, exchange: exchange, bindingKey: "#"))
+        let consumer = try await client.consume(queue: queue, prefetch: 2000)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [work] in
+                do {
+                    for try await delivery in consumer { work.push(delivery) }
+                } catch {}
+                work.finish()
+            }
+            group.addTask { [work] in
+                await withTaskCancellationHandler {
+                    while let batch = await work.nextBatch(max: 500, linger: .zero) {
+                        await self.answer(batch)
+                    }
+                } onCancel: {
+                    work.finish()
+                }
+            }
+        }
+    }
+
+    /// A snapshot of what the participant saw and did.
+    var snapshot: State { state.withLock { $0 } }
+
+    /// Commands received so far, in arrival order.
+    var received: [ReceivedCommand] { state.withLock { $0.received } }
+
+    /// Commands received for one saga, in arrival order.
+    func received(saga sagaId: String) -> [ReceivedCommand] {
+        state.withLock { $0.received.filter { $0.sagaId == sagaId } }
+    }
+
+    /// Waits until the received commands satisfy `condition`.
+    func waitUntil(
+        _ what: String, seconds: Double = 30, _ condition: @escaping @Sendable ([ReceivedCommand]) -> Bool
+    ) async throws {
+        try await eventually("participant: \(what)", seconds: seconds) { [self] in
+            state.withLock { condition($0.received) }
+        }
+    }
+
+    /// Sends `answer` to `command` now, outside the script (a late reply).
+    func reply(to command: ReceivedCommand, _ answer: Answer) async throws {
+        let messages = replies(resolve(answer, for: command), to: command)
+        let outcomes = try await client.publish(messages)
+        guard outcomes.allSatisfy(\.isConfirmed) else {
+            throw ParticipantError(message: "late reply not confirmed: \(outcomes)")
+        }
+        state.withLock { $0.repliesSent += messages.count }
+    }
+
+    private func answer(_ batch: [InboundDelivery]) async {
+        var messages: [OutboundMessage] = []
+        var ranges: [Range<Int>] = []
+        for delivery in batch {
+            let command = Self.read(delivery)
+            let answer: Answer = state.withLock { state in
+                state.received.append(command)
+                if let known = state.remembered[command.idempotencyKey] {
+                    state.absorbed += 1
+                    return Self.once(known)
+                }
+                let answer = resolve(script(command) ?? .standard, for: command)
+                if let final = Self.finalAnswer(answer) {
+                    state.remembered[command.idempotencyKey] = final
+                    if case .ok = final { state.applied.append(command.idempotencyKey) }
+                }
+                return answer
+            }
+            let start = messages.count
+            messages += replies(answer, to: command)
+            ranges.append(start..<messages.count)
+        }
+        let outcomes: [PublishOutcome]
+        do {
+            outcomes = messages.isEmpty ? [] : try await client.publish(messages)
+        } catch {
+            return
+        }
+        state.withLock { $0.repliesSent += outcomes.filter(\.isConfirmed).count }
+        for (delivery, range) in zip(batch, ranges) {
+            if outcomes[range].allSatisfy(\.isConfirmed) {
+                client.ack(delivery.deliveryTag)
+            } else {
+                // Not replied: take the command again (after a reconnect the broker redelivers it anyway).
+                client.nack(delivery.deliveryTag, requeue: true)
+            }
+        }
+    }
+
+    private func resolve(_ answer: Answer, for command: ReceivedCommand) -> Answer {
+        switch answer {
+        case .standard: .ok(standardOutput(command))
+        case .twice(let inner): .twice(resolve(inner, for: command))
+        default: answer
+        }
+    }
+
+    /// The answer to remember for a key: ok or a non-retryable error.
+    private static func finalAnswer(_ answer: Answer) -> Answer? {
+        switch answer {
+        case .ok: answer
+        case .error(_, let retryable): retryable ? nil : answer
+        case .silence, .raw, .standard: nil
+        case .twice(let inner): finalAnswer(inner)
+        }
+    }
+
+    private static func once(_ answer: Answer) -> Answer {
+        if case .twice(let inner) = answer { return inner }
+        return answer
+    }
+
+    private func replies(_ answer: Answer, to command: ReceivedCommand) -> [OutboundMessage] {
+        let body: Data
+        switch answer {
+        case .silence, .standard:
+            return []
+        case .twice(let inner):
+            return replies(inner, to: command) + replies(inner, to: command)
+        case .raw(let text):
+            body = Data(text.utf8)
+        case .ok(let output):
+            var reply: [String: JSONValue] = ["status": "ok"]
+            if let output { reply["output"] = output }
+            body = Data(JSONText.encode(.object(reply)).utf8)
+        case .error(let code, let retryable):
+            body = Data(
+                JSONText.encode(
+                    ["status": "error", "code": .string(code), "message": "test participant", "retryable": .bool(retryable)]
+                ).utf8)
+        }
+        guard let replyTo = command.replyTo else { return [] }
+        return [
+            OutboundMessage(
+                exchange: "", routingKey: replyTo, body: body, persistent: true, contentType: "application/json",
+                messageID: UUID().uuidString, correlationID: command.correlationId)
+        ]
+    }
+
+    /// What a real participant would return for the command.
+    private func standardOutput(_ command: ReceivedCommand) -> JSONValue? {
+        let body = command.body ?? .null
+        switch command.routingKey {
+        case "inventory.reserve":
+            let orderId = body["orderId"]?.stringValue ?? command.sagaId
+            return [
+                "reservationId": .string("res-\(orderId)"),
+                "stock": stock(orderId, body["lines"]?.arrayValue ?? []),
+            ]
+        case "tms.shipment.create":
+            return ["trackingId": .string("T-\(body["shipmentId"]?.stringValue ?? "?")")]
+        case "billing.invoice.create":
+            return ["invoiceId": .string("inv-\(command.sagaId)")]
+        default:
+            if command.routingKey.hasPrefix("wms."), command.routingKey.hasSuffix(".release") {
+                return ["released": body["shipmentId"] ?? .null]
+            }
+            return nil
+        }
+    }
+
+    static func read(_ delivery: InboundDelivery) -> ReceivedCommand {
+        let properties = delivery.properties
+        return ReceivedCommand(
+            routingKey: delivery.routingKey, exchange: delivery.exchange, messageId: properties.messageID,
+            correlationId: properties.correlationID, replyTo: properties.replyTo, contentType: properties.contentType,
+            persistent: properties.persistent, redelivered: delivery.redelivered,
+            headers: properties.headers.compactMapValues(\.stringValue), body: try? JSONText.decode(delivery.body))
+    }
+}
+
+struct ParticipantError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}

@@ -1,0 +1,314 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import SagaStore
+import ServiceLifecycle
+import Synchronization
+import Testing
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// Names that isolate one test on the shared broker: its own workflow name (hence its own start and partition
+/// queues), trigger, commands, events and dead-letter exchanges, and worker ids.
+struct TestNames: Sendable {
+    let tag: String
+
+    init() {
+        tag = String(UUID().uuidString.prefix(8).lowercased())
+    }
+
+    var workflow: String { "of-\(tag)" }
+    var triggerExchange: String { "waybill.test.\(tag).orders" }
+    var commandsExchange: String { "waybill.test.\(tag).commands" }
+    var eventsExchange: String { "waybill.test.\(tag).events" }
+    var deadLetterExchange: String { "waybill.test.\(tag).dead-letter" }
+    var deadLetterQueue: String { "waybill.test.\(tag).dead-letter" }
+    var participantQueue: String { "waybill.test.\(tag).participant" }
+    var observerQueue: String { "waybill.test.\(tag).observer" }
+    func workerId(_ index: Int) -> String { "w\(index)-\(tag)" }
+}
+
+/// Changes to the test's copy of `Workflows/order-fulfillment.yaml`.
+struct WorkflowEdits: Sendable {
+    /// Extra keys per step id, inserted right after `- id: <step>` (e.g. `timeout: 300ms`).
+    var stepKeys: [String: [String]] = [:]
+
+    static let none = WorkflowEdits()
+
+    /// The SPEC §1 workflow with the test's name and trigger exchange, and these edits.
+    func apply(to text: String, names: TestNames) throws -> String {
+        var lines = text.components(separatedBy: "\n")
+        let name = try #require(lines.firstIndex { $0.hasPrefix("name:") }, "the workflow has a name line")
+        lines[name] = "name: \(names.workflow)"
+        let exchange = try #require(
+            lines.firstIndex { $0.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:") },
+            "the workflow has a trigger exchange line")
+        lines[exchange] = "  exchange: \(names.triggerExchange)"
+        for (step, keys) in stepKeys {
+            let line = try #require(
+                lines.firstIndex { $0.trimmingCharacters(in: .whitespaces).hasPrefix("- id: \(step)") },
+                "the workflow has a step \(step)")
+            lines.insert(contentsOf: keys.map { "    \($0)" }, at: line + 1)
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A worker running in this process under a `ServiceGroup`, and a read-only view of its database.
+final class RunningWorker: Sendable {
+    let configuration: WorkerConfiguration
+    let group: ServiceGroup
+    let task: Task<Void, any Error>
+    let store: SagaStore
+
+    var id: String { configuration.workerId }
+
+    /// Starts a worker and returns once it consumes (or throws if it stops or takes more than 60 s to get there).
+    static func start(_ configuration: WorkerConfiguration) async throws -> RunningWorker {
+        let logger = TestBroker.logger("worker.\(configuration.workerId)")
+        let worker = SagaWorker(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: worker)], gracefulShutdownSignals: [], logger: logger))
+        let (exits, exited) = AsyncStream<String>.makeStream()
+        let task = Task {
+            do {
+                try await group.run()
+                exited.yield("the worker returned before it was running")
+            } catch {
+                exited.yield("the worker failed: \(error)")
+                throw error
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { waits in
+            waits.addTask { await worker.waitUntilRunning() }
+            waits.addTask {
+                for await reason in exits { throw WorkerFailure(message: reason) }
+            }
+            waits.addTask {
+                try await Task.sleep(for: .seconds(60))
+                throw TimedOut(what: "worker \(configuration.workerId) to run", seconds: 60)
+            }
+            defer { waits.cancelAll() }
+            try await waits.next()
+        }
+        let store = try SagaStore(
+            configuration: SagaStore.Configuration(path: configuration.resolvedDatabasePath, readOnly: true))
+        return RunningWorker(configuration: configuration, group: group, task: task, store: store)
+    }
+
+    private init(configuration: WorkerConfiguration, group: ServiceGroup, task: Task<Void, any Error>, store: SagaStore) {
+        self.configuration = configuration
+        self.group = group
+        self.task = task
+        self.store = store
+    }
+
+    /// Stops the worker gracefully (as SIGTERM would) and waits for it to finish.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        let task = task
+        try await within(60, "worker \(id) to stop") { try await task.value }
+        try? store.close()
+    }
+}
+
+struct WorkerFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// One end-to-end test's world: unique names, a workflow directory, a publishing client, the participant, the events
+/// observer and the workers. ``Scenario/run(edits:stock:script:_:)`` builds it, runs the test and tears it all down.
+final class Scenario: Sendable {
+    let names: TestNames
+    let directory: URL
+    let client: AMQPClient
+    let participant: Participant
+    let observer: EventObserver
+    private let background: Task<Void, Never>
+    private let workers = Mutex<[RunningWorker]>([])
+
+    /// Builds the world, runs `body`, stops every worker and deletes what the test declared.
+    static func run<T: Sendable>(
+        edits: WorkflowEdits = .none, stock: @escaping Participant.Stock = Participant.oneWarehouse,
+        script: @escaping Participant.Script = { _ in nil }, _ body: (Scenario) async throws -> T
+    ) async throws -> T {
+        let scenario = try await Scenario(edits: edits, stock: stock, script: script)
+        do {
+            let result = try await body(scenario)
+            try await scenario.tearDown()
+            return result
+        } catch {
+            try? await scenario.tearDown()
+            throw error
+        }
+    }
+
+    private init(edits: WorkflowEdits, stock: @escaping Participant.Stock, script: @escaping Participant.Script)
+        async throws
+    {
+        let names = TestNames()
+        self.names = names
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-e2e-\(names.tag)")
+        let workflows = directory.appendingPathComponent("Workflows")
+        try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
+        let original = try String(
+            contentsOf: TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml"),
+            encoding: .utf8)
+        try edits.apply(to: original, names: names).write(
+            to: workflows.appendingPathComponent("order-fulfillment.yaml"), atomically: true, encoding: .utf8)
+
+        client = try await TestBroker.connectedClient("waybill-test-\(names.tag)")
+        for exchange in [names.commandsExchange, names.eventsExchange] {
+            try await client.declareExchange(ExchangeDeclaration(name: exchange, kind: .topic))
+        }
+        participant = Participant(client: client, queue: names.participantQueue, script: script, stock: stock)
+        observer = EventObserver(client: client, queue: names.observerQueue)
+        let (participant, observer, commands, events) = (
+            participant, observer, names.commandsExchange, names.eventsExchange
+        )
+        background = Task {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await participant.run(bindingTo: commands) }
+                group.addTask { try? await observer.run(bindingTo: events) }
+            }
+        }
+        // The participant and the observer must be bound before the first command or event is published.
+        try await eventually("participant and observer consuming") { [client] in
+            let queues = [names.participantQueue, names.observerQueue]
+            for queue in queues {
+                guard let info = try? await client.inspectQueue(queue), info.consumerCount > 0 else { return false }
+            }
+            return true
+        }
+    }
+
+    var workflowsDirectory: String { directory.appendingPathComponent("Workflows").path }
+
+    /// The configuration of worker number `index` of this test.
+    func configuration(worker index: Int = 1) throws -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        configuration.workerId = names.workerId(index)
+        configuration.amqpURL = try #require(TestBroker.url)
+        configuration.databasePath = directory.appendingPathComponent("\(names.workerId(index)).sqlite").path
+        configuration.workflowsDirectory = workflowsDirectory
+        configuration.commandsExchange = names.commandsExchange
+        configuration.eventsExchange = names.eventsExchange
+        configuration.deadLetterExchange = names.deadLetterExchange
+        configuration.deadLetterQueue = names.deadLetterQueue
+        configuration.timerPollInterval = .milliseconds(20)
+        return configuration
+    }
+
+    /// Starts worker number `index` in this process.
+    @discardableResult
+    func startWorker(
+        _ index: Int = 1, adjust: (inout WorkerConfiguration) -> Void = { _ in }
+    ) async throws -> RunningWorker {
+        var configuration = try configuration(worker: index)
+        adjust(&configuration)
+        let worker = try await RunningWorker.start(configuration)
+        workers.withLock { $0.append(worker) }
+        return worker
+    }
+
+    /// The body of an order: `{"orderId": ..., "lines": [{"sku": ..., "quantity": ...}]}`.
+    static func order(_ id: String, lines: [(String, Int)]) -> JSONValue {
+        [
+            "orderId": .string(id),
+            "lines": .array(lines.map { ["sku": .string($0.0), "quantity": .number(Double($0.1))] }),
+        ]
+    }
+
+    /// Publishes start messages (one confirm wait for all of them) to the test's trigger exchange.
+    func publishStarts(_ bodies: [Data], messageIds: [String?]? = nil) async throws {
+        let messages = bodies.enumerated().map { index, body in
+            OutboundMessage(
+                exchange: names.triggerExchange, routingKey: "order.placed", body: body, mandatory: true,
+                persistent: true, contentType: "application/json", messageID: messageIds?[index] ?? nil)
+        }
+        for chunk in stride(from: 0, to: messages.count, by: 500) {
+            let outcomes = try await client.publish(Array(messages[chunk..<min(chunk + 500, messages.count)]))
+            let confirmed = outcomes.allSatisfy { $0.isConfirmed }
+            #expect(confirmed, "start messages confirmed: \(outcomes)")
+        }
+    }
+
+    /// Places one order.
+    func placeOrder(_ id: String, lines: [(String, Int)] = [("sku-1", 1)], messageId: String? = nil) async throws {
+        try await publishStarts([Data(JSONText.encode(Self.order(id, lines: lines)).utf8)], messageIds: [messageId])
+    }
+
+    func key(_ sagaId: String) -> SagaKey { SagaKey(workflow: names.workflow, id: sagaId) }
+
+    /// Waits until the saga is stored with `status` in `worker`'s database, and returns it.
+    @discardableResult
+    func waitForStatus(
+        _ sagaId: String, _ status: SagaStatus, in worker: RunningWorker, seconds: Double = 30
+    ) async throws -> StoredSaga {
+        let key = key(sagaId)
+        do {
+            try await eventually("saga \(sagaId) to be \(status.rawValue)", seconds: seconds) {
+                try worker.store.saga(key)?.instance.status == status
+            }
+        } catch let error as TimedOut {
+            let saga = try? worker.store.saga(key)
+            let journal = (try? worker.store.journal(of: key))?.map { "\($0.entry.kind) \($0.entry.step ?? "-") \($0.entry.detail)" }
+            Issue.record(
+                """
+                \(error): it is \(saga?.instance.status.rawValue ?? "not stored") at \(saga?.currentStep ?? "-")
+                journal: \(journal?.joined(separator: "\n  ") ?? "-")
+                participant saw: \(participant.received(saga: sagaId).map(\.summary))
+                events: \(observer.types(of: sagaId))
+                """)
+            throw error
+        }
+        return try #require(try worker.store.saga(key))
+    }
+
+    /// Waits until the saga's events include its terminal milestone `type`, so every event before it has arrived.
+    func waitForEvent(_ type: String, of sagaId: String, seconds: Double = 30) async throws {
+        try await observer.waitFor(type, of: sagaId, seconds: seconds)
+    }
+
+    /// Stops the workers, cancels the participant and the observer, deletes the test's queues and exchanges and its
+    /// temporary directory.
+    func tearDown() async throws {
+        let running = workers.withLock { workers in
+            defer { workers.removeAll() }
+            return workers
+        }
+        var failure: (any Error)?
+        for worker in running {
+            do {
+                try await worker.stop()
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        background.cancel()
+        var queues = [names.participantQueue, names.observerQueue, names.deadLetterQueue, WorkerTopology.startQueue(names.workflow)]
+        for index in 1...4 {
+            queues += [
+                "waybill.replies.\(names.workerId(index))", "waybill.control.\(names.workerId(index))",
+                WorkerTopology.partitionQueue(names.workflow, worker: names.workerId(index)),
+            ]
+        }
+        for queue in queues {
+            // Deleting a queue that was never declared closes the declaring channel; it is reopened on next use.
+            if (try? await client.inspectQueue(queue)) != nil { _ = try? await client.deleteQueue(queue) }
+        }
+        for exchange in [
+            names.commandsExchange, names.eventsExchange, names.deadLetterExchange, names.triggerExchange,
+            WorkerTopology.partitionExchange(names.workflow),
+        ] {
+            try? await client.deleteExchange(exchange)
+        }
+        await client.close()
+        try? FileManager.default.removeItem(at: directory)
+        if let failure { throw failure }
+    }
+}
