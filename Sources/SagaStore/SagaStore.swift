@@ -35,17 +35,22 @@ public final class SagaStore: Sendable {
         public var readOnly: Bool
         /// How many reads may run at once.
         public var maximumReaderCount: Int
+        /// The page cache of each connection, in MiB, filled lazily. Keep it above the pages of the sagas in flight
+        /// (about 4 KiB each) so commits do not re-read pages they just wrote.
+        public var pageCacheMegabytes: Int
 
         /// A configuration; only `path` usually needs setting.
         public init(
             path: String = ".waybill/waybill.sqlite", durability: Durability = .full,
-            busyTimeout: Duration = .seconds(5), readOnly: Bool = false, maximumReaderCount: Int = 4
+            busyTimeout: Duration = .seconds(5), readOnly: Bool = false, maximumReaderCount: Int = 4,
+            pageCacheMegabytes: Int = 64
         ) {
             self.path = path
             self.durability = durability
             self.busyTimeout = busyTimeout
             self.readOnly = readOnly
             self.maximumReaderCount = maximumReaderCount
+            self.pageCacheMegabytes = pageCacheMegabytes
         }
     }
 
@@ -73,6 +78,11 @@ public final class SagaStore: Sendable {
             grdb.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
             grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
             grdb.label = "waybill.store"
+            let cacheKiB = max(1, configuration.pageCacheMegabytes) * 1024
+            grdb.prepareDatabase { db in
+                // page_size only takes effect while the file is empty (a new store); later opens ignore it.
+                try db.execute(sql: "PRAGMA page_size = \(Self.pageSize); PRAGMA cache_size = -\(cacheKiB)")
+            }
             pool = try DatabasePool(path: path, configuration: grdb)
             let migrator = Schema.migrator
             let (superseded, complete) = try pool.read { db in
@@ -96,8 +106,11 @@ public final class SagaStore: Sendable {
                 try migrator.migrate(pool)
                 // DatabasePool switches the writer to WAL and `synchronous=NORMAL` after `prepareDatabase` runs, so
                 // the durability is set here, on the one writer connection, once the pool exists.
-                let pragma = configuration.durability == .full ? "FULL" : "NORMAL"
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(pragma)") }
+                let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"
+                try pool.writeWithoutTransaction { db in
+                    try db.execute(
+                        sql: "PRAGMA synchronous = \(synchronous); PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
+                }
             }
         } catch {
             throw SagaStoreError.wrap(error, path: path, operation: "opening the saga store")
@@ -171,7 +184,8 @@ public final class SagaStore: Sendable {
                     arguments: [hash, name, version, source, now.milliseconds])
             }
         } catch {
-            throw SagaStoreError.wrap(error, path: configuration.path, operation: "storing definition \(name) v\(version)")
+            throw SagaStoreError.wrap(
+                error, path: configuration.path, operation: "storing definition \(name) v\(version)")
         }
         return hash
     }
@@ -338,6 +352,17 @@ public final class SagaStore: Sendable {
 
     // MARK: - Internals
 
+    /// Bytes per page of a new store. A transition dirties about eight pages in different B-trees (saga row, its
+    /// three indexes, journal index, inbox, outbox index, timers) and every dirty page is written whole to the WAL
+    /// and again by the checkpoint. Measured with the store benchmark (batch 256, synchronous=FULL), 16 KiB pages
+    /// cost about 20% less CPU per transition than SQLite's default 4 KiB.
+    static let pageSize = 16_384
+
+    /// WAL pages before SQLite checkpoints on commit: about 32 MiB of WAL. A saga page rewritten many times between
+    /// checkpoints is copied to the database file once, so a larger WAL cuts checkpoint work; the file stays small
+    /// enough for a fast recovery after a crash.
+    static let checkpointPages = 2_000
+
     /// Keys or ids per `IN (...)` query; far below SQLite's 32,766 variables.
     static let chunkSize = 400
 
@@ -394,7 +419,7 @@ struct PreparedChange {
 
     init(_ change: SagaChange) {
         self.change = change
-        state = change.instance.map { Data(StateCodec.encode($0)) }
+        state = change.instance.map(StateCodec.encodeData)
         outbox = change.outbox.map {
             Outbox(message: $0, headers: HeaderText.encode($0.headers), body: Data($0.body))
         }
@@ -445,38 +470,34 @@ struct WriteStatements {
         let sagaId = change.key.id
         let now = change.at.milliseconds
         if let instance = change.instance, let state = prepared.state {
-            upsertSaga.setUncheckedArguments([
+            try upsertSaga.execute(arguments: [
                 workflow, sagaId, instance.definitionHash, instance.version, instance.status.rawValue,
                 change.currentStep, change.owner, instance.startedAt.milliseconds, instance.updatedAt.milliseconds,
                 instance.failure?.error.code, state,
             ])
-            try upsertSaga.execute()
         }
         for entry in change.journal {
-            insertJournal.setUncheckedArguments([
+            try insertJournal.execute(arguments: [
                 workflow, sagaId, entry.at.milliseconds, entry.kind.rawValue, entry.step, entry.actor, entry.detail,
             ])
-            try insertJournal.execute()
         }
         if let messageId = change.inboxMessageId {
-            insertInbox.setUncheckedArguments([messageId, now])
-            try insertInbox.execute()
+            try insertInbox.execute(arguments: [messageId, now])
         }
         for outbox in prepared.outbox {
             let message = outbox.message
-            insertOutbox.setUncheckedArguments([
+            try insertOutbox.execute(arguments: [
                 message.messageId, workflow, sagaId, message.exchange, message.routingKey, message.contentType,
                 message.correlationId, message.replyTo, outbox.headers, message.mandatory, outbox.body, now,
             ])
-            try insertOutbox.execute()
         }
         for timerId in change.cancelTimerIds {
-            deleteTimer.setUncheckedArguments([workflow, sagaId, timerId])
-            try deleteTimer.execute()
+            try deleteTimer.execute(arguments: [workflow, sagaId, timerId])
         }
         for timer in change.scheduleTimers {
-            upsertTimer.setUncheckedArguments([workflow, sagaId, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds])
-            try upsertTimer.execute()
+            try upsertTimer.execute(arguments: [
+                workflow, sagaId, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds,
+            ])
         }
     }
 }

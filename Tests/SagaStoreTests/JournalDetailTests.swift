@@ -57,7 +57,10 @@ import WaybillDefinition
         #expect(entry.step == "release[1]")
         #expect(entry.actor == nil)
         #expect(entry.at == Self.now)
-        #expect(entry.detail == #"reply ok for release[1] output {"released":true} → compensating; sent 1 command, scheduled 1 timer"#)
+        #expect(
+            entry.detail
+                == #"reply ok for release[1] output {"released":true} → compensating; sent 1 command, scheduled 1 timer"#
+        )
     }
 
     @Test func replyErrorQuotesACutMessageAndNeverTheCommandBody() throws {
@@ -76,7 +79,9 @@ import WaybillDefinition
                             occurredAt: Self.now)),
                 ]))
         #expect(entry.detail.hasPrefix(#"reply error out_of_stock (not retryable) for release[1]: "line1 stock"#))
-        #expect(entry.detail.contains("…\" → compensating; sent 2 compensations, published order.failed, cancelled 1 timer"))
+        #expect(
+            entry.detail.contains("…\" → compensating; sent 2 compensations, published order.failed, cancelled 1 timer")
+        )
         #expect(!entry.detail.contains("order payload"))
         #expect(!entry.detail.contains("\n"))
         #expect(entry.detail.count < 300)

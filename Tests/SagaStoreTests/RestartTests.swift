@@ -21,7 +21,8 @@ import WaybillDefinition
             StepDefinition(
                 id: "accept",
                 action: .command(
-                    CommandTemplate(routingKey: .literal("erp.order.accept"), input: .object(["orderId": .value(orderId)]))),
+                    CommandTemplate(
+                        routingKey: .literal("erp.order.accept"), input: .object(["orderId": .value(orderId)]))),
                 compensate: CommandTemplate(
                     routingKey: .literal("erp.order.cancel"), input: .object(["orderId": .value(orderId)])),
                 timeout: .seconds(30), retry: RetryPolicy(maxAttempts: .limited(3), initialInterval: .seconds(1)),
@@ -88,7 +89,8 @@ import WaybillDefinition
         var store = try SagaStore.open(in: directory)
         let hash = try store.saveDefinition(name: "restart-demo", version: 1, source: Self.source, at: now)
         let input: JSONValue = ["orderId": "ord-42", "lines": [["sku": "SKU-1", "quantity": 2]]]
-        let started = engine.start(definition: Self.definition, definitionHash: hash, sagaId: "ord-42", input: input, now: now)
+        let started = engine.start(
+            definition: Self.definition, definitionHash: hash, sagaId: "ord-42", input: input, now: now)
         try store.commit([
             SagaChange(
                 event: .start(input: input), before: nil, transition: started, definition: Self.definition, at: now,
@@ -119,7 +121,8 @@ import WaybillDefinition
         let liveTimers = reopened.instance.steps.flatMap(\.branches).compactMap(\.timer)
         #expect(Set(liveTimers.map(\.id)) == Set(timersBeforeClose.map(\.id)))
         #expect(try store.nextTimerDue() == timersBeforeClose.first?.dueAt)
-        #expect(try store.processedMessageIds(in: ["start-ord-42", "reply-1", "reply-2"]) == ["start-ord-42", "reply-1"])
+        #expect(
+            try store.processedMessageIds(in: ["start-ord-42", "reply-1", "reply-2"]) == ["start-ord-42", "reply-1"])
 
         // The invoice reply never comes: its timeout fires, the retry timer fires, the second attempt succeeds.
         var steps = 0

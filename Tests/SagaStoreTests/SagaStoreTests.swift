@@ -240,7 +240,10 @@ import WaybillDefinition
         #expect(try store.nextTimerDue() == Timestamp(milliseconds: 100))
         let due = try store.dueTimers(before: Timestamp(milliseconds: 250), limit: 10)
         #expect(due.map(\.id) == ["t-2", "t-3"])
-        #expect(due[0] == StoredTimer(key: Fixtures.key("ord-2"), id: "t-2", kind: .retry, dueAt: Timestamp(milliseconds: 100)))
+        #expect(
+            due[0]
+                == StoredTimer(key: Fixtures.key("ord-2"), id: "t-2", kind: .retry, dueAt: Timestamp(milliseconds: 100))
+        )
         #expect(try store.dueTimers(before: Timestamp(milliseconds: 250), limit: 1).map(\.id) == ["t-2"])
         #expect(try store.dueTimers(before: Timestamp(milliseconds: 200), limit: 10).map(\.id) == ["t-2", "t-3"])
 
@@ -278,8 +281,11 @@ import WaybillDefinition
             name: "order-fulfillment", version: 1, source: source, at: Timestamp(milliseconds: 99))
         #expect(again == hash)
         let stored = try #require(try store.definition(hash: hash))
-        #expect(stored == StoredDefinition(
-            hash: hash, name: "order-fulfillment", version: 1, source: source, firstSeenAt: Timestamp(milliseconds: 10)))
+        #expect(
+            stored
+                == StoredDefinition(
+                    hash: hash, name: "order-fulfillment", version: 1, source: source,
+                    firstSeenAt: Timestamp(milliseconds: 10)))
         #expect(try store.definition(hash: "nope") == nil)
     }
 
@@ -404,5 +410,15 @@ import WaybillDefinition
         #expect(locked.description.hasPrefix("[database_locked] committing 3 changes in /var/w.sqlite failed"))
         let full = SagaStoreError.wrap(DatabaseError(resultCode: .SQLITE_FULL), path: "p", operation: "o")
         #expect(full.code == .diskFull)
+    }
+}
+
+@Suite struct TuningTests {
+    @Test func newStoresUseLargePagesAndALargerCheckpointInterval() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        #expect(try store.writerPragma("page_size") == String(SagaStore.pageSize))
+        #expect(try store.writerPragma("wal_autocheckpoint") == String(SagaStore.checkpointPages))
+        #expect(try store.writerPragma("cache_size") == "-65536")
     }
 }
