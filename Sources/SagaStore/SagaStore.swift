@@ -70,7 +70,14 @@ public final class SagaStore: Sendable {
             if !configuration.readOnly {
                 let directory = (path as NSString).deletingLastPathComponent
                 if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
-                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    do {
+                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    } catch {
+                        throw SagaStoreError(
+                            .notWritable,
+                            "cannot create the directory \(directory) for the saga store (\(error.localizedDescription)). "
+                                + "Create it or fix its parent's permissions, or set another path.")
+                    }
                 }
             }
             var grdb = GRDB.Configuration()
@@ -209,17 +216,11 @@ public final class SagaStore: Sendable {
             var result: [SagaKey: StoredSaga] = [:]
             result.reserveCapacity(keys.count)
             for chunk in keys.chunked(by: Self.chunkSize) {
-                let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
                 var arguments: [String] = []
                 arguments.reserveCapacity(chunk.count * 2)
                 for key in chunk { arguments += [key.workflow, key.id] }
                 let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT current_step, owner, state FROM sagas
-                        WHERE (workflow, saga_id) IN (VALUES \(values))
-                        """,
-                    arguments: StatementArguments(arguments))
+                    db, sql: Self.loadSagasSQL(count: chunk.count), arguments: StatementArguments(arguments))
                 while let row = try rows.next() {
                     let data: Data = row[2]
                     let instance = try StateCodec.decode([UInt8](data))
@@ -365,6 +366,17 @@ public final class SagaStore: Sendable {
 
     /// Keys or ids per `IN (...)` query; far below SQLite's 32,766 variables.
     static let chunkSize = 400
+
+    /// Loads `count` sagas by key. The keys drive a join on the primary key; `(workflow, saga_id) IN (VALUES ...)`
+    /// would scan the whole table on SQLite 3.40.
+    static func loadSagasSQL(count: Int) -> String {
+        let values = Array(repeating: "(?, ?)", count: count).joined(separator: ", ")
+        return """
+            WITH wanted (workflow, saga_id) AS (VALUES \(values))
+            SELECT sagas.current_step, sagas.owner, sagas.state FROM wanted
+            CROSS JOIN sagas ON sagas.workflow = wanted.workflow AND sagas.saga_id = wanted.saga_id
+            """
+    }
 
     static func placeholders(_ count: Int) -> String {
         Array(repeating: "?", count: count).joined(separator: ", ")

@@ -114,6 +114,30 @@ import WaybillDefinition
         #expect(loaded[Fixtures.key("missing")] == nil)
     }
 
+    @Test func queriesUseTheirIndexes() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let plans: [(String, StatementArguments, String)] = [
+            (SagaStore.loadSagasSQL(count: 3), ["w", "a", "w", "b", "w", "c"], "sqlite_autoindex_sagas_1"),
+            ("SELECT message_id FROM inbox WHERE message_id IN (?, ?)", ["a", "b"], "PRIMARY KEY"),
+            ("SELECT MIN(due_at) FROM timers", [], "timers_by_due_at"),
+            ("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT 5", [1], "timers_by_due_at"),
+            ("SELECT * FROM journal WHERE workflow = ? AND saga_id = ? ORDER BY id", ["w", "a"], "journal_by_saga"),
+            ("SELECT * FROM sagas WHERE status = ? ORDER BY updated_at", ["running"], "sagas_by_status"),
+            ("SELECT * FROM sagas WHERE workflow = ? AND current_step = ?", ["w", "ship"], "sagas_by_step"),
+            ("SELECT * FROM sagas ORDER BY updated_at LIMIT 10", [], "sagas_by_updated_at"),
+        ]
+        for (sql, arguments, index) in plans {
+            let plan = try store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map {
+                    $0["detail"] as String
+                }
+            }
+            #expect(plan.contains { $0.contains(index) }, "\(sql) does not use \(index): \(plan)")
+            #expect(!plan.contains { $0 == "SCAN sagas" || $0 == "SCAN inbox" }, "\(sql) scans a whole table: \(plan)")
+        }
+    }
+
     @Test func aLaterChangeReplacesTheSagaRow() throws {
         let directory = try TemporaryDirectory()
         let store = try SagaStore.open(in: directory)
@@ -389,6 +413,17 @@ import WaybillDefinition
         let store = try SagaStore.open(in: directory, "nested/deeper/waybill.sqlite")
         try store.commit([Fixtures.change("ord-1")])
         #expect(FileManager.default.fileExists(atPath: directory.path("nested/deeper/waybill.sqlite")))
+    }
+
+    @Test func anUncreatableDirectoryIsReportedClearly() throws {
+        let directory = try TemporaryDirectory()
+        try Data("not a directory".utf8).write(to: directory.url.appendingPathComponent("file"))
+        #expect {
+            try SagaStore.open(in: directory, "file/sub/waybill.sqlite")
+        } throws: { error in
+            let error = try #require(error as? SagaStoreError)
+            return error.code == .notWritable && error.message.contains("cannot create the directory")
+        }
     }
 
     @Test func aFileThatIsNotADatabaseIsReportedClearly() throws {
