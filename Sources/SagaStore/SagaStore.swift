@@ -455,8 +455,8 @@ struct WriteStatements {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (workflow, saga_id) DO UPDATE SET
                     definition_hash = excluded.definition_hash, version = excluded.version, status = excluded.status,
-                    current_step = excluded.current_step, owner = excluded.owner, updated_at = excluded.updated_at,
-                    failure_code = excluded.failure_code, state = excluded.state
+                    current_step = excluded.current_step, owner = COALESCE(excluded.owner, sagas.owner),
+                    updated_at = excluded.updated_at, failure_code = excluded.failure_code, state = excluded.state
                 """)
         insertJournal = try db.cachedStatement(
             sql: "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")

@@ -153,6 +153,8 @@ import WaybillDefinition
         #expect(stored.currentStep == nil)
         #expect(stored.owner == "worker-2")
         #expect(try store.counts()["sagas"] == 1)
+        try store.commit([SagaChange(key: next.key, at: next.updatedAt, instance: next, currentStep: nil, owner: nil)])
+        #expect(try store.saga(next.key)?.owner == "worker-2")
     }
 
     @Test func aFailingBatchPersistsNothing() throws {
