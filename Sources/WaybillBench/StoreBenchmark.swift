@@ -33,7 +33,8 @@ enum StoreBenchmark {
                 let name = durability == .full ? "FULL" : "NORMAL"
                 var line =
                     "  \(pad(name, 11))  \(pad(String(batchSize), 5))  \(pad(String(count), 11))  "
-                    + "\(pad(String(format: "%.3f", result.wallSeconds), 7))  \(pad(String(format: "%.0f", rate), 13))  "
+                    + "\(pad(String(format: "%.3f", result.wallSeconds), 7))  "
+                    + "\(pad(String(format: "%.0f", rate), 13))  "
                     + pad(String(format: "%.1f", result.cpuSeconds * 1e6 / Double(count)), 17)
                 if batchSize > 1 { line += String(format: "  (%.1fx batch 1)", rate / batchOneRate) }
                 lines.append(line)

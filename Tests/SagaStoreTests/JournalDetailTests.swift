@@ -59,7 +59,8 @@ import WaybillDefinition
         #expect(entry.at == Self.now)
         #expect(
             entry.detail
-                == #"reply ok for release[1] output {"released":true} → compensating; sent 1 command, scheduled 1 timer"#
+                == #"reply ok for release[1] output {"released":true} → compensating; "#
+                + "sent 1 command, scheduled 1 timer"
         )
     }
 
