@@ -383,7 +383,7 @@ public final class SagaStore: Sendable {
         Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
-    private func checkWritable(_ operation: String) throws {
+    func checkWritable(_ operation: String) throws {
         if configuration.readOnly {
             throw SagaStoreError(
                 .notWritable,
@@ -392,7 +392,7 @@ public final class SagaStore: Sendable {
         }
     }
 
-    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)
         } catch {
