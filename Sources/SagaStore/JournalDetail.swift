@@ -43,7 +43,8 @@ extension JournalEntry {
         case .operatorCommand(let command):
             kind = .operatorCommand
             actor = command.by
-            what = "operator \(JournalText.action(command.action)) by \(command.by): \(JournalText.quote(command.reason))"
+            what =
+                "operator \(JournalText.action(command.action)) by \(command.by): \(JournalText.quote(command.reason))"
         }
         let detail: String
         switch transition.outcome {

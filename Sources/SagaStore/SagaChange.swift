@@ -14,7 +14,7 @@ public struct SagaChange: Sendable {
     public var instance: SagaInstance?
     /// The id of the step at the cursor, stored for `waybill sagas list --step`; `nil` past the last step.
     public var currentStep: String?
-    /// The worker that owns the saga (the `sagas.owner` column).
+    /// The worker that owns the saga (the `sagas.owner` column); `nil` keeps the stored owner.
     public var owner: String?
     /// What happened, in order; see ``JournalEntry/describing(_:before:transition:definition:at:)``.
     public var journal: [JournalEntry]

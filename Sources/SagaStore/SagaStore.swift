@@ -35,17 +35,22 @@ public final class SagaStore: Sendable {
         public var readOnly: Bool
         /// How many reads may run at once.
         public var maximumReaderCount: Int
+        /// The page cache of each connection, in MiB, filled lazily. Keep it above the pages of the sagas in flight
+        /// (about 4 KiB each) so commits do not re-read pages they just wrote.
+        public var pageCacheMegabytes: Int
 
         /// A configuration; only `path` usually needs setting.
         public init(
             path: String = ".waybill/waybill.sqlite", durability: Durability = .full,
-            busyTimeout: Duration = .seconds(5), readOnly: Bool = false, maximumReaderCount: Int = 4
+            busyTimeout: Duration = .seconds(5), readOnly: Bool = false, maximumReaderCount: Int = 4,
+            pageCacheMegabytes: Int = 64
         ) {
             self.path = path
             self.durability = durability
             self.busyTimeout = busyTimeout
             self.readOnly = readOnly
             self.maximumReaderCount = maximumReaderCount
+            self.pageCacheMegabytes = pageCacheMegabytes
         }
     }
 
@@ -65,7 +70,15 @@ public final class SagaStore: Sendable {
             if !configuration.readOnly {
                 let directory = (path as NSString).deletingLastPathComponent
                 if !directory.isEmpty && !FileManager.default.fileExists(atPath: directory) {
-                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    do {
+                        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    } catch {
+                        throw SagaStoreError(
+                            .notWritable,
+                            "cannot create the directory \(directory) for the saga store "
+                                + "(\(error.localizedDescription)). Create it or fix its parent's permissions, "
+                                + "or set another path.")
+                    }
                 }
             }
             var grdb = GRDB.Configuration()
@@ -73,6 +86,11 @@ public final class SagaStore: Sendable {
             grdb.busyMode = .timeout(Double(configuration.busyTimeout.milliseconds) / 1000)
             grdb.maximumReaderCount = max(1, configuration.maximumReaderCount)
             grdb.label = "waybill.store"
+            let cacheKiB = max(1, configuration.pageCacheMegabytes) * 1024
+            grdb.prepareDatabase { db in
+                // page_size only takes effect while the file is empty (a new store); later opens ignore it.
+                try db.execute(sql: "PRAGMA page_size = \(Self.pageSize); PRAGMA cache_size = -\(cacheKiB)")
+            }
             pool = try DatabasePool(path: path, configuration: grdb)
             let migrator = Schema.migrator
             let (superseded, complete) = try pool.read { db in
@@ -96,8 +114,11 @@ public final class SagaStore: Sendable {
                 try migrator.migrate(pool)
                 // DatabasePool switches the writer to WAL and `synchronous=NORMAL` after `prepareDatabase` runs, so
                 // the durability is set here, on the one writer connection, once the pool exists.
-                let pragma = configuration.durability == .full ? "FULL" : "NORMAL"
-                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = \(pragma)") }
+                let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"
+                try pool.writeWithoutTransaction { db in
+                    try db.execute(
+                        sql: "PRAGMA synchronous = \(synchronous); PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
+                }
             }
         } catch {
             throw SagaStoreError.wrap(error, path: path, operation: "opening the saga store")
@@ -178,7 +199,8 @@ public final class SagaStore: Sendable {
                     arguments: [hash, name, version, source, now.milliseconds])
             }
         } catch {
-            throw SagaStoreError.wrap(error, path: configuration.path, operation: "storing definition \(name) v\(version)")
+            throw SagaStoreError.wrap(
+                error, path: configuration.path, operation: "storing definition \(name) v\(version)")
         }
         return hash
     }
@@ -202,17 +224,11 @@ public final class SagaStore: Sendable {
             var result: [SagaKey: StoredSaga] = [:]
             result.reserveCapacity(keys.count)
             for chunk in keys.chunked(by: Self.chunkSize) {
-                let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
                 var arguments: [String] = []
                 arguments.reserveCapacity(chunk.count * 2)
                 for key in chunk { arguments += [key.workflow, key.id] }
                 let rows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT current_step, owner, state FROM sagas
-                        WHERE (workflow, saga_id) IN (VALUES \(values))
-                        """,
-                    arguments: StatementArguments(arguments))
+                    db, sql: Self.loadSagasSQL(count: chunk.count), arguments: StatementArguments(arguments))
                 while let row = try rows.next() {
                     let data: Data = row[2]
                     let instance = try StateCodec.decode([UInt8](data))
@@ -345,14 +361,36 @@ public final class SagaStore: Sendable {
 
     // MARK: - Internals
 
+    /// Bytes per page of a new store. A transition dirties about eight pages in different B-trees (saga row, its
+    /// three indexes, journal index, inbox, outbox index, timers) and every dirty page is written whole to the WAL
+    /// and again by the checkpoint. Measured with the store benchmark (batch 256, synchronous=FULL), 16 KiB pages
+    /// cost about 20% less CPU per transition than SQLite's default 4 KiB.
+    static let pageSize = 16_384
+
+    /// WAL pages before SQLite checkpoints on commit: about 32 MiB of WAL. A saga page rewritten many times between
+    /// checkpoints is copied to the database file once, so a larger WAL cuts checkpoint work; the file stays small
+    /// enough for a fast recovery after a crash.
+    static let checkpointPages = 2_000
+
     /// Keys or ids per `IN (...)` query; far below SQLite's 32,766 variables.
     static let chunkSize = 400
+
+    /// Loads `count` sagas by key. The keys drive a join on the primary key; `(workflow, saga_id) IN (VALUES ...)`
+    /// would scan the whole table on SQLite 3.40.
+    static func loadSagasSQL(count: Int) -> String {
+        let values = Array(repeating: "(?, ?)", count: count).joined(separator: ", ")
+        return """
+            WITH wanted (workflow, saga_id) AS (VALUES \(values))
+            SELECT sagas.current_step, sagas.owner, sagas.state FROM wanted
+            CROSS JOIN sagas ON sagas.workflow = wanted.workflow AND sagas.saga_id = wanted.saga_id
+            """
+    }
 
     static func placeholders(_ count: Int) -> String {
         Array(repeating: "?", count: count).joined(separator: ", ")
     }
 
-    private func checkWritable(_ operation: String) throws {
+    func checkWritable(_ operation: String) throws {
         if configuration.readOnly {
             throw SagaStoreError(
                 .notWritable,
@@ -361,7 +399,7 @@ public final class SagaStore: Sendable {
         }
     }
 
-    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+    func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.read(body)
         } catch {
@@ -401,7 +439,7 @@ struct PreparedChange {
 
     init(_ change: SagaChange) {
         self.change = change
-        state = change.instance.map { Data(StateCodec.encode($0)) }
+        state = change.instance.map(StateCodec.encodeData)
         outbox = change.outbox.map {
             Outbox(message: $0, headers: HeaderText.encode($0.headers), body: Data($0.body))
         }
@@ -427,8 +465,8 @@ struct WriteStatements {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (workflow, saga_id) DO UPDATE SET
                     definition_hash = excluded.definition_hash, version = excluded.version, status = excluded.status,
-                    current_step = excluded.current_step, owner = excluded.owner, updated_at = excluded.updated_at,
-                    failure_code = excluded.failure_code, state = excluded.state
+                    current_step = excluded.current_step, owner = COALESCE(excluded.owner, sagas.owner),
+                    updated_at = excluded.updated_at, failure_code = excluded.failure_code, state = excluded.state
                 """)
         insertJournal = try db.cachedStatement(
             sql: "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -454,39 +492,35 @@ struct WriteStatements {
         let sagaId = change.key.id
         let now = change.at.milliseconds
         if let instance = change.instance, let state = prepared.state {
-            upsertSaga.setUncheckedArguments([
+            try upsertSaga.execute(arguments: [
                 workflow, sagaId, instance.definitionHash, instance.version, instance.status.rawValue,
                 change.currentStep, change.owner, instance.startedAt.milliseconds, instance.updatedAt.milliseconds,
                 instance.failure?.error.code, state,
             ])
-            try upsertSaga.execute()
         }
         for entry in change.journal {
-            insertJournal.setUncheckedArguments([
+            try insertJournal.execute(arguments: [
                 workflow, sagaId, entry.at.milliseconds, entry.kind.rawValue, entry.step, entry.actor, entry.detail,
             ])
-            try insertJournal.execute()
         }
         if let messageId = change.inboxMessageId {
-            insertInbox.setUncheckedArguments([messageId, now])
-            try insertInbox.execute()
+            try insertInbox.execute(arguments: [messageId, now])
         }
         for outbox in prepared.outbox {
             let message = outbox.message
-            insertOutbox.setUncheckedArguments([
+            try insertOutbox.execute(arguments: [
                 message.messageId, workflow, sagaId, message.exchange, message.routingKey, message.contentType,
                 message.correlationId, message.replyTo, outbox.headers, message.mandatory, outbox.body, now,
             ])
-            try insertOutbox.execute()
             outboxIds.append(database.lastInsertedRowID)
         }
         for timerId in change.cancelTimerIds {
-            deleteTimer.setUncheckedArguments([workflow, sagaId, timerId])
-            try deleteTimer.execute()
+            try deleteTimer.execute(arguments: [workflow, sagaId, timerId])
         }
         for timer in change.scheduleTimers {
-            upsertTimer.setUncheckedArguments([workflow, sagaId, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds])
-            try upsertTimer.execute()
+            try upsertTimer.execute(arguments: [
+                workflow, sagaId, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds,
+            ])
         }
     }
 }

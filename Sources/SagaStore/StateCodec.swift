@@ -12,8 +12,9 @@ import WaybillDefinition
 /// Layout (protobuf-like, self-describing so unknown fields can be skipped):
 /// the magic `W`, `S` and a format version byte, then one message. A message is a run of
 /// `(varint field number ≥ 1, tagged value)` pairs ended by field number 0; an absent optional is simply not written.
-/// A tagged value is a ``Tag`` byte and its payload. Arrays end with a ``Tag/end`` byte. JSON objects are
-/// `(varint key length + 1, UTF-8 key, JSON value)` entries ended by a 0.
+/// A tagged value is a ``Tag`` byte and its payload. Arrays end with a ``Tag/end`` byte. JSON arrays and objects start
+/// with their element count (so the reader sizes them once); object members are `(varint key length, UTF-8 key,
+/// JSON value)`.
 ///
 /// Evolution: a reader skips field numbers it does not know and leaves fields it does not find at their defaults,
 /// so adding a field is backward and forward compatible. Never reuse a field number. `StateCodecCoverageTests`
@@ -34,17 +35,26 @@ enum StateCodec {
         case jsonNull = 11
         case jsonNumber = 12  // a JSON number that is not a small exact integer: 8 bytes
         case jsonInteger = 13  // a JSON number holding an exact integer below 2^53: zigzag varint
-        case jsonArray = 14  // JSON values, then .end
-        case jsonObject = 15  // (key length + 1, key, JSON value) entries, then 0
+        case jsonArray = 14  // varint count, JSON values
+        case jsonObject = 15  // varint count, (varint key length, key, JSON value) entries
     }
 
     /// Encodes `instance` in the state format.
     static func encode(_ instance: SagaInstance) -> [UInt8] {
+        write(instance).bytes
+    }
+
+    /// Encodes `instance` in the state format, as `Data` for binding.
+    static func encodeData(_ instance: SagaInstance) -> Data {
+        write(instance).data
+    }
+
+    private static func write(_ instance: SagaInstance) -> StateWriter {
         var writer = StateWriter()
-        writer.bytes.append(contentsOf: magic)
-        writer.bytes.append(formatVersion)
+        writer.append(contentsOf: magic)
+        writer.append(formatVersion)
         writer.instance(instance)
-        return writer.bytes
+        return writer
     }
 
     /// Decodes bytes made by ``encode(_:)``.
@@ -78,27 +88,76 @@ struct StateCodecError: Error, CustomStringConvertible {
 
 // MARK: - Writing
 
-struct StateWriter {
-    var bytes: [UInt8] = []
+/// Appends the state format to a raw buffer it owns (about twice as fast as appending to an `Array`, which checks
+/// uniqueness on every byte). Non-copyable, so the buffer has exactly one owner and is freed exactly once.
+struct StateWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
 
-    init() {
-        bytes.reserveCapacity(2048)
+    init(capacity: Int = 4096) {
+        self.capacity = max(16, capacity)
+        base = .allocate(capacity: self.capacity)
     }
 
+    deinit { base.deallocate() }
+
+    /// The bytes written so far.
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    /// The bytes written so far, as `Data` (one copy).
+    var data: Data { Data(bytes: base, count: count) }
+
+    @inline(__always)
+    private mutating func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(extra) }
+    }
+
+    private mutating func grow(_ extra: Int) {
+        let newCapacity = max(capacity * 2, count + extra)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        if count == capacity { grow(1) }
+        base[count] = byte
+        count += 1
+    }
+
+    mutating func append(contentsOf buffer: UnsafeBufferPointer<UInt8>) {
+        guard let source = buffer.baseAddress, !buffer.isEmpty else { return }
+        reserve(buffer.count)
+        (base + count).update(from: source, count: buffer.count)
+        count += buffer.count
+    }
+
+    mutating func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { append(contentsOf: $0) }
+    }
+
+    @inline(__always)
     mutating func varint(_ value: UInt64) {
+        reserve(10)
         var value = value
         while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+            base[count] = UInt8(truncatingIfNeeded: value) | 0x80
+            count += 1
             value >>= 7
         }
-        bytes.append(UInt8(value))
+        base[count] = UInt8(value)
+        count += 1
     }
 
     mutating func field(_ number: UInt64) { varint(number) }
 
     mutating func int(_ number: UInt64, _ value: Int64) {
         field(number)
-        bytes.append(StateCodec.Tag.int.rawValue)
+        append(StateCodec.Tag.int.rawValue)
         varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
@@ -106,19 +165,19 @@ struct StateWriter {
 
     mutating func bool(_ number: UInt64, _ value: Bool) {
         field(number)
-        bytes.append(value ? StateCodec.Tag.trueValue.rawValue : StateCodec.Tag.falseValue.rawValue)
+        append(value ? StateCodec.Tag.trueValue.rawValue : StateCodec.Tag.falseValue.rawValue)
     }
 
     mutating func rawString(_ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             varint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
+            append(contentsOf: utf8)
         }
     }
 
     mutating func string(_ value: String) {
-        bytes.append(StateCodec.Tag.string.rawValue)
+        append(StateCodec.Tag.string.rawValue)
         rawString(value)
     }
 
@@ -133,16 +192,16 @@ struct StateWriter {
 
     mutating func beginMessage(_ number: UInt64) {
         field(number)
-        bytes.append(StateCodec.Tag.message.rawValue)
+        append(StateCodec.Tag.message.rawValue)
     }
 
-    mutating func endMessage() { bytes.append(0) }
+    mutating func endMessage() { append(0) }
 
     mutating func strings(_ number: UInt64, _ values: [String]) {
         field(number)
-        bytes.append(StateCodec.Tag.array.rawValue)
+        append(StateCodec.Tag.array.rawValue)
         for value in values { string(value) }
-        bytes.append(StateCodec.Tag.end.rawValue)
+        append(StateCodec.Tag.end.rawValue)
     }
 
     mutating func json(_ number: UInt64, _ value: JSONValue?) {
@@ -153,41 +212,37 @@ struct StateWriter {
 
     mutating func json(_ value: JSONValue) {
         switch value {
-        case .null: bytes.append(StateCodec.Tag.jsonNull.rawValue)
-        case .bool(let flag): bytes.append(flag ? StateCodec.Tag.trueValue.rawValue : StateCodec.Tag.falseValue.rawValue)
+        case .null: append(StateCodec.Tag.jsonNull.rawValue)
+        case .bool(let flag): append(flag ? StateCodec.Tag.trueValue.rawValue : StateCodec.Tag.falseValue.rawValue)
         case .number(let number):
             if number.rounded() == number, abs(number) < 9.0e15, !(number == 0 && number.sign == .minus) {
-                bytes.append(StateCodec.Tag.jsonInteger.rawValue)
+                append(StateCodec.Tag.jsonInteger.rawValue)
                 let integer = Int64(number)
                 varint(UInt64(bitPattern: (integer << 1) ^ (integer >> 63)))
             } else {
-                bytes.append(StateCodec.Tag.jsonNumber.rawValue)
+                append(StateCodec.Tag.jsonNumber.rawValue)
                 var bits = number.bitPattern.littleEndian
-                withUnsafeBytes(of: &bits) { bytes.append(contentsOf: $0) }
+                withUnsafeBytes(of: &bits) { append(contentsOf: $0.bindMemory(to: UInt8.self)) }
             }
         case .string(let text): string(text)
         case .array(let elements):
-            bytes.append(StateCodec.Tag.jsonArray.rawValue)
+            append(StateCodec.Tag.jsonArray.rawValue)
+            varint(UInt64(elements.count))
             for element in elements { json(element) }
-            bytes.append(StateCodec.Tag.end.rawValue)
         case .object(let members):
-            bytes.append(StateCodec.Tag.jsonObject.rawValue)
+            append(StateCodec.Tag.jsonObject.rawValue)
+            varint(UInt64(members.count))
             for (key, member) in members {
-                var key = key
-                key.withUTF8 { utf8 in
-                    varint(UInt64(utf8.count) + 1)
-                    bytes.append(contentsOf: utf8)
-                }
+                rawString(key)
                 json(member)
             }
-            bytes.append(0)
         }
     }
 
     // Field numbers below are part of the stored format: never renumber or reuse one.
 
     mutating func instance(_ value: SagaInstance) {
-        bytes.append(StateCodec.Tag.message.rawValue)
+        append(StateCodec.Tag.message.rawValue)
         string(1, value.key.workflow)
         string(2, value.key.id)
         int(3, value.version)
@@ -195,9 +250,9 @@ struct StateWriter {
         string(5, value.status.rawValue)
         json(6, value.input)
         field(7)
-        bytes.append(StateCodec.Tag.array.rawValue)
+        append(StateCodec.Tag.array.rawValue)
         for step in value.steps { stepState(step) }
-        bytes.append(StateCodec.Tag.end.rawValue)
+        append(StateCodec.Tag.end.rawValue)
         int(8, value.cursor)
         field(9)
         branchRefs(value.completions)
@@ -234,23 +289,23 @@ struct StateWriter {
     }
 
     mutating func branchRefs(_ refs: [BranchRef]) {
-        bytes.append(StateCodec.Tag.array.rawValue)
+        append(StateCodec.Tag.array.rawValue)
         for ref in refs {
-            bytes.append(StateCodec.Tag.message.rawValue)
+            append(StateCodec.Tag.message.rawValue)
             int(1, ref.step)
             int(2, ref.branch)
             endMessage()
         }
-        bytes.append(StateCodec.Tag.end.rawValue)
+        append(StateCodec.Tag.end.rawValue)
     }
 
     mutating func stepState(_ value: StepState) {
-        bytes.append(StateCodec.Tag.message.rawValue)
+        append(StateCodec.Tag.message.rawValue)
         string(1, value.status.rawValue)
         field(2)
-        bytes.append(StateCodec.Tag.array.rawValue)
+        append(StateCodec.Tag.array.rawValue)
         for branch in value.branches { branchState(branch) }
-        bytes.append(StateCodec.Tag.end.rawValue)
+        append(StateCodec.Tag.end.rawValue)
         json(3, value.output)
         int(4, value.round)
         int(5, value.reallocations)
@@ -261,7 +316,7 @@ struct StateWriter {
     }
 
     mutating func branchState(_ value: BranchState) {
-        bytes.append(StateCodec.Tag.message.rawValue)
+        append(StateCodec.Tag.message.rawValue)
         json(1, value.item)
         string(2, value.status.rawValue)
         int(3, value.attempt)
@@ -294,7 +349,7 @@ struct StateWriter {
     }
 
     mutating func stepError(_ value: StepError) {
-        bytes.append(StateCodec.Tag.message.rawValue)
+        append(StateCodec.Tag.message.rawValue)
         string(1, value.code)
         string(2, value.message)
         bool(3, value.retryable)
@@ -420,24 +475,25 @@ struct StateReader {
             guard offset + 8 <= buffer.count else { throw damaged("number runs past the end") }
             offset += 8
         case .string: _ = try rawString()
-        case .array, .jsonArray:
+        case .array:
             while try peekEnd() == false { try skipValue() }
         case .message:
             while try nextField() != nil { try skipValue() }
+        case .jsonArray:
+            for _ in 0..<(try count()) { try skipValue() }
         case .jsonObject:
-            while try jsonKey() != nil { try skipValue() }
+            for _ in 0..<(try count()) {
+                _ = try rawString()
+                try skipValue()
+            }
         }
     }
 
-    private mutating func jsonKey() throws(StateCodecError) -> String? {
-        let lengthPlusOne = try varint()
-        if lengthPlusOne == 0 { return nil }
-        let length = lengthPlusOne - 1
-        guard length <= UInt64(buffer.count - offset) else { throw damaged("key runs past the end") }
-        let end = offset + Int(length)
-        let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[offset..<end]), as: UTF8.self)
-        offset = end
-        return text
+    /// An element count; each element takes at least one byte, which bounds it.
+    private mutating func count() throws(StateCodecError) -> Int {
+        let count = try varint()
+        guard count <= UInt64(buffer.count - offset) else { throw damaged("count \(count) runs past the end") }
+        return Int(count)
     }
 
     mutating func json() throws(StateCodecError) -> JSONValue {
@@ -456,12 +512,18 @@ struct StateReader {
             return .number(Double(bitPattern: UInt64(littleEndian: bits)))
         case .string: return .string(try rawString())
         case .jsonArray:
+            let count = try count()
             var elements: [JSONValue] = []
-            while try peekEnd() == false { elements.append(try json()) }
+            elements.reserveCapacity(count)
+            for _ in 0..<count { elements.append(try json()) }
             return .array(elements)
         case .jsonObject:
-            var members: [String: JSONValue] = [:]
-            while let key = try jsonKey() { members[key] = try json() }
+            let count = try count()
+            var members: [String: JSONValue] = Dictionary(minimumCapacity: count)
+            for _ in 0..<count {
+                let key = try rawString()
+                members[key] = try json()
+            }
             return .object(members)
         case let other: throw damaged("expected a JSON value, found \(other)")
         }
@@ -495,7 +557,9 @@ struct StateReader {
             }
         }
         let required: UInt32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
-        guard seen & required == required else { throw damaged("the saga key, version, definition or status is missing") }
+        guard seen & required == required else {
+            throw damaged("the saga key, version, definition or status is missing")
+        }
         return instance
     }
 

@@ -2,3 +2,9 @@
 //   swift run -c release waybill-bench [--quick]
 let quick = CommandLine.arguments.contains("--quick")
 print(EngineBenchmark.run(sagas: quick ? 5_000 : 50_000))
+print("")
+do {
+    print(try StoreBenchmark.run(transitions: quick ? 5_000 : 20_000, batchOneTransitions: quick ? 500 : 2_000))
+} catch {
+    print("store benchmark failed: \(error)")
+}

@@ -18,7 +18,8 @@ enum Fixtures {
     /// A saga with every field of every nested type set to a non-default value.
     static func fullInstance(id: String = "ord-1") -> SagaInstance {
         let error = StepError(code: "out_of_stock", message: "SKU-1 short by 2 at \"berlin\"\n", retryable: false)
-        var branch = BranchState(item: ["id": "ord-1-s0", "warehouse": "berlin", "lines": [["sku": "SKU-1", "quantity": 2]]], round: 2)
+        var branch = BranchState(
+            item: ["id": "ord-1-s0", "warehouse": "berlin", "lines": [["sku": "SKU-1", "quantity": 2]]], round: 2)
         branch.status = .compensationRetryWait
         branch.attempt = 3
         branch.compensationAttempt = 2
@@ -45,10 +46,13 @@ enum Fixtures {
             steps: [step, StepState()], cursor: 1,
             completions: [BranchRef(step: 0, branch: 1), BranchRef(step: 1, branch: 0)],
             compensation: CompensationPlan(
-                purpose: .reallocate(splitStep: 2, excludedWarehouses: ["berlin"]), queue: [BranchRef(step: 0, branch: 0)]),
+                purpose: .reallocate(splitStep: 2, excludedWarehouses: ["berlin"]),
+                queue: [BranchRef(step: 0, branch: 0)]),
             pivotPassed: true,
-            failure: SagaFailure(step: "release", branch: 0, error: error, at: Timestamp(milliseconds: 1_700_000_000_999)),
-            startedAt: Timestamp(milliseconds: 1_700_000_000_000), updatedAt: Timestamp(milliseconds: 1_700_000_000_999),
+            failure: SagaFailure(
+                step: "release", branch: 0, error: error, at: Timestamp(milliseconds: 1_700_000_000_999)),
+            startedAt: Timestamp(milliseconds: 1_700_000_000_000),
+            updatedAt: Timestamp(milliseconds: 1_700_000_000_999),
             sequence: 42)
     }
 

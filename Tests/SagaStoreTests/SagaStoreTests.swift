@@ -114,6 +114,30 @@ import WaybillDefinition
         #expect(loaded[Fixtures.key("missing")] == nil)
     }
 
+    @Test func queriesUseTheirIndexes() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let plans: [(String, StatementArguments, String)] = [
+            (SagaStore.loadSagasSQL(count: 3), ["w", "a", "w", "b", "w", "c"], "sqlite_autoindex_sagas_1"),
+            ("SELECT message_id FROM inbox WHERE message_id IN (?, ?)", ["a", "b"], "PRIMARY KEY"),
+            ("SELECT MIN(due_at) FROM timers", [], "timers_by_due_at"),
+            ("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT 5", [1], "timers_by_due_at"),
+            ("SELECT * FROM journal WHERE workflow = ? AND saga_id = ? ORDER BY id", ["w", "a"], "journal_by_saga"),
+            ("SELECT * FROM sagas WHERE status = ? ORDER BY updated_at", ["running"], "sagas_by_status"),
+            ("SELECT * FROM sagas WHERE workflow = ? AND current_step = ?", ["w", "ship"], "sagas_by_step"),
+            ("SELECT * FROM sagas ORDER BY updated_at LIMIT 10", [], "sagas_by_updated_at"),
+        ]
+        for (sql, arguments, index) in plans {
+            let plan = try store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map {
+                    $0["detail"] as String
+                }
+            }
+            #expect(plan.contains { $0.contains(index) }, "\(sql) does not use \(index): \(plan)")
+            #expect(!plan.contains { $0 == "SCAN sagas" || $0 == "SCAN inbox" }, "\(sql) scans a whole table: \(plan)")
+        }
+    }
+
     @Test func aLaterChangeReplacesTheSagaRow() throws {
         let directory = try TemporaryDirectory()
         let store = try SagaStore.open(in: directory)
@@ -129,6 +153,8 @@ import WaybillDefinition
         #expect(stored.currentStep == nil)
         #expect(stored.owner == "worker-2")
         #expect(try store.counts()["sagas"] == 1)
+        try store.commit([SagaChange(key: next.key, at: next.updatedAt, instance: next, currentStep: nil, owner: nil)])
+        #expect(try store.saga(next.key)?.owner == "worker-2")
     }
 
     @Test func aFailingBatchPersistsNothing() throws {
@@ -240,7 +266,10 @@ import WaybillDefinition
         #expect(try store.nextTimerDue() == Timestamp(milliseconds: 100))
         let due = try store.dueTimers(before: Timestamp(milliseconds: 250), limit: 10)
         #expect(due.map(\.id) == ["t-2", "t-3"])
-        #expect(due[0] == StoredTimer(key: Fixtures.key("ord-2"), id: "t-2", kind: .retry, dueAt: Timestamp(milliseconds: 100)))
+        #expect(
+            due[0]
+                == StoredTimer(key: Fixtures.key("ord-2"), id: "t-2", kind: .retry, dueAt: Timestamp(milliseconds: 100))
+        )
         #expect(try store.dueTimers(before: Timestamp(milliseconds: 250), limit: 1).map(\.id) == ["t-2"])
         #expect(try store.dueTimers(before: Timestamp(milliseconds: 200), limit: 10).map(\.id) == ["t-2", "t-3"])
 
@@ -278,8 +307,11 @@ import WaybillDefinition
             name: "order-fulfillment", version: 1, source: source, at: Timestamp(milliseconds: 99))
         #expect(again == hash)
         let stored = try #require(try store.definition(hash: hash))
-        #expect(stored == StoredDefinition(
-            hash: hash, name: "order-fulfillment", version: 1, source: source, firstSeenAt: Timestamp(milliseconds: 10)))
+        #expect(
+            stored
+                == StoredDefinition(
+                    hash: hash, name: "order-fulfillment", version: 1, source: source,
+                    firstSeenAt: Timestamp(milliseconds: 10)))
         #expect(try store.definition(hash: "nope") == nil)
     }
 
@@ -385,6 +417,17 @@ import WaybillDefinition
         #expect(FileManager.default.fileExists(atPath: directory.path("nested/deeper/waybill.sqlite")))
     }
 
+    @Test func anUncreatableDirectoryIsReportedClearly() throws {
+        let directory = try TemporaryDirectory()
+        try Data("not a directory".utf8).write(to: directory.url.appendingPathComponent("file"))
+        #expect {
+            try SagaStore.open(in: directory, "file/sub/waybill.sqlite")
+        } throws: { error in
+            let error = try #require(error as? SagaStoreError)
+            return error.code == .notWritable && error.message.contains("cannot create the directory")
+        }
+    }
+
     @Test func aFileThatIsNotADatabaseIsReportedClearly() throws {
         let directory = try TemporaryDirectory()
         try Data(repeating: 0x42, count: 8192).write(to: directory.url.appendingPathComponent("junk.sqlite"))
@@ -404,5 +447,15 @@ import WaybillDefinition
         #expect(locked.description.hasPrefix("[database_locked] committing 3 changes in /var/w.sqlite failed"))
         let full = SagaStoreError.wrap(DatabaseError(resultCode: .SQLITE_FULL), path: "p", operation: "o")
         #expect(full.code == .diskFull)
+    }
+}
+
+@Suite struct TuningTests {
+    @Test func newStoresUseLargePagesAndALargerCheckpointInterval() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        #expect(try store.writerPragma("page_size") == String(SagaStore.pageSize))
+        #expect(try store.writerPragma("wal_autocheckpoint") == String(SagaStore.checkpointPages))
+        #expect(try store.writerPragma("cache_size") == "-65536")
     }
 }

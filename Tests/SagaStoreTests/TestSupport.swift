@@ -25,7 +25,8 @@ extension SagaStore {
         in directory: TemporaryDirectory, _ name: String = "waybill.sqlite",
         durability: Configuration.Durability = .full, readOnly: Bool = false
     ) throws -> SagaStore {
-        try SagaStore(configuration: Configuration(path: directory.path(name), durability: durability, readOnly: readOnly))
+        try SagaStore(
+            configuration: Configuration(path: directory.path(name), durability: durability, readOnly: readOnly))
     }
 
     /// Row counts per table, for atomicity checks.
@@ -62,7 +63,9 @@ extension Fixtures {
         SagaChange(
             key: key(id), at: Timestamp(milliseconds: at), instance: runningInstance(id: id), currentStep: "release",
             owner: "worker-1",
-            journal: [JournalEntry(at: Timestamp(milliseconds: at), kind: .reply, step: "release[0]", detail: "reply ok")],
+            journal: [
+                JournalEntry(at: Timestamp(milliseconds: at), kind: .reply, step: "release[0]", detail: "reply ok")
+            ],
             inboxMessageId: message, outbox: outbox, scheduleTimers: schedule, cancelTimerIds: cancel)
     }
 }
