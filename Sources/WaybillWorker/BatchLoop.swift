@@ -19,12 +19,15 @@ final class BatchLoop: Sendable {
     private let wire: WireFormat
     private let logger: Logger
     private let feedback: @Sendable (WorkerInput) -> Void
+    /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
+    private let afterPublish: (@Sendable ([WorkerInput]) -> Void)?
     /// Set when outbox rows were left unconfirmed (broker down, nack): the next batch publishes them first.
     private let outboxDirty = Mutex(false)
 
     init(
         configuration: WorkerConfiguration, client: AMQPClient, store: SagaStore, registry: DefinitionRegistry,
-        logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void
+        logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void,
+        afterPublish: (@Sendable ([WorkerInput]) -> Void)? = nil
     ) {
         self.configuration = configuration
         self.client = client
@@ -36,6 +39,7 @@ final class BatchLoop: Sendable {
             replyQueue: configuration.replyQueue)
         self.logger = logger
         self.feedback = feedback
+        self.afterPublish = afterPublish
     }
 
     /// One event for one saga, and what caused it.
@@ -114,6 +118,7 @@ final class BatchLoop: Sendable {
         }
         let outbox = changes.flatMap(\.outbox)
         let published = await publish(relays.map(\.message) + outbox.map(Self.outbound))
+        afterPublish?(batch)
         var confirmed: [Int64] = []
         for (index, message) in outbox.enumerated() {
             if handleOutcome(published[relays.count + index], of: message) { confirmed.append(outboxIds[index]) }

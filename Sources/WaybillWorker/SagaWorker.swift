@@ -4,6 +4,7 @@ import Logging
 import SagaEngine
 import SagaStore
 import ServiceLifecycle
+import Synchronization
 import WaybillDefinition
 
 /// A Waybill worker: consumes starts and replies, drives sagas through the engine, and persists and publishes
@@ -24,12 +25,19 @@ public final class SagaWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let logger: Logger
     private let started = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private let batchObserver: (@Sendable (WorkerBatchTiming) -> Void)?
 
-    public init(configuration: WorkerConfiguration, logger: Logger) {
+    /// A worker; `batchObserver` (benchmarks only) is told, after each batch's publish returned, how long each reply
+    /// of the batch took from its consumer to that point. Leave it `nil` in production: it costs a lock per reply.
+    public init(
+        configuration: WorkerConfiguration, logger: Logger,
+        batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
+    ) {
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "worker.id"] = .string(configuration.workerId)
         self.logger = logger
+        self.batchObserver = batchObserver
     }
 
     /// Resumes once the worker has declared its topology and is consuming (for tests and the demo).
@@ -72,9 +80,12 @@ public final class SagaWorker: Service, Sendable {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
         try await WorkerTopology(configuration: configuration, workflows: workflows).declare(on: client)
         let queue = WorkQueue<WorkerInput>()
+        let timing = batchObserver.map { ReplyTiming(observer: $0) }
+        var afterPublish: (@Sendable ([WorkerInput]) -> Void)?
+        if let timing { afterPublish = { timing.published($0) } }
         let loop = BatchLoop(
             configuration: configuration, client: client, store: store, registry: registry, logger: logger,
-            feedback: { queue.push($0) })
+            feedback: { queue.push($0) }, afterPublish: afterPublish)
         try await loop.flushOutbox()
 
         var consumers: [(WorkerInput.Source, AMQPConsumer)] = []
@@ -102,7 +113,10 @@ public final class SagaWorker: Service, Sendable {
                 for (source, consumer) in consumers {
                     group.addTask { [logger] in
                         do {
-                            for try await delivery in consumer { queue.push(.delivery(source, delivery)) }
+                            for try await delivery in consumer {
+                                if let timing, case .reply = source { timing.arrived(delivery.deliveryTag) }
+                                queue.push(.delivery(source, delivery))
+                            }
                         } catch {
                             logger.error("consumer of \(consumer.queue) stopped: \(error)")
                         }
@@ -131,6 +145,44 @@ public final class SagaWorker: Service, Sendable {
         // Deliveries that arrived after the stop were not acknowledged; the broker gives them to the next worker.
         try await loop.flushOutbox()
         logger.info("worker stopped")
+    }
+}
+
+/// How long the replies of one hot-loop batch took, for benchmarks (see ``SagaWorker/init(configuration:logger:batchObserver:)``).
+public struct WorkerBatchTiming: Sendable {
+    /// Inputs in the batch (deliveries of every kind, ticks).
+    public var inputs: Int
+    /// For each reply in the batch: from the moment its consumer received it to the moment the batch's publish (the
+    /// commands and events the replies caused) was confirmed by the broker.
+    public var replyToConfirmed: [Duration]
+}
+
+/// Arrival instants of replies, matched with their batch's publish.
+private final class ReplyTiming: Sendable {
+    private let arrivals = Mutex<[DeliveryTag: ContinuousClock.Instant]>([:])
+    private let observer: @Sendable (WorkerBatchTiming) -> Void
+
+    init(observer: @escaping @Sendable (WorkerBatchTiming) -> Void) {
+        self.observer = observer
+    }
+
+    func arrived(_ tag: DeliveryTag) {
+        let now = ContinuousClock.now
+        arrivals.withLock { $0[tag] = now }
+    }
+
+    func published(_ batch: [WorkerInput]) {
+        let now = ContinuousClock.now
+        var durations: [Duration] = []
+        arrivals.withLock { arrivals in
+            for input in batch {
+                guard case .delivery(.reply, let delivery) = input,
+                    let arrived = arrivals.removeValue(forKey: delivery.deliveryTag)
+                else { continue }
+                durations.append(now - arrived)
+            }
+        }
+        observer(WorkerBatchTiming(inputs: batch.count, replyToConfirmed: durations))
     }
 }
 
