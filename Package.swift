@@ -50,10 +50,19 @@ let package = Package(
         ),
         // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
         .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition"]),
+        // The demo and the benchmark: simulated participants on AMQP, the demo runner, the load generator, figures.
+        .target(
+            name: "WaybillDemo",
+            dependencies: [
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWorker", "WaybillSimulator",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition", "WaybillWorker",
+                "WaybillDefinition", "WaybillWorker", "WaybillDemo",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,6 +79,7 @@ let package = Package(
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
         .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
+        .testTarget(name: "WaybillDemoTests", dependencies: ["WaybillDemo"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import WaybillDemo
+
+/// `waybill demo`: the main job on one machine. Finds or starts RabbitMQ, runs a worker with the shipped workflow and
+/// simulated ERP/WMS/TMS/billing participants in this process, feeds it orders, shows progress and a summary.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a worker, simulated participants and a stream of orders on a local RabbitMQ; print a summary.",
+        discussion: """
+            The broker: WAYBILL_AMQP_URL (password in WAYBILL_AMQP_PASSWORD) when set; otherwise the project's \
+            private RabbitMQ on 127.0.0.1:35672 (WAYBILL_RABBITMQ_PORT), which is started with scripts/rabbitmq \
+            when nothing answers there (and stopped at the end unless --keep-running). On the private broker the \
+            demo uses a vhost of its own, waybill-demo.
+
+            Each run clears the demo's own queues and the workflow's partition exchange on that vhost, writes a \
+            fresh database to .waybill/demo/demo.sqlite and logs to .waybill/demo/demo.log. Run it from the \
+            repository root (it reads Workflows/order-fulfillment.yaml), or use scripts/demo, which also installs \
+            what is missing and builds.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Orders to publish.", valueName: "n"))
+    var orders: Int = 1000
+
+    @Option(help: ArgumentHelp("Orders published per second (default: as fast as the worker keeps up).", valueName: "per-second"))
+    var rate: Double?
+
+    @Option(help: ArgumentHelp("Share of commands that fail by injection, 0...1.", valueName: "share"))
+    var failureRate: Double = 0.02
+
+    @Option(help: ArgumentHelp("Warehouses in the catalogue, 3...5.", valueName: "n"))
+    var warehouses: Int = 4
+
+    @Option(help: ArgumentHelp("Seed of the catalogue, the orders and the injected failures.", valueName: "n"))
+    var seed: UInt64 = 2025
+
+    @Flag(help: "After the summary, keep the worker, the participants and the broker running until Ctrl-C.")
+    var keepRunning = false
+
+    @Option(help: ArgumentHelp("The workflow file to run.", valueName: "file"))
+    var workflow: String = "Workflows/order-fulfillment.yaml"
+
+    @Option(help: ArgumentHelp("Folder for the database, the log and the workflow copy.", valueName: "dir"))
+    var directory: String = ".waybill/demo"
+
+    @Option(help: ArgumentHelp("Give up waiting for the sagas after this many seconds.", valueName: "seconds"))
+    var timeout: Int = 600
+
+    @Option(help: ArgumentHelp("Level of the log file: trace, debug, info, notice, warning, error.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning or error")
+        }
+        guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+    }
+
+    func run() async throws {
+        let console = Console()
+        let logPath = (directory as NSString).appendingPathComponent("demo.log")
+        let logger: Logger
+        do {
+            let handler = try FileLogHandler(
+                path: logPath, label: "waybill.demo", level: Logger.Level(rawValue: logLevel) ?? .info)
+            logger = Logger(label: "waybill.demo") { handler.withLabel($0) }
+        } catch {
+            console.error("waybill demo: \(error)")
+            throw ExitCode(1)
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let broker: BrokerSession
+        do {
+            broker = try await BrokerSession.open(environment: environment, console: console, logger: logger)
+        } catch {
+            console.error("waybill demo: \(error)")
+            throw ExitCode(1)
+        }
+
+        var options = DemoOptions(broker: broker.address)
+        options.orders = orders
+        options.rate = rate
+        options.failureRate = failureRate
+        options.warehouses = warehouses
+        options.seed = seed
+        options.keepRunning = keepRunning
+        options.workflowFile = workflow
+        options.directory = directory
+        options.timeout = .seconds(timeout)
+        options.handleSignals = true
+        options.progressInterval = console.isTerminal ? .milliseconds(200) : .seconds(2)
+        console.say(
+            "Running a worker (Workflows copy and database in \(directory)/, log in \(logPath)) and simulated ERP, "
+                + "inventory, \(warehouses) WMS, TMS and billing participants in this process.")
+        let rateText = rate.map { "\(Console.number($0)) per second" } ?? "as fast as the worker keeps up"
+        console.say(
+            "Publishing \(orders) orders (1-6 lines over \(warehouses) warehouses, some short stock, "
+                + "\(Console.number(failureRate * 100))% of commands failing by injection), \(rateText).")
+        if failureRate > 0 {
+            console.say(
+                "Some injected failures are lost replies: those sagas wait for the 30 s reply timeout, then retry.")
+        }
+        console.say("")
+
+        let progress = ProgressDisplay(console: console)
+        var status: Int32 = 0
+        do {
+            let summary = try await DemoRunner.run(
+                options, logger: logger, progress: { progress.show($0) },
+                summary: { summary in
+                    progress.finish()
+                    console.say(summary.text)
+                    if keepRunning {
+                        console.say("")
+                        console.say("Keeping the worker and participants running (--keep-running); Ctrl-C stops them.")
+                    }
+                })
+            if !summary.everySagaEnded || summary.leakedReservations > 0 || summary.duplicateEffects > 0 {
+                status = 2
+            }
+        } catch {
+            progress.finish()
+            console.error("waybill demo: \(error)")
+            console.error("The log is in \(logPath).")
+            status = 1
+        }
+        broker.close(keepRunning: keepRunning, console: console)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// The broker the demo runs on, and whether the demo started it.
+struct BrokerSession {
+    /// The demo's vhost on the private broker.
+    static let virtualHost = "waybill-demo"
+
+    var address: BrokerAddress
+    var started: PrivateBroker?
+
+    /// Uses `WAYBILL_AMQP_URL`, or the private broker (started when it does not answer) with the demo's vhost.
+    static func open(environment: [String: String], console: Console, logger: Logger) async throws -> BrokerSession {
+        if let url = environment["WAYBILL_AMQP_URL"], !url.isEmpty {
+            let address = BrokerAddress(url: url, password: environment["WAYBILL_AMQP_PASSWORD"])
+            console.say("Using the RabbitMQ at \(address) (WAYBILL_AMQP_URL).")
+            guard await address.isReachable(logger: logger) else {
+                throw DemoError(
+                    .brokerUnreachable,
+                    "no RabbitMQ answers at \(address); check WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD, or unset "
+                        + "WAYBILL_AMQP_URL to use the private broker")
+            }
+            return BrokerSession(address: address)
+        }
+        let port = PrivateBroker.port(environment: environment)
+        let script = PrivateBroker.locate(environment: environment)
+        var session = BrokerSession(address: PrivateBroker.address(port: port, virtualHost: virtualHost))
+        if await PrivateBroker.address(port: port).isReachable(logger: logger) {
+            console.say("Reusing the RabbitMQ that answers on 127.0.0.1:\(port).")
+        } else {
+            guard let script else {
+                throw DemoError(
+                    .brokerUnreachable,
+                    "no RabbitMQ answers on 127.0.0.1:\(port), and scripts/rabbitmq is not here to start one: run "
+                        + "from the repository root (or set WAYBILL_RABBITMQ_SCRIPT), or set WAYBILL_AMQP_URL")
+            }
+            console.say("No RabbitMQ answers on 127.0.0.1:\(port); starting the private one: \(script.script) start")
+            try script.start { console.say("  \($0)") }
+            session.started = script
+        }
+        if await !session.address.isReachable(logger: logger) {
+            guard let script else {
+                throw DemoError(
+                    .brokerUnreachable,
+                    "the vhost '\(virtualHost)' is not usable on 127.0.0.1:\(port) and scripts/rabbitmq is not here "
+                        + "to create it (rabbitmqctl add_vhost \(virtualHost); set_permissions -p \(virtualHost) "
+                        + "guest '.*' '.*' '.*')")
+            }
+            console.say("Creating the demo's vhost: \(script.script) ctl add_vhost \(virtualHost) (+ set_permissions)")
+            try script.ensureVirtualHost(virtualHost) { console.say("  \($0)") }
+        }
+        return session
+    }
+
+    /// Stops the broker the demo started, unless asked to keep it.
+    func close(keepRunning: Bool, console: Console) {
+        guard let started else { return }
+        if keepRunning {
+            console.say("The private RabbitMQ keeps running (--keep-running); stop it with: \(started.script) stop")
+            return
+        }
+        console.say("Stopping the private RabbitMQ the demo started: \(started.script) stop")
+        do {
+            try started.stop { console.say("  \($0)") }
+        } catch {
+            console.error("waybill demo: \(error)")
+        }
+    }
+}
+
+/// Standard output and error for people: lines, and one line redrawn in place on a terminal.
+final class Console: Sendable {
+    /// Whether standard output is a terminal (then progress is a bar redrawn in place).
+    let isTerminal = isatty(STDOUT_FILENO) == 1
+
+    /// Prints a line to standard output.
+    func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    }
+
+    /// Prints a line to standard error.
+    func error(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Replaces the current terminal line with `line` (no newline).
+    func redraw(_ line: String) {
+        FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+    }
+
+    /// `2`, `2.5`, `0.25`: a number without trailing zeros.
+    static func number(_ value: Double) -> String {
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
+        var text = String(format: "%.3f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        return text
+    }
+}
+
+/// The demo's live progress: a bar redrawn in place on a terminal, plain lines otherwise.
+final class ProgressDisplay: Sendable {
+    private let console: Console
+    private let drawn = Mutex(false)
+
+    init(console: Console) {
+        self.console = console
+    }
+
+    func show(_ progress: DemoProgress) {
+        if console.isTerminal {
+            drawn.withLock { $0 = true }
+            console.redraw(progress.bar())
+        } else {
+            console.say(progress.plainLine)
+        }
+    }
+
+    /// Ends the bar's line, once.
+    func finish() {
+        let wasDrawn = drawn.withLock { drawn in
+            defer { drawn = false }
+            return drawn
+        }
+        if wasDrawn { console.say("") }
+    }
+}

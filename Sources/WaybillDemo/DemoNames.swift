@@ -1,0 +1,147 @@
+import AMQPTransport
+import Foundation
+import WaybillDefinition
+import WaybillWorker
+
+/// The names a demo run uses on the broker: the shipped ones, or every one of them prefixed by a namespace so that
+/// several runs (tests, benchmark phases) share a vhost without seeing each other's messages.
+///
+/// With a namespace the workflow is renamed `<namespace>-<name>` and its trigger exchange `<namespace>.<exchange>`,
+/// because the start queue and the partition exchange are named after the workflow.
+public struct DemoNames: Sendable, Hashable {
+    /// The prefix, or `nil` for the shipped names.
+    public var namespace: String?
+
+    /// Names for `namespace` (letters, digits and `-` only; `nil` keeps the shipped names).
+    public init(namespace: String? = nil) throws(DemoError) {
+        if let namespace {
+            guard !namespace.isEmpty, namespace.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" })
+            else {
+                throw DemoError(
+                    .invalidOption, "namespace '\(namespace)': use lowercase letters, digits and '-' only")
+            }
+        }
+        self.namespace = namespace
+    }
+
+    private func prefixed(_ name: String, _ separator: String = ".") -> String {
+        namespace.map { "\($0)\(separator)\(name)" } ?? name
+    }
+
+    /// The worker's id (its reply queue and start partition are named after it).
+    public var workerId: String { prefixed("demo", "-") }
+    /// The commands exchange.
+    public var commandsExchange: String { prefixed("waybill.commands") }
+    /// The events exchange.
+    public var eventsExchange: String { prefixed("waybill.events") }
+    /// The dead-letter exchange.
+    public var deadLetterExchange: String { prefixed("waybill.dead-letter") }
+    /// The dead-letter queue.
+    public var deadLetterQueue: String { prefixed("waybill.dead-letter") }
+    /// The simulated participants' queue.
+    public var participantsQueue: String { prefixed("waybill.demo.participants") }
+    /// The exclusive queue the demo watches end milestones on (one per process).
+    public var monitorQueue: String { prefixed("waybill.demo.monitor.\(ProcessInfo.processInfo.processIdentifier)") }
+
+    /// The workflow's name under this namespace.
+    public func workflowName(_ name: String) -> String { prefixed(name, "-") }
+
+    /// A worker configuration with these names; the caller sets the broker, database and workflows folder.
+    public func workerConfiguration() -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        configuration.workerId = workerId
+        configuration.commandsExchange = commandsExchange
+        configuration.eventsExchange = eventsExchange
+        configuration.deadLetterExchange = deadLetterExchange
+        configuration.deadLetterQueue = deadLetterQueue
+        return configuration
+    }
+
+    /// Rewrites a workflow file's text for this namespace: the top-level `name:` and the trigger's `exchange:`.
+    /// Without a namespace the text is returned unchanged.
+    public func rewrite(workflowText text: String, file: String) throws(DemoError) -> String {
+        guard let namespace else { return text }
+        var lines = text.components(separatedBy: "\n")
+        var renamed = false
+        var exchanged = false
+        var inTrigger = false
+        for (index, line) in lines.enumerated() {
+            let indented = line.first == " " || line.first == "\t"
+            if !indented, !line.isEmpty, !line.hasPrefix("#") { inTrigger = line.hasPrefix("trigger:") }
+            if !renamed, !indented, line.hasPrefix("name:") {
+                let (value, comment) = Self.scalar(after: "name:", in: line)
+                lines[index] = "name: \(namespace)-\(value)\(comment)"
+                renamed = true
+            } else if !exchanged, inTrigger, indented,
+                line.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:")
+            {
+                let indent = line.prefix { $0 == " " || $0 == "\t" }
+                let (value, comment) = Self.scalar(after: "exchange:", in: String(line.dropFirst(indent.count)))
+                lines[index] = "\(indent)exchange: \(namespace).\(value)\(comment)"
+                exchanged = true
+            }
+        }
+        guard renamed, exchanged else {
+            throw DemoError(
+                .invalidOption,
+                "\(file): cannot apply namespace '\(namespace)': expected a top-level 'name:' and a block-style "
+                    + "'trigger:' with 'exchange:'")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The plain scalar after `key` and any trailing comment (kept with its spacing).
+    private static func scalar(after key: String, in line: String) -> (String, String) {
+        let rest = line.dropFirst(key.count)
+        let value = rest.drop { $0 == " " || $0 == "\t" }
+        let end = value.firstIndex { $0 == " " || $0 == "\t" || $0 == "#" } ?? value.endIndex
+        return (String(value[..<end]), String(value[end...]))
+    }
+}
+
+/// Why a demo or benchmark could not run; the message says what to do about it.
+public struct DemoError: Error, Sendable, CustomStringConvertible {
+    /// A stable code per kind of failure.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        /// The code text, e.g. `broker-unreachable`.
+        public let rawValue: String
+
+        /// A code from its text.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// An option or argument out of range.
+        public static let invalidOption = Code(rawValue: "invalid-option")
+        /// No broker answered and none could be started.
+        public static let brokerUnreachable = Code(rawValue: "broker-unreachable")
+        /// The private broker's script failed.
+        public static let brokerScriptFailed = Code(rawValue: "broker-script-failed")
+        /// A file (workflow, database folder) could not be read or written.
+        public static let fileProblem = Code(rawValue: "file-problem")
+        /// The worker or the participants stopped before the run was over.
+        public static let stoppedEarly = Code(rawValue: "stopped-early")
+        /// A child process (the benchmark's worker) could not run.
+        public static let childProcess = Code(rawValue: "child-process")
+
+        /// The code text.
+        public var description: String { rawValue }
+    }
+
+    /// What kind of failure.
+    public var code: Code
+    /// What went wrong and how to fix it.
+    public var message: String
+    /// The underlying error, if any.
+    public var cause: (any Error)?
+
+    /// An error value.
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// The message, then the cause.
+    public var description: String {
+        cause.map { "\(message) (\($0))" } ?? message
+    }
+}

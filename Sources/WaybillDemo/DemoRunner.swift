@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+import SagaEngine
+import WaybillDefinition
+import WaybillSimulator
+import WaybillWorker
+
+/// Everything `waybill demo` can be told. Every field has a default.
+public struct DemoOptions: Sendable {
+    /// The broker to run on.
+    public var broker: BrokerAddress
+    /// How many orders to publish.
+    public var orders: Int = 1000
+    /// Orders published per second; `nil` publishes as fast as ``maxInFlight`` allows.
+    public var rate: Double?
+    /// The share of commands that fail by injection (busy, rejected, lost reply), 0...1.
+    public var failureRate: Double = 0.02
+    /// Warehouses in the catalogue, 3...5 (each has a WMS; orders split across them).
+    public var warehouses: Int = 4
+    /// Seeds the catalogue, the orders and the injected failures: the same seed gives the same run.
+    public var seed: UInt64 = 2025
+    /// Participants answer after a simulated latency (a few milliseconds) rather than at once.
+    public var participantLatency: Bool = true
+    /// Most sagas in flight at once; publishing pauses above it.
+    public var maxInFlight: Int = 1000
+    /// The workflow file the worker runs.
+    public var workflowFile: String = "Workflows/order-fulfillment.yaml"
+    /// Where the database, the workflow copy and the log go.
+    public var directory: String = ".waybill/demo"
+    /// Prefix every broker name (tests); `nil` uses the shipped names.
+    public var namespace: String?
+    /// Give up waiting for the sagas to end after this long.
+    public var timeout: Duration = .seconds(600)
+    /// After the summary, keep the worker and participants running until SIGINT/SIGTERM.
+    public var keepRunning: Bool = false
+    /// Stop on SIGINT/SIGTERM (the CLI); tests leave it off.
+    public var handleSignals: Bool = false
+    /// How often progress is reported.
+    public var progressInterval: Duration = .milliseconds(250)
+
+    /// Options for `broker`, every other field defaulted.
+    public init(broker: BrokerAddress) {
+        self.broker = broker
+    }
+
+    /// Checks ranges; the message names the flag.
+    public func validate() throws(DemoError) {
+        guard orders >= 1 else { throw DemoError(.invalidOption, "--orders must be at least 1, got \(orders)") }
+        if let rate, !(rate > 0) { throw DemoError(.invalidOption, "--rate must be above 0 orders/s, got \(rate)") }
+        guard (0...1).contains(failureRate) else {
+            throw DemoError(.invalidOption, "--failure-rate must be between 0 and 1, got \(failureRate)")
+        }
+        guard (3...5).contains(warehouses) else {
+            throw DemoError(.invalidOption, "--warehouses must be 3, 4 or 5, got \(warehouses)")
+        }
+        guard maxInFlight >= 1 else { throw DemoError(.invalidOption, "--max-in-flight must be at least 1") }
+    }
+}
+
+/// A snapshot of a demo run for the progress display.
+public struct DemoProgress: Sendable, Hashable {
+    /// Orders to publish in all.
+    public var total: Int
+    /// Orders published so far.
+    public var published: Int
+    /// Sagas that completed.
+    public var completed: Int
+    /// Sagas that undid their steps.
+    public var compensated: Int
+    /// Sagas waiting for an operator.
+    public var suspended: Int
+    /// Sagas cancelled by an operator.
+    public var cancelled: Int
+    /// Time since the first order was published.
+    public var elapsed: Duration
+    /// Sagas ended per second, recently.
+    public var rate: Double
+    /// Sagas published and not ended.
+    public var inFlight: Int { max(0, published - ended) }
+    /// Sagas in an end state (suspended included).
+    public var ended: Int { completed + compensated + suspended + cancelled }
+    /// The time left at the recent rate, when there is one.
+    public var eta: Duration? {
+        guard rate > 0.5 else { return nil }
+        return .milliseconds(Int64(Double(total - ended) / rate * 1000))
+    }
+}
+
+/// Runs the demo: the worker with the shipped workflow, the simulated participants and a stream of varied orders on
+/// one broker, in this process; reports progress while the orders run and returns the summary.
+public enum DemoRunner {
+    /// Runs the demo. `progress` is called every ``DemoOptions/progressInterval`` and once at the end; `summary`
+    /// once, before the run stops (or keeps running, with ``DemoOptions/keepRunning``).
+    public static func run(
+        _ options: DemoOptions, logger: Logger, progress: @escaping @Sendable (DemoProgress) -> Void,
+        summary: @escaping @Sendable (DemoSummary) -> Void = { _ in }
+    ) async throws -> DemoSummary {
+        try options.validate()
+        let catalogue = catalogue(orders: options.orders, warehouses: options.warehouses, seed: options.seed)
+        let simulator = try ParticipantSimulator(
+            configuration: catalogue.configuration(
+                behaviours: behaviours(failureRate: options.failureRate, latency: options.participantLatency),
+                seed: options.seed))
+        let setup = StageSetup(
+            broker: options.broker, names: try DemoNames(namespace: options.namespace),
+            workflowFile: options.workflowFile, directory: options.directory, respond: simulator.handle,
+            handleSignals: options.handleSignals)
+        return try await DemoStage.run(setup, logger: logger) { stage in
+            let orders = try (1...options.orders).map { index in
+                let id = "o-" + String(repeating: "0", count: max(0, 6 - String(index).count)) + String(index)
+                let body = JSONText.encodeBytes(
+                    catalogue.order(id: id, lines: 1...6, quantity: 1...4, seed: options.seed))
+                let sagaId = try WireFormat.start(body, definition: stage.workflow).sagaId
+                return (sagaId: sagaId, body: body)
+            }
+            let outcome = try await feed(orders, to: stage, options: options, progress: progress)
+            let result = try DemoSummary(
+                stage: stage, sagaIds: orders.map(\.sagaId), simulator: simulator, outcome: outcome, options: options)
+            summary(result)
+            if options.keepRunning {
+                while stage.isRunning { try? await Task.sleep(for: .milliseconds(200)) }
+            }
+            return result
+        }
+    }
+
+    /// How the wait for the sagas ended.
+    enum FeedOutcome: Sendable {
+        /// Every saga reached an end state.
+        case finished
+        /// ``DemoOptions/timeout`` passed first.
+        case timedOut
+        /// A signal stopped the worker and participants.
+        case interrupted
+    }
+
+    /// Publishes the orders at the configured rate, keeping at most `maxInFlight` running, and waits until every
+    /// saga ended (or the timeout, or a signal), reporting progress.
+    private static func feed(
+        _ orders: [(sagaId: String, body: [UInt8])], to stage: DemoStage, options: DemoOptions,
+        progress: @Sendable (DemoProgress) -> Void
+    ) async throws -> FeedOutcome {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let deadline = start + options.timeout
+        var next = 0
+        var lastReport = start
+        func report() {
+            let tally = stage.monitor.tally
+            progress(
+                DemoProgress(
+                    total: orders.count, published: tally.published, completed: tally.completed,
+                    compensated: tally.compensated, suspended: tally.suspended, cancelled: tally.cancelled,
+                    elapsed: clock.now - start, rate: stage.monitor.recentRate()))
+        }
+        while true {
+            guard stage.isRunning else {
+                report()
+                return .interrupted
+            }
+            let tally = stage.monitor.tally
+            if next == orders.count && tally.ended >= orders.count {
+                report()
+                return .finished
+            }
+            let now = clock.now
+            if now >= deadline {
+                report()
+                return .timedOut
+            }
+            if next < orders.count {
+                var due = orders.count
+                if let rate = options.rate { due = min(due, Int(rate * (now - start).inSeconds) + 1) }
+                due = min(due, tally.ended + options.maxInFlight, next + 500)
+                if due > next {
+                    try await stage.publish(orders: Array(orders[next..<due]))
+                    next = due
+                    continue
+                }
+            }
+            if now - lastReport >= options.progressInterval {
+                report()
+                lastReport = now
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// A catalogue sized for `orders`: 30 SKUs over `warehouses` warehouses, 60% of the (warehouse, SKU) pairs
+    /// stocked, and about 90% of the units the orders will ask for, unevenly spread, so that most orders ship (many
+    /// from several warehouses), some SKUs run short and warehouses race for the last units.
+    static func catalogue(orders: Int, warehouses: Int, seed: UInt64) -> DemoCatalogue {
+        let skus = 30
+        let stockedShare = 0.6
+        // Orders have 1-6 lines (3.5 on average) of 1-4 units (2.5 on average).
+        let demandPerSKU = Double(orders) * 3.5 * 2.5 / Double(skus)
+        let perPair = demandPerSKU / (Double(warehouses) * stockedShare)
+        let low = max(1, Int(perPair * 0.45))
+        let high = max(low + 1, Int(perPair * 1.35))
+        return DemoCatalogue(
+            warehouses: warehouses, skus: skus, units: low...high, stockedShare: stockedShare, seed: seed)
+    }
+
+    /// Latency and injected failures: `failureRate` of the commands fail, half of them with the retryable `busy`,
+    /// a quarter `rejected` (not retryable: the saga compensates, or is suspended after the pivot), and a small share
+    /// lose their reply after applying the effect (the saga times out, retries, and gets the remembered reply).
+    static func behaviours(failureRate: Double, latency: Bool) -> [CommandBehaviour] {
+        let busy = failureRate * 0.5
+        let reject = failureRate * 0.25
+        let lost = failureRate * 0.05
+        return [
+            CommandBehaviour(
+                pattern: "wms.*", latency: latency ? .uniform(.milliseconds(1) ... .milliseconds(8)) : .none,
+                busyRate: busy, rejectRate: reject, lostReplyRate: lost),
+            CommandBehaviour(
+                pattern: "*", latency: latency ? .exponential(mean: .milliseconds(3), max: .milliseconds(40)) : .none,
+                busyRate: busy, rejectRate: reject, lostReplyRate: lost),
+        ]
+    }
+}
+
+extension DemoProgress {
+    /// One terminal line: a bar of `width` cells, then the counts, the rate and the ETA.
+    public func bar(width: Int = 28) -> String {
+        let filled = total > 0 ? min(width, ended * width / total) : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        return "[\(bar)] \(ended)/\(total)  " + counts
+    }
+
+    /// A line for logs and pipes: the same figures without the bar.
+    public var plainLine: String {
+        "\(elapsed.readable): \(ended)/\(total) ended  " + counts
+    }
+
+    private var counts: String {
+        let eta = eta.map { " · ETA \($0.readable)" } ?? (inFlight > 0 && rate <= 0.5 ? " · waiting for replies" : "")
+        return "done \(completed) · compensated \(compensated) · suspended \(suspended) · in flight \(inFlight) · "
+            + "\(Format.fixed(rate, 0))/s\(eta)"
+    }
+}

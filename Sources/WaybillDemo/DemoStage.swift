@@ -1,0 +1,311 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import SagaStore
+import ServiceLifecycle
+import Synchronization
+import WaybillDefinition
+import WaybillSimulator
+import WaybillWorker
+
+/// Where the broker is. The password may be in the URL or separate (it never appears in output).
+public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
+    /// `amqp://user@host:port/vhost`.
+    public var url: String
+    /// The password, when it is not in the URL.
+    public var password: String?
+
+    /// An address.
+    public init(url: String, password: String? = nil) {
+        self.url = url
+        self.password = password
+    }
+
+    /// Client settings for this address, with `name` shown in the broker's connection list.
+    public func amqpConfiguration(name: String) throws -> AMQPConfiguration {
+        var configuration = try AMQPConfiguration(url: url)
+        if let password { configuration.password = password }
+        configuration.connectionName = name
+        configuration.connectTimeout = .seconds(5)
+        return configuration
+    }
+
+    /// The URL without any password.
+    public var description: String {
+        guard let scheme = url.range(of: "://") else { return url }
+        let authority = url[scheme.upperBound...].prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
+            return url
+        }
+        return url.replacingCharacters(in: colon..<at, with: ":***")
+    }
+}
+
+/// What a stage runs: the broker, the names, the workflow file, where its files go, and how participants answer.
+struct StageSetup: Sendable {
+    var broker: BrokerAddress
+    var names: DemoNames
+    /// The workflow file to run (copied, and renamed under a namespace, into `directory/workflows`).
+    var workflowFile: String
+    /// Folder for the database and the workflow copy; created when missing.
+    var directory: String
+    /// The database file name inside `directory`; an existing file is replaced.
+    var databaseName: String = "demo.sqlite"
+    /// How participants answer.
+    var respond: ParticipantService.Responder
+    /// Applied to the worker configuration after the names, broker, database and workflows are set.
+    var tuneWorker: @Sendable (inout WorkerConfiguration) -> Void = { _ in }
+    /// Observes the worker's batches (benchmarks).
+    var batchObserver: (@Sendable (WorkerBatchTiming) -> Void)?
+    /// Participants' prefetch.
+    var participantPrefetch: UInt16 = 1000
+    /// Stop the services on SIGINT/SIGTERM (the CLI) rather than only when the body ends (tests).
+    var handleSignals: Bool = false
+}
+
+/// A worker, simulated participants and a saga monitor running in-process on one broker, for the demo, its test and
+/// the benchmark. Create one with ``run(_:logger:body:)``, which starts everything, runs the body, and shuts down
+/// gracefully.
+final class DemoStage: Sendable {
+    let setup: StageSetup
+    /// The workflow as the worker runs it (renamed under a namespace).
+    let workflow: WorkflowDefinition
+    /// The database file of the worker.
+    let databasePath: String
+    let monitor: SagaMonitor
+    private let driver: AMQPClient
+    private let servicesRunning = Atomic<Bool>(true)
+    private let logger: Logger
+
+    private init(
+        setup: StageSetup, workflow: WorkflowDefinition, databasePath: String, driver: AMQPClient, logger: Logger
+    ) {
+        self.setup = setup
+        self.workflow = workflow
+        self.databasePath = databasePath
+        self.driver = driver
+        self.logger = logger
+        monitor = SagaMonitor(
+            client: driver, eventsExchange: setup.names.eventsExchange, queue: setup.names.monitorQueue,
+            milestones: workflow.milestones, logger: logger)
+    }
+
+    /// `false` once the worker or the participants stopped (a signal, a failure).
+    var isRunning: Bool { servicesRunning.load(ordering: .acquiring) }
+
+    /// Prepares the files, connects, clears what an earlier run of the same names left on the broker, starts the
+    /// worker and the participants, binds the monitor, runs `body`, and stops everything gracefully.
+    static func run<T: Sendable>(
+        _ setup: StageSetup, logger: Logger, body: @escaping @Sendable (DemoStage) async throws -> T
+    ) async throws -> T {
+        let (workflow, workflowsDirectory) = try prepareWorkflow(setup)
+        let databasePath = (setup.directory as NSString).appendingPathComponent(setup.databaseName)
+        try removeDatabase(databasePath)
+
+        let driver = try AMQPClient(
+            configuration: try setup.broker.amqpConfiguration(name: "waybill-demo-driver"), logger: logger)
+        let participantsClient = try AMQPClient(
+            configuration: try setup.broker.amqpConfiguration(name: "waybill-demo-participants"), logger: logger)
+        do {
+            try await driver.connect()
+        } catch {
+            throw DemoError(
+                .brokerUnreachable, "cannot connect to RabbitMQ at \(setup.broker)",
+                cause: error)
+        }
+        do {
+            try await participantsClient.connect()
+            let stage = DemoStage(
+                setup: setup, workflow: workflow, databasePath: databasePath, driver: driver, logger: logger)
+            try await stage.clearLeftovers()
+            let value = try await stage.runServices(
+                participantsClient: participantsClient, workflowsDirectory: workflowsDirectory, body: body)
+            await participantsClient.close()
+            await driver.close()
+            return value
+        } catch {
+            await participantsClient.close()
+            await driver.close()
+            throw error
+        }
+    }
+
+    private func runServices<T: Sendable>(
+        participantsClient: AMQPClient, workflowsDirectory: String,
+        body: @escaping @Sendable (DemoStage) async throws -> T
+    ) async throws -> T {
+        var configuration = setup.names.workerConfiguration()
+        configuration.amqpURL = setup.broker.url
+        configuration.amqpPassword = setup.broker.password
+        configuration.databasePath = databasePath
+        configuration.workflowsDirectory = workflowsDirectory
+        setup.tuneWorker(&configuration)
+        var workerLogger = logger
+        workerLogger[metadataKey: "component"] = "worker"
+        let worker = SagaWorker(configuration: configuration, logger: workerLogger, batchObserver: setup.batchObserver)
+
+        var participantConfiguration = ParticipantConfiguration()
+        participantConfiguration.commandsExchange = setup.names.commandsExchange
+        participantConfiguration.queue = setup.names.participantsQueue
+        participantConfiguration.prefetch = setup.participantPrefetch
+        var participantLogger = logger
+        participantLogger[metadataKey: "component"] = "participants"
+        let participants = ParticipantService(
+            client: participantsClient, configuration: participantConfiguration, logger: participantLogger,
+            respond: setup.respond)
+        // Declared before the worker runs, so no command is returned unroutable while the participants start.
+        try await participants.declare()
+        try await monitor.declare()
+
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(
+                        service: worker, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "worker"),
+                    .init(
+                        service: participants, successTerminationBehavior: .gracefullyShutdownGroup,
+                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "participants"),
+                ],
+                gracefulShutdownSignals: setup.handleSignals ? [.sigint, .sigterm] : [], logger: logger))
+
+        return try await withThrowingTaskGroup(of: T?.self) { tasks in
+            tasks.addTask {
+                defer { self.servicesRunning.store(false, ordering: .releasing) }
+                try await group.run()
+                return nil
+            }
+            tasks.addTask { [monitor] in
+                await worker.waitUntilRunning()
+                if Task.isCancelled || !self.isRunning { return nil }
+                do {
+                    let value = try await withThrowingTaskGroup(of: Void.self) { watching in
+                        watching.addTask { await monitor.run() }
+                        defer { watching.cancelAll() }
+                        return try await body(self)
+                    }
+                    await group.triggerGracefulShutdown()
+                    return value
+                } catch {
+                    await group.triggerGracefulShutdown()
+                    throw error
+                }
+            }
+            var result: T?
+            for try await value in tasks {
+                if let value { result = value }
+            }
+            guard let result else {
+                throw DemoError(.stoppedEarly, "the worker or the participants stopped before the run was over")
+            }
+            return result
+        }
+    }
+
+    /// Copies the workflow into `directory/workflows` (renamed under a namespace) and loads it.
+    private static func prepareWorkflow(_ setup: StageSetup) throws -> (WorkflowDefinition, String) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: setup.workflowFile, encoding: .utf8)
+        } catch {
+            throw DemoError(
+                .fileProblem,
+                "cannot read the workflow \(setup.workflowFile); run from the repository root or pass --workflow",
+                cause: error)
+        }
+        let rewritten = try setup.names.rewrite(workflowText: text, file: setup.workflowFile)
+        let directory = (setup.directory as NSString).appendingPathComponent("workflows")
+        let fileName = (setup.workflowFile as NSString).lastPathComponent
+        let copy = (directory as NSString).appendingPathComponent(fileName)
+        do {
+            let manager = FileManager.default
+            if manager.fileExists(atPath: directory) { try manager.removeItem(atPath: directory) }
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try rewritten.write(toFile: copy, atomically: true, encoding: .utf8)
+        } catch {
+            throw DemoError(.fileProblem, "cannot write the workflow copy \(copy)", cause: error)
+        }
+        do {
+            return (try WorkflowLoader.load(yaml: rewritten, file: copy), directory)
+        } catch {
+            throw DemoError(.fileProblem, "the workflow \(setup.workflowFile) is not valid:\n\(error)")
+        }
+    }
+
+    private static func removeDatabase(_ path: String) throws {
+        let manager = FileManager.default
+        for suffix in ["", "-wal", "-shm"] where manager.fileExists(atPath: path + suffix) {
+            do {
+                try manager.removeItem(atPath: path + suffix)
+            } catch {
+                throw DemoError(.fileProblem, "cannot remove the previous demo database \(path + suffix)", cause: error)
+            }
+        }
+    }
+
+    /// Deletes what an earlier run under the same names may have left: its queues (stale commands, replies and
+    /// starts) and the partition exchange (bindings of workers that no longer run, which would swallow starts).
+    private func clearLeftovers() async throws {
+        let name = workflow.name
+        let workerId = setup.names.workerId
+        let queues = [
+            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
+            "waybill.replies.\(workerId)", "waybill.control.\(workerId)", setup.names.participantsQueue,
+        ]
+        for queue in queues {
+            _ = try? await driver.deleteQueue(queue)
+        }
+        try? await driver.deleteExchange(WorkerTopology.partitionExchange(name))
+    }
+
+    // MARK: - Orders
+
+    /// Publishes start messages to the workflow's trigger (persistent, confirmed, mandatory), recording their send
+    /// time with the monitor; messages the broker did not confirm are sent again (the saga id makes them idempotent).
+    func publish(orders: [(sagaId: String, body: [UInt8])]) async throws {
+        var pending = orders
+        var attempts = 0
+        while !pending.isEmpty {
+            monitor.sending(pending.map(\.sagaId))
+            let messages = pending.map { order in
+                OutboundMessage(
+                    exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey, body: Data(order.body),
+                    mandatory: true, persistent: true, contentType: "application/json", messageID: order.sagaId)
+            }
+            let outcomes = try await driver.publish(messages)
+            pending = zip(pending, outcomes).filter { !$0.1.isConfirmed }.map(\.0)
+            attempts += 1
+            if !pending.isEmpty {
+                if attempts >= 20 {
+                    throw DemoError(.stoppedEarly, "the broker did not take \(pending.count) orders after 20 attempts")
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// The broker client the stage publishes with (benchmarks reuse it).
+    var client: AMQPClient { driver }
+
+    /// The sagas in the worker's database, read through a read-only store.
+    func storedSagas(_ ids: [String]) throws -> [String: SagaInstanceSummary] {
+        let store = try SagaStore(configuration: SagaStore.Configuration(path: databasePath, readOnly: true))
+        defer { try? store.close() }
+        let keys = ids.map { SagaKey(workflow: workflow.name, id: $0) }
+        var result: [String: SagaInstanceSummary] = [:]
+        for (key, stored) in try store.sagas(keys) {
+            let instance = stored.instance
+            result[key.id] = SagaInstanceSummary(
+                status: instance.status, startedAt: instance.startedAt, updatedAt: instance.updatedAt)
+        }
+        return result
+    }
+}
+
+/// What the demo reads back about a saga from the worker's database.
+struct SagaInstanceSummary: Sendable, Hashable {
+    var status: SagaStatus
+    var startedAt: Timestamp
+    var updatedAt: Timestamp
+}

@@ -1,0 +1,235 @@
+import Foundation
+import SagaEngine
+import WaybillSimulator
+
+/// What a demo run did: how the sagas ended, how fast, what the participants applied, and what is left.
+public struct DemoSummary: Sendable {
+    /// One participant's counters (ERP, inventory, WMS, TMS, billing).
+    public struct Participant: Sendable, Hashable {
+        /// `erp`, `inventory`, `wms`, `tms` or `billing` (the first word of the routing keys).
+        public var name: String
+        /// The counters over its routing keys.
+        public var counts: SimulationLedger.CommandCounts
+    }
+
+    /// `finished`, `timed out` or `interrupted`.
+    public var outcome: String
+    /// Orders the run was asked to publish.
+    public var orders: Int
+    /// Orders published.
+    public var published: Int
+    /// Sagas by status, as the worker's database has them.
+    public var byStatus: [SagaStatus: Int]
+    /// Published orders the database has no saga for.
+    public var notStarted: Int
+    /// From publishing an order to seeing its end milestone on the events exchange.
+    public var latency: LatencySummary?
+    /// From the first order published to the last end milestone seen.
+    public var duration: Duration
+    /// Sagas ended per second over ``duration``.
+    public var throughput: Double
+    /// Counters per participant.
+    public var participants: [Participant]
+    /// Effects the ledgers show applied more than once (must be 0); ``duplicateEffectDetails`` says where.
+    public var duplicateEffects: Int
+    /// One line per mismatch behind ``duplicateEffects``.
+    public var duplicateEffectDetails: [String]
+    /// Reservations still held for sagas that ended compensated or cancelled (must be 0).
+    public var leakedReservations: Int
+    /// Other things held for such sagas (shipments, accepted ERP orders), one line each.
+    public var otherLeaks: [String]
+    /// Warehouse units unaccounted for (must be 0).
+    public var stockImbalances: Int
+    /// The worker's database.
+    public var databasePath: String
+
+    /// Sagas in an end state (suspended included: it stays put until an operator acts).
+    public var ended: Int {
+        byStatus.filter { $0.key != .running && $0.key != .compensating }.values.reduce(0, +)
+    }
+
+    /// Whether every published saga reached an end state.
+    public var everySagaEnded: Bool { notStarted == 0 && ended == published && published == orders }
+
+    /// The command that lists what needs an operator (or, after a timeout, what still runs).
+    public var inspectCommand: String {
+        let running = (byStatus[.running] ?? 0) + (byStatus[.compensating] ?? 0)
+        let status = running > 0 && (byStatus[.suspended] ?? 0) == 0 ? "running" : "suspended"
+        return "waybill sagas list --db \(Self.shellQuoted(databasePath)) --status \(status)"
+    }
+
+    init(
+        stage: DemoStage, sagaIds: [String], simulator: ParticipantSimulator, outcome: DemoRunner.FeedOutcome,
+        options: DemoOptions
+    ) throws {
+        let tally = stage.monitor.tally
+        let stored = try stage.storedSagas(sagaIds)
+        var byStatus: [SagaStatus: Int] = [:]
+        var finished: [String: FinishedSagaOutcome] = [:]
+        for (id, saga) in stored {
+            byStatus[saga.status, default: 0] += 1
+            switch saga.status {
+            case .completed: finished[id] = .completed
+            case .compensated: finished[id] = .compensated
+            case .cancelled: finished[id] = .cancelled
+            case .suspended: finished[id] = .suspended
+            case .running, .compensating: break
+            }
+        }
+        let timings = stage.monitor.timings
+        let ledger = simulator.ledger()
+        let leaks = ledger.leaks(finishedSagas: finished)
+
+        switch outcome {
+        case .finished: self.outcome = "finished"
+        case .timedOut: self.outcome = "timed out"
+        case .interrupted: self.outcome = "interrupted"
+        }
+        orders = sagaIds.count
+        published = tally.published
+        self.byStatus = byStatus
+        notStarted = max(0, tally.published - stored.count)
+        latency = LatencySummary(timings.latencies)
+        if let first = timings.firstSent, let last = timings.lastEnded, last > first {
+            duration = last - first
+        } else {
+            duration = .zero
+        }
+        throughput = duration > .zero ? Double(tally.ended) / duration.inSeconds : 0
+        participants = Self.participants(ledger)
+        (duplicateEffects, duplicateEffectDetails) = Self.duplicateEffects(ledger)
+        leakedReservations = leaks.filter {
+            if case .reservation = $0.resource { true } else { false }
+        }.count
+        otherLeaks = leaks.filter {
+            if case .reservation = $0.resource { false } else { true }
+        }.map(\.description)
+        stockImbalances = ledger.stockImbalances.count
+        databasePath = stage.databasePath
+    }
+
+    private static func participants(_ ledger: SimulationLedger) -> [Participant] {
+        var byName: [String: SimulationLedger.CommandCounts] = [:]
+        for (routingKey, counts) in ledger.commands {
+            let name = String(routingKey.prefix { $0 != "." })
+            byName[name, default: SimulationLedger.CommandCounts()] = byName[name, default: .init()] + counts
+        }
+        let order = ["erp", "inventory", "wms", "tms", "billing"]
+        return byName.map { Participant(name: $0.key, counts: $0.value) }.sorted {
+            (order.firstIndex(of: $0.name) ?? order.count, $0.name) < (order.firstIndex(of: $1.name) ?? order.count, $1.name)
+        }
+    }
+
+    /// Cross-checks the counters against what the participants hold: each effect applied once shows up exactly once.
+    private static func duplicateEffects(_ ledger: SimulationLedger) -> (Int, [String]) {
+        var details: [String] = []
+        var total = 0
+        func check(_ label: String, applied: Int, held: Int) {
+            guard applied != held else { return }
+            total += abs(applied - held)
+            details.append("\(label): \(applied) effects applied, \(held) held")
+        }
+        func applied(_ key: String) -> Int { ledger.counts(key).effectsApplied }
+        func applied(prefix: String, suffix: String) -> Int {
+            ledger.commands.filter { $0.key.hasPrefix(prefix) && $0.key.hasSuffix(suffix) }.values.reduce(0) {
+                $0 + $1.effectsApplied
+            }
+        }
+        check("erp.order.accept", applied: applied("erp.order.accept"), held: ledger.orders.count)
+        check(
+            "erp.order.cancel", applied: applied("erp.order.cancel"),
+            held: ledger.orders.values.filter { $0.status == .cancelled }.count)
+        check(
+            "inventory.reserve", applied: applied("inventory.reserve"),
+            held: ledger.reservations.count + applied("inventory.release"))
+        check(
+            "wms.*.release", applied: applied(prefix: "wms.", suffix: ".release"),
+            held: ledger.outstandingShipmentCount + applied(prefix: "wms.", suffix: ".cancel"))
+        check("tms.shipment.create", applied: applied("tms.shipment.create"), held: ledger.trackingIds.count)
+        check("billing.invoice.create", applied: applied("billing.invoice.create"), held: ledger.invoiceIds.count)
+        let imbalances = ledger.stockImbalances
+        if !imbalances.isEmpty {
+            total += imbalances.count
+            details.append("\(imbalances.count) (warehouse, SKU) stock rows do not balance")
+        }
+        return (total, details)
+    }
+
+    private static func shellQuoted(_ text: String) -> String {
+        let safe = text.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@".contains($0) }
+        return safe ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    // MARK: - Text
+
+    /// The summary as people read it.
+    public var text: String {
+        var lines: [String] = []
+        let verdict = everySagaEnded ? "every saga ended" : "\(outcome): \(published - ended) sagas have not ended"
+        lines.append(
+            "Waybill demo: \(Format.grouped(published)) orders, \(duration.readable) from first order to last end: "
+                + verdict)
+        lines.append("")
+        lines.append("Sagas (from the worker's database)")
+        let rows: [(String, SagaStatus?, String)] = [
+            ("completed", .completed, "every step done, invoiced"),
+            ("compensated", .compensated, "a step failed before the pivot; completed steps undone"),
+            ("suspended", .suspended, "a step failed after the pivot; needs an operator"),
+            ("cancelled", .cancelled, "cancelled by an operator"),
+            ("still running", nil, "not ended yet"),
+        ]
+        for (label, status, meaning) in rows {
+            let count: Int
+            if let status {
+                count = byStatus[status] ?? 0
+            } else {
+                count = (byStatus[.running] ?? 0) + (byStatus[.compensating] ?? 0) + notStarted
+            }
+            if status == .cancelled && count == 0 { continue }
+            lines.append("  \(Self.pad(label, 14)) \(Self.pad(Format.grouped(count), 7, right: true))   \(meaning)")
+        }
+        lines.append("")
+        if let latency {
+            lines.append(
+                "Saga latency (order published -> end milestone seen): p50 \(Format.milliseconds(latency.p50)) · "
+                    + "p95 \(Format.milliseconds(latency.p95)) · p99 \(Format.milliseconds(latency.p99)) · "
+                    + "max \(Format.milliseconds(latency.max))")
+        }
+        lines.append(
+            "Throughput: \(Format.fixed(throughput, 1)) sagas/s ended (\(Format.grouped(ended)) in \(duration.readable))")
+        lines.append("")
+        lines.append("Participants (from their ledgers)")
+        let header = [
+            "participant", "commands", "effects", "duplicates absorbed", "already applied", "no-op undo", "refused",
+            "injected",
+        ]
+        let widths = [12, 9, 8, 20, 16, 11, 8, 9]
+        lines.append("  " + zip(header, widths).map { Self.pad($0.0, $0.1, right: $0.0 != "participant") }.joined(separator: " "))
+        for participant in participants {
+            let c = participant.counts
+            let injected = c.injectedBusy + c.injectedRejected + c.injectedSilences + c.lostReplies
+            let values = [
+                participant.name, Format.grouped(c.received), Format.grouped(c.effectsApplied),
+                Format.grouped(c.duplicatesAbsorbed), Format.grouped(c.alreadyApplied),
+                Format.grouped(c.noOpCompensations), Format.grouped(c.businessErrors), Format.grouped(injected),
+            ]
+            lines.append(
+                "  " + zip(values, widths).enumerated().map { Self.pad($0.element.0, $0.element.1, right: $0.offset > 0) }
+                    .joined(separator: " "))
+        }
+        lines.append(
+            "  effects applied twice: \(duplicateEffects) · leaked reservations: \(leakedReservations) · "
+                + "other leaks: \(otherLeaks.count) · stock imbalances: \(stockImbalances)")
+        for detail in duplicateEffectDetails { lines.append("    ! \(detail)") }
+        for leak in otherLeaks.prefix(10) { lines.append("    ! \(leak)") }
+        lines.append("")
+        lines.append("Inspect what is left:")
+        lines.append("  \(inspectCommand)")
+        return lines.joined(separator: "\n")
+    }
+
+    private static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let padding = String(repeating: " ", count: max(0, width - text.count))
+        return right ? padding + text : text + padding
+    }
+}
