@@ -74,8 +74,8 @@ extension SagaStoreError {
         if let error = error as? StateCodecError {
             return SagaStoreError(
                 .corruptState,
-                "\(operation) in \(path) failed: \(error.description). Restore the file from a backup or inspect the "
-                    + "saga with `waybill sagas show`.")
+                "\(operation) in \(path) failed: a saga's state cannot be read (\(error.description)). Run the Waybill "
+                    + "version that wrote it, or restore the file from a backup.")
         }
         guard let error = error as? DatabaseError else {
             return SagaStoreError(.sqlite, "\(operation) in \(path) failed: \(error)")
