@@ -22,7 +22,7 @@ public struct DemoOptions: Sendable {
     /// Participants answer after a simulated latency (a few milliseconds) rather than at once.
     public var participantLatency: Bool = true
     /// Most sagas in flight at once; publishing pauses above it.
-    public var maxInFlight: Int = 1000
+    public var maxInFlight: Int = 300
     /// The workflow file the worker runs.
     public var workflowFile: String = "Workflows/order-fulfillment.yaml"
     /// Where the database, the workflow copy and the log go.
@@ -81,7 +81,7 @@ public struct DemoProgress: Sendable, Hashable {
     public var ended: Int { completed + compensated + suspended + cancelled }
     /// The time left at the recent rate, when there is one.
     public var eta: Duration? {
-        guard rate > 0.5 else { return nil }
+        guard rate > 0.5, ended < total else { return nil }
         return .milliseconds(Int64(Double(total - ended) / rate * 1000))
     }
 }
@@ -104,7 +104,7 @@ public enum DemoRunner {
         let setup = StageSetup(
             broker: options.broker, names: try DemoNames(namespace: options.namespace),
             workflowFile: options.workflowFile, directory: options.directory, respond: simulator.handle,
-            handleSignals: options.handleSignals)
+            handleSignals: options.handleSignals, removeTopologyWhenDone: options.namespace != nil)
         return try await DemoStage.run(setup, logger: logger) { stage in
             let orders = try (1...options.orders).map { index in
                 let id = "o-" + String(repeating: "0", count: max(0, 6 - String(index).count)) + String(index)
@@ -187,18 +187,36 @@ public enum DemoRunner {
     }
 
     /// A catalogue sized for `orders`: 30 SKUs over `warehouses` warehouses, 60% of the (warehouse, SKU) pairs
-    /// stocked, and about 90% of the units the orders will ask for, unevenly spread, so that most orders ship (many
-    /// from several warehouses), some SKUs run short and warehouses race for the last units.
+    /// stocked, unevenly. Each SKU holds 1.3-1.7 times the units the orders will ask for, so most orders ship (many
+    /// from several warehouses); one SKU is short (half of its demand), so orders for it run out of stock as the run
+    /// goes on, warehouses race for its last units, and those sagas reallocate or compensate.
     static func catalogue(orders: Int, warehouses: Int, seed: UInt64) -> DemoCatalogue {
         let skus = 30
-        let stockedShare = 0.6
         // Orders have 1-6 lines (3.5 on average) of 1-4 units (2.5 on average).
         let demandPerSKU = Double(orders) * 3.5 * 2.5 / Double(skus)
-        let perPair = demandPerSKU / (Double(warehouses) * stockedShare)
-        let low = max(1, Int(perPair * 0.45))
-        let high = max(low + 1, Int(perPair * 1.35))
-        return DemoCatalogue(
-            warehouses: warehouses, skus: skus, units: low...high, stockedShare: stockedShare, seed: seed)
+        var catalogue = DemoCatalogue(
+            warehouses: warehouses, skus: skus, units: 10...100, stockedShare: 0.6, seed: seed)
+        for (position, sku) in catalogue.skus.enumerated() {
+            let rows = catalogue.stock.indices.filter { catalogue.stock[$0].sku == sku }
+            guard !rows.isEmpty else { continue }
+            // A SKU no warehouse stocks would fail every order that asks for it; give it one warehouse.
+            if rows.allSatisfy({ catalogue.stock[$0].quantity == 0 }) {
+                catalogue.stock[rows[position % rows.count]].quantity = 1
+            }
+            let factor = position == skus - 1 ? 0.5 : 1.3 + 0.4 * Double((position * 7) % 11) / 10
+            let wanted = max(1, Int(demandPerSKU * factor))
+            let held = rows.reduce(0) { $0 + catalogue.stock[$1].quantity }
+            var assigned = 0
+            for index in rows {
+                let share = catalogue.stock[index].quantity * wanted / held
+                catalogue.stock[index].quantity = share
+                assigned += share
+            }
+            if let first = rows.first(where: { catalogue.stock[$0].quantity > 0 }) {
+                catalogue.stock[first].quantity += wanted - assigned
+            }
+        }
+        return catalogue
     }
 
     /// Latency and injected failures: `failureRate` of the commands fail, half of them with the retryable `busy`,

@@ -62,6 +62,8 @@ struct StageSetup: Sendable {
     var participantPrefetch: UInt16 = 1000
     /// Stop the services on SIGINT/SIGTERM (the CLI) rather than only when the body ends (tests).
     var handleSignals: Bool = false
+    /// Delete every queue and exchange of the names when done (namespaced runs: tests, benchmark phases).
+    var removeTopologyWhenDone: Bool = false
 }
 
 /// A worker, simulated participants and a saga monitor running in-process on one broker, for the demo, its test and
@@ -121,6 +123,7 @@ final class DemoStage: Sendable {
             try await stage.clearLeftovers()
             let value = try await stage.runServices(
                 participantsClient: participantsClient, workflowsDirectory: workflowsDirectory, body: body)
+            if setup.removeTopologyWhenDone { await stage.removeTopology() }
             await participantsClient.close()
             await driver.close()
             return value
@@ -259,6 +262,19 @@ final class DemoStage: Sendable {
         try? await driver.deleteExchange(WorkerTopology.partitionExchange(name))
     }
 
+    /// Deletes every queue and exchange the run declared (best effort).
+    private func removeTopology() async {
+        try? await clearLeftovers()
+        _ = try? await driver.deleteQueue(setup.names.deadLetterQueue)
+        let exchanges = [
+            workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
+            setup.names.deadLetterExchange,
+        ]
+        for exchange in exchanges {
+            try? await driver.deleteExchange(exchange)
+        }
+    }
+
     // MARK: - Orders
 
     /// Publishes start messages to the workflow's trigger (persistent, confirmed, mandatory), recording their send
@@ -297,7 +313,8 @@ final class DemoStage: Sendable {
         for (key, stored) in try store.sagas(keys) {
             let instance = stored.instance
             result[key.id] = SagaInstanceSummary(
-                status: instance.status, startedAt: instance.startedAt, updatedAt: instance.updatedAt)
+                status: instance.status, failureCode: instance.failure?.error.code, startedAt: instance.startedAt,
+                updatedAt: instance.updatedAt)
         }
         return result
     }
@@ -306,6 +323,8 @@ final class DemoStage: Sendable {
 /// What the demo reads back about a saga from the worker's database.
 struct SagaInstanceSummary: Sendable, Hashable {
     var status: SagaStatus
+    /// The error code of the step failure that made it compensate or suspend.
+    var failureCode: String?
     var startedAt: Timestamp
     var updatedAt: Timestamp
 }

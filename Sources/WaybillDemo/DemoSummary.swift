@@ -20,6 +20,8 @@ public struct DemoSummary: Sendable {
     public var published: Int
     /// Sagas by status, as the worker's database has them.
     public var byStatus: [SagaStatus: Int]
+    /// Why sagas compensated or were suspended: status to error code to count.
+    public var reasons: [SagaStatus: [String: Int]]
     /// Published orders the database has no saga for.
     public var notStarted: Int
     /// From publishing an order to seeing its end milestone on the events exchange.
@@ -66,8 +68,10 @@ public struct DemoSummary: Sendable {
         let stored = try stage.storedSagas(sagaIds)
         var byStatus: [SagaStatus: Int] = [:]
         var finished: [String: FinishedSagaOutcome] = [:]
+        var reasons: [SagaStatus: [String: Int]] = [:]
         for (id, saga) in stored {
             byStatus[saga.status, default: 0] += 1
+            if let code = saga.failureCode { reasons[saga.status, default: [:]][code, default: 0] += 1 }
             switch saga.status {
             case .completed: finished[id] = .completed
             case .compensated: finished[id] = .compensated
@@ -88,6 +92,7 @@ public struct DemoSummary: Sendable {
         orders = sagaIds.count
         published = tally.published
         self.byStatus = byStatus
+        self.reasons = reasons
         notStarted = max(0, tally.published - stored.count)
         latency = LatencySummary(timings.latencies)
         if let first = timings.firstSent, let last = timings.lastEnded, last > first {
@@ -186,7 +191,13 @@ public struct DemoSummary: Sendable {
                 count = (byStatus[.running] ?? 0) + (byStatus[.compensating] ?? 0) + notStarted
             }
             if status == .cancelled && count == 0 { continue }
-            lines.append("  \(Self.pad(label, 14)) \(Self.pad(Format.grouped(count), 7, right: true))   \(meaning)")
+            var because = ""
+            if let status, let codes = reasons[status], !codes.isEmpty {
+                because = " (" + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
+                    .joined(separator: ", ") + ")"
+            }
+            lines.append(
+                "  \(Self.pad(label, 14)) \(Self.pad(Format.grouped(count), 7, right: true))   \(meaning)\(because)")
         }
         lines.append("")
         if let latency {
