@@ -75,7 +75,8 @@ struct DemoCommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let broker: BrokerSession
         do {
-            broker = try await BrokerSession.open(environment: environment, console: console, logger: logger)
+            broker = try await BrokerSession.open(
+                environment: environment, virtualHost: BrokerSession.demoVirtualHost, console: console, logger: logger)
         } catch {
             console.error("waybill demo: \(error)")
             throw ExitCode(1)
@@ -136,13 +137,16 @@ struct DemoCommand: AsyncParsableCommand {
 /// The broker the demo runs on, and whether the demo started it.
 struct BrokerSession {
     /// The demo's vhost on the private broker.
-    static let virtualHost = "waybill-demo"
+    static let demoVirtualHost = "waybill-demo"
 
     var address: BrokerAddress
     var started: PrivateBroker?
 
-    /// Uses `WAYBILL_AMQP_URL`, or the private broker (started when it does not answer) with the demo's vhost.
-    static func open(environment: [String: String], console: Console, logger: Logger) async throws -> BrokerSession {
+    /// Uses `WAYBILL_AMQP_URL`, or the private broker (started when it does not answer) with `virtualHost` (created
+    /// with `scripts/rabbitmq ctl` when missing).
+    static func open(
+        environment: [String: String], virtualHost: String, console: Console, logger: Logger
+    ) async throws -> BrokerSession {
         if let url = environment["WAYBILL_AMQP_URL"], !url.isEmpty {
             let address = BrokerAddress(url: url, password: environment["WAYBILL_AMQP_PASSWORD"])
             console.say("Using the RabbitMQ at \(address) (WAYBILL_AMQP_URL).")

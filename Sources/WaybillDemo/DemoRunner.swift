@@ -113,7 +113,17 @@ public enum DemoRunner {
                 let sagaId = try WireFormat.start(body, definition: stage.workflow).sagaId
                 return (sagaId: sagaId, body: body)
             }
-            let outcome = try await feed(orders, to: stage, options: options, progress: progress)
+            let feed = OrderFeed(
+                publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning },
+                rate: options.rate, maxInFlight: options.maxInFlight, timeout: options.timeout,
+                progressInterval: options.progressInterval)
+            let outcome = try await feed.run(orders) { tally, elapsed in
+                progress(
+                    DemoProgress(
+                        total: orders.count, published: tally.published, completed: tally.completed,
+                        compensated: tally.compensated, suspended: tally.suspended, cancelled: tally.cancelled,
+                        elapsed: elapsed, rate: stage.monitor.recentRate()))
+            }
             let result = try DemoSummary(
                 stage: stage, sagaIds: orders.map(\.sagaId), simulator: simulator, outcome: outcome, options: options)
             summary(result)
@@ -121,68 +131,6 @@ public enum DemoRunner {
                 while stage.isRunning { try? await Task.sleep(for: .milliseconds(200)) }
             }
             return result
-        }
-    }
-
-    /// How the wait for the sagas ended.
-    enum FeedOutcome: Sendable {
-        /// Every saga reached an end state.
-        case finished
-        /// ``DemoOptions/timeout`` passed first.
-        case timedOut
-        /// A signal stopped the worker and participants.
-        case interrupted
-    }
-
-    /// Publishes the orders at the configured rate, keeping at most `maxInFlight` running, and waits until every
-    /// saga ended (or the timeout, or a signal), reporting progress.
-    private static func feed(
-        _ orders: [(sagaId: String, body: [UInt8])], to stage: DemoStage, options: DemoOptions,
-        progress: @Sendable (DemoProgress) -> Void
-    ) async throws -> FeedOutcome {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let deadline = start + options.timeout
-        var next = 0
-        var lastReport = start
-        func report() {
-            let tally = stage.monitor.tally
-            progress(
-                DemoProgress(
-                    total: orders.count, published: tally.published, completed: tally.completed,
-                    compensated: tally.compensated, suspended: tally.suspended, cancelled: tally.cancelled,
-                    elapsed: clock.now - start, rate: stage.monitor.recentRate()))
-        }
-        while true {
-            guard stage.isRunning else {
-                report()
-                return .interrupted
-            }
-            let tally = stage.monitor.tally
-            if next == orders.count && tally.ended >= orders.count {
-                report()
-                return .finished
-            }
-            let now = clock.now
-            if now >= deadline {
-                report()
-                return .timedOut
-            }
-            if next < orders.count {
-                var due = orders.count
-                if let rate = options.rate { due = min(due, Int(rate * (now - start).inSeconds) + 1) }
-                due = min(due, tally.ended + options.maxInFlight, next + 500)
-                if due > next {
-                    try await stage.publish(orders: Array(orders[next..<due]))
-                    next = due
-                    continue
-                }
-            }
-            if now - lastReport >= options.progressInterval {
-                report()
-                lastReport = now
-            }
-            try await Task.sleep(for: .milliseconds(10))
         }
     }
 

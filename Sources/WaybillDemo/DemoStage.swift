@@ -277,28 +277,11 @@ final class DemoStage: Sendable {
 
     // MARK: - Orders
 
-    /// Publishes start messages to the workflow's trigger (persistent, confirmed, mandatory), recording their send
-    /// time with the monitor; messages the broker did not confirm are sent again (the saga id makes them idempotent).
-    func publish(orders: [(sagaId: String, body: [UInt8])]) async throws {
-        var pending = orders
-        var attempts = 0
-        while !pending.isEmpty {
-            monitor.sending(pending.map(\.sagaId))
-            let messages = pending.map { order in
-                OutboundMessage(
-                    exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey, body: Data(order.body),
-                    mandatory: true, persistent: true, contentType: "application/json", messageID: order.sagaId)
-            }
-            let outcomes = try await driver.publish(messages)
-            pending = zip(pending, outcomes).filter { !$0.1.isConfirmed }.map(\.0)
-            attempts += 1
-            if !pending.isEmpty {
-                if attempts >= 20 {
-                    throw DemoError(.stoppedEarly, "the broker did not take \(pending.count) orders after 20 attempts")
-                }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-        }
+    /// Publishes start messages to the workflow's trigger.
+    var publisher: OrderPublisher {
+        OrderPublisher(
+            client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
+            monitor: monitor)
     }
 
     /// The broker client the stage publishes with (benchmarks reuse it).

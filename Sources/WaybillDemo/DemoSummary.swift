@@ -61,7 +61,7 @@ public struct DemoSummary: Sendable {
     }
 
     init(
-        stage: DemoStage, sagaIds: [String], simulator: ParticipantSimulator, outcome: DemoRunner.FeedOutcome,
+        stage: DemoStage, sagaIds: [String], simulator: ParticipantSimulator, outcome: OrderFeed.Outcome,
         options: DemoOptions
     ) throws {
         let tally = stage.monitor.tally

@@ -17,9 +17,10 @@ public struct PrivateBroker: Sendable {
 
     /// The address of a private broker on `port`, whether or not the script is around.
     public static func address(port: Int, virtualHost: String = "/") -> BrokerAddress {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
         let path =
-            virtualHost == "/"
-            ? "/" : "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? virtualHost)
+            virtualHost == "/" ? "/" : "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
         return BrokerAddress(url: "amqp://guest@127.0.0.1:\(port)\(path)", password: "guest")
     }
 

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WaybillDemo
+
+/// `waybill bench`: the performance figures of issue 4, measured in one run on one broker.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure throughput, the pattern ceiling, step overhead and memory on a local RabbitMQ.",
+        discussion: """
+            Prints figures; it is not a test. In one run on the same broker (found like `waybill demo` finds it, on \
+            the vhost waybill-bench of the private broker):
+              1. end-to-end throughput: completed order sagas per second, worker and simulated participants in this \
+            process, default durability (synchronous=FULL, persistent messages, publisher confirms);
+              2. step overhead: a reply consumed by the worker -> its next command confirmed, p50/p99, at half that \
+            rate;
+              3. the pattern ceiling: the same messages per saga replayed with the raw AMQP client, no engine, no \
+            SQLite; and the ratio of 1 to 3;
+              4. memory: peak RSS of a `waybill worker` child process holding 100,000 sagas in flight (10,000 with \
+            --quick) whose participants never reply.
+            Build in release mode for meaningful figures: swift build -c release --product waybill.
+            """
+    )
+
+    @Flag(help: "Small runs that finish within a couple of minutes (memory at 10,000 sagas).")
+    var quick = false
+
+    @Option(help: ArgumentHelp("Orders per throughput run (default 20,000; 3,000 with --quick).", valueName: "n"))
+    var orders: Int?
+
+    @Option(help: ArgumentHelp("Sagas the memory run holds in flight (default 100,000; 10,000 with --quick).", valueName: "n"))
+    var memorySagas: Int?
+
+    @Flag(help: "Skip the memory run.")
+    var skipMemory = false
+
+    @Option(help: ArgumentHelp("The workflow file.", valueName: "file"))
+    var workflow: String = "Workflows/order-fulfillment.yaml"
+
+    @Option(help: ArgumentHelp("Folder for databases, logs and workflow copies.", valueName: "dir"))
+    var directory: String = ".waybill/bench"
+
+    func validate() throws {
+        if let orders, orders < 100 { throw ValidationError("--orders must be at least 100") }
+        if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
+    }
+
+    func run() async throws {
+        let console = Console()
+        let logPath = (directory as NSString).appendingPathComponent("bench.log")
+        let logger: Logger
+        do {
+            let handler = try FileLogHandler(path: logPath, label: "waybill.bench", level: .warning)
+            logger = Logger(label: "waybill.bench") { handler.withLabel($0) }
+        } catch {
+            console.error("waybill bench: \(error)")
+            throw ExitCode(1)
+        }
+        let broker: BrokerSession
+        do {
+            broker = try await BrokerSession.open(
+                environment: ProcessInfo.processInfo.environment, virtualHost: "waybill-bench", console: console,
+                logger: logger)
+        } catch {
+            console.error("waybill bench: \(error)")
+            throw ExitCode(1)
+        }
+        var options = BenchOptions(broker: broker.address, quick: quick)
+        if let orders { options.orders = orders }
+        if let memorySagas { options.memorySagas = memorySagas }
+        options.workflowFile = workflow
+        options.directory = directory
+        options.workerExecutable = skipMemory ? nil : Bundle.main.executablePath
+        #if DEBUG
+            console.say("note: this is a debug build; build with -c release for meaningful figures")
+        #endif
+        console.say(
+            "Waybill bench\(quick ? " --quick" : "") on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; log in \(logPath)")
+        var status: Int32 = 0
+        do {
+            let report = try await BenchRunner.run(options, logger: logger) { console.say($0) }
+            console.say("")
+            console.say(report.text)
+        } catch {
+            console.error("waybill bench: \(error)")
+            console.error("The log is in \(logPath).")
+            status = 1
+        }
+        broker.close(keepRunning: false, console: console)
+        if status != 0 { throw ExitCode(status) }
+    }
+}
