@@ -29,7 +29,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Orders per throughput run (default 20,000; 3,000 with --quick).", valueName: "n"))
     var orders: Int?
 
-    @Option(help: ArgumentHelp("Sagas the memory run holds in flight (default 100,000; 10,000 with --quick).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            "Sagas the memory run holds in flight (default 100,000; 10,000 with --quick).", valueName: "n"))
     var memorySagas: Int?
 
     @Flag(help: "Skip the memory run.")
@@ -73,10 +75,11 @@ struct BenchCommand: AsyncParsableCommand {
         options.directory = directory
         options.workerExecutable = skipMemory ? nil : Bundle.main.executablePath
         #if DEBUG
-            console.say("note: this is a debug build; build with -c release for meaningful figures")
+        console.say("note: this is a debug build; build with -c release for meaningful figures")
         #endif
         console.say(
-            "Waybill bench\(quick ? " --quick" : "") on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; log in \(logPath)")
+            "Waybill bench\(quick ? " --quick" : "") on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; log in \(logPath)"
+        )
         var status: Int32 = 0
         do {
             let report = try await BenchRunner.run(options, logger: logger) { console.say($0) }

@@ -26,7 +26,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Orders to publish.", valueName: "n"))
     var orders: Int = 1000
 
-    @Option(help: ArgumentHelp("Orders published per second (default: as fast as the worker keeps up).", valueName: "per-second"))
+    @Option(
+        help: ArgumentHelp(
+            "Orders published per second (default: as fast as the worker keeps up).", valueName: "per-second"))
     var rate: Double?
 
     @Option(help: ArgumentHelp("Share of commands that fail by injection, 0...1.", valueName: "share"))
@@ -50,7 +52,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Give up waiting for the sagas after this many seconds.", valueName: "seconds"))
     var timeout: Int = 600
 
-    @Option(help: ArgumentHelp("Level of the log file: trace, debug, info, notice, warning, error.", valueName: "level"))
+    @Option(
+        help: ArgumentHelp("Level of the log file: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
     func validate() throws {

@@ -69,7 +69,8 @@ public struct BenchReport: Sendable {
         lines.append(
             "End-to-end: \(Format.grouped(orders)) order sagas, at most \(Format.grouped(inFlight)) in flight; worker and "
                 + "simulated participants in this process; synchronous=FULL, persistent messages, publisher confirms")
-        lines.append("  throughput        \(Format.fixed(endToEnd, 1)) completed sagas/s (steady state, 10%-90% of completions)")
+        lines.append(
+            "  throughput        \(Format.fixed(endToEnd, 1)) completed sagas/s (steady state, 10%-90% of completions)")
         lines.append(
             "Pattern ceiling: the same messages per saga with the raw AMQP client (no engine, no SQLite): 1 forwarded "
                 + "start, 5 commands, 6 events published and 7 deliveries consumed on the worker side, 5 commands "
@@ -132,7 +133,8 @@ public enum BenchRunner {
             report.memorySagas = memory.sagas
             if memory.sagas < options.memorySagas {
                 report.notes.append(
-                    "the memory run reached only \(memory.sagas) of \(options.memorySagas) sagas within the phase timeout")
+                    "the memory run reached only \(memory.sagas) of \(options.memorySagas) sagas within the phase timeout"
+                )
             }
         } else {
             report.notes.append("memory run skipped: no worker executable")
@@ -214,7 +216,8 @@ public enum BenchRunner {
         let workflow = try WorkflowLoader.load(
             yaml: try names.rewrite(workflowText: source, file: options.workflowFile), file: options.workflowFile)
         let replayNames = PatternReplay.Names(
-            workflow: workflow.name, triggerExchange: workflow.trigger.exchange, triggerKey: workflow.trigger.routingKey,
+            workflow: workflow.name, triggerExchange: workflow.trigger.exchange,
+            triggerKey: workflow.trigger.routingKey,
             commandsExchange: names.commandsExchange, eventsExchange: names.eventsExchange,
             deadLetterExchange: names.deadLetterExchange, workerId: names.workerId)
 

@@ -15,7 +15,8 @@ public struct DemoNames: Sendable, Hashable {
     /// Names for `namespace` (letters, digits and `-` only; `nil` keeps the shipped names).
     public init(namespace: String? = nil) throws(DemoError) {
         if let namespace {
-            guard !namespace.isEmpty, namespace.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" })
+            guard !namespace.isEmpty,
+                namespace.allSatisfy({ ($0.isLetter && $0.isLowercase) || $0.isNumber || $0 == "-" })
             else {
                 throw DemoError(
                     .invalidOption, "namespace '\(namespace)': use lowercase letters, digits and '-' only")

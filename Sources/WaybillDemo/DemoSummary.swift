@@ -30,6 +30,9 @@ public struct DemoSummary: Sendable {
     public var duration: Duration
     /// Sagas ended per second over ``duration``.
     public var throughput: Double
+    /// Sagas ended per second between 10% and 90% of the ends: the rate without ramp-up and the tail of sagas
+    /// waiting for a reply timeout.
+    public var steadyThroughput: Double
     /// Counters per participant.
     public var participants: [Participant]
     /// Effects the ledgers show applied more than once (must be 0); ``duplicateEffectDetails`` says where.
@@ -101,11 +104,13 @@ public struct DemoSummary: Sendable {
             duration = .zero
         }
         throughput = duration > .zero ? Double(tally.ended) / duration.inSeconds : 0
+        steadyThroughput = stage.monitor.steadyRate()
         participants = Self.participants(ledger)
         (duplicateEffects, duplicateEffectDetails) = Self.duplicateEffects(ledger)
-        leakedReservations = leaks.filter {
-            if case .reservation = $0.resource { true } else { false }
-        }.count
+        leakedReservations =
+            leaks.filter {
+                if case .reservation = $0.resource { true } else { false }
+            }.count
         otherLeaks = leaks.filter {
             if case .reservation = $0.resource { false } else { true }
         }.map(\.description)
@@ -121,7 +126,9 @@ public struct DemoSummary: Sendable {
         }
         let order = ["erp", "inventory", "wms", "tms", "billing"]
         return byName.map { Participant(name: $0.key, counts: $0.value) }.sorted {
-            (order.firstIndex(of: $0.name) ?? order.count, $0.name) < (order.firstIndex(of: $1.name) ?? order.count, $1.name)
+            (order.firstIndex(of: $0.name) ?? order.count, $0.name) < (
+                order.firstIndex(of: $1.name) ?? order.count, $1.name
+            )
         }
     }
 
@@ -193,7 +200,9 @@ public struct DemoSummary: Sendable {
             if status == .cancelled && count == 0 { continue }
             var because = ""
             if let status, let codes = reasons[status], !codes.isEmpty {
-                because = " (" + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
+                because =
+                    " ("
+                    + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
                     .joined(separator: ", ") + ")"
             }
             lines.append(
@@ -207,7 +216,8 @@ public struct DemoSummary: Sendable {
                     + "max \(Format.milliseconds(latency.max))")
         }
         lines.append(
-            "Throughput: \(Format.fixed(throughput, 1)) sagas/s ended (\(Format.grouped(ended)) in \(duration.readable))")
+            "Throughput: \(Format.fixed(steadyThroughput, 1)) sagas/s ended at steady state (10%-90% of the ends); "
+                + "\(Format.fixed(throughput, 1))/s overall (\(Format.grouped(ended)) in \(duration.readable))")
         lines.append("")
         lines.append("Participants (from their ledgers)")
         let header = [
@@ -215,7 +225,9 @@ public struct DemoSummary: Sendable {
             "injected",
         ]
         let widths = [12, 9, 8, 20, 16, 11, 8, 9]
-        lines.append("  " + zip(header, widths).map { Self.pad($0.0, $0.1, right: $0.0 != "participant") }.joined(separator: " "))
+        lines.append(
+            "  " + zip(header, widths).map { Self.pad($0.0, $0.1, right: $0.0 != "participant") }.joined(separator: " ")
+        )
         for participant in participants {
             let c = participant.counts
             let injected = c.injectedBusy + c.injectedRejected + c.injectedSilences + c.lostReplies
@@ -225,7 +237,10 @@ public struct DemoSummary: Sendable {
                 Format.grouped(c.noOpCompensations), Format.grouped(c.businessErrors), Format.grouped(injected),
             ]
             lines.append(
-                "  " + zip(values, widths).enumerated().map { Self.pad($0.element.0, $0.element.1, right: $0.offset > 0) }
+                "  "
+                    + zip(values, widths).enumerated().map {
+                        Self.pad($0.element.0, $0.element.1, right: $0.offset > 0)
+                    }
                     .joined(separator: " "))
         }
         lines.append(

@@ -40,7 +40,8 @@ struct MemoryProbe {
         try await client.connect()
         let silentQueue = names.participantsQueue
         let queues = [
-            WorkerTopology.startQueue(workflow.name), WorkerTopology.partitionQueue(workflow.name, worker: names.workerId),
+            WorkerTopology.startQueue(workflow.name),
+            WorkerTopology.partitionQueue(workflow.name, worker: names.workerId),
             "waybill.replies.\(names.workerId)", "waybill.control.\(names.workerId)", silentQueue,
         ]
         func removeTopology() async {

@@ -66,7 +66,8 @@ public final class ParticipantService: Service, Sendable {
     private let client: AMQPClient
     private let respond: Responder
     private let logger: Logger
-    private let counters = Mutex(Statistics(commands: 0, replies: 0, silences: 0, unconfirmedReplies: 0, withoutReplyTo: 0))
+    private let counters = Mutex(
+        Statistics(commands: 0, replies: 0, silences: 0, unconfirmedReplies: 0, withoutReplyTo: 0))
 
     /// A service answering with `respond`.
     public init(

@@ -70,7 +70,8 @@ final class PatternReplay: Sendable {
             "x-dead-letter-exchange": .string(names.deadLetterExchange), "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
         ]
-        for exchange in [names.commandsExchange, names.eventsExchange, names.deadLetterExchange, names.triggerExchange] {
+        for exchange in [names.commandsExchange, names.eventsExchange, names.deadLetterExchange, names.triggerExchange]
+        {
             try await client.declareExchange(ExchangeDeclaration(name: exchange, kind: .topic))
         }
         for queue in [names.startQueue, names.partitionQueue, names.replyQueue] {
@@ -79,7 +80,8 @@ final class PatternReplay: Sendable {
         try await client.bind(
             QueueBinding(queue: names.startQueue, exchange: names.triggerExchange, bindingKey: names.triggerKey))
         try await client.declareExchange(ExchangeDeclaration(name: names.partitionExchange, kind: .consistentHash))
-        try await client.bind(QueueBinding(queue: names.partitionQueue, exchange: names.partitionExchange, bindingKey: "10"))
+        try await client.bind(
+            QueueBinding(queue: names.partitionQueue, exchange: names.partitionExchange, bindingKey: "10"))
     }
 
     /// Deletes the replay's queues and exchanges (best effort).
@@ -185,8 +187,14 @@ final class PatternReplay: Sendable {
         let shipmentId = "\(saga.orderId)-1"
         let (step, routingKey, body): (String, String, JSONValue)
         switch saga.step {
-        case 0: (step, routingKey, body) = ("accept", "erp.order.accept", ["orderId": .string(saga.orderId), "lines": saga.lines])
-        case 1: (step, routingKey, body) = ("reserve", "inventory.reserve", ["orderId": .string(saga.orderId), "lines": saga.lines])
+        case 0:
+            (step, routingKey, body) = (
+                "accept", "erp.order.accept", ["orderId": .string(saga.orderId), "lines": saga.lines]
+            )
+        case 1:
+            (step, routingKey, body) = (
+                "reserve", "inventory.reserve", ["orderId": .string(saga.orderId), "lines": saga.lines]
+            )
         case 2:
             (step, routingKey, body) = (
                 "release/0", "wms.\(saga.warehouse).release", ["shipmentId": .string(shipmentId), "lines": saga.lines]

@@ -20,7 +20,8 @@ public struct PrivateBroker: Sendable {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         let path =
-            virtualHost == "/" ? "/" : "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
+            virtualHost == "/"
+            ? "/" : "/" + (virtualHost.addingPercentEncoding(withAllowedCharacters: allowed) ?? virtualHost)
         return BrokerAddress(url: "amqp://guest@127.0.0.1:\(port)\(path)", password: "guest")
     }
 

@@ -41,7 +41,9 @@ extension Duration {
     var readable: String {
         let seconds = inSeconds
         if seconds < 0.001 { return "\(Format.fixed(seconds * 1_000_000, 0)) µs" }
-        if seconds < 10 { return seconds < 1 ? "\(Format.fixed(seconds * 1000, 0)) ms" : "\(Format.fixed(seconds, 2)) s" }
+        if seconds < 10 {
+            return seconds < 1 ? "\(Format.fixed(seconds * 1000, 0)) ms" : "\(Format.fixed(seconds, 2)) s"
+        }
         if seconds < 120 { return "\(Format.fixed(seconds, 1)) s" }
         let whole = Int(seconds.rounded())
         let rest = whole % 60
