@@ -44,6 +44,8 @@ indirect enum Answer: Sendable {
     case raw(String)
     /// The answer, sent twice (a participant that replies again after a crash).
     case twice(Answer)
+    /// Accept the command now and answer it later, when the test calls ``Participant/answerHeld(_:)``.
+    case hold
 }
 
 /// An order-fulfillment participant for tests: ERP, inventory, WMS, TMS and billing in one consumer of a queue bound
@@ -69,6 +71,8 @@ final class Participant: Sendable {
         /// Commands answered from memory instead of being applied again.
         var absorbed = 0
         var repliesSent = 0
+        /// Commands accepted with ``Answer/hold`` and not answered yet.
+        var held: [ReceivedCommand] = []
     }
 
     let client: AMQPClient
@@ -144,6 +148,33 @@ final class Participant: Sendable {
         }
     }
 
+    /// Answers every held command with `answer` (applying its effect unless an earlier command with the same key
+    /// already did), as a participant that works asynchronously would. Returns how many it answered; throws when the
+    /// replies were not confirmed (the held commands stay held).
+    @discardableResult
+    func answerHeld(_ answer: Answer = .standard) async throws -> Int {
+        let held = state.withLock { $0.held }
+        var messages: [OutboundMessage] = []
+        for command in held {
+            let resolved = state.withLock { state in
+                if let known = state.remembered[command.idempotencyKey] { return Self.once(known) }
+                let resolved = resolve(answer, for: command)
+                Self.remember(resolved, for: command, in: &state)
+                return resolved
+            }
+            messages += replies(resolved, to: command)
+        }
+        let outcomes = try await client.publish(messages)
+        guard outcomes.allSatisfy(\.isConfirmed) else {
+            throw ParticipantError(message: "replies to held commands not confirmed: \(Set(outcomes.map { "\($0)" }))")
+        }
+        state.withLock { state in
+            state.held.removeFirst(held.count)
+            state.repliesSent += messages.count
+        }
+        return held.count
+    }
+
     /// Sends `answer` to `command` now, outside the script (a late reply).
     func reply(to command: ReceivedCommand, _ answer: Answer) async throws {
         let messages = replies(resolve(answer, for: command), to: command)
@@ -166,10 +197,11 @@ final class Participant: Sendable {
                     return Self.once(known)
                 }
                 let answer = resolve(script(command) ?? .standard, for: command)
-                if let final = Self.finalAnswer(answer) {
-                    state.remembered[command.idempotencyKey] = final
-                    if case .ok = final { state.applied.append(command.idempotencyKey) }
+                if case .hold = answer {
+                    state.held.append(command)
+                    return .silence
                 }
+                Self.remember(answer, for: command, in: &state)
                 return answer
             }
             let start = messages.count
@@ -201,12 +233,18 @@ final class Participant: Sendable {
         }
     }
 
+    private static func remember(_ answer: Answer, for command: ReceivedCommand, in state: inout State) {
+        guard let final = finalAnswer(answer) else { return }
+        state.remembered[command.idempotencyKey] = final
+        if case .ok = final { state.applied.append(command.idempotencyKey) }
+    }
+
     /// The answer to remember for a key: ok or a non-retryable error.
     private static func finalAnswer(_ answer: Answer) -> Answer? {
         switch answer {
         case .ok: answer
         case .error(_, let retryable): retryable ? nil : answer
-        case .silence, .raw, .standard: nil
+        case .silence, .raw, .standard, .hold: nil
         case .twice(let inner): finalAnswer(inner)
         }
     }
@@ -219,7 +257,7 @@ final class Participant: Sendable {
     private func replies(_ answer: Answer, to command: ReceivedCommand) -> [OutboundMessage] {
         let body: Data
         switch answer {
-        case .silence, .standard:
+        case .silence, .standard, .hold:
             return []
         case .twice(let inner):
             return replies(inner, to: command) + replies(inner, to: command)

@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 /// The private RabbitMQ that `scripts/test` starts. Tests that need it are skipped, with a reason, when
@@ -57,20 +58,10 @@ enum TestBroker {
         return (stripped, password)
     }
 
-    /// Runs `scripts/rabbitmq` with `arguments` and returns its exit status and output.
-    static func runScript(_ arguments: [String]) async throws -> (status: Int32, output: String) {
-        try await Task.detached {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: script)
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-        }.value
+    /// Runs `scripts/rabbitmq` with `arguments` and returns whether it succeeded and what it printed.
+    static func runScript(_ arguments: [String]) async throws -> (succeeded: Bool, output: String) {
+        let (termination, output) = try await ChildProcess.run(script, arguments)
+        return (termination == .exited(0), output)
     }
 }
 
@@ -81,18 +72,39 @@ struct TimedOut: Error, CustomStringConvertible {
     var description: String { "timed out after \(seconds)s waiting for \(what)" }
 }
 
-/// Runs `body`, failing with ``TimedOut`` if it has not finished after `seconds`.
+/// Runs `body`, failing with ``TimedOut`` if it has not finished after `seconds`. On a timeout `body` is cancelled
+/// but not awaited, so a body that ignores cancellation cannot hang the test.
 func within<T: Sendable>(
     _ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: .seconds(seconds))
-            throw TimedOut(what: what, seconds: seconds)
+    let race = Race<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        race.continuation.withLock { $0 = continuation }
+        let work = Task {
+            let result: Result<T, any Error>
+            do {
+                result = .success(try await body())
+            } catch {
+                result = .failure(error)
+            }
+            race.finish(with: result)
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        race.work.withLock { $0 = work }
+        Task {
+            try? await Task.sleep(for: .seconds(seconds))
+            race.work.withLock { $0 }?.cancel()
+            race.finish(with: .failure(TimedOut(what: what, seconds: seconds)))
+        }
+    }
+}
+
+/// The state of one ``within(_:_:_:)``: whoever finishes first resumes the caller.
+private final class Race<T: Sendable>: Sendable {
+    let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let work = Mutex<Task<Void, Never>?>(nil)
+
+    func finish(with result: Result<T, any Error>) {
+        continuation.withLock { $0.take() }?.resume(with: result)
     }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Testing
 
 /// `waybill worker` as a separate process, configured through its environment variables, so a test can kill it.
@@ -7,13 +6,12 @@ import Testing
 /// The binary is `<scratch path>/debug/waybill`; the scratch path is `WAYBILL_TEST_SCRATCH_PATH` (relative to the
 /// repository unless absolute), `.build` by default, so build with the same `--scratch-path` as the tests.
 final class WorkerProcess: Sendable {
-    let process: Process
+    let child: ChildProcess
     let log: URL
-    private let exit: Mutex<Int32?>
-    private let exited: AsyncStream<Int32>
 
     static func binary() throws -> URL {
-        let scratch = ProcessInfo.processInfo.environment["WAYBILL_TEST_SCRATCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
+        let scratch =
+            ProcessInfo.processInfo.environment["WAYBILL_TEST_SCRATCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ".build"
         let base =
             scratch.hasPrefix("/") ? URL(fileURLWithPath: scratch) : TestBroker.repository.appendingPathComponent(scratch)
@@ -45,55 +43,25 @@ final class WorkerProcess: Sendable {
 
     /// Starts `waybill worker`; its output is appended to `log`.
     init(environment: [String: String], log: URL) throws {
-        process = Process()
         self.log = log
-        exit = Mutex(nil)
-        let (exited, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        self.exited = exited
-        process.executableURL = try Self.binary()
-        process.arguments = ["worker", "--log-level", "info"]
-        process.environment = environment
-        if !FileManager.default.fileExists(atPath: log.path) {
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        }
-        let handle = try FileHandle(forWritingTo: log)
-        handle.seekToEndOfFile()
-        process.standardOutput = handle
-        process.standardError = handle
-        process.terminationHandler = { [weak self] process in
-            self?.exit.withLock { $0 = process.terminationStatus }
-            continuation.yield(process.terminationStatus)
-            continuation.finish()
-            try? handle.close()
-        }
-        try process.run()
+        child = try ChildProcess(
+            executable: try Self.binary().path, arguments: ["worker", "--log-level", "info"], environment: environment,
+            output: log.path)
     }
 
-    /// The exit status once the process has ended.
-    var exitStatus: Int32? { exit.withLock { $0 } }
-
-    /// Waits for the process to end and returns its status.
-    func waitForExit(seconds: Double = 60) async throws -> Int32 {
-        if let status = exitStatus { return status }
-        let exited = exited
-        return try await within(seconds, "waybill worker (pid \(process.processIdentifier)) to exit") {
-            for await status in exited { return status }
-            return -1
-        }
-    }
+    /// How the process ended, or `nil` while it runs.
+    var ended: ChildProcess.Termination? { child.ended }
 
     /// SIGKILL: no graceful anything.
     func kill() async throws {
-        guard exitStatus == nil else { return }
-        _ = Foundation.kill(process.processIdentifier, SIGKILL)
-        _ = try await waitForExit()
+        child.send(SIGKILL)
+        try await child.waitForExit()
     }
 
-    /// SIGTERM, the graceful stop; returns the exit status.
-    func terminate() async throws -> Int32 {
-        if let status = exitStatus { return status }
-        process.terminate()
-        return try await waitForExit()
+    /// SIGTERM, the graceful stop; returns how the process ended.
+    func terminate() async throws -> ChildProcess.Termination {
+        child.send(SIGTERM)
+        return try await child.waitForExit()
     }
 
     /// The last lines the worker logged, for failure messages.
