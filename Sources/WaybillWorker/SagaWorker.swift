@@ -91,15 +91,21 @@ public final class SagaWorker: Service, Sendable {
         var consumers: [(WorkerInput.Source, AMQPConsumer)] = []
         for workflow in workflows {
             consumers.append(
-                (.router(workflow.name),
-                 try await client.consume(queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch)))
+                (
+                    .router(workflow.name),
+                    try await client.consume(
+                        queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch)
+                ))
             consumers.append(
-                (.start(workflow.name),
-                 try await client.consume(
-                    queue: WorkerTopology.partitionQueue(workflow.name, worker: configuration.workerId),
-                    prefetch: configuration.prefetch)))
+                (
+                    .start(workflow.name),
+                    try await client.consume(
+                        queue: WorkerTopology.partitionQueue(workflow.name, worker: configuration.workerId),
+                        prefetch: configuration.prefetch)
+                ))
         }
-        consumers.append((.reply, try await client.consume(queue: configuration.replyQueue, prefetch: configuration.prefetch)))
+        consumers.append(
+            (.reply, try await client.consume(queue: configuration.replyQueue, prefetch: configuration.prefetch)))
         logger.info(
             "worker running",
             metadata: [
@@ -133,8 +139,16 @@ public final class SagaWorker: Service, Sendable {
                         queue.push(.tick)
                     }
                 }
-                while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {
-                    await loop.process(batch)
+                // Cancellation (a service group cancelling its services) ends the loop as a graceful stop does: the
+                // queue's waiter does not observe cancellation, so without this `run()` would never return.
+                await withTaskCancellationHandler {
+                    while let batch = await queue.nextBatch(
+                        max: configuration.batchSize, linger: configuration.batchLinger)
+                    {
+                        await loop.process(batch)
+                    }
+                } onCancel: {
+                    queue.finish()
                 }
                 group.cancelAll()
             }
