@@ -104,10 +104,13 @@ final class Participant: Sendable {
         return { _, _ in value }
     }
 
-    /// Declares the participant's queue, binds it to `exchange` with `#` and consumes it until the task is cancelled.
-    func run(bindingTo exchange: String) async throws {
+    /// Declares the participant's queue, binds it to `exchange` with `keys` and consumes it until the task is
+    /// cancelled.
+    func run(bindingTo exchange: String, keys: [String] = ["#"]) async throws {
         _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
-        try await client.bind(QueueBinding(queue: queue, exchange: exchange, bindingKey: "#"))
+        for key in keys {
+            try await client.bind(QueueBinding(queue: queue, exchange: exchange, bindingKey: key))
+        }
         let consumer = try await client.consume(queue: queue, prefetch: 2000)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [work] in

@@ -34,11 +34,18 @@ struct TestNames: Sendable {
 struct WorkflowEdits: Sendable {
     /// Extra keys per step id, inserted right after `- id: <step>` (e.g. `timeout: 300ms`).
     var stepKeys: [String: [String]] = [:]
+    /// Text replacements applied first; each must match.
+    var replacements: [(old: String, new: String)] = []
 
     static let none = WorkflowEdits()
 
     /// The SPEC §1 workflow with the test's name and trigger exchange, and these edits.
     func apply(to text: String, names: TestNames) throws -> String {
+        var text = text
+        for replacement in replacements {
+            try #require(text.contains(replacement.old), "the workflow contains '\(replacement.old)'")
+            text = text.replacingOccurrences(of: replacement.old, with: replacement.new)
+        }
         var lines = text.components(separatedBy: "\n")
         let name = try #require(lines.firstIndex { $0.hasPrefix("name:") }, "the workflow has a name line")
         lines[name] = "name: \(names.workflow)"
@@ -132,11 +139,14 @@ final class Scenario: Sendable {
     private let workers = Mutex<[RunningWorker]>([])
 
     /// Builds the world, runs `body`, stops every worker and deletes what the test declared.
+    ///
+    /// `bindings` are the participant's binding keys on the commands exchange (`#`: it takes every command).
     static func run<T: Sendable>(
         edits: WorkflowEdits = .none, stock: @escaping Participant.Stock = Participant.oneWarehouse,
-        script: @escaping Participant.Script = { _ in nil }, _ body: (Scenario) async throws -> T
+        bindings: [String] = ["#"], script: @escaping Participant.Script = { _ in nil },
+        _ body: (Scenario) async throws -> T
     ) async throws -> T {
-        let scenario = try await Scenario(edits: edits, stock: stock, script: script)
+        let scenario = try await Scenario(edits: edits, stock: stock, bindings: bindings, script: script)
         do {
             let result = try await body(scenario)
             try await scenario.tearDown()
@@ -147,19 +157,16 @@ final class Scenario: Sendable {
         }
     }
 
-    private init(edits: WorkflowEdits, stock: @escaping Participant.Stock, script: @escaping Participant.Script)
-        async throws
-    {
+    private init(
+        edits: WorkflowEdits, stock: @escaping Participant.Stock, bindings: [String],
+        script: @escaping Participant.Script
+    ) async throws {
         let names = TestNames()
         self.names = names
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-e2e-\(names.tag)")
         let workflows = directory.appendingPathComponent("Workflows")
         try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
-        let original = try String(
-            contentsOf: TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml"),
-            encoding: .utf8)
-        try edits.apply(to: original, names: names).write(
-            to: workflows.appendingPathComponent("order-fulfillment.yaml"), atomically: true, encoding: .utf8)
+        try Self.writeWorkflow(edits, names: names, to: workflows)
 
         client = try await TestBroker.connectedClient("waybill-test-\(names.tag)")
         for exchange in [names.commandsExchange, names.eventsExchange] {
@@ -172,7 +179,7 @@ final class Scenario: Sendable {
         )
         background = Task {
             await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await participant.run(bindingTo: commands) }
+                group.addTask { try? await participant.run(bindingTo: commands, keys: bindings) }
                 group.addTask { try? await observer.run(bindingTo: events) }
             }
         }
@@ -187,6 +194,19 @@ final class Scenario: Sendable {
     }
 
     var workflowsDirectory: String { directory.appendingPathComponent("Workflows").path }
+
+    /// Replaces the test's workflow file (workers read it when they start).
+    func rewriteWorkflow(_ edits: WorkflowEdits) throws {
+        try Self.writeWorkflow(edits, names: names, to: directory.appendingPathComponent("Workflows"))
+    }
+
+    private static func writeWorkflow(_ edits: WorkflowEdits, names: TestNames, to directory: URL) throws {
+        let original = try String(
+            contentsOf: TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml"),
+            encoding: .utf8)
+        try edits.apply(to: original, names: names).write(
+            to: directory.appendingPathComponent("order-fulfillment.yaml"), atomically: true, encoding: .utf8)
+    }
 
     /// The configuration of worker number `index` of this test.
     func configuration(worker index: Int = 1) throws -> WorkerConfiguration {

@@ -1,0 +1,125 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import SagaStore
+import Testing
+import WaybillDefinition
+
+@testable import WaybillWorker
+
+/// What the wire and the process lifecycle can do wrong: unroutable commands, unreadable replies, restarts with
+/// timers pending or a changed workflow file, cancellation.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct FaultTests {
+    @Test("an unroutable command is a retryable failure: retried, then the step fails and the saga compensates")
+    func unroutableCommand() async throws {
+        // Nobody listens for wms.w9.release; the undo commands still route.
+        let bindings = ["erp.#", "inventory.#", "wms.*.cancel", "tms.#", "billing.#"]
+        let edits = WorkflowEdits(stepKeys: ["release": ["retry: { max_attempts: 3, initial_interval: 10ms }"]])
+        try await Scenario.run(edits: edits, stock: Participant.table([("w9", "A", 1)]), bindings: bindings) {
+            scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-u", lines: [("A", 1)])
+            let saga = try await scenario.waitForStatus("o-u", .compensated, in: worker)
+            #expect(saga.instance.failure?.step == "release")
+            #expect(saga.instance.failure?.error.code == StepError.unroutableCode)
+            #expect(saga.instance.steps[3].branches.first?.attempt == 3, "three attempts before giving up")
+            let journal = try worker.store.journal(of: scenario.key("o-u"))
+            #expect(journal.count { $0.entry.kind == .returned } == 3)
+            #expect(
+                scenario.participant.received(saga: "o-u").map(\.summary) == [
+                    "erp.order.accept", "inventory.reserve", "inventory.release (undo)", "erp.order.cancel (undo)",
+                ])
+        }
+    }
+
+    @Test("an unreadable reply is journaled for its saga; the attempt times out and the retry completes it")
+    func malformedReply() async throws {
+        let edits = WorkflowEdits(stepKeys: [
+            "reserve": ["timeout: 300ms", "retry: { max_attempts: 3, initial_interval: 10ms }"]
+        ])
+        let script: Participant.Script = { command in
+            command.routingKey == "inventory.reserve" && command.attempt == 1 ? .raw("{not json") : nil
+        }
+        try await Scenario.run(edits: edits, script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-m", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-m", .completed, in: worker)
+            let journal = try worker.store.journal(of: scenario.key("o-m"))
+            #expect(journal.contains { $0.entry.kind == .note && $0.entry.detail.contains("malformed reply") })
+            let reserves = scenario.participant.received(saga: "o-m").filter { $0.routingKey == "inventory.reserve" }
+            #expect(reserves.map(\.attempt) == [1, 2])
+            #expect(try await scenario.client.inspectQueue(scenario.names.deadLetterQueue).messageCount == 0)
+        }
+    }
+
+    @Test("a retry timer survives a worker restart: the saga waits through it and completes")
+    func retryTimerSurvivesRestart() async throws {
+        let edits = WorkflowEdits(stepKeys: ["accept": ["retry: { max_attempts: 3, initial_interval: 1s, jitter: none }"]])
+        let script: Participant.Script = { command in
+            command.routingKey == "erp.order.accept" && command.attempt == 1 ? .error("busy", retryable: true) : nil
+        }
+        try await Scenario.run(edits: edits, script: script) { scenario in
+            let first = try await scenario.startWorker()
+            try await scenario.placeOrder("o-t", lines: [("A", 1)])
+            let key = scenario.key("o-t")
+            try await eventually("the retry timer stored") {
+                try first.store.timers(of: key).contains { $0.kind == .retry }
+            }
+            try await first.stop()
+
+            let second = try await scenario.startWorker()
+            try await scenario.waitForStatus("o-t", .completed, in: second)
+            let accepts = scenario.participant.received(saga: "o-t").filter { $0.routingKey == "erp.order.accept" }
+            #expect(accepts.map(\.attempt) == [1, 2])
+            #expect(try second.store.timers(of: key).isEmpty)
+        }
+    }
+
+    @Test("a saga keeps its workflow version when the file changes under a restart; new orders take the new one")
+    func versionKeptAcrossRestart() async throws {
+        let script: Participant.Script = { command in
+            command.sagaId == "o-v1" && command.step == "invoice" ? .hold : nil
+        }
+        try await Scenario.run(script: script) { scenario in
+            let first = try await scenario.startWorker()
+            try await scenario.placeOrder("o-v1", lines: [("A", 1)])
+            try await scenario.participant.waitUntil("the v1 invoice") { $0.contains { $0.step == "invoice" } }
+            try await first.stop()
+
+            try scenario.rewriteWorkflow(
+                WorkflowEdits(replacements: [
+                    ("version: 1 ", "version: 2 "), ("command: billing.invoice.create", "command: billing.invoice.issue"),
+                ]))
+            let second = try await scenario.startWorker()
+            try await scenario.participant.answerHeld()
+            let old = try await scenario.waitForStatus("o-v1", .completed, in: second)
+            try await scenario.placeOrder("o-v2", lines: [("A", 1)])
+            let new = try await scenario.waitForStatus("o-v2", .completed, in: second)
+
+            #expect(old.instance.version == 1)
+            #expect(new.instance.version == 2)
+            #expect(old.instance.definitionHash != new.instance.definitionHash)
+            #expect(scenario.participant.received(saga: "o-v1").last?.routingKey == "billing.invoice.create")
+            #expect(scenario.participant.received(saga: "o-v2").last?.routingKey == "billing.invoice.issue")
+            try await scenario.waitForEvent("order.completed", of: "o-v2")
+            #expect(scenario.observer.events(of: "o-v2").last?.body?["data"]?["version"] == 2)
+        }
+    }
+
+    @Test("cancelling the task that runs a worker stops it (a Service must return when cancelled)")
+    func cancellationStopsTheWorker() async throws {
+        try await Scenario.run { scenario in
+            let worker = SagaWorker(configuration: try scenario.configuration(), logger: TestBroker.logger("worker"))
+            let run = Task { try await worker.run() }
+            try await within(60, "the worker to run") { await worker.waitUntilRunning() }
+            run.cancel()
+            try await within(30, "the cancelled worker to return") { _ = try? await run.value }
+            // Nothing was lost: a worker started again on the same file takes new orders.
+            let again = try await scenario.startWorker()
+            try await scenario.placeOrder("o-x", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-x", .completed, in: again)
+        }
+    }
+}
