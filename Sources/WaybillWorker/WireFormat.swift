@@ -118,7 +118,9 @@ public struct WireFormat: Sendable {
     }
 
     /// Parses a start message body and evaluates the workflow's saga id.
-    public static func start(_ body: some Collection<UInt8>, definition: WorkflowDefinition) throws(Refusal) -> (
+    public static func start(
+        _ body: some Collection<UInt8>, definition: WorkflowDefinition
+    ) throws(Refusal) -> (
         sagaId: String, input: JSONValue
     ) {
         let input: JSONValue
@@ -138,7 +140,21 @@ public struct WireFormat: Sendable {
             throw Refusal("start message has no saga id: \(error)")
         }
         guard !sagaId.isEmpty else { throw Refusal("start message has an empty saga id") }
+        let limit = maxSagaIdBytes(workflow: definition.name)
+        guard sagaId.utf8.count <= limit else {
+            throw Refusal(
+                "start message has a saga id of \(sagaId.utf8.count) bytes; workflow \(definition.name) allows at most "
+                    + "\(limit), because message ids (<workflow>/<saga id>/m<n>) and routing keys are AMQP short "
+                    + "strings of at most 255 bytes")
+        }
         return (sagaId, input)
+    }
+
+    /// The longest saga id (in UTF-8 bytes) whose minted ids, `<workflow>/<saga id>/<letter><sequence>`, fit the
+    /// 255-byte AMQP short strings they travel in (`message_id`, `correlation_id`); 20 bytes are kept for the letter
+    /// and the sequence number.
+    public static func maxSagaIdBytes(workflow: String) -> Int {
+        255 - workflow.utf8.count - 2 - 20
     }
 
     /// Parses a reply body: `{"status":"ok","output":...}` or `{"status":"error","code":...,"retryable":...}`.
