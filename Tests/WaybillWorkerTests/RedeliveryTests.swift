@@ -135,3 +135,26 @@ struct RedeliveryTests {
         }
     }
 }
+
+extension RedeliveryTests {
+    @Test("a start whose saga id is too long for AMQP message ids is dead-lettered with a reason, and the worker goes on")
+    func overlongSagaId() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            let long = String(repeating: "x", count: 300)
+            try await scenario.placeOrder(long, lines: [("A", 1)])
+            try await scenario.placeOrder("o-after", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-after", .completed, in: worker)
+            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
+            let dead = try await within(30, "a dead letter") {
+                for try await delivery in consumer { return delivery }
+                throw TimedOut(what: "a dead letter", seconds: 0)
+            }
+            scenario.client.ack(dead.deliveryTag)
+            await scenario.client.cancel(consumer)
+            let reason = try #require(
+                dead.properties.headers[WireFormat.Header.error]?.stringValue, "headers: \(dead.properties.headers)")
+            #expect(reason.contains("255"), "\(reason)")
+        }
+    }
+}
