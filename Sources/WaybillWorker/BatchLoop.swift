@@ -91,7 +91,9 @@ final class BatchLoop: Sendable {
             do {
                 for timer in try store.dueTimers(before: now, limit: configuration.batchSize) {
                     items.append(
-                        Item(key: timer.key, event: .timerFired(timerId: timer.id), inbox: "timer:\(timer.id)", timerId: timer.id))
+                        Item(
+                            key: timer.key, event: .timerFired(timerId: timer.id), inbox: "timer:\(timer.id)",
+                            timerId: timer.id))
                 }
             } catch {
                 logger.error("cannot read due timers: \(error)")
@@ -144,7 +146,9 @@ final class BatchLoop: Sendable {
             relays.append(
                 deadLetter(
                     delivery, source: source,
-                    reason: "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"))
+                    reason:
+                        "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"
+                ))
             return
         }
         switch source {
@@ -248,7 +252,8 @@ final class BatchLoop: Sendable {
                 transition = engine.apply(item.event, to: instance, definition: definition, now: now)
             case (_, nil):
                 if let timerId = item.timerId {
-                    changes.append(SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
+                    changes.append(
+                        SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
                 } else {
                     logger.warning("event for unknown saga \(item.key) dropped", metadata: ["event": "\(item.event)"])
                 }
@@ -304,12 +309,23 @@ final class BatchLoop: Sendable {
         }
     }
 
-    /// Whether an outbox row is done with: confirmed, or returned unroutable (then its saga hears about it).
+    /// Whether an outbox row is done with: confirmed, returned unroutable (then its saga hears about it), or refused
+    /// by the client because AMQP cannot carry it (a routing key or id over 255 bytes, built from saga data): such a
+    /// row would fail the same way forever, so it is dropped and a command's saga hears about it as unroutable.
     private func handleOutcome(_ outcome: PublishOutcome, of message: OutboxMessage) -> Bool {
         switch outcome {
         case .confirmed:
             return true
         case .returned:
+            if message.mandatory { feedback(.returned(messageId: message.messageId)) }
+            return true
+        case .rejected(let error) where error.code == .invalidArgument:
+            logger.error(
+                "dropping an outbox message AMQP cannot carry",
+                metadata: [
+                    "message.id": .string(String(message.messageId.prefix(120))),
+                    "error": .string(error.message),
+                ])
             if message.mandatory { feedback(.returned(messageId: message.messageId)) }
             return true
         case .nacked, .connectionLost, .rejected:
