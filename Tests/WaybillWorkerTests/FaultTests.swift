@@ -123,3 +123,28 @@ struct FaultTests {
         }
     }
 }
+
+extension FaultTests {
+    @Test("a command AMQP cannot carry (a routing key over 255 bytes, from participant data) fails its step")
+    func commandThatCannotBeSent() async throws {
+        let warehouse = String(repeating: "w", count: 260)
+        let edits = WorkflowEdits(stepKeys: [
+            "release": ["timeout: 2s", "retry: { max_attempts: 2, initial_interval: 10ms }"]
+        ])
+        try await Scenario.run(edits: edits, stock: Participant.table([(warehouse, "A", 1)])) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-k", lines: [("A", 1)])
+            let saga = try await scenario.waitForStatus("o-k", .compensated, in: worker)
+            #expect(saga.instance.failure?.step == "release")
+            // Reported like a command nobody can receive: retryable, so the attempts run out first.
+            #expect(saga.instance.failure?.error.code == StepError.unroutableCode)
+            #expect(saga.instance.steps[3].branches.first?.attempt == 2)
+            #expect(
+                scenario.participant.received(saga: "o-k").map(\.summary) == [
+                    "erp.order.accept", "inventory.reserve", "inventory.release (undo)", "erp.order.cancel (undo)",
+                ])
+            // The commands that could not be sent are not retried forever from the outbox.
+            try await eventually("the outbox to drain") { try worker.store.pendingOutbox(limit: 10).isEmpty }
+        }
+    }
+}
