@@ -79,7 +79,10 @@ let package = Package(
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
         .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
-        .testTarget(name: "WaybillDemoTests", dependencies: ["WaybillDemo"]),
+        .testTarget(
+            name: "WaybillDemoTests",
+            dependencies: ["WaybillDemo", "WaybillSimulator", "WaybillWorker", "WaybillDefinition", "AMQPTransport"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -14,6 +14,9 @@ public struct BenchOptions: Sendable {
     public var orders: Int
     /// Sagas in flight at once during the throughput runs.
     public var inFlight: Int = 1000
+    /// Throughput rounds; each runs the end-to-end and the pattern replay once, alternating. The report takes the
+    /// median of each.
+    public var rounds: Int
     /// How long the step-overhead run offers load at half the end-to-end rate.
     public var overheadDuration: Duration
     /// Sagas the memory run holds in flight.
@@ -30,9 +33,10 @@ public struct BenchOptions: Sendable {
     /// The full benchmark (`quick`: small enough to finish within a couple of minutes).
     public init(broker: BrokerAddress, quick: Bool) {
         self.broker = broker
-        orders = quick ? 3000 : 20_000
+        orders = quick ? 3000 : 10_000
+        rounds = quick ? 2 : 3
         overheadDuration = quick ? .seconds(8) : .seconds(30)
-        memorySagas = quick ? 10_000 : 100_000
+        memorySagas = 100_000
         phaseTimeout = quick ? .seconds(150) : .seconds(900)
     }
 }
@@ -43,10 +47,18 @@ public struct BenchReport: Sendable {
     public var orders: Int
     /// Sagas in flight during the throughput runs.
     public var inFlight: Int
-    /// Completed order sagas per second through the worker (steady state: between 10% and 90% of completions).
-    public var endToEnd: Double
-    /// Completed sagas per second through the raw replay of the same message pattern.
-    public var ceiling: Double
+    /// Completed order sagas per second through the worker in each round (steady state: between 10% and 90% of the
+    /// completions).
+    public var endToEndRounds: [Double]
+    /// Completed sagas per second through the raw replay of the same message pattern, in each round.
+    public var ceilingRounds: [Double]
+    /// Commands the participants received per saga in the throughput rounds: through the worker, through the replay
+    /// (both 5 when every order ships from one warehouse and nothing is retried: the patterns match).
+    public var commandsPerSaga: (endToEnd: Double, replay: Double) = (0, 0)
+    /// The median end-to-end throughput.
+    public var endToEnd: Double { BenchRunner.median(endToEndRounds) }
+    /// The median pattern ceiling.
+    public var ceiling: Double { BenchRunner.median(ceilingRounds) }
     /// ``endToEnd`` / ``ceiling``.
     public var ratio: Double { ceiling > 0 ? endToEnd / ceiling : 0 }
     /// Orders per second offered during the step-overhead run.
@@ -67,16 +79,23 @@ public struct BenchReport: Sendable {
         func verdict(_ met: Bool) -> String { met ? "met" : "MISSED" }
         var lines: [String] = []
         lines.append(
-            "End-to-end: \(Format.grouped(orders)) order sagas, at most \(Format.grouped(inFlight)) in flight; worker and "
+            "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) in flight; worker and "
                 + "simulated participants in this process; synchronous=FULL, persistent messages, publisher confirms")
+        func rounds(_ values: [Double]) -> String {
+            values.count > 1 ? " (median of \(values.map { Format.fixed($0, 1) }.joined(separator: ", ")))" : ""
+        }
         lines.append(
-            "  throughput        \(Format.fixed(endToEnd, 1)) completed sagas/s (steady state, 10%-90% of completions)")
+            "  throughput        \(Format.fixed(endToEnd, 1)) completed sagas/s\(rounds(endToEndRounds)); steady state: "
+                + "10%-90% of each round's completions")
         lines.append(
             "Pattern ceiling: the same messages per saga with the raw AMQP client (no engine, no SQLite): 1 forwarded "
                 + "start, 5 commands, 6 events published and 7 deliveries consumed on the worker side, 5 commands "
                 + "consumed and 5 replies published by the same participants; same queues, batching and confirms")
-        lines.append("  throughput        \(Format.fixed(ceiling, 1)) completed sagas/s")
+        lines.append("  throughput        \(Format.fixed(ceiling, 1)) completed sagas/s\(rounds(ceilingRounds))")
         lines.append("  ratio             \(Format.fixed(ratio, 2)) (target >= 0.70: \(verdict(ratio >= 0.70)))")
+        lines.append(
+            "  commands per saga \(Format.fixed(commandsPerSaga.endToEnd, 2)) through the worker, "
+                + "\(Format.fixed(commandsPerSaga.replay, 2)) through the replay")
         lines.append(
             "Step overhead at \(Format.fixed(overheadRate, 0)) orders/s (half the end-to-end rate): a reply consumed by "
                 + "the worker -> the batch carrying its next command confirmed by the broker")
@@ -112,21 +131,18 @@ public enum BenchRunner {
         _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
     ) async throws -> BenchReport {
         var report = BenchReport(
-            orders: options.orders, inFlight: options.inFlight, endToEnd: 0, ceiling: 0, overheadRate: 0,
+            orders: options.orders, inFlight: options.inFlight, endToEndRounds: [], ceilingRounds: [], overheadRate: 0,
             overhead: nil, memorySagas: options.memorySagas, peakRSS: nil, memoryRampUp: nil, notes: [])
 
-        say("[1/4] end-to-end: \(options.orders) orders through the worker ...")
-        let (endToEnd, overhead, rate) = try await endToEndAndOverhead(options, logger: logger, say: say)
-        report.endToEnd = endToEnd
-        report.overhead = overhead
-        report.overheadRate = rate
-
-        say("[3/4] pattern ceiling: \(options.orders) orders replayed with the raw AMQP client ...")
-        report.ceiling = try await patternCeiling(options, logger: logger)
-        say("      \(Format.fixed(report.ceiling, 1)) sagas/s")
+        let throughput = try await throughputAndOverhead(options, logger: logger, say: say)
+        report.endToEndRounds = throughput.endToEnd
+        report.ceilingRounds = throughput.ceiling
+        report.commandsPerSaga = throughput.commandsPerSaga
+        report.overhead = throughput.overhead
+        report.overheadRate = throughput.rate
 
         if let executable = options.workerExecutable {
-            say("[4/4] memory: a `waybill worker` child with \(options.memorySagas) sagas in flight ...")
+            say("[memory] a `waybill worker` child with \(options.memorySagas) sagas in flight ...")
             let memory = try await MemoryProbe(options: options, executable: executable, logger: logger).run(say: say)
             report.peakRSS = memory.peak
             report.memoryRampUp = memory.rampUp
@@ -159,9 +175,14 @@ public enum BenchRunner {
         }
     }
 
-    private static func endToEndAndOverhead(
+    /// The throughput rounds (end-to-end, then pattern replay, alternating so that a load change on the machine hits
+    /// both alike) and the step-overhead run, on one broker.
+    private static func throughputAndOverhead(
         _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
-    ) async throws -> (Double, LatencySummary?, Double) {
+    ) async throws -> (
+        endToEnd: [Double], ceiling: [Double], commandsPerSaga: (Double, Double), overhead: LatencySummary?,
+        rate: Double
+    ) {
         let simulator = try simulator()
         let samples = Mutex<(recording: Bool, durations: [Duration])>((false, []))
         let setup = StageSetup(
@@ -174,43 +195,79 @@ public enum BenchRunner {
             },
             removeTopologyWhenDone: true)
         return try await DemoStage.run(setup, logger: logger) { stage in
-            let feed = OrderFeed(
-                publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
-                maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
-            let outcome = try await feed.run(orders(options.orders, prefix: "e2e"))
-            guard case .finished = outcome else {
-                throw DemoError(.stoppedEarly, "the end-to-end run did not finish: \(stage.monitor.tally)")
-            }
-            let tally = stage.monitor.tally
-            guard tally.completed == options.orders else {
-                throw DemoError(
-                    .stoppedEarly, "only \(tally.completed) of \(options.orders) sagas completed in the end-to-end run")
-            }
-            let throughput = stage.monitor.steadyRate()
-            say("      \(Format.fixed(throughput, 1)) completed sagas/s")
+            try await withPatternReplay(options, logger: logger) { replay, replayMonitor, replaySimulator in
+                let feed = OrderFeed(
+                    publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
+                    maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
+                var endToEnd: [Double] = []
+                var ceiling: [Double] = []
+                for round in 1...options.rounds {
+                    say("[\(round)/\(options.rounds)] end-to-end: \(options.orders) orders through the worker ...")
+                    let before = stage.monitor.tally
+                    let outcome = try await feed.run(orders(options.orders, prefix: "e2e\(round)"))
+                    let after = stage.monitor.tally
+                    guard case .finished = outcome, after.completed - before.completed == options.orders else {
+                        throw DemoError(
+                            .stoppedEarly,
+                            "end-to-end round \(round): \(after.completed - before.completed) of \(options.orders) "
+                                + "sagas completed (\(outcome))")
+                    }
+                    endToEnd.append(stage.monitor.steadyRate(skipping: before.ended))
+                    say("      \(Format.fixed(endToEnd[endToEnd.count - 1], 1)) completed sagas/s")
 
-            let rate = max(1, throughput / 2)
-            say(
-                "[2/4] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
-                    + "(half the end-to-end rate) ...")
-            samples.withLock { $0.recording = true }
-            let count = max(10, Int(rate * options.overheadDuration.inSeconds))
-            var paced = feed
-            paced.rate = rate
-            paced.maxInFlight = Int.max / 2
-            _ = try await paced.run(orders(count, prefix: "step"))
-            samples.withLock { $0.recording = false }
-            let overhead = LatencySummary(samples.withLock { $0.durations })
-            if let overhead {
+                    say("[\(round)/\(options.rounds)] pattern ceiling: \(options.orders) orders, raw AMQP replay ...")
+                    let replayed = replayMonitor.tally.ended
+                    let replayOutcome = try await replay.run(orders(options.orders, prefix: "replay\(round)"))
+                    guard case .finished = replayOutcome else {
+                        throw DemoError(
+                            .stoppedEarly, "pattern replay round \(round) did not finish (\(replayOutcome))")
+                    }
+                    ceiling.append(replayMonitor.steadyRate(skipping: replayed))
+                    say("      \(Format.fixed(ceiling[ceiling.count - 1], 1)) completed sagas/s")
+                }
+
+                let sagas = Double(options.rounds * options.orders)
+                let commands = (
+                    Double(simulator.ledger().totals.received) / sagas,
+                    Double(replaySimulator.ledger().totals.received) / sagas
+                )
+
+                let rate = max(1, median(endToEnd) / 2)
                 say(
-                    "      p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) over "
-                        + "\(overhead.count) replies")
+                    "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for "
+                        + "\(options.overheadDuration.readable) (half the end-to-end rate) ...")
+                samples.withLock { $0.recording = true }
+                let count = max(10, Int(rate * options.overheadDuration.inSeconds))
+                var paced = feed
+                paced.rate = rate
+                paced.maxInFlight = Int.max / 2
+                _ = try await paced.run(orders(count, prefix: "step"))
+                samples.withLock { $0.recording = false }
+                let overhead = LatencySummary(samples.withLock { $0.durations })
+                if let overhead {
+                    say(
+                        "      p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) "
+                            + "over \(overhead.count) replies")
+                }
+                return (endToEnd, ceiling, commands, overhead, rate)
             }
-            return (throughput, overhead, rate)
         }
     }
 
-    private static func patternCeiling(_ options: BenchOptions, logger: Logger) async throws -> Double {
+    /// The median of `values` (0 for none).
+    static func median(_ values: [Double]) -> Double {
+        guard !values.isEmpty else { return 0 }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Runs `body` with a ``PatternReplay``, the same simulated participants and a monitor on their own names, and
+    /// a feed that publishes to the replay's trigger; removes the replay's queues and exchanges afterwards.
+    private static func withPatternReplay<T: Sendable>(
+        _ options: BenchOptions, logger: Logger,
+        body: @escaping @Sendable (OrderFeed, SagaMonitor, ParticipantSimulator) async throws -> T
+    ) async throws -> T {
         let names = try DemoNames(namespace: "bench-replay")
         let source = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
         let workflow = try WorkflowLoader.load(
@@ -226,48 +283,59 @@ public enum BenchRunner {
                 configuration: try options.broker.amqpConfiguration(name: "waybill-bench-replay-\(index)"),
                 logger: logger)
         }
-        for client in clients { try await client.connect() }
+        func closeAll() async {
+            for client in clients { await client.close() }
+        }
+        do {
+            for client in clients { try await client.connect() }
+        } catch {
+            await closeAll()
+            throw error
+        }
         let (driver, replayClient, participantsClient) = (clients[0], clients[1], clients[2])
         let replay = PatternReplay(client: replayClient, names: replayNames, workflow: workflow, logger: logger)
-        await replay.remove()
-        _ = try? await driver.deleteQueue(names.participantsQueue)
-        try await replay.declare()
-        var participantConfiguration = ParticipantConfiguration()
-        participantConfiguration.commandsExchange = names.commandsExchange
-        participantConfiguration.queue = names.participantsQueue
-        let participants = ParticipantService(
-            client: participantsClient, configuration: participantConfiguration, logger: logger,
-            respond: try simulator().handle)
-        try await participants.declare()
-        let monitor = SagaMonitor(
-            client: driver, eventsExchange: names.eventsExchange, queue: names.monitorQueue,
-            milestones: workflow.milestones, logger: logger)
-        try await monitor.declare()
-
-        let result: Result<Double, any Error> = await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await participants.run() }
-            group.addTask { try? await replay.run() }
-            group.addTask { await monitor.run() }
-            defer { group.cancelAll() }
+        func removeTopology() async {
+            await replay.remove()
+            _ = try? await driver.deleteQueue(names.participantsQueue)
+        }
+        await removeTopology()
+        let result: Result<T, any Error>
+        do {
+            try await replay.declare()
+            var participantConfiguration = ParticipantConfiguration()
+            participantConfiguration.commandsExchange = names.commandsExchange
+            participantConfiguration.queue = names.participantsQueue
+            let replaySimulator = try simulator()
+            let participants = ParticipantService(
+                client: participantsClient, configuration: participantConfiguration, logger: logger,
+                respond: replaySimulator.handle)
+            try await participants.declare()
+            let monitor = SagaMonitor(
+                client: driver, eventsExchange: names.eventsExchange, queue: names.monitorQueue,
+                milestones: workflow.milestones, logger: logger)
+            try await monitor.declare()
             let feed = OrderFeed(
                 publisher: OrderPublisher(
                     client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
                     monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
                 timeout: options.phaseTimeout, progressInterval: .seconds(5))
-            do {
-                let outcome = try await feed.run(orders(options.orders, prefix: "replay"))
-                guard case .finished = outcome else {
-                    return .failure(DemoError(.stoppedEarly, "the pattern replay did not finish: \(monitor.tally)"))
+            result = await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await participants.run() }
+                group.addTask { try? await replay.run() }
+                group.addTask { await monitor.run() }
+                defer { group.cancelAll() }
+                do {
+                    return .success(try await body(feed, monitor, replaySimulator))
+                } catch {
+                    return .failure(error)
                 }
-                return .success(monitor.steadyRate())
-            } catch {
-                return .failure(error)
             }
+        } catch {
+            result = .failure(error)
         }
-        await replay.remove()
-        _ = try? await driver.deleteQueue(names.participantsQueue)
-        for client in clients { await client.close() }
+        await removeTopology()
+        await closeAll()
         return try result.get()
     }
 }

@@ -141,13 +141,13 @@ final class SagaMonitor: Sendable {
         state.withLock { ($0.latencies, $0.firstSent, $0.lastEnded) }
     }
 
-    /// Sagas ended per second between the `from` and `to` fractions of the sagas ended so far (e.g. 0.1 and 0.9: the
-    /// steady state without ramp-up and tail); 0 when too few ended.
-    func steadyRate(from: Double = 0.1, to: Double = 0.9) -> Double {
+    /// Sagas ended per second between the `from` and `to` fractions of the sagas ended so far, after the first
+    /// `skipped` (e.g. 0.1 and 0.9: the steady state without ramp-up and tail); 0 when too few ended.
+    func steadyRate(from: Double = 0.1, to: Double = 0.9, skipping skipped: Int = 0) -> Double {
         state.withLock { state in
-            let ends = state.allEnds
-            let first = Int(Double(ends.count) * from)
-            let last = min(ends.count - 1, Int(Double(ends.count) * to))
+            let ends = state.allEnds.dropFirst(skipped)
+            let first = ends.startIndex + Int(Double(ends.count) * from)
+            let last = min(ends.endIndex - 1, ends.startIndex + Int(Double(ends.count) * to))
             guard ends.count >= 10, last > first else { return 0 }
             let span = ends[last] - ends[first]
             return span > .zero ? Double(last - first) / span.inSeconds : 0

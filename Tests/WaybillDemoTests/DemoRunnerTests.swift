@@ -1,8 +1,11 @@
+import AMQPTransport
 import Foundation
 import Logging
 import Testing
+import WaybillDefinition
 import WaybillDemo
 import WaybillSimulator
+import WaybillWorker
 
 /// The demo against a real RabbitMQ: `scripts/test` exports `WAYBILL_TEST_AMQP_URL`. Without it the suite is skipped
 /// (and says why); with it, an unreachable broker fails the test.
@@ -52,5 +55,66 @@ struct DemoRunnerTests {
         let totals = summary.participants.reduce(SimulationLedger.CommandCounts()) { $0 + $1.counts }
         #expect(totals.injectedBusy + totals.injectedRejected + totals.lostReplies > 0, "failures were injected")
         #expect((summary.byStatus[.completed] ?? 0) > 0, "\(summary.text)")
+    }
+
+    /// The participants' AMQP binding on its own: a delayed reply does not hold up a quick one, replies carry the
+    /// command's correlation id to its reply_to queue, and a silence is acknowledged without a reply.
+    @Test func participantsReplyOnTheWireWithoutDelaysBlockingOtherCommands() async throws {
+        let url = try #require(ProcessInfo.processInfo.environment["WAYBILL_TEST_AMQP_URL"])
+        let tag = String(UInt64.random(in: 0..<UInt64.max), radix: 16)
+        var logger = Logger(label: "participants-test")
+        logger.logLevel = .error
+        let client = try AMQPClient(
+            configuration: try BrokerAddress(url: url).amqpConfiguration(name: "participants-test"), logger: logger)
+        try await client.connect()
+        var configuration = ParticipantConfiguration()
+        configuration.commandsExchange = "pt-\(tag).commands"
+        configuration.queue = "pt-\(tag).participants"
+        let service = ParticipantService(client: client, configuration: configuration, logger: logger) { command in
+            switch command.routingKey {
+            case "slow": .reply(body: ["status": "ok", "output": "slow"], after: .milliseconds(400))
+            case "fast": .reply(body: ["status": "ok", "output": "fast"], after: .zero)
+            default: .silence
+            }
+        }
+        try await service.declare()
+        let replies = "pt-\(tag).replies"
+        _ = try await client.declareQueue(QueueDeclaration(name: replies, durable: false, exclusive: true))
+        let consumer = try await client.consume(queue: replies, prefetch: 10)
+
+        let received = try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+            group.addTask {
+                try await service.run()
+                return []
+            }
+            for key in ["slow", "fast", "quiet"] {
+                let outcome = try await client.publish(
+                    OutboundMessage(
+                        exchange: configuration.commandsExchange, routingKey: key, body: Data("{}".utf8),
+                        mandatory: true, persistent: true, messageID: "m-\(key)", correlationID: "c-\(key)",
+                        replyTo: replies, headers: [WireFormat.Header.idempotencyKey: .string(key)]))
+                #expect(outcome == .confirmed)
+            }
+            var received: [(String, String)] = []
+            for try await delivery in consumer {
+                let body = try JSONText.decode(delivery.body)
+                received.append((delivery.properties.correlationID ?? "", body["output"]?.stringValue ?? ""))
+                client.ack(delivery.deliveryTag)
+                if received.count == 2 { break }
+            }
+            group.cancelAll()
+            return received
+        }
+        #expect(received.map { $0.0 } == ["c-fast", "c-slow"], "the quick reply is not held up by the delayed one")
+        #expect(received.map { $0.1 } == ["fast", "slow"])
+        let statistics = service.statistics
+        #expect(statistics.commands == 3)
+        #expect(statistics.replies == 2)
+        #expect(statistics.silences == 1)
+        let left = try await client.inspectQueue(configuration.queue)
+        #expect(left.messageCount == 0)
+        _ = try? await client.deleteQueue(configuration.queue)
+        try? await client.deleteExchange(configuration.commandsExchange)
+        await client.close()
     }
 }
