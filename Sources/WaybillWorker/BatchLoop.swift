@@ -175,7 +175,9 @@ final class BatchLoop: Sendable {
                 items.append(
                     Item(
                         key: SagaKey(workflow: workflow, id: start.sagaId), event: .start(input: start.input),
-                        inbox: delivery.properties.messageID.map { "start:\(workflow):\($0)" }, start: entry))
+                        // Keyed by saga id too: publishers reuse message ids (counters that restart, constants).
+                        inbox: delivery.properties.messageID.map { "start:\(workflow):\(start.sagaId):\($0)" },
+                        start: entry))
                 settle.append(delivery)
             } catch {
                 relays.append(deadLetter(delivery, source: source, reason: error.reason))
@@ -192,7 +194,8 @@ final class BatchLoop: Sendable {
                 items.append(
                     Item(
                         key: key, event: .reply(correlationId: correlationId, outcome: outcome),
-                        inbox: delivery.properties.messageID.map { "reply:\($0)" }))
+                        // Keyed by the command too: a participant's message ids need not be unique across replies.
+                        inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
                 settle.append(delivery)
             } catch {
                 malformed.append(MalformedReply(key: key, reason: error.reason, delivery: delivery))
