@@ -158,3 +158,28 @@ extension RedeliveryTests {
         }
     }
 }
+
+extension RedeliveryTests {
+    @Test("different orders published under the same message_id are different orders")
+    func startsReusingMessageIds() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            // A publisher that numbers its messages from 1 again after a restart, or always sends the same id.
+            try await scenario.placeOrder("o-a", lines: [("A", 1)], messageId: "1")
+            try await scenario.waitForStatus("o-a", .completed, in: worker)
+            try await scenario.placeOrder("o-b", lines: [("A", 1)], messageId: "1")
+            try await scenario.waitForStatus("o-b", .completed, in: worker)
+        }
+    }
+
+    @Test("replies from a participant that reuses one message_id for all its replies are all applied")
+    func repliesReusingMessageIds() async throws {
+        try await Scenario.run { scenario in
+            scenario.participant.replyMessageId.withLock { $0 = { _ in "reply" } }
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-r", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-r", .completed, in: worker, seconds: 20)
+            #expect(scenario.participant.received(saga: "o-r").map(\.routingKey) == Self.forward)
+        }
+    }
+}

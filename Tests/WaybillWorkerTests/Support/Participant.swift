@@ -77,6 +77,8 @@ final class Participant: Sendable {
 
     let client: AMQPClient
     let queue: String
+    /// The `message_id` of each reply; a fresh UUID unless a test sets another rule.
+    let replyMessageId = Mutex<@Sendable (ReceivedCommand) -> String?>({ _ in UUID().uuidString })
     private let script: Script
     private let stock: Stock
     private let state = Mutex(State())
@@ -280,7 +282,7 @@ final class Participant: Sendable {
         return [
             OutboundMessage(
                 exchange: "", routingKey: replyTo, body: body, persistent: true, contentType: "application/json",
-                messageID: UUID().uuidString, correlationID: command.correlationId)
+                messageID: replyMessageId.withLock { $0 }(command), correlationID: command.correlationId)
         ]
     }
 
