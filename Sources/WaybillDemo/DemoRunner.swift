@@ -201,7 +201,7 @@ extension DemoProgress {
     private var counts: String {
         let eta =
             eta.map { " · ETA \($0.readable)" }
-            ?? (inFlight > 0 && rate <= 0.5 ? " · waiting for replies or timeouts" : "")
+            ?? (inFlight > 0 && rate <= 0.5 && elapsed > .seconds(3) ? " · waiting for replies or timeouts" : "")
         return "done \(completed) · compensated \(compensated) · suspended \(suspended) · in flight \(inFlight) · "
             + "\(Format.fixed(rate, 0))/s\(eta)"
     }

@@ -56,11 +56,16 @@ public struct DemoSummary: Sendable {
     /// Whether every published saga reached an end state.
     public var everySagaEnded: Bool { notStarted == 0 && ended == published && published == orders }
 
-    /// The command that lists what needs an operator (or, after a timeout, what still runs).
-    public var inspectCommand: String {
-        let running = (byStatus[.running] ?? 0) + (byStatus[.compensating] ?? 0)
-        let status = running > 0 && (byStatus[.suspended] ?? 0) == 0 ? "running" : "suspended"
-        return "waybill sagas list --db \(Self.shellQuoted(databasePath)) --status \(status)"
+    /// The commands that list what is left: suspended sagas (they need an operator) and, after a timeout or an
+    /// interruption, sagas still running. Always at least the suspended one.
+    public var inspectCommands: [String] {
+        let database = Self.shellQuoted(databasePath)
+        var commands = ["waybill sagas list --db \(database) --status suspended"]
+        if (byStatus[.running] ?? 0) > 0 { commands.append("waybill sagas list --db \(database) --status running") }
+        if (byStatus[.compensating] ?? 0) > 0 {
+            commands.append("waybill sagas list --db \(database) --status compensating")
+        }
+        return commands
     }
 
     init(
@@ -250,7 +255,7 @@ public struct DemoSummary: Sendable {
         for leak in otherLeaks.prefix(10) { lines.append("    ! \(leak)") }
         lines.append("")
         lines.append("Inspect what is left:")
-        lines.append("  \(inspectCommand)")
+        for command in inspectCommands { lines.append("  \(command)") }
         return lines.joined(separator: "\n")
     }
 
