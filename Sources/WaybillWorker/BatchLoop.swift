@@ -69,6 +69,10 @@ final class BatchLoop: Sendable {
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
         if outboxDirty.withLock({ $0 }) { try? await flushOutbox() }
+        // Older rows still unconfirmed (the flush failed): this batch's rows must not overtake them, or a saga's
+        // events and commands could reach the broker out of order. They stay in the outbox for the next flush, which
+        // publishes in commit order.
+        let backlog = outboxDirty.withLock { $0 }
 
         var items: [Item] = []
         var relays: [Relay] = []
@@ -118,7 +122,7 @@ final class BatchLoop: Sendable {
             try? await Task.sleep(for: .milliseconds(200))
             return
         }
-        let outbox = changes.flatMap(\.outbox)
+        let outbox = backlog ? [] : changes.flatMap(\.outbox)
         let published = await publish(relays.map(\.message) + outbox.map(Self.outbound))
         afterPublish?(batch)
         var confirmed: [Int64] = []
