@@ -68,7 +68,46 @@ struct ChaosTests {
                         path: try #require(environment["WAYBILL_DATABASE"]), readOnly: true))
                 defer { try? store.close() }
                 try Self.expectAllCompleted(scenario, ids: ids, store: store)
-                #expect(try store.sagas(ids.map(scenario.key)).values.allSatisfy { $0.owner == scenario.names.workerId(1) })
+                #expect(
+                    try store.sagas(ids.map(scenario.key)).values.allSatisfy { $0.owner == scenario.names.workerId(1) })
+            } catch {
+                Issue.record("worker log:\n\(worker.logTail())")
+                try? await worker.kill()
+                throw error
+            }
+        }
+    }
+
+    @Test("SIGTERM mid-run stops the worker gracefully (exit 0); after a restart every saga completes once")
+    func workerTerminatedAndRestarted() async throws {
+        try await Scenario.run { scenario in
+            let environment = try WorkerProcess.environment(for: scenario)
+            let log = scenario.directory.appendingPathComponent("worker.log")
+            let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
+            var worker = try WorkerProcess(environment: environment, log: log)
+            do {
+                try await eventually("the worker process to consume", seconds: 60) { [worker] in
+                    if let ended = worker.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
+                    return (try? await scenario.client.inspectQueue(partition).consumerCount) == 1
+                }
+                let ids = (0..<Self.orders).map { "o-\($0)" }
+                try await scenario.publishStarts(
+                    ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+                try await scenario.participant.waitUntil("60 commands") { $0.count >= 60 }
+                #expect(try await worker.terminate() == .exited(0), "SIGTERM stops the worker cleanly mid-run")
+                #expect(Self.distinctCompleted(scenario) < ids.count, "the stop hit the run mid-way")
+
+                worker = try WorkerProcess(environment: environment, log: log)
+                try await eventually("every order completed after the restart", seconds: 120) {
+                    Self.distinctCompleted(scenario) == ids.count
+                }
+                #expect(try await worker.terminate() == .exited(0))
+                let store = try SagaStore(
+                    configuration: SagaStore.Configuration(
+                        path: try #require(environment["WAYBILL_DATABASE"]), readOnly: true))
+                defer { try? store.close() }
+                try Self.expectAllCompleted(scenario, ids: ids, store: store)
+                #expect(try store.pendingOutbox(limit: 10).isEmpty, "a graceful stop leaves nothing unpublished")
             } catch {
                 Issue.record("worker log:\n\(worker.logTail())")
                 try? await worker.kill()
@@ -88,7 +127,9 @@ struct ChaosTests {
         }
         try await Scenario.run(script: script) { scenario in
             let worker = try await scenario.startWorker()
-            let orders = { (ids: [String]) in ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) } }
+            let orders = { (ids: [String]) in
+                ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) }
+            }
             try await scenario.publishStarts(orders(firstWave))
             try await scenario.participant.waitUntil("every first-wave order at its invoice") { received in
                 received.count { $0.routingKey == "billing.invoice.create" } == firstWave.count

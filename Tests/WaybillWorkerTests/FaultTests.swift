@@ -56,7 +56,9 @@ struct FaultTests {
 
     @Test("a retry timer survives a worker restart: the saga waits through it and completes")
     func retryTimerSurvivesRestart() async throws {
-        let edits = WorkflowEdits(stepKeys: ["accept": ["retry: { max_attempts: 3, initial_interval: 1s, jitter: none }"]])
+        let edits = WorkflowEdits(stepKeys: [
+            "accept": ["retry: { max_attempts: 3, initial_interval: 1s, jitter: none }"]
+        ])
         let script: Participant.Script = { command in
             command.routingKey == "erp.order.accept" && command.attempt == 1 ? .error("busy", retryable: true) : nil
         }
@@ -90,7 +92,8 @@ struct FaultTests {
 
             try scenario.rewriteWorkflow(
                 WorkflowEdits(replacements: [
-                    ("version: 1 ", "version: 2 "), ("command: billing.invoice.create", "command: billing.invoice.issue"),
+                    ("version: 1 ", "version: 2 "),
+                    ("command: billing.invoice.create", "command: billing.invoice.issue"),
                 ]))
             let second = try await scenario.startWorker()
             try await scenario.participant.answerHeld()

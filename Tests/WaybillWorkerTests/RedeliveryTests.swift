@@ -23,7 +23,8 @@ struct RedeliveryTests {
         let commands = snapshot.received.filter { $0.sagaId == sagaId }
         for (key, sent) in Dictionary(grouping: commands, by: \.idempotencyKey) {
             let attempts = Set(sent.map(\.attempt))
-            #expect(Set(sent.compactMap(\.messageId)).count == attempts.count, "\(key) was sent as \(sent.count) commands")
+            #expect(
+                Set(sent.compactMap(\.messageId)).count == attempts.count, "\(key) was sent as \(sent.count) commands")
         }
     }
 
@@ -42,7 +43,8 @@ struct RedeliveryTests {
             }
             let journal = try worker.store.journal(of: scenario.key("o-d"))
             #expect(journal.count { $0.entry.kind == .start } == 1)
-            #expect(journal.filter { $0.entry.kind == .ignored }.allSatisfy { $0.entry.detail.contains("duplicate start") })
+            #expect(
+                journal.filter { $0.entry.kind == .ignored }.allSatisfy { $0.entry.detail.contains("duplicate start") })
             #expect(scenario.participant.received(saga: "o-d").map(\.routingKey) == Self.forward)
             Self.expectEffectsOnce(scenario.participant, saga: "o-d")
             #expect(scenario.observer.types(of: "o-d") == HappyPathTests.milestones)
@@ -60,7 +62,8 @@ struct RedeliveryTests {
             #expect(scenario.participant.received(saga: "o-2").map(\.routingKey) == Self.forward)
             // The second reply to the last command may still be on its way.
             try await eventually("every duplicate reply journaled") {
-                try worker.store.journal(of: scenario.key("o-2")).count { $0.entry.kind == .ignored } == Self.forward.count
+                try worker.store.journal(of: scenario.key("o-2")).count { $0.entry.kind == .ignored }
+                    == Self.forward.count
             }
             let ignored = try worker.store.journal(of: scenario.key("o-2")).filter { $0.entry.kind == .ignored }
             #expect(ignored.allSatisfy { $0.entry.detail.contains("late or duplicate reply") })
@@ -71,7 +74,9 @@ struct RedeliveryTests {
 
     @Test("a reply after the timeout is ignored; the retry's reply completes the saga")
     func lateReply() async throws {
-        let edits = WorkflowEdits(stepKeys: ["accept": ["timeout: 300ms", "retry: { max_attempts: 3, initial_interval: 50ms }"]])
+        let edits = WorkflowEdits(stepKeys: [
+            "accept": ["timeout: 300ms", "retry: { max_attempts: 3, initial_interval: 50ms }"]
+        ])
         let script: Participant.Script = { command in
             command.routingKey == "erp.order.accept" && command.attempt == 1 ? .silence : nil
         }
@@ -137,7 +142,8 @@ struct RedeliveryTests {
 }
 
 extension RedeliveryTests {
-    @Test("a start whose saga id is too long for AMQP message ids is dead-lettered with a reason, and the worker goes on")
+    @Test(
+        "a start whose saga id is too long for AMQP message ids is dead-lettered with a reason, and the worker goes on")
     func overlongSagaId() async throws {
         try await Scenario.run { scenario in
             let worker = try await scenario.startWorker()

@@ -32,7 +32,8 @@ struct ScaleTests {
                     #expect(saga.owner == worker.id)
                     #expect(saga.instance.status == .completed)
                     // Replies went to the owner: every command of the saga named its reply queue.
-                    let replyQueues = Set(scenario.participant.received(saga: saga.instance.key.id).compactMap(\.replyTo))
+                    let replyQueues = Set(
+                        scenario.participant.received(saga: saga.instance.key.id).compactMap(\.replyTo))
                     #expect(replyQueues == ["waybill.replies.\(worker.id)"])
                 }
             }

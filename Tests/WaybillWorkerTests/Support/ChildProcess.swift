@@ -70,7 +70,9 @@ final class ChildProcess: Sendable {
     }
 
     /// Runs a command to its end and returns how it ended and what it printed.
-    static func run(_ executable: String, _ arguments: [String], seconds: Double = 300) async throws -> (
+    static func run(
+        _ executable: String, _ arguments: [String], seconds: Double = 300
+    ) async throws -> (
         termination: Termination, output: String
     ) {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-child-\(UUID().uuidString)")

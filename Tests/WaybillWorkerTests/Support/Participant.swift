@@ -102,7 +102,8 @@ final class Participant: Sendable {
     /// Stock from a fixed table: `(warehouse, sku, quantity)`.
     static func table(_ rows: [(String, String, Int)]) -> Stock {
         let value = JSONValue.array(
-            rows.map { row in ["warehouse": .string(row.0), "sku": .string(row.1), "quantity": .number(Double(row.2))] })
+            rows.map { row in ["warehouse": .string(row.0), "sku": .string(row.1), "quantity": .number(Double(row.2))] }
+        )
         return { _, _ in value }
     }
 
@@ -275,7 +276,10 @@ final class Participant: Sendable {
         case .error(let code, let retryable):
             body = Data(
                 JSONText.encode(
-                    ["status": "error", "code": .string(code), "message": "test participant", "retryable": .bool(retryable)]
+                    [
+                        "status": "error", "code": .string(code), "message": "test participant",
+                        "retryable": .bool(retryable),
+                    ]
                 ).utf8)
         }
         guard let replyTo = command.replyTo else { return [] }

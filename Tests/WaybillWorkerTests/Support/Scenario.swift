@@ -106,7 +106,8 @@ final class RunningWorker: Sendable {
         return RunningWorker(configuration: configuration, group: group, task: task, store: store)
     }
 
-    private init(configuration: WorkerConfiguration, group: ServiceGroup, task: Task<Void, any Error>, store: SagaStore) {
+    private init(configuration: WorkerConfiguration, group: ServiceGroup, task: Task<Void, any Error>, store: SagaStore)
+    {
         self.configuration = configuration
         self.group = group
         self.task = task
@@ -276,7 +277,9 @@ final class Scenario: Sendable {
             }
         } catch let error as TimedOut {
             let saga = try? worker.store.saga(key)
-            let journal = (try? worker.store.journal(of: key))?.map { "\($0.entry.kind) \($0.entry.step ?? "-") \($0.entry.detail)" }
+            let journal = (try? worker.store.journal(of: key))?.map {
+                "\($0.entry.kind) \($0.entry.step ?? "-") \($0.entry.detail)"
+            }
             Issue.record(
                 """
                 \(error): it is \(saga?.instance.status.rawValue ?? "not stored") at \(saga?.currentStep ?? "-")
@@ -310,7 +313,10 @@ final class Scenario: Sendable {
             }
         }
         background.cancel()
-        var queues = [names.participantQueue, names.observerQueue, names.deadLetterQueue, WorkerTopology.startQueue(names.workflow)]
+        var queues = [
+            names.participantQueue, names.observerQueue, names.deadLetterQueue,
+            WorkerTopology.startQueue(names.workflow),
+        ]
         for index in 1...4 {
             queues += [
                 "waybill.replies.\(names.workerId(index))", "waybill.control.\(names.workerId(index))",

@@ -14,7 +14,8 @@ final class WorkerProcess: Sendable {
             ProcessInfo.processInfo.environment["WAYBILL_TEST_SCRATCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ".build"
         let base =
-            scratch.hasPrefix("/") ? URL(fileURLWithPath: scratch) : TestBroker.repository.appendingPathComponent(scratch)
+            scratch.hasPrefix("/")
+            ? URL(fileURLWithPath: scratch) : TestBroker.repository.appendingPathComponent(scratch)
         let binary = base.appendingPathComponent("debug/waybill")
         try #require(
             FileManager.default.isExecutableFile(atPath: binary.path),
