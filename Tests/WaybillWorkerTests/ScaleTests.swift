@@ -15,10 +15,19 @@ struct ScaleTests {
             let first = try await scenario.startWorker(1)
             let second = try await scenario.startWorker(2)
             let ids = (0..<50).map { "o-\($0)" }
-            try await scenario.publishStarts(
-                ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+            // Every order twice: the duplicate must reach the worker that owns the saga, and be absorbed there.
+            let bodies = ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) }
+            try await scenario.publishStarts(bodies + bodies)
             try await eventually("50 orders completed", seconds: 60) {
                 scenario.observer.count("order.completed") >= ids.count
+            }
+            try await eventually("every duplicate start journaled") {
+                let keys = ids.map(scenario.key)
+                var ignored = 0
+                for worker in [first, second] {
+                    for key in keys { ignored += try worker.store.journal(of: key).count { $0.entry.kind == .ignored } }
+                }
+                return ignored == ids.count
             }
 
             let keys = ids.map(scenario.key)
