@@ -77,7 +77,14 @@ let package = Package(
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
-        .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
+        .testTarget(
+            name: "WaybillWorkerTests",
+            dependencies: [
+                "WaybillWorker", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
         .testTarget(
             name: "WaybillDemoTests",
