@@ -147,12 +147,16 @@ final class BatchLoop: Sendable {
         settle: inout [InboundDelivery], malformed: inout [MalformedReply]
     ) {
         guard delivery.body.count <= configuration.maxMessageBytes else {
-            relays.append(
-                deadLetter(
-                    delivery, source: source,
-                    reason:
-                        "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"
-                ))
+            let reason =
+                "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"
+            // A reply for one of our sagas is journaled there, like an unreadable reply; anything else is refused.
+            if case .reply = source, let correlationId = delivery.properties.correlationID,
+                let key = WireFormat.sagaKey(fromMessageId: correlationId)
+            {
+                malformed.append(MalformedReply(key: key, reason: reason, delivery: delivery))
+            } else {
+                relays.append(deadLetter(delivery, source: source, reason: reason))
+            }
             return
         }
         switch source {
