@@ -151,3 +151,25 @@ extension FaultTests {
         }
     }
 }
+
+extension FaultTests {
+    @Test("a reply over max_message_bytes is journaled for its saga (not dead-lettered); the retry completes it")
+    func oversizeReply() async throws {
+        let edits = WorkflowEdits(stepKeys: [
+            "reserve": ["timeout: 300ms", "retry: { max_attempts: 3, initial_interval: 10ms }"]
+        ])
+        let padding = String(repeating: "p", count: 4096)
+        let script: Participant.Script = { command in
+            command.routingKey == "inventory.reserve" && command.attempt == 1
+                ? .raw(#"{"status": "ok", "output": {"padding": "\#(padding)"}}"#) : nil
+        }
+        try await Scenario.run(edits: edits, script: script) { scenario in
+            let worker = try await scenario.startWorker { $0.maxMessageBytes = 2048 }
+            try await scenario.placeOrder("o-big", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-big", .completed, in: worker)
+            let journal = try worker.store.journal(of: scenario.key("o-big"))
+            #expect(journal.contains { $0.entry.kind == .note && $0.entry.detail.contains("max_message_bytes") })
+            #expect(try await scenario.client.inspectQueue(scenario.names.deadLetterQueue).messageCount == 0)
+        }
+    }
+}
