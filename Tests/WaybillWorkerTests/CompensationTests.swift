@@ -87,6 +87,32 @@ struct CompensationTests {
         }
     }
 
+    @Test("a compensation that fails is retried until it succeeds, even after a non-retryable error")
+    func compensationRetriedUntilItSucceeds() async throws {
+        let edits = WorkflowEdits(stepKeys: ["reserve": ["retry: { max_attempts: 2, initial_interval: 10ms }"]])
+        let script: Participant.Script = { command in
+            switch (command.routingKey, command.attempt) {
+            case ("tms.shipment.create", _): .error("no_carrier", retryable: false)
+            case ("inventory.release", 1): .error("locked", retryable: false)
+            case ("inventory.release", 2): .error("locked", retryable: true)
+            case ("inventory.release", 3): .silence
+            default: nil
+            }
+        }
+        try await Scenario.run(edits: edits.adding(["reserve": ["timeout: 300ms"]]), script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-cr", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-cr", .compensated, in: worker)
+            let undo = scenario.participant.received(saga: "o-cr").filter { $0.routingKey == "inventory.release" }
+            // Past the step's max_attempts (2): compensations are never given up.
+            #expect(undo.map(\.attempt) == [1, 2, 3, 4])
+            #expect(Set(undo.map(\.idempotencyKey)) == ["o-cr/reserve/compensate"])
+            #expect(
+                scenario.participant.received(saga: "o-cr").last?.summary == "erp.order.cancel (undo)",
+                "the order is cancelled only after the reservation was released")
+        }
+    }
+
     @Test("a failure after the pivot suspends the saga and publishes order.failed; nothing is undone")
     func failureAfterPivotSuspends() async throws {
         let script: Participant.Script = { command in

@@ -53,8 +53,9 @@ indirect enum Answer: Sendable {
 ///
 /// It answers each command per a script (``Script``; `nil` from the script means the standard success), replies to
 /// `reply_to` on the default exchange with the command's `correlation_id`, and is idempotent the way SPEC §3 expects
-/// real participants to be: the first final answer (ok or non-retryable error) for an `idempotency-key` is applied and
-/// remembered, and any later command with that key gets the same answer without applying anything again.
+/// real participants to be: the first success for an `idempotency-key` applies the effect and is remembered, and any
+/// later command with that key gets the same answer without applying anything again. Errors apply nothing, so a retry
+/// asks the script again.
 /// Everything it receives is recorded in arrival order.
 final class Participant: Sendable {
     /// Decides the answer to a command; `nil` means the standard success for its routing key.
@@ -66,7 +67,7 @@ final class Participant: Sendable {
         var received: [ReceivedCommand] = []
         /// Idempotency keys whose effect was applied, in the order they were applied.
         var applied: [String] = []
-        /// Final answers by idempotency key.
+        /// Successes by idempotency key.
         var remembered: [String: Answer] = [:]
         /// Commands answered from memory instead of being applied again.
         var absorbed = 0
@@ -240,18 +241,17 @@ final class Participant: Sendable {
     }
 
     private static func remember(_ answer: Answer, for command: ReceivedCommand, in state: inout State) {
-        guard let final = finalAnswer(answer) else { return }
-        state.remembered[command.idempotencyKey] = final
-        if case .ok = final { state.applied.append(command.idempotencyKey) }
+        guard let success = success(answer) else { return }
+        state.remembered[command.idempotencyKey] = success
+        state.applied.append(command.idempotencyKey)
     }
 
-    /// The answer to remember for a key: ok or a non-retryable error.
-    private static func finalAnswer(_ answer: Answer) -> Answer? {
+    /// The answer to remember for a key: a success (the effect was applied).
+    private static func success(_ answer: Answer) -> Answer? {
         switch answer {
         case .ok: answer
-        case .error(_, let retryable): retryable ? nil : answer
-        case .silence, .raw, .standard, .hold: nil
-        case .twice(let inner): finalAnswer(inner)
+        case .error, .silence, .raw, .standard, .hold: nil
+        case .twice(let inner): success(inner)
         }
     }
 

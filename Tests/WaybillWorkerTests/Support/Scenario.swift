@@ -39,6 +39,13 @@ struct WorkflowEdits: Sendable {
 
     static let none = WorkflowEdits()
 
+    /// These edits with more keys for some steps.
+    func adding(_ keys: [String: [String]]) -> WorkflowEdits {
+        var edits = self
+        edits.stepKeys.merge(keys) { $0 + $1 }
+        return edits
+    }
+
     /// The SPEC §1 workflow with the test's name and trigger exchange, and these edits.
     func apply(to text: String, names: TestNames) throws -> String {
         var text = text
