@@ -79,6 +79,29 @@ struct FaultTests {
         }
     }
 
+    @Test("a reply timeout survives a worker restart: the unanswered attempt is retried after it")
+    func replyTimeoutSurvivesRestart() async throws {
+        let edits = WorkflowEdits(stepKeys: [
+            "accept": ["timeout: 1s", "retry: { max_attempts: 3, initial_interval: 10ms }"]
+        ])
+        let script: Participant.Script = { command in
+            command.routingKey == "erp.order.accept" && command.attempt == 1 ? .silence : nil
+        }
+        try await Scenario.run(edits: edits, script: script) { scenario in
+            let first = try await scenario.startWorker()
+            try await scenario.placeOrder("o-rt", lines: [("A", 1)])
+            try await scenario.participant.waitUntil("the first accept") { !$0.isEmpty }
+            try await first.stop()
+
+            let second = try await scenario.startWorker()
+            try await scenario.waitForStatus("o-rt", .completed, in: second)
+            let accepts = scenario.participant.received(saga: "o-rt").filter { $0.routingKey == "erp.order.accept" }
+            #expect(accepts.map(\.attempt) == [1, 2])
+            let journal = try second.store.journal(of: scenario.key("o-rt"))
+            #expect(journal.contains { $0.entry.kind == .timer && $0.entry.detail.contains("replyTimeout") })
+        }
+    }
+
     @Test("a saga keeps its workflow version when the file changes under a restart; new orders take the new one")
     func versionKeptAcrossRestart() async throws {
         let script: Participant.Script = { command in
