@@ -187,7 +187,7 @@ extension FaultTests {
                 ? .raw(#"{"status": "ok", "output": {"padding": "\#(padding)"}}"#) : nil
         }
         try await Scenario.run(edits: edits, script: script) { scenario in
-            let worker = try await scenario.startWorker { $0.maxMessageBytes = 2048 }
+            let worker = try await scenario.startWorker(adjust: { $0.maxMessageBytes = 2048 })
             try await scenario.placeOrder("o-big", lines: [("A", 1)])
             try await scenario.waitForStatus("o-big", .completed, in: worker)
             let journal = try worker.store.journal(of: scenario.key("o-big"))

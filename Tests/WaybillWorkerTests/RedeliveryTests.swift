@@ -181,7 +181,7 @@ extension RedeliveryTests {
     @Test("replies from a participant that reuses one message_id for all its replies are all applied")
     func repliesReusingMessageIds() async throws {
         try await Scenario.run { scenario in
-            scenario.participant.replyMessageId.withLock { $0 = { _ in "reply" } }
+            scenario.participant.replyMessageIds.withLock { $0.make = { _ in "reply" } }
             let worker = try await scenario.startWorker()
             try await scenario.placeOrder("o-r", lines: [("A", 1)])
             try await scenario.waitForStatus("o-r", .completed, in: worker, seconds: 20)

@@ -1,6 +1,7 @@
 import Foundation
 import SagaEngine
 import SagaStore
+import Synchronization
 import Testing
 import WaybillDefinition
 
@@ -54,8 +55,11 @@ struct ScaleTests {
     @Test("throughput: 2,000 orders through one worker (prints completed sagas per second)")
     func throughput() async throws {
         let count = 2000
+        let batches = Mutex((count: 0, inputs: 0))
         try await Scenario.run { scenario in
-            let worker = try await scenario.startWorker()
+            let worker = try await scenario.startWorker(batchObserver: { timing in
+                batches.withLock { $0 = ($0.count + 1, $0.inputs + timing.inputs) }
+            })
             let ids = (0..<count).map { "o-\($0)" }
             let bodies = ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1), ("B", 2)])).utf8) }
             let clock = ContinuousClock()
@@ -66,10 +70,12 @@ struct ScaleTests {
             }
             let elapsed = clock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let (batchCount, inputs) = batches.withLock { $0 }
             print(
                 "throughput: \(count) orders completed in \(String(format: "%.2f", seconds)) s = "
-                    + "\(String(format: "%.0f", Double(count) / seconds)) sagas/s "
-                    + "(one worker, batch \(worker.configuration.batchSize), debug build, in-test participant)")
+                    + "\(String(format: "%.0f", Double(count) / seconds)) sagas/s (one worker, debug build, in-test "
+                    + "participant; \(batchCount) batches of \(inputs / max(batchCount, 1)) inputs on average, "
+                    + "batch_size \(worker.configuration.batchSize))")
 
             let sagas = try worker.store.sagas(ids.map(scenario.key))
             #expect(sagas.count == count)

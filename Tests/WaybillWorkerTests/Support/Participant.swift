@@ -78,8 +78,14 @@ final class Participant: Sendable {
 
     let client: AMQPClient
     let queue: String
-    /// The `message_id` of each reply; a fresh UUID unless a test sets another rule.
-    let replyMessageId = Mutex<@Sendable (ReceivedCommand) -> String?>({ _ in UUID().uuidString })
+    /// How a reply's `message_id` is chosen.
+    struct ReplyMessageIds: Sendable {
+        var make: @Sendable (ReceivedCommand) -> String?
+    }
+
+    /// The `message_id` of each reply; a fresh UUID unless a test sets another rule. (The closure sits in a struct:
+    /// a function stored directly in a `Mutex` is re-wrapped in reabstraction thunks on every access.)
+    let replyMessageIds = Mutex(ReplyMessageIds { _ in UUID().uuidString })
     private let script: Script
     private let stock: Stock
     private let state = Mutex(State())
@@ -286,7 +292,7 @@ final class Participant: Sendable {
         return [
             OutboundMessage(
                 exchange: "", routingKey: replyTo, body: body, persistent: true, contentType: "application/json",
-                messageID: replyMessageId.withLock { $0 }(command), correlationID: command.correlationId)
+                messageID: replyMessageIds.withLock { $0.make }(command), correlationID: command.correlationId)
         ]
     }
 

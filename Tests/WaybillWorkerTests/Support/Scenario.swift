@@ -80,9 +80,11 @@ final class RunningWorker: Sendable {
     var id: String { configuration.workerId }
 
     /// Starts a worker and returns once it consumes (or throws if it stops or takes more than 60 s to get there).
-    static func start(_ configuration: WorkerConfiguration) async throws -> RunningWorker {
+    static func start(
+        _ configuration: WorkerConfiguration, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
+    ) async throws -> RunningWorker {
         let logger = TestBroker.logger("worker.\(configuration.workerId)")
-        let worker = SagaWorker(configuration: configuration, logger: logger)
+        let worker = SagaWorker(configuration: configuration, logger: logger, batchObserver: batchObserver)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: worker)], gracefulShutdownSignals: [], logger: logger))
@@ -234,11 +236,12 @@ final class Scenario: Sendable {
     /// Starts worker number `index` in this process.
     @discardableResult
     func startWorker(
-        _ index: Int = 1, adjust: (inout WorkerConfiguration) -> Void = { _ in }
+        _ index: Int = 1, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil,
+        adjust: (inout WorkerConfiguration) -> Void = { _ in }
     ) async throws -> RunningWorker {
         var configuration = try configuration(worker: index)
         adjust(&configuration)
-        let worker = try await RunningWorker.start(configuration)
+        let worker = try await RunningWorker.start(configuration, batchObserver: batchObserver)
         workers.withLock { $0.append(worker) }
         return worker
     }
