@@ -98,17 +98,22 @@ final class RunningWorker: Sendable {
                 throw error
             }
         }
-        try await withThrowingTaskGroup(of: Void.self) { waits in
-            waits.addTask { await worker.waitUntilRunning() }
-            waits.addTask {
-                for await reason in exits { throw WorkerFailure(message: reason) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { waits in
+                waits.addTask { await worker.waitUntilRunning() }
+                waits.addTask {
+                    for await reason in exits { throw WorkerFailure(message: reason) }
+                }
+                waits.addTask {
+                    try await Task.sleep(for: .seconds(60))
+                    throw TimedOut(what: "worker \(configuration.workerId) to run", seconds: 60)
+                }
+                defer { waits.cancelAll() }
+                try await waits.next()
             }
-            waits.addTask {
-                try await Task.sleep(for: .seconds(60))
-                throw TimedOut(what: "worker \(configuration.workerId) to run", seconds: 60)
-            }
-            defer { waits.cancelAll() }
-            try await waits.next()
+        } catch {
+            task.cancel()
+            throw error
         }
         let store = try SagaStore(
             configuration: SagaStore.Configuration(path: configuration.resolvedDatabasePath, readOnly: true))
