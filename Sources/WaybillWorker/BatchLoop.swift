@@ -49,6 +49,8 @@ final class BatchLoop: Sendable {
         var inbox: String?
         var timerId: String?
         var start: DefinitionRegistry.Entry?
+        /// An operator's repair: the control message to answer once the batch is committed.
+        var control: InboundDelivery?
     }
 
     /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters).
@@ -208,7 +210,32 @@ final class BatchLoop: Sendable {
             } catch {
                 malformed.append(MalformedReply(key: key, reason: error.reason, delivery: delivery))
             }
+        case .control:
+            do {
+                let message = try ControlMessage.decode(delivery.body)
+                items.append(
+                    Item(
+                        key: SagaKey(workflow: message.workflow, id: message.sagaId),
+                        event: .operatorCommand(try message.operatorCommand()),
+                        inbox: delivery.properties.messageID.map { "control:\($0)" }, control: delivery))
+            } catch {
+                relays.append(controlReply(to: delivery, ControlReply(status: .error, message: error.description)))
+            }
         }
+    }
+
+    /// The answer to an operator's control message, published after the batch committed; its delivery is settled
+    /// once the answer is confirmed. Without a `reply_to` there is nobody to answer: the message is only settled.
+    private func controlReply(to delivery: InboundDelivery, _ reply: ControlReply) -> Relay {
+        logger.info(
+            "operator request answered",
+            metadata: ["status": .string(reply.status.rawValue), "message": .string(reply.message)])
+        return Relay(
+            message: OutboundMessage(
+                exchange: "", routingKey: delivery.properties.replyTo ?? "", body: Data(reply.encoded()),
+                persistent: false, contentType: ControlMessage.contentType,
+                correlationID: delivery.properties.correlationID),
+            delivery: delivery)
     }
 
     /// Runs the engine over the batch, in order; several events of one saga see each other's results.
@@ -242,8 +269,12 @@ final class BatchLoop: Sendable {
         }
 
         for item in items {
-            if let inbox = item.inbox {
-                guard seen.insert(inbox).inserted else { continue }
+            if let inbox = item.inbox, !seen.insert(inbox).inserted {
+                if let control = item.control {
+                    relays.append(
+                        controlReply(to: control, ControlReply(status: .error, message: "duplicate request \(inbox)")))
+                }
+                continue
             }
             let before = working[item.key]
             let transition: Transition
@@ -262,7 +293,14 @@ final class BatchLoop: Sendable {
                 definition = known
                 transition = engine.apply(item.event, to: instance, definition: definition, now: now)
             case (_, nil):
-                if let timerId = item.timerId {
+                if let control = item.control {
+                    relays.append(
+                        controlReply(
+                            to: control,
+                            ControlReply(
+                                status: .error,
+                                message: "worker \(configuration.workerId) has no saga \(item.key)")))
+                } else if let timerId = item.timerId {
                     changes.append(
                         SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
                 } else {
@@ -277,6 +315,19 @@ final class BatchLoop: Sendable {
                 outbox: applied ? wire.outbox(for: transition.actions, of: transition.instance) : [])
             if !applied, let timerId = item.timerId { change.cancelTimerIds.append(timerId) }
             changes.append(change)
+            if let control = item.control {
+                let reply: ControlReply
+                switch transition.outcome {
+                case .applied:
+                    reply = ControlReply(
+                        status: .applied, message: change.journal.last?.detail ?? "applied",
+                        sagaStatus: transition.instance.status.rawValue)
+                case .rejected(let reason), .ignored(let reason):
+                    reply = ControlReply(
+                        status: .rejected, message: reason, sagaStatus: transition.instance.status.rawValue)
+                }
+                relays.append(controlReply(to: control, reply))
+            }
             if applied {
                 working[item.key] = transition.instance
                 log(transition, definition: definition)
@@ -396,6 +447,7 @@ final class BatchLoop: Sendable {
         case .router(let workflow): "starts/\(workflow)"
         case .start(let workflow): "partition/\(workflow)"
         case .reply: "replies"
+        case .control: "control"
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import SagaEngine
 import SagaStore
+import Synchronization
 import WaybillDefinition
 
 /// The workflow definitions a worker runs: the files in `Workflows/` for new sagas, and every version stored by

@@ -106,6 +106,7 @@ public final class SagaWorker: Service, Sendable {
         }
         consumers.append(
             (.reply, try await client.consume(queue: configuration.replyQueue, prefetch: configuration.prefetch)))
+        consumers.append((.control, try await client.consume(queue: configuration.controlQueue, prefetch: 16)))
         logger.info(
             "worker running",
             metadata: [
@@ -210,6 +211,8 @@ enum WorkerInput: Sendable {
         case start(String)
         /// This worker's reply queue.
         case reply
+        /// This worker's control queue: operator repairs from `waybill sagas`.
+        case control
     }
 
     case delivery(Source, InboundDelivery)

@@ -69,7 +69,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
         var name = [CChar](repeating: 0, count: 256)
         guard gethostname(&name, name.count) == 0 else { return "worker" }
         let bytes = name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-        let host = String(decoding: bytes, as: UTF8.self).lowercased().filter { $0.isLetter || $0.isNumber || $0 == "-" }
+        let host = String(decoding: bytes, as: UTF8.self).lowercased().filter {
+            $0.isLetter || $0.isNumber || $0 == "-"
+        }
         return host.isEmpty ? "worker" : host
     }
 }
@@ -111,7 +113,9 @@ extension WorkerConfiguration {
     ]
 
     /// Reads the config file (YAML mapping of the keys above, optional) and then the environment, which wins.
-    public static func load(file: String?, environment: [String: String]) throws(ConfigurationError)
+    public static func load(
+        file: String?, environment: [String: String]
+    ) throws(ConfigurationError)
         -> WorkerConfiguration
     {
         var values: [String: String] = [:]
@@ -136,7 +140,8 @@ extension WorkerConfiguration {
             for (key, value) in mapping {
                 guard known.contains(key) else {
                     throw ConfigurationError(
-                        "\(file): unknown key '\(key)'; known keys: \(keys.map(\.key).filter { $0 != "-" }.joined(separator: ", "))")
+                        "\(file): unknown key '\(key)'; known keys: \(keys.map(\.key).filter { $0 != "-" }.joined(separator: ", "))"
+                    )
                 }
                 values[key] = "\(value)"
             }
@@ -147,14 +152,17 @@ extension WorkerConfiguration {
         return try build(values, environment: environment, file: file)
     }
 
-    private static func build(_ values: [String: String], environment: [String: String], file: String?)
+    private static func build(
+        _ values: [String: String], environment: [String: String], file: String?
+    )
         throws(ConfigurationError) -> WorkerConfiguration
     {
         var configuration = WorkerConfiguration()
         func integer(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
             guard let text = values[key] else { return nil }
             guard let value = Int(text), range.contains(value) else {
-                throw ConfigurationError("\(key): expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+                throw ConfigurationError(
+                    "\(key): expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
             }
             return value
         }
@@ -194,7 +202,9 @@ extension WorkerConfiguration {
         if let value = try integer("prefetch", 1...65_535) { configuration.prefetch = UInt16(value) }
         if let value = try integer("max_message_bytes", 1_024...134_217_728) { configuration.maxMessageBytes = value }
         if let value = try integer("delivery_limit", 1...1_000) { configuration.deliveryLimit = value }
-        if let value = try integer("timer_poll_ms", 1...60_000) { configuration.timerPollInterval = .milliseconds(value) }
+        if let value = try integer("timer_poll_ms", 1...60_000) {
+            configuration.timerPollInterval = .milliseconds(value)
+        }
         switch values["synchronous"]?.lowercased() {
         case nil: break
         case "full": configuration.durability = .full

@@ -46,7 +46,8 @@ public struct WorkerTopology: Sendable {
         _ = try await client.declareQueue(
             QueueDeclaration(name: configuration.deadLetterQueue, arguments: ["x-queue-type": "quorum"]))
         try await client.bind(
-            QueueBinding(queue: configuration.deadLetterQueue, exchange: configuration.deadLetterExchange, bindingKey: "#"))
+            QueueBinding(
+                queue: configuration.deadLetterQueue, exchange: configuration.deadLetterExchange, bindingKey: "#"))
         _ = try await client.declareQueue(
             QueueDeclaration(name: configuration.replyQueue, arguments: workQueueArguments))
         _ = try await client.declareQueue(
@@ -56,7 +57,8 @@ public struct WorkerTopology: Sendable {
             try await client.declareExchange(ExchangeDeclaration(name: trigger.exchange, kind: .topic))
             let starts = Self.startQueue(workflow.name)
             _ = try await client.declareQueue(QueueDeclaration(name: starts, arguments: workQueueArguments))
-            try await client.bind(QueueBinding(queue: starts, exchange: trigger.exchange, bindingKey: trigger.routingKey))
+            try await client.bind(
+                QueueBinding(queue: starts, exchange: trigger.exchange, bindingKey: trigger.routingKey))
             let partitions = Self.partitionExchange(workflow.name)
             do {
                 try await client.declareExchange(ExchangeDeclaration(name: partitions, kind: .consistentHash))
