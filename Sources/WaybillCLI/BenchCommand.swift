@@ -90,7 +90,7 @@ struct BenchCommand: AsyncParsableCommand {
             console.error("The log is in \(logPath).")
             status = 1
         }
-        broker.close(keepRunning: false, console: console)
+        await broker.close(keepRunning: false, console: console)
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -132,7 +132,7 @@ struct DemoCommand: AsyncParsableCommand {
             console.error("The log is in \(logPath).")
             status = 1
         }
-        broker.close(keepRunning: keepRunning, console: console)
+        await broker.close(keepRunning: keepRunning, console: console)
         if status != 0 { throw ExitCode(status) }
     }
 }
@@ -174,7 +174,7 @@ struct BrokerSession {
                         + "from the repository root (or set WAYBILL_RABBITMQ_SCRIPT), or set WAYBILL_AMQP_URL")
             }
             console.say("No RabbitMQ answers on 127.0.0.1:\(port); starting the private one: \(script.script) start")
-            try script.start { console.say("  \($0)") }
+            try await script.start { console.say("  \($0)") }
             session.started = script
         }
         if await !session.address.isReachable(logger: logger) {
@@ -186,13 +186,13 @@ struct BrokerSession {
                         + "guest '.*' '.*' '.*')")
             }
             console.say("Creating the demo's vhost: \(script.script) ctl add_vhost \(virtualHost) (+ set_permissions)")
-            try script.ensureVirtualHost(virtualHost) { console.say("  \($0)") }
+            try await script.ensureVirtualHost(virtualHost) { console.say("  \($0)") }
         }
         return session
     }
 
     /// Stops the broker the demo started, unless asked to keep it.
-    func close(keepRunning: Bool, console: Console) {
+    func close(keepRunning: Bool, console: Console) async {
         guard let started else { return }
         if keepRunning {
             console.say("The private RabbitMQ keeps running (--keep-running); stop it with: \(started.script) stop")
@@ -200,7 +200,7 @@ struct BrokerSession {
         }
         console.say("Stopping the private RabbitMQ the demo started: \(started.script) stop")
         do {
-            try started.stop { console.say("  \($0)") }
+            try await started.stop { console.say("  \($0)") }
         } catch {
             console.error("waybill demo: \(error)")
         }

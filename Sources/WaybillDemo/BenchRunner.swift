@@ -298,7 +298,10 @@ public enum BenchRunner {
             await replay.remove()
             _ = try? await driver.deleteQueue(names.participantsQueue)
         }
-        await removeTopology()
+        // Drained, not deleted, at the start: see `DemoStage.clearLeftovers()`.
+        for queue in replayNames.queues + [names.participantsQueue] {
+            _ = await QueueDrain.drain(queue, on: driver)
+        }
         let result: Result<T, any Error>
         do {
             try await replay.declare()

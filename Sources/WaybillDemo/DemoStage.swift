@@ -247,8 +247,12 @@ final class DemoStage: Sendable {
         }
     }
 
-    /// Deletes what an earlier run under the same names may have left: its queues (stale commands, replies and
-    /// starts) and the partition exchange (bindings of workers that no longer run, which would swallow starts).
+    /// Empties the queues an earlier, interrupted run under the same names may have left messages in (starts,
+    /// replies, commands), so that they do not run against this run's fresh database and participants.
+    ///
+    /// The queues are drained, not deleted: deleting an at-least-once quorum queue in the moment it becomes leader
+    /// (right after the broker restarted) crashes its dead-letter worker in RabbitMQ 3.10, and enough such crashes
+    /// take down the node's dead-letter supervisor, after which no such queue can be declared until a restart.
     private func clearLeftovers() async throws {
         let name = workflow.name
         let workerId = setup.names.workerId
@@ -257,16 +261,25 @@ final class DemoStage: Sendable {
             "waybill.replies.\(workerId)", "waybill.control.\(workerId)", setup.names.participantsQueue,
         ]
         for queue in queues {
-            _ = try? await driver.deleteQueue(queue)
+            let drained = await QueueDrain.drain(queue, on: driver)
+            if drained > 0 { logger.info("drained \(drained) messages an earlier run left in \(queue)") }
         }
-        try? await driver.deleteExchange(WorkerTopology.partitionExchange(name))
     }
 
-    /// Deletes every queue and exchange the run declared (best effort).
+    /// Deletes every queue and exchange the run declared (best effort; the queues are long past their start).
     private func removeTopology() async {
-        try? await clearLeftovers()
-        _ = try? await driver.deleteQueue(setup.names.deadLetterQueue)
+        let name = workflow.name
+        let workerId = setup.names.workerId
+        let queues = [
+            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
+            "waybill.replies.\(workerId)", "waybill.control.\(workerId)", setup.names.participantsQueue,
+            setup.names.deadLetterQueue,
+        ]
+        for queue in queues {
+            _ = try? await driver.deleteQueue(queue)
+        }
         let exchanges = [
+            WorkerTopology.partitionExchange(name),
             workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
             setup.names.deadLetterExchange,
         ]

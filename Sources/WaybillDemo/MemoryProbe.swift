@@ -54,7 +54,10 @@ struct MemoryProbe {
             }
             _ = try? await client.deleteQueue(names.deadLetterQueue)
         }
-        await removeTopology()
+        // Drained, not deleted, at the start: see `DemoStage.clearLeftovers()`.
+        for queue in queues {
+            _ = await QueueDrain.drain(queue, on: client)
+        }
         try await client.declareExchange(ExchangeDeclaration(name: names.commandsExchange, kind: .topic))
         _ = try await client.declareQueue(QueueDeclaration(name: silentQueue))
         try await client.bind(QueueBinding(queue: silentQueue, exchange: names.commandsExchange, bindingKey: "#"))

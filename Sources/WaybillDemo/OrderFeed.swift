@@ -105,3 +105,36 @@ struct OrderFeed: Sendable {
         }
     }
 }
+
+/// Empties a queue by consuming it, for clearing what an earlier run left without deleting the queue.
+enum QueueDrain {
+    /// Acknowledges every message `queue` holds now; returns how many. A queue that does not exist holds nothing.
+    static func drain(_ queue: String, on client: AMQPClient) async -> Int {
+        guard let info = try? await client.inspectQueue(queue), info.messageCount > 0 else { return 0 }
+        guard let consumer = try? await client.consume(queue: queue, prefetch: 1000) else { return 0 }
+        let wanted = Int(info.messageCount)
+        let drained = await withTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                var count = 0
+                do {
+                    for try await delivery in consumer {
+                        client.ack(delivery.deliveryTag)
+                        count += 1
+                        if count >= wanted { break }
+                    }
+                } catch {}
+                return count
+            }
+            group.addTask {
+                // Messages can be unacknowledged elsewhere or redelivered; do not wait for them forever.
+                try? await Task.sleep(for: .seconds(10))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? 0
+        }
+        await client.cancel(consumer)
+        return drained
+    }
+}

@@ -28,6 +28,8 @@ final class PatternReplay: Sendable {
         var partitionExchange: String { WorkerTopology.partitionExchange(workflow) }
         var partitionQueue: String { WorkerTopology.partitionQueue(workflow, worker: workerId) }
         var replyQueue: String { "waybill.replies.\(workerId)" }
+        /// Every queue of the replay.
+        var queues: [String] { [startQueue, partitionQueue, replyQueue] }
     }
 
     private enum Source: Sendable {
