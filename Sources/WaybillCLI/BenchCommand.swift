@@ -59,6 +59,12 @@ struct BenchCommand: AsyncParsableCommand {
             console.error("waybill bench: \(error)")
             throw ExitCode(1)
         }
+        guard FileManager.default.isReadableFile(atPath: workflow) else {
+            console.error(
+                "waybill bench: cannot read the workflow \(workflow); run from the repository root or pass --workflow FILE"
+            )
+            throw ExitCode(1)
+        }
         let broker: BrokerSession
         do {
             broker = try await BrokerSession.open(

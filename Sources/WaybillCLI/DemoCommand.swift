@@ -75,6 +75,12 @@ struct DemoCommand: AsyncParsableCommand {
             console.error("waybill demo: \(error)")
             throw ExitCode(1)
         }
+        guard FileManager.default.isReadableFile(atPath: workflow) else {
+            console.error(
+                "waybill demo: cannot read the workflow \(workflow); run from the repository root (scripts/demo does) "
+                    + "or pass --workflow FILE")
+            throw ExitCode(1)
+        }
         let environment = ProcessInfo.processInfo.environment
         let broker: BrokerSession
         do {

@@ -214,8 +214,8 @@ final class DemoStage: Sendable {
         } catch {
             throw DemoError(
                 .fileProblem,
-                "cannot read the workflow \(setup.workflowFile); run from the repository root or pass --workflow",
-                cause: error)
+                "cannot read the workflow \(setup.workflowFile) (\(error.localizedDescription)); run from the "
+                    + "repository root or pass --workflow")
         }
         let rewritten = try setup.names.rewrite(workflowText: text, file: setup.workflowFile)
         let directory = (setup.directory as NSString).appendingPathComponent("workflows")
