@@ -102,6 +102,13 @@ struct DemoRunnerTests {
                 client.ack(delivery.deliveryTag)
                 if received.count == 2 { break }
             }
+            // A reply can arrive before its confirm reaches the participants, which acknowledge the command only
+            // then: wait for that before stopping them, or the command goes back to its queue (and would be answered
+            // again, from memory, by the next participant).
+            let deadline = ContinuousClock.now + .seconds(5)
+            while service.statistics.replies < 2 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             group.cancelAll()
             return received
         }
