@@ -48,10 +48,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Operator tooling behind `waybill sagas|workflows|dlq`: read-only queries, the stuck classifier, table and
+        // JSON rendering, local repair checks and the control-message client. Everything testable lives here.
+        .target(
+            name: "WaybillOperations",
+            dependencies: [
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition", "WaybillWorker",
+                "WaybillDefinition", "WaybillWorker", "WaybillOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -59,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: ["SagaEngine", "SagaStore"]
+            dependencies: ["SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
@@ -67,6 +77,10 @@ let package = Package(
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
+        .testTarget(
+            name: "WaybillOperationsTests",
+            dependencies: ["WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
