@@ -1,0 +1,231 @@
+import SagaEngine
+import WaybillDefinition
+
+// The operator control protocol between the `waybill` CLI and a worker. This file depends only on JSONValue /
+// JSONText (WaybillDefinition) and OperatorCommand (SagaEngine) so it can move to wherever the worker's side lives.
+//
+// Request: published by the CLI to the default exchange with routing key `waybill.control.<owner>` (the owning
+// worker's control queue), persistent, `content_type: application/json`, `message_id` and `correlation_id` the same
+// fresh UUID, `reply_to` an exclusive auto-delete queue of the CLI, `expiration` the CLI's wait (so a request
+// nobody consumed in time is dropped rather than applied long after the operator gave up). Body:
+//
+//     {"workflow": "order-fulfillment", "sagaId": "o-1001", "action": "skip", "step": "ship",
+//      "output": {"trackingId": "manual-1"}, "by": "alice", "reason": "shipped by hand, ticket OPS-42"}
+//
+// `action` is `retry`, `skip`, `compensate` or `cancel`; `step` is optional for `retry` (none = the obvious one;
+// `waybill sagas resume` sends a retry without a step), required for `skip`, absent otherwise; `output` only for
+// `skip` (default `{}`). `by` and `reason` are required and non-empty; the worker journals them with the result.
+//
+// Reply: published by the worker, after the transaction that applied (or journaled the refusal of) the command
+// committed, to the default exchange with routing key = `reply_to` and the request's `correlation_id`. Body:
+//
+//     {"status": "applied", "message": "operator skip ship by alice → running; sent 1 command",
+//      "sagaStatus": "running"}
+//
+// `status` is `applied` (the saga moved), `rejected` (the engine refused: `message` says why; nothing changed but
+// the journal line) or `error` (the worker could not process the request: unknown saga, bad body, not the owner).
+// `sagaStatus` is the saga's status after the request, or absent when there is no such saga.
+
+/// An operator repair sent to the owning worker (the request body of the control protocol).
+public struct ControlMessage: Sendable, Hashable {
+    /// What the operator asks for: the four engine repairs.
+    public enum Action: String, Sendable, Hashable, CaseIterable {
+        case retry
+        case skip
+        case compensate
+        case cancel
+    }
+
+    /// The saga's workflow.
+    public var workflow: String
+    /// The saga id.
+    public var sagaId: String
+    /// The repair.
+    public var action: Action
+    /// The step a `retry` narrows to, or the step a `skip` skips; `nil` otherwise.
+    public var step: String?
+    /// The output a `skip` gives the skipped step (later steps read it as `steps.<id>.output`); `nil` otherwise.
+    public var output: JSONValue?
+    /// Who asks (journaled as the actor).
+    public var by: String
+    /// Why (journaled).
+    public var reason: String
+
+    /// The AMQP `content_type` of requests and replies.
+    public static let contentType = "application/json"
+
+    /// The queue a worker consumes control messages from, and the routing key to send them with on the default
+    /// exchange: `waybill.control.<workerId>`.
+    public static func queue(forWorker workerId: String) -> String { "waybill.control.\(workerId)" }
+
+    /// Describes a request.
+    public init(
+        workflow: String, sagaId: String, action: Action, step: String? = nil, output: JSONValue? = nil, by: String,
+        reason: String
+    ) {
+        self.workflow = workflow
+        self.sagaId = sagaId
+        self.action = action
+        self.step = step
+        self.output = output
+        self.by = by
+        self.reason = reason
+    }
+
+    /// The request for `command` on the saga `workflow`/`sagaId`.
+    public init(workflow: String, sagaId: String, command: OperatorCommand) {
+        self.workflow = workflow
+        self.sagaId = sagaId
+        by = command.by
+        reason = command.reason
+        switch command.action {
+        case .retry(let step):
+            action = .retry
+            self.step = step
+        case .skip(let step, let output):
+            action = .skip
+            self.step = step
+            self.output = output
+        case .compensate:
+            action = .compensate
+        case .cancel:
+            action = .cancel
+        }
+    }
+
+    /// The engine command this request asks for (a `skip` without `output` skips with `{}`).
+    ///
+    /// Throws when a `skip` has no step, or `by` or `reason` is empty.
+    public func operatorCommand() throws(ControlMessageError) -> OperatorCommand {
+        guard !by.isEmpty else { throw ControlMessageError("`by` is empty: say who asks") }
+        guard !reason.isEmpty else { throw ControlMessageError("`reason` is empty: say why") }
+        switch action {
+        case .retry:
+            return OperatorCommand(action: .retry(step: step), by: by, reason: reason)
+        case .skip:
+            guard let step else { throw ControlMessageError("a skip needs `step`: the step to skip") }
+            return OperatorCommand(action: .skip(step: step, output: output ?? .object([:])), by: by, reason: reason)
+        case .compensate:
+            return OperatorCommand(action: .compensate, by: by, reason: reason)
+        case .cancel:
+            return OperatorCommand(action: .cancel, by: by, reason: reason)
+        }
+    }
+
+    /// The body as a JSON value (optional members absent when `nil`).
+    public var json: JSONValue {
+        var members: [String: JSONValue] = [
+            "workflow": .string(workflow), "sagaId": .string(sagaId), "action": .string(action.rawValue),
+            "by": .string(by), "reason": .string(reason),
+        ]
+        if let step { members["step"] = .string(step) }
+        if let output { members["output"] = output }
+        return .object(members)
+    }
+
+    /// The body bytes: compact JSON, keys sorted.
+    public func encoded() -> [UInt8] {
+        JSONText.encodeBytes(json)
+    }
+
+    /// Reads a request body; unknown members are ignored (newer CLIs may add some).
+    public static func decode(_ bytes: some Collection<UInt8>) throws(ControlMessageError) -> ControlMessage {
+        let value: JSONValue
+        do {
+            value = try JSONText.decode(bytes)
+        } catch {
+            throw ControlMessageError("the body is not JSON: \(error.description)")
+        }
+        guard case .object(let members) = value else { throw ControlMessageError("the body must be a JSON object") }
+        func text(_ key: String) throws(ControlMessageError) -> String {
+            guard let value = members[key] else { throw ControlMessageError("`\(key)` is missing") }
+            guard let string = value.stringValue else { throw ControlMessageError("`\(key)` must be a string") }
+            return string
+        }
+        let actionText = try text("action")
+        guard let action = Action(rawValue: actionText) else {
+            throw ControlMessageError(
+                "unknown action '\(actionText)': expected \(Action.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var step: String?
+        if let value = members["step"], value != .null {
+            guard let string = value.stringValue else { throw ControlMessageError("`step` must be a string") }
+            step = string
+        }
+        let output = members["output"].flatMap { $0 == .null ? nil : $0 }
+        return ControlMessage(
+            workflow: try text("workflow"), sagaId: try text("sagaId"), action: action, step: step, output: output,
+            by: try text("by"), reason: try text("reason"))
+    }
+}
+
+/// The worker's answer to a ``ControlMessage`` (the reply body of the control protocol).
+public struct ControlReply: Sendable, Hashable {
+    /// What became of the request.
+    public enum Status: String, Sendable, Hashable, CaseIterable {
+        /// The saga moved; the transition is committed.
+        case applied
+        /// The engine refused the repair in the saga's state; only the journal line was written.
+        case rejected
+        /// The worker could not process the request (unknown saga, unreadable body, not the owner).
+        case error
+    }
+
+    /// What became of the request.
+    public var status: Status
+    /// One human line: the journal line of the result, or why it was refused.
+    public var message: String
+    /// The saga's status after the request (`running`, `suspended`, ...), if the saga exists.
+    public var sagaStatus: String?
+
+    /// Describes a reply.
+    public init(status: Status, message: String, sagaStatus: String? = nil) {
+        self.status = status
+        self.message = message
+        self.sagaStatus = sagaStatus
+    }
+
+    /// The body as a JSON value (`sagaStatus` absent when `nil`).
+    public var json: JSONValue {
+        var members: [String: JSONValue] = ["status": .string(status.rawValue), "message": .string(message)]
+        if let sagaStatus { members["sagaStatus"] = .string(sagaStatus) }
+        return .object(members)
+    }
+
+    /// The body bytes: compact JSON, keys sorted.
+    public func encoded() -> [UInt8] {
+        JSONText.encodeBytes(json)
+    }
+
+    /// Reads a reply body.
+    public static func decode(_ bytes: some Collection<UInt8>) throws(ControlMessageError) -> ControlReply {
+        let value: JSONValue
+        do {
+            value = try JSONText.decode(bytes)
+        } catch {
+            throw ControlMessageError("the reply is not JSON: \(error.description)")
+        }
+        guard let statusText = value["status"]?.stringValue else {
+            throw ControlMessageError("the reply has no `status` string")
+        }
+        guard let status = Status(rawValue: statusText) else {
+            throw ControlMessageError("unknown reply status '\(statusText)': expected applied, rejected or error")
+        }
+        return ControlReply(
+            status: status, message: value["message"]?.stringValue ?? "", sagaStatus: value["sagaStatus"]?.stringValue)
+    }
+}
+
+/// A control request or reply that cannot be used; the message says which member is wrong.
+public struct ControlMessageError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong.
+    public var message: String
+
+    /// Wraps a message.
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    /// The message.
+    public var description: String { message }
+}

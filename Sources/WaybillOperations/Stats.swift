@@ -1,0 +1,239 @@
+import GRDB
+import SagaEngine
+import WaybillDefinition
+
+/// `waybill sagas stats`: counts by status and by current step, the oldest saga in flight, and throughput.
+public struct SagaStats: Sendable, Hashable {
+    /// Sagas not finished at one step of one workflow.
+    public struct StepCount: Sendable, Hashable {
+        /// The workflow.
+        public var workflow: String
+        /// The step at the cursor (`-` past the last step).
+        public var step: String
+        /// Counts by non-terminal status.
+        public var running: Int
+        public var compensating: Int
+        public var suspended: Int
+        /// Their sum.
+        public var total: Int { running + compensating + suspended }
+    }
+
+    /// What happened in the window.
+    public struct Throughput: Sendable, Hashable {
+        /// How far back the window reaches.
+        public var window: Duration
+        /// Sagas started in the window.
+        public var started: Int
+        /// Sagas that reached each end state (and suspended) in the window, by their last progress.
+        public var finished: [SagaStatus: Int]
+        /// Completions per whole UTC minute of the window, oldest minute first (the current minute is partial).
+        public var completedPerMinute: [Int]
+    }
+
+    /// When the stats were taken.
+    public var now: Timestamp
+    /// Every status with its count, in `SagaStatus.allCases` order.
+    public var byStatus: [(status: SagaStatus, count: Int)]
+    /// Non-terminal sagas by workflow and current step, most first.
+    public var bySteps: [StepCount]
+    /// The non-terminal saga that started first.
+    public var oldestInFlight: SagaRow?
+    /// The window's throughput.
+    public var throughput: Throughput
+
+    /// All sagas.
+    public var total: Int { byStatus.reduce(0) { $0 + $1.count } }
+
+    public static func == (lhs: SagaStats, rhs: SagaStats) -> Bool {
+        lhs.now == rhs.now && lhs.byStatus.map(\.status) == rhs.byStatus.map(\.status)
+            && lhs.byStatus.map(\.count) == rhs.byStatus.map(\.count) && lhs.bySteps == rhs.bySteps
+            && lhs.oldestInFlight == rhs.oldestInFlight && lhs.throughput == rhs.throughput
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(now)
+        hasher.combine(total)
+    }
+}
+
+extension OperationsDatabase {
+    /// Takes the stats in one snapshot. Status counts and throughput read only the `sagas_by_status` and
+    /// `sagas_by_updated_at` indexes; the step counts and the oldest saga visit the non-terminal rows once.
+    public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
+        try read("computing saga stats") { db in
+            var byStatus: [(status: SagaStatus, count: Int)] = []
+            for status in SagaStatus.allCases {
+                let count =
+                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
+                    ?? 0
+                byStatus.append((status, count))
+            }
+            var steps: [String: SagaStats.StepCount] = [:]
+            var oldest: (started: Int64, key: SagaKey)?
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT workflow, current_step, status, started_at, saga_id FROM sagas
+                    WHERE status IN ('running', 'compensating', 'suspended')
+                    """)
+            while let row = try rows.next() {
+                let workflow: String = row[0]
+                let step: String = row[1] ?? "-"
+                let status: String = row[2]
+                let started: Int64 = row[3]
+                let id = workflow + "\u{0}" + step
+                var count = steps[id] ?? SagaStats.StepCount(
+                    workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
+                switch status {
+                case "running": count.running += 1
+                case "compensating": count.compensating += 1
+                default: count.suspended += 1
+                }
+                steps[id] = count
+                let key = SagaKey(workflow: workflow, id: row[4])
+                if let current = oldest {
+                    if started < current.started
+                        || (started == current.started && (key.workflow, key.id) < (current.key.workflow, current.key.id))
+                    {
+                        oldest = (started, key)
+                    }
+                } else {
+                    oldest = (started, key)
+                }
+            }
+            let oldestRow = try oldest.flatMap { try Self.records(db, keys: [$0.key])[$0.key]?.row }
+
+            let from = now.milliseconds - window.milliseconds
+            let started =
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?",
+                    arguments: [from, from]) ?? 0
+            var finished: [SagaStatus: Int] = [:]
+            for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
+                finished[status] =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ? AND updated_at >= ?",
+                        arguments: [status.rawValue, from]) ?? 0
+            }
+            let firstMinute = from / 60_000
+            let lastMinute = now.milliseconds / 60_000
+            var perMinute = Array(repeating: 0, count: Int(max(0, lastMinute - firstMinute + 1)))
+            let minutes = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT updated_at / 60000, COUNT(*) FROM sagas
+                    WHERE status = 'completed' AND updated_at >= ? AND updated_at <= ? GROUP BY 1
+                    """,
+                arguments: [firstMinute * 60_000, now.milliseconds])
+            while let row = try minutes.next() {
+                let minute: Int64 = row[0]
+                let index = Int(minute - firstMinute)
+                if index >= 0, index < perMinute.count { perMinute[index] = row[1] }
+            }
+            let bySteps = steps.values.sorted {
+                ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
+            }
+            return SagaStats(
+                now: now, byStatus: byStatus, bySteps: bySteps, oldestInFlight: oldestRow,
+                throughput: SagaStats.Throughput(
+                    window: window, started: started, finished: finished, completedPerMinute: perMinute))
+        }
+    }
+}
+
+/// `waybill sagas stats` as text and JSON.
+public enum StatsView {
+    /// Three small tables and the throughput lines.
+    public static func text(_ stats: SagaStats) -> String {
+        let now = stats.now
+        var out = "Sagas by status\n"
+        var statuses = TextTable(["STATUS", "COUNT"], right: [1])
+        for entry in stats.byStatus { statuses.add([entry.status.rawValue, Words.number(entry.count)]) }
+        statuses.add(["total", Words.number(stats.total)])
+        out += statuses.render(indent: "  ")
+        out += "\nNot finished, by current step\n"
+        if stats.bySteps.isEmpty {
+            out += "  none\n"
+        } else {
+            var steps = TextTable(
+                ["WORKFLOW", "STEP", "RUNNING", "COMPENSATING", "SUSPENDED", "TOTAL"], right: [2, 3, 4, 5])
+            for step in stats.bySteps {
+                steps.add([
+                    step.workflow, step.step, Words.number(step.running), Words.number(step.compensating),
+                    Words.number(step.suspended), Words.number(step.total),
+                ])
+            }
+            out += steps.render(indent: "  ")
+        }
+        out += "\nOldest not finished: "
+        if let oldest = stats.oldestInFlight {
+            out += "\(oldest.key) \(oldest.status.rawValue) at \(oldest.currentStep ?? "-"), started "
+                + "\(TimeText.withRelative(oldest.startedAt, now: now))\n"
+        } else {
+            out += "none\n"
+        }
+        let throughput = stats.throughput
+        let window = TimeText.span(milliseconds: throughput.window.milliseconds)
+        let minutes = max(1.0, Double(throughput.window.milliseconds) / 60_000)
+        func rate(_ count: Int) -> String {
+            let perMinute = Double(count) / minutes
+            return "\(Words.number(count)) (\(Words.decimal(perMinute))/min)"
+        }
+        out += "\nLast \(window) (to \(TimeText.seconds(now))): started \(rate(throughput.started)), "
+            + "completed \(rate(throughput.finished[.completed] ?? 0)), "
+            + "compensated \(Words.number(throughput.finished[.compensated] ?? 0)), "
+            + "cancelled \(Words.number(throughput.finished[.cancelled] ?? 0)), "
+            + "suspended \(Words.number(throughput.finished[.suspended] ?? 0))\n"
+        out += "  completed per minute, oldest first: "
+            + throughput.completedPerMinute.map(String.init).joined(separator: " ") + "\n"
+        return out
+    }
+
+    /// `{"now", "total", "byStatus": {...}, "bySteps": [...], "oldestInFlight", "throughput": {...}}`.
+    public static func json(_ stats: SagaStats) -> JSONValue {
+        var byStatus: [String: JSONValue] = [:]
+        for entry in stats.byStatus { byStatus[entry.status.rawValue] = JSONFields.int(entry.count) }
+        let throughput = stats.throughput
+        var finished: [String: JSONValue] = [:]
+        for (status, count) in throughput.finished { finished[status.rawValue] = JSONFields.int(count) }
+        return [
+            "now": JSONFields.time(stats.now),
+            "total": JSONFields.int(stats.total),
+            "byStatus": .object(byStatus),
+            "bySteps": .array(
+                stats.bySteps.map { step in
+                    [
+                        "workflow": .string(step.workflow), "step": .string(step.step),
+                        "running": JSONFields.int(step.running), "compensating": JSONFields.int(step.compensating),
+                        "suspended": JSONFields.int(step.suspended), "total": JSONFields.int(step.total),
+                    ]
+                }),
+            "oldestInFlight": stats.oldestInFlight.map { .object(JSONFields.row($0, now: stats.now)) } ?? .null,
+            "throughput": [
+                "windowMs": JSONFields.int(throughput.window.milliseconds),
+                "started": JSONFields.int(throughput.started),
+                "finished": .object(finished),
+                "completedPerMinute": .array(throughput.completedPerMinute.map { JSONFields.int($0) }),
+            ],
+        ]
+    }
+}
+
+extension Words {
+    /// `1,234,567`.
+    static func number(_ value: Int) -> String {
+        let digits = String(abs(value))
+        var out = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { out += "," }
+            out.append(digit)
+        }
+        return (value < 0 ? "-" : "") + out
+    }
+
+    /// `20.8`: one decimal, rounded half up.
+    static func decimal(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}
