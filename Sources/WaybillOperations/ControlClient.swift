@@ -2,6 +2,56 @@ import AMQPTransport
 import Foundation
 import Logging
 
+/// Where the broker is: the URL (never with a password in it) and the password from `WAYBILL_AMQP_PASSWORD`.
+public struct BrokerSettings: Sendable {
+    /// `amqp://user@host:port/vhost` or `amqps://...`.
+    public var url: String
+    /// The password, or `nil` for the URL's (or the client's default) credentials.
+    public var password: String?
+
+    /// Describes a broker.
+    public init(url: String, password: String?) {
+        self.url = url
+        self.password = password
+    }
+
+    /// The client settings; a password inside the URL is refused (it would show in `ps` and shell history).
+    func configuration() throws(OperationsError) -> AMQPConfiguration {
+        if let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(
+            of: "@"), url[scheme.upperBound..<at].contains(":")
+        {
+            throw OperationsError(
+                .badArgument, "--amqp-url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD instead")
+        }
+        var configuration: AMQPConfiguration
+        do {
+            configuration = try AMQPConfiguration(url: url)
+        } catch {
+            throw OperationsError(.badArgument, "--amqp-url: \(error.message)")
+        }
+        if let password { configuration.password = password }
+        configuration.connectionName = "waybill-cli"
+        configuration.connectTimeout = .seconds(10)
+        return configuration
+    }
+
+    /// A connected client.
+    func connect(logger: Logger) async throws(OperationsError) -> AMQPClient {
+        let configuration = try configuration()
+        do {
+            let client = try AMQPClient(configuration: configuration, logger: logger)
+            try await client.connect()
+            return client
+        } catch {
+            throw OperationsError(
+                .broker,
+                "cannot connect to the broker at \(configuration.host):\(configuration.port) as "
+                    + "'\(configuration.user)': \(AMQPControlChannel.describe(error)); check --amqp-url / "
+                    + "WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD")
+        }
+    }
+}
+
 /// What became of one control request.
 public enum ControlResult: Sendable, Hashable {
     /// The worker answered.
@@ -32,38 +82,14 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         self.replyQueue = replyQueue
     }
 
-    /// The connection settings for `url` (no password in it) with `password` (from `WAYBILL_AMQP_PASSWORD`).
-    public static func configuration(url: String, password: String?) throws(OperationsError) -> AMQPConfiguration {
-        var configuration: AMQPConfiguration
-        do {
-            configuration = try AMQPConfiguration(url: url)
-        } catch {
-            throw OperationsError(.badArgument, "--amqp-url: \(error.message)")
-        }
-        if let password { configuration.password = password }
-        configuration.connectionName = "waybill-cli"
-        configuration.connectTimeout = .seconds(10)
-        return configuration
-    }
-
     /// Connects, declares the reply queue, runs `body` with the channel, then closes the connection.
     ///
     /// Replies are dispatched by a child task for as long as `body` runs.
     public static func with<T: Sendable>(
-        configuration: AMQPConfiguration, logger: Logger = Logger(label: "waybill.cli"),
+        broker: BrokerSettings, logger: Logger = Logger(label: "waybill.cli"),
         _ body: (AMQPControlChannel) async throws -> T
     ) async throws -> T {
-        let client: AMQPClient
-        do {
-            client = try AMQPClient(configuration: configuration, logger: logger)
-            try await client.connect()
-        } catch {
-            throw OperationsError(
-                .broker,
-                "cannot connect to the broker at \(configuration.host):\(configuration.port) as "
-                    + "'\(configuration.user)': \(describe(error)); check --amqp-url / WAYBILL_AMQP_URL and "
-                    + "WAYBILL_AMQP_PASSWORD")
-        }
+        let client = try await broker.connect(logger: logger)
         let queue = "waybill.cli.\(UUID().uuidString.lowercased())"
         let consumer: AMQPConsumer
         do {
@@ -153,7 +179,7 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
+    static func describe(_ error: any Error) -> String {
         if let error = error as? AMQPError { return error.message }
         if let error = error as? OperationsError { return error.message }
         return "\(error)"

@@ -1,5 +1,6 @@
 import AMQPTransport
 import Foundation
+import Logging
 import SagaEngine
 import WaybillDefinition
 
@@ -114,8 +115,38 @@ public struct DeadLetterQueue: Sendable {
     }
 
     /// Up to `limit` messages from the head of the queue; they stay in the queue.
+    public func browse(broker: BrokerSettings, limit: Int) async throws(OperationsError) -> [DeadLetter] {
+        let client = try await broker.connect(logger: Logger(label: "waybill.cli"))
+        do {
+            let letters = try await browse(client, limit: limit)
+            await client.close()
+            return letters
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Up to `limit` messages from the head of the queue, on a connected client; they stay in the queue.
     public func browse(_ client: AMQPClient, limit: Int) async throws(OperationsError) -> [DeadLetter] {
         try await take(client, limit: limit) { _, _ in false }.letters
+    }
+
+    /// Replays the chosen messages among the first `limit`; see ``replay(_:limit:dryRun:by:reason:select:)``.
+    public func replay(
+        broker: BrokerSettings, limit: Int, dryRun: Bool, by: String, reason: String,
+        select: @escaping @Sendable (DeadLetter) -> Bool
+    ) async throws(OperationsError) -> [(DeadLetter, ReplayOutcome)] {
+        let client = try await broker.connect(logger: Logger(label: "waybill.cli"))
+        do {
+            let results = try await replay(
+                client, limit: limit, dryRun: dryRun, by: by, reason: reason, select: select)
+            await client.close()
+            return results
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 
     /// What a replay did with one message.

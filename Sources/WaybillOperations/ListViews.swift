@@ -77,6 +77,11 @@ public enum HistoryView {
         return table(lines, now: now) + "\(Words.count(lines.count, "journal line")) for \(key), oldest first.\n"
     }
 
+    /// One journal line as a JSON object (`--follow --json` prints one per line).
+    public static func lineJSON(_ line: JournalLine, key: SagaKey) -> JSONValue {
+        JSONFields.journal(line, key: key)
+    }
+
     /// `{"saga": {"workflow", "id"}, "entries": [...]}`.
     public static func json(_ lines: [JournalLine], key: SagaKey) -> JSONValue {
         [
