@@ -36,7 +36,7 @@ public enum DeadLetterView {
         table.add(["content type", letter.properties.contentType ?? "-"])
         table.add(["correlation id", letter.properties.correlationID ?? "-"])
         table.add(["reply to", letter.properties.replyTo ?? "-"])
-        var out = table.render().split(separator: "\n").dropFirst().map { $0 + "\n" }.joined()
+        var out = table.renderRows()
         let headers = letter.properties.headers.keys.sorted()
         if !headers.isEmpty {
             out += "\nHeaders\n"

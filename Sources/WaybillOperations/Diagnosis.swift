@@ -38,7 +38,10 @@ struct DiagnosisText {
 
     var instance: SagaInstance { record.instance }
     var reference: String { record.row.key.description }
-    var worker: String { record.row.owner.map { "worker \($0)" } ?? "the owning worker (none recorded)" }
+    var worker: String {
+        guard let owner = record.row.owner else { return "the owning worker (none recorded)" }
+        return owner.lowercased().hasPrefix("worker") ? owner : "worker \(owner)"
+    }
     let why = "--reason '<why>'"
 
     func explain(_ stuckClass: StuckClass?) -> (String, String, [String]) {
@@ -235,7 +238,7 @@ struct DiagnosisText {
     private func workerChecks() -> [String] {
         guard let owner = record.row.owner else { return ["no worker owns this saga; check the --db file"] }
         return [
-            "start or check worker \(owner) (it fires overdue timers as soon as it runs; its control queue is "
+            "start or check \(worker) (it fires overdue timers as soon as it runs; its control queue is "
                 + "waybill.control.\(owner))"
         ]
     }

@@ -309,16 +309,27 @@ public final class OperationsDatabase: Sendable {
     /// Throws ``OperationsError/Code/corrupt`` when the stored source no longer loads with this binary.
     public func definition(hash: String) throws(OperationsError) -> WorkflowDefinition? {
         if let known = definitions.withLock({ $0[hash] }) { return known }
-        guard let record = try definitionRecord(hash: hash) else { return nil }
+        return try read("reading definition \(hash.prefix(12))") { db in try loadDefinition(db, hash: hash) }
+    }
+
+    /// ``definition(hash:)`` inside a read that is already open.
+    func loadDefinition(_ db: Database, hash: String) throws -> WorkflowDefinition? {
+        if let known = definitions.withLock({ $0[hash] }) { return known }
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT name, version, source FROM workflow_definitions WHERE hash = ?", arguments: [hash])
+        else { return nil }
+        let name: String = row[0]
+        let version: Int = row[1]
+        let source: String = row[2]
         let definition: WorkflowDefinition
         do {
-            definition = try WorkflowLoader.load(yaml: record.source, file: "stored:\(hash.prefix(12))")
+            definition = try WorkflowLoader.load(yaml: source, file: "stored:\(hash.prefix(12))")
         } catch {
             throw OperationsError(
                 .corrupt,
-                "the stored definition \(record.name) v\(record.version) (\(hash.prefix(12))) does not load with this "
-                    + "waybill binary: \(error.description.split(separator: "\n").first ?? ""); use the binary the "
-                    + "worker runs")
+                "the stored definition \(name) v\(version) (\(hash.prefix(12))) does not load with this waybill "
+                    + "binary: \(error.description.split(separator: "\n").first ?? ""); use the binary the worker runs")
         }
         definitions.withLock { $0[hash] = definition }
         return definition

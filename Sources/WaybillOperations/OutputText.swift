@@ -81,14 +81,23 @@ public struct TextTable: Sendable {
     /// Whether no row was added.
     public var isEmpty: Bool { rows.isEmpty }
 
+    /// The rows without the header line (for `key  value` blocks whose headers are blank).
+    public func renderRows(indent: String = "") -> String {
+        render(indent: indent, header: false)
+    }
+
     /// The table, one line per row, each ending in a newline; `indent` prefixes every line.
     public func render(indent: String = "") -> String {
+        render(indent: indent, header: true)
+    }
+
+    private func render(indent: String, header: Bool) -> String {
         var widths = headers.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }
         var out = ""
-        for row in [headers] + rows {
+        for row in (header ? [headers] : []) + rows {
             var line = indent
             for (index, cell) in row.enumerated() {
                 let padding = String(repeating: " ", count: widths[index] - cell.count)

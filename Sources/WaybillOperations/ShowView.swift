@@ -31,10 +31,10 @@ public enum ShowView {
         if let pivot = detail.pivotStep {
             header.add(["pivot", "\(pivot) (\(detail.pivotPassed ? "passed: failures now suspend" : "not passed yet"))"])
         }
-        out += headerLines(header)
+        out += header.renderRows(indent: "  ")
         out += "\n"
         let diagnosis = detail.diagnosis
-        let title = diagnosis.stuckClass.map { $0.isStuck ? "Why stuck (\($0.title))" : "Why" } ?? "Why"
+        let title = diagnosis.stuckClass.map { $0.isStuck ? "Why stuck (\($0.shortTitle))" : "Why" } ?? "Why"
         out += "\(title): \(diagnosis.reason)\n"
         for suggestion in diagnosis.suggestions { out += "  -> \(suggestion)\n" }
         out += "\nSteps\n"
@@ -152,36 +152,34 @@ public enum ShowView {
 
     // MARK: - Text pieces
 
-    private static func headerLines(_ table: TextTable) -> String {
-        // The header table's first line is its (blank) column titles.
-        table.render(indent: "  ").split(separator: "\n", omittingEmptySubsequences: false).dropFirst()
-            .filter { !$0.isEmpty }.map { $0 + "\n" }.joined()
-    }
-
     private static func timeline(_ detail: SagaDetail) -> String {
         let now = detail.now
         var table = TextTable(["STEP", "STATUS", "ATTEMPTS", "TIME", "DETAIL"])
         var notes: [[String]] = []
+        // A finished saga's unfinished branches stopped when the saga did.
+        let end = detail.row.status.isTerminal ? detail.row.updatedAt : now
         for step in detail.steps {
-            let stepTime = timeText(step.startedAt, step.finishedAt, now: now)
-            var stepName = step.id + (step.pivot ? " (pivot)" : "")
-            if step.isSplit { stepName += " (split)" }
-            if step.fansOut {
-                let counts = branchCounts(step.branches)
+            let stepTime = timeText(step.startedAt, step.finishedAt, now: end)
+            let stepName = step.id + (step.pivot ? " (pivot)" : "")
+            if step.fansOut && !step.branches.isEmpty {
+                let counts = branchCounts(step.branches, saga: detail.row.status)
                 table.add([stepName, step.status.rawValue, "", stepTime, counts])
                 notes.append([])
                 for branch in step.branches {
                     let (detailText, lines) = branchFacts(branch, step: step, now: now)
                     table.add([
                         "  [\(branch.index)]" + (branch.itemLabel.map { " \($0)" } ?? ""),
-                        branchStatus(branch), attempts(branch, step: step),
-                        timeText(branch.startedAt, branch.finishedAt, now: now), detailText,
+                        branchStatus(branch, saga: detail.row.status), attempts(branch, step: step),
+                        timeText(branch.startedAt, branch.finishedAt, now: end), detailText,
                     ])
                     notes.append(lines)
                 }
             } else if let branch = step.branches.first, !step.isSplit {
                 let (detailText, lines) = branchFacts(branch, step: step, now: now)
-                table.add([stepName, branchStatus(branch), attempts(branch, step: step), stepTime, detailText])
+                table.add([
+                    stepName, branchStatus(branch, saga: detail.row.status), attempts(branch, step: step), stepTime,
+                    detailText,
+                ])
                 notes.append(lines)
             } else {
                 table.add([stepName, step.status.rawValue, step.isSplit && step.startedAt != nil ? "local" : "", stepTime, ""])
@@ -198,10 +196,10 @@ public enum ShowView {
     }
 
     /// `2 succeeded, 1 failed`.
-    private static func branchCounts(_ branches: [SagaDetail.Branch]) -> String {
+    private static func branchCounts(_ branches: [SagaDetail.Branch], saga: SagaStatus) -> String {
         var counts: [(String, Int)] = []
         for branch in branches {
-            let name = branchStatus(branch)
+            let name = branchStatus(branch, saga: saga)
             if let index = counts.firstIndex(where: { $0.0 == name }) {
                 counts[index].1 += 1
             } else {
@@ -212,16 +210,19 @@ public enum ShowView {
             + counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
     }
 
-    private static func branchStatus(_ branch: SagaDetail.Branch) -> String {
+    private static func branchStatus(_ branch: SagaDetail.Branch, saga: SagaStatus) -> String {
+        if saga.isTerminal, [.inFlight, .retryWait, .compensating, .compensationRetryWait].contains(branch.status) {
+            return "stopped"
+        }
         switch branch.status {
-        case .inFlight: "in flight"
-        case .retryWait: "retry wait"
-        case .succeeded: "succeeded"
-        case .failed: "failed"
-        case .compensating: "undoing"
-        case .compensationRetryWait: "undo retry wait"
-        case .compensated: "undone"
-        case .skipped: "skipped"
+        case .inFlight: return "in flight"
+        case .retryWait: return "retry wait"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        case .compensating: return "undoing"
+        case .compensationRetryWait: return "undo retry wait"
+        case .compensated: return "undone"
+        case .skipped: return "skipped"
         }
     }
 

@@ -26,8 +26,10 @@ public struct SagaStats: Sendable, Hashable {
         public var started: Int
         /// Sagas that reached each end state (and suspended) in the window, by their last progress.
         public var finished: [SagaStatus: Int]
-        /// Completions per whole UTC minute of the window, oldest minute first (the current minute is partial).
-        public var completedPerMinute: [Int]
+        /// The length of each bucket of ``completedPerBucket``: a fifteenth of the window, at least a minute.
+        public var bucket: Duration
+        /// Completions per bucket, oldest first; the last bucket ends at `now`.
+        public var completedPerBucket: [Int]
     }
 
     /// When the stats were taken.
@@ -115,20 +117,20 @@ extension OperationsDatabase {
                         db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ? AND updated_at >= ?",
                         arguments: [status.rawValue, from]) ?? 0
             }
-            let firstMinute = from / 60_000
-            let lastMinute = now.milliseconds / 60_000
-            var perMinute = Array(repeating: 0, count: Int(max(0, lastMinute - firstMinute + 1)))
-            let minutes = try Row.fetchCursor(
+            let bucket = max(60_000, window.milliseconds / 15)
+            let bucketCount = Int((window.milliseconds + bucket - 1) / bucket)
+            let firstBucketStart = now.milliseconds - Int64(bucketCount) * bucket
+            var perBucket = Array(repeating: 0, count: bucketCount)
+            let buckets = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT updated_at / 60000, COUNT(*) FROM sagas
-                    WHERE status = 'completed' AND updated_at >= ? AND updated_at <= ? GROUP BY 1
+                    SELECT (updated_at - ?) / ?, COUNT(*) FROM sagas
+                    WHERE status = 'completed' AND updated_at > ? AND updated_at <= ? GROUP BY 1
                     """,
-                arguments: [firstMinute * 60_000, now.milliseconds])
-            while let row = try minutes.next() {
-                let minute: Int64 = row[0]
-                let index = Int(minute - firstMinute)
-                if index >= 0, index < perMinute.count { perMinute[index] = row[1] }
+                arguments: [firstBucketStart + 1, bucket, firstBucketStart, now.milliseconds])
+            while let row = try buckets.next() {
+                let index: Int = row[0]
+                if index >= 0, index < perBucket.count { perBucket[index] = row[1] }
             }
             let bySteps = steps.values.sorted {
                 ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
@@ -136,7 +138,8 @@ extension OperationsDatabase {
             return SagaStats(
                 now: now, byStatus: byStatus, bySteps: bySteps, oldestInFlight: oldestRow,
                 throughput: SagaStats.Throughput(
-                    window: window, started: started, finished: finished, completedPerMinute: perMinute))
+                    window: window, started: started, finished: finished, bucket: .milliseconds(bucket),
+                    completedPerBucket: perBucket))
         }
     }
 }
@@ -184,8 +187,8 @@ public enum StatsView {
             + "compensated \(Words.number(throughput.finished[.compensated] ?? 0)), "
             + "cancelled \(Words.number(throughput.finished[.cancelled] ?? 0)), "
             + "suspended \(Words.number(throughput.finished[.suspended] ?? 0))\n"
-        out += "  completed per minute, oldest first: "
-            + throughput.completedPerMinute.map(String.init).joined(separator: " ") + "\n"
+        out += "  completed per \(TimeText.span(milliseconds: throughput.bucket.milliseconds)), oldest first: "
+            + throughput.completedPerBucket.map(String.init).joined(separator: " ") + "\n"
         return out
     }
 
@@ -213,7 +216,8 @@ public enum StatsView {
                 "windowMs": JSONFields.int(throughput.window.milliseconds),
                 "started": JSONFields.int(throughput.started),
                 "finished": .object(finished),
-                "completedPerMinute": .array(throughput.completedPerMinute.map { JSONFields.int($0) }),
+                "bucketMs": JSONFields.int(throughput.bucket.milliseconds),
+                "completedPerBucket": .array(throughput.completedPerBucket.map { JSONFields.int($0) }),
             ],
         ]
     }

@@ -32,6 +32,19 @@ public enum StuckClass: String, Sendable, Hashable, CaseIterable, Codable {
         }
     }
 
+    /// A few words for inline use: `timer overdue`, `suspended`.
+    public var shortTitle: String {
+        switch self {
+        case .compensationFailing: "compensation failing"
+        case .suspended: "suspended"
+        case .replyOverdue: "reply overdue"
+        case .timerOverdue: "timer overdue"
+        case .retrying: "retrying"
+        case .noProgress: "no progress"
+        case .onSchedule: "on schedule"
+        }
+    }
+
     /// Whether the class means the saga needs attention.
     public var isStuck: Bool { self != .onSchedule }
 

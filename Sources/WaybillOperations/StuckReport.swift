@@ -100,7 +100,7 @@ extension OperationsDatabase {
         let onScheduleCount = max(0, active.reduce(0) { $0 + (totals[$1] ?? 0) } - stuckCount)
 
         func diagnose(_ record: SagaRecord) throws -> StuckReport.Member {
-            let definition = try? database.definition(hash: record.row.definitionHash)
+            let definition = try? database.loadDefinition(db, hash: record.row.definitionHash)
             return StuckReport.Member(
                 row: record.row,
                 diagnosis: Diagnosis(record: record, definition: definition ?? nil, now: now, policy: policy))

@@ -208,7 +208,7 @@ public enum WorkflowsView {
                     .joined(separator: ", "),
             ])
         }
-        out += header.render(indent: "  ").split(separator: "\n").dropFirst().map { $0 + "\n" }.joined()
+        out += header.renderRows(indent: "  ")
         if let definition = detail.definition {
             out += "\nSteps\n"
             var steps = TextTable(["STEP", "DOES", "TIMEOUT", "RETRY", "UNDO", "NOTES"])
