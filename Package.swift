@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
         .testTarget(
             name: "WaybillOperationsTests",
-            dependencies: ["WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition"]
+            dependencies: ["WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport"]
         ),
     ],
     swiftLanguageModes: [.v6]

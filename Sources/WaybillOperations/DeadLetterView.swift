@@ -98,7 +98,8 @@ public enum DeadLetterView {
 
     // MARK: - Pieces
 
-    static func origin(_ letter: DeadLetter) -> String {
+    /// `orders order.placed`, `(default) waybill.replies.w1`, or `unknown`.
+    public static func origin(_ letter: DeadLetter) -> String {
         guard let exchange = letter.exchange else { return "unknown" }
         return "\(exchange.isEmpty ? "(default)" : exchange) \(letter.routingKey ?? "")"
     }

@@ -74,22 +74,27 @@ struct DiagnosisText {
         }
     }
 
+    /// Suspended because a compensation command could not be built.
+    private func undoBlocked(_ head: (ref: BranchRef, branch: BranchState)) -> (String, String, [String]) {
+        let label = names.branch(head.ref)
+        let step = names.step(head.ref.step)
+        let error = instance.failure?.error ?? head.branch.lastError
+        let cause = error.map { errorText($0) } ?? "an unknown error"
+        return (
+            "suspended while undoing \(label): its compensation cannot be sent (\(cause))",
+            "undo \(label) blocked: \(error?.code ?? "failed")",
+            [
+                "after fixing the data: waybill sagas retry \(reference) --step \(step) \(why)",
+                "if it was undone by hand: waybill sagas skip \(reference) --step \(step) \(why)",
+            ]
+        )
+    }
+
     private func compensationFailing() -> (String, String, [String]) {
         guard let head = StuckClassifier.compensationHead(of: instance) else { return ("", "", []) }
         let label = names.branch(head.ref)
         let step = names.step(head.ref.step)
         let skip = "if it was undone by hand: waybill sagas skip \(reference) --step \(step) \(why)"
-        if instance.status == .suspended {
-            let error = instance.failure?.error ?? head.branch.lastError
-            let cause = error.map { errorText($0) } ?? "an unknown error"
-            return (
-                "suspended while undoing \(label): its compensation cannot be sent (\(cause))",
-                "undo \(label): \(error?.code ?? "failed")",
-                [
-                    "after fixing the data: waybill sagas retry \(reference) --step \(step) \(why)", skip,
-                ]
-            )
-        }
         let attempt = head.branch.compensationAttempt
         let last = head.branch.lastError.map { errorText($0) } ?? "an error"
         if head.branch.status == .compensationRetryWait {
@@ -111,6 +116,9 @@ struct DiagnosisText {
     }
 
     private func suspended() -> (String, String, [String]) {
+        if let head = StuckClassifier.compensationHead(of: instance) {
+            return undoBlocked(head)
+        }
         guard let failure = instance.failure else {
             return (
                 "suspended without a recorded failure; resume it", "suspended",
@@ -145,17 +153,24 @@ struct DiagnosisText {
     private func replyOverdue() -> (String, String, [String]) {
         let overdue = now.milliseconds - policy.grace.milliseconds
         for (ref, branch) in branches() {
-            guard let timer = branch.timer, timer.kind == .replyTimeout, timer.dueAt.milliseconds < overdue,
-                let pending = branch.pending
-            else { continue }
+            guard let timer = branch.timer, timer.kind == .replyTimeout, timer.dueAt.milliseconds < overdue else {
+                continue
+            }
             let label = names.branch(ref)
+            let late = TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds)
+            guard let pending = branch.pending else {
+                return (
+                    "the reply timeout of \(label) was due \(moment(timer.dueAt)) and has not fired: is \(worker) running?",
+                    "\(label) reply timeout overdue \(late)", workerChecks()
+                )
+            }
             let what = pending.kind == .compensate ? "compensation" : "command"
             return (
                 "waiting since \(TimeText.short(pending.sentAt, now: now)) for a reply to \(what) "
                     + "\(pending.routingKey) (\(label), \(attemptText(ref, branch, compensating: pending.kind == .compensate))); "
                     + "its timeout passed \(TimeText.relative(timer.dueAt, now: now)) and the timer has not fired: "
                     + "is \(worker) running?",
-                "\(label) \(pending.routingKey) overdue \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))",
+                "\(label) \(pending.routingKey) overdue \(late)",
                 workerChecks()
             )
         }
@@ -165,7 +180,7 @@ struct DiagnosisText {
     private func timerOverdue() -> (String, String, [String]) {
         let overdue = now.milliseconds - policy.grace.milliseconds
         for (ref, branch) in branches() {
-            guard let timer = branch.timer, timer.dueAt.milliseconds < overdue else { continue }
+            guard let timer = branch.timer, timer.kind == .retry, timer.dueAt.milliseconds < overdue else { continue }
             let label = names.branch(ref)
             let what = branch.status == .compensationRetryWait ? "compensation retry" : "retry"
             return (
@@ -178,17 +193,19 @@ struct DiagnosisText {
     }
 
     private func retrying() -> (String, String, [String]) {
-        let waiting = branches().filter { $0.1.status == .retryWait }
+        let waiting = branches().filter { $0.1.timer?.kind == .retry }
         guard let (ref, branch) = waiting.min(by: { ($0.1.timer?.dueAt ?? now) < ($1.1.timer?.dueAt ?? now) }) else {
             return ("", "", [])
         }
-        let label = names.branch(ref)
+        let undo = branch.status == .compensationRetryWait
+        let label = (undo ? "the undo of " : "") + names.branch(ref)
         let error = branch.lastError.map { errorText($0) } ?? "an error"
         let next = branch.timer.map { "; next attempt \(moment($0.dueAt))" } ?? ""
         let more = waiting.count > 1 ? " (\(waiting.count - 1) more branches retrying)" : ""
+        let attempt = attemptText(ref, branch, compensating: undo)
         return (
-            "retrying \(label): \(attemptText(ref, branch, compensating: false)) failed with \(error)\(next)\(more)",
-            "\(label) \(branch.lastError?.code ?? "error"), \(attemptText(ref, branch, compensating: false))"
+            "retrying \(label): \(attempt) failed with \(error)\(next)\(more)",
+            "\(names.branch(ref)) \(branch.lastError?.code ?? "error"), \(attempt)"
                 + (branch.timer.map { ", next \(TimeText.relative($0.dueAt, now: now))" } ?? ""),
             ["retry now instead of waiting: waybill sagas retry \(reference) \(why)"]
         )

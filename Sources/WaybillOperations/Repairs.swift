@@ -146,20 +146,9 @@ extension OperationsDatabase {
     public func rows(_ keys: [SagaKey]) throws(OperationsError) -> [SagaKey: SagaRow] {
         try read("re-reading \(keys.count) sagas") { db in
             var result: [SagaKey: SagaRow] = [:]
-            var start = 0
-            while start < keys.count {
-                let chunk = keys[start..<min(start + 400, keys.count)]
-                start += 400
-                let values = Array(repeating: "(?, ?)", count: chunk.count).joined(separator: ", ")
-                var arguments: [String] = []
-                for key in chunk { arguments += [key.workflow, key.id] }
-                let rows = try Row.fetchCursor(
-                    db, sql: "SELECT \(Self.rowColumns) FROM sagas WHERE (workflow, saga_id) IN (VALUES \(values))",
-                    arguments: StatementArguments(arguments))
-                while let row = try rows.next() {
-                    let sagaRow = try Self.sagaRow(row)
-                    result[sagaRow.key] = sagaRow
-                }
+            try Self.forEachRow(db, keys: keys, columns: Self.rowColumns) { row in
+                let sagaRow = try Self.sagaRow(row)
+                result[sagaRow.key] = sagaRow
             }
             return result
         }

@@ -59,57 +59,85 @@ public struct SagaStats: Sendable, Hashable {
 }
 
 extension OperationsDatabase {
-    /// Takes the stats in one snapshot. Status counts and throughput read only the `sagas_by_status` and
-    /// `sagas_by_updated_at` indexes; the step counts and the oldest saga visit the non-terminal rows once.
+    /// Sagas started at or after `from`.
+    ///
+    /// A worker inserts a saga's row when the saga starts and never deletes rows, so row ids follow start order and
+    /// have no gaps: a binary search over row ids for the first start at or after `from` answers in about twenty
+    /// lookups. When the row ids do have gaps (`total` differs from the largest row id), it counts the rows instead.
+    static func startedSince(_ db: Database, from: Int64, total: Int) throws -> Int {
+        let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM sagas") ?? 0
+        guard last == Int64(total) else {
+            return try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?", arguments: [from, from])
+                ?? 0
+        }
+        var low: Int64 = 1
+        var high = last + 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            let started = try Int64.fetchOne(db, sql: "SELECT started_at FROM sagas WHERE rowid = ?", arguments: [middle])
+            if let started, started >= from {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        return Int(last - low + 1)
+    }
+
+    /// Takes the stats in one snapshot, from indexes: status counts from `sagas_by_status` (and the table's row
+    /// count), step counts by joining `sagas_by_status` and `sagas_by_step` on row id, completions from
+    /// `sagas_by_status`, starts by ``startedSince(_:from:total:)``. The oldest unfinished saga is picked among the 64
+    /// stored first (rows are inserted when sagas start).
     public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
         try read("computing saga stats") { db in
-            var byStatus: [(status: SagaStatus, count: Int)] = []
-            for status in SagaStatus.allCases {
-                let count =
+            // Status counts: every count but `completed` is a short index range; `completed` (usually most of the
+            // file) is the b-tree's row count minus the others.
+            var counts: [SagaStatus: Int] = [:]
+            for status in SagaStatus.allCases where status != .completed {
+                counts[status] =
                     try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
                     ?? 0
-                byStatus.append((status, count))
             }
-            var steps: [String: SagaStats.StepCount] = [:]
-            var oldest: (started: Int64, key: SagaKey)?
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT workflow, current_step, status, started_at, saga_id FROM sagas
-                    WHERE status IN ('running', 'compensating', 'suspended')
-                    """)
-            while let row = try rows.next() {
-                let workflow: String = row[0]
-                let step: String = row[1] ?? "-"
-                let status: String = row[2]
-                let started: Int64 = row[3]
-                let id = workflow + "\u{0}" + step
-                var count = steps[id] ?? SagaStats.StepCount(
-                    workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
-                switch status {
-                case "running": count.running += 1
-                case "compensating": count.compensating += 1
-                default: count.suspended += 1
-                }
-                steps[id] = count
-                let key = SagaKey(workflow: workflow, id: row[4])
-                if let current = oldest {
-                    if started < current.started
-                        || (started == current.started && (key.workflow, key.id) < (current.key.workflow, current.key.id))
-                    {
-                        oldest = (started, key)
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas") ?? 0
+            counts[.completed] = max(0, total - counts.values.reduce(0, +))
+            let byStatus = SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) }
+
+            // Unfinished sagas by current step, from two indexes joined on row id, never visiting the rows:
+            // row id -> status from sagas_by_status, row id per (workflow, step) from sagas_by_step.
+            let live = try Self.liveRowids(db)
+            var steps: [SagaStats.StepCount] = []
+            var stepsOf: [String: [String]] = [:]
+            for workflow in try Self.distinctWorkflows(db) {
+                stepsOf[workflow] = try Self.distinctSteps(db, workflow: workflow)
+            }
+            for (workflow, ids) in stepsOf.sorted(by: { $0.key < $1.key }) {
+                for step in ids {
+                    var count = SagaStats.StepCount(
+                        workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
+                    let rowids = try Int64.fetchCursor(
+                        db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step = ?",
+                        arguments: [workflow, step])
+                    while let rowid = try rowids.next() {
+                        switch live[rowid] {
+                        case .running?: count.running += 1
+                        case .compensating?: count.compensating += 1
+                        case .suspended?: count.suspended += 1
+                        default: break
+                        }
                     }
-                } else {
-                    oldest = (started, key)
+                    if count.total > 0 { steps.append(count) }
                 }
             }
-            let oldestRow = try oldest.flatMap { try Self.records(db, keys: [$0.key])[$0.key]?.row }
+            // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
+            // row ids are read to pick the earliest start among them.
+            let firstRows = live.keys.sorted().prefix(64)
+            let oldestRow = try Self.records(db, rowids: Array(firstRows)).values.map(\.row).min {
+                ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
+            }
 
             let from = now.milliseconds - window.milliseconds
-            let started =
-                try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?",
-                    arguments: [from, from]) ?? 0
+            let started = try Self.startedSince(db, from: from, total: total)
             var finished: [SagaStatus: Int] = [:]
             for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
                 finished[status] =
@@ -132,7 +160,7 @@ extension OperationsDatabase {
                 let index: Int = row[0]
                 if index >= 0, index < perBucket.count { perBucket[index] = row[1] }
             }
-            let bySteps = steps.values.sorted {
+            let bySteps = steps.sorted {
                 ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
             }
             return SagaStats(

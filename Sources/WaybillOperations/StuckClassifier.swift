@@ -4,9 +4,10 @@ import WaybillDefinition
 /// Why a non-terminal saga is where it is. Every saga that is not completed, compensated or cancelled falls in
 /// exactly one class; the first that applies wins, in the order of ``allCases``.
 public enum StuckClass: String, Sendable, Hashable, CaseIterable, Codable {
-    /// Undoing a step keeps failing (its compensation waits to retry, was retried, or cannot even be built).
+    /// Undoing a step failed and waits to be tried again.
     case compensationFailing = "compensation-failing"
-    /// A step failed for good after the pivot (non-retryable, or retries exhausted): an operator must act.
+    /// A step failed for good after the pivot (non-retryable, or retries exhausted), or an undo could not even be
+    /// built: an operator must act.
     case suspended
     /// A command waits for its reply past the step's timeout, and the reply-timeout timer has not fired.
     case replyOverdue = "reply-overdue"
@@ -76,34 +77,93 @@ public struct StuckPolicy: Sendable, Hashable {
     }
 }
 
-/// Classifies sagas from their decoded state. ``OperationsDatabase/stuckReport(now:policy:limit:only:)`` uses the
-/// same rules, reading state only for the sagas the timers table and the status column cannot settle.
+/// What stuck detection looks at: the status, the last progress and the live timers. They are columns of the
+/// `sagas` and `timers` tables, so the whole file can be classified from its indexes without decoding state;
+/// ``StuckClassifier/signals(of:)`` reads the same facts from a decoded saga, so `show` and `stuck` always agree.
+public struct StuckSignals: Sendable, Hashable {
+    /// The saga's status.
+    public var status: SagaStatus
+    /// Its last progress.
+    public var updatedAt: Timestamp
+    /// Its live timers: kind and due time.
+    public var timers: [Timer]
+
+    /// A live timer.
+    public struct Timer: Sendable, Hashable {
+        /// Reply timeout or retry delay.
+        public var kind: SagaTimer.Kind
+        /// When it is due.
+        public var dueAt: Timestamp
+    }
+}
+
+/// The classification rules, first match wins:
+/// 1. compensating with a retry timer (an undo failed and waits to be tried again):
+///    ``StuckClass/compensationFailing``;
+/// 2. suspended (a step failed for good after the pivot, or an undo could not even be built):
+///    ``StuckClass/suspended``;
+/// 3. a reply timeout more than the grace past due: ``StuckClass/replyOverdue``;
+/// 4. a retry timer more than the grace past due: ``StuckClass/timerOverdue``;
+/// 5. a retry timer: ``StuckClass/retrying``;
+/// 6. no progress for the threshold: ``StuckClass/noProgress``;
+/// 7. otherwise ``StuckClass/onSchedule``.
 public enum StuckClassifier {
     /// The class of `instance` at `now`, or `nil` when it is terminal.
     public static func classify(_ instance: SagaInstance, now: Timestamp, policy: StuckPolicy) -> StuckClass? {
-        guard !instance.status.isTerminal else { return nil }
-        if compensationHead(of: instance).map({ isFailing($0.branch, in: instance) }) == true {
-            return .compensationFailing
-        }
-        if instance.status == .suspended { return .suspended }
+        classify(signals(of: instance), now: now, policy: policy)
+    }
+
+    /// The class of a saga with these signals at `now`, or `nil` when it is terminal.
+    public static func classify(_ signals: StuckSignals, now: Timestamp, policy: StuckPolicy) -> StuckClass? {
+        var timers = TimerFlags()
         let overdue = now.milliseconds - policy.grace.milliseconds
-        var retrying = false
-        var timerOverdue = false
-        for step in instance.steps {
-            for branch in step.branches {
-                if let timer = branch.timer, timer.dueAt.milliseconds < overdue {
-                    if timer.kind == .replyTimeout, branch.pending != nil { return .replyOverdue }
-                    timerOverdue = true
-                }
-                if branch.status == .retryWait { retrying = true }
+        for timer in signals.timers { timers.add(timer.kind, dueAt: timer.dueAt.milliseconds, overdueBefore: overdue) }
+        return classify(
+            status: signals.status, updatedAt: signals.updatedAt.milliseconds, timers: timers,
+            idleBefore: now.milliseconds - policy.noProgressAfter.milliseconds)
+    }
+
+    /// What the rules need to know about a saga's timers.
+    struct TimerFlags {
+        var retry = false
+        var retryOverdue = false
+        var replyOverdue = false
+
+        mutating func add(_ kind: SagaTimer.Kind, dueAt: Int64, overdueBefore: Int64) {
+            switch kind {
+            case .retry:
+                retry = true
+                if dueAt < overdueBefore { retryOverdue = true }
+            case .replyTimeout:
+                if dueAt < overdueBefore { replyOverdue = true }
             }
         }
-        if timerOverdue { return .timerOverdue }
-        if retrying { return .retrying }
-        if instance.updatedAt.milliseconds <= now.milliseconds - policy.noProgressAfter.milliseconds {
-            return .noProgress
+    }
+
+    /// The rules themselves, on plain values (the stuck report calls this for every saga with a timer reason).
+    static func classify(status: SagaStatus, updatedAt: Int64, timers: TimerFlags, idleBefore: Int64) -> StuckClass? {
+        switch status {
+        case .completed, .compensated, .cancelled: return nil
+        case .suspended: return .suspended
+        case .compensating where timers.retry: return .compensationFailing
+        case .running, .compensating: break
         }
+        if timers.replyOverdue { return .replyOverdue }
+        if timers.retryOverdue { return .timerOverdue }
+        if timers.retry { return .retrying }
+        if updatedAt <= idleBefore { return .noProgress }
         return .onSchedule
+    }
+
+    /// The signals of a decoded saga.
+    public static func signals(of instance: SagaInstance) -> StuckSignals {
+        StuckSignals(
+            status: instance.status, updatedAt: instance.updatedAt,
+            timers: instance.steps.flatMap { step in
+                step.branches.compactMap { branch in
+                    branch.timer.map { StuckSignals.Timer(kind: $0.kind, dueAt: $0.dueAt) }
+                }
+            })
     }
 
     /// The branch next in line to be undone, if the saga is compensating (or re-planning).
@@ -112,10 +172,5 @@ public enum StuckClassifier {
             ref.branch < instance.steps[ref.step].branches.count
         else { return nil }
         return (ref, instance.steps[ref.step].branches[ref.branch])
-    }
-
-    private static func isFailing(_ branch: BranchState, in instance: SagaInstance) -> Bool {
-        instance.status == .suspended || branch.status == .compensationRetryWait
-            || (instance.status == .compensating && branch.compensationAttempt >= 2)
     }
 }

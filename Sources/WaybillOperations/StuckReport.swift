@@ -43,12 +43,15 @@ public struct StuckReport: Sendable, Hashable {
 }
 
 extension OperationsDatabase {
-    /// Classifies every non-terminal saga at `now` in one snapshot.
+    /// Classifies every non-terminal saga at `now` in one snapshot, from indexes only (see ``StuckClassifier``):
     ///
-    /// It decodes state only where the columns cannot decide: sagas with a retry timer or an overdue timer
-    /// (`timers` table), and suspended and compensating sagas. Every other running saga is ``StuckClass/noProgress``
-    /// when its `updated_at` is older than the threshold and ``StuckClass/onSchedule`` otherwise; the two
-    /// `sagas_by_status` ranges answer that. When `only` is set, up to `limit` of its members come back too.
+    /// - `sagas_by_status` gives each running and compensating saga's row id and last progress, the count and order
+    ///   of suspended sagas, and the running and compensating sagas idle past the threshold;
+    /// - one pass over the timers that matter (retry timers, and timers past the grace) finds their sagas' row ids
+    ///   through the primary key index.
+    ///
+    /// Everything else is on schedule. Rows and state are read only for the sagas shown: the oldest of each class
+    /// and, when `only` is set, up to `limit` members of that class.
     public func stuckReport(now: Timestamp, policy: StuckPolicy, only: StuckClass? = nil, limit: Int = 20)
         throws(OperationsError) -> StuckReport
     {
@@ -57,113 +60,117 @@ extension OperationsDatabase {
         }
     }
 
+    /// A saga's place in a class, by row id: enough to count and order without its key or state.
+    private struct Entry: Hashable {
+        var rowid: Int64
+        var updatedAt: Int64
+    }
+
     private static func stuckReport(
         _ db: Database, database: OperationsDatabase, now: Timestamp, policy: StuckPolicy, only: StuckClass?,
         limit: Int
     ) throws -> StuckReport {
-        let active: [SagaStatus] = [.running, .compensating, .suspended]
-        var totals: [SagaStatus: Int] = [:]
-        for status in active {
-            totals[status] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue]) ?? 0
-        }
         let overdue = now.milliseconds - policy.grace.milliseconds
         let idleBefore = now.milliseconds - policy.noProgressAfter.milliseconds
 
-        // 1. Sagas the columns cannot classify: retry or overdue timers, suspended and compensating sagas.
-        var candidates = Set<SagaKey>()
+        // Row id -> (compensating?, last progress) of every running and compensating saga.
+        let expected = try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
+        var live: [Int64: (compensating: Bool, updatedAt: Int64)] = [:]
+        live.reserveCapacity(expected)
+        for status in ["running", "compensating"] {
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = ?", arguments: [status])
+            let compensating = status == "compensating"
+            while let row = try rows.next() { live[row[0]] = (compensating, row[1]) }
+        }
+        var suspended: [Entry] = []
+        let suspendedRows = try Row.fetchCursor(
+            db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = 'suspended'")
+        while let row = try suspendedRows.next() { suspended.append(Entry(rowid: row[0], updatedAt: row[1])) }
+        let active = live.count + suspended.count
+        var members: [StuckClass: [Entry]] = [.suspended: suspended]
+
+        // Sagas with a retry timer or an overdue timer: what their timers say, by row id.
+        var timers: [Int64: StuckClassifier.TimerFlags] = [:]
         let timerRows = try Row.fetchCursor(
-            db, sql: "SELECT workflow, saga_id FROM timers WHERE kind = 'retry' OR due_at < ?", arguments: [overdue])
-        while let row = try timerRows.next() { candidates.insert(SagaKey(workflow: row[0], id: row[1])) }
-        let statusRows = try Row.fetchCursor(
-            db, sql: "SELECT workflow, saga_id FROM sagas WHERE status IN ('suspended', 'compensating')")
-        while let row = try statusRows.next() { candidates.insert(SagaKey(workflow: row[0], id: row[1])) }
-        let records = try records(db, keys: Array(candidates))
-
-        var members: [StuckClass: [SagaRecord]] = [:]
-        for record in records.values {
-            guard let stuckClass = StuckClassifier.classify(record.instance, now: now, policy: policy) else { continue }
-            members[stuckClass, default: []].append(record)
+            db,
+            sql: """
+                SELECT s.rowid, t.kind = 'retry', t.due_at
+                FROM timers t JOIN sagas s ON s.workflow = t.workflow AND s.saga_id = t.saga_id
+                WHERE t.kind = 'retry' OR t.due_at < ?
+                """,
+            arguments: [overdue])
+        while let row = try timerRows.next() {
+            let rowid: Int64 = row[0]
+            let isRetry: Bool = row[1]
+            timers[rowid, default: StuckClassifier.TimerFlags()].add(
+                isRetry ? .retry : .replyTimeout, dueAt: row[2], overdueBefore: overdue)
+        }
+        var classified = Set<Int64>(minimumCapacity: timers.count)
+        for (rowid, flags) in timers {
+            guard let saga = live[rowid],
+                let stuckClass = StuckClassifier.classify(
+                    status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt, timers: flags,
+                    idleBefore: idleBefore)
+            else { continue }
+            members[stuckClass, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
+            classified.insert(rowid)
         }
 
-        // 2. Running sagas without a candidate reason: idle past the threshold, or on schedule.
-        var idle: [SagaRow] = []
-        let idleRows = try Row.fetchCursor(
-            db, sql: "SELECT \(rowColumns) FROM sagas WHERE status = 'running' AND updated_at <= ?",
-            arguments: [idleBefore])
-        while let row = try idleRows.next() {
-            let sagaRow = try sagaRow(row)
-            if !candidates.contains(sagaRow.key) { idle.append(sagaRow) }
+        // Running and compensating sagas idle past the threshold, without a timer reason.
+        for (rowid, saga) in live where saga.updatedAt <= idleBefore && !classified.contains(rowid) {
+            members[.noProgress, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
         }
-        let idleRecords = members[.noProgress] ?? []
-        let stuckCount =
-            members.filter { $0.key.isStuck }.values.reduce(0) { $0 + $1.count } + idle.count
-        let onScheduleCount = max(0, active.reduce(0) { $0 + (totals[$1] ?? 0) } - stuckCount)
+        let stuckCount = members.values.reduce(0) { $0 + $1.count }
+        let onScheduleCount = max(0, active - stuckCount)
+        var onSchedule: [Entry] {
+            live.compactMap { rowid, saga in
+                saga.updatedAt > idleBefore && !classified.contains(rowid)
+                    ? Entry(rowid: rowid, updatedAt: saga.updatedAt) : nil
+            }
+        }
 
+        /// The first `count` sagas of a class in the stable order, with their state.
+        func first(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {
+            let entries = stuckClass == .onSchedule ? onSchedule : members[stuckClass] ?? []
+            // Order by last progress; rows tied with the last one taken are loaded too so the workflow/id
+            // tie-break is exact.
+            let boundary: Int64
+            if count == 1 {
+                guard let oldest = entries.min(by: { $0.updatedAt < $1.updatedAt }) else { return [] }
+                boundary = oldest.updatedAt
+            } else {
+                let sorted = entries.map(\.updatedAt).sorted()
+                guard !sorted.isEmpty else { return [] }
+                boundary = sorted[min(count, sorted.count) - 1]
+            }
+            let chosen = entries.filter { $0.updatedAt <= boundary }.map(\.rowid)
+            let loaded = try records(db, rowids: chosen).values.sorted { SagaRow.precedes($0.row, $1.row) }
+            return Array(loaded.prefix(count))
+        }
         func diagnose(_ record: SagaRecord) throws -> StuckReport.Member {
             let definition = try? database.loadDefinition(db, hash: record.row.definitionHash)
             return StuckReport.Member(
                 row: record.row,
                 diagnosis: Diagnosis(record: record, definition: definition ?? nil, now: now, policy: policy))
         }
-        /// The first `count` members of a class, oldest progress first.
-        func firstMembers(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {
-            switch stuckClass {
-            case .noProgress:
-                let rows = (idle + idleRecords.map(\.row)).sorted(by: SagaRow.precedes).prefix(count)
-                let known = Dictionary(idleRecords.map { ($0.row.key, $0) }, uniquingKeysWith: { first, _ in first })
-                let loaded = try Self.records(db, keys: rows.map(\.key).filter { known[$0] == nil })
-                return rows.compactMap { known[$0.key] ?? loaded[$0.key] }
-            case .onSchedule:
-                let fromColumns = try onSchedule(
-                    db, now: now, idleBefore: idleBefore, excluding: candidates, limit: count)
-                return Array((fromColumns + (members[.onSchedule] ?? [])).sorted { SagaRow.precedes($0.row, $1.row) }
-                    .prefix(count))
-            default:
-                return Array((members[stuckClass] ?? []).sorted { SagaRow.precedes($0.row, $1.row) }.prefix(count))
-            }
-        }
 
         var summaries: [StuckReport.Summary] = []
         for stuckClass in StuckClass.allCases {
-            let count: Int
-            switch stuckClass {
-            case .noProgress: count = idle.count + idleRecords.count
-            case .onSchedule: count = onScheduleCount
-            default: count = members[stuckClass]?.count ?? 0
-            }
-            let oldest = count == 0 ? nil : try firstMembers(stuckClass, 1).first.map(diagnose)
-            summaries.append(.init(stuckClass: stuckClass, count: count, oldest: oldest))
+            let total = stuckClass == .onSchedule ? onScheduleCount : members[stuckClass]?.count ?? 0
+            let oldest = total == 0 ? nil : try first(stuckClass, 1).first.map(diagnose)
+            summaries.append(StuckReport.Summary(stuckClass: stuckClass, count: total, oldest: oldest))
         }
-
         var selected: [StuckReport.Member] = []
         var hasMore = false
         if let only {
-            let chosen = try firstMembers(only, limit + 1)
+            let chosen = try first(only, limit + 1)
             hasMore = chosen.count > limit
             selected = try chosen.prefix(limit).map(diagnose)
         }
         return StuckReport(
             now: now, policy: policy, summaries: summaries, selected: only, members: selected, hasMore: hasMore)
-    }
-
-    /// Running sagas that progressed within the threshold and have no candidate reason, oldest progress first.
-    private static func onSchedule(
-        _ db: Database, now: Timestamp, idleBefore: Int64, excluding: Set<SagaKey>, limit: Int
-    ) throws -> [SagaRecord] {
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT \(rowColumns), state FROM sagas WHERE status = 'running' AND updated_at > ?
-                ORDER BY updated_at, workflow, saga_id
-                """,
-            arguments: [idleBefore])
-        var result: [SagaRecord] = []
-        while result.count < limit, let row = try rows.next() {
-            let sagaRow = try sagaRow(row)
-            guard !excluding.contains(sagaRow.key) else { continue }
-            result.append(SagaRecord(row: sagaRow, instance: try decodeState(row[10], key: sagaRow.key)))
-        }
-        return result
     }
 }
 

@@ -36,44 +36,108 @@ public struct WorkflowDetail: Sendable, Hashable {
 
 extension OperationsDatabase {
     /// Every stored definition with its unfinished sagas, by name, version and first sighting.
+    ///
+    /// A workflow with one stored definition is counted from the indexes alone; one with several (a new version
+    /// rolled out while old sagas run) reads the `definition_hash` of its unfinished sagas.
     public func workflowVersions() throws(OperationsError) -> [WorkflowVersion] {
         let records = try definitionRecords()
-        let counts: [String: (Int, Int, Int)] = try read("counting sagas per definition") { db in
-            var counts: [String: (Int, Int, Int)] = [:]
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT definition_hash, status, COUNT(*) FROM sagas
-                    WHERE status IN ('running', 'compensating', 'suspended') GROUP BY 1, 2
-                    """)
-            while let row = try rows.next() {
-                let hash: String = row[0]
-                let status: String = row[1]
-                let count: Int = row[2]
-                var entry = counts[hash] ?? (0, 0, 0)
-                switch status {
-                case "running": entry.0 = count
-                case "compensating": entry.1 = count
-                default: entry.2 = count
-                }
-                counts[hash] = entry
-            }
-            return counts
-        }
+        let usage = try read("counting sagas per definition") { db in try Self.usage(db, records: records) }
         var perVersion: [String: Int] = [:]
         for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
         return records.map { record in
-            let count = counts[record.hash] ?? (0, 0, 0)
+            let counts = usage[record.hash]?.totals ?? StatusCounts()
             return WorkflowVersion(
-                definition: record, running: count.0, compensating: count.1, suspended: count.2,
+                definition: record, running: counts.running, compensating: counts.compensating,
+                suspended: counts.suspended,
                 editedWithoutBump: (perVersion["\(record.name)@\(record.version)"] ?? 0) > 1)
         }
+    }
+
+    /// Unfinished sagas by status.
+    struct StatusCounts {
+        var running = 0
+        var compensating = 0
+        var suspended = 0
+
+        mutating func add(_ status: SagaStatus?) {
+            switch status {
+            case .running?: running += 1
+            case .compensating?: compensating += 1
+            case .suspended?: suspended += 1
+            default: break
+            }
+        }
+    }
+
+    /// Unfinished sagas of one definition, in total and by current step.
+    struct DefinitionUsage {
+        var totals = StatusCounts()
+        var bySteps: [String: StatusCounts] = [:]
+    }
+
+    /// Where the unfinished sagas of each stored definition are, by hash.
+    static func usage(_ db: Database, records: [DefinitionRecord]) throws -> [String: DefinitionUsage] {
+        let live = try liveRowids(db)
+        var hashesOf: [String: [String]] = [:]
+        for record in records { hashesOf[record.name, default: []].append(record.hash) }
+        var usage: [String: DefinitionUsage] = [:]
+        for workflow in try distinctWorkflows(db) {
+            let hashes = hashesOf[workflow] ?? []
+            if hashes.count == 1 {
+                var entry = DefinitionUsage()
+                for step in try distinctSteps(db, workflow: workflow) {
+                    var counts = StatusCounts()
+                    let rowids = try Int64.fetchCursor(
+                        db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step = ?",
+                        arguments: [workflow, step])
+                    while let rowid = try rowids.next() { counts.add(live[rowid]) }
+                    entry.bySteps[step] = counts
+                    entry.totals.running += counts.running
+                    entry.totals.compensating += counts.compensating
+                    entry.totals.suspended += counts.suspended
+                }
+                usage[hashes[0]] = entry
+                continue
+            }
+            // Several definitions: read the hash of each unfinished saga of this workflow.
+            let mine = try Int64.fetchAll(
+                db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step IS NOT NULL",
+                arguments: [workflow]
+            ).filter { live[$0] != nil }
+            var start = 0
+            while start < mine.count {
+                let chunk = mine[start..<min(start + 400, mine.count)]
+                start += 400
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT rowid, definition_hash, current_step FROM sagas WHERE rowid IN (\(marks))",
+                    arguments: StatementArguments(Array(chunk)))
+                while let row = try rows.next() {
+                    let rowid: Int64 = row[0]
+                    let hash: String = row[1]
+                    let step: String = row[2] ?? "-"
+                    usage[hash, default: DefinitionUsage()].totals.add(live[rowid])
+                    usage[hash, default: DefinitionUsage()].bySteps[step, default: StatusCounts()].add(live[rowid])
+                }
+            }
+        }
+        return usage
     }
 
     /// The version a reference names: `NAME` (its newest version), `NAME@VERSION` or `NAME@vVERSION` (the newest
     /// text of that version), or a hash prefix of at least 6 hex digits.
     public func workflowDetail(_ reference: String) throws(OperationsError) -> WorkflowDetail {
-        let versions = try workflowVersions()
+        let records = try definitionRecords()
+        let usage = try read("counting sagas per definition") { db in try Self.usage(db, records: records) }
+        var perVersion: [String: Int] = [:]
+        for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
+        let versions = records.map { record in
+            let counts = usage[record.hash]?.totals ?? StatusCounts()
+            return WorkflowVersion(
+                definition: record, running: counts.running, compensating: counts.compensating,
+                suspended: counts.suspended,
+                editedWithoutBump: (perVersion["\(record.name)@\(record.version)"] ?? 0) > 1)
+        }
         let chosen = try Self.pick(reference, from: versions)
         let hash = chosen.definition.hash
         guard let record = try definitionRecord(hash: hash) else {
@@ -86,32 +150,13 @@ extension OperationsDatabase {
         } catch {
             loadError = error.message
         }
-        let steps: [String: SagaStats.StepCount] = try read("counting sagas per step") { db in
-            var steps: [String: SagaStats.StepCount] = [:]
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT current_step, status, COUNT(*) FROM sagas
-                    WHERE status IN ('running', 'compensating', 'suspended') AND definition_hash = ? GROUP BY 1, 2
-                    """,
-                arguments: [hash])
-            while let row = try rows.next() {
-                let step: String = row[0] ?? "-"
-                let status: String = row[1]
-                let count: Int = row[2]
-                var entry = steps[step] ?? SagaStats.StepCount(
-                    workflow: record.name, step: step, running: 0, compensating: 0, suspended: 0)
-                switch status {
-                case "running": entry.running = count
-                case "compensating": entry.compensating = count
-                default: entry.suspended = count
-                }
-                steps[step] = entry
-            }
-            return steps
-        }
         let order = definition.map { $0.steps.map(\.id) } ?? []
-        let bySteps = steps.values.sorted {
+        let bySteps = (usage[hash]?.bySteps ?? [:]).compactMap { step, counts -> SagaStats.StepCount? in
+            let entry = SagaStats.StepCount(
+                workflow: record.name, step: step, running: counts.running, compensating: counts.compensating,
+                suspended: counts.suspended)
+            return entry.total > 0 ? entry : nil
+        }.sorted {
             (order.firstIndex(of: $0.step) ?? Int.max, $0.step) < (order.firstIndex(of: $1.step) ?? Int.max, $1.step)
         }
         return WorkflowDetail(

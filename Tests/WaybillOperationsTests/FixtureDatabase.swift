@@ -68,7 +68,7 @@ enum Fixture {
             milestone: order.shipped
           - id: invoice
             command: billing.invoice.create
-            input: { orderId: "${input.orderId}", tracking: "${steps.ship.output}" }
+            input: { orderId: "${input.orderId}", firstTracking: "${steps.ship.output[0].trackingId}" }
             timeout: 2h
             retry: { max_attempts: unlimited }
         milestones:
@@ -180,7 +180,9 @@ enum Fixture {
             s.reply("erp.order.accept", at: at(-10))
         }
         changes += returnsSaga(returns, hash: returnsHash)
-        try store.commit(changes)
+        // A worker commits changes as they happen: keep that order, so row ids follow start order as in a real file.
+        let ordered = changes.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }
+        try store.commit(ordered.map(\.element))
         try store.close()
         return path
     }
