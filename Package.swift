@@ -79,7 +79,10 @@ let package = Package(
         .testTarget(name: "WaybillWorkerTests", dependencies: ["WaybillWorker"]),
         .testTarget(
             name: "WaybillOperationsTests",
-            dependencies: ["WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport"]
+            dependencies: [
+                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -9,7 +9,7 @@ public enum ListView {
             let narrowed = filter.flags.isEmpty ? "" : " matching \(filter.flags)"
             return "No sagas\(narrowed).\n"
         }
-        var table = TextTable(["SAGA", "STATUS", "STEP", "FAILURE", "OWNER", "LAST PROGRESS", "AGE"], right: [6])
+        var table = TextTable(["SAGA", "STATUS", "STEP", "FAILURE", "OWNER", "LAST PROGRESS", "AGE"], right: [5, 6])
         for row in page.rows {
             table.add([
                 row.key.description, row.status.rawValue, row.currentStep ?? "-", row.failureCode ?? "",

@@ -48,6 +48,17 @@ public struct RepairCheck: Sendable, Hashable {
 
     /// Whether the repair will be sent.
     public var willSend: Bool { message != nil }
+
+    /// Describes a check (``RepairPlanner/check(_:record:definition:now:)`` makes them).
+    public init(
+        record: SagaRecord, message: ControlMessage?, refusal: String?, preview: String?, predictedStatus: SagaStatus?
+    ) {
+        self.record = record
+        self.message = message
+        self.refusal = refusal
+        self.preview = preview
+        self.predictedStatus = predictedStatus
+    }
 }
 
 /// Checks repairs locally by running the same engine transition the worker will run, on the saga as this file
@@ -150,7 +161,7 @@ public enum RepairPlanner {
         let reference = record.row.key.description
         let diagnosis = Diagnosis(record: record, definition: definition, now: record.row.updatedAt, policy: StuckPolicy())
         switch diagnosis.stuckClass {
-        case .suspended?:
+        case .suspended? where request.action == .retry || request.action == .skip:
             if let step = record.instance.failure?.step, step != request.step {
                 return "; the failed step is '\(step)' (waybill sagas show \(reference))"
             }

@@ -14,6 +14,14 @@ public struct RepairPlan: Sendable, Hashable {
     /// One check per selected saga, in the filter's order.
     public var checks: [RepairCheck]
 
+    /// Describes a plan (``OperationsDatabase/plan(_:records:filter:now:)`` builds it from a selection).
+    public init(request: RepairRequest, snapshotAt: Timestamp, filter: SagaFilter?, checks: [RepairCheck]) {
+        self.request = request
+        self.snapshotAt = snapshotAt
+        self.filter = filter
+        self.checks = checks
+    }
+
     /// The checks that will be sent.
     public var sendable: [RepairCheck] { checks.filter(\.willSend) }
     /// The checks refused locally.
@@ -260,7 +268,7 @@ public enum RepairView {
             table.add([
                 row.key.description, row.status.rawValue, row.currentStep ?? "-",
                 TimeText.span(milliseconds: now.milliseconds - row.updatedAt.milliseconds),
-                check.refusal.map { "not sent: \($0)" } ?? check.preview ?? "send",
+                check.refusal.map(refused) ?? check.preview ?? "send",
             ])
         }
         var out = "Dry run: \(describe(request)) (nothing is sent)\n" + table.render()
@@ -295,7 +303,9 @@ public enum RepairView {
         let problems = run.outcomes.filter { $0.outcome.label != "applied" }
         if !problems.isEmpty {
             var table = TextTable(["SAGA", "OUTCOME", "WHY"])
-            for entry in problems { table.add([entry.key.description, entry.outcome.label, entry.outcome.message]) }
+            for entry in problems {
+                table.add([entry.key.description, entry.outcome.label, stripRefused(entry.outcome.message)])
+            }
             out += table.render()
         }
         var tallies: [String: Int] = [:]
@@ -351,6 +361,15 @@ public enum RepairView {
             "action": .string(request.action.rawValue), "step": JSONFields.string(request.step),
             "output": request.output ?? .null, "by": .string(request.by), "reason": .string(request.reason),
         ]
+    }
+
+    /// `refused: <why>`, whether or not the reason already says so.
+    static func refused(_ reason: String) -> String {
+        "refused: " + stripRefused(reason)
+    }
+
+    static func stripRefused(_ reason: String) -> String {
+        reason.hasPrefix("refused: ") ? String(reason.dropFirst("refused: ".count)) : reason
     }
 
     /// `retry --step ship by alice: "TMS is back"`.

@@ -157,9 +157,15 @@ public enum ShowView {
         var table = TextTable(["STEP", "STATUS", "ATTEMPTS", "TIME", "DETAIL"])
         var notes: [[String]] = []
         // A finished saga's unfinished branches stopped when the saga did.
-        let end = detail.row.status.isTerminal ? detail.row.updatedAt : now
+        let stopped = detail.row.status.isTerminal
+        let end = stopped ? detail.row.updatedAt : now
+        func timeText(_ start: Timestamp?, _ finish: Timestamp?) -> String {
+            guard let start else { return "" }
+            if let finish { return "took " + TimeText.span(milliseconds: finish.milliseconds - start.milliseconds) }
+            return (stopped ? "ran " : "for ") + TimeText.span(milliseconds: end.milliseconds - start.milliseconds)
+        }
         for step in detail.steps {
-            let stepTime = timeText(step.startedAt, step.finishedAt, now: end)
+            let stepTime = timeText(step.startedAt, step.finishedAt)
             let stepName = step.id + (step.pivot ? " (pivot)" : "")
             if step.fansOut && !step.branches.isEmpty {
                 let counts = branchCounts(step.branches, saga: detail.row.status)
@@ -170,7 +176,7 @@ public enum ShowView {
                     table.add([
                         "  [\(branch.index)]" + (branch.itemLabel.map { " \($0)" } ?? ""),
                         branchStatus(branch, saga: detail.row.status), attempts(branch, step: step),
-                        timeText(branch.startedAt, branch.finishedAt, now: end), detailText,
+                        timeText(branch.startedAt, branch.finishedAt), detailText,
                     ])
                     notes.append(lines)
                 }
@@ -263,12 +269,6 @@ public enum ShowView {
             lines.append("timer \(kind) at \(TimeText.short(timer.dueAt, now: now)) (\(late))")
         }
         return (cell, lines)
-    }
-
-    private static func timeText(_ start: Timestamp?, _ end: Timestamp?, now: Timestamp) -> String {
-        guard let start else { return "" }
-        if let end { return "took " + TimeText.span(milliseconds: end.milliseconds - start.milliseconds) }
-        return "for " + TimeText.span(milliseconds: now.milliseconds - start.milliseconds)
     }
 
     private static func duration(_ start: Timestamp?, _ end: Timestamp?, now: Timestamp) -> Int64? {

@@ -4,36 +4,48 @@ import Testing
 import WaybillDefinition
 import WaybillOperations
 
+/// Writes every golden output of the fixture to $WAYBILL_DUMP (a directory) for review; skipped otherwise.
 @Test(.enabled(if: ProcessInfo.processInfo.environment["WAYBILL_DUMP"] != nil))
 func dumpFixtureOutputs() throws {
-    let directory = try TemporaryDirectory()
-    let path = try Fixture.build(in: directory)
-    let database = try OperationsDatabase(path: path)
-    let now = Fixture.now
-    var out = ""
-    var filter = SagaFilter()
-    filter.limit = 50
-    let page = try database.list(filter, now: now)
-    out += "=== list\n" + ListView.text(page, filter: filter, now: now)
-    out += "=== list json\n" + PrettyJSON.render(ListView.json(page, filter: filter, now: now))
-    for id in ["o-1001", "o-1002", "o-1003", "order-fulfillment/o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009", "order-fulfillment/o-1010"] {
-        let key = try database.resolve(try SagaReference(parsing: id))
-        let record = try #require(try database.saga(key))
-        let definition = try database.definition(hash: record.row.definitionHash)
-        let detail = SagaDetail(
-            record: record, definition: definition, timers: try database.timers(of: key),
-            journal: try database.journalTail(of: key, count: 5), now: now)
-        out += "=== show \(id)\n" + ShowView.text(detail)
-        if id == "order-fulfillment/o-1004" { out += "=== show json\n" + PrettyJSON.render(ShowView.json(detail)) }
-        out += "=== history \(id)\n" + HistoryView.text(try database.journal(of: key), key: key, now: now)
+    let folder = ProcessInfo.processInfo.environment["WAYBILL_DUMP"] ?? "/tmp/golden"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
     }
-    let report = try database.stuckReport(now: now, policy: StuckPolicy(), only: .suspended)
-    out += "=== stuck\n" + StuckView.text(report)
-    out += "=== stuck json\n" + PrettyJSON.render(StuckView.json(report))
+    let fixture = try FixtureFile()
+    let database = fixture.database
+    let now = Fixture.now
+    let all = FixtureFile.filter()
+    try write("list.txt", ListView.text(try database.list(all, now: now), filter: all, now: now))
+    let merged = FixtureFile.filter {
+        $0.statuses = [.running, .compensating]
+        $0.limit = 3
+    }
+    try write("list-merged.txt", ListView.text(try database.list(merged, now: now), filter: merged, now: now))
+    let none = FixtureFile.filter { $0.owner = "nobody" }
+    try write("list-none.txt", ListView.text(try database.list(none, now: now), filter: none, now: now))
+    for id in ["o-1001", "o-1002", "o-1003", "o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009"] {
+        try write("show-\(id).txt", ShowView.text(try fixture.detail(id)))
+    }
+    try write("show-o-1008.json", PrettyJSON.render(ShowView.json(try fixture.detail("o-1008"))))
+    let details = try ["o-1001", "o-1002", "o-1003", "o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009"].map {
+        ShowView.json(try fixture.detail($0))
+    }
+    try write("show-shape.txt", shape(.array(details)))
+    try write("list-shape.txt", shape(ListView.json(try database.list(all, now: now), filter: all, now: now)))
+    let key = SagaKey(workflow: "order-fulfillment", id: "o-1003")
+    try write("history-o-1003.txt", HistoryView.text(try database.journal(of: key), key: key, now: now))
+    try write("history-o-1003.json", PrettyJSON.render(HistoryView.json(try database.journal(of: key), key: key)))
+    try write("stuck.txt", StuckView.text(try database.stuckReport(now: now, policy: StuckPolicy())))
+    let suspended = try database.stuckReport(now: now, policy: StuckPolicy(), only: .suspended)
+    try write("stuck-suspended.txt", StuckView.text(suspended))
+    try write("stuck-shape.txt", shape(StuckView.json(suspended)))
     let stats = try database.stats(now: now, window: .seconds(3 * 3600))
-    out += "=== stats\n" + StatsView.text(stats)
-    out += "=== stats json\n" + PrettyJSON.render(StatsView.json(stats))
-    out += "=== workflows\n" + WorkflowsView.listText(try database.workflowVersions(), now: now)
-    out += "=== workflow show\n" + WorkflowsView.showText(try database.workflowDetail("order-fulfillment"), includeSource: false)
-    try out.write(toFile: "/tmp/waybill-dump.txt", atomically: true, encoding: .utf8)
+    try write("stats.txt", StatsView.text(stats))
+    try write("stats-shape.txt", shape(StatsView.json(stats)))
+    try write("workflows.txt", WorkflowsView.listText(try database.workflowVersions(), now: now))
+    try write("workflows-shape.txt", shape(WorkflowsView.listJSON(try database.workflowVersions())))
+    try write("workflow-show.txt", WorkflowsView.showText(try database.workflowDetail("order-fulfillment"), includeSource: false))
+    try write("workflow-returns.txt", WorkflowsView.showText(try database.workflowDetail("returns@1"), includeSource: true))
+    try write("workflow-shape.txt", shape(WorkflowsView.showJSON(try database.workflowDetail("order-fulfillment"))))
 }

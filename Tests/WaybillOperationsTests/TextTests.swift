@@ -48,19 +48,26 @@ struct TextTests {
     @Test(
         "bad arguments get a one-line hint",
         arguments: [
-            ({ _ = try TimeText.parseDuration("15x", option: "--stuck-for") } as () throws -> Void,
-             "--stuck-for '15x': expected a duration like 30s, 15m, 2h or 1d"),
-            ({ _ = try TimeText.parseDuration("15", option: "--stuck-for") }, "--stuck-for '15': expected a duration like 30s, 15m, 2h or 1d"),
-            ({ _ = try SagaFilter.parseStatuses("suspnded") },
-             "--status 'suspnded': expected one of running, compensating, completed, compensated, suspended, cancelled, active or terminal (comma separated)"),
-            ({ _ = try SagaFilter.parseLimit("0") }, "--limit '0': expected a whole number from 1 to 1000000"),
-            ({ _ = try StuckClass.parse("stale") },
-             "--class 'stale': expected one of compensation-failing, suspended, reply-overdue, timer-overdue, retrying, no-progress, on-schedule"),
-            ({ _ = try SagaReference(parsing: " ") }, "empty saga id: expected ID or workflow/ID, e.g. o-1001"),
+            ("duration", "15x", "--stuck-for '15x': expected a duration like 30s, 15m, 2h or 1d"),
+            ("duration", "15", "--stuck-for '15': expected a duration like 30s, 15m, 2h or 1d"),
+            ("status", "suspnded",
+             "--status 'suspnded': expected one of running, compensating, completed, compensated, suspended, "
+                + "cancelled, active or terminal (comma separated)"),
+            ("limit", "0", "--limit '0': expected a whole number from 1 to 1000000"),
+            ("class", "stale",
+             "--class 'stale': expected one of compensation-failing, suspended, reply-overdue, timer-overdue, "
+                + "retrying, no-progress, on-schedule"),
+            ("saga", " ", "empty saga id: expected ID or workflow/ID, e.g. o-1001"),
         ])
-    func hints(parse: () throws -> Void, message: String) {
+    func hints(kind: String, input: String, message: String) {
         #expect {
-            try parse()
+            switch kind {
+            case "duration": _ = try TimeText.parseDuration(input, option: "--stuck-for")
+            case "status": _ = try SagaFilter.parseStatuses(input)
+            case "limit": _ = try SagaFilter.parseLimit(input)
+            case "class": _ = try StuckClass.parse(input)
+            default: _ = try SagaReference(parsing: input)
+            }
         } throws: { error in
             guard let error = error as? OperationsError else { return false }
             return error.code == .badArgument && error.message == message && !error.message.contains("\n")
