@@ -69,7 +69,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: ["SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),

@@ -45,12 +45,14 @@ enum OperationsBenchmark {
         let mapSize: Int64 = ProcessInfo.processInfo.environment["WAYBILL_BENCH_MMAP"] == nil ? 0 : 1 << 32
         let openStart = ContinuousClock.now
         let first = try OperationsDatabase(path: path, memoryMapSize: mapSize)
-        report += "operations: open read-only + schema check \(millis(ContinuousClock.now - openStart)) ms"
+        report +=
+            "operations: open read-only + schema check \(millis(ContinuousClock.now - openStart)) ms"
             + " (mmap \(mapSize > 0 ? "on" : "off"))\n"
         // Every timed run opens the file anew, as one `waybill` invocation does (the OS page cache stays warm).
         nonisolated(unsafe) var database = first
 
-        let probe = try first.list(filtered { $0.statuses = [.suspended] }, now: now).rows.first?.key
+        let probe =
+            try first.list(filtered { $0.statuses = [.suspended] }, now: now).rows.first?.key
             ?? SagaKey(workflow: "order-fulfillment", id: "o-1")
         let busy = try first.list(filtered { $0.statuses = [.running] }, now: now).rows.first?.key ?? probe
 
@@ -113,7 +115,11 @@ enum OperationsBenchmark {
         add("workflows list") {
             WorkflowsView.listText(try database.workflowVersions(), now: now).count
         }
-        let runningKeys = try first.list(filtered { $0.statuses = [.running]; $0.limit = 10_000 }, now: now).rows.map(\.key)
+        let runningKeys = try first.list(
+            filtered {
+                $0.statuses = [.running]; $0.limit = 10_000
+            }, now: now
+        ).rows.map(\.key)
         add("(reference, no target) decode \(runningKeys.count) sagas' state", target: false) {
             try database.sagas(runningKeys).count
         }
@@ -126,7 +132,8 @@ enum OperationsBenchmark {
             return RepairView.planText(plan).count
         }
 
-        report += "operations: read commands on \(sagas) sagas, each run on a freshly opened file (open + query + "
+        report +=
+            "operations: read commands on \(sagas) sagas, each run on a freshly opened file (open + query + "
             + "render; median / slowest of \(repeats) runs; target <= 50 ms)\n"
         var worst = 0.0
         for (name, target, body) in cases {
@@ -142,16 +149,32 @@ enum OperationsBenchmark {
             let median = times[times.count / 2]
             if target { worst = max(worst, median) }
             let flag = !target || median <= 50 ? "" : "  OVER TARGET"
-            report += "  \(pad(name, 62)) \(pad(format(median), 8, right: true)) ms / \(pad(format(times.last ?? 0), 8, right: true)) ms  (\(size) chars)\(flag)\n"
+            report +=
+                "  \(pad(name, 62)) \(pad(format(median), 8, right: true)) ms / \(pad(format(times.last ?? 0), 8, right: true)) ms  (\(size) chars)\(flag)\n"
         }
         report += "operations: slowest median of the read commands \(format(worst)) ms\n"
         report += "operations: query plans\n"
         for (name, filter, status) in [
             ("list (no filter)", filtered { _ in }, nil as SagaStatus?),
             ("list --status suspended", filtered { $0.statuses = [.suspended] }, .suspended),
-            ("list --workflow --step", filtered { $0.workflow = "order-fulfillment"; $0.step = "release" }, nil),
-            ("list --status running --workflow --step", filtered { $0.statuses = [.running]; $0.workflow = "order-fulfillment"; $0.step = "release" }, .running),
-            ("list --stuck-for 15m (one status)", filtered { $0.statuses = [.running]; $0.stuckFor = .seconds(900) }, .running),
+            (
+                "list --workflow --step",
+                filtered {
+                    $0.workflow = "order-fulfillment"; $0.step = "release"
+                }, nil
+            ),
+            (
+                "list --status running --workflow --step",
+                filtered {
+                    $0.statuses = [.running]; $0.workflow = "order-fulfillment"; $0.step = "release"
+                }, .running
+            ),
+            (
+                "list --stuck-for 15m (one status)",
+                filtered {
+                    $0.statuses = [.running]; $0.stuckFor = .seconds(900)
+                }, .running
+            ),
         ] {
             let (sql, arguments) = OperationsDatabase.explainableListSQL(filter: filter, status: status, now: now)
             let plan = try first.explain(sql, arguments: arguments)

@@ -111,7 +111,9 @@ enum BenchmarkData {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """)
                 let insertJournal = try db.makeStatement(
-                    sql: "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                    sql:
+                        "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                )
                 let insertTimer = try db.makeStatement(
                     sql: "INSERT INTO timers (workflow, saga_id, timer_id, kind, due_at) VALUES (?, ?, ?, ?, ?)")
                 for entry in plan[index..<end] {
@@ -132,10 +134,19 @@ enum BenchmarkData {
                     try insertSaga.execute()
                     let started = instance.startedAt.milliseconds
                     let journal: [(Int64, String, String?, String)] = [
-                        (started, "start", nil, "started order-fulfillment v1 (definition \(hash.prefix(12))) → running; sent 1 command"),
-                        (started + 800, "reply", "accept", "reply ok for accept → running; sent 1 command, published order.accepted"),
+                        (
+                            started, "start", nil,
+                            "started order-fulfillment v1 (definition \(hash.prefix(12))) → running; sent 1 command"
+                        ),
+                        (
+                            started + 800, "reply", "accept",
+                            "reply ok for accept → running; sent 1 command, published order.accepted"
+                        ),
                         (started + 1_600, "reply", "reserve", "reply ok for reserve → running; sent 2 commands"),
-                        (instance.updatedAt.milliseconds, "reply", kind.currentStep, "reply for \(kind.currentStep ?? "invoice") → \(instance.status.rawValue)"),
+                        (
+                            instance.updatedAt.milliseconds, "reply", kind.currentStep,
+                            "reply for \(kind.currentStep ?? "invoice") → \(instance.status.rawValue)"
+                        ),
                     ]
                     for (at, what, step, detail) in journal {
                         insertJournal.setUncheckedArguments(["order-fulfillment", id, at, what, step, nil, detail])
@@ -238,21 +249,51 @@ enum BenchmarkData {
             d.fail("tms.shipment.create", code: "address_invalid", retryable: false)
         }
         return [
-            Kind(name: "completed", template: completed, currentStep: nil, perMillion: 905_000, oldest: 30 * day, newest: minute),
-            Kind(name: "compensated", template: compensated, currentStep: "reserve", perMillion: 30_000, oldest: 30 * day, newest: minute),
-            Kind(name: "cancelled", template: cancelled, currentStep: "accept", perMillion: 5_000, oldest: 30 * day, newest: minute),
-            Kind(name: "on schedule at accept", template: atAccept, currentStep: "accept", perMillion: 8_000, oldest: 25_000, newest: 0),
-            Kind(name: "on schedule at reserve", template: atReserve, currentStep: "reserve", perMillion: 8_000, oldest: 25_000, newest: 0),
-            Kind(name: "on schedule at release", template: atRelease, currentStep: "release", perMillion: 8_000, oldest: 25_000, newest: 0),
-            Kind(name: "on schedule at ship", template: atShip, currentStep: "ship", perMillion: 8_000, oldest: 25_000, newest: 0),
-            Kind(name: "on schedule at invoice", template: atInvoice, currentStep: "invoice", perMillion: 8_000, oldest: 14 * minute, newest: 0),
-            Kind(name: "retrying", template: retrying, currentStep: "release", perMillion: 5_000, oldest: 25_000, newest: 0),
-            Kind(name: "reply overdue", template: atShip, currentStep: "ship", perMillion: 2_000, oldest: 120 * minute, newest: 2 * minute),
-            Kind(name: "timer overdue", template: timerOverdue, currentStep: "accept", perMillion: 1_000, oldest: 120 * minute, newest: 5 * minute),
-            Kind(name: "no progress", template: atInvoice, currentStep: "invoice", perMillion: 2_000, oldest: 55 * minute, newest: 16 * minute),
-            Kind(name: "compensating", template: compensating, currentStep: "reserve", perMillion: 2_500, oldest: 25_000, newest: 0),
-            Kind(name: "compensation failing", template: compensationFailing, currentStep: "reserve", perMillion: 2_500, oldest: 25_000, newest: 0),
-            Kind(name: "suspended", template: suspended, currentStep: "ship", perMillion: 5_000, oldest: 7 * day, newest: minute),
+            Kind(
+                name: "completed", template: completed, currentStep: nil, perMillion: 905_000, oldest: 30 * day,
+                newest: minute),
+            Kind(
+                name: "compensated", template: compensated, currentStep: "reserve", perMillion: 30_000,
+                oldest: 30 * day, newest: minute),
+            Kind(
+                name: "cancelled", template: cancelled, currentStep: "accept", perMillion: 5_000, oldest: 30 * day,
+                newest: minute),
+            Kind(
+                name: "on schedule at accept", template: atAccept, currentStep: "accept", perMillion: 8_000,
+                oldest: 25_000, newest: 0),
+            Kind(
+                name: "on schedule at reserve", template: atReserve, currentStep: "reserve", perMillion: 8_000,
+                oldest: 25_000, newest: 0),
+            Kind(
+                name: "on schedule at release", template: atRelease, currentStep: "release", perMillion: 8_000,
+                oldest: 25_000, newest: 0),
+            Kind(
+                name: "on schedule at ship", template: atShip, currentStep: "ship", perMillion: 8_000, oldest: 25_000,
+                newest: 0),
+            Kind(
+                name: "on schedule at invoice", template: atInvoice, currentStep: "invoice", perMillion: 8_000,
+                oldest: 14 * minute, newest: 0),
+            Kind(
+                name: "retrying", template: retrying, currentStep: "release", perMillion: 5_000, oldest: 25_000,
+                newest: 0),
+            Kind(
+                name: "reply overdue", template: atShip, currentStep: "ship", perMillion: 2_000, oldest: 120 * minute,
+                newest: 2 * minute),
+            Kind(
+                name: "timer overdue", template: timerOverdue, currentStep: "accept", perMillion: 1_000,
+                oldest: 120 * minute, newest: 5 * minute),
+            Kind(
+                name: "no progress", template: atInvoice, currentStep: "invoice", perMillion: 2_000,
+                oldest: 55 * minute, newest: 16 * minute),
+            Kind(
+                name: "compensating", template: compensating, currentStep: "reserve", perMillion: 2_500, oldest: 25_000,
+                newest: 0),
+            Kind(
+                name: "compensation failing", template: compensationFailing, currentStep: "reserve", perMillion: 2_500,
+                oldest: 25_000, newest: 0),
+            Kind(
+                name: "suspended", template: suspended, currentStep: "ship", perMillion: 5_000, oldest: 7 * day,
+                newest: minute),
         ]
     }
 
@@ -283,7 +324,9 @@ enum BenchmarkData {
         }
 
         mutating func fail(_ routingKey: String, code: String, retryable: Bool) {
-            answer(routingKey, .error(StepError(code: code, message: "\(code) from the participant", retryable: retryable)))
+            answer(
+                routingKey, .error(StepError(code: code, message: "\(code) from the participant", retryable: retryable))
+            )
         }
 
         mutating func cancel() {

@@ -22,10 +22,14 @@ struct DLQCommand: AsyncParsableCommand {
 
 /// `--queue` and the broker options shared by the dlq commands.
 struct DLQOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("The dead-letter queue (default: `dead_letter_queue` in --config, else waybill.dead-letter).", valueName: "queue"))
+    @Option(
+        help: ArgumentHelp(
+            "The dead-letter queue (default: `dead_letter_queue` in --config, else waybill.dead-letter).",
+            valueName: "queue"))
     var queue: String?
 
-    @Option(help: ArgumentHelp("Look at most this many messages from the head of the queue (default 100).", valueName: "n"))
+    @Option(
+        help: ArgumentHelp("Look at most this many messages from the head of the queue (default 100).", valueName: "n"))
     var limit = "100"
 
     func queueName(_ store: StoreOptions) throws(OperationsError) -> String {
@@ -133,7 +137,9 @@ struct DLQReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Only messages whose reason contains this text.", valueName: "text"))
     var reasonContains: String?
 
-    @Option(help: ArgumentHelp("Only messages from this source (starts/<workflow>, partition/<workflow>, replies).", valueName: "source"))
+    @Option(
+        help: ArgumentHelp(
+            "Only messages from this source (starts/<workflow>, partition/<workflow>, replies).", valueName: "source"))
     var source: String?
 
     @Option(help: ArgumentHelp("Why (required; added to the message headers).", valueName: "text"))
@@ -177,7 +183,8 @@ struct DLQReplayCommand: AsyncParsableCommand {
             if !missing.isEmpty {
                 throw OperationsError(
                     .notFound,
-                    "not found among the first \(try options.count()) messages: \(missing.sorted().joined(separator: ", "))")
+                    "not found among the first \(try options.count()) messages: \(missing.sorted().joined(separator: ", "))"
+                )
             }
         }
     }

@@ -179,7 +179,9 @@ struct SagasHistoryCommand: ParsableCommand {
                 if let record = try database.saga(key), record.row.status.isTerminal {
                     lines = try database.journal(of: key, afterId: last)
                     emit(lines, key: key)
-                    if !output.json { Operator.note("saga \(key) is \(record.row.status.rawValue); stopped following\n") }
+                    if !output.json {
+                        Operator.note("saga \(key) is \(record.row.status.rawValue); stopped following\n")
+                    }
                     return
                 }
                 Thread.sleep(forTimeInterval: Double(pause.milliseconds) / 1000)
@@ -229,7 +231,8 @@ struct SagasStuckCommand: ParsableCommand {
     @Option(help: ArgumentHelp("No progress for this long counts as stuck (default 15m).", valueName: "duration"))
     var stuckFor = "15m"
 
-    @Option(help: ArgumentHelp("How late a timer may be before it counts as overdue (default 30s).", valueName: "duration"))
+    @Option(
+        help: ArgumentHelp("How late a timer may be before it counts as overdue (default 30s).", valueName: "duration"))
     var grace = "30s"
 
     @Option(help: ArgumentHelp("At most this many sagas with --class (default 20).", valueName: "n"))

@@ -12,7 +12,8 @@ struct StoreOptions: ParsableArguments {
                 + "waybill-<host name>.sqlite.", valueName: "path"))
     var db: String?
 
-    @Option(help: ArgumentHelp("A worker config file (YAML) to read `database` and `amqp_url` from.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp("A worker config file (YAML) to read `database` and `amqp_url` from.", valueName: "file"))
     var config: String?
 
     /// The worker configuration the file and environment describe.
@@ -88,7 +89,8 @@ struct CommonFilterOptions: ParsableArguments {
     @Flag(help: "Most recent progress first (the default is oldest progress first).")
     var newestFirst = false
 
-    func filter(step: String?, limit: String?, defaultLimit: Int?, now: Timestamp) throws(OperationsError) -> SagaFilter {
+    func filter(step: String?, limit: String?, defaultLimit: Int?, now: Timestamp) throws(OperationsError) -> SagaFilter
+    {
         var filter = SagaFilter()
         if let status { filter.statuses = try SagaFilter.parseStatuses(status) }
         filter.workflow = workflow

@@ -23,7 +23,9 @@ struct RepairOptions: ParsableArguments {
     @Flag(help: "Bulk: really send (without it a bulk repair only shows what it would do).")
     var yes = false
 
-    @Option(help: ArgumentHelp("Bulk: at most this many requests per second, e.g. 5/s (default: no limit).", valueName: "rate"))
+    @Option(
+        help: ArgumentHelp(
+            "Bulk: at most this many requests per second, e.g. 5/s (default: no limit).", valueName: "rate"))
     var rate: String?
 
     @Flag(help: "Send even when the local check predicts the saga failing again at once.")
@@ -90,10 +92,13 @@ struct RepairFlow {
                 .badArgument, "name the saga (ID or workflow/ID), or use --where with filters for a bulk repair")
         }
         if filters.narrowsAnything || repair.atStep != nil || repair.limit != nil {
-            throw OperationsError(.badArgument, "filters select sagas in bulk: add --where, or drop them and name one saga")
+            throw OperationsError(
+                .badArgument, "filters select sagas in bulk: add --where, or drop them and name one saga")
         }
         let key = try database.resolve(try SagaReference(parsing: saga))
-        guard let record = try database.saga(key) else { throw OperationsError(.notFound, "saga \(key) vanished; try again") }
+        guard let record = try database.saga(key) else {
+            throw OperationsError(.notFound, "saga \(key) vanished; try again")
+        }
         let plan = database.plan(request, records: [record], filter: nil, now: now)
         if let refusal = plan.checks.first?.refusal { throw OperationsError(.refused, refusal) }
         if repair.dryRun {
@@ -254,7 +259,9 @@ struct SagasSkipCommand: AsyncParsableCommand {
             do {
                 value = try JSONText.decode(output)
             } catch {
-                Operator.note("waybill sagas skip: --output is not JSON (\(error.description)); e.g. '{\"trackingId\":\"T-1\"}'\n")
+                Operator.note(
+                    "waybill sagas skip: --output is not JSON (\(error.description)); e.g. '{\"trackingId\":\"T-1\"}'\n"
+                )
                 throw ExitCode(2)
             }
         }

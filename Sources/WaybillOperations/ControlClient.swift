@@ -17,8 +17,9 @@ public struct BrokerSettings: Sendable {
 
     /// The client settings; a password inside the URL is refused (it would show in `ps` and shell history).
     func configuration() throws(OperationsError) -> AMQPConfiguration {
-        if let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(
-            of: "@"), url[scheme.upperBound..<at].contains(":")
+        if let scheme = url.range(of: "://"),
+            let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(
+                of: "@"), url[scheme.upperBound..<at].contains(":")
         {
             throw OperationsError(
                 .badArgument, "--amqp-url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD instead")
@@ -143,7 +144,9 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
                         + "wrong; nothing was sent"))
         case .nacked, .connectionLost, .rejected:
             await router.expire(id)
-            return .failed(OperationsError(.broker, "the broker did not take the request for \(queue) (\(outcome)); nothing was sent"))
+            return .failed(
+                OperationsError(
+                    .broker, "the broker did not take the request for \(queue) (\(outcome)); nothing was sent"))
         }
         let router = router
         let reply = await withTaskGroup(of: ControlReply?.self) { group in

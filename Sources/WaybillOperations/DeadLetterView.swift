@@ -156,7 +156,9 @@ public enum DeadLetterView {
             "source": JSONFields.string(letter.source),
             "exchange": JSONFields.string(letter.exchange),
             "routingKey": JSONFields.string(letter.routingKey),
-            "at": letter.at.map { .string(TimeText.iso(Timestamp(milliseconds: Int64($0.timeIntervalSince1970 * 1000)))) }
+            "at": letter.at.map {
+                .string(TimeText.iso(Timestamp(milliseconds: Int64($0.timeIntervalSince1970 * 1000))))
+            }
                 ?? .null,
             "bytes": JSONFields.int(letter.body.count),
             "messageId": JSONFields.string(letter.properties.messageID),

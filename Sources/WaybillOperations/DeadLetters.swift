@@ -188,7 +188,11 @@ public struct DeadLetterQueue: Sendable {
                 return true
             case .returned(_, let text):
                 results.append(
-                    (letter, .kept("unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))")))
+                    (
+                        letter,
+                        .kept(
+                            "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))")
+                    ))
             default:
                 results.append((letter, .kept("the broker did not confirm the replay (\(outcome))")))
             }

@@ -130,7 +130,8 @@ struct DiagnosisText {
         let cause: String
         let brief: String
         if failure.error.retryable {
-            cause = "retries exhausted at \(label)\(attempts.map { " (\($0))" } ?? ""): last error \(errorText(failure.error))"
+            cause =
+                "retries exhausted at \(label)\(attempts.map { " (\($0))" } ?? ""): last error \(errorText(failure.error))"
             brief = "\(label) \(failure.error.code)\(attempts.map { " (\($0))" } ?? "")"
         } else {
             cause = "\(label) failed with \(errorText(failure.error))"

@@ -240,7 +240,9 @@ public final class OperationsDatabase: Sendable {
     }
 
     /// Journal lines of one saga with an id above `afterId`, oldest first, at most `limit`.
-    public func journal(of key: SagaKey, afterId: Int64 = 0, limit: Int? = nil) throws(OperationsError)
+    public func journal(
+        of key: SagaKey, afterId: Int64 = 0, limit: Int? = nil
+    ) throws(OperationsError)
         -> [JournalLine]
     {
         try read("reading the journal of \(key)") { db in
@@ -344,7 +346,9 @@ public final class OperationsDatabase: Sendable {
     // MARK: - Plans
 
     /// SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`), one line per step, for the benchmark and for tuning.
-    public func explain(_ sql: String, arguments: [(any DatabaseValueConvertible)?] = []) throws(OperationsError)
+    public func explain(
+        _ sql: String, arguments: [(any DatabaseValueConvertible)?] = []
+    ) throws(OperationsError)
         -> [String]
     {
         try read("explaining a query") { db in
@@ -370,7 +374,9 @@ public final class OperationsDatabase: Sendable {
 
     static func wrap(_ error: any Error, path: String, operation: String) -> OperationsError {
         if let error = error as? OperationsError { return error }
-        if let error = error as? SagaStoreError { return OperationsError(.corrupt, "\(operation) in \(path): \(error)") }
+        if let error = error as? SagaStoreError {
+            return OperationsError(.corrupt, "\(operation) in \(path): \(error)")
+        }
         if let error = error as? DatabaseError {
             switch error.resultCode {
             case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
@@ -386,7 +392,8 @@ public final class OperationsDatabase: Sendable {
                     .database, "\(operation) \(path) failed: the file stayed locked for 5s; try again")
             default:
                 return OperationsError(
-                    .database, "\(operation) \(path) failed: SQLite \(error.resultCode.rawValue): \(error.message ?? "")")
+                    .database,
+                    "\(operation) \(path) failed: SQLite \(error.resultCode.rawValue): \(error.message ?? "")")
             }
         }
         return OperationsError(.database, "\(operation) \(path) failed: \(error)")
@@ -399,7 +406,8 @@ public final class OperationsDatabase: Sendable {
         let statusText: String = row[4]
         guard let status = SagaStatus(rawValue: statusText) else {
             throw OperationsError(
-                .corrupt, "saga \(row[0] as String)/\(row[1] as String) has unknown status '\(statusText)'; "
+                .corrupt,
+                "saga \(row[0] as String)/\(row[1] as String) has unknown status '\(statusText)'; "
                     + "this waybill binary may be older than the worker")
         }
         return SagaRow(
@@ -443,7 +451,8 @@ public final class OperationsDatabase: Sendable {
             steps.append(step)
             next = try String.fetchOne(
                 db,
-                sql: "SELECT current_step FROM sagas WHERE workflow = ? AND current_step > ? ORDER BY current_step LIMIT 1",
+                sql:
+                    "SELECT current_step FROM sagas WHERE workflow = ? AND current_step > ? ORDER BY current_step LIMIT 1",
                 arguments: [workflow, step])
         }
         return steps
@@ -526,7 +535,9 @@ public final class OperationsDatabase: Sendable {
     }
 
     /// The SQL of one list query (one status, or none) and its arguments, for `explain(_:arguments:)`.
-    public static func explainableListSQL(filter: SagaFilter, status: SagaStatus?, now: Timestamp)
+    public static func explainableListSQL(
+        filter: SagaFilter, status: SagaStatus?, now: Timestamp
+    )
         -> (sql: String, arguments: [(any DatabaseValueConvertible)?])
     {
         let (sql, arguments) = listSQL(filter: filter, status: status, now: now, limit: filter.limit.map { $0 + 1 })
@@ -534,7 +545,9 @@ public final class OperationsDatabase: Sendable {
     }
 
     /// The SQL and arguments of one list query.
-    static func listSQL(filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?)
+    static func listSQL(
+        filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?
+    )
         -> (sql: String, arguments: [DatabaseValueConvertible])
     {
         var conditions: [String] = []

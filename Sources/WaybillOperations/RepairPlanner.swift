@@ -96,7 +96,8 @@ public enum RepairPlanner {
             reason: request.reason)
         guard let definition else {
             check.message = message
-            check.preview = "cannot predict: definition \(row.definitionHash.prefix(12)) is not in this file; the worker decides"
+            check.preview =
+                "cannot predict: definition \(row.definitionHash.prefix(12)) is not in this file; the worker decides"
             return check
         }
         let command: OperatorCommand
@@ -159,7 +160,8 @@ public enum RepairPlanner {
     /// What to try instead of a rejected repair.
     private static func hint(_ request: RepairRequest, record: SagaRecord, definition: WorkflowDefinition) -> String {
         let reference = record.row.key.description
-        let diagnosis = Diagnosis(record: record, definition: definition, now: record.row.updatedAt, policy: StuckPolicy())
+        let diagnosis = Diagnosis(
+            record: record, definition: definition, now: record.row.updatedAt, policy: StuckPolicy())
         switch diagnosis.stuckClass {
         case .suspended? where request.action == .retry || request.action == .skip:
             if let step = record.instance.failure?.step, step != request.step {

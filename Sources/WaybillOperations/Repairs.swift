@@ -140,7 +140,9 @@ extension OperationsDatabase {
     }
 
     /// Checks `request` against each of `records` (loading each definition once).
-    public func plan(_ request: RepairRequest, records: [SagaRecord], filter: SagaFilter?, now: Timestamp)
+    public func plan(
+        _ request: RepairRequest, records: [SagaRecord], filter: SagaFilter?, now: Timestamp
+    )
         -> RepairPlan
     {
         let checks = records.map { record in
@@ -180,7 +182,8 @@ public struct RepairRunner: Sendable {
 
     /// Describes a runner.
     public init(
-        database: OperationsDatabase, channel: any ControlChannel, timeout: Duration = .seconds(30), rate: Double? = nil,
+        database: OperationsDatabase, channel: any ControlChannel, timeout: Duration = .seconds(30),
+        rate: Double? = nil,
         maxInFlight: Int = 16, now: @escaping @Sendable () -> Timestamp
     ) {
         self.database = database
@@ -221,7 +224,9 @@ public struct RepairRunner: Sendable {
                 }
                 let key = check.record.row.key
                 let current = (try? database.rows([key]))?[key]
-                if let current, current.updatedAt != check.record.row.updatedAt || current.status != check.record.row.status {
+                if let current,
+                    current.updatedAt != check.record.row.updatedAt || current.status != check.record.row.status
+                {
                     settle((key, .changedSinceSnapshot(current.status)))
                     continue
                 }
@@ -247,7 +252,8 @@ public struct RepairRunner: Sendable {
         }
         let after = (try? database.rows(sentKeys)) ?? [:]
         return RepairRun(
-            plan: plan, outcomes: plan.checks.compactMap { check in
+            plan: plan,
+            outcomes: plan.checks.compactMap { check in
                 outcomes[check.record.row.key].map { (check.record.row.key, $0) }
             }, after: after, checkedAt: now())
     }
@@ -272,7 +278,8 @@ public enum RepairView {
             ])
         }
         var out = "Dry run: \(describe(request)) (nothing is sent)\n" + table.render()
-        out += "\(Words.count(plan.sendable.count, "saga")) would be sent a \(request.verb), "
+        out +=
+            "\(Words.count(plan.sendable.count, "saga")) would be sent a \(request.verb), "
             + "\(plan.refused.count) refused here. Selection frozen at \(TimeText.seconds(now)): sagas that change later "
             + "are not included.\n"
         return out
@@ -311,7 +318,8 @@ public enum RepairView {
         var tallies: [String: Int] = [:]
         for entry in run.outcomes { tallies[entry.outcome.label, default: 0] += 1 }
         let order = ["applied", "rejected", "error", "timeout", "failed", "changed", "refused"]
-        out += "\(run.plan.request.verb): \(Words.count(run.outcomes.count, "saga")) selected; "
+        out +=
+            "\(run.plan.request.verb): \(Words.count(run.outcomes.count, "saga")) selected; "
             + order.compactMap { label in tallies[label].map { "\(label) \($0)" } }.joined(separator: ", ") + ".\n"
         let moved = run.moved
         var statuses: [String: Int] = [:]

@@ -139,7 +139,9 @@ public struct SagaDetail: Sendable, Hashable {
         strayTimers = timers.filter { !known.contains($0.id) }
     }
 
-    private static func compensation(_ instance: SagaInstance, definition: WorkflowDefinition?, names: SagaNames)
+    private static func compensation(
+        _ instance: SagaInstance, definition: WorkflowDefinition?, names: SagaNames
+    )
         -> Compensation?
     {
         func compensable(_ ref: BranchRef) -> Bool {

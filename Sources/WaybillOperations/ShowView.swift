@@ -29,7 +29,9 @@ public enum ShowView {
             ])
         }
         if let pivot = detail.pivotStep {
-            header.add(["pivot", "\(pivot) (\(detail.pivotPassed ? "passed: failures now suspend" : "not passed yet"))"])
+            header.add([
+                "pivot", "\(pivot) (\(detail.pivotPassed ? "passed: failures now suspend" : "not passed yet"))",
+            ])
         }
         out += header.renderRows(indent: "  ")
         out += "\n"
@@ -44,7 +46,9 @@ public enum ShowView {
             if compensation.skipped > 0 { out += " (\(compensation.skipped) skipped by an operator)" }
             if !compensation.queue.isEmpty {
                 out += "; next \(compensation.queue[0])"
-                if compensation.queue.count > 1 { out += ", then " + compensation.queue.dropFirst().joined(separator: ", ") }
+                if compensation.queue.count > 1 {
+                    out += ", then " + compensation.queue.dropFirst().joined(separator: ", ")
+                }
             }
             out += "\n"
         }
@@ -188,7 +192,9 @@ public enum ShowView {
                 ])
                 notes.append(lines)
             } else {
-                table.add([stepName, step.status.rawValue, step.isSplit && step.startedAt != nil ? "local" : "", stepTime, ""])
+                table.add([
+                    stepName, step.status.rawValue, step.isSplit && step.startedAt != nil ? "local" : "", stepTime, "",
+                ])
                 notes.append([])
             }
         }
@@ -241,7 +247,9 @@ public enum ShowView {
     }
 
     /// The detail cell (the most telling fact) and the extra lines (pending command, timer, last error).
-    private static func branchFacts(_ branch: SagaDetail.Branch, step: SagaDetail.Step, now: Timestamp)
+    private static func branchFacts(
+        _ branch: SagaDetail.Branch, step: SagaDetail.Step, now: Timestamp
+    )
         -> (String, [String])
     {
         var lines: [String] = []
@@ -265,7 +273,10 @@ public enum ShowView {
         }
         if let timer = branch.timer {
             let kind = timer.kind == .replyTimeout ? "reply timeout" : "next attempt"
-            let late = timer.dueAt < now ? "overdue by \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))" : TimeText.relative(timer.dueAt, now: now)
+            let late =
+                timer.dueAt < now
+                ? "overdue by \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))"
+                : TimeText.relative(timer.dueAt, now: now)
             lines.append("timer \(kind) at \(TimeText.short(timer.dueAt, now: now)) (\(late))")
         }
         return (cell, lines)

@@ -68,14 +68,16 @@ extension OperationsDatabase {
         let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM sagas") ?? 0
         guard last == Int64(total) else {
             return try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?", arguments: [from, from])
+                db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?",
+                arguments: [from, from])
                 ?? 0
         }
         var low: Int64 = 1
         var high = last + 1
         while low < high {
             let middle = low + (high - low) / 2
-            let started = try Int64.fetchOne(db, sql: "SELECT started_at FROM sagas WHERE rowid = ?", arguments: [middle])
+            let started = try Int64.fetchOne(
+                db, sql: "SELECT started_at FROM sagas WHERE rowid = ?", arguments: [middle])
             if let started, started >= from {
                 high = middle
             } else {
@@ -96,7 +98,8 @@ extension OperationsDatabase {
             var counts: [SagaStatus: Int] = [:]
             for status in SagaStatus.allCases where status != .completed {
                 counts[status] =
-                    try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
                     ?? 0
             }
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas") ?? 0
@@ -198,7 +201,8 @@ public enum StatsView {
         }
         out += "\nOldest not finished: "
         if let oldest = stats.oldestInFlight {
-            out += "\(oldest.key) \(oldest.status.rawValue) at \(oldest.currentStep ?? "-"), started "
+            out +=
+                "\(oldest.key) \(oldest.status.rawValue) at \(oldest.currentStep ?? "-"), started "
                 + "\(TimeText.withRelative(oldest.startedAt, now: now))\n"
         } else {
             out += "none\n"
@@ -210,12 +214,14 @@ public enum StatsView {
             let perMinute = Double(count) / minutes
             return "\(Words.number(count)) (\(Words.decimal(perMinute))/min)"
         }
-        out += "\nLast \(window) (to \(TimeText.seconds(now))): started \(rate(throughput.started)), "
+        out +=
+            "\nLast \(window) (to \(TimeText.seconds(now))): started \(rate(throughput.started)), "
             + "completed \(rate(throughput.finished[.completed] ?? 0)), "
             + "compensated \(Words.number(throughput.finished[.compensated] ?? 0)), "
             + "cancelled \(Words.number(throughput.finished[.cancelled] ?? 0)), "
             + "suspended \(Words.number(throughput.finished[.suspended] ?? 0))\n"
-        out += "  completed per \(TimeText.span(milliseconds: throughput.bucket.milliseconds)), oldest first: "
+        out +=
+            "  completed per \(TimeText.span(milliseconds: throughput.bucket.milliseconds)), oldest first: "
             + throughput.completedPerBucket.map(String.init).joined(separator: " ") + "\n"
         return out
     }

@@ -52,7 +52,9 @@ extension OperationsDatabase {
     ///
     /// Everything else is on schedule. Rows and state are read only for the sagas shown: the oldest of each class
     /// and, when `only` is set, up to `limit` members of that class.
-    public func stuckReport(now: Timestamp, policy: StuckPolicy, only: StuckClass? = nil, limit: Int = 20)
+    public func stuckReport(
+        now: Timestamp, policy: StuckPolicy, only: StuckClass? = nil, limit: Int = 20
+    )
         throws(OperationsError) -> StuckReport
     {
         try read("classifying stuck sagas") { db in
@@ -74,8 +76,9 @@ extension OperationsDatabase {
         let idleBefore = now.milliseconds - policy.noProgressAfter.milliseconds
 
         // Row id -> (compensating?, last progress) of every running and compensating saga.
-        let expected = try Int.fetchOne(
-            db, sql: "SELECT COUNT(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
+        let expected =
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
         var live: [Int64: (compensating: Bool, updatedAt: Int64)] = [:]
         live.reserveCapacity(expected)
         for status in ["running", "compensating"] {
@@ -209,7 +212,8 @@ public enum StuckView {
                 out += members.render()
             }
         } else if report.stuck > 0 {
-            out += "List one class with --class (e.g. --class \(firstStuck(report)?.rawValue ?? "suspended")); "
+            out +=
+                "List one class with --class (e.g. --class \(firstStuck(report)?.rawValue ?? "suspended")); "
                 + "explain one saga with `waybill sagas show ID`.\n"
         }
         return out

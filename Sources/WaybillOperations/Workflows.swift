@@ -164,7 +164,9 @@ extension OperationsDatabase {
             otherVersions: versions.filter { $0.definition.name == record.name && $0.definition.hash != hash })
     }
 
-    static func pick(_ reference: String, from versions: [WorkflowVersion]) throws(OperationsError)
+    static func pick(
+        _ reference: String, from versions: [WorkflowVersion]
+    ) throws(OperationsError)
         -> WorkflowVersion
     {
         let text = reference.lowercased()
@@ -180,7 +182,9 @@ extension OperationsDatabase {
             }
             version = value
         }
-        let named = versions.filter { $0.definition.name == name && (version == nil || $0.definition.version == version) }
+        let named = versions.filter {
+            $0.definition.name == name && (version == nil || $0.definition.version == version)
+        }
         if let newest = named.max(by: {
             ($0.definition.version, $0.definition.firstSeenAt) < ($1.definition.version, $1.definition.firstSeenAt)
         }) {
@@ -215,7 +219,8 @@ public enum WorkflowsView {
         for version in versions {
             let record = version.definition
             table.add([
-                record.name, String(record.version), String(record.hash.prefix(12)), TimeText.seconds(record.firstSeenAt),
+                record.name, String(record.version), String(record.hash.prefix(12)),
+                TimeText.seconds(record.firstSeenAt),
                 Words.number(version.running), Words.number(version.compensating), Words.number(version.suspended),
                 version.editedWithoutBump ? "same version, different text" : "",
             ])
@@ -311,7 +316,9 @@ public enum WorkflowsView {
         let steps: [JSONValue] =
             detail.definition?.steps.map { step in
                 var command: JSONValue = .null
-                if case .command(let template) = step.action { command = .string(TemplateText.text(template.routingKey)) }
+                if case .command(let template) = step.action {
+                    command = .string(TemplateText.text(template.routingKey))
+                }
                 var maxAttempts: JSONValue = "unlimited"
                 if case .limited(let limit) = step.retry.maxAttempts { maxAttempts = JSONFields.int(limit) }
                 return [

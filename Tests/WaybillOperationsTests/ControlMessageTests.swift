@@ -9,12 +9,14 @@ struct ControlMessageTests {
         "every action encodes to the documented body",
         arguments: [
             (
-                ControlMessage(workflow: "order-fulfillment", sagaId: "o-1", action: .retry, by: "alice", reason: "TMS back"),
+                ControlMessage(
+                    workflow: "order-fulfillment", sagaId: "o-1", action: .retry, by: "alice", reason: "TMS back"),
                 #"{"action":"retry","by":"alice","reason":"TMS back","sagaId":"o-1","workflow":"order-fulfillment"}"#
             ),
             (
                 ControlMessage(
-                    workflow: "order-fulfillment", sagaId: "o-1", action: .retry, step: "ship", by: "alice", reason: "r"),
+                    workflow: "order-fulfillment", sagaId: "o-1", action: .retry, step: "ship", by: "alice", reason: "r"
+                ),
                 #"{"action":"retry","by":"alice","reason":"r","sagaId":"o-1","step":"ship","workflow":"order-fulfillment"}"#
             ),
             (
@@ -24,7 +26,9 @@ struct ControlMessageTests {
                 #"{"action":"skip","by":"bob","output":[{"trackingId":"M-1"}],"reason":"shipped by hand","sagaId":"o-1","step":"ship","workflow":"order-fulfillment"}"#
             ),
             (
-                ControlMessage(workflow: "returns", sagaId: "r/7", action: .compensate, by: "carol", reason: "customer \"cancelled\""),
+                ControlMessage(
+                    workflow: "returns", sagaId: "r/7", action: .compensate, by: "carol",
+                    reason: "customer \"cancelled\""),
                 #"{"action":"compensate","by":"carol","reason":"customer \"cancelled\"","sagaId":"r/7","workflow":"returns"}"#
             ),
             (
@@ -51,7 +55,8 @@ struct ControlMessageTests {
         for command in [
             OperatorCommand(action: .retry(step: "release"), by: "a", reason: "r"),
             OperatorCommand(action: .skip(step: "ship", output: [1, 2]), by: "a", reason: "r"),
-            OperatorCommand(action: .compensate, by: "a", reason: "r"), OperatorCommand(action: .cancel, by: "a", reason: "r"),
+            OperatorCommand(action: .compensate, by: "a", reason: "r"),
+            OperatorCommand(action: .cancel, by: "a", reason: "r"),
         ] {
             #expect(try ControlMessage(workflow: "w", sagaId: "s", command: command).operatorCommand() == command)
         }
@@ -63,9 +68,15 @@ struct ControlMessageTests {
             (#"not json"#, "the body is not JSON"),
             (#"[1]"#, "the body must be a JSON object"),
             (#"{"workflow":"w","sagaId":"s","by":"a","reason":"r"}"#, "`action` is missing"),
-            (#"{"workflow":"w","sagaId":"s","action":"undo","by":"a","reason":"r"}"#, "unknown action 'undo': expected retry, skip, compensate, cancel"),
+            (
+                #"{"workflow":"w","sagaId":"s","action":"undo","by":"a","reason":"r"}"#,
+                "unknown action 'undo': expected retry, skip, compensate, cancel"
+            ),
             (#"{"workflow":"w","sagaId":7,"action":"cancel","by":"a","reason":"r"}"#, "`sagaId` must be a string"),
-            (#"{"workflow":"w","sagaId":"s","action":"retry","step":3,"by":"a","reason":"r"}"#, "`step` must be a string"),
+            (
+                #"{"workflow":"w","sagaId":"s","action":"retry","step":3,"by":"a","reason":"r"}"#,
+                "`step` must be a string"
+            ),
             (#"{"workflow":"w","sagaId":"s","action":"cancel","by":"a"}"#, "`reason` is missing"),
         ])
     func refusesBadRequests(body: String, message: String) {

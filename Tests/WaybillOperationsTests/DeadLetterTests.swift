@@ -42,7 +42,8 @@ struct DeadLetterTests {
                 "x-waybill-replayed-error": "start message has no saga id at ${input.orderId}",
             ])
         #expect(
-            DeadLetterView.listText([letter], queue: "waybill.dead-letter", now: Self.when.addingTimeInterval(300)) == """
+            DeadLetterView.listText([letter], queue: "waybill.dead-letter", now: Self.when.addingTimeInterval(300))
+                == """
                 #  ID        WHEN       SOURCE                    ORIGIN               BYTES  REASON
                 1  start-42  11:55:00Z  starts/order-fulfillment  orders order.placed     12  start message has no saga id at ${input.orderId}
                 1 message shown from the head of waybill.dead-letter; they stay in the queue.

@@ -45,7 +45,10 @@ func dumpFixtureOutputs() throws {
     try write("stats-shape.txt", shape(StatsView.json(stats)))
     try write("workflows.txt", WorkflowsView.listText(try database.workflowVersions(), now: now))
     try write("workflows-shape.txt", shape(WorkflowsView.listJSON(try database.workflowVersions())))
-    try write("workflow-show.txt", WorkflowsView.showText(try database.workflowDetail("order-fulfillment"), includeSource: false))
-    try write("workflow-returns.txt", WorkflowsView.showText(try database.workflowDetail("returns@1"), includeSource: true))
+    try write(
+        "workflow-show.txt",
+        WorkflowsView.showText(try database.workflowDetail("order-fulfillment"), includeSource: false))
+    try write(
+        "workflow-returns.txt", WorkflowsView.showText(try database.workflowDetail("returns@1"), includeSource: true))
     try write("workflow-shape.txt", shape(WorkflowsView.showJSON(try database.workflowDetail("order-fulfillment"))))
 }

@@ -98,7 +98,8 @@ enum Fixture {
         let store = try SagaStore(configuration: SagaStore.Configuration(path: path, durability: .normal))
         let order = try WorkflowLoader.load(yaml: orderYAML, file: "order-fulfillment.yaml")
         let returns = try WorkflowLoader.load(yaml: returnsYAML, file: "returns.yaml")
-        let orderHash = try store.saveDefinition(name: "order-fulfillment", version: 1, source: orderYAML, at: at(-86_400))
+        let orderHash = try store.saveDefinition(
+            name: "order-fulfillment", version: 1, source: orderYAML, at: at(-86_400))
         let returnsHash = try store.saveDefinition(name: "returns", version: 1, source: returnsYAML, at: at(-86_400))
         var changes: [SagaChange] = []
         func script(_ id: String, owner: String = "worker-a", _ body: (inout SagaScript) -> Void) {
@@ -122,7 +123,9 @@ enum Fixture {
         script("o-1002") { s in
             s.start(at: at(-5_400))
             s.reply("erp.order.accept", at: at(-5_399))
-            s.fail("inventory.reserve", code: "out_of_stock", message: "SKU B short by 1", retryable: false, at: at(-5_398))
+            s.fail(
+                "inventory.reserve", code: "out_of_stock", message: "SKU B short by 1", retryable: false, at: at(-5_398)
+            )
             s.reply("erp.order.cancel", at: at(-5_397))
         }
         // Cancelled by an operator while waiting for the ERP.
@@ -138,13 +141,17 @@ enum Fixture {
             s.reply("wms.w1.release", at: at(-3_597))
             s.reply("wms.w2.release", at: at(-3_596))
             s.reply("tms.shipment.create", output: ["trackingId": "T-7"], at: at(-3_500))
-            s.fail("tms.shipment.create", code: "address_invalid", message: "street missing", retryable: false, at: at(-3_000))
+            s.fail(
+                "tms.shipment.create", code: "address_invalid", message: "street missing", retryable: false,
+                at: at(-3_000))
         }
         // Compensation failing: the ERP refuses to cancel, retry timer ahead.
         script("o-1005") { s in
             s.start(at: at(-1_200))
             s.reply("erp.order.accept", at: at(-1_199))
-            s.fail("inventory.reserve", code: "out_of_stock", message: "SKU A short by 2", retryable: false, at: at(-1_198))
+            s.fail(
+                "inventory.reserve", code: "out_of_stock", message: "SKU A short by 2", retryable: false, at: at(-1_198)
+            )
             s.fail("erp.order.cancel", code: "erp_down", message: "503 from ERP", retryable: true, at: at(-5))
         }
         // Waiting for a reply past its timeout: the timeout timer never fired (worker down).
@@ -258,7 +265,8 @@ struct SagaScript {
         guard let command = pending.min(by: { $0.sentAt < $1.sentAt }) else {
             preconditionFailure("\(id): no pending \(routingKey)")
         }
-        apply(.reply(correlationId: command.messageId, outcome: outcome), at: now, message: "reply-\(command.messageId)")
+        apply(
+            .reply(correlationId: command.messageId, outcome: outcome), at: now, message: "reply-\(command.messageId)")
     }
 
     private mutating func apply(_ event: SagaEvent, at now: Timestamp, message: String?) {

@@ -59,7 +59,9 @@ struct ReadCommandTests {
 
                 """#)
         let none = FixtureFile.filter { $0.owner = "nobody" }
-        #expect(ListView.text(try database.list(none, now: now), filter: none, now: now) == "No sagas matching --owner nobody.\n")
+        #expect(
+            ListView.text(try database.list(none, now: now), filter: none, now: now)
+                == "No sagas matching --owner nobody.\n")
     }
 
     @Test(
@@ -69,7 +71,10 @@ struct ReadCommandTests {
             ("active stuck 15m", ["order-fulfillment/o-1004", "order-fulfillment/o-1009"]),
             (
                 "workflow step reserve",
-                ["order-fulfillment/o-1002", "order-fulfillment/o-1006", "order-fulfillment/o-1010", "order-fulfillment/o-1005"]
+                [
+                    "order-fulfillment/o-1002", "order-fulfillment/o-1006", "order-fulfillment/o-1010",
+                    "order-fulfillment/o-1005",
+                ]
             ),
             ("owner worker-b", ["order-fulfillment/o-1004"]),
             (
@@ -102,8 +107,12 @@ struct ReadCommandTests {
 
     @Test("saga references: a bare id, workflow/id, an ambiguous id, an unknown id")
     func resolve() throws {
-        #expect(try database.resolve(SagaReference(parsing: "o-1004")) == SagaKey(workflow: "order-fulfillment", id: "o-1004"))
-        #expect(try database.resolve(SagaReference(parsing: "returns/o-1010")) == SagaKey(workflow: "returns", id: "o-1010"))
+        #expect(
+            try database.resolve(SagaReference(parsing: "o-1004"))
+                == SagaKey(workflow: "order-fulfillment", id: "o-1004"))
+        #expect(
+            try database.resolve(SagaReference(parsing: "returns/o-1010")) == SagaKey(workflow: "returns", id: "o-1010")
+        )
         #expect(
             throws: OperationsError(
                 .ambiguous,
@@ -1141,7 +1150,10 @@ struct ReadCommandTests {
                 .workflow.version: number
 
                 """#)
-        #expect(throws: OperationsError(.notFound, "no stored workflow 'shipping'; this file knows order-fulfillment, returns")) {
+        #expect(
+            throws: OperationsError(
+                .notFound, "no stored workflow 'shipping'; this file knows order-fulfillment, returns")
+        ) {
             try database.workflowDetail("shipping")
         }
     }

@@ -73,23 +73,39 @@ struct RepairTests {
     @Test(
         "repairs that make no sense are refused before anything is sent",
         arguments: [
-            ("o-1008", RepairRequest(action: .skip, step: "accept", by: "alice", reason: "r"),
-             "refused: step 'accept' has not failed (it is running); only a failed step can be skipped"),
-            ("o-1001", RepairRequest(action: .retry, by: "alice", reason: "r"),
-             "order-fulfillment/o-1001 is completed; a finished saga cannot be repaired (start a new order instead)"),
-            ("o-1004", RepairRequest(action: .compensate, by: "alice", reason: "r"),
-             "refused: saga passed its pivot step 'ship'; completed steps can no longer be compensated (use retry or skip)"),
-            ("o-1004", RepairRequest(action: .retry, step: "accept", by: "alice", reason: "r"),
-             "refused: step 'accept' is not the current step; the saga is at 'ship'; the failed step is 'ship' "
-                + "(waybill sagas show order-fulfillment/o-1004)"),
-            ("o-1006", RepairRequest(action: .retry, by: "alice", reason: "r"),
-             "refused: nothing to retry: step 'reserve' is running and no attempt waits for a retry"),
-            ("o-1005", RepairRequest(action: .skip, step: "reserve", by: "alice", reason: "r"),
-             "refused: the saga is compensating step 'accept', not 'reserve'; the saga is undoing 'accept': retry or skip that"),
-            ("o-1004", RepairRequest(action: .skip, step: "ship", by: "alice", reason: "  "),
-             "--reason is empty: say why (it goes to the saga's journal)"),
-            ("o-1004", RepairRequest(action: .skip, step: "ship", output: .object([:]), by: "alice", reason: "r"),
-             "refused: after this skip step 'invoice' would fail at once: "),
+            (
+                "o-1008", RepairRequest(action: .skip, step: "accept", by: "alice", reason: "r"),
+                "refused: step 'accept' has not failed (it is running); only a failed step can be skipped"
+            ),
+            (
+                "o-1001", RepairRequest(action: .retry, by: "alice", reason: "r"),
+                "order-fulfillment/o-1001 is completed; a finished saga cannot be repaired (start a new order instead)"
+            ),
+            (
+                "o-1004", RepairRequest(action: .compensate, by: "alice", reason: "r"),
+                "refused: saga passed its pivot step 'ship'; completed steps can no longer be compensated (use retry or skip)"
+            ),
+            (
+                "o-1004", RepairRequest(action: .retry, step: "accept", by: "alice", reason: "r"),
+                "refused: step 'accept' is not the current step; the saga is at 'ship'; the failed step is 'ship' "
+                    + "(waybill sagas show order-fulfillment/o-1004)"
+            ),
+            (
+                "o-1006", RepairRequest(action: .retry, by: "alice", reason: "r"),
+                "refused: nothing to retry: step 'reserve' is running and no attempt waits for a retry"
+            ),
+            (
+                "o-1005", RepairRequest(action: .skip, step: "reserve", by: "alice", reason: "r"),
+                "refused: the saga is compensating step 'accept', not 'reserve'; the saga is undoing 'accept': retry or skip that"
+            ),
+            (
+                "o-1004", RepairRequest(action: .skip, step: "ship", by: "alice", reason: "  "),
+                "--reason is empty: say why (it goes to the saga's journal)"
+            ),
+            (
+                "o-1004", RepairRequest(action: .skip, step: "ship", output: .object([:]), by: "alice", reason: "r"),
+                "refused: after this skip step 'invoice' would fail at once: "
+            ),
         ])
     func refusals(saga: String, request: RepairRequest, refusal: String) throws {
         let result = try check(saga, request)
@@ -106,18 +122,33 @@ struct RepairTests {
     @Test(
         "sensible repairs are sent with the engine's prediction",
         arguments: [
-            ("o-1004", RepairRequest(action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "by hand"),
-             "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped [via worker worker-b]"),
-            ("o-1004", RepairRequest(action: .retry, step: "ship", by: "bob", reason: "address fixed"),
-             "suspended → running; sends 1 command (tms.shipment.create) [via worker worker-b]"),
-            ("o-1005", RepairRequest(action: .retry, by: "bob", reason: "ERP back"),
-             "compensating → compensating; sends 1 command (undo erp.order.cancel) [via worker worker-a]"),
-            ("o-1008", RepairRequest(action: .retry, by: "bob", reason: "now"),
-             "running → running; sends 1 command (erp.order.accept) [via worker worker-a]"),
-            ("order-fulfillment/o-1010", RepairRequest(action: .cancel, by: "bob", reason: "dup"),
-             "running → cancelled; publishes order.cancelled [via worker worker-a]"),
-            ("o-1009", RepairRequest(action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "r"),
-             nil),
+            (
+                "o-1004",
+                RepairRequest(
+                    action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "by hand"),
+                "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped [via worker worker-b]"
+            ),
+            (
+                "o-1004", RepairRequest(action: .retry, step: "ship", by: "bob", reason: "address fixed"),
+                "suspended → running; sends 1 command (tms.shipment.create) [via worker worker-b]"
+            ),
+            (
+                "o-1005", RepairRequest(action: .retry, by: "bob", reason: "ERP back"),
+                "compensating → compensating; sends 1 command (undo erp.order.cancel) [via worker worker-a]"
+            ),
+            (
+                "o-1008", RepairRequest(action: .retry, by: "bob", reason: "now"),
+                "running → running; sends 1 command (erp.order.accept) [via worker worker-a]"
+            ),
+            (
+                "order-fulfillment/o-1010", RepairRequest(action: .cancel, by: "bob", reason: "dup"),
+                "running → cancelled; publishes order.cancelled [via worker worker-a]"
+            ),
+            (
+                "o-1009",
+                RepairRequest(action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "r"),
+                nil
+            ),
         ] as [(String, RepairRequest, String?)])
     func accepted(saga: String, request: RepairRequest, preview: String?) throws {
         let result = try check(saga, request)
@@ -135,7 +166,8 @@ struct RepairTests {
     @Test("--force sends a skip the simulation says would fail the next step")
     func force() throws {
         let result = try check(
-            "o-1004", RepairRequest(action: .skip, step: "ship", output: .object([:]), by: "a", reason: "r", force: true))
+            "o-1004",
+            RepairRequest(action: .skip, step: "ship", output: .object([:]), by: "a", reason: "r", force: true))
         #expect(result.willSend)
         #expect(result.predictedStatus == .suspended)
     }
@@ -198,7 +230,10 @@ struct RepairTests {
         let history = try database.journal(of: SagaKey(workflow: "order-fulfillment", id: "o-1007"))
         let last = try #require(history.last)
         #expect(last.kind == "operator" && last.actor == "alice")
-        #expect(last.detail == #"operator retry by alice: "ERP is back" → running; sent 1 command, scheduled 1 timer, cancelled 1 timer"#)
+        #expect(
+            last.detail
+                == #"operator retry by alice: "ERP is back" → running; sent 1 command, scheduled 1 timer, cancelled 1 timer"#
+        )
         guard case .object(let json) = RepairView.runJSON(run) else { throw OperationsError(.corrupt, "not an object") }
         #expect(json["sent"] == 1 && json["moved"] == 1)
         #expect(json["counts"] == ["applied": 1, "changed": 1, "refused": 4])
@@ -212,10 +247,14 @@ struct RepairTests {
         var stale = record
         stale.instance.steps[0].branches[0].status = .retryWait
         let request = RepairRequest(action: .skip, step: "accept", by: "a", reason: "r", force: true)
-        let message = ControlMessage(workflow: "order-fulfillment", sagaId: "o-1008", action: .skip, step: "accept", output: [:], by: "a", reason: "r")
+        let message = ControlMessage(
+            workflow: "order-fulfillment", sagaId: "o-1008", action: .skip, step: "accept", output: [:], by: "a",
+            reason: "r")
         let plan = RepairPlan(
             request: request, snapshotAt: Fixture.now, filter: nil,
-            checks: [RepairCheck(record: stale, message: message, refusal: nil, preview: "forced", predictedStatus: nil)])
+            checks: [
+                RepairCheck(record: stale, message: message, refusal: nil, preview: "forced", predictedStatus: nil)
+            ])
         let worker = try InProcessWorker(path: path, now: Fixture.at(1))
         let run = await RepairRunner(database: database, channel: worker, now: { Fixture.at(2) }).run(plan)
         guard case .replied(let reply)? = run.outcomes.first?.outcome else {

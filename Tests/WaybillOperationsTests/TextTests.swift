@@ -34,12 +34,19 @@ struct TextTests {
     func times() throws {
         let now = Timestamp(milliseconds: 1_736_942_400_000)
         #expect(try TimeText.parseTime("2h", option: "--since", now: now) == now.adding(milliseconds: -7_200_000))
-        #expect(try TimeText.parseTime("2025-01-15", option: "--since", now: now) == now.adding(milliseconds: -43_200_000))
-        #expect(try TimeText.parseTime("2025-01-15T10:30Z", option: "--since", now: now) == now.adding(milliseconds: -5_400_000))
-        #expect(try TimeText.parseTime("2025-01-15 11:59:59.5", option: "--since", now: now) == now.adding(milliseconds: -500))
-        #expect(throws: OperationsError(
-            .badArgument,
-            "--since 'yesterday': expected a duration before now like 2h, or a UTC time like 2025-01-15T10:00:00Z")) {
+        #expect(
+            try TimeText.parseTime("2025-01-15", option: "--since", now: now) == now.adding(milliseconds: -43_200_000))
+        #expect(
+            try TimeText.parseTime("2025-01-15T10:30Z", option: "--since", now: now)
+                == now.adding(milliseconds: -5_400_000))
+        #expect(
+            try TimeText.parseTime("2025-01-15 11:59:59.5", option: "--since", now: now)
+                == now.adding(milliseconds: -500))
+        #expect(
+            throws: OperationsError(
+                .badArgument,
+                "--since 'yesterday': expected a duration before now like 2h, or a UTC time like 2025-01-15T10:00:00Z")
+        ) {
             try TimeText.parseTime("yesterday", option: "--since", now: now)
         }
         #expect(throws: OperationsError.self) { try TimeText.parseTime("2025-13-01", option: "--since", now: now) }
@@ -50,13 +57,17 @@ struct TextTests {
         arguments: [
             ("duration", "15x", "--stuck-for '15x': expected a duration like 30s, 15m, 2h or 1d"),
             ("duration", "15", "--stuck-for '15': expected a duration like 30s, 15m, 2h or 1d"),
-            ("status", "suspnded",
-             "--status 'suspnded': expected one of running, compensating, completed, compensated, suspended, "
-                + "cancelled, active or terminal (comma separated)"),
+            (
+                "status", "suspnded",
+                "--status 'suspnded': expected one of running, compensating, completed, compensated, suspended, "
+                    + "cancelled, active or terminal (comma separated)"
+            ),
             ("limit", "0", "--limit '0': expected a whole number from 1 to 1000000"),
-            ("class", "stale",
-             "--class 'stale': expected one of compensation-failing, suspended, reply-overdue, timer-overdue, "
-                + "retrying, no-progress, on-schedule"),
+            (
+                "class", "stale",
+                "--class 'stale': expected one of compensation-failing, suspended, reply-overdue, timer-overdue, "
+                    + "retrying, no-progress, on-schedule"
+            ),
             ("saga", " ", "empty saga id: expected ID or workflow/ID, e.g. o-1001"),
         ])
     func hints(kind: String, input: String, message: String) {
@@ -83,7 +94,8 @@ struct TextTests {
 
     @Test("saga references split at the first slash after a workflow name")
     func references() throws {
-        #expect(try SagaReference(parsing: "o-1") == SagaReference(SagaKey(workflow: "x", id: "o-1")).with(workflow: nil))
+        #expect(
+            try SagaReference(parsing: "o-1") == SagaReference(SagaKey(workflow: "x", id: "o-1")).with(workflow: nil))
         let qualified = try SagaReference(parsing: "order-fulfillment/o-1")
         #expect(qualified.workflow == "order-fulfillment" && qualified.id == "o-1")
         let slashy = try SagaReference(parsing: "ORD/2025/7")
