@@ -14,7 +14,8 @@ struct DLQCommand: AsyncParsableCommand {
             Examples:
               waybill dlq list
               waybill dlq show order-42
-              waybill dlq replay --all --reason-contains "not JSON" --dry-run --reason "producer fixed"
+              waybill dlq replay --all --reason-contains "not JSON" \\
+                --reason "producer fixed" --dry-run
             """,
         subcommands: [DLQListCommand.self, DLQShowCommand.self, DLQReplayCommand.self]
     )
@@ -124,7 +125,7 @@ struct DLQReplayCommand: AsyncParsableCommand {
 
             Examples:
               waybill dlq replay order-42 --reason "ERP fixed the payload"
-              waybill dlq replay --all --source replies --dry-run --reason "late replies after deploy"
+              waybill dlq replay --all --source replies --reason "late replies" --dry-run
             """
     )
 

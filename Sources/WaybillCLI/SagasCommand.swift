@@ -13,8 +13,8 @@ struct SagasCommand: AsyncParsableCommand {
             sent to the worker that owns the saga, which applies them and records who did it and why.
 
             Start here:
-              waybill sagas stuck                      every unfinished saga by why it waits, oldest of each
-              waybill sagas show o-1001                one saga: timeline, pending command, why it is stuck
+              waybill sagas stuck          unfinished sagas by why they wait
+              waybill sagas show o-1001    timeline, pending command, why stuck
               waybill sagas retry o-1001 --reason "TMS is back"
             """,
         subcommands: [
@@ -37,7 +37,7 @@ struct SagasListCommand: ParsableCommand {
             Examples:
               waybill sagas list --status suspended
               waybill sagas list --status active --stuck-for 15m --owner w1
-              waybill sagas list --workflow order-fulfillment --step release --since 2h --json
+              waybill sagas list --workflow order-fulfillment --step release --json
             """
     )
 
@@ -139,7 +139,7 @@ struct SagasHistoryCommand: ParsableCommand {
             Examples:
               waybill sagas history o-1001
               waybill sagas history o-1001 --follow
-              waybill sagas history o-1001 --json | jq '.entries[] | select(.kind == "operator")'
+              waybill sagas history o-1001 --json | jq '.entries[].actor'
             """
     )
 

@@ -195,9 +195,11 @@ struct SagasRetryCommand: AsyncParsableCommand {
 
             Examples:
               waybill sagas retry o-1001 --reason "TMS is back (INC-123)"
-              waybill sagas retry o-1001 --step ship --reason "carrier fixed the address" --by alice
-              waybill sagas retry --where --status suspended --at-step ship --dry-run --reason "TMS is back"
-              waybill sagas retry --where --status suspended --at-step ship --rate 5/s --yes --reason "TMS is back"
+              waybill sagas retry o-1001 --step ship --reason "address fixed" --by alice
+              waybill sagas retry --where --status suspended --at-step ship \\
+                --reason "TMS is back" --dry-run
+              waybill sagas retry --where --status suspended --at-step ship \\
+                --reason "TMS is back" --rate 5/s --yes
             """
     )
 
@@ -233,8 +235,9 @@ struct SagasSkipCommand: AsyncParsableCommand {
             later step fail at once (override with --force).
 
             Examples:
-              waybill sagas skip o-1001 --step ship --output '[{"trackingId":"MANUAL-1"}]' --reason "shipped by hand"
-              waybill sagas skip o-1001 --step reserve --reason "released in the WMS by hand (OPS-42)"
+              waybill sagas skip o-1001 --step ship \\
+                --output '[{"trackingId":"MANUAL-1"}]' --reason "shipped by hand"
+              waybill sagas skip o-1001 --step reserve --reason "released by hand, OPS-42"
             """
     )
 
@@ -280,7 +283,8 @@ struct SagasCompensateCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               waybill sagas compensate o-1001 --reason "customer cancelled by phone"
-              waybill sagas compensate --where --status running --at-step reserve --stuck-for 1h --dry-run --reason "ERP outage"
+              waybill sagas compensate --where --status running --at-step reserve \\
+                --stuck-for 1h --reason "ERP outage" --dry-run
             """
     )
 
@@ -337,7 +341,8 @@ struct SagasResumeCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               waybill sagas resume o-1001 --reason "participant fixed"
-              waybill sagas resume --where --status suspended --workflow returns --yes --reason "billing is back"
+              waybill sagas resume --where --status suspended --workflow returns \\
+                --reason "billing is back" --yes
             """
     )
 
