@@ -36,6 +36,13 @@ public struct BrokerSettings: Sendable {
         return configuration
     }
 
+    /// A logger that only reports warnings and errors (the CLI's output is for the operator, not connection chatter).
+    public static var quietLogger: Logger {
+        var logger = Logger(label: "waybill.cli")
+        logger.logLevel = .warning
+        return logger
+    }
+
     /// A connected client.
     func connect(logger: Logger) async throws(OperationsError) -> AMQPClient {
         let configuration = try configuration()
@@ -87,7 +94,7 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
     ///
     /// Replies are dispatched by a child task for as long as `body` runs.
     public static func with<T: Sendable>(
-        broker: BrokerSettings, logger: Logger = Logger(label: "waybill.cli"),
+        broker: BrokerSettings, logger: Logger = BrokerSettings.quietLogger,
         _ body: (AMQPControlChannel) async throws -> T
     ) async throws -> T {
         let client = try await broker.connect(logger: logger)

@@ -116,7 +116,7 @@ public struct DeadLetterQueue: Sendable {
 
     /// Up to `limit` messages from the head of the queue; they stay in the queue.
     public func browse(broker: BrokerSettings, limit: Int) async throws(OperationsError) -> [DeadLetter] {
-        let client = try await broker.connect(logger: Logger(label: "waybill.cli"))
+        let client = try await broker.connect(logger: BrokerSettings.quietLogger)
         do {
             let letters = try await browse(client, limit: limit)
             await client.close()
@@ -137,7 +137,7 @@ public struct DeadLetterQueue: Sendable {
         broker: BrokerSettings, limit: Int, dryRun: Bool, by: String, reason: String,
         select: @escaping @Sendable (DeadLetter) -> Bool
     ) async throws(OperationsError) -> [(DeadLetter, ReplayOutcome)] {
-        let client = try await broker.connect(logger: Logger(label: "waybill.cli"))
+        let client = try await broker.connect(logger: BrokerSettings.quietLogger)
         do {
             let results = try await replay(
                 client, limit: limit, dryRun: dryRun, by: by, reason: reason, select: select)
@@ -193,8 +193,10 @@ public struct DeadLetterQueue: Sendable {
                         .kept(
                             "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))")
                     ))
-            default:
-                results.append((letter, .kept("the broker did not confirm the replay (\(outcome))")))
+            case .rejected(let error):
+                results.append((letter, .kept("the broker refused the replay: \(error.message)")))
+            case .nacked, .connectionLost:
+                results.append((letter, .kept("the broker did not confirm the replay (\(outcome)); try again")))
             }
             return false
         }
