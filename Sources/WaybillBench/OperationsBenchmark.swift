@@ -49,20 +49,19 @@ enum OperationsBenchmark {
             "operations: open read-only + schema check \(millis(ContinuousClock.now - openStart)) ms"
             + " (mmap \(mapSize > 0 ? "on" : "off"))\n"
         // Every timed run opens the file anew, as one `waybill` invocation does (the OS page cache stays warm).
-        nonisolated(unsafe) var database = first
 
         let probe =
             try first.list(filtered { $0.statuses = [.suspended] }, now: now).rows.first?.key
             ?? SagaKey(workflow: "order-fulfillment", id: "o-1")
         let busy = try first.list(filtered { $0.statuses = [.running] }, now: now).rows.first?.key ?? probe
 
-        var cases: [(name: String, target: Bool, body: () throws -> Int)] = []
-        func add(_ name: String, target: Bool = true, _ body: @escaping () throws -> Int) {
+        var cases: [(name: String, target: Bool, body: (OperationsDatabase) throws -> Int)] = []
+        func add(_ name: String, target: Bool = true, _ body: @escaping (OperationsDatabase) throws -> Int) {
             cases.append((name, target, body))
         }
         func list(_ name: String, _ change: (inout SagaFilter) -> Void) {
             let filter = filtered(change)
-            add("list \(name)") {
+            add("list \(name)") { database in
                 let page = try database.list(filter, now: now)
                 return ListView.text(page, filter: filter, now: now).count
             }
@@ -90,7 +89,7 @@ enum OperationsBenchmark {
             $0.since = now.adding(milliseconds: -600_000)
             $0.newestFirst = true
         }
-        add("show \(probe.id) (resolve bare id)") {
+        add("show \(probe.id) (resolve bare id)") { database in
             let key = try database.resolve(SagaReference(parsing: probe.id))
             guard let record = try database.saga(key) else { return 0 }
             let definition = try database.definition(hash: record.row.definitionHash)
@@ -99,20 +98,20 @@ enum OperationsBenchmark {
                 journal: try database.journalTail(of: key, count: 5), now: now)
             return ShowView.text(detail).count + PrettyJSON.render(ShowView.json(detail)).count
         }
-        add("history \(busy.id)") {
+        add("history \(busy.id)") { database in
             let lines = try database.journal(of: busy)
             return HistoryView.text(lines, key: busy, now: now).count
         }
-        add("stuck") {
+        add("stuck") { database in
             StuckView.text(try database.stuckReport(now: now, policy: StuckPolicy())).count
         }
-        add("stuck --class suspended --limit 20") {
+        add("stuck --class suspended --limit 20") { database in
             StuckView.text(try database.stuckReport(now: now, policy: StuckPolicy(), only: .suspended)).count
         }
-        add("stats (window 15m)") {
+        add("stats (window 15m)") { database in
             StatsView.text(try database.stats(now: now)).count
         }
-        add("workflows list") {
+        add("workflows list") { database in
             WorkflowsView.listText(try database.workflowVersions(), now: now).count
         }
         let runningKeys = try first.list(
@@ -120,10 +119,10 @@ enum OperationsBenchmark {
                 $0.statuses = [.running]; $0.limit = 10_000
             }, now: now
         ).rows.map(\.key)
-        add("(reference, no target) decode \(runningKeys.count) sagas' state", target: false) {
+        add("(reference, no target) decode \(runningKeys.count) sagas' state", target: false) { database in
             try database.sagas(runningKeys).count
         }
-        add("(bulk, no target) retry --where --status suspended --dry-run", target: false) {
+        add("(bulk, no target) retry --where --status suspended --dry-run", target: false) { database in
             var filter = SagaFilter()
             filter.statuses = [.suspended]
             let records = try database.snapshot(filter, now: now)
@@ -141,8 +140,8 @@ enum OperationsBenchmark {
             var size = 0
             for _ in 0..<repeats {
                 let start = ContinuousClock.now
-                database = try OperationsDatabase(path: path, memoryMapSize: mapSize)
-                size = try body()
+                let database = try OperationsDatabase(path: path, memoryMapSize: mapSize)
+                size = try body(database)
                 times.append(millisDouble(ContinuousClock.now - start))
             }
             times.sort()
