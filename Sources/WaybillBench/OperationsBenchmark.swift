@@ -77,6 +77,11 @@ enum OperationsBenchmark {
             $0.workflow = "order-fulfillment"
             $0.step = "release"
         }
+        list("--step authorize (rare; no workflow named)") { $0.step = "authorize" }
+        list("--status running --step authorize (rare)") {
+            $0.statuses = [.running]
+            $0.step = "authorize"
+        }
         list("--workflow order-fulfillment --step release") {
             $0.workflow = "order-fulfillment"
             $0.step = "release"
@@ -104,6 +109,10 @@ enum OperationsBenchmark {
         }
         add("stuck") { database in
             StuckView.text(try database.stuckReport(now: now, policy: StuckPolicy())).count
+        }
+        add("stuck, worker down for an hour (every timer overdue)") { database in
+            StuckView.text(try database.stuckReport(now: now.adding(milliseconds: 3_600_000), policy: StuckPolicy()))
+                .count
         }
         add("stuck --class suspended --limit 20") { database in
             StuckView.text(try database.stuckReport(now: now, policy: StuckPolicy(), only: .suspended)).count
@@ -175,7 +184,8 @@ enum OperationsBenchmark {
                 }, .running
             ),
         ] {
-            let (sql, arguments) = OperationsDatabase.explainableListSQL(filter: filter, status: status, now: now)
+            let (sql, arguments) = OperationsDatabase.explainableListSQL(
+                filter: filter, status: status, now: now, workflows: ["order-fulfillment", "returns"])
             let plan = try first.explain(sql, arguments: arguments)
             report += "  \(name): \(plan.joined(separator: "; "))\n"
         }

@@ -83,7 +83,10 @@ struct CommonFilterOptions: ParsableArguments {
             valueName: "time"))
     var since: String?
 
-    @Option(help: ArgumentHelp("Only sagas owned by this worker.", valueName: "worker"))
+    @Option(
+        help: ArgumentHelp(
+            "Only sagas owned by this worker (not indexed: combine with --status on large files).",
+            valueName: "worker"))
     var owner: String?
 
     @Flag(help: "Most recent progress first (the default is oldest progress first).")

@@ -521,12 +521,14 @@ public final class OperationsDatabase: Sendable {
 
     static func list(_ db: Database, filter: SagaFilter, now: Timestamp) throws -> SagaPage {
         let fetch = filter.limit.map { $0 + 1 }
+        let workflows = filter.step != nil && filter.workflow == nil ? try distinctWorkflows(db) : []
         var rows: [SagaRow] = []
         if filter.statuses.count <= 1 {
-            rows = try listQuery(db, filter: filter, status: filter.statuses.first, now: now, limit: fetch)
+            rows = try listQuery(
+                db, filter: filter, status: filter.statuses.first, now: now, limit: fetch, workflows: workflows)
         } else {
             for status in filter.statuses {
-                rows += try listQuery(db, filter: filter, status: status, now: now, limit: fetch)
+                rows += try listQuery(db, filter: filter, status: status, now: now, limit: fetch, workflows: workflows)
             }
             rows.sort(by: filter.newestFirst ? { SagaRow.precedes($1, $0) } : SagaRow.precedes)
         }
@@ -536,33 +538,43 @@ public final class OperationsDatabase: Sendable {
 
     /// The SQL of one list query (one status, or none) and its arguments, for `explain(_:arguments:)`.
     public static func explainableListSQL(
-        filter: SagaFilter, status: SagaStatus?, now: Timestamp
+        filter: SagaFilter, status: SagaStatus?, now: Timestamp, workflows: [String] = []
     )
         -> (sql: String, arguments: [(any DatabaseValueConvertible)?])
     {
-        let (sql, arguments) = listSQL(filter: filter, status: status, now: now, limit: filter.limit.map { $0 + 1 })
+        let (sql, arguments) = listSQL(
+            filter: filter, status: status, now: now, limit: filter.limit.map { $0 + 1 }, workflows: workflows)
         return (sql, arguments.map { $0 })
     }
 
     /// The SQL and arguments of one list query.
+    ///
+    /// Index choice: with `--step`, `sagas_by_step` (its population is bounded by the sagas at that step, and
+    /// completed sagas have none), over every workflow in `workflows` when none is named; the status test is then
+    /// written `+status` so SQLite does not walk a large status range looking for a rare step. Otherwise
+    /// `sagas_by_status` (status, updated_at), which delivers rows in order and stops at the limit, or
+    /// `sagas_by_updated_at` without a status.
     static func listSQL(
-        filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?
+        filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?, workflows: [String]
     )
         -> (sql: String, arguments: [DatabaseValueConvertible])
     {
         var conditions: [String] = []
         var arguments: [DatabaseValueConvertible] = []
         if let status {
-            conditions.append("status = ?")
+            conditions.append(filter.step == nil ? "status = ?" : "+status = ?")
             arguments.append(status.rawValue)
         }
         if let workflow = filter.workflow {
             conditions.append("workflow = ?")
             arguments.append(workflow)
+        } else if filter.step != nil {
+            conditions.append(
+                "workflow IN (\(Array(repeating: "?", count: max(1, workflows.count)).joined(separator: ", ")))")
+            arguments += workflows.isEmpty ? [""] : workflows
         }
         if let step = filter.step {
-            // `+` keeps SQLite off sagas_by_step when a status range can deliver rows already in order.
-            conditions.append(status == nil && filter.workflow != nil ? "current_step = ?" : "+current_step = ?")
+            conditions.append("current_step = ?")
             arguments.append(step)
         }
         if let stuckFor = filter.stuckFor {
@@ -589,9 +601,9 @@ public final class OperationsDatabase: Sendable {
     }
 
     private static func listQuery(
-        _ db: Database, filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?
+        _ db: Database, filter: SagaFilter, status: SagaStatus?, now: Timestamp, limit: Int?, workflows: [String]
     ) throws -> [SagaRow] {
-        let (sql, arguments) = listSQL(filter: filter, status: status, now: now, limit: limit)
+        let (sql, arguments) = listSQL(filter: filter, status: status, now: now, limit: limit, workflows: workflows)
         let cursor = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
         var rows: [SagaRow] = []
         while let row = try cursor.next() { rows.append(try sagaRow(row)) }
