@@ -59,10 +59,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Operator tooling behind `waybill sagas|workflows|dlq`: read-only queries, the stuck classifier, table and
+        // JSON rendering, local repair checks and the control-message client. Everything testable lives here.
+        .target(
+            name: "WaybillOperations",
+            dependencies: [
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWorker",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition", "WaybillWorker", "WaybillDemo",
+                "WaybillDefinition", "WaybillWorker", "WaybillDemo", "WaybillOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -70,9 +80,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: ["SagaEngine", "SagaStore"]
+            dependencies: [
+                "SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
-        .testTarget(name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
@@ -89,6 +102,13 @@ let package = Package(
         .testTarget(
             name: "WaybillDemoTests",
             dependencies: ["WaybillDemo", "WaybillSimulator", "WaybillWorker", "WaybillDefinition", "AMQPTransport"]
+        ),
+        .testTarget(
+            name: "WaybillOperationsTests",
+            dependencies: [
+                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,5 @@
 // waybill-bench: prints performance figures; it is not a test. Run it in release mode:
-//   swift run -c release waybill-bench [--quick]
+//   swift run -c release waybill-bench [--quick] [--operations]
 let quick = CommandLine.arguments.contains("--quick")
 print(EngineBenchmark.run(sagas: quick ? 5_000 : 50_000))
 print("")
@@ -7,4 +7,9 @@ do {
     print(try StoreBenchmark.run(transitions: quick ? 5_000 : 20_000, batchOneTransitions: quick ? 500 : 2_000))
 } catch {
     print("store benchmark failed: \(error)")
+}
+if CommandLine.arguments.contains("--operations") {
+    // Builds (once, in /tmp/waybill-ops-bench) a database of 1,000,000 sagas and times each read command.
+    print("")
+    print(OperationsBenchmark.run())
 }

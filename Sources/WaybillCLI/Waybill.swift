@@ -9,6 +9,9 @@ struct Waybill: AsyncParsableCommand {
         discussion: """
             Workflows are YAML files (see Workflows/). Start with `waybill validate Workflows/*.yaml`.
             """,
-        subcommands: [ValidateCommand.self, WorkerCommand.self, DemoCommand.self, BenchCommand.self]
+        subcommands: [
+            ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, DLQCommand.self,
+            DemoCommand.self, BenchCommand.self,
+        ]
     )
 }

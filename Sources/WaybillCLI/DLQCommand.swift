@@ -1,0 +1,192 @@
+import ArgumentParser
+import Foundation
+import WaybillOperations
+
+/// `waybill dlq list|show|replay`: messages the workers (or the broker) dead-lettered.
+struct DLQCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dlq",
+        abstract: "Dead-lettered messages with their reason; replay them once the cause is fixed.",
+        discussion: """
+            Listing leaves the messages in the queue. Replaying publishes a message to the exchange and routing key \
+            it first went to and removes it from the dead-letter queue once the broker confirmed the replay.
+
+            Examples:
+              waybill dlq list
+              waybill dlq show order-42
+              waybill dlq replay --all --reason-contains "not JSON" \\
+                --reason "producer fixed" --dry-run
+            """,
+        subcommands: [DLQListCommand.self, DLQShowCommand.self, DLQReplayCommand.self]
+    )
+}
+
+/// `--queue` and the broker options shared by the dlq commands.
+struct DLQOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The dead-letter queue (default: `dead_letter_queue` in --config, else waybill.dead-letter).",
+            valueName: "queue"))
+    var queue: String?
+
+    @Option(
+        help: ArgumentHelp("Look at most this many messages from the head of the queue (default 100).", valueName: "n"))
+    var limit = "100"
+
+    func queueName(_ store: StoreOptions) throws(OperationsError) -> String {
+        if let queue { return queue }
+        return try store.workerConfiguration().deadLetterQueue
+    }
+
+    func count() throws(OperationsError) -> Int {
+        min(65_535, try SagaFilter.parseLimit(limit))
+    }
+}
+
+/// `waybill dlq list`.
+struct DLQListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "The messages at the head of the dead-letter queue, with why each was refused.",
+        discussion: """
+            Examples:
+              waybill dlq list --limit 20
+              waybill dlq list --json | jq '.messages[].reason'
+            """
+    )
+
+    @OptionGroup var options: DLQOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Operator.run("dlq list") {
+            let queue = try options.queueName(store)
+            let letters = try await DeadLetterQueue(queue: queue).browse(
+                broker: try broker.settings(store: store), limit: try options.count())
+            Operator.print(
+                output.json
+                    ? PrettyJSON.render(DeadLetterView.listJSON(letters, queue: queue))
+                    : DeadLetterView.listText(letters, queue: queue, now: Date()))
+        }
+    }
+}
+
+/// `waybill dlq show`.
+struct DLQShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "One dead-lettered message: reason, origin, headers and body.",
+        discussion: """
+            ID is the message id shown by `waybill dlq list` (or its sha: handle for messages without one).
+
+            Examples:
+              waybill dlq show order-42
+              waybill dlq show sha:3f2a9c1b7d4e --json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The message id from `waybill dlq list`.", valueName: "id"))
+    var id: String
+
+    @OptionGroup var options: DLQOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Operator.run("dlq show") {
+            let queue = try options.queueName(store)
+            let letters = try await DeadLetterQueue(queue: queue).browse(
+                broker: try broker.settings(store: store), limit: try options.count())
+            guard let letter = letters.first(where: { $0.id == id }) else {
+                throw OperationsError(
+                    .notFound,
+                    "no message '\(id)' among the first \(letters.count) of \(queue); see `waybill dlq list` "
+                        + "(or raise --limit)")
+            }
+            Operator.print(
+                output.json
+                    ? PrettyJSON.render(DeadLetterView.showJSON(letter)) : DeadLetterView.showText(letter, now: Date()))
+        }
+    }
+}
+
+/// `waybill dlq replay`.
+struct DLQReplayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Publish dead-lettered messages again to where they first went.",
+        discussion: """
+            Name messages by id, or choose with --all (optionally narrowed by --reason-contains and --source). \
+            --reason is required and travels with the message (x-waybill-replay-reason, -replayed-by). A start \
+            replayed twice is harmless: the worker ignores a second start of the same saga.
+
+            Examples:
+              waybill dlq replay order-42 --reason "ERP fixed the payload"
+              waybill dlq replay --all --source replies --reason "late replies" --dry-run
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Message ids from `waybill dlq list`.", valueName: "id"))
+    var ids: [String] = []
+
+    @Flag(help: "Replay every message among the first --limit (narrow with --reason-contains / --source).")
+    var all = false
+
+    @Option(help: ArgumentHelp("Only messages whose reason contains this text.", valueName: "text"))
+    var reasonContains: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only messages from this source (starts/<workflow>, partition/<workflow>, replies).", valueName: "source"))
+    var source: String?
+
+    @Option(help: ArgumentHelp("Why (required; added to the message headers).", valueName: "text"))
+    var reason: String?
+
+    @Option(help: ArgumentHelp("Who (default: $USER).", valueName: "name"))
+    var by: String?
+
+    @Flag(help: "Show what would be replayed; send nothing.")
+    var dryRun = false
+
+    @OptionGroup var options: DLQOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await Operator.run("dlq replay") {
+            guard let reason, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw OperationsError(.badArgument, "--reason is required: say why the message can go through now")
+            }
+            guard all != !ids.isEmpty else {
+                throw OperationsError(.badArgument, "name message ids, or use --all (with --reason-contains/--source)")
+            }
+            let wanted = Set(ids)
+            let contains = reasonContains?.lowercased()
+            let source = source
+            let select: @Sendable (DeadLetter) -> Bool = { letter in
+                (wanted.isEmpty || wanted.contains(letter.id))
+                    && (contains.map { letter.reason.lowercased().contains($0) } ?? true)
+                    && (source.map { letter.source == $0 } ?? true)
+            }
+            let results = try await DeadLetterQueue(queue: try options.queueName(store)).replay(
+                broker: try broker.settings(store: store), limit: try options.count(), dryRun: dryRun,
+                by: by ?? Operator.user, reason: reason, select: select)
+            Operator.print(
+                output.json
+                    ? PrettyJSON.render(DeadLetterView.replayJSON(results, dryRun: dryRun))
+                    : DeadLetterView.replayText(results, dryRun: dryRun))
+            let missing = wanted.subtracting(results.map(\.0.id))
+            if !missing.isEmpty {
+                throw OperationsError(
+                    .notFound,
+                    "not found among the first \(try options.count()) messages: \(missing.sorted().joined(separator: ", "))"
+                )
+            }
+        }
+    }
+}

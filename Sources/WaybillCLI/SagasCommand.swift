@@ -1,0 +1,282 @@
+import ArgumentParser
+import Foundation
+import SagaEngine
+import WaybillOperations
+
+/// `waybill sagas ...`: find why an order is stuck and repair it.
+struct SagasCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sagas",
+        abstract: "Find stuck orders, see why, and repair them.",
+        discussion: """
+            Reads open the worker's SQLite file read-only, so they work while the worker is stopped. Repairs are \
+            sent to the worker that owns the saga, which applies them and records who did it and why.
+
+            Start here:
+              waybill sagas stuck          unfinished sagas by why they wait
+              waybill sagas show o-1001    timeline, pending command, why stuck
+              waybill sagas retry o-1001 --reason "TMS is back"
+            """,
+        subcommands: [
+            SagasListCommand.self, SagasShowCommand.self, SagasHistoryCommand.self, SagasStuckCommand.self,
+            SagasStatsCommand.self, SagasRetryCommand.self, SagasSkipCommand.self, SagasCompensateCommand.self,
+            SagasCancelCommand.self, SagasResumeCommand.self,
+        ]
+    )
+}
+
+/// `waybill sagas list`.
+struct SagasListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List sagas, oldest progress first, with filters.",
+        discussion: """
+            Rows are sorted by last progress, then workflow, then saga id, so the same query gives the same order. \
+            --step is the step at the saga's cursor (where it is now).
+
+            Examples:
+              waybill sagas list --status suspended
+              waybill sagas list --status active --stuck-for 15m --owner w1
+              waybill sagas list --workflow order-fulfillment --step release --json
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var filters: CommonFilterOptions
+
+    @Option(help: ArgumentHelp("Only sagas whose current step is this one.", valueName: "step"))
+    var step: String?
+
+    @Option(help: ArgumentHelp("At most this many rows (default 50).", valueName: "n"))
+    var limit: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Operator.run("sagas list") {
+            let now = Operator.now()
+            let filter = try filters.filter(step: step, limit: limit, defaultLimit: 50, now: now)
+            let page = try store.open().list(filter, now: now)
+            Operator.print(
+                output.json
+                    ? PrettyJSON.render(ListView.json(page, filter: filter, now: now))
+                    : ListView.text(page, filter: filter, now: now))
+        }
+    }
+}
+
+/// `waybill sagas show`.
+struct SagasShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show one saga: header, step timeline, compensation, and why it is stuck.",
+        discussion: """
+            SAGA is the saga id (the order id) or workflow/ID when the id exists in two workflows. The timeline \
+            shows each step and branch with its status, attempts (n of max), time taken, last error, the pending \
+            command (routing key, message id, sent at, reply queue) and the next timer.
+
+            --json prints {saga, diagnosis, steps[].branches[], compensation, strayTimers, recentJournal}.
+
+            Examples:
+              waybill sagas show o-1001
+              waybill sagas show order-fulfillment/o-1001 --json | jq .diagnosis
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID.", valueName: "saga"))
+    var saga: String
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: ArgumentHelp("Journal lines to include at the end (default 5).", valueName: "n"))
+    var journal = 5
+
+    @Option(help: ArgumentHelp("No progress for this long counts as stuck (default 15m).", valueName: "duration"))
+    var stuckFor = "15m"
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Operator.run("sagas show") {
+            let now = Operator.now()
+            let policy = StuckPolicy(noProgressAfter: try TimeText.parseDuration(stuckFor, option: "--stuck-for"))
+            let database = try store.open()
+            let detail = try SagaShow.detail(
+                database, reference: try SagaReference(parsing: saga), journal: max(0, journal), now: now,
+                policy: policy)
+            Operator.print(output.json ? PrettyJSON.render(ShowView.json(detail)) : ShowView.text(detail))
+        }
+    }
+}
+
+/// Loading what `show` needs.
+enum SagaShow {
+    static func detail(
+        _ database: OperationsDatabase, reference: SagaReference, journal: Int, now: Timestamp,
+        policy: StuckPolicy = StuckPolicy()
+    ) throws(OperationsError) -> SagaDetail {
+        let key = try database.resolve(reference)
+        guard let record = try database.saga(key) else {
+            throw OperationsError(.notFound, "saga \(key) vanished while reading; try again")
+        }
+        let definition = try? database.definition(hash: record.row.definitionHash)
+        return SagaDetail(
+            record: record, definition: definition ?? nil, timers: try database.timers(of: key),
+            journal: journal > 0 ? try database.journalTail(of: key, count: journal) : [], now: now, policy: policy)
+    }
+}
+
+/// `waybill sagas history`.
+struct SagasHistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Print a saga's journal, oldest first; --follow keeps printing new lines.",
+        discussion: """
+            The journal is the audit trail: every start, reply, timer, operator repair (with who and why) and \
+            ignored or rejected event. With --follow the command polls the file and stops once the saga has \
+            finished; with --json it prints one JSON object per line.
+
+            Examples:
+              waybill sagas history o-1001
+              waybill sagas history o-1001 --follow
+              waybill sagas history o-1001 --json | jq '.entries[].actor'
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID.", valueName: "saga"))
+    var saga: String
+
+    @OptionGroup var store: StoreOptions
+
+    @Flag(help: "Keep printing new journal lines until the saga finishes (Ctrl-C to stop earlier).")
+    var follow = false
+
+    @Option(help: ArgumentHelp("How often --follow polls (default 1s).", valueName: "duration"))
+    var interval = "1s"
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Operator.run("sagas history") {
+            let pause = try TimeText.parseDuration(interval, option: "--interval")
+            let database = try store.open()
+            let key = try database.resolve(try SagaReference(parsing: saga))
+            var lines = try database.journal(of: key)
+            if !follow {
+                Operator.print(
+                    output.json
+                        ? PrettyJSON.render(HistoryView.json(lines, key: key))
+                        : HistoryView.text(lines, key: key, now: Operator.now()))
+                return
+            }
+            if output.json {
+                for line in lines { Operator.print(PrettyJSON.line(HistoryView.lineJSON(line, key: key))) }
+            } else {
+                Operator.print(HistoryView.table(lines, now: Operator.now()))
+            }
+            var last = lines.last?.id ?? 0
+            while true {
+                if let record = try database.saga(key), record.row.status.isTerminal {
+                    lines = try database.journal(of: key, afterId: last)
+                    emit(lines, key: key)
+                    if !output.json {
+                        Operator.note("saga \(key) is \(record.row.status.rawValue); stopped following\n")
+                    }
+                    return
+                }
+                Thread.sleep(forTimeInterval: Double(pause.milliseconds) / 1000)
+                lines = try database.journal(of: key, afterId: last)
+                emit(lines, key: key)
+                last = lines.last?.id ?? last
+            }
+        }
+    }
+
+    private func emit(_ lines: [JournalLine], key: SagaKey) {
+        guard !lines.isEmpty else { return }
+        if output.json {
+            for line in lines { Operator.print(PrettyJSON.line(HistoryView.lineJSON(line, key: key))) }
+        } else {
+            Operator.print(HistoryView.followLines(lines))
+        }
+    }
+}
+
+/// `waybill sagas stuck`.
+struct SagasStuckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stuck",
+        abstract: "Classify every unfinished saga by why it waits; count and oldest per class.",
+        discussion: """
+            Classes, first match wins: compensation failing; retries exhausted / suspended; waiting for a reply \
+            past its timeout; timer overdue (is a worker running?); retrying; no progress for longer than \
+            --stuck-for; on schedule (not stuck). --class lists the sagas of one class with why each is there.
+
+            Examples:
+              waybill sagas stuck
+              waybill sagas stuck --class suspended --limit 100
+              waybill sagas stuck --stuck-for 5m --json | jq '.classes[] | {class, count}'
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(
+        name: .customLong("class"),
+        help: ArgumentHelp(
+            "List the sagas of this class: compensation-failing, suspended, reply-overdue, timer-overdue, "
+                + "retrying, no-progress, on-schedule.", valueName: "class"))
+    var stuckClass: String?
+
+    @Option(help: ArgumentHelp("No progress for this long counts as stuck (default 15m).", valueName: "duration"))
+    var stuckFor = "15m"
+
+    @Option(
+        help: ArgumentHelp("How late a timer may be before it counts as overdue (default 30s).", valueName: "duration"))
+    var grace = "30s"
+
+    @Option(help: ArgumentHelp("At most this many sagas with --class (default 20).", valueName: "n"))
+    var limit = "20"
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Operator.run("sagas stuck") {
+            let policy = StuckPolicy(
+                grace: try TimeText.parseDuration(grace, option: "--grace"),
+                noProgressAfter: try TimeText.parseDuration(stuckFor, option: "--stuck-for"))
+            let only = try stuckClass.map { text throws(OperationsError) in try StuckClass.parse(text) }
+            let count = try SagaFilter.parseLimit(limit)
+            let report = try store.open().stuckReport(now: Operator.now(), policy: policy, only: only, limit: count)
+            Operator.print(output.json ? PrettyJSON.render(StuckView.json(report)) : StuckView.text(report))
+        }
+    }
+}
+
+/// `waybill sagas stats`.
+struct SagasStatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Counts by status and by current step, the oldest unfinished saga, and recent throughput.",
+        discussion: """
+            Examples:
+              waybill sagas stats
+              waybill sagas stats --window 1h --json
+            """
+    )
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: ArgumentHelp("How far back throughput looks (default 15m).", valueName: "duration"))
+    var window = "15m"
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Operator.run("sagas stats") {
+            let span = try TimeText.parseDuration(window, option: "--window")
+            let stats = try store.open().stats(now: Operator.now(), window: span)
+            Operator.print(output.json ? PrettyJSON.render(StatsView.json(stats)) : StatsView.text(stats))
+        }
+    }
+}

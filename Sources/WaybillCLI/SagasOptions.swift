@@ -1,0 +1,155 @@
+import ArgumentParser
+import Foundation
+import SagaEngine
+import WaybillOperations
+import WaybillWorker
+
+/// `--db` and `--config`: which worker's SQLite file to read.
+struct StoreOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The worker's SQLite file. Default: WAYBILL_DATABASE, then `database` in --config, then "
+                + "waybill-<host name>.sqlite.", valueName: "path"))
+    var db: String?
+
+    @Option(
+        help: ArgumentHelp("A worker config file (YAML) to read `database` and `amqp_url` from.", valueName: "file"))
+    var config: String?
+
+    /// The worker configuration the file and environment describe.
+    func workerConfiguration() throws(OperationsError) -> WorkerConfiguration {
+        do {
+            return try WorkerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw OperationsError(.badArgument, error.message)
+        }
+    }
+
+    /// Opens the file read-only.
+    func open() throws(OperationsError) -> OperationsDatabase {
+        if let db { return try OperationsDatabase(path: db) }
+        return try OperationsDatabase(path: try workerConfiguration().resolvedDatabasePath)
+    }
+}
+
+/// `--json`.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON for scripts instead of a table (times are UTC ISO-8601, durations in milliseconds).")
+    var json = false
+}
+
+/// `--amqp-url`: where repair requests go. The password comes from WAYBILL_AMQP_PASSWORD only.
+struct BrokerOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Broker URL without password (default: WAYBILL_AMQP_URL, then `amqp_url` in --config). The password is "
+                + "read from WAYBILL_AMQP_PASSWORD.", valueName: "url"))
+    var amqpUrl: String?
+
+    @Option(help: ArgumentHelp("How long to wait for the worker's answer.", valueName: "duration"))
+    var timeout = "30s"
+
+    /// The broker to use.
+    func settings(store: StoreOptions) throws(OperationsError) -> BrokerSettings {
+        let environment = ProcessInfo.processInfo.environment
+        var url = amqpUrl ?? environment["WAYBILL_AMQP_URL"]
+        if url == nil { url = try store.workerConfiguration().amqpURL }
+        return BrokerSettings(url: url ?? "", password: environment["WAYBILL_AMQP_PASSWORD"])
+    }
+
+    func wait() throws(OperationsError) -> Duration {
+        try TimeText.parseDuration(timeout, option: "--timeout")
+    }
+}
+
+/// The filters `list` and `--where` share (the current-step filter is `--step` on `list`, `--at-step` on repairs,
+/// whose `--step` names the step to repair).
+struct CommonFilterOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Only these statuses, comma separated: running, compensating, suspended, completed, compensated, "
+                + "cancelled, or active / terminal.", valueName: "status"))
+    var status: String?
+
+    @Option(help: ArgumentHelp("Only this workflow.", valueName: "name"))
+    var workflow: String?
+
+    @Option(help: ArgumentHelp("Only sagas without progress for at least this long, e.g. 15m.", valueName: "duration"))
+    var stuckFor: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only sagas that progressed since then: a duration ago (2h) or a UTC time (2025-01-15T10:00Z).",
+            valueName: "time"))
+    var since: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only sagas owned by this worker (not indexed: combine with --status on large files).",
+            valueName: "worker"))
+    var owner: String?
+
+    @Flag(help: "Most recent progress first (the default is oldest progress first).")
+    var newestFirst = false
+
+    func filter(step: String?, limit: String?, defaultLimit: Int?, now: Timestamp) throws(OperationsError) -> SagaFilter
+    {
+        var filter = SagaFilter()
+        if let status { filter.statuses = try SagaFilter.parseStatuses(status) }
+        filter.workflow = workflow
+        filter.step = step
+        if let stuckFor { filter.stuckFor = try TimeText.parseDuration(stuckFor, option: "--stuck-for") }
+        if let since { filter.since = try TimeText.parseTime(since, option: "--since", now: now) }
+        filter.owner = owner
+        filter.limit = try limit.map { text throws(OperationsError) in try SagaFilter.parseLimit(text) } ?? defaultLimit
+        filter.newestFirst = newestFirst
+        return filter
+    }
+}
+
+/// Helpers every operator command shares: the clock, output, and turning errors into one line and an exit code.
+enum Operator {
+    /// Now, in the engine's milliseconds.
+    static func now() -> Timestamp {
+        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
+    }
+
+    /// Writes to standard output.
+    static func print(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    /// Writes to standard error.
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// Runs `body`, printing an ``OperationsError`` as `waybill <command>: message` and exiting with its code.
+    static func run(_ command: String, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as OperationsError {
+            note("waybill \(command): \(error.message)\n")
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    /// The async form of ``run(_:_:)``.
+    static func run(_ command: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as OperationsError {
+            note("waybill \(command): \(error.message)\n")
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    /// `$USER`, `$LOGNAME`, or `unknown`.
+    static var user: String {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
+    }
+
+    /// Whether standard error is a terminal (progress bars redraw in place only there).
+    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+}

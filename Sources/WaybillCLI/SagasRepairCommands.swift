@@ -1,0 +1,365 @@
+import ArgumentParser
+import Foundation
+import SagaEngine
+import WaybillDefinition
+import WaybillOperations
+import WaybillWorker
+
+/// The options every repair takes: who, why, and how (one saga, or `--where` filters in bulk).
+struct RepairOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Why (required; written to the saga's journal).", valueName: "text"))
+    var reason: String?
+
+    @Option(help: ArgumentHelp("Who (default: $USER); written to the saga's journal.", valueName: "name"))
+    var by: String?
+
+    @Flag(help: "Show exactly what would be sent and what the engine predicts; send nothing.")
+    var dryRun = false
+
+    @Flag(
+        name: .customLong("where"),
+        help: "Bulk: repair every saga the filters select (frozen when the command starts) instead of one SAGA.")
+    var bulk = false
+
+    @Flag(help: "Bulk: really send (without it a bulk repair only shows what it would do).")
+    var yes = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Bulk: at most this many requests per second, e.g. 5/s (default: no limit).", valueName: "rate"))
+    var rate: String?
+
+    @Flag(help: "Send even when the local check predicts the saga failing again at once.")
+    var force = false
+
+    @Option(help: ArgumentHelp("Bulk: only sagas whose current step is this one.", valueName: "step"))
+    var atStep: String?
+
+    @Option(help: ArgumentHelp("Bulk: at most this many sagas (default: all that match).", valueName: "n"))
+    var limit: String?
+
+    func perSecond() throws(OperationsError) -> Double? {
+        guard let rate else { return nil }
+        var text = rate.lowercased()
+        var scale = 1.0
+        if text.hasSuffix("/s") {
+            text.removeLast(2)
+        } else if text.hasSuffix("/m") || text.hasSuffix("/min") {
+            text = String(text.prefix { $0 != "/" })
+            scale = 1.0 / 60
+        }
+        guard let value = Double(text), value > 0, value.isFinite else {
+            throw OperationsError(.badArgument, "--rate '\(rate)': expected requests per second like 5/s or 120/m")
+        }
+        return value * scale
+    }
+}
+
+/// Runs one repair command: checks locally, sends to the owning worker, waits, prints the new state.
+struct RepairFlow {
+    var command: String
+    var saga: String?
+    var action: ControlMessage.Action
+    var step: String?
+    var output: JSONValue?
+    var store: StoreOptions
+    var filters: CommonFilterOptions
+    var broker: BrokerOptions
+    var repair: RepairOptions
+    var json: Bool
+
+    func run() async throws {
+        try await Operator.run(command) {
+            guard let reason = repair.reason, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw OperationsError(
+                    .badArgument, "--reason is required: say why (it goes to the saga's journal with --by)")
+            }
+            let request = RepairRequest(
+                action: action, step: step, output: output, by: repair.by ?? Operator.user, reason: reason,
+                force: repair.force)
+            let now = Operator.now()
+            let database = try store.open()
+            if repair.bulk {
+                try await bulk(request, database: database, now: now)
+            } else {
+                try await single(request, database: database, now: now)
+            }
+        }
+    }
+
+    private func single(_ request: RepairRequest, database: OperationsDatabase, now: Timestamp) async throws {
+        guard let saga else {
+            throw OperationsError(
+                .badArgument, "name the saga (ID or workflow/ID), or use --where with filters for a bulk repair")
+        }
+        if filters.narrowsAnything || repair.atStep != nil || repair.limit != nil {
+            throw OperationsError(
+                .badArgument, "filters select sagas in bulk: add --where, or drop them and name one saga")
+        }
+        let key = try database.resolve(try SagaReference(parsing: saga))
+        guard let record = try database.saga(key) else {
+            throw OperationsError(.notFound, "saga \(key) vanished; try again")
+        }
+        let plan = database.plan(request, records: [record], filter: nil, now: now)
+        if let refusal = plan.checks.first?.refusal { throw OperationsError(.refused, refusal) }
+        if repair.dryRun {
+            Operator.print(json ? PrettyJSON.render(RepairView.planJSON(plan)) : RepairView.planText(plan))
+            return
+        }
+        let wait = try broker.wait()
+        let settings = try broker.settings(store: store)
+        let owner = record.row.owner ?? "?"
+        if !json { Operator.note("sending \(request.verb) for \(key) to worker \(owner)…\n") }
+        let run = try await AMQPControlChannel.with(broker: settings) { channel in
+            await RepairRunner(database: database, channel: channel, timeout: wait, now: Operator.now).run(plan)
+        }
+        let outcome = run.outcomes.first?.outcome ?? .failed("nothing was sent")
+        let detail = try SagaShow.detail(database, reference: SagaReference(key), journal: 5, now: Operator.now())
+        if json {
+            Operator.print(
+                PrettyJSON.render([
+                    "outcome": .string(outcome.label), "message": .string(outcome.message),
+                    "saga": ShowView.json(detail),
+                ]))
+        } else {
+            Operator.print("\(outcome.label) (worker \(owner)): \(outcome.message)\n\n" + ShowView.text(detail))
+        }
+        switch outcome {
+        case .replied(let reply) where reply.status == .applied: return
+        case .replied, .refusedLocally, .changedSinceSnapshot: throw ExitCode(4)
+        case .timedOut, .failed: throw ExitCode(5)
+        }
+    }
+
+    private func bulk(_ request: RepairRequest, database: OperationsDatabase, now: Timestamp) async throws {
+        if let saga {
+            throw OperationsError(.badArgument, "--where selects sagas by filters; drop '\(saga)' or drop --where")
+        }
+        let filter = try filters.filter(step: repair.atStep, limit: repair.limit, defaultLimit: nil, now: now)
+        guard filter.narrows else {
+            throw OperationsError(
+                .badArgument,
+                "--where needs at least one filter (--status, --workflow, --at-step, --stuck-for, --since, --owner) so "
+                    + "it cannot sweep every saga")
+        }
+        let records = try database.snapshot(filter, now: now)
+        let plan = database.plan(request, records: records, filter: filter, now: now)
+        if repair.dryRun || plan.sendable.isEmpty {
+            Operator.print(json ? PrettyJSON.render(RepairView.planJSON(plan)) : RepairView.planText(plan))
+            return
+        }
+        guard repair.yes else {
+            Operator.print(RepairView.planText(plan))
+            throw OperationsError(
+                .badArgument,
+                "a bulk \(request.verb) sends \(plan.sendable.count) requests: check the list above, then add --yes")
+        }
+        let wait = try broker.wait()
+        let rate = try repair.perSecond()
+        let settings = try broker.settings(store: store)
+        let showProgress = !json
+        let terminal = Operator.stderrIsTerminal
+        let run = try await AMQPControlChannel.with(broker: settings) { channel in
+            await RepairRunner(database: database, channel: channel, timeout: wait, rate: rate, now: Operator.now).run(
+                plan
+            ) { progress in
+                guard showProgress else { return }
+                if terminal {
+                    Operator.note("\r" + progress.bar() + (progress.done == progress.total ? "\n" : ""))
+                } else if progress.done == progress.total || progress.done % max(1, progress.total / 10) == 0 {
+                    Operator.note(progress.bar() + "\n")
+                }
+            }
+        }
+        Operator.print(json ? PrettyJSON.render(RepairView.runJSON(run)) : RepairView.runText(run))
+        if run.outcomes.contains(where: { $0.outcome.label != "applied" }) { throw ExitCode(4) }
+    }
+}
+
+extension CommonFilterOptions {
+    /// Whether any filter was given (one-saga repairs refuse filters, to avoid a silent mix-up with --where).
+    var narrowsAnything: Bool {
+        status != nil || workflow != nil || stuckFor != nil || since != nil || owner != nil || newestFirst
+    }
+}
+
+/// `waybill sagas retry`.
+struct SagasRetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry",
+        abstract: "Retry the failed or waiting step now (or the compensation that keeps failing).",
+        discussion: """
+            Without --step the saga's obvious step is retried: the failed step of a suspended saga, the attempt \
+            waiting for its retry timer, or the head of a failing compensation. The request goes to the worker \
+            that owns the saga; the command waits for its answer and prints the saga's new state. A retry the \
+            engine would refuse in the saga's state is refused here, before anything is sent.
+
+            Examples:
+              waybill sagas retry o-1001 --reason "TMS is back (INC-123)"
+              waybill sagas retry o-1001 --step ship --reason "address fixed" --by alice
+              waybill sagas retry --where --status suspended --at-step ship \\
+                --reason "TMS is back" --dry-run
+              waybill sagas retry --where --status suspended --at-step ship \\
+                --reason "TMS is back" --rate 5/s --yes
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @Option(help: ArgumentHelp("The step to retry (default: the obvious one).", valueName: "step"))
+    var step: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await RepairFlow(
+            command: "sagas retry", saga: saga, action: .retry, step: step, output: nil, store: store,
+            filters: filters, broker: broker, repair: repair, json: output.json
+        ).run()
+    }
+}
+
+/// `waybill sagas skip`.
+struct SagasSkipCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skip",
+        abstract: "Mark a failed step as done with a given output (or skip a compensation done by hand).",
+        discussion: """
+            Only a failed step of a suspended saga, or the compensation at the head of the undo queue, can be \
+            skipped. --output is the JSON the step would have returned; later steps read it as \
+            steps.<step>.output, so give them what they need. The local check refuses an output that makes a \
+            later step fail at once (override with --force).
+
+            Examples:
+              waybill sagas skip o-1001 --step ship \\
+                --output '[{"trackingId":"MANUAL-1"}]' --reason "shipped by hand"
+              waybill sagas skip o-1001 --step reserve --reason "released by hand, OPS-42"
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @Option(help: ArgumentHelp("The step to skip.", valueName: "step"))
+    var step: String
+
+    @Option(help: ArgumentHelp("The step's output as JSON (default {}).", valueName: "json"))
+    var output: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var format: OutputOptions
+
+    func run() async throws {
+        var value: JSONValue?
+        if let output {
+            do {
+                value = try JSONText.decode(output)
+            } catch {
+                Operator.note(
+                    "waybill sagas skip: --output is not JSON (\(error.description)); e.g. '{\"trackingId\":\"T-1\"}'\n"
+                )
+                throw ExitCode(2)
+            }
+        }
+        try await RepairFlow(
+            command: "sagas skip", saga: saga, action: .skip, step: step, output: value, store: store,
+            filters: filters, broker: broker, repair: repair, json: format.json
+        ).run()
+    }
+}
+
+/// `waybill sagas compensate`.
+struct SagasCompensateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compensate",
+        abstract: "Undo the saga now: run the compensations of its completed steps (only before the pivot).",
+        discussion: """
+            Examples:
+              waybill sagas compensate o-1001 --reason "customer cancelled by phone"
+              waybill sagas compensate --where --status running --at-step reserve \\
+                --stuck-for 1h --reason "ERP outage" --dry-run
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await RepairFlow(
+            command: "sagas compensate", saga: saga, action: .compensate, step: nil, output: nil, store: store,
+            filters: filters, broker: broker, repair: repair, json: output.json
+        ).run()
+    }
+}
+
+/// `waybill sagas cancel`.
+struct SagasCancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Stop the saga where it is; nothing is undone (use compensate to undo).",
+        discussion: """
+            Examples:
+              waybill sagas cancel o-1001 --reason "duplicate order, handled in ERP"
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await RepairFlow(
+            command: "sagas cancel", saga: saga, action: .cancel, step: nil, output: nil, store: store,
+            filters: filters, broker: broker, repair: repair, json: output.json
+        ).run()
+    }
+}
+
+/// `waybill sagas resume`.
+struct SagasResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Resume a suspended or waiting saga (a retry of its obvious step).",
+        discussion: """
+            Examples:
+              waybill sagas resume o-1001 --reason "participant fixed"
+              waybill sagas resume --where --status suspended --workflow returns \\
+                --reason "billing is back" --yes
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await RepairFlow(
+            command: "sagas resume", saga: saga, action: .retry, step: nil, output: nil, store: store,
+            filters: filters, broker: broker, repair: repair, json: output.json
+        ).run()
+    }
+}

@@ -1,0 +1,237 @@
+import AMQPTransport
+import Foundation
+import Logging
+import WaybillWorker
+
+/// Where the broker is: the URL (never with a password in it) and the password from `WAYBILL_AMQP_PASSWORD`.
+public struct BrokerSettings: Sendable {
+    /// `amqp://user@host:port/vhost` or `amqps://...`.
+    public var url: String
+    /// The password, or `nil` for the URL's (or the client's default) credentials.
+    public var password: String?
+
+    /// Describes a broker.
+    public init(url: String, password: String?) {
+        self.url = url
+        self.password = password
+    }
+
+    /// The client settings; a password inside the URL is refused (it would show in `ps` and shell history).
+    func configuration() throws(OperationsError) -> AMQPConfiguration {
+        if let scheme = url.range(of: "://"),
+            let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(
+                of: "@"), url[scheme.upperBound..<at].contains(":")
+        {
+            throw OperationsError(
+                .badArgument, "--amqp-url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD instead")
+        }
+        var configuration: AMQPConfiguration
+        do {
+            configuration = try AMQPConfiguration(url: url)
+        } catch {
+            throw OperationsError(.badArgument, "--amqp-url: \(error.message)")
+        }
+        if let password { configuration.password = password }
+        configuration.connectionName = "waybill-cli"
+        configuration.connectTimeout = .seconds(10)
+        return configuration
+    }
+
+    /// A logger that only reports warnings and errors (the CLI's output is for the operator, not connection chatter).
+    public static var quietLogger: Logger {
+        var logger = Logger(label: "waybill.cli")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    /// A connected client.
+    func connect(logger: Logger) async throws(OperationsError) -> AMQPClient {
+        let configuration = try configuration()
+        do {
+            let client = try AMQPClient(configuration: configuration, logger: logger)
+            try await client.connect()
+            return client
+        } catch {
+            throw OperationsError(
+                .broker,
+                "cannot connect to the broker at \(configuration.host):\(configuration.port) as "
+                    + "'\(configuration.user)': \(AMQPControlChannel.describe(error)); check --amqp-url / "
+                    + "WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD")
+        }
+    }
+}
+
+/// What became of one control request.
+public enum ControlResult: Sendable, Hashable {
+    /// The worker answered.
+    case replied(ControlReply)
+    /// The worker did not answer within the wait; the request expires in its queue if nobody took it.
+    case timedOut
+    /// The request could not be delivered (no control queue, broker refused, connection lost).
+    case failed(OperationsError)
+}
+
+/// Sends control requests to workers and waits for their replies. ``AMQPControlChannel`` is the real one; tests of
+/// the bulk runner pass their own.
+public protocol ControlChannel: Sendable {
+    /// Sends `message` to worker `owner` and waits at most `timeout` for its reply.
+    func request(_ message: ControlMessage, owner: String, timeout: Duration) async -> ControlResult
+}
+
+/// The control protocol over AMQP (see `ControlMessage.swift` for the wire format): one connection, one exclusive
+/// auto-delete reply queue for all requests of this CLI run, replies matched by `correlation_id`.
+public final class AMQPControlChannel: ControlChannel, Sendable {
+    private let client: AMQPClient
+    /// The exclusive reply queue (`waybill.cli.<uuid>`), gone when the connection closes.
+    public let replyQueue: String
+    private let router = ReplyRouter()
+
+    private init(client: AMQPClient, replyQueue: String) {
+        self.client = client
+        self.replyQueue = replyQueue
+    }
+
+    /// Connects, declares the reply queue, runs `body` with the channel, then closes the connection.
+    ///
+    /// Replies are dispatched by a child task for as long as `body` runs.
+    public static func with<T: Sendable>(
+        broker: BrokerSettings, logger: Logger = BrokerSettings.quietLogger,
+        _ body: (AMQPControlChannel) async throws -> T
+    ) async throws -> T {
+        let client = try await broker.connect(logger: logger)
+        let queue = "waybill.cli.\(UUID().uuidString.lowercased())"
+        let consumer: AMQPConsumer
+        do {
+            _ = try await client.declareQueue(
+                QueueDeclaration(name: queue, durable: false, exclusive: true, autoDelete: true))
+            consumer = try await client.consume(queue: queue, prefetch: 256)
+        } catch {
+            await client.close()
+            throw OperationsError(.broker, "cannot declare the reply queue \(queue): \(describe(error))")
+        }
+        let channel = AMQPControlChannel(client: client, replyQueue: queue)
+        do {
+            let result = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await channel.dispatch(consumer) }
+                defer { group.cancelAll() }
+                return try await body(channel)
+            }
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    public func request(_ message: ControlMessage, owner: String, timeout: Duration) async -> ControlResult {
+        let id = UUID().uuidString.lowercased()
+        let queue = ControlMessage.queue(forWorker: owner)
+        let properties = MessageProperties(
+            contentType: ControlMessage.contentType, persistent: true, correlationID: id, replyTo: replyQueue,
+            expiration: String(max(1, timeout.milliseconds)), messageID: id, timestamp: Date(), appID: "waybill-cli")
+        let outbound = OutboundMessage(
+            exchange: "", routingKey: queue, body: Data(message.encoded()), mandatory: true, properties: properties)
+        await router.register(id)
+        let outcome: PublishOutcome
+        do {
+            outcome = try await client.publish(outbound)
+        } catch {
+            await router.expire(id)
+            return .failed(OperationsError(.broker, "cannot publish to \(queue): \(Self.describe(error))"))
+        }
+        switch outcome {
+        case .confirmed:
+            break
+        case .returned:
+            await router.expire(id)
+            return .failed(
+                OperationsError(
+                    .broker,
+                    "no queue \(queue) on this broker: worker \(owner) has never started here, or the owner id is "
+                        + "wrong; nothing was sent"))
+        case .nacked, .connectionLost, .rejected:
+            await router.expire(id)
+            return .failed(
+                OperationsError(
+                    .broker, "the broker did not take the request for \(queue) (\(outcome)); nothing was sent"))
+        }
+        let router = router
+        let reply = await withTaskGroup(of: ControlReply?.self) { group in
+            group.addTask { await router.wait(for: id) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                await router.expire(id)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            await router.expire(id)
+            return first
+        }
+        return reply.map(ControlResult.replied) ?? .timedOut
+    }
+
+    private func dispatch(_ consumer: AMQPConsumer) async {
+        do {
+            for try await delivery in consumer {
+                client.ack(delivery.deliveryTag)
+                guard let id = delivery.properties.correlationID else { continue }
+                let reply: ControlReply
+                do {
+                    reply = try ControlReply.decode(delivery.body)
+                } catch {
+                    reply = ControlReply(status: .error, message: "unreadable reply from the worker: \(error.message)")
+                }
+                await router.deliver(reply, for: id)
+            }
+        } catch {
+            await router.failAll()
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? AMQPError { return error.message }
+        if let error = error as? OperationsError { return error.message }
+        return "\(error)"
+    }
+}
+
+/// Matches replies to waiting requests by correlation id; replies that arrive before their waiter are kept.
+actor ReplyRouter {
+    private var waiting: [String: CheckedContinuation<ControlReply?, Never>] = [:]
+    private var arrived: [String: ControlReply] = [:]
+    private var open: Set<String> = []
+
+    func register(_ id: String) {
+        open.insert(id)
+    }
+
+    func wait(for id: String) async -> ControlReply? {
+        if let reply = arrived.removeValue(forKey: id) { return reply }
+        guard open.contains(id) else { return nil }
+        return await withCheckedContinuation { waiting[id] = $0 }
+    }
+
+    func deliver(_ reply: ControlReply, for id: String) {
+        guard open.contains(id) else { return }
+        if let continuation = waiting.removeValue(forKey: id) {
+            open.remove(id)
+            continuation.resume(returning: reply)
+        } else {
+            arrived[id] = reply
+        }
+    }
+
+    func expire(_ id: String) {
+        open.remove(id)
+        arrived.removeValue(forKey: id)
+        waiting.removeValue(forKey: id)?.resume(returning: nil)
+    }
+
+    func failAll() {
+        for continuation in waiting.values { continuation.resume(returning: nil) }
+        waiting = [:]
+        open = []
+    }
+}

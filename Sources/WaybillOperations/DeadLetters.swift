@@ -1,0 +1,275 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import WaybillDefinition
+
+/// A message in the dead-letter queue, with why it is there and where it came from.
+///
+/// Two kinds end up there: messages a worker refused (headers `x-waybill-error`, `x-waybill-source`,
+/// `x-waybill-exchange`, `x-waybill-routing-key`), and messages the broker dead-lettered after too many deliveries
+/// (`x-death`, `x-first-death-*`).
+public struct DeadLetter: Sendable, Hashable {
+    /// A stable handle for `dlq show` and `dlq replay`: the `message_id`, or `sha:` and 12 hex digits of the body and
+    /// reason when the message has none.
+    public var id: String
+    /// Its place in the queue when browsed (1 = head).
+    public var position: Int
+    /// Why it was dead-lettered.
+    public var reason: String
+    /// Which worker input refused it (`starts/<workflow>`, `partition/<workflow>`, `replies`) or which queue the
+    /// broker dead-lettered it from.
+    public var source: String?
+    /// The exchange it was first published to (`""` is the default exchange) — where a replay sends it.
+    public var exchange: String?
+    /// The routing key it was first published with.
+    public var routingKey: String?
+    /// When the broker dead-lettered it (`x-death`), or the message's own timestamp.
+    public var at: Date?
+    /// Its properties as received.
+    public var properties: MessageProperties
+    /// The body.
+    public var body: [UInt8]
+
+    /// Reads a delivery from the dead-letter queue.
+    public init(_ delivery: InboundDelivery, position: Int) {
+        let headers = delivery.properties.headers
+        properties = delivery.properties
+        body = [UInt8](delivery.body)
+        self.position = position
+        let death = headers["x-death"].flatMap { value -> AMQPTable? in
+            if case .array(let entries) = value, let first = entries.first { return first.tableValue }
+            return nil
+        }
+        if let error = headers["x-waybill-error"]?.stringValue {
+            reason = error
+            source = headers["x-waybill-source"]?.stringValue
+            exchange = headers["x-waybill-exchange"]?.stringValue
+            routingKey = headers["x-waybill-routing-key"]?.stringValue
+        } else if let death {
+            let why = death["reason"]?.stringValue ?? headers["x-first-death-reason"]?.stringValue ?? "unknown"
+            let count = death["count"]?.intValue.map { " after \($0) deaths" } ?? ""
+            reason = "broker dead-lettered it: \(why)\(count)"
+            source = death["queue"]?.stringValue ?? headers["x-first-death-queue"]?.stringValue
+            exchange = death["exchange"]?.stringValue ?? headers["x-first-death-exchange"]?.stringValue
+            if case .array(let keys)? = death["routing-keys"] { routingKey = keys.first?.stringValue }
+        } else {
+            reason = "no reason recorded"
+            source = nil
+            exchange = nil
+            routingKey = nil
+        }
+        if case .timestamp(let time)? = death?["time"] {
+            at = time
+        } else {
+            at = delivery.properties.timestamp
+        }
+        if let messageId = delivery.properties.messageID, !messageId.isEmpty {
+            id = messageId
+        } else {
+            let hash = WaybillDefinition.ContentHash.sha256Hex(body + Array(reason.utf8))
+            id = "sha:" + hash.prefix(12)
+        }
+    }
+
+    /// The message to publish for a replay: the same body and properties, minus the dead-letter headers, plus
+    /// `x-waybill-replayed-by`, `-reason`, `-at` and the previous error under `x-waybill-replayed-error`.
+    ///
+    /// `nil` when the origin is unknown (nothing says where to send it).
+    public func replay(by: String, reason replayReason: String, at now: Date) -> OutboundMessage? {
+        guard let exchange, let routingKey else { return nil }
+        var properties = properties
+        properties.persistent = true
+        for key in properties.headers.keys
+        where key.hasPrefix("x-death") || key.hasPrefix("x-first-death") || key.hasPrefix("x-last-death")
+            || ["x-waybill-error", "x-waybill-source", "x-waybill-exchange", "x-waybill-routing-key"].contains(key)
+        {
+            properties.headers[key] = nil
+        }
+        properties.headers["x-waybill-replayed-by"] = .string(by)
+        properties.headers["x-waybill-replay-reason"] = .string(replayReason)
+        properties.headers["x-waybill-replayed-at"] = .timestamp(now)
+        properties.headers["x-waybill-replayed-error"] = .string(reason)
+        return OutboundMessage(
+            exchange: exchange, routingKey: routingKey, body: Data(body), mandatory: true, properties: properties)
+    }
+}
+
+/// Browses and replays a dead-letter queue. Browsing takes the messages without acknowledging them and cancels
+/// the consumer, so they go back to the queue; replaying publishes each chosen message to where it first went
+/// (with publisher confirms and `mandatory`) and acknowledges the dead-letter copy only once the broker confirmed
+/// the replay.
+///
+/// Caveat: each browse counts as a delivery. A quorum dead-letter queue with a delivery limit (RabbitMQ 4 sets
+/// 20 by default) would drop messages after that many browses; declare it with `x-delivery-limit: -1` there.
+public struct DeadLetterQueue: Sendable {
+    /// The queue (`waybill.dead-letter` by default).
+    public var queue: String
+    /// How long to wait for more messages once none arrive.
+    public var idle: Duration
+
+    /// Describes the queue.
+    public init(queue: String, idle: Duration = .seconds(2)) {
+        self.queue = queue
+        self.idle = idle
+    }
+
+    /// Up to `limit` messages from the head of the queue; they stay in the queue.
+    public func browse(broker: BrokerSettings, limit: Int) async throws(OperationsError) -> [DeadLetter] {
+        let client = try await broker.connect(logger: BrokerSettings.quietLogger)
+        do {
+            let letters = try await browse(client, limit: limit)
+            await client.close()
+            return letters
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Up to `limit` messages from the head of the queue, on a connected client; they stay in the queue.
+    public func browse(_ client: AMQPClient, limit: Int) async throws(OperationsError) -> [DeadLetter] {
+        try await take(client, limit: limit) { _, _ in false }.letters
+    }
+
+    /// Replays the chosen messages among the first `limit`; see ``replay(_:limit:dryRun:by:reason:select:)``.
+    public func replay(
+        broker: BrokerSettings, limit: Int, dryRun: Bool, by: String, reason: String,
+        select: @escaping @Sendable (DeadLetter) -> Bool
+    ) async throws(OperationsError) -> [(DeadLetter, ReplayOutcome)] {
+        let client = try await broker.connect(logger: BrokerSettings.quietLogger)
+        do {
+            let results = try await replay(
+                client, limit: limit, dryRun: dryRun, by: by, reason: reason, select: select)
+            await client.close()
+            return results
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// What a replay did with one message.
+    public enum ReplayOutcome: Sendable, Hashable {
+        /// Published and confirmed; removed from the dead-letter queue.
+        case replayed
+        /// Would be replayed (`--dry-run`).
+        case wouldReplay
+        /// Not replayed: the reason.
+        case kept(String)
+    }
+
+    /// Replays the messages among the first `limit` that `select` picks; the rest stay untouched.
+    public func replay(
+        _ client: AMQPClient, limit: Int, dryRun: Bool, by: String, reason: String,
+        select: @escaping @Sendable (DeadLetter) -> Bool
+    ) async throws(OperationsError) -> [(DeadLetter, ReplayOutcome)] {
+        var results: [(DeadLetter, ReplayOutcome)] = []
+        _ = try await take(client, limit: limit) { letter, delivery async -> Bool in
+            guard select(letter) else { return false }
+            guard let message = letter.replay(by: by, reason: reason, at: Date()) else {
+                results.append((letter, .kept("its origin is unknown (no x-waybill-exchange or x-death header)")))
+                return false
+            }
+            if dryRun {
+                results.append((letter, .wouldReplay))
+                return false
+            }
+            let outcome: PublishOutcome
+            do {
+                outcome = try await client.publish(message)
+            } catch {
+                results.append((letter, .kept("publishing failed: \(error)")))
+                return false
+            }
+            switch outcome {
+            case .confirmed:
+                results.append((letter, .replayed))
+                return true
+            case .returned(_, let text):
+                results.append(
+                    (
+                        letter,
+                        .kept(
+                            "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))")
+                    ))
+            case .rejected(let error):
+                results.append((letter, .kept("the broker refused the replay: \(error.message)")))
+            case .nacked, .connectionLost:
+                results.append((letter, .kept("the broker did not confirm the replay (\(outcome)); try again")))
+            }
+            return false
+        }
+        return results
+    }
+
+    /// Takes up to `limit` deliveries; `handle` returns `true` to acknowledge one (it was dealt with). The rest go
+    /// back to the queue when the consumer is cancelled.
+    private func take(
+        _ client: AMQPClient, limit: Int, handle: (DeadLetter, InboundDelivery) async -> Bool
+    ) async throws(OperationsError) -> (letters: [DeadLetter], acked: Int) {
+        let available: Int
+        do {
+            available = Int(try await client.inspectQueue(queue).messageCount)
+        } catch {
+            throw OperationsError(.broker, "cannot read queue \(queue): \(error); check --queue and the broker")
+        }
+        let wanted = min(limit, available)
+        guard wanted > 0 else { return ([], 0) }
+        let consumer: AMQPConsumer
+        do {
+            consumer = try await client.consume(queue: queue, prefetch: UInt16(min(wanted, 65_535)))
+        } catch {
+            throw OperationsError(.broker, "cannot consume from \(queue): \(error)")
+        }
+        var letters: [DeadLetter] = []
+        var acked = 0
+        let stream = Collector(consumer: consumer, idle: idle)
+        while letters.count < wanted, let delivery = await stream.next() {
+            let letter = DeadLetter(delivery, position: letters.count + 1)
+            letters.append(letter)
+            if await handle(letter, delivery) {
+                client.ack(delivery.deliveryTag)
+                acked += 1
+            }
+        }
+        await client.cancel(consumer)
+        return (letters, acked)
+    }
+}
+
+/// Pulls deliveries one at a time, giving up after `idle` without one.
+private struct Collector {
+    let consumer: AMQPConsumer
+    let idle: Duration
+    let iterator: IteratorBox
+
+    /// `@unchecked Sendable` because an async iterator is not `Sendable`, yet it must be driven from a child task so
+    /// that an idle timeout can race it. Safe: `next()` touches the iterator only inside its task group, whose one
+    /// reading child finishes (the group awaits it, even when cancelled) before `next()` returns, and `take` never
+    /// calls `next()` concurrently. So at most one task uses the iterator at any time.
+    final class IteratorBox: @unchecked Sendable {
+        var iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator
+        init(_ iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator) { self.iterator = iterator }
+    }
+
+    init(consumer: AMQPConsumer, idle: Duration) {
+        self.consumer = consumer
+        self.idle = idle
+        iterator = IteratorBox(consumer.makeAsyncIterator())
+    }
+
+    func next() async -> InboundDelivery? {
+        let box = iterator
+        return await withTaskGroup(of: InboundDelivery?.self) { group in
+            group.addTask { try? await box.iterator.next() }
+            group.addTask { [idle] in
+                try? await Task.sleep(for: idle)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}

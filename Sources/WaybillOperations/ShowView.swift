@@ -1,0 +1,289 @@
+import SagaEngine
+import WaybillDefinition
+
+/// `waybill sagas show`: the header, the one-line "why", the step timeline, compensation progress and the last
+/// journal lines, as text for people or as one JSON document.
+public enum ShowView {
+    /// The text form.
+    public static func text(_ detail: SagaDetail) -> String {
+        let row = detail.row
+        let now = detail.now
+        var out = "\(row.key)  \(row.status.rawValue)\n"
+        var header = TextTable(["", ""])
+        var definitionText = "\(row.key.workflow)@v\(row.version)  definition \(row.definitionHash.prefix(12))"
+        if !detail.definitionKnown { definitionText += " (not stored in this file: step names and limits unknown)" }
+        header.add(["workflow", definitionText])
+        header.add([
+            "owner", row.owner.map { "\($0)  (control queue waybill.control.\($0))" } ?? "none recorded",
+        ])
+        header.add(["started", TimeText.withRelative(row.startedAt, now: now)])
+        header.add(["last progress", TimeText.withRelative(row.updatedAt, now: now)])
+        header.add(["age", TimeText.span(milliseconds: now.milliseconds - row.startedAt.milliseconds)])
+        header.add(["current step", row.currentStep ?? "-"])
+        if let failure = detail.failure {
+            let label = failure.branch.map { "\(failure.step)[\($0)]" } ?? failure.step
+            header.add([
+                "failure",
+                "\(label) \(failure.error.code): \(Words.cut(failure.error.message, 100))"
+                    + "\(failure.error.retryable ? "" : " (not retryable)") at \(TimeText.short(failure.at, now: now))",
+            ])
+        }
+        if let pivot = detail.pivotStep {
+            header.add([
+                "pivot", "\(pivot) (\(detail.pivotPassed ? "passed: failures now suspend" : "not passed yet"))",
+            ])
+        }
+        out += header.renderRows(indent: "  ")
+        out += "\n"
+        let diagnosis = detail.diagnosis
+        let title = diagnosis.stuckClass.map { $0.isStuck ? "Why stuck (\($0.shortTitle))" : "Why" } ?? "Why"
+        out += "\(title): \(diagnosis.reason)\n"
+        for suggestion in diagnosis.suggestions { out += "  -> \(suggestion)\n" }
+        out += "\nSteps\n"
+        out += timeline(detail)
+        if let compensation = detail.compensation {
+            out += "\nCompensation (\(compensation.purpose)): \(compensation.undone) of \(compensation.total) undone"
+            if compensation.skipped > 0 { out += " (\(compensation.skipped) skipped by an operator)" }
+            if !compensation.queue.isEmpty {
+                out += "; next \(compensation.queue[0])"
+                if compensation.queue.count > 1 {
+                    out += ", then " + compensation.queue.dropFirst().joined(separator: ", ")
+                }
+            }
+            out += "\n"
+        }
+        if !detail.strayTimers.isEmpty {
+            out += "\nTimers no step knows about (a worker drops them when they fire):\n"
+            for timer in detail.strayTimers {
+                out += "  \(timer.id) \(timer.kind.rawValue) due \(TimeText.withRelative(timer.dueAt, now: now))\n"
+            }
+        }
+        if !detail.recentJournal.isEmpty {
+            out += "\nRecent history (all of it: waybill sagas history \(row.key))\n"
+            out += HistoryView.table(detail.recentJournal, now: now, indent: "  ")
+        }
+        return out
+    }
+
+    /// The JSON form; see the field list in the `waybill sagas show --help` text.
+    public static func json(_ detail: SagaDetail) -> JSONValue {
+        var saga = JSONFields.row(detail.row, now: detail.now)
+        saga["pivotStep"] = JSONFields.string(detail.pivotStep)
+        saga["pivotPassed"] = .bool(detail.pivotPassed)
+        saga["definitionKnown"] = .bool(detail.definitionKnown)
+        saga["failure"] =
+            detail.failure.map { failure in
+                [
+                    "step": .string(failure.step), "branch": JSONFields.int(failure.branch),
+                    "error": JSONFields.error(failure.error), "at": JSONFields.time(failure.at),
+                ]
+            } ?? .null
+        let steps: [JSONValue] = detail.steps.map { step in
+            [
+                "id": .string(step.id),
+                "status": .string(step.status.rawValue),
+                "kind": .string(step.isSplit ? "split" : "command"),
+                "forEach": .bool(step.fansOut),
+                "pivot": .bool(step.pivot),
+                "timeoutMs": JSONFields.int(step.timeout?.milliseconds),
+                "startedAt": JSONFields.time(step.startedAt),
+                "finishedAt": JSONFields.time(step.finishedAt),
+                "durationMs": JSONFields.int(duration(step.startedAt, step.finishedAt, now: detail.now)),
+                "branches": .array(step.branches.map { branchJSON($0, now: detail.now) }),
+            ]
+        }
+        let compensation: JSONValue =
+            detail.compensation.map { compensation in
+                [
+                    "purpose": .string(compensation.purpose), "undone": JSONFields.int(compensation.undone),
+                    "skipped": JSONFields.int(compensation.skipped), "total": JSONFields.int(compensation.total),
+                    "queue": JSONFields.strings(compensation.queue), "active": .bool(compensation.active),
+                ]
+            } ?? .null
+        return [
+            "saga": .object(saga),
+            "diagnosis": diagnosisJSON(detail.diagnosis),
+            "steps": .array(steps),
+            "compensation": compensation,
+            "strayTimers": .array(
+                detail.strayTimers.map {
+                    ["id": .string($0.id), "kind": .string($0.kind.rawValue), "dueAt": JSONFields.time($0.dueAt)]
+                }),
+            "recentJournal": .array(detail.recentJournal.map { JSONFields.journal($0, key: detail.row.key) }),
+        ]
+    }
+
+    static func diagnosisJSON(_ diagnosis: Diagnosis) -> JSONValue {
+        [
+            "class": JSONFields.string(diagnosis.stuckClass?.rawValue),
+            "title": JSONFields.string(diagnosis.stuckClass?.title),
+            "stuck": .bool(diagnosis.stuckClass?.isStuck ?? false),
+            "reason": .string(diagnosis.reason),
+            "brief": .string(diagnosis.brief),
+            "suggestions": JSONFields.strings(diagnosis.suggestions),
+        ]
+    }
+
+    private static func branchJSON(_ branch: SagaDetail.Branch, now: Timestamp) -> JSONValue {
+        let pending: JSONValue =
+            branch.pending.map { pending in
+                [
+                    "messageId": .string(pending.messageId), "routingKey": .string(pending.routingKey),
+                    "kind": .string(pending.kind.rawValue), "attempt": JSONFields.int(pending.attempt),
+                    "sentAt": JSONFields.time(pending.sentAt), "replyQueue": JSONFields.string(branch.replyQueue),
+                ]
+            } ?? .null
+        let timer: JSONValue =
+            branch.timer.map { timer in
+                ["id": .string(timer.id), "kind": .string(timer.kind.rawValue), "dueAt": JSONFields.time(timer.dueAt)]
+            } ?? .null
+        return [
+            "index": JSONFields.int(branch.index),
+            "label": .string(branch.label),
+            "item": branch.item ?? .null,
+            "status": .string(branch.status.rawValue),
+            "attempt": JSONFields.int(branch.attempt),
+            "maxAttempts": branch.limitKnown ? (branch.maxAttempts.map { JSONFields.int($0) } ?? "unlimited") : .null,
+            "compensationAttempt": JSONFields.int(branch.compensationAttempt),
+            "startedAt": JSONFields.time(branch.startedAt),
+            "finishedAt": JSONFields.time(branch.finishedAt),
+            "durationMs": JSONFields.int(duration(branch.startedAt, branch.finishedAt, now: now)),
+            "lastError": JSONFields.error(branch.lastError),
+            "pending": pending,
+            "timer": timer,
+        ]
+    }
+
+    // MARK: - Text pieces
+
+    private static func timeline(_ detail: SagaDetail) -> String {
+        let now = detail.now
+        var table = TextTable(["STEP", "STATUS", "ATTEMPTS", "TIME", "DETAIL"])
+        var notes: [[String]] = []
+        // A finished saga's unfinished branches stopped when the saga did.
+        let stopped = detail.row.status.isTerminal
+        let end = stopped ? detail.row.updatedAt : now
+        func timeText(_ start: Timestamp?, _ finish: Timestamp?) -> String {
+            guard let start else { return "" }
+            if let finish { return "took " + TimeText.span(milliseconds: finish.milliseconds - start.milliseconds) }
+            return (stopped ? "ran " : "for ") + TimeText.span(milliseconds: end.milliseconds - start.milliseconds)
+        }
+        for step in detail.steps {
+            let stepTime = timeText(step.startedAt, step.finishedAt)
+            let stepName = step.id + (step.pivot ? " (pivot)" : "")
+            if step.fansOut && !step.branches.isEmpty {
+                let counts = branchCounts(step.branches, saga: detail.row.status)
+                table.add([stepName, step.status.rawValue, "", stepTime, counts])
+                notes.append([])
+                for branch in step.branches {
+                    let (detailText, lines) = branchFacts(branch, step: step, now: now)
+                    table.add([
+                        "  [\(branch.index)]" + (branch.itemLabel.map { " \($0)" } ?? ""),
+                        branchStatus(branch, saga: detail.row.status), attempts(branch, step: step),
+                        timeText(branch.startedAt, branch.finishedAt), detailText,
+                    ])
+                    notes.append(lines)
+                }
+            } else if let branch = step.branches.first, !step.isSplit {
+                let (detailText, lines) = branchFacts(branch, step: step, now: now)
+                table.add([
+                    stepName, branchStatus(branch, saga: detail.row.status), attempts(branch, step: step), stepTime,
+                    detailText,
+                ])
+                notes.append(lines)
+            } else {
+                table.add([
+                    stepName, step.status.rawValue, step.isSplit && step.startedAt != nil ? "local" : "", stepTime, "",
+                ])
+                notes.append([])
+            }
+        }
+        let lines = table.render(indent: "  ").split(separator: "\n").map(String.init)
+        var out = lines[0] + "\n"
+        for (index, line) in lines.dropFirst().enumerated() {
+            out += line + "\n"
+            for note in notes[index] { out += "        " + note + "\n" }
+        }
+        return out
+    }
+
+    /// `2 succeeded, 1 failed`.
+    private static func branchCounts(_ branches: [SagaDetail.Branch], saga: SagaStatus) -> String {
+        var counts: [(String, Int)] = []
+        for branch in branches {
+            let name = branchStatus(branch, saga: saga)
+            if let index = counts.firstIndex(where: { $0.0 == name }) {
+                counts[index].1 += 1
+            } else {
+                counts.append((name, 1))
+            }
+        }
+        return Words.count(branches.count, "branch", "branches") + ": "
+            + counts.map { "\($0.1) \($0.0)" }.joined(separator: ", ")
+    }
+
+    private static func branchStatus(_ branch: SagaDetail.Branch, saga: SagaStatus) -> String {
+        if saga.isTerminal, [.inFlight, .retryWait, .compensating, .compensationRetryWait].contains(branch.status) {
+            return "stopped"
+        }
+        switch branch.status {
+        case .inFlight: return "in flight"
+        case .retryWait: return "retry wait"
+        case .succeeded: return "succeeded"
+        case .failed: return "failed"
+        case .compensating: return "undoing"
+        case .compensationRetryWait: return "undo retry wait"
+        case .compensated: return "undone"
+        case .skipped: return "skipped"
+        }
+    }
+
+    private static func attempts(_ branch: SagaDetail.Branch, step: SagaDetail.Step) -> String {
+        guard branch.attempt > 0 else { return "" }
+        var text = "\(branch.attempt)"
+        if branch.limitKnown { text += " of " + (branch.maxAttempts.map(String.init) ?? "unlimited") }
+        if branch.compensationAttempt > 0 { text += ", undo \(branch.compensationAttempt)" }
+        return text
+    }
+
+    /// The detail cell (the most telling fact) and the extra lines (pending command, timer, last error).
+    private static func branchFacts(
+        _ branch: SagaDetail.Branch, step: SagaDetail.Step, now: Timestamp
+    )
+        -> (String, [String])
+    {
+        var lines: [String] = []
+        var cell = ""
+        if let error = branch.lastError {
+            let text =
+                "\(error.code): \(Words.cut(error.message, 80))\(error.retryable ? "" : " (not retryable)")"
+            if branch.status == .failed || branch.status == .retryWait || branch.status == .compensationRetryWait {
+                cell = "error " + text
+            } else {
+                lines.append("last error  \(text)")
+            }
+        }
+        if let pending = branch.pending {
+            let what = pending.kind == .compensate ? "undo command" : "command"
+            lines.append(
+                "\(what) \(pending.routingKey)  message \(pending.messageId)  sent \(TimeText.short(pending.sentAt, now: now)) "
+                    + "(\(TimeText.relative(pending.sentAt, now: now)))"
+                    + (branch.replyQueue.map { "  reply to \($0)" } ?? ""))
+            if cell.isEmpty { cell = "waiting for reply" }
+        }
+        if let timer = branch.timer {
+            let kind = timer.kind == .replyTimeout ? "reply timeout" : "next attempt"
+            let late =
+                timer.dueAt < now
+                ? "overdue by \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))"
+                : TimeText.relative(timer.dueAt, now: now)
+            lines.append("timer \(kind) at \(TimeText.short(timer.dueAt, now: now)) (\(late))")
+        }
+        return (cell, lines)
+    }
+
+    private static func duration(_ start: Timestamp?, _ end: Timestamp?, now: Timestamp) -> Int64? {
+        guard let start else { return nil }
+        return (end ?? now).milliseconds - start.milliseconds
+    }
+}

@@ -1,0 +1,277 @@
+import GRDB
+import SagaEngine
+import WaybillDefinition
+
+/// `waybill sagas stats`: counts by status and by current step, the oldest saga in flight, and throughput.
+public struct SagaStats: Sendable, Hashable {
+    /// Sagas not finished at one step of one workflow.
+    public struct StepCount: Sendable, Hashable {
+        /// The workflow.
+        public var workflow: String
+        /// The step at the cursor (`-` past the last step).
+        public var step: String
+        /// Counts by non-terminal status.
+        public var running: Int
+        public var compensating: Int
+        public var suspended: Int
+        /// Their sum.
+        public var total: Int { running + compensating + suspended }
+    }
+
+    /// What happened in the window.
+    public struct Throughput: Sendable, Hashable {
+        /// How far back the window reaches.
+        public var window: Duration
+        /// Sagas started in the window.
+        public var started: Int
+        /// Sagas that reached each end state (and suspended) in the window, by their last progress.
+        public var finished: [SagaStatus: Int]
+        /// The length of each bucket of ``completedPerBucket``: a fifteenth of the window, at least a minute.
+        public var bucket: Duration
+        /// Completions per bucket, oldest first; the last bucket ends at `now`.
+        public var completedPerBucket: [Int]
+    }
+
+    /// When the stats were taken.
+    public var now: Timestamp
+    /// Every status with its count, in `SagaStatus.allCases` order.
+    public var byStatus: [(status: SagaStatus, count: Int)]
+    /// Non-terminal sagas by workflow and current step, most first.
+    public var bySteps: [StepCount]
+    /// The non-terminal saga that started first.
+    public var oldestInFlight: SagaRow?
+    /// The window's throughput.
+    public var throughput: Throughput
+
+    /// All sagas.
+    public var total: Int { byStatus.reduce(0) { $0 + $1.count } }
+
+    public static func == (lhs: SagaStats, rhs: SagaStats) -> Bool {
+        lhs.now == rhs.now && lhs.byStatus.map(\.status) == rhs.byStatus.map(\.status)
+            && lhs.byStatus.map(\.count) == rhs.byStatus.map(\.count) && lhs.bySteps == rhs.bySteps
+            && lhs.oldestInFlight == rhs.oldestInFlight && lhs.throughput == rhs.throughput
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(now)
+        hasher.combine(total)
+    }
+}
+
+extension OperationsDatabase {
+    /// Sagas started at or after `from`.
+    ///
+    /// A worker inserts a saga's row when the saga starts and never deletes rows, so row ids follow start order and
+    /// have no gaps: a binary search over row ids for the first start at or after `from` answers in about twenty
+    /// lookups. When the row ids do have gaps (`total` differs from the largest row id), it counts the rows instead.
+    static func startedSince(_ db: Database, from: Int64, total: Int) throws -> Int {
+        let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM sagas") ?? 0
+        guard last == Int64(total) else {
+            return try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?",
+                arguments: [from, from])
+                ?? 0
+        }
+        var low: Int64 = 1
+        var high = last + 1
+        while low < high {
+            let middle = low + (high - low) / 2
+            let started = try Int64.fetchOne(
+                db, sql: "SELECT started_at FROM sagas WHERE rowid = ?", arguments: [middle])
+            if let started, started >= from {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        return Int(last - low + 1)
+    }
+
+    /// Takes the stats in one snapshot, from indexes: status counts from `sagas_by_status` (and the table's row
+    /// count), step counts by joining `sagas_by_status` and `sagas_by_step` on row id, completions from
+    /// `sagas_by_status`, starts by ``startedSince(_:from:total:)``. The oldest unfinished saga is picked among the 64
+    /// stored first (rows are inserted when sagas start).
+    public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
+        try read("computing saga stats") { db in
+            // Status counts: every count but `completed` is a short index range; `completed` (usually most of the
+            // file) is the b-tree's row count minus the others.
+            var counts: [SagaStatus: Int] = [:]
+            for status in SagaStatus.allCases where status != .completed {
+                counts[status] =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
+                    ?? 0
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas") ?? 0
+            counts[.completed] = max(0, total - counts.values.reduce(0, +))
+            let byStatus = SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) }
+
+            // Unfinished sagas by current step, from two indexes joined on row id, never visiting the rows:
+            // row id -> status from sagas_by_status, row id per (workflow, step) from sagas_by_step.
+            let live = try Self.liveRowids(db)
+            var steps: [SagaStats.StepCount] = []
+            var stepsOf: [String: [String]] = [:]
+            for workflow in try Self.distinctWorkflows(db) {
+                stepsOf[workflow] = try Self.distinctSteps(db, workflow: workflow)
+            }
+            for (workflow, ids) in stepsOf.sorted(by: { $0.key < $1.key }) {
+                for step in ids {
+                    var count = SagaStats.StepCount(
+                        workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
+                    let rowids = try Int64.fetchCursor(
+                        db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step = ?",
+                        arguments: [workflow, step])
+                    while let rowid = try rowids.next() {
+                        switch live[rowid] {
+                        case .running?: count.running += 1
+                        case .compensating?: count.compensating += 1
+                        case .suspended?: count.suspended += 1
+                        default: break
+                        }
+                    }
+                    if count.total > 0 { steps.append(count) }
+                }
+            }
+            // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
+            // row ids are read to pick the earliest start among them.
+            let firstRows = live.keys.sorted().prefix(64)
+            let oldestRow = try Self.records(db, rowids: Array(firstRows)).values.map(\.row).min {
+                ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
+            }
+
+            let from = now.milliseconds - window.milliseconds
+            let started = try Self.startedSince(db, from: from, total: total)
+            var finished: [SagaStatus: Int] = [:]
+            for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
+                finished[status] =
+                    try Int.fetchOne(
+                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ? AND updated_at >= ?",
+                        arguments: [status.rawValue, from]) ?? 0
+            }
+            let bucket = max(60_000, window.milliseconds / 15)
+            let bucketCount = Int((window.milliseconds + bucket - 1) / bucket)
+            let firstBucketStart = now.milliseconds - Int64(bucketCount) * bucket
+            var perBucket = Array(repeating: 0, count: bucketCount)
+            let buckets = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT (updated_at - ?) / ?, COUNT(*) FROM sagas
+                    WHERE status = 'completed' AND updated_at > ? AND updated_at <= ? GROUP BY 1
+                    """,
+                arguments: [firstBucketStart + 1, bucket, firstBucketStart, now.milliseconds])
+            while let row = try buckets.next() {
+                let index: Int = row[0]
+                if index >= 0, index < perBucket.count { perBucket[index] = row[1] }
+            }
+            let bySteps = steps.sorted {
+                ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
+            }
+            return SagaStats(
+                now: now, byStatus: byStatus, bySteps: bySteps, oldestInFlight: oldestRow,
+                throughput: SagaStats.Throughput(
+                    window: window, started: started, finished: finished, bucket: .milliseconds(bucket),
+                    completedPerBucket: perBucket))
+        }
+    }
+}
+
+/// `waybill sagas stats` as text and JSON.
+public enum StatsView {
+    /// Three small tables and the throughput lines.
+    public static func text(_ stats: SagaStats) -> String {
+        let now = stats.now
+        var out = "Sagas by status\n"
+        var statuses = TextTable(["STATUS", "COUNT"], right: [1])
+        for entry in stats.byStatus { statuses.add([entry.status.rawValue, Words.number(entry.count)]) }
+        statuses.add(["total", Words.number(stats.total)])
+        out += statuses.render(indent: "  ")
+        out += "\nNot finished, by current step\n"
+        if stats.bySteps.isEmpty {
+            out += "  none\n"
+        } else {
+            var steps = TextTable(
+                ["WORKFLOW", "STEP", "RUNNING", "COMPENSATING", "SUSPENDED", "TOTAL"], right: [2, 3, 4, 5])
+            for step in stats.bySteps {
+                steps.add([
+                    step.workflow, step.step, Words.number(step.running), Words.number(step.compensating),
+                    Words.number(step.suspended), Words.number(step.total),
+                ])
+            }
+            out += steps.render(indent: "  ")
+        }
+        out += "\nOldest not finished: "
+        if let oldest = stats.oldestInFlight {
+            out +=
+                "\(oldest.key) \(oldest.status.rawValue) at \(oldest.currentStep ?? "-"), started "
+                + "\(TimeText.withRelative(oldest.startedAt, now: now))\n"
+        } else {
+            out += "none\n"
+        }
+        let throughput = stats.throughput
+        let window = TimeText.span(milliseconds: throughput.window.milliseconds)
+        let minutes = max(1.0, Double(throughput.window.milliseconds) / 60_000)
+        func rate(_ count: Int) -> String {
+            let perMinute = Double(count) / minutes
+            return "\(Words.number(count)) (\(Words.decimal(perMinute))/min)"
+        }
+        out +=
+            "\nLast \(window) (to \(TimeText.seconds(now))): started \(rate(throughput.started)), "
+            + "completed \(rate(throughput.finished[.completed] ?? 0)), "
+            + "compensated \(Words.number(throughput.finished[.compensated] ?? 0)), "
+            + "cancelled \(Words.number(throughput.finished[.cancelled] ?? 0)), "
+            + "suspended \(Words.number(throughput.finished[.suspended] ?? 0))\n"
+        out +=
+            "  completed per \(TimeText.span(milliseconds: throughput.bucket.milliseconds)), oldest first: "
+            + throughput.completedPerBucket.map(String.init).joined(separator: " ") + "\n"
+        return out
+    }
+
+    /// `{"now", "total", "byStatus": {...}, "bySteps": [...], "oldestInFlight", "throughput": {...}}`.
+    public static func json(_ stats: SagaStats) -> JSONValue {
+        var byStatus: [String: JSONValue] = [:]
+        for entry in stats.byStatus { byStatus[entry.status.rawValue] = JSONFields.int(entry.count) }
+        let throughput = stats.throughput
+        var finished: [String: JSONValue] = [:]
+        for (status, count) in throughput.finished { finished[status.rawValue] = JSONFields.int(count) }
+        return [
+            "now": JSONFields.time(stats.now),
+            "total": JSONFields.int(stats.total),
+            "byStatus": .object(byStatus),
+            "bySteps": .array(
+                stats.bySteps.map { step in
+                    [
+                        "workflow": .string(step.workflow), "step": .string(step.step),
+                        "running": JSONFields.int(step.running), "compensating": JSONFields.int(step.compensating),
+                        "suspended": JSONFields.int(step.suspended), "total": JSONFields.int(step.total),
+                    ]
+                }),
+            "oldestInFlight": stats.oldestInFlight.map { .object(JSONFields.row($0, now: stats.now)) } ?? .null,
+            "throughput": [
+                "windowMs": JSONFields.int(throughput.window.milliseconds),
+                "started": JSONFields.int(throughput.started),
+                "finished": .object(finished),
+                "bucketMs": JSONFields.int(throughput.bucket.milliseconds),
+                "completedPerBucket": .array(throughput.completedPerBucket.map { JSONFields.int($0) }),
+            ],
+        ]
+    }
+}
+
+extension Words {
+    /// `1,234,567`.
+    static func number(_ value: Int) -> String {
+        let digits = String(abs(value))
+        var out = ""
+        for (index, digit) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { out += "," }
+            out.append(digit)
+        }
+        return (value < 0 ? "-" : "") + out
+    }
+
+    /// `20.8`: one decimal, rounded half up.
+    static func decimal(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}

@@ -1,0 +1,257 @@
+import GRDB
+import SagaEngine
+import WaybillDefinition
+
+/// `waybill sagas stuck`: every non-terminal saga in one ``StuckClass``, with a count and the oldest of each class,
+/// and optionally the members of one class.
+public struct StuckReport: Sendable, Hashable {
+    /// A saga of a class, with why it is there.
+    public struct Member: Sendable, Hashable {
+        /// Its row.
+        public var row: SagaRow
+        /// Its diagnosis (`brief` for tables, `reason` for one saga).
+        public var diagnosis: Diagnosis
+    }
+
+    /// One class's line.
+    public struct Summary: Sendable, Hashable {
+        /// The class.
+        public var stuckClass: StuckClass
+        /// How many sagas are in it.
+        public var count: Int
+        /// The one with the oldest last progress (ties by workflow and id).
+        public var oldest: Member?
+    }
+
+    /// When the report was computed.
+    public var now: Timestamp
+    /// The thresholds used.
+    public var policy: StuckPolicy
+    /// Every class in ``StuckClass/allCases`` order, including empty ones.
+    public var summaries: [Summary]
+    /// The class whose members were asked for, if any.
+    public var selected: StuckClass?
+    /// Its members, oldest progress first, at most the limit.
+    public var members: [Member]
+    /// Whether the selected class has more members than the limit let through.
+    public var hasMore: Bool
+
+    /// Sagas that are not terminal.
+    public var active: Int { summaries.reduce(0) { $0 + $1.count } }
+    /// Sagas that need attention.
+    public var stuck: Int { summaries.filter(\.stuckClass.isStuck).reduce(0) { $0 + $1.count } }
+}
+
+extension OperationsDatabase {
+    /// Classifies every non-terminal saga at `now` in one snapshot, from indexes only (see ``StuckClassifier``):
+    ///
+    /// - `sagas_by_status` gives each running and compensating saga's row id and last progress, the count and order
+    ///   of suspended sagas, and the running and compensating sagas idle past the threshold;
+    /// - one pass over the timers that matter (retry timers, and timers past the grace) finds their sagas' row ids
+    ///   through the primary key index.
+    ///
+    /// Everything else is on schedule. Rows and state are read only for the sagas shown: the oldest of each class
+    /// and, when `only` is set, up to `limit` members of that class.
+    public func stuckReport(
+        now: Timestamp, policy: StuckPolicy, only: StuckClass? = nil, limit: Int = 20
+    )
+        throws(OperationsError) -> StuckReport
+    {
+        try read("classifying stuck sagas") { db in
+            try Self.stuckReport(db, database: self, now: now, policy: policy, only: only, limit: limit)
+        }
+    }
+
+    /// A saga's place in a class, by row id: enough to count and order without its key or state.
+    private struct Entry: Hashable {
+        var rowid: Int64
+        var updatedAt: Int64
+    }
+
+    private static func stuckReport(
+        _ db: Database, database: OperationsDatabase, now: Timestamp, policy: StuckPolicy, only: StuckClass?,
+        limit: Int
+    ) throws -> StuckReport {
+        let overdue = now.milliseconds - policy.grace.milliseconds
+        let idleBefore = now.milliseconds - policy.noProgressAfter.milliseconds
+
+        // Row id -> (compensating?, last progress) of every running and compensating saga.
+        let expected =
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
+        var live: [Int64: (compensating: Bool, updatedAt: Int64)] = [:]
+        live.reserveCapacity(expected)
+        for status in ["running", "compensating"] {
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = ?", arguments: [status])
+            let compensating = status == "compensating"
+            while let row = try rows.next() { live[row[0]] = (compensating, row[1]) }
+        }
+        var suspended: [Entry] = []
+        let suspendedRows = try Row.fetchCursor(
+            db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = 'suspended'")
+        while let row = try suspendedRows.next() { suspended.append(Entry(rowid: row[0], updatedAt: row[1])) }
+        let active = live.count + suspended.count
+        var members: [StuckClass: [Entry]] = [.suspended: suspended]
+
+        // Sagas with a retry timer or an overdue timer: what their timers say, by row id.
+        var timers: [Int64: StuckClassifier.TimerFlags] = [:]
+        let timerRows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT s.rowid, t.kind = 'retry', t.due_at
+                FROM timers t JOIN sagas s ON s.workflow = t.workflow AND s.saga_id = t.saga_id
+                WHERE t.kind = 'retry' OR t.due_at < ?
+                """,
+            arguments: [overdue])
+        while let row = try timerRows.next() {
+            let rowid: Int64 = row[0]
+            let isRetry: Bool = row[1]
+            timers[rowid, default: StuckClassifier.TimerFlags()].add(
+                isRetry ? .retry : .replyTimeout, dueAt: row[2], overdueBefore: overdue)
+        }
+        var classified = Set<Int64>(minimumCapacity: timers.count)
+        for (rowid, flags) in timers {
+            guard let saga = live[rowid],
+                let stuckClass = StuckClassifier.classify(
+                    status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt, timers: flags,
+                    idleBefore: idleBefore)
+            else { continue }
+            members[stuckClass, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
+            classified.insert(rowid)
+        }
+
+        // Running and compensating sagas idle past the threshold, without a timer reason.
+        for (rowid, saga) in live where saga.updatedAt <= idleBefore && !classified.contains(rowid) {
+            members[.noProgress, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
+        }
+        let stuckCount = members.values.reduce(0) { $0 + $1.count }
+        let onScheduleCount = max(0, active - stuckCount)
+        var onSchedule: [Entry] {
+            live.compactMap { rowid, saga in
+                saga.updatedAt > idleBefore && !classified.contains(rowid)
+                    ? Entry(rowid: rowid, updatedAt: saga.updatedAt) : nil
+            }
+        }
+
+        /// The first `count` sagas of a class in the stable order, with their state.
+        func first(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {
+            let entries = stuckClass == .onSchedule ? onSchedule : members[stuckClass] ?? []
+            // Order by last progress; rows tied with the last one taken are loaded too so the workflow/id
+            // tie-break is exact.
+            let boundary: Int64
+            if count == 1 {
+                guard let oldest = entries.min(by: { $0.updatedAt < $1.updatedAt }) else { return [] }
+                boundary = oldest.updatedAt
+            } else {
+                let sorted = entries.map(\.updatedAt).sorted()
+                guard !sorted.isEmpty else { return [] }
+                boundary = sorted[min(count, sorted.count) - 1]
+            }
+            let chosen = entries.filter { $0.updatedAt <= boundary }.map(\.rowid)
+            let loaded = try records(db, rowids: chosen).values.sorted { SagaRow.precedes($0.row, $1.row) }
+            return Array(loaded.prefix(count))
+        }
+        func diagnose(_ record: SagaRecord) throws -> StuckReport.Member {
+            let definition = try? database.loadDefinition(db, hash: record.row.definitionHash)
+            return StuckReport.Member(
+                row: record.row,
+                diagnosis: Diagnosis(record: record, definition: definition ?? nil, now: now, policy: policy))
+        }
+
+        var summaries: [StuckReport.Summary] = []
+        for stuckClass in StuckClass.allCases {
+            let total = stuckClass == .onSchedule ? onScheduleCount : members[stuckClass]?.count ?? 0
+            let oldest = total == 0 ? nil : try first(stuckClass, 1).first.map(diagnose)
+            summaries.append(StuckReport.Summary(stuckClass: stuckClass, count: total, oldest: oldest))
+        }
+        var selected: [StuckReport.Member] = []
+        var hasMore = false
+        if let only {
+            let chosen = try first(only, limit + 1)
+            hasMore = chosen.count > limit
+            selected = try chosen.prefix(limit).map(diagnose)
+        }
+        return StuckReport(
+            now: now, policy: policy, summaries: summaries, selected: only, members: selected, hasMore: hasMore)
+    }
+}
+
+/// `waybill sagas stuck` as text and JSON.
+public enum StuckView {
+    /// One line per class with its count and oldest saga, then the selected class's members.
+    public static func text(_ report: StuckReport) -> String {
+        let now = report.now
+        var table = TextTable(["CLASS", "COUNT", "OLDEST", "IDLE", "WHY"], right: [1, 3])
+        for summary in report.summaries {
+            table.add([
+                summary.stuckClass.title, String(summary.count), summary.oldest?.row.key.description ?? "-",
+                summary.oldest.map { TimeText.span(milliseconds: now.milliseconds - $0.row.updatedAt.milliseconds) }
+                    ?? "",
+                summary.oldest?.diagnosis.brief ?? "",
+            ])
+        }
+        var out = table.render()
+        out +=
+            "\(Words.count(report.stuck, "saga")) stuck of \(report.active) not finished, at \(TimeText.seconds(now)) "
+            + "(timers overdue after \(TimeText.span(milliseconds: report.policy.grace.milliseconds)), "
+            + "no progress after \(TimeText.span(milliseconds: report.policy.noProgressAfter.milliseconds))).\n"
+        if let selected = report.selected {
+            out += "\n\(selected.title): \(Words.count(report.members.count, "saga"))"
+            out += report.hasMore ? " shown, more exist (raise --limit)\n" : "\n"
+            if !report.members.isEmpty {
+                var members = TextTable(["SAGA", "STATUS", "STEP", "OWNER", "IDLE", "WHY"], right: [4])
+                for member in report.members {
+                    members.add([
+                        member.row.key.description, member.row.status.rawValue, member.row.currentStep ?? "-",
+                        member.row.owner ?? "-",
+                        TimeText.span(milliseconds: now.milliseconds - member.row.updatedAt.milliseconds),
+                        member.diagnosis.brief,
+                    ])
+                }
+                out += members.render()
+            }
+        } else if report.stuck > 0 {
+            out +=
+                "List one class with --class (e.g. --class \(firstStuck(report)?.rawValue ?? "suspended")); "
+                + "explain one saga with `waybill sagas show ID`.\n"
+        }
+        return out
+    }
+
+    /// `{"now", "policy", "classes": [...], "selected", "members", "hasMore"}`.
+    public static func json(_ report: StuckReport) -> JSONValue {
+        let classes: [JSONValue] = report.summaries.map { summary in
+            [
+                "class": .string(summary.stuckClass.rawValue),
+                "title": .string(summary.stuckClass.title),
+                "stuck": .bool(summary.stuckClass.isStuck),
+                "count": JSONFields.int(summary.count),
+                "oldest": summary.oldest.map { member(member: $0, now: report.now) } ?? .null,
+            ]
+        }
+        return [
+            "now": JSONFields.time(report.now),
+            "policy": [
+                "graceMs": JSONFields.int(report.policy.grace.milliseconds),
+                "noProgressAfterMs": JSONFields.int(report.policy.noProgressAfter.milliseconds),
+            ],
+            "active": JSONFields.int(report.active),
+            "stuck": JSONFields.int(report.stuck),
+            "classes": .array(classes),
+            "selected": JSONFields.string(report.selected?.rawValue),
+            "members": .array(report.members.map { member(member: $0, now: report.now) }),
+            "hasMore": .bool(report.hasMore),
+        ]
+    }
+
+    private static func member(member: StuckReport.Member, now: Timestamp) -> JSONValue {
+        var fields = JSONFields.row(member.row, now: now)
+        fields["diagnosis"] = ShowView.diagnosisJSON(member.diagnosis)
+        return .object(fields)
+    }
+
+    private static func firstStuck(_ report: StuckReport) -> StuckClass? {
+        report.summaries.first { $0.stuckClass.isStuck && $0.count > 0 }?.stuckClass
+    }
+}
