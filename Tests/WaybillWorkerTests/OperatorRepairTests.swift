@@ -1,0 +1,90 @@
+import Foundation
+import SagaEngine
+import SagaStore
+import Synchronization
+import Testing
+import WaybillDefinition
+
+/// Issue 5's end-to-end check: a participant fails a step after the pivot, the operator finds the saga with
+/// `waybill sagas stuck`, repairs it with `waybill sagas skip` / `retry` (the real CLI binary, over the worker's
+/// control queue), and the journal records who did it and why.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct OperatorRepairTests {
+    /// Runs `waybill ARGS` with the broker settings in its environment and returns its exit status and output.
+    static func waybill(_ arguments: [String], in scenario: Scenario) async throws -> (status: Int32, output: String) {
+        let (url, password) = try TestBroker.urlAndPassword()
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WAYBILL_") }
+        environment["WAYBILL_AMQP_URL"] = url
+        environment["WAYBILL_AMQP_PASSWORD"] = password ?? ""
+        environment["USER"] = "test-operator"
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: output) }
+        let child = try ChildProcess(
+            executable: try WorkerProcess.binary().path, arguments: arguments, environment: environment,
+            output: output.path)
+        let termination = try await child.waitForExit(seconds: 60)
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        switch termination {
+        case .exited(let code): return (code, text)
+        case .signaled(let signal): return (128 + signal, text)
+        }
+    }
+
+    @Test("stuck shows a saga suspended after the pivot; skip and retry through the CLI complete it, journaled")
+    func suspendedSagaRepairedThroughTheCLI() async throws {
+        let billingHealthy = Mutex(false)
+        let script: Participant.Script = { command in
+            guard command.routingKey == "billing.invoice.create", !billingHealthy.withLock({ $0 }) else { return nil }
+            return .error("account_locked", retryable: false)
+        }
+        try await Scenario.run(script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-skip")
+            try await scenario.placeOrder("o-retry")
+            _ = try await scenario.waitForStatus("o-skip", .suspended, in: worker)
+            _ = try await scenario.waitForStatus("o-retry", .suspended, in: worker)
+            let database = try scenario.configuration().resolvedDatabasePath
+            let workflow = scenario.names.workflow
+
+            let stuck = try await Self.waybill(["sagas", "stuck", "--db", database, "--json"], in: scenario)
+            #expect(stuck.status == 0, "\(stuck.output)")
+            let report = try JSONText.decode(stuck.output)
+            let suspended = report["classes"]?.arrayValue?.first { $0["class"]?.stringValue == "suspended" }
+            #expect(suspended?["count"]?.intValue == 2, "\(stuck.output)")
+
+            let skip = try await Self.waybill(
+                [
+                    "sagas", "skip", "\(workflow)/o-skip", "--step", "invoice", "--output",
+                    #"{"invoiceId":"manual-7"}"#,
+                    "--reason", "invoiced by hand, ticket OPS-42", "--by", "alice", "--db", database,
+                ], in: scenario)
+            #expect(skip.status == 0, "\(skip.output)")
+            let skipped = try await scenario.waitForStatus("o-skip", .completed, in: worker)
+            #expect(skipped.instance.steps.last?.output == ["invoiceId": "manual-7"])
+
+            // Refused locally: the saga is no longer suspended.
+            let again = try await Self.waybill(
+                ["sagas", "skip", "\(workflow)/o-skip", "--step", "invoice", "--reason", "twice", "--db", database],
+                in: scenario)
+            #expect(again.status != 0, "\(again.output)")
+
+            billingHealthy.withLock { $0 = true }
+            let retry = try await Self.waybill(
+                ["sagas", "retry", "\(workflow)/o-retry", "--reason", "billing account unlocked", "--db", database],
+                in: scenario)
+            #expect(retry.status == 0, "\(retry.output)")
+            _ = try await scenario.waitForStatus("o-retry", .completed, in: worker)
+
+            let skipJournal = try worker.store.journal(of: scenario.key("o-skip"))
+            #expect(
+                skipJournal.contains {
+                    $0.entry.actor == "alice" && $0.entry.detail.contains("invoiced by hand, ticket OPS-42")
+                }, "\(skipJournal.map(\.entry.detail))")
+            let retryJournal = try worker.store.journal(of: scenario.key("o-retry"))
+            #expect(
+                retryJournal.contains {
+                    $0.entry.actor == "test-operator" && $0.entry.detail.contains("billing account unlocked")
+                }, "\(retryJournal.map(\.entry.detail))")
+        }
+    }
+}
