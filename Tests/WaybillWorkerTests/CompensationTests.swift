@@ -99,13 +99,15 @@ struct CompensationTests {
             default: nil
             }
         }
-        try await Scenario.run(edits: edits.adding(["reserve": ["timeout: 300ms"]]), script: script) { scenario in
+        try await Scenario.run(edits: edits.adding(["reserve": ["timeout: 2s"]]), script: script) { scenario in
             let worker = try await scenario.startWorker()
             try await scenario.placeOrder("o-cr", lines: [("A", 1)])
             try await scenario.waitForStatus("o-cr", .compensated, in: worker)
             let undo = scenario.participant.received(saga: "o-cr").filter { $0.routingKey == "inventory.release" }
-            // Past the step's max_attempts (2): compensations are never given up.
-            #expect(undo.map(\.attempt) == [1, 2, 3, 4])
+            // Past the step's max_attempts (2): compensations are never given up. (A reply slower than the timeout on a
+            // loaded machine adds one more attempt, which is also correct, so only the first four are pinned.)
+            #expect(Array(undo.map(\.attempt).prefix(4)) == [1, 2, 3, 4])
+            #expect(undo.map(\.attempt) == Array(1...undo.count))
             #expect(Set(undo.map(\.idempotencyKey)) == ["o-cr/reserve/compensate"])
             #expect(
                 scenario.participant.received(saga: "o-cr").last?.summary == "erp.order.cancel (undo)",
