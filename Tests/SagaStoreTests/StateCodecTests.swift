@@ -85,7 +85,8 @@ import WaybillDefinition
             (
                 "BranchState", branch,
                 [
-                    "item", "status", "round", "attempt", "compensationAttempt", "pending", "timer", "output", "lastError",
+                    "item", "status", "round", "attempt", "compensationAttempt", "pending", "timer", "output",
+                    "lastError",
                     "startedAt", "finishedAt",
                 ]
             ),
