@@ -216,7 +216,7 @@ public struct JournalRecord: Sendable, Hashable {
 
 /// A workflow definition as first seen, kept so a running saga keeps its version after the YAML changes.
 public struct StoredDefinition: Sendable, Hashable {
-    /// The SHA-256 of the source text, lowercase hex (``ContentHash/sha256Hex(_:)``).
+    /// The SHA-256 of the source text, lowercase hex (`ContentHash.sha256Hex(_:)` in WaybillDefinition).
     public var hash: String
     /// The workflow name.
     public var name: String

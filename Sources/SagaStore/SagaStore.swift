@@ -187,7 +187,7 @@ public final class SagaStore: Sendable {
     /// saga's definition hash). Storing the same text again keeps the first `firstSeenAt`.
     @discardableResult
     public func saveDefinition(name: String, version: Int, source: String, at now: Timestamp) throws -> String {
-        let hash = ContentHash.sha256Hex(source)
+        let hash = ContentHash.sha256Hex(Array(source.utf8))
         try checkWritable("storing a workflow definition")
         do {
             try pool.write { db in
