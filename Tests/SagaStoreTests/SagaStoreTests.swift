@@ -315,7 +315,6 @@ import WaybillDefinition
         #expect(try store.definition(hash: "nope") == nil)
     }
 
-
     @Test func headerTextRoundTrips() {
         let headers = ["a": "1", "quote\"back\\slash": "tab\tnew\nline \u{1} ünï ✓ 😀", "": ""]
         let text = HeaderText.encode(headers)
