@@ -109,7 +109,7 @@ public final class ParticipantService: Service, Sendable {
     public func run() async throws {
         try await declare()
         let consumer = try await client.consume(queue: configuration.queue, prefetch: configuration.prefetch)
-        let replies = Batcher<PendingReply>()
+        let replies = WorkQueue<PendingReply>()
         let stop = AsyncStream<Void>.makeStream()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.publish(from: replies) }
@@ -168,8 +168,8 @@ public final class ParticipantService: Service, Sendable {
         }
     }
 
-    private func publish(from replies: Batcher<PendingReply>) async {
-        while let batch = await replies.next(max: configuration.maxReplyBatch) {
+    private func publish(from replies: WorkQueue<PendingReply>) async {
+        while let batch = await replies.nextBatch(max: configuration.maxReplyBatch) {
             let outcomes: [PublishOutcome]
             do {
                 outcomes = try await client.publish(batch.map(\.message))

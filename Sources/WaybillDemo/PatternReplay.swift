@@ -106,7 +106,7 @@ final class PatternReplay: Sendable {
             (.start, try await client.consume(queue: names.partitionQueue, prefetch: prefetch)),
             (.reply, try await client.consume(queue: names.replyQueue, prefetch: prefetch)),
         ]
-        let inbox = Batcher<(Source, InboundDelivery)>()
+        let inbox = WorkQueue<(Source, InboundDelivery)>()
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 for (source, consumer) in consumers {
@@ -119,7 +119,7 @@ final class PatternReplay: Sendable {
                     }
                 }
                 var sagas: [String: Saga] = [:]
-                while let batch = await inbox.next(max: batchSize) {
+                while let batch = await inbox.nextBatch(max: batchSize) {
                     await process(batch, sagas: &sagas)
                 }
                 group.cancelAll()

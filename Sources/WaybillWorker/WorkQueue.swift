@@ -1,8 +1,9 @@
 import Synchronization
 
-/// A many-producer, one-consumer queue that hands out everything waiting at once, so a worker batches naturally:
-/// while one batch is being committed, the next one accumulates.
-final class WorkQueue<Element: Sendable>: Sendable {
+/// A many-producer, one-consumer queue that hands out everything waiting at once, so its consumer batches
+/// naturally: while one batch is being committed (or published), the next one accumulates. The worker's hot loop
+/// uses it, and so do the simulated participants and the benchmark's pattern replay.
+public final class WorkQueue<Element: Sendable>: Sendable {
     private struct State {
         var buffer: [Element] = []
         var waiter: CheckedContinuation<Void, Never>?
@@ -11,19 +12,24 @@ final class WorkQueue<Element: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    /// Adds an element; ignored after ``finish()``.
-    func push(_ element: Element) {
-        let waiter: CheckedContinuation<Void, Never>? = state.withLock { state in
-            guard !state.finished else { return nil }
+    /// An empty queue.
+    public init() {}
+
+    /// Adds an element; returns `false` (and drops it) after ``finish()``.
+    @discardableResult
+    public func push(_ element: Element) -> Bool {
+        let (accepted, waiter): (Bool, CheckedContinuation<Void, Never>?) = state.withLock { state in
+            guard !state.finished else { return (false, nil) }
             state.buffer.append(element)
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume()
+        return accepted
     }
 
     /// No more elements will come; the consumer gets what is left, then `nil`.
-    func finish() {
+    public func finish() {
         let waiter = state.withLock { state in
             state.finished = true
             defer { state.waiter = nil }
@@ -34,7 +40,7 @@ final class WorkQueue<Element: Sendable>: Sendable {
 
     /// Waits for at least one element, optionally lingers for more, and returns up to `max`; `nil` when finished
     /// and drained.
-    func nextBatch(max: Int, linger: Duration) async -> [Element]? {
+    public func nextBatch(max: Int, linger: Duration = .zero) async -> [Element]? {
         while true {
             if let batch = take(max: max) {
                 if batch.count < max && linger > .zero {
