@@ -523,9 +523,10 @@ struct SagaRun {
             return nil
         }
         let index = min(instance.cursor, definition.steps.count - 1)
-        instance.failure = SagaFailure(step: definition.steps[index].id, branch: nil, error: error, at: now)
+        let failure = SagaFailure(step: definition.steps[index].id, branch: nil, error: error, at: now)
+        instance.failure = failure
         if instance.steps[index].status == .running {
-            beginFailing(index, failure: instance.failure!)
+            beginFailing(index, failure: failure)
             settleFailingStep(index)
         } else {
             beginCompensation(.abort)
