@@ -239,6 +239,28 @@ public final class SagaStore: Sendable {
         }
     }
 
+    /// Forgets inbox marks older than `before`, oldest first, at most `limit` per call; returns how many it removed.
+    ///
+    /// The inbox only has to remember messages the broker could still redeliver, so a few days is plenty. Keep
+    /// `limit` small so the write lock is held briefly, and call again while it returns `limit`.
+    @discardableResult
+    public func pruneInbox(before: Timestamp, limit: Int = 10_000) throws -> Int {
+        try checkWritable("pruning the inbox")
+        do {
+            return try pool.write { db in
+                try db.execute(
+                    sql: """
+                        DELETE FROM inbox WHERE message_id IN
+                            (SELECT message_id FROM inbox WHERE at < ? ORDER BY at LIMIT ?)
+                        """,
+                    arguments: [before.milliseconds, max(0, limit)])
+                return db.changesCount
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "pruning the inbox")
+        }
+    }
+
     /// The ids among `ids` that were already recorded in the inbox (their messages were processed: ack and drop).
     public func processedMessageIds(in ids: [String]) throws -> Set<String> {
         guard !ids.isEmpty else { return [] }

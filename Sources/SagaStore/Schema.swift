@@ -84,6 +84,10 @@ enum Schema {
                     CREATE INDEX timers_by_due_at ON timers (due_at);
                     """)
         }
+        migrator.registerMigration("v2-inbox-by-time") { db in
+            // Lets the worker forget old inbox marks without scanning the table (SagaStore.pruneInbox).
+            try db.execute(sql: "CREATE INDEX inbox_by_at ON inbox (at);")
+        }
         return migrator
     }
 }

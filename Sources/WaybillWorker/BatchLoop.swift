@@ -23,6 +23,8 @@ final class BatchLoop: Sendable {
     private let afterPublish: (@Sendable ([WorkerInput]) -> Void)?
     /// Set when outbox rows were left unconfirmed (broker down, nack): the next batch publishes them first.
     private let outboxDirty = Mutex(false)
+    /// When the inbox is next pruned (ms since the epoch); pruning goes on tick after tick while it finds a full batch.
+    private let inboxPruneDue = Mutex<Int64>(0)
 
     init(
         configuration: WorkerConfiguration, client: AMQPClient, store: SagaStore, registry: DefinitionRegistry,
@@ -104,6 +106,7 @@ final class BatchLoop: Sendable {
             } catch {
                 logger.error("cannot read due timers: \(error)")
             }
+            pruneInboxIfDue(now: now)
         }
 
         var changes: [SagaChange] = []
@@ -142,6 +145,21 @@ final class BatchLoop: Sendable {
         }
         requeue(failed)
         acknowledge(settle)
+    }
+
+    /// Forgets inbox marks older than the retention, a bounded batch per tick, so the table does not grow forever.
+    private func pruneInboxIfDue(now: Timestamp) {
+        guard now.milliseconds >= inboxPruneDue.withLock({ $0 }) else { return }
+        let limit = 5_000
+        var removed = 0
+        do {
+            removed = try store.pruneInbox(
+                before: now.adding(milliseconds: -configuration.inboxRetention.milliseconds), limit: limit)
+        } catch {
+            logger.warning("cannot prune the inbox: \(error)")
+        }
+        if removed > 0 { logger.debug("forgot \(removed) old inbox marks") }
+        inboxPruneDue.withLock { $0 = removed == limit ? now.milliseconds : now.milliseconds + 600_000 }
     }
 
     private func classify(

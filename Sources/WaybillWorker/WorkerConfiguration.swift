@@ -46,6 +46,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var durability: SagaStore.Configuration.Durability = .full
     /// How often due timers are looked for.
     public var timerPollInterval: Duration = .milliseconds(50)
+    /// How long processed message ids are remembered to drop redeliveries; older inbox marks are pruned.
+    public var inboxRetention: Duration = .seconds(7 * 24 * 3600)
     /// Seeds retry jitter.
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
 
@@ -110,6 +112,10 @@ extension WorkerConfiguration {
         ("delivery_limit", "WAYBILL_DELIVERY_LIMIT", "redeliveries before the broker dead-letters; default 5"),
         ("synchronous", "WAYBILL_SYNCHRONOUS", "full (default) or normal"),
         ("timer_poll_ms", "WAYBILL_TIMER_POLL_MS", "how often due timers are looked for; default 50"),
+        (
+            "inbox_retention_hours", "WAYBILL_INBOX_RETENTION_HOURS",
+            "how long processed message ids are kept to drop redeliveries; default 168"
+        ),
     ]
 
     /// Reads the config file (YAML mapping of the keys above, optional) and then the environment, which wins.
@@ -204,6 +210,9 @@ extension WorkerConfiguration {
         if let value = try integer("delivery_limit", 1...1_000) { configuration.deliveryLimit = value }
         if let value = try integer("timer_poll_ms", 1...60_000) {
             configuration.timerPollInterval = .milliseconds(value)
+        }
+        if let value = try integer("inbox_retention_hours", 1...87_600) {
+            configuration.inboxRetention = .seconds(value * 3600)
         }
         switch values["synchronous"]?.lowercased() {
         case nil: break

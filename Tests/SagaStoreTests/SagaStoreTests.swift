@@ -23,8 +23,9 @@ import WaybillDefinition
             #expect(
                 indexes.isSuperset(of: [
                     "sagas_by_status", "sagas_by_step", "sagas_by_updated_at", "timers_by_due_at", "journal_by_saga",
+                    "inbox_by_at",
                 ]))
-            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers"])
+            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time"])
             try store.close()
         }
     }
@@ -184,6 +185,17 @@ import WaybillDefinition
         batch[6].outbox.removeLast()
         try store.commit(batch)
         #expect(try store.counts()["sagas"] == 11)
+    }
+
+    @Test func pruningForgetsOnlyOldInboxMarks() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.commit((0..<5).map { Fixtures.change("ord-\($0)", message: "m-\($0)", at: 1_000 + Int64($0) * 100) })
+        #expect(try store.pruneInbox(before: Timestamp(milliseconds: 1_250), limit: 2) == 2)
+        #expect(try store.pruneInbox(before: Timestamp(milliseconds: 1_250)) == 1)
+        #expect(try store.pruneInbox(before: Timestamp(milliseconds: 1_250)) == 0)
+        let ids = (0..<5).map { "m-\($0)" }
+        #expect(try store.processedMessageIds(in: ids) == ["m-3", "m-4"])
     }
 
     @Test func inboxDedupesMessages() throws {

@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+import WaybillWorker
+
+/// The config file and the environment map onto WorkerConfiguration as docs/configuration.md says.
+struct ConfigurationTests {
+    static func file(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-\(UUID().uuidString).yaml")
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        return path.path
+    }
+
+    @Test func fileThenEnvironmentWhichWins() throws {
+        let file = try Self.file(
+            "worker_id: w1\nbatch_size: 64\nsynchronous: normal\ninbox_retention_hours: 24\ndatabase: /tmp/w1.sqlite\n")
+        let configuration = try WorkerConfiguration.load(
+            file: file, environment: ["WAYBILL_BATCH_SIZE": "128", "WAYBILL_AMQP_PASSWORD": "s3cret"])
+        #expect(configuration.workerId == "w1")
+        #expect(configuration.batchSize == 128)
+        #expect(configuration.durability == .normal)
+        #expect(configuration.inboxRetention == .seconds(24 * 3600))
+        #expect(configuration.resolvedDatabasePath == "/tmp/w1.sqlite")
+        #expect(configuration.replyQueue == "waybill.replies.w1")
+        #expect(configuration.amqpPassword == "s3cret")
+        #expect(!configuration.description.contains("s3cret"))
+    }
+
+    @Test(
+        "bad values get a message that names the key and what it expects",
+        arguments: [
+            (
+                ["WAYBILL_BATCH_SIZE": "lots"], "batch_size: expected a whole number in 1...10000, got 'lots'"
+            ),
+            (
+                ["WAYBILL_AMQP_URL": "amqp://guest:guest@localhost/"],
+                "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file"
+            ),
+            (["WAYBILL_SYNCHRONOUS": "off"], "synchronous: expected 'full' or 'normal', got 'off'"),
+            (["WAYBILL_WORKER_ID": "w 1"], "worker_id: use letters, digits, '-' and '_', got 'w 1'"),
+        ])
+    func badValues(environment: [String: String], message: String) {
+        #expect(throws: (any Error).self) { try WorkerConfiguration.load(file: nil, environment: environment) }
+        do {
+            _ = try WorkerConfiguration.load(file: nil, environment: environment)
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func unknownFileKeyIsRefused() throws {
+        let file = try Self.file("batch_sise: 10\n")
+        do {
+            _ = try WorkerConfiguration.load(file: file, environment: [:])
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("\(file): unknown key 'batch_sise'; known keys: worker_id, "))
+        }
+    }
+}
