@@ -4,8 +4,8 @@ import WaybillDefinition
 /// Measures the pure engine: order sagas driven start to finish with in-memory replies, on one core.
 enum EngineBenchmark {
     /// Runs `sagas` three-warehouse order sagas (each ~9 transitions) and returns a report line.
-    static func run(sagas: Int) -> String {
-        let definition = BenchmarkWorkflow.orderFulfillment
+    static func run(sagas: Int) throws -> String {
+        let definition = try BenchmarkWorkflow.orderFulfillment()
         let engine = SagaEngine(jitterSeed: 7)
         let stock: JSONValue = .array(
             [("w1", "A"), ("w2", "B"), ("w3", "C"), ("w2", "A")].map {

@@ -47,11 +47,11 @@ struct LinearSagaTests {
     }
 
     @Test("retryable errors back off exponentially, then the step fails")
-    func retryBackoff() {
+    func retryBackoff() throws {
         var saga = SagaDriver(TestWorkflows.linear(), input: input)
         let first = saga.last.commands[0]
         saga.fail(first, code: "busy", retryable: true)
-        let retry1 = try! #require(saga.last.scheduledTimers.first)
+        let retry1 = try #require(saga.last.scheduledTimers.first)
         #expect(retry1.kind == .retry)
         #expect(retry1.dueAt == saga.now.adding(.seconds(1)))
         saga.fire(retry1)
