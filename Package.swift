@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "waybill", targets: ["WaybillCLI"]),
+        .executable(name: "waybill-demo", targets: ["WaybillDemoCLI"]),
         .executable(name: "waybill-bench", targets: ["WaybillBench"]),
     ],
     dependencies: [
@@ -21,7 +22,7 @@ let package = Package(
             name: "WaybillDefinition",
             dependencies: [.product(name: "Yams", package: "Yams")]
         ),
-        // Deterministic warehouse split planner (SPEC §4). Pure, no dependencies.
+        // Deterministic warehouse split planner (docs/workflows.md). Pure, no dependencies.
         .target(name: "SplitPlanner"),
         // The saga state machine: (definition, instance, event, now) -> (instance, actions). Pure.
         .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner"]),
@@ -37,12 +38,15 @@ let package = Package(
             name: "AMQPTransport",
             dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
         ),
+        // The wire contract both sides agree on: header names, content types, reading starts and replies, and the
+        // operator control messages. Pure: no transport, no store.
+        .target(name: "WaybillWire", dependencies: ["WaybillDefinition", "SagaEngine"]),
         // The worker: topology, the batching hot loop (engine -> one SQLite transaction -> confirms -> acks),
-        // the outbox relay, durable timers, the wire format of SPEC §2 and configuration.
+        // the outbox relay, durable timers, writing commands and milestones, and configuration.
         .target(
             name: "WaybillWorker",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -54,35 +58,45 @@ let package = Package(
         .target(
             name: "WaybillDemo",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWorker", "WaybillSimulator",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "WaybillWorker",
+                "WaybillSimulator",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Operator tooling behind `waybill sagas|workflows|dlq`: read-only queries, the stuck classifier, table and
-        // JSON rendering, local repair checks and the control-message client. Everything testable lives here.
+        // Operator tooling behind `waybill sagas|workflows|dlq`: offline reads through the store's typed read API
+        // (SagaInspector), the stuck classifier, table and JSON rendering, local repair checks, and the online side:
+        // the control-message client and the repair runner. No SQL of its own.
         .target(
             name: "WaybillOperations",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWorker",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The production `waybill` executable: worker, validate and the operator commands. It does not link the
+        // simulator or the benchmark; `waybill demo` and `waybill bench` run the `waybill-demo` executable.
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition", "WaybillWorker", "WaybillDemo", "WaybillOperations",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillWire", "WaybillWorker", "WaybillOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `waybill-demo`: the demo and the end-to-end benchmark, with the simulated participants.
+        .executableTarget(
+            name: "WaybillDemoCLI",
+            dependencies: [
+                "WaybillDemo",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: [
-                "SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            dependencies: ["SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations"]
         ),
         .testTarget(
             name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
@@ -93,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "WaybillWorkerTests",
             dependencies: [
-                "WaybillWorker", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                "WaybillWorker", "WaybillWire", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -101,12 +115,14 @@ let package = Package(
         .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
         .testTarget(
             name: "WaybillDemoTests",
-            dependencies: ["WaybillDemo", "WaybillSimulator", "WaybillWorker", "WaybillDefinition", "AMQPTransport"]
+            dependencies: [
+                "WaybillDemo", "WaybillSimulator", "WaybillWire", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
+            ]
         ),
         .testTarget(
             name: "WaybillOperationsTests",
             dependencies: [
-                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport",
+                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillWire", "AMQPTransport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -61,8 +61,9 @@ public final class SagaStore: Sendable {
 
     /// Opens (creating and migrating when writable) the store at `configuration.path`.
     ///
-    /// Throws ``SagaStoreError`` with `.schemaTooNew` when a newer Waybill migrated the file, `.schemaOutdated` when
-    /// a read-only open finds migrations missing, `.cannotOpen` when a read-only path does not exist.
+    /// Throws ``SagaStoreError`` with ``SagaStoreError/Code/schemaMismatch`` when a newer Waybill migrated the file
+    /// or a read-only open finds migrations missing (the message names both schema versions), and
+    /// ``SagaStoreError/Code/cannotOpen`` when a read-only path does not exist.
     public init(configuration: Configuration = Configuration()) throws {
         self.configuration = configuration
         let path = configuration.path
@@ -92,26 +93,9 @@ public final class SagaStore: Sendable {
                 try db.execute(sql: "PRAGMA page_size = \(Self.pageSize); PRAGMA cache_size = -\(cacheKiB)")
             }
             pool = try DatabasePool(path: path, configuration: grdb)
-            let migrator = Schema.migrator
-            let (superseded, complete) = try pool.read { db in
-                (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
-            }
-            if superseded {
-                throw SagaStoreError(
-                    .schemaTooNew,
-                    "\(path) was migrated by a newer Waybill than this binary, which knows migrations up to "
-                        + "'\(migrator.migrations.last ?? "none")'. Upgrade this binary; never let an older one write "
-                        + "the file.")
-            }
-            if configuration.readOnly {
-                if !complete {
-                    throw SagaStoreError(
-                        .schemaOutdated,
-                        "\(path) lacks migrations this binary needs (or is not a Waybill store), and a read-only open "
-                            + "cannot run them. Start a worker (or open the store writable) once to migrate it.")
-                }
-            } else {
-                try migrator.migrate(pool)
+            try pool.read { db in try Schema.check(db, path: path, canMigrate: !configuration.readOnly) }
+            if !configuration.readOnly {
+                try Schema.migrator.migrate(pool)
                 // DatabasePool switches the writer to WAL and `synchronous=NORMAL` after `prepareDatabase` runs, so
                 // the durability is set here, on the one writer connection, once the pool exists.
                 let synchronous = configuration.durability == .full ? "FULL" : "NORMAL"

@@ -25,10 +25,9 @@ public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
         public static let notWritable = Code(rawValue: "not_writable")
         /// The file cannot be opened: missing (in read-only mode), a missing directory, or not a database.
         public static let cannotOpen = Code(rawValue: "cannot_open")
-        /// The file was migrated by a newer Waybill; this binary must not write it.
-        public static let schemaTooNew = Code(rawValue: "schema_too_new")
-        /// The file lacks migrations this binary needs, and it was opened read-only so they cannot run.
-        public static let schemaOutdated = Code(rawValue: "schema_outdated")
+        /// The file's schema version is not the one this binary uses: a newer Waybill migrated it, or a read-only
+        /// open finds migrations missing (or no Waybill schema at all). The message names both versions.
+        public static let schemaMismatch = Code(rawValue: "store.schema_mismatch")
         /// The file or a saga's state blob is damaged.
         public static let corruptState = Code(rawValue: "corrupt_state")
         /// The disk is full.

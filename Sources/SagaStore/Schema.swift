@@ -90,4 +90,63 @@ enum Schema {
         }
         return migrator
     }
+
+    /// The migrations this binary knows, oldest first; the schema version is their count.
+    static var knownMigrations: [String] { migrator.migrations }
+
+    /// Where a file's schema stands against this binary's.
+    enum Standing: Equatable {
+        /// Every migration the file has is known, and none is missing.
+        case current
+        /// Known migrations are missing (a new file, or one written by an older Waybill).
+        case behind
+        /// The file has migrations this binary does not know: a newer Waybill wrote it.
+        case ahead
+    }
+
+    /// Reads the file's applied migrations and compares them with ``knownMigrations``.
+    static func standing(_ db: Database) throws -> (Standing, applied: [String]) {
+        guard try db.tableExists("grdb_migrations") else { return (.behind, []) }
+        let applied = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+        let known = knownMigrations
+        if applied.contains(where: { !known.contains($0) }) { return (.ahead, applied) }
+        return (applied.count == known.count ? .current : .behind, applied)
+    }
+
+    /// `version N ('identifier')` for a list of applied migrations, in the order this binary registers them (an
+    /// unknown identifier sorts last).
+    static func describe(_ applied: [String]) -> String {
+        guard !applied.isEmpty else { return "no Waybill schema" }
+        let known = knownMigrations
+        let last = applied.max { (known.firstIndex(of: $0) ?? Int.max) < (known.firstIndex(of: $1) ?? Int.max) }
+        return "schema version \(applied.count) ('\(last ?? "")')"
+    }
+
+    /// Throws ``SagaStoreError/Code/schemaMismatch`` unless the file's schema is one this binary may use: a writer
+    /// migrates a file that is behind, so only `ahead` stops it; a reader cannot migrate, so it needs `current`.
+    /// The message names both versions.
+    static func check(_ db: Database, path: String, canMigrate: Bool) throws {
+        let (standing, applied) = try standing(db)
+        let known = knownMigrations
+        let mine = "schema version \(known.count) ('\(known.last ?? "")')"
+        switch standing {
+        case .current:
+            return
+        case .ahead:
+            throw SagaStoreError(
+                .schemaMismatch,
+                "\(path) has \(describe(applied)), written by a newer Waybill; this binary knows \(mine). Run the "
+                    + "Waybill version that wrote the file (an older binary must never write it).")
+        case .behind where !canMigrate:
+            throw SagaStoreError(
+                .schemaMismatch,
+                applied.isEmpty
+                    ? "\(path) is not a Waybill store (it has no Waybill schema; this binary expects \(mine)). Check "
+                        + "the path, or start a worker on it once to create the tables."
+                    : "\(path) has \(describe(applied)); this binary expects \(mine). Start a worker of this "
+                        + "version on it once to migrate it, or use the waybill binary that matches the worker.")
+        case .behind:
+            return
+        }
+    }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -44,7 +43,7 @@ enum OperationsBenchmark {
 
         let mapSize: Int64 = ProcessInfo.processInfo.environment["WAYBILL_BENCH_MMAP"] == nil ? 0 : 1 << 32
         let openStart = ContinuousClock.now
-        let first = try OperationsDatabase(path: path, memoryMapSize: mapSize)
+        let first = try SagaInspector(path: path, memoryMapSize: mapSize)
         report +=
             "operations: open read-only + schema check \(millis(ContinuousClock.now - openStart)) ms"
             + " (mmap \(mapSize > 0 ? "on" : "off"))\n"
@@ -55,8 +54,8 @@ enum OperationsBenchmark {
             ?? SagaKey(workflow: "order-fulfillment", id: "o-1")
         let busy = try first.list(filtered { $0.statuses = [.running] }, now: now).rows.first?.key ?? probe
 
-        var cases: [(name: String, target: Bool, body: (OperationsDatabase) throws -> Int)] = []
-        func add(_ name: String, target: Bool = true, _ body: @escaping (OperationsDatabase) throws -> Int) {
+        var cases: [(name: String, target: Bool, body: (SagaInspector) throws -> Int)] = []
+        func add(_ name: String, target: Bool = true, _ body: @escaping (SagaInspector) throws -> Int) {
             cases.append((name, target, body))
         }
         func list(_ name: String, _ change: (inout SagaFilter) -> Void) {
@@ -149,7 +148,7 @@ enum OperationsBenchmark {
             var size = 0
             for _ in 0..<repeats {
                 let start = ContinuousClock.now
-                let database = try OperationsDatabase(path: path, memoryMapSize: mapSize)
+                let database = try SagaInspector(path: path, memoryMapSize: mapSize)
                 size = try body(database)
                 times.append(millisDouble(ContinuousClock.now - start))
             }
@@ -184,9 +183,9 @@ enum OperationsBenchmark {
                 }, .running
             ),
         ] {
-            let (sql, arguments) = OperationsDatabase.explainableListSQL(
-                filter: filter, status: status, now: now, workflows: ["order-fulfillment", "returns"])
-            let plan = try first.explain(sql, arguments: arguments)
+            let plan = try first.reader.read("explaining a listing") { snapshot in
+                try snapshot.queryPlan(for: filter.query(now: now), status: status)
+            }
             report += "  \(name): \(plan.joined(separator: "; "))\n"
         }
         return report

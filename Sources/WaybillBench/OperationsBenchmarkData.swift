@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -77,14 +76,8 @@ enum BenchmarkData {
             name: "order-fulfillment", version: 1, source: workflowYAML, at: now.adding(milliseconds: -40 * 86_400_000))
         _ = try store.saveDefinition(
             name: "returns", version: 1, source: returnsYAML, at: now.adding(milliseconds: -40 * 86_400_000))
-        try store.close()
         let kinds = try templates(definition: definition, hash: hash)
 
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = OFF")
-        }
-        let queue = try DatabaseQueue(path: path, configuration: configuration)
         var generator = SplitMix(seed: 42)
         var counts: [String: Int] = [:]
         // A worker inserts a saga's row when it starts: write rows in start order, as a real file has them.
@@ -99,75 +92,44 @@ enum BenchmarkData {
             plan.append((number, kindIndex, target, target - age))
         }
         plan.sort { ($0.startedAt, $0.number) < ($1.startedAt, $1.number) }
-        let batch = 50_000
-        var index = 0
-        while index < sagas {
-            let end = min(sagas, index + batch)
-            try queue.inTransaction(.immediate) { db in
-                let insertSaga = try db.makeStatement(
-                    sql: """
-                        INSERT INTO sagas (workflow, saga_id, definition_hash, version, status, current_step, owner,
-                                           started_at, updated_at, failure_code, state)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """)
-                let insertJournal = try db.makeStatement(
-                    sql:
-                        "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                )
-                let insertTimer = try db.makeStatement(
-                    sql: "INSERT INTO timers (workflow, saga_id, timer_id, kind, due_at) VALUES (?, ?, ?, ?, ?)")
-                for entry in plan[index..<end] {
-                    let kind = kinds[entry.kind]
-                    let number = entry.number
-                    counts[kind.name, default: 0] += 1
-                    let target = entry.updatedAt
-                    var instance = kind.template
-                    let id = "o-\(number + 1)"
-                    instance.key = SagaKey(workflow: "order-fulfillment", id: id)
-                    instance.shift(by: target - instance.updatedAt.milliseconds)
-                    let owner = "w\(number % 4 + 1)"
-                    insertSaga.setUncheckedArguments([
-                        "order-fulfillment", id, hash, 1, instance.status.rawValue, kind.currentStep, owner,
-                        instance.startedAt.milliseconds, instance.updatedAt.milliseconds, instance.failure?.error.code,
-                        Data(SagaStateFormat.encode(instance)),
-                    ])
-                    try insertSaga.execute()
-                    let started = instance.startedAt.milliseconds
-                    let journal: [(Int64, String, String?, String)] = [
-                        (
-                            started, "start", nil,
-                            "started order-fulfillment v1 (definition \(hash.prefix(12))) → running; sent 1 command"
-                        ),
-                        (
-                            started + 800, "reply", "accept",
-                            "reply ok for accept → running; sent 1 command, published order.accepted"
-                        ),
-                        (started + 1_600, "reply", "reserve", "reply ok for reserve → running; sent 2 commands"),
-                        (
-                            instance.updatedAt.milliseconds, "reply", kind.currentStep,
-                            "reply for \(kind.currentStep ?? "invoice") → \(instance.status.rawValue)"
-                        ),
-                    ]
-                    for (at, what, step, detail) in journal {
-                        insertJournal.setUncheckedArguments(["order-fulfillment", id, at, what, step, nil, detail])
-                        try insertJournal.execute()
-                    }
-                    for step in instance.steps {
-                        for branch in step.branches {
-                            guard let timer = branch.timer else { continue }
-                            insertTimer.setUncheckedArguments([
-                                "order-fulfillment", id, timer.id, timer.kind.rawValue, timer.dueAt.milliseconds,
-                            ])
-                            try insertTimer.execute()
-                        }
-                    }
-                }
-                return .commit
+        // Written through the store's own commit, in large batches, so the file is exactly what a worker writes.
+        var changes: [SagaChange] = []
+        changes.reserveCapacity(10_000)
+        for entry in plan {
+            let kind = kinds[entry.kind]
+            let number = entry.number
+            counts[kind.name, default: 0] += 1
+            var instance = kind.template
+            let id = "o-\(number + 1)"
+            instance.key = SagaKey(workflow: "order-fulfillment", id: id)
+            instance.shift(by: entry.updatedAt - instance.updatedAt.milliseconds)
+            let started = instance.startedAt
+            let journal = [
+                JournalEntry(
+                    at: started, kind: .start,
+                    detail: "started order-fulfillment v1 (definition \(hash.prefix(12))) → running; sent 1 command"),
+                JournalEntry(
+                    at: started.adding(milliseconds: 800), kind: .reply, step: "accept",
+                    detail: "reply ok for accept → running; sent 1 command, published order.accepted"),
+                JournalEntry(
+                    at: started.adding(milliseconds: 1_600), kind: .reply, step: "reserve",
+                    detail: "reply ok for reserve → running; sent 2 commands"),
+                JournalEntry(
+                    at: instance.updatedAt, kind: .reply, step: kind.currentStep,
+                    detail: "reply for \(kind.currentStep ?? "invoice") → \(instance.status.rawValue)"),
+            ]
+            let timers = instance.steps.flatMap { step in step.branches.compactMap(\.timer) }
+            changes.append(
+                SagaChange(
+                    key: instance.key, at: instance.updatedAt, instance: instance, currentStep: kind.currentStep,
+                    owner: "w\(number % 4 + 1)", journal: journal, scheduleTimers: timers))
+            if changes.count == 10_000 {
+                try store.commit(changes)
+                changes.removeAll(keepingCapacity: true)
             }
-            index = end
         }
-        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-        try queue.close()
+        try store.commit(changes)
+        try store.close()
         return kinds.map { "\($0.name) \(counts[$0.name] ?? 0)" }.joined(separator: ", ")
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SagaEngine
+import SagaStore
 import WaybillOperations
 
 /// `waybill sagas ...`: find why an order is stuck and repair it.
@@ -112,7 +113,7 @@ struct SagasShowCommand: ParsableCommand {
 /// Loading what `show` needs.
 enum SagaShow {
     static func detail(
-        _ database: OperationsDatabase, reference: SagaReference, journal: Int, now: Timestamp,
+        _ database: SagaInspector, reference: SagaReference, journal: Int, now: Timestamp,
         policy: StuckPolicy = StuckPolicy()
     ) throws(OperationsError) -> SagaDetail {
         let key = try database.resolve(reference)

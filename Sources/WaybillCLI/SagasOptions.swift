@@ -26,9 +26,9 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// Opens the file read-only.
-    func open() throws(OperationsError) -> OperationsDatabase {
-        if let db { return try OperationsDatabase(path: db) }
-        return try OperationsDatabase(path: try workerConfiguration().resolvedDatabasePath)
+    func open() throws(OperationsError) -> SagaInspector {
+        if let db { return try SagaInspector(path: db) }
+        return try SagaInspector(path: try workerConfiguration().resolvedDatabasePath)
     }
 }
 

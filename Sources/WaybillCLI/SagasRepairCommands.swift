@@ -3,7 +3,7 @@ import Foundation
 import SagaEngine
 import WaybillDefinition
 import WaybillOperations
-import WaybillWorker
+import WaybillWire
 
 /// The options every repair takes: who, why, and how (one saga, or `--where` filters in bulk).
 struct RepairOptions: ParsableArguments {
@@ -87,7 +87,7 @@ struct RepairFlow {
         }
     }
 
-    private func single(_ request: RepairRequest, database: OperationsDatabase, now: Timestamp) async throws {
+    private func single(_ request: RepairRequest, database: SagaInspector, now: Timestamp) async throws {
         guard let saga else {
             throw OperationsError(
                 .badArgument, "name the saga (ID or workflow/ID), or use --where with filters for a bulk repair")
@@ -131,7 +131,7 @@ struct RepairFlow {
         }
     }
 
-    private func bulk(_ request: RepairRequest, database: OperationsDatabase, now: Timestamp) async throws {
+    private func bulk(_ request: RepairRequest, database: SagaInspector, now: Timestamp) async throws {
         if let saga {
             throw OperationsError(.badArgument, "--where selects sagas by filters; drop '\(saga)' or drop --where")
         }

@@ -11,7 +11,7 @@ struct Waybill: AsyncParsableCommand {
             """,
         subcommands: [
             ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, DLQCommand.self,
-            DemoCommand.self, BenchCommand.self,
+            DemoForwardCommand.self, BenchForwardCommand.self,
         ]
     )
 }

@@ -3,6 +3,7 @@ import Logging
 import SagaEngine
 import WaybillDefinition
 import WaybillSimulator
+import WaybillWire
 import WaybillWorker
 
 /// Everything `waybill demo` can be told. Every field has a default.
@@ -110,7 +111,7 @@ public enum DemoRunner {
                 let id = "o-" + String(repeating: "0", count: max(0, 6 - String(index).count)) + String(index)
                 let body = JSONText.encodeBytes(
                     catalogue.order(id: id, lines: 1...6, quantity: 1...4, seed: options.seed))
-                let sagaId = try WireFormat.start(body, definition: stage.workflow).sagaId
+                let sagaId = try WireMessages.start(body, definition: stage.workflow).sagaId
                 return (sagaId: sagaId, body: body)
             }
             let feed = OrderFeed(

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import WaybillDefinition
+import WaybillWire
 import WaybillWorker
 
 /// The benchmark's memory run: a `waybill worker` child process takes `memorySagas` orders whose first command
@@ -136,7 +137,7 @@ struct MemoryProbe {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for try await delivery in consumer {
-                    if let saga = delivery.properties.headers[WireFormat.Header.sagaId]?.stringValue {
+                    if let saga = delivery.properties.headers[WireHeader.sagaId]?.stringValue {
                         started.insert(saga)
                     }
                     client.ack(delivery.deliveryTag, multiple: true)

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import WaybillDefinition
 import WaybillSimulator
+import WaybillWire
 import WaybillWorker
 
 /// Where the simulated participants listen and how they answer on the wire.
@@ -215,9 +216,9 @@ public final class ParticipantService: Service, Sendable {
         }
         return SimulatedCommand(
             routingKey: delivery.routingKey, messageId: delivery.properties.messageID ?? "",
-            idempotencyKey: text(WireFormat.Header.idempotencyKey),
-            action: SimulatedCommand.Action(rawValue: text(WireFormat.Header.action)) ?? .do,
-            sagaId: text(WireFormat.Header.sagaId), attempt: Int(text(WireFormat.Header.attempt)) ?? 1, body: body)
+            idempotencyKey: text(WireHeader.idempotencyKey),
+            action: SimulatedCommand.Action(rawValue: text(WireHeader.action)) ?? .do,
+            sagaId: text(WireHeader.sagaId), attempt: Int(text(WireHeader.attempt)) ?? 1, body: body)
     }
 
     /// The reply to `delivery`: persistent JSON to the default exchange, routing key `replyTo`, the command's

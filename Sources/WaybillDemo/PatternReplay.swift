@@ -2,6 +2,7 @@ import AMQPTransport
 import Foundation
 import Logging
 import WaybillDefinition
+import WaybillWire
 import WaybillWorker
 
 /// The benchmark's pattern ceiling: the messages the worker exchanges for one order-fulfillment saga with one
@@ -140,7 +141,7 @@ final class PatternReplay: Sendable {
                 }
                 var properties = delivery.properties
                 properties.persistent = true
-                properties.headers[WireFormat.Header.sagaId] = .string(id)
+                properties.headers[WireHeader.sagaId] = .string(id)
                 outgoing.append(
                     OutboundMessage(
                         exchange: names.partitionExchange, routingKey: id, body: delivery.body, mandatory: true,
@@ -154,7 +155,7 @@ final class PatternReplay: Sendable {
                 sagas[id] = saga
             case .reply:
                 guard let correlation = delivery.properties.correlationID,
-                    let key = WireFormat.sagaKey(fromMessageId: correlation), var saga = sagas[key.id],
+                    let key = WireMessages.sagaKey(fromMessageId: correlation), var saga = sagas[key.id],
                     let reply = try? JSONText.decode(delivery.body), reply["status"] == "ok"
                 else { continue }
                 let output = reply["output"] ?? .null
@@ -220,12 +221,12 @@ final class PatternReplay: Sendable {
             properties: MessageProperties(
                 contentType: "application/json",
                 headers: [
-                    WireFormat.Header.idempotencyKey: .string("\(saga.orderId)/\(step)"),
-                    WireFormat.Header.sagaId: .string(saga.orderId),
-                    WireFormat.Header.workflow: .string(names.workflow),
-                    WireFormat.Header.step: .string(String(step.prefix { $0 != "/" })),
-                    WireFormat.Header.action: "do",
-                    WireFormat.Header.attempt: "1",
+                    WireHeader.idempotencyKey: .string("\(saga.orderId)/\(step)"),
+                    WireHeader.sagaId: .string(saga.orderId),
+                    WireHeader.workflow: .string(names.workflow),
+                    WireHeader.step: .string(String(step.prefix { $0 != "/" })),
+                    WireHeader.action: "do",
+                    WireHeader.attempt: "1",
                 ],
                 persistent: true, correlationID: messageId, replyTo: names.replyQueue, messageID: messageId))
     }

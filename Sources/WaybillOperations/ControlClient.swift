@@ -1,7 +1,7 @@
 import AMQPTransport
 import Foundation
 import Logging
-import WaybillWorker
+import WaybillWire
 
 /// Where the broker is: the URL (never with a password in it) and the password from `WAYBILL_AMQP_PASSWORD`.
 public struct BrokerSettings: Sendable {

@@ -1,4 +1,5 @@
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// Why a saga is where it is, in one line, with the commands that would move it.

@@ -1,4 +1,5 @@
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// Builders for the `--json` documents: times are ISO-8601 UTC strings with milliseconds, durations are integer

@@ -1,4 +1,5 @@
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// `waybill sagas list`: one row per saga.

@@ -1,6 +1,7 @@
 import SagaEngine
+import SagaStore
 import WaybillDefinition
-import WaybillWorker
+import WaybillWire
 
 /// What an operator asks of one saga, before it is checked.
 public struct RepairRequest: Sendable, Hashable {

@@ -1,7 +1,7 @@
-import GRDB
 import SagaEngine
+import SagaStore
 import WaybillDefinition
-import WaybillWorker
+import WaybillWire
 
 /// A repair checked against a frozen selection of sagas, ready to send (or to print with `--dry-run`).
 public struct RepairPlan: Sendable, Hashable {
@@ -15,7 +15,7 @@ public struct RepairPlan: Sendable, Hashable {
     /// One check per selected saga, in the filter's order.
     public var checks: [RepairCheck]
 
-    /// Describes a plan (``OperationsDatabase/plan(_:records:filter:now:)`` builds it from a selection).
+    /// Describes a plan (``SagaInspector/plan(_:records:filter:now:)`` builds it from a selection).
     public init(request: RepairRequest, snapshotAt: Timestamp, filter: SagaFilter?, checks: [RepairCheck]) {
         self.request = request
         self.snapshotAt = snapshotAt
@@ -130,16 +130,7 @@ public struct RepairRun: Sendable, Hashable {
     }
 }
 
-extension OperationsDatabase {
-    /// Freezes the sagas `filter` selects (with their state) in one snapshot, in the filter's order.
-    public func snapshot(_ filter: SagaFilter, now: Timestamp) throws(OperationsError) -> [SagaRecord] {
-        try read("selecting sagas") { db in
-            let page = try Self.list(db, filter: filter, now: now)
-            let records = try Self.records(db, keys: page.rows.map(\.key))
-            return page.rows.compactMap { records[$0.key] }
-        }
-    }
-
+extension SagaInspector {
     /// Checks `request` against each of `records` (loading each definition once).
     public func plan(
         _ request: RepairRequest, records: [SagaRecord], filter: SagaFilter?, now: Timestamp
@@ -152,24 +143,12 @@ extension OperationsDatabase {
         }
         return RepairPlan(request: request, snapshotAt: now, filter: filter, checks: checks)
     }
-
-    /// The rows of `keys` now (for the check before each send and the final re-check).
-    public func rows(_ keys: [SagaKey]) throws(OperationsError) -> [SagaKey: SagaRow] {
-        try read("re-reading \(keys.count) sagas") { db in
-            var result: [SagaKey: SagaRow] = [:]
-            try Self.forEachRow(db, keys: keys, columns: Self.rowColumns) { row in
-                let sagaRow = try Self.sagaRow(row)
-                result[sagaRow.key] = sagaRow
-            }
-            return result
-        }
-    }
 }
 
 /// Sends a plan's requests, paced, and re-checks the sagas at the end.
 public struct RepairRunner: Sendable {
     /// Where rows are re-read.
-    public var database: OperationsDatabase
+    public var database: SagaInspector
     /// Where requests go.
     public var channel: any ControlChannel
     /// How long to wait for each answer.
@@ -183,7 +162,7 @@ public struct RepairRunner: Sendable {
 
     /// Describes a runner.
     public init(
-        database: OperationsDatabase, channel: any ControlChannel, timeout: Duration = .seconds(30),
+        database: SagaInspector, channel: any ControlChannel, timeout: Duration = .seconds(30),
         rate: Double? = nil,
         maxInFlight: Int = 16, now: @escaping @Sendable () -> Timestamp
     ) {

@@ -1,4 +1,5 @@
 import SagaEngine
+import SagaStore
 
 /// Which sagas `waybill sagas list` (and a bulk repair's `--where`) selects, and in which order.
 ///
@@ -28,6 +29,20 @@ public struct SagaFilter: Sendable, Hashable {
     /// Whether any filter narrows the selection (a bulk repair refuses to run without one).
     public var narrows: Bool {
         !statuses.isEmpty || workflow != nil || step != nil || stuckFor != nil || since != nil || owner != nil
+    }
+
+    /// The store query this filter means at `now` (`--stuck-for` becomes an absolute progress time).
+    public func query(now: Timestamp) -> SagaQuery {
+        var query = SagaQuery()
+        query.statuses = statuses
+        query.workflow = workflow
+        query.step = step
+        query.updatedAtOrBefore = stuckFor.map { Timestamp(milliseconds: now.milliseconds - $0.milliseconds) }
+        query.updatedAtOrAfter = since
+        query.owner = owner
+        query.limit = limit
+        query.newestFirst = newestFirst
+        return query
     }
 
     /// The filters as `waybill sagas list` flags, for output that tells the operator how to see the same rows.
@@ -97,7 +112,7 @@ public struct SagaReference: Sendable, Hashable, CustomStringConvertible {
     /// Splits `text` at its first `/` when the part before it looks like a workflow name (`[a-z0-9-]+`).
     ///
     /// A saga id that itself contains `/` can always be named as `workflow/ID`; as a bare `ID` it is also tried
-    /// whole when no workflow of that name has it (see ``OperationsDatabase/resolve(_:)``).
+    /// whole when no workflow of that name has it (see ``SagaInspector/resolve(_:)``).
     public init(parsing text: String) throws(OperationsError) {
         let trimmed = text.trimmingCharacters(in: " ")
         guard !trimmed.isEmpty else {

@@ -1,5 +1,5 @@
-import GRDB
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// `waybill sagas stats`: counts by status and by current step, the oldest saga in flight, and throughput.
@@ -58,71 +58,32 @@ public struct SagaStats: Sendable, Hashable {
     }
 }
 
-extension OperationsDatabase {
-    /// Sagas started at or after `from`.
-    ///
-    /// A worker inserts a saga's row when the saga starts and never deletes rows, so row ids follow start order and
-    /// have no gaps: a binary search over row ids for the first start at or after `from` answers in about twenty
-    /// lookups. When the row ids do have gaps (`total` differs from the largest row id), it counts the rows instead.
-    static func startedSince(_ db: Database, from: Int64, total: Int) throws -> Int {
-        let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM sagas") ?? 0
-        guard last == Int64(total) else {
-            return try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM sagas WHERE updated_at >= ? AND started_at >= ?",
-                arguments: [from, from])
-                ?? 0
-        }
-        var low: Int64 = 1
-        var high = last + 1
-        while low < high {
-            let middle = low + (high - low) / 2
-            let started = try Int64.fetchOne(
-                db, sql: "SELECT started_at FROM sagas WHERE rowid = ?", arguments: [middle])
-            if let started, started >= from {
-                high = middle
-            } else {
-                low = middle + 1
-            }
-        }
-        return Int(last - low + 1)
-    }
-
+extension SagaInspector {
     /// Takes the stats in one snapshot, from indexes: status counts from `sagas_by_status` (and the table's row
-    /// count), step counts by joining `sagas_by_status` and `sagas_by_step` on row id, completions from
-    /// `sagas_by_status`, starts by ``startedSince(_:from:total:)``. The oldest unfinished saga is picked among the 64
-    /// stored first (rows are inserted when sagas start).
+    /// count), step counts by joining `sagas_by_status` and `sagas_by_step` by row, completions from
+    /// `sagas_by_status`, starts by ``StoreSnapshot/startedCount(since:)``. The oldest unfinished saga is picked among
+    /// the 64 stored first (rows are inserted when sagas start).
     public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
-        try read("computing saga stats") { db in
+        try read("computing saga stats") { snapshot in
             // Status counts: every count but `completed` is a short index range; `completed` (usually most of the
             // file) is the b-tree's row count minus the others.
             var counts: [SagaStatus: Int] = [:]
             for status in SagaStatus.allCases where status != .completed {
-                counts[status] =
-                    try Int.fetchOne(
-                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ?", arguments: [status.rawValue])
-                    ?? 0
+                counts[status] = try snapshot.sagaCount(status: status)
             }
-            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sagas") ?? 0
+            let total = try snapshot.sagaCount()
             counts[.completed] = max(0, total - counts.values.reduce(0, +))
             let byStatus = SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) }
 
-            // Unfinished sagas by current step, from two indexes joined on row id, never visiting the rows:
-            // row id -> status from sagas_by_status, row id per (workflow, step) from sagas_by_step.
-            let live = try Self.liveRowids(db)
+            // Unfinished sagas by current step, from two indexes joined by row, never visiting the rows.
+            let unfinished = try snapshot.unfinishedStatuses()
             var steps: [SagaStats.StepCount] = []
-            var stepsOf: [String: [String]] = [:]
-            for workflow in try Self.distinctWorkflows(db) {
-                stepsOf[workflow] = try Self.distinctSteps(db, workflow: workflow)
-            }
-            for (workflow, ids) in stepsOf.sorted(by: { $0.key < $1.key }) {
-                for step in ids {
+            for workflow in try snapshot.workflowsWithSagas() {
+                for step in try snapshot.currentSteps(of: workflow) {
                     var count = SagaStats.StepCount(
                         workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
-                    let rowids = try Int64.fetchCursor(
-                        db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step = ?",
-                        arguments: [workflow, step])
-                    while let rowid = try rowids.next() {
-                        switch live[rowid] {
+                    try snapshot.forEachRow(workflow: workflow, step: step) { row in
+                        switch unfinished[row] {
                         case .running?: count.running += 1
                         case .compensating?: count.compensating += 1
                         case .suspended?: count.suspended += 1
@@ -133,36 +94,23 @@ extension OperationsDatabase {
                 }
             }
             // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
-            // row ids are read to pick the earliest start among them.
-            let firstRows = live.keys.sorted().prefix(64)
-            let oldestRow = try Self.records(db, rowids: Array(firstRows)).values.map(\.row).min {
+            // rows are read to pick the earliest start among them.
+            let firstRows = unfinished.keys.sorted().prefix(64)
+            let oldestRow = try snapshot.records(rows: Array(firstRows)).values.map(\.row).min {
                 ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
             }
 
-            let from = now.milliseconds - window.milliseconds
-            let started = try Self.startedSince(db, from: from, total: total)
+            let from = Timestamp(milliseconds: now.milliseconds - window.milliseconds)
+            let started = try snapshot.startedCount(since: from)
             var finished: [SagaStatus: Int] = [:]
             for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
-                finished[status] =
-                    try Int.fetchOne(
-                        db, sql: "SELECT COUNT(*) FROM sagas WHERE status = ? AND updated_at >= ?",
-                        arguments: [status.rawValue, from]) ?? 0
+                finished[status] = try snapshot.sagaCount(status: status, updatedAtOrAfter: from)
             }
             let bucket = max(60_000, window.milliseconds / 15)
             let bucketCount = Int((window.milliseconds + bucket - 1) / bucket)
-            let firstBucketStart = now.milliseconds - Int64(bucketCount) * bucket
-            var perBucket = Array(repeating: 0, count: bucketCount)
-            let buckets = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT (updated_at - ?) / ?, COUNT(*) FROM sagas
-                    WHERE status = 'completed' AND updated_at > ? AND updated_at <= ? GROUP BY 1
-                    """,
-                arguments: [firstBucketStart + 1, bucket, firstBucketStart, now.milliseconds])
-            while let row = try buckets.next() {
-                let index: Int = row[0]
-                if index >= 0, index < perBucket.count { perBucket[index] = row[1] }
-            }
+            let perBucket = try snapshot.completedPerBucket(
+                after: Timestamp(milliseconds: now.milliseconds - Int64(bucketCount) * bucket),
+                bucket: .milliseconds(bucket), count: bucketCount)
             let bySteps = steps.sorted {
                 ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
             }

@@ -1,5 +1,5 @@
-import GRDB
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// `waybill sagas stuck`: every non-terminal saga in one ``StuckClass``, with a count and the oldest of each class,
@@ -42,7 +42,7 @@ public struct StuckReport: Sendable, Hashable {
     public var stuck: Int { summaries.filter(\.stuckClass.isStuck).reduce(0) { $0 + $1.count } }
 }
 
-extension OperationsDatabase {
+extension SagaInspector {
     /// Classifies every non-terminal saga at `now` in one snapshot, from indexes only (see ``StuckClassifier``):
     ///
     /// - `sagas_by_status` gives each running and compensating saga's row id and last progress, the count and order
@@ -57,60 +57,44 @@ extension OperationsDatabase {
     )
         throws(OperationsError) -> StuckReport
     {
-        try read("classifying stuck sagas") { db in
-            try Self.stuckReport(db, database: self, now: now, policy: policy, only: only, limit: limit)
+        try read("classifying stuck sagas") { snapshot in
+            try stuckReport(snapshot, now: now, policy: policy, only: only, limit: limit)
         }
     }
 
-    /// A saga's place in a class, by row id: enough to count and order without its key or state.
+    /// A saga's place in a class, by row: enough to count and order without its key or state.
     private struct Entry: Hashable {
-        var rowid: Int64
+        var rowid: SagaRowNumber
         var updatedAt: Int64
     }
 
-    private static func stuckReport(
-        _ db: Database, database: OperationsDatabase, now: Timestamp, policy: StuckPolicy, only: StuckClass?,
-        limit: Int
+    private func stuckReport(
+        _ snapshot: StoreSnapshot, now: Timestamp, policy: StuckPolicy, only: StuckClass?, limit: Int
     ) throws -> StuckReport {
         let overdue = now.milliseconds - policy.grace.milliseconds
         let idleBefore = now.milliseconds - policy.noProgressAfter.milliseconds
 
-        // Row id -> (compensating?, last progress) of every running and compensating saga.
-        let expected =
-            try Int.fetchOne(
-                db, sql: "SELECT COUNT(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
-        var live: [Int64: (compensating: Bool, updatedAt: Int64)] = [:]
-        live.reserveCapacity(expected)
-        for status in ["running", "compensating"] {
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = ?", arguments: [status])
-            let compensating = status == "compensating"
-            while let row = try rows.next() { live[row[0]] = (compensating, row[1]) }
+        // Row -> (compensating?, last progress) of every running and compensating saga.
+        var live: [SagaRowNumber: (compensating: Bool, updatedAt: Int64)] = [:]
+        for status in [SagaStatus.running, .compensating] {
+            try snapshot.forEachActivity(status: status) { saga in
+                live[saga.row] = (status == .compensating, saga.updatedAt.milliseconds)
+            }
         }
         var suspended: [Entry] = []
-        let suspendedRows = try Row.fetchCursor(
-            db, sql: "SELECT rowid, updated_at FROM sagas WHERE status = 'suspended'")
-        while let row = try suspendedRows.next() { suspended.append(Entry(rowid: row[0], updatedAt: row[1])) }
+        try snapshot.forEachActivity(status: .suspended) { saga in
+            suspended.append(Entry(rowid: saga.row, updatedAt: saga.updatedAt.milliseconds))
+        }
         let active = live.count + suspended.count
         var members: [StuckClass: [Entry]] = [.suspended: suspended]
 
-        // Sagas with a retry timer or an overdue timer: what their timers say, by row id.
-        var timers: [Int64: StuckClassifier.TimerFlags] = [:]
-        let timerRows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT s.rowid, t.kind = 'retry', t.due_at
-                FROM timers t JOIN sagas s ON s.workflow = t.workflow AND s.saga_id = t.saga_id
-                WHERE t.kind = 'retry' OR t.due_at < ?
-                """,
-            arguments: [overdue])
-        while let row = try timerRows.next() {
-            let rowid: Int64 = row[0]
-            let isRetry: Bool = row[1]
-            timers[rowid, default: StuckClassifier.TimerFlags()].add(
-                isRetry ? .retry : .replyTimeout, dueAt: row[2], overdueBefore: overdue)
+        // Sagas with a retry timer or an overdue timer: what their timers say, by row.
+        var timers: [SagaRowNumber: StuckClassifier.TimerFlags] = [:]
+        for signal in try snapshot.timerSignals(retryOrDueBefore: Timestamp(milliseconds: overdue)) {
+            timers[signal.row, default: StuckClassifier.TimerFlags()].add(
+                signal.kind, dueAt: signal.dueAt.milliseconds, overdueBefore: overdue)
         }
-        var classified = Set<Int64>(minimumCapacity: timers.count)
+        var classified = Set<SagaRowNumber>(minimumCapacity: timers.count)
         for (rowid, flags) in timers {
             guard let saga = live[rowid],
                 let stuckClass = StuckClassifier.classify(
@@ -149,11 +133,11 @@ extension OperationsDatabase {
                 boundary = sorted[min(count, sorted.count) - 1]
             }
             let chosen = entries.filter { $0.updatedAt <= boundary }.map(\.rowid)
-            let loaded = try records(db, rowids: chosen).values.sorted { SagaRow.precedes($0.row, $1.row) }
+            let loaded = try snapshot.records(rows: chosen).values.sorted { SagaRow.precedes($0.row, $1.row) }
             return Array(loaded.prefix(count))
         }
         func diagnose(_ record: SagaRecord) throws -> StuckReport.Member {
-            let definition = try? database.loadDefinition(db, hash: record.row.definitionHash)
+            let definition = try? loadDefinition(snapshot, hash: record.row.definitionHash)
             return StuckReport.Member(
                 row: record.row,
                 diagnosis: Diagnosis(record: record, definition: definition ?? nil, now: now, policy: policy))

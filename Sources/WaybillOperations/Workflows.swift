@@ -1,5 +1,5 @@
-import GRDB
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// A stored workflow version with how many unfinished sagas run on it.
@@ -34,14 +34,14 @@ public struct WorkflowDetail: Sendable, Hashable {
     public var otherVersions: [WorkflowVersion]
 }
 
-extension OperationsDatabase {
+extension SagaInspector {
     /// Every stored definition with its unfinished sagas, by name, version and first sighting.
     ///
     /// A workflow with one stored definition is counted from the indexes alone; one with several (a new version
     /// rolled out while old sagas run) reads the `definition_hash` of its unfinished sagas.
     public func workflowVersions() throws(OperationsError) -> [WorkflowVersion] {
         let records = try definitionRecords()
-        let usage = try read("counting sagas per definition") { db in try Self.usage(db, records: records) }
+        let usage = try read("counting sagas per definition") { snapshot in try Self.usage(snapshot, records: records) }
         var perVersion: [String: Int] = [:]
         for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
         return records.map { record in
@@ -76,21 +76,18 @@ extension OperationsDatabase {
     }
 
     /// Where the unfinished sagas of each stored definition are, by hash.
-    static func usage(_ db: Database, records: [DefinitionRecord]) throws -> [String: DefinitionUsage] {
-        let live = try liveRowids(db)
+    static func usage(_ snapshot: StoreSnapshot, records: [DefinitionRecord]) throws -> [String: DefinitionUsage] {
+        let unfinished = try snapshot.unfinishedStatuses()
         var hashesOf: [String: [String]] = [:]
         for record in records { hashesOf[record.name, default: []].append(record.hash) }
         var usage: [String: DefinitionUsage] = [:]
-        for workflow in try distinctWorkflows(db) {
+        for workflow in try snapshot.workflowsWithSagas() {
             let hashes = hashesOf[workflow] ?? []
             if hashes.count == 1 {
                 var entry = DefinitionUsage()
-                for step in try distinctSteps(db, workflow: workflow) {
+                for step in try snapshot.currentSteps(of: workflow) {
                     var counts = StatusCounts()
-                    let rowids = try Int64.fetchCursor(
-                        db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step = ?",
-                        arguments: [workflow, step])
-                    while let rowid = try rowids.next() { counts.add(live[rowid]) }
+                    try snapshot.forEachRow(workflow: workflow, step: step) { counts.add(unfinished[$0]) }
                     entry.bySteps[step] = counts
                     entry.totals.running += counts.running
                     entry.totals.compensating += counts.compensating
@@ -100,25 +97,16 @@ extension OperationsDatabase {
                 continue
             }
             // Several definitions: read the hash of each unfinished saga of this workflow.
-            let mine = try Int64.fetchAll(
-                db, sql: "SELECT rowid FROM sagas WHERE workflow = ? AND current_step IS NOT NULL",
-                arguments: [workflow]
-            ).filter { live[$0] != nil }
-            var start = 0
-            while start < mine.count {
-                let chunk = mine[start..<min(start + 400, mine.count)]
-                start += 400
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-                let rows = try Row.fetchCursor(
-                    db, sql: "SELECT rowid, definition_hash, current_step FROM sagas WHERE rowid IN (\(marks))",
-                    arguments: StatementArguments(Array(chunk)))
-                while let row = try rows.next() {
-                    let rowid: Int64 = row[0]
-                    let hash: String = row[1]
-                    let step: String = row[2] ?? "-"
-                    usage[hash, default: DefinitionUsage()].totals.add(live[rowid])
-                    usage[hash, default: DefinitionUsage()].bySteps[step, default: StatusCounts()].add(live[rowid])
-                }
+            var mine: [SagaRowNumber] = []
+            try snapshot.forEachRow(workflow: workflow, step: nil) { row in
+                if unfinished[row] != nil { mine.append(row) }
+            }
+            for placement in try snapshot.placements(of: mine) {
+                let status = unfinished[placement.row]
+                let step = placement.currentStep ?? "-"
+                usage[placement.definitionHash, default: DefinitionUsage()].totals.add(status)
+                usage[placement.definitionHash, default: DefinitionUsage()].bySteps[step, default: StatusCounts()].add(
+                    status)
             }
         }
         return usage
@@ -128,7 +116,7 @@ extension OperationsDatabase {
     /// text of that version), or a hash prefix of at least 6 hex digits.
     public func workflowDetail(_ reference: String) throws(OperationsError) -> WorkflowDetail {
         let records = try definitionRecords()
-        let usage = try read("counting sagas per definition") { db in try Self.usage(db, records: records) }
+        let usage = try read("counting sagas per definition") { snapshot in try Self.usage(snapshot, records: records) }
         var perVersion: [String: Int] = [:]
         for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
         let versions = records.map { record in

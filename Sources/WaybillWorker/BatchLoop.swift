@@ -5,6 +5,7 @@ import SagaEngine
 import SagaStore
 import Synchronization
 import WaybillDefinition
+import WaybillWire
 
 /// The worker's hot loop body: one batch of inputs → transitions → one commit → one confirmed publish → acks.
 ///
@@ -88,7 +89,7 @@ final class BatchLoop: Sendable {
             case .tick:
                 ticked = true
             case .returned(let messageId):
-                if let key = WireFormat.sagaKey(fromMessageId: messageId) {
+                if let key = WireMessages.sagaKey(fromMessageId: messageId) {
                     items.append(Item(key: key, event: .commandReturned(messageId: messageId)))
                 }
             case .delivery(let source, let delivery):
@@ -171,7 +172,7 @@ final class BatchLoop: Sendable {
                 "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"
             // A reply for one of our sagas is journaled there, like an unreadable reply; anything else is refused.
             if case .reply = source, let correlationId = delivery.properties.correlationID,
-                let key = WireFormat.sagaKey(fromMessageId: correlationId)
+                let key = WireMessages.sagaKey(fromMessageId: correlationId)
             {
                 malformed.append(MalformedReply(key: key, reason: reason, delivery: delivery))
             } else {
@@ -183,10 +184,10 @@ final class BatchLoop: Sendable {
         case .router(let workflow):
             guard let entry = registry.current[workflow] else { return }
             do {
-                let start = try WireFormat.start(delivery.body, definition: entry.definition)
+                let start = try WireMessages.start(delivery.body, definition: entry.definition)
                 var properties = delivery.properties
                 properties.persistent = true
-                properties.headers[WireFormat.Header.sagaId] = .string(start.sagaId)
+                properties.headers[WireHeader.sagaId] = .string(start.sagaId)
                 relays.append(
                     Relay(
                         message: OutboundMessage(
@@ -199,7 +200,7 @@ final class BatchLoop: Sendable {
         case .start(let workflow):
             guard let entry = registry.current[workflow] else { return }
             do {
-                let start = try WireFormat.start(delivery.body, definition: entry.definition)
+                let start = try WireMessages.start(delivery.body, definition: entry.definition)
                 items.append(
                     Item(
                         key: SagaKey(workflow: workflow, id: start.sagaId), event: .start(input: start.input),
@@ -212,13 +213,13 @@ final class BatchLoop: Sendable {
             }
         case .reply:
             guard let correlationId = delivery.properties.correlationID,
-                let key = WireFormat.sagaKey(fromMessageId: correlationId)
+                let key = WireMessages.sagaKey(fromMessageId: correlationId)
             else {
                 relays.append(deadLetter(delivery, source: source, reason: "reply without a Waybill correlation_id"))
                 return
             }
             do {
-                let outcome = try WireFormat.reply(delivery.body)
+                let outcome = try WireMessages.reply(delivery.body)
                 items.append(
                     Item(
                         key: key, event: .reply(correlationId: correlationId, outcome: outcome),
@@ -447,7 +448,7 @@ final class BatchLoop: Sendable {
     private func deadLetter(_ delivery: InboundDelivery, source: WorkerInput.Source, reason: String) -> Relay {
         var properties = delivery.properties
         properties.persistent = true
-        properties.headers[WireFormat.Header.error] = .string(reason)
+        properties.headers[WireHeader.error] = .string(reason)
         properties.headers["x-waybill-source"] = .string(Self.name(of: source))
         properties.headers["x-waybill-routing-key"] = .string(delivery.routingKey)
         properties.headers["x-waybill-exchange"] = .string(delivery.exchange)

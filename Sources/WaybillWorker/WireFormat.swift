@@ -2,10 +2,10 @@ import Foundation
 import SagaEngine
 import SagaStore
 import WaybillDefinition
+import WaybillWire
 
-/// SPEC §2 on the wire: how commands and milestone events are encoded, and how start messages and replies are read.
-///
-/// This is the only place that knows header names and body shapes, so participants, tests and the relay agree.
+/// How the worker writes commands and milestone events (docs/wire.md): the outbox messages of a transition. What
+/// both sides of the wire must agree on (header names, content types, reading starts and replies) is in WaybillWire.
 public struct WireFormat: Sendable {
     /// The topic exchange commands are published to.
     public var commandsExchange: String
@@ -18,18 +18,6 @@ public struct WireFormat: Sendable {
         self.commandsExchange = commandsExchange
         self.eventsExchange = eventsExchange
         self.replyQueue = replyQueue
-    }
-
-    /// Header names of SPEC §2.
-    public enum Header {
-        public static let idempotencyKey = "idempotency-key"
-        public static let sagaId = "waybill-saga-id"
-        public static let workflow = "waybill-workflow"
-        public static let step = "waybill-step"
-        public static let action = "waybill-action"
-        public static let attempt = "waybill-attempt"
-        /// On dead-lettered messages: why the worker refused it.
-        public static let error = "x-waybill-error"
     }
 
     /// The outbox messages for a transition's send and publish actions, in action order.
@@ -52,14 +40,14 @@ public struct WireFormat: Sendable {
     public func command(_ command: CommandMessage, of instance: SagaInstance) -> OutboxMessage {
         OutboxMessage(
             messageId: command.messageId, exchange: commandsExchange, routingKey: command.routingKey,
-            contentType: "application/json", correlationId: command.messageId, replyTo: replyQueue,
+            contentType: WireContentType.json, correlationId: command.messageId, replyTo: replyQueue,
             headers: [
-                Header.idempotencyKey: command.idempotencyKey,
-                Header.sagaId: instance.key.id,
-                Header.workflow: instance.key.workflow,
-                Header.step: command.step,
-                Header.action: command.kind.rawValue,
-                Header.attempt: String(command.attempt),
+                WireHeader.idempotencyKey: command.idempotencyKey,
+                WireHeader.sagaId: instance.key.id,
+                WireHeader.workflow: instance.key.workflow,
+                WireHeader.step: command.step,
+                WireHeader.action: command.kind.rawValue,
+                WireHeader.attempt: String(command.attempt),
             ],
             body: JSONText.encodeBytes(command.body), mandatory: true)
     }
@@ -86,7 +74,7 @@ public struct WireFormat: Sendable {
         ]
         return OutboxMessage(
             messageId: event.eventId, exchange: eventsExchange, routingKey: event.name,
-            contentType: "application/cloudevents+json", headers: [:], body: JSONText.encodeBytes(body))
+            contentType: WireContentType.cloudEvents, headers: [:], body: JSONText.encodeBytes(body))
     }
 
     /// `2026-11-25T17:20:50.123Z`.
@@ -102,94 +90,5 @@ public struct WireFormat: Sendable {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
-    }
-
-    // MARK: - Reading
-
-    /// Why an incoming message cannot be used; the text goes to the `x-waybill-error` header or the journal.
-    public struct Refusal: Error, Sendable, Hashable, CustomStringConvertible {
-        public var reason: String
-
-        public init(_ reason: String) {
-            self.reason = reason
-        }
-
-        public var description: String { reason }
-    }
-
-    /// Parses a start message body and evaluates the workflow's saga id.
-    public static func start(
-        _ body: some Collection<UInt8>, definition: WorkflowDefinition
-    ) throws(Refusal) -> (
-        sagaId: String, input: JSONValue
-    ) {
-        let input: JSONValue
-        do {
-            input = try JSONText.decode(body)
-        } catch {
-            throw Refusal("start message is not JSON: \(error)")
-        }
-        guard case .object = input else {
-            throw Refusal("start message must be a JSON object, got \(input.typeName)")
-        }
-        let sagaId: String
-        do {
-            sagaId = try definition.trigger.sagaId.evaluateString(
-                in: EvaluationScope(input: input, sagaId: "", workflow: definition.name))
-        } catch {
-            throw Refusal("start message has no saga id: \(error)")
-        }
-        guard !sagaId.isEmpty else { throw Refusal("start message has an empty saga id") }
-        let limit = maxSagaIdBytes(workflow: definition.name)
-        guard sagaId.utf8.count <= limit else {
-            throw Refusal(
-                "start message has a saga id of \(sagaId.utf8.count) bytes; workflow \(definition.name) allows at most "
-                    + "\(limit), because message ids (<workflow>/<saga id>/m<n>) and routing keys are AMQP short "
-                    + "strings of at most 255 bytes")
-        }
-        return (sagaId, input)
-    }
-
-    /// The longest saga id (in UTF-8 bytes) whose minted ids, `<workflow>/<saga id>/<letter><sequence>`, fit the
-    /// 255-byte AMQP short strings they travel in (`message_id`, `correlation_id`); 20 bytes are kept for the letter
-    /// and the sequence number.
-    public static func maxSagaIdBytes(workflow: String) -> Int {
-        255 - workflow.utf8.count - 2 - 20
-    }
-
-    /// Parses a reply body: `{"status":"ok","output":...}` or `{"status":"error","code":...,"retryable":...}`.
-    public static func reply(_ body: some Collection<UInt8>) throws(Refusal) -> ReplyOutcome {
-        let value: JSONValue
-        do {
-            value = try JSONText.decode(body)
-        } catch {
-            throw Refusal("reply is not JSON: \(error)")
-        }
-        switch value["status"]?.stringValue {
-        case "ok":
-            return .ok(output: value["output"])
-        case "error":
-            guard let code = value["code"]?.stringValue, !code.isEmpty else {
-                throw Refusal("error reply without a string 'code'")
-            }
-            let retryable: Bool
-            switch value["retryable"] {
-            case .bool(let flag)?: retryable = flag
-            case nil, .null?: retryable = false
-            default: throw Refusal("error reply with a non-boolean 'retryable'")
-            }
-            return .error(StepError(code: code, message: value["message"]?.stringValue ?? "", retryable: retryable))
-        default:
-            throw Refusal("reply needs \"status\": \"ok\" or \"error\"")
-        }
-    }
-
-    /// The saga a command's message id (a reply's `correlation_id`) belongs to: ids are `<workflow>/<saga id>/m<n>`.
-    public static func sagaKey(fromMessageId id: String) -> SagaKey? {
-        guard let slash = id.firstIndex(of: "/"), let last = id.lastIndex(of: "/"), slash < last else { return nil }
-        let workflow = String(id[..<slash])
-        let sagaId = String(id[id.index(after: slash)..<last])
-        guard !workflow.isEmpty, !sagaId.isEmpty else { return nil }
-        return SagaKey(workflow: workflow, id: sagaId)
     }
 }

@@ -57,8 +57,27 @@ import WaybillDefinition
                 try SagaStore.open(in: directory, readOnly: readOnly)
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
-                return error.code == .schemaTooNew && error.message.contains("newer Waybill")
+                return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
+                    && error.message.contains("schema version 3 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 2 ('v2-inbox-by-time')")
             }
+        }
+    }
+
+    @Test func readOnlyOpenOfAnOlderSchemaNamesBothVersions() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.pool.write { db in
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2-inbox-by-time'")
+        }
+        try store.close()
+        #expect {
+            try SagaStore.open(in: directory, readOnly: true)
+        } throws: { error in
+            let error = try #require(error as? SagaStoreError)
+            return error.code == .schemaMismatch
+                && error.message.contains("has schema version 1 ('v1-sagas-journal-inbox-outbox-timers')")
+                && error.message.contains("expects schema version 2 ('v2-inbox-by-time')")
         }
     }
 

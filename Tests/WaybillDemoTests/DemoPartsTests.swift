@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WaybillDefinition
 import WaybillSimulator
+import WaybillWire
 import WaybillWorker
 
 @testable import WaybillDemo
@@ -70,9 +71,9 @@ struct DemoPartsTests {
     @Test func aCommandDeliveryBecomesASimulatedCommand() {
         let delivery = Self.delivery(
             headers: [
-                WireFormat.Header.idempotencyKey: "o-1/reserve", WireFormat.Header.sagaId: "o-1",
-                WireFormat.Header.action: "compensate", WireFormat.Header.attempt: "3",
-                WireFormat.Header.step: "reserve", WireFormat.Header.workflow: "order-fulfillment",
+                WireHeader.idempotencyKey: "o-1/reserve", WireHeader.sagaId: "o-1",
+                WireHeader.action: "compensate", WireHeader.attempt: "3",
+                WireHeader.step: "reserve", WireHeader.workflow: "order-fulfillment",
             ],
             body: #"{"orderId":"o-1","lines":[]}"#)
         let command = ParticipantService.command(from: delivery)

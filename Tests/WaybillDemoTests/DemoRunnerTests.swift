@@ -5,6 +5,7 @@ import Testing
 import WaybillDefinition
 import WaybillDemo
 import WaybillSimulator
+import WaybillWire
 import WaybillWorker
 
 /// The demo against a real RabbitMQ: `scripts/test` exports `WAYBILL_TEST_AMQP_URL`. Without it the suite is skipped
@@ -92,7 +93,7 @@ struct DemoRunnerTests {
                     OutboundMessage(
                         exchange: configuration.commandsExchange, routingKey: key, body: Data("{}".utf8),
                         mandatory: true, persistent: true, messageID: "m-\(key)", correlationID: "c-\(key)",
-                        replyTo: replies, headers: [WireFormat.Header.idempotencyKey: .string(key)]))
+                        replyTo: replies, headers: [WireHeader.idempotencyKey: .string(key)]))
                 #expect(outcome == .confirmed)
             }
             var received: [(String, String)] = []

@@ -79,22 +79,22 @@ struct OpeningTests {
                 .database,
                 "\(missing) does not exist: pass the worker's database with --db PATH, set WAYBILL_DATABASE, or set "
                     + "`database` in the config file")
-        ) { try OperationsDatabase(path: missing) }
+        ) { try SagaInspector(path: missing) }
         let other = directory.file("other.sqlite")
         try DatabaseQueue(path: other).write { db in try db.execute(sql: "CREATE TABLE t (x)") }
         #expect(
             throws: OperationsError(
                 .database,
-                "\(other) is not a Waybill store (no 'v1-sagas-journal-inbox-outbox-timers' migration); check --db, "
-                    + "or start a worker on it once to create the tables")
-        ) { try OperationsDatabase(path: other) }
+                "\(other) is not a Waybill store (it has no Waybill schema; this binary expects schema version 2 "
+                    + "('v2-inbox-by-time')). Check the path, or start a worker on it once to create the tables.")
+        ) { try SagaInspector(path: other) }
     }
 
     @Test("reads never write: the file is unchanged after every read command")
     func readOnly() throws {
         let fixture = try FixtureFile()
         let before = try Data(contentsOf: URL(fileURLWithPath: fixture.path))
-        let database = try OperationsDatabase(path: fixture.path)
+        let database = try SagaInspector(path: fixture.path)
         _ = try database.list(FixtureFile.filter(), now: Fixture.now)
         _ = try database.stuckReport(now: Fixture.now, policy: StuckPolicy(), only: .suspended)
         _ = try database.stats(now: Fixture.now)

@@ -2,7 +2,7 @@ import SagaEngine
 import Testing
 import WaybillDefinition
 import WaybillOperations
-import WaybillWorker
+import WaybillWire
 
 @Suite("Control message encoding")
 struct ControlMessageTests {

@@ -10,7 +10,7 @@ import WaybillOperations
 @Suite("Read commands against the fixture file")
 struct ReadCommandTests {
     let fixture: FixtureFile
-    var database: OperationsDatabase { fixture.database }
+    var database: SagaInspector { fixture.database }
     let now = Fixture.now
 
     init() throws {

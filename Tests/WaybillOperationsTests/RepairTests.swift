@@ -5,7 +5,7 @@ import Synchronization
 import Testing
 import WaybillDefinition
 import WaybillOperations
-import WaybillWorker
+import WaybillWire
 
 /// A stand-in for the worker's control consumer: it decodes the request from its wire bytes, applies it with the
 /// engine to the saga in the file and commits the change through `SagaStore`, as the worker will. (The AMQP hop is
@@ -54,13 +54,13 @@ final class InProcessWorker: ControlChannel, Sendable {
 @Suite("Repairs: local checks and the bulk runner")
 struct RepairTests {
     let directory: TemporaryDirectory
-    let database: OperationsDatabase
+    let database: SagaInspector
     let path: String
 
     init() throws {
         directory = try TemporaryDirectory()
         path = try Fixture.build(in: directory)
-        database = try OperationsDatabase(path: path)
+        database = try SagaInspector(path: path)
     }
 
     func check(_ saga: String, _ request: RepairRequest) throws -> RepairCheck {

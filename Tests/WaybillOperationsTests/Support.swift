@@ -28,12 +28,12 @@ func shape(_ value: JSONValue) -> String {
 struct FixtureFile {
     let directory: TemporaryDirectory
     let path: String
-    let database: OperationsDatabase
+    let database: SagaInspector
 
     init() throws {
         directory = try TemporaryDirectory()
         path = try Fixture.build(in: directory)
-        database = try OperationsDatabase(path: path)
+        database = try SagaInspector(path: path)
     }
 
     /// What `waybill sagas show` computes for `reference` at the fixture's `now`.

@@ -2,6 +2,7 @@ import Foundation
 import SagaEngine
 import Testing
 import WaybillDefinition
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -76,7 +77,7 @@ struct CompensationTests {
             #expect(commands.map(\.summary) == failure.commands)
             for undo in commands where undo.isCompensation {
                 #expect(undo.idempotencyKey.hasSuffix("/compensate"))
-                #expect(undo.headers[WireFormat.Header.action] == "compensate")
+                #expect(undo.headers[WireHeader.action] == "compensate")
             }
             if let release = commands.first(where: { $0.routingKey == "inventory.release" }) {
                 #expect(release.body == ["reservationId": "res-o-c"])

@@ -3,6 +3,7 @@ import Foundation
 import SagaEngine
 import Testing
 import WaybillDefinition
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -75,7 +76,7 @@ struct HappyPathTests {
                 #expect(command.correlationId == command.messageId)
                 #expect(command.replyTo == "waybill.replies.\(worker.id)")
                 #expect(command.sagaId == "o-1")
-                #expect(command.headers[WireFormat.Header.workflow] == scenario.names.workflow)
+                #expect(command.headers[WireHeader.workflow] == scenario.names.workflow)
                 #expect(command.action == "do")
                 #expect(command.attempt == 1)
                 #expect(!command.redelivered)

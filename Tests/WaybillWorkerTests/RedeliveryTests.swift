@@ -4,6 +4,7 @@ import SagaEngine
 import SagaStore
 import Testing
 import WaybillDefinition
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -129,8 +130,8 @@ struct RedeliveryTests {
             let byBody = Dictionary(uniqueKeysWithValues: dead.map { (String(decoding: $0.body, as: UTF8.self), $0) })
             let notJSON = try #require(byBody["this is not JSON"])
             let noId = try #require(byBody[#"{"lines": []}"#])
-            let notJSONReason = try #require(notJSON.properties.headers[WireFormat.Header.error]?.stringValue)
-            let noIdReason = try #require(noId.properties.headers[WireFormat.Header.error]?.stringValue)
+            let notJSONReason = try #require(notJSON.properties.headers[WireHeader.error]?.stringValue)
+            let noIdReason = try #require(noId.properties.headers[WireHeader.error]?.stringValue)
             #expect(notJSONReason.contains("not JSON"), "\(notJSONReason)")
             #expect(noIdReason.contains("no saga id"), "\(noIdReason)")
             #expect(notJSON.routingKey == "order.placed")
@@ -159,7 +160,7 @@ extension RedeliveryTests {
             scenario.client.ack(dead.deliveryTag)
             await scenario.client.cancel(consumer)
             let reason = try #require(
-                dead.properties.headers[WireFormat.Header.error]?.stringValue, "headers: \(dead.properties.headers)")
+                dead.properties.headers[WireHeader.error]?.stringValue, "headers: \(dead.properties.headers)")
             #expect(reason.contains("255"), "\(reason)")
         }
     }

@@ -2,6 +2,7 @@ import AMQPTransport
 import Foundation
 import Synchronization
 import WaybillDefinition
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -20,11 +21,11 @@ struct ReceivedCommand: Sendable {
     /// The body, or `nil` when it is not JSON.
     var body: JSONValue?
 
-    var idempotencyKey: String { headers[WireFormat.Header.idempotencyKey] ?? "" }
-    var sagaId: String { headers[WireFormat.Header.sagaId] ?? "" }
-    var step: String { headers[WireFormat.Header.step] ?? "" }
-    var action: String { headers[WireFormat.Header.action] ?? "" }
-    var attempt: Int { Int(headers[WireFormat.Header.attempt] ?? "") ?? 0 }
+    var idempotencyKey: String { headers[WireHeader.idempotencyKey] ?? "" }
+    var sagaId: String { headers[WireHeader.sagaId] ?? "" }
+    var step: String { headers[WireHeader.step] ?? "" }
+    var action: String { headers[WireHeader.action] ?? "" }
+    var attempt: Int { Int(headers[WireHeader.attempt] ?? "") ?? 0 }
     var isCompensation: Bool { action == "compensate" }
     /// `routing key` for forward commands, `routing key (undo)` for compensations: short enough to compare lists.
     var summary: String { isCompensation ? "\(routingKey) (undo)" : routingKey }

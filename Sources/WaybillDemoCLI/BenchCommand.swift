@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
             SQLite; and the ratio of 1 to 3;
               4. memory: peak RSS of a `waybill worker` child process holding 100,000 sagas in flight (10,000 with \
             --quick) whose participants never reply.
-            Build in release mode for meaningful figures: swift build -c release --product waybill.
+            Build in release mode for meaningful figures: swift build -c release (it builds waybill and waybill-demo).
             """
     )
 
@@ -79,7 +79,7 @@ struct BenchCommand: AsyncParsableCommand {
         if let memorySagas { options.memorySagas = memorySagas }
         options.workflowFile = workflow
         options.directory = directory
-        options.workerExecutable = skipMemory ? nil : Bundle.main.executablePath
+        options.workerExecutable = skipMemory ? nil : Self.siblingWaybill()
         #if DEBUG
         console.say("note: this is a debug build; build with -c release for meaningful figures")
         #endif
@@ -98,5 +98,14 @@ struct BenchCommand: AsyncParsableCommand {
         }
         await broker.close(keepRunning: false, console: console)
         if status != 0 { throw ExitCode(status) }
+    }
+}
+
+extension BenchCommand {
+    /// The `waybill` executable built beside this one (the memory run starts it as `waybill worker`), or `nil`.
+    static func siblingWaybill() -> String? {
+        guard let own = Bundle.main.executablePath else { return nil }
+        let path = ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent("waybill")
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 }

@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+
+/// `waybill demo` and `waybill bench` run the `waybill-demo` executable built beside this one, so the production
+/// binary (the worker and the operator commands) does not link the simulated participants or the benchmark.
+protocol CompanionCommand: ParsableCommand {
+    /// The subcommand of `waybill-demo` to run.
+    static var companionSubcommand: String { get }
+    /// Everything after the subcommand, passed on untouched (including `--help`).
+    var arguments: [String] { get }
+}
+
+extension CompanionCommand {
+    func run() throws {
+        guard let own = Bundle.main.executablePath else {
+            throw ValidationError("cannot tell where this waybill executable lives; run waybill-demo directly")
+        }
+        let companion = ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+            "waybill-demo")
+        guard FileManager.default.isExecutableFile(atPath: companion) else {
+            FileHandle.standardError.write(
+                Data(
+                    ("waybill \(Self.companionSubcommand): \(companion) is missing; build it with "
+                        + "`swift build -c release` (scripts/demo does), or run scripts/demo\n").utf8))
+            throw ExitCode(1)
+        }
+        let argv = [companion, Self.companionSubcommand] + arguments
+        let cArguments = argv.map { strdup($0) } + [nil]
+        execv(companion, cArguments)
+        // Only reached when execv failed.
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(
+            Data("waybill \(Self.companionSubcommand): cannot run \(companion): \(reason)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+/// `waybill demo`: see `waybill-demo demo --help`.
+struct DemoForwardCommand: CompanionCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a worker, simulated participants and a stream of orders on a local RabbitMQ; print a summary.",
+        discussion: "Runs `waybill-demo demo`; `waybill demo --help` lists its options.",
+        helpNames: []
+    )
+    static let companionSubcommand = "demo"
+
+    @Argument(parsing: .captureForPassthrough, help: "Options of `waybill-demo demo`.")
+    var arguments: [String] = []
+}
+
+/// `waybill bench`: see `waybill-demo bench --help`.
+struct BenchForwardCommand: CompanionCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure throughput, the pattern ceiling, step overhead and memory on a local RabbitMQ.",
+        discussion: "Runs `waybill-demo bench`; `waybill bench --help` lists its options.",
+        helpNames: []
+    )
+    static let companionSubcommand = "bench"
+
+    @Argument(parsing: .captureForPassthrough, help: "Options of `waybill-demo bench`.")
+    var arguments: [String] = []
+}
