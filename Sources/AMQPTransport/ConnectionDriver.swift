@@ -13,11 +13,13 @@ import Logging
 ///
 /// Channels: 1 runs declarations and other synchronous operations, 2 publishes in confirm mode, and each
 /// consumer has its own channel from 3 up, so a `multiple` ack covers only that consumer's deliveries.
+///
+/// The bookkeeping lives in pure values this class feeds and obeys: ``ConfirmTracker`` (publisher confirms),
+/// ``ConsumerRegistry`` (consumers, their channels and generations) and ``DeclaredTopology`` (what to declare
+/// again after a reconnect). This class does the I/O: commands, frames, channels and reconnects.
 final class ConnectionDriver {
     private static let controlChannel: UInt16 = 1
     private static let publishChannel: UInt16 = 2
-    private static let firstConsumerChannel: UInt16 = 3
-    private static let lastConsumerChannel: UInt16 = 2047
     private static let framesPerTurn = 512
 
     private let configuration: AMQPConfiguration
@@ -34,20 +36,9 @@ final class ConnectionDriver {
     private var finished = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
-    /// Declarations to replay after a reconnect, in the order they were first made.
-    private var topology: [TopologyStep] = []
-
-    private var consumers: [Int: Consumer] = [:]
-    private var consumerIDByChannel: [UInt16: Int] = [:]
-    private var nextConsumerChannel = ConnectionDriver.firstConsumerChannel
-    private var nextGeneration: UInt64 = 1
-
-    private var nextSequence: UInt64 = 1
-    private var oldestPending: UInt64 = 1
-    private var pending: [UInt64: PendingPublish] = [:]
-    private var pendingByMessageID: [String: [UInt64]] = [:]
-    private var batches: [Int: Batch] = [:]
-    private var nextBatchID = 0
+    private var topology = DeclaredTopology()
+    private var consumers = ConsumerRegistry()
+    private var confirms = ConfirmTracker<PublishWaiter>()
 
     /// Messages whose method frame arrived and whose header and body frames are still coming, by channel.
     private var partial: [UInt16: PartialContent] = [:]
@@ -150,7 +141,7 @@ final class ConnectionDriver {
             try link.openChannel(Self.controlChannel)
             controlChannelOpen = true
             try openPublishChannel(on: link)
-            for step in topology {
+            for step in topology.steps {
                 switch step {
                 case .exchange(let declaration): try link.declare(declaration, channel: Self.controlChannel)
                 case .queue(let declaration):
@@ -158,12 +149,9 @@ final class ConnectionDriver {
                 case .binding(let binding): try link.bind(binding, channel: Self.controlChannel)
                 }
             }
-            consumerIDByChannel.removeAll()
-            nextConsumerChannel = Self.firstConsumerChannel
-            for id in consumers.keys.sorted() {
-                guard let channel = allocateConsumerChannel() else { break }
-                consumers[id]?.channel = channel
-                consumerIDByChannel[channel] = id
+            consumers.releaseChannels()
+            for id in consumers.ids {
+                guard consumers.assignChannel(to: id) != nil else { break }
                 do {
                     try subscribe(id, on: link)
                 } catch  where error.code == .channelClosed {
@@ -183,12 +171,12 @@ final class ConnectionDriver {
         status.enter(.connected)
     }
 
+    /// Opens channel 2 in confirm mode. Its publishes number from 1: the confirm tracker restarted its
+    /// numbering when the previous channel was lost.
     private func openPublishChannel(on link: BrokerLink) throws(AMQPError) {
         try link.openChannel(Self.publishChannel)
         try link.selectConfirms(Self.publishChannel)
         publishChannelOpen = true
-        nextSequence = 1
-        oldestPending = 1
     }
 
     /// Forgets the connection after a failure. Unconfirmed publishes are reported as not sent, consumers
@@ -201,8 +189,8 @@ final class ConnectionDriver {
         controlChannelOpen = false
         publishChannelOpen = false
         partial.removeAll()
-        failPendingPublishes(with: .connectionLost)
-        for id in consumers.keys { consumers[id]?.generation = nil }
+        resume(confirms.channelLost(reportingAs: .connectionLost))
+        consumers.unsubscribeAll()
         status.enter(.reconnecting)
     }
 
@@ -215,8 +203,8 @@ final class ConnectionDriver {
             self.link = nil
         }
         retiredLinks.removeAll()
-        failPendingPublishes(with: .connectionLost)
-        for id in consumers.keys.sorted() { removeConsumer(id, finishingWith: nil) }
+        resume(confirms.channelLost(reportingAs: .connectionLost))
+        for id in consumers.ids { removeConsumer(id, finishingWith: nil) }
         status.enter(.closed)
         logger.info("AMQP client closed")
         for waiter in closeWaiters { waiter.resume() }
@@ -234,7 +222,7 @@ final class ConnectionDriver {
                 continuation.resume(
                     with: onControlChannel { link throws(AMQPError) in
                         try link.declare(declaration, channel: Self.controlChannel)
-                        self.remember(.exchange(declaration))
+                        self.topology.remember(.exchange(declaration))
                     })
             case .declareQueue(let declaration, let continuation):
                 continuation.resume(
@@ -246,7 +234,7 @@ final class ConnectionDriver {
                             )
                         }
                         let info = try link.declare(declaration, passive: false, channel: Self.controlChannel)
-                        self.remember(.queue(declaration))
+                        self.topology.remember(.queue(declaration))
                         return info
                     })
             case .inspectQueue(let name, let continuation):
@@ -258,20 +246,20 @@ final class ConnectionDriver {
                 continuation.resume(
                     with: onControlChannel { link throws(AMQPError) in
                         try link.bind(binding, channel: Self.controlChannel)
-                        self.remember(.binding(binding))
+                        self.topology.remember(.binding(binding))
                     })
             case .deleteQueue(let name, let continuation):
                 continuation.resume(
                     with: onControlChannel { link throws(AMQPError) in
                         let count = try link.deleteQueue(name, channel: Self.controlChannel)
-                        self.topology.removeAll { $0.involvesQueue(name) }
+                        self.topology.forgetQueue(name)
                         return count
                     })
             case .deleteExchange(let name, let continuation):
                 continuation.resume(
                     with: onControlChannel { link throws(AMQPError) in
                         try link.deleteExchange(name, channel: Self.controlChannel)
-                        self.topology.removeAll { $0.involvesExchange(name) }
+                        self.topology.forgetExchange(name)
                     })
             case .consume(let request, let continuation):
                 continuation.resume(with: startConsumer(request))
@@ -309,27 +297,17 @@ final class ConnectionDriver {
         }
     }
 
-    private func remember(_ step: TopologyStep) {
-        if let index = topology.firstIndex(where: { $0.declares(sameObjectAs: step) }) {
-            topology[index] = step
-        } else {
-            topology.append(step)
-        }
-    }
-
     // MARK: - Publishing
 
-    private func publish(_ batch: [OutboundMessage], _ continuation: CheckedContinuation<[PublishOutcome], any Error>) {
+    private func publish(_ batch: [OutboundMessage], _ continuation: PublishWaiter) {
         guard !batch.isEmpty else { return continuation.resume(returning: []) }
         guard let link, publishChannelOpen else {
             return continuation.resume(returning: Array(repeating: .connectionLost, count: batch.count))
         }
-        let batchID = nextBatchID
-        nextBatchID += 1
-        batches[batchID] = Batch(outcomes: Array(repeating: nil, count: batch.count), continuation: continuation)
+        let batchID = confirms.beginBatch(of: batch.count, waiter: continuation)
         for (index, original) in batch.enumerated() {
             if let problem = Self.problem(with: original) {
-                record(.rejected(problem), batch: batchID, index: index)
+                resume(confirms.settleUnpublished(index, of: batchID, as: .rejected(problem)))
                 continue
             }
             var message = original
@@ -338,16 +316,14 @@ final class ConnectionDriver {
             }
             let result = link.publish(message, channel: Self.publishChannel)
             guard result == AMQP_STATUS_OK.rawValue else {
-                for unsent in index..<batch.count { record(.connectionLost, batch: batchID, index: unsent) }
+                for unsent in index..<batch.count {
+                    resume(confirms.settleUnpublished(unsent, of: batchID, as: .connectionLost))
+                }
                 connectionLost(
                     AMQPError(.connectionLost, "publishing failed", libraryStatus: Wire.libraryStatus(result)))
                 return
             }
-            let sequence = nextSequence
-            nextSequence += 1
-            let returnKey = message.mandatory ? message.properties.messageID : nil
-            pending[sequence] = PendingPublish(batch: batchID, index: index, returnKey: returnKey)
-            if let returnKey { pendingByMessageID[returnKey, default: []].append(sequence) }
+            confirms.published(index, of: batchID, returnKey: message.mandatory ? message.properties.messageID : nil)
         }
     }
 
@@ -370,55 +346,14 @@ final class ConnectionDriver {
         return nil
     }
 
-    private func confirm(upTo tag: UInt64, multiple: Bool, nacked: Bool) {
-        let lower = multiple ? oldestPending : tag
-        if lower <= tag {
-            for sequence in lower...tag {
-                guard let publish = pending.removeValue(forKey: sequence) else { continue }
-                resolve(publish, sequence: sequence, as: nacked ? .nacked : (publish.returned ?? .confirmed))
-            }
-        }
-        while oldestPending < nextSequence, pending[oldestPending] == nil { oldestPending += 1 }
+    /// Performs what the confirm tracker decided: each settled batch's caller gets its outcomes.
+    private func resume(_ completions: [ConfirmTracker<PublishWaiter>.Completion]) {
+        for completion in completions { resume(completion) }
     }
 
-    private func returned(_ content: PartialContent, replyCode: UInt16, replyText: String) {
-        guard let key = content.properties.messageID,
-            let sequence = pendingByMessageID[key]?.first(where: { pending[$0]?.returned == nil })
-        else {
-            logger.warning(
-                "AMQP broker returned a message that matches no pending publish",
-                metadata: ["reply": "\(replyCode) \(replyText)"])
-            return
-        }
-        pending[sequence]?.returned = .returned(replyCode: replyCode, replyText: replyText)
-    }
-
-    private func resolve(_ publish: PendingPublish, sequence: UInt64, as outcome: PublishOutcome) {
-        if let key = publish.returnKey {
-            pendingByMessageID[key]?.removeAll { $0 == sequence }
-            if pendingByMessageID[key]?.isEmpty == true { pendingByMessageID[key] = nil }
-        }
-        record(outcome, batch: publish.batch, index: publish.index)
-    }
-
-    private func record(_ outcome: PublishOutcome, batch id: Int, index: Int) {
-        guard var batch = batches[id], batch.outcomes[index] == nil else { return }
-        batch.outcomes[index] = outcome
-        batch.remaining -= 1
-        if batch.remaining == 0 {
-            batches[id] = nil
-            batch.continuation.resume(returning: batch.outcomes.map { $0 ?? .connectionLost })
-        } else {
-            batches[id] = batch
-        }
-    }
-
-    private func failPendingPublishes(with outcome: PublishOutcome) {
-        let failed = pending.sorted { $0.key < $1.key }
-        pending.removeAll()
-        pendingByMessageID.removeAll()
-        for (sequence, publish) in failed { resolve(publish, sequence: sequence, as: outcome) }
-        oldestPending = nextSequence
+    private func resume(_ completion: ConfirmTracker<PublishWaiter>.Completion?) {
+        guard let completion else { return }
+        completion.waiter.resume(returning: completion.outcomes)
     }
 
     // MARK: - Consuming
@@ -429,12 +364,10 @@ final class ConnectionDriver {
             return .failure(
                 AMQPError(.notConnected, "not connected to the broker (the client is reconnecting); try again later"))
         }
-        guard let channel = allocateConsumerChannel() else {
+        guard consumers.add(request) != nil else {
             request.deliveries.finish()
             return .failure(AMQPError(.invalidArgument, "too many consumers on one connection"))
         }
-        consumers[request.id] = Consumer(request: request, channel: channel)
-        consumerIDByChannel[channel] = request.id
         do {
             try subscribe(request.id, on: link)
             return .success(())
@@ -443,14 +376,6 @@ final class ConnectionDriver {
             if error.code != .channelClosed { connectionLost(error) }
             return .failure(error)
         }
-    }
-
-    private func allocateConsumerChannel() -> UInt16? {
-        if nextConsumerChannel <= Self.lastConsumerChannel {
-            defer { nextConsumerChannel += 1 }
-            return nextConsumerChannel
-        }
-        return (Self.firstConsumerChannel...Self.lastConsumerChannel).first { consumerIDByChannel[$0] == nil }
     }
 
     /// Opens the consumer's channel, sets its prefetch and subscribes; the new channel incarnation gets a
@@ -463,8 +388,7 @@ final class ConnectionDriver {
         try link.consume(
             queue: request.queue, consumerTag: request.consumerTag, exclusive: request.exclusive,
             arguments: request.arguments, channel: consumer.channel)
-        consumers[id]?.generation = nextGeneration
-        nextGeneration += 1
+        consumers.subscribed(id)
     }
 
     private func cancelConsumer(_ id: Int) {
@@ -483,16 +407,13 @@ final class ConnectionDriver {
     }
 
     private func removeConsumer(_ id: Int, finishingWith error: AMQPError?) {
-        guard let consumer = consumers.removeValue(forKey: id) else { return }
-        if consumerIDByChannel[consumer.channel] == id { consumerIDByChannel[consumer.channel] = nil }
+        guard let consumer = consumers.remove(id) else { return }
         partial[consumer.channel] = nil
         consumer.request.deliveries.finish(throwing: error)
     }
 
     private func settle(_ tag: DeliveryTag, _ settlement: Settlement) {
-        guard let link, let id = consumerIDByChannel[tag.channel], let consumer = consumers[id],
-            consumer.generation == tag.generation
-        else {
+        guard let link, consumers.isCurrent(tag) else {
             logger.debug("AMQP settlement of a delivery from an earlier channel dropped", metadata: ["tag": "\(tag)"])
             return
         }
@@ -574,10 +495,10 @@ final class ConnectionDriver {
                     routingKey: Wire.string(deliver.routing_key)))
         case waybill_basic_ack where channel == Self.publishChannel:
             let ack = decoded.assumingMemoryBound(to: amqp_basic_ack_t.self).pointee
-            confirm(upTo: ack.delivery_tag, multiple: ack.multiple != 0, nacked: false)
+            resume(confirms.ack(ack.delivery_tag, multiple: ack.multiple != 0))
         case waybill_basic_nack where channel == Self.publishChannel:
             let nack = decoded.assumingMemoryBound(to: amqp_basic_nack_t.self).pointee
-            confirm(upTo: nack.delivery_tag, multiple: nack.multiple != 0, nacked: true)
+            resume(confirms.nack(nack.delivery_tag, multiple: nack.multiple != 0))
         case waybill_basic_return:
             let returned = decoded.assumingMemoryBound(to: amqp_basic_return_t.self).pointee
             partial[channel] = PartialContent(
@@ -586,12 +507,12 @@ final class ConnectionDriver {
             let cancel = decoded.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             let tag = Wire.string(cancel.consumer_tag)
             if cancel.nowait == 0 { link.sendCancelOK(consumerTag: tag, channel: channel) }
-            guard let id = consumerIDByChannel[channel] else { return }
+            guard let consumer = consumers.consumer(onChannel: channel) else { return }
             logger.warning(
                 "AMQP broker cancelled a consumer (queue deleted or moved)",
-                metadata: ["queue": "\(consumers[id]?.request.queue ?? "")"])
+                metadata: ["queue": "\(consumer.request.queue)"])
             removeConsumer(
-                id,
+                consumer.id,
                 finishingWith: AMQPError(
                     .consumerCancelled, "the broker cancelled consumer '\(tag)' (its queue was deleted or moved)"))
         case waybill_channel_close:
@@ -622,15 +543,15 @@ final class ConnectionDriver {
             controlChannelOpen = false
         case Self.publishChannel:
             publishChannelOpen = false
-            failPendingPublishes(with: .rejected(error))
+            resume(confirms.channelLost(reportingAs: .rejected(error)))
             do {
                 try openPublishChannel(on: link)
             } catch {
                 connectionLost(error)
             }
         default:
-            guard let id = consumerIDByChannel[channel] else { return }
-            consumers[id]?.generation = nil
+            guard let id = consumers.consumer(onChannel: channel)?.id else { return }
+            consumers.unsubscribed(id)
             do {
                 try subscribe(id, on: link)
             } catch  where error.code == .channelClosed {
@@ -644,17 +565,22 @@ final class ConnectionDriver {
     private func complete(_ content: PartialContent, channel: UInt16) {
         switch content.kind {
         case .returned(let replyCode, let replyText):
-            returned(content, replyCode: replyCode, replyText: replyText)
+            let matched = confirms.returned(
+                messageID: content.properties.messageID, replyCode: replyCode, replyText: replyText)
+            if !matched {
+                logger.warning(
+                    "AMQP broker returned a message that matches no pending publish",
+                    metadata: ["reply": "\(replyCode) \(replyText)"])
+            }
         case .delivery(let tag, let consumerTag, let redelivered, let exchange, let routingKey):
-            guard let id = consumerIDByChannel[channel], let consumer = consumers[id],
-                let generation = consumer.generation
+            guard let consumer = consumers.consumer(onChannel: channel), let generation = consumer.generation
             else { return }
             let delivery = InboundDelivery(
                 deliveryTag: DeliveryTag(value: tag, generation: generation, channel: channel),
                 consumerTag: consumerTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey,
                 properties: content.properties, body: content.body)
             if case .terminated = consumer.request.deliveries.yield(delivery) {
-                cancelConsumer(id)
+                cancelConsumer(consumer.id)
             }
         }
     }
@@ -662,34 +588,10 @@ final class ConnectionDriver {
 
 // MARK: - Driver state
 
-private struct Consumer {
-    var request: ConsumerRequest
-    var channel: UInt16
-    /// The generation of the current channel incarnation; `nil` while not subscribed.
-    var generation: UInt64?
-}
+/// What a publish batch's caller waits on.
+private typealias PublishWaiter = CheckedContinuation<[PublishOutcome], any Error>
 
-private struct PendingPublish {
-    var batch: Int
-    var index: Int
-    /// The message id a `basic.return` is matched by (mandatory messages only).
-    var returnKey: String?
-    /// Set when the broker returned the message; the confirm that follows keeps this outcome.
-    var returned: PublishOutcome?
-}
-
-private struct Batch {
-    var outcomes: [PublishOutcome?]
-    var remaining: Int
-    var continuation: CheckedContinuation<[PublishOutcome], any Error>
-
-    init(outcomes: [PublishOutcome?], continuation: CheckedContinuation<[PublishOutcome], any Error>) {
-        self.outcomes = outcomes
-        self.remaining = outcomes.count
-        self.continuation = continuation
-    }
-}
-
+/// A message whose method frame arrived and whose header and body frames are still coming.
 private struct PartialContent {
     enum Kind {
         case delivery(tag: UInt64, consumerTag: String, redelivered: Bool, exchange: String, routingKey: String)
@@ -700,35 +602,4 @@ private struct PartialContent {
     var properties = MessageProperties()
     var bodySize: UInt64 = 0
     var body = Data()
-}
-
-private enum TopologyStep {
-    case exchange(ExchangeDeclaration)
-    case queue(QueueDeclaration)
-    case binding(QueueBinding)
-
-    func declares(sameObjectAs other: TopologyStep) -> Bool {
-        switch (self, other) {
-        case (.exchange(let a), .exchange(let b)): a.name == b.name
-        case (.queue(let a), .queue(let b)): a.name == b.name
-        case (.binding(let a), .binding(let b)): a == b
-        default: false
-        }
-    }
-
-    func involvesQueue(_ name: String) -> Bool {
-        switch self {
-        case .queue(let declaration): declaration.name == name
-        case .binding(let binding): binding.queue == name
-        case .exchange: false
-        }
-    }
-
-    func involvesExchange(_ name: String) -> Bool {
-        switch self {
-        case .exchange(let declaration): declaration.name == name
-        case .binding(let binding): binding.exchange == name
-        case .queue: false
-        }
-    }
 }

@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// A many-producer, one-consumer queue that hands out everything waiting at once, so its consumer batches
@@ -5,7 +6,7 @@ import Synchronization
 /// uses it, and so do the simulated participants and the benchmark's pattern replay.
 public final class WorkQueue<Element: Sendable>: Sendable {
     private struct State {
-        var buffer: [Element] = []
+        var buffer = Deque<Element>()
         var waiter: CheckedContinuation<Void, Never>?
         var finished = false
     }
@@ -66,7 +67,7 @@ public final class WorkQueue<Element: Sendable>: Sendable {
             guard !state.buffer.isEmpty else { return nil }
             if state.buffer.count <= max {
                 defer { state.buffer.removeAll(keepingCapacity: true) }
-                return state.buffer
+                return Array(state.buffer)
             }
             let batch = Array(state.buffer.prefix(max))
             state.buffer.removeFirst(max)
