@@ -28,7 +28,7 @@ let package = Package(
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
-            dependencies: ["SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["WaybillDefinition", "SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // rabbitmq-c 0.11 (Debian's librabbitmq-dev); imported only by AMQPTransport.
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
@@ -37,6 +37,9 @@ let package = Package(
             name: "AMQPTransport",
             dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
         ),
+        // Starting and reaping child processes (posix_spawn, a reaper thread, async waits); the only way Waybill runs
+        // another program.
+        .target(name: "ChildProcess"),
         // The worker: topology, the batching hot loop (engine -> one SQLite transaction -> confirms -> acks),
         // the outbox relay, durable timers, the wire format of SPEC §2 and configuration.
         .target(
@@ -55,7 +58,7 @@ let package = Package(
             name: "WaybillDemo",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWorker", "WaybillSimulator",
-                .product(name: "Logging", package: "swift-log"),
+                "ChildProcess", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -72,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
-                "WaybillDefinition", "WaybillWorker", "WaybillDemo", "WaybillOperations",
+                "WaybillDefinition", "SagaEngine", "WaybillWorker", "WaybillDemo", "WaybillOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -81,33 +84,52 @@ let package = Package(
         .executableTarget(
             name: "WaybillBench",
             dependencies: [
-                "SagaEngine", "SagaStore", "WaybillOperations", .product(name: "GRDB", package: "GRDB.swift"),
+                "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillOperations",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        // Helpers every test target shares: the private test broker (`WAYBILL_TEST_AMQP_URL`), waits with deadlines,
+        // temporary directories. A regular target under Tests/, linked only by test targets.
+        .target(
+            name: "WaybillTestSupport",
+            dependencies: ["AMQPTransport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/WaybillTestSupport"
         ),
         .testTarget(
             name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
-        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
-        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
-        .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
+        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "WaybillDefinition"]),
+        .testTarget(
+            name: "SagaStoreTests",
+            dependencies: [
+                "SagaStore", "SagaEngine", "WaybillDefinition", "WaybillTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport", "WaybillTestSupport"]),
+        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),
         .testTarget(
             name: "WaybillWorkerTests",
             dependencies: [
-                "WaybillWorker", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                "WaybillWorker", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "ChildProcess",
+                "WaybillTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
+        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator", "WaybillDefinition"]),
         .testTarget(
             name: "WaybillDemoTests",
-            dependencies: ["WaybillDemo", "WaybillSimulator", "WaybillWorker", "WaybillDefinition", "AMQPTransport"]
+            dependencies: [
+                "WaybillDemo", "WaybillSimulator", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
+                "WaybillTestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "WaybillOperationsTests",
             dependencies: [
-                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "AMQPTransport", "WaybillWorker",
+                "WaybillTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ],
