@@ -30,7 +30,7 @@ let package = Package(
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
-            dependencies: ["SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["WaybillDefinition", "SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // rabbitmq-c 0.11 (Debian's librabbitmq-dev); imported only by AMQPTransport.
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
@@ -42,6 +42,9 @@ let package = Package(
         // The wire contract both sides agree on: header names, content types, reading starts and replies, and the
         // operator control messages. Pure: no transport, no store.
         .target(name: "WaybillWire", dependencies: ["WaybillDefinition", "SagaEngine"]),
+        // Starting and reaping child processes (posix_spawn, a reaper thread, async waits); the only way Waybill runs
+        // another program.
+        .target(name: "ChildProcess"),
         // The worker: topology, the batching hot loop (engine -> one SQLite transaction -> confirms -> acks),
         // the outbox relay, durable timers, writing commands and milestones, and configuration.
         .target(
@@ -61,8 +64,7 @@ let package = Package(
             name: "WaybillDemo",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "WaybillWorker",
-                "WaybillSimulator",
-                .product(name: "Logging", package: "swift-log"),
+                "WaybillSimulator", "ChildProcess", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -100,32 +102,48 @@ let package = Package(
             name: "WaybillBench",
             dependencies: ["SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations"]
         ),
+        // Helpers every test target shares: the private test broker (`WAYBILL_TEST_AMQP_URL`), waits with deadlines,
+        // temporary directories. A regular target under Tests/, linked only by test targets.
+        .target(
+            name: "WaybillTestSupport",
+            dependencies: ["AMQPTransport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/WaybillTestSupport"
+        ),
         .testTarget(
             name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
-        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
-        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
-        .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
+        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "WaybillDefinition"]),
+        .testTarget(
+            name: "SagaStoreTests",
+            dependencies: [
+                "SagaStore", "SagaEngine", "WaybillDefinition", "WaybillTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport", "WaybillTestSupport"]),
+        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),
         .testTarget(
             name: "WaybillWorkerTests",
             dependencies: [
                 "WaybillWorker", "WaybillWire", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
+                "ChildProcess", "WaybillTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator"]),
+        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator", "WaybillDefinition"]),
         .testTarget(
             name: "WaybillDemoTests",
             dependencies: [
                 "WaybillDemo", "WaybillSimulator", "WaybillWire", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
+                "WaybillTestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "WaybillOperationsTests",
             dependencies: [
                 "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillWire", "AMQPTransport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                "WaybillTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ],

@@ -1,4 +1,5 @@
 import AMQPTransport
+import ChildProcess
 import Foundation
 import Logging
 import Synchronization
@@ -65,17 +66,16 @@ struct MemoryProbe {
 
         let child = try startWorker(
             names: names, databasePath: databasePath, workflowsDirectory: workflowsDirectory, logPath: logPath)
-        defer { Self.stop(child) }
         do {
             let result = try await measure(
                 child: child, client: client, workflow: workflow, silentQueue: silentQueue, logPath: logPath, say: say)
-            Self.stop(child)
+            await Self.stop(child)
             await removeTopology()
             await client.close()
             try? manager.removeItem(atPath: directory)
             return result
         } catch {
-            Self.stop(child)
+            await Self.stop(child)
             await removeTopology()
             await client.close()
             throw error
@@ -84,7 +84,7 @@ struct MemoryProbe {
 
     private func startWorker(
         names: DemoNames, databasePath: String, workflowsDirectory: String, logPath: String
-    ) throws -> Process {
+    ) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["WAYBILL_AMQP_URL"] = options.broker.url
         if let password = options.broker.password { environment["WAYBILL_AMQP_PASSWORD"] = password }
@@ -95,32 +95,26 @@ struct MemoryProbe {
         environment["WAYBILL_EVENTS_EXCHANGE"] = names.eventsExchange
         environment["WAYBILL_DEAD_LETTER_EXCHANGE"] = names.deadLetterExchange
         environment["WAYBILL_DEAD_LETTER_QUEUE"] = names.deadLetterQueue
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["worker", "--log-level", "warning"]
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
         do {
-            try process.run()
+            return try ChildProcess(
+                executable: executable, arguments: ["worker", "--log-level", "warning"], environment: environment,
+                output: logPath)
         } catch {
             throw DemoError(.childProcess, "cannot start \(executable) worker", cause: error)
         }
-        return process
     }
 
     private func measure(
-        child: Process, client: AMQPClient, workflow: WorkflowDefinition, silentQueue: String, logPath: String,
+        child: ChildProcess, client: AMQPClient, workflow: WorkflowDefinition, silentQueue: String, logPath: String,
         say: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         // Wait for the worker to declare its topology and consume its start queue.
         let startQueue = WorkerTopology.startQueue(workflow.name)
         let ready = ContinuousClock.now + .seconds(60)
         while true {
-            guard child.isRunning else {
-                throw DemoError(.childProcess, "the worker child exited early; see \(logPath):\n\(Self.tail(logPath))")
+            if let ended = child.ended {
+                throw DemoError(
+                    .childProcess, "the worker child exited early (\(ended)); see \(logPath):\n\(Self.tail(logPath))")
             }
             if let info = try? await client.inspectQueue(startQueue), info.consumerCount > 0 { break }
             guard ContinuousClock.now < ready else {
@@ -154,8 +148,9 @@ struct MemoryProbe {
             while true {
                 let count = started.count
                 if count >= target { break }
-                guard child.isRunning else {
-                    throw DemoError(.childProcess, "the worker child exited; see \(logPath):\n\(Self.tail(logPath))")
+                if let ended = child.ended {
+                    throw DemoError(
+                        .childProcess, "the worker child exited (\(ended)); see \(logPath):\n\(Self.tail(logPath))")
                 }
                 if clock.now >= deadline { break }
                 // Keep the broker's start queue short: publish ahead of the worker by at most 5,000 orders.
@@ -166,14 +161,14 @@ struct MemoryProbe {
                     continue
                 }
                 if clock.now - lastReport >= .seconds(10) {
-                    let rss = Self.status(child.processIdentifier)["VmRSS"].map { " · RSS \($0 / 1024) MB" } ?? ""
+                    let rss = Self.status(child.pid)["VmRSS"].map { " · RSS \($0 / 1024) MB" } ?? ""
                     say("      \(count) sagas in flight\(rss)")
                     lastReport = clock.now
                 }
                 try await Task.sleep(for: .milliseconds(50))
             }
             let count = started.count
-            let peak = Self.status(child.processIdentifier)["VmHWM"].map { $0 * 1024 }
+            let peak = Self.status(child.pid)["VmHWM"].map { $0 * 1024 }
             let rampUp = clock.now - begin
             if let peak {
                 say("      \(count) sagas in flight after \(rampUp.readable) · peak RSS \(peak / 1_048_576) MB")
@@ -196,14 +191,15 @@ struct MemoryProbe {
         return fields
     }
 
-    /// SIGTERM, then SIGKILL after 30 s.
-    static func stop(_ process: Process) {
-        guard process.isRunning else { return }
-        process.terminate()
-        let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { usleep(50_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+    /// SIGTERM, then SIGKILL after 30 s; returns once the child has ended, or at once when the task is cancelled (the
+    /// child then got SIGKILL).
+    static func stop(_ child: ChildProcess) async {
+        guard child.ended == nil else { return }
+        child.send(SIGTERM)
+        if (try? await child.waitForExit(timeout: .seconds(30))) == nil {
+            child.send(SIGKILL)
+            _ = try? await child.waitForExit()
+        }
     }
 
     static func tail(_ path: String) -> String {

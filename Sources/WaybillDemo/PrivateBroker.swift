@@ -1,4 +1,5 @@
 import AMQPTransport
+import ChildProcess
 import Foundation
 import Logging
 
@@ -70,60 +71,22 @@ public struct PrivateBroker: Sendable {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) { output(String(line)) }
     }
 
-    /// Runs the script and returns its output.
-    ///
-    /// The script leaves daemons behind (the node, epmd) that inherit its descriptors, so the output goes through a
-    /// temporary file (a pipe would never reach its end), and the script is spawned and reaped with `posix_spawn` and
-    /// `waitpid` on a thread of its own (Foundation's `Process` missed its exit when it left daemons behind).
+    /// Runs the script and returns its output; ``ChildProcess`` spawns it with the output in a temporary file,
+    /// because the script leaves daemons behind (the node, epmd) that inherit its descriptors.
     private func capture(_ arguments: [String]) async throws -> String {
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "waybill-rabbitmq-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-        ).path
-        defer { unlink(output) }
-        let script = script
-        let status = try await withCheckedThrowingContinuation { continuation in
-            // waitpid blocks: it gets a thread of its own rather than one of the concurrency pool's.
-            let thread = Thread {
-                continuation.resume(with: Result { try ChildProcess.run(script, arguments: arguments, output: output) })
-            }
-            thread.name = "waybill-rabbitmq-script"
-            thread.start()
-        }
-        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
-        guard status == 0 else {
+        let termination: ChildProcess.Termination
+        let text: String
+        do {
+            (termination, text) = try await ChildProcess.run(script, arguments: arguments)
+        } catch let error as ChildProcessError {
             throw DemoError(
-                .brokerScriptFailed, "\(script) \(arguments.joined(separator: " ")) failed (exit \(status)):\n\(text)")
+                .brokerScriptFailed, "\(script) \(arguments.joined(separator: " ")) could not run", cause: error)
+        }
+        guard termination == .exited(0) else {
+            throw DemoError(
+                .brokerScriptFailed, "\(script) \(arguments.joined(separator: " ")) failed (\(termination)):\n\(text)")
         }
         return text
-    }
-}
-
-/// Spawning a program and waiting for it with the C library, independent of Foundation's child monitoring.
-enum ChildProcess {
-    /// Runs `path` with `arguments`, stdin from /dev/null and stdout and stderr appended to the file `output`;
-    /// returns its exit status (128 + signal when a signal ended it).
-    static func run(_ path: String, arguments: [String], output: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        guard spawned == 0 else {
-            throw DemoError(.brokerScriptFailed, "cannot run \(path): \(String(cString: strerror(spawned)))")
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 {
-            guard errno == EINTR else {
-                throw DemoError(.brokerScriptFailed, "lost track of \(path): \(String(cString: strerror(errno)))")
-            }
-        }
-        let signal = status & 0x7f
-        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }
 }
 

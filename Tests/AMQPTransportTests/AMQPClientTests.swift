@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import Testing
+import WaybillTestSupport
 
 /// The transport against a real RabbitMQ (never a mock). Serialized: some tests force connections closed.
 @Suite(.serialized, .enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
@@ -259,7 +260,7 @@ struct AMQPClientTests {
         var configuration = try TestBroker.configuration(TestBroker.unique("cut"))
         configuration.host = "127.0.0.1"
         configuration.port = Int(link.port)
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()
         let queue = TestBroker.unique("cut.q")
         _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
@@ -295,7 +296,7 @@ struct AMQPClientTests {
         configuration.host = "127.0.0.1"
         configuration.port = Int(link.port)
         configuration.heartbeatSeconds = 1
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()
         let queue = TestBroker.unique("heartbeat.q")
         _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
@@ -315,7 +316,7 @@ struct AMQPClientTests {
     @Test func wrongPasswordFailsConnectWithAuthenticationError() async throws {
         var configuration = try TestBroker.configuration(TestBroker.unique("bad-password"))
         configuration.password = "definitely-wrong"
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         let error = await #expect(throws: AMQPError.self) { try await client.connect() }
         #expect(error?.code == .authenticationFailed)
         #expect(error?.description.contains("definitely-wrong") == false)

@@ -1,5 +1,6 @@
 import AMQPTransport
 import Testing
+import WaybillTestSupport
 
 /// URL parsing and redaction; no broker needed.
 struct AMQPConfigurationTests {
@@ -55,7 +56,7 @@ struct AMQPConfigurationTests {
     @Test func unreachableBrokerFailsConnect() async throws {
         let client = try AMQPClient(
             configuration: AMQPConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(2)),
-            logger: TestBroker.logger)
+            logger: TestBroker.logger("amqp"))
         let error = await #expect(throws: AMQPError.self) { try await client.connect() }
         #expect(error?.code == .connectionFailed)
         #expect(error?.libraryStatus != nil)

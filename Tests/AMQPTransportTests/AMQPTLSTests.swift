@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import Testing
+import WaybillTestSupport
 
 /// `amqps://` against the private broker's TLS listener, which `scripts/rabbitmq` sets up with its own CA.
 @Suite(.serialized, .enabled(if: TLSBroker.url != nil, TLSBroker.skipReason))
@@ -10,7 +11,7 @@ struct AMQPTLSTests {
         configuration.connectionName = TestBroker.unique("tls")
         #expect(configuration.tls?.verifyPeer == true && configuration.tls?.verifyHostname == true)
         #expect(configuration.tls?.clientCertificatePath != nil)
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()
         let queue = TestBroker.unique("tls.q")
         _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false, exclusive: true))
@@ -28,7 +29,7 @@ struct AMQPTLSTests {
         var configuration = try AMQPConfiguration(url: try #require(TLSBroker.url))
         configuration.tls?.caCertificatePath = try #require(TLSBroker.directory) + "/other-ca.pem"
         configuration.connectTimeout = .seconds(5)
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         let error = await #expect(throws: AMQPError.self) { try await client.connect() }
         #expect(error?.code == .connectionFailed)
     }
@@ -37,7 +38,7 @@ struct AMQPTLSTests {
         var configuration = try AMQPConfiguration(url: try #require(TLSBroker.url))
         configuration.tls = nil
         configuration.connectTimeout = .seconds(5)
-        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         let error = await #expect(throws: AMQPError.self) { try await client.connect() }
         #expect(error?.code == .connectionFailed)
     }

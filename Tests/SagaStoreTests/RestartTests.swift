@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import SagaEngine
 @testable import SagaStore

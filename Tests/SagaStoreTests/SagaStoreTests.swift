@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import SagaEngine
 @testable import SagaStore
@@ -427,14 +428,14 @@ import WaybillDefinition
         } throws: { error in
             (error as? SagaStoreError)?.code == .cannotOpen
         }
-        #expect(!FileManager.default.fileExists(atPath: directory.path("absent.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("absent.sqlite")))
     }
 
     @Test func writableOpenCreatesMissingDirectories() throws {
         let directory = try TemporaryDirectory()
         let store = try SagaStore.open(in: directory, "nested/deeper/waybill.sqlite")
         try store.commit([Fixtures.change("ord-1")])
-        #expect(FileManager.default.fileExists(atPath: directory.path("nested/deeper/waybill.sqlite")))
+        #expect(FileManager.default.fileExists(atPath: directory.file("nested/deeper/waybill.sqlite")))
     }
 
     @Test func anUncreatableDirectoryIsReportedClearly() throws {

@@ -1,23 +1,10 @@
 import Foundation
 import GRDB
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import SagaEngine
 @testable import SagaStore
-
-/// A fresh directory under the system temporary directory, removed when the value is released.
-final class TemporaryDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-store-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
-
-    deinit { try? FileManager.default.removeItem(at: url) }
-}
 
 extension SagaStore {
     /// Opens a store at `name` inside `directory`.
@@ -26,7 +13,7 @@ extension SagaStore {
         durability: Configuration.Durability = .full, readOnly: Bool = false
     ) throws -> SagaStore {
         try SagaStore(
-            configuration: Configuration(path: directory.path(name), durability: durability, readOnly: readOnly))
+            configuration: Configuration(path: directory.file(name), durability: durability, readOnly: readOnly))
     }
 
     /// Row counts per table, for atomicity checks.

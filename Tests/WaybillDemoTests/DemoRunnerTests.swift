@@ -5,31 +5,23 @@ import Testing
 import WaybillDefinition
 import WaybillDemo
 import WaybillSimulator
+import WaybillTestSupport
 import WaybillWire
 import WaybillWorker
 
-/// The demo against a real RabbitMQ: `scripts/test` exports `WAYBILL_TEST_AMQP_URL`. Without it the suite is skipped
-/// (and says why); with it, an unreachable broker fails the test.
-@Suite(
-    .enabled(
-        if: ProcessInfo.processInfo.environment["WAYBILL_TEST_AMQP_URL"] != nil,
-        "WAYBILL_TEST_AMQP_URL is not set: run scripts/test, or eval \"$(scripts/rabbitmq env)\" first"),
-    .timeLimit(.minutes(3))
-)
+/// The demo against a real RabbitMQ (``TestBroker``): skipped, saying why, without `WAYBILL_TEST_AMQP_URL`; with it, an
+/// unreachable broker fails the test.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason), .timeLimit(.minutes(3)))
 struct DemoRunnerTests {
-    /// The repository root, from this file's path.
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-
     static func options(orders: Int, failureRate: Double) throws -> (DemoOptions, String) {
-        let url = try #require(ProcessInfo.processInfo.environment["WAYBILL_TEST_AMQP_URL"])
+        let url = try #require(TestBroker.url)
         let tag = String(UInt64.random(in: 0..<UInt64.max), radix: 16)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-demo-test-\(tag)").path
         var options = DemoOptions(broker: BrokerAddress(url: url))
         options.orders = orders
         options.failureRate = failureRate
         options.namespace = "demo-test-\(tag)"
-        options.workflowFile = repository.appendingPathComponent("Workflows/order-fulfillment.yaml").path
+        options.workflowFile = TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml").path
         options.directory = directory
         options.timeout = .seconds(150)
         options.progressInterval = .seconds(1)
@@ -61,7 +53,7 @@ struct DemoRunnerTests {
     /// The participants' AMQP binding on its own: a delayed reply does not hold up a quick one, replies carry the
     /// command's correlation id to its reply_to queue, and a silence is acknowledged without a reply.
     @Test func participantsReplyOnTheWireWithoutDelaysBlockingOtherCommands() async throws {
-        let url = try #require(ProcessInfo.processInfo.environment["WAYBILL_TEST_AMQP_URL"])
+        let url = try #require(TestBroker.url)
         let tag = String(UInt64.random(in: 0..<UInt64.max), radix: 16)
         var logger = Logger(label: "participants-test")
         logger.logLevel = .error

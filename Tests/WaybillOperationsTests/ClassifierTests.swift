@@ -4,6 +4,7 @@ import SagaEngine
 import Testing
 import WaybillDefinition
 import WaybillOperations
+import WaybillTestSupport
 
 @Suite("Stuck classification")
 struct ClassifierTests {

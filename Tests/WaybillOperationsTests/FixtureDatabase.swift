@@ -3,20 +3,7 @@ import SagaEngine
 import SagaStore
 import WaybillDefinition
 import WaybillOperations
-
-/// A fresh directory under the system temporary directory, removed when the value is released.
-final class TemporaryDirectory: Sendable {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-ops-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+import WaybillTestSupport
 
 /// The fixture: two workflows and a saga in every status and every stuck class, built by driving the real engine
 /// and committing its changes (with their journal lines and timers) through `SagaStore.commit`.

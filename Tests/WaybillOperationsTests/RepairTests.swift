@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import WaybillDefinition
 import WaybillOperations
+import WaybillTestSupport
 import WaybillWire
 
 /// A stand-in for the worker's control consumer: it decodes the request from its wire bytes, applies it with the

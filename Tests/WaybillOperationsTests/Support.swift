@@ -2,6 +2,7 @@ import Foundation
 import SagaEngine
 import WaybillDefinition
 import WaybillOperations
+import WaybillTestSupport
 
 /// The shape of a JSON document: one line per path with the JSON types found there (`sagas[].owner: null|string`),
 /// sorted, so a test can pin the exact set of fields and their types.

@@ -3,6 +3,7 @@ import SagaEngine
 import SagaStore
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import WaybillWorker
 

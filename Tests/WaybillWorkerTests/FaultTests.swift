@@ -5,6 +5,7 @@ import SagaEngine
 import SagaStore
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import WaybillWorker
 

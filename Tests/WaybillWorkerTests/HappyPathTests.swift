@@ -3,6 +3,7 @@ import Foundation
 import SagaEngine
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 import WaybillWire
 
 @testable import WaybillWorker

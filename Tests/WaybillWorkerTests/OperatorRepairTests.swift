@@ -1,9 +1,11 @@
+import ChildProcess
 import Foundation
 import SagaEngine
 import SagaStore
 import Synchronization
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 /// Issue 5's end-to-end check: a participant fails a step after the pivot, the operator finds the saga with
 /// `waybill sagas stuck`, repairs it with `waybill sagas skip` / `retry` (the real CLI binary, over the worker's
@@ -17,17 +19,9 @@ struct OperatorRepairTests {
         environment["WAYBILL_AMQP_URL"] = url
         environment["WAYBILL_AMQP_PASSWORD"] = password ?? ""
         environment["USER"] = "test-operator"
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-cli-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: output) }
-        let child = try ChildProcess(
-            executable: try WorkerProcess.binary().path, arguments: arguments, environment: environment,
-            output: output.path)
-        let termination = try await child.waitForExit(seconds: 60)
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
-        switch termination {
-        case .exited(let code): return (code, text)
-        case .signaled(let signal): return (128 + signal, text)
-        }
+        let (termination, output) = try await ChildProcess.run(
+            try WorkerProcess.binary().path, arguments: arguments, environment: environment, timeout: .seconds(60))
+        return (termination.shellStatus, output)
     }
 
     @Test("stuck shows a saga suspended after the pivot; skip and retry through the CLI complete it, journaled")

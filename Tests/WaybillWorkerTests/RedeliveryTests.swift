@@ -4,6 +4,7 @@ import SagaEngine
 import SagaStore
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 import WaybillWire
 
 @testable import WaybillWorker

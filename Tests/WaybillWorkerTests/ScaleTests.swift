@@ -4,6 +4,7 @@ import SagaStore
 import Synchronization
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import WaybillWorker
 

@@ -2,6 +2,7 @@ import AMQPTransport
 import Foundation
 import Synchronization
 import WaybillDefinition
+import WaybillTestSupport
 
 /// A milestone event as an observer received it.
 struct ObservedEvent: Sendable {

@@ -2,6 +2,7 @@ import AMQPTransport
 import Foundation
 import Synchronization
 import WaybillDefinition
+import WaybillTestSupport
 import WaybillWire
 
 @testable import WaybillWorker

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 @testable import WaybillWorker
 

@@ -1,5 +1,7 @@
+import ChildProcess
 import Foundation
 import Testing
+import WaybillTestSupport
 
 /// `waybill worker` as a separate process, configured through its environment variables, so a test can kill it.
 ///
@@ -50,19 +52,27 @@ final class WorkerProcess: Sendable {
             output: log.path)
     }
 
+    /// Waits up to 60 s for the process to end.
+    private func waitForExit() async throws -> ChildProcess.Termination {
+        guard let termination = try await child.waitForExit(timeout: .seconds(60)) else {
+            throw TimedOut(what: "worker process \(child.pid) to exit", seconds: 60)
+        }
+        return termination
+    }
+
     /// How the process ended, or `nil` while it runs.
     var ended: ChildProcess.Termination? { child.ended }
 
     /// SIGKILL: no graceful anything.
     func kill() async throws {
         child.send(SIGKILL)
-        try await child.waitForExit()
+        _ = try await waitForExit()
     }
 
     /// SIGTERM, the graceful stop; returns how the process ended.
     func terminate() async throws -> ChildProcess.Termination {
         child.send(SIGTERM)
-        return try await child.waitForExit()
+        return try await waitForExit()
     }
 
     /// The last lines the worker logged, for failure messages.

@@ -1,0 +1,81 @@
+import ChildProcess
+import Foundation
+import Testing
+
+@Suite struct ChildProcessTests {
+    @Test func runReturnsTheExitStatusAndBothOutputStreams() async throws {
+        let (termination, output) = try await ChildProcess.run(
+            "/bin/sh", arguments: ["-c", "echo out; echo err >&2; exit 3"])
+        #expect(termination == .exited(3))
+        #expect(termination.shellStatus == 3)
+        #expect(output == "out\nerr\n")
+    }
+
+    @Test func theChildGetsExactlyTheGivenEnvironmentAndWorkingDirectory() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (termination, output) = try await ChildProcess.run(
+            "/bin/sh", arguments: ["-c", #"echo "$ONLY ${HOME-unset}"; /bin/pwd -P"#], environment: ["ONLY": "given"],
+            workingDirectory: directory.path)
+        #expect(termination == .exited(0))
+        let real = try #require(realpath(directory.path, nil))
+        defer { free(real) }
+        #expect(output == "given unset\n\(String(cString: real))\n")
+    }
+
+    /// `scripts/rabbitmq start` leaves the node and epmd running with the script's output descriptors; the script's
+    /// end must still be seen. Here the left-behind `sleep` outlives the timeout, so waiting for it would fail the test.
+    @Test func aProgramThatLeavesADaemonBehindStillEnds() async throws {
+        let (termination, output) = try await ChildProcess.run(
+            "/bin/sh", arguments: ["-c", "sleep 60 & echo $!"], timeout: .seconds(20))
+        let daemon = try #require(pid_t(output.trimmingCharacters(in: .whitespacesAndNewlines)), "\(output)")
+        kill(daemon, SIGKILL)
+        #expect(termination == .exited(0))
+    }
+
+    @Test func aSignalEndsTheChildAndEveryWaiterSeesIt() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: log.path)
+        #expect(child.ended == nil)
+        #expect(try await child.waitForExit(timeout: .milliseconds(50)) == nil, "still running")
+        async let first = child.waitForExit()
+        async let second = child.waitForExit()
+        child.send(SIGTERM)
+        #expect(try await first == .signaled(SIGTERM))
+        #expect(try await second == .signaled(SIGTERM))
+        #expect(child.ended == .signaled(SIGTERM))
+        #expect(child.ended?.shellStatus == 128 + SIGTERM)
+        child.send(SIGKILL)  // ended: nothing is sent to a pid that may be reused
+        #expect(try await child.waitForExit() == .signaled(SIGTERM))
+    }
+
+    @Test func aCancelledWaitThrowsAndLeavesTheChildRunning() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: log.path)
+        let wait = Task { try await child.waitForExit() }
+        wait.cancel()
+        await #expect(throws: CancellationError.self) { try await wait.value }
+        #expect(child.ended == nil)
+        child.send(SIGKILL)
+        #expect(try await child.waitForExit() == .signaled(SIGKILL))
+    }
+
+    @Test func runKillsAProgramThatOutlivesItsTimeout() async throws {
+        let error = await #expect(throws: ChildProcessError.self) {
+            try await ChildProcess.run("/bin/sleep", arguments: ["60"], timeout: .milliseconds(100))
+        }
+        #expect(error?.code == .timedOut)
+    }
+
+    @Test func aMissingProgramCannotStart() async throws {
+        let error = #expect(throws: ChildProcessError.self) {
+            try ChildProcess(executable: "/nonexistent/waybill-no-such-program", output: "/dev/null")
+        }
+        #expect(error?.code == .cannotStart)
+        #expect(
+            error?.description.contains("/nonexistent/waybill-no-such-program") == true, "\(String(describing: error))")
+    }
+}
