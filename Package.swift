@@ -88,7 +88,7 @@ let package = Package(
             name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
         .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
-        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
+        .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"], resources: [.copy("GoldenStates")]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(
             name: "WaybillWorkerTests",
