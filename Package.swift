@@ -118,7 +118,8 @@ let package = Package(
             dependencies: [
                 "SagaStore", "SagaEngine", "WaybillDefinition", "WaybillTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            resources: [.copy("GoldenStates")]
         ),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport", "WaybillTestSupport"]),
         .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),

@@ -1,7 +1,8 @@
 import SplitPlanner
 import WaybillDefinition
 
-/// The saga state machine (SPEC §3): `(definition, instance, event, now) -> (instance, actions)`.
+/// The saga state machine: `(definition, instance, event, now) -> (instance, actions)`. docs/workflows.md ("How a
+/// saga runs") describes the behaviour it implements.
 ///
 /// Pure: it does no I/O and reads no clock or random source it was not given. The caller stores the new instance
 /// and performs the actions (in order) in one unit of work; replaying the same events gives the same result.
@@ -9,17 +10,23 @@ public struct SagaEngine: Sendable {
     /// Seeds the full-jitter delays; the same seed and saga give the same delays.
     public var jitterSeed: UInt64
 
+    /// An engine; it holds no saga state, so one value serves every saga. Replaying recorded events reproduces the
+    /// same retry timers only with the same `jitterSeed`.
     public init(jitterSeed: UInt64 = 0x5741_5942_494C_4C21) {
         self.jitterSeed = jitterSeed
     }
 
-    /// Evaluates the trigger's `saga_id` expression over a start message body.
+    /// Evaluates the trigger's `saga_id` expression over a start message body. Throws when the body lacks the path;
+    /// such a start cannot become a saga (dead-letter it, do not retry it).
     public func sagaId(for input: JSONValue, in definition: WorkflowDefinition) throws(EvaluationError) -> String {
         try definition.trigger.sagaId.evaluateString(
             in: EvaluationScope(input: input, sagaId: "", workflow: definition.name))
     }
 
     /// Creates a saga from its start message and runs it up to its first wait.
+    ///
+    /// Call it only for a saga id that has no stored instance: a second start would make a fresh saga and send its
+    /// first commands again. Applying ``SagaEvent/start(input:)`` to an existing instance reports the duplicate.
     public func start(
         definition: WorkflowDefinition, definitionHash: String, sagaId: String, input: JSONValue, now: Timestamp
     ) -> Transition {
@@ -35,7 +42,8 @@ public struct SagaEngine: Sendable {
         return run.finish(.applied)
     }
 
-    /// Applies `event` to `instance`.
+    /// Applies `event` to `instance`, which must have been started with `definition` (the version and hash it
+    /// records): another definition's step indices point at other steps.
     public func apply(
         _ event: SagaEvent, to instance: SagaInstance, definition: WorkflowDefinition, now: Timestamp
     ) -> Transition {

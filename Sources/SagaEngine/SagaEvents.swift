@@ -14,9 +14,12 @@ public enum SagaEvent: Sendable, Hashable, Codable {
     case operatorCommand(OperatorCommand)
 }
 
-/// A participant's answer (SPEC §2 reply body).
+/// A participant's answer: the reply body of docs/wire.md, already parsed.
 public enum ReplyOutcome: Sendable, Hashable, Codable {
+    /// The command succeeded; `output` becomes the branch output (`nil` is stored as JSON `null`).
     case ok(output: JSONValue?)
+    /// The command failed. A non-retryable error fails a forward attempt at once, whatever retries remain; a
+    /// compensation is retried whatever the error.
     case error(StepError)
 }
 
@@ -34,10 +37,14 @@ public struct OperatorCommand: Sendable, Hashable, Codable {
         case cancel
     }
 
+    /// What to do.
     public var action: Action
+    /// Who asked (an operator's name); journaled and shown, never checked, so the caller authenticates.
     public var by: String
+    /// Why, in the operator's words; journaled, and for `compensate` quoted in the saga's failure message.
     public var reason: String
 
+    /// Describes a repair; the engine may still reject it (``Transition/Outcome/rejected(_:)``) for the saga's state.
     public init(action: Action, by: String, reason: String) {
         self.action = action
         self.by = by
@@ -65,13 +72,18 @@ public struct CommandMessage: Sendable, Hashable, Codable {
     public var messageId: String
     /// The routing key on the commands exchange.
     public var routingKey: String
-    /// Stable across retries of the same step, branch and direction (`<saga>/<step>[/<branch>][/r<round>][/compensate]`).
+    /// Stable across retries of the same step, branch and direction
+    /// (`<saga>/<step>[/<branch>][/r<round>][/compensate]`); participants deduplicate on it, not on `messageId`.
     public var idempotencyKey: String
+    /// The id of the step that sent it (the `waybill-step` header).
     public var step: String
+    /// The `for_each` branch index; `nil` for a plain step (branch 0 internally, but not said on the wire).
     public var branch: Int?
+    /// Do or undo (the `waybill-action` header).
     public var kind: CommandKind
-    /// 1-based.
+    /// 1-based, counted separately for forward and compensation attempts.
     public var attempt: Int
+    /// The evaluated `input` (or `compensate.input`) of the step: order data, so keep it out of logs.
     public var body: JSONValue
 }
 
@@ -83,22 +95,39 @@ public struct MilestoneEvent: Sendable, Hashable, Codable {
     public var name: String
     /// The step that produced it, or `nil` for an end-state milestone.
     public var step: String?
+    /// The step's output; `nil` for an end-state milestone. Order data, so keep it out of logs.
     public var output: JSONValue?
+    /// The saga's status when it happened: still `running` for a step milestone, even the last one.
     public var status: SagaStatus
+    /// When the transition that produced it ran, not when it is published (that may be after a restart).
     public var occurredAt: Timestamp
 }
 
 /// A durable timer.
 public struct SagaTimer: Sendable, Hashable, Codable {
     /// What the timer is for.
+    ///
+    /// The raw values are stored in saga state and in the timers table: never rename one.
     public enum Kind: String, Sendable, Hashable, Codable {
+        /// The step's `timeout` for the pending command; firing counts as a retryable failure.
         case replyTimeout
+        /// The backoff delay before the next attempt (forward or compensation).
         case retry
     }
 
+    /// Unique within the saga (`<workflow>/<saga id>/t<n>`); fire it as ``SagaEvent/timerFired(timerId:)``.
     public var id: String
+    /// What happens when it fires.
     public var kind: Kind
+    /// When to fire it; firing late is fine, firing early is not (the engine does not check the time).
     public var dueAt: Timestamp
+
+    /// Rebuilds a stored timer (the store's decoder, tests); only the engine schedules timers.
+    public init(id: String, kind: Kind, dueAt: Timestamp) {
+        self.id = id
+        self.kind = kind
+        self.dueAt = dueAt
+    }
 }
 
 /// The result of applying one event.
@@ -113,7 +142,11 @@ public struct Transition: Sendable, Hashable {
         case rejected(String)
     }
 
+    /// The saga after the event; equal to the input instance unless `outcome` is `applied`.
     public var instance: SagaInstance
+    /// What to do, in the same unit of work that stores `instance` and in this order: reordering them breaks the
+    /// promise that a saga's commands and milestones go out in the order they happened.
     public var actions: [SagaAction]
+    /// Whether the event changed the saga; store `instance` only when it is `applied`.
     public var outcome: Outcome
 }

@@ -81,17 +81,17 @@ public struct OutboxMessage: Sendable, Hashable {
     public var messageId: String
     /// The exchange to publish to (`""` is the default exchange).
     public var exchange: String
-    /// The routing key.
+    /// The routing key; with `mandatory`, a key no queue is bound to makes the broker return the message.
     public var routingKey: String
     /// The `content_type` property, e.g. `application/json`.
     public var contentType: String?
-    /// The `correlation_id` property.
+    /// The `correlation_id` property: for a command, its message id, which the participant's reply carries back.
     public var correlationId: String?
-    /// The `reply_to` property.
+    /// The `reply_to` property: the owning worker's reply queue, so replies reach the worker that holds the saga.
     public var replyTo: String?
-    /// Application headers (string values only).
+    /// Application headers (string values only; numbers travel as text).
     public var headers: [String: String]
-    /// The body bytes.
+    /// The body bytes, published as they are: order data, so keep them out of logs.
     public var body: [UInt8]
     /// Whether to publish with the `mandatory` flag (commands: an unroutable one comes back as a failure).
     public var mandatory: Bool
@@ -121,9 +121,9 @@ public struct PendingOutboxMessage: Sendable, Hashable {
     public var id: Int64
     /// The saga that produced the message.
     public var key: SagaKey
-    /// The message itself.
+    /// What to publish, exactly as committed.
     public var message: OutboxMessage
-    /// When the message was committed.
+    /// When the message was committed; an old one means publishing is stuck (the broker is down or refusing it).
     public var createdAt: Timestamp
 }
 
@@ -135,7 +135,7 @@ public struct StoredTimer: Sendable, Hashable {
     public var id: String
     /// Reply timeout or retry delay.
     public var kind: SagaTimer.Kind
-    /// When it is due.
+    /// When it is due; fire it then or later, never earlier.
     public var dueAt: Timestamp
 
     /// Describes a stored timer.
@@ -180,9 +180,9 @@ public struct JournalEntry: Sendable, Hashable {
         public static let note = Kind(rawValue: "note")
     }
 
-    /// When it happened.
+    /// When the worker handled it (the transition's `now`), not when the message was sent.
     public var at: Timestamp
-    /// What it records.
+    /// What it records; the CLI filters on it.
     public var kind: Kind
     /// The step concerned, with the branch when there is one (`release[1]`).
     public var step: String?
@@ -206,11 +206,11 @@ public struct JournalEntry: Sendable, Hashable {
 
 /// A journal line read back, with its position in the journal.
 public struct JournalRecord: Sendable, Hashable {
-    /// The journal row id; ascending ids are the order things happened.
+    /// The journal row id; ascending ids are the order things happened (timestamps can tie).
     public var id: Int64
-    /// The saga.
+    /// The saga the line belongs to.
     public var key: SagaKey
-    /// The line.
+    /// The line as it was written.
     public var entry: JournalEntry
 }
 
@@ -218,11 +218,11 @@ public struct JournalRecord: Sendable, Hashable {
 public struct StoredDefinition: Sendable, Hashable {
     /// The SHA-256 of the source text, lowercase hex (`ContentHash.sha256Hex(_:)` in WaybillDefinition).
     public var hash: String
-    /// The workflow name.
+    /// The workflow name; several versions (and several edits of one version) are stored side by side.
     public var name: String
-    /// The workflow version.
+    /// The version the file declares; look definitions up by `hash`, since an edited file keeps its version.
     public var version: Int
-    /// The YAML text exactly as loaded.
+    /// The YAML text exactly as loaded; parse it again to run a saga that started on it.
     public var source: String
     /// When a worker first stored it.
     public var firstSeenAt: Timestamp
@@ -230,10 +230,10 @@ public struct StoredDefinition: Sendable, Hashable {
 
 /// A saga row read back with the columns the worker and the CLI need besides the state.
 public struct StoredSaga: Sendable, Hashable {
-    /// The saga's state.
+    /// The saga's state, decoded.
     public var instance: SagaInstance
-    /// The step at the cursor when it was stored.
+    /// The step at the cursor when it was stored (a column for queries); `instance` is the truth.
     public var currentStep: String?
-    /// The worker that last wrote it.
+    /// The worker that owns it; its replies go to that worker's queue.
     public var owner: String?
 }

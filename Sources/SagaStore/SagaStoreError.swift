@@ -7,15 +7,15 @@ import GRDB
 public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure it is; the raw values are stable and may appear in logs and dead-letter reasons.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The stable identifier, e.g. `database_locked`.
+        /// The stable identifier, e.g. `database_locked`; programs match on it, never on the message.
         public var rawValue: String
 
-        /// Wraps a code identifier.
+        /// Wraps an identifier. Compare against the static codes below; a code made here matches none of them.
         public init(rawValue: String) {
             self.rawValue = rawValue
         }
 
-        /// The code identifier.
+        /// The stable identifier, as logs and dead-letter reasons show it.
         public var description: String { rawValue }
 
         /// Another process held the write lock longer than the busy timeout. Retry later; transient.
@@ -30,7 +30,7 @@ public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
         public static let schemaMismatch = Code(rawValue: "store.schema_mismatch")
         /// The file or a saga's state blob is damaged.
         public static let corruptState = Code(rawValue: "corrupt_state")
-        /// The disk is full.
+        /// The disk is full; the failed write committed nothing. Transient once space is freed.
         public static let diskFull = Code(rawValue: "disk_full")
         /// The operating system reported an I/O error.
         public static let ioError = Code(rawValue: "io_error")
@@ -42,11 +42,12 @@ public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
         public static let sqlite = Code(rawValue: "sqlite_error")
     }
 
-    /// What kind of failure it is.
+    /// What kind of failure it is: branch on this, since the message's wording may change.
     public var code: Code
     /// What went wrong and what to do about it.
     public var message: String
-    /// The SQLite error that caused it, if any.
+    /// The SQLite error that caused it; `nil` when the store found the problem itself (a damaged state blob, a
+    /// schema from a newer Waybill).
     public var underlying: DatabaseError?
 
     /// Makes an error; `message` must say what to do, not only what happened.
@@ -56,7 +57,7 @@ public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
-    /// `[code] message (SQLite: ...)`.
+    /// `[code] message (SQLite <extended code>: <message>)`: safe to log, it carries no saga data.
     public var description: String {
         var text = "[\(code)] \(message)"
         if let underlying {

@@ -14,15 +14,18 @@ import WaybillDefinition
 /// `(varint field number ≥ 1, tagged value)` pairs ended by field number 0; an absent optional is simply not written.
 /// A tagged value is a ``Tag`` byte and its payload. Arrays end with a ``Tag/end`` byte. JSON arrays and objects start
 /// with their element count (so the reader sizes them once); object members are `(varint key length, UTF-8 key,
-/// JSON value)`.
+/// JSON value)`, in the order the dictionary iterates them, which differs between processes: equal sagas can encode
+/// to different bytes, so compare decoded values.
 ///
 /// Evolution: a reader skips field numbers it does not know and leaves fields it does not find at their defaults,
-/// so adding a field is backward and forward compatible. Never reuse a field number. `StateCodecCoverageTests`
-/// fails when the engine grows a stored property this file does not write.
+/// so adding a field is backward and forward compatible. The field numbers are the `…Field` enums below; never
+/// renumber or reuse one. `StateCodecCoverageTests` fails when the engine grows a stored property this file does not
+/// write, and `GoldenStateTests` when bytes an earlier binary wrote stop decoding to the same saga.
 enum StateCodec {
     static let magic: [UInt8] = [0x57, 0x53]
     static let formatVersion: UInt8 = 1
 
+    /// The type byte before each value. Stored like the field numbers: never renumber or reuse one.
     enum Tag: UInt8 {
         case end = 0
         case falseValue = 2
@@ -74,6 +77,134 @@ enum StateCodec {
             }
             return instance
         }
+    }
+}
+
+// MARK: - Field numbers
+
+/// The field numbers of one record type of the state format.
+///
+/// A number is part of the stored format from the moment a binary that writes it ships: it is never renumbered and
+/// never reused for another field, not even after its field is removed (keep the case, renamed `retired…`, so the
+/// number stays taken). A new field takes the next unused number of its record.
+protocol StateField: RawRepresentable where RawValue == UInt64 {}
+
+extension StateCodec {
+    /// The fields of a ``SagaInstance``.
+    enum InstanceField: UInt64, StateField {
+        case workflow = 1
+        case id = 2
+        case version = 3
+        case definitionHash = 4
+        case status = 5
+        case input = 6
+        /// An array of ``StepField`` messages.
+        case steps = 7
+        case cursor = 8
+        /// An array of ``BranchRefField`` messages.
+        case completions = 9
+        /// A ``CompensationField`` message; absent when no compensation runs.
+        case compensation = 10
+        case pivotPassed = 11
+        /// A ``FailureField`` message; absent without a failure.
+        case failure = 12
+        case startedAt = 13
+        case updatedAt = 14
+        case sequence = 15
+    }
+
+    /// The fields of a ``BranchRef``.
+    enum BranchRefField: UInt64, StateField {
+        case step = 1
+        case branch = 2
+    }
+
+    /// The fields of a ``CompensationPlan``.
+    enum CompensationField: UInt64, StateField {
+        /// A ``PurposeField`` message.
+        case purpose = 1
+        /// An array of ``BranchRefField`` messages.
+        case queue = 2
+    }
+
+    /// The fields of a ``CompensationPlan/Purpose``.
+    enum PurposeField: UInt64, StateField {
+        /// A ``PurposeKind`` name.
+        case kind = 1
+        /// Only for `reallocate`.
+        case splitStep = 2
+        /// Only for `reallocate`.
+        case excludedWarehouses = 3
+    }
+
+    /// The stored names of the ``CompensationPlan/Purpose`` cases.
+    enum PurposeKind: String {
+        case abort
+        case reallocate
+    }
+
+    /// The fields of a ``SagaFailure``.
+    enum FailureField: UInt64, StateField {
+        case step = 1
+        /// Absent unless the failure is one `for_each` branch's.
+        case branch = 2
+        /// A ``StepErrorField`` message.
+        case error = 3
+        case at = 4
+    }
+
+    /// The fields of a ``StepState``.
+    enum StepField: UInt64, StateField {
+        case status = 1
+        /// An array of ``BranchField`` messages.
+        case branches = 2
+        case output = 3
+        case round = 4
+        case reallocations = 5
+        case excludedWarehouses = 6
+        case startedAt = 7
+        case finishedAt = 8
+    }
+
+    /// The fields of a ``BranchState``. `round` came after the others, hence its number.
+    enum BranchField: UInt64, StateField {
+        case item = 1
+        case status = 2
+        case attempt = 3
+        case compensationAttempt = 4
+        /// A ``PendingCommandField`` message.
+        case pending = 5
+        /// A ``TimerField`` message.
+        case timer = 6
+        case output = 7
+        /// A ``StepErrorField`` message.
+        case lastError = 8
+        case startedAt = 9
+        case finishedAt = 10
+        case round = 11
+    }
+
+    /// The fields of a ``PendingCommand``.
+    enum PendingCommandField: UInt64, StateField {
+        case messageId = 1
+        case routingKey = 2
+        case kind = 3
+        case attempt = 4
+        case sentAt = 5
+    }
+
+    /// The fields of a ``SagaTimer``.
+    enum TimerField: UInt64, StateField {
+        case id = 1
+        case kind = 2
+        case dueAt = 3
+    }
+
+    /// The fields of a ``StepError``.
+    enum StepErrorField: UInt64, StateField {
+        case code = 1
+        case message = 2
+        case retryable = 3
     }
 }
 
@@ -153,18 +284,18 @@ struct StateWriter: ~Copyable {
         count += 1
     }
 
-    mutating func field(_ number: UInt64) { varint(number) }
+    mutating func field<F: StateField>(_ field: F) { varint(field.rawValue) }
 
-    mutating func int(_ number: UInt64, _ value: Int64) {
-        field(number)
+    mutating func int<F: StateField>(_ field: F, _ value: Int64) {
+        self.field(field)
         append(StateCodec.Tag.int.rawValue)
         varint(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
     }
 
-    mutating func int(_ number: UInt64, _ value: Int) { int(number, Int64(value)) }
+    mutating func int<F: StateField>(_ field: F, _ value: Int) { int(field, Int64(value)) }
 
-    mutating func bool(_ number: UInt64, _ value: Bool) {
-        field(number)
+    mutating func bool<F: StateField>(_ field: F, _ value: Bool) {
+        self.field(field)
         append(value ? StateCodec.Tag.trueValue.rawValue : StateCodec.Tag.falseValue.rawValue)
     }
 
@@ -181,32 +312,32 @@ struct StateWriter: ~Copyable {
         rawString(value)
     }
 
-    mutating func string(_ number: UInt64, _ value: String) {
-        field(number)
+    mutating func string<F: StateField>(_ field: F, _ value: String) {
+        self.field(field)
         string(value)
     }
 
-    mutating func timestamp(_ number: UInt64, _ value: Timestamp?) {
-        if let value { int(number, value.milliseconds) }
+    mutating func timestamp<F: StateField>(_ field: F, _ value: Timestamp?) {
+        if let value { int(field, value.milliseconds) }
     }
 
-    mutating func beginMessage(_ number: UInt64) {
-        field(number)
+    mutating func beginMessage<F: StateField>(_ field: F) {
+        self.field(field)
         append(StateCodec.Tag.message.rawValue)
     }
 
     mutating func endMessage() { append(0) }
 
-    mutating func strings(_ number: UInt64, _ values: [String]) {
-        field(number)
+    mutating func strings<F: StateField>(_ field: F, _ values: [String]) {
+        self.field(field)
         append(StateCodec.Tag.array.rawValue)
         for value in values { string(value) }
         append(StateCodec.Tag.end.rawValue)
     }
 
-    mutating func json(_ number: UInt64, _ value: JSONValue?) {
+    mutating func json<F: StateField>(_ field: F, _ value: JSONValue?) {
         guard let value else { return }
-        field(number)
+        self.field(field)
         json(value)
     }
 
@@ -239,120 +370,150 @@ struct StateWriter: ~Copyable {
         }
     }
 
-    // Field numbers below are part of the stored format: never renumber or reuse one.
+    // The records. Their field numbers are the `StateCodec.…Field` enums: never renumber or reuse one.
 
     mutating func instance(_ value: SagaInstance) {
+        typealias Field = StateCodec.InstanceField
         append(StateCodec.Tag.message.rawValue)
-        string(1, value.key.workflow)
-        string(2, value.key.id)
-        int(3, value.version)
-        string(4, value.definitionHash)
-        string(5, value.status.rawValue)
-        json(6, value.input)
-        field(7)
+        string(Field.workflow, value.key.workflow)
+        string(Field.id, value.key.id)
+        int(Field.version, value.version)
+        string(Field.definitionHash, value.definitionHash)
+        string(Field.status, value.status.rawValue)
+        json(Field.input, value.input)
+        field(Field.steps)
         append(StateCodec.Tag.array.rawValue)
         for step in value.steps { stepState(step) }
         append(StateCodec.Tag.end.rawValue)
-        int(8, value.cursor)
-        field(9)
+        int(Field.cursor, value.cursor)
+        field(Field.completions)
         branchRefs(value.completions)
         if let compensation = value.compensation {
-            beginMessage(10)
-            beginMessage(1)
-            switch compensation.purpose {
-            case .abort:
-                string(1, "abort")
-            case .reallocate(let splitStep, let excludedWarehouses):
-                string(1, "reallocate")
-                int(2, splitStep)
-                strings(3, excludedWarehouses)
-            }
-            endMessage()
-            field(2)
-            branchRefs(compensation.queue)
-            endMessage()
+            field(Field.compensation)
+            compensationPlan(compensation)
         }
-        bool(11, value.pivotPassed)
+        bool(Field.pivotPassed, value.pivotPassed)
         if let failure = value.failure {
-            beginMessage(12)
-            string(1, failure.step)
-            if let branch = failure.branch { int(2, branch) }
-            field(3)
-            stepError(failure.error)
-            timestamp(4, failure.at)
-            endMessage()
+            field(Field.failure)
+            sagaFailure(failure)
         }
-        timestamp(13, value.startedAt)
-        timestamp(14, value.updatedAt)
-        int(15, value.sequence)
+        timestamp(Field.startedAt, value.startedAt)
+        timestamp(Field.updatedAt, value.updatedAt)
+        int(Field.sequence, value.sequence)
+        endMessage()
+    }
+
+    mutating func compensationPlan(_ value: CompensationPlan) {
+        typealias Field = StateCodec.CompensationField
+        typealias PurposeField = StateCodec.PurposeField
+        append(StateCodec.Tag.message.rawValue)
+        beginMessage(Field.purpose)
+        switch value.purpose {
+        case .abort:
+            string(PurposeField.kind, StateCodec.PurposeKind.abort.rawValue)
+        case .reallocate(let splitStep, let excludedWarehouses):
+            string(PurposeField.kind, StateCodec.PurposeKind.reallocate.rawValue)
+            int(PurposeField.splitStep, splitStep)
+            strings(PurposeField.excludedWarehouses, excludedWarehouses)
+        }
+        endMessage()
+        field(Field.queue)
+        branchRefs(value.queue)
+        endMessage()
+    }
+
+    mutating func sagaFailure(_ value: SagaFailure) {
+        typealias Field = StateCodec.FailureField
+        append(StateCodec.Tag.message.rawValue)
+        string(Field.step, value.step)
+        if let branch = value.branch { int(Field.branch, branch) }
+        field(Field.error)
+        stepError(value.error)
+        timestamp(Field.at, value.at)
         endMessage()
     }
 
     mutating func branchRefs(_ refs: [BranchRef]) {
+        typealias Field = StateCodec.BranchRefField
         append(StateCodec.Tag.array.rawValue)
         for ref in refs {
             append(StateCodec.Tag.message.rawValue)
-            int(1, ref.step)
-            int(2, ref.branch)
+            int(Field.step, ref.step)
+            int(Field.branch, ref.branch)
             endMessage()
         }
         append(StateCodec.Tag.end.rawValue)
     }
 
     mutating func stepState(_ value: StepState) {
+        typealias Field = StateCodec.StepField
         append(StateCodec.Tag.message.rawValue)
-        string(1, value.status.rawValue)
-        field(2)
+        string(Field.status, value.status.rawValue)
+        field(Field.branches)
         append(StateCodec.Tag.array.rawValue)
         for branch in value.branches { branchState(branch) }
         append(StateCodec.Tag.end.rawValue)
-        json(3, value.output)
-        int(4, value.round)
-        int(5, value.reallocations)
-        strings(6, value.excludedWarehouses)
-        timestamp(7, value.startedAt)
-        timestamp(8, value.finishedAt)
+        json(Field.output, value.output)
+        int(Field.round, value.round)
+        int(Field.reallocations, value.reallocations)
+        strings(Field.excludedWarehouses, value.excludedWarehouses)
+        timestamp(Field.startedAt, value.startedAt)
+        timestamp(Field.finishedAt, value.finishedAt)
         endMessage()
     }
 
     mutating func branchState(_ value: BranchState) {
+        typealias Field = StateCodec.BranchField
         append(StateCodec.Tag.message.rawValue)
-        json(1, value.item)
-        string(2, value.status.rawValue)
-        int(3, value.attempt)
-        int(4, value.compensationAttempt)
-        int(11, value.round)
+        json(Field.item, value.item)
+        string(Field.status, value.status.rawValue)
+        int(Field.attempt, value.attempt)
+        int(Field.compensationAttempt, value.compensationAttempt)
+        int(Field.round, value.round)
         if let pending = value.pending {
-            beginMessage(5)
-            string(1, pending.messageId)
-            string(2, pending.routingKey)
-            string(3, pending.kind.rawValue)
-            int(4, pending.attempt)
-            timestamp(5, pending.sentAt)
-            endMessage()
+            field(Field.pending)
+            pendingCommand(pending)
         }
         if let timer = value.timer {
-            beginMessage(6)
-            string(1, timer.id)
-            string(2, timer.kind.rawValue)
-            timestamp(3, timer.dueAt)
-            endMessage()
+            field(Field.timer)
+            sagaTimer(timer)
         }
-        json(7, value.output)
+        json(Field.output, value.output)
         if let error = value.lastError {
-            field(8)
+            field(Field.lastError)
             stepError(error)
         }
-        timestamp(9, value.startedAt)
-        timestamp(10, value.finishedAt)
+        timestamp(Field.startedAt, value.startedAt)
+        timestamp(Field.finishedAt, value.finishedAt)
+        endMessage()
+    }
+
+    mutating func pendingCommand(_ value: PendingCommand) {
+        typealias Field = StateCodec.PendingCommandField
+        append(StateCodec.Tag.message.rawValue)
+        string(Field.messageId, value.messageId)
+        string(Field.routingKey, value.routingKey)
+        string(Field.kind, value.kind.rawValue)
+        int(Field.attempt, value.attempt)
+        timestamp(Field.sentAt, value.sentAt)
+        endMessage()
+    }
+
+    mutating func sagaTimer(_ value: SagaTimer) {
+        typealias Field = StateCodec.TimerField
+        append(StateCodec.Tag.message.rawValue)
+        string(Field.id, value.id)
+        string(Field.kind, value.kind.rawValue)
+        timestamp(Field.dueAt, value.dueAt)
         endMessage()
     }
 
     mutating func stepError(_ value: StepError) {
+        typealias Field = StateCodec.StepErrorField
         append(StateCodec.Tag.message.rawValue)
-        string(1, value.code)
-        string(2, value.message)
-        bool(3, value.retryable)
+        string(Field.code, value.code)
+        string(Field.message, value.message)
+        bool(Field.retryable, value.retryable)
         endMessage()
     }
 }
@@ -529,51 +690,63 @@ struct StateReader {
         }
     }
 
+    // The records. A field number this binary does not know is skipped; a field not found keeps its blank value.
+
+    /// The instance fields without which a blob is not a saga (every other field has a sensible blank).
+    private static let requiredInstanceFields: UInt64 = [
+        StateCodec.InstanceField.workflow, .id, .version, .definitionHash, .status,
+    ].reduce(0) { $0 | 1 << $1.rawValue }
+
     mutating func instance() throws(StateCodecError) -> SagaInstance {
+        typealias Field = StateCodec.InstanceField
         try expect(.message)
-        var instance = try StateTemplates.shared().instance
-        var seen: UInt32 = 0
+        let zero = Timestamp(milliseconds: 0)
+        var instance = SagaInstance(
+            key: SagaKey(workflow: "", id: ""), version: 0, definitionHash: "", status: .running, input: .null,
+            steps: [], cursor: 0, completions: [], compensation: nil, pivotPassed: false, failure: nil,
+            startedAt: zero, updatedAt: zero, sequence: 0)
+        var seen: UInt64 = 0
         while let number = try nextField() {
-            if number < 32 { seen |= 1 << UInt32(number) }
-            switch number {
-            case 1: instance.key.workflow = try string()
-            case 2: instance.key.id = try string()
-            case 3: instance.version = try int()
-            case 4: instance.definitionHash = try string()
-            case 5: instance.status = try enumeration(SagaStatus.self)
-            case 6: instance.input = try json()
-            case 7:
+            if number < 64 { seen |= 1 << number }
+            switch Field(rawValue: number) {
+            case .workflow: instance.key.workflow = try string()
+            case .id: instance.key.id = try string()
+            case .version: instance.version = try int()
+            case .definitionHash: instance.definitionHash = try string()
+            case .status: instance.status = try enumeration(SagaStatus.self)
+            case .input: instance.input = try json()
+            case .steps:
                 try expect(.array)
                 while try peekEnd() == false { instance.steps.append(try stepState()) }
-            case 8: instance.cursor = try int()
-            case 9: instance.completions = try branchRefs()
-            case 10: instance.compensation = try compensationPlan()
-            case 11: instance.pivotPassed = try bool()
-            case 12: instance.failure = try sagaFailure()
-            case 13: instance.startedAt = try timestamp()
-            case 14: instance.updatedAt = try timestamp()
-            case 15: instance.sequence = try int()
-            default: try skipValue()
+            case .cursor: instance.cursor = try int()
+            case .completions: instance.completions = try branchRefs()
+            case .compensation: instance.compensation = try compensationPlan()
+            case .pivotPassed: instance.pivotPassed = try bool()
+            case .failure: instance.failure = try sagaFailure()
+            case .startedAt: instance.startedAt = try timestamp()
+            case .updatedAt: instance.updatedAt = try timestamp()
+            case .sequence: instance.sequence = try int()
+            case nil: try skipValue()
             }
         }
-        let required: UInt32 = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5)
-        guard seen & required == required else {
+        guard seen & Self.requiredInstanceFields == Self.requiredInstanceFields else {
             throw damaged("the saga key, version, definition or status is missing")
         }
         return instance
     }
 
     mutating func branchRefs() throws(StateCodecError) -> [BranchRef] {
+        typealias Field = StateCodec.BranchRefField
         try expect(.array)
         var refs: [BranchRef] = []
         while try peekEnd() == false {
             try expect(.message)
             var ref = BranchRef(step: 0, branch: 0)
             while let number = try nextField() {
-                switch number {
-                case 1: ref.step = try int()
-                case 2: ref.branch = try int()
-                default: try skipValue()
+                switch Field(rawValue: number) {
+                case .step: ref.step = try int()
+                case .branch: ref.branch = try int()
+                case nil: try skipValue()
                 }
             }
             refs.append(ref)
@@ -582,178 +755,148 @@ struct StateReader {
     }
 
     mutating func compensationPlan() throws(StateCodecError) -> CompensationPlan {
+        typealias Field = StateCodec.CompensationField
         try expect(.message)
-        var plan = try StateTemplates.shared().compensation
+        var plan = CompensationPlan(purpose: .abort, queue: [])
         while let number = try nextField() {
-            switch number {
-            case 1:
-                try expect(.message)
-                var kind = ""
-                var splitStep = 0
-                var excluded: [String] = []
-                while let purposeField = try nextField() {
-                    switch purposeField {
-                    case 1: kind = try string()
-                    case 2: splitStep = try int()
-                    case 3: excluded = try strings()
-                    default: try skipValue()
-                    }
-                }
-                switch kind {
-                case "abort": plan.purpose = .abort
-                case "reallocate": plan.purpose = .reallocate(splitStep: splitStep, excludedWarehouses: excluded)
-                default: throw damaged("unknown compensation purpose '\(kind)'")
-                }
-            case 2: plan.queue = try branchRefs()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .purpose: plan.purpose = try purpose()
+            case .queue: plan.queue = try branchRefs()
+            case nil: try skipValue()
             }
         }
         return plan
     }
 
-    mutating func sagaFailure() throws(StateCodecError) -> SagaFailure {
+    mutating func purpose() throws(StateCodecError) -> CompensationPlan.Purpose {
+        typealias Field = StateCodec.PurposeField
         try expect(.message)
-        var failure = try StateTemplates.shared().failure
+        var kind = ""
+        var splitStep = 0
+        var excluded: [String] = []
         while let number = try nextField() {
-            switch number {
-            case 1: failure.step = try string()
-            case 2: failure.branch = try int()
-            case 3: failure.error = try stepError()
-            case 4: failure.at = try timestamp()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .kind: kind = try string()
+            case .splitStep: splitStep = try int()
+            case .excludedWarehouses: excluded = try strings()
+            case nil: try skipValue()
+            }
+        }
+        switch StateCodec.PurposeKind(rawValue: kind) {
+        case .abort: return .abort
+        case .reallocate: return .reallocate(splitStep: splitStep, excludedWarehouses: excluded)
+        case nil: throw damaged("unknown compensation purpose '\(kind)'")
+        }
+    }
+
+    mutating func sagaFailure() throws(StateCodecError) -> SagaFailure {
+        typealias Field = StateCodec.FailureField
+        try expect(.message)
+        var failure = SagaFailure(
+            step: "", branch: nil, error: StepError(code: "", message: "", retryable: false),
+            at: Timestamp(milliseconds: 0))
+        while let number = try nextField() {
+            switch Field(rawValue: number) {
+            case .step: failure.step = try string()
+            case .branch: failure.branch = try int()
+            case .error: failure.error = try stepError()
+            case .at: failure.at = try timestamp()
+            case nil: try skipValue()
             }
         }
         return failure
     }
 
     mutating func stepError() throws(StateCodecError) -> StepError {
+        typealias Field = StateCodec.StepErrorField
         try expect(.message)
         var error = StepError(code: "", message: "", retryable: false)
         while let number = try nextField() {
-            switch number {
-            case 1: error.code = try string()
-            case 2: error.message = try string()
-            case 3: error.retryable = try bool()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .code: error.code = try string()
+            case .message: error.message = try string()
+            case .retryable: error.retryable = try bool()
+            case nil: try skipValue()
             }
         }
         return error
     }
 
     mutating func stepState() throws(StateCodecError) -> StepState {
+        typealias Field = StateCodec.StepField
         try expect(.message)
         var step = StepState()
         while let number = try nextField() {
-            switch number {
-            case 1: step.status = try enumeration(StepState.Status.self)
-            case 2:
+            switch Field(rawValue: number) {
+            case .status: step.status = try enumeration(StepState.Status.self)
+            case .branches:
                 try expect(.array)
                 while try peekEnd() == false { step.branches.append(try branchState()) }
-            case 3: step.output = try json()
-            case 4: step.round = try int()
-            case 5: step.reallocations = try int()
-            case 6: step.excludedWarehouses = try strings()
-            case 7: step.startedAt = try timestamp()
-            case 8: step.finishedAt = try timestamp()
-            default: try skipValue()
+            case .output: step.output = try json()
+            case .round: step.round = try int()
+            case .reallocations: step.reallocations = try int()
+            case .excludedWarehouses: step.excludedWarehouses = try strings()
+            case .startedAt: step.startedAt = try timestamp()
+            case .finishedAt: step.finishedAt = try timestamp()
+            case nil: try skipValue()
             }
         }
         return step
     }
 
     mutating func branchState() throws(StateCodecError) -> BranchState {
+        typealias Field = StateCodec.BranchField
         try expect(.message)
         var branch = BranchState(item: nil, round: 0)
         while let number = try nextField() {
-            switch number {
-            case 1: branch.item = try json()
-            case 2: branch.status = try enumeration(BranchState.Status.self)
-            case 3: branch.attempt = try int()
-            case 4: branch.compensationAttempt = try int()
-            case 5: branch.pending = try pendingCommand()
-            case 6: branch.timer = try sagaTimer()
-            case 7: branch.output = try json()
-            case 8: branch.lastError = try stepError()
-            case 9: branch.startedAt = try timestamp()
-            case 10: branch.finishedAt = try timestamp()
-            case 11: branch.round = try int()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .item: branch.item = try json()
+            case .status: branch.status = try enumeration(BranchState.Status.self)
+            case .attempt: branch.attempt = try int()
+            case .compensationAttempt: branch.compensationAttempt = try int()
+            case .pending: branch.pending = try pendingCommand()
+            case .timer: branch.timer = try sagaTimer()
+            case .output: branch.output = try json()
+            case .lastError: branch.lastError = try stepError()
+            case .startedAt: branch.startedAt = try timestamp()
+            case .finishedAt: branch.finishedAt = try timestamp()
+            case .round: branch.round = try int()
+            case nil: try skipValue()
             }
         }
         return branch
     }
 
     mutating func pendingCommand() throws(StateCodecError) -> PendingCommand {
+        typealias Field = StateCodec.PendingCommandField
         try expect(.message)
-        var pending = try StateTemplates.shared().pending
+        var pending = PendingCommand(
+            messageId: "", routingKey: "", kind: .do, attempt: 0, sentAt: Timestamp(milliseconds: 0))
         while let number = try nextField() {
-            switch number {
-            case 1: pending.messageId = try string()
-            case 2: pending.routingKey = try string()
-            case 3: pending.kind = try enumeration(CommandKind.self)
-            case 4: pending.attempt = try int()
-            case 5: pending.sentAt = try timestamp()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .messageId: pending.messageId = try string()
+            case .routingKey: pending.routingKey = try string()
+            case .kind: pending.kind = try enumeration(CommandKind.self)
+            case .attempt: pending.attempt = try int()
+            case .sentAt: pending.sentAt = try timestamp()
+            case nil: try skipValue()
             }
         }
         return pending
     }
 
     mutating func sagaTimer() throws(StateCodecError) -> SagaTimer {
+        typealias Field = StateCodec.TimerField
         try expect(.message)
-        var timer = try StateTemplates.shared().timer
+        var timer = SagaTimer(id: "", kind: .retry, dueAt: Timestamp(milliseconds: 0))
         while let number = try nextField() {
-            switch number {
-            case 1: timer.id = try string()
-            case 2: timer.kind = try enumeration(SagaTimer.Kind.self)
-            case 3: timer.dueAt = try timestamp()
-            default: try skipValue()
+            switch Field(rawValue: number) {
+            case .id: timer.id = try string()
+            case .kind: timer.kind = try enumeration(SagaTimer.Kind.self)
+            case .dueAt: timer.dueAt = try timestamp()
+            case nil: try skipValue()
             }
         }
         return timer
-    }
-}
-
-/// Blank values of the engine types that have no public initializer, made once through their `Decodable`
-/// conformance; the reader copies one and sets every field it finds.
-struct StateTemplates: Sendable {
-    var instance: SagaInstance
-    var compensation: CompensationPlan
-    var failure: SagaFailure
-    var pending: PendingCommand
-    var timer: SagaTimer
-
-    private static let made: Result<StateTemplates, StateCodecError> = {
-        let zero = #"{"milliseconds":0}"#
-        let error = #"{"code":"","message":"","retryable":false}"#
-        func make<T: Decodable>(_ type: T.Type, _ json: String) throws(StateCodecError) -> T {
-            do {
-                return try JSONDecoder().decode(T.self, from: Data(json.utf8))
-            } catch {
-                throw StateCodecError(
-                    "cannot build a blank \(T.self) (the engine type changed; update SagaStore's StateCodec): \(error)")
-            }
-        }
-        do throws(StateCodecError) {
-            return .success(
-                StateTemplates(
-                    instance: try make(
-                        SagaInstance.self,
-                        #"{"key":{"workflow":"","id":""},"version":0,"definitionHash":"","status":"running","#
-                            + #""input":null,"steps":[],"cursor":0,"completions":[],"pivotPassed":false,"#
-                            + #""startedAt":\#(zero),"updatedAt":\#(zero),"sequence":0}"#),
-                    compensation: try make(CompensationPlan.self, #"{"purpose":{"abort":{}},"queue":[]}"#),
-                    failure: try make(SagaFailure.self, #"{"step":"","error":\#(error),"at":\#(zero)}"#),
-                    pending: try make(
-                        PendingCommand.self,
-                        #"{"messageId":"","routingKey":"","kind":"do","attempt":0,"sentAt":\#(zero)}"#),
-                    timer: try make(SagaTimer.self, #"{"id":"","kind":"retry","dueAt":\#(zero)}"#)))
-        } catch {
-            return .failure(error)
-        }
-    }()
-
-    static func shared() throws(StateCodecError) -> StateTemplates {
-        try made.get()
     }
 }

@@ -27,13 +27,23 @@ import WaybillDefinition
         #expect(try StateCodec.decode(StateCodec.encode(instance)) == instance)
     }
 
+    /// A field a later binary might add to the instance record, holding a record of its own.
+    enum FutureInstanceField: UInt64, StateField {
+        case shippingWindow = 99
+    }
+
+    enum FutureWindowField: UInt64, StateField {
+        case slots = 1
+        case carrier = 2
+    }
+
     @Test func unknownFieldsAreSkipped() throws {
         var bytes = StateCodec.encode(Fixtures.fullInstance())
         // Insert field 99 (a nested message holding a JSON object) before the instance's end marker.
         var extra = StateWriter()
-        extra.beginMessage(99)
-        extra.json(1, ["future": [1, "two", nil]])
-        extra.string(2, "x")
+        extra.beginMessage(FutureInstanceField.shippingWindow)
+        extra.json(FutureWindowField.slots, ["future": [1, "two", nil]])
+        extra.string(FutureWindowField.carrier, "x")
         extra.endMessage()
         bytes.insert(contentsOf: extra.bytes, at: bytes.count - 1)
         #expect(try StateCodec.decode(bytes) == Fixtures.fullInstance())
