@@ -24,8 +24,14 @@ let package = Package(
         ),
         // Deterministic warehouse split planner (docs/workflows.md). Pure, no dependencies.
         .target(name: "SplitPlanner"),
+        // The one seeded generator (SplitMix64) and stable hash: engine jitter, simulator, benchmarks, tests. Pure,
+        // no dependencies.
+        .target(name: "SeededRandom"),
+        // Text without Foundation's locale: padding, UTC times (formatting and strict parsing), the progress bar,
+        // shell quoting. Pure, no dependencies.
+        .target(name: "PlainText"),
         // The saga state machine: (definition, instance, event, now) -> (instance, actions). Pure.
-        .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner"]),
+        .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner", "SeededRandom"]),
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
@@ -46,20 +52,20 @@ let package = Package(
         .target(
             name: "WaybillWorker",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
-        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition"]),
+        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition", "SeededRandom", "PlainText"]),
         // The demo and the benchmark: simulated participants on AMQP, the demo runner, the load generator, figures.
         .target(
             name: "WaybillDemo",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "WaybillWorker",
-                "WaybillSimulator",
+                "WaybillSimulator", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -70,7 +76,7 @@ let package = Package(
         .target(
             name: "WaybillOperations",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -80,6 +86,7 @@ let package = Package(
             name: "WaybillCLI",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillWire", "WaybillWorker", "WaybillOperations",
+                "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -89,19 +96,24 @@ let package = Package(
         .executableTarget(
             name: "WaybillDemoCLI",
             dependencies: [
-                "WaybillDemo",
+                "WaybillDemo", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: ["SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations"]
+            dependencies: [
+                "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations", "SeededRandom", "PlainText",
+            ]
         ),
         .testTarget(
-            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
-        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine"]),
+            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition", "SeededRandom"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
+        .testTarget(name: "PlainTextTests", dependencies: ["PlainText"]),
+        .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner", "SeededRandom"]),
+        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "SeededRandom"]),
         .testTarget(name: "SagaStoreTests", dependencies: ["SagaStore"]),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport"]),
         .testTarget(
