@@ -25,8 +25,14 @@ let package = Package(
         ),
         // Deterministic warehouse split planner (docs/workflows.md). Pure, no dependencies.
         .target(name: "SplitPlanner"),
+        // The one seeded generator (SplitMix64) and stable hash: engine jitter, simulator, benchmarks, tests. Pure,
+        // no dependencies.
+        .target(name: "SeededRandom"),
+        // Text without Foundation's locale: padding, UTC times (formatting and strict parsing), the progress bar,
+        // shell quoting. Pure, no dependencies.
+        .target(name: "PlainText"),
         // The saga state machine: (definition, instance, event, now) -> (instance, actions). Pure.
-        .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner"]),
+        .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner", "SeededRandom"]),
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
@@ -50,7 +56,7 @@ let package = Package(
         .target(
             name: "WaybillWorker",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -58,13 +64,13 @@ let package = Package(
             ]
         ),
         // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
-        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition"]),
+        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition", "SeededRandom", "PlainText"]),
         // The demo and the benchmark: simulated participants on AMQP, the demo runner, the load generator, figures.
         .target(
             name: "WaybillDemo",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "WaybillWorker",
-                "WaybillSimulator", "ChildProcess", .product(name: "Logging", package: "swift-log"),
+                "WaybillSimulator", "ChildProcess", "PlainText", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -74,7 +80,7 @@ let package = Package(
         .target(
             name: "WaybillOperations",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -84,6 +90,7 @@ let package = Package(
             name: "WaybillCLI",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillWire", "WaybillWorker", "WaybillOperations",
+                "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -93,14 +100,16 @@ let package = Package(
         .executableTarget(
             name: "WaybillDemoCLI",
             dependencies: [
-                "WaybillDemo",
+                "WaybillDemo", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "WaybillBench",
-            dependencies: ["SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations"]
+            dependencies: [
+                "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations", "SeededRandom", "PlainText",
+            ]
         ),
         // Helpers every test target shares: the private test broker (`WAYBILL_TEST_AMQP_URL`), waits with deadlines,
         // temporary directories. A regular target under Tests/, linked only by test targets.
@@ -110,9 +119,12 @@ let package = Package(
             path: "Tests/WaybillTestSupport"
         ),
         .testTarget(
-            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner"]),
-        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "WaybillDefinition"]),
+            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition", "SeededRandom"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
+        .testTarget(name: "PlainTextTests", dependencies: ["PlainText"]),
+        .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner", "SeededRandom"]),
+        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "WaybillDefinition", "SeededRandom"]),
         .testTarget(
             name: "SagaStoreTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import SeededRandom
 import SplitPlanner
 import WaybillDefinition
 
@@ -743,35 +744,4 @@ extension StepError {
     public static let abandonedCode = "abandoned"
     /// An operator asked for compensation.
     public static let operatorCode = "operator_compensate"
-}
-
-/// A small deterministic hash (FNV-1a mixed through SplitMix64) for jitter: the same inputs give the same value
-/// on every run and platform, unlike `Hasher`.
-struct StableHash {
-    private(set) var state: UInt64
-
-    init(seed: UInt64) {
-        state = 0xcbf2_9ce4_8422_2325 ^ seed
-    }
-
-    mutating func combine(_ text: String) {
-        for byte in text.utf8 {
-            state ^= UInt64(byte)
-            state &*= 0x0000_0100_0000_01B3
-        }
-        state ^= 0xFF
-        state &*= 0x0000_0100_0000_01B3
-    }
-
-    mutating func combine(_ value: UInt64) {
-        state ^= value
-        state &*= 0x0000_0100_0000_01B3
-    }
-
-    var value: UInt64 {
-        var z = state &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -308,7 +308,7 @@ public final class SagaStore: Sendable {
             while let row = try rows.next() {
                 let id: Int64 = row[0]
                 let headerText: String = row[9]
-                guard let headers = HeaderText.decode(headerText) else {
+                guard let headers = OutboxMessage.headers(fromText: headerText) else {
                     throw SagaStoreError(
                         .corruptState,
                         "outbox row \(id) has unreadable headers. Delete the row with the sqlite3 shell after "
@@ -447,7 +447,7 @@ struct PreparedChange {
         self.change = change
         state = change.instance.map(StateCodec.encodeData)
         outbox = change.outbox.map {
-            Outbox(message: $0, headers: HeaderText.encode($0.headers), body: Data($0.body))
+            Outbox(message: $0, headers: OutboxMessage.headerText($0.headers), body: Data($0.body))
         }
     }
 }

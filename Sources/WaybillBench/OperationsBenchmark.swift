@@ -1,4 +1,5 @@
 import Foundation
+import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -157,7 +158,8 @@ enum OperationsBenchmark {
             if target { worst = max(worst, median) }
             let flag = !target || median <= 50 ? "" : "  OVER TARGET"
             report +=
-                "  \(pad(name, 62)) \(pad(format(median), 8, right: true)) ms / \(pad(format(times.last ?? 0), 8, right: true)) ms  (\(size) chars)\(flag)\n"
+                "  \(name.padded(to: 62)) \(format(median).padded(to: 8, .right)) ms / "
+                + "\(format(times.last ?? 0).padded(to: 8, .right)) ms  (\(size) chars)\(flag)\n"
         }
         report += "operations: slowest median of the read commands \(format(worst)) ms\n"
         report += "operations: query plans\n"
@@ -210,10 +212,5 @@ enum OperationsBenchmark {
         let hundredths = Int((value * 100).rounded())
         let fraction = hundredths % 100
         return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-    }
-
-    static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(0, width - text.count))
-        return right ? padding + text : text + padding
     }
 }

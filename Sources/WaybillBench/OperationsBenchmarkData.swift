@@ -1,6 +1,7 @@
 import Foundation
 import SagaEngine
 import SagaStore
+import SeededRandom
 import WaybillDefinition
 
 /// Generates the operations benchmark's file: sagas cloned from engine-made templates (one per state), their times
@@ -78,7 +79,7 @@ enum BenchmarkData {
             name: "returns", version: 1, source: returnsYAML, at: now.adding(milliseconds: -40 * 86_400_000))
         let kinds = try templates(definition: definition, hash: hash)
 
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         var counts: [String: Int] = [:]
         // A worker inserts a saga's row when it starts: write rows in start order, as a real file has them.
         var plan: [(number: Int, kind: Int, updatedAt: Int64, startedAt: Int64)] = []
@@ -340,22 +341,5 @@ extension SagaInstance {
                 steps[stepIndex].branches[branchIndex] = branch
             }
         }
-    }
-}
-
-/// A small deterministic random source (SplitMix64).
-struct SplitMix {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -32,10 +33,11 @@ enum StoreBenchmark {
                 if batchSize == 1 { batchOneRate = rate }
                 let name = durability == .full ? "FULL" : "NORMAL"
                 var line =
-                    "  \(pad(name, 11))  \(pad(String(batchSize), 5))  \(pad(String(count), 11))  "
-                    + "\(pad(String(format: "%.3f", result.wallSeconds), 7))  "
-                    + "\(pad(String(format: "%.0f", rate), 13))  "
-                    + pad(String(format: "%.1f", result.cpuSeconds * 1e6 / Double(count)), 17)
+                    "  \(name.padded(to: 11, .right))  \(String(batchSize).padded(to: 5, .right))  "
+                    + "\(String(count).padded(to: 11, .right))  "
+                    + "\(String(format: "%.3f", result.wallSeconds).padded(to: 7, .right))  "
+                    + "\(String(format: "%.0f", rate).padded(to: 13, .right))  "
+                    + String(format: "%.1f", result.cpuSeconds * 1e6 / Double(count)).padded(to: 17, .right)
                 if batchSize > 1 { line += String(format: "  (%.1fx batch 1)", rate / batchOneRate) }
                 lines.append(line)
             }
@@ -44,10 +46,6 @@ enum StoreBenchmark {
             "  (CPU = the committing thread's CPU time: encoding, SQLite and the kernel's write path, without waits; "
                 + "wall-clock rates drop when other processes share the cores or the disk)")
         return lines.joined(separator: "\n")
-    }
-
-    private static func pad(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
 
     /// Encode/decode cost and size of one saga state, compact format versus Foundation JSON.

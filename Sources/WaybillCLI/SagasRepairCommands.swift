@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PlainText
 import SagaEngine
 import WaybillDefinition
 import WaybillOperations
@@ -158,17 +159,18 @@ struct RepairFlow {
         let rate = try repair.perSecond()
         let settings = try broker.settings(store: store)
         let showProgress = !json
-        let terminal = Operator.stderrIsTerminal
+        let reporter = ProgressReporter(isTerminal: Operator.stderrIsTerminal, write: Operator.note)
         let run = try await AMQPControlChannel.with(broker: settings) { channel in
             await RepairRunner(database: database, channel: channel, timeout: wait, rate: rate, now: Operator.now).run(
                 plan
             ) { progress in
                 guard showProgress else { return }
-                if terminal {
-                    Operator.note("\r" + progress.bar() + (progress.done == progress.total ? "\n" : ""))
-                } else if progress.done == progress.total || progress.done % max(1, progress.total / 10) == 0 {
-                    Operator.note(progress.bar() + "\n")
+                let finished = progress.done == progress.total
+                // Elsewhere than on a terminal, one line per tenth of the work.
+                if reporter.isTerminal || finished || progress.done % max(1, progress.total / 10) == 0 {
+                    reporter.show(progress.bar())
                 }
+                if finished { reporter.finish() }
             }
         }
         Operator.print(json ? PrettyJSON.render(RepairView.runJSON(run)) : RepairView.runText(run))

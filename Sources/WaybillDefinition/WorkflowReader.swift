@@ -365,25 +365,17 @@ struct WorkflowReader {
         let at = location(of: entry.value)
         var exchange: String?
         if let exchangeEntry = entries["exchange"] {
-            exchange = text(exchangeEntry, what: "an exchange name like orders")
-            if let name = exchange, !Self.isAMQPName(name, extra: ".-_:") {
-                log.report(
-                    .invalidValue, at: location(of: exchangeEntry.value),
-                    "bad exchange name '\(name)'; use letters, digits, '.', '-', '_' and ':'")
-                exchange = nil
-            }
+            exchange = amqpName(
+                exchangeEntry, what: "an exchange name like orders", extra: ".-_:",
+                problem: { "bad exchange name '\($0)'; use letters, digits, '.', '-', '_' and ':'" })
         } else {
             missing("exchange", in: "trigger", at: at, example: "exchange: orders", given: entries)
         }
         var routingKey: String?
         if let keyEntry = entries["routing_key"] {
-            routingKey = text(keyEntry, what: "a routing key like order.placed")
-            if let key = routingKey, !Self.isAMQPName(key, extra: ".-_*#") {
-                log.report(
-                    .invalidValue, at: location(of: keyEntry.value),
-                    "bad routing key '\(key)'; use words of letters, digits, '-' and '_' separated by '.'")
-                routingKey = nil
-            }
+            routingKey = amqpName(
+                keyEntry, what: "a routing key like order.placed", extra: ".-_*#",
+                problem: { "bad routing key '\($0)'; use words of letters, digits, '-' and '_' separated by '.'" })
         } else {
             missing("routing_key", in: "trigger", at: at, example: "routing_key: order.placed", given: entries)
         }
@@ -395,6 +387,17 @@ struct WorkflowReader {
         }
         guard let exchange, let routingKey, let sagaId else { return nil }
         return Trigger(exchange: exchange, routingKey: routingKey, sagaId: sagaId)
+    }
+
+    /// The text of `entry` when it is an AMQP name of ASCII letters, digits and `extra`; otherwise reports it, with
+    /// `problem(text)` when it is text of the wrong form, and returns `nil`.
+    mutating func amqpName(_ entry: Entry, what: String, extra: String, problem: (String) -> String) -> String? {
+        guard let name = text(entry, what: what) else { return nil }
+        guard Self.isAMQPName(name, extra: extra) else {
+            log.report(.invalidValue, at: location(of: entry.value), problem(name))
+            return nil
+        }
+        return name
     }
 
     static func isAMQPName(_ text: String, extra: String) -> Bool {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PlainText
 import SagaEngine
 import WaybillDefinition
 import WaybillSimulator
@@ -108,7 +109,7 @@ public enum DemoRunner {
             handleSignals: options.handleSignals, removeTopologyWhenDone: options.namespace != nil)
         return try await DemoStage.run(setup, logger: logger) { stage in
             let orders = try (1...options.orders).map { index in
-                let id = "o-" + String(repeating: "0", count: max(0, 6 - String(index).count)) + String(index)
+                let id = "o-" + String(index).padded(to: 6, .right, fill: "0")
                 let body = JSONText.encodeBytes(
                     catalogue.order(id: id, lines: 1...6, quantity: 1...4, seed: options.seed))
                 let sagaId = try WireMessages.start(body, definition: stage.workflow).sagaId
@@ -189,9 +190,7 @@ public enum DemoRunner {
 extension DemoProgress {
     /// One terminal line: a bar of `width` cells, then the counts, the rate and the ETA.
     public func bar(width: Int = 28) -> String {
-        let filled = total > 0 ? min(width, ended * width / total) : 0
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        return "[\(bar)] \(ended)/\(total)  " + counts
+        ProgressBar.text(done: ended, total: total, width: width) + "  " + counts
     }
 
     /// A line for logs and pipes: the same figures without the bar.

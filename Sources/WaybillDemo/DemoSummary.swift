@@ -1,4 +1,5 @@
 import Foundation
+import PlainText
 import SagaEngine
 import WaybillSimulator
 
@@ -59,7 +60,7 @@ public struct DemoSummary: Sendable {
     /// The commands that list what is left: suspended sagas (they need an operator) and, after a timeout or an
     /// interruption, sagas still running. Always at least the suspended one.
     public var inspectCommands: [String] {
-        let database = Self.shellQuoted(databasePath)
+        let database = databasePath.shellQuoted
         var commands = ["waybill sagas list --db \(database) --status suspended"]
         if (byStatus[.running] ?? 0) > 0 { commands.append("waybill sagas list --db \(database) --status running") }
         if (byStatus[.compensating] ?? 0) > 0 {
@@ -172,11 +173,6 @@ public struct DemoSummary: Sendable {
         return (total, details)
     }
 
-    private static func shellQuoted(_ text: String) -> String {
-        let safe = text.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@".contains($0) }
-        return safe ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
-
     // MARK: - Text
 
     /// The summary as people read it.
@@ -211,7 +207,7 @@ public struct DemoSummary: Sendable {
                     .joined(separator: ", ") + ")"
             }
             lines.append(
-                "  \(Self.pad(label, 14)) \(Self.pad(Format.grouped(count), 7, right: true))   \(meaning)\(because)")
+                "  \(label.padded(to: 14)) \(Format.grouped(count).padded(to: 7, .right))   \(meaning)\(because)")
         }
         lines.append("")
         if let latency {
@@ -230,9 +226,8 @@ public struct DemoSummary: Sendable {
             "injected",
         ]
         let widths = [12, 9, 8, 20, 16, 11, 8, 9]
-        lines.append(
-            "  " + zip(header, widths).map { Self.pad($0.0, $0.1, right: $0.0 != "participant") }.joined(separator: " ")
-        )
+        let headerCells = zip(header, widths).map { $0.0.padded(to: $0.1, $0.0 == "participant" ? .left : .right) }
+        lines.append("  " + headerCells.joined(separator: " "))
         for participant in participants {
             let c = participant.counts
             let injected = c.injectedBusy + c.injectedRejected + c.injectedSilences + c.lostReplies
@@ -244,7 +239,7 @@ public struct DemoSummary: Sendable {
             lines.append(
                 "  "
                     + zip(values, widths).enumerated().map {
-                        Self.pad($0.element.0, $0.element.1, right: $0.offset > 0)
+                        $0.element.0.padded(to: $0.element.1, $0.offset > 0 ? .right : .left)
                     }
                     .joined(separator: " "))
         }
@@ -257,10 +252,5 @@ public struct DemoSummary: Sendable {
         lines.append("Inspect what is left:")
         for command in inspectCommands { lines.append("  \(command)") }
         return lines.joined(separator: "\n")
-    }
-
-    private static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(0, width - text.count))
-        return right ? padding + text : text + padding
     }
 }

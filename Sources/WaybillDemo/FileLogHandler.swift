@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PlainText
 import Synchronization
 
 /// A swift-log handler that appends lines to a file, so the demo's progress display stays clean and the worker's
@@ -64,7 +65,8 @@ public struct FileLogHandler: LogHandler {
         let fields =
             merged.isEmpty
             ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let time = Date().formatted(.iso8601)
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let time = UTCTime(millisecondsSinceEpoch: now).text(.seconds)
         sink.write("\(time) \(event.level) \(label): \(event.message)\(fields)\n")
     }
 }

@@ -1,3 +1,5 @@
+import PlainText
+
 /// Percentiles of a sample of durations (nearest rank).
 public struct LatencySummary: Sendable, Hashable {
     /// Sample size.
@@ -64,7 +66,7 @@ enum Format {
         guard digits > 0 else { return sign + String(whole) }
         let fraction = Int(((rounded - Double(whole)) * scale).rounded())
         let text = String(fraction)
-        return sign + String(whole) + "." + String(repeating: "0", count: Swift.max(0, digits - text.count)) + text
+        return sign + String(whole) + "." + text.padded(to: digits, .right, fill: "0")
     }
 
     /// `1,234,567`.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
+import PlainText
 import WaybillDemo
 
 /// `waybill demo`: the main job on one machine. Finds or starts RabbitMQ, runs a worker with the shipped workflow and
@@ -116,11 +116,11 @@ struct DemoCommand: AsyncParsableCommand {
         }
         console.say("")
 
-        let progress = ProgressDisplay(console: console)
+        let progress = ProgressReporter(isTerminal: console.isTerminal, write: Console.write)
         var status: Int32 = 0
         do {
             let summary = try await DemoRunner.run(
-                options, logger: logger, progress: { progress.show($0) },
+                options, logger: logger, progress: { progress.show(progress.isTerminal ? $0.bar() : $0.plainLine) },
                 summary: { summary in
                     progress.finish()
                     console.say(summary.text)
@@ -213,14 +213,14 @@ struct BrokerSession {
     }
 }
 
-/// Standard output and error for people: lines, and one line redrawn in place on a terminal.
+/// Standard output and error for people.
 final class Console: Sendable {
     /// Whether standard output is a terminal (then progress is a bar redrawn in place).
     let isTerminal = isatty(STDOUT_FILENO) == 1
 
     /// Prints a line to standard output.
     func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        Self.write(line + "\n")
     }
 
     /// Prints a line to standard error.
@@ -228,9 +228,9 @@ final class Console: Sendable {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// Replaces the current terminal line with `line` (no newline).
-    func redraw(_ line: String) {
-        FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+    /// Writes `text` to standard output as it is.
+    @Sendable static func write(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
     }
 
     /// `2`, `2.5`, `0.25`: a number without trailing zeros.
@@ -239,33 +239,5 @@ final class Console: Sendable {
         var text = String(format: "%.3f", value)
         while text.hasSuffix("0") { text.removeLast() }
         return text
-    }
-}
-
-/// The demo's live progress: a bar redrawn in place on a terminal, plain lines otherwise.
-final class ProgressDisplay: Sendable {
-    private let console: Console
-    private let drawn = Mutex(false)
-
-    init(console: Console) {
-        self.console = console
-    }
-
-    func show(_ progress: DemoProgress) {
-        if console.isTerminal {
-            drawn.withLock { $0 = true }
-            console.redraw(progress.bar())
-        } else {
-            console.say(progress.plainLine)
-        }
-    }
-
-    /// Ends the bar's line, once.
-    func finish() {
-        let wasDrawn = drawn.withLock { drawn in
-            defer { drawn = false }
-            return drawn
-        }
-        if wasDrawn { console.say("") }
     }
 }

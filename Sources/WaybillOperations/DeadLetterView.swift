@@ -1,5 +1,6 @@
 import AMQPTransport
 import Foundation
+import PlainText
 import SagaEngine
 import WaybillDefinition
 
@@ -45,7 +46,7 @@ public enum DeadLetterView {
         out += "\nBody (\(Words.count(letter.body.count, "byte")))\n"
         out += bodyText(letter.body) + "\n"
         if letter.exchange != nil {
-            out += "\nReplay it: waybill dlq replay \(Words.shellQuoted(letter.id)) --reason '<why>' [--dry-run]\n"
+            out += "\nReplay it: waybill dlq replay \(letter.id.shellQuoted) --reason '<why>' [--dry-run]\n"
         }
         return out
     }

@@ -1,3 +1,4 @@
+import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -64,9 +65,9 @@ public enum HistoryView {
     /// successive batches line up.
     public static func followLines(_ lines: [JournalLine]) -> String {
         lines.map { line in
-            let kind = line.kind.padding(to: 9)
-            let step = (line.step ?? "").padding(to: 12)
-            let actor = (line.actor ?? "").padding(to: 10)
+            let kind = line.kind.padded(to: 9)
+            let step = (line.step ?? "").padded(to: 12)
+            let actor = (line.actor ?? "").padded(to: 10)
             return "\(TimeText.seconds(line.at))  \(kind)  \(step)  \(actor)  \(line.detail)"
                 .trimmingTrailingBlanks() + "\n"
         }.joined()
@@ -89,17 +90,5 @@ public enum HistoryView {
             "saga": ["workflow": .string(key.workflow), "id": .string(key.id)],
             "entries": .array(lines.map { JSONFields.journal($0, key: key) }),
         ]
-    }
-}
-
-extension String {
-    fileprivate func padding(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
-
-    fileprivate func trimmingTrailingBlanks() -> String {
-        var text = self
-        while text.last == " " { text.removeLast() }
-        return text
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import PlainText
 import WaybillDefinition
 
 /// Pretty JSON for `--json`: two-space indentation, object keys sorted, one trailing newline, the same bytes for
@@ -55,14 +55,8 @@ public enum PrettyJSON {
 ///
 /// Cells are never cut, so ids can be copied whole; put long free text in the last column.
 public struct TextTable: Sendable {
-    /// How a column lines up.
-    public enum Alignment: Sendable {
-        case left
-        case right
-    }
-
     private var headers: [String]
-    private var alignments: [Alignment]
+    private var alignments: [TextAlignment]
     private var rows: [[String]] = []
 
     /// A table with these column headers; `right` lists the columns to right-align (counts, ages).
@@ -100,14 +94,21 @@ public struct TextTable: Sendable {
         for row in (header ? [headers] : []) + rows {
             var line = indent
             for (index, cell) in row.enumerated() {
-                let padding = String(repeating: " ", count: widths[index] - cell.count)
                 if index > 0 { line += "  " }
-                line += alignments[index] == .right ? padding + cell : cell + padding
+                line += cell.padded(to: widths[index], alignments[index])
             }
-            while line.last == " " { line.removeLast() }
-            out += line + "\n"
+            out += line.trimmingTrailingBlanks() + "\n"
         }
         return out
+    }
+}
+
+extension String {
+    /// The text without the spaces at its end (padded columns leave them).
+    func trimmingTrailingBlanks() -> String {
+        var text = self
+        while text.last == " " { text.removeLast() }
+        return text
     }
 }
 
@@ -123,16 +124,5 @@ enum Words {
         var line = String(text.map { $0.isNewline ? " " : $0 })
         if line.count > limit { line = String(line.prefix(limit - 1)) + "…" }
         return line
-    }
-
-    /// Text as a quoted one-line literal for a shell: `'it''s'` style quoting is avoided; single quotes
-    /// wrap the text and embedded single quotes become `'\''`.
-    static func shellQuoted(_ text: String) -> String {
-        if !text.isEmpty,
-            text.allSatisfy({ $0.isLetter || $0.isNumber || "-_./:@".contains($0) })
-        {
-            return text
-        }
-        return "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

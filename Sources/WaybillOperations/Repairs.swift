@@ -1,3 +1,4 @@
+import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -75,14 +76,13 @@ public struct RepairProgress: Sendable, Hashable {
     /// Answers by label (`applied`, `rejected`, ...).
     public var counts: [String: Int] = [:]
 
-    /// `[#########...........]  45/120  applied 43  rejected 2`.
+    /// `[#########...........] 45/120  applied 43  rejected 2`.
     public func bar(width: Int = 30) -> String {
-        let filled = total == 0 ? width : width * done / total
-        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let tallies = ["applied", "rejected", "error", "timeout", "failed", "changed"].compactMap { label in
             counts[label].map { "\(label) \($0)" }
         }
-        return "[\(bar)] \(done)/\(total)" + (tallies.isEmpty ? "" : "  " + tallies.joined(separator: "  "))
+        return ProgressBar.text(done: done, total: total, width: width)
+            + (tallies.isEmpty ? "" : "  " + tallies.joined(separator: "  "))
     }
 }
 

@@ -1,3 +1,5 @@
+import PlainText
+import SeededRandom
 import WaybillDefinition
 
 /// A generated catalogue for the demo: warehouses, SKUs, lumpy initial stock, and orders over those SKUs.
@@ -73,9 +75,6 @@ public struct DemoCatalogue: Sendable, Hashable {
 
     private static func names(_ prefix: String, count: Int, minimumDigits: Int) -> [String] {
         let width = max(minimumDigits, String(count).count)
-        return (0..<count).map { index in
-            let digits = String(index + 1)
-            return prefix + "-" + String(repeating: "0", count: width - digits.count) + digits
-        }
+        return (0..<count).map { prefix + "-" + String($0 + 1).padded(to: width, .right, fill: "0") }
     }
 }

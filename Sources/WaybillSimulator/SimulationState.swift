@@ -1,4 +1,6 @@
 import Foundation
+import PlainText
+import SeededRandom
 import WaybillDefinition
 
 /// The mutable world of the simulated participants: one warehouse model shared by inventory and the WMSs, the
@@ -270,8 +272,7 @@ struct SimulationState {
 
     /// `rsv-000042`: readable ids in the order they were made.
     static func identifier(_ prefix: String, _ number: Int) -> String {
-        let digits = String(number)
-        return prefix + "-" + String(repeating: "0", count: max(0, 6 - digits.count)) + digits
+        prefix + "-" + String(number).padded(to: 6, .right, fill: "0")
     }
 }
 

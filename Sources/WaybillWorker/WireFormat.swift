@@ -1,4 +1,4 @@
-import Foundation
+import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
@@ -68,27 +68,12 @@ public struct WireFormat: Sendable {
             "source": .string("waybill/\(instance.key.workflow)"),
             "type": .string(event.name),
             "subject": .string(instance.key.id),
-            "time": .string(Self.rfc3339(event.occurredAt)),
+            "time": .string(UTCTime(millisecondsSinceEpoch: event.occurredAt.milliseconds).text(.milliseconds)),
             "datacontenttype": "application/json",
             "data": .object(data),
         ]
         return OutboxMessage(
             messageId: event.eventId, exchange: eventsExchange, routingKey: event.name,
             contentType: WireContentType.cloudEvents, headers: [:], body: JSONText.encodeBytes(body))
-    }
-
-    /// `2026-11-25T17:20:50.123Z`.
-    public static func rfc3339(_ timestamp: Timestamp) -> String {
-        let seconds = timestamp.milliseconds / 1000
-        let millis = Int(timestamp.milliseconds % 1000)
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
     }
 }

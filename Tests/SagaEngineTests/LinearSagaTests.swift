@@ -163,4 +163,21 @@ struct LinearSagaTests {
         }
         #expect(Set(delays).count > 1)
     }
+
+    /// Replays and recorded histories depend on the jitter being the same in every release, not only within a run:
+    /// these delays were drawn by the engine before its hash moved to SeededRandom.
+    @Test("full jitter draws the same delays in every release")
+    func fullJitterIsPinned() {
+        let jittered = RetryPolicy(
+            maxAttempts: .unlimited, initialInterval: .seconds(4), backoff: 2, maxInterval: .seconds(60), jitter: .full)
+        var saga = SagaDriver(TestWorkflows.linear(retry: jittered), input: input)
+        var delays: [Int64] = []
+        for _ in 1...6 {
+            saga.fail(saga.last.commands[0], code: "busy", retryable: true)
+            let timer = saga.last.scheduledTimers[0]
+            delays.append(timer.dueAt.milliseconds - saga.now.milliseconds)
+            saga.fire(timer)
+        }
+        #expect(delays == [73, 5276, 5211, 31969, 5493, 50187])
+    }
 }

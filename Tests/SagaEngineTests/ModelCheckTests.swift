@@ -1,19 +1,10 @@
 import SagaEngine
+import SeededRandom
 import Testing
 import WaybillDefinition
 
-/// A seeded PRNG so every model-check run can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+/// The model checker draws from the seeded generator, so every run can be replayed from its seed.
+extension SplitMix64 {
     mutating func chance(_ probability: Double) -> Bool {
         Double.random(in: 0..<1, using: &self) < probability
     }
@@ -62,7 +53,7 @@ struct ModelChecker {
     var suspensions = 0
 
     init(seed: UInt64) {
-        random = SplitMix64(state: seed)
+        random = SplitMix64(seed: seed)
         engine = SagaEngine(jitterSeed: seed)
         let retry = RetryPolicy(
             maxAttempts: .limited(3), initialInterval: .milliseconds(500), backoff: 2, maxInterval: .seconds(5),

@@ -347,14 +347,44 @@ import WaybillTestSupport
         #expect(try store.definition(hash: "nope") == nil)
     }
 
-    @Test func headerTextRoundTrips() {
-        let headers = ["a": "1", "quote\"back\\slash": "tab\tnew\nline \u{1} ünï ✓ 😀", "": ""]
-        let text = HeaderText.encode(headers)
-        #expect(HeaderText.decode(text) == headers)
-        #expect(HeaderText.decode("{}") == [:])
-        #expect(HeaderText.decode(#"{"a":"\u00e9\ud83d\ude00"}"#) == ["a": "é😀"])
-        #expect(HeaderText.decode(#"{"a":1}"#) == nil)
-        #expect(HeaderText.decode(#"{"a":"b"} x"#) == nil)
+    static let oddHeaders = ["a": "1", "quote\"back\\slash": "tab\tnew\nline \u{1} ünï ✓ 😀", "": ""]
+
+    @Test func headersAreStoredAsSortedCompactJSON() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        var message = Fixtures.outbox("m-1")
+        message.headers = Self.oddHeaders
+        try store.commit([Fixtures.change("ord-1", outbox: [message])])
+        let stored = try store.pool.read { db in try String.fetchOne(db, sql: "SELECT headers FROM outbox") }
+        #expect(stored == #"{"":"","a":"1","quote\"back\\slash":"tab\tnew\nline \u0001 ünï ✓ 😀"}"#)
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.headers) == [Self.oddHeaders])
+    }
+
+    /// Outbox rows written before the store used ``JSONText``: the old codec escaped every control character as
+    /// `\u00XX`. Such rows must still publish with the same headers after an upgrade.
+    @Test(
+        arguments: [
+            (#"{"":"","a":"1","quote\"back\\slash":"tab\u0009new\u000aline \u0001 ünï ✓ 😀"}"#, oddHeaders),
+            ("{}", [:]),
+            (#"{"a":"\u00e9\ud83d\ude00"}"#, ["a": "é😀"]),
+            (#" { "b" : "2" , "a" : "\/\b\f\r" } "#, ["a": "/\u{8}\u{C}\r", "b": "2"]),
+        ] as [(String, [String: String])])
+    func headersWrittenByTheOldCodecStillRead(text: String, headers: [String: String]) throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.commit([Fixtures.change("ord-1", outbox: [Fixtures.outbox("m-1")])])
+        try store.pool.write { db in try db.execute(sql: "UPDATE outbox SET headers = ?", arguments: [text]) }
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.headers) == [headers])
+    }
+
+    @Test(arguments: [#"{"a":1}"#, #"{"a":"b"} x"#, #"["a"]"#, #"{"a":{"b":"c"}}"#, "", #"{"a":"\ud83d"}"#])
+    func unreadableHeadersAreReportedAsCorrupt(text: String) throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.commit([Fixtures.change("ord-1", outbox: [Fixtures.outbox("m-1")])])
+        try store.pool.write { db in try db.execute(sql: "UPDATE outbox SET headers = ?", arguments: [text]) }
+        let error = #expect(throws: SagaStoreError.self) { try store.pendingOutbox(limit: 10) }
+        #expect(error?.code == .corruptState)
     }
 }
 

@@ -1,3 +1,4 @@
+import SeededRandom
 import SplitPlanner
 import Testing
 

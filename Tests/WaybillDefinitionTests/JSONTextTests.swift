@@ -1,3 +1,4 @@
+import SeededRandom
 import Testing
 import WaybillDefinition
 
@@ -406,22 +407,8 @@ struct JSONTextTests {
         """
 }
 
-/// SplitMix64: a small, fast, seedable generator so the property tests see the same values on every run.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
-    }
-
+/// Random JSON for the property tests, from the seeded generator so they see the same values on every run.
+extension SplitMix64 {
     mutating func below(_ bound: Int) -> Int {
         Int(next(upperBound: UInt64(bound)))
     }

@@ -53,6 +53,20 @@ struct TextTests {
     }
 
     @Test(
+        "--since refuses dates and times that do not exist instead of rolling them over",
+        arguments: ["2025-02-30", "2025-02-29T10:00Z", "2025-13-01", "2025-04-31", "2025-01-15T24:00:00Z"])
+    func impossibleTimes(text: String) {
+        let now = Timestamp(milliseconds: 1_736_942_400_000)
+        #expect(
+            throws: OperationsError(
+                .badArgument,
+                "--since '\(text)': expected a duration before now like 2h, or a UTC time like 2025-01-15T10:00:00Z")
+        ) {
+            try TimeText.parseTime(text, option: "--since", now: now)
+        }
+    }
+
+    @Test(
         "bad arguments get a one-line hint",
         arguments: [
             ("duration", "15x", "--stuck-for '15x': expected a duration like 30s, 15m, 2h or 1d"),

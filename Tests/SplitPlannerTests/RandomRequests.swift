@@ -1,30 +1,11 @@
+import SeededRandom
 import SplitPlanner
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so every random case can be rebuilt from its seed.
+/// Choices and shuffles drawn from the seeded generator, so every random case can be rebuilt from its seed.
 ///
-/// Ranges and shuffles are done here rather than with the standard library's `random(in:using:)`, whose algorithm
-/// may change between toolchains; a seed printed by a failing test then names the same case everywhere.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in `range` (the modulo bias is irrelevant for test data).
-    mutating func int(in range: ClosedRange<Int>) -> Int {
-        let span = UInt64(range.upperBound - range.lowerBound + 1)
-        return range.lowerBound + Int(next() % span)
-    }
-
+/// Shuffles are done here rather than with the standard library's `shuffle(using:)`, whose algorithm may change
+/// between toolchains; a seed printed by a failing test then names the same case everywhere.
+extension SplitMix64 {
     /// True `numerator` times out of `denominator`.
     mutating func chance(_ numerator: Int, in denominator: Int) -> Bool {
         int(in: 0...(denominator - 1)) < numerator
