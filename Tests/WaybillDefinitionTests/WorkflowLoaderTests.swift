@@ -237,6 +237,10 @@ struct LoaderDefaultsTests {
                 Workflows/x.yaml:7:14: bad duration '30'; add a unit, e.g. 30s (units: ms, s, m, h, d)
                 """
                 && diagnostics.diagnostics.map(\.code) == [.unknownKey, .badDuration]
+                && diagnostics.diagnostics.map(\.code.rawValue) == ["workflow.unknown_key", "workflow.bad_duration"]
+                && diagnostics.code == .invalidFile
+                && diagnostics.message
+                    == "Workflows/x.yaml has 2 problems; fix them and check with `waybill validate Workflows/x.yaml`"
         }
     }
 }

@@ -132,7 +132,9 @@ struct RedeliveryTests {
             let noId = try #require(byBody[#"{"lines": []}"#])
             let notJSONReason = try #require(notJSON.properties.headers[WireHeader.error]?.stringValue)
             let noIdReason = try #require(noId.properties.headers[WireHeader.error]?.stringValue)
+            #expect(notJSONReason.hasPrefix("wire.not_json: "), "\(notJSONReason)")
             #expect(notJSONReason.contains("not JSON"), "\(notJSONReason)")
+            #expect(noIdReason.hasPrefix("wire.no_saga_id: "), "\(noIdReason)")
             #expect(noIdReason.contains("no saga id"), "\(noIdReason)")
             #expect(notJSON.routingKey == "order.placed")
 
@@ -161,6 +163,7 @@ extension RedeliveryTests {
             await scenario.client.cancel(consumer)
             let reason = try #require(
                 dead.properties.headers[WireHeader.error]?.stringValue, "headers: \(dead.properties.headers)")
+            #expect(reason.hasPrefix("wire.saga_id_too_long: "), "\(reason)")
             #expect(reason.contains("255"), "\(reason)")
         }
     }
