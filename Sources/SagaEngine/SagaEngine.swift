@@ -1,7 +1,7 @@
 import SplitPlanner
 import WaybillDefinition
 
-/// The saga state machine (SPEC §3): `(definition, instance, event, now) -> (instance, actions)`.
+/// The saga state machine (docs/workflows.md): `(definition, instance, event, now) -> (instance, actions)`.
 ///
 /// Pure: it does no I/O and reads no clock or random source it was not given. The caller stores the new instance
 /// and performs the actions (in order) in one unit of work; replaying the same events gives the same result.

@@ -14,7 +14,7 @@ public enum SagaEvent: Sendable, Hashable, Codable {
     case operatorCommand(OperatorCommand)
 }
 
-/// A participant's answer (SPEC §2 reply body).
+/// A participant's answer: the reply body of docs/wire.md.
 public enum ReplyOutcome: Sendable, Hashable, Codable {
     case ok(output: JSONValue?)
     case error(StepError)

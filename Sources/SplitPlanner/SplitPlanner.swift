@@ -142,9 +142,13 @@ public enum SplitPlanningError: Error, Sendable, Hashable, CustomStringConvertib
             return "invalid split request: \(message)"
         }
     }
+
+    /// `code: message`.
+    public var description: String { "\(code): \(message)" }
 }
 
-/// Plans shipments for an order across warehouses (SPEC §4). Deterministic: the same request gives the same plan.
+/// Plans shipments for an order across warehouses (docs/workflows.md, "The split step"). Deterministic: the same
+/// request gives the same plan.
 public enum SplitPlanner {
     /// Above this many candidate warehouses, `plan(_:)` picks warehouses greedily instead of exactly.
     public static let exactSearchLimit = WarehouseSetSearch.exactSearchLimit

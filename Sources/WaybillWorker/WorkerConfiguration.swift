@@ -25,7 +25,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var databasePath: String?
     /// The folder of workflow definitions (`*.yaml`).
     public var workflowsDirectory: String = "Workflows"
-    /// Topic exchange for commands (SPEC §2).
+    /// Topic exchange for commands (docs/wire.md).
     public var commandsExchange: String = "waybill.commands"
     /// Topic exchange for milestone events.
     public var eventsExchange: String = "waybill.events"

@@ -2,7 +2,7 @@ import SagaEngine
 import Testing
 import WaybillDefinition
 
-/// The SPEC §1 saga: fan-out across warehouses, reallocation, the pivot and operator repairs.
+/// The order-fulfillment saga: fan-out across warehouses, reallocation, the pivot and operator repairs.
 @Suite("Order fulfillment sagas")
 struct FulfillmentSagaTests {
     static let threeWarehouses = TestWorkflows.stock([("w1", "A", 5), ("w2", "B", 5), ("w3", "C", 5)])

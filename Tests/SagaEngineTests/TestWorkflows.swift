@@ -23,7 +23,7 @@ enum TestWorkflows {
     static let noJitter = RetryPolicy(
         maxAttempts: .limited(3), initialInterval: .seconds(1), backoff: 2.0, maxInterval: .seconds(60), jitter: .none)
 
-    /// The SPEC §1 order-fulfillment saga.
+    /// The order-fulfillment saga of `Workflows/order-fulfillment.yaml`.
     static func orderFulfillment(
         retry: RetryPolicy = noJitter, compensationOnShip: Bool = false, reallocateMax: Int = 2,
         backorder: BackorderPolicy = .reject

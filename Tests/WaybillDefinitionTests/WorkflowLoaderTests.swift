@@ -23,7 +23,7 @@ func expression(_ root: ExpressionPath.Root, _ components: ExpressionPath.Compon
 
 @Suite("Shipped workflows")
 struct ShippedWorkflowTests {
-    @Test("order-fulfillment has the six steps of SPEC section 1")
+    @Test("order-fulfillment has six steps: accept, reserve, split, release, ship (the pivot), invoice")
     func orderFulfillmentShape() throws {
         let workflow = try loadShipped("order-fulfillment.yaml")
         #expect(workflow.name == "order-fulfillment")

@@ -8,7 +8,7 @@ import WaybillWire
 
 @testable import WaybillWorker
 
-/// At-least-once on the wire, exactly-once in intent (SPEC §3): duplicates and late messages change nothing.
+/// At-least-once on the wire, exactly-once in intent: duplicates and late messages change nothing.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
 struct RedeliveryTests {
     static let forward = [
