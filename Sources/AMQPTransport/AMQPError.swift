@@ -1,39 +1,39 @@
 /// An error of the AMQP transport: a stable ``Code`` to branch on, a message for people, and the cause
-/// (the broker's reply or rabbitmq-c's status) when there is one.
+/// (``serverReply``, the broker's reply, or ``libraryStatus``, rabbitmq-c's status) when there is one.
 ///
 /// Credentials never appear in ``message`` or ``description``.
 public struct AMQPError: Error, Sendable, CustomStringConvertible {
-    /// A stable, machine-readable kind of failure. Compare codes, not messages.
+    /// A stable, machine-readable kind of failure (`amqp.<snake_case>`). Compare codes, not messages.
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The code's stable name, e.g. `channel-closed`.
+        /// The code's stable name, e.g. `amqp.channel_closed`.
         public let rawValue: String
 
         /// Creates a code from its stable name.
         public init(rawValue: String) { self.rawValue = rawValue }
 
         /// The TCP or TLS connection to the broker could not be opened.
-        public static let connectionFailed = Code(rawValue: "connection-failed")
+        public static let connectionFailed = Code(rawValue: "amqp.connection_failed")
         /// The broker refused the user name or password, or the user may not use the virtual host.
-        public static let authenticationFailed = Code(rawValue: "authentication-failed")
+        public static let authenticationFailed = Code(rawValue: "amqp.authentication_failed")
         /// The broker closed the connection (connection.close), e.g. an operator forced it or the node stops.
-        public static let connectionClosed = Code(rawValue: "connection-closed")
+        public static let connectionClosed = Code(rawValue: "amqp.connection_closed")
         /// The connection broke (socket error, missed heartbeats, RPC timeout).
-        public static let connectionLost = Code(rawValue: "connection-lost")
+        public static let connectionLost = Code(rawValue: "amqp.connection_lost")
         /// The broker closed a channel because of an error in an operation (e.g. 404 for a missing exchange,
         /// 406 for a queue redeclared with other arguments). The client has reopened the channel.
-        public static let channelClosed = Code(rawValue: "channel-closed")
+        public static let channelClosed = Code(rawValue: "amqp.channel_closed")
         /// The operation needs a live connection and the client is reconnecting.
-        public static let notConnected = Code(rawValue: "not-connected")
+        public static let notConnected = Code(rawValue: "amqp.not_connected")
         /// The client was closed; it accepts no more work.
-        public static let clientClosed = Code(rawValue: "client-closed")
+        public static let clientClosed = Code(rawValue: "amqp.client_closed")
         /// A configuration value or URL is invalid.
-        public static let invalidConfiguration = Code(rawValue: "invalid-configuration")
+        public static let invalidConfiguration = Code(rawValue: "amqp.invalid_configuration")
         /// An argument cannot be sent over AMQP (e.g. a name longer than 255 bytes).
-        public static let invalidArgument = Code(rawValue: "invalid-argument")
+        public static let invalidArgument = Code(rawValue: "amqp.invalid_argument")
         /// The broker cancelled a consumer (its queue was deleted or failed over).
-        public static let consumerCancelled = Code(rawValue: "consumer-cancelled")
+        public static let consumerCancelled = Code(rawValue: "amqp.consumer_cancelled")
         /// The broker or the library sent something this client does not understand.
-        public static let protocolError = Code(rawValue: "protocol-error")
+        public static let protocolError = Code(rawValue: "amqp.protocol_error")
 
         /// The stable name.
         public var description: String { rawValue }

@@ -145,7 +145,7 @@ struct SagaRun {
                 } catch {
                     failStep(
                         index,
-                        error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+                        error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
                     return
                 }
             }
@@ -178,7 +178,7 @@ struct SagaRun {
             body = try command.input.evaluate(in: scope)
         } catch {
             attemptFailed(
-                ref, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+                ref, error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
             return
         }
         send(ref, kind: .do, attempt: state.attempt, routingKey: routingKey, body: body)
@@ -340,7 +340,10 @@ struct SagaRun {
                 shipmentIdPrefix: state.round == 0 ? instance.key.id : "\(instance.key.id)-r\(state.round)")
         } catch let error as EvaluationError {
             failStep(
-                index, error: StepError(code: StepError.evaluationCode, message: error.description, retryable: false))
+                index, error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
+            return
+        } catch let error as SplitInput.ShapeError {
+            failStep(index, error: StepError(code: "invalid_split_input", message: error.message, retryable: false))
             return
         } catch {
             failStep(index, error: StepError(code: "invalid_split_input", message: "\(error)", retryable: false))
@@ -440,7 +443,7 @@ struct SagaRun {
             body = try compensate.input.evaluate(in: scope)
         } catch {
             // Retrying cannot make the data appear, and skipping silently is not allowed: hand it to an operator.
-            let stepError = StepError(code: StepError.evaluationCode, message: error.description, retryable: false)
+            let stepError = StepError(code: StepError.evaluationCode, message: error.message, retryable: false)
             modifyBranch(ref) { $0.lastError = stepError }
             instance.failure = SagaFailure(step: step.id, branch: branchLabel(ref), error: stepError, at: now)
             suspend()

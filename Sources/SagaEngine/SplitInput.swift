@@ -3,18 +3,26 @@ import WaybillDefinition
 
 /// Converts between the split step's JSON inputs/outputs and the planner's types.
 enum SplitInput {
-    /// A split input that does not have the documented shape.
+    /// A split input that does not have the documented shape (docs/workflows.md, "The split step").
     struct ShapeError: Error, CustomStringConvertible {
-        var description: String
+        /// Always `split.invalid_request`: the split request cannot be built. The step fails with the
+        /// `invalid_split_input` step error code.
+        var code: SplitPlanningError.Code { .invalidRequest }
+
+        /// Which input is wrong and what shape it needs.
+        var message: String
+
+        /// `code: message`.
+        var description: String { "\(code): \(message)" }
     }
 
     static func lines(_ value: JSONValue) throws -> [OrderLine] {
         guard case .array(let elements) = value else {
-            throw ShapeError(description: "split lines must be an array of {sku, quantity}, got \(value.typeName)")
+            throw ShapeError(message: "split lines must be an array of {sku, quantity}, got \(value.typeName)")
         }
         return try elements.enumerated().map { index, element in
             guard let sku = element["sku"]?.stringValue, let quantity = element["quantity"]?.intValue else {
-                throw ShapeError(description: "split line \(index) needs a string 'sku' and an integer 'quantity'")
+                throw ShapeError(message: "split line \(index) needs a string 'sku' and an integer 'quantity'")
             }
             return OrderLine(sku: sku, quantity: quantity)
         }
@@ -23,14 +31,14 @@ enum SplitInput {
     static func stock(_ value: JSONValue) throws -> [StockLevel] {
         guard case .array(let elements) = value else {
             throw ShapeError(
-                description: "split stock must be an array of {warehouse, sku, quantity}, got \(value.typeName)")
+                message: "split stock must be an array of {warehouse, sku, quantity}, got \(value.typeName)")
         }
         return try elements.enumerated().map { index, element in
             guard let warehouse = element["warehouse"]?.stringValue, let sku = element["sku"]?.stringValue,
                 let quantity = element["quantity"]?.intValue
             else {
                 throw ShapeError(
-                    description:
+                    message:
                         "split stock entry \(index) needs string 'warehouse' and 'sku' and an integer 'quantity'")
             }
             return StockLevel(warehouse: warehouse, sku: sku, quantity: quantity)
@@ -39,11 +47,11 @@ enum SplitInput {
 
     static func priority(_ value: JSONValue) throws -> [String] {
         guard case .array(let elements) = value else {
-            throw ShapeError(description: "split priority must be an array of warehouse names, got \(value.typeName)")
+            throw ShapeError(message: "split priority must be an array of warehouse names, got \(value.typeName)")
         }
         return try elements.map { element in
             guard let name = element.stringValue else {
-                throw ShapeError(description: "split priority must list warehouse names as strings")
+                throw ShapeError(message: "split priority must list warehouse names as strings")
             }
             return name
         }

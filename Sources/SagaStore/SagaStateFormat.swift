@@ -16,7 +16,7 @@ public enum SagaStateFormat {
         do {
             return try StateCodec.decode(bytes)
         } catch {
-            throw SagaStoreError(.corruptState, error.description)
+            throw SagaStoreError(.corruptState, "\(error.message). Decode it with the Waybill version that wrote it.")
         }
     }
 }

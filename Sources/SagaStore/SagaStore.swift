@@ -3,7 +3,7 @@ import GRDB
 import SagaEngine
 import WaybillDefinition
 
-/// The worker's durable memory (SPEC §5): sagas, their journal, the inbox of processed message ids, the outbox of
+/// The worker's durable memory: sagas, their journal, the inbox of processed message ids, the outbox of
 /// messages to publish, durable timers and the workflow definitions sagas run, in one SQLite file in WAL mode.
 ///
 /// Open one store per file and share it: it is `Sendable`, writes are serialized on one connection and reads run

@@ -67,7 +67,8 @@ enum StateCodec {
         }
         guard bytes[2] == formatVersion else {
             throw StateCodecError(
-                "saga state format \(bytes[2]) is newer than this binary, which reads format \(formatVersion)")
+                "saga state format \(bytes[2]) is newer than this binary, which reads format \(formatVersion)",
+                code: .unsupportedStateFormat)
         }
         return try bytes.withUnsafeBufferPointer { (buffer) throws(StateCodecError) -> SagaInstance in
             var reader = StateReader(buffer: buffer, offset: 3)
@@ -208,13 +209,20 @@ extension StateCodec {
     }
 }
 
-/// A damaged or unsupported state blob.
+/// A damaged or unsupported state blob. The store reports it as ``SagaStoreError/Code/corruptState``.
 struct StateCodecError: Error, CustomStringConvertible {
-    var description: String
+    /// ``SagaStoreError/Code/damagedState`` or ``SagaStoreError/Code/unsupportedStateFormat``.
+    var code: SagaStoreError.Code
+    /// What is wrong with the bytes, never their content.
+    var message: String
 
-    init(_ description: String) {
-        self.description = description
+    init(_ message: String, code: SagaStoreError.Code = .damagedState) {
+        self.code = code
+        self.message = message
     }
+
+    /// `code: message`.
+    var description: String { "\(code): \(message)" }
 }
 
 // MARK: - Writing

@@ -106,16 +106,33 @@ public enum SplitPlanningError: Error, Sendable, Hashable, CustomStringConvertib
     /// The request itself is wrong (negative quantity, empty SKU, ...); retrying the same request cannot help.
     case invalidRequest(String)
 
-    /// A stable, machine-readable code: `insufficient_stock` or `invalid_request`.
-    public var code: String {
+    /// A stable, machine-readable kind of failure (`split.<snake_case>`).
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `split.insufficient_stock`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// ``SplitPlanningError/insufficientStock(short:)``.
+        public static let insufficientStock = Code(rawValue: "split.insufficient_stock")
+        /// ``SplitPlanningError/invalidRequest(_:)``.
+        public static let invalidRequest = Code(rawValue: "split.invalid_request")
+    }
+
+    /// What kind of failure it is.
+    public var code: Code {
         switch self {
-        case .insufficientStock: "insufficient_stock"
-        case .invalidRequest: "invalid_request"
+        case .insufficientStock: .insufficientStock
+        case .invalidRequest: .invalidRequest
         }
     }
 
-    /// What went wrong, for people.
-    public var description: String {
+    /// What went wrong and what to do, for people.
+    public var message: String {
         switch self {
         case .insufficientStock(let short):
             let units = short.reduce(0) { saturatingAdd($0, $1.quantity) }
@@ -125,9 +142,13 @@ public enum SplitPlanningError: Error, Sendable, Hashable, CustomStringConvertib
             return "invalid split request: \(message)"
         }
     }
+
+    /// `code: message`.
+    public var description: String { "\(code): \(message)" }
 }
 
-/// Plans shipments for an order across warehouses (SPEC §4). Deterministic: the same request gives the same plan.
+/// Plans shipments for an order across warehouses (docs/workflows.md, "The split step"). Deterministic: the same
+/// request gives the same plan.
 public enum SplitPlanner {
     /// Above this many candidate warehouses, `plan(_:)` picks warehouses greedily instead of exactly.
     public static let exactSearchLimit = WarehouseSetSearch.exactSearchLimit

@@ -21,7 +21,7 @@ struct StoreOptions: ParsableArguments {
         do {
             return try WorkerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         } catch {
-            throw OperationsError(.badArgument, error.message)
+            throw OperationsError(.badArgument, error.message, cause: error.cause)
         }
     }
 
@@ -124,12 +124,13 @@ enum Operator {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    /// Runs `body`, printing an ``OperationsError`` as `waybill <command>: message` and exiting with its code.
+    /// Runs `body`, printing an ``OperationsError`` as `waybill <command>: code: message (cause)` and exiting with
+    /// its exit code.
     static func run(_ command: String, _ body: () throws -> Void) throws {
         do {
             try body()
         } catch let error as OperationsError {
-            note("waybill \(command): \(error.message)\n")
+            note("waybill \(command): \(error)\n")
             throw ExitCode(error.exitCode)
         }
     }
@@ -139,7 +140,7 @@ enum Operator {
         do {
             try await body()
         } catch let error as OperationsError {
-            note("waybill \(command): \(error.message)\n")
+            note("waybill \(command): \(error)\n")
             throw ExitCode(error.exitCode)
         }
     }

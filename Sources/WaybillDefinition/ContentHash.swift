@@ -42,6 +42,8 @@ public struct WorkflowSource: Sendable, Hashable {
 }
 
 /// A workflow file that could not be read.
+///
+/// Its `description` is the line `waybill validate` prints, `FILE: cannot read file: REASON`.
 public struct WorkflowSourceReadError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The file name as given.
     public var file: String
@@ -54,8 +56,14 @@ public struct WorkflowSourceReadError: Error, Sendable, Hashable, CustomStringCo
         self.reason = reason
     }
 
-    /// `FILE: cannot read file: <reason>`.
-    public var description: String { "\(file): cannot read file: \(reason)" }
+    /// Always ``WorkflowDiagnostic/Code/unreadableFile``.
+    public var code: WorkflowDiagnostic.Code { .unreadableFile }
+
+    /// `cannot read file: REASON`.
+    public var message: String { "cannot read file: \(reason)" }
+
+    /// `FILE: cannot read file: REASON`.
+    public var description: String { "\(file): \(message)" }
 }
 
 /// SHA-256 (FIPS 180-4) in plain Swift, for content-addressing workflow definitions without a crypto dependency.

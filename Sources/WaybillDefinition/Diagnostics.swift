@@ -3,30 +3,44 @@
 /// Its `description` is exactly `file:line:column: message`, the form editors and CI logs turn into links.
 /// The message says what is wrong and how to fix it; it never contains Swift type names.
 public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What kind of problem this is; stable across releases, so scripts may match on it.
-    public enum Code: String, Sendable, Hashable, CaseIterable {
+    /// What kind of problem this is; the raw values (`workflow.<snake_case>`) are stable across releases, so
+    /// scripts may match on them. The printed diagnostic does not show the code.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `workflow.unknown_key`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
         /// The file is not well-formed YAML (or is empty, or holds several documents).
-        case yamlSyntax = "yaml-syntax"
+        public static let yamlSyntax = Code(rawValue: "workflow.yaml_syntax")
         /// A key the workflow language does not know.
-        case unknownKey = "unknown-key"
+        public static let unknownKey = Code(rawValue: "workflow.unknown_key")
         /// A key the workflow language requires is absent.
-        case missingKey = "missing-key"
+        public static let missingKey = Code(rawValue: "workflow.missing_key")
         /// A mapping where a list belongs, a scalar where a mapping belongs, and so on.
-        case wrongKind = "wrong-kind"
+        public static let wrongKind = Code(rawValue: "workflow.wrong_kind")
         /// A value of the right kind with a bad content (a name pattern, a number range, an unknown choice).
-        case invalidValue = "invalid-value"
+        public static let invalidValue = Code(rawValue: "workflow.invalid_value")
         /// A duration that does not read like `500ms`, `30s`, `5m`, `2h`, `1d` or `1m30s`.
-        case badDuration = "bad-duration"
+        public static let badDuration = Code(rawValue: "workflow.bad_duration")
         /// Two steps share an id.
-        case duplicateStepId = "duplicate-step-id"
+        public static let duplicateStepId = Code(rawValue: "workflow.duplicate_step_id")
         /// A `${...}` that cannot be parsed.
-        case templateSyntax = "template-syntax"
+        public static let templateSyntax = Code(rawValue: "workflow.template_syntax")
         /// A `${...}` whose root is unknown, or that uses a step that has not run at that point.
-        case badReference = "bad-reference"
+        public static let badReference = Code(rawValue: "workflow.bad_reference")
         /// Keys that cannot be combined (`command` and `split`, `for_each` without `as`, ...).
-        case conflict
+        public static let conflict = Code(rawValue: "workflow.conflict")
         /// A pivot rule is broken: a second pivot, a pivot split step, or a `compensate` on or after the pivot.
-        case pivot
+        public static let pivot = Code(rawValue: "workflow.pivot")
+        /// The file could not be read at all (``WorkflowSourceReadError``).
+        public static let unreadableFile = Code(rawValue: "workflow.unreadable_file")
+        /// The file has one or more problems (``WorkflowDiagnostics``, which lists them).
+        public static let invalidFile = Code(rawValue: "workflow.invalid_file")
     }
 
     /// The file name as the user gave it (the diagnostic prints it verbatim).
@@ -63,6 +77,16 @@ public struct WorkflowDiagnostics: Error, Sendable, Hashable, CustomStringConver
     /// Wraps a list of problems.
     public init(_ diagnostics: [WorkflowDiagnostic]) {
         self.diagnostics = diagnostics
+    }
+
+    /// Always ``WorkflowDiagnostic/Code/invalidFile``; each problem has its own code in ``diagnostics``.
+    public var code: WorkflowDiagnostic.Code { .invalidFile }
+
+    /// `FILE has N problem(s); fix them and run waybill validate FILE`, for a log line that does not list them.
+    public var message: String {
+        let file = diagnostics.first?.file ?? "the workflow file"
+        let count = diagnostics.count == 1 ? "1 problem" : "\(diagnostics.count) problems"
+        return "\(file) has \(count); fix them and check with `waybill validate \(file)`"
     }
 
     /// One `file:line:column: message` line per problem.

@@ -6,16 +6,34 @@
 public enum DurationParser {
     /// Why a duration could not be read.
     public struct SyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
+        /// What kind of problem it is; the raw value is stable.
+        public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+            /// The stable identifier, `duration.bad_syntax`.
+            public let rawValue: String
+
+            /// Wraps an identifier.
+            public init(rawValue: String) { self.rawValue = rawValue }
+
+            /// The identifier.
+            public var description: String { rawValue }
+
+            /// The text is not a duration: empty, negative, no unit, an unknown or repeated unit, zero or too long.
+            public static let badSyntax = Code(rawValue: "duration.bad_syntax")
+        }
+
+        /// What kind of problem it is.
+        public var code: Code
         /// What is wrong and how to write it instead, e.g. `bad duration '30x'; write a number and a unit: ...`.
         public var message: String
 
         /// Wraps a message.
-        public init(message: String) {
+        public init(_ code: Code = .badSyntax, message: String) {
+            self.code = code
             self.message = message
         }
 
-        /// The message.
-        public var description: String { message }
+        /// `code: message`.
+        public var description: String { "\(code): \(message)" }
     }
 
     /// The units, largest first, with their length in milliseconds.

@@ -24,17 +24,48 @@ public struct EvaluationScope: Sendable {
 /// A `${...}` path that did not resolve against the saga's data. At run time this fails the step
 /// non-retryably: retrying cannot make missing data appear.
 public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem it is; the raw values (`expression.<snake_case>`) are stable.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `expression.no_member`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// `steps.<id>.output` of a step that has not succeeded (yet).
+        public static let noStepOutput = Code(rawValue: "expression.no_step_output")
+        /// A `for_each` alias used outside its step.
+        public static let undefinedName = Code(rawValue: "expression.undefined_name")
+        /// A member looked up on a non-object, an index on a non-array, or a non-string where text is needed.
+        public static let wrongType = Code(rawValue: "expression.wrong_type")
+        /// The object has no such member.
+        public static let noMember = Code(rawValue: "expression.no_member")
+        /// The array is shorter than the index.
+        public static let indexOutOfRange = Code(rawValue: "expression.index_out_of_range")
+    }
+
+    /// What kind of problem it is.
+    public var code: Code
     /// The path as written.
     public var path: String
     /// What was missing or of the wrong type.
     public var reason: String
 
-    public init(path: String, reason: String) {
+    /// Creates the error; `reason` names what is missing, never the saga's data.
+    public init(_ code: Code, path: String, reason: String) {
+        self.code = code
         self.path = path
         self.reason = reason
     }
 
-    public var description: String { "cannot evaluate ${\(path)}: \(reason)" }
+    /// `cannot evaluate ${path}: reason`: what a step failure records. Fix the start message or the path.
+    public var message: String { "cannot evaluate ${\(path)}: \(reason)" }
+
+    /// `code: message`.
+    public var description: String { "\(code): \(message)" }
 }
 
 extension ExpressionPath {
@@ -50,12 +81,12 @@ extension ExpressionPath {
             return .string(scope.workflow)
         case .stepOutput(let id):
             guard let output = scope.stepOutputs[id] else {
-                throw EvaluationError(path: description, reason: "step '\(id)' has no output yet")
+                throw EvaluationError(.noStepOutput, path: description, reason: "step '\(id)' has no output yet")
             }
             current = output
         case .alias(let name):
             guard let alias = scope.alias, alias.name == name else {
-                throw EvaluationError(path: description, reason: "'\(name)' is not defined here")
+                throw EvaluationError(.undefinedName, path: description, reason: "'\(name)' is not defined here")
             }
             current = alias.value
         }
@@ -63,19 +94,22 @@ extension ExpressionPath {
             switch component {
             case .member(let name):
                 guard case .object(let members) = current else {
-                    throw EvaluationError(path: description, reason: "'\(name)' looked up on \(current.typeName)")
+                    throw EvaluationError(
+                        .wrongType, path: description, reason: "'\(name)' looked up on \(current.typeName)")
                 }
                 guard let next = members[name] else {
-                    throw EvaluationError(path: description, reason: "no member '\(name)'")
+                    throw EvaluationError(.noMember, path: description, reason: "no member '\(name)'")
                 }
                 current = next
             case .index(let index):
                 guard case .array(let elements) = current else {
-                    throw EvaluationError(path: description, reason: "index [\(index)] applied to \(current.typeName)")
+                    throw EvaluationError(
+                        .wrongType, path: description, reason: "index [\(index)] applied to \(current.typeName)")
                 }
                 guard index < elements.count else {
                     throw EvaluationError(
-                        path: description, reason: "index [\(index)] out of range (\(elements.count))")
+                        .indexOutOfRange, path: description, reason: "index [\(index)] out of range (\(elements.count))"
+                    )
                 }
                 current = elements[index]
             }
@@ -122,7 +156,7 @@ extension Template {
         case .number, .bool: return value.interpolationText
         default:
             throw EvaluationError(
-                path: paths.first?.description ?? "", reason: "expected a string, got \(value.typeName)")
+                .wrongType, path: paths.first?.description ?? "", reason: "expected a string, got \(value.typeName)")
         }
     }
 }

@@ -67,25 +67,34 @@ public enum JSONText {
 /// The message names what the parser expected and shows at most the one byte it found, never more of the
 /// document, so the error can be logged even when the document carries order data.
 public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The kind of problem; the raw values are stable and safe to store or match on.
-    public enum Code: String, Sendable, Hashable, CaseIterable {
+    /// The kind of problem; the raw values (`json.<snake_case>`) are stable and safe to store or match on.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `json.unexpected_end`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
         /// The document ended where more was required (an unclosed string, array or object, or nothing at all).
-        case unexpectedEnd
+        public static let unexpectedEnd = Code(rawValue: "json.unexpected_end")
         /// A byte that cannot stand where it was found, such as a missing `,` or a raw control character in a
         /// string.
-        case unexpectedCharacter
+        public static let unexpectedCharacter = Code(rawValue: "json.unexpected_character")
         /// A number that breaks the grammar (leading zero, missing digits, `+`, `.5`) or exceeds `Double`.
-        case invalidNumber
+        public static let invalidNumber = Code(rawValue: "json.invalid_number")
         /// A backslash escape that JSON does not define, or a `\u` escape without four hex digits; the offset is
         /// that of the wrong byte after the backslash.
-        case invalidEscape
+        public static let invalidEscape = Code(rawValue: "json.invalid_escape")
         /// Bytes that are not valid UTF-8, or a `\u` escape that leaves a surrogate unpaired; the offset is that
         /// of the first byte of the bad UTF-8 sequence or of the backslash of the bad escape.
-        case invalidUnicode
+        public static let invalidUnicode = Code(rawValue: "json.invalid_unicode")
         /// Arrays and objects nested deeper than ``JSONText/maximumDepth``.
-        case tooDeep
+        public static let tooDeep = Code(rawValue: "json.too_deep")
         /// Something other than whitespace after the complete top-level value.
-        case trailingData
+        public static let trailingData = Code(rawValue: "json.trailing_data")
     }
 
     /// The kind of problem.
@@ -96,8 +105,9 @@ public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible 
     /// What went wrong, without the offset, e.g. `expected ',' or '}' after object member, found 'x'`.
     public let message: String
 
-    /// The message and where it happened, e.g. `expected ':' after object key, found '=' at byte 17`.
-    public var description: String { "\(message) at byte \(offset)" }
+    /// `code: message at byte N`, e.g. `json.unexpected_character: expected ':' after object key, found '=' at byte
+    /// 17`.
+    public var description: String { "\(code): \(message) at byte \(offset)" }
 
     init(_ code: Code, at offset: Int, _ message: String) {
         self.code = code

@@ -81,19 +81,37 @@ public struct ExpressionPath: Sendable, Hashable, CustomStringConvertible {
 
 /// Why a `${...}` expression or a template string could not be parsed.
 public struct TemplateSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of problem it is; the raw value is stable.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, `expression.bad_syntax`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// The `${...}` cannot be parsed: unterminated, an empty name, a bad index, an unknown root or saga field.
+        public static let badSyntax = Code(rawValue: "expression.bad_syntax")
+    }
+
+    /// What kind of problem it is.
+    public var code: Code
     /// What is wrong and how to write it instead.
     public var message: String
     /// The offset in characters inside the scalar where the problem starts.
     public var offset: Int
 
     /// Creates the error; `offset` counts characters from the start of the scalar.
-    public init(message: String, offset: Int) {
+    public init(_ code: Code = .badSyntax, message: String, offset: Int) {
+        self.code = code
         self.message = message
         self.offset = offset
     }
 
-    /// The message.
-    public var description: String { message }
+    /// `code: message`.
+    public var description: String { "\(code): \(message)" }
 }
 
 extension ExpressionPath {

@@ -102,26 +102,26 @@ public struct DemoNames: Sendable, Hashable {
 
 /// Why a demo or benchmark could not run; the message says what to do about it.
 public struct DemoError: Error, Sendable, CustomStringConvertible {
-    /// A stable code per kind of failure.
+    /// A stable code per kind of failure (`demo.<snake_case>`).
     public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The code text, e.g. `broker-unreachable`.
+        /// The code text, e.g. `demo.broker_unreachable`.
         public let rawValue: String
 
         /// A code from its text.
         public init(rawValue: String) { self.rawValue = rawValue }
 
         /// An option or argument out of range.
-        public static let invalidOption = Code(rawValue: "invalid-option")
+        public static let invalidOption = Code(rawValue: "demo.invalid_option")
         /// No broker answered and none could be started.
-        public static let brokerUnreachable = Code(rawValue: "broker-unreachable")
+        public static let brokerUnreachable = Code(rawValue: "demo.broker_unreachable")
         /// The private broker's script failed.
-        public static let brokerScriptFailed = Code(rawValue: "broker-script-failed")
+        public static let brokerScriptFailed = Code(rawValue: "demo.broker_script_failed")
         /// A file (workflow, database folder) could not be read or written.
-        public static let fileProblem = Code(rawValue: "file-problem")
+        public static let fileProblem = Code(rawValue: "demo.file_problem")
         /// The worker or the participants stopped before the run was over.
-        public static let stoppedEarly = Code(rawValue: "stopped-early")
+        public static let stoppedEarly = Code(rawValue: "demo.stopped_early")
         /// A child process (the benchmark's worker) could not run.
-        public static let childProcess = Code(rawValue: "child-process")
+        public static let childProcess = Code(rawValue: "demo.child_process")
 
         /// The code text.
         public var description: String { rawValue }
@@ -131,7 +131,7 @@ public struct DemoError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     /// What went wrong and how to fix it.
     public var message: String
-    /// The underlying error, if any.
+    /// The error underneath (a file or process error, the broker's refusal), if any.
     public var cause: (any Error)?
 
     /// An error value.
@@ -141,8 +141,8 @@ public struct DemoError: Error, Sendable, CustomStringConvertible {
         self.cause = cause
     }
 
-    /// The message, then the cause.
+    /// `code: message (cause)`.
     public var description: String {
-        cause.map { "\(message) (\($0))" } ?? message
+        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
     }
 }

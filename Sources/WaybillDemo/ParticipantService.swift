@@ -28,9 +28,9 @@ public struct ParticipantConfiguration: Sendable {
     public init() {}
 }
 
-/// Binds a participant (a ``ParticipantSimulator``, or any function from command to response) to RabbitMQ, as SPEC §2
-/// describes a participant: it consumes commands from a queue bound to the commands exchange, and publishes each
-/// reply to the default exchange with routing key = the command's `reply_to` and its `correlation_id`.
+/// Binds a participant (a ``ParticipantSimulator``, or any function from command to response) to RabbitMQ, as
+/// docs/wire.md describes a participant: it consumes commands from a queue bound to the commands exchange, and
+/// publishes each reply to the default exchange with routing key = the command's `reply_to` and its `correlation_id`.
 ///
 /// Ack ordering: a command is acknowledged only after its reply is confirmed by the broker (or at once when the
 /// response is silence). If the reply cannot be confirmed the command is rejected back to its queue, and the
@@ -199,7 +199,7 @@ public final class ParticipantService: Service, Sendable {
 
     // MARK: - Wire
 
-    /// Reads a command delivery as SPEC §2 defines it: routing key, `message_id`, and the `idempotency-key`,
+    /// Reads a command delivery as docs/wire.md defines it: routing key, `message_id`, and the `idempotency-key`,
     /// `waybill-action`, `waybill-saga-id` and `waybill-attempt` headers. Missing headers become empty values (the
     /// simulator answers `bad_request` for a missing idempotency key); a body that is not JSON is `undecodable`.
     public static func command(from delivery: InboundDelivery) -> SimulatedCommand {

@@ -11,9 +11,10 @@ import WaybillWorker
 /// It has the worker's shape: the same queues (quorum, same arguments), the two-hop start (shared start queue, then a
 /// consistent-hash partition), the same consumers and prefetch, batches of up to 256 deliveries, one confirmed publish
 /// per batch, then one `multiple` ack per consumer. Per saga it publishes what the worker publishes — the forwarded
-/// start, five commands (accept, reserve, release, ship, invoice; persistent, mandatory, the SPEC §2 headers) and six
-/// milestone events — and consumes the start twice and five replies. Bodies are built like the worker's (the order
-/// lines, the reserve output's warehouse), so the simulated participants answer them exactly as they answer the worker.
+/// start, five commands (accept, reserve, release, ship, invoice; persistent, mandatory, the headers of
+/// docs/wire.md) and six milestone events — and consumes the start twice and five replies. Bodies are built like the
+/// worker's (the order lines, the reserve output's warehouse), so the simulated participants answer them exactly as
+/// they answer the worker.
 final class PatternReplay: Sendable {
     /// The names of the replay's topology; derived from a namespace like a worker's.
     struct Names: Sendable {

@@ -29,7 +29,7 @@ public struct BrokerSettings: Sendable {
         do {
             configuration = try AMQPConfiguration(url: url)
         } catch {
-            throw OperationsError(.badArgument, "--amqp-url: \(error.message)")
+            throw OperationsError(.badArgument, "--amqp-url: \(error.message)", cause: error)
         }
         if let password { configuration.password = password }
         configuration.connectionName = "waybill-cli"
@@ -55,8 +55,8 @@ public struct BrokerSettings: Sendable {
             throw OperationsError(
                 .broker,
                 "cannot connect to the broker at \(configuration.host):\(configuration.port) as "
-                    + "'\(configuration.user)': \(AMQPControlChannel.describe(error)); check --amqp-url / "
-                    + "WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD")
+                    + "'\(configuration.user)'; check --amqp-url / WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD",
+                cause: error)
         }
     }
 }
@@ -107,7 +107,9 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
             consumer = try await client.consume(queue: queue, prefetch: 256)
         } catch {
             await client.close()
-            throw OperationsError(.broker, "cannot declare the reply queue \(queue): \(describe(error))")
+            throw OperationsError(
+                .broker, "cannot declare the reply queue \(queue); check the broker's permissions for this user",
+                cause: error)
         }
         let channel = AMQPControlChannel(client: client, replyQueue: queue)
         do {
@@ -138,7 +140,8 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
             outcome = try await client.publish(outbound)
         } catch {
             await router.expire(id)
-            return .failed(OperationsError(.broker, "cannot publish to \(queue): \(Self.describe(error))"))
+            return .failed(
+                OperationsError(.broker, "cannot publish to \(queue); check the broker and try again", cause: error))
         }
         switch outcome {
         case .confirmed:
@@ -181,19 +184,13 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
                 do {
                     reply = try ControlReply.decode(delivery.body)
                 } catch {
-                    reply = ControlReply(status: .error, message: "unreadable reply from the worker: \(error.message)")
+                    reply = ControlReply(status: .error, message: "unreadable reply from the worker: \(error)")
                 }
                 await router.deliver(reply, for: id)
             }
         } catch {
             await router.failAll()
         }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? AMQPError { return error.message }
-        if let error = error as? OperationsError { return error.message }
-        return "\(error)"
     }
 }
 

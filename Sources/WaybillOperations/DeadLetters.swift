@@ -212,7 +212,7 @@ public struct DeadLetterQueue: Sendable {
         do {
             available = Int(try await client.inspectQueue(queue).messageCount)
         } catch {
-            throw OperationsError(.broker, "cannot read queue \(queue): \(error); check --queue and the broker")
+            throw OperationsError(.broker, "cannot read queue \(queue); check --queue and the broker", cause: error)
         }
         let wanted = min(limit, available)
         guard wanted > 0 else { return ([], 0) }
@@ -220,7 +220,7 @@ public struct DeadLetterQueue: Sendable {
         do {
             consumer = try await client.consume(queue: queue, prefetch: UInt16(min(wanted, 65_535)))
         } catch {
-            throw OperationsError(.broker, "cannot consume from \(queue): \(error)")
+            throw OperationsError(.broker, "cannot consume from \(queue); check the broker", cause: error)
         }
         var letters: [DeadLetter] = []
         var acked = 0

@@ -218,7 +218,7 @@ public struct RepairRunner: Sendable {
                     switch await channel.request(message, owner: owner, timeout: timeout) {
                     case .replied(let reply): (key, .replied(reply))
                     case .timedOut: (key, .timedOut)
-                    case .failed(let error): (key, .failed(error.message))
+                    case .failed(let error): (key, .failed(error.description))
                     }
                 }
             }

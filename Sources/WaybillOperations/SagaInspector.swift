@@ -169,9 +169,10 @@ public final class SagaInspector: Sendable {
     static func translate(_ error: any Error) -> OperationsError {
         switch error {
         case let error as OperationsError: error
-        case let error as SagaStoreError where error.code == .corruptState: OperationsError(.corrupt, error.message)
-        case let error as SagaStoreError: OperationsError(.database, error.message)
-        default: OperationsError(.database, "reading the saga store failed: \(error)")
+        case let error as SagaStoreError where error.code == .corruptState:
+            OperationsError(.corrupt, error.message, cause: error.cause)
+        case let error as SagaStoreError: OperationsError(.database, error.message, cause: error.cause)
+        default: OperationsError(.database, "reading the saga store failed", cause: error)
         }
     }
 }

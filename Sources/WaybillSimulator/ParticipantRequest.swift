@@ -59,19 +59,45 @@ enum ParticipantRequest {
     case createShipment(shipmentId: String, warehouse: String)
     case createInvoice(orderId: String, shipments: [JSONValue])
 
-    /// Why a body was refused. The message names fields and positions only, never the payload's values.
-    struct BadRequest: Error {
+    /// Why a command was refused; the participant answers it with the `bad_request` reply code. The message names
+    /// fields and positions only, never the payload's values.
+    struct BadRequest: Error, CustomStringConvertible {
+        /// What is wrong with the command; the raw values (`simulator.<snake_case>`) are stable.
+        struct Code: RawRepresentable, Hashable, CustomStringConvertible {
+            let rawValue: String
+
+            var description: String { rawValue }
+
+            /// The `idempotency-key` header is missing or empty.
+            static let missingIdempotencyKey = Code(rawValue: "simulator.missing_idempotency_key")
+            /// The body is not JSON.
+            static let notJSON = Code(rawValue: "simulator.not_json")
+            /// The body is not an object, or a field is missing or of the wrong type.
+            static let badField = Code(rawValue: "simulator.bad_field")
+        }
+
+        /// What is wrong with the command.
+        var code: Code
+        /// Which header or field is wrong and what it must hold.
         var message: String
+
+        init(_ code: Code = .badField, message: String) {
+            self.code = code
+            self.message = message
+        }
+
+        /// `code: message`.
+        var description: String { "\(code): \(message)" }
     }
 
     /// Reads `command` for `operation`: it needs an idempotency key and a JSON body.
     init(_ operation: Operation, command: SimulatedCommand) throws(BadRequest) {
         guard !command.idempotencyKey.isEmpty else {
-            throw BadRequest(message: "the idempotency-key header is missing or empty")
+            throw BadRequest(.missingIdempotencyKey, message: "the idempotency-key header is missing or empty")
         }
         switch command.body {
         case .json(let body): try self.init(operation, body: body)
-        case .undecodable(let reason): throw BadRequest(message: "the body is not JSON: \(reason)")
+        case .undecodable(let reason): throw BadRequest(.notJSON, message: "the body is not JSON: \(reason)")
         }
     }
 

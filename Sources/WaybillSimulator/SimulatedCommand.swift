@@ -1,7 +1,7 @@
 import WaybillDefinition
 
-/// A command as a participant receives it (SPEC §2): the routing key, the properties and headers a participant
-/// reads, and the body.
+/// A command as a participant receives it (docs/wire.md, "Commands"): the routing key, the properties and headers a
+/// participant reads, and the body.
 ///
 /// An AMQP binding builds one per delivery: `routingKey` from the delivery, `messageId` from `message_id`, the rest
 /// from the `idempotency-key`, `waybill-action`, `waybill-saga-id` and `waybill-attempt` headers.
@@ -66,8 +66,8 @@ public struct SimulatedCommand: Sendable, Hashable {
 
 /// What the simulator does with a command: reply after a delay, or say nothing.
 public enum SimulatedResponse: Sendable, Hashable {
-    /// Publish `body` (SPEC §2 reply JSON) to the command's `reply_to` once `after` has passed. The in-process API
-    /// does not wait; the caller (the AMQP binding, a test) honours the delay or ignores it.
+    /// Publish `body` (a reply body, docs/wire.md) to the command's `reply_to` once `after` has passed. The in-process
+    /// API does not wait; the caller (the AMQP binding, a test) honours the delay or ignores it.
     case reply(body: JSONValue, after: Duration)
     /// Publish nothing: the saga's reply timeout will fire.
     case silence

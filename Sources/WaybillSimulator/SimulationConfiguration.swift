@@ -26,12 +26,12 @@ public struct SimulationConfiguration: Sendable, Hashable {
             try Self.validateWarehouseName(record.warehouse)
             if record.sku.isEmpty {
                 throw SimulationConfigurationError(
-                    code: .invalidStock, message: "a stock row of warehouse '\(record.warehouse)' has an empty SKU")
+                    .invalidStock, "a stock row of warehouse '\(record.warehouse)' has an empty SKU")
             }
             if record.quantity < 0 {
                 throw SimulationConfigurationError(
-                    code: .invalidStock,
-                    message: "stock of \(record.sku) in warehouse '\(record.warehouse)' is \(record.quantity); "
+                    .invalidStock,
+                    "stock of \(record.sku) in warehouse '\(record.warehouse)' is \(record.quantity); "
                         + "quantities must be 0 or more")
             }
         }
@@ -44,8 +44,8 @@ public struct SimulationConfiguration: Sendable, Hashable {
         let forbidden: Set<Character> = [".", "*", "#"]
         guard !name.isEmpty, !name.contains(where: { forbidden.contains($0) || $0.isWhitespace }) else {
             throw SimulationConfigurationError(
-                code: .invalidWarehouseName,
-                message: "warehouse name '\(name)' cannot be a routing key word: use letters, digits, '-' or '_' "
+                .invalidWarehouseName,
+                "warehouse name '\(name)' cannot be a routing key word: use letters, digits, '-' or '_' "
                     + "(no '.', '*', '#' or spaces)")
         }
     }
@@ -120,11 +120,11 @@ public struct CommandBehaviour: Sendable, Hashable {
         let name = "behaviour \(position) ('\(pattern)')"
         if pattern.isEmpty {
             throw SimulationConfigurationError(
-                code: .invalidPattern, message: "behaviour \(position) has an empty pattern")
+                .invalidPattern, "behaviour \(position) has an empty pattern")
         }
         if actions.isEmpty {
             throw SimulationConfigurationError(
-                code: .invalidPattern, message: "\(name) applies to no action; list .do, .compensate or both")
+                .invalidPattern, "\(name) applies to no action; list .do, .compensate or both")
         }
         let rates = [
             ("busyRate", busyRate), ("rejectRate", rejectRate), ("silenceRate", silenceRate),
@@ -132,15 +132,15 @@ public struct CommandBehaviour: Sendable, Hashable {
         ]
         for (label, rate) in rates where !(0...1).contains(rate) {
             throw SimulationConfigurationError(
-                code: .invalidRate, message: "\(name): \(label) is \(rate); rates are between 0 and 1")
+                .invalidRate, "\(name): \(label) is \(rate); rates are between 0 and 1")
         }
         let total = rates.reduce(0) { $0 + $1.1 }
         if total > 1 + 1e-9 {
             throw SimulationConfigurationError(
-                code: .invalidRate, message: "\(name): the failure rates add up to \(total); at most 1 is possible")
+                .invalidRate, "\(name): the failure rates add up to \(total); at most 1 is possible")
         }
         if let problem = latency.problem {
-            throw SimulationConfigurationError(code: .invalidLatency, message: "\(name): \(problem)")
+            throw SimulationConfigurationError(.invalidLatency, "\(name): \(problem)")
         }
     }
 
@@ -200,18 +200,27 @@ public enum Latency: Sendable, Hashable {
 
 /// A configuration the simulator cannot run with.
 public struct SimulationConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What kind of setting is wrong.
-    public enum Code: String, Sendable, Hashable, CaseIterable {
+    /// What kind of setting is wrong; the raw values (`simulator.<snake_case>`) are stable.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `simulator.invalid_stock`.
+        public let rawValue: String
+
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
         /// A warehouse name that cannot be a routing key word.
-        case invalidWarehouseName = "invalid_warehouse_name"
+        public static let invalidWarehouseName = Code(rawValue: "simulator.invalid_warehouse_name")
         /// A stock row with an empty SKU or a negative quantity.
-        case invalidStock = "invalid_stock"
+        public static let invalidStock = Code(rawValue: "simulator.invalid_stock")
         /// An empty pattern, or a behaviour that applies to no action.
-        case invalidPattern = "invalid_pattern"
+        public static let invalidPattern = Code(rawValue: "simulator.invalid_pattern")
         /// A failure rate outside 0...1, or rates adding up to more than 1.
-        case invalidRate = "invalid_rate"
+        public static let invalidRate = Code(rawValue: "simulator.invalid_rate")
         /// A negative latency.
-        case invalidLatency = "invalid_latency"
+        public static let invalidLatency = Code(rawValue: "simulator.invalid_latency")
     }
 
     /// The stable code.
@@ -220,11 +229,11 @@ public struct SimulationConfigurationError: Error, Sendable, Hashable, CustomStr
     public var message: String
 
     /// An error value.
-    public init(code: Code, message: String) {
+    public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
     }
 
     /// `code: message`.
-    public var description: String { "\(code.rawValue): \(message)" }
+    public var description: String { "\(code): \(message)" }
 }

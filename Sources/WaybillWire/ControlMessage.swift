@@ -97,13 +97,13 @@ public struct ControlMessage: Sendable, Hashable {
     ///
     /// Throws when a `skip` has no step, or `by` or `reason` is empty.
     public func operatorCommand() throws(ControlMessageError) -> OperatorCommand {
-        guard !by.isEmpty else { throw ControlMessageError("`by` is empty: say who asks") }
-        guard !reason.isEmpty else { throw ControlMessageError("`reason` is empty: say why") }
+        guard !by.isEmpty else { throw ControlMessageError(.badRequest, "`by` is empty: say who asks") }
+        guard !reason.isEmpty else { throw ControlMessageError(.badRequest, "`reason` is empty: say why") }
         switch action {
         case .retry:
             return OperatorCommand(action: .retry(step: step), by: by, reason: reason)
         case .skip:
-            guard let step else { throw ControlMessageError("a skip needs `step`: the step to skip") }
+            guard let step else { throw ControlMessageError(.badRequest, "a skip needs `step`: the step to skip") }
             return OperatorCommand(action: .skip(step: step, output: output ?? .object([:])), by: by, reason: reason)
         case .compensate:
             return OperatorCommand(action: .compensate, by: by, reason: reason)
@@ -134,22 +134,29 @@ public struct ControlMessage: Sendable, Hashable {
         do {
             value = try JSONText.decode(bytes)
         } catch {
-            throw ControlMessageError("the body is not JSON: \(error.description)")
+            throw ControlMessageError(.badRequest, "the body is not JSON", cause: error)
         }
-        guard case .object(let members) = value else { throw ControlMessageError("the body must be a JSON object") }
+        guard case .object(let members) = value else {
+            throw ControlMessageError(.badRequest, "the body must be a JSON object")
+        }
         func text(_ key: String) throws(ControlMessageError) -> String {
-            guard let value = members[key] else { throw ControlMessageError("`\(key)` is missing") }
-            guard let string = value.stringValue else { throw ControlMessageError("`\(key)` must be a string") }
+            guard let value = members[key] else { throw ControlMessageError(.badRequest, "`\(key)` is missing") }
+            guard let string = value.stringValue else {
+                throw ControlMessageError(.badRequest, "`\(key)` must be a string")
+            }
             return string
         }
         let actionText = try text("action")
         guard let action = Action(rawValue: actionText) else {
             throw ControlMessageError(
+                .badRequest,
                 "unknown action '\(actionText)': expected \(Action.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         var step: String?
         if let value = members["step"], value != .null {
-            guard let string = value.stringValue else { throw ControlMessageError("`step` must be a string") }
+            guard let string = value.stringValue else {
+                throw ControlMessageError(.badRequest, "`step` must be a string")
+            }
             step = string
         }
         let output = members["output"].flatMap { $0 == .null ? nil : $0 }
@@ -203,13 +210,14 @@ public struct ControlReply: Sendable, Hashable {
         do {
             value = try JSONText.decode(bytes)
         } catch {
-            throw ControlMessageError("the reply is not JSON: \(error.description)")
+            throw ControlMessageError(.badReply, "the reply is not JSON", cause: error)
         }
         guard let statusText = value["status"]?.stringValue else {
-            throw ControlMessageError("the reply has no `status` string")
+            throw ControlMessageError(.badReply, "the reply has no `status` string")
         }
         guard let status = Status(rawValue: statusText) else {
-            throw ControlMessageError("unknown reply status '\(statusText)': expected applied, rejected or error")
+            throw ControlMessageError(
+                .badReply, "unknown reply status '\(statusText)': expected applied, rejected or error")
         }
         return ControlReply(
             status: status, message: value["message"]?.stringValue ?? "", sagaStatus: value["sagaStatus"]?.stringValue)
@@ -218,14 +226,50 @@ public struct ControlReply: Sendable, Hashable {
 
 /// A control request or reply that cannot be used; the message says which member is wrong.
 public struct ControlMessageError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What is wrong.
-    public var message: String
+    /// Which side is wrong; the raw values (`control.<snake_case>`) are stable.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `control.bad_request`.
+        public let rawValue: String
 
-    /// Wraps a message.
-    public init(_ message: String) {
-        self.message = message
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// A request body the worker cannot use (not JSON, a missing or wrong member, an unknown action).
+        public static let badRequest = Code(rawValue: "control.bad_request")
+        /// A reply body the CLI cannot read.
+        public static let badReply = Code(rawValue: "control.bad_reply")
     }
 
-    /// The message.
-    public var description: String { message }
+    /// Which side is wrong.
+    public var code: Code
+    /// Which member is wrong and what it must hold.
+    public var message: String
+    /// The ``JSONTextError`` when the body is not JSON.
+    public var cause: (any Error)?
+
+    /// An error; `message` names the member and what it must hold.
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// `code: message (cause)`.
+    public var description: String {
+        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
+    }
+
+    /// Errors are equal when code and message are; the cause is not compared.
+    public static func == (lhs: ControlMessageError, rhs: ControlMessageError) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    /// Hashes the code and the message.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+    }
 }

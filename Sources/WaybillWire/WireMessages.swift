@@ -28,18 +28,68 @@ public enum WireContentType {
     public static let cloudEvents = "application/cloudevents+json"
 }
 
-/// Why an incoming message cannot be used; the text goes to the `x-waybill-error` header or the journal.
+/// Why an incoming message cannot be used. The worker dead-letters it with ``description`` in the
+/// `x-waybill-error` header (docs/wire.md), or journals it for the saga a malformed reply belongs to.
+///
+/// Messages name fields and sizes, never the payload.
 public struct WireRefusal: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What is wrong with the message, for people (never its payload).
-    public var reason: String
+    /// What is wrong with the message; the raw values (`wire.<snake_case>`) are stable and start the
+    /// `x-waybill-error` header, so scripts may match on them.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `wire.not_json`.
+        public let rawValue: String
 
-    /// A refusal with its reason.
-    public init(_ reason: String) {
-        self.reason = reason
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// The body is not JSON.
+        public static let notJSON = Code(rawValue: "wire.not_json")
+        /// A start message whose body is JSON but not an object.
+        public static let notAnObject = Code(rawValue: "wire.not_an_object")
+        /// The workflow's `trigger.saga_id` does not find a saga id in the start message, or finds an empty one.
+        public static let noSagaId = Code(rawValue: "wire.no_saga_id")
+        /// The saga id is too long for the AMQP short strings Waybill mints from it.
+        public static let sagaIdTooLong = Code(rawValue: "wire.saga_id_too_long")
+        /// A reply body that is JSON but not `{"status":"ok",...}` or `{"status":"error","code":...}`.
+        public static let badReply = Code(rawValue: "wire.bad_reply")
+        /// The body is larger than the worker's `max_message_bytes`.
+        public static let tooLarge = Code(rawValue: "wire.too_large")
+        /// A reply whose `correlation_id` is not a message id Waybill minted.
+        public static let unknownCorrelationId = Code(rawValue: "wire.unknown_correlation_id")
     }
 
-    /// The reason.
-    public var description: String { reason }
+    /// What is wrong with the message.
+    public var code: Code
+    /// What is wrong, for people, and what the publisher should send instead (never the payload).
+    public var message: String
+    /// Why the body could not be read (a ``JSONTextError`` or an ``EvaluationError``), if that is the reason.
+    public var cause: (any Error)?
+
+    /// A refusal; `message` must not quote the payload.
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// `code: message (cause)`: the `x-waybill-error` header value.
+    public var description: String {
+        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
+    }
+
+    /// Refusals are equal when code and message are; the cause is not compared.
+    public static func == (lhs: WireRefusal, rhs: WireRefusal) -> Bool {
+        lhs.code == rhs.code && lhs.message == rhs.message
+    }
+
+    /// Hashes the code and the message.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(code)
+        hasher.combine(message)
+    }
 }
 
 /// How Waybill reads what arrives on the wire (docs/wire.md): start messages, replies and the ids it minted itself.
@@ -55,22 +105,27 @@ public enum WireMessages {
         do {
             input = try JSONText.decode(body)
         } catch {
-            throw WireRefusal("start message is not JSON: \(error)")
+            throw WireRefusal(.notJSON, "start message is not JSON; publish the order as a JSON object", cause: error)
         }
         guard case .object = input else {
-            throw WireRefusal("start message must be a JSON object, got \(input.typeName)")
+            throw WireRefusal(.notAnObject, "start message must be a JSON object, got \(input.typeName)")
         }
         let sagaId: String
         do {
             sagaId = try definition.trigger.sagaId.evaluateString(
                 in: EvaluationScope(input: input, sagaId: "", workflow: definition.name))
         } catch {
-            throw WireRefusal("start message has no saga id: \(error)")
+            throw WireRefusal(
+                .noSagaId, "start message has no saga id where the workflow's trigger.saga_id looks for it",
+                cause: error)
         }
-        guard !sagaId.isEmpty else { throw WireRefusal("start message has an empty saga id") }
+        guard !sagaId.isEmpty else {
+            throw WireRefusal(.noSagaId, "start message has an empty saga id; publish the order with its id")
+        }
         let limit = maxSagaIdBytes(workflow: definition.name)
         guard sagaId.utf8.count <= limit else {
             throw WireRefusal(
+                .sagaIdTooLong,
                 "start message has a saga id of \(sagaId.utf8.count) bytes; workflow \(definition.name) allows at most "
                     + "\(limit), because message ids (<workflow>/<saga id>/m<n>) and routing keys are AMQP short "
                     + "strings of at most 255 bytes")
@@ -91,24 +146,24 @@ public enum WireMessages {
         do {
             value = try JSONText.decode(body)
         } catch {
-            throw WireRefusal("reply is not JSON: \(error)")
+            throw WireRefusal(.notJSON, "reply is not JSON", cause: error)
         }
         switch value["status"]?.stringValue {
         case "ok":
             return .ok(output: value["output"])
         case "error":
             guard let code = value["code"]?.stringValue, !code.isEmpty else {
-                throw WireRefusal("error reply without a string 'code'")
+                throw WireRefusal(.badReply, "error reply without a string 'code'")
             }
             let retryable: Bool
             switch value["retryable"] {
             case .bool(let flag)?: retryable = flag
             case nil, .null?: retryable = false
-            default: throw WireRefusal("error reply with a non-boolean 'retryable'")
+            default: throw WireRefusal(.badReply, "error reply with a non-boolean 'retryable'")
             }
             return .error(StepError(code: code, message: value["message"]?.stringValue ?? "", retryable: retryable))
         default:
-            throw WireRefusal("reply needs \"status\": \"ok\" or \"error\"")
+            throw WireRefusal(.badReply, "reply needs \"status\": \"ok\" or \"error\"")
         }
     }
 

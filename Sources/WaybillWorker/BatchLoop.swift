@@ -65,7 +65,7 @@ final class BatchLoop: Sendable {
     /// A reply whose body could not be read: journaled if its saga is ours, dead-lettered otherwise.
     private struct MalformedReply {
         var key: SagaKey
-        var reason: String
+        var refusal: WireRefusal
         var delivery: InboundDelivery
     }
 
@@ -168,15 +168,17 @@ final class BatchLoop: Sendable {
         settle: inout [InboundDelivery], malformed: inout [MalformedReply]
     ) {
         guard delivery.body.count <= configuration.maxMessageBytes else {
-            let reason =
-                "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes)"
+            let refusal = WireRefusal(
+                .tooLarge,
+                "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes); "
+                    + "send a smaller body or raise max_message_bytes")
             // A reply for one of our sagas is journaled there, like an unreadable reply; anything else is refused.
             if case .reply = source, let correlationId = delivery.properties.correlationID,
                 let key = WireMessages.sagaKey(fromMessageId: correlationId)
             {
-                malformed.append(MalformedReply(key: key, reason: reason, delivery: delivery))
+                malformed.append(MalformedReply(key: key, refusal: refusal, delivery: delivery))
             } else {
-                relays.append(deadLetter(delivery, source: source, reason: reason))
+                relays.append(deadLetter(delivery, source: source, refusal))
             }
             return
         }
@@ -195,7 +197,7 @@ final class BatchLoop: Sendable {
                             body: delivery.body, mandatory: true, properties: properties),
                         delivery: delivery))
             } catch {
-                relays.append(deadLetter(delivery, source: source, reason: error.reason))
+                relays.append(deadLetter(delivery, source: source, error))
             }
         case .start(let workflow):
             guard let entry = registry.current[workflow] else { return }
@@ -209,13 +211,16 @@ final class BatchLoop: Sendable {
                         start: entry))
                 settle.append(delivery)
             } catch {
-                relays.append(deadLetter(delivery, source: source, reason: error.reason))
+                relays.append(deadLetter(delivery, source: source, error))
             }
         case .reply:
             guard let correlationId = delivery.properties.correlationID,
                 let key = WireMessages.sagaKey(fromMessageId: correlationId)
             else {
-                relays.append(deadLetter(delivery, source: source, reason: "reply without a Waybill correlation_id"))
+                let refusal = WireRefusal(
+                    .unknownCorrelationId,
+                    "reply without a Waybill correlation_id; copy the command's correlation_id into the reply")
+                relays.append(deadLetter(delivery, source: source, refusal))
                 return
             }
             do {
@@ -227,7 +232,7 @@ final class BatchLoop: Sendable {
                         inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
                 settle.append(delivery)
             } catch {
-                malformed.append(MalformedReply(key: key, reason: error.reason, delivery: delivery))
+                malformed.append(MalformedReply(key: key, refusal: error, delivery: delivery))
             }
         case .control:
             do {
@@ -272,7 +277,7 @@ final class BatchLoop: Sendable {
 
         for reply in malformed {
             guard working[reply.key] != nil else {
-                relays.append(deadLetter(reply.delivery, source: .reply, reason: reply.reason))
+                relays.append(deadLetter(reply.delivery, source: .reply, reply.refusal))
                 continue
             }
             let correlationId = reply.delivery.properties.correlationID ?? "?"
@@ -282,7 +287,7 @@ final class BatchLoop: Sendable {
                     journal: [
                         JournalEntry(
                             at: now, kind: .note,
-                            detail: "malformed reply to \(correlationId) acknowledged and ignored: \(reply.reason)")
+                            detail: "malformed reply to \(correlationId) acknowledged and ignored: \(reply.refusal)")
                     ]))
             settle.append(reply.delivery)
         }
@@ -445,7 +450,9 @@ final class BatchLoop: Sendable {
                 correlationID: message.correlationId, replyTo: message.replyTo, messageID: message.messageId))
     }
 
-    private func deadLetter(_ delivery: InboundDelivery, source: WorkerInput.Source, reason: String) -> Relay {
+    /// Sends `delivery` to the dead-letter exchange with `refusal` (code first) in the `x-waybill-error` header.
+    private func deadLetter(_ delivery: InboundDelivery, source: WorkerInput.Source, _ refusal: WireRefusal) -> Relay {
+        let reason = refusal.description
         var properties = delivery.properties
         properties.persistent = true
         properties.headers[WireHeader.error] = .string(reason)

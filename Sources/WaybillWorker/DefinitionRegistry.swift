@@ -35,6 +35,7 @@ public final class DefinitionRegistry: Sendable {
             if let existing = current[definition.name], existing.definition.version >= definition.version {
                 if existing.definition.version == definition.version {
                     throw ConfigurationError(
+                        .duplicateWorkflow,
                         "\(path): workflow \(definition.name) v\(definition.version) is defined twice; bump `version`")
                 }
                 continue
@@ -42,7 +43,9 @@ public final class DefinitionRegistry: Sendable {
             current[definition.name] = Entry(definition: definition, hash: hash)
         }
         guard !current.isEmpty else {
-            throw ConfigurationError("\(directory): no workflow files (*.yaml) found")
+            throw ConfigurationError(
+                .noWorkflows,
+                "\(directory): no workflow files (*.yaml) found; point workflows at the folder that has them")
         }
         self.current = current
         self.store = store

@@ -25,7 +25,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var databasePath: String?
     /// The folder of workflow definitions (`*.yaml`).
     public var workflowsDirectory: String = "Workflows"
-    /// Topic exchange for commands (SPEC §2).
+    /// Topic exchange for commands (docs/wire.md).
     public var commandsExchange: String = "waybill.commands"
     /// Topic exchange for milestone events.
     public var eventsExchange: String = "waybill.events"
@@ -78,15 +78,59 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     }
 }
 
-/// A configuration key that could not be used; the message names the key and what it expects.
+/// Why a worker cannot start with its configuration: a key it cannot use, a config file it cannot read, workflow
+/// files that do not make a set, or a broker without the plugin it needs. `waybill worker` prints ``description``
+/// and exits with status 78 (EX_CONFIG).
+///
+/// Messages name the key or file and what it expects; they never contain the broker password.
 public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public var message: String
+    /// What kind of problem it is; the raw values (`config.<snake_case>`) are stable.
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        /// The stable identifier, e.g. `config.bad_value`.
+        public let rawValue: String
 
-    public init(_ message: String) {
-        self.message = message
+        /// Wraps an identifier.
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The identifier.
+        public var description: String { rawValue }
+
+        /// The config file or the password file cannot be read.
+        public static let unreadableFile = Code(rawValue: "config.unreadable_file")
+        /// The config file is not YAML, or not a flat mapping of keys.
+        public static let badFile = Code(rawValue: "config.bad_file")
+        /// The config file has a key the worker does not know (docs/configuration.md lists them).
+        public static let unknownKey = Code(rawValue: "config.unknown_key")
+        /// A key's value is out of range or not one of the allowed words.
+        public static let badValue = Code(rawValue: "config.bad_value")
+        /// `amqp_url` carries a password; it belongs in `WAYBILL_AMQP_PASSWORD` or `amqp_password_file`.
+        public static let passwordInURL = Code(rawValue: "config.password_in_url")
+        /// The workflows folder has no workflow file.
+        public static let noWorkflows = Code(rawValue: "config.no_workflows")
+        /// Two workflow files define the same name and version.
+        public static let duplicateWorkflow = Code(rawValue: "config.duplicate_workflow")
+        /// The broker lacks the `rabbitmq_consistent_hash_exchange` plugin.
+        public static let brokerPluginMissing = Code(rawValue: "config.broker_plugin_missing")
     }
 
-    public var description: String { message }
+    /// What kind of problem it is.
+    public var code: Code
+    /// The key or file, what is wrong and what it expects.
+    public var message: String
+    /// The error underneath (reading a file, parsing YAML, the broker's refusal), if any.
+    public var cause: (any Error)?
+
+    /// An error; `message` names the key or file and what it expects, never a password.
+    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+        self.code = code
+        self.message = message
+        self.cause = cause
+    }
+
+    /// `code: message (cause)`.
+    public var description: String {
+        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
+    }
 }
 
 extension WorkerConfiguration {
@@ -130,22 +174,25 @@ extension WorkerConfiguration {
             do {
                 text = try String(contentsOfFile: file, encoding: .utf8)
             } catch {
-                throw ConfigurationError("\(file): cannot read the config file: \(error.localizedDescription)")
+                throw ConfigurationError(
+                    .unreadableFile, "\(file): cannot read the config file; check the path and its permissions",
+                    cause: error)
             }
             let parsed: Any?
             do {
                 parsed = try Yams.load(yaml: text)
             } catch {
-                throw ConfigurationError("\(file): not valid YAML: \(error)")
+                throw ConfigurationError(.badFile, "\(file): not valid YAML", cause: error)
             }
             guard let mapping = parsed as? [String: Any] else {
                 if parsed == nil { return try build(values, environment: environment, file: file) }
-                throw ConfigurationError("\(file): expected a mapping of keys, e.g. 'worker_id: w1'")
+                throw ConfigurationError(.badFile, "\(file): expected a mapping of keys, e.g. 'worker_id: w1'")
             }
             let known = Set(keys.map(\.key))
             for (key, value) in mapping {
                 guard known.contains(key) else {
                     throw ConfigurationError(
+                        .unknownKey,
                         "\(file): unknown key '\(key)'; known keys: \(keys.map(\.key).filter { $0 != "-" }.joined(separator: ", "))"
                     )
                 }
@@ -168,19 +215,21 @@ extension WorkerConfiguration {
             guard let text = values[key] else { return nil }
             guard let value = Int(text), range.contains(value) else {
                 throw ConfigurationError(
+                    .badValue,
                     "\(key): expected a whole number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
             }
             return value
         }
         if let value = values["worker_id"] {
             guard !value.isEmpty, value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-                throw ConfigurationError("worker_id: use letters, digits, '-' and '_', got '\(value)'")
+                throw ConfigurationError(.badValue, "worker_id: use letters, digits, '-' and '_', got '\(value)'")
             }
             configuration.workerId = value
         }
         if let value = values["amqp_url"] {
             if AMQPURLText.hasPassword(value) {
                 throw ConfigurationError(
+                    .passwordInURL,
                     "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file")
             }
             configuration.amqpURL = value
@@ -190,7 +239,9 @@ extension WorkerConfiguration {
                 configuration.amqpPassword = try String(contentsOfFile: path, encoding: .utf8)
                     .trimmingCharacters(in: .whitespacesAndNewlines)
             } catch {
-                throw ConfigurationError("amqp_password_file: cannot read \(path)")
+                throw ConfigurationError(
+                    .unreadableFile, "amqp_password_file: cannot read \(path); check the path and its permissions",
+                    cause: error)
             }
         }
         if let password = environment["WAYBILL_AMQP_PASSWORD"] { configuration.amqpPassword = password }
@@ -218,7 +269,7 @@ extension WorkerConfiguration {
         case nil: break
         case "full": configuration.durability = .full
         case "normal": configuration.durability = .normal
-        case let other?: throw ConfigurationError("synchronous: expected 'full' or 'normal', got '\(other)'")
+        case let other?: throw ConfigurationError(.badValue, "synchronous: expected 'full' or 'normal', got '\(other)'")
         }
         return configuration
     }

@@ -64,8 +64,10 @@ public struct WorkerTopology: Sendable {
                 try await client.declareExchange(ExchangeDeclaration(name: partitions, kind: .consistentHash))
             } catch {
                 throw ConfigurationError(
+                    .brokerPluginMissing,
                     "cannot declare the x-consistent-hash exchange \(partitions): enable the plugin with "
-                        + "`rabbitmq-plugins enable rabbitmq_consistent_hash_exchange` (\(error))")
+                        + "`rabbitmq-plugins enable rabbitmq_consistent_hash_exchange`",
+                    cause: error)
             }
             let partition = Self.partitionQueue(workflow.name, worker: configuration.workerId)
             _ = try await client.declareQueue(QueueDeclaration(name: partition, arguments: workQueueArguments))

@@ -139,6 +139,7 @@ struct LinearSagaTests {
         // Step b's input needs steps.a.output.token: the step fails and a is compensated.
         #expect(saga.instance.steps[1].status == .failed)
         #expect(saga.instance.failure?.error.code == StepError.evaluationCode)
+        #expect(saga.instance.failure?.error.message == "cannot evaluate ${steps.a.output.token}: no member 'token'")
         #expect(saga.last.commands.map(\.routingKey) == ["sys.a.undo"])
     }
 

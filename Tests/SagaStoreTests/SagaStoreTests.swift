@@ -194,7 +194,7 @@ import WaybillTestSupport
             try store.commit(batch)
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
-            return error.code == .constraintViolation && error.underlying != nil
+            return error.code == .constraintViolation && error.cause is DatabaseError
         }
         #expect(try store.counts() == countsBefore)
         #expect(try store.saga(Fixtures.key("ord-0")) == nil)
@@ -493,9 +493,11 @@ import WaybillTestSupport
         let locked = SagaStoreError.wrap(
             DatabaseError(resultCode: .SQLITE_BUSY, message: "database is locked"), path: "/var/w.sqlite",
             operation: "committing 3 changes")
-        #expect(locked.code.rawValue == "database_locked")
+        #expect(locked.code.rawValue == "store.database_locked")
         #expect(locked.message.contains("/var/w.sqlite") && locked.message.contains("busyTimeout"))
-        #expect(locked.description.hasPrefix("[database_locked] committing 3 changes in /var/w.sqlite failed"))
+        #expect(locked.description.hasPrefix("store.database_locked: committing 3 changes in /var/w.sqlite failed"))
+        #expect(locked.description.hasSuffix("(SQLite 5: database is locked)"))
+        #expect(locked.cause is DatabaseError)
         let full = SagaStoreError.wrap(DatabaseError(resultCode: .SQLITE_FULL), path: "p", operation: "o")
         #expect(full.code == .diskFull)
     }

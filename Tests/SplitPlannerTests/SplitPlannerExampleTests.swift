@@ -350,11 +350,14 @@ struct SplitPlannerExampleTests {
     @Test("errors carry a stable code and a readable description")
     func errorDescriptions() {
         let short = SplitPlanningError.insufficientStock(short: [OrderLine(sku: "x", quantity: 2)])
-        #expect(short.code == "insufficient_stock")
+        #expect(short.code == .insufficientStock && short.code.rawValue == "split.insufficient_stock")
         #expect(
-            short.description == "insufficient stock: 2 unit(s) of 1 SKU(s) are missing (restock, or allow backorders)")
+            short.description
+                == "split.insufficient_stock: insufficient stock: 2 unit(s) of 1 SKU(s) are missing (restock, or allow "
+                + "backorders)")
         let invalid = SplitPlanningError.invalidRequest("lines[0] has an empty SKU")
-        #expect(invalid.code == "invalid_request")
-        #expect(invalid.description == "invalid split request: lines[0] has an empty SKU")
+        #expect(invalid.code == .invalidRequest && invalid.code.rawValue == "split.invalid_request")
+        #expect(invalid.message == "invalid split request: lines[0] has an empty SKU")
+        #expect(invalid.description == "split.invalid_request: invalid split request: lines[0] has an empty SKU")
     }
 }

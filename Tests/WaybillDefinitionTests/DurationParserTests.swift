@@ -44,9 +44,10 @@ struct DurationParserTests {
             ("9999999999999999d", "bad duration '9999999999999999d'; it is too long"),
         ])
     func invalid(text: String, message: String) {
-        #expect(throws: DurationParser.SyntaxError(message: message)) {
+        #expect(throws: DurationParser.SyntaxError(.badSyntax, message: message)) {
             try DurationParser.parse(text)
         }
+        #expect(DurationParser.SyntaxError.Code.badSyntax.rawValue == "duration.bad_syntax")
     }
 
     @Test(

@@ -238,11 +238,16 @@ struct JSONTextTests {
         let error = #expect(throws: JSONTextError.self) {
             try JSONText.decode(#"{"card":"4111111111111111" x}"#)
         }
-        #expect(error?.description == "expected ',' or '}' after object member, found 'x' at byte 27")
+        #expect(
+            error?.description
+                == "json.unexpected_character: expected ',' or '}' after object member, found 'x' at byte 27"
+        )
         #expect(error?.description.contains("4111") == false)
 
         let end = #expect(throws: JSONTextError.self) { try JSONText.decode("[1") }
-        #expect(end?.description == "expected ',' or ']' after array element, found end of input at byte 2")
+        #expect(
+            end?.description
+                == "json.unexpected_end: expected ',' or ']' after array element, found end of input at byte 2")
 
         let control = #expect(throws: JSONTextError.self) { try JSONText.decode("\"a\u{7}\"") }
         #expect(control?.message.contains("0x07") == true)
@@ -250,10 +255,14 @@ struct JSONTextTests {
 
     @Test("error codes have stable raw values")
     func stableCodes() {
+        let codes: [JSONTextError.Code] = [
+            .unexpectedEnd, .unexpectedCharacter, .invalidNumber, .invalidEscape, .invalidUnicode, .tooDeep,
+            .trailingData,
+        ]
         #expect(
-            JSONTextError.Code.allCases.map(\.rawValue) == [
-                "unexpectedEnd", "unexpectedCharacter", "invalidNumber", "invalidEscape", "invalidUnicode", "tooDeep",
-                "trailingData",
+            codes.map(\.rawValue) == [
+                "json.unexpected_end", "json.unexpected_character", "json.invalid_number", "json.invalid_escape",
+                "json.invalid_unicode", "json.too_deep", "json.trailing_data",
             ])
     }
 

@@ -91,8 +91,9 @@ struct TemplateParsingTests {
             ("${steps.a.result}", 2, "a step reference must read steps.<id>.output, not '${steps.a.result}'"),
         ])
     func syntaxError(text: String, offset: Int, message: String) {
-        #expect(throws: TemplateSyntaxError(message: message, offset: offset)) {
+        #expect(throws: TemplateSyntaxError(.badSyntax, message: message, offset: offset)) {
             try Template.parse(string: text)
         }
+        #expect(TemplateSyntaxError.Code.badSyntax.rawValue == "expression.bad_syntax")
     }
 }

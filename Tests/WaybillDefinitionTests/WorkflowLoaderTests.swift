@@ -23,7 +23,7 @@ func expression(_ root: ExpressionPath.Root, _ components: ExpressionPath.Compon
 
 @Suite("Shipped workflows")
 struct ShippedWorkflowTests {
-    @Test("order-fulfillment has the six steps of SPEC section 1")
+    @Test("order-fulfillment has six steps: accept, reserve, split, release, ship (the pivot), invoice")
     func orderFulfillmentShape() throws {
         let workflow = try loadShipped("order-fulfillment.yaml")
         #expect(workflow.name == "order-fulfillment")
@@ -237,6 +237,10 @@ struct LoaderDefaultsTests {
                 Workflows/x.yaml:7:14: bad duration '30'; add a unit, e.g. 30s (units: ms, s, m, h, d)
                 """
                 && diagnostics.diagnostics.map(\.code) == [.unknownKey, .badDuration]
+                && diagnostics.diagnostics.map(\.code.rawValue) == ["workflow.unknown_key", "workflow.bad_duration"]
+                && diagnostics.code == .invalidFile
+                && diagnostics.message
+                    == "Workflows/x.yaml has 2 problems; fix them and check with `waybill validate Workflows/x.yaml`"
         }
     }
 }

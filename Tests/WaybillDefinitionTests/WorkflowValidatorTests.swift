@@ -63,6 +63,11 @@ struct WorkflowValidatorTests {
                 """)
         #expect(report.exitCode == 1)
         #expect(report.files.map(\.isValid) == [true, false, false])
+        guard case .unreadable(let error) = report.files[2].outcome else {
+            Issue.record("missing.yaml is not reported unreadable")
+            return
+        }
+        #expect(error.code == .unreadableFile && error.code.rawValue == "workflow.unreadable_file")
     }
 
     @Test("the summary names a missing pivot and counts one step in the singular")

@@ -84,16 +84,18 @@ struct ControlMessageTests {
         #expect {
             _ = try ControlMessage.decode(Array(body.utf8))
         } throws: { error in
-            (error as? ControlMessageError)?.message.hasPrefix(message) == true
+            guard let error = error as? ControlMessageError else { return false }
+            return error.code == .badRequest && error.code.rawValue == "control.bad_request"
+                && error.message.hasPrefix(message)
         }
     }
 
     @Test("a skip without a step or an empty reason cannot become a command")
     func incompleteCommands() {
-        #expect(throws: ControlMessageError("a skip needs `step`: the step to skip")) {
+        #expect(throws: ControlMessageError(.badRequest, "a skip needs `step`: the step to skip")) {
             try ControlMessage(workflow: "w", sagaId: "s", action: .skip, by: "a", reason: "r").operatorCommand()
         }
-        #expect(throws: ControlMessageError("`reason` is empty: say why")) {
+        #expect(throws: ControlMessageError(.badRequest, "`reason` is empty: say why")) {
             try ControlMessage(workflow: "w", sagaId: "s", action: .cancel, by: "a", reason: "").operatorCommand()
         }
     }
@@ -107,7 +109,9 @@ struct ControlMessageTests {
         #expect(
             try ControlReply.decode(Array(#"{"status":"rejected","message":"nothing to retry"}"#.utf8))
                 == ControlReply(status: .rejected, message: "nothing to retry"))
-        #expect(throws: ControlMessageError("unknown reply status 'ok': expected applied, rejected or error")) {
+        #expect(
+            throws: ControlMessageError(.badReply, "unknown reply status 'ok': expected applied, rejected or error")
+        ) {
             try ControlReply.decode(Array(#"{"status":"ok"}"#.utf8))
         }
         #expect(ControlMessage.queue(forWorker: "w1") == "waybill.control.w1")

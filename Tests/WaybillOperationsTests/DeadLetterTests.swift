@@ -23,13 +23,14 @@ struct DeadLetterTests {
         let letter = DeadLetter(
             delivery(
                 headers: [
-                    "x-waybill-error": "start message has no saga id at ${input.orderId}",
+                    "x-waybill-error":
+                        "wire.no_saga_id: start message has an empty saga id; publish the order with its id",
                     "x-waybill-source": "starts/order-fulfillment", "x-waybill-exchange": "orders",
                     "x-waybill-routing-key": "order.placed", "tenant": "eu",
                 ], messageId: "start-42", body: #"{"order":42}"#),
             position: 1)
         #expect(letter.id == "start-42")
-        #expect(letter.reason == "start message has no saga id at ${input.orderId}")
+        #expect(letter.reason == "wire.no_saga_id: start message has an empty saga id; publish the order with its id")
         #expect(letter.source == "starts/order-fulfillment")
         #expect(letter.exchange == "orders" && letter.routingKey == "order.placed")
         let replay = try #require(letter.replay(by: "alice", reason: "producer fixed", at: Self.when))
@@ -39,13 +40,14 @@ struct DeadLetterTests {
             replay.properties.headers == [
                 "tenant": "eu", "x-waybill-replayed-by": "alice", "x-waybill-replay-reason": "producer fixed",
                 "x-waybill-replayed-at": .timestamp(Self.when),
-                "x-waybill-replayed-error": "start message has no saga id at ${input.orderId}",
+                "x-waybill-replayed-error":
+                    "wire.no_saga_id: start message has an empty saga id; publish the order with its id",
             ])
         #expect(
             DeadLetterView.listText([letter], queue: "waybill.dead-letter", now: Self.when.addingTimeInterval(300))
                 == """
                 #  ID        WHEN       SOURCE                    ORIGIN               BYTES  REASON
-                1  start-42  11:55:00Z  starts/order-fulfillment  orders order.placed     12  start message has no saga id at ${input.orderId}
+                1  start-42  11:55:00Z  starts/order-fulfillment  orders order.placed     12  wire.no_saga_id: start message has an empty saga id; publish the order with its id
                 1 message shown from the head of waybill.dead-letter; they stay in the queue.
 
                 """)
@@ -53,7 +55,7 @@ struct DeadLetterTests {
             DeadLetterView.showText(letter, now: Self.when) == """
                 id              start-42
                 position        1
-                reason          start message has no saga id at ${input.orderId}
+                reason          wire.no_saga_id: start message has an empty saga id; publish the order with its id
                 source          starts/order-fulfillment
                 origin          orders order.placed
                 when            11:55:00Z
@@ -63,7 +65,7 @@ struct DeadLetterTests {
 
                 Headers
                   tenant: eu
-                  x-waybill-error: start message has no saga id at ${input.orderId}
+                  x-waybill-error: wire.no_saga_id: start message has an empty saga id; publish the order with its id
                   x-waybill-exchange: orders
                   x-waybill-routing-key: order.placed
                   x-waybill-source: starts/order-fulfillment

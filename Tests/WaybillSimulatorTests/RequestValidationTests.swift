@@ -98,22 +98,40 @@ import WaybillSimulator
     static let invalidConfigurations: [(SimulationConfiguration, String)] = [
         (
             SimulationConfiguration(stock: [StockRecord(warehouse: "east.1", sku: "a", quantity: 1)]),
-            "invalid_warehouse_name"
+            "simulator.invalid_warehouse_name"
         ),
-        (SimulationConfiguration(stock: [StockRecord(warehouse: "", sku: "a", quantity: 1)]), "invalid_warehouse_name"),
-        (SimulationConfiguration(stock: [StockRecord(warehouse: "east", sku: "", quantity: 1)]), "invalid_stock"),
-        (SimulationConfiguration(stock: [StockRecord(warehouse: "east", sku: "a", quantity: -1)]), "invalid_stock"),
-        (SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "")]), "invalid_pattern"),
-        (SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", actions: [])]), "invalid_pattern"),
-        (SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", busyRate: 1.5)]), "invalid_rate"),
-        (SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", silenceRate: -0.1)]), "invalid_rate"),
+        (
+            SimulationConfiguration(stock: [StockRecord(warehouse: "", sku: "a", quantity: 1)]),
+            "simulator.invalid_warehouse_name"
+        ),
+        (
+            SimulationConfiguration(stock: [StockRecord(warehouse: "east", sku: "", quantity: 1)]),
+            "simulator.invalid_stock"
+        ),
+        (
+            SimulationConfiguration(stock: [StockRecord(warehouse: "east", sku: "a", quantity: -1)]),
+            "simulator.invalid_stock"
+        ),
+        (SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "")]), "simulator.invalid_pattern"),
+        (
+            SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", actions: [])]),
+            "simulator.invalid_pattern"
+        ),
+        (
+            SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", busyRate: 1.5)]),
+            "simulator.invalid_rate"
+        ),
+        (
+            SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", silenceRate: -0.1)]),
+            "simulator.invalid_rate"
+        ),
         (
             SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", busyRate: 0.6, rejectRate: 0.6)]),
-            "invalid_rate"
+            "simulator.invalid_rate"
         ),
         (
             SimulationConfiguration(behaviours: [CommandBehaviour(pattern: "*", latency: .fixed(.milliseconds(-1)))]),
-            "invalid_latency"
+            "simulator.invalid_latency"
         ),
     ]
 

@@ -1,7 +1,7 @@
 import WaybillDefinition
 import WaybillSimulator
 
-/// Builds commands the way the saga engine does (SPEC §2): idempotency key
+/// Builds commands the way the saga engine does (docs/wire.md): idempotency key
 /// `<sagaId>/<stepId>[/<branch>][/r<round>][/compensate]`, a fresh message id per attempt.
 struct SagaCommands {
     let sagaId: String

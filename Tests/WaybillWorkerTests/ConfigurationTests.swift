@@ -29,21 +29,24 @@ struct ConfigurationTests {
         "bad values get a message that names the key and what it expects",
         arguments: [
             (
-                ["WAYBILL_BATCH_SIZE": "lots"], "batch_size: expected a whole number in 1...10000, got 'lots'"
+                ["WAYBILL_BATCH_SIZE": "lots"],
+                "config.bad_value: batch_size: expected a whole number in 1...10000, got 'lots'"
             ),
             (
                 ["WAYBILL_AMQP_URL": "amqp://guest:guest@localhost/"],
-                "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file"
+                "config.password_in_url: amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or "
+                    + "amqp_password_file"
             ),
-            (["WAYBILL_SYNCHRONOUS": "off"], "synchronous: expected 'full' or 'normal', got 'off'"),
-            (["WAYBILL_WORKER_ID": "w 1"], "worker_id: use letters, digits, '-' and '_', got 'w 1'"),
+            (["WAYBILL_SYNCHRONOUS": "off"], "config.bad_value: synchronous: expected 'full' or 'normal', got 'off'"),
+            (["WAYBILL_WORKER_ID": "w 1"], "config.bad_value: worker_id: use letters, digits, '-' and '_', got 'w 1'"),
         ])
     func badValues(environment: [String: String], message: String) {
-        #expect(throws: (any Error).self) { try WorkerConfiguration.load(file: nil, environment: environment) }
+        #expect(throws: ConfigurationError.self) { try WorkerConfiguration.load(file: nil, environment: environment) }
         do {
             _ = try WorkerConfiguration.load(file: nil, environment: environment)
         } catch {
             #expect(error.description == message)
+            #expect(error.cause == nil)
         }
     }
 
@@ -53,7 +56,28 @@ struct ConfigurationTests {
             _ = try WorkerConfiguration.load(file: file, environment: [:])
             Issue.record("an unknown key was accepted")
         } catch {
-            #expect(error.description.hasPrefix("\(file): unknown key 'batch_sise'; known keys: worker_id, "))
+            #expect(error.code == .unknownKey)
+            #expect(error.message.hasPrefix("\(file): unknown key 'batch_sise'; known keys: worker_id, "))
+        }
+    }
+
+    @Test("a config file that cannot be read or parsed names the file and keeps the cause")
+    func unreadableAndBadFiles() throws {
+        let missing = "/nonexistent/waybill-\(UUID().uuidString).yaml"
+        do {
+            _ = try WorkerConfiguration.load(file: missing, environment: [:])
+            Issue.record("a missing config file was accepted")
+        } catch {
+            #expect(error.code == .unreadableFile && error.code.rawValue == "config.unreadable_file")
+            #expect(error.message == "\(missing): cannot read the config file; check the path and its permissions")
+            #expect(error.cause != nil)
+        }
+        let list = try Self.file("- worker_id\n- w1\n")
+        do {
+            _ = try WorkerConfiguration.load(file: list, environment: [:])
+            Issue.record("a YAML list was accepted as a config file")
+        } catch {
+            #expect(error.description == "config.bad_file: \(list): expected a mapping of keys, e.g. 'worker_id: w1'")
         }
     }
 }

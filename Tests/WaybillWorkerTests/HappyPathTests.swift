@@ -8,14 +8,16 @@ import WaybillWire
 
 @testable import WaybillWorker
 
-/// The SPEC §1 saga through a real worker, broker and SQLite file: what goes on the wire and in what order.
+/// The order-fulfillment saga through a real worker, broker and SQLite file: what goes on the wire and in what order.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
 struct HappyPathTests {
     static let milestones = [
         "order.accepted", "order.reserved", "order.released", "order.shipped", "order.invoiced", "order.completed",
     ]
 
-    @Test("the happy path publishes every milestone in order as CloudEvents, and commands carry the SPEC §2 headers")
+    @Test(
+        "the happy path publishes every milestone in order as CloudEvents; commands carry the docs/wire.md headers"
+    )
     func happyPath() async throws {
         try await Scenario.run { scenario in
             let worker = try await scenario.startWorker()

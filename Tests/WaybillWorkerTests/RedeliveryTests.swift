@@ -9,7 +9,7 @@ import WaybillWire
 
 @testable import WaybillWorker
 
-/// At-least-once on the wire, exactly-once in intent (SPEC §3): duplicates and late messages change nothing.
+/// At-least-once on the wire, exactly-once in intent: duplicates and late messages change nothing.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
 struct RedeliveryTests {
     static let forward = [
@@ -133,7 +133,9 @@ struct RedeliveryTests {
             let noId = try #require(byBody[#"{"lines": []}"#])
             let notJSONReason = try #require(notJSON.properties.headers[WireHeader.error]?.stringValue)
             let noIdReason = try #require(noId.properties.headers[WireHeader.error]?.stringValue)
+            #expect(notJSONReason.hasPrefix("wire.not_json: "), "\(notJSONReason)")
             #expect(notJSONReason.contains("not JSON"), "\(notJSONReason)")
+            #expect(noIdReason.hasPrefix("wire.no_saga_id: "), "\(noIdReason)")
             #expect(noIdReason.contains("no saga id"), "\(noIdReason)")
             #expect(notJSON.routingKey == "order.placed")
 
@@ -162,6 +164,7 @@ extension RedeliveryTests {
             await scenario.client.cancel(consumer)
             let reason = try #require(
                 dead.properties.headers[WireHeader.error]?.stringValue, "headers: \(dead.properties.headers)")
+            #expect(reason.hasPrefix("wire.saga_id_too_long: "), "\(reason)")
             #expect(reason.contains("255"), "\(reason)")
         }
     }

@@ -7,7 +7,7 @@ import WaybillWire
 
 @testable import WaybillWorker
 
-/// A command as the participant received it, with everything SPEC §2 says it carries.
+/// A command as the participant received it, with everything docs/wire.md says it carries.
 struct ReceivedCommand: Sendable {
     var routingKey: String
     var exchange: String
@@ -54,8 +54,8 @@ indirect enum Answer: Sendable {
 /// to the test's commands exchange with `#`.
 ///
 /// It answers each command per a script (``Script``; `nil` from the script means the standard success), replies to
-/// `reply_to` on the default exchange with the command's `correlation_id`, and is idempotent the way SPEC §3 expects
-/// real participants to be: the first success for an `idempotency-key` applies the effect and is remembered, and any
+/// `reply_to` on the default exchange with the command's `correlation_id`, and is idempotent as docs/wire.md asks of
+/// real participants: the first success for an `idempotency-key` applies the effect and is remembered, and any
 /// later command with that key gets the same answer without applying anything again. Errors apply nothing, so a retry
 /// asks the script again.
 /// Everything it receives is recorded in arrival order.

@@ -47,7 +47,7 @@ struct WorkflowEdits: Sendable {
         return edits
     }
 
-    /// The SPEC §1 workflow with the test's name and trigger exchange, and these edits.
+    /// The order-fulfillment workflow with the test's name and trigger exchange, and these edits.
     func apply(to text: String, names: TestNames) throws -> String {
         var text = text
         for replacement in replacements {

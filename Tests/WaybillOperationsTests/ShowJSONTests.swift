@@ -1,0 +1,302 @@
+import Testing
+import WaybillOperations
+
+/// `waybill sagas show --json` against the fixture file: one document byte for byte, and the shape (every path and its
+/// types) across every saga.
+@Suite("sagas show --json against the fixture file")
+struct ShowJSONTests: FixtureSuite {
+    let fixture: FixtureFile
+
+    init() throws {
+        fixture = try FixtureFile()
+    }
+
+    @Test("show --json: a retrying saga, byte for byte")
+    func showJSON() throws {
+        #expect(
+            PrettyJSON.render(ShowView.json(try fixture.detail("o-1008")))
+                == #"""
+                {
+                  "compensation": null,
+                  "diagnosis": {
+                    "brief": "accept erp_down, attempt 2 of 5, next in 15s",
+                    "class": "retrying",
+                    "reason": "retrying accept: attempt 2 of 5 failed with erp_down \"503 from ERP\"; next attempt at 12:00:15Z (in 15s)",
+                    "stuck": true,
+                    "suggestions": [
+                      "retry now instead of waiting: waybill sagas retry order-fulfillment/o-1008 --reason '<why>'"
+                    ],
+                    "title": "retrying"
+                  },
+                  "recentJournal": [
+                    {
+                      "actor": null,
+                      "at": "2025-01-15T11:58:00.000Z",
+                      "detail": "started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer",
+                      "id": 36,
+                      "kind": "start",
+                      "sagaId": "o-1008",
+                      "step": null,
+                      "workflow": "order-fulfillment"
+                    },
+                    {
+                      "actor": null,
+                      "at": "2025-01-15T11:58:30.000Z",
+                      "detail": "reply error timeout (retryable) for accept: \"no reply within 30s\" → running; scheduled 1 timer, cancelled 1 timer",
+                      "id": 37,
+                      "kind": "reply",
+                      "sagaId": "o-1008",
+                      "step": "accept",
+                      "workflow": "order-fulfillment"
+                    },
+                    {
+                      "actor": null,
+                      "at": "2025-01-15T11:58:40.000Z",
+                      "detail": "timer retry fired for accept → running; sent 1 command, scheduled 1 timer, cancelled 1 timer",
+                      "id": 38,
+                      "kind": "timer",
+                      "sagaId": "o-1008",
+                      "step": "accept",
+                      "workflow": "order-fulfillment"
+                    },
+                    {
+                      "actor": null,
+                      "at": "2025-01-15T11:59:55.000Z",
+                      "detail": "reply error erp_down (retryable) for accept: \"503 from ERP\" → running; scheduled 1 timer, cancelled 1 timer",
+                      "id": 43,
+                      "kind": "reply",
+                      "sagaId": "o-1008",
+                      "step": "accept",
+                      "workflow": "order-fulfillment"
+                    }
+                  ],
+                  "saga": {
+                    "ageMs": 120000,
+                    "currentStep": "accept",
+                    "definitionHash": "5b0559d93f657d3d700e33d15016b4a89561e87f142cf9e6655a1e29c28fdac4",
+                    "definitionKnown": true,
+                    "failure": null,
+                    "failureCode": null,
+                    "id": "o-1008",
+                    "idleMs": 5000,
+                    "owner": "worker-a",
+                    "pivotPassed": false,
+                    "pivotStep": "ship",
+                    "startedAt": "2025-01-15T11:58:00.000Z",
+                    "status": "running",
+                    "updatedAt": "2025-01-15T11:59:55.000Z",
+                    "version": 1,
+                    "workflow": "order-fulfillment"
+                  },
+                  "steps": [
+                    {
+                      "branches": [
+                        {
+                          "attempt": 2,
+                          "compensationAttempt": 0,
+                          "durationMs": 120000,
+                          "finishedAt": null,
+                          "index": 0,
+                          "item": null,
+                          "label": "accept",
+                          "lastError": {
+                            "code": "erp_down",
+                            "message": "503 from ERP",
+                            "retryable": true
+                          },
+                          "maxAttempts": 5,
+                          "pending": null,
+                          "startedAt": "2025-01-15T11:58:00.000Z",
+                          "status": "retryWait",
+                          "timer": {
+                            "dueAt": "2025-01-15T12:00:15.000Z",
+                            "id": "order-fulfillment/o-1008/t6",
+                            "kind": "retry"
+                          }
+                        }
+                      ],
+                      "durationMs": 120000,
+                      "finishedAt": null,
+                      "forEach": false,
+                      "id": "accept",
+                      "kind": "command",
+                      "pivot": false,
+                      "startedAt": "2025-01-15T11:58:00.000Z",
+                      "status": "running",
+                      "timeoutMs": 30000
+                    },
+                    {
+                      "branches": [],
+                      "durationMs": null,
+                      "finishedAt": null,
+                      "forEach": false,
+                      "id": "reserve",
+                      "kind": "command",
+                      "pivot": false,
+                      "startedAt": null,
+                      "status": "pending",
+                      "timeoutMs": 30000
+                    },
+                    {
+                      "branches": [],
+                      "durationMs": null,
+                      "finishedAt": null,
+                      "forEach": false,
+                      "id": "split",
+                      "kind": "split",
+                      "pivot": false,
+                      "startedAt": null,
+                      "status": "pending",
+                      "timeoutMs": 30000
+                    },
+                    {
+                      "branches": [],
+                      "durationMs": null,
+                      "finishedAt": null,
+                      "forEach": true,
+                      "id": "release",
+                      "kind": "command",
+                      "pivot": false,
+                      "startedAt": null,
+                      "status": "pending",
+                      "timeoutMs": 30000
+                    },
+                    {
+                      "branches": [],
+                      "durationMs": null,
+                      "finishedAt": null,
+                      "forEach": true,
+                      "id": "ship",
+                      "kind": "command",
+                      "pivot": true,
+                      "startedAt": null,
+                      "status": "pending",
+                      "timeoutMs": 30000
+                    },
+                    {
+                      "branches": [],
+                      "durationMs": null,
+                      "finishedAt": null,
+                      "forEach": false,
+                      "id": "invoice",
+                      "kind": "command",
+                      "pivot": false,
+                      "startedAt": null,
+                      "status": "pending",
+                      "timeoutMs": 7200000
+                    }
+                  ],
+                  "strayTimers": []
+                }
+
+                """#)
+    }
+
+    @Test("show --json: the shape across every saga of the fixture")
+    func showShape() throws {
+        let documents = try ["o-1001", "o-1002", "o-1003", "o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009"]
+            .map { ShowView.json(try fixture.detail($0)) }
+        #expect(
+            shape(.array(documents))
+                == #"""
+                : array
+                []: object
+                [].compensation: null|object
+                [].compensation.active: boolean
+                [].compensation.purpose: string
+                [].compensation.queue: array
+                [].compensation.queue[]: string
+                [].compensation.skipped: number
+                [].compensation.total: number
+                [].compensation.undone: number
+                [].diagnosis: object
+                [].diagnosis.brief: string
+                [].diagnosis.class: null|string
+                [].diagnosis.reason: string
+                [].diagnosis.stuck: boolean
+                [].diagnosis.suggestions: array
+                [].diagnosis.suggestions[]: string
+                [].diagnosis.title: null|string
+                [].recentJournal: array
+                [].recentJournal[]: object
+                [].recentJournal[].actor: null|string
+                [].recentJournal[].at: string
+                [].recentJournal[].detail: string
+                [].recentJournal[].id: number
+                [].recentJournal[].kind: string
+                [].recentJournal[].sagaId: string
+                [].recentJournal[].step: null|string
+                [].recentJournal[].workflow: string
+                [].saga: object
+                [].saga.ageMs: number
+                [].saga.currentStep: null|string
+                [].saga.definitionHash: string
+                [].saga.definitionKnown: boolean
+                [].saga.failure: null|object
+                [].saga.failure.at: string
+                [].saga.failure.branch: null|number
+                [].saga.failure.error: object
+                [].saga.failure.error.code: string
+                [].saga.failure.error.message: string
+                [].saga.failure.error.retryable: boolean
+                [].saga.failure.step: string
+                [].saga.failureCode: null|string
+                [].saga.id: string
+                [].saga.idleMs: number
+                [].saga.owner: string
+                [].saga.pivotPassed: boolean
+                [].saga.pivotStep: string
+                [].saga.startedAt: string
+                [].saga.status: string
+                [].saga.updatedAt: string
+                [].saga.version: number
+                [].saga.workflow: string
+                [].steps: array
+                [].steps[]: object
+                [].steps[].branches: array
+                [].steps[].branches[]: object
+                [].steps[].branches[].attempt: number
+                [].steps[].branches[].compensationAttempt: number
+                [].steps[].branches[].durationMs: number
+                [].steps[].branches[].finishedAt: null|string
+                [].steps[].branches[].index: number
+                [].steps[].branches[].item: null|object
+                [].steps[].branches[].item.id: string
+                [].steps[].branches[].item.lines: array
+                [].steps[].branches[].item.lines[]: object
+                [].steps[].branches[].item.lines[].quantity: number
+                [].steps[].branches[].item.lines[].sku: string
+                [].steps[].branches[].item.warehouse: string
+                [].steps[].branches[].label: string
+                [].steps[].branches[].lastError: null|object
+                [].steps[].branches[].lastError.code: string
+                [].steps[].branches[].lastError.message: string
+                [].steps[].branches[].lastError.retryable: boolean
+                [].steps[].branches[].maxAttempts: number|string
+                [].steps[].branches[].pending: null|object
+                [].steps[].branches[].pending.attempt: number
+                [].steps[].branches[].pending.kind: string
+                [].steps[].branches[].pending.messageId: string
+                [].steps[].branches[].pending.replyQueue: string
+                [].steps[].branches[].pending.routingKey: string
+                [].steps[].branches[].pending.sentAt: string
+                [].steps[].branches[].startedAt: string
+                [].steps[].branches[].status: string
+                [].steps[].branches[].timer: null|object
+                [].steps[].branches[].timer.dueAt: string
+                [].steps[].branches[].timer.id: string
+                [].steps[].branches[].timer.kind: string
+                [].steps[].durationMs: null|number
+                [].steps[].finishedAt: null|string
+                [].steps[].forEach: boolean
+                [].steps[].id: string
+                [].steps[].kind: string
+                [].steps[].pivot: boolean
+                [].steps[].startedAt: null|string
+                [].steps[].status: string
+                [].steps[].timeoutMs: number
+                [].strayTimers: array
+
+                """#)
+    }
+}
