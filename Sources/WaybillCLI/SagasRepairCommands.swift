@@ -56,18 +56,33 @@ struct RepairOptions: ParsableArguments {
     }
 }
 
+/// What every repair command takes besides its own options: the saga (or `--where` filters), who and why, the file,
+/// the broker and the output format.
+struct RepairTarget: ParsableArguments {
+    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
+    var saga: String?
+
+    @OptionGroup var repair: RepairOptions
+    @OptionGroup var filters: CommonFilterOptions
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var broker: BrokerOptions
+    @OptionGroup var format: OutputOptions
+}
+
 /// Runs one repair command: checks locally, sends to the owning worker, waits, prints the new state.
 struct RepairFlow {
     var command: String
-    var saga: String?
     var action: ControlMessage.Action
     var step: String?
     var output: JSONValue?
-    var store: StoreOptions
-    var filters: CommonFilterOptions
-    var broker: BrokerOptions
-    var repair: RepairOptions
-    var json: Bool
+    var target: RepairTarget
+
+    var saga: String? { target.saga }
+    var store: StoreOptions { target.store }
+    var filters: CommonFilterOptions { target.filters }
+    var broker: BrokerOptions { target.broker }
+    var repair: RepairOptions { target.repair }
+    var json: Bool { target.format.json }
 
     func run() async throws {
         try await Operator.run(command) {
@@ -206,23 +221,13 @@ struct SagasRetryCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
-    var saga: String?
-
     @Option(help: ArgumentHelp("The step to retry (default: the obvious one).", valueName: "step"))
     var step: String?
 
-    @OptionGroup var repair: RepairOptions
-    @OptionGroup var filters: CommonFilterOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var target: RepairTarget
 
     func run() async throws {
-        try await RepairFlow(
-            command: "sagas retry", saga: saga, action: .retry, step: step, output: nil, store: store,
-            filters: filters, broker: broker, repair: repair, json: output.json
-        ).run()
+        try await RepairFlow(command: "sagas retry", action: .retry, step: step, output: nil, target: target).run()
     }
 }
 
@@ -244,20 +249,13 @@ struct SagasSkipCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
-    var saga: String?
-
     @Option(help: ArgumentHelp("The step to skip.", valueName: "step"))
     var step: String
 
     @Option(help: ArgumentHelp("The step's output as JSON (default {}).", valueName: "json"))
     var output: String?
 
-    @OptionGroup var repair: RepairOptions
-    @OptionGroup var filters: CommonFilterOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var format: OutputOptions
+    @OptionGroup var target: RepairTarget
 
     func run() async throws {
         var value: JSONValue?
@@ -271,10 +269,7 @@ struct SagasSkipCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        try await RepairFlow(
-            command: "sagas skip", saga: saga, action: .skip, step: step, output: value, store: store,
-            filters: filters, broker: broker, repair: repair, json: format.json
-        ).run()
+        try await RepairFlow(command: "sagas skip", action: .skip, step: step, output: value, target: target).run()
     }
 }
 
@@ -291,20 +286,11 @@ struct SagasCompensateCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
-    var saga: String?
-
-    @OptionGroup var repair: RepairOptions
-    @OptionGroup var filters: CommonFilterOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var target: RepairTarget
 
     func run() async throws {
-        try await RepairFlow(
-            command: "sagas compensate", saga: saga, action: .compensate, step: nil, output: nil, store: store,
-            filters: filters, broker: broker, repair: repair, json: output.json
-        ).run()
+        try await RepairFlow(command: "sagas compensate", action: .compensate, step: nil, output: nil, target: target)
+            .run()
     }
 }
 
@@ -319,20 +305,10 @@ struct SagasCancelCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
-    var saga: String?
-
-    @OptionGroup var repair: RepairOptions
-    @OptionGroup var filters: CommonFilterOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var target: RepairTarget
 
     func run() async throws {
-        try await RepairFlow(
-            command: "sagas cancel", saga: saga, action: .cancel, step: nil, output: nil, store: store,
-            filters: filters, broker: broker, repair: repair, json: output.json
-        ).run()
+        try await RepairFlow(command: "sagas cancel", action: .cancel, step: nil, output: nil, target: target).run()
     }
 }
 
@@ -349,19 +325,9 @@ struct SagasResumeCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
-    var saga: String?
-
-    @OptionGroup var repair: RepairOptions
-    @OptionGroup var filters: CommonFilterOptions
-    @OptionGroup var store: StoreOptions
-    @OptionGroup var broker: BrokerOptions
-    @OptionGroup var output: OutputOptions
+    @OptionGroup var target: RepairTarget
 
     func run() async throws {
-        try await RepairFlow(
-            command: "sagas resume", saga: saga, action: .retry, step: nil, output: nil, store: store,
-            filters: filters, broker: broker, repair: repair, json: output.json
-        ).run()
+        try await RepairFlow(command: "sagas resume", action: .retry, step: nil, output: nil, target: target).run()
     }
 }
