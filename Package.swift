@@ -18,10 +18,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
+        // The one error shape: `CodedError<Domain>` with a stable dotted code, a message and the cause; each error
+        // family is a typealias of it. Pure, no dependencies.
+        .target(name: "CodedError"),
         // The workflow language: YAML model, validation, `${...}` expressions, JSON values. Pure.
         .target(
             name: "WaybillDefinition",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: ["CodedError", .product(name: "Yams", package: "Yams")]
         ),
         // Deterministic warehouse split planner (docs/workflows.md). Pure, no dependencies.
         .target(name: "SplitPlanner"),
@@ -36,7 +39,9 @@ let package = Package(
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
-            dependencies: ["WaybillDefinition", "SagaEngine", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "CodedError", "WaybillDefinition", "SagaEngine", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         // rabbitmq-c 0.11 (Debian's librabbitmq-dev); imported only by AMQPTransport.
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
@@ -47,30 +52,32 @@ let package = Package(
         ),
         // The wire contract both sides agree on: header names, content types, reading starts and replies, and the
         // operator control messages. Pure: no transport, no store.
-        .target(name: "WaybillWire", dependencies: ["WaybillDefinition", "SagaEngine"]),
+        .target(name: "WaybillWire", dependencies: ["CodedError", "WaybillDefinition", "SagaEngine"]),
         // Starting and reaping child processes (posix_spawn, a reaper thread, async waits); the only way Waybill runs
         // another program.
-        .target(name: "ChildProcess"),
+        .target(name: "ChildProcess", dependencies: ["CodedError"]),
         // The worker: topology, the batching hot loop (engine -> one SQLite transaction -> confirms -> acks),
         // the outbox relay, durable timers, writing commands and milestones, and configuration.
         .target(
             name: "WaybillWorker",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
-                .product(name: "Yams", package: "Yams"),
+                "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "PlainText", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
-        .target(name: "WaybillSimulator", dependencies: ["WaybillDefinition", "SeededRandom", "PlainText"]),
+        .target(
+            name: "WaybillSimulator", dependencies: ["CodedError", "WaybillDefinition", "SeededRandom", "PlainText"]),
         // The demo and the benchmark: simulated participants on AMQP, the demo runner, the load generator, figures.
         .target(
             name: "WaybillDemo",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "WaybillWorker",
-                "WaybillSimulator", "ChildProcess", "PlainText", .product(name: "Logging", package: "swift-log"),
+                "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "WaybillWorker", "WaybillSimulator", "ChildProcess", "PlainText",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -80,8 +87,8 @@ let package = Package(
         .target(
             name: "WaybillOperations",
             dependencies: [
-                "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire", "PlainText",
-                .product(name: "Logging", package: "swift-log"),
+                "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
+                "PlainText", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The production `waybill` executable: worker, validate and the operator commands. It does not link the
@@ -118,6 +125,7 @@ let package = Package(
             dependencies: ["AMQPTransport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
             path: "Tests/WaybillTestSupport"
         ),
+        .testTarget(name: "CodedErrorTests", dependencies: ["CodedError"]),
         .testTarget(
             name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition", "SeededRandom"],
             resources: [.copy("Fixtures")]),

@@ -1,3 +1,4 @@
+import CodedError
 import Foundation
 import Synchronization
 
@@ -243,43 +244,26 @@ public final class ChildProcess: Sendable {
     }
 }
 
-/// Why a child process could not be started or did not end.
-public struct ChildProcessError: Error, Sendable, CustomStringConvertible {
-    /// A stable code per kind of failure.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The code text, e.g. `cannot-start`.
-        public let rawValue: String
+/// Why a child process could not be started or did not end: a stable code, a message that says what went wrong and
+/// how to fix it, and the C library's error number as a `POSIXError` cause when there is one.
+///
+/// Its description is `message (cause)`, without the code (``ChildProcessErrorDomain/descriptionShowsCode``); match on
+/// ``CodedError/code``, never on the message.
+public typealias ChildProcessError = CodedError<ChildProcessErrorDomain>
 
-        /// A code from its text.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The child processes' error family (``ChildProcessError``). Its codes are the older kebab-case `cannot-start` and
+/// `timed-out`, and its description leaves them out, so the text other errors quote as their cause stays the same.
+public enum ChildProcessErrorDomain: ErrorDomain {
+    /// `false`: a ``ChildProcessError`` prints `message (cause)`.
+    public static var descriptionShowsCode: Bool { false }
+}
 
-        /// `posix_spawn` refused (missing or non-executable program, unopenable output file or working directory).
-        public static let cannotStart = Code(rawValue: "cannot-start")
-        /// ``ChildProcess/run(_:arguments:environment:workingDirectory:timeout:)`` gave up waiting and killed it.
-        public static let timedOut = Code(rawValue: "timed-out")
-
-        /// The code text.
-        public var description: String { rawValue }
-    }
-
-    /// What kind of failure.
-    public var code: Code
-    /// What went wrong and how to fix it.
-    public var message: String
-    /// The underlying error (the C library's error number as a `POSIXError`), if any.
-    public var cause: (any Error)?
-
-    /// An error value.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// The message, then the cause.
-    public var description: String {
-        cause.map { "\(message) (\($0))" } ?? message
-    }
+/// A stable code per kind of child process failure.
+extension ErrorCode where Domain == ChildProcessErrorDomain {
+    /// `posix_spawn` refused (missing or non-executable program, unopenable output file or working directory).
+    public static let cannotStart = Self(rawValue: "cannot-start")
+    /// ``ChildProcess/run(_:arguments:environment:workingDirectory:timeout:)`` gave up waiting and killed it.
+    public static let timedOut = Self(rawValue: "timed-out")
 }
 
 extension POSIXError {

@@ -1,75 +1,52 @@
+import CodedError
 import GRDB
 
-/// A store failure: a stable ``code`` for programs, a ``message`` for people that says what went wrong and what to
-/// do, and the error underneath (usually SQLite's) when there is one.
+/// A store failure: a stable ``CodedError/code`` for programs, a ``CodedError/message`` for people that says what
+/// went wrong and what to do, and the error underneath (usually SQLite's) as ``CodedError/cause`` when there is one.
 ///
-/// Messages name the database file and SQL outcome but never saga data (inputs, outputs, bodies).
-public struct SagaStoreError: Error, Sendable, CustomStringConvertible {
-    /// What kind of failure it is; the raw values (`store.<snake_case>`) are stable and may appear in logs and
-    /// dead-letter reasons.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The stable identifier, e.g. `store.database_locked`; programs match on it, never on the message.
-        public var rawValue: String
+/// Match on the code (`catch let error as SagaStoreError where error.code == .databaseLocked`), never on the
+/// message. Messages name the database file and SQL outcome but never saga data (inputs, outputs, bodies). The
+/// cause is a GRDB `DatabaseError` for SQLite failures, or the reason a saga's state could not be decoded.
+public typealias SagaStoreError = CodedError<SagaStoreErrorDomain>
 
-        /// Wraps an identifier. Compare against the static codes below; a code made here matches none of them.
-        public init(rawValue: String) {
-            self.rawValue = rawValue
-        }
-
-        /// The stable identifier, as logs and dead-letter reasons show it.
-        public var description: String { rawValue }
-
-        /// Another process held the write lock longer than the busy timeout. Retry later; transient.
-        public static let databaseLocked = Code(rawValue: "store.database_locked")
-        /// The file or its directory cannot be written (permissions, read-only mount) or the store was opened
-        /// read-only.
-        public static let notWritable = Code(rawValue: "store.not_writable")
-        /// The file cannot be opened: missing (in read-only mode), a missing directory, or not a database.
-        public static let cannotOpen = Code(rawValue: "store.cannot_open")
-        /// The file's schema version is not the one this binary uses: a newer Waybill migrated it, or a read-only
-        /// open finds migrations missing (or no Waybill schema at all). The message names both versions.
-        public static let schemaMismatch = Code(rawValue: "store.schema_mismatch")
-        /// The file or a saga's state blob is damaged.
-        public static let corruptState = Code(rawValue: "store.corrupt_state")
-        /// The disk is full; the failed write committed nothing. Transient once space is freed.
-        public static let diskFull = Code(rawValue: "store.disk_full")
-        /// The operating system reported an I/O error.
-        public static let ioError = Code(rawValue: "store.io_error")
-        /// A message id was already recorded in the inbox: the message was processed before (or twice in a batch).
-        public static let duplicateMessage = Code(rawValue: "store.duplicate_message")
-        /// A uniqueness or integrity rule of the schema was broken (e.g. an outbox message id used twice).
-        public static let constraintViolation = Code(rawValue: "store.constraint_violation")
-        /// Any other SQLite failure.
-        public static let sqlite = Code(rawValue: "store.sqlite_error")
-    }
-
-    /// What kind of failure it is: branch on this, since the message's wording may change.
-    public var code: Code
-    /// What went wrong and what to do about it.
-    public var message: String
-    /// The error that caused it, if any: a GRDB `DatabaseError` for SQLite failures, or the reason a saga's state
-    /// could not be decoded.
-    public var cause: (any Error)?
-
-    /// Makes an error; `message` must say what to do, not only what happened.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// `code: message (SQLite n: ...)`, or the cause in parentheses when it is not SQLite's.
-    public var description: String {
-        switch cause {
-        case let database as DatabaseError:
-            "\(code): \(message) (SQLite \(database.extendedResultCode.rawValue): \(database.message ?? "no message"))"
-        case let cause?: "\(code): \(message) (\(cause))"
-        case nil: "\(code): \(message)"
-        }
+/// The store's error family (``SagaStoreError``): its codes are `store.<snake_case>`.
+public enum SagaStoreErrorDomain: ErrorDomain {
+    /// `SQLite n: ...` for a GRDB `DatabaseError` (its extended result code and SQLite's message), so
+    /// ``SagaStoreError``'s description reads `code: message (SQLite n: ...)`; any other cause as itself.
+    public static func describe(cause: any Error) -> String {
+        guard let database = cause as? DatabaseError else { return "\(cause)" }
+        return "SQLite \(database.extendedResultCode.rawValue): \(database.message ?? "no message")"
     }
 }
 
-extension SagaStoreError.Code {
+/// The store's codes: the raw values (`store.<snake_case>`) are stable and may appear in logs and dead-letter
+/// reasons.
+extension ErrorCode where Domain == SagaStoreErrorDomain {
+    /// Another process held the write lock longer than the busy timeout. Retry later; transient.
+    public static let databaseLocked = Self(rawValue: "store.database_locked")
+    /// The file or its directory cannot be written (permissions, read-only mount) or the store was opened
+    /// read-only.
+    public static let notWritable = Self(rawValue: "store.not_writable")
+    /// The file cannot be opened: missing (in read-only mode), a missing directory, or not a database.
+    public static let cannotOpen = Self(rawValue: "store.cannot_open")
+    /// The file's schema version is not the one this binary uses: a newer Waybill migrated it, or a read-only
+    /// open finds migrations missing (or no Waybill schema at all). The message names both versions.
+    public static let schemaMismatch = Self(rawValue: "store.schema_mismatch")
+    /// The file or a saga's state blob is damaged.
+    public static let corruptState = Self(rawValue: "store.corrupt_state")
+    /// The disk is full; the failed write committed nothing. Transient once space is freed.
+    public static let diskFull = Self(rawValue: "store.disk_full")
+    /// The operating system reported an I/O error.
+    public static let ioError = Self(rawValue: "store.io_error")
+    /// A message id was already recorded in the inbox: the message was processed before (or twice in a batch).
+    public static let duplicateMessage = Self(rawValue: "store.duplicate_message")
+    /// A uniqueness or integrity rule of the schema was broken (e.g. an outbox message id used twice).
+    public static let constraintViolation = Self(rawValue: "store.constraint_violation")
+    /// Any other SQLite failure.
+    public static let sqlite = Self(rawValue: "store.sqlite_error")
+}
+
+extension ErrorCode where Domain == SagaStoreErrorDomain {
     /// A saga's state blob is truncated or malformed; the store reports it as ``corruptState``.
     static let damagedState = Self(rawValue: "store.damaged_state")
     /// A saga's state blob was written by a newer Waybill; the store reports it as ``corruptState``.

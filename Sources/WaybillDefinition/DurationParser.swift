@@ -1,40 +1,14 @@
+import CodedError
+
 /// Reads and writes the durations of workflow files: `500ms`, `30s`, `5m`, `2h`, `1d`, and compounds such as
 /// `1m30s` or `1h30m`.
 ///
 /// A duration is one or more groups of whole number plus unit, largest unit first, each unit at most once, and
 /// longer than zero. A bare number (`30`) is rejected on purpose: seconds or milliseconds would be a guess.
 public enum DurationParser {
-    /// Why a duration could not be read.
-    public struct SyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
-        /// What kind of problem it is; the raw value is stable.
-        public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-            /// The stable identifier, `duration.bad_syntax`.
-            public let rawValue: String
-
-            /// Wraps an identifier.
-            public init(rawValue: String) { self.rawValue = rawValue }
-
-            /// The identifier.
-            public var description: String { rawValue }
-
-            /// The text is not a duration: empty, negative, no unit, an unknown or repeated unit, zero or too long.
-            public static let badSyntax = Code(rawValue: "duration.bad_syntax")
-        }
-
-        /// What kind of problem it is.
-        public var code: Code
-        /// What is wrong and how to write it instead, e.g. `bad duration '30x'; write a number and a unit: ...`.
-        public var message: String
-
-        /// Wraps a message.
-        public init(_ code: Code = .badSyntax, message: String) {
-            self.code = code
-            self.message = message
-        }
-
-        /// `code: message`.
-        public var description: String { "\(code): \(message)" }
-    }
+    /// Why a duration could not be read: the code (always `duration.bad_syntax`) and a message that says what is wrong
+    /// and how to write it instead, e.g. `bad duration '30x'; write a number and a unit: ...`.
+    public typealias SyntaxError = CodedError<DurationSyntaxErrorDomain>
 
     /// The units, largest first, with their length in milliseconds.
     static let units: [(name: String, milliseconds: Int64)] = [
@@ -112,5 +86,21 @@ extension String {
         while let first = view.first, first == " " || first == "\t" { view = view.dropFirst() }
         while let last = view.last, last == " " || last == "\t" { view = view.dropLast() }
         return String(view)
+    }
+}
+
+/// The duration parser's error family (``DurationParser/SyntaxError``): its one code is `duration.bad_syntax`.
+public enum DurationSyntaxErrorDomain: ErrorDomain {}
+
+/// What kind of duration problem it is: the raw value is stable.
+extension ErrorCode where Domain == DurationSyntaxErrorDomain {
+    /// The text is not a duration: empty, negative, no unit, an unknown or repeated unit, zero or too long.
+    public static let badSyntax = Self(rawValue: "duration.bad_syntax")
+}
+
+extension CodedError where Domain == DurationSyntaxErrorDomain {
+    /// Wraps a message; the code is ``ErrorCode/badSyntax``, the only one there is.
+    public init(_ code: Code = .badSyntax, message: String) {
+        self.init(code, message)
     }
 }

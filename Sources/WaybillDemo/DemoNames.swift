@@ -1,4 +1,5 @@
 import AMQPTransport
+import CodedError
 import Foundation
 import WaybillDefinition
 import WaybillWorker
@@ -100,49 +101,25 @@ public struct DemoNames: Sendable, Hashable {
     }
 }
 
-/// Why a demo or benchmark could not run; the message says what to do about it.
-public struct DemoError: Error, Sendable, CustomStringConvertible {
-    /// A stable code per kind of failure (`demo.<snake_case>`).
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The code text, e.g. `demo.broker_unreachable`.
-        public let rawValue: String
+/// Why a demo or benchmark could not run: a stable code, a message that says what to do about it, and the error
+/// underneath (a file or process error, the broker's refusal) when there is one. Match on the code, not the message.
+public typealias DemoError = CodedError<DemoErrorDomain>
 
-        /// A code from its text.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The demo's and the benchmark's error family (``DemoError``): its codes are `demo.<snake_case>`.
+public enum DemoErrorDomain: ErrorDomain {}
 
-        /// An option or argument out of range.
-        public static let invalidOption = Code(rawValue: "demo.invalid_option")
-        /// No broker answered and none could be started.
-        public static let brokerUnreachable = Code(rawValue: "demo.broker_unreachable")
-        /// The private broker's script failed.
-        public static let brokerScriptFailed = Code(rawValue: "demo.broker_script_failed")
-        /// A file (workflow, database folder) could not be read or written.
-        public static let fileProblem = Code(rawValue: "demo.file_problem")
-        /// The worker or the participants stopped before the run was over.
-        public static let stoppedEarly = Code(rawValue: "demo.stopped_early")
-        /// A child process (the benchmark's worker) could not run.
-        public static let childProcess = Code(rawValue: "demo.child_process")
-
-        /// The code text.
-        public var description: String { rawValue }
-    }
-
-    /// What kind of failure.
-    public var code: Code
-    /// What went wrong and how to fix it.
-    public var message: String
-    /// The error underneath (a file or process error, the broker's refusal), if any.
-    public var cause: (any Error)?
-
-    /// An error value.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// `code: message (cause)`.
-    public var description: String {
-        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
-    }
+/// A stable code per kind of demo failure (`demo.<snake_case>`).
+extension ErrorCode where Domain == DemoErrorDomain {
+    /// An option or argument out of range.
+    public static let invalidOption = Self(rawValue: "demo.invalid_option")
+    /// No broker answered and none could be started.
+    public static let brokerUnreachable = Self(rawValue: "demo.broker_unreachable")
+    /// The private broker's script failed.
+    public static let brokerScriptFailed = Self(rawValue: "demo.broker_script_failed")
+    /// A file (workflow, database folder) could not be read or written.
+    public static let fileProblem = Self(rawValue: "demo.file_problem")
+    /// The worker or the participants stopped before the run was over.
+    public static let stoppedEarly = Self(rawValue: "demo.stopped_early")
+    /// A child process (the benchmark's worker) could not run.
+    public static let childProcess = Self(rawValue: "demo.child_process")
 }

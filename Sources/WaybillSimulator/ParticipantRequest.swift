@@ -1,3 +1,4 @@
+import CodedError
 import WaybillDefinition
 
 /// The operations the simulated participants offer, by routing key.
@@ -61,34 +62,7 @@ enum ParticipantRequest {
 
     /// Why a command was refused; the participant answers it with the `bad_request` reply code. The message names
     /// fields and positions only, never the payload's values.
-    struct BadRequest: Error, CustomStringConvertible {
-        /// What is wrong with the command; the raw values (`simulator.<snake_case>`) are stable.
-        struct Code: RawRepresentable, Hashable, CustomStringConvertible {
-            let rawValue: String
-
-            var description: String { rawValue }
-
-            /// The `idempotency-key` header is missing or empty.
-            static let missingIdempotencyKey = Code(rawValue: "simulator.missing_idempotency_key")
-            /// The body is not JSON.
-            static let notJSON = Code(rawValue: "simulator.not_json")
-            /// The body is not an object, or a field is missing or of the wrong type.
-            static let badField = Code(rawValue: "simulator.bad_field")
-        }
-
-        /// What is wrong with the command.
-        var code: Code
-        /// Which header or field is wrong and what it must hold.
-        var message: String
-
-        init(_ code: Code = .badField, message: String) {
-            self.code = code
-            self.message = message
-        }
-
-        /// `code: message`.
-        var description: String { "\(code): \(message)" }
-    }
+    typealias BadRequest = CodedError<ParticipantBadRequestDomain>
 
     /// Reads `command` for `operation`: it needs an idempotency key and a JSON body.
     init(_ operation: Operation, command: SimulatedCommand) throws(BadRequest) {
@@ -168,5 +142,26 @@ enum ParticipantRequest {
             }
         }
         return merged
+    }
+}
+
+/// The simulated participants' refusal family (``ParticipantRequest/BadRequest``): its codes are
+/// `simulator.<snake_case>`.
+enum ParticipantBadRequestDomain: ErrorDomain {}
+
+/// What is wrong with a command: the raw values (`simulator.<snake_case>`) are stable.
+extension ErrorCode where Domain == ParticipantBadRequestDomain {
+    /// The `idempotency-key` header is missing or empty.
+    static let missingIdempotencyKey = Self(rawValue: "simulator.missing_idempotency_key")
+    /// The body is not JSON.
+    static let notJSON = Self(rawValue: "simulator.not_json")
+    /// The body is not an object, or a field is missing or of the wrong type.
+    static let badField = Self(rawValue: "simulator.bad_field")
+}
+
+extension CodedError where Domain == ParticipantBadRequestDomain {
+    /// A refusal; the code is ``ErrorCode/badField`` unless the header or the body as a whole is wrong.
+    init(_ code: Code = .badField, message: String) {
+        self.init(code, message)
     }
 }

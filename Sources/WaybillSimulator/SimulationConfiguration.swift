@@ -1,3 +1,5 @@
+import CodedError
+
 /// Everything a ``ParticipantSimulator`` starts from: the warehouses and their stock, how each command behaves, and
 /// the seed that makes injected failures and latencies repeatable.
 public struct SimulationConfiguration: Sendable, Hashable {
@@ -198,42 +200,24 @@ public enum Latency: Sendable, Hashable {
     }
 }
 
-/// A configuration the simulator cannot run with.
-public struct SimulationConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What kind of setting is wrong; the raw values (`simulator.<snake_case>`) are stable.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `simulator.invalid_stock`.
-        public let rawValue: String
+/// A configuration the simulator cannot run with: a stable code and a message that says what is wrong and how to
+/// fix it (never a cause). Match on the code, not on the message.
+public typealias SimulationConfigurationError = CodedError<SimulationConfigurationErrorDomain>
 
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The simulator configuration's error family (``SimulationConfigurationError``): its codes are
+/// `simulator.<snake_case>`.
+public enum SimulationConfigurationErrorDomain: ErrorDomain {}
 
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// A warehouse name that cannot be a routing key word.
-        public static let invalidWarehouseName = Code(rawValue: "simulator.invalid_warehouse_name")
-        /// A stock row with an empty SKU or a negative quantity.
-        public static let invalidStock = Code(rawValue: "simulator.invalid_stock")
-        /// An empty pattern, or a behaviour that applies to no action.
-        public static let invalidPattern = Code(rawValue: "simulator.invalid_pattern")
-        /// A failure rate outside 0...1, or rates adding up to more than 1.
-        public static let invalidRate = Code(rawValue: "simulator.invalid_rate")
-        /// A negative latency.
-        public static let invalidLatency = Code(rawValue: "simulator.invalid_latency")
-    }
-
-    /// The stable code.
-    public var code: Code
-    /// What is wrong and how to fix it.
-    public var message: String
-
-    /// An error value.
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// `code: message`.
-    public var description: String { "\(code): \(message)" }
+/// What kind of setting is wrong: the raw values (`simulator.<snake_case>`) are stable.
+extension ErrorCode where Domain == SimulationConfigurationErrorDomain {
+    /// A warehouse name that cannot be a routing key word.
+    public static let invalidWarehouseName = Self(rawValue: "simulator.invalid_warehouse_name")
+    /// A stock row with an empty SKU or a negative quantity.
+    public static let invalidStock = Self(rawValue: "simulator.invalid_stock")
+    /// An empty pattern, or a behaviour that applies to no action.
+    public static let invalidPattern = Self(rawValue: "simulator.invalid_pattern")
+    /// A failure rate outside 0...1, or rates adding up to more than 1.
+    public static let invalidRate = Self(rawValue: "simulator.invalid_rate")
+    /// A negative latency.
+    public static let invalidLatency = Self(rawValue: "simulator.invalid_latency")
 }

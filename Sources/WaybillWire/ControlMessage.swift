@@ -1,3 +1,4 @@
+import CodedError
 import SagaEngine
 import WaybillDefinition
 
@@ -224,52 +225,17 @@ public struct ControlReply: Sendable, Hashable {
     }
 }
 
-/// A control request or reply that cannot be used; the message says which member is wrong.
-public struct ControlMessageError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// Which side is wrong; the raw values (`control.<snake_case>`) are stable.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `control.bad_request`.
-        public let rawValue: String
+/// A control request or reply that cannot be used; the message says which member is wrong and what it must hold,
+/// and the cause is the ``JSONTextError`` when the body is not JSON. Match on the code, not on the message.
+public typealias ControlMessageError = CodedError<ControlMessageErrorDomain>
 
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The control messages' error family (``ControlMessageError``): its codes are `control.<snake_case>`.
+public enum ControlMessageErrorDomain: ErrorDomain {}
 
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// A request body the worker cannot use (not JSON, a missing or wrong member, an unknown action).
-        public static let badRequest = Code(rawValue: "control.bad_request")
-        /// A reply body the CLI cannot read.
-        public static let badReply = Code(rawValue: "control.bad_reply")
-    }
-
-    /// Which side is wrong.
-    public var code: Code
-    /// Which member is wrong and what it must hold.
-    public var message: String
-    /// The ``JSONTextError`` when the body is not JSON.
-    public var cause: (any Error)?
-
-    /// An error; `message` names the member and what it must hold.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// `code: message (cause)`.
-    public var description: String {
-        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
-    }
-
-    /// Errors are equal when code and message are; the cause is not compared.
-    public static func == (lhs: ControlMessageError, rhs: ControlMessageError) -> Bool {
-        lhs.code == rhs.code && lhs.message == rhs.message
-    }
-
-    /// Hashes the code and the message.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(code)
-        hasher.combine(message)
-    }
+/// Which side is wrong: the raw values (`control.<snake_case>`) are stable.
+extension ErrorCode where Domain == ControlMessageErrorDomain {
+    /// A request body the worker cannot use (not JSON, a missing or wrong member, an unknown action).
+    public static let badRequest = Self(rawValue: "control.bad_request")
+    /// A reply body the CLI cannot read.
+    public static let badReply = Self(rawValue: "control.bad_reply")
 }

@@ -1,3 +1,4 @@
+import CodedError
 import SagaEngine
 import WaybillDefinition
 
@@ -28,68 +29,34 @@ public enum WireContentType {
     public static let cloudEvents = "application/cloudevents+json"
 }
 
-/// Why an incoming message cannot be used. The worker dead-letters it with ``description`` in the
-/// `x-waybill-error` header (docs/wire.md), or journals it for the saga a malformed reply belongs to.
+/// Why an incoming message cannot be used. The worker dead-letters it with the description, `code: message (cause)`,
+/// in the `x-waybill-error` header (docs/wire.md), or journals it for the saga a malformed reply belongs to.
 ///
-/// Messages name fields and sizes, never the payload.
-public struct WireRefusal: Error, Sendable, Hashable, CustomStringConvertible {
-    /// What is wrong with the message; the raw values (`wire.<snake_case>`) are stable and start the
-    /// `x-waybill-error` header, so scripts may match on them.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `wire.not_json`.
-        public let rawValue: String
+/// Scripts match on the code at the start of the header, never on the message. Messages name fields and sizes,
+/// never the payload; the cause is why the body could not be read (a ``JSONTextError`` or an ``EvaluationError``),
+/// if that is the reason.
+public typealias WireRefusal = CodedError<WireRefusalDomain>
 
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The wire's refusal family (``WireRefusal``): its codes are `wire.<snake_case>`.
+public enum WireRefusalDomain: ErrorDomain {}
 
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// The body is not JSON.
-        public static let notJSON = Code(rawValue: "wire.not_json")
-        /// A start message whose body is JSON but not an object.
-        public static let notAnObject = Code(rawValue: "wire.not_an_object")
-        /// The workflow's `trigger.saga_id` does not find a saga id in the start message, or finds an empty one.
-        public static let noSagaId = Code(rawValue: "wire.no_saga_id")
-        /// The saga id is too long for the AMQP short strings Waybill mints from it.
-        public static let sagaIdTooLong = Code(rawValue: "wire.saga_id_too_long")
-        /// A reply body that is JSON but not `{"status":"ok",...}` or `{"status":"error","code":...}`.
-        public static let badReply = Code(rawValue: "wire.bad_reply")
-        /// The body is larger than the worker's `max_message_bytes`.
-        public static let tooLarge = Code(rawValue: "wire.too_large")
-        /// A reply whose `correlation_id` is not a message id Waybill minted.
-        public static let unknownCorrelationId = Code(rawValue: "wire.unknown_correlation_id")
-    }
-
-    /// What is wrong with the message.
-    public var code: Code
-    /// What is wrong, for people, and what the publisher should send instead (never the payload).
-    public var message: String
-    /// Why the body could not be read (a ``JSONTextError`` or an ``EvaluationError``), if that is the reason.
-    public var cause: (any Error)?
-
-    /// A refusal; `message` must not quote the payload.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// `code: message (cause)`: the `x-waybill-error` header value.
-    public var description: String {
-        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
-    }
-
-    /// Refusals are equal when code and message are; the cause is not compared.
-    public static func == (lhs: WireRefusal, rhs: WireRefusal) -> Bool {
-        lhs.code == rhs.code && lhs.message == rhs.message
-    }
-
-    /// Hashes the code and the message.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(code)
-        hasher.combine(message)
-    }
+/// What is wrong with a message: the raw values (`wire.<snake_case>`) are stable and start the `x-waybill-error`
+/// header, so scripts may match on them.
+extension ErrorCode where Domain == WireRefusalDomain {
+    /// The body is not JSON.
+    public static let notJSON = Self(rawValue: "wire.not_json")
+    /// A start message whose body is JSON but not an object.
+    public static let notAnObject = Self(rawValue: "wire.not_an_object")
+    /// The workflow's `trigger.saga_id` does not find a saga id in the start message, or finds an empty one.
+    public static let noSagaId = Self(rawValue: "wire.no_saga_id")
+    /// The saga id is too long for the AMQP short strings Waybill mints from it.
+    public static let sagaIdTooLong = Self(rawValue: "wire.saga_id_too_long")
+    /// A reply body that is JSON but not `{"status":"ok",...}` or `{"status":"error","code":...}`.
+    public static let badReply = Self(rawValue: "wire.bad_reply")
+    /// The body is larger than the worker's `max_message_bytes`.
+    public static let tooLarge = Self(rawValue: "wire.too_large")
+    /// A reply whose `correlation_id` is not a message id Waybill minted.
+    public static let unknownCorrelationId = Self(rawValue: "wire.unknown_correlation_id")
 }
 
 /// How Waybill reads what arrives on the wire (docs/wire.md): start messages, replies and the ids it minted itself.

@@ -1,3 +1,4 @@
+import CodedError
 import Foundation
 import SagaStore
 import Yams
@@ -79,58 +80,34 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
 }
 
 /// Why a worker cannot start with its configuration: a key it cannot use, a config file it cannot read, workflow
-/// files that do not make a set, or a broker without the plugin it needs. `waybill worker` prints ``description``
-/// and exits with status 78 (EX_CONFIG).
+/// files that do not make a set, or a broker without the plugin it needs. `waybill worker` prints the description,
+/// `code: message (cause)`, and exits with status 78 (EX_CONFIG).
 ///
-/// Messages name the key or file and what it expects; they never contain the broker password.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    /// What kind of problem it is; the raw values (`config.<snake_case>`) are stable.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `config.bad_value`.
-        public let rawValue: String
+/// Match on the code, not on the message. Messages name the key or file and what it expects; they never contain
+/// the broker password. The cause is the error underneath (reading a file, parsing YAML, the broker's refusal).
+public typealias ConfigurationError = CodedError<ConfigurationErrorDomain>
 
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
+/// The worker configuration's error family (``ConfigurationError``): its codes are `config.<snake_case>`.
+public enum ConfigurationErrorDomain: ErrorDomain {}
 
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// The config file or the password file cannot be read.
-        public static let unreadableFile = Code(rawValue: "config.unreadable_file")
-        /// The config file is not YAML, or not a flat mapping of keys.
-        public static let badFile = Code(rawValue: "config.bad_file")
-        /// The config file has a key the worker does not know (docs/configuration.md lists them).
-        public static let unknownKey = Code(rawValue: "config.unknown_key")
-        /// A key's value is out of range or not one of the allowed words.
-        public static let badValue = Code(rawValue: "config.bad_value")
-        /// `amqp_url` carries a password; it belongs in `WAYBILL_AMQP_PASSWORD` or `amqp_password_file`.
-        public static let passwordInURL = Code(rawValue: "config.password_in_url")
-        /// The workflows folder has no workflow file.
-        public static let noWorkflows = Code(rawValue: "config.no_workflows")
-        /// Two workflow files define the same name and version.
-        public static let duplicateWorkflow = Code(rawValue: "config.duplicate_workflow")
-        /// The broker lacks the `rabbitmq_consistent_hash_exchange` plugin.
-        public static let brokerPluginMissing = Code(rawValue: "config.broker_plugin_missing")
-    }
-
-    /// What kind of problem it is.
-    public var code: Code
-    /// The key or file, what is wrong and what it expects.
-    public var message: String
-    /// The error underneath (reading a file, parsing YAML, the broker's refusal), if any.
-    public var cause: (any Error)?
-
-    /// An error; `message` names the key or file and what it expects, never a password.
-    public init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-        self.code = code
-        self.message = message
-        self.cause = cause
-    }
-
-    /// `code: message (cause)`.
-    public var description: String {
-        cause.map { "\(code): \(message) (\($0))" } ?? "\(code): \(message)"
-    }
+/// What kind of configuration problem it is: the raw values (`config.<snake_case>`) are stable.
+extension ErrorCode where Domain == ConfigurationErrorDomain {
+    /// The config file or the password file cannot be read.
+    public static let unreadableFile = Self(rawValue: "config.unreadable_file")
+    /// The config file is not YAML, or not a flat mapping of keys.
+    public static let badFile = Self(rawValue: "config.bad_file")
+    /// The config file has a key the worker does not know (docs/configuration.md lists them).
+    public static let unknownKey = Self(rawValue: "config.unknown_key")
+    /// A key's value is out of range or not one of the allowed words.
+    public static let badValue = Self(rawValue: "config.bad_value")
+    /// `amqp_url` carries a password; it belongs in `WAYBILL_AMQP_PASSWORD` or `amqp_password_file`.
+    public static let passwordInURL = Self(rawValue: "config.password_in_url")
+    /// The workflows folder has no workflow file.
+    public static let noWorkflows = Self(rawValue: "config.no_workflows")
+    /// Two workflow files define the same name and version.
+    public static let duplicateWorkflow = Self(rawValue: "config.duplicate_workflow")
+    /// The broker lacks the `rabbitmq_consistent_hash_exchange` plugin.
+    public static let brokerPluginMissing = Self(rawValue: "config.broker_plugin_missing")
 }
 
 extension WorkerConfiguration {

@@ -75,7 +75,9 @@ import Testing
             try ChildProcess(executable: "/nonexistent/waybill-no-such-program", output: "/dev/null")
         }
         #expect(error?.code == .cannotStart)
+        // `message (cause)`, without the code: other errors quote this text as their cause.
         #expect(
-            error?.description.contains("/nonexistent/waybill-no-such-program") == true, "\(String(describing: error))")
+            error?.description.hasPrefix("cannot start /nonexistent/waybill-no-such-program; check that it exists")
+                == true, "\(String(describing: error))")
     }
 }
