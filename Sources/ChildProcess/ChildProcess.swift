@@ -247,23 +247,18 @@ public final class ChildProcess: Sendable {
 /// Why a child process could not be started or did not end: a stable code, a message that says what went wrong and
 /// how to fix it, and the C library's error number as a `POSIXError` cause when there is one.
 ///
-/// Its description is `message (cause)`, without the code (``ChildProcessErrorDomain/descriptionShowsCode``); match on
-/// ``CodedError/code``, never on the message.
+/// Match on ``CodedError/code`` (`process.cannot_start`, `process.timed_out`), never on the message.
 public typealias ChildProcessError = CodedError<ChildProcessErrorDomain>
 
-/// The child processes' error family (``ChildProcessError``). Its codes are the older kebab-case `cannot-start` and
-/// `timed-out`, and its description leaves them out, so the text other errors quote as their cause stays the same.
-public enum ChildProcessErrorDomain: ErrorDomain {
-    /// `false`: a ``ChildProcessError`` prints `message (cause)`.
-    public static var descriptionShowsCode: Bool { false }
-}
+/// The child processes' error family (``ChildProcessError``).
+public enum ChildProcessErrorDomain: ErrorDomain {}
 
 /// A stable code per kind of child process failure.
 extension ErrorCode where Domain == ChildProcessErrorDomain {
     /// `posix_spawn` refused (missing or non-executable program, unopenable output file or working directory).
-    public static let cannotStart = Self(rawValue: "cannot-start")
+    public static let cannotStart = Self(rawValue: "process.cannot_start")
     /// ``ChildProcess/run(_:arguments:environment:workingDirectory:timeout:)`` gave up waiting and killed it.
-    public static let timedOut = Self(rawValue: "timed-out")
+    public static let timedOut = Self(rawValue: "process.timed_out")
 }
 
 extension POSIXError {

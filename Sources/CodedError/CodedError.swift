@@ -19,18 +19,11 @@ public protocol ErrorDomain: Sendable {
     /// `"\(cause)"`; a family overrides it when its causes print poorly by themselves. Whatever it returns ends up in
     /// logs and dead-letter headers, so it must not quote payloads or credentials.
     static func describe(cause: any Error) -> String
-
-    /// Whether ``CodedError/description`` starts with `code: `. The default is `true`, the convention; a family
-    /// whose printed text predates codes turns it off to keep that text. Programs still have ``CodedError/code``.
-    static var descriptionShowsCode: Bool { get }
 }
 
 extension ErrorDomain {
     /// The cause's own description, `"\(cause)"`.
     public static func describe(cause: any Error) -> String { "\(cause)" }
-
-    /// `true`: descriptions read `code: message (cause)`.
-    public static var descriptionShowsCode: Bool { true }
 }
 
 /// A stable, machine-readable kind of failure in one ``ErrorDomain``: a dotted lower-case identifier such as
@@ -79,10 +72,9 @@ public struct CodedError<Domain: ErrorDomain>: Error, Sendable, Hashable, Custom
     }
 
     /// `code: message (cause)`, without ` (cause)` when there is none; the cause as the domain's
-    /// ``ErrorDomain/describe(cause:)`` shows it. Without `code: ` for a domain whose
-    /// ``ErrorDomain/descriptionShowsCode`` is `false`.
+    /// ``ErrorDomain/describe(cause:)`` shows it.
     public var description: String {
-        let text = Domain.descriptionShowsCode ? "\(code): \(message)" : message
+        let text = "\(code): \(message)"
         return cause.map { "\(text) (\(Domain.describe(cause: $0)))" } ?? text
     }
 

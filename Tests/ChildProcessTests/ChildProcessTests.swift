@@ -75,9 +75,10 @@ import Testing
             try ChildProcess(executable: "/nonexistent/waybill-no-such-program", output: "/dev/null")
         }
         #expect(error?.code == .cannotStart)
-        // `message (cause)`, without the code: other errors quote this text as their cause.
+        #expect(error?.code.rawValue == "process.cannot_start")
         #expect(
-            error?.description.hasPrefix("cannot start /nonexistent/waybill-no-such-program; check that it exists")
+            error?.description.hasPrefix(
+                "process.cannot_start: cannot start /nonexistent/waybill-no-such-program; check that it exists")
                 == true, "\(String(describing: error))")
     }
 }

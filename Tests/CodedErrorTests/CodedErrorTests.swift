@@ -30,10 +30,8 @@ extension ErrorCode where Domain == ScannerErrorDomain {
     static let unreadable = Self(rawValue: "scanner.unreadable")
 }
 
-/// A family whose printed text leaves the code out.
-enum LabelErrorDomain: ErrorDomain {
-    static var descriptionShowsCode: Bool { false }
-}
+/// A second family, with the default description of causes.
+enum LabelErrorDomain: ErrorDomain {}
 typealias LabelError = CodedError<LabelErrorDomain>
 
 extension ErrorCode where Domain == LabelErrorDomain {
@@ -81,11 +79,11 @@ struct CodedErrorTests {
         #expect(ScannerError(.unreadable, "barcode unreadable").description == "scanner.unreadable: barcode unreadable")
     }
 
-    @Test("a domain that leaves the code out prints message (cause)")
-    func descriptionWithoutCode() {
-        #expect(LabelError(.smudged, "label smudged").description == "label smudged")
+    @Test("the default cause description is the cause's own text")
+    func defaultCauseDescription() {
+        #expect(LabelError(.smudged, "label smudged").description == "label.smudged: label smudged")
         let error = LabelError(.smudged, "label smudged", cause: Underlying(text: "rain"))
-        #expect(error.description == "label smudged (rain)")
+        #expect(error.description == "label.smudged: label smudged (rain)")
         #expect(error.code.rawValue == "label.smudged")
     }
 
