@@ -26,8 +26,8 @@ let package = Package(
             name: "WaybillDefinition",
             dependencies: ["CodedError", .product(name: "Yams", package: "Yams")]
         ),
-        // Deterministic warehouse split planner (docs/workflows.md). Pure, no dependencies.
-        .target(name: "SplitPlanner"),
+        // Deterministic warehouse split planner (docs/workflows.md). Pure.
+        .target(name: "SplitPlanner", dependencies: ["CodedError"]),
         // The one seeded generator (SplitMix64) and stable hash: engine jitter, simulator, benchmarks, tests. Pure,
         // no dependencies.
         .target(name: "SeededRandom"),
@@ -48,7 +48,7 @@ let package = Package(
         // AMQP 0-9-1 client over rabbitmq-c: one thread per connection, confirms, reconnect, async API.
         .target(
             name: "AMQPTransport",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CodedError", "CRabbitMQ", .product(name: "Logging", package: "swift-log")]
         ),
         // The wire contract both sides agree on: header names, content types, reading starts and replies, and the
         // operator control messages. Pure: no transport, no store.

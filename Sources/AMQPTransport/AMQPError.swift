@@ -1,43 +1,13 @@
+import CodedError
+
 /// An error of the AMQP transport: a stable ``Code`` to branch on, a message for people, and the cause
 /// (``serverReply``, the broker's reply, or ``libraryStatus``, rabbitmq-c's status) when there is one.
 ///
 /// Credentials never appear in ``message`` or ``description``.
 public struct AMQPError: Error, Sendable, CustomStringConvertible {
-    /// A stable, machine-readable kind of failure (`amqp.<snake_case>`). Compare codes, not messages.
-    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
-        /// The code's stable name, e.g. `amqp.channel_closed`.
-        public let rawValue: String
-
-        /// Creates a code from its stable name.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The TCP or TLS connection to the broker could not be opened.
-        public static let connectionFailed = Code(rawValue: "amqp.connection_failed")
-        /// The broker refused the user name or password, or the user may not use the virtual host.
-        public static let authenticationFailed = Code(rawValue: "amqp.authentication_failed")
-        /// The broker closed the connection (connection.close), e.g. an operator forced it or the node stops.
-        public static let connectionClosed = Code(rawValue: "amqp.connection_closed")
-        /// The connection broke (socket error, missed heartbeats, RPC timeout).
-        public static let connectionLost = Code(rawValue: "amqp.connection_lost")
-        /// The broker closed a channel because of an error in an operation (e.g. 404 for a missing exchange,
-        /// 406 for a queue redeclared with other arguments). The client has reopened the channel.
-        public static let channelClosed = Code(rawValue: "amqp.channel_closed")
-        /// The operation needs a live connection and the client is reconnecting.
-        public static let notConnected = Code(rawValue: "amqp.not_connected")
-        /// The client was closed; it accepts no more work.
-        public static let clientClosed = Code(rawValue: "amqp.client_closed")
-        /// A configuration value or URL is invalid.
-        public static let invalidConfiguration = Code(rawValue: "amqp.invalid_configuration")
-        /// An argument cannot be sent over AMQP (e.g. a name longer than 255 bytes).
-        public static let invalidArgument = Code(rawValue: "amqp.invalid_argument")
-        /// The broker cancelled a consumer (its queue was deleted or failed over).
-        public static let consumerCancelled = Code(rawValue: "amqp.consumer_cancelled")
-        /// The broker or the library sent something this client does not understand.
-        public static let protocolError = Code(rawValue: "amqp.protocol_error")
-
-        /// The stable name.
-        public var description: String { rawValue }
-    }
+    /// A stable, machine-readable kind of failure (`amqp.<snake_case>`), declared in
+    /// `extension ErrorCode where Domain == AMQPErrorDomain`. Compare codes, not messages.
+    public typealias Code = ErrorCode<AMQPErrorDomain>
 
     /// The broker's reply when it closed a channel or the connection.
     public struct ServerReply: Sendable, Equatable, CustomStringConvertible {
@@ -119,4 +89,34 @@ extension AMQPError: Hashable {
         hasher.combine(code)
         hasher.combine(message)
     }
+}
+
+/// The AMQP transport's error family: the domain of ``AMQPError/Code``, whose codes are `amqp.<snake_case>`.
+public enum AMQPErrorDomain: ErrorDomain {}
+
+/// The transport's codes: the raw values (`amqp.<snake_case>`) are stable and may appear in logs.
+extension ErrorCode where Domain == AMQPErrorDomain {
+    /// The TCP or TLS connection to the broker could not be opened.
+    public static let connectionFailed = Self(rawValue: "amqp.connection_failed")
+    /// The broker refused the user name or password, or the user may not use the virtual host.
+    public static let authenticationFailed = Self(rawValue: "amqp.authentication_failed")
+    /// The broker closed the connection (connection.close), e.g. an operator forced it or the node stops.
+    public static let connectionClosed = Self(rawValue: "amqp.connection_closed")
+    /// The connection broke (socket error, missed heartbeats, RPC timeout).
+    public static let connectionLost = Self(rawValue: "amqp.connection_lost")
+    /// The broker closed a channel because of an error in an operation (e.g. 404 for a missing exchange,
+    /// 406 for a queue redeclared with other arguments). The client has reopened the channel.
+    public static let channelClosed = Self(rawValue: "amqp.channel_closed")
+    /// The operation needs a live connection and the client is reconnecting.
+    public static let notConnected = Self(rawValue: "amqp.not_connected")
+    /// The client was closed; it accepts no more work.
+    public static let clientClosed = Self(rawValue: "amqp.client_closed")
+    /// A configuration value or URL is invalid.
+    public static let invalidConfiguration = Self(rawValue: "amqp.invalid_configuration")
+    /// An argument cannot be sent over AMQP (e.g. a name longer than 255 bytes).
+    public static let invalidArgument = Self(rawValue: "amqp.invalid_argument")
+    /// The broker cancelled a consumer (its queue was deleted or failed over).
+    public static let consumerCancelled = Self(rawValue: "amqp.consumer_cancelled")
+    /// The broker or the library sent something this client does not understand.
+    public static let protocolError = Self(rawValue: "amqp.protocol_error")
 }

@@ -342,8 +342,8 @@ struct SagaRun {
             failStep(
                 index, error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
             return
-        } catch let error as SplitInput.ShapeError {
-            failStep(index, error: StepError(code: "invalid_split_input", message: error.message, retryable: false))
+        } catch let error as SplitPlanningError {
+            failStep(index, error: SplitInput.stepError(error))
             return
         } catch {
             failStep(index, error: StepError(code: "invalid_split_input", message: "\(error)", retryable: false))

@@ -2,27 +2,20 @@ import SplitPlanner
 import WaybillDefinition
 
 /// Converts between the split step's JSON inputs/outputs and the planner's types.
+///
+/// An input without the documented shape (docs/workflows.md, "The split step") throws
+/// ``SplitPlanningError/invalidRequest(_:)``, like a request the planner rejects, so ``stepError(_:)`` turns both
+/// into the `invalid_split_input` step error.
 enum SplitInput {
-    /// A split input that does not have the documented shape (docs/workflows.md, "The split step").
-    struct ShapeError: Error, CustomStringConvertible {
-        /// Always `split.invalid_request`: the split request cannot be built. The step fails with the
-        /// `invalid_split_input` step error code.
-        var code: SplitPlanningError.Code { .invalidRequest }
-
-        /// Which input is wrong and what shape it needs.
-        var message: String
-
-        /// `code: message`.
-        var description: String { "\(code): \(message)" }
-    }
-
     static func lines(_ value: JSONValue) throws -> [OrderLine] {
         guard case .array(let elements) = value else {
-            throw ShapeError(message: "split lines must be an array of {sku, quantity}, got \(value.typeName)")
+            throw SplitPlanningError.invalidRequest(
+                "split lines must be an array of {sku, quantity}, got \(value.typeName)")
         }
         return try elements.enumerated().map { index, element in
             guard let sku = element["sku"]?.stringValue, let quantity = element["quantity"]?.intValue else {
-                throw ShapeError(message: "split line \(index) needs a string 'sku' and an integer 'quantity'")
+                throw SplitPlanningError.invalidRequest(
+                    "split line \(index) needs a string 'sku' and an integer 'quantity'")
             }
             return OrderLine(sku: sku, quantity: quantity)
         }
@@ -30,16 +23,15 @@ enum SplitInput {
 
     static func stock(_ value: JSONValue) throws -> [StockLevel] {
         guard case .array(let elements) = value else {
-            throw ShapeError(
-                message: "split stock must be an array of {warehouse, sku, quantity}, got \(value.typeName)")
+            throw SplitPlanningError.invalidRequest(
+                "split stock must be an array of {warehouse, sku, quantity}, got \(value.typeName)")
         }
         return try elements.enumerated().map { index, element in
             guard let warehouse = element["warehouse"]?.stringValue, let sku = element["sku"]?.stringValue,
                 let quantity = element["quantity"]?.intValue
             else {
-                throw ShapeError(
-                    message:
-                        "split stock entry \(index) needs string 'warehouse' and 'sku' and an integer 'quantity'")
+                throw SplitPlanningError.invalidRequest(
+                    "split stock entry \(index) needs string 'warehouse' and 'sku' and an integer 'quantity'")
             }
             return StockLevel(warehouse: warehouse, sku: sku, quantity: quantity)
         }
@@ -47,11 +39,12 @@ enum SplitInput {
 
     static func priority(_ value: JSONValue) throws -> [String] {
         guard case .array(let elements) = value else {
-            throw ShapeError(message: "split priority must be an array of warehouse names, got \(value.typeName)")
+            throw SplitPlanningError.invalidRequest(
+                "split priority must be an array of warehouse names, got \(value.typeName)")
         }
         return try elements.map { element in
             guard let name = element.stringValue else {
-                throw ShapeError(message: "split priority must list warehouse names as strings")
+                throw SplitPlanningError.invalidRequest("split priority must list warehouse names as strings")
             }
             return name
         }

@@ -11,12 +11,23 @@ public enum SagaStateFormat {
     }
 
     /// Decodes a state blob made by ``encode(_:)`` of this or an earlier Waybill. Throws a ``SagaStoreError`` with
-    /// code `corruptState` when the bytes are damaged or come from a newer format; it never traps on bad input.
+    /// code `corruptState`, and what is wrong with the bytes as the cause, when the bytes are damaged or come from a
+    /// newer format; it never traps on bad input.
     public static func decode(_ bytes: [UInt8]) throws -> SagaInstance {
         do {
             return try StateCodec.decode(bytes)
+        } catch let error where error.code == .unsupportedStateFormat {
+            throw SagaStoreError(
+                .corruptState,
+                "the saga state was written by a Waybill newer than this binary; decode it with that version or a "
+                    + "later one",
+                cause: error)
         } catch {
-            throw SagaStoreError(.corruptState, "\(error.message). Decode it with the Waybill version that wrote it.")
+            throw SagaStoreError(
+                .corruptState,
+                "the bytes are not a whole saga state; pass the `sagas.state` column unchanged, and if the column "
+                    + "itself is damaged, restore the store from a backup",
+                cause: error)
         }
     }
 }

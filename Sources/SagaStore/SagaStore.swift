@@ -76,9 +76,9 @@ public final class SagaStore: Sendable {
                     } catch {
                         throw SagaStoreError(
                             .notWritable,
-                            "cannot create the directory \(directory) for the saga store "
-                                + "(\(error.localizedDescription)). Create it or fix its parent's permissions, "
-                                + "or set another path.")
+                            "cannot create the directory \(directory) for the saga store. Create it or fix its "
+                                + "parent's permissions, or set another path.",
+                            cause: error)
                     }
                 }
             }

@@ -1,3 +1,5 @@
+import CodedError
+
 /// One order line: a SKU and how many units of it.
 public struct OrderLine: Sendable, Hashable, Codable {
     /// The stock-keeping unit; must not be empty.
@@ -106,22 +108,8 @@ public enum SplitPlanningError: Error, Sendable, Hashable, CustomStringConvertib
     /// The request itself is wrong (negative quantity, empty SKU, ...); retrying the same request cannot help.
     case invalidRequest(String)
 
-    /// A stable, machine-readable kind of failure (`split.<snake_case>`).
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `split.insufficient_stock`.
-        public let rawValue: String
-
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// ``SplitPlanningError/insufficientStock(short:)``.
-        public static let insufficientStock = Code(rawValue: "split.insufficient_stock")
-        /// ``SplitPlanningError/invalidRequest(_:)``.
-        public static let invalidRequest = Code(rawValue: "split.invalid_request")
-    }
+    /// A stable, machine-readable kind of failure (`split.<snake_case>`), one per case.
+    public typealias Code = ErrorCode<SplitPlanningErrorDomain>
 
     /// What kind of failure it is.
     public var code: Code {
@@ -145,6 +133,18 @@ public enum SplitPlanningError: Error, Sendable, Hashable, CustomStringConvertib
 
     /// `code: message`.
     public var description: String { "\(code): \(message)" }
+}
+
+/// The split planner's error family: the domain of ``SplitPlanningError/Code``, whose codes are
+/// `split.<snake_case>`.
+public enum SplitPlanningErrorDomain: ErrorDomain {}
+
+/// The split planner's codes: the raw values (`split.<snake_case>`) are stable.
+extension ErrorCode where Domain == SplitPlanningErrorDomain {
+    /// ``SplitPlanningError/insufficientStock(short:)``.
+    public static let insufficientStock = Self(rawValue: "split.insufficient_stock")
+    /// ``SplitPlanningError/invalidRequest(_:)``.
+    public static let invalidRequest = Self(rawValue: "split.invalid_request")
 }
 
 /// Plans shipments for an order across warehouses (docs/workflows.md, "The split step"). Deterministic: the same

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import WaybillOperations
 
 /// `waybill demo` and `waybill bench` run the `waybill-demo` executable built beside this one, so the production
 /// binary (the worker and the operator commands) does not link the simulated participants or the benchmark.
@@ -11,27 +12,42 @@ protocol CompanionCommand: ParsableCommand {
 }
 
 extension CompanionCommand {
+    /// Replaces this process with `waybill-demo <subcommand> <arguments>`. When it cannot, prints
+    /// `waybill <subcommand>: operations.cannot_run: message (cause)` and exits with status 1, or 64 (usage) when
+    /// this executable cannot tell its own path.
     func run() throws {
         guard let own = Bundle.main.executablePath else {
-            throw ValidationError("cannot tell where this waybill executable lives; run waybill-demo directly")
+            throw failure(
+                OperationsError(
+                    .cannotRun, "cannot tell where this waybill executable lives; run waybill-demo directly"),
+                status: .validationFailure)
         }
         let companion = ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
             "waybill-demo")
         guard FileManager.default.isExecutableFile(atPath: companion) else {
-            FileHandle.standardError.write(
-                Data(
-                    ("waybill \(Self.companionSubcommand): \(companion) is missing; build it with "
-                        + "`swift build -c release` (scripts/demo does), or run scripts/demo\n").utf8))
-            throw ExitCode(1)
+            throw failure(
+                OperationsError(
+                    .cannotRun,
+                    "\(companion) is missing; build it with `swift build -c release` (scripts/demo does), or run "
+                        + "scripts/demo"))
         }
         let argv = [companion, Self.companionSubcommand] + arguments
         let cArguments = argv.map { strdup($0) } + [nil]
         execv(companion, cArguments)
         // Only reached when execv failed.
-        let reason = String(cString: strerror(errno))
-        FileHandle.standardError.write(
-            Data("waybill \(Self.companionSubcommand): cannot run \(companion): \(reason)\n".utf8))
-        throw ExitCode(1)
+        let cause = POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+        throw failure(
+            OperationsError(
+                .cannotRun,
+                "cannot run \(companion); check that it is an executable built for this machine, or rebuild it with "
+                    + "`swift build -c release`",
+                cause: cause))
+    }
+
+    /// Prints `error` as the command's one error line and gives the exit status to throw.
+    private func failure(_ error: OperationsError, status: ExitCode = ExitCode(1)) -> ExitCode {
+        Operator.note("waybill \(Self.companionSubcommand): \(error)\n")
+        return status
     }
 }
 

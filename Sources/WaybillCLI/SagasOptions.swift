@@ -16,12 +16,17 @@ struct StoreOptions: ParsableArguments {
         help: ArgumentHelp("A worker config file (YAML) to read `database` and `amqp_url` from.", valueName: "file"))
     var config: String?
 
-    /// The worker configuration the file and environment describe.
+    /// The worker configuration the file and environment describe; a ``ConfigurationError`` comes back as the cause
+    /// of an `operations.bad_argument`, so its `config.*` code and its own cause still show.
     func workerConfiguration() throws(OperationsError) -> WorkerConfiguration {
         do {
             return try WorkerConfiguration.load(file: config, environment: ProcessInfo.processInfo.environment)
         } catch {
-            throw OperationsError(.badArgument, error.message, cause: error.cause)
+            throw OperationsError(
+                .badArgument,
+                "the worker configuration (--config and the WAYBILL_ variables) cannot be used; fix it, or give the "
+                    + "setting it was read for (--db, --amqp-url, --queue) on the command line",
+                cause: error)
         }
     }
 

@@ -1,3 +1,5 @@
+import CodedError
+
 /// One problem found in a workflow file, at a 1-based line and column.
 ///
 /// Its `description` is exactly `file:line:column: message`, the form editors and CI logs turn into links.
@@ -5,43 +7,7 @@
 public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem this is; the raw values (`workflow.<snake_case>`) are stable across releases, so
     /// scripts may match on them. The printed diagnostic does not show the code.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `workflow.unknown_key`.
-        public let rawValue: String
-
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// The file is not well-formed YAML (or is empty, or holds several documents).
-        public static let yamlSyntax = Code(rawValue: "workflow.yaml_syntax")
-        /// A key the workflow language does not know.
-        public static let unknownKey = Code(rawValue: "workflow.unknown_key")
-        /// A key the workflow language requires is absent.
-        public static let missingKey = Code(rawValue: "workflow.missing_key")
-        /// A mapping where a list belongs, a scalar where a mapping belongs, and so on.
-        public static let wrongKind = Code(rawValue: "workflow.wrong_kind")
-        /// A value of the right kind with a bad content (a name pattern, a number range, an unknown choice).
-        public static let invalidValue = Code(rawValue: "workflow.invalid_value")
-        /// A duration that does not read like `500ms`, `30s`, `5m`, `2h`, `1d` or `1m30s`.
-        public static let badDuration = Code(rawValue: "workflow.bad_duration")
-        /// Two steps share an id.
-        public static let duplicateStepId = Code(rawValue: "workflow.duplicate_step_id")
-        /// A `${...}` that cannot be parsed.
-        public static let templateSyntax = Code(rawValue: "workflow.template_syntax")
-        /// A `${...}` whose root is unknown, or that uses a step that has not run at that point.
-        public static let badReference = Code(rawValue: "workflow.bad_reference")
-        /// Keys that cannot be combined (`command` and `split`, `for_each` without `as`, ...).
-        public static let conflict = Code(rawValue: "workflow.conflict")
-        /// A pivot rule is broken: a second pivot, a pivot split step, or a `compensate` on or after the pivot.
-        public static let pivot = Code(rawValue: "workflow.pivot")
-        /// The file could not be read at all (``WorkflowSourceReadError``).
-        public static let unreadableFile = Code(rawValue: "workflow.unreadable_file")
-        /// The file has one or more problems (``WorkflowDiagnostics``, which lists them).
-        public static let invalidFile = Code(rawValue: "workflow.invalid_file")
-    }
+    public typealias Code = ErrorCode<WorkflowDiagnosticDomain>
 
     /// The file name as the user gave it (the diagnostic prints it verbatim).
     public var file: String
@@ -65,6 +31,40 @@ public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvert
 
     /// `file:line:column: message`.
     public var description: String { "\(file):\(line):\(column): \(message)" }
+}
+
+/// The workflow loader's error family: the domain of ``WorkflowDiagnostic/Code``, whose codes are
+/// `workflow.<snake_case>`.
+public enum WorkflowDiagnosticDomain: ErrorDomain {}
+
+/// The workflow loader's codes: the raw values (`workflow.<snake_case>`) are stable across releases.
+extension ErrorCode where Domain == WorkflowDiagnosticDomain {
+    /// The file is not well-formed YAML (or is empty, or holds several documents).
+    public static let yamlSyntax = Self(rawValue: "workflow.yaml_syntax")
+    /// A key the workflow language does not know.
+    public static let unknownKey = Self(rawValue: "workflow.unknown_key")
+    /// A key the workflow language requires is absent.
+    public static let missingKey = Self(rawValue: "workflow.missing_key")
+    /// A mapping where a list belongs, a scalar where a mapping belongs, and so on.
+    public static let wrongKind = Self(rawValue: "workflow.wrong_kind")
+    /// A value of the right kind with a bad content (a name pattern, a number range, an unknown choice).
+    public static let invalidValue = Self(rawValue: "workflow.invalid_value")
+    /// A duration that does not read like `500ms`, `30s`, `5m`, `2h`, `1d` or `1m30s`.
+    public static let badDuration = Self(rawValue: "workflow.bad_duration")
+    /// Two steps share an id.
+    public static let duplicateStepId = Self(rawValue: "workflow.duplicate_step_id")
+    /// A `${...}` that cannot be parsed.
+    public static let templateSyntax = Self(rawValue: "workflow.template_syntax")
+    /// A `${...}` whose root is unknown, or that uses a step that has not run at that point.
+    public static let badReference = Self(rawValue: "workflow.bad_reference")
+    /// Keys that cannot be combined (`command` and `split`, `for_each` without `as`, ...).
+    public static let conflict = Self(rawValue: "workflow.conflict")
+    /// A pivot rule is broken: a second pivot, a pivot split step, or a `compensate` on or after the pivot.
+    public static let pivot = Self(rawValue: "workflow.pivot")
+    /// The file could not be read at all (``WorkflowSourceReadError``).
+    public static let unreadableFile = Self(rawValue: "workflow.unreadable_file")
+    /// The file has one or more problems (``WorkflowDiagnostics``, which lists them).
+    public static let invalidFile = Self(rawValue: "workflow.invalid_file")
 }
 
 /// Every problem found in one workflow file, in the order they appear in the file.

@@ -1,3 +1,5 @@
+import CodedError
+
 /// The data `${...}` expressions see while a saga runs.
 public struct EvaluationScope: Sendable {
     /// The start message body.
@@ -25,27 +27,7 @@ public struct EvaluationScope: Sendable {
 /// non-retryably: retrying cannot make missing data appear.
 public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem it is; the raw values (`expression.<snake_case>`) are stable.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `expression.no_member`.
-        public let rawValue: String
-
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// `steps.<id>.output` of a step that has not succeeded (yet).
-        public static let noStepOutput = Code(rawValue: "expression.no_step_output")
-        /// A `for_each` alias used outside its step.
-        public static let undefinedName = Code(rawValue: "expression.undefined_name")
-        /// A member looked up on a non-object, an index on a non-array, or a non-string where text is needed.
-        public static let wrongType = Code(rawValue: "expression.wrong_type")
-        /// The object has no such member.
-        public static let noMember = Code(rawValue: "expression.no_member")
-        /// The array is shorter than the index.
-        public static let indexOutOfRange = Code(rawValue: "expression.index_out_of_range")
-    }
+    public typealias Code = ErrorCode<EvaluationErrorDomain>
 
     /// What kind of problem it is.
     public var code: Code
@@ -66,6 +48,24 @@ public struct EvaluationError: Error, Sendable, Hashable, CustomStringConvertibl
 
     /// `code: message`.
     public var description: String { "\(code): \(message)" }
+}
+
+/// The expression evaluator's error family: the domain of ``EvaluationError/Code``. Its codes share the
+/// `expression.` prefix with ``TemplateSyntaxError/Code`` but are a type of their own, so the two never mix.
+public enum EvaluationErrorDomain: ErrorDomain {}
+
+/// The evaluator's codes: the raw values (`expression.<snake_case>`) are stable.
+extension ErrorCode where Domain == EvaluationErrorDomain {
+    /// `steps.<id>.output` of a step that has not succeeded (yet).
+    public static let noStepOutput = Self(rawValue: "expression.no_step_output")
+    /// A `for_each` alias used outside its step.
+    public static let undefinedName = Self(rawValue: "expression.undefined_name")
+    /// A member looked up on a non-object, an index on a non-array, or a non-string where text is needed.
+    public static let wrongType = Self(rawValue: "expression.wrong_type")
+    /// The object has no such member.
+    public static let noMember = Self(rawValue: "expression.no_member")
+    /// The array is shorter than the index.
+    public static let indexOutOfRange = Self(rawValue: "expression.index_out_of_range")
 }
 
 extension ExpressionPath {

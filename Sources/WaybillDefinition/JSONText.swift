@@ -1,3 +1,5 @@
+import CodedError
+
 /// The JSON text form of ``JSONValue``: a UTF-8 parser and a compact serializer with sorted keys, so the same
 /// value always has the same bytes (message bodies, stored state, journal entries).
 ///
@@ -68,34 +70,7 @@ public enum JSONText {
 /// document, so the error can be logged even when the document carries order data.
 public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of problem; the raw values (`json.<snake_case>`) are stable and safe to store or match on.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, e.g. `json.unexpected_end`.
-        public let rawValue: String
-
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// The document ended where more was required (an unclosed string, array or object, or nothing at all).
-        public static let unexpectedEnd = Code(rawValue: "json.unexpected_end")
-        /// A byte that cannot stand where it was found, such as a missing `,` or a raw control character in a
-        /// string.
-        public static let unexpectedCharacter = Code(rawValue: "json.unexpected_character")
-        /// A number that breaks the grammar (leading zero, missing digits, `+`, `.5`) or exceeds `Double`.
-        public static let invalidNumber = Code(rawValue: "json.invalid_number")
-        /// A backslash escape that JSON does not define, or a `\u` escape without four hex digits; the offset is
-        /// that of the wrong byte after the backslash.
-        public static let invalidEscape = Code(rawValue: "json.invalid_escape")
-        /// Bytes that are not valid UTF-8, or a `\u` escape that leaves a surrogate unpaired; the offset is that
-        /// of the first byte of the bad UTF-8 sequence or of the backslash of the bad escape.
-        public static let invalidUnicode = Code(rawValue: "json.invalid_unicode")
-        /// Arrays and objects nested deeper than ``JSONText/maximumDepth``.
-        public static let tooDeep = Code(rawValue: "json.too_deep")
-        /// Something other than whitespace after the complete top-level value.
-        public static let trailingData = Code(rawValue: "json.trailing_data")
-    }
+    public typealias Code = ErrorCode<JSONTextErrorDomain>
 
     /// The kind of problem.
     public let code: Code
@@ -114,6 +89,30 @@ public struct JSONTextError: Error, Sendable, Hashable, CustomStringConvertible 
         self.offset = offset
         self.message = message
     }
+}
+
+/// The JSON decoder's error family: the domain of ``JSONTextError/Code``, whose codes are `json.<snake_case>`.
+public enum JSONTextErrorDomain: ErrorDomain {}
+
+/// The JSON decoder's codes: the raw values (`json.<snake_case>`) are stable.
+extension ErrorCode where Domain == JSONTextErrorDomain {
+    /// The document ended where more was required (an unclosed string, array or object, or nothing at all).
+    public static let unexpectedEnd = Self(rawValue: "json.unexpected_end")
+    /// A byte that cannot stand where it was found, such as a missing `,` or a raw control character in a
+    /// string.
+    public static let unexpectedCharacter = Self(rawValue: "json.unexpected_character")
+    /// A number that breaks the grammar (leading zero, missing digits, `+`, `.5`) or exceeds `Double`.
+    public static let invalidNumber = Self(rawValue: "json.invalid_number")
+    /// A backslash escape that JSON does not define, or a `\u` escape without four hex digits; the offset is
+    /// that of the wrong byte after the backslash.
+    public static let invalidEscape = Self(rawValue: "json.invalid_escape")
+    /// Bytes that are not valid UTF-8, or a `\u` escape that leaves a surrogate unpaired; the offset is that
+    /// of the first byte of the bad UTF-8 sequence or of the backslash of the bad escape.
+    public static let invalidUnicode = Self(rawValue: "json.invalid_unicode")
+    /// Arrays and objects nested deeper than ``JSONText/maximumDepth``.
+    public static let tooDeep = Self(rawValue: "json.too_deep")
+    /// Something other than whitespace after the complete top-level value.
+    public static let trailingData = Self(rawValue: "json.trailing_data")
 }
 
 // MARK: - Decoding

@@ -1,3 +1,5 @@
+import CodedError
+
 /// A JSON value with `${...}` expressions in it, evaluated against a saga's data.
 ///
 /// A string that is exactly one `${...}` becomes ``value(_:)`` and yields the JSON value itself (object, array,
@@ -82,19 +84,7 @@ public struct ExpressionPath: Sendable, Hashable, CustomStringConvertible {
 /// Why a `${...}` expression or a template string could not be parsed.
 public struct TemplateSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem it is; the raw value is stable.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        /// The stable identifier, `expression.bad_syntax`.
-        public let rawValue: String
-
-        /// Wraps an identifier.
-        public init(rawValue: String) { self.rawValue = rawValue }
-
-        /// The identifier.
-        public var description: String { rawValue }
-
-        /// The `${...}` cannot be parsed: unterminated, an empty name, a bad index, an unknown root or saga field.
-        public static let badSyntax = Code(rawValue: "expression.bad_syntax")
-    }
+    public typealias Code = ErrorCode<TemplateSyntaxErrorDomain>
 
     /// What kind of problem it is.
     public var code: Code
@@ -112,6 +102,16 @@ public struct TemplateSyntaxError: Error, Sendable, Hashable, CustomStringConver
 
     /// `code: message`.
     public var description: String { "\(code): \(message)" }
+}
+
+/// The expression parser's error family: the domain of ``TemplateSyntaxError/Code``, whose one code is
+/// `expression.bad_syntax`.
+public enum TemplateSyntaxErrorDomain: ErrorDomain {}
+
+/// The expression parser's code: the raw value is stable.
+extension ErrorCode where Domain == TemplateSyntaxErrorDomain {
+    /// The `${...}` cannot be parsed: unterminated, an empty name, a bad index, an unknown root or saga field.
+    public static let badSyntax = Self(rawValue: "expression.bad_syntax")
 }
 
 extension ExpressionPath {

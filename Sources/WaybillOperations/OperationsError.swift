@@ -38,6 +38,9 @@ extension ErrorCode where Domain == OperationsErrorDomain {
     public static let broker = Self(rawValue: "operations.broker")
     /// The owning worker did not answer in time.
     public static let timeout = Self(rawValue: "operations.timeout")
+    /// The program a command hands over to (`waybill-demo`, behind `waybill demo` and `waybill bench`) is missing or
+    /// cannot be started.
+    public static let cannotRun = Self(rawValue: "operations.cannot_run")
 }
 
 extension CodedError where Domain == OperationsErrorDomain {

@@ -53,12 +53,13 @@ public enum TimeText {
     /// The duration hint every duration option shares.
     public static let durationHint = "expected a duration like 30s, 15m, 2h or 1d"
 
-    /// Reads a duration argument (`30s`, `15m`, `2h`, `1d`, `1h30m`), or throws a one-line hint.
+    /// Reads a duration argument (`30s`, `15m`, `2h`, `1d`, `1h30m`), or throws a one-line hint with the parser's
+    /// reason as the cause.
     public static func parseDuration(_ text: String, option: String) throws(OperationsError) -> Duration {
         do {
             return try DurationParser.parse(text)
         } catch {
-            throw OperationsError(.badArgument, "\(option) '\(text)': \(durationHint)")
+            throw OperationsError(.badArgument, "\(option) '\(text)': \(durationHint)", cause: error)
         }
     }
 
