@@ -116,7 +116,8 @@ let package = Package(
         .executableTarget(
             name: "WaybillBench",
             dependencies: [
-                "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations", "SeededRandom", "PlainText",
+                "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillOperations", "WaybillWire", "SeededRandom",
+                "PlainText",
             ]
         ),
         // Helpers every test target shares: the private test broker (`WAYBILL_TEST_AMQP_URL`), waits with deadlines,

@@ -55,7 +55,10 @@ extension ErrorCode where Domain == SagaStoreErrorDomain {
 
 extension SagaStoreError {
     /// Turns any error thrown inside the store into a ``SagaStoreError`` that names `path` and `operation`.
-    static func wrap(_ error: any Error, path: String, operation: String) -> SagaStoreError {
+    ///
+    /// `readOnly` is for the operators' reader (``SagaStoreReader``): its advice speaks of `--db` and read access,
+    /// never of settings only a worker has.
+    static func wrap(_ error: any Error, path: String, operation: String, readOnly: Bool = false) -> SagaStoreError {
         if let error = error as? SagaStoreError { return error }
         if let error = error as? StateCodecError {
             return SagaStoreError(
@@ -68,6 +71,7 @@ extension SagaStoreError {
             return SagaStoreError(.sqlite, "\(operation) in \(path) failed.", cause: error)
         }
         let context = "\(operation) in \(path) failed"
+        if readOnly, let reader = readerError(error, context: context) { return reader }
         switch error.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return SagaStoreError(
@@ -120,6 +124,27 @@ extension SagaStoreError {
                 cause: error)
         default:
             return SagaStoreError(.sqlite, "\(context).", cause: error)
+        }
+    }
+
+    /// The reader's wording for the failures an operator meets (a locked, unreadable or wrong file).
+    private static func readerError(_ error: DatabaseError, context: String) -> SagaStoreError? {
+        switch error.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            SagaStoreError(
+                .databaseLocked, "\(context): the file stayed locked for 5s (a checkpoint or a restore?); try again",
+                cause: error)
+        case .SQLITE_CANTOPEN, .SQLITE_PERM, .SQLITE_AUTH:
+            SagaStoreError(
+                .cannotOpen,
+                "\(context): the file cannot be opened; check the path and that this user may read it and its -wal "
+                    + "and -shm files",
+                cause: error)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            SagaStoreError(
+                .corruptState, "\(context): not a SQLite database, or a damaged one; check --db", cause: error)
+        default:
+            nil
         }
     }
 }

@@ -91,6 +91,11 @@ enum Schema {
         return migrator
     }
 
+    /// The last migration the read-only queries depend on. A read-only open (the operator commands) accepts a file
+    /// that has every migration up to this one, even when later ones are missing (they only add what the worker
+    /// needs, like the inbox index); move it forward when a migration adds a table or column the reads use.
+    static let oldestReadable = "v1-sagas-journal-inbox-outbox-timers"
+
     /// The migrations this binary knows, oldest first; the schema version is their count.
     static var knownMigrations: [String] { migrator.migrations }
 
@@ -123,8 +128,8 @@ enum Schema {
     }
 
     /// Throws ``SagaStoreError/Code/schemaMismatch`` unless the file's schema is one this binary may use: a writer
-    /// migrates a file that is behind, so only `ahead` stops it; a reader cannot migrate, so it needs `current`.
-    /// The message names both versions.
+    /// migrates a file that is behind, so only `ahead` stops it; a reader cannot migrate, so it needs at least
+    /// ``oldestReadable`` and nothing newer than this binary knows. The message names both versions.
     static func check(_ db: Database, path: String, canMigrate: Bool) throws {
         let (standing, applied) = try standing(db)
         let known = knownMigrations
@@ -138,13 +143,22 @@ enum Schema {
                 "\(path) has \(describe(applied)), written by a newer Waybill; this binary knows \(mine). Run the "
                     + "Waybill version that wrote the file (an older binary must never write it).")
         case .behind where !canMigrate:
-            throw SagaStoreError(
-                .schemaMismatch,
-                applied.isEmpty
-                    ? "\(path) is not a Waybill store (it has no Waybill schema; this binary expects \(mine)). Check "
-                        + "the path, or start a worker on it once to create the tables."
-                    : "\(path) has \(describe(applied)); this binary expects \(mine). Start a worker of this "
-                        + "version on it once to migrate it, or use the waybill binary that matches the worker.")
+            guard let needed = known.firstIndex(of: oldestReadable) else { return }
+            let readable = "schema version \(needed + 1) ('\(oldestReadable)')"
+            if applied.isEmpty {
+                throw SagaStoreError(
+                    .schemaMismatch,
+                    "\(path) is not a Waybill store (it has no Waybill schema; this binary reads \(readable) up to "
+                        + "\(mine)). Check the path, or start a worker on it once to create the tables.")
+            }
+            guard known[...needed].allSatisfy(applied.contains) else {
+                throw SagaStoreError(
+                    .schemaMismatch,
+                    "\(path) has \(describe(applied)); this binary reads \(readable) up to \(mine). Start a worker "
+                        + "of this version on it once to migrate it, or use the waybill binary that matches the worker."
+                )
+            }
+            return
         case .behind:
             return
         }

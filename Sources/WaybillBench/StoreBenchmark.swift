@@ -3,6 +3,7 @@ import PlainText
 import SagaEngine
 import SagaStore
 import WaybillDefinition
+import WaybillWire
 
 /// Saga transitions committed per second by ``SagaStore/commit(_:)``, on real files in a temporary directory.
 ///
@@ -177,12 +178,13 @@ enum StoreBenchmark {
         let outbox = (0..<messages).map { branch in
             OutboxMessage(
                 messageId: "\(sagaId)/m\(instance.sequence)-\(branch)", exchange: "waybill.commands",
-                routingKey: "tms.shipment.create", contentType: "application/json",
-                correlationId: "\(sagaId)/m\(instance.sequence)-\(branch)", replyTo: "waybill.replies.worker-1",
+                routingKey: "tms.shipment.create", contentType: WireContentType.json,
+                correlationId: "\(sagaId)/m\(instance.sequence)-\(branch)",
+                replyTo: WorkerQueues.replies(forWorker: "worker-1"),
                 headers: [
-                    "idempotency-key": "\(sagaId)/ship/\(branch)", "waybill-saga-id": sagaId,
-                    "waybill-workflow": "order-fulfillment", "waybill-step": "ship", "waybill-action": "do",
-                    "waybill-attempt": "1",
+                    WireHeader.idempotencyKey: "\(sagaId)/ship/\(branch)", WireHeader.sagaId: sagaId,
+                    WireHeader.workflow: "order-fulfillment", WireHeader.step: "ship", WireHeader.action: "do",
+                    WireHeader.attempt: "1",
                 ],
                 body: BenchFixture.commandBody(sagaId: sagaId, branch: branch), mandatory: true)
         }

@@ -153,7 +153,9 @@ public enum BenchRunner {
                 )
             }
         } else {
-            report.notes.append("memory run skipped: no worker executable")
+            report.notes.append(
+                "memory run skipped: no `waybill` executable beside waybill-demo; build both with `swift build -c release`"
+            )
         }
         return report
     }

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import WaybillDefinition
 import WaybillSimulator
+import WaybillWire
 import WaybillWorker
 
 /// Where the broker is. The password may be in the URL or separate (it never appears in output).
@@ -258,7 +259,8 @@ final class DemoStage: Sendable {
         let workerId = setup.names.workerId
         let queues = [
             WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
-            "waybill.replies.\(workerId)", "waybill.control.\(workerId)", setup.names.participantsQueue,
+            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
+            setup.names.participantsQueue,
         ]
         for queue in queues {
             let drained = await QueueDrain.drain(queue, on: driver)
@@ -272,7 +274,8 @@ final class DemoStage: Sendable {
         let workerId = setup.names.workerId
         let queues = [
             WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
-            "waybill.replies.\(workerId)", "waybill.control.\(workerId)", setup.names.participantsQueue,
+            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
+            setup.names.participantsQueue,
             setup.names.deadLetterQueue,
         ]
         for queue in queues {

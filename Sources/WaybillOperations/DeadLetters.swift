@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SagaEngine
 import WaybillDefinition
+import WaybillWire
 
 /// A message in the dead-letter queue, with why it is there and where it came from.
 ///
@@ -43,9 +44,9 @@ public struct DeadLetter: Sendable, Hashable {
         }
         if let error = headers["x-waybill-error"]?.stringValue {
             reason = error
-            source = headers["x-waybill-source"]?.stringValue
-            exchange = headers["x-waybill-exchange"]?.stringValue
-            routingKey = headers["x-waybill-routing-key"]?.stringValue
+            source = headers[WireHeader.deadLetterSource]?.stringValue
+            exchange = headers[WireHeader.deadLetterExchange]?.stringValue
+            routingKey = headers[WireHeader.deadLetterRoutingKey]?.stringValue
         } else if let death {
             let why = death["reason"]?.stringValue ?? headers["x-first-death-reason"]?.stringValue ?? "unknown"
             let count = death["count"]?.intValue.map { " after \($0) deaths" } ?? ""
@@ -82,7 +83,7 @@ public struct DeadLetter: Sendable, Hashable {
         properties.persistent = true
         for key in properties.headers.keys
         where key.hasPrefix("x-death") || key.hasPrefix("x-first-death") || key.hasPrefix("x-last-death")
-            || ["x-waybill-error", "x-waybill-source", "x-waybill-exchange", "x-waybill-routing-key"].contains(key)
+            || WireHeader.deadLetterHeaders.contains(key)
         {
             properties.headers[key] = nil
         }

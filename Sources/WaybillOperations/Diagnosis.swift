@@ -1,6 +1,7 @@
 import SagaEngine
 import SagaStore
 import WaybillDefinition
+import WaybillWire
 
 /// Why a saga is where it is, in one line, with the commands that would move it.
 public struct Diagnosis: Sendable, Hashable {
@@ -258,7 +259,7 @@ struct DiagnosisText {
         guard let owner = record.row.owner else { return ["no worker owns this saga; check the --db file"] }
         return [
             "start or check \(worker) (it fires overdue timers as soon as it runs; its control queue is "
-                + "waybill.control.\(owner))"
+                + "\(WorkerQueues.control(forWorker: owner)))"
         ]
     }
 

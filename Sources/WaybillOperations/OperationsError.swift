@@ -1,4 +1,5 @@
 import CodedError
+import SagaStore
 
 /// Why an operator command could not do its job: a stable ``CodedError/code`` for scripts, a one-line
 /// ``CodedError/message`` that says what went wrong and what to do instead, and the error underneath (the store's,
@@ -10,7 +11,14 @@ import CodedError
 public typealias OperationsError = CodedError<OperationsErrorDomain>
 
 /// The operator commands' error family (``OperationsError``): its codes are `operations.<snake_case>`.
-public enum OperationsErrorDomain: ErrorDomain {}
+public enum OperationsErrorDomain: ErrorDomain {
+    /// A store error shows its code (and SQLite's result, when there is one) but not its message, which the
+    /// operator error already carries; never SQL text, so the CLI's error stays one line.
+    public static func describe(cause: any Error) -> String {
+        guard let store = cause as? SagaStoreError else { return "\(cause)" }
+        return store.cause.map { "\(store.code); \(SagaStoreErrorDomain.describe(cause: $0))" } ?? "\(store.code)"
+    }
+}
 
 /// The operator commands' codes: the raw values (`operations.<snake_case>`) are stable and exit codes depend on them.
 extension ErrorCode where Domain == OperationsErrorDomain {

@@ -1,6 +1,7 @@
 import SagaEngine
 import SagaStore
 import WaybillDefinition
+import WaybillWire
 
 /// Everything `waybill sagas show` prints about one saga, computed once from its row, state, definition and timers
 /// at a given `now`; ``ShowView`` only lays it out.
@@ -111,7 +112,7 @@ public struct SagaDetail: Sendable, Hashable {
         pivotStep = definition?.steps.first(where: \.pivot)?.id
         pivotPassed = instance.pivotPassed
         let names = SagaNames(instance: instance, definition: definition)
-        let replyQueue = record.row.owner.map { "waybill.replies.\($0)" }
+        let replyQueue = record.row.owner.map { WorkerQueues.replies(forWorker: $0) }
         steps = instance.steps.enumerated().map { index, state in
             let stepDefinition = definition.flatMap { index < $0.steps.count ? $0.steps[index] : nil }
             var maxAttempts: Int?

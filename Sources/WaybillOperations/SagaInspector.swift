@@ -170,8 +170,8 @@ public final class SagaInspector: Sendable {
         switch error {
         case let error as OperationsError: error
         case let error as SagaStoreError where error.code == .corruptState:
-            OperationsError(.corrupt, error.message, cause: error.cause)
-        case let error as SagaStoreError: OperationsError(.database, error.message, cause: error.cause)
+            OperationsError(.corrupt, error.message, cause: error)
+        case let error as SagaStoreError: OperationsError(.database, error.message, cause: error)
         default: OperationsError(.database, "reading the saga store failed", cause: error)
         }
     }

@@ -1,5 +1,6 @@
 import SagaEngine
 import WaybillDefinition
+import WaybillWire
 
 /// `waybill sagas show`: the header, the one-line "why", the step timeline, compensation progress and the last
 /// journal lines, as text for people or as one JSON document.
@@ -14,7 +15,8 @@ public enum ShowView {
         if !detail.definitionKnown { definitionText += " (not stored in this file: step names and limits unknown)" }
         header.add(["workflow", definitionText])
         header.add([
-            "owner", row.owner.map { "\($0)  (control queue waybill.control.\($0))" } ?? "none recorded",
+            "owner",
+            row.owner.map { "\($0)  (control queue \(WorkerQueues.control(forWorker: $0)))" } ?? "none recorded",
         ])
         header.add(["started", TimeText.withRelative(row.startedAt, now: now)])
         header.add(["last progress", TimeText.withRelative(row.updatedAt, now: now)])

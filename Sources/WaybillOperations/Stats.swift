@@ -61,7 +61,7 @@ public struct SagaStats: Sendable, Hashable {
 extension SagaInspector {
     /// Takes the stats in one snapshot, from indexes: status counts from `sagas_by_status` (and the table's row
     /// count), step counts by joining `sagas_by_status` and `sagas_by_step` by row, completions from
-    /// `sagas_by_status`, starts by ``StoreSnapshot/startedCount(since:)``. The oldest unfinished saga is picked among
+    /// `sagas_by_status`, starts by ``StoreSnapshot/startedCount(since:total:)``. The oldest unfinished saga is picked among
     /// the 64 stored first (rows are inserted when sagas start).
     public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
         try read("computing saga stats") { snapshot in
@@ -101,7 +101,7 @@ extension SagaInspector {
             }
 
             let from = Timestamp(milliseconds: now.milliseconds - window.milliseconds)
-            let started = try snapshot.startedCount(since: from)
+            let started = try snapshot.startedCount(since: from, total: total)
             var finished: [SagaStatus: Int] = [:]
             for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
                 finished[status] = try snapshot.sagaCount(status: status, updatedAtOrAfter: from)

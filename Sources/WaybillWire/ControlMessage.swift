@@ -57,7 +57,7 @@ public struct ControlMessage: Sendable, Hashable {
 
     /// The queue a worker consumes control messages from, and the routing key to send them with on the default
     /// exchange: `waybill.control.<workerId>`.
-    public static func queue(forWorker workerId: String) -> String { "waybill.control.\(workerId)" }
+    public static func queue(forWorker workerId: String) -> String { WorkerQueues.control(forWorker: workerId) }
 
     /// Describes a request.
     public init(

@@ -17,8 +17,24 @@ public enum WireHeader {
     public static let action = "waybill-action"
     /// The 1-based attempt number.
     public static let attempt = "waybill-attempt"
-    /// On dead-lettered messages: why the worker refused it.
+    /// On dead-lettered messages: why the worker refused it (`wire.<code>: message`).
     public static let error = "x-waybill-error"
+    /// On dead-lettered messages: the queue it was consumed from.
+    public static let deadLetterSource = "x-waybill-source"
+    /// On dead-lettered messages: the exchange it was first published to (where a replay sends it again).
+    public static let deadLetterExchange = "x-waybill-exchange"
+    /// On dead-lettered messages: the routing key it was first published with.
+    public static let deadLetterRoutingKey = "x-waybill-routing-key"
+    /// Every header a worker adds when it dead-letters a message; a replay strips them.
+    public static let deadLetterHeaders = [error, deadLetterSource, deadLetterExchange, deadLetterRoutingKey]
+}
+
+/// The queues every worker declares for itself, named after its worker id.
+public enum WorkerQueues {
+    /// Where participants send replies: the `reply_to` of the worker's commands, `waybill.replies.<workerId>`.
+    public static func replies(forWorker workerId: String) -> String { "waybill.replies.\(workerId)" }
+    /// Where operator repairs for the worker's sagas go, `waybill.control.<workerId>`.
+    public static func control(forWorker workerId: String) -> String { "waybill.control.\(workerId)" }
 }
 
 /// The AMQP `content_type` values of Waybill's messages.

@@ -456,9 +456,9 @@ final class BatchLoop: Sendable {
         var properties = delivery.properties
         properties.persistent = true
         properties.headers[WireHeader.error] = .string(reason)
-        properties.headers["x-waybill-source"] = .string(Self.name(of: source))
-        properties.headers["x-waybill-routing-key"] = .string(delivery.routingKey)
-        properties.headers["x-waybill-exchange"] = .string(delivery.exchange)
+        properties.headers[WireHeader.deadLetterSource] = .string(Self.name(of: source))
+        properties.headers[WireHeader.deadLetterRoutingKey] = .string(delivery.routingKey)
+        properties.headers[WireHeader.deadLetterExchange] = .string(delivery.exchange)
         logger.warning(
             "dead-lettering a message", metadata: ["reason": .string(reason), "source": .string(Self.name(of: source))])
         return Relay(

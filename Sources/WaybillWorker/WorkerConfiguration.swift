@@ -1,6 +1,7 @@
 import CodedError
 import Foundation
 import SagaStore
+import WaybillWire
 import Yams
 
 /// Everything a worker needs, every field defaulted. ``load(file:environment:)`` maps the config file and the
@@ -58,9 +59,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var resolvedDatabasePath: String { databasePath ?? "waybill-\(workerId).sqlite" }
 
     /// The worker's reply queue.
-    public var replyQueue: String { "waybill.replies.\(workerId)" }
+    public var replyQueue: String { WorkerQueues.replies(forWorker: workerId) }
     /// The worker's control queue (operator repairs).
-    public var controlQueue: String { "waybill.control.\(workerId)" }
+    public var controlQueue: String { WorkerQueues.control(forWorker: workerId) }
 
     public var description: String {
         "worker \(workerId) amqp=\(AMQPURLText.redacted(amqpURL)) password=\(amqpPassword == nil ? "unset" : "***") "

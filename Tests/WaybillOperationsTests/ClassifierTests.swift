@@ -86,9 +86,20 @@ struct OpeningTests {
         #expect(
             throws: OperationsError(
                 .database,
-                "\(other) is not a Waybill store (it has no Waybill schema; this binary expects schema version 2 "
-                    + "('v2-inbox-by-time')). Check the path, or start a worker on it once to create the tables.")
+                "\(other) is not a Waybill store (it has no Waybill schema; this binary reads schema version 1 "
+                    + "('v1-sagas-journal-inbox-outbox-timers') up to schema version 2 ('v2-inbox-by-time')). Check "
+                    + "the path, or start a worker on it once to create the tables.")
         ) { try SagaInspector(path: other) }
+        // The printed line names the store's code too, and stays one line.
+        let error = #expect(throws: OperationsError.self) { try SagaInspector(path: other) }
+        #expect(error?.description.hasPrefix("operations.database: \(other) is not a Waybill store") == true)
+        #expect(error?.description.hasSuffix("(store.schema_mismatch)") == true, "\(String(describing: error))")
+        let damaged = directory.file("damaged.sqlite")
+        try Data("not a database at all, just text that is long enough to fill a header page".utf8).write(
+            to: URL(fileURLWithPath: damaged))
+        let unreadable = #expect(throws: OperationsError.self) { try SagaInspector(path: damaged) }
+        #expect(unreadable?.description.contains("check --db") == true, "\(String(describing: unreadable))")
+        #expect(unreadable?.description.contains("\n") == false, "\(String(describing: unreadable))")
     }
 
     @Test("reads never write: the file is unchanged after every read command")

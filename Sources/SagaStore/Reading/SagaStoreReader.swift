@@ -40,7 +40,7 @@ public final class SagaStoreReader: Sendable {
             queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.read { db in try Schema.check(db, path: path, canMigrate: false) }
         } catch {
-            throw SagaStoreError.wrap(error, path: path, operation: "opening the saga store read-only")
+            throw SagaStoreError.wrap(error, path: path, operation: "opening", readOnly: true)
         }
     }
 
@@ -53,9 +53,9 @@ public final class SagaStoreReader: Sendable {
         do {
             return try queue.read { db in try body(StoreSnapshot(db)) }
         } catch let error as DatabaseError {
-            throw SagaStoreError.wrap(error, path: path, operation: operation)
+            throw SagaStoreError.wrap(error, path: path, operation: operation, readOnly: true)
         } catch let error as StateCodecError {
-            throw SagaStoreError.wrap(error, path: path, operation: operation)
+            throw SagaStoreError.wrap(error, path: path, operation: operation, readOnly: true)
         }
     }
 }

@@ -134,8 +134,9 @@ extension StoreSnapshot {
     /// A worker inserts a saga's row when the saga starts and never deletes rows, so row numbers follow start order
     /// and have no gaps: a binary search over them for the first start at or after `since` answers in about twenty
     /// lookups. When the rows do have gaps (the count differs from the largest row number), it counts instead.
-    public func startedCount(since: Timestamp) throws -> Int {
-        let total = try sagaCount()
+    ///
+    /// Pass `total`, the ``sagaCount()`` the caller already took in this snapshot, so the table is not counted twice.
+    public func startedCount(since: Timestamp, total: Int) throws -> Int {
         let from = since.milliseconds
         let last = try Int64.fetchOne(db, sql: "SELECT MAX(rowid) FROM sagas") ?? 0
         guard last == Int64(total) else {
