@@ -79,6 +79,7 @@ let package = Package(
                 "WaybillWorker", "WaybillSimulator", "ChildProcess", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
         // Operator tooling behind `waybill sagas|workflows|dlq`: offline reads through the store's typed read API
@@ -120,20 +121,25 @@ let package = Package(
             ]
         ),
         // Helpers every test target shares: the private test broker (`WAYBILL_TEST_AMQP_URL`), waits with deadlines,
-        // temporary directories. A regular target under Tests/, linked only by test targets.
+        // temporary directories, the repository's files, order JSON fixtures. A regular target under Tests/, linked
+        // only by test targets.
         .target(
             name: "WaybillTestSupport",
-            dependencies: ["AMQPTransport", "ChildProcess", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "AMQPTransport", "ChildProcess", "WaybillDefinition", .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/WaybillTestSupport"
         ),
         .testTarget(name: "CodedErrorTests", dependencies: ["CodedError"]),
         .testTarget(
-            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition", "SeededRandom"],
+            name: "WaybillDefinitionTests", dependencies: ["WaybillDefinition", "SeededRandom", "WaybillTestSupport"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "SeededRandomTests", dependencies: ["SeededRandom"]),
         .testTarget(name: "PlainTextTests", dependencies: ["PlainText"]),
         .testTarget(name: "SplitPlannerTests", dependencies: ["SplitPlanner", "SeededRandom"]),
-        .testTarget(name: "SagaEngineTests", dependencies: ["SagaEngine", "WaybillDefinition", "SeededRandom"]),
+        .testTarget(
+            name: "SagaEngineTests",
+            dependencies: ["SagaEngine", "WaybillDefinition", "SeededRandom", "WaybillTestSupport"]),
         .testTarget(
             name: "SagaStoreTests",
             dependencies: [
@@ -143,7 +149,7 @@ let package = Package(
             resources: [.copy("GoldenStates")]
         ),
         .testTarget(name: "AMQPTransportTests", dependencies: ["AMQPTransport", "WaybillTestSupport"]),
-        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess"]),
+        .testTarget(name: "ChildProcessTests", dependencies: ["ChildProcess", "WaybillTestSupport"]),
         .testTarget(
             name: "WaybillWorkerTests",
             dependencies: [
@@ -153,7 +159,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .testTarget(name: "WaybillSimulatorTests", dependencies: ["WaybillSimulator", "WaybillDefinition"]),
+        .testTarget(
+            name: "WaybillSimulatorTests",
+            dependencies: ["WaybillSimulator", "WaybillDefinition", "WaybillTestSupport"]),
         .testTarget(
             name: "WaybillDemoTests",
             dependencies: [

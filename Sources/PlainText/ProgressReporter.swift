@@ -4,9 +4,10 @@ import Synchronization
 public enum ProgressBar {
     /// The bar of `width` cells with `done` of `total` filled, then `done/total`.
     ///
-    /// A `total` of 0 is work that is complete (a full bar); `done` beyond `total` fills the bar without overflowing.
+    /// A `total` of 0 draws an empty bar (there is no share of the work to show), not a full one; `done` beyond a
+    /// positive `total` fills the bar without overflowing.
     public static func text(done: Int, total: Int, width: Int) -> String {
-        let filled = total > 0 ? min(width, max(0, done) * width / total) : width
+        let filled = total > 0 ? min(width, max(0, done) * width / total) : 0
         return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] "
             + "\(done)/\(total)"
     }

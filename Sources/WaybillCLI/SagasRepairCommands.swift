@@ -127,7 +127,7 @@ struct RepairFlow {
         let owner = record.row.owner ?? "?"
         if !json { Operator.note("sending \(request.verb) for \(key) to worker \(owner)…\n") }
         let run = try await AMQPControlChannel.with(broker: settings) { channel in
-            await RepairRunner(database: database, channel: channel, timeout: wait, now: Operator.now).run(plan)
+            await RepairRunner(inspector: database, channel: channel, timeout: wait, now: Operator.now).run(plan)
         }
         let outcome = run.outcomes.first?.outcome ?? .failed("nothing was sent")
         let detail = try SagaShow.detail(database, reference: SagaReference(key), journal: 5, now: Operator.now())
@@ -176,7 +176,7 @@ struct RepairFlow {
         let showProgress = !json
         let reporter = ProgressReporter(isTerminal: Operator.stderrIsTerminal, write: Operator.note)
         let run = try await AMQPControlChannel.with(broker: settings) { channel in
-            await RepairRunner(database: database, channel: channel, timeout: wait, rate: rate, now: Operator.now).run(
+            await RepairRunner(inspector: database, channel: channel, timeout: wait, rate: rate, now: Operator.now).run(
                 plan
             ) { progress in
                 guard showProgress else { return }

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import PlainText
+import SagaEngine
+import SagaStore
 import Synchronization
 
 /// A swift-log handler that appends lines to a file, so the demo's progress display stays clean and the worker's
@@ -65,8 +67,7 @@ public struct FileLogHandler: LogHandler {
         let fields =
             merged.isEmpty
             ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
-        let time = UTCTime(millisecondsSinceEpoch: now).text(.seconds)
+        let time = UTCTime(millisecondsSinceEpoch: Timestamp.now().milliseconds).text(.seconds)
         sink.write("\(time) \(event.level) \(label): \(event.message)\(fields)\n")
     }
 }

@@ -1,4 +1,5 @@
 import AMQPTransport
+import DequeModule
 import Foundation
 import Logging
 import SagaEngine
@@ -31,8 +32,8 @@ final class SagaMonitor: Sendable {
         var latencies: [Duration] = []
         var firstSent: ContinuousClock.Instant?
         var lastEnded: ContinuousClock.Instant?
-        /// End instants, for the recent rate.
-        var recentEnds: [ContinuousClock.Instant] = []
+        /// End instants of the last rate window, oldest first: appended at the back, expired from the front.
+        var recentEnds: Deque<ContinuousClock.Instant> = []
         /// Every end instant, in arrival order.
         var allEnds: [ContinuousClock.Instant] = []
     }
@@ -125,11 +126,7 @@ final class SagaMonitor: Sendable {
         let now = ContinuousClock.now
         return state.withLock { state in
             let cutoff = now - window
-            if let index = state.recentEnds.firstIndex(where: { $0 >= cutoff }) {
-                state.recentEnds.removeFirst(index)
-            } else {
-                state.recentEnds.removeAll()
-            }
+            while let oldest = state.recentEnds.first, oldest < cutoff { state.recentEnds.removeFirst() }
             guard let first = state.firstSent else { return 0 }
             let span = min(window, now - first)
             return span > .zero ? Double(state.recentEnds.count) / span.inSeconds : 0

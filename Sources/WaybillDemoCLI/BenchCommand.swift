@@ -3,7 +3,8 @@ import Foundation
 import Logging
 import WaybillDemo
 
-/// `waybill bench`: the performance figures of issue 4, measured in one run on one broker.
+/// `waybill bench`: the end-to-end figures (throughput, the pattern ceiling, step overhead, worker memory), measured
+/// in one run on one broker.
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",

@@ -2,6 +2,7 @@ import AMQPTransport
 import Foundation
 import PlainText
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 
 /// `waybill dlq list|show|replay` as text and JSON.
@@ -107,8 +108,7 @@ public enum DeadLetterView {
 
     private static func when(_ date: Date?, now: Date) -> String {
         guard let date else { return "-" }
-        let time = Timestamp(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
-        return TimeText.short(time, now: Timestamp(milliseconds: Int64((now.timeIntervalSince1970 * 1000).rounded())))
+        return TimeText.short(Timestamp(date), now: Timestamp(now))
     }
 
     private static func headerText(_ value: AMQPFieldValue) -> String {
@@ -119,7 +119,7 @@ public enum DeadLetterView {
         case .double(let number): return String(number)
         case .bytes(let data): return String(data: data, encoding: .utf8) ?? "\(data.count) bytes"
         case .timestamp(let date):
-            return TimeText.seconds(Timestamp(milliseconds: Int64(date.timeIntervalSince1970 * 1000)))
+            return TimeText.seconds(Timestamp(date))
         case .array(let values): return "[" + values.map(headerText).joined(separator: ", ") + "]"
         case .table(let table):
             return "{" + table.keys.sorted().map { "\($0): \(headerText(table[$0] ?? .void))" }.joined(separator: ", ")
@@ -142,7 +142,7 @@ public enum DeadLetterView {
         case .double(let number): return .number(number)
         case .bytes(let data): return .string(String(data: data, encoding: .utf8) ?? data.base64EncodedString())
         case .timestamp(let date):
-            return .string(TimeText.iso(Timestamp(milliseconds: Int64(date.timeIntervalSince1970 * 1000))))
+            return .string(TimeText.iso(Timestamp(date)))
         case .array(let values): return .array(values.map(headerJSON))
         case .table(let table): return .object(table.mapValues(headerJSON))
         case .void: return .null
@@ -157,10 +157,7 @@ public enum DeadLetterView {
             "source": JSONFields.string(letter.source),
             "exchange": JSONFields.string(letter.exchange),
             "routingKey": JSONFields.string(letter.routingKey),
-            "at": letter.at.map {
-                .string(TimeText.iso(Timestamp(milliseconds: Int64($0.timeIntervalSince1970 * 1000))))
-            }
-                ?? .null,
+            "at": letter.at.map { .string(TimeText.iso(Timestamp($0))) } ?? .null,
             "bytes": JSONFields.int(letter.body.count),
             "messageId": JSONFields.string(letter.properties.messageID),
             "correlationId": JSONFields.string(letter.properties.correlationID),

@@ -74,7 +74,7 @@ public enum RepairPlanner {
         var check = RepairCheck(record: record, message: nil, refusal: nil, preview: nil, predictedStatus: nil)
         let row = record.row
         let reference = row.key.description
-        if request.reason.trimmingBlanks().isEmpty {
+        if request.reason.allSatisfy(\.isWhitespace) {
             check.refusal = "--reason is empty: say why (it goes to the saga's journal)"
             return check
         }
@@ -178,14 +178,5 @@ public enum RepairPlanner {
             break
         }
         return ""
-    }
-}
-
-extension String {
-    fileprivate func trimmingBlanks() -> String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view = view.dropFirst() }
-        while let last = view.last, last.isWhitespace { view = view.dropLast() }
-        return String(view)
     }
 }

@@ -147,8 +147,9 @@ extension SagaInspector {
 
 /// Sends a plan's requests, paced, and re-checks the sagas at the end.
 public struct RepairRunner: Sendable {
-    /// Where rows are re-read.
-    public var database: SagaInspector
+    /// Where rows are re-read: before each request (a saga changed since the plan's snapshot is skipped) and after
+    /// the run.
+    public var inspector: SagaInspector
     /// Where requests go.
     public var channel: any ControlChannel
     /// How long to wait for each answer.
@@ -162,11 +163,11 @@ public struct RepairRunner: Sendable {
 
     /// Describes a runner.
     public init(
-        database: SagaInspector, channel: any ControlChannel, timeout: Duration = .seconds(30),
+        inspector: SagaInspector, channel: any ControlChannel, timeout: Duration = .seconds(30),
         rate: Double? = nil,
         maxInFlight: Int = 16, now: @escaping @Sendable () -> Timestamp
     ) {
-        self.database = database
+        self.inspector = inspector
         self.channel = channel
         self.timeout = timeout
         self.rate = rate
@@ -203,7 +204,7 @@ public struct RepairRunner: Sendable {
                     settle(result)
                 }
                 let key = check.record.row.key
-                let current = (try? database.rows([key]))?[key]
+                let current = (try? inspector.rows([key]))?[key]
                 if let current,
                     current.updatedAt != check.record.row.updatedAt || current.status != check.record.row.status
                 {
@@ -230,7 +231,7 @@ public struct RepairRunner: Sendable {
             default: false
             }
         }
-        let after = (try? database.rows(sentKeys)) ?? [:]
+        let after = (try? inspector.rows(sentKeys)) ?? [:]
         return RepairRun(
             plan: plan,
             outcomes: plan.checks.compactMap { check in

@@ -221,12 +221,3 @@ enum WorkerInput: Sendable {
     /// The broker returned an unroutable command.
     case returned(messageId: String)
 }
-
-extension Timestamp {
-    /// The wall clock now. Only the worker reads it; the engine receives it.
-    public static func now() -> Timestamp {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Timestamp(milliseconds: Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000)
-    }
-}

@@ -1,6 +1,7 @@
 import ChildProcess
 import Foundation
 import Testing
+import WaybillTestSupport
 
 @Suite struct ChildProcessTests {
     @Test func runReturnsTheExitStatusAndBothOutputStreams() async throws {
@@ -12,9 +13,7 @@ import Testing
     }
 
     @Test func theChildGetsExactlyTheGivenEnvironmentAndWorkingDirectory() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
+        let directory = try TemporaryDirectory()
         let (termination, output) = try await ChildProcess.run(
             "/bin/sh", arguments: ["-c", #"echo "$ONLY ${HOME-unset}"; /bin/pwd -P"#], environment: ["ONLY": "given"],
             workingDirectory: directory.path)
@@ -35,9 +34,8 @@ import Testing
     }
 
     @Test func aSignalEndsTheChildAndEveryWaiterSeesIt() async throws {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(at: log) }
-        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: log.path)
+        let directory = try TemporaryDirectory()
+        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: directory.file("child.log"))
         #expect(child.ended == nil)
         #expect(try await child.waitForExit(timeout: .milliseconds(50)) == nil, "still running")
         async let first = child.waitForExit()
@@ -52,9 +50,8 @@ import Testing
     }
 
     @Test func aCancelledWaitThrowsAndLeavesTheChildRunning() async throws {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(at: log) }
-        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: log.path)
+        let directory = try TemporaryDirectory()
+        let child = try ChildProcess(executable: "/bin/sleep", arguments: ["60"], output: directory.file("child.log"))
         let wait = Task { try await child.waitForExit() }
         wait.cancel()
         await #expect(throws: CancellationError.self) { try await wait.value }

@@ -46,7 +46,8 @@ import Testing
             (10, 10, 10, "[##########] 10/10"),
             (432, 1000, 10, "[####......] 432/1000"),
             (12, 10, 4, "[####] 12/10"),
-            (0, 0, 4, "[####] 0/0"),
+            (0, 0, 4, "[....] 0/0"),
+            (3, 0, 4, "[....] 3/0"),
         ] as [(Int, Int, Int, String)])
     func bars(done: Int, total: Int, width: Int, expected: String) {
         #expect(ProgressBar.text(done: done, total: total, width: width) == expected)

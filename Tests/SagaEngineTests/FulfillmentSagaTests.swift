@@ -1,13 +1,14 @@
 import SagaEngine
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 /// The order-fulfillment saga (`Workflows/order-fulfillment.yaml`, docs/workflows.md): fan-out across warehouses,
 /// reallocation, the pivot and operator repairs.
 @Suite("Order fulfillment sagas")
 struct FulfillmentSagaTests {
-    static let threeWarehouses = TestWorkflows.stock([("w1", "A", 5), ("w2", "B", 5), ("w3", "C", 5)])
-    static let order = TestWorkflows.order(id: "o-1", lines: [("A", 1), ("B", 2), ("C", 3)])
+    static let threeWarehouses = OrderJSON.stock([("w1", "A", 5), ("w2", "B", 5), ("w3", "C", 5)])
+    static let order = OrderJSON.order("o-1", lines: [("A", 1), ("B", 2), ("C", 3)])
 
     /// Runs accept and reserve, returning the saga waiting on its release branches.
     static func released(stock: JSONValue = threeWarehouses, order: JSONValue = order) -> SagaDriver {
@@ -92,8 +93,8 @@ struct FulfillmentSagaTests {
 
     @Test("out_of_stock re-plans the split without the failed warehouse")
     func reallocation() {
-        let stock = TestWorkflows.stock([("w1", "A", 2), ("w2", "A", 2)])
-        var saga = Self.released(stock: stock, order: TestWorkflows.order(id: "o-1", lines: [("A", 2)]))
+        let stock = OrderJSON.stock([("w1", "A", 2), ("w2", "A", 2)])
+        var saga = Self.released(stock: stock, order: OrderJSON.order("o-1", lines: [("A", 2)]))
         let first = saga.last.commands
         #expect(first.map(\.routingKey) == ["wms.w1.release"])
         saga.fail(first[0], code: "out_of_stock", retryable: false)
@@ -112,8 +113,8 @@ struct FulfillmentSagaTests {
 
     @Test("reallocation undoes the step's completed branches before re-planning")
     func reallocationUndoesCompletedBranches() {
-        let stock = TestWorkflows.stock([("w1", "A", 1), ("w2", "B", 1), ("w3", "A", 1), ("w3", "B", 1)])
-        var saga = Self.released(stock: stock, order: TestWorkflows.order(id: "o-1", lines: [("A", 1), ("B", 1)]))
+        let stock = OrderJSON.stock([("w1", "A", 1), ("w2", "B", 1), ("w3", "A", 1), ("w3", "B", 1)])
+        var saga = Self.released(stock: stock, order: OrderJSON.order("o-1", lines: [("A", 1), ("B", 1)]))
         // Fewest shipments: w3 alone can ship both lines.
         #expect(saga.last.commands.map(\.routingKey) == ["wms.w3.release"])
         saga.fail(saga.last.commands[0], code: "out_of_stock", retryable: false)
@@ -132,8 +133,8 @@ struct FulfillmentSagaTests {
 
     @Test("reallocation stops after its maximum and compensates")
     func reallocationLimit() {
-        let stock = TestWorkflows.stock([("w1", "A", 1), ("w2", "A", 1), ("w3", "A", 1), ("w4", "A", 1)])
-        var saga = Self.released(stock: stock, order: TestWorkflows.order(id: "o-1", lines: [("A", 1)]))
+        let stock = OrderJSON.stock([("w1", "A", 1), ("w2", "A", 1), ("w3", "A", 1), ("w4", "A", 1)])
+        var saga = Self.released(stock: stock, order: OrderJSON.order("o-1", lines: [("A", 1)]))
         for expected in ["wms.w1.release", "wms.w2.release", "wms.w3.release"] {
             #expect(saga.last.commands.map(\.routingKey) == [expected])
             saga.fail(saga.last.commands[0], code: "out_of_stock", retryable: false)
@@ -145,7 +146,7 @@ struct FulfillmentSagaTests {
     @Test("short stock with backorder reject fails the split and compensates")
     func splitRejectsShortStock() {
         let saga = Self.released(
-            stock: TestWorkflows.stock([("w1", "A", 1)]), order: TestWorkflows.order(id: "o-1", lines: [("A", 3)]))
+            stock: OrderJSON.stock([("w1", "A", 1)]), order: OrderJSON.order("o-1", lines: [("A", 3)]))
         #expect(saga.instance.steps[2].status == .failed)
         #expect(saga.instance.failure?.error.code == "insufficient_stock")
         #expect(saga.last.commands.map(\.routingKey) == ["inventory.release"])

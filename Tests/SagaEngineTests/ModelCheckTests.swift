@@ -2,6 +2,7 @@ import SagaEngine
 import SeededRandom
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 /// The model checker draws from the seeded generator, so every run can be replayed from its seed.
 extension SplitMix64 {
@@ -83,7 +84,7 @@ struct ModelChecker {
                 stock.append((warehouse, sku, Int.random(in: 0...quantity + 1, using: &random)))
             }
         }
-        return (TestWorkflows.order(id: "o-\(index)", lines: lines), TestWorkflows.stock(stock))
+        return (OrderJSON.order("o-\(index)", lines: lines), OrderJSON.stock(stock))
     }
 
     mutating func run(sagaCount: Int) {

@@ -104,20 +104,6 @@ enum TestWorkflows {
             ],
             milestones: EndMilestones(completed: "thing.done", compensated: "thing.undone", failed: "thing.failed"))
     }
-
-    static func order(id: String, lines: [(String, Int)]) -> JSONValue {
-        [
-            "orderId": .string(id),
-            "lines": .array(lines.map { ["sku": .string($0.0), "quantity": .number(Double($0.1))] }),
-        ]
-    }
-
-    static func stock(_ entries: [(String, String, Int)]) -> JSONValue {
-        .array(
-            entries.map {
-                ["warehouse": .string($0.0), "sku": .string($0.1), "quantity": .number(Double($0.2))]
-            })
-    }
 }
 
 extension Transition {

@@ -1,15 +1,11 @@
 import Foundation
 import Testing
+import WaybillTestSupport
 
 @testable import WaybillDefinition
 
-/// The repository's `Workflows/` folder, found from this file's path.
-let workflowsDirectory = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .appendingPathComponent("Workflows")
-
 func loadShipped(_ name: String) throws -> WorkflowDefinition {
-    let path = workflowsDirectory.appendingPathComponent(name).path
+    let path = Repository.workflow(name).path
     return try WorkflowLoader.load(try WorkflowSource.read(file: path))
 }
 
@@ -147,7 +143,7 @@ struct ShippedWorkflowTests {
 }
 
 func shippedWorkflowNames() -> [String] {
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: workflowsDirectory.path)) ?? []
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: Repository.workflows.path)) ?? []
     return names.filter { $0.hasSuffix(".yaml") }.sorted()
 }
 

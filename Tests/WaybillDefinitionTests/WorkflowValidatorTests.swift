@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WaybillTestSupport
 
 @testable import WaybillDefinition
 
@@ -19,7 +20,7 @@ struct WorkflowValidatorTests {
     static func read(_ file: String) throws(WorkflowSourceReadError) -> WorkflowSource {
         switch file {
         case "Workflows/order-fulfillment.yaml":
-            let url = workflowsDirectory.appendingPathComponent("order-fulfillment.yaml")
+            let url = Repository.workflow("order-fulfillment.yaml")
             guard let text = try? String(contentsOf: url, encoding: .utf8) else {
                 throw WorkflowSourceReadError(file: file, reason: "fixture missing")
             }
@@ -90,9 +91,10 @@ struct WorkflowValidatorTests {
     }
 
     @Test("reading real files: a missing file and a directory")
-    func realFiles() {
-        let missing = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-no-such-file.yaml").path
-        let directory = FileManager.default.temporaryDirectory.path
+    func realFiles() throws {
+        let scratch = try TemporaryDirectory()
+        let missing = scratch.file("no-such-file.yaml")
+        let directory = scratch.path
         let report = WorkflowValidator.validate(files: [missing, directory])
         #expect(
             report.text

@@ -13,30 +13,28 @@ import WaybillWorker
 /// unreachable broker fails the test.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason), .timeLimit(.minutes(3)))
 struct DemoRunnerTests {
-    static func options(orders: Int, failureRate: Double) throws -> (DemoOptions, String) {
+    /// Options for a demo run in `directory`, under a namespace of its own on the test broker.
+    static func options(orders: Int, failureRate: Double, in directory: TemporaryDirectory) throws -> DemoOptions {
         let url = try #require(TestBroker.url)
         let tag = String(UInt64.random(in: 0..<UInt64.max), radix: 16)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-demo-test-\(tag)").path
         var options = DemoOptions(broker: BrokerAddress(url: url))
         options.orders = orders
         options.failureRate = failureRate
         options.namespace = "demo-test-\(tag)"
-        options.workflowFile = TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml").path
-        options.directory = directory
+        options.workflowFile = Repository.workflow("order-fulfillment.yaml").path
+        options.directory = directory.path
         options.timeout = .seconds(150)
         options.progressInterval = .seconds(1)
-        return (options, directory)
+        return options
     }
 
     /// 50 orders with a high injected failure rate: busy replies (retries), rejected commands (compensations, and
     /// suspensions after the pivot) and lost replies (timeouts, then the remembered reply). Every saga ends, nothing is
     /// left reserved for a saga that compensated, and no effect is applied twice.
     @Test func fiftyOrdersAllEndWithNoLeakedReservationsAndNoDuplicateEffects() async throws {
-        let (options, directory) = try Self.options(orders: 50, failureRate: 0.2)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var logger = Logger(label: "demo-test")
-        logger.logLevel = .error
-        let summary = try await DemoRunner.run(options, logger: logger, progress: { _ in })
+        let directory = try TemporaryDirectory()
+        let options = try Self.options(orders: 50, failureRate: 0.2, in: directory)
+        let summary = try await DemoRunner.run(options, logger: TestBroker.logger("demo"), progress: { _ in })
 
         #expect(summary.outcome == "finished", "\(summary.text)")
         #expect(summary.published == 50)
@@ -55,8 +53,7 @@ struct DemoRunnerTests {
     @Test func participantsReplyOnTheWireWithoutDelaysBlockingOtherCommands() async throws {
         let url = try #require(TestBroker.url)
         let tag = String(UInt64.random(in: 0..<UInt64.max), radix: 16)
-        var logger = Logger(label: "participants-test")
-        logger.logLevel = .error
+        let logger = TestBroker.logger("participants")
         let client = try AMQPClient(
             configuration: try BrokerAddress(url: url).amqpConfiguration(name: "participants-test"), logger: logger)
         try await client.connect()
@@ -98,9 +95,8 @@ struct DemoRunnerTests {
             // A reply can arrive before its confirm reaches the participants, which acknowledge the command only
             // then: wait for that before stopping them, or the command goes back to its queue (and would be answered
             // again, from memory, by the next participant).
-            let deadline = ContinuousClock.now + .seconds(5)
-            while service.statistics.replies < 2 && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
+            try await eventually("the participants to acknowledge both answered commands", seconds: 5) {
+                service.statistics.replies >= 2
             }
             group.cancelAll()
             return received

@@ -210,7 +210,7 @@ struct RepairTests {
             ])
         }
         let progress = Mutex<[String]>([])
-        let runner = RepairRunner(database: database, channel: worker, maxInFlight: 1, now: { Fixture.at(2) })
+        let runner = RepairRunner(inspector: database, channel: worker, maxInFlight: 1, now: { Fixture.at(2) })
         let run = await runner.run(plan) { state in progress.withLock { $0.append(state.bar(width: 10)) } }
         #expect(worker.requests.withLock { $0.map(\.sagaId) } == ["o-1007"])
         #expect(
@@ -258,7 +258,7 @@ struct RepairTests {
                 RepairCheck(record: stale, message: message, refusal: nil, preview: "forced", predictedStatus: nil)
             ])
         let worker = try InProcessWorker(path: path, now: Fixture.at(1))
-        let run = await RepairRunner(database: database, channel: worker, now: { Fixture.at(2) }).run(plan)
+        let run = await RepairRunner(inspector: database, channel: worker, now: { Fixture.at(2) }).run(plan)
         guard case .replied(let reply)? = run.outcomes.first?.outcome else {
             Issue.record("expected a reply")
             return

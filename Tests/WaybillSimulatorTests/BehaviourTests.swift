@@ -1,6 +1,7 @@
 import Testing
 import WaybillDefinition
 import WaybillSimulator
+import WaybillTestSupport
 
 /// Injected failures, silences, lost replies and latencies.
 @Suite struct BehaviourTests {
@@ -20,7 +21,7 @@ import WaybillSimulator
     func anInjectedFailureAppliesNothingAndALaterRetryWithTheSameKeyAppliesItOnce(_ injected: Injected) throws {
         let participants = try simulator(behaviours: [injected.behaviour])
         let saga = SagaCommands(sagaId: "f-1")
-        let take = lines(["sku-a": 2])
+        let take = OrderJSON.lines(["sku-a": 2])
 
         let failed = participants.handle(saga.release(branch: 0, warehouse: "east", take, attempt: 1))
         switch injected {
@@ -63,7 +64,7 @@ import WaybillSimulator
         var attempt = 1
         while attempt <= 40 {
             let response = participants.handle(
-                saga.release(branch: 0, warehouse: "west", lines(["sku-a": 3]), attempt: attempt))
+                saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 3]), attempt: attempt))
             if response.isOK { break }
             #expect(response.errorCode == "busy")
             #expect(participants.ledger().stock["west"]?["sku-a"] == 10)
@@ -74,8 +75,9 @@ import WaybillSimulator
         // Later attempts with the same key replay the reply instead of drawing again.
         for later in (attempt + 1)...(attempt + 10) {
             #expect(
-                participants.handle(saga.release(branch: 0, warehouse: "west", lines(["sku-a": 3]), attempt: later))
-                    .isOK)
+                participants.handle(
+                    saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 3]), attempt: later)
+                ).isOK)
         }
         let counts = participants.ledger().counts("wms.west.release")
         #expect(counts.injectedBusy == busyBeforeSuccess)
@@ -88,7 +90,7 @@ import WaybillSimulator
         let rejectEverything = CommandBehaviour(pattern: "*", rejectRate: 1)
         let participants = try simulator(behaviours: [rejectEverything])
         let saga = SagaCommands(sagaId: "f-3")
-        #expect(participants.handle(saga.accept(lines(["sku-a": 1]))).errorCode == "rejected")
+        #expect(participants.handle(saga.accept(OrderJSON.lines(["sku-a": 1]))).errorCode == "rejected")
         #expect(participants.handle(saga.cancelOrder()).isOK)
 
         var strict = rejectEverything
@@ -105,7 +107,7 @@ import WaybillSimulator
             CommandBehaviour(pattern: "*", latency: .fixed(.milliseconds(50)), busyRate: 1),
         ])
         let saga = SagaCommands(sagaId: "f-4")
-        let forward = participants.handle(saga.accept(lines(["sku-a": 1])))
+        let forward = participants.handle(saga.accept(OrderJSON.lines(["sku-a": 1])))
         #expect(forward.errorCode == "busy")
         #expect(forward.delay == .milliseconds(50))
         let undo = participants.handle(saga.cancelOrder())
@@ -116,7 +118,7 @@ import WaybillSimulator
     @Test func aLostReplyAppliesTheEffectAndTheRetryGetsTheRememberedReply() throws {
         let participants = try simulator(behaviours: [CommandBehaviour(pattern: "wms.*.release", lostReplyRate: 1)])
         let saga = SagaCommands(sagaId: "f-5")
-        let take = lines(["sku-a": 4])
+        let take = OrderJSON.lines(["sku-a": 4])
         #expect(participants.handle(saga.release(branch: 0, warehouse: "west", take, attempt: 1)) == .silence)
         #expect(participants.ledger().stock["west"]?["sku-a"] == 6)
 
@@ -157,7 +159,7 @@ import WaybillSimulator
                 pattern: "*", latency: .uniform(.milliseconds(1)...(.milliseconds(500))), busyRate: 0.2,
                 silenceRate: 0.2)
         ]
-        let commands = (0..<200).map { SagaCommands(sagaId: "d-\($0)").accept(lines(["sku-a": 1])) }
+        let commands = (0..<200).map { SagaCommands(sagaId: "d-\($0)").accept(OrderJSON.lines(["sku-a": 1])) }
         func fates(seed: UInt64, _ commands: [SimulatedCommand]) throws -> [String: String] {
             let participants = try simulator(behaviours: behaviours, seed: seed)
             var fates: [String: String] = [:]
@@ -185,9 +187,9 @@ import WaybillSimulator
         for index in 0..<2000 {
             let saga = SagaCommands(sagaId: "l-\(index)")
             if index < 20 {
-                #expect(participants.handle(saga.accept(lines(["sku-a": 1]))).delay == .milliseconds(120))
+                #expect(participants.handle(saga.accept(OrderJSON.lines(["sku-a": 1]))).delay == .milliseconds(120))
             }
-            uniform.append(try #require(participants.handle(saga.reserve(lines(["sku-a": 1]))).delay))
+            uniform.append(try #require(participants.handle(saga.reserve(OrderJSON.lines(["sku-a": 1]))).delay))
             exponential.append(try #require(participants.handle(saga.invoice([])).delay))
         }
         #expect(uniform.allSatisfy { (.milliseconds(10)...(.milliseconds(30))).contains($0) })

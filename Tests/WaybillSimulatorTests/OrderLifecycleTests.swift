@@ -1,13 +1,14 @@
 import Testing
 import WaybillDefinition
 import WaybillSimulator
+import WaybillTestSupport
 
 /// Whole orders through the participants: the happy path, redelivered commands, compensation, stock races.
 @Suite struct OrderLifecycleTests {
     @Test func happyOrderRunsThroughEveryCommandAndTakesExactlyTheShippedUnits() throws {
         let participants = try simulator()
         let saga = SagaCommands(sagaId: "o-1")
-        let ordered = lines(["sku-a": 5, "sku-b": 2])
+        let ordered = OrderJSON.lines(["sku-a": 5, "sku-b": 2])
 
         let accepted = participants.handle(saga.accept(ordered))
         #expect(accepted.body == ["status": "ok", "output": ["orderId": "o-1"]])
@@ -27,8 +28,8 @@ import WaybillSimulator
 
         // The split step's plan: east ships what it has, west the rest of sku-a.
         let eastRelease = participants.handle(
-            saga.release(branch: 0, warehouse: "east", lines(["sku-a": 3, "sku-b": 2])))
-        let westRelease = participants.handle(saga.release(branch: 1, warehouse: "west", lines(["sku-a": 2])))
+            saga.release(branch: 0, warehouse: "east", OrderJSON.lines(["sku-a": 3, "sku-b": 2])))
+        let westRelease = participants.handle(saga.release(branch: 1, warehouse: "west", OrderJSON.lines(["sku-a": 2])))
         #expect(eastRelease.output == ["shipmentId": "o-1-east", "warehouse": "east"])
         #expect(westRelease.output == ["shipmentId": "o-1-west", "warehouse": "west"])
 
@@ -78,10 +79,10 @@ import WaybillSimulator
     @Test func redeliveredCommandsGetTheSameReplyAndApplyTheirEffectOnce() throws {
         let participants = try simulator()
         let saga = SagaCommands(sagaId: "o-2")
-        let ordered = lines(["sku-a": 4])
+        let ordered = OrderJSON.lines(["sku-a": 4])
         let commands = [
             saga.accept(ordered), saga.reserve(ordered),
-            saga.release(branch: 0, warehouse: "west", lines(["sku-a": 4])),
+            saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 4])),
             saga.ship(branch: 0, warehouse: "west"), saga.invoice([["trackingId": "whatever"]]),
         ]
         for command in commands {
@@ -112,14 +113,14 @@ import WaybillSimulator
     @Test func theSameEffectUnderANewIdempotencyKeyIsNotAppliedTwice() throws {
         let participants = try simulator()
         let saga = SagaCommands(sagaId: "o-3")
-        let take = lines(["sku-a": 4])
+        let take = OrderJSON.lines(["sku-a": 4])
         let first = participants.handle(saga.release(branch: 0, warehouse: "west", take))
         // An operator re-run of the branch (new key) for a shipment that is still out: nothing taken again.
         var rerun = saga.release(branch: 0, warehouse: "west", take)
         rerun.idempotencyKey += "/operator"
         #expect(participants.handle(rerun) == first)
         // The same shipment id with other lines is a conflict, and takes nothing either.
-        var changed = saga.release(branch: 0, warehouse: "west", lines(["sku-a": 5]))
+        var changed = saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 5]))
         changed.idempotencyKey += "/changed"
         let conflict = participants.handle(changed)
         #expect(conflict.errorCode == "conflict")
@@ -135,12 +136,14 @@ import WaybillSimulator
     @Test func compensationRestoresStockAndEndsEveryHold() throws {
         let participants = try simulator()
         let saga = SagaCommands(sagaId: "o-4")
-        let ordered = lines(["sku-a": 5, "sku-b": 2])
+        let ordered = OrderJSON.lines(["sku-a": 5, "sku-b": 2])
         #expect(participants.handle(saga.accept(ordered)).isOK)
         let reservationId = try #require(
             participants.handle(saga.reserve(ordered)).output?["reservationId"]?.stringValue)
-        #expect(participants.handle(saga.release(branch: 0, warehouse: "east", lines(["sku-a": 3, "sku-b": 2]))).isOK)
-        #expect(participants.handle(saga.release(branch: 1, warehouse: "west", lines(["sku-a": 2]))).isOK)
+        #expect(
+            participants.handle(saga.release(branch: 0, warehouse: "east", OrderJSON.lines(["sku-a": 3, "sku-b": 2])))
+                .isOK)
+        #expect(participants.handle(saga.release(branch: 1, warehouse: "west", OrderJSON.lines(["sku-a": 2]))).isOK)
         #expect(participants.ledger().stock != twoWarehouses)
 
         // Reverse order of completion, as the engine compensates.
@@ -196,8 +199,8 @@ import WaybillSimulator
         let participants = try simulator()
         for id in ["done", "undone", "stopped", "stuck", "running"] {
             let saga = SagaCommands(sagaId: id)
-            #expect(participants.handle(saga.reserve(lines(["sku-a": 1]))).isOK)
-            #expect(participants.handle(saga.release(branch: 0, warehouse: "west", lines(["sku-a": 1]))).isOK)
+            #expect(participants.handle(saga.reserve(OrderJSON.lines(["sku-a": 1]))).isOK)
+            #expect(participants.handle(saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 1]))).isOK)
         }
         let leaks = participants.leaks(finishedSagas: [
             "done": .completed, "undone": .compensated, "stopped": .cancelled, "stuck": .suspended,
@@ -214,14 +217,16 @@ import WaybillSimulator
         let first = SagaCommands(sagaId: "o-first")
         let second = SagaCommands(sagaId: "o-second")
         // Both reserved while east still had 3 of sku-a: both plans count on them.
-        let firstStock = participants.handle(first.reserve(lines(["sku-a": 3]))).output?["stock"]
-        let secondStock = participants.handle(second.reserve(lines(["sku-a": 2, "sku-b": 2]))).output?["stock"]
+        let firstStock = participants.handle(first.reserve(OrderJSON.lines(["sku-a": 3]))).output?["stock"]
+        let secondStock =
+            participants.handle(second.reserve(OrderJSON.lines(["sku-a": 2, "sku-b": 2]))).output?["stock"]
         #expect(firstStock?.arrayValue?.first == ["warehouse": "east", "sku": "sku-a", "quantity": 3])
         #expect(secondStock?.arrayValue?.first == ["warehouse": "east", "sku": "sku-a", "quantity": 3])
 
-        #expect(participants.handle(first.release(branch: 0, warehouse: "east", lines(["sku-a": 3]))).isOK)
+        #expect(participants.handle(first.release(branch: 0, warehouse: "east", OrderJSON.lines(["sku-a": 3]))).isOK)
         // The second order's shipment needs sku-a (gone) and sku-b (there): all or nothing.
-        let lost = participants.handle(second.release(branch: 0, warehouse: "east", lines(["sku-b": 2, "sku-a": 2])))
+        let lost = participants.handle(
+            second.release(branch: 0, warehouse: "east", OrderJSON.lines(["sku-b": 2, "sku-a": 2])))
         #expect(lost.errorCode == "out_of_stock")
         #expect(lost.isRetryable == false)
         #expect(lost.body?["message"]?.stringValue?.contains("sku-a (needs 2, has 0)") == true)
@@ -233,10 +238,12 @@ import WaybillSimulator
 
         // Not remembered: after reallocation to west (a new round, a new key) it succeeds; and a retry of the lost
         // key once stock is back runs again instead of replaying out_of_stock.
-        #expect(participants.handle(second.release(branch: 0, warehouse: "west", lines(["sku-a": 2]), round: 1)).isOK)
+        #expect(
+            participants.handle(second.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 2]), round: 1))
+                .isOK)
         #expect(participants.handle(first.cancelShipment(branch: 0, warehouse: "east")).isOK)
         let retried = participants.handle(
-            second.release(branch: 0, warehouse: "east", lines(["sku-b": 2, "sku-a": 2]), attempt: 2))
+            second.release(branch: 0, warehouse: "east", OrderJSON.lines(["sku-b": 2, "sku-a": 2]), attempt: 2))
         #expect(retried.isOK)
         ledger = participants.ledger()
         #expect(ledger.stock["east"] == ["sku-a": 1, "sku-b": 0])
@@ -249,7 +256,8 @@ import WaybillSimulator
             for index in 0..<60 {
                 group.addTask {
                     let saga = SagaCommands(sagaId: "p-\(index)")
-                    return participants.handle(saga.release(branch: 0, warehouse: "hub", lines(["sku-a": 1]))).isOK
+                    return participants.handle(saga.release(branch: 0, warehouse: "hub", OrderJSON.lines(["sku-a": 1])))
+                        .isOK
                 }
             }
             var outcomes: [Bool] = []

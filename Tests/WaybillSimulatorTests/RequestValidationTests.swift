@@ -1,6 +1,7 @@
 import Testing
 import WaybillDefinition
 import WaybillSimulator
+import WaybillTestSupport
 
 /// Unknown routing keys, malformed bodies and invalid configurations.
 @Suite struct RequestValidationTests {
@@ -79,7 +80,7 @@ import WaybillSimulator
         #expect(response.errorCode == "bad_request")
         #expect(response.body?["message"]?.stringValue?.contains("not JSON: unexpected byte 0x7B at offset 3") == true)
 
-        var unkeyed = SagaCommands(sagaId: "x").accept(lines(["sku-a": 1]))
+        var unkeyed = SagaCommands(sagaId: "x").accept(OrderJSON.lines(["sku-a": 1]))
         unkeyed.idempotencyKey = ""
         #expect(participants.handle(unkeyed).errorCode == "bad_request")
         #expect(participants.ledger().counts("erp.order.accept").badRequests == 2)
@@ -89,7 +90,9 @@ import WaybillSimulator
     @Test func duplicateSKUsInLinesAreMerged() throws {
         let participants = try simulator()
         let saga = SagaCommands(sagaId: "m")
-        #expect(participants.handle(saga.release(branch: 0, warehouse: "west", lines(["sku-a": 2, "sku-a": 3]))).isOK)
+        #expect(
+            participants.handle(saga.release(branch: 0, warehouse: "west", OrderJSON.lines(["sku-a": 2, "sku-a": 3])))
+                .isOK)
         let ledger = participants.ledger()
         #expect(ledger.shipments["west"]?["m-west"]?.lines == [ItemQuantity(sku: "sku-a", quantity: 5)])
         #expect(ledger.stock["west"]?["sku-a"] == 5)
@@ -150,7 +153,8 @@ import WaybillSimulator
         #expect(throws: SimulationConfigurationError.self) {
             try participants.setBehaviours([CommandBehaviour(pattern: "*", busyRate: 2)])
         }
-        #expect(participants.handle(SagaCommands(sagaId: "k").accept(lines(["sku-a": 1]))).errorCode == "busy")
+        #expect(
+            participants.handle(SagaCommands(sagaId: "k").accept(OrderJSON.lines(["sku-a": 1]))).errorCode == "busy")
     }
 
     @Test func routingKeysListEveryParticipantAndEachWarehouse() throws {

@@ -73,11 +73,6 @@ struct SagaCommands {
     }
 }
 
-/// `[{"sku": ..., "quantity": ...}]` from pairs.
-func lines(_ pairs: KeyValuePairs<String, Int>) -> JSONValue {
-    .array(pairs.map { ["sku": .string($0.key), "quantity": .number(Double($0.value))] })
-}
-
 /// Stock rows from `[warehouse: [sku: quantity]]`.
 func stockRows(_ table: [String: [String: Int]]) -> [StockRecord] {
     table.flatMap { warehouse, skus in

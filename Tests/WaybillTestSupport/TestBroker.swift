@@ -23,15 +23,11 @@ public enum TestBroker {
         rawValue: "WAYBILL_TEST_AMQP_URL is not set: run ./scripts/test (it starts a private RabbitMQ), or eval "
             + "\"$(scripts/rabbitmq env)\" first, to run broker tests")
 
-    /// The repository root, from this file's path (`Tests/WaybillTestSupport/TestBroker.swift`).
-    public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-
     /// `scripts/rabbitmq` of this repository, or whatever a non-empty `WAYBILL_TEST_RABBITMQ_SCRIPT` names (the
     /// script of the checkout whose broker runs).
     public static let script =
         ProcessInfo.processInfo.environment["WAYBILL_TEST_RABBITMQ_SCRIPT"].flatMap { $0.isEmpty ? nil : $0 }
-        ?? repository.appendingPathComponent("scripts/rabbitmq").path
+        ?? Repository.root.appendingPathComponent("scripts/rabbitmq").path
 
     /// A client configuration with a connection name of its own (so the broker CLI can close exactly this test's
     /// connections) and quick reconnects. Throws, failing the test, when the broker is not configured.

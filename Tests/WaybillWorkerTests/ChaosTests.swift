@@ -43,7 +43,7 @@ struct ChaosTests {
     func workerKilledAndRestarted() async throws {
         try await Scenario.run { scenario in
             let environment = try WorkerProcess.environment(for: scenario)
-            let log = scenario.directory.appendingPathComponent("worker.log")
+            let log = scenario.scratch.url.appendingPathComponent("worker.log")
             let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
             var worker = try WorkerProcess(environment: environment, log: log)
             do {
@@ -53,7 +53,7 @@ struct ChaosTests {
                 }
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(
-                    ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+                    ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) })
                 try await scenario.participant.waitUntil("60 commands") { $0.count >= 60 }
                 try await worker.kill()
                 // Completing a saga takes five commands, so at most 12 of the 40 can be done.
@@ -83,7 +83,7 @@ struct ChaosTests {
     func workerTerminatedAndRestarted() async throws {
         try await Scenario.run { scenario in
             let environment = try WorkerProcess.environment(for: scenario)
-            let log = scenario.directory.appendingPathComponent("worker.log")
+            let log = scenario.scratch.url.appendingPathComponent("worker.log")
             let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
             var worker = try WorkerProcess(environment: environment, log: log)
             do {
@@ -93,7 +93,7 @@ struct ChaosTests {
                 }
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(
-                    ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) })
+                    ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) })
                 try await scenario.participant.waitUntil("60 commands") { $0.count >= 60 }
                 #expect(try await worker.terminate() == .exited(0), "SIGTERM stops the worker cleanly mid-run")
                 #expect(Self.distinctCompleted(scenario) < ids.count, "the stop hit the run mid-way")
@@ -129,7 +129,7 @@ struct ChaosTests {
         try await Scenario.run(script: script) { scenario in
             let worker = try await scenario.startWorker()
             let orders = { (ids: [String]) in
-                ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) }
+                ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
             }
             try await scenario.publishStarts(orders(firstWave))
             try await scenario.participant.waitUntil("every first-wave order at its invoice") { received in

@@ -1,17 +1,24 @@
 import Foundation
 import Testing
+import WaybillTestSupport
 import WaybillWorker
 
 /// The config file and the environment map onto WorkerConfiguration as docs/configuration.md says.
 struct ConfigurationTests {
-    static func file(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-\(UUID().uuidString).yaml")
-        try text.write(to: path, atomically: true, encoding: .utf8)
-        return path.path
+    /// Where this test's config files go; Swift Testing makes a suite value per test, so each test has its own.
+    let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory() }
+
+    /// Writes `text` to a new config file and returns its path.
+    func configFile(_ text: String) throws -> String {
+        let path = directory.file("waybill-\(UUID().uuidString).yaml")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
     }
 
     @Test func fileThenEnvironmentWhichWins() throws {
-        let file = try Self.file(
+        let file = try configFile(
             "worker_id: w1\nbatch_size: 64\nsynchronous: normal\ninbox_retention_hours: 24\ndatabase: /tmp/w1.sqlite\n")
         let configuration = try WorkerConfiguration.load(
             file: file, environment: ["WAYBILL_BATCH_SIZE": "128", "WAYBILL_AMQP_PASSWORD": "s3cret"])
@@ -51,7 +58,7 @@ struct ConfigurationTests {
     }
 
     @Test func unknownFileKeyIsRefused() throws {
-        let file = try Self.file("batch_sise: 10\n")
+        let file = try configFile("batch_sise: 10\n")
         do {
             _ = try WorkerConfiguration.load(file: file, environment: [:])
             Issue.record("an unknown key was accepted")
@@ -72,7 +79,7 @@ struct ConfigurationTests {
             #expect(error.message == "\(missing): cannot read the config file; check the path and its permissions")
             #expect(error.cause != nil)
         }
-        let list = try Self.file("- worker_id\n- w1\n")
+        let list = try configFile("- worker_id\n- w1\n")
         do {
             _ = try WorkerConfiguration.load(file: list, environment: [:])
             Issue.record("a YAML list was accepted as a config file")

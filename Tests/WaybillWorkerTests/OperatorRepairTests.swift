@@ -7,7 +7,7 @@ import Testing
 import WaybillDefinition
 import WaybillTestSupport
 
-/// Issue 5's end-to-end check: a participant fails a step after the pivot, the operator finds the saga with
+/// The operator's repair path end to end: a participant fails a step after the pivot, the operator finds the saga with
 /// `waybill sagas stuck`, repairs it with `waybill sagas skip` / `retry` (the real CLI binary, over the worker's
 /// control queue), and the journal records who did it and why.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))

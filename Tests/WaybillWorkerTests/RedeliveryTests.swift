@@ -34,7 +34,7 @@ struct RedeliveryTests {
     func duplicateStart() async throws {
         try await Scenario.run { scenario in
             let worker = try await scenario.startWorker()
-            let body = Data(JSONText.encode(Scenario.order("o-d", lines: [("A", 1)])).utf8)
+            let body = Data(JSONText.encode(OrderJSON.order("o-d", lines: [("A", 1)])).utf8)
             try await scenario.publishStarts([body, body])
             try await scenario.waitForStatus("o-d", .completed, in: worker)
             try await scenario.waitForEvent("order.completed", of: "o-d")

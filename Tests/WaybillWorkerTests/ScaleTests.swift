@@ -18,7 +18,7 @@ struct ScaleTests {
             let second = try await scenario.startWorker(2)
             let ids = (0..<50).map { "o-\($0)" }
             // Every order twice: the duplicate must reach the worker that owns the saga, and be absorbed there.
-            let bodies = ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1)])).utf8) }
+            let bodies = ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
             try await scenario.publishStarts(bodies + bodies)
             try await eventually("50 orders completed", seconds: 60) {
                 scenario.observer.count("order.completed") >= ids.count
@@ -62,7 +62,7 @@ struct ScaleTests {
                 batches.withLock { $0 = ($0.count + 1, $0.inputs + timing.inputs) }
             })
             let ids = (0..<count).map { "o-\($0)" }
-            let bodies = ids.map { Data(JSONText.encode(Scenario.order($0, lines: [("A", 1), ("B", 2)])).utf8) }
+            let bodies = ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1), ("B", 2)])).utf8) }
             let clock = ContinuousClock()
             let started = clock.now
             try await scenario.publishStarts(bodies)

@@ -110,9 +110,7 @@ final class Participant: Sendable {
 
     /// Stock from a fixed table: `(warehouse, sku, quantity)`.
     static func table(_ rows: [(String, String, Int)]) -> Stock {
-        let value = JSONValue.array(
-            rows.map { row in ["warehouse": .string(row.0), "sku": .string(row.1), "quantity": .number(Double(row.2))] }
-        )
+        let value = OrderJSON.stock(rows)
         return { _, _ in value }
     }
 

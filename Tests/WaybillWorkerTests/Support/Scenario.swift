@@ -100,17 +100,15 @@ final class RunningWorker: Sendable {
             }
         }
         do {
-            try await withThrowingTaskGroup(of: Void.self) { waits in
-                waits.addTask { await worker.waitUntilRunning() }
-                waits.addTask {
-                    for await reason in exits { throw WorkerFailure(message: reason) }
+            try await within(60, "worker \(configuration.workerId) to run") {
+                try await withThrowingTaskGroup(of: Void.self) { waits in
+                    waits.addTask { await worker.waitUntilRunning() }
+                    waits.addTask {
+                        for await reason in exits { throw WorkerFailure(message: reason) }
+                    }
+                    defer { waits.cancelAll() }
+                    try await waits.next()
                 }
-                waits.addTask {
-                    try await Task.sleep(for: .seconds(60))
-                    throw TimedOut(what: "worker \(configuration.workerId) to run", seconds: 60)
-                }
-                defer { waits.cancelAll() }
-                try await waits.next()
             }
         } catch {
             task.cancel()
@@ -147,7 +145,8 @@ struct WorkerFailure: Error, CustomStringConvertible {
 /// observer and the workers. ``Scenario/run(edits:stock:script:_:)`` builds it, runs the test and tears it all down.
 final class Scenario: Sendable {
     let names: TestNames
-    let directory: URL
+    /// The test's files: the workflow copy, the workers' databases, worker logs. Removed when the scenario is released.
+    let scratch: TemporaryDirectory
     let client: AMQPClient
     let participant: Participant
     let observer: EventObserver
@@ -179,8 +178,8 @@ final class Scenario: Sendable {
     ) async throws {
         let names = TestNames()
         self.names = names
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("waybill-e2e-\(names.tag)")
-        let workflows = directory.appendingPathComponent("Workflows")
+        scratch = try TemporaryDirectory()
+        let workflows = scratch.url.appendingPathComponent("Workflows")
         try FileManager.default.createDirectory(at: workflows, withIntermediateDirectories: true)
         try Self.writeWorkflow(edits, names: names, to: workflows)
 
@@ -209,17 +208,15 @@ final class Scenario: Sendable {
         }
     }
 
-    var workflowsDirectory: String { directory.appendingPathComponent("Workflows").path }
+    var workflowsDirectory: String { scratch.file("Workflows") }
 
     /// Replaces the test's workflow file (workers read it when they start).
     func rewriteWorkflow(_ edits: WorkflowEdits) throws {
-        try Self.writeWorkflow(edits, names: names, to: directory.appendingPathComponent("Workflows"))
+        try Self.writeWorkflow(edits, names: names, to: scratch.url.appendingPathComponent("Workflows"))
     }
 
     private static func writeWorkflow(_ edits: WorkflowEdits, names: TestNames, to directory: URL) throws {
-        let original = try String(
-            contentsOf: TestBroker.repository.appendingPathComponent("Workflows/order-fulfillment.yaml"),
-            encoding: .utf8)
+        let original = try String(contentsOf: Repository.workflow("order-fulfillment.yaml"), encoding: .utf8)
         try edits.apply(to: original, names: names).write(
             to: directory.appendingPathComponent("order-fulfillment.yaml"), atomically: true, encoding: .utf8)
     }
@@ -229,7 +226,7 @@ final class Scenario: Sendable {
         var configuration = WorkerConfiguration()
         configuration.workerId = names.workerId(index)
         configuration.amqpURL = try #require(TestBroker.url)
-        configuration.databasePath = directory.appendingPathComponent("\(names.workerId(index)).sqlite").path
+        configuration.databasePath = scratch.file("\(names.workerId(index)).sqlite")
         configuration.workflowsDirectory = workflowsDirectory
         configuration.commandsExchange = names.commandsExchange
         configuration.eventsExchange = names.eventsExchange
@@ -252,14 +249,6 @@ final class Scenario: Sendable {
         return worker
     }
 
-    /// The body of an order: `{"orderId": ..., "lines": [{"sku": ..., "quantity": ...}]}`.
-    static func order(_ id: String, lines: [(String, Int)]) -> JSONValue {
-        [
-            "orderId": .string(id),
-            "lines": .array(lines.map { ["sku": .string($0.0), "quantity": .number(Double($0.1))] }),
-        ]
-    }
-
     /// Publishes start messages (one confirm wait for all of them) to the test's trigger exchange.
     func publishStarts(_ bodies: [Data], messageIds: [String?]? = nil) async throws {
         let messages = bodies.enumerated().map { index, body in
@@ -276,7 +265,8 @@ final class Scenario: Sendable {
 
     /// Places one order.
     func placeOrder(_ id: String, lines: [(String, Int)] = [("sku-1", 1)], messageId: String? = nil) async throws {
-        try await publishStarts([Data(JSONText.encode(Self.order(id, lines: lines)).utf8)], messageIds: [messageId])
+        try await publishStarts(
+            [Data(JSONText.encode(OrderJSON.order(id, lines: lines)).utf8)], messageIds: [messageId])
     }
 
     func key(_ sagaId: String) -> SagaKey { SagaKey(workflow: names.workflow, id: sagaId) }
@@ -313,8 +303,8 @@ final class Scenario: Sendable {
         try await observer.waitFor(type, of: sagaId, seconds: seconds)
     }
 
-    /// Stops the workers, cancels the participant and the observer, deletes the test's queues and exchanges and its
-    /// temporary directory.
+    /// Stops the workers, cancels the participant and the observer, and deletes the test's queues and exchanges (its
+    /// files go with ``scratch``).
     func tearDown() async throws {
         let running = workers.withLock { workers in
             defer { workers.removeAll() }
@@ -350,7 +340,6 @@ final class Scenario: Sendable {
             try? await client.deleteExchange(exchange)
         }
         await client.close()
-        try? FileManager.default.removeItem(at: directory)
         if let failure { throw failure }
     }
 }

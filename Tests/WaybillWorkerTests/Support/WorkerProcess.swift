@@ -17,7 +17,7 @@ final class WorkerProcess: Sendable {
             ?? ".build"
         let base =
             scratch.hasPrefix("/")
-            ? URL(fileURLWithPath: scratch) : TestBroker.repository.appendingPathComponent(scratch)
+            ? URL(fileURLWithPath: scratch) : Repository.root.appendingPathComponent(scratch)
         let binary = base.appendingPathComponent("debug/waybill")
         try #require(
             FileManager.default.isExecutableFile(atPath: binary.path),

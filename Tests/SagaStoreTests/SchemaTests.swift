@@ -1,0 +1,146 @@
+import GRDB
+import Testing
+import WaybillTestSupport
+
+@testable import SagaEngine
+@testable import SagaStore
+
+/// The schema and the connection settings a store opens with: migrations, pragmas, the indexes queries use, and
+/// the refusal of a schema this binary does not know.
+@Suite struct SchemaTests {
+    @Test func migrationsCreateTheSchemaAndAreIdempotentOnReopen() throws {
+        let directory = try TemporaryDirectory()
+        for _ in 0..<3 {
+            let store = try SagaStore.open(in: directory)
+            let (tables, indexes, migrations) = try store.pool.read { db in
+                (
+                    Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")),
+                    Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'")),
+                    try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
+                )
+            }
+            #expect(
+                tables.isSuperset(of: ["workflow_definitions", "sagas", "journal", "inbox", "outbox", "timers"]))
+            #expect(
+                indexes.isSuperset(of: [
+                    "sagas_by_status", "sagas_by_step", "sagas_by_updated_at", "timers_by_due_at", "journal_by_saga",
+                    "inbox_by_at",
+                ]))
+            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time"])
+            try store.close()
+        }
+    }
+
+    @Test func walAndFullSynchronousByDefault() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        #expect(try store.writerPragma("journal_mode") == "wal")
+        #expect(try store.writerPragma("synchronous") == "2")
+        #expect(store.configuration.durability == .full)
+    }
+
+    @Test func normalDurabilityIsAnExplicitOptIn() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory, durability: .normal)
+        #expect(try store.writerPragma("journal_mode") == "wal")
+        #expect(try store.writerPragma("synchronous") == "1")
+    }
+
+    @Test func aSchemaFromANewerBinaryIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.pool.write { db in
+            try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
+        }
+        try store.close()
+        for readOnly in [false, true] {
+            #expect {
+                try SagaStore.open(in: directory, readOnly: readOnly)
+            } throws: { error in
+                let error = try #require(error as? SagaStoreError)
+                return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
+                    && error.message.contains("schema version 3 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 2 ('v2-inbox-by-time')")
+            }
+        }
+    }
+
+    @Test func readOnlyOpenReadsAnOlderSchemaThatHasWhatReadsNeed() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.pool.write { db in
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2-inbox-by-time'")
+        }
+        try store.close()
+        let reader = try SagaStore.open(in: directory, readOnly: true)
+        #expect(try reader.dueTimers(before: Timestamp(milliseconds: 0), limit: 1).isEmpty)
+        try reader.close()
+    }
+
+    @Test func readOnlyOpenOfAFileWithoutTheReadableSchemaNamesBothVersions() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.pool.write { db in
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v1-sagas-journal-inbox-outbox-timers'")
+        }
+        try store.close()
+        #expect {
+            try SagaStore.open(in: directory, readOnly: true)
+        } throws: { error in
+            let error = try #require(error as? SagaStoreError)
+            return error.code == .schemaMismatch
+                && error.message.contains("has schema version 1 ('v2-inbox-by-time')")
+                && error.message.contains(
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 2 "
+                        + "('v2-inbox-by-time')")
+        }
+    }
+
+    @Test func journalIsAppendOnly() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.commit([Fixtures.change("ord-1")])
+        #expect(throws: DatabaseError.self) {
+            try store.pool.write { db in try db.execute(sql: "UPDATE journal SET detail = 'rewritten'") }
+        }
+        #expect(throws: DatabaseError.self) {
+            try store.pool.write { db in try db.execute(sql: "DELETE FROM journal") }
+        }
+        #expect(try store.journal(of: Fixtures.key("ord-1")).map(\.entry.detail) == ["reply ok"])
+    }
+
+    @Test func queriesUseTheirIndexes() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let plans: [(String, StatementArguments, String)] = [
+            (SagaStore.loadSagasSQL(count: 3), ["w", "a", "w", "b", "w", "c"], "sqlite_autoindex_sagas_1"),
+            ("SELECT message_id FROM inbox WHERE message_id IN (?, ?)", ["a", "b"], "PRIMARY KEY"),
+            ("SELECT MIN(due_at) FROM timers", [], "timers_by_due_at"),
+            ("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at LIMIT 5", [1], "timers_by_due_at"),
+            ("SELECT * FROM journal WHERE workflow = ? AND saga_id = ? ORDER BY id", ["w", "a"], "journal_by_saga"),
+            ("SELECT * FROM sagas WHERE status = ? ORDER BY updated_at", ["running"], "sagas_by_status"),
+            ("SELECT * FROM sagas WHERE workflow = ? AND current_step = ?", ["w", "ship"], "sagas_by_step"),
+            ("SELECT * FROM sagas ORDER BY updated_at LIMIT 10", [], "sagas_by_updated_at"),
+        ]
+        for (sql, arguments, index) in plans {
+            let plan = try store.pool.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: arguments).map {
+                    $0["detail"] as String
+                }
+            }
+            #expect(plan.contains { $0.contains(index) }, "\(sql) does not use \(index): \(plan)")
+            #expect(!plan.contains { $0 == "SCAN sagas" || $0 == "SCAN inbox" }, "\(sql) scans a whole table: \(plan)")
+        }
+    }
+}
+
+/// The page size, checkpoint interval and cache of a new store.
+@Suite struct TuningTests {
+    @Test func newStoresUseLargePagesAndALargerCheckpointInterval() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        #expect(try store.writerPragma("page_size") == String(SagaStore.pageSize))
+        #expect(try store.writerPragma("wal_autocheckpoint") == String(SagaStore.checkpointPages))
+        #expect(try store.writerPragma("cache_size") == "-65536")
+    }
+}
