@@ -94,7 +94,16 @@ public final class ChildProcess: Sendable {
         posix_spawnattr_setsigdefault(&attributes, &defaulted)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        var result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        // ETXTBSY: the program was just written (a script a test made) and a child another thread is spawning at
+        // this moment inherited the writer's descriptor until it execs. That child lets go within moments, so the
+        // spawn is tried again a few times before it counts as a failure.
+        var busyRetries = 0
+        while result == ETXTBSY && busyRetries < 10 {
+            busyRetries += 1
+            usleep(useconds_t(5_000 * busyRetries))
+            result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        }
         guard result == 0 else {
             throw ChildProcessError(
                 .cannotStart,

@@ -67,6 +67,25 @@ import WaybillTestSupport
         #expect(error?.code == .timedOut)
     }
 
+    /// A script that is still open for writing somewhere (here in this process; in the suite, inherited by a child
+    /// that another test was spawning) cannot be executed (ETXTBSY); the start waits for the writer to let go.
+    @Test func aScriptStillOpenForWritingStartsOnceTheWriterLetsGo() async throws {
+        let directory = try TemporaryDirectory()
+        let script = directory.file("busy.sh")
+        let writer = open(script, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o755)
+        try #require(writer >= 0)
+        let body = Array("#!/bin/sh\necho started\n".utf8)
+        #expect(write(writer, body, body.count) == body.count)
+        let closer = Thread {
+            usleep(30_000)
+            close(writer)
+        }
+        closer.start()
+        let (termination, output) = try await ChildProcess.run(script, timeout: .seconds(20))
+        #expect(termination == .exited(0))
+        #expect(output == "started\n")
+    }
+
     @Test func aMissingProgramCannotStart() async throws {
         let error = #expect(throws: ChildProcessError.self) {
             try ChildProcess(executable: "/nonexistent/waybill-no-such-program", output: "/dev/null")

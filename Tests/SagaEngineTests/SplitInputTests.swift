@@ -1,6 +1,7 @@
 import SagaEngine
 import Testing
 import WaybillDefinition
+import WaybillTestSupport
 
 /// The split step's inputs (docs/workflows.md, "The split step"): inputs the engine cannot turn into a request and
 /// requests the planner rejects fail the step the same way.
@@ -15,13 +16,13 @@ struct SplitInputTests {
                 "split stock entry 0 needs string 'warehouse' and 'sku' and an integer 'quantity'"
             ),
             (
-                "an entry without warehouse name", TestWorkflows.stock([("", "A", 5)]),
+                "an entry without warehouse name", OrderJSON.stock([("", "A", 5)]),
                 "stock[0] has no warehouse name; every stock row needs its warehouse"
             ),
         ] as [(String, JSONValue, String)])
     func invalidStock(label: String, stock: JSONValue, message: String) throws {
         let saga = FulfillmentSagaTests.released(
-            stock: stock, order: TestWorkflows.order(id: "o-1", lines: [("A", 1)]))
+            stock: stock, order: OrderJSON.order("o-1", lines: [("A", 1)]))
         #expect(saga.instance.steps[2].status == .failed)
         let failure = try #require(saga.instance.failure)
         #expect(failure.step == "split")
