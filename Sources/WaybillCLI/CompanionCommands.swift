@@ -13,14 +13,12 @@ protocol CompanionCommand: ParsableCommand {
 
 extension CompanionCommand {
     /// Replaces this process with `waybill-demo <subcommand> <arguments>`. When it cannot, prints
-    /// `waybill <subcommand>: operations.cannot_run: message (cause)` and exits with status 1, or 64 (usage) when
-    /// this executable cannot tell its own path.
+    /// `waybill <subcommand>: operations.cannot_run: message (cause)` and exits with status 1.
     func run() throws {
         guard let own = Bundle.main.executablePath else {
             throw failure(
                 OperationsError(
-                    .cannotRun, "cannot tell where this waybill executable lives; run waybill-demo directly"),
-                status: .validationFailure)
+                    .cannotRun, "cannot tell where this waybill executable lives; run waybill-demo directly"))
         }
         let companion = ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
             "waybill-demo")
@@ -45,9 +43,9 @@ extension CompanionCommand {
     }
 
     /// Prints `error` as the command's one error line and gives the exit status to throw.
-    private func failure(_ error: OperationsError, status: ExitCode = ExitCode(1)) -> ExitCode {
+    private func failure(_ error: OperationsError) -> ExitCode {
         Operator.note("waybill \(Self.companionSubcommand): \(error)\n")
-        return status
+        return ExitCode(error.exitCode)
     }
 }
 

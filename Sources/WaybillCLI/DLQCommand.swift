@@ -159,7 +159,7 @@ struct DLQReplayCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Operator.run("dlq replay") {
-            guard let reason, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+            guard let reason, !reason.allSatisfy(\.isWhitespace) else {
                 throw OperationsError(.badArgument, "--reason is required: say why the message can go through now")
             }
             guard all != !ids.isEmpty else {

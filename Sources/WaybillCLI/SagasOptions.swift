@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SagaEngine
+import SagaStore
 import WaybillOperations
 import WaybillWorker
 
@@ -115,9 +116,7 @@ struct CommonFilterOptions: ParsableArguments {
 /// Helpers every operator command shares: the clock, output, and turning errors into one line and an exit code.
 enum Operator {
     /// Now, in the engine's milliseconds.
-    static func now() -> Timestamp {
-        Timestamp(milliseconds: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)))
-    }
+    static func now() -> Timestamp { Timestamp.now() }
 
     /// Writes to standard output.
     static func print(_ text: String) {

@@ -86,7 +86,7 @@ struct RepairFlow {
 
     func run() async throws {
         try await Operator.run(command) {
-            guard let reason = repair.reason, !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+            guard let reason = repair.reason, !reason.allSatisfy(\.isWhitespace) else {
                 throw OperationsError(
                     .badArgument, "--reason is required: say why (it goes to the saga's journal with --by)")
             }
