@@ -248,6 +248,18 @@ final class DemoStage: Sendable {
         }
     }
 
+    /// The queues a run reads from: the workflow's start queue, the worker's partition, reply and control queues, and
+    /// the participants' queue.
+    private var runQueues: [String] {
+        let name = workflow.name
+        let workerId = setup.names.workerId
+        return [
+            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
+            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
+            setup.names.participantsQueue,
+        ]
+    }
+
     /// Empties the queues an earlier, interrupted run under the same names may have left messages in (starts,
     /// replies, commands), so that they do not run against this run's fresh database and participants.
     ///
@@ -255,14 +267,7 @@ final class DemoStage: Sendable {
     /// (right after the broker restarted) crashes its dead-letter worker in RabbitMQ 3.10, and enough such crashes
     /// take down the node's dead-letter supervisor, after which no such queue can be declared until a restart.
     private func clearLeftovers() async throws {
-        let name = workflow.name
-        let workerId = setup.names.workerId
-        let queues = [
-            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
-            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
-            setup.names.participantsQueue,
-        ]
-        for queue in queues {
+        for queue in runQueues {
             let drained = await QueueDrain.drain(queue, on: driver)
             if drained > 0 { logger.info("drained \(drained) messages an earlier run left in \(queue)") }
         }
@@ -270,19 +275,11 @@ final class DemoStage: Sendable {
 
     /// Deletes every queue and exchange the run declared (best effort; the queues are long past their start).
     private func removeTopology() async {
-        let name = workflow.name
-        let workerId = setup.names.workerId
-        let queues = [
-            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
-            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
-            setup.names.participantsQueue,
-            setup.names.deadLetterQueue,
-        ]
-        for queue in queues {
+        for queue in runQueues + [setup.names.deadLetterQueue] {
             _ = try? await driver.deleteQueue(queue)
         }
         let exchanges = [
-            WorkerTopology.partitionExchange(name),
+            WorkerTopology.partitionExchange(workflow.name),
             workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
             setup.names.deadLetterExchange,
         ]
