@@ -51,6 +51,16 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
             self.maxDelay = maxDelay
             self.multiplier = multiplier
         }
+
+        /// The wait after `delay` failed again: `delay` times ``multiplier``, at most ``maxDelay``.
+        public func delay(after delay: Duration) -> Duration {
+            min(delay * max(1, multiplier), maxDelay)
+        }
+
+        /// `delay` shortened by a random share of up to half, so that many clients do not retry in lockstep.
+        public func jittered(_ delay: Duration) -> Duration {
+            delay * Double.random(in: 0.5...1)
+        }
     }
 
     /// Broker host name or address.

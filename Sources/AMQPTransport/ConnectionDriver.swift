@@ -114,7 +114,7 @@ final class ConnectionDriver {
         var attempt = 0
         while !finished {
             // Jitter spreads the reconnects of many workers after a broker restart.
-            pause(for: delay * Double.random(in: 0.5...1))
+            pause(for: configuration.reconnect.jittered(delay))
             if finished { return }
             attempt += 1
             do {
@@ -123,7 +123,7 @@ final class ConnectionDriver {
                     "AMQP reconnected", metadata: ["attempt": "\(attempt)", "broker": "\(configuration)"])
                 return
             } catch {
-                let next = min(delay * max(1, configuration.reconnect.multiplier), configuration.reconnect.maxDelay)
+                let next = configuration.reconnect.delay(after: delay)
                 logger.warning(
                     "AMQP reconnect attempt failed",
                     metadata: ["attempt": "\(attempt)", "error": "\(error)", "retry_in": "\(next)"])

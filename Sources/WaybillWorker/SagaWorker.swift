@@ -53,8 +53,12 @@ public final class SagaWorker: Service, Sendable {
         defer { try? store.close() }
         let registry = try DefinitionRegistry(
             directory: configuration.workflowsDirectory, store: store, now: .now())
-        let client = try AMQPClient(configuration: amqpConfiguration(), logger: logger)
-        try await client.connect()
+        let amqp = try amqpConfiguration()
+        let client = try AMQPClient(configuration: amqp, logger: logger)
+        guard try await connectWaitingForBroker(client, configuration: amqp) else {
+            await client.close()
+            return
+        }
         do {
             try await runConnected(client: client, store: store, registry: registry)
         } catch {
@@ -62,6 +66,42 @@ public final class SagaWorker: Service, Sendable {
             throw error
         }
         await client.close()
+    }
+
+    /// Connects `client`, waiting for the broker as long as it takes: a broker that is down or still starting never
+    /// makes the worker exit. Each failed attempt logs one line and waits the connection's reconnect backoff
+    /// (jittered); the worker is not running, and so not ready, meanwhile. A graceful shutdown ends the wait and
+    /// returns `false`. A refused login, a TLS failure or a bad address still fail at once: waiting cannot fix them.
+    private func connectWaitingForBroker(
+        _ client: AMQPClient, configuration amqp: AMQPConfiguration
+    ) async throws
+        -> Bool
+    {
+        var delay = amqp.reconnect.initialDelay
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try await client.connect()
+                if attempt > 1 {
+                    logger.notice("connected to the broker", metadata: ["attempt": "\(attempt)", "broker": "\(amqp)"])
+                }
+                return true
+            } catch let error as AMQPError where error.code == .connectionFailed {
+                let wait = amqp.reconnect.jittered(delay)
+                logger.warning(
+                    "waiting for the broker",
+                    metadata: [
+                        "attempt": "\(attempt)", "broker": "\(amqp)", "error": "\(error)", "retry_in": "\(wait)",
+                    ])
+                delay = amqp.reconnect.delay(after: delay)
+                _ = await cancelWhenGracefulShutdown { try? await Task.sleep(for: wait) }
+                if Task.isShuttingDownGracefully || Task.isCancelled {
+                    logger.notice("stopped while waiting for the broker", metadata: ["attempts": "\(attempt)"])
+                    return false
+                }
+            }
+        }
     }
 
     private func amqpConfiguration() throws -> AMQPConfiguration {

@@ -5,9 +5,12 @@ import Synchronization
 /// A TCP relay on 127.0.0.1 between a client and the real broker, for faults the broker cannot be asked
 /// for: it can hold back everything the broker sends on the connections open so far (so publisher
 /// confirms and heartbeats never arrive) and cut every connection abruptly (a dead network rather than a
-/// polite connection.close). Later connections are relayed normally, so the client can reconnect.
-final class FaultyLink: Sendable {
-    let port: UInt16
+/// polite connection.close). Later connections are relayed normally, so the client can reconnect. Made with
+/// `refusing: true` it stands in for a broker that is down: it accepts each connection and closes it at once, until
+/// ``relayNewConnections()``.
+public final class FaultyLink: Sendable {
+    /// The port it listens on (127.0.0.1).
+    public let port: UInt16
     private let listener: Int32
     private let brokerPort: UInt16
     private let control = Mutex(Control())
@@ -18,10 +21,15 @@ final class FaultyLink: Sendable {
         var cutRequested = false
         var stopped = false
         var accepted = 0
+        var refusing = false
+        var refused = 0
     }
 
-    init(brokerPort: UInt16) throws {
+    /// Listens on a free port and relays to the broker on `brokerPort`; `refusing` closes every new connection
+    /// until ``relayNewConnections()``.
+    public init(brokerPort: UInt16, refusing: Bool = false) throws {
         self.brokerPort = brokerPort
+        control.withLock { $0.refusing = refusing }
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.listener = listener
         var address = Self.loopback(port: 0)
@@ -41,18 +49,24 @@ final class FaultyLink: Sendable {
         thread.start()
     }
 
-    /// Connections accepted so far.
-    var acceptedConnections: Int { control.withLock { $0.accepted } }
+    /// Connections relayed so far.
+    public var acceptedConnections: Int { control.withLock { $0.accepted } }
+
+    /// Connections closed at once while refusing.
+    public var refusedConnections: Int { control.withLock { $0.refused } }
+
+    /// Stops refusing: connections from now on are relayed to the broker.
+    public func relayNewConnections() { control.withLock { $0.refusing = false } }
 
     /// Stops forwarding the broker's bytes to the client on every connection open now (they wait in the
     /// kernel's buffers).
-    func holdBrokerBytes() { control.withLock { $0.holdBelow = $0.accepted } }
+    public func holdBrokerBytes() { control.withLock { $0.holdBelow = $0.accepted } }
 
     /// Closes every relayed connection at once, without any AMQP goodbye.
-    func cut() { control.withLock { $0.cutRequested = true } }
+    public func cut() { control.withLock { $0.cutRequested = true } }
 
     /// Ends the relay thread and closes its sockets.
-    func stop() { control.withLock { $0.stopped = true } }
+    public func stop() { control.withLock { $0.stopped = true } }
 
     private static func loopback(port: UInt16) -> sockaddr_in {
         var address = sockaddr_in()
@@ -90,7 +104,15 @@ final class FaultyLink: Sendable {
             }
             guard poll(&descriptors, nfds_t(descriptors.count), 20) > 0 else { continue }
             let polledPairs = pairs.count
-            if descriptors[0].revents & Int16(POLLIN) != 0 {
+            if descriptors[0].revents & Int16(POLLIN) != 0,
+                control.withLock({ state in
+                    guard state.refusing else { return false }
+                    state.refused += 1
+                    return true
+                })
+            {
+                close(accept(listener, nil, nil))
+            } else if descriptors[0].revents & Int16(POLLIN) != 0 {
                 let client = accept(listener, nil, nil)
                 let broker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
                 var address = Self.loopback(port: brokerPort)
