@@ -245,10 +245,12 @@ private struct Collector {
     let idle: Duration
     let iterator: IteratorBox
 
-    /// `@unchecked Sendable` because an async iterator is not `Sendable`, yet it must be driven from a child task so
-    /// that an idle timeout can race it. Safe: `next()` touches the iterator only inside its task group, whose one
+    /// Holds the consumer's async iterator, which is not `Sendable` but must be driven from a child task so that an
+    /// idle timeout can race it.
+    ///
+    /// Why the unchecked conformance is safe: `next()` touches the iterator only inside its task group, whose one
     /// reading child finishes (the group awaits it, even when cancelled) before `next()` returns, and `take` never
-    /// calls `next()` concurrently. So at most one task uses the iterator at any time.
+    /// calls `next()` concurrently, so at most one task uses the iterator at any time.
     final class IteratorBox: @unchecked Sendable {
         var iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator
         init(_ iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator) { self.iterator = iterator }
