@@ -40,7 +40,8 @@ let package = Package(
         .target(
             name: "SagaStore",
             dependencies: [
-                "CodedError", "WaybillDefinition", "SagaEngine", .product(name: "GRDB", package: "GRDB.swift"),
+                "CodedError", "WaybillDefinition", "SagaEngine", "SeededRandom",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         // rabbitmq-c 0.11 (Debian's librabbitmq-dev); imported only by AMQPTransport.

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SagaEngine
+import Synchronization
 import WaybillDefinition
 
 /// The worker's durable memory: sagas, their journal, the inbox of processed message ids, the outbox of
@@ -58,6 +59,8 @@ public final class SagaStore: Sendable {
     public let configuration: Configuration
     /// Internal so tests can inspect pragmas and raw rows.
     let pool: DatabasePool
+    /// The fence epoch this store claimed (``claim(owner:at:)``); once claimed, every write checks it.
+    let fence = Mutex(FenceState.unclaimed)
 
     /// Opens (creating and migrating when writable) the store at `configuration.path`.
     ///
@@ -139,6 +142,7 @@ public final class SagaStore: Sendable {
                 var outboxIds: [Int64] = []
                 outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
                 try db.inTransaction(.immediate) {
+                    try checkFence(db)
                     let statements = try WriteStatements(db)
                     for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
                     return .commit
@@ -155,7 +159,7 @@ public final class SagaStore: Sendable {
         guard !ids.isEmpty else { return }
         try checkWritable("deleting confirmed outbox messages")
         do {
-            try pool.write { db in
+            try fencedWrite { db in
                 for chunk in ids.chunked(by: Self.chunkSize) {
                     try db.execute(
                         sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
@@ -174,7 +178,7 @@ public final class SagaStore: Sendable {
         let hash = ContentHash.sha256Hex(Array(source.utf8))
         try checkWritable("storing a workflow definition")
         do {
-            try pool.write { db in
+            try fencedWrite { db in
                 try db.execute(
                     sql: """
                         INSERT INTO workflow_definitions (hash, name, version, source, first_seen_at)
@@ -231,7 +235,7 @@ public final class SagaStore: Sendable {
     public func pruneInbox(before: Timestamp, limit: Int = 10_000) throws -> Int {
         try checkWritable("pruning the inbox")
         do {
-            return try pool.write { db in
+            return try fencedWrite { db in
                 try db.execute(
                     sql: """
                         DELETE FROM inbox WHERE message_id IN

@@ -42,6 +42,13 @@ extension ErrorCode where Domain == SagaStoreErrorDomain {
     public static let duplicateMessage = Self(rawValue: "store.duplicate_message")
     /// A uniqueness or integrity rule of the schema was broken (e.g. an outbox message id used twice).
     public static let constraintViolation = Self(rawValue: "store.constraint_violation")
+    /// Another worker claimed this partition after this store did (its epoch moved on): the store refuses every
+    /// write, and the worker must stop touching the partition.
+    public static let fenced = Self(rawValue: "store.fenced")
+    /// A pool's data directory has another partition count than the one asked for (or one out of range).
+    public static let partitionCountMismatch = Self(rawValue: "store.partition_count_mismatch")
+    /// A live worker already holds the member lock of this worker id in the pool's data directory.
+    public static let memberIdInUse = Self(rawValue: "store.member_id_in_use")
     /// Any other SQLite failure.
     public static let sqlite = Self(rawValue: "store.sqlite_error")
 }

@@ -88,6 +88,26 @@ enum Schema {
             // Lets the worker forget old inbox marks without scanning the table (SagaStore.pruneInbox).
             try db.execute(sql: "CREATE INDEX inbox_by_at ON inbox (at);")
         }
+        migrator.registerMigration("v3-partition-fence") { db in
+            // The fence of a pool partition (SagaStore.claim): the current epoch and its owner, one row; every write
+            // of a claimed store checks the epoch. The history keeps every claim, so a check can prove that no two
+            // workers held the partition at once.
+            try db.execute(
+                sql: """
+                    CREATE TABLE fence (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        epoch INTEGER NOT NULL,
+                        owner TEXT NOT NULL,
+                        claimed_at INTEGER NOT NULL
+                    );
+                    CREATE TABLE fence_history (
+                        epoch INTEGER PRIMARY KEY,
+                        owner TEXT NOT NULL,
+                        claimed_at INTEGER NOT NULL,
+                        released_at INTEGER
+                    );
+                    """)
+        }
         return migrator
     }
 

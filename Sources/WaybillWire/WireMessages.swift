@@ -27,6 +27,34 @@ public enum WireHeader {
     public static let deadLetterRoutingKey = "x-waybill-routing-key"
     /// Every header a worker adds when it dead-letters a message; a replay strips them.
     public static let deadLetterHeaders = [error, deadLetterSource, deadLetterExchange, deadLetterRoutingKey]
+    /// On messages in a partition queue: what the message is, `start` (forwarded by a worker) or `control` (an
+    /// operator's repair); a message without it is a participant's reply.
+    public static let input = "waybill-input"
+}
+
+/// The queues of a worker pool, named after the pool (`pool_name`, `waybill` by default) so that several pools can
+/// share a broker.
+public enum PoolQueues {
+    /// The queue of one partition: every start, reply and repair for the partition's sagas, consumed by its owner
+    /// alone (a quorum queue with single-active-consumer), e.g. `waybill.p07`. It is the `reply_to` of the
+    /// partition's commands, so replies reach whichever worker owns the saga when they arrive.
+    public static func partition(_ partition: Int, pool: String) -> String {
+        "\(pool).\(partition < 10 ? "p0" : "p")\(partition)"
+    }
+
+    /// The partition a partition queue's name stands for, or `nil` for another name.
+    public static func partition(ofQueue queue: String, pool: String) -> Int? {
+        guard queue.hasPrefix(pool + ".p") else { return nil }
+        return Int(queue.dropFirst(pool.count + 2))
+    }
+}
+
+/// The value of ``WireHeader/input`` on the messages of a partition queue.
+public enum PartitionInput: String, Sendable {
+    /// A start message, forwarded by a worker to its saga's partition; `waybill-workflow` names the workflow.
+    case start
+    /// An operator's repair (``ControlMessage``).
+    case control
 }
 
 /// The queues every worker declares for itself, named after its worker id.
