@@ -11,8 +11,8 @@ import Yams
 /// (`WAYBILL_AMQP_PASSWORD_FILE`); never from a command-line argument, so it does not show in `ps`, and
 /// ``description`` redacts it.
 public struct WorkerConfiguration: Sendable, CustomStringConvertible {
-    /// Names this worker: its reply queue, its start partition and the `owner` of its sagas. Keep it stable across
-    /// restarts; two live workers must not share it.
+    /// Names this worker in the pool (its member files, the `owner` of what it writes, its broker connection). Keep
+    /// it stable across restarts; two live workers of one pool cannot share it (the second one refuses to start).
     public var workerId: String = WorkerConfiguration.defaultWorkerId()
     /// `amqp://user@host:port/vhost` or `amqps://...`.
     public var amqpURL: String = "amqp://guest@127.0.0.1:5672/"
@@ -23,8 +23,18 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// TLS: a client certificate and key for mutual TLS.
     public var tlsCertificateFile: String?
     public var tlsKeyFile: String?
-    /// The SQLite file of this worker; one file per worker.
-    public var databasePath: String?
+    /// The pool's data directory, shared by every worker of the pool on this host: `pool.json`, one SQLite file per
+    /// partition, member files (docs/pool.md).
+    public var dataDirectory: String = ".waybill/pool"
+    /// The partition count of a new pool; `nil` takes the existing pool's count (or 16 for a new one). A worker
+    /// refuses to start when it differs from the pool's: the count changes offline (`waybill pool repartition`).
+    public var partitions: Int?
+    /// Prefix of the pool's partition queues (`<pool_name>.p07`), so several pools can share a broker.
+    public var poolName: String = "waybill"
+    /// How often the worker rewrites its member status and rebalances partitions with the other workers.
+    public var rebalanceInterval: Duration = .seconds(1)
+    /// How long a stopping worker may take to hand its partitions off before it exits anyway.
+    public var shutdownGrace: Duration = .seconds(30)
     /// The folder of workflow definitions (`*.yaml`).
     public var workflowsDirectory: String = "Workflows"
     /// Topic exchange for commands (docs/wire.md).
@@ -55,17 +65,18 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
 
     public init() {}
 
-    /// The database path, defaulting to `waybill-<workerId>.sqlite` in the working directory.
+    // Transitional: the single-file layout, removed once the worker runs partitions.
+    public var databasePath: String?
     public var resolvedDatabasePath: String { databasePath ?? "waybill-\(workerId).sqlite" }
-
-    /// The worker's reply queue.
     public var replyQueue: String { WorkerQueues.replies(forWorker: workerId) }
-    /// The worker's control queue (operator repairs).
     public var controlQueue: String { WorkerQueues.control(forWorker: workerId) }
+
+    /// The queue of one of the pool's partitions.
+    public func partitionQueue(_ partition: Int) -> String { PoolQueues.partition(partition, pool: poolName) }
 
     public var description: String {
         "worker \(workerId) amqp=\(AMQPURLText.redacted(amqpURL)) password=\(amqpPassword == nil ? "unset" : "***") "
-            + "db=\(resolvedDatabasePath) workflows=\(workflowsDirectory) batch=\(batchSize) "
+            + "data=\(dataDirectory) pool=\(poolName) workflows=\(workflowsDirectory) batch=\(batchSize) "
             + "durability=\(durability)"
     }
 
@@ -121,7 +132,11 @@ extension WorkerConfiguration {
         ("tls_ca_file", "WAYBILL_TLS_CA_FILE", "CA bundle to verify the broker (amqps)"),
         ("tls_cert_file", "WAYBILL_TLS_CERT_FILE", "client certificate (amqps, mutual TLS)"),
         ("tls_key_file", "WAYBILL_TLS_KEY_FILE", "client key (amqps, mutual TLS)"),
-        ("database", "WAYBILL_DATABASE", "SQLite file of this worker; default waybill-<worker_id>.sqlite"),
+        ("data_directory", "WAYBILL_DATA_DIRECTORY", "the pool's data directory, shared by its workers; default .waybill/pool"),
+        ("partitions", "WAYBILL_PARTITIONS", "partition count of a new pool (1-256); default 16, or the pool's"),
+        ("pool_name", "WAYBILL_POOL_NAME", "prefix of the pool's partition queues; default waybill"),
+        ("rebalance_interval_ms", "WAYBILL_REBALANCE_INTERVAL_MS", "member status and rebalance period; default 1000"),
+        ("shutdown_grace_seconds", "WAYBILL_SHUTDOWN_GRACE_SECONDS", "most time a drain may take; default 30"),
         ("workflows", "WAYBILL_WORKFLOWS", "folder of workflow YAML files; default Workflows"),
         ("commands_exchange", "WAYBILL_COMMANDS_EXCHANGE", "topic exchange for commands; default waybill.commands"),
         ("events_exchange", "WAYBILL_EVENTS_EXCHANGE", "topic exchange for milestones; default waybill.events"),
@@ -226,7 +241,23 @@ extension WorkerConfiguration {
         configuration.tlsCAFile = values["tls_ca_file"]
         configuration.tlsCertificateFile = values["tls_cert_file"]
         configuration.tlsKeyFile = values["tls_key_file"]
-        if let value = values["database"] { configuration.databasePath = value }
+        if let value = values["data_directory"] { configuration.dataDirectory = value }
+        if let value = try integer("partitions", 1...256) { configuration.partitions = value }
+        if let value = values["pool_name"] {
+            guard !value.isEmpty, value.count <= 120,
+                value.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." })
+            else {
+                throw ConfigurationError(
+                    .badValue, "pool_name: use letters, digits, '-', '_' and '.', at most 120, got '\(value)'")
+            }
+            configuration.poolName = value
+        }
+        if let value = try integer("rebalance_interval_ms", 50...60_000) {
+            configuration.rebalanceInterval = .milliseconds(value)
+        }
+        if let value = try integer("shutdown_grace_seconds", 1...3_600) {
+            configuration.shutdownGrace = .seconds(value)
+        }
         if let value = values["workflows"] { configuration.workflowsDirectory = value }
         if let value = values["commands_exchange"] { configuration.commandsExchange = value }
         if let value = values["events_exchange"] { configuration.eventsExchange = value }
