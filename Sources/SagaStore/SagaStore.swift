@@ -277,6 +277,14 @@ public final class SagaStore: Sendable {
         }
     }
 
+    /// How many sagas are not finished yet (running or compensating); read from the status index alone.
+    public func activeSagaCount() throws -> Int {
+        try read("counting active sagas") { db in
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM sagas WHERE status IN ('running', 'compensating')") ?? 0
+        }
+    }
+
     /// When the earliest timer is due, or `nil` when none is scheduled (sleep until then).
     public func nextTimerDue() throws -> Timestamp? {
         try read("reading the next timer") { db in

@@ -189,7 +189,7 @@ public enum BenchRunner {
         let samples = Mutex<(recording: Bool, durations: [Duration])>((false, []))
         let setup = StageSetup(
             broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
-            directory: options.directory, databaseName: "bench-e2e.sqlite", respond: simulator.handle,
+            directory: options.directory, poolDirectoryName: "bench-e2e-pool", respond: simulator.handle,
             batchObserver: { timing in
                 samples.withLock { samples in
                     if samples.recording { samples.durations.append(contentsOf: timing.replyToConfirmed) }

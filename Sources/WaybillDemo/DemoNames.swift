@@ -2,6 +2,7 @@ import AMQPTransport
 import CodedError
 import Foundation
 import WaybillDefinition
+import WaybillWire
 import WaybillWorker
 
 /// The names a demo run uses on the broker: the shipped ones, or every one of them prefixed by a namespace so that
@@ -48,6 +49,14 @@ public struct DemoNames: Sendable, Hashable {
     /// The workflow's name under this namespace.
     public func workflowName(_ name: String) -> String { prefixed(name, "-") }
 
+    /// The prefix of the pool's partition queues.
+    public var poolName: String { prefixed("waybill") }
+
+    /// The queues of a pool with `count` partitions under these names.
+    public func partitionQueues(count: Int) -> [String] {
+        (0..<count).map { PoolQueues.partition($0, pool: poolName) }
+    }
+
     /// A worker configuration with these names; the caller sets the broker, database and workflows folder.
     public func workerConfiguration() -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
@@ -56,6 +65,7 @@ public struct DemoNames: Sendable, Hashable {
         configuration.eventsExchange = eventsExchange
         configuration.deadLetterExchange = deadLetterExchange
         configuration.deadLetterQueue = deadLetterQueue
+        configuration.poolName = poolName
         return configuration
     }
 

@@ -52,7 +52,7 @@ struct StageSetup: Sendable {
     /// Folder for the database and the workflow copy; created when missing.
     var directory: String
     /// The database file name inside `directory`; an existing file is replaced.
-    var databaseName: String = "demo.sqlite"
+    var poolDirectoryName: String = "pool"
     /// How participants answer.
     var respond: ParticipantService.Responder
     /// Applied to the worker configuration after the names, broker, database and workflows are set.
@@ -74,19 +74,19 @@ final class DemoStage: Sendable {
     let setup: StageSetup
     /// The workflow as the worker runs it (renamed under a namespace).
     let workflow: WorkflowDefinition
-    /// The database file of the worker.
-    let databasePath: String
+    /// The pool's data directory.
+    let dataDirectory: String
     let monitor: SagaMonitor
     private let driver: AMQPClient
     private let servicesRunning = Atomic<Bool>(true)
     private let logger: Logger
 
     private init(
-        setup: StageSetup, workflow: WorkflowDefinition, databasePath: String, driver: AMQPClient, logger: Logger
+        setup: StageSetup, workflow: WorkflowDefinition, dataDirectory: String, driver: AMQPClient, logger: Logger
     ) {
         self.setup = setup
         self.workflow = workflow
-        self.databasePath = databasePath
+        self.dataDirectory = dataDirectory
         self.driver = driver
         self.logger = logger
         monitor = SagaMonitor(
@@ -103,8 +103,8 @@ final class DemoStage: Sendable {
         _ setup: StageSetup, logger: Logger, body: @escaping @Sendable (DemoStage) async throws -> T
     ) async throws -> T {
         let (workflow, workflowsDirectory) = try prepareWorkflow(setup)
-        let databasePath = (setup.directory as NSString).appendingPathComponent(setup.databaseName)
-        try removeDatabase(databasePath)
+        let dataDirectory = (setup.directory as NSString).appendingPathComponent(setup.poolDirectoryName)
+        try removePool(dataDirectory)
 
         let driver = try AMQPClient(
             configuration: try setup.broker.amqpConfiguration(name: "waybill-demo-driver"), logger: logger)
@@ -120,7 +120,7 @@ final class DemoStage: Sendable {
         do {
             try await participantsClient.connect()
             let stage = DemoStage(
-                setup: setup, workflow: workflow, databasePath: databasePath, driver: driver, logger: logger)
+                setup: setup, workflow: workflow, dataDirectory: dataDirectory, driver: driver, logger: logger)
             try await stage.clearLeftovers()
             let value = try await stage.runServices(
                 participantsClient: participantsClient, workflowsDirectory: workflowsDirectory, body: body)
@@ -142,7 +142,7 @@ final class DemoStage: Sendable {
         var configuration = setup.names.workerConfiguration()
         configuration.amqpURL = setup.broker.url
         configuration.amqpPassword = setup.broker.password
-        configuration.databasePath = databasePath
+        configuration.dataDirectory = dataDirectory
         configuration.workflowsDirectory = workflowsDirectory
         setup.tuneWorker(&configuration)
         var workerLogger = logger
@@ -237,27 +237,21 @@ final class DemoStage: Sendable {
         }
     }
 
-    private static func removeDatabase(_ path: String) throws {
+    private static func removePool(_ path: String) throws {
         let manager = FileManager.default
-        for suffix in ["", "-wal", "-shm"] where manager.fileExists(atPath: path + suffix) {
-            do {
-                try manager.removeItem(atPath: path + suffix)
-            } catch {
-                throw DemoError(.fileProblem, "cannot remove the previous demo database \(path + suffix)", cause: error)
-            }
+        guard manager.fileExists(atPath: path) else { return }
+        do {
+            try manager.removeItem(atPath: path)
+        } catch {
+            throw DemoError(.fileProblem, "cannot remove the previous demo pool \(path)", cause: error)
         }
     }
 
-    /// The queues a run reads from: the workflow's start queue, the worker's partition, reply and control queues, and
-    /// the participants' queue.
+    /// The queues a run reads from: the workflow's start queue, the pool's partition queues and the participants'
+    /// queue.
     private var runQueues: [String] {
-        let name = workflow.name
-        let workerId = setup.names.workerId
-        return [
-            WorkerTopology.startQueue(name), WorkerTopology.partitionQueue(name, worker: workerId),
-            WorkerQueues.replies(forWorker: workerId), WorkerQueues.control(forWorker: workerId),
-            setup.names.participantsQueue,
-        ]
+        [WorkerTopology.startQueue(workflow.name)]
+            + setup.names.partitionQueues(count: PoolDirectory.defaultPartitionCount) + [setup.names.participantsQueue]
     }
 
     /// Empties the queues an earlier, interrupted run under the same names may have left messages in (starts,
@@ -279,7 +273,6 @@ final class DemoStage: Sendable {
             _ = try? await driver.deleteQueue(queue)
         }
         let exchanges = [
-            WorkerTopology.partitionExchange(workflow.name),
             workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
             setup.names.deadLetterExchange,
         ]
@@ -300,17 +293,21 @@ final class DemoStage: Sendable {
     /// The broker client the stage publishes with (benchmarks reuse it).
     var client: AMQPClient { driver }
 
-    /// The sagas in the worker's database, read through a read-only store.
+    /// The sagas in the pool's partition files, read through read-only stores.
     func storedSagas(_ ids: [String]) throws -> [String: SagaInstanceSummary] {
-        let store = try SagaStore(configuration: SagaStore.Configuration(path: databasePath, readOnly: true))
-        defer { try? store.close() }
-        let keys = ids.map { SagaKey(workflow: workflow.name, id: $0) }
+        let pool = try PoolDirectory.open(dataDirectory)
         var result: [String: SagaInstanceSummary] = [:]
-        for (key, stored) in try store.sagas(keys) {
-            let instance = stored.instance
-            result[key.id] = SagaInstanceSummary(
-                status: instance.status, failureCode: instance.failure?.error.code, startedAt: instance.startedAt,
-                updatedAt: instance.updatedAt)
+        for (partition, partitionIds) in Dictionary(grouping: ids, by: { pool.partition(of: $0) }) {
+            let path = pool.databasePath(partition: partition)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let store = try SagaStore(configuration: SagaStore.Configuration(path: path, readOnly: true))
+            defer { try? store.close() }
+            for (key, stored) in try store.sagas(partitionIds.map { SagaKey(workflow: workflow.name, id: $0) }) {
+                let instance = stored.instance
+                result[key.id] = SagaInstanceSummary(
+                    status: instance.status, failureCode: instance.failure?.error.code,
+                    startedAt: instance.startedAt, updatedAt: instance.updatedAt)
+            }
         }
         return result
     }

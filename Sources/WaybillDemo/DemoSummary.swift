@@ -46,8 +46,8 @@ public struct DemoSummary: Sendable {
     public var otherLeaks: [String]
     /// Warehouse units unaccounted for (must be 0).
     public var stockImbalances: Int
-    /// The worker's database.
-    public var databasePath: String
+    /// The pool's data directory.
+    public var dataDirectory: String
 
     /// Sagas in an end state (suspended included: it stays put until an operator acts).
     public var ended: Int {
@@ -60,11 +60,13 @@ public struct DemoSummary: Sendable {
     /// The commands that list what is left: suspended sagas (they need an operator) and, after a timeout or an
     /// interruption, sagas still running. Always at least the suspended one.
     public var inspectCommands: [String] {
-        let database = databasePath.shellQuoted
-        var commands = ["waybill sagas list --db \(database) --status suspended"]
-        if (byStatus[.running] ?? 0) > 0 { commands.append("waybill sagas list --db \(database) --status running") }
+        let database = dataDirectory.shellQuoted
+        var commands = ["waybill sagas list --data-dir \(database) --status suspended"]
+        if (byStatus[.running] ?? 0) > 0 {
+            commands.append("waybill sagas list --data-dir \(database) --status running")
+        }
         if (byStatus[.compensating] ?? 0) > 0 {
-            commands.append("waybill sagas list --db \(database) --status compensating")
+            commands.append("waybill sagas list --data-dir \(database) --status compensating")
         }
         return commands
     }
@@ -121,7 +123,7 @@ public struct DemoSummary: Sendable {
             if case .reservation = $0.resource { false } else { true }
         }.map(\.description)
         stockImbalances = ledger.stockImbalances.count
-        databasePath = stage.databasePath
+        dataDirectory = stage.dataDirectory
     }
 
     private static func participants(_ ledger: SimulationLedger) -> [Participant] {

@@ -2,6 +2,7 @@ import AMQPTransport
 import ChildProcess
 import Foundation
 import Logging
+import SagaStore
 import Synchronization
 import WaybillDefinition
 import WaybillWire
@@ -25,7 +26,7 @@ struct MemoryProbe {
         let names = try DemoNames(namespace: "bench-memory")
         let directory = (options.directory as NSString).appendingPathComponent("memory")
         let workflowsDirectory = (directory as NSString).appendingPathComponent("workflows")
-        let databasePath = (directory as NSString).appendingPathComponent("worker.sqlite")
+        let dataDirectory = (directory as NSString).appendingPathComponent("pool")
         let logPath = (directory as NSString).appendingPathComponent("worker.log")
         let source = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
         let text = try names.rewrite(workflowText: source, file: options.workflowFile)
@@ -41,15 +42,13 @@ struct MemoryProbe {
             configuration: try options.broker.amqpConfiguration(name: "waybill-bench-memory"), logger: logger)
         try await client.connect()
         let silentQueue = names.participantsQueue
-        let queues = [
-            WorkerTopology.startQueue(workflow.name),
-            WorkerTopology.partitionQueue(workflow.name, worker: names.workerId),
-            "waybill.replies.\(names.workerId)", "waybill.control.\(names.workerId)", silentQueue,
-        ]
+        let queues =
+            [WorkerTopology.startQueue(workflow.name)]
+            + names.partitionQueues(count: PoolDirectory.defaultPartitionCount) + [silentQueue]
         func removeTopology() async {
             for queue in queues { _ = try? await client.deleteQueue(queue) }
             for exchange in [
-                WorkerTopology.partitionExchange(workflow.name), workflow.trigger.exchange, names.commandsExchange,
+                workflow.trigger.exchange, names.commandsExchange,
                 names.eventsExchange, names.deadLetterExchange,
             ] {
                 try? await client.deleteExchange(exchange)
@@ -65,7 +64,7 @@ struct MemoryProbe {
         try await client.bind(QueueBinding(queue: silentQueue, exchange: names.commandsExchange, bindingKey: "#"))
 
         let child = try startWorker(
-            names: names, databasePath: databasePath, workflowsDirectory: workflowsDirectory, logPath: logPath)
+            names: names, dataDirectory: dataDirectory, workflowsDirectory: workflowsDirectory, logPath: logPath)
         do {
             let result = try await measure(
                 child: child, client: client, workflow: workflow, silentQueue: silentQueue, logPath: logPath, say: say)
@@ -83,13 +82,14 @@ struct MemoryProbe {
     }
 
     private func startWorker(
-        names: DemoNames, databasePath: String, workflowsDirectory: String, logPath: String
+        names: DemoNames, dataDirectory: String, workflowsDirectory: String, logPath: String
     ) throws -> ChildProcess {
         var environment = ProcessInfo.processInfo.environment
         environment["WAYBILL_AMQP_URL"] = options.broker.url
         if let password = options.broker.password { environment["WAYBILL_AMQP_PASSWORD"] = password }
         environment["WAYBILL_WORKER_ID"] = names.workerId
-        environment["WAYBILL_DATABASE"] = databasePath
+        environment["WAYBILL_DATA_DIRECTORY"] = dataDirectory
+        environment["WAYBILL_POOL_NAME"] = names.poolName
         environment["WAYBILL_WORKFLOWS"] = workflowsDirectory
         environment["WAYBILL_COMMANDS_EXCHANGE"] = names.commandsExchange
         environment["WAYBILL_EVENTS_EXCHANGE"] = names.eventsExchange

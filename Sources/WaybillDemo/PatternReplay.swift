@@ -27,8 +27,8 @@ final class PatternReplay: Sendable {
         var workerId: String
 
         var startQueue: String { WorkerTopology.startQueue(workflow) }
-        var partitionExchange: String { WorkerTopology.partitionExchange(workflow) }
-        var partitionQueue: String { WorkerTopology.partitionQueue(workflow, worker: workerId) }
+        /// Where the router forwards starts, as a worker forwards them to a partition queue.
+        var partitionQueue: String { "waybill.replay.\(workerId).p00" }
         var replyQueue: String { "waybill.replies.\(workerId)" }
         /// Every queue of the replay.
         var queues: [String] { [startQueue, partitionQueue, replyQueue] }
@@ -83,9 +83,6 @@ final class PatternReplay: Sendable {
         }
         try await client.bind(
             QueueBinding(queue: names.startQueue, exchange: names.triggerExchange, bindingKey: names.triggerKey))
-        try await client.declareExchange(ExchangeDeclaration(name: names.partitionExchange, kind: .consistentHash))
-        try await client.bind(
-            QueueBinding(queue: names.partitionQueue, exchange: names.partitionExchange, bindingKey: "10"))
     }
 
     /// Deletes the replay's queues and exchanges (best effort).
@@ -94,7 +91,7 @@ final class PatternReplay: Sendable {
             _ = try? await client.deleteQueue(queue)
         }
         for exchange in [
-            names.partitionExchange, names.triggerExchange, names.commandsExchange, names.eventsExchange,
+            names.triggerExchange, names.commandsExchange, names.eventsExchange,
             names.deadLetterExchange,
         ] {
             try? await client.deleteExchange(exchange)
@@ -145,7 +142,7 @@ final class PatternReplay: Sendable {
                 properties.headers[WireHeader.sagaId] = .string(id)
                 outgoing.append(
                     OutboundMessage(
-                        exchange: names.partitionExchange, routingKey: id, body: delivery.body, mandatory: true,
+                        exchange: "", routingKey: names.partitionQueue, body: delivery.body, mandatory: true,
                         properties: properties))
             case .start:
                 guard let order = try? JSONText.decode(delivery.body), let id = order["orderId"]?.stringValue,

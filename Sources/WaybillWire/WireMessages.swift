@@ -101,6 +101,9 @@ extension ErrorCode where Domain == WireRefusalDomain {
     public static let tooLarge = Self(rawValue: "wire.too_large")
     /// A reply whose `correlation_id` is not a message id Waybill minted.
     public static let unknownCorrelationId = Self(rawValue: "wire.unknown_correlation_id")
+    /// A message in a partition queue whose `waybill-input` header is neither `start` nor `control`, or a forwarded
+    /// start for a workflow this worker does not run.
+    public static let unknownInput = Self(rawValue: "wire.unknown_input")
 }
 
 /// How Waybill reads what arrives on the wire (docs/wire.md): start messages, replies and the ids it minted itself.

@@ -7,42 +7,46 @@ import Synchronization
 import WaybillDefinition
 import WaybillWire
 
-/// The worker's hot loop body: one batch of inputs → transitions → one commit → one confirmed publish → acks.
+/// The worker's hot loop body: one batch of inputs → transitions → one commit per partition touched → one confirmed
+/// publish → acks.
 ///
 /// This is the one place that decides what a message means: applied to a saga, ignored and journaled, forwarded to
-/// its partition, or dead-lettered with an `x-waybill-error` reason. It runs on a single task.
+/// its partition, or dead-lettered with an `x-waybill-error` reason. It runs on a single task, which is also the
+/// only one that claims and releases partitions (``PartitionKeeper``), between batches.
 final class BatchLoop: Sendable {
     private let configuration: WorkerConfiguration
     private let client: AMQPClient
-    private let store: SagaStore
+    private let pool: PoolDirectory
+    let partitions: OwnedPartitions
     private let registry: DefinitionRegistry
     private let engine: SagaEngine
-    private let wire: WireFormat
     private let logger: Logger
     private let feedback: @Sendable (WorkerInput) -> Void
     /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
     private let afterPublish: (@Sendable ([WorkerInput]) -> Void)?
-    /// Set when outbox rows were left unconfirmed (broker down, nack): the next batch publishes them first.
-    private let outboxDirty = Mutex(false)
-    /// When the inbox is next pruned (ms since the epoch); pruning goes on tick after tick while it finds a full batch.
-    private let inboxPruneDue = Mutex<Int64>(0)
 
     init(
-        configuration: WorkerConfiguration, client: AMQPClient, store: SagaStore, registry: DefinitionRegistry,
-        logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void,
+        configuration: WorkerConfiguration, client: AMQPClient, pool: PoolDirectory, partitions: OwnedPartitions,
+        registry: DefinitionRegistry, logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void,
         afterPublish: (@Sendable ([WorkerInput]) -> Void)? = nil
     ) {
         self.configuration = configuration
         self.client = client
-        self.store = store
+        self.pool = pool
+        self.partitions = partitions
         self.registry = registry
         self.engine = SagaEngine(jitterSeed: configuration.jitterSeed)
-        self.wire = WireFormat(
-            commandsExchange: configuration.commandsExchange, eventsExchange: configuration.eventsExchange,
-            replyQueue: configuration.replyQueue)
         self.logger = logger
         self.feedback = feedback
         self.afterPublish = afterPublish
+    }
+
+    /// How commands of a partition's sagas are written: their `reply_to` is the partition's queue, so a reply
+    /// reaches whichever worker owns the saga when it arrives.
+    private func wire(_ partition: Int) -> WireFormat {
+        WireFormat(
+            commandsExchange: configuration.commandsExchange, eventsExchange: configuration.eventsExchange,
+            replyQueue: configuration.partitionQueue(partition))
     }
 
     /// One event for one saga, and what caused it.
@@ -56,7 +60,8 @@ final class BatchLoop: Sendable {
         var control: InboundDelivery?
     }
 
-    /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters).
+    /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters,
+    /// answers to repairs).
     private struct Relay {
         var message: OutboundMessage
         var delivery: InboundDelivery
@@ -69,20 +74,30 @@ final class BatchLoop: Sendable {
         var delivery: InboundDelivery
     }
 
+    /// What one batch does in one partition: committed together, in the partition's own file.
+    private struct PartitionWork {
+        var items: [Item] = []
+        var malformed: [MalformedReply] = []
+        /// Deliveries settled by this partition's commit.
+        var settle: [InboundDelivery] = []
+        /// Answers and dead letters published after the commit.
+        var relays: [Relay] = []
+    }
+
+    /// A partition's committed work, waiting for its publish.
+    private struct Committed {
+        var partition: OwnedPartition
+        var work: PartitionWork
+        var outbox: [OutboxMessage]
+        var outboxIds: [Int64]
+    }
+
     // MARK: - One batch
 
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
-        if outboxDirty.withLock({ $0 }) { try? await flushOutbox() }
-        // Older rows still unconfirmed (the flush failed): this batch's rows must not overtake them, or a saga's
-        // events and commands could reach the broker out of order. They stay in the outbox for the next flush, which
-        // publishes in commit order.
-        let backlog = outboxDirty.withLock { $0 }
-
-        var items: [Item] = []
+        var work: [Int: PartitionWork] = [:]
         var relays: [Relay] = []
-        var settle: [InboundDelivery] = []
-        var malformed: [MalformedReply] = []
         var ticked = false
         for input in batch {
             switch input {
@@ -90,162 +105,284 @@ final class BatchLoop: Sendable {
                 ticked = true
             case .returned(let messageId):
                 if let key = WireMessages.sagaKey(fromMessageId: messageId) {
-                    items.append(Item(key: key, event: .commandReturned(messageId: messageId)))
+                    let number = pool.partition(of: key.id)
+                    if partitions[number] != nil {
+                        work[number, default: PartitionWork()].items.append(
+                            Item(key: key, event: .commandReturned(messageId: messageId)))
+                    }
                 }
             case .delivery(let source, let delivery):
-                classify(source, delivery, items: &items, relays: &relays, settle: &settle, malformed: &malformed)
+                classify(source, delivery, work: &work, relays: &relays)
+            case .rebalance, .lost:
+                // The worker's run loop handles these between batches.
+                continue
             }
         }
         if ticked {
-            do {
-                for timer in try store.dueTimers(before: now, limit: configuration.batchSize) {
-                    items.append(
-                        Item(
-                            key: timer.key, event: .timerFired(timerId: timer.id), inbox: "timer:\(timer.id)",
-                            timerId: timer.id))
+            for partition in partitions.all {
+                do {
+                    for timer in try partition.store.dueTimers(before: now, limit: configuration.batchSize) {
+                        work[partition.number, default: PartitionWork()].items.append(
+                            Item(
+                                key: timer.key, event: .timerFired(timerId: timer.id), inbox: "timer:\(timer.id)",
+                                timerId: timer.id))
+                    }
+                } catch {
+                    logger.error("cannot read due timers of \(partition.queue): \(error)")
                 }
-            } catch {
-                logger.error("cannot read due timers: \(error)")
+                pruneInboxIfDue(partition, now: now)
             }
-            pruneInboxIfDue(now: now)
         }
 
-        var changes: [SagaChange] = []
-        do {
-            changes = try transitions(items, malformed: malformed, relays: &relays, settle: &settle, now: now)
-        } catch {
-            logger.error("batch of \(batch.count) failed before commit, deliveries go back to their queues: \(error)")
-            requeue(settle + relays.map(\.delivery))
-            try? await Task.sleep(for: .milliseconds(200))
-            return
+        var committed: [Committed] = []
+        var failed = false
+        for (number, var partitionWork) in work.sorted(by: { $0.key < $1.key }) {
+            guard let partition = partitions[number] else { continue }
+            if partition.outboxDirty.withLock({ $0 }) { await flushOutbox(partition) }
+            do {
+                let changes = try transitions(&partitionWork, partition: partition, now: now)
+                let ids = try partition.store.commit(changes)
+                // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
+                // commands could reach the broker out of order. They stay for the next flush, in commit order.
+                let backlog = partition.outboxDirty.withLock { $0 }
+                let outbox = changes.flatMap(\.outbox)
+                committed.append(
+                    Committed(
+                        partition: partition, work: partitionWork, outbox: backlog ? [] : outbox,
+                        outboxIds: backlog ? [] : ids))
+            } catch let error as SagaStoreError where error.code == .fenced {
+                logger.critical(
+                    "lost partition \(partition.queue) to another worker; its deliveries go back to the queue",
+                    metadata: ["error": "\(error)"])
+                requeue(partitionWork.settle + partitionWork.relays.map(\.delivery))
+                feedback(.lost(number))
+            } catch {
+                logger.error(
+                    "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
+                requeue(partitionWork.settle + partitionWork.relays.map(\.delivery))
+                failed = true
+            }
         }
-        let outboxIds: [Int64]
-        do {
-            outboxIds = try store.commit(changes)
-        } catch {
-            logger.error("commit of \(changes.count) saga changes failed, deliveries go back to their queues: \(error)")
-            requeue(settle + relays.map(\.delivery))
-            try? await Task.sleep(for: .milliseconds(200))
-            return
-        }
-        let outbox = backlog ? [] : changes.flatMap(\.outbox)
-        let published = await publish(relays.map(\.message) + outbox.map(Self.outbound))
+
+        let messages =
+            relays.map(\.message)
+            + committed.flatMap { $0.work.relays.map(\.message) + $0.outbox.map(Self.outbound) }
+        let published = await publish(messages)
         afterPublish?(batch)
-        var confirmed: [Int64] = []
-        for (index, message) in outbox.enumerated() {
-            if handleOutcome(published[relays.count + index], of: message) { confirmed.append(outboxIds[index]) }
+        var settle: [InboundDelivery] = []
+        var unsettled: [InboundDelivery] = []
+        var index = 0
+        for relay in relays {
+            if published[index] == .confirmed {
+                settle.append(relay.delivery)
+            } else {
+                unsettled.append(relay.delivery)
+            }
+            index += 1
         }
-        do {
-            try store.deleteOutbox(ids: confirmed)
-        } catch {
-            logger.error("cannot delete \(confirmed.count) confirmed outbox rows (they will be sent again): \(error)")
+        for entry in committed {
+            for relay in entry.work.relays {
+                if published[index] == .confirmed {
+                    settle.append(relay.delivery)
+                } else {
+                    unsettled.append(relay.delivery)
+                }
+                index += 1
+            }
+            var confirmed: [Int64] = []
+            for (row, message) in entry.outbox.enumerated() {
+                if handleOutcome(published[index], of: message, in: entry.partition) {
+                    confirmed.append(entry.outboxIds[row])
+                }
+                index += 1
+            }
+            do {
+                try entry.partition.store.deleteOutbox(ids: confirmed)
+            } catch {
+                logger.error(
+                    "cannot delete confirmed outbox rows (they will be sent again)",
+                    metadata: [
+                        "partition": .string(entry.partition.queue), "rows": "\(confirmed.count)",
+                        "error": "\(error)",
+                    ])
+            }
+            settle += entry.work.settle
         }
-        var failed: [InboundDelivery] = []
-        for (index, relay) in relays.enumerated() {
-            if published[index] == .confirmed { settle.append(relay.delivery) } else { failed.append(relay.delivery) }
-        }
-        requeue(failed)
+        requeue(unsettled)
         acknowledge(settle)
+        if failed { try? await Task.sleep(for: .milliseconds(200)) }
     }
 
     /// Forgets inbox marks older than the retention, a bounded batch per tick, so the table does not grow forever.
-    private func pruneInboxIfDue(now: Timestamp) {
-        guard now.milliseconds >= inboxPruneDue.withLock({ $0 }) else { return }
+    private func pruneInboxIfDue(_ partition: OwnedPartition, now: Timestamp) {
+        guard now.milliseconds >= partition.inboxPruneDue.withLock({ $0 }) else { return }
         let limit = 5_000
         var removed = 0
         do {
-            removed = try store.pruneInbox(
+            removed = try partition.store.pruneInbox(
                 before: now.adding(milliseconds: -configuration.inboxRetention.milliseconds), limit: limit)
         } catch {
-            logger.warning("cannot prune the inbox: \(error)")
+            logger.warning("cannot prune the inbox of \(partition.queue): \(error)")
         }
-        if removed > 0 { logger.debug("forgot \(removed) old inbox marks") }
-        inboxPruneDue.withLock { $0 = removed == limit ? now.milliseconds : now.milliseconds + 600_000 }
+        if removed > 0 { logger.debug("forgot \(removed) old inbox marks of \(partition.queue)") }
+        partition.inboxPruneDue.withLock { $0 = removed == limit ? now.milliseconds : now.milliseconds + 600_000 }
     }
 
     private func classify(
-        _ source: WorkerInput.Source, _ delivery: InboundDelivery, items: inout [Item], relays: inout [Relay],
-        settle: inout [InboundDelivery], malformed: inout [MalformedReply]
+        _ source: WorkerInput.Source, _ delivery: InboundDelivery, work: inout [Int: PartitionWork],
+        relays: inout [Relay]
     ) {
+        let queueNumber: Int?
+        switch source {
+        case .router: queueNumber = nil
+        case .partition(let number):
+            // A delivery from a partition given up since: its channel is closed and the broker has it back.
+            guard partitions[number] != nil else { return }
+            queueNumber = number
+        }
         guard delivery.body.count <= configuration.maxMessageBytes else {
             let refusal = WireRefusal(
                 .tooLarge,
                 "message of \(delivery.body.count) bytes exceeds max_message_bytes \(configuration.maxMessageBytes); "
                     + "send a smaller body or raise max_message_bytes")
             // A reply for one of our sagas is journaled there, like an unreadable reply; anything else is refused.
-            if case .reply = source, let correlationId = delivery.properties.correlationID,
-                let key = WireMessages.sagaKey(fromMessageId: correlationId)
+            if let queueNumber, delivery.properties.headers[WireHeader.input] == nil,
+                let correlationId = delivery.properties.correlationID,
+                let key = WireMessages.sagaKey(fromMessageId: correlationId), pool.partition(of: key.id) == queueNumber
             {
-                malformed.append(MalformedReply(key: key, refusal: refusal, delivery: delivery))
+                work[queueNumber, default: PartitionWork()].malformed.append(
+                    MalformedReply(key: key, refusal: refusal, delivery: delivery))
             } else {
                 relays.append(deadLetter(delivery, source: source, refusal))
             }
             return
         }
-        switch source {
-        case .router(let workflow):
-            guard let entry = registry.current[workflow] else { return }
-            do {
-                let start = try WireMessages.start(delivery.body, definition: entry.definition)
-                var properties = delivery.properties
-                properties.persistent = true
-                properties.headers[WireHeader.sagaId] = .string(start.sagaId)
+        guard let queueNumber else {
+            if case .router(let workflow) = source { route(delivery, workflow: workflow, relays: &relays) }
+            return
+        }
+        let input = delivery.properties.headers[WireHeader.input]?.stringValue
+        switch input.map(PartitionInput.init(rawValue:)) {
+        case nil:
+            classifyReply(delivery, queue: queueNumber, work: &work, relays: &relays)
+        case .start?:
+            let workflow = delivery.properties.headers[WireHeader.workflow]?.stringValue ?? ""
+            guard let entry = registry.current[workflow] else {
                 relays.append(
-                    Relay(
-                        message: OutboundMessage(
-                            exchange: WorkerTopology.partitionExchange(workflow), routingKey: start.sagaId,
-                            body: delivery.body, mandatory: true, properties: properties),
-                        delivery: delivery))
-            } catch {
-                relays.append(deadLetter(delivery, source: source, error))
+                    deadLetter(
+                        delivery, source: source,
+                        WireRefusal(
+                            .unknownInput,
+                            "forwarded start for workflow '\(workflow)', which this worker does not run; deploy its "
+                                + "definition to every worker of the pool")))
+                return
             }
-        case .start(let workflow):
-            guard let entry = registry.current[workflow] else { return }
             do {
                 let start = try WireMessages.start(delivery.body, definition: entry.definition)
-                items.append(
+                let number = pool.partition(of: start.sagaId)
+                guard number == queueNumber else {
+                    relays.append(forward(delivery, to: number))
+                    return
+                }
+                var partitionWork = work[number, default: PartitionWork()]
+                partitionWork.items.append(
                     Item(
                         key: SagaKey(workflow: workflow, id: start.sagaId), event: .start(input: start.input),
                         // Keyed by saga id too: publishers reuse message ids (counters that restart, constants).
                         inbox: delivery.properties.messageID.map { "start:\(workflow):\(start.sagaId):\($0)" },
                         start: entry))
-                settle.append(delivery)
+                partitionWork.settle.append(delivery)
+                work[number] = partitionWork
             } catch {
                 relays.append(deadLetter(delivery, source: source, error))
             }
-        case .reply:
-            guard let correlationId = delivery.properties.correlationID,
-                let key = WireMessages.sagaKey(fromMessageId: correlationId)
-            else {
-                let refusal = WireRefusal(
-                    .unknownCorrelationId,
-                    "reply without a Waybill correlation_id; copy the command's correlation_id into the reply")
-                relays.append(deadLetter(delivery, source: source, refusal))
-                return
-            }
-            do {
-                let outcome = try WireMessages.reply(delivery.body)
-                items.append(
-                    Item(
-                        key: key, event: .reply(correlationId: correlationId, outcome: outcome),
-                        // Keyed by the command too: a participant's message ids need not be unique across replies.
-                        inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
-                settle.append(delivery)
-            } catch {
-                malformed.append(MalformedReply(key: key, refusal: error, delivery: delivery))
-            }
-        case .control:
+        case .control?:
             do {
                 let message = try ControlMessage.decode(delivery.body)
-                items.append(
+                let number = pool.partition(of: message.sagaId)
+                guard number == queueNumber else {
+                    relays.append(forward(delivery, to: number))
+                    return
+                }
+                work[number, default: PartitionWork()].items.append(
                     Item(
                         key: SagaKey(workflow: message.workflow, id: message.sagaId),
                         event: .operatorCommand(try message.operatorCommand()),
                         inbox: delivery.properties.messageID.map { "control:\($0)" }, control: delivery))
             } catch {
-                relays.append(controlReply(to: delivery, ControlReply(status: .error, message: error.description)))
+                work[queueNumber, default: PartitionWork()].relays.append(
+                    controlReply(to: delivery, ControlReply(status: .error, message: error.description)))
             }
+        case .some(.none):
+            relays.append(
+                deadLetter(
+                    delivery, source: source,
+                    WireRefusal(
+                        .unknownInput,
+                        "\(WireHeader.input) is '\(input ?? "")'; it is 'start' or 'control', or absent on a reply")))
         }
+    }
+
+    /// A start from a workflow's shared start queue: forwarded to its saga's partition, keyed by the saga id.
+    private func route(_ delivery: InboundDelivery, workflow: String, relays: inout [Relay]) {
+        guard let entry = registry.current[workflow] else { return }
+        do {
+            let start = try WireMessages.start(delivery.body, definition: entry.definition)
+            var forwarded = delivery
+            forwarded.properties.headers[WireHeader.sagaId] = .string(start.sagaId)
+            forwarded.properties.headers[WireHeader.workflow] = .string(workflow)
+            forwarded.properties.headers[WireHeader.input] = .string(PartitionInput.start.rawValue)
+            relays.append(forward(forwarded, to: pool.partition(of: start.sagaId)))
+        } catch {
+            relays.append(deadLetter(delivery, source: .router(workflow), error))
+        }
+    }
+
+    /// A reply from a participant, in the queue of partition `queue`.
+    private func classifyReply(
+        _ delivery: InboundDelivery, queue: Int, work: inout [Int: PartitionWork], relays: inout [Relay]
+    ) {
+        guard let correlationId = delivery.properties.correlationID,
+            let key = WireMessages.sagaKey(fromMessageId: correlationId)
+        else {
+            let refusal = WireRefusal(
+                .unknownCorrelationId,
+                "reply without a Waybill correlation_id; copy the command's correlation_id into the reply")
+            relays.append(deadLetter(delivery, source: .partition(queue), refusal))
+            return
+        }
+        let number = pool.partition(of: key.id)
+        guard number == queue else {
+            // Sent before a repartition (its reply_to names the old partition): it goes where the saga lives now.
+            relays.append(forward(delivery, to: number))
+            return
+        }
+        do {
+            let outcome = try WireMessages.reply(delivery.body)
+            var partitionWork = work[number, default: PartitionWork()]
+            partitionWork.items.append(
+                Item(
+                    key: key, event: .reply(correlationId: correlationId, outcome: outcome),
+                    // Keyed by the command too: a participant's message ids need not be unique across replies.
+                    inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
+            partitionWork.settle.append(delivery)
+            work[number] = partitionWork
+        } catch {
+            work[number, default: PartitionWork()].malformed.append(
+                MalformedReply(key: key, refusal: error, delivery: delivery))
+        }
+    }
+
+    /// The same message, persistent and mandatory, to the queue of partition `number`; the delivery is settled once
+    /// the broker confirmed it.
+    private func forward(_ delivery: InboundDelivery, to number: Int) -> Relay {
+        var properties = delivery.properties
+        properties.persistent = true
+        return Relay(
+            message: OutboundMessage(
+                exchange: "", routingKey: configuration.partitionQueue(number), body: delivery.body, mandatory: true,
+                properties: properties),
+            delivery: delivery)
     }
 
     /// The answer to an operator's control message, published after the batch committed; its delivery is settled
@@ -262,22 +399,25 @@ final class BatchLoop: Sendable {
             delivery: delivery)
     }
 
-    /// Runs the engine over the batch, in order; several events of one saga see each other's results.
+    /// Runs the engine over one partition's part of the batch, in order; several events of one saga see each other's
+    /// results.
     private func transitions(
-        _ items: [Item], malformed: [MalformedReply], relays: inout [Relay], settle: inout [InboundDelivery],
-        now: Timestamp
+        _ work: inout PartitionWork, partition: OwnedPartition, now: Timestamp
     ) throws -> [SagaChange] {
+        let store = partition.store
+        let items = work.items
         let inboxIds = items.compactMap(\.inbox)
         var seen = inboxIds.isEmpty ? [] : try store.processedMessageIds(in: inboxIds)
         var keys = Set(items.map(\.key))
-        keys.formUnion(malformed.map(\.key))
+        keys.formUnion(work.malformed.map(\.key))
         var working = try store.sagas(Array(keys)).mapValues(\.instance)
         var changes: [SagaChange] = []
         changes.reserveCapacity(items.count)
+        let wire = wire(partition.number)
 
-        for reply in malformed {
+        for reply in work.malformed {
             guard working[reply.key] != nil else {
-                relays.append(deadLetter(reply.delivery, source: .reply, reply.refusal))
+                work.relays.append(deadLetter(reply.delivery, source: .partition(partition.number), reply.refusal))
                 continue
             }
             let correlationId = reply.delivery.properties.correlationID ?? "?"
@@ -289,13 +429,13 @@ final class BatchLoop: Sendable {
                             at: now, kind: .note,
                             detail: "malformed reply to \(correlationId) acknowledged and ignored: \(reply.refusal)")
                     ]))
-            settle.append(reply.delivery)
+            work.settle.append(reply.delivery)
         }
 
         for item in items {
             if let inbox = item.inbox, !seen.insert(inbox).inserted {
                 if let control = item.control {
-                    relays.append(
+                    work.relays.append(
                         controlReply(to: control, ControlReply(status: .error, message: "duplicate request \(inbox)")))
                 }
                 continue
@@ -310,7 +450,7 @@ final class BatchLoop: Sendable {
                 transition = engine.start(
                     definition: definition, definitionHash: entry.hash, sagaId: item.key.id, input: input, now: now)
             case (_, let instance?):
-                guard let known = try registry.definition(hash: instance.definitionHash) else {
+                guard let known = try registry.definition(hash: instance.definitionHash, in: store) else {
                     logger.error("saga \(item.key) runs definition \(instance.definitionHash), which is not stored")
                     continue
                 }
@@ -318,7 +458,7 @@ final class BatchLoop: Sendable {
                 transition = engine.apply(item.event, to: instance, definition: definition, now: now)
             case (_, nil):
                 if let control = item.control {
-                    relays.append(
+                    work.relays.append(
                         controlReply(
                             to: control,
                             ControlReply(
@@ -350,7 +490,7 @@ final class BatchLoop: Sendable {
                     reply = ControlReply(
                         status: .rejected, message: reason, sagaStatus: transition.instance.status.rawValue)
                 }
-                relays.append(controlReply(to: control, reply))
+                work.relays.append(controlReply(to: control, reply))
             }
             if applied {
                 working[item.key] = transition.instance
@@ -398,7 +538,11 @@ final class BatchLoop: Sendable {
     /// Whether an outbox row is done with: confirmed, returned unroutable (then its saga hears about it), or refused
     /// by the client because AMQP cannot carry it (a routing key or id over 255 bytes, built from saga data): such a
     /// row would fail the same way forever, so it is dropped and a command's saga hears about it as unroutable.
-    private func handleOutcome(_ outcome: PublishOutcome, of message: OutboxMessage) -> Bool {
+    private func handleOutcome(
+        _ outcome: PublishOutcome, of message: OutboxMessage, in partition: OwnedPartition
+    )
+        -> Bool
+    {
         switch outcome {
         case .confirmed:
             return true
@@ -415,29 +559,45 @@ final class BatchLoop: Sendable {
             if message.mandatory { feedback(.returned(messageId: message.messageId)) }
             return true
         case .nacked, .connectionLost, .rejected:
-            outboxDirty.withLock { $0 = true }
+            partition.outboxDirty.withLock { $0 = true }
             return false
         }
     }
 
-    /// Publishes every outbox row left from before (a crash, a lost connection), oldest first.
-    func flushOutbox() async throws {
+    /// Publishes every outbox row of `partition` left from before (a crash, a lost connection, the previous owner),
+    /// oldest first. Leaves the partition marked dirty when some were not confirmed.
+    func flushOutbox(_ partition: OwnedPartition) async {
         while true {
-            let pending = try store.pendingOutbox(limit: 1000)
-            outboxDirty.withLock { $0 = false }
+            let pending: [PendingOutboxMessage]
+            do {
+                pending = try partition.store.pendingOutbox(limit: 1000)
+            } catch {
+                logger.error("cannot read the outbox of \(partition.queue): \(error)")
+                partition.outboxDirty.withLock { $0 = true }
+                return
+            }
+            partition.outboxDirty.withLock { $0 = false }
             guard !pending.isEmpty else { return }
             let outcomes = await publish(pending.map { Self.outbound($0.message) })
             var confirmed: [Int64] = []
-            for (row, outcome) in zip(pending, outcomes) where handleOutcome(outcome, of: row.message) {
+            for (row, outcome) in zip(pending, outcomes) where handleOutcome(outcome, of: row.message, in: partition) {
                 confirmed.append(row.id)
             }
-            try store.deleteOutbox(ids: confirmed)
-            if confirmed.count < pending.count {
-                outboxDirty.withLock { $0 = true }
-                logger.warning("\(pending.count - confirmed.count) outbox messages not confirmed; will retry")
+            do {
+                try partition.store.deleteOutbox(ids: confirmed)
+            } catch {
+                logger.error("cannot delete confirmed outbox rows of \(partition.queue): \(error)")
+                partition.outboxDirty.withLock { $0 = true }
                 return
             }
-            logger.info("published \(confirmed.count) outbox messages left from before")
+            if confirmed.count < pending.count {
+                partition.outboxDirty.withLock { $0 = true }
+                logger.warning(
+                    "\(pending.count - confirmed.count) outbox messages of \(partition.queue) not confirmed; will retry"
+                )
+                return
+            }
+            logger.info("published \(confirmed.count) outbox messages of \(partition.queue) left from before")
         }
     }
 
@@ -471,9 +631,7 @@ final class BatchLoop: Sendable {
     private static func name(of source: WorkerInput.Source) -> String {
         switch source {
         case .router(let workflow): "starts/\(workflow)"
-        case .start(let workflow): "partition/\(workflow)"
-        case .reply: "replies"
-        case .control: "control"
+        case .partition(let number): "partition/\(PoolDirectory.name(ofPartition: number))"
         }
     }
 

@@ -6,26 +6,36 @@ import SagaStore
 import ServiceLifecycle
 import Synchronization
 import WaybillDefinition
+import WaybillWire
 
-/// A Waybill worker: consumes starts and replies, drives sagas through the engine, and persists and publishes
-/// what they do. Run it in a `ServiceGroup`; SIGTERM/SIGINT stop it gracefully.
+/// A Waybill worker, one of a pool: consumes starts, replies and repairs, drives sagas through the engine, and persists
+/// and publishes what they do. Run it in a `ServiceGroup`; SIGTERM/SIGINT drain it.
+///
+/// The pool shares a data directory (``PoolDirectory``): a fixed number of partitions, each a SQLite file and a
+/// queue. A saga lives in the partition its id hashes to. This worker owns the partitions whose lock it holds
+/// (``PartitionKeeper`` claims its fair share and gives up the rest), consumes their queues and writes their files;
+/// every write checks the partition's fence epoch, so a worker that lost a partition cannot write to it.
 ///
 /// The hot loop handles a batch of deliveries at a time:
-/// 1. engine transitions for every delivery (and every due timer);
-/// 2. ONE SQLite transaction with the sagas, journal entries, inbox marks, outbox rows and timers;
-/// 3. one publish of the batch's outbox with publisher confirms;
+/// 1. engine transitions for every delivery (and every due timer), grouped by partition;
+/// 2. ONE SQLite transaction per partition touched, with its sagas, journal entries, inbox marks, outbox rows and
+///    timers;
+/// 3. one publish of the batch's outbox (and forwards) with publisher confirms;
 /// 4. deletion of the confirmed outbox rows;
 /// 5. acknowledgement of the deliveries, `multiple` per consumer.
 ///
 /// Nothing is acknowledged before its transaction commits, so a crash at any point redelivers work whose effects
 /// are not durable yet; redelivered messages are absorbed (a saga that exists ignores its start again, a reply
-/// for a settled attempt is ignored). Outbox rows that were not confirmed are published again at start-up and
-/// after a reconnect, under the same message ids, so receivers can drop duplicates.
+/// for a settled attempt is ignored). Outbox rows that were not confirmed are published again when the partition
+/// is claimed (by this worker or the next owner) and after a reconnect, under the same message ids, so receivers
+/// can drop duplicates.
 public final class SagaWorker: Service, Sendable {
     public let configuration: WorkerConfiguration
     private let logger: Logger
     private let started = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     private let batchObserver: (@Sendable (WorkerBatchTiming) -> Void)?
+    /// The partitions owned now, for tests and the demo.
+    private let owned = Mutex<[Int]>([])
 
     /// A worker; `batchObserver` (benchmarks only) is told, after each batch's publish returned, how long each reply
     /// of the batch took from its consumer to that point. Leave it `nil` in production: it costs a lock per reply.
@@ -40,19 +50,34 @@ public final class SagaWorker: Service, Sendable {
         self.batchObserver = batchObserver
     }
 
-    /// Resumes once the worker has declared its topology and is consuming (for tests and the demo).
+    /// Resumes once the worker has declared its topology, joined the pool and consumes (for tests and the demo).
     public func waitUntilRunning() async {
         var iterator = started.stream.makeAsyncIterator()
         _ = await iterator.next()
     }
 
+    /// The partitions this worker owned after its last rebalance, ascending.
+    public var ownedPartitions: [Int] { owned.withLock { $0 } }
+
     public func run() async throws {
-        let store = try SagaStore(
-            configuration: SagaStore.Configuration(
-                path: configuration.resolvedDatabasePath, durability: configuration.durability))
-        defer { try? store.close() }
-        let registry = try DefinitionRegistry(
-            directory: configuration.workflowsDirectory, store: store, now: .now())
+        let registry = try DefinitionRegistry(directory: configuration.workflowsDirectory)
+        let pool: PoolDirectory
+        do {
+            pool =
+                if let partitions = configuration.partitions {
+                    try PoolDirectory.openOrCreate(configuration.dataDirectory, partitions: partitions)
+                } else {
+                    try PoolDirectory.create(
+                        configuration.dataDirectory, partitions: PoolDirectory.defaultPartitionCount)
+                }
+        } catch let error as SagaStoreError where error.code == .partitionCountMismatch {
+            throw ConfigurationError(.badValue, "partitions: \(error.message)")
+        }
+        let membership = try pool.join(as: configuration.workerId)
+        defer {
+            unlink(pool.memberStatusPath(worker: configuration.workerId))
+            membership.releaseRemovingFile()
+        }
         let amqp = try amqpConfiguration()
         let client = try AMQPClient(configuration: amqp, logger: logger)
         guard try await connectWaitingForBroker(client, configuration: amqp) else {
@@ -60,7 +85,7 @@ public final class SagaWorker: Service, Sendable {
             return
         }
         do {
-            try await runConnected(client: client, store: store, registry: registry)
+            try await runConnected(client: client, pool: pool, registry: registry)
         } catch {
             await client.close()
             throw error
@@ -116,77 +141,101 @@ public final class SagaWorker: Service, Sendable {
         return amqp
     }
 
-    private func runConnected(client: AMQPClient, store: SagaStore, registry: DefinitionRegistry) async throws {
+    private func runConnected(client: AMQPClient, pool: PoolDirectory, registry: DefinitionRegistry) async throws {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
-        try await WorkerTopology(configuration: configuration, workflows: workflows).declare(on: client)
+        try await WorkerTopology(
+            configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount
+        )
+        .declare(on: client)
         let queue = WorkQueue<WorkerInput>()
         let timing = batchObserver.map { ReplyTiming(observer: $0) }
         var afterPublish: (@Sendable ([WorkerInput]) -> Void)?
         if let timing { afterPublish = { timing.published($0) } }
-        let loop = BatchLoop(
-            configuration: configuration, client: client, store: store, registry: registry, logger: logger,
-            feedback: { queue.push($0) }, afterPublish: afterPublish)
-        try await loop.flushOutbox()
-
-        var consumers: [(WorkerInput.Source, AMQPConsumer)] = []
-        for workflow in workflows {
-            consumers.append(
-                (
-                    .router(workflow.name),
-                    try await client.consume(
-                        queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch)
-                ))
-            consumers.append(
-                (
-                    .start(workflow.name),
-                    try await client.consume(
-                        queue: WorkerTopology.partitionQueue(workflow.name, worker: configuration.workerId),
-                        prefetch: configuration.prefetch)
-                ))
+        let deliver: @Sendable (WorkerInput) -> Void = { input in
+            if let timing, case .delivery(.partition, let delivery) = input,
+                delivery.properties.headers[WireHeader.input] == nil
+            {
+                timing.arrived(delivery.deliveryTag)
+            }
+            queue.push(input)
         }
-        consumers.append(
-            (.reply, try await client.consume(queue: configuration.replyQueue, prefetch: configuration.prefetch)))
-        consumers.append((.control, try await client.consume(queue: configuration.controlQueue, prefetch: 16)))
+        let loop = BatchLoop(
+            configuration: configuration, client: client, pool: pool, partitions: OwnedPartitions(),
+            registry: registry, logger: logger, feedback: { queue.push($0) }, afterPublish: afterPublish)
+        let keeper = PartitionKeeper(
+            configuration: configuration, pool: pool, client: client, registry: registry, loop: loop, logger: logger,
+            deliver: deliver)
+        await keeper.rebalance()
+        owned.withLock { $0 = loop.partitions.numbers }
+
+        var routers: [AMQPConsumer] = []
+        for workflow in workflows {
+            routers.append(
+                try await client.consume(
+                    queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch))
+        }
         logger.info(
             "worker running",
             metadata: [
                 "workflows": .string(workflows.map { "\($0.name)@v\($0.version)" }.joined(separator: ",")),
-                "database": .string(configuration.resolvedDatabasePath),
+                "pool": .string(pool.path), "partitions": .string("\(pool.partitionCount)"),
+                "owned": .string(loop.partitions.numbers.map(String.init).joined(separator: ",")),
             ])
         started.continuation.yield()
 
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
-                for (source, consumer) in consumers {
+                for (workflow, consumer) in zip(workflows, routers) {
                     group.addTask { [logger] in
                         do {
                             for try await delivery in consumer {
-                                if let timing, case .reply = source { timing.arrived(delivery.deliveryTag) }
-                                queue.push(.delivery(source, delivery))
+                                queue.push(.delivery(.router(workflow.name), delivery))
                             }
                         } catch {
                             logger.error("consumer of \(consumer.queue) stopped: \(error)")
                         }
                     }
                 }
-                let poll = configuration.timerPollInterval
-                group.addTask {
-                    while !Task.isCancelled {
-                        do {
-                            try await Task.sleep(for: poll)
-                        } catch {
-                            return
+                for (interval, input) in [
+                    (configuration.timerPollInterval, WorkerInput.tick),
+                    (configuration.rebalanceInterval, WorkerInput.rebalance),
+                ] {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            do {
+                                try await Task.sleep(for: interval)
+                            } catch {
+                                return
+                            }
+                            queue.push(input)
                         }
-                        queue.push(.tick)
                     }
                 }
                 // Cancellation (a service group cancelling its services) ends the loop as a graceful stop does: the
                 // queue's waiter does not observe cancellation, so without this `run()` would never return.
                 await withTaskCancellationHandler {
+                    var rebalances = 0
                     while let batch = await queue.nextBatch(
                         max: configuration.batchSize, linger: configuration.batchLinger)
                     {
-                        await loop.process(batch)
+                        var work: [WorkerInput] = []
+                        var rebalance = false
+                        var lost: [Int] = []
+                        for input in batch {
+                            switch input {
+                            case .rebalance: rebalance = true
+                            case .lost(let number): lost.append(number)
+                            default: work.append(input)
+                            }
+                        }
+                        if !work.isEmpty { await loop.process(work) }
+                        for number in lost { await keeper.lost(number) }
+                        if rebalance {
+                            rebalances += 1
+                            if rebalances % 5 == 0 { await keeper.measureLag() }
+                            await keeper.rebalance()
+                            owned.withLock { $0 = loop.partitions.numbers }
+                        }
                     }
                 } onCancel: {
                     queue.finish()
@@ -194,12 +243,34 @@ public final class SagaWorker: Service, Sendable {
                 group.cancelAll()
             }
         } onGracefulShutdown: { [logger] in
-            logger.info("graceful shutdown: finishing the current batch")
+            logger.info("graceful shutdown: finishing the current batch, then handing the partitions off")
             queue.finish()
         }
-        // Deliveries that arrived after the stop were not acknowledged; the broker gives them to the next worker.
-        try await loop.flushOutbox()
-        logger.info("worker stopped")
+        // Drain: no new work (the routers stop, the partitions' consumers are cancelled one by one), then every
+        // partition is handed off. Deliveries that arrived after the stop were not acknowledged; the broker gives
+        // them to the partitions' next owners. Bounded by the shutdown grace: past it, the worker exits anyway
+        // and the kernel's release of its locks lets the others take over.
+        for consumer in routers { await client.cancel(consumer) }
+        let drained = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await keeper.releaseAll(reason: "drain")
+                return true
+            }
+            group.addTask { [configuration] in
+                try? await Task.sleep(for: configuration.shutdownGrace)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        owned.withLock { $0 = [] }
+        if drained {
+            logger.info("worker stopped: every partition handed off")
+        } else {
+            logger.warning(
+                "worker stopped before every partition was handed off (shutdown grace \(configuration.shutdownGrace))")
+        }
     }
 }
 
@@ -231,7 +302,7 @@ private final class ReplyTiming: Sendable {
         var durations: [Duration] = []
         arrivals.withLock { arrivals in
             for input in batch {
-                guard case .delivery(.reply, let delivery) = input,
+                guard case .delivery(.partition, let delivery) = input,
                     let arrived = arrivals.removeValue(forKey: delivery.deliveryTag)
                 else { continue }
                 durations.append(now - arrived)
@@ -247,12 +318,8 @@ enum WorkerInput: Sendable {
     enum Source: Sendable {
         /// The shared start queue of a workflow: read the saga id, forward to its partition.
         case router(String)
-        /// This worker's partition of a workflow's starts: create the saga.
-        case start(String)
-        /// This worker's reply queue.
-        case reply
-        /// This worker's control queue: operator repairs from `waybill sagas`.
-        case control
+        /// The queue of an owned partition: its starts, replies and operator repairs.
+        case partition(Int)
     }
 
     case delivery(Source, InboundDelivery)
@@ -260,4 +327,8 @@ enum WorkerInput: Sendable {
     case tick
     /// The broker returned an unroutable command.
     case returned(messageId: String)
+    /// Time to rewrite the member status and rebalance partitions.
+    case rebalance
+    /// A partition's store refused a write as fenced: another worker owns it now.
+    case lost(Int)
 }

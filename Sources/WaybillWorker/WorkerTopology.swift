@@ -3,29 +3,27 @@ import WaybillDefinition
 
 /// The exchanges, queues and bindings a worker declares (all durable; work queues are quorum queues).
 ///
-/// Starts are partitioned by saga id in two hops, so a duplicate start always reaches the worker that owns the saga:
+/// Starts reach their saga's partition in two hops, so a duplicate start always reaches the saga's owner:
 /// 1. `<trigger exchange>` --trigger key--> `waybill.<workflow>.starts`, a queue every worker consumes; a worker
-///    reads the saga id from the body and forwards the message, keyed by saga id, to
-/// 2. `waybill.<workflow>.partitions` (an `x-consistent-hash` exchange, RabbitMQ's consistent-hash plugin) -->
-///    `waybill.<workflow>.starts.<worker id>`, one queue per worker; the worker that consumes it owns the saga.
-/// Replies come back to `waybill.replies.<worker id>`, named in every command's `reply_to`, so they reach the owner.
+///    reads the saga id from the body, computes its partition (a stable hash of the id, never broker state) and
+///    forwards the message to
+/// 2. the partition's queue `<pool_name>.pNN` (``PoolQueues``), a single-active-consumer quorum queue consumed by the
+///    partition's owner alone. It also receives the partition's replies (it is their commands' `reply_to`) and
+///    operator repairs, so everything about one saga goes through one queue and one owner.
 public struct WorkerTopology: Sendable {
     public var configuration: WorkerConfiguration
     public var workflows: [WorkflowDefinition]
+    /// The pool's partition count: one queue each.
+    public var partitionCount: Int
 
-    public init(configuration: WorkerConfiguration, workflows: [WorkflowDefinition]) {
+    public init(configuration: WorkerConfiguration, workflows: [WorkflowDefinition], partitionCount: Int) {
         self.configuration = configuration
         self.workflows = workflows
+        self.partitionCount = partitionCount
     }
 
     /// The shared start queue of a workflow.
     public static func startQueue(_ workflow: String) -> String { "waybill.\(workflow).starts" }
-    /// The consistent-hash exchange that partitions starts by saga id.
-    public static func partitionExchange(_ workflow: String) -> String { "waybill.\(workflow).partitions" }
-    /// A worker's partition of a workflow's starts.
-    public static func partitionQueue(_ workflow: String, worker: String) -> String {
-        "waybill.\(workflow).starts.\(worker)"
-    }
 
     private var workQueueArguments: AMQPTable {
         [
@@ -48,10 +46,12 @@ public struct WorkerTopology: Sendable {
         try await client.bind(
             QueueBinding(
                 queue: configuration.deadLetterQueue, exchange: configuration.deadLetterExchange, bindingKey: "#"))
-        _ = try await client.declareQueue(
-            QueueDeclaration(name: configuration.replyQueue, arguments: workQueueArguments))
-        _ = try await client.declareQueue(
-            QueueDeclaration(name: configuration.controlQueue, arguments: workQueueArguments))
+        var partitionArguments = workQueueArguments
+        partitionArguments["x-single-active-consumer"] = .bool(true)
+        for partition in 0..<partitionCount {
+            _ = try await client.declareQueue(
+                QueueDeclaration(name: configuration.partitionQueue(partition), arguments: partitionArguments))
+        }
         for workflow in workflows {
             let trigger = workflow.trigger
             try await client.declareExchange(ExchangeDeclaration(name: trigger.exchange, kind: .topic))
@@ -59,20 +59,6 @@ public struct WorkerTopology: Sendable {
             _ = try await client.declareQueue(QueueDeclaration(name: starts, arguments: workQueueArguments))
             try await client.bind(
                 QueueBinding(queue: starts, exchange: trigger.exchange, bindingKey: trigger.routingKey))
-            let partitions = Self.partitionExchange(workflow.name)
-            do {
-                try await client.declareExchange(ExchangeDeclaration(name: partitions, kind: .consistentHash))
-            } catch {
-                throw ConfigurationError(
-                    .brokerPluginMissing,
-                    "cannot declare the x-consistent-hash exchange \(partitions): enable the plugin with "
-                        + "`rabbitmq-plugins enable rabbitmq_consistent_hash_exchange`",
-                    cause: error)
-            }
-            let partition = Self.partitionQueue(workflow.name, worker: configuration.workerId)
-            _ = try await client.declareQueue(QueueDeclaration(name: partition, arguments: workQueueArguments))
-            // The binding key of a consistent-hash binding is the partition's weight.
-            try await client.bind(QueueBinding(queue: partition, exchange: partitions, bindingKey: "10"))
         }
     }
 }

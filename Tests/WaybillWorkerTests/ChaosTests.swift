@@ -15,7 +15,7 @@ struct ChaosTests {
 
     /// After the chaos: every saga completed exactly once, every effect applied once and never re-decided, and each
     /// saga's milestones (first copies; a crash may re-send an event under the same id) in order.
-    static func expectAllCompleted(_ scenario: Scenario, ids: [String], store: SagaStore) throws {
+    static func expectAllCompleted(_ scenario: Scenario, ids: [String], store: PoolReader) throws {
         let sagas = try store.sagas(ids.map(scenario.key))
         #expect(sagas.count == ids.count)
         #expect(sagas.values.allSatisfy { $0.instance.status == .completed })
@@ -44,12 +44,15 @@ struct ChaosTests {
         try await Scenario.run { scenario in
             let environment = try WorkerProcess.environment(for: scenario)
             let log = scenario.scratch.url.appendingPathComponent("worker.log")
-            let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
+            let partitions = scenario.names.partitionQueues
             var worker = try WorkerProcess(environment: environment, log: log)
             do {
                 try await eventually("the worker process to consume", seconds: 60) { [worker] in
                     if let ended = worker.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
-                    return (try? await scenario.client.inspectQueue(partition).consumerCount) == 1
+                    for queue in partitions {
+                        guard (try? await scenario.client.inspectQueue(queue).consumerCount) == 1 else { return false }
+                    }
+                    return true
                 }
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(
@@ -64,10 +67,8 @@ struct ChaosTests {
                     Self.distinctCompleted(scenario) == ids.count
                 }
                 #expect(try await worker.terminate() == .exited(0), "SIGTERM stops the worker cleanly")
-                let store = try SagaStore(
-                    configuration: SagaStore.Configuration(
-                        path: try #require(environment["WAYBILL_DATABASE"]), readOnly: true))
-                defer { try? store.close() }
+                let store = scenario.pool
+                defer { store.close() }
                 try Self.expectAllCompleted(scenario, ids: ids, store: store)
                 #expect(
                     try store.sagas(ids.map(scenario.key)).values.allSatisfy { $0.owner == scenario.names.workerId(1) })
@@ -84,12 +85,15 @@ struct ChaosTests {
         try await Scenario.run { scenario in
             let environment = try WorkerProcess.environment(for: scenario)
             let log = scenario.scratch.url.appendingPathComponent("worker.log")
-            let partition = WorkerTopology.partitionQueue(scenario.names.workflow, worker: scenario.names.workerId(1))
+            let partitions = scenario.names.partitionQueues
             var worker = try WorkerProcess(environment: environment, log: log)
             do {
                 try await eventually("the worker process to consume", seconds: 60) { [worker] in
                     if let ended = worker.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
-                    return (try? await scenario.client.inspectQueue(partition).consumerCount) == 1
+                    for queue in partitions {
+                        guard (try? await scenario.client.inspectQueue(queue).consumerCount) == 1 else { return false }
+                    }
+                    return true
                 }
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(
@@ -103,10 +107,8 @@ struct ChaosTests {
                     Self.distinctCompleted(scenario) == ids.count
                 }
                 #expect(try await worker.terminate() == .exited(0))
-                let store = try SagaStore(
-                    configuration: SagaStore.Configuration(
-                        path: try #require(environment["WAYBILL_DATABASE"]), readOnly: true))
-                defer { try? store.close() }
+                let store = scenario.pool
+                defer { store.close() }
                 try Self.expectAllCompleted(scenario, ids: ids, store: store)
                 #expect(try store.pendingOutbox(limit: 10).isEmpty, "a graceful stop leaves nothing unpublished")
             } catch {

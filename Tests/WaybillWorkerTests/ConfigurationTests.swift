@@ -19,15 +19,17 @@ struct ConfigurationTests {
 
     @Test func fileThenEnvironmentWhichWins() throws {
         let file = try configFile(
-            "worker_id: w1\nbatch_size: 64\nsynchronous: normal\ninbox_retention_hours: 24\ndatabase: /tmp/w1.sqlite\n")
+            "worker_id: w1\nbatch_size: 64\nsynchronous: normal\ninbox_retention_hours: 24\ndata_directory: /tmp/pool\n"
+                + "partitions: 8\npool_name: shop\n")
         let configuration = try WorkerConfiguration.load(
             file: file, environment: ["WAYBILL_BATCH_SIZE": "128", "WAYBILL_AMQP_PASSWORD": "s3cret"])
         #expect(configuration.workerId == "w1")
         #expect(configuration.batchSize == 128)
         #expect(configuration.durability == .normal)
         #expect(configuration.inboxRetention == .seconds(24 * 3600))
-        #expect(configuration.resolvedDatabasePath == "/tmp/w1.sqlite")
-        #expect(configuration.replyQueue == "waybill.replies.w1")
+        #expect(configuration.dataDirectory == "/tmp/pool")
+        #expect(configuration.partitions == 8)
+        #expect(configuration.partitionQueue(7) == "shop.p07")
         #expect(configuration.amqpPassword == "s3cret")
         #expect(!configuration.description.contains("s3cret"))
     }

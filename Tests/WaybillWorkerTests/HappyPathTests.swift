@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import SagaEngine
+import SagaStore
 import Testing
 import WaybillDefinition
 import WaybillTestSupport
@@ -77,7 +78,12 @@ struct HappyPathTests {
                 #expect(command.contentType == "application/json")
                 #expect(command.messageId != nil)
                 #expect(command.correlationId == command.messageId)
-                #expect(command.replyTo == "waybill.replies.\(worker.id)")
+                // Replies go to the saga's partition queue, whichever worker owns it when they come.
+                #expect(
+                    command.replyTo
+                        == PoolQueues.partition(
+                            PoolDirectory.partition(of: "o-1", count: TestNames.partitions),
+                            pool: scenario.names.poolName))
                 #expect(command.sagaId == "o-1")
                 #expect(command.headers[WireHeader.workflow] == scenario.names.workflow)
                 #expect(command.action == "do")

@@ -19,6 +19,7 @@ struct OperatorRepairTests {
         environment["WAYBILL_AMQP_URL"] = url
         environment["WAYBILL_AMQP_PASSWORD"] = password ?? ""
         environment["USER"] = "test-operator"
+        environment["WAYBILL_POOL_NAME"] = scenario.names.poolName
         let (termination, output) = try await ChildProcess.run(
             try WorkerProcess.binary().path, arguments: arguments, environment: environment, timeout: .seconds(60))
         return (termination.shellStatus, output)
@@ -37,10 +38,10 @@ struct OperatorRepairTests {
             try await scenario.placeOrder("o-retry")
             _ = try await scenario.waitForStatus("o-skip", .suspended, in: worker)
             _ = try await scenario.waitForStatus("o-retry", .suspended, in: worker)
-            let database = try scenario.configuration().resolvedDatabasePath
+            let database = scenario.dataDirectory
             let workflow = scenario.names.workflow
 
-            let stuck = try await Self.waybill(["sagas", "stuck", "--db", database, "--json"], in: scenario)
+            let stuck = try await Self.waybill(["sagas", "stuck", "--data-dir", database, "--json"], in: scenario)
             #expect(stuck.status == 0, "\(stuck.output)")
             let report = try JSONText.decode(stuck.output)
             let suspended = report["classes"]?.arrayValue?.first { $0["class"]?.stringValue == "suspended" }
@@ -50,7 +51,7 @@ struct OperatorRepairTests {
                 [
                     "sagas", "skip", "\(workflow)/o-skip", "--step", "invoice", "--output",
                     #"{"invoiceId":"manual-7"}"#,
-                    "--reason", "invoiced by hand, ticket OPS-42", "--by", "alice", "--db", database,
+                    "--reason", "invoiced by hand, ticket OPS-42", "--by", "alice", "--data-dir", database,
                 ], in: scenario)
             #expect(skip.status == 0, "\(skip.output)")
             let skipped = try await scenario.waitForStatus("o-skip", .completed, in: worker)
@@ -58,13 +59,19 @@ struct OperatorRepairTests {
 
             // Refused locally: the saga is no longer suspended.
             let again = try await Self.waybill(
-                ["sagas", "skip", "\(workflow)/o-skip", "--step", "invoice", "--reason", "twice", "--db", database],
+                [
+                    "sagas", "skip", "\(workflow)/o-skip", "--step", "invoice", "--reason", "twice", "--data-dir",
+                    database,
+                ],
                 in: scenario)
             #expect(again.status != 0, "\(again.output)")
 
             billingHealthy.withLock { $0 = true }
             let retry = try await Self.waybill(
-                ["sagas", "retry", "\(workflow)/o-retry", "--reason", "billing account unlocked", "--db", database],
+                [
+                    "sagas", "retry", "\(workflow)/o-retry", "--reason", "billing account unlocked", "--data-dir",
+                    database,
+                ],
                 in: scenario)
             #expect(retry.status == 0, "\(retry.output)")
             _ = try await scenario.waitForStatus("o-retry", .completed, in: worker)

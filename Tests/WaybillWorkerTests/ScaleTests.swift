@@ -11,43 +11,50 @@ import WaybillTestSupport
 /// Several workers on one broker, and a throughput figure.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
 struct ScaleTests {
-    @Test("two workers share the orders: every saga is owned and finished by exactly one of them")
+    @Test("two workers share the partitions: every saga is owned and finished by the owner of its partition")
     func twoWorkersPartitionSagas() async throws {
         try await Scenario.run { scenario in
             let first = try await scenario.startWorker(1)
             let second = try await scenario.startWorker(2)
+            // Four partitions, two workers: the cooperative rebalance gives each two.
+            try await eventually("each worker owns two partitions") {
+                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
+            }
+            let owners = Dictionary(
+                uniqueKeysWithValues: first.worker.ownedPartitions.map { ($0, first.id) }
+                    + second.worker.ownedPartitions.map { ($0, second.id) })
+            #expect(owners.count == TestNames.partitions, "every partition has one owner: \(owners)")
             let ids = (0..<50).map { "o-\($0)" }
-            // Every order twice: the duplicate must reach the worker that owns the saga, and be absorbed there.
+            // Every order twice: the duplicate must reach the saga's partition, and be absorbed there.
             let bodies = ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
             try await scenario.publishStarts(bodies + bodies)
             try await eventually("50 orders completed", seconds: 60) {
                 scenario.observer.count("order.completed") >= ids.count
             }
+            let pool = scenario.pool
+            defer { pool.close() }
             try await eventually("every duplicate start journaled") {
-                let keys = ids.map(scenario.key)
                 var ignored = 0
-                for worker in [first, second] {
-                    for key in keys { ignored += try worker.store.journal(of: key).count { $0.entry.kind == .ignored } }
+                for key in ids.map(scenario.key) {
+                    ignored += try pool.journal(of: key).count { $0.entry.kind == .ignored }
                 }
                 return ignored == ids.count
             }
 
-            let keys = ids.map(scenario.key)
-            let inFirst = try first.store.sagas(keys)
-            let inSecond = try second.store.sagas(keys)
-            #expect(Set(inFirst.keys).union(inSecond.keys) == Set(keys), "every saga is stored somewhere")
-            #expect(Set(inFirst.keys).isDisjoint(with: inSecond.keys), "no saga is stored twice")
-            #expect(!inFirst.isEmpty && !inSecond.isEmpty, "both workers own sagas: \(inFirst.count)/\(inSecond.count)")
-            for (worker, sagas) in [(first, inFirst), (second, inSecond)] {
-                for saga in sagas.values {
-                    #expect(saga.owner == worker.id)
-                    #expect(saga.instance.status == .completed)
-                    // Replies went to the owner: every command of the saga named its reply queue.
-                    let replyQueues = Set(
-                        scenario.participant.received(saga: saga.instance.key.id).compactMap(\.replyTo))
-                    #expect(replyQueues == ["waybill.replies.\(worker.id)"])
-                }
+            let sagas = try pool.sagas(ids.map(scenario.key))
+            #expect(Set(sagas.keys) == Set(ids.map(scenario.key)), "every saga is stored")
+            var perWorker: [String: Int] = [:]
+            for saga in sagas.values {
+                let partition = pool.pool.partition(of: saga.instance.key.id)
+                #expect(
+                    saga.owner == owners[partition], "saga \(saga.instance.key.id) written by its partition's owner")
+                #expect(saga.instance.status == .completed)
+                perWorker[saga.owner ?? "-", default: 0] += 1
+                // Replies went to the partition: every command of the saga named its partition's queue.
+                let replyQueues = Set(scenario.participant.received(saga: saga.instance.key.id).compactMap(\.replyTo))
+                #expect(replyQueues == [scenario.names.partitionQueues[partition]])
             }
+            #expect(perWorker.count == 2, "both workers own sagas: \(perWorker)")
             #expect(scenario.observer.count("order.completed") == ids.count, "each saga completed once")
             #expect(scenario.participant.received.count == ids.count * 5)
         }

@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 import WaybillDefinition
 import WaybillTestSupport
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -29,6 +30,12 @@ struct TestNames: Sendable {
     var participantQueue: String { "waybill.test.\(tag).participant" }
     var observerQueue: String { "waybill.test.\(tag).observer" }
     func workerId(_ index: Int) -> String { "w\(index)-\(tag)" }
+    /// The prefix of the test pool's partition queues.
+    var poolName: String { "waybill.test.\(tag)" }
+    /// The test pool's partition count: a few, so that two workers share them and tests declare few queues.
+    static let partitions = 4
+    /// The test pool's partition queues.
+    var partitionQueues: [String] { (0..<Self.partitions).map { PoolQueues.partition($0, pool: poolName) } }
 }
 
 /// Changes to the test's copy of `Workflows/order-fulfillment.yaml`.
@@ -71,12 +78,14 @@ struct WorkflowEdits: Sendable {
     }
 }
 
-/// A worker running in this process under a `ServiceGroup`, and a read-only view of its database.
+/// A worker running in this process under a `ServiceGroup`, and a read-only view of its pool's files.
 final class RunningWorker: Sendable {
     let configuration: WorkerConfiguration
+    let worker: SagaWorker
     let group: ServiceGroup
     let task: Task<Void, any Error>
-    let store: SagaStore
+    /// The pool's sagas (every worker of a scenario shares the pool).
+    let store: PoolReader
 
     var id: String { configuration.workerId }
 
@@ -114,14 +123,16 @@ final class RunningWorker: Sendable {
             task.cancel()
             throw error
         }
-        let store = try SagaStore(
-            configuration: SagaStore.Configuration(path: configuration.resolvedDatabasePath, readOnly: true))
-        return RunningWorker(configuration: configuration, group: group, task: task, store: store)
+        let store = PoolReader(directory: configuration.dataDirectory, partitions: TestNames.partitions)
+        return RunningWorker(configuration: configuration, worker: worker, group: group, task: task, store: store)
     }
 
-    private init(configuration: WorkerConfiguration, group: ServiceGroup, task: Task<Void, any Error>, store: SagaStore)
-    {
+    private init(
+        configuration: WorkerConfiguration, worker: SagaWorker, group: ServiceGroup, task: Task<Void, any Error>,
+        store: PoolReader
+    ) {
         self.configuration = configuration
+        self.worker = worker
         self.group = group
         self.task = task
         self.store = store
@@ -132,7 +143,7 @@ final class RunningWorker: Sendable {
         await group.triggerGracefulShutdown()
         let task = task
         try await within(60, "worker \(id) to stop") { try await task.value }
-        try? store.close()
+        store.close()
     }
 }
 
@@ -145,7 +156,7 @@ struct WorkerFailure: Error, CustomStringConvertible {
 /// observer and the workers. ``Scenario/run(edits:stock:script:_:)`` builds it, runs the test and tears it all down.
 final class Scenario: Sendable {
     let names: TestNames
-    /// The test's files: the workflow copy, the workers' databases, worker logs. Removed when the scenario is released.
+    /// The test's files: the workflow copy, the pool's data directory, worker logs. Removed when the scenario is released.
     let scratch: TemporaryDirectory
     let client: AMQPClient
     let participant: Participant
@@ -209,6 +220,10 @@ final class Scenario: Sendable {
     }
 
     var workflowsDirectory: String { scratch.file("Workflows") }
+    /// The pool's data directory, shared by the scenario's workers.
+    var dataDirectory: String { scratch.file("pool") }
+    /// The pool's sagas, read from its partition files.
+    var pool: PoolReader { PoolReader(directory: dataDirectory, partitions: TestNames.partitions) }
 
     /// Replaces the test's workflow file (workers read it when they start).
     func rewriteWorkflow(_ edits: WorkflowEdits) throws {
@@ -226,7 +241,10 @@ final class Scenario: Sendable {
         var configuration = WorkerConfiguration()
         configuration.workerId = names.workerId(index)
         configuration.amqpURL = try #require(TestBroker.url)
-        configuration.databasePath = scratch.file("\(names.workerId(index)).sqlite")
+        configuration.dataDirectory = dataDirectory
+        configuration.partitions = TestNames.partitions
+        configuration.poolName = names.poolName
+        configuration.rebalanceInterval = .milliseconds(200)
         configuration.workflowsDirectory = workflowsDirectory
         configuration.commandsExchange = names.commandsExchange
         configuration.eventsExchange = names.eventsExchange
@@ -319,23 +337,17 @@ final class Scenario: Sendable {
             }
         }
         background.cancel()
-        var queues = [
-            names.participantQueue, names.observerQueue, names.deadLetterQueue,
-            WorkerTopology.startQueue(names.workflow),
-        ]
-        for index in 1...4 {
-            queues += [
-                "waybill.replies.\(names.workerId(index))", "waybill.control.\(names.workerId(index))",
-                WorkerTopology.partitionQueue(names.workflow, worker: names.workerId(index)),
-            ]
-        }
+        let queues =
+            [
+                names.participantQueue, names.observerQueue, names.deadLetterQueue,
+                WorkerTopology.startQueue(names.workflow),
+            ] + names.partitionQueues
         for queue in queues {
             // Deleting a queue that was never declared closes the declaring channel; it is reopened on next use.
             if (try? await client.inspectQueue(queue)) != nil { _ = try? await client.deleteQueue(queue) }
         }
         for exchange in [
             names.commandsExchange, names.eventsExchange, names.deadLetterExchange, names.triggerExchange,
-            WorkerTopology.partitionExchange(names.workflow),
         ] {
             try? await client.deleteExchange(exchange)
         }

@@ -34,7 +34,10 @@ final class WorkerProcess: Sendable {
         environment["WAYBILL_WORKER_ID"] = configuration.workerId
         environment["WAYBILL_AMQP_URL"] = url
         environment["WAYBILL_AMQP_PASSWORD"] = password
-        environment["WAYBILL_DATABASE"] = configuration.resolvedDatabasePath
+        environment["WAYBILL_DATA_DIRECTORY"] = configuration.dataDirectory
+        environment["WAYBILL_PARTITIONS"] = String(TestNames.partitions)
+        environment["WAYBILL_POOL_NAME"] = configuration.poolName
+        environment["WAYBILL_REBALANCE_INTERVAL_MS"] = "200"
         environment["WAYBILL_WORKFLOWS"] = configuration.workflowsDirectory
         environment["WAYBILL_COMMANDS_EXCHANGE"] = configuration.commandsExchange
         environment["WAYBILL_EVENTS_EXCHANGE"] = configuration.eventsExchange

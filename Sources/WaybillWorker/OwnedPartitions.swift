@@ -1,0 +1,60 @@
+import AMQPTransport
+import SagaStore
+import Synchronization
+
+/// A partition this worker owns: the lock it holds, the store it claimed (whose every write checks the claim's
+/// epoch), and the consumer of the partition's queue.
+final class OwnedPartition: Sendable {
+    let number: Int
+    let queue: String
+    let store: SagaStore
+    let lock: FileLock
+    let claim: FenceClaim
+    /// The partition queue's consumer, and the task feeding its deliveries to the hot loop; set right after the
+    /// claim, once the subscription is in place.
+    let subscription = Mutex<(consumer: AMQPConsumer, pump: Task<Void, Never>)?>(nil)
+    /// Set when outbox rows were left unconfirmed (broker down, nack): the next batch publishes them first.
+    let outboxDirty = Mutex(false)
+    /// When the inbox is next pruned (ms since the epoch).
+    let inboxPruneDue = Mutex<Int64>(0)
+
+    init(number: Int, queue: String, store: SagaStore, lock: FileLock, claim: FenceClaim) {
+        self.number = number
+        self.queue = queue
+        self.store = store
+        self.lock = lock
+        self.claim = claim
+    }
+}
+
+/// The partitions this worker owns now. The hot loop alone adds and removes them (between batches); consumers and
+/// the status writer only read.
+final class OwnedPartitions: Sendable {
+    private let table = Mutex<[Int: OwnedPartition]>([:])
+
+    /// The partition, when this worker owns it.
+    subscript(number: Int) -> OwnedPartition? {
+        table.withLock { $0[number] }
+    }
+
+    /// Every owned partition, by number.
+    var all: [OwnedPartition] {
+        table.withLock { $0.values.sorted { $0.number < $1.number } }
+    }
+
+    /// The owned partition numbers, ascending.
+    var numbers: [Int] {
+        table.withLock { $0.keys.sorted() }
+    }
+
+    var count: Int { table.withLock { $0.count } }
+
+    func insert(_ partition: OwnedPartition) {
+        table.withLock { $0[partition.number] = partition }
+    }
+
+    @discardableResult
+    func remove(_ number: Int) -> OwnedPartition? {
+        table.withLock { $0.removeValue(forKey: number) }
+    }
+}

@@ -1,0 +1,237 @@
+import AMQPTransport
+import Foundation
+import Logging
+import SagaEngine
+import SagaStore
+import SeededRandom
+import Synchronization
+
+/// Claims, keeps and gives up this worker's partitions, and keeps its member status in the pool's data directory.
+///
+/// Every rebalance tick it counts the live workers (those whose member lock is held), works out its fair share of the
+/// partitions (`P / n`, the first `P mod n` workers by id one more), gives up partitions above its share and claims
+/// free ones below it. Giving up is cooperative: between two batches, the consumer of the partition's queue is
+/// cancelled (the broker takes back what was not acknowledged), the outbox is flushed, the claim is released and the
+/// lock let go; a worker below its share then claims it on its own next tick. A partition whose owner died is free
+/// as soon as the kernel drops the dead process's lock, and is claimed by a survivor on its next tick. A partition
+/// that stays free for three ticks while everyone is at their share (views of the membership that disagree for a
+/// moment) is claimed anyway. All of it runs on the hot loop's task, between batches.
+final class PartitionKeeper: Sendable {
+    private let configuration: WorkerConfiguration
+    private let pool: PoolDirectory
+    private let client: AMQPClient
+    private let registry: DefinitionRegistry
+    private let loop: BatchLoop
+    private let logger: Logger
+    private let deliver: @Sendable (WorkerInput) -> Void
+    private let startedAt = Timestamp.now()
+    private let state = Mutex(KeeperState())
+
+    private struct KeeperState {
+        /// Ticks each free partition has been seen free while this worker was at its share.
+        var freeTicks: [Int: Int] = [:]
+        var status = PoolMemberStatus.State.waitingForBroker
+        var queued = 0
+        var inFlight = 0
+        var ticks = 0
+    }
+
+    init(
+        configuration: WorkerConfiguration, pool: PoolDirectory, client: AMQPClient, registry: DefinitionRegistry,
+        loop: BatchLoop, logger: Logger, deliver: @escaping @Sendable (WorkerInput) -> Void
+    ) {
+        self.configuration = configuration
+        self.pool = pool
+        self.client = client
+        self.registry = registry
+        self.loop = loop
+        self.logger = logger
+        self.deliver = deliver
+    }
+
+    private var partitions: OwnedPartitions { loop.partitions }
+
+    /// This worker's fair share of the pool's partitions among `live` worker ids.
+    static func share(of worker: String, live: [String], partitionCount: Int) -> Int {
+        let members = Set(live + [worker]).sorted()
+        let index = members.firstIndex(of: worker) ?? 0
+        let base = partitionCount / members.count
+        return base + (index < partitionCount % members.count ? 1 : 0)
+    }
+
+    /// One rebalance: clear dead members' files, give up partitions above the share, claim free ones below it, and
+    /// rewrite the member status.
+    func rebalance() async {
+        let live = pool.liveMembers()
+        for member in pool.members() where !member.isLive && member.worker != configuration.workerId {
+            if pool.clearDeadMember(member.worker) {
+                logger.notice("cleared the files of worker \(member.worker), which is gone")
+            }
+        }
+        let share = Self.share(of: configuration.workerId, live: live, partitionCount: pool.partitionCount)
+        var owned = partitions.numbers
+        if owned.count > share {
+            for number in owned.suffix(owned.count - share) {
+                await release(number, reason: "rebalance: \(live.count) live workers, share \(share)")
+            }
+        }
+        owned = partitions.numbers
+        // Free partitions, starting at a place that depends on the worker id, so that workers joining together try
+        // different ones first.
+        var hash = StableHash()
+        hash.combine(configuration.workerId)
+        let offset = Int(hash.value % UInt64(pool.partitionCount))
+        let free = (0..<pool.partitionCount).map { (offset + $0) % pool.partitionCount }.filter {
+            partitions[$0] == nil && !pool.isOwned(partition: $0)
+        }
+        var wanted = max(0, share - owned.count)
+        let stranded = state.withLock { state in
+            var ticks: [Int: Int] = [:]
+            for number in free { ticks[number] = (state.freeTicks[number] ?? 0) + 1 }
+            state.freeTicks = ticks
+            return Set(ticks.filter { $0.value >= 3 }.keys)
+        }
+        for number in free {
+            if wanted > 0 {
+                if await claim(number) { wanted -= 1 }
+            } else if stranded.contains(number) {
+                if await claim(number) {
+                    logger.notice("claimed partition \(number) beyond the share: free for three ticks")
+                }
+            }
+        }
+        writeStatus(.running)
+    }
+
+    /// Claims partition `number` if its lock is free: lock, open, new epoch, definitions, leftover outbox, then the
+    /// queue's consumer. Returns whether this worker owns it now.
+    @discardableResult
+    func claim(_ number: Int) async -> Bool {
+        let lock: FileLock
+        do {
+            guard let taken = try FileLock.tryLock(pool.lockPath(partition: number)) else { return false }
+            lock = taken
+        } catch {
+            logger.error("cannot lock partition \(number): \(error)")
+            return false
+        }
+        let clock = ContinuousClock()
+        let began = clock.now
+        let queue = configuration.partitionQueue(number)
+        let store: SagaStore
+        let claim: FenceClaim
+        do {
+            store = try SagaStore(
+                configuration: SagaStore.Configuration(
+                    path: pool.databasePath(partition: number), durability: configuration.durability))
+            claim = try store.claim(owner: configuration.workerId, at: .now())
+            try registry.register(in: store, now: .now())
+        } catch {
+            logger.error("cannot claim partition \(queue): \(error)")
+            lock.release()
+            return false
+        }
+        let partition = OwnedPartition(number: number, queue: queue, store: store, lock: lock, claim: claim)
+        partitions.insert(partition)
+        await loop.flushOutbox(partition)
+        do {
+            let consumer = try await client.consume(queue: queue, prefetch: configuration.prefetch)
+            let deliver = deliver
+            let pump = Task { [logger] in
+                do {
+                    for try await delivery in consumer { deliver(.delivery(.partition(number), delivery)) }
+                } catch {
+                    logger.error("consumer of \(queue) stopped: \(error)")
+                }
+            }
+            partition.subscription.withLock { $0 = (consumer, pump) }
+        } catch {
+            logger.error("cannot consume \(queue); giving the partition up: \(error)")
+            await release(number, reason: "no consumer")
+            return false
+        }
+        logger.info(
+            "claimed partition \(queue)",
+            metadata: [
+                "epoch": "\(claim.epoch)", "took_ms": "\((clock.now - began).milliseconds)",
+            ])
+        return true
+    }
+
+    /// Gives partition `number` up: stop consuming (the broker takes back what was not acknowledged), publish what
+    /// the outbox still holds, end the claim, close the store, let go of the lock.
+    func release(_ number: Int, reason: String) async {
+        guard let partition = partitions.remove(number) else { return }
+        if let subscription = partition.subscription.withLock({ $0 }) {
+            await client.cancel(subscription.consumer)
+            subscription.pump.cancel()
+        }
+        await loop.flushOutbox(partition)
+        do {
+            try partition.store.releaseClaim(at: .now())
+        } catch {
+            logger.warning("cannot record the release of \(partition.queue): \(error)")
+        }
+        try? partition.store.close()
+        partition.lock.release()
+        logger.info("released partition \(partition.queue)", metadata: ["reason": .string(reason)])
+    }
+
+    /// Forgets a partition another worker claimed (its store refused a write as fenced): no write, no flush.
+    func lost(_ number: Int) async {
+        guard let partition = partitions.remove(number) else { return }
+        if let subscription = partition.subscription.withLock({ $0 }) {
+            await client.cancel(subscription.consumer)
+            subscription.pump.cancel()
+        }
+        try? partition.store.close()
+        partition.lock.release()
+    }
+
+    /// Hands every partition off (a drain), then leaves the pool's status as draining; the caller lets go of the
+    /// member lock.
+    func releaseAll(reason: String) async {
+        writeStatus(.draining)
+        for number in partitions.numbers { await release(number, reason: reason) }
+    }
+
+    /// Rewrites this worker's member status; every fifth tick it also counts its in-flight sagas and queued
+    /// messages.
+    func writeStatus(_ status: PoolMemberStatus.State) {
+        let recount = state.withLock { state in
+            state.status = status
+            state.ticks += 1
+            return state.ticks % 5 == 1
+        }
+        let owned = partitions.all
+        if recount {
+            let inFlight = owned.reduce(0) { $0 + ((try? $1.store.activeSagaCount()) ?? 0) }
+            state.withLock { $0.inFlight = inFlight }
+        }
+        let (inFlight, queued) = state.withLock { ($0.inFlight, $0.queued) }
+        let record = PoolMemberStatus(
+            worker: configuration.workerId, pid: getpid(), host: Self.hostName, state: status,
+            startedAt: startedAt, updatedAt: .now(), partitions: owned.map(\.number), inFlightSagas: inFlight,
+            queuedMessages: queued)
+        do {
+            try pool.write(record)
+        } catch {
+            logger.warning("cannot write the member status: \(error)")
+        }
+    }
+
+    private static let hostName: String = {
+        var name = [CChar](repeating: 0, count: 256)
+        guard gethostname(&name, name.count) == 0 else { return "" }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// Counts the messages waiting in the owned partitions' queues (the worker's lag) for the status file.
+    func measureLag() async {
+        var queued = 0
+        for partition in partitions.all {
+            if let info = try? await client.inspectQueue(partition.queue) { queued += Int(info.messageCount) }
+        }
+        state.withLock { $0.queued = queued }
+    }
+}
