@@ -14,7 +14,7 @@ import Synchronization
 /// cancelled (the broker takes back what was not acknowledged), the outbox is flushed, the claim is released and the
 /// lock let go; a worker below its share then claims it on its own next tick. A partition whose owner died is free
 /// as soon as the kernel drops the dead process's lock, and is claimed by a survivor on its next tick. A partition
-/// that stays free for three ticks while everyone is at their share (views of the membership that disagree for a
+/// that stays free for five ticks while everyone is at their share (views of the membership that disagree for a
 /// moment) is claimed anyway. All of it runs on the hot loop's task, between batches.
 final class PartitionKeeper: Sendable {
     private let configuration: WorkerConfiguration
@@ -62,17 +62,23 @@ final class PartitionKeeper: Sendable {
     /// One rebalance: clear dead members' files, give up partitions above the share, claim free ones below it, and
     /// rewrite the member status.
     func rebalance() async {
-        let live = pool.liveMembers()
-        for member in pool.members() where !member.isLive && member.worker != configuration.workerId {
+        let members = pool.members()
+        for member in members where !member.isLive && member.worker != configuration.workerId {
             if pool.clearDeadMember(member.worker) {
                 logger.notice("cleared the files of worker \(member.worker), which is gone")
             }
         }
-        let share = Self.share(of: configuration.workerId, live: live, partitionCount: pool.partitionCount)
+        // Workers still waiting for the broker, or draining, take no share: partitions given to them would sit idle.
+        let active = members.filter { $0.isLive && $0.state == .running }.map(\.worker)
+        let share = Self.share(of: configuration.workerId, live: active, partitionCount: pool.partitionCount)
         var owned = partitions.numbers
+        var released: Set<Int> = []
         if owned.count > share {
             for number in owned.suffix(owned.count - share) {
-                await release(number, reason: "rebalance: \(live.count) live workers, share \(share)")
+                await release(
+                    number, reason: "rebalance: \(Set(active + [configuration.workerId]).count) workers, share \(share)"
+                )
+                released.insert(number)
             }
         }
         owned = partitions.numbers
@@ -85,23 +91,27 @@ final class PartitionKeeper: Sendable {
             partitions[$0] == nil && !pool.isOwned(partition: $0)
         }
         var wanted = max(0, share - owned.count)
+        // A partition this worker just gave up starts counting again: it is meant for another worker.
         let stranded = state.withLock { state in
             var ticks: [Int: Int] = [:]
-            for number in free { ticks[number] = (state.freeTicks[number] ?? 0) + 1 }
+            for number in free where !released.contains(number) { ticks[number] = (state.freeTicks[number] ?? 0) + 1 }
             state.freeTicks = ticks
-            return Set(ticks.filter { $0.value >= 3 }.keys)
+            return Set(ticks.filter { $0.value >= Self.strandedTicks }.keys)
         }
         for number in free {
             if wanted > 0 {
                 if await claim(number) { wanted -= 1 }
             } else if stranded.contains(number) {
                 if await claim(number) {
-                    logger.notice("claimed partition \(number) beyond the share: free for three ticks")
+                    logger.notice("claimed partition \(number) beyond the share: nobody took it for a while")
                 }
             }
         }
         writeStatus(.running)
     }
+
+    /// How many rebalance ticks a partition stays free before a worker at its share takes it anyway.
+    static let strandedTicks = 5
 
     /// Claims partition `number` if its lock is free: lock, open, new epoch, definitions, leftover outbox, then the
     /// queue's consumer. Returns whether this worker owns it now.

@@ -74,6 +74,10 @@ public final class SagaWorker: Service, Sendable {
             throw ConfigurationError(.badValue, "partitions: \(error.message)")
         }
         let membership = try pool.join(as: configuration.workerId)
+        try? pool.write(
+            PoolMemberStatus(
+                worker: configuration.workerId, pid: getpid(), host: "", state: .waitingForBroker, startedAt: .now(),
+                updatedAt: .now(), partitions: [], inFlightSagas: 0, queuedMessages: 0))
         defer {
             unlink(pool.memberStatusPath(worker: configuration.workerId))
             membership.releaseRemovingFile()

@@ -132,7 +132,10 @@ extension WorkerConfiguration {
         ("tls_ca_file", "WAYBILL_TLS_CA_FILE", "CA bundle to verify the broker (amqps)"),
         ("tls_cert_file", "WAYBILL_TLS_CERT_FILE", "client certificate (amqps, mutual TLS)"),
         ("tls_key_file", "WAYBILL_TLS_KEY_FILE", "client key (amqps, mutual TLS)"),
-        ("data_directory", "WAYBILL_DATA_DIRECTORY", "the pool's data directory, shared by its workers; default .waybill/pool"),
+        (
+            "data_directory", "WAYBILL_DATA_DIRECTORY",
+            "the pool's data directory, shared by its workers; default .waybill/pool"
+        ),
         ("partitions", "WAYBILL_PARTITIONS", "partition count of a new pool (1-256); default 16, or the pool's"),
         ("pool_name", "WAYBILL_POOL_NAME", "prefix of the pool's partition queues; default waybill"),
         ("rebalance_interval_ms", "WAYBILL_REBALANCE_INTERVAL_MS", "member status and rebalance period; default 1000"),
