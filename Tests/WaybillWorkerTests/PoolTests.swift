@@ -1,0 +1,202 @@
+import Foundation
+import SagaEngine
+import SagaStore
+import Testing
+import WaybillDefinition
+import WaybillTestSupport
+
+@testable import WaybillWorker
+
+/// A pool of workers: one owner per partition, takeover of a killed worker's partitions, drain, and a partition
+/// mapping that depends on nothing but the saga id.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct PoolTests {
+    static let orders = 40
+
+    static func bodies(_ ids: [String]) -> [Data] {
+        ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
+    }
+
+    /// Which live worker owns which partition, from the member status files (none before the first worker made the
+    /// pool).
+    static func owners(_ scenario: Scenario) throws -> [Int: String] {
+        guard let pool = try? PoolDirectory.open(scenario.dataDirectory) else { return [:] }
+        var owners: [Int: String] = [:]
+        for member in pool.members() where member.isLive {
+            for partition in member.partitions { owners[partition] = member.worker }
+        }
+        return owners
+    }
+
+    /// Two `waybill worker` processes of the scenario, running and sharing the partitions.
+    static func startTwo(_ scenario: Scenario) async throws -> (WorkerProcess, WorkerProcess) {
+        var processes: [WorkerProcess] = []
+        for index in 1...2 {
+            let log = scenario.scratch.url.appendingPathComponent("worker-\(index).log")
+            processes.append(
+                try WorkerProcess(environment: try WorkerProcess.environment(for: scenario, worker: index), log: log))
+        }
+        try await eventually("two workers sharing the four partitions", seconds: 60) { [processes] in
+            for process in processes {
+                if let ended = process.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
+            }
+            let owners = try Self.owners(scenario)
+            return owners.count == TestNames.partitions && Set(owners.values).count == 2
+        }
+        return (processes[0], processes[1])
+    }
+
+    /// Every claim of every partition came after the previous one ended, or after its owner died at `deaths`.
+    static func expectOneOwnerAtATime(_ pool: PoolReader, deaths: [String: Timestamp] = [:]) throws {
+        for (partition, claims) in try pool.claims() {
+            for (previous, next) in zip(claims, claims.dropFirst()) {
+                #expect(next.epoch == previous.epoch + 1)
+                let ended = previous.releasedAt ?? deaths[previous.owner]
+                let endedAt = try #require(ended, "partition \(partition): claim \(previous.epoch) never ended")
+                #expect(
+                    next.claimedAt >= endedAt,
+                    "partition \(partition): epoch \(next.epoch) by \(next.owner) claimed while \(previous.owner) held it"
+                )
+            }
+        }
+    }
+
+    /// Holds every invoice until the test answers, so that every saga waits for a reply when a worker goes away.
+    static let holdInvoices: Participant.Script = { command in
+        command.routingKey == "billing.invoice.create" ? .hold : nil
+    }
+
+    static func waitForInvoices(_ scenario: Scenario, count: Int) async throws {
+        try await scenario.participant.waitUntil("every order waiting for its invoice") { received in
+            received.count { $0.routingKey == "billing.invoice.create" } >= count
+        }
+    }
+
+    @Test("a worker killed with SIGKILL: the survivor takes its partitions over, matches their pending replies")
+    func takeoverAfterKill() async throws {
+        try await Scenario.run(script: Self.holdInvoices) { scenario in
+            let (first, second) = try await Self.startTwo(scenario)
+            do {
+                let ids = (0..<Self.orders).map { "o-\($0)" }
+                try await scenario.publishStarts(Self.bodies(ids))
+                try await Self.waitForInvoices(scenario, count: ids.count)
+                let killedAt = Timestamp.now()
+                let clock = ContinuousClock()
+                let killed = clock.now
+                try await first.kill()
+                try await eventually("the survivor owns every partition", seconds: 30) {
+                    let owners = try Self.owners(scenario)
+                    return owners.count == TestNames.partitions && Set(owners.values) == [scenario.names.workerId(2)]
+                }
+                let takeover = clock.now - killed
+                print("takeover after SIGKILL: \(takeover) (rebalance interval 200 ms)")
+                #expect(takeover < .seconds(15))
+                // The replies to the killed worker's commands go to its partitions' queues: the survivor gets them.
+                try await scenario.participant.answerHeld()
+                try await eventually("every order completed", seconds: 120) {
+                    ChaosTests.distinctCompleted(scenario) == ids.count
+                }
+                #expect(try await second.terminate() == .exited(0))
+                let pool = scenario.pool
+                defer { pool.close() }
+                try ChaosTests.expectAllCompleted(scenario, ids: ids, store: pool)
+                try Self.expectOneOwnerAtATime(pool, deaths: [scenario.names.workerId(1): killedAt])
+            } catch {
+                Issue.record("worker 1 log:\n\(first.logTail())\nworker 2 log:\n\(second.logTail())")
+                try? await first.kill()
+                try? await second.kill()
+                throw error
+            }
+        }
+    }
+
+    @Test("SIGTERM drains a worker: it exits 0, hands every partition off, and the other one finishes its sagas")
+    func drain() async throws {
+        try await Scenario.run(script: Self.holdInvoices) { scenario in
+            let (first, second) = try await Self.startTwo(scenario)
+            do {
+                let ids = (0..<Self.orders).map { "o-\($0)" }
+                try await scenario.publishStarts(Self.bodies(ids))
+                try await Self.waitForInvoices(scenario, count: ids.count)
+                #expect(try await first.terminate() == .exited(0), "a drained worker exits 0")
+                let pool = try PoolDirectory.open(scenario.dataDirectory)
+                #expect(
+                    !pool.members().contains { $0.worker == scenario.names.workerId(1) },
+                    "a drained worker leaves the pool")
+                try await eventually("the other worker owns every partition", seconds: 30) {
+                    try Self.owners(scenario).values.allSatisfy { $0 == scenario.names.workerId(2) }
+                        && Self.owners(scenario).count == TestNames.partitions
+                }
+                try await scenario.participant.answerHeld()
+                try await eventually("every order completed", seconds: 120) {
+                    ChaosTests.distinctCompleted(scenario) == ids.count
+                }
+                #expect(try await second.terminate() == .exited(0))
+                let reader = scenario.pool
+                defer { reader.close() }
+                try ChaosTests.expectAllCompleted(scenario, ids: ids, store: reader)
+                #expect(try reader.pendingOutbox(limit: 10).isEmpty, "a drain leaves nothing unpublished")
+                // Every claim ended with a release: nobody died.
+                try Self.expectOneOwnerAtATime(reader)
+            } catch {
+                Issue.record("worker 1 log:\n\(first.logTail())\nworker 2 log:\n\(second.logTail())")
+                try? await first.kill()
+                try? await second.kill()
+                throw error
+            }
+        }
+    }
+
+    @Test("duplicate starts after the workers restart in the other order reach the same sagas: none is created twice")
+    func mappingIgnoresStartOrder() async throws {
+        try await Scenario.run { scenario in
+            let ids = (0..<30).map { "o-\($0)" }
+            let second = try await scenario.startWorker(2)
+            let first = try await scenario.startWorker(1)
+            try await eventually("two workers sharing the partitions") {
+                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
+            }
+            let before = Dictionary(
+                uniqueKeysWithValues: first.worker.ownedPartitions.map { ($0, first.id) }
+                    + second.worker.ownedPartitions.map { ($0, second.id) })
+            try await scenario.publishStarts(Self.bodies(ids))
+            try await eventually("every order completed", seconds: 60) {
+                ChaosTests.distinctCompleted(scenario) == ids.count
+            }
+            try await second.stop()
+            try await first.stop()
+
+            // The other order: the partitions may go to other workers, but each saga stays in its partition's file.
+            let again1 = try await scenario.startWorker(1)
+            let again2 = try await scenario.startWorker(2)
+            try await eventually("two workers sharing the partitions again") {
+                again1.worker.ownedPartitions.count == 2 && again2.worker.ownedPartitions.count == 2
+            }
+            let after = Dictionary(
+                uniqueKeysWithValues: again1.worker.ownedPartitions.map { ($0, again1.id) }
+                    + again2.worker.ownedPartitions.map { ($0, again2.id) })
+            print(
+                "partition owners before: \(before.sorted { $0.key < $1.key }), after: \(after.sorted { $0.key < $1.key })"
+            )
+            try await scenario.publishStarts(Self.bodies(ids))
+            let pool = scenario.pool
+            defer { pool.close() }
+            try await eventually("every duplicate journaled as ignored", seconds: 60) {
+                try ids.allSatisfy { id in
+                    try pool.journal(of: scenario.key(id)).contains { $0.entry.kind == .ignored }
+                }
+            }
+            // Each saga is in exactly one partition file: its own.
+            for partition in 0..<TestNames.partitions {
+                let store = try #require(try pool.store(partition))
+                let found = try store.sagas(ids.map(scenario.key))
+                #expect(
+                    found.keys.allSatisfy { pool.pool.partition(of: $0.id) == partition },
+                    "partition \(partition) holds only its own sagas")
+            }
+            #expect(try pool.sagas(ids.map(scenario.key)).count == ids.count)
+            #expect(scenario.participant.received.count == ids.count * 5, "no saga ran twice")
+            #expect(scenario.observer.count("order.completed") == ids.count)
+        }
+    }
+}
