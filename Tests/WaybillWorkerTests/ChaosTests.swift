@@ -157,4 +157,45 @@ struct ChaosTests {
             try Self.expectAllCompleted(scenario, ids: firstWave + secondWave, store: worker.store)
         }
     }
+
+    @Test(
+        "two workers, the second first; duplicates before and after a broker restart: no saga twice, milestones in order"
+    )
+    func duplicatesAcrossBrokerRestart() async throws {
+        try await Scenario.run { scenario in
+            let second = try await scenario.startWorker(2)
+            let first = try await scenario.startWorker(1)
+            try await eventually("two workers sharing the partitions") {
+                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
+            }
+            let ids = (0..<(2 * Self.orders)).map { "o-\($0)" }
+            let bodies = ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
+            try await scenario.publishStarts(bodies + bodies)
+            try await scenario.participant.waitUntil("the run under way") { $0.count >= ids.count }
+
+            let stop = try await TestBroker.runScript(["stop"])
+            try #require(stop.succeeded, "scripts/rabbitmq stop: \(stop.output)")
+            let start = try await TestBroker.runScript(["start"])
+            try #require(start.succeeded, "scripts/rabbitmq start: \(start.output)")
+            try await scenario.client.waitUntilConnected()
+            try await eventually("the duplicates published after the restart", seconds: 60) {
+                (try? await scenario.publishStarts(bodies)) != nil
+            }
+            try await eventually("every order completed after the broker restart", seconds: 180) {
+                Self.distinctCompleted(scenario) == ids.count
+            }
+            let pool = scenario.pool
+            defer { pool.close() }
+            try await eventually("every duplicate absorbed by its saga", seconds: 60) {
+                try ids.allSatisfy { id in
+                    try pool.journal(of: scenario.key(id)).count { $0.entry.kind == .ignored } >= 2
+                }
+            }
+            for partition in 0..<TestNames.partitions {
+                let found = try #require(try pool.store(partition)).sagas(ids.map(scenario.key))
+                #expect(found.keys.allSatisfy { pool.pool.partition(of: $0.id) == partition })
+            }
+            try Self.expectAllCompleted(scenario, ids: ids, store: pool)
+        }
+    }
 }
