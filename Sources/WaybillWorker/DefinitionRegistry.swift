@@ -59,7 +59,7 @@ public final class DefinitionRegistry: Sendable {
 
     /// Stores every definition file in `store` (by content hash; a stored text stays as it was), so the partition's
     /// file holds the definition of every saga it has. Call it when claiming a partition.
-    public func register(in store: SagaStore, now: Timestamp) throws {
+    public func register(in store: any PartitionStore, now: Timestamp) throws {
         for file in files {
             try store.saveDefinition(
                 name: file.definition.name, version: file.definition.version, source: file.source, at: now)
@@ -67,7 +67,7 @@ public final class DefinitionRegistry: Sendable {
     }
 
     /// The definition a saga runs, loading an older version from the saga's store when needed.
-    public func definition(hash: String, in store: SagaStore) throws -> WorkflowDefinition? {
+    public func definition(hash: String, in store: any PartitionStore) throws -> WorkflowDefinition? {
         if let known = byHash.withLock({ $0[hash] }) { return known }
         guard let stored = try store.definition(hash: hash) else { return nil }
         let definition = try WorkflowLoader.load(yaml: stored.source, file: "stored:\(hash.prefix(12))")

@@ -2,14 +2,12 @@ import AMQPTransport
 import SagaStore
 import Synchronization
 
-/// A partition this worker owns: the lock it holds, the store it claimed (whose every write checks the claim's
-/// epoch), and the consumer of the partition's queue.
+/// A partition this worker owns: its lease (the claimed store, whose every write checks the claim's epoch) and the
+/// consumer of the partition's queue.
 final class OwnedPartition: Sendable {
     let number: Int
     let queue: String
-    let store: SagaStore
-    let lock: FileLock
-    let claim: FenceClaim
+    let lease: any PartitionLease
     /// The partition queue's consumer, and the task feeding its deliveries to the hot loop; set right after the
     /// claim, once the subscription is in place.
     let subscription = Mutex<(consumer: AMQPConsumer, pump: Task<Void, Never>)?>(nil)
@@ -18,13 +16,14 @@ final class OwnedPartition: Sendable {
     /// When the inbox is next pruned (ms since the epoch).
     let inboxPruneDue = Mutex<Int64>(0)
 
-    init(number: Int, queue: String, store: SagaStore, lock: FileLock, claim: FenceClaim) {
-        self.number = number
+    init(queue: String, lease: any PartitionLease) {
+        self.number = lease.partition
         self.queue = queue
-        self.store = store
-        self.lock = lock
-        self.claim = claim
+        self.lease = lease
     }
+
+    /// The partition's claimed store.
+    var store: any PartitionStore { lease.store }
 }
 
 /// The partitions this worker owns now. The hot loop alone adds and removes them (between batches); consumers and

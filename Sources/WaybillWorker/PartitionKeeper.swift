@@ -18,6 +18,7 @@ import Synchronization
 /// moment) is claimed anyway. All of it runs on the hot loop's task, between batches.
 final class PartitionKeeper: Sendable {
     private let configuration: WorkerConfiguration
+    private let storage: any PartitionStorage
     private let pool: PoolDirectory
     private let client: AMQPClient
     private let registry: DefinitionRegistry
@@ -41,6 +42,7 @@ final class PartitionKeeper: Sendable {
         loop: BatchLoop, logger: Logger, deliver: @escaping @Sendable (WorkerInput) -> Void
     ) {
         self.configuration = configuration
+        self.storage = SQLitePartitionStorage(pool: pool, durability: configuration.durability)
         self.pool = pool
         self.client = client
         self.registry = registry
@@ -88,7 +90,7 @@ final class PartitionKeeper: Sendable {
         hash.combine(configuration.workerId)
         let offset = Int(hash.value % UInt64(pool.partitionCount))
         let free = (0..<pool.partitionCount).map { (offset + $0) % pool.partitionCount }.filter {
-            partitions[$0] == nil && !pool.isOwned(partition: $0)
+            partitions[$0] == nil && !storage.isClaimed($0)
         }
         var wanted = max(0, share - owned.count)
         // A partition this worker just gave up starts counting again: it is meant for another worker.
@@ -113,35 +115,31 @@ final class PartitionKeeper: Sendable {
     /// How many rebalance ticks a partition stays free before a worker at its share takes it anyway.
     static let strandedTicks = 5
 
-    /// Claims partition `number` if its lock is free: lock, open, new epoch, definitions, leftover outbox, then the
-    /// queue's consumer. Returns whether this worker owns it now.
+    /// Claims partition `number` if nobody holds it: lock, new epoch, definitions, leftover outbox, then the queue's
+    /// consumer. Returns whether this worker owns it now.
     @discardableResult
     func claim(_ number: Int) async -> Bool {
-        let lock: FileLock
-        do {
-            guard let taken = try FileLock.tryLock(pool.lockPath(partition: number)) else { return false }
-            lock = taken
-        } catch {
-            logger.error("cannot lock partition \(number): \(error)")
-            return false
-        }
         let clock = ContinuousClock()
         let began = clock.now
         let queue = configuration.partitionQueue(number)
-        let store: SagaStore
-        let claim: FenceClaim
+        let lease: any PartitionLease
         do {
-            store = try SagaStore(
-                configuration: SagaStore.Configuration(
-                    path: pool.databasePath(partition: number), durability: configuration.durability))
-            claim = try store.claim(owner: configuration.workerId, at: .now())
-            try registry.register(in: store, now: .now())
+            guard let claimed = try storage.claim(number, owner: configuration.workerId, now: .now()) else {
+                return false
+            }
+            lease = claimed
         } catch {
             logger.error("cannot claim partition \(queue): \(error)")
-            lock.release()
             return false
         }
-        let partition = OwnedPartition(number: number, queue: queue, store: store, lock: lock, claim: claim)
+        do {
+            try registry.register(in: lease.store, now: .now())
+        } catch {
+            logger.error("cannot store the workflow definitions in \(queue); giving the partition up: \(error)")
+            lease.release(at: .now())
+            return false
+        }
+        let partition = OwnedPartition(queue: queue, lease: lease)
         partitions.insert(partition)
         await loop.flushOutbox(partition)
         do {
@@ -162,40 +160,31 @@ final class PartitionKeeper: Sendable {
         }
         logger.info(
             "claimed partition \(queue)",
-            metadata: [
-                "epoch": "\(claim.epoch)", "took_ms": "\((clock.now - began).milliseconds)",
-            ])
+            metadata: ["epoch": "\(lease.claim.epoch)", "took_ms": "\((clock.now - began).milliseconds)"])
         return true
     }
 
     /// Gives partition `number` up: stop consuming (the broker takes back what was not acknowledged), publish what
-    /// the outbox still holds, end the claim, close the store, let go of the lock.
+    /// the outbox still holds, end the claim, let the next owner in.
     func release(_ number: Int, reason: String) async {
         guard let partition = partitions.remove(number) else { return }
-        if let subscription = partition.subscription.withLock({ $0 }) {
-            await client.cancel(subscription.consumer)
-            subscription.pump.cancel()
-        }
+        await stopConsuming(partition)
         await loop.flushOutbox(partition)
-        do {
-            try partition.store.releaseClaim(at: .now())
-        } catch {
-            logger.warning("cannot record the release of \(partition.queue): \(error)")
-        }
-        try? partition.store.close()
-        partition.lock.release()
+        partition.lease.release(at: .now())
         logger.info("released partition \(partition.queue)", metadata: ["reason": .string(reason)])
     }
 
     /// Forgets a partition another worker claimed (its store refused a write as fenced): no write, no flush.
     func lost(_ number: Int) async {
         guard let partition = partitions.remove(number) else { return }
-        if let subscription = partition.subscription.withLock({ $0 }) {
-            await client.cancel(subscription.consumer)
-            subscription.pump.cancel()
-        }
-        try? partition.store.close()
-        partition.lock.release()
+        await stopConsuming(partition)
+        partition.lease.abandon()
+    }
+
+    private func stopConsuming(_ partition: OwnedPartition) async {
+        guard let subscription = partition.subscription.withLock({ $0 }) else { return }
+        await client.cancel(subscription.consumer)
+        subscription.pump.cancel()
     }
 
     /// Hands every partition off (a drain), then leaves the pool's status as draining; the caller lets go of the

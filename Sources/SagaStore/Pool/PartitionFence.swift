@@ -1,5 +1,5 @@
-import SagaEngine
 import GRDB
+import SagaEngine
 
 /// One claim of a partition's store: the epoch it got and who holds it.
 public struct FenceClaim: Sendable, Hashable {

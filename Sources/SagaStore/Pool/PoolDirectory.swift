@@ -83,9 +83,10 @@ public struct PoolDirectory: Sendable, Hashable {
                 "a pool has 1 to 256 partitions, not \(partitions); 16 suits up to 16 workers.")
         }
         let manager = FileManager.default
-        for folder in [path, (path as NSString).appendingPathComponent("partitions"),
-            (path as NSString).appendingPathComponent("members")]
-        {
+        for folder in [
+            path, (path as NSString).appendingPathComponent("partitions"),
+            (path as NSString).appendingPathComponent("members"),
+        ] {
             do {
                 try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
             } catch {

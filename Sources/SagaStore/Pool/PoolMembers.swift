@@ -69,7 +69,8 @@ public struct PoolMemberStatus: Sendable, Hashable {
             state: state, startedAt: Timestamp(milliseconds: Int64(started)),
             updatedAt: Timestamp(milliseconds: Int64(updated)),
             partitions: value["partitions"]?.arrayValue?.compactMap(\.intValue) ?? [],
-            inFlightSagas: value["inFlightSagas"]?.intValue ?? 0, queuedMessages: value["queuedMessages"]?.intValue ?? 0)
+            inFlightSagas: value["inFlightSagas"]?.intValue ?? 0, queuedMessages: value["queuedMessages"]?.intValue ?? 0
+        )
     }
 }
 

@@ -1,0 +1,125 @@
+import SagaEngine
+
+/// The saga state of one partition, as the worker's hot loop uses it: the seam a store on another engine (a
+/// replicated one, for a pool that spans hosts) would implement; docs/pool.md says what each call must guarantee.
+///
+/// Every write runs in one transaction and is refused with ``SagaStoreError/Code/fenced`` once another owner claimed
+/// the partition. ``SagaStore`` is the SQLite implementation.
+public protocol PartitionStore: AnyObject, Sendable {
+    /// The sagas stored under `keys` (missing ones are absent).
+    func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga]
+    /// The ids among `ids` already recorded in the inbox.
+    func processedMessageIds(in ids: [String]) throws -> Set<String>
+    /// Writes every change in one transaction; returns the outbox row ids of their messages, in order.
+    @discardableResult
+    func commit(_ changes: [SagaChange]) throws -> [Int64]
+    /// Outbox rows not yet confirmed, oldest first.
+    func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage]
+    /// Removes outbox rows the broker confirmed.
+    func deleteOutbox(ids: [Int64]) throws
+    /// Timers due before `now`, soonest first.
+    func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer]
+    /// Forgets inbox marks older than `before`, at most `limit`; returns how many.
+    @discardableResult
+    func pruneInbox(before: Timestamp, limit: Int) throws -> Int
+    /// Stores a workflow definition by content hash and returns the hash.
+    @discardableResult
+    func saveDefinition(name: String, version: Int, source: String, at now: Timestamp) throws -> String
+    /// A stored definition by hash.
+    func definition(hash: String) throws -> StoredDefinition?
+    /// Sagas not finished yet.
+    func activeSagaCount() throws -> Int
+}
+
+extension SagaStore: PartitionStore {}
+
+/// One partition held by this process: its store, the claim's epoch, and how to give it up.
+public protocol PartitionLease: Sendable {
+    /// The partition number.
+    var partition: Int { get }
+    /// The claimed store; its writes check the claim.
+    var store: any PartitionStore { get }
+    /// The epoch and owner of the claim.
+    var claim: FenceClaim { get }
+    /// Hands the partition off: records the release, closes the store, lets the next owner in.
+    func release(at now: Timestamp)
+    /// Lets go after the claim was lost to another owner: writes nothing.
+    func abandon()
+}
+
+/// Where a pool's partitions live and how one is claimed: the other half of the seam (``PartitionStore``). A claim
+/// must exclude every other holder until it is released or its process dies, and must give the store a new epoch
+/// that every later write of an older claim fails on.
+public protocol PartitionStorage: Sendable {
+    /// The pool's fixed partition count.
+    var partitionCount: Int { get }
+    /// Claims `partition` for `owner`, or returns `nil` when another live holder has it.
+    func claim(_ partition: Int, owner: String, now: Timestamp) throws -> (any PartitionLease)?
+    /// Whether some live process holds `partition` now.
+    func isClaimed(_ partition: Int) -> Bool
+}
+
+/// The SQLite pool: a lock file and a SQLite file per partition in a data directory shared by the workers of one
+/// host (``PoolDirectory``).
+public struct SQLitePartitionStorage: PartitionStorage {
+    public let pool: PoolDirectory
+    public let durability: SagaStore.Configuration.Durability
+
+    public init(pool: PoolDirectory, durability: SagaStore.Configuration.Durability) {
+        self.pool = pool
+        self.durability = durability
+    }
+
+    public var partitionCount: Int { pool.partitionCount }
+
+    public func claim(_ partition: Int, owner: String, now: Timestamp) throws -> (any PartitionLease)? {
+        guard let lock = try FileLock.tryLock(pool.lockPath(partition: partition)) else { return nil }
+        do {
+            let store = try SagaStore(
+                configuration: SagaStore.Configuration(
+                    path: pool.databasePath(partition: partition), durability: durability))
+            do {
+                let claim = try store.claim(owner: owner, at: now)
+                return SQLitePartitionLease(partition: partition, sqlite: store, lock: lock, claim: claim)
+            } catch {
+                try? store.close()
+                throw error
+            }
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    public func isClaimed(_ partition: Int) -> Bool {
+        pool.isOwned(partition: partition)
+    }
+}
+
+/// A claimed SQLite partition: the lock file held and the store whose writes check the claim's epoch.
+final class SQLitePartitionLease: PartitionLease {
+    let partition: Int
+    let sqlite: SagaStore
+    let lock: FileLock
+    let claim: FenceClaim
+
+    init(partition: Int, sqlite: SagaStore, lock: FileLock, claim: FenceClaim) {
+        self.partition = partition
+        self.sqlite = sqlite
+        self.lock = lock
+        self.claim = claim
+    }
+
+    var store: any PartitionStore { sqlite }
+
+    func release(at now: Timestamp) {
+        try? sqlite.releaseClaim(at: now)
+        try? sqlite.close()
+        lock.release()
+    }
+
+    func abandon() {
+        try? sqlite.close()
+        lock.release()
+    }
+}
