@@ -73,8 +73,8 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
     public var user: String
     /// Password. Never logged; ``description`` shows `***`.
     public var password: String
-    /// Heartbeat interval in seconds proposed to the broker; 0 disables heartbeats. Dead connections are
-    /// noticed after about two intervals.
+    /// Heartbeat interval in seconds proposed to the broker (5 by default, so a pool notices a vanished worker or
+    /// broker within about 10 s); 0 disables heartbeats. Dead connections are noticed after about two intervals.
     public var heartbeatSeconds: Int
     /// Name shown in the broker's management UI and `rabbitmqctl list_connections`.
     public var connectionName: String
@@ -91,7 +91,7 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
     /// Creates a configuration; the defaults reach a local broker as `guest`.
     public init(
         host: String = "127.0.0.1", port: Int = 5672, virtualHost: String = "/", user: String = "guest",
-        password: String = "guest", heartbeatSeconds: Int = 30, connectionName: String = "waybill", tls: TLS? = nil,
+        password: String = "guest", heartbeatSeconds: Int = 5, connectionName: String = "waybill", tls: TLS? = nil,
         connectTimeout: Duration = .seconds(10), rpcTimeout: Duration = .seconds(30),
         reconnect: ReconnectPolicy = ReconnectPolicy()
     ) {

@@ -8,16 +8,20 @@ import WaybillWorker
 struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
-        abstract: "Run a worker: consume orders and replies, drive sagas, persist them in SQLite.",
+        abstract: "Run a worker of a pool: own a share of its partitions, drive their sagas, persist them in SQLite.",
         discussion: """
             Configuration comes from an optional YAML file (--config) and WAYBILL_* environment variables, which \
             win. The broker password is read from WAYBILL_AMQP_PASSWORD or the file named by amqp_password_file, \
             never from the command line. Every key is listed in docs/configuration.md.
 
+            Workers with the same data directory (WAYBILL_DATA_DIRECTORY) form a pool: they share its partitions, \
+            take over a dead worker's, and SIGTERM drains one (it hands its partitions off and exits 0). See \
+            docs/pool.md.
+
             Examples:
               WAYBILL_AMQP_URL=amqp://waybill@rabbit:5672/ WAYBILL_AMQP_PASSWORD=... waybill worker
               waybill worker --config /etc/waybill/worker.yaml
-              WAYBILL_WORKER_ID=w2 WAYBILL_DATABASE=/var/lib/waybill/w2.sqlite waybill worker
+              WAYBILL_WORKER_ID=w2 WAYBILL_DATA_DIRECTORY=/var/lib/waybill/pool waybill worker
             """
     )
 

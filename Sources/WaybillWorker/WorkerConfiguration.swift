@@ -118,8 +118,6 @@ extension ErrorCode where Domain == ConfigurationErrorDomain {
     public static let noWorkflows = Self(rawValue: "config.no_workflows")
     /// Two workflow files define the same name and version.
     public static let duplicateWorkflow = Self(rawValue: "config.duplicate_workflow")
-    /// The broker lacks the `rabbitmq_consistent_hash_exchange` plugin.
-    public static let brokerPluginMissing = Self(rawValue: "config.broker_plugin_missing")
 }
 
 extension WorkerConfiguration {
