@@ -96,6 +96,9 @@ final class BatchLoop: Sendable {
 
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
+        // Rows left unconfirmed (broker down, nack) go first, in commit order, also in partitions this batch does not
+        // touch.
+        for partition in partitions.all where partition.outboxDirty.withLock({ $0 }) { await flushOutbox(partition) }
         var work: [Int: PartitionWork] = [:]
         var relays: [Relay] = []
         var ticked = false
@@ -138,7 +141,6 @@ final class BatchLoop: Sendable {
         var failed = false
         for (number, var partitionWork) in work.sorted(by: { $0.key < $1.key }) {
             guard let partition = partitions[number] else { continue }
-            if partition.outboxDirty.withLock({ $0 }) { await flushOutbox(partition) }
             do {
                 let changes = try transitions(&partitionWork, partition: partition, now: now)
                 let ids = try partition.store.commit(changes)
