@@ -36,12 +36,20 @@ struct PoolTests {
             processes.append(
                 try WorkerProcess(environment: try WorkerProcess.environment(for: scenario, worker: index), log: log))
         }
-        try await eventually("two workers sharing the four partitions", seconds: 60) { [processes] in
-            for process in processes {
-                if let ended = process.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
+        do {
+            try await eventually("two workers sharing the four partitions", seconds: 60) { [processes] in
+                for process in processes {
+                    if let ended = process.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
+                }
+                let owners = try Self.owners(scenario)
+                return owners.count == TestNames.partitions && Set(owners.values).count == 2
             }
-            let owners = try Self.owners(scenario)
-            return owners.count == TestNames.partitions && Set(owners.values).count == 2
+        } catch {
+            for (index, process) in processes.enumerated() {
+                Issue.record("worker \(index + 1) log:\n\(process.logTail())")
+                try? await process.kill()
+            }
+            throw error
         }
         return (processes[0], processes[1])
     }
