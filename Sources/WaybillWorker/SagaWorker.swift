@@ -147,10 +147,22 @@ public final class SagaWorker: Service, Sendable {
 
     private func runConnected(client: AMQPClient, pool: PoolDirectory, registry: DefinitionRegistry) async throws {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
-        try await WorkerTopology(
-            configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount
-        )
-        .declare(on: client)
+        let topology = WorkerTopology(
+            configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount)
+        // The connection may drop while the topology is declared (a broker restarting): wait for the next one and
+        // declare again, as long as it takes. A refusal (a queue declared elsewhere with other arguments) stops it.
+        while true {
+            do {
+                try await topology.declare(on: client)
+                break
+            } catch let error as AMQPError
+                where [.notConnected, .connectionLost, .connectionClosed].contains(error.code)
+            {
+                logger.warning(
+                    "lost the broker while declaring the topology; declaring again", metadata: ["error": "\(error)"])
+                try await client.waitUntilConnected()
+            }
+        }
         let queue = WorkQueue<WorkerInput>()
         let timing = batchObserver.map { ReplyTiming(observer: $0) }
         var afterPublish: (@Sendable ([WorkerInput]) -> Void)?
