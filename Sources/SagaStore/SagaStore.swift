@@ -138,20 +138,38 @@ public final class SagaStore: Sendable {
         try checkWritable("committing saga changes")
         let prepared = changes.map(PreparedChange.init)
         do {
-            return try pool.writeWithoutTransaction { db in
-                var outboxIds: [Int64] = []
-                outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
-                try db.inTransaction(.immediate) {
-                    try checkFence(db)
-                    let statements = try WriteStatements(db)
-                    for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
-                    return .commit
-                }
-                return outboxIds
-            }
+            return try pool.writeWithoutTransaction { db in try write(prepared, in: db) }
         } catch {
             throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
         }
+    }
+
+    /// ``commit(_:)`` without blocking the caller: the transaction runs on the store's writer queue while the task
+    /// is suspended, so the commits of several stores (a pool's partitions) run, and wait for their fsyncs, in
+    /// parallel.
+    @discardableResult
+    public func commit(_ changes: [SagaChange]) async throws -> [Int64] {
+        guard !changes.isEmpty else { return [] }
+        try checkWritable("committing saga changes")
+        let prepared = changes.map(PreparedChange.init)
+        do {
+            return try await pool.writeWithoutTransaction { db in try self.write(prepared, in: db) }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
+        }
+    }
+
+    /// One commit's transaction: the fence check, then every change on cached statements.
+    private func write(_ prepared: [PreparedChange], in db: Database) throws -> [Int64] {
+        var outboxIds: [Int64] = []
+        outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
+        try db.inTransaction(.immediate) {
+            try checkFence(db)
+            let statements = try WriteStatements(db)
+            for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
+            return .commit
+        }
+        return outboxIds
     }
 
     /// Removes outbox rows once the broker confirmed their messages.

@@ -137,32 +137,61 @@ final class BatchLoop: Sendable {
             }
         }
 
-        var committed: [Committed] = []
+        // The engine runs partition by partition; the partitions' commits then run in parallel, each in its own
+        // file and transaction, so a batch that touches several partitions waits for about one fsync, not several.
         var failed = false
+        var decided: [(partition: OwnedPartition, work: PartitionWork, changes: [SagaChange])] = []
         for (number, var partitionWork) in work.sorted(by: { $0.key < $1.key }) {
             guard let partition = partitions[number] else { continue }
             do {
                 let changes = try transitions(&partitionWork, partition: partition, now: now)
-                let ids = try partition.store.commit(changes)
-                // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
-                // commands could reach the broker out of order. They stay for the next flush, in commit order.
-                let backlog = partition.outboxDirty.withLock { $0 }
-                let outbox = changes.flatMap(\.outbox)
-                committed.append(
-                    Committed(
-                        partition: partition, work: partitionWork, outbox: backlog ? [] : outbox,
-                        outboxIds: backlog ? [] : ids))
-            } catch let error as SagaStoreError where error.code == .fenced {
-                logger.critical(
-                    "lost partition \(partition.queue) to another worker; its deliveries go back to the queue",
-                    metadata: ["error": "\(error)"])
-                requeue(partitionWork.settle + partitionWork.relays.map(\.delivery))
-                feedback(.lost(number))
+                decided.append((partition, partitionWork, changes))
             } catch {
                 logger.error(
                     "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
                 requeue(partitionWork.settle + partitionWork.relays.map(\.delivery))
                 failed = true
+            }
+        }
+        let outcomes = await withTaskGroup(of: (Int, Result<[Int64], any Error>).self) { group in
+            for (index, entry) in decided.enumerated() {
+                group.addTask {
+                    do {
+                        return (index, .success(try await entry.partition.store.commit(entry.changes)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
+            }
+            var outcomes = [Result<[Int64], any Error>?](repeating: nil, count: decided.count)
+            for await (index, outcome) in group { outcomes[index] = outcome }
+            return outcomes
+        }
+        var committed: [Committed] = []
+        for (entry, outcome) in zip(decided, outcomes) {
+            let partition = entry.partition
+            switch outcome {
+            case .success(let ids)?:
+                // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
+                // commands could reach the broker out of order. They stay for the next flush, in commit order.
+                let backlog = partition.outboxDirty.withLock { $0 }
+                committed.append(
+                    Committed(
+                        partition: partition, work: entry.work, outbox: backlog ? [] : entry.changes.flatMap(\.outbox),
+                        outboxIds: backlog ? [] : ids))
+            case .failure(let error as SagaStoreError)? where error.code == .fenced:
+                logger.critical(
+                    "lost partition \(partition.queue) to another worker; its deliveries go back to the queue",
+                    metadata: ["error": "\(error)"])
+                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
+                feedback(.lost(partition.number))
+            case .failure(let error)?:
+                logger.error(
+                    "commit in \(partition.queue) failed, deliveries go back to the queue: \(error)")
+                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
+                failed = true
+            case nil:
+                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
             }
         }
 

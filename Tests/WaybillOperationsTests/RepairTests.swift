@@ -40,7 +40,7 @@ final class InProcessWorker: ControlChannel, Sendable {
             let change = SagaChange(
                 event: event, before: saga.instance, transition: transition, definition: definition, at: now,
                 owner: saga.owner, inboxMessageId: nil)
-            try store.commit([change])
+            try await store.commit([change])
             let applied = transition.outcome == .applied
             return .replied(
                 ControlReply(

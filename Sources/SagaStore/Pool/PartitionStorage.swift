@@ -10,9 +10,10 @@ public protocol PartitionStore: AnyObject, Sendable {
     func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga]
     /// The ids among `ids` already recorded in the inbox.
     func processedMessageIds(in ids: [String]) throws -> Set<String>
-    /// Writes every change in one transaction; returns the outbox row ids of their messages, in order.
+    /// Writes every change in one transaction; returns the outbox row ids of their messages, in order. Suspends
+    /// the caller, not a thread, while the transaction runs, so several partitions commit in parallel.
     @discardableResult
-    func commit(_ changes: [SagaChange]) throws -> [Int64]
+    func commit(_ changes: [SagaChange]) async throws -> [Int64]
     /// Outbox rows not yet confirmed, oldest first.
     func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage]
     /// Removes outbox rows the broker confirmed.
