@@ -85,6 +85,29 @@ public struct CommandMessage: Sendable, Hashable, Codable {
     public var attempt: Int
     /// The evaluated `input` (or `compensate.input`) of the step: order data, so keep it out of logs.
     public var body: JSONValue
+    /// For a compensation, the idempotency key of the forward command it undoes (the `waybill-compensates` header),
+    /// so a participant can find the effect by that key alone; `nil` for a forward command.
+    public var compensates: String?
+    /// For a compensation, whether the forward command's outcome is unknown (``BranchState/outcomeUnknown``): it may
+    /// never have taken effect, and its output is not known. Always `false` for a forward command.
+    public var outcomeUnknown: Bool
+}
+
+/// The idempotency keys the engine puts on commands (docs/wire.md, "Commands").
+public enum IdempotencyKey {
+    /// `<sagaId>/<stepId>[/<branch>][/r<round>]`: the key every forward attempt of one branch carries in one round.
+    /// `branch` is `nil` for a step without `for_each` (not branch 0, which would add `/0`).
+    public static func forward(sagaId: String, step: String, branch: Int?, round: Int) -> String {
+        var key = sagaId + "/" + step
+        if let branch { key += "/\(branch)" }
+        if round > 0 { key += "/r\(round)" }
+        return key
+    }
+
+    /// The key of the compensation that undoes the forward command keyed `forwardKey`: `<forwardKey>/compensate`.
+    public static func compensation(of forwardKey: String) -> String {
+        forwardKey + "/compensate"
+    }
 }
 
 /// A milestone the rest of the company sees (`order.shipped`).

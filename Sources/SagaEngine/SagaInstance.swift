@@ -56,7 +56,8 @@ public enum SagaStatus: String, Sendable, Hashable, Codable, CaseIterable {
     case compensating
     /// Every step succeeded. Terminal.
     case completed
-    /// Every completed step was undone. Terminal.
+    /// Every completed step, and every step whose outcome is unknown (``BranchState/outcomeUnknown``), was undone.
+    /// Terminal.
     case compensated
     /// A failure after the pivot (or a compensation that cannot even be built) needs an operator.
     case suspended
@@ -91,7 +92,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var steps: [StepState]
     /// The index of the step running forward; `steps.count` once all succeeded.
     public var cursor: Int
-    /// Successful step branches in the order they completed; compensation walks it backwards.
+    /// Successful step branches in the order they completed; compensation walks it backwards, taking each step's
+    /// branches whose outcome is unknown (which are not listed here) before that step's completed ones.
     public var completions: [BranchRef]
     /// Present while completed branches are being undone (abort or reallocation).
     public var compensation: CompensationPlan?
@@ -215,7 +217,8 @@ public struct BranchState: Sendable, Hashable, Codable {
         case retryWait
         /// The participant replied ok; the branch is in ``SagaInstance/completions``.
         case succeeded
-        /// The forward command failed for good (or stopped retrying because a sibling failed).
+        /// The forward command failed for good (or stopped retrying because a sibling failed). Compensated all the same
+        /// when its outcome is unknown (``BranchState/outcomeUnknown``).
         case failed
         /// Its compensation command was sent.
         case compensating
@@ -250,6 +253,11 @@ public struct BranchState: Sendable, Hashable, Codable {
     public var startedAt: Timestamp?
     /// When it last succeeded, failed or was compensated; a compensation in flight keeps the forward time.
     public var finishedAt: Timestamp?
+    /// Forward attempts of this round that were sent and never answered: their reply timeout fired first. Each may
+    /// still have taken effect at the participant, so a count above 0 makes a branch that never succeeded
+    /// ``outcomeUnknown``. A later explicit error does not lower it (see ``outcomeUnknown``); an operator retry, which
+    /// starts a new round under a new idempotency key, resets it.
+    public var unansweredAttempts: Int
 
     /// A branch about to send its first attempt (status `inFlight`, no attempt made yet). `round` must be the step's
     /// ``StepState/round``, or the branch's idempotency key repeats an earlier round's.
@@ -259,7 +267,19 @@ public struct BranchState: Sendable, Hashable, Codable {
         status = .inFlight
         attempt = 0
         compensationAttempt = 0
+        unansweredAttempts = 0
     }
+
+    /// Whether the forward command may have taken effect although no ok reply came: it never succeeded in this round,
+    /// and at least one of its attempts was sent and never answered.
+    ///
+    /// The rule (docs/workflows.md, "Unknown outcomes"): an attempt whose reply timed out is possibly done; an
+    /// explicit error reply means that attempt did nothing, and a command the broker returned unroutable was never
+    /// delivered. Once possibly done, a branch stays so even if a later attempt gets a non-retryable error: every
+    /// attempt carries the same idempotency key, so the participant applied the unanswered one at most once, but it
+    /// may have, and the error of the later attempt does not say it did not. Such a branch is compensated like a
+    /// succeeded one, with no output to read.
+    public var outcomeUnknown: Bool { output == nil && unansweredAttempts > 0 }
 }
 
 /// A command that was sent and not yet answered.
@@ -348,7 +368,8 @@ public struct CompensationPlan: Sendable, Hashable, Codable {
     public var queue: [BranchRef]
 
     /// Rebuilds a stored plan (the store's decoder, tests); the engine makes its own when compensation begins, and
-    /// `queue` must list branches in reverse completion order.
+    /// `queue` must list branches steps last first: in each step, the branches whose outcome is unknown, then the
+    /// completed ones in reverse completion order.
     public init(purpose: Purpose, queue: [BranchRef]) {
         self.purpose = purpose
         self.queue = queue

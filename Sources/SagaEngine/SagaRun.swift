@@ -7,7 +7,9 @@ import WaybillDefinition
 /// Every path that changes the saga goes through here, so the invariants live in one place:
 /// - a branch has at most one pending command and at most one live timer;
 /// - a reply is matched by message id only, so late and duplicate replies find nothing and are ignored;
-/// - compensation walks `completions` backwards, one command at a time.
+/// - compensation walks the steps backwards, one command at a time: in each step first the branches whose outcome is
+///   unknown (an attempt timed out and none succeeded, ``BranchState/outcomeUnknown``), then the succeeded ones in
+///   reverse completion order (`completions` backwards).
 struct SagaRun {
     let engine: SagaEngine
     let definition: WorkflowDefinition
@@ -87,7 +89,11 @@ struct SagaRun {
         switch (timer.kind, state.status) {
         case (.replyTimeout, _):
             guard let pending = state.pending else { return }
-            modifyBranch(ref) { $0.pending = nil }
+            modifyBranch(ref) {
+                $0.pending = nil
+                // The command went out and no reply came: the participant may have applied it all the same.
+                if pending.kind == .do { $0.unansweredAttempts += 1 }
+            }
             let waited = definition.steps[ref.step].timeout
             let error = StepError(
                 code: StepError.timeoutCode, message: "no reply to \(pending.messageId) within \(waited)",
@@ -188,10 +194,9 @@ struct SagaRun {
         let step = definition.steps[ref.step]
         let state = branch(ref)
         let messageId = nextId("m")
-        var idempotencyKey = instance.key.id + "/" + step.id
-        if step.forEach != nil { idempotencyKey += "/\(ref.branch)" }
-        if state.round > 0 { idempotencyKey += "/r\(state.round)" }
-        if kind == .compensate { idempotencyKey += "/compensate" }
+        let forwardKey = IdempotencyKey.forward(
+            sagaId: instance.key.id, step: step.id, branch: branchLabel(ref), round: state.round)
+        let undo = kind == .compensate
         modifyBranch(ref) { [now] in
             $0.pending = PendingCommand(
                 messageId: messageId, routingKey: routingKey, kind: kind, attempt: attempt, sentAt: now)
@@ -199,8 +204,10 @@ struct SagaRun {
         actions.append(
             .sendCommand(
                 CommandMessage(
-                    messageId: messageId, routingKey: routingKey, idempotencyKey: idempotencyKey, step: step.id,
-                    branch: step.forEach == nil ? nil : ref.branch, kind: kind, attempt: attempt, body: body)))
+                    messageId: messageId, routingKey: routingKey,
+                    idempotencyKey: undo ? IdempotencyKey.compensation(of: forwardKey) : forwardKey, step: step.id,
+                    branch: branchLabel(ref), kind: kind, attempt: attempt, body: body,
+                    compensates: undo ? forwardKey : nil, outcomeUnknown: undo && state.outcomeUnknown)))
         setTimer(ref, kind: .replyTimeout, after: step.timeout.milliseconds)
     }
 
@@ -381,11 +388,28 @@ struct SagaRun {
         case .reallocate(let splitStep, _):
             floor = splitStep
         }
-        let queue = instance.completions.reversed().filter { ref in
-            ref.step > floor && definition.steps[ref.step].compensate != nil && branch(ref).status == .succeeded
-        }
-        instance.compensation = CompensationPlan(purpose: purpose, queue: Array(queue))
+        instance.compensation = CompensationPlan(purpose: purpose, queue: undoQueue(above: floor))
         continueCompensation()
+    }
+
+    /// The branches of steps after `floor` that may have taken effect and have a compensation, next to undo first:
+    /// the steps backwards; in each, the branches whose outcome is unknown (highest index first), then the succeeded
+    /// ones in reverse completion order. Unknown ones go first because an unanswered command may have taken effect
+    /// later than any reply the saga saw.
+    ///
+    /// Steps run one after another, so grouping by step keeps `completions` backwards for the succeeded ones.
+    private func undoQueue(above floor: Int) -> [BranchRef] {
+        let succeeded = instance.completions.reversed().filter { branch($0).status == .succeeded }
+        var queue: [BranchRef] = []
+        for index in definition.steps.indices.reversed()
+        where index > floor && definition.steps[index].compensate != nil {
+            let branches = instance.steps[index].branches
+            queue += branches.indices.reversed()
+                .filter { branches[$0].status == .failed && branches[$0].outcomeUnknown }
+                .map { BranchRef(step: index, branch: $0) }
+            queue += succeeded.filter { $0.step == index }
+        }
+        return queue
     }
 
     /// Sends the next compensation, or finishes the plan when nothing is left.
@@ -438,7 +462,9 @@ struct SagaRun {
         let body: JSONValue
         let routingKey: String
         do {
-            let scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+            var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+            // Without a reply there is no output to undo by: the step's own output reads as null, whatever the path.
+            if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
             routingKey = try compensate.routingKey.evaluateString(in: scope)
             body = try compensate.input.evaluate(in: scope)
         } catch {
@@ -512,11 +538,7 @@ struct SagaRun {
         if var plan = instance.compensation {
             // A reallocation (or a suspended compensation) becomes a full abort; the queue keeps its order.
             let queued = Set(plan.queue)
-            let rest = instance.completions.reversed().filter { ref in
-                !queued.contains(ref) && definition.steps[ref.step].compensate != nil
-                    && branch(ref).status == .succeeded
-            }
-            plan.queue.append(contentsOf: rest)
+            plan.queue.append(contentsOf: undoQueue(above: -1).filter { !queued.contains($0) })
             plan.purpose = .abort
             instance.compensation = plan
             instance.status = .compensating
@@ -571,9 +593,11 @@ struct SagaRun {
             instance.failure = nil
             for branchIndex in state.branches.indices where state.branches[branchIndex].status == .failed {
                 let ref = BranchRef(step: index, branch: branchIndex)
+                // Only reachable after the pivot, where nothing is compensated: the new round's key starts afresh.
                 modifyBranch(ref) {
                     $0.round += 1
                     $0.attempt = 0
+                    $0.unansweredAttempts = 0
                     $0.finishedAt = nil
                 }
                 sendAttempt(ref)

@@ -104,10 +104,13 @@ enum JournalText {
         }
     }
 
-    /// `; sent 2 commands, sent 1 compensation, published order.released, scheduled 1 timer, finished completed`.
+    /// `; sent 2 commands, sent 1 compensation, published order.released, scheduled 1 timer, finished completed`, and
+    /// for each compensation of a forward command whose reply never came, `outcome unknown: compensating release[1]
+    /// in case it took effect`.
     static func effects(_ actions: [SagaAction]) -> String {
         var commands = 0
         var compensations = 0
+        var unknown: [String] = []
         var milestones: [String] = []
         var scheduled = 0
         var cancelled = 0
@@ -116,6 +119,9 @@ enum JournalText {
             switch action {
             case .sendCommand(let command):
                 if command.kind == .compensate { compensations += 1 } else { commands += 1 }
+                if command.outcomeUnknown {
+                    unknown.append(command.branch.map { "\(command.step)[\($0)]" } ?? command.step)
+                }
             case .publishMilestone(let milestone): milestones.append(milestone.name)
             case .scheduleTimer: scheduled += 1
             case .cancelTimer: cancelled += 1
@@ -125,6 +131,11 @@ enum JournalText {
         var parts: [String] = []
         if commands > 0 { parts.append("sent \(commands) command\(commands == 1 ? "" : "s")") }
         if compensations > 0 { parts.append("sent \(compensations) compensation\(compensations == 1 ? "" : "s")") }
+        if !unknown.isEmpty {
+            parts.append(
+                "outcome unknown: compensating \(unknown.joined(separator: " and ")) in case "
+                    + (unknown.count == 1 ? "it" : "they") + " took effect")
+        }
         if !milestones.isEmpty { parts.append("published \(milestones.joined(separator: ", "))") }
         if scheduled > 0 { parts.append("scheduled \(scheduled) timer\(scheduled == 1 ? "" : "s")") }
         if cancelled > 0 { parts.append("cancelled \(cancelled) timer\(cancelled == 1 ? "" : "s")") }

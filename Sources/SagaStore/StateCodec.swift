@@ -167,7 +167,7 @@ extension StateCodec {
         case finishedAt = 8
     }
 
-    /// The fields of a ``BranchState``. `round` came after the others, hence its number.
+    /// The fields of a ``BranchState``. `round` and `unansweredAttempts` came after the others, hence their numbers.
     enum BranchField: UInt64, StateField {
         case item = 1
         case status = 2
@@ -183,6 +183,9 @@ extension StateCodec {
         case startedAt = 9
         case finishedAt = 10
         case round = 11
+        /// Written only when above 0, so a branch without an unanswered attempt keeps the bytes of the binaries that
+        /// came before the field (and they read a state that has it, skipping the field).
+        case unansweredAttempts = 12
     }
 
     /// The fields of a ``PendingCommand``.
@@ -493,6 +496,7 @@ struct StateWriter: ~Copyable {
         }
         timestamp(Field.startedAt, value.startedAt)
         timestamp(Field.finishedAt, value.finishedAt)
+        if value.unansweredAttempts > 0 { int(Field.unansweredAttempts, value.unansweredAttempts) }
         endMessage()
     }
 
@@ -869,6 +873,7 @@ struct StateReader {
             case .startedAt: branch.startedAt = try timestamp()
             case .finishedAt: branch.finishedAt = try timestamp()
             case .round: branch.round = try int()
+            case .unansweredAttempts: branch.unansweredAttempts = try int()
             case nil: try skipValue()
             }
         }

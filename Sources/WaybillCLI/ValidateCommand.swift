@@ -9,7 +9,8 @@ struct ValidateCommand: ParsableCommand {
         abstract: "Check workflow files.",
         discussion: """
             Prints one summary line per valid file on standard output and one FILE:LINE:COLUMN: message line \
-            per problem on standard error. Exits 0 when every file is valid, 1 otherwise.
+            per problem on standard error, where warnings (FILE:LINE:COLUMN: warning: message) about valid files \
+            go too. Exits 0 when every file is valid, warnings or not, 1 otherwise.
 
             Examples:
               waybill validate Workflows/order-fulfillment.yaml
@@ -24,12 +25,10 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let report = WorkflowValidator.validate(files: files)
         for result in report.files {
-            let text = result.lines.map { $0 + "\n" }.joined()
-            if result.isValid {
-                FileHandle.standardOutput.write(Data(text.utf8))
-            } else {
-                FileHandle.standardError.write(Data(text.utf8))
-            }
+            let summary = result.summaryLines.map { $0 + "\n" }.joined()
+            let problems = result.warningLines.map { $0 + "\n" }.joined()
+            if !summary.isEmpty { FileHandle.standardOutput.write(Data(summary.utf8)) }
+            if !problems.isEmpty { FileHandle.standardError.write(Data(problems.utf8)) }
         }
         guard report.exitCode == 0 else { throw ExitCode(report.exitCode) }
     }

@@ -2,12 +2,21 @@ import CodedError
 
 /// One problem found in a workflow file, at a 1-based line and column.
 ///
-/// Its `description` is exactly `file:line:column: message`, the form editors and CI logs turn into links.
-/// The message says what is wrong and how to fix it; it never contains Swift type names.
+/// Its `description` is exactly `file:line:column: message` for an error and `file:line:column: warning: message` for
+/// a warning, the forms editors and CI logs turn into links. The message says what is wrong and how to fix it; it
+/// never contains Swift type names.
 public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem this is; the raw values (`workflow.<snake_case>`) are stable across releases, so
     /// scripts may match on them. The printed diagnostic does not show the code.
     public typealias Code = ErrorCode<WorkflowDiagnosticDomain>
+
+    /// Whether the problem stops the file from loading.
+    public enum Severity: String, Sendable, Hashable {
+        /// The file is invalid; no worker runs it.
+        case error
+        /// The file loads and runs, but something in it will likely go wrong at run time.
+        case warning
+    }
 
     /// The file name as the user gave it (the diagnostic prints it verbatim).
     public var file: String
@@ -19,18 +28,23 @@ public struct WorkflowDiagnostic: Error, Sendable, Hashable, CustomStringConvert
     public var message: String
     /// The kind of problem.
     public var code: Code
+    /// An error (the file does not load) or a warning (it does); a warning is never thrown.
+    public var severity: Severity
 
     /// Creates a diagnostic; `line` and `column` are 1-based.
-    public init(file: String, line: Int, column: Int, message: String, code: Code) {
+    public init(file: String, line: Int, column: Int, message: String, code: Code, severity: Severity = .error) {
         self.file = file
         self.line = line
         self.column = column
         self.message = message
         self.code = code
+        self.severity = severity
     }
 
-    /// `file:line:column: message`.
-    public var description: String { "\(file):\(line):\(column): \(message)" }
+    /// `file:line:column: message`, or `file:line:column: warning: message` for a warning.
+    public var description: String {
+        "\(file):\(line):\(column): " + (severity == .warning ? "warning: " : "") + message
+    }
 }
 
 /// The workflow loader's error family: the domain of ``WorkflowDiagnostic/Code``, whose codes are
@@ -61,6 +75,9 @@ extension ErrorCode where Domain == WorkflowDiagnosticDomain {
     public static let conflict = Self(rawValue: "workflow.conflict")
     /// A pivot rule is broken: a second pivot, a pivot split step, or a `compensate` on or after the pivot.
     public static let pivot = Self(rawValue: "workflow.pivot")
+    /// A warning: a step's `compensate` reads the step's own output, which is `null` when the forward command's reply
+    /// never came (the step is then compensated in case it took effect, with no output to read).
+    public static let compensationReadsOwnOutput = Self(rawValue: "workflow.compensation_reads_own_output")
     /// The file could not be read at all (``WorkflowSourceReadError``).
     public static let unreadableFile = Self(rawValue: "workflow.unreadable_file")
     /// The file has one or more problems (``WorkflowDiagnostics``, which lists them).
@@ -111,11 +128,14 @@ struct SourceLocation: Sendable, Hashable, Comparable {
 struct DiagnosticLog {
     let file: String
     private(set) var entries: [WorkflowDiagnostic] = []
+    /// Warnings, kept apart: they never make the file invalid.
+    private(set) var warnings: [WorkflowDiagnostic] = []
 
     init(file: String) {
         self.file = file
     }
 
+    /// Whether no error was reported (warnings do not count).
     var isEmpty: Bool { entries.isEmpty }
 
     mutating func report(_ code: WorkflowDiagnostic.Code, at location: SourceLocation, _ message: String) {
@@ -123,14 +143,30 @@ struct DiagnosticLog {
             WorkflowDiagnostic(file: file, line: location.line, column: location.column, message: message, code: code))
     }
 
+    mutating func warn(_ code: WorkflowDiagnostic.Code, at location: SourceLocation, _ message: String) {
+        warnings.append(
+            WorkflowDiagnostic(
+                file: file, line: location.line, column: location.column, message: message, code: code,
+                severity: .warning))
+    }
+
     /// The problems in file order; problems at the same position keep the order they were found in.
     var sorted: WorkflowDiagnostics {
-        let ordered = entries.enumerated().sorted { left, right in
+        WorkflowDiagnostics(Self.inFileOrder(entries))
+    }
+
+    /// The warnings in file order.
+    var sortedWarnings: [WorkflowDiagnostic] {
+        Self.inFileOrder(warnings)
+    }
+
+    private static func inFileOrder(_ diagnostics: [WorkflowDiagnostic]) -> [WorkflowDiagnostic] {
+        let ordered = diagnostics.enumerated().sorted { left, right in
             let leftKey = (left.element.line, left.element.column, left.offset)
             let rightKey = (right.element.line, right.element.column, right.offset)
             return leftKey < rightKey
         }
-        return WorkflowDiagnostics(ordered.map(\.element))
+        return ordered.map(\.element)
     }
 }
 

@@ -10,6 +10,10 @@ public struct EvaluationScope: Sendable {
     public var alias: (name: String, value: JSONValue)?
     public var sagaId: String
     public var workflow: String
+    /// Steps whose output is unknown: every `steps.<id>.output...` path of one of them evaluates to `null`, however
+    /// deep, instead of failing. The engine sets it to the step it compensates when the forward command's reply never
+    /// came; `stepOutputs` may still hold its siblings' outputs, which such a path does not read either.
+    public var unknownOutputs: Set<String> = []
 
     public init(
         input: JSONValue, stepOutputs: [String: JSONValue] = [:], alias: (name: String, value: JSONValue)? = nil,
@@ -80,6 +84,7 @@ extension ExpressionPath {
         case .sagaWorkflow:
             return .string(scope.workflow)
         case .stepOutput(let id):
+            if scope.unknownOutputs.contains(id) { return .null }
             guard let output = scope.stepOutputs[id] else {
                 throw EvaluationError(.noStepOutput, path: description, reason: "step '\(id)' has no output yet")
             }

@@ -26,22 +26,33 @@ public enum WorkflowLoader {
         maxAttempts: .limited(3), initialInterval: .seconds(1), backoff: 2.0, maxInterval: .seconds(60),
         jitter: .full)
 
-    /// Parses and validates `yaml`; `file` is only used to prefix diagnostics.
+    /// Parses and validates `yaml`; `file` is only used to prefix diagnostics. Warnings are dropped: call
+    /// ``loadReportingWarnings(yaml:file:)`` to get them.
     ///
     /// - Throws: ``WorkflowDiagnostics`` holding every problem found, in file order.
     public static func load(yaml: String, file: String) throws(WorkflowDiagnostics) -> WorkflowDefinition {
-        var reader = WorkflowReader(yaml: yaml, file: file)
-        let definition = reader.read()
-        if let definition, reader.log.isEmpty { return definition }
-        if reader.log.isEmpty {
-            reader.log.report(.yamlSyntax, at: .start, "the workflow could not be read")
-        }
-        throw reader.log.sorted
+        try loadReportingWarnings(yaml: yaml, file: file).definition
     }
 
     /// Parses and validates a file that was read with ``WorkflowSource/read(file:)``.
     public static func load(_ source: WorkflowSource) throws(WorkflowDiagnostics) -> WorkflowDefinition {
         try load(yaml: source.text, file: source.file)
+    }
+
+    /// Parses and validates `yaml`, and returns the definition with the warnings about it (in file order).
+    ///
+    /// - Throws: ``WorkflowDiagnostics`` holding every error found, in file order; warnings of an invalid file are not
+    ///   reported.
+    public static func loadReportingWarnings(
+        yaml: String, file: String
+    ) throws(WorkflowDiagnostics) -> (definition: WorkflowDefinition, warnings: [WorkflowDiagnostic]) {
+        var reader = WorkflowReader(yaml: yaml, file: file)
+        let definition = reader.read()
+        if let definition, reader.log.isEmpty { return (definition, reader.log.sortedWarnings) }
+        if reader.log.isEmpty {
+            reader.log.report(.yamlSyntax, at: .start, "the workflow could not be read")
+        }
+        throw reader.log.sorted
     }
 }
 
@@ -71,7 +82,8 @@ enum StepPart: Sendable {
     case forEach
     /// `command`, `input` or `split`: evaluated before the step ran, so the step's own output is not visible.
     case action
-    /// `compensate`: evaluated after the step succeeded, so its own output is visible.
+    /// `compensate`: evaluated after the step succeeded, so its own output is visible; or after its reply never came,
+    /// when its own output reads as null (hence the warning).
     case compensate
 }
 

@@ -44,6 +44,13 @@ extension WorkflowReader {
                         log.report(
                             .badReference, at: use.location,
                             "\(draft.name) cannot use its own output \(written) before it ran; only its compensate may")
+                    } else if target == index {
+                        log.warn(
+                            .compensationReadsOwnOutput, at: use.location,
+                            "the compensate of \(draft.name) reads its own output \(written), which is null when the "
+                                + "step's reply never came (it is then compensated in case it took effect); undo by "
+                                + "what the command sent (an order or shipment id) or by the waybill-compensates "
+                                + "header instead")
                     }
                 case .alias(let name):
                     if name == draft.alias {

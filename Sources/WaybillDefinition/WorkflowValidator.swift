@@ -2,7 +2,8 @@
 ///
 /// The text is part of the contract (CI logs and editors read it), so it is built here, where tests can pin it:
 /// - a valid file: `FILE: ok: NAME vVERSION, N steps, pivot STEP, trigger EXCHANGE/ROUTING_KEY`
-///   (`no pivot` when no step is the pivot);
+///   (`no pivot` when no step is the pivot; `, N warnings` at the end when it has some), then one
+///   `FILE:LINE:COLUMN: warning: message` line per warning, in file order;
 /// - an invalid file: one `FILE:LINE:COLUMN: message` line per problem, in file order;
 /// - an unreadable file: `FILE: cannot read file: REASON`.
 public enum WorkflowValidator {
@@ -22,16 +23,29 @@ public enum WorkflowValidator {
         public var file: String
         /// What became of it.
         public var outcome: Outcome
+        /// The warnings about a valid file, in file order; a warning does not make the file invalid.
+        public var warnings: [WorkflowDiagnostic] = []
 
         /// Whether the file is a valid workflow.
         public var isValid: Bool {
             if case .valid = outcome { true } else { false }
         }
 
-        /// The printed lines, without line breaks: the summary for a valid file, else the problems.
+        /// The printed lines, without line breaks: the summary and the warnings for a valid file, else the problems.
         public var lines: [String] {
+            summaryLines + warningLines
+        }
+
+        /// The lines for standard output: the summary of a valid file, nothing for another.
+        public var summaryLines: [String] {
+            guard case .valid(let definition, _) = outcome else { return [] }
+            return [WorkflowValidator.summary(of: definition, file: file, warnings: warnings.count)]
+        }
+
+        /// The lines for standard error: a valid file's warnings, or the problems of another.
+        public var warningLines: [String] {
             switch outcome {
-            case .valid(let definition, _): [WorkflowValidator.summary(of: definition, file: file)]
+            case .valid: warnings.map(\.description)
             case .invalid(let diagnostics): diagnostics.diagnostics.map(\.description)
             case .unreadable(let error): [error.description]
             }
@@ -45,17 +59,18 @@ public enum WorkflowValidator {
 
         /// The summaries of valid files, each line ending in a line break (for standard output).
         public var standardOutput: String {
-            render(files.filter(\.isValid))
+            render(files.flatMap(\.summaryLines))
         }
 
-        /// The problems of invalid and unreadable files, each line ending in a line break (for standard error).
+        /// The warnings of valid files and the problems of invalid and unreadable ones, each line ending in a line
+        /// break (for standard error).
         public var standardError: String {
-            render(files.filter { !$0.isValid })
+            render(files.flatMap(\.warningLines))
         }
 
         /// Every line in file order, as a terminal that merges both streams shows them.
         public var text: String {
-            render(files)
+            render(files.flatMap(\.lines))
         }
 
         /// 0 when every file is valid, 1 otherwise (also for an empty list of files, which checks nothing).
@@ -63,8 +78,8 @@ public enum WorkflowValidator {
             !files.isEmpty && files.allSatisfy(\.isValid) ? 0 : 1
         }
 
-        private func render(_ results: [FileResult]) -> String {
-            results.flatMap(\.lines).map { $0 + "\n" }.joined()
+        private func render(_ lines: [String]) -> String {
+            lines.map { $0 + "\n" }.joined()
         }
     }
 
@@ -81,21 +96,24 @@ public enum WorkflowValidator {
     /// Validates text that is already in memory, as if read from `file`.
     public static func validate(_ source: WorkflowSource) -> FileResult {
         do {
-            let definition = try WorkflowLoader.load(source)
-            return FileResult(file: source.file, outcome: .valid(definition, hash: source.hash))
+            let (definition, warnings) = try WorkflowLoader.loadReportingWarnings(yaml: source.text, file: source.file)
+            return FileResult(
+                file: source.file, outcome: .valid(definition, hash: source.hash), warnings: warnings)
         } catch {
             return FileResult(file: source.file, outcome: .invalid(error))
         }
     }
 
     /// The one-line summary of a valid workflow, e.g.
-    /// `Workflows/order-fulfillment.yaml: ok: order-fulfillment v1, 6 steps, pivot ship, trigger orders/order.placed`.
-    public static func summary(of definition: WorkflowDefinition, file: String) -> String {
+    /// `Workflows/order-fulfillment.yaml: ok: order-fulfillment v1, 6 steps, pivot ship, trigger orders/order.placed`,
+    /// with `, 1 warning` at the end when `warnings` is 1.
+    public static func summary(of definition: WorkflowDefinition, file: String, warnings: Int = 0) -> String {
         let count = definition.steps.count
         let steps = count == 1 ? "1 step" : "\(count) steps"
         let pivot = definition.steps.first(where: \.pivot).map { "pivot \($0.id)" } ?? "no pivot"
         let trigger = "trigger \(definition.trigger.exchange)/\(definition.trigger.routingKey)"
-        return "\(file): ok: \(definition.name) v\(definition.version), \(steps), \(pivot), \(trigger)"
+        let warned = warnings == 0 ? "" : warnings == 1 ? ", 1 warning" : ", \(warnings) warnings"
+        return "\(file): ok: \(definition.name) v\(definition.version), \(steps), \(pivot), \(trigger)\(warned)"
     }
 
     private static func result(

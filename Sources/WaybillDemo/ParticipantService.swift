@@ -200,8 +200,9 @@ public final class ParticipantService: Service, Sendable {
     // MARK: - Wire
 
     /// Reads a command delivery as docs/wire.md defines it: routing key, `message_id`, and the `idempotency-key`,
-    /// `waybill-action`, `waybill-saga-id` and `waybill-attempt` headers. Missing headers become empty values (the
-    /// simulator answers `bad_request` for a missing idempotency key); a body that is not JSON is `undecodable`.
+    /// `waybill-action`, `waybill-saga-id`, `waybill-attempt` and `waybill-compensates` headers. Missing headers become
+    /// empty values (the simulator answers `bad_request` for a missing idempotency key; a missing or empty
+    /// `waybill-compensates` is `nil`); a body that is not JSON is `undecodable`.
     public static func command(from delivery: InboundDelivery) -> SimulatedCommand {
         let headers = delivery.properties.headers
         func text(_ name: String) -> String {
@@ -218,7 +219,8 @@ public final class ParticipantService: Service, Sendable {
             routingKey: delivery.routingKey, messageId: delivery.properties.messageID ?? "",
             idempotencyKey: text(WireHeader.idempotencyKey),
             action: SimulatedCommand.Action(rawValue: text(WireHeader.action)) ?? .do,
-            sagaId: text(WireHeader.sagaId), attempt: Int(text(WireHeader.attempt)) ?? 1, body: body)
+            sagaId: text(WireHeader.sagaId), attempt: Int(text(WireHeader.attempt)) ?? 1,
+            compensates: text(WireHeader.compensates).isEmpty ? nil : text(WireHeader.compensates), body: body)
     }
 
     /// The reply to `delivery`: persistent JSON to the default exchange, routing key `replyTo`, the command's

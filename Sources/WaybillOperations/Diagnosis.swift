@@ -68,7 +68,24 @@ struct DiagnosisText {
             return ("not stuck: completed \(when)", "completed", [])
         case .compensated:
             let cause = instance.failure.map { " after \(failureLabel($0)) failed with \($0.error.code)" } ?? ""
-            return ("not stuck: compensated \(when)\(cause); every completed step was undone", "compensated", [])
+            let owed = UndoLedger(instance: instance, definition: definition).owed
+            guard owed.isEmpty else {
+                let list = owed.map(names.branch).joined(separator: ", ")
+                return (
+                    "compensated \(when)\(cause), but not fully undone: \(list) got no reply and may have taken effect, "
+                        + "and \(owed.count == 1 ? "was" : "were") never compensated (a worker older than this one "
+                        + "did not undo such steps)",
+                    "compensated, \(list) not undone",
+                    owed.map { ref in
+                        "check \(names.branch(ref)) at its participant (idempotency key \(forwardKey(ref))) and undo "
+                            + "it by hand if it took effect"
+                    }
+                )
+            }
+            return (
+                "not stuck: compensated \(when)\(cause); every step that may have taken effect was undone",
+                "compensated", []
+            )
         case .cancelled:
             return ("not stuck: cancelled by an operator \(when); nothing was undone", "cancelled", [])
         case .running, .compensating, .suspended:
@@ -252,6 +269,13 @@ struct DiagnosisText {
     }
 
     // MARK: - Pieces
+
+    /// The idempotency key the forward command of `ref` carried: `<sagaId>/<stepId>[/<branch>][/r<round>]`.
+    private func forwardKey(_ ref: BranchRef) -> String {
+        IdempotencyKey.forward(
+            sagaId: instance.key.id, step: names.step(ref.step), branch: names.fansOut(ref.step) ? ref.branch : nil,
+            round: instance.steps[ref.step].branches[ref.branch].round)
+    }
 
     private var pivotName: String? { definition?.steps.first(where: \.pivot)?.id }
 

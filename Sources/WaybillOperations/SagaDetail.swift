@@ -37,6 +37,12 @@ public struct SagaDetail: Sendable, Hashable {
         public var replyQueue: String?
         /// The live timer.
         public var timer: SagaTimer?
+        /// Forward attempts of this round whose reply never came (their timeout fired first).
+        public var unansweredAttempts: Int
+        /// Whether the forward command may have taken effect although no ok reply came, so it is (or was, or should
+        /// have been) compensated in case it did. For a saga stored before Waybill tracked unanswered attempts, a
+        /// failed branch whose last attempt timed out.
+        public var outcomeUnknown: Bool
     }
 
     /// One step of the definition, in order.
@@ -68,12 +74,21 @@ public struct SagaDetail: Sendable, Hashable {
         public var undone: Int
         /// How many of those an operator skipped.
         public var skipped: Int
-        /// Branches undone plus still to undo.
+        /// Branches undone plus still to undo, ``owed`` ones included.
         public var total: Int
         /// The branches still to undo, next first (`reserve`, `release[1]`).
         public var queue: [String]
         /// Whether the plan is still running (`false` once the saga ended compensated).
         public var active: Bool
+        /// The branches of this plan (undone or still queued) that are compensated because their forward command's
+        /// reply never came, in case it took effect.
+        public var unknownOutcome: [String]
+        /// Branches that may have taken effect (their reply never came) that are neither undone nor queued: nothing
+        /// will compensate them. Only a saga compensated before Waybill compensated such branches has any, and only
+        /// when its definition is known; each needs checking at its participant.
+        public var owed: [String]
+        /// Whether the saga ended compensated with nothing owed: the one state `show` reports as fully undone.
+        public var fullyUndone: Bool
     }
 
     /// The saga's row.
@@ -112,6 +127,7 @@ public struct SagaDetail: Sendable, Hashable {
         pivotStep = definition?.steps.first(where: \.pivot)?.id
         pivotPassed = instance.pivotPassed
         let names = SagaNames(instance: instance, definition: definition)
+        let ledger = UndoLedger(instance: instance, definition: definition)
         let replyQueue = record.row.owner.map { WorkerQueues.replies(forWorker: $0) }
         steps = instance.steps.enumerated().map { index, state in
             let stepDefinition = definition.flatMap { index < $0.steps.count ? $0.steps[index] : nil }
@@ -126,14 +142,16 @@ public struct SagaDetail: Sendable, Hashable {
                     attempt: branch.attempt, maxAttempts: maxAttempts, limitKnown: stepDefinition != nil,
                     compensationAttempt: branch.compensationAttempt, startedAt: branch.startedAt,
                     finishedAt: branch.finishedAt, lastError: branch.lastError, pending: branch.pending,
-                    replyQueue: branch.pending == nil ? nil : replyQueue, timer: branch.timer)
+                    replyQueue: branch.pending == nil ? nil : replyQueue, timer: branch.timer,
+                    unansweredAttempts: branch.unansweredAttempts,
+                    outcomeUnknown: UndoLedger.mayHaveTakenEffectWithoutReply(branch))
             }
             return Step(
                 id: names.step(index), status: state.status, isSplit: isSplit, fansOut: names.fansOut(index),
                 pivot: stepDefinition?.pivot ?? false, startedAt: state.startedAt, finishedAt: state.finishedAt,
                 branches: branches, timeout: stepDefinition?.timeout)
         }
-        compensation = Self.compensation(instance, definition: definition, names: names)
+        compensation = Self.compensation(instance, ledger: ledger, names: names)
         diagnosis = Diagnosis(record: record, definition: definition, now: now, policy: policy)
         recentJournal = journal
         let known = Set(instance.steps.flatMap { $0.branches.compactMap { $0.timer?.id } })
@@ -141,42 +159,94 @@ public struct SagaDetail: Sendable, Hashable {
     }
 
     private static func compensation(
-        _ instance: SagaInstance, definition: WorkflowDefinition?, names: SagaNames
-    )
-        -> Compensation?
-    {
+        _ instance: SagaInstance, ledger: UndoLedger, names: SagaNames
+    ) -> Compensation? {
+        let plan = instance.compensation
+        guard plan != nil || !ledger.undone.isEmpty || !ledger.owed.isEmpty || instance.status == .compensated else {
+            return nil
+        }
+        var purpose = "abort"
+        if case .reallocate(_, let warehouses)? = plan?.purpose {
+            purpose = "reallocate without \(warehouses.joined(separator: ", "))"
+        }
+        let queue = plan?.queue ?? []
+        return Compensation(
+            purpose: purpose, undone: ledger.undone.count, skipped: ledger.skipped,
+            total: ledger.undone.count + queue.count + ledger.owed.count, queue: queue.map(names.branch),
+            active: plan != nil,
+            unknownOutcome: ledger.unknownOutcome.map(names.branch), owed: ledger.owed.map(names.branch),
+            fullyUndone: instance.status == .compensated && ledger.owed.isEmpty)
+    }
+}
+
+/// What a saga's compensation undid and what it still owes, from its state alone: the one reading `show`'s
+/// compensation summary and its diagnosis share.
+///
+/// A branch counts when its step has a `compensate` (by the definition; every step when the definition is unknown)
+/// and it may have taken effect: it succeeded, or its outcome is unknown (``BranchState/outcomeUnknown``).
+struct UndoLedger {
+    /// Undone (or skipped by an operator) branches of the plan: after the plan's floor while a reallocation runs.
+    var undone: [BranchRef] = []
+    /// How many of ``undone`` an operator skipped.
+    var skipped = 0
+    /// Branches of the plan, undone or queued, compensated because their outcome is unknown.
+    var unknownOutcome: [BranchRef] = []
+    /// Branches that may have taken effect and that nothing will compensate (see ``SagaDetail/Compensation/owed``).
+    var owed: [BranchRef] = []
+
+    init(instance: SagaInstance, definition: WorkflowDefinition?) {
         func compensable(_ ref: BranchRef) -> Bool {
             guard let definition else { return true }
             return ref.step < definition.steps.count && definition.steps[ref.step].compensate != nil
         }
-        func branch(_ ref: BranchRef) -> BranchState? {
+        var floor = -1
+        if case .reallocate(let split, _)? = instance.compensation?.purpose { floor = split }
+        let queued = Set(instance.compensation?.queue ?? [])
+        var candidates = instance.completions
+        for (stepIndex, step) in instance.steps.enumerated() {
+            for (branchIndex, branch) in step.branches.enumerated() where branch.output == nil {
+                if Self.mayHaveTakenEffectWithoutReply(branch) {
+                    candidates.append(BranchRef(step: stepIndex, branch: branchIndex))
+                }
+            }
+        }
+        for ref in candidates where ref.step > floor && compensable(ref) {
             guard ref.step < instance.steps.count, ref.branch < instance.steps[ref.step].branches.count else {
-                return nil
+                continue
             }
-            return instance.steps[ref.step].branches[ref.branch]
+            let branch = instance.steps[ref.step].branches[ref.branch]
+            if branch.outcomeUnknown, queued.contains(ref) || [.compensated, .skipped].contains(branch.status) {
+                unknownOutcome.append(ref)
+            }
+            if queued.contains(ref) { continue }
+            switch branch.status {
+            case .compensated:
+                undone.append(ref)
+            case .skipped:
+                undone.append(ref)
+                skipped += 1
+            case .failed
+            where definition != nil
+                && (instance.status == .compensated || instance.compensation?.purpose == .abort):
+                // Without the definition, whether the step has anything to undo is not known.
+                owed.append(ref)
+            default:
+                break
+            }
         }
-        if let plan = instance.compensation {
-            var floor = -1
-            var purpose = "abort"
-            if case .reallocate(let split, let warehouses) = plan.purpose {
-                floor = split
-                purpose = "reallocate without \(warehouses.joined(separator: ", "))"
-            }
-            let queued = Set(plan.queue)
-            let done = instance.completions.filter { ref in
-                ref.step > floor && compensable(ref) && !queued.contains(ref)
-                    && [.compensated, .skipped].contains(branch(ref)?.status)
-            }
-            let skipped = done.filter { branch($0)?.status == .skipped }.count
-            return Compensation(
-                purpose: purpose, undone: done.count, skipped: skipped, total: done.count + plan.queue.count,
-                queue: plan.queue.map(names.branch), active: true)
-        }
-        let undone = instance.completions.filter { [.compensated, .skipped].contains(branch($0)?.status) }
-        guard !undone.isEmpty || instance.status == .compensated else { return nil }
-        let skipped = undone.filter { branch($0)?.status == .skipped }.count
-        return Compensation(
-            purpose: "abort", undone: undone.count, skipped: skipped, total: undone.count, queue: [], active: false)
+    }
+
+    /// Whether a branch that never succeeded may have taken effect: the engine's ``BranchState/outcomeUnknown``, or,
+    /// for a saga stored before the engine counted unanswered attempts, a failed branch whose last attempt timed out
+    /// (directly, or before a failing sibling stopped its retries).
+    static func mayHaveTakenEffectWithoutReply(_ branch: BranchState) -> Bool {
+        if branch.outcomeUnknown { return true }
+        guard branch.output == nil, branch.status == .failed, let error = branch.lastError else { return false }
+        // The engine's own timeout reads `no reply to <message id> within <timeout>`; a participant's error reply
+        // with the code `timeout` is an answer, not a silence.
+        let silence = "\(StepError.timeoutCode): no reply to "
+        return (error.code == StepError.timeoutCode && error.description.hasPrefix(silence))
+            || (error.code == StepError.abandonedCode && error.message.contains("last error: " + silence))
     }
 }
 

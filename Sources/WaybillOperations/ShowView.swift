@@ -53,6 +53,16 @@ public enum ShowView {
                 }
             }
             out += "\n"
+            if !compensation.unknownOutcome.isEmpty {
+                out +=
+                    "  outcome unknown (no reply came; undone in case it took effect): "
+                    + compensation.unknownOutcome.joined(separator: ", ") + "\n"
+            }
+            if !compensation.owed.isEmpty {
+                out +=
+                    "  NOT UNDONE, outcome unknown (no reply came, never compensated; check the participant): "
+                    + compensation.owed.joined(separator: ", ") + "\n"
+            }
         }
         if !detail.strayTimers.isEmpty {
             out += "\nTimers no step knows about (a worker drops them when they fire):\n"
@@ -100,6 +110,8 @@ public enum ShowView {
                     "purpose": .string(compensation.purpose), "undone": JSONFields.int(compensation.undone),
                     "skipped": JSONFields.int(compensation.skipped), "total": JSONFields.int(compensation.total),
                     "queue": JSONFields.strings(compensation.queue), "active": .bool(compensation.active),
+                    "unknownOutcome": JSONFields.strings(compensation.unknownOutcome),
+                    "owed": JSONFields.strings(compensation.owed), "fullyUndone": .bool(compensation.fullyUndone),
                 ]
             } ?? .null
         return [
@@ -151,6 +163,8 @@ public enum ShowView {
             "finishedAt": JSONFields.time(branch.finishedAt),
             "durationMs": JSONFields.int(duration(branch.startedAt, branch.finishedAt, now: now)),
             "lastError": JSONFields.error(branch.lastError),
+            "unansweredAttempts": JSONFields.int(branch.unansweredAttempts),
+            "outcomeUnknown": .bool(branch.outcomeUnknown),
             "pending": pending,
             "timer": timer,
         ]
@@ -232,7 +246,7 @@ public enum ShowView {
         case .inFlight: return "in flight"
         case .retryWait: return "retry wait"
         case .succeeded: return "succeeded"
-        case .failed: return "failed"
+        case .failed: return branch.outcomeUnknown ? "outcome unknown" : "failed"
         case .compensating: return "undoing"
         case .compensationRetryWait: return "undo retry wait"
         case .compensated: return "undone"

@@ -38,6 +38,14 @@ enum Operation: Hashable {
         }
     }
 
+    /// Whether the operation undoes another one (what a `compensate` of order-fulfillment sends).
+    var isUndo: Bool {
+        switch self {
+        case .cancelOrder, .releaseReservation, .cancelShipment: true
+        case .acceptOrder, .reserve, .releaseShipment, .createShipment, .createInvoice: false
+        }
+    }
+
     /// Every routing key the participants handle for `warehouses`, sorted.
     static func routingKeys(warehouses: some Sequence<String>) -> [String] {
         var keys = Array(fixedRoutingKeys.keys)
@@ -50,13 +58,18 @@ enum Operation: Hashable {
 }
 
 /// A command body checked against what its operation needs.
+///
+/// An undo names what it undoes by a body field (`orderId`, `reservationId` or `orderId`, `shipmentId`). When the
+/// command also carries the forward command's key (the `waybill-compensates` header) that field may be missing or
+/// null: a step whose reply never came is compensated with no output to read, and the key alone finds the effect.
 enum ParticipantRequest {
     case acceptOrder(orderId: String, lines: [ItemQuantity])
-    case cancelOrder(orderId: String)
+    case cancelOrder(orderId: String?)
     case reserve(orderId: String, lines: [ItemQuantity])
-    case releaseReservation(reservationId: String)
+    /// By reservation id, else the order's reservation.
+    case releaseReservation(reservationId: String?, orderId: String?)
     case releaseShipment(warehouse: String, shipmentId: String, lines: [ItemQuantity])
-    case cancelShipment(warehouse: String, shipmentId: String)
+    case cancelShipment(warehouse: String, shipmentId: String?)
     case createShipment(shipmentId: String, warehouse: String)
     case createInvoice(orderId: String, shipments: [JSONValue])
 
@@ -70,13 +83,14 @@ enum ParticipantRequest {
             throw BadRequest(.missingIdempotencyKey, message: "the idempotency-key header is missing or empty")
         }
         switch command.body {
-        case .json(let body): try self.init(operation, body: body)
+        case .json(let body): try self.init(operation, body: body, keyed: command.compensates != nil)
         case .undecodable(let reason): throw BadRequest(.notJSON, message: "the body is not JSON: \(reason)")
         }
     }
 
-    /// Reads `body` for `operation`. Fields other than the ones needed are ignored.
-    init(_ operation: Operation, body: JSONValue) throws(BadRequest) {
+    /// Reads `body` for `operation`. Fields other than the ones needed are ignored. `keyed` says the command carries
+    /// the key of the forward command it undoes, so an undo may leave its identifying field out.
+    init(_ operation: Operation, body: JSONValue, keyed: Bool = false) throws(BadRequest) {
         guard case .object(let fields) = body else {
             throw BadRequest(message: "the body must be a JSON object, got \(body.typeName)")
         }
@@ -84,17 +98,26 @@ enum ParticipantRequest {
         case .acceptOrder:
             self = .acceptOrder(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
         case .cancelOrder:
-            self = .cancelOrder(orderId: try Self.string("orderId", in: fields))
+            let orderId = try Self.optionalString("orderId", in: fields)
+            if orderId == nil && !keyed { throw BadRequest(message: "'orderId' is missing") }
+            self = .cancelOrder(orderId: orderId)
         case .reserve:
             self = .reserve(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
         case .releaseReservation:
-            self = .releaseReservation(reservationId: try Self.string("reservationId", in: fields))
+            let reservationId = try Self.optionalString("reservationId", in: fields)
+            let orderId = try Self.optionalString("orderId", in: fields)
+            if reservationId == nil && orderId == nil && !keyed {
+                throw BadRequest(message: "'reservationId' is missing, and so is 'orderId'")
+            }
+            self = .releaseReservation(reservationId: reservationId, orderId: orderId)
         case .releaseShipment(let warehouse):
             self = .releaseShipment(
                 warehouse: warehouse, shipmentId: try Self.string("shipmentId", in: fields),
                 lines: try Self.lines(in: fields))
         case .cancelShipment(let warehouse):
-            self = .cancelShipment(warehouse: warehouse, shipmentId: try Self.string("shipmentId", in: fields))
+            let shipmentId = try Self.optionalString("shipmentId", in: fields)
+            if shipmentId == nil && !keyed { throw BadRequest(message: "'shipmentId' is missing") }
+            self = .cancelShipment(warehouse: warehouse, shipmentId: shipmentId)
         case .createShipment:
             self = .createShipment(
                 shipmentId: try Self.string("shipmentId", in: fields),
@@ -106,6 +129,12 @@ enum ParticipantRequest {
             }
             self = .createInvoice(orderId: try Self.string("orderId", in: fields), shipments: shipments)
         }
+    }
+
+    /// A non-empty string, or `nil` when the field is missing or null.
+    private static func optionalString(_ name: String, in fields: [String: JSONValue]) throws(BadRequest) -> String? {
+        if fields[name] == nil || fields[name] == .null { return nil }
+        return try string(name, in: fields)
     }
 
     private static func string(_ name: String, in fields: [String: JSONValue]) throws(BadRequest) -> String {

@@ -15,6 +15,12 @@ import Synchronization
 /// applied (``CommandBehaviour/lostReplyRate``) is remembered, so the saga's retry gets it. Replies are remembered
 /// for the simulator's lifetime (no eviction): sized for a demo or a test run, not for days of traffic.
 ///
+/// Undo: every effect is also remembered under the idempotency key of the forward command that applied it. A
+/// compensation finds its effect by its `waybill-compensates` header (the forward command's key) first, then by the
+/// ids in its body, which may be null when the forward reply never came. An effect that was never applied is
+/// "nothing to undo", answered ok. A forward command that arrives after its compensation ran is refused with
+/// `already_compensated` and applies nothing, so the undo stays final.
+///
 /// The simulator never sleeps or reads a clock: the delay comes back in the response for the caller to honour.
 public final class ParticipantSimulator: Sendable {
     /// The configuration the simulator was built with (behaviours as at start; see ``setBehaviours(_:)``).

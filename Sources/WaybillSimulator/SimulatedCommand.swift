@@ -4,7 +4,8 @@ import WaybillDefinition
 /// participant reads, and the body.
 ///
 /// An AMQP binding builds one per delivery: `routingKey` from the delivery, `messageId` from `message_id`, the rest
-/// from the `idempotency-key`, `waybill-action`, `waybill-saga-id` and `waybill-attempt` headers.
+/// from the `idempotency-key`, `waybill-action`, `waybill-saga-id`, `waybill-attempt` and `waybill-compensates`
+/// headers.
 public struct SimulatedCommand: Sendable, Hashable {
     /// The `waybill-action` header: whether the saga is moving forward or undoing a step.
     public enum Action: String, Sendable, Hashable, CaseIterable {
@@ -38,11 +39,15 @@ public struct SimulatedCommand: Sendable, Hashable {
     public var attempt: Int
     /// The body: the step's evaluated `input`.
     public var body: Body
+    /// The `waybill-compensates` header of a compensation: the idempotency key of the forward command it undoes. The
+    /// participant finds the effect to undo by it first (the body's ids may be null when the forward reply never
+    /// came), and answers "nothing to undo" when that command never took effect. `nil` on forward commands.
+    public var compensates: String?
 
     /// A command with any body.
     public init(
         routingKey: String, messageId: String, idempotencyKey: String, action: Action = .do, sagaId: String,
-        attempt: Int = 1, body: Body
+        attempt: Int = 1, compensates: String? = nil, body: Body
     ) {
         self.routingKey = routingKey
         self.messageId = messageId
@@ -50,17 +55,18 @@ public struct SimulatedCommand: Sendable, Hashable {
         self.action = action
         self.sagaId = sagaId
         self.attempt = attempt
+        self.compensates = compensates
         self.body = body
     }
 
     /// A command with a JSON body.
     public init(
         routingKey: String, messageId: String, idempotencyKey: String, action: Action = .do, sagaId: String,
-        attempt: Int = 1, json: JSONValue
+        attempt: Int = 1, compensates: String? = nil, json: JSONValue
     ) {
         self.init(
             routingKey: routingKey, messageId: messageId, idempotencyKey: idempotencyKey, action: action,
-            sagaId: sagaId, attempt: attempt, body: .json(json))
+            sagaId: sagaId, attempt: attempt, compensates: compensates, body: .json(json))
     }
 }
 
@@ -110,6 +116,9 @@ public enum SimulatedErrorCode: String, Sendable, Hashable, CaseIterable {
     case outOfStock = "out_of_stock"
     /// A release for a shipment id that is already released with other lines; not retryable.
     case conflict
+    /// A forward command whose compensation already ran (it arrived after its undo: a redelivery, or a command that
+    /// sat in a queue); refused so the undo stays final. Not retryable, nothing was applied.
+    case alreadyCompensated = "already_compensated"
     /// No simulated participant handles the routing key; not retryable.
     case unknownCommand = "unknown_command"
     /// The body is not JSON, lacks a field or has a field of the wrong type, or the idempotency key is missing;

@@ -16,9 +16,10 @@ public struct SimulationLedger: Sendable, Hashable {
         /// shipment released, booked or invoiced, or a second reservation for an order that holds one): answered
         /// like the first time, nothing applied.
         public var alreadyApplied = 0
-        /// Compensations with nothing to undo (unknown or already undone): answered ok, nothing applied.
+        /// Compensations with nothing to undo (never applied, unknown or already undone): answered ok, nothing
+        /// applied.
         public var noOpCompensations = 0
-        /// Business refusals with no effect (`out_of_stock`, `conflict`).
+        /// Business refusals with no effect (`out_of_stock`, `conflict`, `already_compensated`).
         public var businessErrors = 0
         /// Injected `busy` replies.
         public var injectedBusy = 0

@@ -25,6 +25,13 @@ struct SimulationState {
         case refused(SimulatedErrorCode, String)
     }
 
+    /// An effect a forward command put in place, found again by that command's idempotency key.
+    enum Effect: Hashable {
+        case order(orderId: String)
+        case reservation(id: String)
+        case shipment(warehouse: String, id: String)
+    }
+
     /// What an injected failure draw picked.
     enum Injection {
         case busy
@@ -44,6 +51,12 @@ struct SimulationState {
     var trackingIds: [String: String] = [:]
     var invoiceIds: [String: String] = [:]
     var replies: [ReplyKey: JSONValue] = [:]
+    /// The effect each forward idempotency key applied (or found in place), for undos that name it by the
+    /// `waybill-compensates` key.
+    var effects: [String: Effect] = [:]
+    /// Forward idempotency keys whose undo has run, whether it found something or not: the forward command arriving
+    /// after it is refused, so an undo that found nothing stays final.
+    var undoneKeys: Set<String> = []
     var counts: [String: SimulationLedger.CommandCounts] = [:]
     var lastReservation = 0
     var lastTracking = 0
@@ -120,7 +133,7 @@ struct SimulationState {
 
         let body: JSONValue
         if injection == .lostReply { counts[routingKey, default: .init()].lostReplies += 1 }
-        switch perform(request, sagaId: command.sagaId) {
+        switch perform(request, command: command) {
         case .applied(let output):
             body = okReply(output)
             counts[routingKey, default: .init()].effectsApplied += 1
@@ -157,16 +170,51 @@ struct SimulationState {
 
     // MARK: Participants
 
-    mutating func perform(_ request: ParticipantRequest, sagaId: String) -> Outcome {
+    /// Runs `request`. A forward command records the effect it applied (or found) under its idempotency key; an undo
+    /// looks for its effect by the `waybill-compensates` key first, then by the body's ids, and marks that key undone.
+    mutating func perform(_ request: ParticipantRequest, command: SimulatedCommand) -> Outcome {
+        let sagaId = command.sagaId
+        if !command.idempotencyKey.isEmpty, undoneKeys.contains(command.idempotencyKey) {
+            return .refused(
+                .alreadyCompensated,
+                "\(command.routingKey) \(command.idempotencyKey) arrived after its compensation ran; nothing was applied"
+            )
+        }
+        let undone = command.compensates.flatMap { effects[$0] }
+        if let key = command.compensates { undoneKeys.insert(key) }
+        let outcome = perform(request, sagaId: sagaId, undoing: undone)
+        if case .applied(let output) = outcome, let effect = Self.effect(of: request, output: output) {
+            effects[command.idempotencyKey] = effect
+        } else if case .alreadyApplied(let output) = outcome, let effect = Self.effect(of: request, output: output) {
+            effects[command.idempotencyKey] = effect
+        }
+        return outcome
+    }
+
+    /// The effect a forward request put in place, given its ok output; `nil` for an undo and for effects nothing
+    /// undoes (tracking, invoices).
+    static func effect(of request: ParticipantRequest, output: JSONValue) -> Effect? {
+        switch request {
+        case .acceptOrder(let orderId, _): .order(orderId: orderId)
+        case .reserve: output["reservationId"]?.stringValue.map { .reservation(id: $0) }
+        case .releaseShipment(let warehouse, let shipmentId, _): .shipment(warehouse: warehouse, id: shipmentId)
+        case .cancelOrder, .releaseReservation, .cancelShipment, .createShipment, .createInvoice: nil
+        }
+    }
+
+    /// `undoing` is the effect the undo's `waybill-compensates` key applied, if any; it wins over the body's ids.
+    private mutating func perform(_ request: ParticipantRequest, sagaId: String, undoing: Effect?) -> Outcome {
         switch request {
         case .acceptOrder(let orderId, _):
             if orders[orderId]?.status == .accepted { return .alreadyApplied(["orderId": .string(orderId)]) }
             orders[orderId] = SimulationLedger.Order(orderId: orderId, sagaId: sagaId, status: .accepted)
             return .applied(["orderId": .string(orderId)])
 
-        case .cancelOrder(let orderId):
-            guard orders[orderId]?.status == .accepted else {
-                return .nothingToUndo(["orderId": .string(orderId), "undone": false])
+        case .cancelOrder(let bodyOrderId):
+            var orderId = bodyOrderId
+            if case .order(let keyed)? = undoing { orderId = keyed }
+            guard let orderId, orders[orderId]?.status == .accepted else {
+                return .nothingToUndo(["orderId": orderId.map(JSONValue.string) ?? .null, "undone": false])
             }
             orders[orderId]?.status = .cancelled
             return .applied(["orderId": .string(orderId), "undone": true])
@@ -181,18 +229,29 @@ struct SimulationState {
             reservations[id] = SimulationLedger.Reservation(id: id, orderId: orderId, sagaId: sagaId, lines: lines)
             return .applied(["reservationId": .string(id), "stock": available])
 
-        case .releaseReservation(let reservationId):
-            guard reservations.removeValue(forKey: reservationId) != nil else {
-                return .nothingToUndo(["reservationId": .string(reservationId), "undone": false])
+        case .releaseReservation(let bodyReservationId, let orderId):
+            var reservationId = bodyReservationId
+            if case .reservation(let keyed)? = undoing {
+                reservationId = keyed
+            } else if reservationId == nil, let orderId {
+                reservationId = reservations.values.first { $0.orderId == orderId }?.id
+            }
+            guard let reservationId, reservations.removeValue(forKey: reservationId) != nil else {
+                return .nothingToUndo(
+                    ["reservationId": reservationId.map(JSONValue.string) ?? .null, "undone": false])
             }
             return .applied(["reservationId": .string(reservationId), "undone": true])
 
         case .releaseShipment(let warehouse, let shipmentId, let lines):
             return releaseShipment(warehouse: warehouse, shipmentId: shipmentId, lines: lines, sagaId: sagaId)
 
-        case .cancelShipment(let warehouse, let shipmentId):
-            guard let shipment = shipments[warehouse]?.removeValue(forKey: shipmentId) else {
-                return .nothingToUndo(["shipmentId": .string(shipmentId), "undone": false])
+        case .cancelShipment(let bodyWarehouse, let bodyShipmentId):
+            var (warehouse, shipmentId) = (bodyWarehouse, bodyShipmentId)
+            if case .shipment(let keyedWarehouse, let keyedId)? = undoing {
+                (warehouse, shipmentId) = (keyedWarehouse, keyedId)
+            }
+            guard let shipmentId, let shipment = shipments[warehouse]?.removeValue(forKey: shipmentId) else {
+                return .nothingToUndo(["shipmentId": shipmentId.map(JSONValue.string) ?? .null, "undone": false])
             }
             for line in shipment.lines {
                 stock[warehouse, default: [:]][line.sku, default: 0] += line.quantity

@@ -5,7 +5,8 @@ import WaybillDefinition
 /// The header names Waybill puts on commands and dead-lettered messages (docs/wire.md). Participants read them; the
 /// worker writes them.
 public enum WireHeader {
-    /// Stable across retries of the same step of the same saga (and branch): `<sagaId>/<stepId>[/<branch>][/compensate]`.
+    /// Stable across retries of the same step of the same saga (and branch):
+    /// `<sagaId>/<stepId>[/<branch>][/r<round>][/compensate]`.
     public static let idempotencyKey = "idempotency-key"
     /// The saga id.
     public static let sagaId = "waybill-saga-id"
@@ -17,6 +18,10 @@ public enum WireHeader {
     public static let action = "waybill-action"
     /// The 1-based attempt number.
     public static let attempt = "waybill-attempt"
+    /// Only on compensations: the `idempotency-key` of the forward command this one undoes
+    /// (`<sagaId>/<stepId>[/<branch>][/r<round>]`). A participant finds the effect to undo by it, because the forward
+    /// command's reply (and its output) may never have arrived; an effect it never applied means nothing to undo.
+    public static let compensates = "waybill-compensates"
     /// On dead-lettered messages: why the worker refused it (`wire.<code>: message`).
     public static let error = "x-waybill-error"
     /// On dead-lettered messages: the queue it was consumed from.

@@ -36,20 +36,22 @@ public struct WireFormat: Sendable {
         return messages
     }
 
-    /// A command: persistent, mandatory, `correlation_id` = `message_id`, reply to this worker's queue.
+    /// A command: persistent, mandatory, `correlation_id` = `message_id`, reply to this worker's queue; a
+    /// compensation also names the forward command it undoes (`waybill-compensates`).
     public func command(_ command: CommandMessage, of instance: SagaInstance) -> OutboxMessage {
-        OutboxMessage(
+        var headers = [
+            WireHeader.idempotencyKey: command.idempotencyKey,
+            WireHeader.sagaId: instance.key.id,
+            WireHeader.workflow: instance.key.workflow,
+            WireHeader.step: command.step,
+            WireHeader.action: command.kind.rawValue,
+            WireHeader.attempt: String(command.attempt),
+        ]
+        if let forwardKey = command.compensates { headers[WireHeader.compensates] = forwardKey }
+        return OutboxMessage(
             messageId: command.messageId, exchange: commandsExchange, routingKey: command.routingKey,
             contentType: WireContentType.json, correlationId: command.messageId, replyTo: replyQueue,
-            headers: [
-                WireHeader.idempotencyKey: command.idempotencyKey,
-                WireHeader.sagaId: instance.key.id,
-                WireHeader.workflow: instance.key.workflow,
-                WireHeader.step: command.step,
-                WireHeader.action: command.kind.rawValue,
-                WireHeader.attempt: String(command.attempt),
-            ],
-            body: JSONText.encodeBytes(command.body), mandatory: true)
+            headers: headers, body: JSONText.encodeBytes(command.body), mandatory: true)
     }
 
     /// A milestone as a CloudEvents 1.0 structured event.

@@ -150,7 +150,7 @@ struct FulfillmentSagaTests {
         #expect(saga.instance.steps[2].status == .failed)
         #expect(saga.instance.failure?.error.code == "insufficient_stock")
         #expect(saga.last.commands.map(\.routingKey) == ["inventory.release"])
-        #expect(saga.last.commands[0].body == ["reservationId": "r-9"])
+        #expect(saga.last.commands[0].body == ["orderId": "o-1"])
     }
 
     /// Runs to the ship step with three branches.

@@ -14,7 +14,8 @@ extension SplitMix64 {
 /// Drives thousands of random sagas through the engine against a random participant model: ok, retryable and
 /// non-retryable replies, silence (timeouts), late and duplicate replies, out_of_stock, replies reordered across
 /// sagas, and an operator who retries or skips suspended sagas. It checks the saga invariants as it goes and after
-/// draining.
+/// draining, among them: every branch that may have taken effect (it succeeded, or a forward attempt of it was sent
+/// and never answered) is compensated, in reverse order, before a saga ends compensated or re-plans it away.
 struct ModelChecker {
     enum Delivery {
         case start(sagaId: String, input: JSONValue)
@@ -33,6 +34,12 @@ struct ModelChecker {
     struct Ledger {
         /// Successful forward branches with a compensation, in completion order; compensation must pop from the end.
         var undoStack: [String] = []
+        /// Every forward command of a step with a compensation: its idempotency key, message id and step index.
+        var forwardCommands: [(key: String, messageId: String, step: Int)] = []
+        /// Forward keys that got an ok reply at least once.
+        var succeededKeys: Set<String> = []
+        /// Forward keys that never succeeded whose compensation succeeded.
+        var undoneUnknown: Set<String> = []
         var pivotPassed = false
         var compensationsSent = 0
         var repairs = 0
@@ -52,6 +59,8 @@ struct ModelChecker {
     var violations: [String] = []
     var transitions = 0
     var suspensions = 0
+    /// Compensations of branches whose outcome was unknown that succeeded.
+    var unknownUndone = 0
 
     init(seed: UInt64) {
         random = SplitMix64(seed: seed)
@@ -121,11 +130,25 @@ struct ModelChecker {
             case .running, .compensating, .cancelled:
                 violation(sagaId, "ended the run \(instance.status.rawValue)")
             }
+            if instance.status == .completed || instance.status == .compensated {
+                // A key re-planned away by a reallocation, or left behind by a compensation, must have been undone.
+                let owed = possiblyDone(ledger).subtracting(ledger.undoneUnknown)
+                if !owed.isEmpty {
+                    violation(sagaId, "ended \(instance.status.rawValue) but \(owed.sorted()) may have taken effect")
+                }
+            }
             if !instance.status.isTerminal && instance.status != .suspended { continue }
             if !ledger.liveTimers.isEmpty { violation(sagaId, "finished with live timers \(ledger.liveTimers)") }
             let pending = instance.steps.flatMap(\.branches).filter { $0.pending != nil }
             if !pending.isEmpty { violation(sagaId, "finished with \(pending.count) commands pending") }
         }
+    }
+
+    /// Forward keys of steps with a compensation that never succeeded and had an attempt that was never answered.
+    func possiblyDone(_ ledger: Ledger) -> Set<String> {
+        Set(
+            ledger.forwardCommands.filter { !appliedReplies.contains($0.messageId) }.map(\.key)
+        ).subtracting(ledger.succeededKeys)
     }
 
     func completedUndoableBranches(_ instance: SagaInstance) -> Int {
@@ -186,15 +209,37 @@ struct ModelChecker {
         switch command.kind {
         case .do:
             if step.pivot { ledgers[sagaId]?.pivotPassed = true }
-            if step.compensate != nil { ledgers[sagaId]?.undoStack.append(command.idempotencyKey) }
+            if step.compensate != nil {
+                ledgers[sagaId]?.undoStack.append(command.idempotencyKey)
+                ledgers[sagaId]?.succeededKeys.insert(command.idempotencyKey)
+            }
         case .compensate:
             let undone = String(command.idempotencyKey.dropLast("/compensate".count))
-            guard let top = ledgers[sagaId]?.undoStack.last else {
+            if command.compensates != undone {
+                violation(sagaId, "compensation \(command.idempotencyKey) names \(command.compensates ?? "nothing")")
+            }
+            guard let ledger = ledgers[sagaId] else { return }
+            // Reverse order across steps: nothing of a later step that may have taken effect may still wait.
+            let steps = Dictionary(ledger.forwardCommands.map { ($0.key, $0.step) }) { first, _ in first }
+            let waiting = ledger.undoStack + possiblyDone(ledger).subtracting(ledger.undoneUnknown).sorted()
+            if let later = waiting.first(where: { $0 != undone && (steps[$0] ?? -1) > index }) {
+                violation(sagaId, "compensated \(undone) before \(later) of a later step")
+            }
+            if ledger.undoStack.contains(undone) {
+                if command.outcomeUnknown { violation(sagaId, "succeeded \(undone) compensated as outcome unknown") }
+                if ledger.undoStack.last != undone {
+                    violation(
+                        sagaId, "compensated \(undone) but the latest completion is \(ledger.undoStack.last ?? "-")")
+                }
+                ledgers[sagaId]?.undoStack.removeAll { $0 == undone }
+                return
+            }
+            guard possiblyDone(ledger).contains(undone) else {
                 violation(sagaId, "compensation \(undone) succeeded with nothing to undo")
                 return
             }
-            if top != undone { violation(sagaId, "compensated \(undone) but the latest completion is \(top)") }
-            ledgers[sagaId]?.undoStack.removeLast()
+            if !command.outcomeUnknown { violation(sagaId, "unanswered \(undone) compensated as if it succeeded") }
+            if ledgers[sagaId]?.undoneUnknown.insert(undone).inserted == true { unknownUndone += 1 }
         }
     }
 
@@ -205,6 +250,11 @@ struct ModelChecker {
             switch action {
             case .sendCommand(let command):
                 sent[command.messageId] = command
+                if command.kind == .do, let index = definition.stepIndex(of: command.step),
+                    definition.steps[index].compensate != nil
+                {
+                    ledgers[sagaId]?.forwardCommands.append((command.idempotencyKey, command.messageId, index))
+                }
                 if command.kind == .compensate {
                     ledgers[sagaId]?.compensationsSent += 1
                     if ledgers[sagaId]?.pivotPassed == true {
@@ -293,5 +343,6 @@ struct ModelCheckTests {
         #expect(checker.suspensions > 10, "seed \(seed): only \(checker.suspensions) suspensions")
         let reallocated = checker.sagas.values.filter { $0.steps[2].round > 0 }.count
         #expect(reallocated > 10, "seed \(seed): only \(reallocated) sagas reallocated")
+        #expect(checker.unknownUndone > 20, "seed \(seed): only \(checker.unknownUndone) unknown outcomes undone")
     }
 }

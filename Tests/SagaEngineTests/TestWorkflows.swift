@@ -43,8 +43,7 @@ enum TestWorkflows {
                     id: "reserve",
                     action: .command(
                         command("inventory.reserve", ["orderId": "${input.orderId}", "lines": "${input.lines}"])),
-                    compensate: command(
-                        "inventory.release", ["reservationId": "${steps.reserve.output.reservationId}"]),
+                    compensate: command("inventory.release", ["orderId": "${input.orderId}"]),
                     timeout: .seconds(30), retry: retry, milestone: "order.reserved"),
                 StepDefinition(
                     id: "split",

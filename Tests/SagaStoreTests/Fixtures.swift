@@ -31,6 +31,7 @@ enum Fixtures {
         branch.lastError = error
         branch.startedAt = Timestamp(milliseconds: -5)
         branch.finishedAt = Timestamp(milliseconds: Int64.max)
+        branch.unansweredAttempts = 2
         var step = StepState()
         step.status = .failing
         step.branches = [branch, BranchState(item: nil, round: 0)]

@@ -117,6 +117,7 @@ enum GoldenStateFile {
         #expect(branch.lastError?.code == want.lastError?.code, "\(label).lastError.code")
         #expect(branch.lastError?.message == want.lastError?.message, "\(label).lastError.message")
         #expect(branch.lastError?.retryable == want.lastError?.retryable, "\(label).lastError.retryable")
+        #expect(branch.unansweredAttempts == want.unansweredAttempts, "\(label).unansweredAttempts")
         #expect(branch.startedAt == want.startedAt, "\(label).startedAt")
         #expect(branch.finishedAt == want.finishedAt, "\(label).finishedAt")
     }

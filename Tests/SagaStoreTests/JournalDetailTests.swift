@@ -33,11 +33,15 @@ import WaybillDefinition
         return instance
     }
 
-    static func command(_ id: String, _ kind: CommandKind = .do) -> SagaAction {
+    static func command(
+        _ id: String, _ kind: CommandKind = .do, step: String = "release", branch: Int? = 1,
+        outcomeUnknown: Bool = false
+    ) -> SagaAction {
         .sendCommand(
             CommandMessage(
-                messageId: id, routingKey: "r", idempotencyKey: "k", step: "release", branch: 1, kind: kind, attempt: 1,
-                body: ["secret": "order payload"]))
+                messageId: id, routingKey: "r", idempotencyKey: kind == .compensate ? "k/compensate" : "k", step: step,
+                branch: branch, kind: kind, attempt: 1, body: ["secret": "order payload"],
+                compensates: kind == .compensate ? "k" : nil, outcomeUnknown: outcomeUnknown))
     }
 
     static func line(_ event: SagaEvent, _ outcome: Transition.Outcome, actions: [SagaAction] = []) -> JournalEntry? {
@@ -86,6 +90,27 @@ import WaybillDefinition
         #expect(!entry.detail.contains("order payload"))
         #expect(!entry.detail.contains("\n"))
         #expect(entry.detail.count < 300)
+    }
+
+    @Test func aCompensationOfAStepWhoseReplyNeverCameSaysTheOutcomeIsUnknown() throws {
+        let one = try #require(
+            Self.line(
+                .timerFired(timerId: "t-42"), .applied,
+                actions: [Self.command("c-1", .compensate, outcomeUnknown: true)]))
+        #expect(
+            one.detail
+                == "timer replyTimeout fired for release[1] → compensating; sent 1 compensation, "
+                + "outcome unknown: compensating release[1] in case it took effect")
+        let plain = try #require(
+            Self.line(
+                .reply(correlationId: "m-41", outcome: .ok(output: nil)), .applied,
+                actions: [Self.command("c-2", .compensate, step: "accept", branch: nil, outcomeUnknown: true)]))
+        #expect(plain.detail.hasSuffix("outcome unknown: compensating accept in case it took effect"))
+        let known = try #require(
+            Self.line(
+                .reply(correlationId: "m-41", outcome: .ok(output: nil)), .applied,
+                actions: [Self.command("c-3", .compensate)]))
+        #expect(!known.detail.contains("outcome unknown"))
     }
 
     @Test func lateRepliesAreNotedAsIgnored() throws {

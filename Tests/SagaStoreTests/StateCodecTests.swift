@@ -17,6 +17,17 @@ import WaybillDefinition
         #expect(back.steps[0].output?["big"] == 9_007_199_254_740_993.0)
     }
 
+    @Test func unansweredAttemptsAreWrittenOnlyWhenThereAreSome() throws {
+        var instance = Fixtures.fullInstance()
+        let withTwo = StateCodec.encode(instance)
+        #expect(try StateCodec.decode(withTwo).steps[0].branches[0].unansweredAttempts == 2)
+        instance.steps[0].branches[0].unansweredAttempts = 0
+        let withNone = StateCodec.encode(instance)
+        // Field 12 as a small int is three bytes (number, tag, value); without it the bytes are an older binary's.
+        #expect(withTwo.count == withNone.count + 3)
+        #expect(try StateCodec.decode(withNone).steps[0].branches[0].unansweredAttempts == 0)
+    }
+
     @Test func minimalInstanceRoundTrips() throws {
         var instance = Fixtures.fullInstance()
         instance.steps = []
@@ -96,8 +107,7 @@ import WaybillDefinition
                 "BranchState", branch,
                 [
                     "item", "status", "round", "attempt", "compensationAttempt", "pending", "timer", "output",
-                    "lastError",
-                    "startedAt", "finishedAt",
+                    "lastError", "startedAt", "finishedAt", "unansweredAttempts",
                 ]
             ),
             ("PendingCommand", branch.pending!, ["messageId", "routingKey", "kind", "attempt", "sentAt"]),

@@ -74,9 +74,8 @@ struct ShippedWorkflowTests {
                     routingKey: .literal(.string("erp.order.cancel")),
                     input: .object(["orderId": path(.input, .member("orderId"))])))
         let reserve = workflow.steps[1]
-        #expect(
-            reserve.compensate?.input
-                == .object(["reservationId": path(.stepOutput("reserve"), .member("reservationId"))]))
+        // By the order id: a reserve whose reply never came is compensated too, with no reservationId to send.
+        #expect(reserve.compensate?.input == .object(["orderId": path(.input, .member("orderId"))]))
         let ship = workflow.steps[4]
         #expect(ship.compensate == nil)
         #expect(ship.pivot)
@@ -136,9 +135,11 @@ struct ShippedWorkflowTests {
         #expect(workflow.milestones.compensated == "return.rejected")
     }
 
-    @Test("every shipped workflow is valid", arguments: shippedWorkflowNames())
+    @Test("every shipped workflow is valid and has no warning", arguments: shippedWorkflowNames())
     func shippedWorkflowIsValid(name: String) throws {
-        _ = try loadShipped(name)
+        let source = try WorkflowSource.read(file: Repository.workflow(name).path)
+        let (_, warnings) = try WorkflowLoader.loadReportingWarnings(yaml: source.text, file: name)
+        #expect(warnings.map(\.description) == [])
     }
 }
 

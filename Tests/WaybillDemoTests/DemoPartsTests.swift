@@ -71,15 +71,17 @@ struct DemoPartsTests {
     @Test func aCommandDeliveryBecomesASimulatedCommand() {
         let delivery = Self.delivery(
             headers: [
-                WireHeader.idempotencyKey: "o-1/reserve", WireHeader.sagaId: "o-1",
+                WireHeader.idempotencyKey: "o-1/reserve/compensate", WireHeader.sagaId: "o-1",
                 WireHeader.action: "compensate", WireHeader.attempt: "3",
                 WireHeader.step: "reserve", WireHeader.workflow: "order-fulfillment",
+                WireHeader.compensates: "o-1/reserve",
             ],
             body: #"{"orderId":"o-1","lines":[]}"#)
         let command = ParticipantService.command(from: delivery)
         #expect(command.routingKey == "inventory.reserve")
         #expect(command.messageId == "order-fulfillment/o-1/m2")
-        #expect(command.idempotencyKey == "o-1/reserve")
+        #expect(command.idempotencyKey == "o-1/reserve/compensate")
+        #expect(command.compensates == "o-1/reserve")
         #expect(command.sagaId == "o-1")
         #expect(command.action == .compensate)
         #expect(command.attempt == 3)
@@ -89,6 +91,7 @@ struct DemoPartsTests {
     @Test func missingHeadersAndABadBodyAreLeftForTheSimulatorToRefuse() {
         let command = ParticipantService.command(from: Self.delivery(headers: ["waybill-attempt": 2], body: "{oops"))
         #expect(command.idempotencyKey.isEmpty)
+        #expect(command.compensates == nil)
         #expect(command.action == .do)
         #expect(command.attempt == 2)
         guard case .undecodable = command.body else {

@@ -88,7 +88,7 @@ struct ShowCommandTests: FixtureSuite {
                   failure        reserve out_of_stock: SKU B short by 1 (not retryable) at 10:30:02Z
                   pivot          ship (not passed yet)
 
-                Why: not stuck: compensated 1h29m ago after reserve failed with out_of_stock; every completed step was undone
+                Why: not stuck: compensated 1h29m ago after reserve failed with out_of_stock; every step that may have taken effect was undone
 
                 Steps
                   STEP          STATUS   ATTEMPTS        TIME     DETAIL

@@ -105,6 +105,7 @@ struct ShowJSONTests: FixtureSuite {
                             "retryable": true
                           },
                           "maxAttempts": 5,
+                          "outcomeUnknown": false,
                           "pending": null,
                           "startedAt": "2025-01-15T11:58:00.000Z",
                           "status": "retryWait",
@@ -112,7 +113,8 @@ struct ShowJSONTests: FixtureSuite {
                             "dueAt": "2025-01-15T12:00:15.000Z",
                             "id": "order-fulfillment/o-1008/t6",
                             "kind": "retry"
-                          }
+                          },
+                          "unansweredAttempts": 0
                         }
                       ],
                       "durationMs": 120000,
@@ -203,12 +205,15 @@ struct ShowJSONTests: FixtureSuite {
                 []: object
                 [].compensation: null|object
                 [].compensation.active: boolean
+                [].compensation.fullyUndone: boolean
+                [].compensation.owed: array
                 [].compensation.purpose: string
                 [].compensation.queue: array
                 [].compensation.queue[]: string
                 [].compensation.skipped: number
                 [].compensation.total: number
                 [].compensation.undone: number
+                [].compensation.unknownOutcome: array
                 [].diagnosis: object
                 [].diagnosis.brief: string
                 [].diagnosis.class: null|string
@@ -273,6 +278,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].steps[].branches[].lastError.message: string
                 [].steps[].branches[].lastError.retryable: boolean
                 [].steps[].branches[].maxAttempts: number|string
+                [].steps[].branches[].outcomeUnknown: boolean
                 [].steps[].branches[].pending: null|object
                 [].steps[].branches[].pending.attempt: number
                 [].steps[].branches[].pending.kind: string
@@ -286,6 +292,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].steps[].branches[].timer.dueAt: string
                 [].steps[].branches[].timer.id: string
                 [].steps[].branches[].timer.kind: string
+                [].steps[].branches[].unansweredAttempts: number
                 [].steps[].durationMs: null|number
                 [].steps[].finishedAt: null|string
                 [].steps[].forEach: boolean

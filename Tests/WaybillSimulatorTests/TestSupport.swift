@@ -2,7 +2,8 @@ import WaybillDefinition
 import WaybillSimulator
 
 /// Builds commands the way the saga engine does (docs/wire.md): idempotency key
-/// `<sagaId>/<stepId>[/<branch>][/r<round>][/compensate]`, a fresh message id per attempt.
+/// `<sagaId>/<stepId>[/<branch>][/r<round>][/compensate]`, a fresh message id per attempt, and on a compensation the
+/// forward command's key in `compensates` (the `waybill-compensates` header).
 struct SagaCommands {
     let sagaId: String
 
@@ -10,13 +11,13 @@ struct SagaCommands {
         _ routingKey: String, step: String, branch: Int? = nil, round: Int = 0,
         action: SimulatedCommand.Action = .do, attempt: Int = 1, body: JSONValue
     ) -> SimulatedCommand {
-        var key = "\(sagaId)/\(step)"
-        if let branch { key += "/\(branch)" }
-        if round > 0 { key += "/r\(round)" }
-        if action == .compensate { key += "/compensate" }
+        var forward = "\(sagaId)/\(step)"
+        if let branch { forward += "/\(branch)" }
+        if round > 0 { forward += "/r\(round)" }
+        let key = action == .compensate ? forward + "/compensate" : forward
         return SimulatedCommand(
             routingKey: routingKey, messageId: "\(key)#\(attempt)", idempotencyKey: key, action: action,
-            sagaId: sagaId, attempt: attempt, json: body)
+            sagaId: sagaId, attempt: attempt, compensates: action == .compensate ? forward : nil, json: body)
     }
 
     func accept(_ lines: JSONValue, attempt: Int = 1) -> SimulatedCommand {
@@ -39,6 +40,13 @@ struct SagaCommands {
         command(
             "inventory.release", step: "reserve", action: .compensate, attempt: attempt,
             body: ["reservationId": .string(reservationId)])
+    }
+
+    /// The undo of `Workflows/order-fulfillment.yaml`: by the order id.
+    func releaseOrderReservation(attempt: Int = 1) -> SimulatedCommand {
+        command(
+            "inventory.release", step: "reserve", action: .compensate, attempt: attempt,
+            body: ["orderId": .string(sagaId)])
     }
 
     /// The `release` branch for `warehouse`; the shipment id is `<sagaId>-<warehouse>` as the split planner makes it.

@@ -79,13 +79,61 @@ struct CompensationTests {
             for undo in commands where undo.isCompensation {
                 #expect(undo.idempotencyKey.hasSuffix("/compensate"))
                 #expect(undo.headers[WireHeader.action] == "compensate")
+                #expect(
+                    undo.headers[WireHeader.compensates] == String(undo.idempotencyKey.dropLast("/compensate".count)))
             }
+            #expect(commands.allSatisfy { $0.isCompensation || $0.headers[WireHeader.compensates] == nil })
             if let release = commands.first(where: { $0.routingKey == "inventory.release" }) {
-                #expect(release.body == ["reservationId": "res-o-c"])
+                #expect(release.body == ["orderId": "o-c"])
             }
             #expect(scenario.observer.types(of: "o-c") == failure.milestones)
             #expect(saga.instance.failure != nil)
             #expect(try worker.store.timers(of: scenario.key("o-c")).isEmpty, "a finished saga leaves no timers")
+        }
+    }
+
+    @Test("a branch whose reply was lost while another failed is compensated, with the waybill-compensates header")
+    func lostBranchReplyIsCompensated() async throws {
+        let script: Participant.Script = { command in
+            guard !command.isCompensation else { return nil }
+            switch command.routingKey {
+            case "wms.w1.release": return .silence  // it may have been applied; its reply never comes
+            case "wms.w2.release": return .error("refused", retryable: false)
+            default: return nil
+            }
+        }
+        let edits = WorkflowEdits(stepKeys: ["release": ["timeout: 1s"]])
+        try await Scenario.run(
+            edits: edits, stock: Participant.table([("w1", "A", 1), ("w2", "B", 1)]), script: script
+        ) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-lost", lines: [("A", 1), ("B", 1)])
+            let saga = try await scenario.waitForStatus("o-lost", .compensated, in: worker)
+            try await scenario.waitForEvent("order.cancelled", of: "o-lost")
+
+            let commands = scenario.participant.received(saga: "o-lost")
+            let lost = try #require(commands.first { $0.routingKey == "wms.w1.release" })
+            let branch = try #require(Int(lost.idempotencyKey.split(separator: "/").last ?? ""))
+            #expect(lost.idempotencyKey == "o-lost/release/\(branch)")
+            let undo = try #require(commands.first { $0.routingKey == "wms.w1.cancel" })
+            #expect(undo.isCompensation)
+            #expect(undo.idempotencyKey == "o-lost/release/\(branch)/compensate")
+            #expect(undo.headers[WireHeader.compensates] == "o-lost/release/\(branch)")
+            #expect(undo.body == ["shipmentId": "o-lost-w1"])
+            // The refused branch did nothing: it is not compensated. The lost one is undone first.
+            #expect(
+                commands.filter(\.isCompensation).map(\.summary) == [
+                    "wms.w1.cancel (undo)", "inventory.release (undo)", "erp.order.cancel (undo)",
+                ])
+            #expect(saga.instance.steps[3].branches[branch].status == .compensated)
+            #expect(saga.instance.steps[3].branches[1 - branch].status == .failed)
+
+            let journal = try worker.store.journal(of: scenario.key("o-lost")).map(\.entry.detail)
+            #expect(
+                journal.contains {
+                    $0.contains("outcome unknown: compensating release[\(branch)] in case it took effect")
+                },
+                "\(journal)")
         }
     }
 
