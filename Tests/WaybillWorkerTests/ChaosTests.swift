@@ -165,9 +165,7 @@ struct ChaosTests {
         try await Scenario.run { scenario in
             let second = try await scenario.startWorker(2)
             let first = try await scenario.startWorker(1)
-            try await eventually("two workers sharing the partitions") {
-                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
-            }
+            try await scenario.waitForSharing([first, second])
             let ids = (0..<(2 * Self.orders)).map { "o-\($0)" }
             let bodies = ids.map { Data(JSONText.encode(OrderJSON.order($0, lines: [("A", 1)])).utf8) }
             try await scenario.publishStarts(bodies + bodies)

@@ -28,15 +28,19 @@ struct PoolTests {
         return owners
     }
 
-    /// Two `waybill worker` processes of the scenario, running and sharing the partitions.
-    static func startTwo(_ scenario: Scenario) async throws -> (WorkerProcess, WorkerProcess) {
+    /// Runs `body` with two `waybill worker` processes of the scenario, running and sharing the partitions. When
+    /// anything fails, the workers' logs are recorded and both are killed.
+    static func withTwoWorkers(
+        _ scenario: Scenario, _ body: (WorkerProcess, WorkerProcess) async throws -> Void
+    ) async throws {
         var processes: [WorkerProcess] = []
-        for index in 1...2 {
-            let log = scenario.scratch.url.appendingPathComponent("worker-\(index).log")
-            processes.append(
-                try WorkerProcess(environment: try WorkerProcess.environment(for: scenario, worker: index), log: log))
-        }
         do {
+            for index in 1...2 {
+                let log = scenario.scratch.url.appendingPathComponent("worker-\(index).log")
+                processes.append(
+                    try WorkerProcess(
+                        environment: try WorkerProcess.environment(for: scenario, worker: index), log: log))
+            }
             try await eventually("two workers sharing the four partitions", seconds: 60) { [processes] in
                 for process in processes {
                     if let ended = process.ended { throw WorkerFailure(message: "worker ended: \(ended)") }
@@ -44,6 +48,7 @@ struct PoolTests {
                 let owners = try Self.owners(scenario)
                 return owners.count == TestNames.partitions && Set(owners.values).count == 2
             }
+            try await body(processes[0], processes[1])
         } catch {
             for (index, process) in processes.enumerated() {
                 Issue.record("worker \(index + 1) log:\n\(process.logTail())")
@@ -51,7 +56,6 @@ struct PoolTests {
             }
             throw error
         }
-        return (processes[0], processes[1])
     }
 
     /// Every claim of every partition came after the previous one ended, or after its owner died at `deaths`.
@@ -83,8 +87,7 @@ struct PoolTests {
     @Test("a worker killed with SIGKILL: the survivor takes its partitions over, matches their pending replies")
     func takeoverAfterKill() async throws {
         try await Scenario.run(script: Self.holdInvoices) { scenario in
-            let (first, second) = try await Self.startTwo(scenario)
-            do {
+            try await Self.withTwoWorkers(scenario) { first, second in
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(Self.bodies(ids))
                 try await Self.waitForInvoices(scenario, count: ids.count)
@@ -109,11 +112,6 @@ struct PoolTests {
                 defer { pool.close() }
                 try ChaosTests.expectAllCompleted(scenario, ids: ids, store: pool)
                 try Self.expectOneOwnerAtATime(pool, deaths: [scenario.names.workerId(1): killedAt])
-            } catch {
-                Issue.record("worker 1 log:\n\(first.logTail())\nworker 2 log:\n\(second.logTail())")
-                try? await first.kill()
-                try? await second.kill()
-                throw error
             }
         }
     }
@@ -121,8 +119,7 @@ struct PoolTests {
     @Test("SIGTERM drains a worker: it exits 0, hands every partition off, and the other one finishes its sagas")
     func drain() async throws {
         try await Scenario.run(script: Self.holdInvoices) { scenario in
-            let (first, second) = try await Self.startTwo(scenario)
-            do {
+            try await Self.withTwoWorkers(scenario) { first, second in
                 let ids = (0..<Self.orders).map { "o-\($0)" }
                 try await scenario.publishStarts(Self.bodies(ids))
                 try await Self.waitForInvoices(scenario, count: ids.count)
@@ -146,11 +143,6 @@ struct PoolTests {
                 #expect(try reader.pendingOutbox(limit: 10).isEmpty, "a drain leaves nothing unpublished")
                 // Every claim ended with a release: nobody died.
                 try Self.expectOneOwnerAtATime(reader)
-            } catch {
-                Issue.record("worker 1 log:\n\(first.logTail())\nworker 2 log:\n\(second.logTail())")
-                try? await first.kill()
-                try? await second.kill()
-                throw error
             }
         }
     }
@@ -161,12 +153,7 @@ struct PoolTests {
             let ids = (0..<30).map { "o-\($0)" }
             let second = try await scenario.startWorker(2)
             let first = try await scenario.startWorker(1)
-            try await eventually("two workers sharing the partitions") {
-                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
-            }
-            let before = Dictionary(
-                uniqueKeysWithValues: first.worker.ownedPartitions.map { ($0, first.id) }
-                    + second.worker.ownedPartitions.map { ($0, second.id) })
+            let before = try await scenario.waitForSharing([first, second])
             try await scenario.publishStarts(Self.bodies(ids))
             try await eventually("every order completed", seconds: 60) {
                 ChaosTests.distinctCompleted(scenario) == ids.count
@@ -177,12 +164,7 @@ struct PoolTests {
             // The other order: the partitions may go to other workers, but each saga stays in its partition's file.
             let again1 = try await scenario.startWorker(1)
             let again2 = try await scenario.startWorker(2)
-            try await eventually("two workers sharing the partitions again") {
-                again1.worker.ownedPartitions.count == 2 && again2.worker.ownedPartitions.count == 2
-            }
-            let after = Dictionary(
-                uniqueKeysWithValues: again1.worker.ownedPartitions.map { ($0, again1.id) }
-                    + again2.worker.ownedPartitions.map { ($0, again2.id) })
+            let after = try await scenario.waitForSharing([again1, again2])
             print(
                 "partition owners before: \(before.sorted { $0.key < $1.key }), after: \(after.sorted { $0.key < $1.key })"
             )

@@ -17,12 +17,7 @@ struct ScaleTests {
             let first = try await scenario.startWorker(1)
             let second = try await scenario.startWorker(2)
             // Four partitions, two workers: the cooperative rebalance gives each two.
-            try await eventually("each worker owns two partitions") {
-                first.worker.ownedPartitions.count == 2 && second.worker.ownedPartitions.count == 2
-            }
-            let owners = Dictionary(
-                uniqueKeysWithValues: first.worker.ownedPartitions.map { ($0, first.id) }
-                    + second.worker.ownedPartitions.map { ($0, second.id) })
+            let owners = try await scenario.waitForSharing([first, second])
             #expect(owners.count == TestNames.partitions, "every partition has one owner: \(owners)")
             let ids = (0..<50).map { "o-\($0)" }
             // Every order twice: the duplicate must reach the saga's partition, and be absorbed there.

@@ -267,6 +267,20 @@ final class Scenario: Sendable {
         return worker
     }
 
+    /// Waits until `workers` share the pool's partitions evenly, and returns each partition's owner.
+    @discardableResult
+    func waitForSharing(_ workers: [RunningWorker]) async throws -> [Int: String] {
+        let share = TestNames.partitions / workers.count
+        try await eventually("\(workers.count) workers sharing the partitions") {
+            workers.allSatisfy { $0.worker.ownedPartitions.count == share }
+        }
+        var owners: [Int: String] = [:]
+        for worker in workers {
+            for partition in worker.worker.ownedPartitions { owners[partition] = worker.id }
+        }
+        return owners
+    }
+
     /// Publishes start messages (one confirm wait for all of them) to the test's trigger exchange.
     func publishStarts(_ bodies: [Data], messageIds: [String?]? = nil) async throws {
         let messages = bodies.enumerated().map { index, body in
