@@ -26,7 +26,7 @@ import WaybillTestSupport
                     "sagas_by_status", "sagas_by_step", "sagas_by_updated_at", "timers_by_due_at", "journal_by_saga",
                     "inbox_by_at",
                 ]))
-            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time"])
+            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence"])
             try store.close()
         }
     }
@@ -59,8 +59,8 @@ import WaybillTestSupport
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
                 return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
-                    && error.message.contains("schema version 3 ('v99-from-the-future')")
-                    && error.message.contains("this binary knows schema version 2 ('v2-inbox-by-time')")
+                    && error.message.contains("schema version 4 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 3 ('v3-partition-fence')")
             }
         }
     }
@@ -89,10 +89,10 @@ import WaybillTestSupport
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
             return error.code == .schemaMismatch
-                && error.message.contains("has schema version 1 ('v2-inbox-by-time')")
+                && error.message.contains("has schema version 2 ('v3-partition-fence')")
                 && error.message.contains(
-                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 2 "
-                        + "('v2-inbox-by-time')")
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 3 "
+                        + "('v3-partition-fence')")
         }
     }
 
