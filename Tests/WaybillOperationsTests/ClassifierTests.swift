@@ -78,8 +78,8 @@ struct OpeningTests {
         #expect(
             throws: OperationsError(
                 .database,
-                "\(missing) does not exist: pass the worker's database with --db PATH, set WAYBILL_DATABASE, or set "
-                    + "`database` in the config file")
+                "\(missing) does not exist: check the file given with --db, or read the pool's partition files with "
+                    + "--data-dir DIR")
         ) { try SagaInspector(path: missing) }
         let other = directory.file("other.sqlite")
         try DatabaseQueue(path: other).write { db in try db.execute(sql: "CREATE TABLE t (x)") }
@@ -87,7 +87,7 @@ struct OpeningTests {
             throws: OperationsError(
                 .database,
                 "\(other) is not a Waybill store (it has no Waybill schema; this binary reads schema version 1 "
-                    + "('v1-sagas-journal-inbox-outbox-timers') up to schema version 2 ('v2-inbox-by-time')). Check "
+                    + "('v1-sagas-journal-inbox-outbox-timers') up to schema version 3 ('v3-partition-fence')). Check "
                     + "the path, or start a worker on it once to create the tables.")
         ) { try SagaInspector(path: other) }
         // The printed line names the store's code too, and stays one line.
