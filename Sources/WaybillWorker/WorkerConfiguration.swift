@@ -65,12 +65,6 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
 
     public init() {}
 
-    // Transitional: the single-file layout, removed once the worker runs partitions.
-    public var databasePath: String?
-    public var resolvedDatabasePath: String { databasePath ?? "waybill-\(workerId).sqlite" }
-    public var replyQueue: String { WorkerQueues.replies(forWorker: workerId) }
-    public var controlQueue: String { WorkerQueues.control(forWorker: workerId) }
-
     /// The queue of one of the pool's partitions.
     public func partitionQueue(_ partition: Int) -> String { PoolQueues.partition(partition, pool: poolName) }
 

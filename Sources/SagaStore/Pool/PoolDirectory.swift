@@ -95,7 +95,8 @@ public struct PoolDirectory: Sendable, Hashable {
                     "cannot create \(folder) for the pool. Create it or fix its parent's permissions.", cause: error)
             }
         }
-        // Only one process writes pool.json; the others wait here and then read it.
+        // Only one process writes pool.json; the others wait here and then read it. `waybill pool repartition` holds
+        // the same lock for as long as it runs, so a worker never starts in the middle of one.
         let creation = (path as NSString).appendingPathComponent("pool.lock")
         var lock: FileLock?
         for _ in 0..<200 {
@@ -103,7 +104,20 @@ public struct PoolDirectory: Sendable, Hashable {
             if lock != nil { break }
             usleep(10_000)
         }
-        defer { lock?.release() }
+        guard let lock else {
+            throw SagaStoreError(
+                .poolInUse,
+                "\(creation) is held by another process for more than 2 s (a `waybill pool repartition` running?); "
+                    + "start the worker once it is done.")
+        }
+        defer { lock.release() }
+        let unfinished = (path as NSString).appendingPathComponent("\(repartitionFolder)/\(descriptionFile)")
+        if manager.fileExists(atPath: unfinished) {
+            throw SagaStoreError(
+                .poolInUse,
+                "\(path) has an interrupted repartition (\(unfinished)); finish it with `waybill pool repartition "
+                    + "--data-dir \(path) --partitions N` (the same N) before starting workers.")
+        }
         let file = (path as NSString).appendingPathComponent(descriptionFile)
         if !manager.fileExists(atPath: file) {
             let text = JSONText.encode(
