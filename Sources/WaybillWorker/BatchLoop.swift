@@ -267,8 +267,11 @@ final class BatchLoop: Sendable {
         switch source {
         case .router: queueNumber = nil
         case .partition(let number):
-            // A delivery from a partition given up since: its channel is closed and the broker has it back.
-            guard partitions[number] != nil else { return }
+            // A delivery from a partition given up since (or from an earlier claim of it): its consumer's channel is
+            // closed and the broker has the message back.
+            guard let partition = partitions[number],
+                partition.subscription.withLock({ $0?.consumer.consumerTag }) == delivery.consumerTag
+            else { return }
             queueNumber = number
         }
         guard delivery.body.count <= configuration.maxMessageBytes else {
