@@ -132,8 +132,8 @@ extension PoolDirectory {
         guard let poolLock = try FileLock.tryLock("\(path)/pool.lock") else {
             throw SagaStoreError(
                 .poolInUse,
-                "another process holds \(path)/pool.lock (a repartition, or a worker creating the pool); wait for it "
-                    + "to finish, then try again.")
+                "another process holds \(path)/pool.lock (a running worker, a repartition, or a worker creating the "
+                    + "pool); stop every worker, wait for it to finish, then try again.")
         }
         locks.append(poolLock)
         let folder = "\(path)/partitions"
@@ -389,7 +389,10 @@ extension PoolDirectory {
         else {
             throw SagaStoreError(.corruptState, "\(file) cannot be read. Restore it from a backup.")
         }
+        let queues = max(fields["queueCount"]?.intValue ?? 0, fields["partitions"]?.intValue ?? 0, count)
         fields["partitions"] = .number(Double(count))
+        // Queues above the new count may still receive replies to commands sent before: workers keep draining them.
+        fields["queueCount"] = .number(Double(queues))
         fields["repartitionedAtMilliseconds"] = .number(Double(now.milliseconds))
         return Data((JSONText.encode(.object(fields)) + "\n").utf8)
     }
