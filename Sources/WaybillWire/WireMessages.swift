@@ -98,6 +98,8 @@ extension ErrorCode where Domain == WireRefusalDomain {
     public static let tooLarge = Self(rawValue: "wire.too_large")
     /// A reply whose `correlation_id` is not a message id Waybill minted.
     public static let unknownCorrelationId = Self(rawValue: "wire.unknown_correlation_id")
+    /// A control message (an operator's repair) that cannot be used and has no `reply_to` to be told so.
+    public static let badControl = Self(rawValue: "wire.bad_control")
     /// A message in a partition queue whose `waybill-input` header is neither `start` nor `control`, or a forwarded
     /// start for a workflow this worker does not run.
     public static let unknownInput = Self(rawValue: "wire.unknown_input")

@@ -58,6 +58,8 @@ final class BatchLoop: Sendable {
         var start: DefinitionRegistry.Entry?
         /// An operator's repair: the control message to answer once the batch is committed.
         var control: InboundDelivery?
+        /// A participant's reply: settled with the commit, or dead-lettered when no saga of the partition has it.
+        var reply: InboundDelivery?
     }
 
     /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters,
@@ -100,7 +102,13 @@ final class BatchLoop: Sendable {
         let now = Timestamp.now()
         // Rows left unconfirmed (broker down, nack) go first, in commit order, also in partitions this batch does not
         // touch.
-        for partition in partitions.all where partition.outboxDirty.withLock({ $0 }) { await flushOutbox(partition) }
+        // Without a connection every publish fails at once: wait for the reconnect rather than retry (and log) on
+        // every tick.
+        if client.isConnected {
+            for partition in partitions.all where partition.outboxDirty.withLock({ $0 }) {
+                await flushOutbox(partition)
+            }
+        }
         var work: [Int: PartitionWork] = [:]
         var relays: [Relay] = []
         var ticked = false
@@ -367,7 +375,8 @@ final class BatchLoop: Sendable {
                 work[number]?.taken.append(delivery)
             } catch {
                 work[queueNumber, default: PartitionWork()].relays.append(
-                    controlReply(to: delivery, ControlReply(status: .error, message: error.description)))
+                    controlReply(
+                        to: delivery, ControlReply(status: .error, message: error.description), partition: queueNumber))
                 work[queueNumber]?.taken.append(delivery)
             }
         case .some(.none):
@@ -441,8 +450,7 @@ final class BatchLoop: Sendable {
                 Item(
                     key: key, event: .reply(correlationId: correlationId, outcome: outcome),
                     // Keyed by the command too: a participant's message ids need not be unique across replies.
-                    inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
-            partitionWork.settle.append(delivery)
+                    inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }, reply: delivery))
             partitionWork.taken.append(delivery)
             work[number] = partitionWork
         } catch {
@@ -466,7 +474,12 @@ final class BatchLoop: Sendable {
 
     /// The answer to an operator's control message, published after the batch committed; its delivery is settled
     /// once the answer is confirmed. Without a `reply_to` there is nobody to answer: the message is only settled.
-    private func controlReply(to delivery: InboundDelivery, _ reply: ControlReply) -> Relay {
+    /// An error answer to a control message without a `reply_to` has nobody to go to: the message is dead-lettered
+    /// with the reason instead.
+    private func controlReply(to delivery: InboundDelivery, _ reply: ControlReply, partition: Int) -> Relay {
+        if reply.status == .error, (delivery.properties.replyTo ?? "").isEmpty {
+            return deadLetter(delivery, source: .partition(partition), WireRefusal(.badControl, reply.message))
+        }
         logger.info(
             "operator request answered",
             metadata: ["status": .string(reply.status.rawValue), "message": .string(reply.message)])
@@ -512,10 +525,15 @@ final class BatchLoop: Sendable {
         }
 
         for item in items {
+            // A reply is settled with the commit, whatever it did, unless it is dead-lettered below.
+            var settleReply = item.reply
+            defer { if let reply = settleReply { work.settle.append(reply) } }
             if let inbox = item.inbox, !seen.insert(inbox).inserted {
                 if let control = item.control {
                     work.relays.append(
-                        controlReply(to: control, ControlReply(status: .error, message: "duplicate request \(inbox)")))
+                        controlReply(
+                            to: control, ControlReply(status: .error, message: "duplicate request \(inbox)"),
+                            partition: partition.number))
                 }
                 continue
             }
@@ -538,7 +556,8 @@ final class BatchLoop: Sendable {
                                 ControlReply(
                                     status: .error,
                                     message: "saga \(item.key) runs definition \(instance.definitionHash.prefix(12)), "
-                                        + "which this partition does not store")))
+                                        + "which this partition does not store"),
+                                partition: partition.number))
                     }
                     continue
                 }
@@ -550,13 +569,22 @@ final class BatchLoop: Sendable {
                         controlReply(
                             to: control,
                             ControlReply(
-                                status: .error,
-                                message: "worker \(configuration.workerId) has no saga \(item.key)")))
+                                status: .error, message: "partition \(partition.queue) has no saga \(item.key)"),
+                            partition: partition.number))
                 } else if let timerId = item.timerId {
                     changes.append(
                         SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
+                } else if let reply = item.reply {
+                    settleReply = nil
+                    work.relays.append(
+                        deadLetter(
+                            reply, source: .partition(partition.number),
+                            WireRefusal(
+                                .unknownCorrelationId,
+                                "reply for saga \(item.key), which its partition does not have; check the "
+                                    + "correlation_id")))
                 } else {
-                    logger.warning("event for unknown saga \(item.key) dropped", metadata: ["event": "\(item.event)"])
+                    logger.warning("event for unknown saga \(item.key) dropped", metadata: ["saga.id": "\(item.key)"])
                 }
                 continue
             }
@@ -578,7 +606,7 @@ final class BatchLoop: Sendable {
                     reply = ControlReply(
                         status: .rejected, message: reason, sagaStatus: transition.instance.status.rawValue)
                 }
-                work.relays.append(controlReply(to: control, reply))
+                work.relays.append(controlReply(to: control, reply, partition: partition.number))
             }
             if applied {
                 working[item.key] = transition.instance

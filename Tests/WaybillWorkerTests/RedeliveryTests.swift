@@ -194,3 +194,46 @@ extension RedeliveryTests {
         }
     }
 }
+
+extension RedeliveryTests {
+    @Test(
+        "a readable reply for a saga its partition does not have, and an unusable repair without reply_to, are dead-lettered"
+    )
+    func strayRepliesAndRepairsAreDeadLettered() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            let ghost = "\(scenario.names.workflow)/o-ghost/m1"
+            let queue = scenario.names.partitionQueues[
+                PoolDirectory.partition(of: "o-ghost", count: TestNames.partitions)]
+            let outcomes = try await scenario.client.publish([
+                OutboundMessage(
+                    exchange: "", routingKey: queue, body: Data(#"{"status":"ok"}"#.utf8), mandatory: true,
+                    persistent: true, contentType: "application/json", correlationID: ghost),
+                OutboundMessage(
+                    exchange: "", routingKey: queue, body: Data("not a repair".utf8), mandatory: true,
+                    properties: MessageProperties(
+                        contentType: "application/json", headers: [WireHeader.input: "control"], persistent: true)),
+            ])
+            #expect(outcomes.allSatisfy { $0.isConfirmed }, "\(outcomes)")
+            try await scenario.placeOrder("o-after", lines: [("A", 1)])
+            try await scenario.waitForStatus("o-after", .completed, in: worker)
+
+            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
+            let dead = try await within(30, "two dead letters") {
+                var received: [InboundDelivery] = []
+                for try await delivery in consumer {
+                    received.append(delivery)
+                    if received.count == 2 { break }
+                }
+                return received
+            }
+            for delivery in dead { scenario.client.ack(delivery.deliveryTag) }
+            await scenario.client.cancel(consumer)
+            let reasons = dead.compactMap { $0.properties.headers[WireHeader.error]?.stringValue }.sorted()
+            #expect(reasons.count == 2)
+            #expect(reasons.first?.hasPrefix("wire.bad_control: ") == true, "\(reasons)")
+            #expect(reasons.last?.hasPrefix("wire.unknown_correlation_id: ") == true, "\(reasons)")
+            #expect(reasons.last?.contains("o-ghost") == true, "\(reasons)")
+        }
+    }
+}
