@@ -49,6 +49,9 @@ extension ErrorCode where Domain == SagaStoreErrorDomain {
     public static let partitionCountMismatch = Self(rawValue: "store.partition_count_mismatch")
     /// A live worker already holds the member lock of this worker id in the pool's data directory.
     public static let memberIdInUse = Self(rawValue: "store.member_id_in_use")
+    /// An offline pool operation (`waybill pool repartition`) found a live worker, or a lock held by another
+    /// process, in the pool's data directory; it changed nothing.
+    public static let poolInUse = Self(rawValue: "store.pool_in_use")
     /// Any other SQLite failure.
     public static let sqlite = Self(rawValue: "store.sqlite_error")
 }

@@ -185,7 +185,7 @@ enum OperationsBenchmark {
                 }, .running
             ),
         ] {
-            let plan = try first.reader.read("explaining a listing") { snapshot in
+            let plan = try first.readers[0].read("explaining a listing") { snapshot in
                 try snapshot.queryPlan(for: filter.query(now: now), status: status)
             }
             report += "  \(name): \(plan.joined(separator: "; "))\n"

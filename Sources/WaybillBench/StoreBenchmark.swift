@@ -180,7 +180,7 @@ enum StoreBenchmark {
                 messageId: "\(sagaId)/m\(instance.sequence)-\(branch)", exchange: "waybill.commands",
                 routingKey: "tms.shipment.create", contentType: WireContentType.json,
                 correlationId: "\(sagaId)/m\(instance.sequence)-\(branch)",
-                replyTo: WorkerQueues.replies(forWorker: "worker-1"),
+                replyTo: PoolQueues.partition(0, pool: "waybill"),
                 headers: [
                     WireHeader.idempotencyKey: "\(sagaId)/ship/\(branch)", WireHeader.sagaId: sagaId,
                     WireHeader.workflow: "order-fulfillment", WireHeader.step: "ship", WireHeader.action: "do",

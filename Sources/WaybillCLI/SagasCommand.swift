@@ -10,8 +10,10 @@ struct SagasCommand: AsyncParsableCommand {
         commandName: "sagas",
         abstract: "Find stuck orders, see why, and repair them.",
         discussion: """
-            Reads open the worker's SQLite file read-only, so they work while the worker is stopped. Repairs are \
-            sent to the worker that owns the saga, which applies them and records who did it and why.
+            Reads open every partition file of the pool's data directory read-only (--data-dir, default \
+            .waybill/pool), so they work while the workers are stopped; --db FILE reads one file instead. Repairs \
+            are sent to the live worker that owns the saga's partition, which applies them and records who did it \
+            and why; without an owner they are refused within 2s.
 
             Start here:
               waybill sagas stuck          unfinished sagas by why they wait
@@ -104,7 +106,7 @@ struct SagasShowCommand: ParsableCommand {
             let database = try store.open()
             let detail = try SagaShow.detail(
                 database, reference: try SagaReference(parsing: saga), journal: max(0, journal), now: now,
-                policy: policy)
+                policy: policy, store: store)
             Operator.print(output.json ? PrettyJSON.render(ShowView.json(detail)) : ShowView.text(detail))
         }
     }
@@ -114,7 +116,7 @@ struct SagasShowCommand: ParsableCommand {
 enum SagaShow {
     static func detail(
         _ database: SagaInspector, reference: SagaReference, journal: Int, now: Timestamp,
-        policy: StuckPolicy = StuckPolicy()
+        policy: StuckPolicy = StuckPolicy(), store: StoreOptions
     ) throws(OperationsError) -> SagaDetail {
         let key = try database.resolve(reference)
         guard let record = try database.saga(key) else {
@@ -123,7 +125,8 @@ enum SagaShow {
         let definition = try? database.definition(hash: record.row.definitionHash)
         return SagaDetail(
             record: record, definition: definition ?? nil, timers: try database.timers(of: key),
-            journal: journal > 0 ? try database.journalTail(of: key, count: journal) : [], now: now, policy: policy)
+            journal: journal > 0 ? try database.journalTail(of: key, count: journal) : [], now: now, policy: policy,
+            placement: try store.placement(of: key, in: database))
     }
 }
 

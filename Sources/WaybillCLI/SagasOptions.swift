@@ -3,18 +3,21 @@ import Foundation
 import SagaEngine
 import SagaStore
 import WaybillOperations
+import WaybillWire
 import WaybillWorker
 
-/// `--db` and `--config`: which worker's SQLite file to read.
-struct StoreOptions: ParsableArguments {
+/// `--data-dir` and `--config`: which pool (the workers' data directory).
+struct PoolOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "The worker's SQLite file. Default: WAYBILL_DATABASE, then `database` in --config, then "
-                + "waybill-<host name>.sqlite.", valueName: "path"))
-    var db: String?
+            "The pool's data directory (the workers' data_directory). Default: WAYBILL_DATA_DIRECTORY, then "
+                + "`data_directory` in --config, then .waybill/pool.", valueName: "dir"))
+    var dataDir: String?
 
     @Option(
-        help: ArgumentHelp("A worker config file (YAML) to read `database` and `amqp_url` from.", valueName: "file"))
+        help: ArgumentHelp(
+            "A worker config file (YAML) to read `data_directory`, `pool_name` and `amqp_url` from.",
+            valueName: "file"))
     var config: String?
 
     /// The worker configuration the file and environment describe; a ``ConfigurationError`` comes back as the cause
@@ -26,15 +29,77 @@ struct StoreOptions: ParsableArguments {
             throw OperationsError(
                 .badArgument,
                 "the worker configuration (--config and the WAYBILL_ variables) cannot be used; fix it, or give the "
-                    + "setting it was read for (--db, --amqp-url, --queue) on the command line",
+                    + "setting it was read for (--data-dir, --pool-name, --amqp-url, --queue) on the command line",
                 cause: error)
         }
     }
 
-    /// Opens the file read-only.
+    /// `--data-dir`, else the configuration's `data_directory` (environment, then --config, then the default).
+    func dataDirectory() throws(OperationsError) -> String {
+        if let dataDir { return dataDir }
+        return try workerConfiguration().dataDirectory
+    }
+}
+
+/// `--data-dir`, `--db`, `--pool-name` and `--config`: the pool to read (or one SQLite file) and its queues.
+struct StoreOptions: ParsableArguments {
+    @OptionGroup var pool: PoolOptions
+
+    @Option(
+        help: ArgumentHelp(
+            "Read this one SQLite file instead of a pool: a partition file (DIR/partitions/p07.sqlite) or an old "
+                + "single-worker file. Not with --data-dir; repairs need the pool.", valueName: "file"))
+    var db: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The prefix of the pool's queues (the workers' pool_name), where repairs go. Default: WAYBILL_POOL_NAME, "
+                + "then `pool_name` in --config, then waybill.", valueName: "name"))
+    var poolName: String?
+
+    /// See ``PoolOptions/workerConfiguration()``.
+    func workerConfiguration() throws(OperationsError) -> WorkerConfiguration {
+        try pool.workerConfiguration()
+    }
+
+    /// `--pool-name`, else the configuration's `pool_name`.
+    func resolvedPoolName() throws(OperationsError) -> String {
+        if let poolName { return poolName }
+        return try workerConfiguration().poolName
+    }
+
+    /// Opens every partition file of the pool read-only, or the one file of `--db`.
     func open() throws(OperationsError) -> SagaInspector {
-        if let db { return try SagaInspector(path: db) }
-        return try SagaInspector(path: try workerConfiguration().resolvedDatabasePath)
+        if let db {
+            guard pool.dataDir == nil else {
+                throw OperationsError(
+                    .badArgument,
+                    "--db \(db) reads one file and --data-dir \(pool.dataDir ?? "") a whole pool; give one of them")
+            }
+            return try SagaInspector(path: db)
+        }
+        return try SagaInspector(dataDirectory: try pool.dataDirectory())
+    }
+
+    /// Where the repairs of the sagas `database` reads go; a single file (`--db`) has no live owner to act
+    /// through, so it is refused.
+    func repairRoute(_ database: SagaInspector) throws(OperationsError) -> RepairRoute {
+        guard let directory = database.pool else {
+            throw OperationsError(
+                .badArgument,
+                "a repair acts through the live worker that owns the saga's partition, so it needs the pool: give "
+                    + "its data directory with --data-dir instead of --db \(database.path) (--dry-run works with either)"
+            )
+        }
+        return RepairRoute(pool: directory, poolName: try resolvedPoolName())
+    }
+
+    /// Where a saga read from a pool lives; `nil` for a single file.
+    func placement(of key: SagaKey, in database: SagaInspector) throws(OperationsError) -> SagaDetail.Placement? {
+        guard let directory = database.pool else { return nil }
+        let partition = directory.partition(of: key.id)
+        return SagaDetail.Placement(
+            partition: partition, queue: PoolQueues.partition(partition, pool: try resolvedPoolName()))
     }
 }
 
@@ -91,7 +156,7 @@ struct CommonFilterOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Only sagas owned by this worker (not indexed: combine with --status on large files).",
+            "Only sagas last written by this worker (not indexed: combine with --status on large files).",
             valueName: "worker"))
     var owner: String?
 
@@ -128,10 +193,11 @@ enum Operator {
         FileHandle.standardError.write(Data(text.utf8))
     }
 
-    /// Runs `body`, printing an ``OperationsError`` as `waybill <command>: code: message (cause)` and exiting with
-    /// its exit code.
+    /// Runs `body` once the command line passed ``RepeatedOptions/check(_:)``, printing an ``OperationsError`` as
+    /// `waybill <command>: code: message (cause)` and exiting with its exit code.
     static func run(_ command: String, _ body: () throws -> Void) throws {
         do {
+            try RepeatedOptions.check(Array(CommandLine.arguments.dropFirst()))
             try body()
         } catch let error as OperationsError {
             note("waybill \(command): \(error)\n")
@@ -142,6 +208,7 @@ enum Operator {
     /// The async form of ``run(_:_:)``.
     static func run(_ command: String, _ body: () async throws -> Void) async throws {
         do {
+            try RepeatedOptions.check(Array(CommandLine.arguments.dropFirst()))
             try await body()
         } catch let error as OperationsError {
             note("waybill \(command): \(error)\n")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PlainText
 import SagaEngine
+import SagaStore
 import WaybillDefinition
 import WaybillOperations
 import WaybillWire
@@ -56,7 +57,7 @@ struct RepairOptions: ParsableArguments {
     }
 }
 
-/// What every repair command takes besides its own options: the saga (or `--where` filters), who and why, the file,
+/// What every repair command takes besides its own options: the saga (or `--where` filters), who and why, the pool,
 /// the broker and the output format.
 struct RepairTarget: ParsableArguments {
     @Argument(help: ArgumentHelp("The saga: ID or workflow/ID (omit with --where).", valueName: "saga"))
@@ -69,7 +70,8 @@ struct RepairTarget: ParsableArguments {
     @OptionGroup var format: OutputOptions
 }
 
-/// Runs one repair command: checks locally, sends to the owning worker, waits, prints the new state.
+/// Runs one repair command: checks locally, sends to the live owner of the saga's partition (refused at once when
+/// none owns it), waits, prints the new state.
 struct RepairFlow {
     var command: String
     var action: ControlMessage.Action
@@ -123,14 +125,24 @@ struct RepairFlow {
             return
         }
         let wait = try broker.wait()
+        let route = try store.repairRoute(database)
         let settings = try broker.settings(store: store)
-        let owner = record.row.owner ?? "?"
-        if !json { Operator.note("sending \(request.verb) for \(key) to worker \(owner)…\n") }
+        let partition = PoolDirectory.name(ofPartition: route.partition(of: key))
+        try await route.awaitOwners(of: [key])
+        if !json {
+            Operator.note(
+                "sending \(request.verb) for \(key) to the owner of partition \(partition) (\(route.queue(of: key)))…\n"
+            )
+        }
         let run = try await AMQPControlChannel.with(broker: settings) { channel in
-            await RepairRunner(inspector: database, channel: channel, timeout: wait, now: Operator.now).run(plan)
+            try await RepairRunner(
+                inspector: database, channel: channel, route: route, timeout: wait, now: Operator.now
+            )
+            .run(plan)
         }
         let outcome = run.outcomes.first?.outcome ?? .failed("nothing was sent")
-        let detail = try SagaShow.detail(database, reference: SagaReference(key), journal: 5, now: Operator.now())
+        let detail = try SagaShow.detail(
+            database, reference: SagaReference(key), journal: 5, now: Operator.now(), store: store)
         if json {
             Operator.print(
                 PrettyJSON.render([
@@ -138,7 +150,7 @@ struct RepairFlow {
                     "saga": ShowView.json(detail),
                 ]))
         } else {
-            Operator.print("\(outcome.label) (worker \(owner)): \(outcome.message)\n\n" + ShowView.text(detail))
+            Operator.print("\(outcome.label) (partition \(partition)): \(outcome.message)\n\n" + ShowView.text(detail))
         }
         switch outcome {
         case .replied(let reply) where reply.status == .applied: return
@@ -172,13 +184,15 @@ struct RepairFlow {
         }
         let wait = try broker.wait()
         let rate = try repair.perSecond()
+        let route = try store.repairRoute(database)
         let settings = try broker.settings(store: store)
+        try await route.awaitOwners(of: plan.sendable.map(\.record.row.key))
         let showProgress = !json
         let reporter = ProgressReporter(isTerminal: Operator.stderrIsTerminal, write: Operator.note)
         let run = try await AMQPControlChannel.with(broker: settings) { channel in
-            await RepairRunner(inspector: database, channel: channel, timeout: wait, rate: rate, now: Operator.now).run(
-                plan
-            ) { progress in
+            try await RepairRunner(
+                inspector: database, channel: channel, route: route, timeout: wait, rate: rate, now: Operator.now
+            ).run(plan) { progress in
                 guard showProgress else { return }
                 let finished = progress.done == progress.total
                 // Elsewhere than on a terminal, one line per tenth of the work.
@@ -207,8 +221,9 @@ struct SagasRetryCommand: AsyncParsableCommand {
         abstract: "Retry the failed or waiting step now (or the compensation that keeps failing).",
         discussion: """
             Without --step the saga's obvious step is retried: the failed step of a suspended saga, the attempt \
-            waiting for its retry timer, or the head of a failing compensation. The request goes to the worker \
-            that owns the saga; the command waits for its answer and prints the saga's new state. A retry the \
+            waiting for its retry timer, or the head of a failing compensation. The request goes to the live worker \
+            that owns the saga's partition (refused within 2s when none does); the command waits for its answer and \
+            prints the saga's new state. A retry the \
             engine would refuse in the saga's state is refused here, before anything is sent.
 
             Examples:

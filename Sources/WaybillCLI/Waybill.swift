@@ -10,7 +10,8 @@ struct Waybill: AsyncParsableCommand {
             Workflows are YAML files (see Workflows/). Start with `waybill validate Workflows/*.yaml`.
             """,
         subcommands: [
-            ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, DLQCommand.self,
+            ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, PoolCommand.self,
+            DLQCommand.self,
             DemoForwardCommand.self, BenchForwardCommand.self,
         ]
     )

@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import WaybillOperations
 
-/// `waybill workflows list|show`: the workflow versions a worker's file knows.
+/// `waybill workflows list|show`: the workflow versions a pool's partition files (or one file) store.
 struct WorkflowsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workflows",
-        abstract: "The workflow versions stored in a worker's file, and the unfinished sagas on each.",
+        abstract: "The workflow versions stored in the pool (or one file), and the unfinished sagas on each.",
         discussion: """
             A saga keeps the exact definition text it started with (stored by content hash), so old versions stay \
             here while sagas still run on them.

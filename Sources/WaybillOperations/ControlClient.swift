@@ -71,15 +71,19 @@ public enum ControlResult: Sendable, Hashable {
     case failed(OperationsError)
 }
 
-/// Sends control requests to workers and waits for their replies. ``AMQPControlChannel`` is the real one; tests of
-/// the bulk runner pass their own.
+/// Sends control requests to the owners of partitions and waits for their replies. ``AMQPControlChannel`` is the
+/// real one; tests of the bulk runner pass their own.
 public protocol ControlChannel: Sendable {
-    /// Sends `message` to worker `owner` and waits at most `timeout` for its reply.
-    func request(_ message: ControlMessage, owner: String, timeout: Duration) async -> ControlResult
+    /// Sends `message` to the partition queue `queue` (``RepairRoute/queue(of:)``) and waits at most `timeout` for
+    /// the owner's reply. Check first that the partition has an owner (``RepairRoute/awaitOwners(of:)``): a request
+    /// nobody consumes only times out.
+    func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult
 }
 
 /// The control protocol over AMQP (see `ControlMessage.swift` for the wire format): one connection, one exclusive
-/// auto-delete reply queue for all requests of this CLI run, replies matched by `correlation_id`.
+/// auto-delete reply queue for all requests of this CLI run, replies matched by `correlation_id`. A request goes to
+/// the saga's partition queue on the default exchange with the header `waybill-input: control`, so the partition's
+/// owner tells it from the starts and replies in the same queue.
 public final class AMQPControlChannel: ControlChannel, Sendable {
     private let client: AMQPClient
     /// The exclusive reply queue (`waybill.cli.<uuid>`), gone when the connection closes.
@@ -126,12 +130,13 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         }
     }
 
-    public func request(_ message: ControlMessage, owner: String, timeout: Duration) async -> ControlResult {
+    public func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult {
         let id = UUID().uuidString.lowercased()
-        let queue = ControlMessage.queue(forWorker: owner)
         let properties = MessageProperties(
-            contentType: ControlMessage.contentType, persistent: true, correlationID: id, replyTo: replyQueue,
-            expiration: String(max(1, timeout.milliseconds)), messageID: id, timestamp: Date(), appID: "waybill-cli")
+            contentType: ControlMessage.contentType,
+            headers: [WireHeader.input: .string(PartitionInput.control.rawValue)], persistent: true, correlationID: id,
+            replyTo: replyQueue, expiration: String(max(1, timeout.milliseconds)), messageID: id, timestamp: Date(),
+            appID: "waybill-cli")
         let outbound = OutboundMessage(
             exchange: "", routingKey: queue, body: Data(message.encoded()), mandatory: true, properties: properties)
         await router.register(id)
@@ -151,8 +156,8 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
             return .failed(
                 OperationsError(
                     .broker,
-                    "no queue \(queue) on this broker: worker \(owner) has never started here, or the owner id is "
-                        + "wrong; nothing was sent"))
+                    "no queue \(queue) on this broker: no worker of this pool ever started here, or the pool name "
+                        + "is wrong (--pool-name, pool_name in --config, WAYBILL_POOL_NAME); nothing was sent"))
         case .nacked, .connectionLost, .rejected:
             await router.expire(id)
             return .failed(

@@ -1,7 +1,6 @@
 import SagaEngine
 import SagaStore
 import WaybillDefinition
-import WaybillWire
 
 /// Why a saga is where it is, in one line, with the commands that would move it.
 public struct Diagnosis: Sendable, Hashable {
@@ -40,10 +39,6 @@ struct DiagnosisText {
 
     var instance: SagaInstance { record.instance }
     var reference: String { record.row.key.description }
-    var worker: String {
-        guard let owner = record.row.owner else { return "the owning worker (none recorded)" }
-        return owner.lowercased().hasPrefix("worker") ? owner : "worker \(owner)"
-    }
     let why = "--reason '<why>'"
 
     func explain(_ stuckClass: StuckClass?) -> (String, String, [String]) {
@@ -180,7 +175,7 @@ struct DiagnosisText {
             let late = TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds)
             guard let pending = branch.pending else {
                 return (
-                    "the reply timeout of \(label) was due \(moment(timer.dueAt)) and has not fired: is \(worker) running?",
+                    "the reply timeout of \(label) was due \(moment(timer.dueAt)) and has not fired: \(ownerQuestion)",
                     "\(label) reply timeout overdue \(late)", workerChecks()
                 )
             }
@@ -189,7 +184,7 @@ struct DiagnosisText {
                 "waiting since \(TimeText.short(pending.sentAt, now: now)) for a reply to \(what) "
                     + "\(pending.routingKey) (\(label), \(attemptText(ref, branch, compensating: pending.kind == .compensate))); "
                     + "its timeout passed \(TimeText.relative(timer.dueAt, now: now)) and the timer has not fired: "
-                    + "is \(worker) running?",
+                    + ownerQuestion,
                 "\(label) \(pending.routingKey) overdue \(late)",
                 workerChecks()
             )
@@ -204,7 +199,7 @@ struct DiagnosisText {
             let label = names.branch(ref)
             let what = branch.status == .compensationRetryWait ? "compensation retry" : "retry"
             return (
-                "the \(what) of \(label) was due \(moment(timer.dueAt)) and has not run: is \(worker) running?",
+                "the \(what) of \(label) was due \(moment(timer.dueAt)) and has not run: \(ownerQuestion)",
                 "\(label) \(what) overdue \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))",
                 workerChecks()
             )
@@ -279,11 +274,13 @@ struct DiagnosisText {
 
     private var pivotName: String? { definition?.steps.first(where: \.pivot)?.id }
 
+    /// Whoever owns the saga's partition now fires its timers (the worker that last wrote it may be gone).
+    private var ownerQuestion: String { "does a live worker own its partition?" }
+
     private func workerChecks() -> [String] {
-        guard let owner = record.row.owner else { return ["no worker owns this saga; check the --db file"] }
-        return [
-            "start or check \(worker) (it fires overdue timers as soon as it runs; its control queue is "
-                + "\(WorkerQueues.control(forWorker: owner)))"
+        [
+            "check who owns its partition with `waybill pool status`, and start a worker if none does (the owner "
+                + "fires overdue timers as soon as it runs)"
         ]
     }
 

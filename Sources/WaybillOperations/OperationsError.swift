@@ -32,8 +32,12 @@ extension ErrorCode where Domain == OperationsErrorDomain {
     public static let database = Self(rawValue: "operations.database")
     /// The saga's state or its workflow definition cannot be read.
     public static let corrupt = Self(rawValue: "operations.corrupt")
-    /// A repair makes no sense in the saga's current state; nothing was sent.
+    /// A repair makes no sense in the saga's current state, or a pool command cannot run while workers run (a
+    /// repartition); nothing was sent or changed.
     public static let refused = Self(rawValue: "operations.refused")
+    /// No live worker owns the partition of a saga to repair (none held its lock within the wait); nothing was
+    /// sent, so the repair is safe to try again once a worker runs.
+    public static let noOwner = Self(rawValue: "operations.no_owner")
     /// The broker could not be reached or refused the request.
     public static let broker = Self(rawValue: "operations.broker")
     /// The owning worker did not answer in time.
@@ -45,13 +49,14 @@ extension ErrorCode where Domain == OperationsErrorDomain {
 
 extension CodedError where Domain == OperationsErrorDomain {
     /// The process exit status the CLI uses: 2 for bad arguments, 3 for not found or ambiguous, 4 for refused
-    /// repairs, 5 for broker trouble and timeouts, 1 otherwise.
+    /// repairs, 5 for broker trouble and timeouts, 6 when no live worker owns the saga's partition, 1 otherwise.
     public var exitCode: Int32 {
         switch code {
         case .badArgument: 2
         case .notFound, .ambiguous: 3
         case .refused: 4
         case .broker, .timeout: 5
+        case .noOwner: 6
         default: 1
         }
     }

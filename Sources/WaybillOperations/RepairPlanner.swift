@@ -87,11 +87,6 @@ public enum RepairPlanner {
                 "\(reference) is \(row.status.rawValue); a finished saga cannot be repaired (start a new order instead)"
             return check
         }
-        guard let owner = row.owner, !owner.isEmpty else {
-            check.refusal =
-                "\(reference) has no owning worker recorded, so no worker would apply the repair; check --db"
-            return check
-        }
         let message = ControlMessage(
             workflow: row.key.workflow, sagaId: row.key.id, action: request.action, step: request.step,
             output: request.action == .skip ? (request.output ?? .object([:])) : nil, by: request.by,
@@ -135,12 +130,12 @@ public enum RepairPlanner {
         }
         check.message = message
         check.predictedStatus = after.status
-        check.preview = preview(before: record.instance, after: after, actions: transition.actions, owner: owner)
+        check.preview = preview(before: record.instance, after: after, actions: transition.actions)
         return check
     }
 
     /// `suspended → running; sends 2 commands (tms.shipment.create); publishes order.shipped`.
-    static func preview(before: SagaInstance, after: SagaInstance, actions: [SagaAction], owner: String) -> String {
+    static func preview(before: SagaInstance, after: SagaInstance, actions: [SagaAction]) -> String {
         var commands: [String] = []
         var milestones: [String] = []
         for action in actions {
@@ -156,7 +151,7 @@ public enum RepairPlanner {
             parts.append("sends \(Words.count(commands.count, "command")) (\(commands.joined(separator: ", ")))")
         }
         if !milestones.isEmpty { parts.append("publishes \(milestones.joined(separator: ", "))") }
-        return parts.joined(separator: "; ") + " [via worker \(owner)]"
+        return parts.joined(separator: "; ")
     }
 
     /// What to try instead of a rejected repair.

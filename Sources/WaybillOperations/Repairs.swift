@@ -145,13 +145,15 @@ extension SagaInspector {
     }
 }
 
-/// Sends a plan's requests, paced, and re-checks the sagas at the end.
+/// Sends a plan's requests to the owners of the sagas' partitions, paced, and re-checks the sagas at the end.
 public struct RepairRunner: Sendable {
     /// Where rows are re-read: before each request (a saga changed since the plan's snapshot is skipped) and after
     /// the run.
     public var inspector: SagaInspector
-    /// Where requests go.
+    /// How requests travel.
     public var channel: any ControlChannel
+    /// Which queue each saga's request goes to, and whether its partition has an owner.
+    public var route: RepairRoute
     /// How long to wait for each answer.
     public var timeout: Duration
     /// At most this many requests per second (`--rate`); `nil` sends as fast as answers allow.
@@ -163,22 +165,27 @@ public struct RepairRunner: Sendable {
 
     /// Describes a runner.
     public init(
-        inspector: SagaInspector, channel: any ControlChannel, timeout: Duration = .seconds(30),
-        rate: Double? = nil,
-        maxInFlight: Int = 16, now: @escaping @Sendable () -> Timestamp
+        inspector: SagaInspector, channel: any ControlChannel, route: RepairRoute, timeout: Duration = .seconds(30),
+        rate: Double? = nil, maxInFlight: Int = 16, now: @escaping @Sendable () -> Timestamp
     ) {
         self.inspector = inspector
         self.channel = channel
+        self.route = route
         self.timeout = timeout
         self.rate = rate
         self.maxInFlight = max(1, maxInFlight)
         self.now = now
     }
 
-    /// Runs `plan`: for each sendable saga, in order, re-reads its row and skips it if it changed since the
-    /// snapshot, otherwise sends the request (at most ``rate`` per second, ``maxInFlight`` awaiting answers);
-    /// then re-reads every sent saga. `progress` is called after each settled saga.
-    public func run(_ plan: RepairPlan, progress: @Sendable (RepairProgress) -> Void = { _ in }) async -> RepairRun {
+    /// Runs `plan`: checks that every partition it sends to has a live owner (``RepairRoute/awaitOwners(of:)``,
+    /// throwing ``OperationsError/Code/noOwner`` with nothing sent when one has none); then for each sendable saga,
+    /// in order, re-reads its row and skips it if it changed since the snapshot, otherwise sends the request to its
+    /// partition queue (at most ``rate`` per second, ``maxInFlight`` awaiting answers); then re-reads every sent saga.
+    /// `progress` is called after each settled saga.
+    public func run(
+        _ plan: RepairPlan, progress: @Sendable (RepairProgress) -> Void = { _ in }
+    ) async throws(OperationsError) -> RepairRun {
+        try await route.awaitOwners(of: plan.sendable.map(\.record.row.key))
         var outcomes: [SagaKey: RepairOutcome] = [:]
         for check in plan.refused { outcomes[check.record.row.key] = .refusedLocally(check.refusal ?? "refused") }
         let sendable = plan.sendable
@@ -211,12 +218,13 @@ public struct RepairRunner: Sendable {
                     settle((key, .changedSinceSnapshot(current.status)))
                     continue
                 }
-                guard let message = check.message, let owner = check.record.row.owner else { continue }
+                guard let message = check.message else { continue }
                 let channel = channel
                 let timeout = timeout
+                let queue = route.queue(of: key)
                 inFlight += 1
                 group.addTask {
-                    switch await channel.request(message, owner: owner, timeout: timeout) {
+                    switch await channel.request(message, queue: queue, timeout: timeout) {
                     case .replied(let reply): (key, .replied(reply))
                     case .timedOut: (key, .timedOut)
                     case .failed(let error): (key, .failed(error.description))

@@ -1,7 +1,6 @@
 import SagaEngine
 import SagaStore
 import WaybillDefinition
-import WaybillWire
 
 /// Everything `waybill sagas show` prints about one saga, computed once from its row, state, definition and timers
 /// at a given `now`; ``ShowView`` only lays it out.
@@ -33,7 +32,8 @@ public struct SagaDetail: Sendable, Hashable {
         public var lastError: StepError?
         /// The command awaiting a reply.
         public var pending: PendingCommand?
-        /// Where the participant must reply (the owner's reply queue) while a command is pending.
+        /// Where the participant must reply while a command is pending: the saga's partition queue, when the saga
+        /// was read from a pool.
         public var replyQueue: String?
         /// The live timer.
         public var timer: SagaTimer?
@@ -91,8 +91,24 @@ public struct SagaDetail: Sendable, Hashable {
         public var fullyUndone: Bool
     }
 
+    /// Where a saga lives in a pool.
+    public struct Placement: Sendable, Hashable {
+        /// Its partition (``PoolDirectory/partition(of:)``).
+        public var partition: Int
+        /// The partition's queue: its starts, replies and repairs.
+        public var queue: String
+
+        /// Describes a placement.
+        public init(partition: Int, queue: String) {
+            self.partition = partition
+            self.queue = queue
+        }
+    }
+
     /// The saga's row.
     public var row: SagaRow
+    /// Its partition and queue, or `nil` when it was read from one file (`--db`).
+    public var placement: Placement?
     /// The moment the detail was computed for.
     public var now: Timestamp
     /// Whether the definition was found and loaded (otherwise step ids are `step0`, `step1`, ... and limits unknown).
@@ -114,10 +130,11 @@ public struct SagaDetail: Sendable, Hashable {
     /// Timers in the timers table that no branch knows about (should be empty; a worker cleans them up).
     public var strayTimers: [StoredTimer]
 
-    /// Computes the detail. `timers` are the rows of the timers table for this saga.
+    /// Computes the detail. `timers` are the rows of the timers table for this saga; `placement` is where it lives
+    /// when it was read from a pool.
     public init(
         record: SagaRecord, definition: WorkflowDefinition?, timers: [StoredTimer], journal: [JournalLine],
-        now: Timestamp, policy: StuckPolicy = StuckPolicy()
+        now: Timestamp, policy: StuckPolicy = StuckPolicy(), placement: Placement? = nil
     ) {
         let instance = record.instance
         row = record.row
@@ -128,7 +145,8 @@ public struct SagaDetail: Sendable, Hashable {
         pivotPassed = instance.pivotPassed
         let names = SagaNames(instance: instance, definition: definition)
         let ledger = UndoLedger(instance: instance, definition: definition)
-        let replyQueue = record.row.owner.map { WorkerQueues.replies(forWorker: $0) }
+        self.placement = placement
+        let replyQueue = placement?.queue
         steps = instance.steps.enumerated().map { index, state in
             let stepDefinition = definition.flatMap { index < $0.steps.count ? $0.steps[index] : nil }
             var maxAttempts: Int?

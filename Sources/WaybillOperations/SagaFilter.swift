@@ -16,7 +16,7 @@ public struct SagaFilter: Sendable, Hashable {
     public var stuckFor: Duration?
     /// Keep only sagas that progressed at or after this time (`updated_at >= since`).
     public var since: Timestamp?
-    /// Keep only sagas owned by this worker.
+    /// Keep only sagas last written by this worker.
     public var owner: String?
     /// At most this many rows; `nil` means no limit (bulk repairs).
     public var limit: Int?

@@ -1,6 +1,6 @@
 import SagaEngine
+import SagaStore
 import WaybillDefinition
-import WaybillWire
 
 /// `waybill sagas show`: the header, the one-line "why", the step timeline, compensation progress and the last
 /// journal lines, as text for people or as one JSON document.
@@ -14,10 +14,14 @@ public enum ShowView {
         var definitionText = "\(row.key.workflow)@v\(row.version)  definition \(row.definitionHash.prefix(12))"
         if !detail.definitionKnown { definitionText += " (not stored in this file: step names and limits unknown)" }
         header.add(["workflow", definitionText])
-        header.add([
-            "owner",
-            row.owner.map { "\($0)  (control queue \(WorkerQueues.control(forWorker: $0)))" } ?? "none recorded",
-        ])
+        if let placement = detail.placement {
+            header.add([
+                "partition",
+                "\(PoolDirectory.name(ofPartition: placement.partition))  (queue \(placement.queue); its owner: "
+                    + "waybill pool status)",
+            ])
+        }
+        header.add(["written by", row.owner ?? "-"])
         header.add(["started", TimeText.withRelative(row.startedAt, now: now)])
         header.add(["last progress", TimeText.withRelative(row.updatedAt, now: now)])
         header.add(["age", TimeText.span(milliseconds: now.milliseconds - row.startedAt.milliseconds)])
@@ -83,6 +87,8 @@ public enum ShowView {
         saga["pivotStep"] = JSONFields.string(detail.pivotStep)
         saga["pivotPassed"] = .bool(detail.pivotPassed)
         saga["definitionKnown"] = .bool(detail.definitionKnown)
+        saga["partition"] = JSONFields.int(detail.placement?.partition)
+        saga["queue"] = JSONFields.string(detail.placement?.queue)
         saga["failure"] =
             detail.failure.map { failure in
                 [

@@ -63,63 +63,117 @@ extension SagaInspector {
     /// count), step counts by joining `sagas_by_status` and `sagas_by_step` by row, completions from
     /// `sagas_by_status`, starts by ``StoreSnapshot/startedCount(since:total:)``. The oldest unfinished saga is picked among
     /// the 64 stored first (rows are inserted when sagas start).
+    ///
+    /// A pool's stats are its files' stats added up: counts summed, step counts grouped by workflow and step, the
+    /// oldest unfinished saga of all files.
     public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
-        try read("computing saga stats") { snapshot in
-            // Status counts: every count but `completed` is a short index range; `completed` (usually most of the
-            // file) is the b-tree's row count minus the others.
-            var counts: [SagaStatus: Int] = [:]
-            for status in SagaStatus.allCases where status != .completed {
-                counts[status] = try snapshot.sagaCount(status: status)
-            }
-            let total = try snapshot.sagaCount()
-            counts[.completed] = max(0, total - counts.values.reduce(0, +))
-            let byStatus = SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) }
+        SagaStats.adding(
+            try read("computing saga stats") { snapshot in try Self.stats(snapshot, now: now, window: window) },
+            now: now, window: window)
+    }
 
-            // Unfinished sagas by current step, from two indexes joined by row, never visiting the rows.
-            let unfinished = try snapshot.unfinishedStatuses()
-            var steps: [SagaStats.StepCount] = []
-            for workflow in try snapshot.workflowsWithSagas() {
-                for step in try snapshot.currentSteps(of: workflow) {
-                    var count = SagaStats.StepCount(
-                        workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
-                    try snapshot.forEachRow(workflow: workflow, step: step) { row in
-                        switch unfinished[row] {
-                        case .running?: count.running += 1
-                        case .compensating?: count.compensating += 1
-                        case .suspended?: count.suspended += 1
-                        default: break
-                        }
-                    }
-                    if count.total > 0 { steps.append(count) }
-                }
-            }
-            // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
-            // rows are read to pick the earliest start among them.
-            let firstRows = unfinished.keys.sorted().prefix(64)
-            let oldestRow = try snapshot.records(rows: Array(firstRows)).values.map(\.row).min {
-                ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
-            }
-
-            let from = Timestamp(milliseconds: now.milliseconds - window.milliseconds)
-            let started = try snapshot.startedCount(since: from, total: total)
-            var finished: [SagaStatus: Int] = [:]
-            for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
-                finished[status] = try snapshot.sagaCount(status: status, updatedAtOrAfter: from)
-            }
-            let bucket = max(60_000, window.milliseconds / 15)
-            let bucketCount = Int((window.milliseconds + bucket - 1) / bucket)
-            let perBucket = try snapshot.completedPerBucket(
-                after: Timestamp(milliseconds: now.milliseconds - Int64(bucketCount) * bucket),
-                bucket: .milliseconds(bucket), count: bucketCount)
-            let bySteps = steps.sorted {
-                ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step)
-            }
-            return SagaStats(
-                now: now, byStatus: byStatus, bySteps: bySteps, oldestInFlight: oldestRow,
-                throughput: SagaStats.Throughput(
-                    window: window, started: started, finished: finished, bucket: .milliseconds(bucket),
-                    completedPerBucket: perBucket))
+    private static func stats(_ snapshot: StoreSnapshot, now: Timestamp, window: Duration) throws -> SagaStats {
+        // Status counts: every count but `completed` is a short index range; `completed` (usually most of the
+        // file) is the b-tree's row count minus the others.
+        var counts: [SagaStatus: Int] = [:]
+        for status in SagaStatus.allCases where status != .completed {
+            counts[status] = try snapshot.sagaCount(status: status)
         }
+        let total = try snapshot.sagaCount()
+        counts[.completed] = max(0, total - counts.values.reduce(0, +))
+        let byStatus = SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) }
+
+        // Unfinished sagas by current step, from two indexes joined by row, never visiting the rows.
+        let unfinished = try snapshot.unfinishedStatuses()
+        var steps: [SagaStats.StepCount] = []
+        for workflow in try snapshot.workflowsWithSagas() {
+            for step in try snapshot.currentSteps(of: workflow) {
+                var count = SagaStats.StepCount(
+                    workflow: workflow, step: step, running: 0, compensating: 0, suspended: 0)
+                try snapshot.forEachRow(workflow: workflow, step: step) { row in
+                    switch unfinished[row] {
+                    case .running?: count.running += 1
+                    case .compensating?: count.compensating += 1
+                    case .suspended?: count.suspended += 1
+                    default: break
+                    }
+                }
+                if count.total > 0 { steps.append(count) }
+            }
+        }
+        // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
+        // rows are read to pick the earliest start among them.
+        let firstRows = unfinished.keys.sorted().prefix(64)
+        let oldestRow = try snapshot.records(rows: Array(firstRows)).values.map(\.row).min {
+            ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
+        }
+
+        let from = Timestamp(milliseconds: now.milliseconds - window.milliseconds)
+        let started = try snapshot.startedCount(since: from, total: total)
+        var finished: [SagaStatus: Int] = [:]
+        for status in [SagaStatus.completed, .compensated, .cancelled, .suspended] {
+            finished[status] = try snapshot.sagaCount(status: status, updatedAtOrAfter: from)
+        }
+        let bucket = max(60_000, window.milliseconds / 15)
+        let bucketCount = Int((window.milliseconds + bucket - 1) / bucket)
+        let perBucket = try snapshot.completedPerBucket(
+            after: Timestamp(milliseconds: now.milliseconds - Int64(bucketCount) * bucket),
+            bucket: .milliseconds(bucket), count: bucketCount)
+        return SagaStats(
+            now: now, byStatus: byStatus, bySteps: SagaStats.ordered(steps), oldestInFlight: oldestRow,
+            throughput: SagaStats.Throughput(
+                window: window, started: started, finished: finished, bucket: .milliseconds(bucket),
+                completedPerBucket: perBucket))
+    }
+}
+
+extension SagaStats {
+    /// Step counts, most sagas first (ties by workflow, then step).
+    static func ordered(_ steps: [StepCount]) -> [StepCount] {
+        steps.sorted { ($0.total, $1.workflow, $1.step) > ($1.total, $0.workflow, $0.step) }
+    }
+
+    /// The stats of several files taken at `now` over `window`, as one: every count summed, step counts grouped,
+    /// the earliest start among the files' oldest unfinished sagas.
+    static func adding(_ parts: [SagaStats], now: Timestamp, window: Duration) -> SagaStats {
+        if parts.count == 1 { return parts[0] }
+        var counts: [SagaStatus: Int] = [:]
+        var steps: [String: StepCount] = [:]
+        var started = 0
+        var finished: [SagaStatus: Int] = [:]
+        var perBucket: [Int] = []
+        for part in parts {
+            for entry in part.byStatus { counts[entry.status, default: 0] += entry.count }
+            for step in part.bySteps {
+                let key = "\(step.workflow)\u{0}\(step.step)"
+                var sum =
+                    steps[key]
+                    ?? StepCount(
+                        workflow: step.workflow, step: step.step, running: 0, compensating: 0, suspended: 0)
+                sum.running += step.running
+                sum.compensating += step.compensating
+                sum.suspended += step.suspended
+                steps[key] = sum
+            }
+            started += part.throughput.started
+            for (status, count) in part.throughput.finished { finished[status, default: 0] += count }
+            let buckets = part.throughput.completedPerBucket
+            if perBucket.count < buckets.count {
+                perBucket += Array(repeating: 0, count: buckets.count - perBucket.count)
+            }
+            for (index, count) in buckets.enumerated() { perBucket[index] += count }
+        }
+        let oldest = parts.compactMap(\.oldestInFlight).min {
+            ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
+        }
+        let bucket = max(60_000, window.milliseconds / 15)
+        return SagaStats(
+            now: now, byStatus: SagaStatus.allCases.map { (status: $0, count: counts[$0] ?? 0) },
+            bySteps: ordered(Array(steps.values)), oldestInFlight: oldest,
+            throughput: Throughput(
+                window: window, started: started, finished: finished, bucket: .milliseconds(bucket),
+                completedPerBucket: perBucket.isEmpty
+                    ? Array(repeating: 0, count: Int((window.milliseconds + bucket - 1) / bucket)) : perBucket))
     }
 }
 

@@ -51,15 +51,30 @@ extension SagaInspector {
     ///   through the primary key index.
     ///
     /// Everything else is on schedule. Rows and state are read only for the sagas shown: the oldest of each class
-    /// and, when `only` is set, up to `limit` members of that class.
+    /// and, when `only` is set, up to `limit` members of that class. A pool's report adds its files' reports up:
+    /// counts summed, the oldest of each class and the first `limit` members across the files.
     public func stuckReport(
         now: Timestamp, policy: StuckPolicy, only: StuckClass? = nil, limit: Int = 20
     )
         throws(OperationsError) -> StuckReport
     {
-        try read("classifying stuck sagas") { snapshot in
+        let parts = try read("classifying stuck sagas") { snapshot in
             try stuckReport(snapshot, now: now, policy: policy, only: only, limit: limit)
         }
+        if parts.count == 1 { return parts[0] }
+        func ordered(_ members: [StuckReport.Member]) -> [StuckReport.Member] {
+            members.sorted { SagaRow.precedes($0.row, $1.row) }
+        }
+        let summaries = StuckClass.allCases.map { stuckClass in
+            let mine = parts.flatMap { $0.summaries.filter { $0.stuckClass == stuckClass } }
+            return StuckReport.Summary(
+                stuckClass: stuckClass, count: mine.reduce(0) { $0 + $1.count },
+                oldest: ordered(mine.compactMap(\.oldest)).first)
+        }
+        let members = ordered(parts.flatMap(\.members))
+        return StuckReport(
+            now: now, policy: policy, summaries: summaries, selected: only, members: Array(members.prefix(limit)),
+            hasMore: members.count > limit || parts.contains(where: \.hasMore))
     }
 
     /// A saga's place in a class, by row: enough to count and order without its key or state.

@@ -41,7 +41,7 @@ extension SagaInspector {
     /// rolled out while old sagas run) reads the `definition_hash` of its unfinished sagas.
     public func workflowVersions() throws(OperationsError) -> [WorkflowVersion] {
         let records = try definitionRecords()
-        let usage = try read("counting sagas per definition") { snapshot in try Self.usage(snapshot, records: records) }
+        let usage = try usage(records: records)
         var perVersion: [String: Int] = [:]
         for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
         return records.map { record in
@@ -59,6 +59,12 @@ extension SagaInspector {
         var compensating = 0
         var suspended = 0
 
+        mutating func add(_ other: StatusCounts) {
+            running += other.running
+            compensating += other.compensating
+            suspended += other.suspended
+        }
+
         mutating func add(_ status: SagaStatus?) {
             switch status {
             case .running?: running += 1
@@ -75,7 +81,23 @@ extension SagaInspector {
         var bySteps: [String: StatusCounts] = [:]
     }
 
-    /// Where the unfinished sagas of each stored definition are, by hash.
+    /// Where the unfinished sagas of each stored definition are, by hash, added up over every file.
+    func usage(records: [DefinitionRecord]) throws(OperationsError) -> [String: DefinitionUsage] {
+        let parts = try read("counting sagas per definition") { snapshot in try Self.usage(snapshot, records: records) }
+        if parts.count == 1 { return parts[0] }
+        var total: [String: DefinitionUsage] = [:]
+        for part in parts {
+            for (hash, usage) in part {
+                total[hash, default: DefinitionUsage()].totals.add(usage.totals)
+                for (step, counts) in usage.bySteps {
+                    total[hash, default: DefinitionUsage()].bySteps[step, default: StatusCounts()].add(counts)
+                }
+            }
+        }
+        return total
+    }
+
+    /// Where the unfinished sagas of each stored definition are in one file, by hash.
     static func usage(_ snapshot: StoreSnapshot, records: [DefinitionRecord]) throws -> [String: DefinitionUsage] {
         let unfinished = try snapshot.unfinishedStatuses()
         var hashesOf: [String: [String]] = [:]
@@ -116,7 +138,7 @@ extension SagaInspector {
     /// text of that version), or a hash prefix of at least 6 hex digits.
     public func workflowDetail(_ reference: String) throws(OperationsError) -> WorkflowDetail {
         let records = try definitionRecords()
-        let usage = try read("counting sagas per definition") { snapshot in try Self.usage(snapshot, records: records) }
+        let usage = try usage(records: records)
         var perVersion: [String: Int] = [:]
         for record in records { perVersion["\(record.name)@\(record.version)", default: 0] += 1 }
         let versions = records.map { record in

@@ -5,10 +5,11 @@ import WaybillDefinition
 // The operator control protocol between the `waybill` CLI and a worker. This file depends only on JSONValue /
 // JSONText (WaybillDefinition) and OperatorCommand (SagaEngine) so it can move to wherever the worker's side lives.
 //
-// Request: published by the CLI to the default exchange with routing key `waybill.control.<owner>` (the owning
-// worker's control queue), persistent, `content_type: application/json`, `message_id` and `correlation_id` the same
-// fresh UUID, `reply_to` an exclusive auto-delete queue of the CLI, `expiration` the CLI's wait (so a request
-// nobody consumed in time is dropped rather than applied long after the operator gave up). Body:
+// Request: published by the CLI to the default exchange with routing key the saga's partition queue
+// (`PoolQueues.partition`, e.g. `waybill.p07`) and the header `waybill-input: control`, once a live worker holds the
+// partition's lock; persistent, `content_type: application/json`, `message_id` and `correlation_id` the same fresh
+// UUID, `reply_to` an exclusive auto-delete queue of the CLI, `expiration` the CLI's wait (so a request nobody
+// consumed in time is dropped rather than applied long after the operator gave up). Body:
 //
 //     {"workflow": "order-fulfillment", "sagaId": "o-1001", "action": "skip", "step": "ship",
 //      "output": {"trackingId": "manual-1"}, "by": "alice", "reason": "shipped by hand, ticket OPS-42"}
@@ -54,10 +55,6 @@ public struct ControlMessage: Sendable, Hashable {
 
     /// The AMQP `content_type` of requests and replies.
     public static let contentType = "application/json"
-
-    /// The queue a worker consumes control messages from, and the routing key to send them with on the default
-    /// exchange: `waybill.control.<workerId>`.
-    public static func queue(forWorker workerId: String) -> String { WorkerQueues.control(forWorker: workerId) }
 
     /// Describes a request.
     public init(

@@ -62,14 +62,6 @@ public enum PartitionInput: String, Sendable {
     case control
 }
 
-/// The queues every worker declares for itself, named after its worker id.
-public enum WorkerQueues {
-    /// Where participants send replies: the `reply_to` of the worker's commands, `waybill.replies.<workerId>`.
-    public static func replies(forWorker workerId: String) -> String { "waybill.replies.\(workerId)" }
-    /// Where operator repairs for the worker's sagas go, `waybill.control.<workerId>`.
-    public static func control(forWorker workerId: String) -> String { "waybill.control.\(workerId)" }
-}
-
 /// The AMQP `content_type` values of Waybill's messages.
 public enum WireContentType {
     /// Commands, replies, start messages and control messages.

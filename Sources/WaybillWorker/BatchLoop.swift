@@ -76,6 +76,8 @@ final class BatchLoop: Sendable {
 
     /// What one batch does in one partition: committed together, in the partition's own file.
     private struct PartitionWork {
+        /// Every delivery this partition's work took: they all go back to the queue when its commit fails.
+        var taken: [InboundDelivery] = []
         var items: [Item] = []
         var malformed: [MalformedReply] = []
         /// Deliveries settled by this partition's commit.
@@ -116,7 +118,7 @@ final class BatchLoop: Sendable {
                 }
             case .delivery(let source, let delivery):
                 classify(source, delivery, work: &work, relays: &relays)
-            case .rebalance, .lost:
+            case .rebalance, .lost, .consumerEnded:
                 // The worker's run loop handles these between batches.
                 continue
             }
@@ -149,7 +151,7 @@ final class BatchLoop: Sendable {
             } catch {
                 logger.error(
                     "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
-                requeue(partitionWork.settle + partitionWork.relays.map(\.delivery))
+                requeue(partitionWork.taken)
                 failed = true
             }
         }
@@ -180,18 +182,15 @@ final class BatchLoop: Sendable {
                         partition: partition, work: entry.work, outbox: backlog ? [] : entry.changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
             case .failure(let error as SagaStoreError)? where error.code == .fenced:
-                logger.critical(
-                    "lost partition \(partition.queue) to another worker; its deliveries go back to the queue",
-                    metadata: ["error": "\(error)"])
-                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
-                feedback(.lost(partition.number))
+                requeue(entry.work.taken)
+                lose(partition, error)
             case .failure(let error)?:
                 logger.error(
                     "commit in \(partition.queue) failed, deliveries go back to the queue: \(error)")
-                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
+                requeue(entry.work.taken)
                 failed = true
             case nil:
-                requeue(entry.work.settle + entry.work.relays.map(\.delivery))
+                requeue(entry.work.taken)
             }
         }
 
@@ -229,7 +228,11 @@ final class BatchLoop: Sendable {
             }
             do {
                 try entry.partition.store.deleteOutbox(ids: confirmed)
+            } catch let error as SagaStoreError where error.code == .fenced {
+                lose(entry.partition, error)
             } catch {
+                // Sent again, in commit order, before this partition's next rows.
+                entry.partition.outboxDirty.withLock { $0 = true }
                 logger.error(
                     "cannot delete confirmed outbox rows (they will be sent again)",
                     metadata: [
@@ -244,6 +247,16 @@ final class BatchLoop: Sendable {
         if failed { try? await Task.sleep(for: .milliseconds(200)) }
     }
 
+    /// Another worker claimed `partition` (a write was fenced): from this moment the batch loop does not touch it
+    /// again; its consumer is cancelled and its lease let go right after the batch (``PartitionKeeper/lost(_:)``).
+    private func lose(_ partition: OwnedPartition, _ error: SagaStoreError) {
+        guard partitions.remove(partition.number) === partition else { return }
+        logger.critical(
+            "lost partition \(partition.queue) to another worker; it no longer touches it",
+            metadata: ["error": "\(error)", "epoch": "\(partition.lease.claim.epoch)"])
+        feedback(.lost(partition))
+    }
+
     /// Forgets inbox marks older than the retention, a bounded batch per tick, so the table does not grow forever.
     private func pruneInboxIfDue(_ partition: OwnedPartition, now: Timestamp) {
         guard now.milliseconds >= partition.inboxPruneDue.withLock({ $0 }) else { return }
@@ -252,6 +265,9 @@ final class BatchLoop: Sendable {
         do {
             removed = try partition.store.pruneInbox(
                 before: now.adding(milliseconds: -configuration.inboxRetention.milliseconds), limit: limit)
+        } catch let error as SagaStoreError where error.code == .fenced {
+            lose(partition, error)
+            return
         } catch {
             logger.warning("cannot prune the inbox of \(partition.queue): \(error)")
         }
@@ -266,9 +282,15 @@ final class BatchLoop: Sendable {
         let queueNumber: Int?
         switch source {
         case .router: queueNumber = nil
+        case .leftover:
+            relocate(delivery, source: source, relays: &relays)
+            return
         case .partition(let number):
-            // A delivery from a partition given up since: its channel is closed and the broker has it back.
-            guard partitions[number] != nil else { return }
+            // A delivery from a partition given up since (or from an earlier claim of it): its consumer's channel is
+            // closed and the broker has the message back.
+            guard let partition = partitions[number],
+                partition.subscription.withLock({ $0?.consumer.consumerTag }) == delivery.consumerTag
+            else { return }
             queueNumber = number
         }
         guard delivery.body.count <= configuration.maxMessageBytes else {
@@ -283,6 +305,7 @@ final class BatchLoop: Sendable {
             {
                 work[queueNumber, default: PartitionWork()].malformed.append(
                     MalformedReply(key: key, refusal: refusal, delivery: delivery))
+                work[queueNumber]?.taken.append(delivery)
             } else {
                 relays.append(deadLetter(delivery, source: source, refusal))
             }
@@ -323,6 +346,7 @@ final class BatchLoop: Sendable {
                         inbox: delivery.properties.messageID.map { "start:\(workflow):\(start.sagaId):\($0)" },
                         start: entry))
                 partitionWork.settle.append(delivery)
+                partitionWork.taken.append(delivery)
                 work[number] = partitionWork
             } catch {
                 relays.append(deadLetter(delivery, source: source, error))
@@ -340,9 +364,11 @@ final class BatchLoop: Sendable {
                         key: SagaKey(workflow: message.workflow, id: message.sagaId),
                         event: .operatorCommand(try message.operatorCommand()),
                         inbox: delivery.properties.messageID.map { "control:\($0)" }, control: delivery))
+                work[number]?.taken.append(delivery)
             } catch {
                 work[queueNumber, default: PartitionWork()].relays.append(
                     controlReply(to: delivery, ControlReply(status: .error, message: error.description)))
+                work[queueNumber]?.taken.append(delivery)
             }
         case .some(.none):
             relays.append(
@@ -367,6 +393,26 @@ final class BatchLoop: Sendable {
         } catch {
             relays.append(deadLetter(delivery, source: .router(workflow), error))
         }
+    }
+
+    /// A message in a queue a repartition left above the partition count: forwarded to its saga's partition now.
+    private func relocate(_ delivery: InboundDelivery, source: WorkerInput.Source, relays: inout [Relay]) {
+        let sagaId: String?
+        switch delivery.properties.headers[WireHeader.input]?.stringValue.flatMap(PartitionInput.init(rawValue:)) {
+        case .start?: sagaId = delivery.properties.headers[WireHeader.sagaId]?.stringValue
+        case .control?: sagaId = try? ControlMessage.decode(delivery.body).sagaId
+        case nil: sagaId = delivery.properties.correlationID.flatMap(WireMessages.sagaKey(fromMessageId:))?.id
+        }
+        guard let sagaId else {
+            relays.append(
+                deadLetter(
+                    delivery, source: source,
+                    WireRefusal(
+                        .unknownInput,
+                        "message in a partition queue left by a repartition names no saga; it cannot be forwarded")))
+            return
+        }
+        relays.append(forward(delivery, to: pool.partition(of: sagaId)))
     }
 
     /// A reply from a participant, in the queue of partition `queue`.
@@ -397,10 +443,12 @@ final class BatchLoop: Sendable {
                     // Keyed by the command too: a participant's message ids need not be unique across replies.
                     inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }))
             partitionWork.settle.append(delivery)
+            partitionWork.taken.append(delivery)
             work[number] = partitionWork
         } catch {
             work[number, default: PartitionWork()].malformed.append(
                 MalformedReply(key: key, refusal: error, delivery: delivery))
+            work[number]?.taken.append(delivery)
         }
     }
 
@@ -483,6 +531,15 @@ final class BatchLoop: Sendable {
             case (_, let instance?):
                 guard let known = try registry.definition(hash: instance.definitionHash, in: store) else {
                     logger.error("saga \(item.key) runs definition \(instance.definitionHash), which is not stored")
+                    if let control = item.control {
+                        work.relays.append(
+                            controlReply(
+                                to: control,
+                                ControlReply(
+                                    status: .error,
+                                    message: "saga \(item.key) runs definition \(instance.definitionHash.prefix(12)), "
+                                        + "which this partition does not store")))
+                    }
                     continue
                 }
                 definition = known
@@ -616,6 +673,9 @@ final class BatchLoop: Sendable {
             }
             do {
                 try partition.store.deleteOutbox(ids: confirmed)
+            } catch let error as SagaStoreError where error.code == .fenced {
+                lose(partition, error)
+                return
             } catch {
                 logger.error("cannot delete confirmed outbox rows of \(partition.queue): \(error)")
                 partition.outboxDirty.withLock { $0 = true }
@@ -662,7 +722,7 @@ final class BatchLoop: Sendable {
     private static func name(of source: WorkerInput.Source) -> String {
         switch source {
         case .router(let workflow): "starts/\(workflow)"
-        case .partition(let number): "partition/\(PoolDirectory.name(ofPartition: number))"
+        case .partition(let number), .leftover(let number): "partition/\(PoolDirectory.name(ofPartition: number))"
         }
     }
 

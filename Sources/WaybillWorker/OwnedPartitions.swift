@@ -52,6 +52,7 @@ final class OwnedPartitions: Sendable {
         table.withLock { $0[partition.number] = partition }
     }
 
+    /// Removes and returns the partition (`nil` when not owned).
     @discardableResult
     func remove(_ number: Int) -> OwnedPartition? {
         table.withLock { $0.removeValue(forKey: number) }

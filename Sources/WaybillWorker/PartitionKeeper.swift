@@ -35,6 +35,8 @@ final class PartitionKeeper: Sendable {
         var queued = 0
         var inFlight = 0
         var ticks = 0
+        /// Set once the worker drains: no more claims, releases or `running` status.
+        var draining = false
     }
 
     init(
@@ -64,6 +66,12 @@ final class PartitionKeeper: Sendable {
     /// One rebalance: clear dead members' files, give up partitions above the share, claim free ones below it, and
     /// rewrite the member status.
     func rebalance() async {
+        guard !state.withLock({ $0.draining }) else { return }
+        // Without the broker a claim cannot subscribe: take no share (the others see this worker as waiting).
+        guard client.isConnected else {
+            writeStatus(.waitingForBroker)
+            return
+        }
         let members = pool.members()
         for member in members where !member.isLive && member.worker != configuration.workerId {
             if pool.clearDeadMember(member.worker) {
@@ -71,15 +79,24 @@ final class PartitionKeeper: Sendable {
             }
         }
         // Workers still waiting for the broker, or draining, take no share: partitions given to them would sit idle.
-        let active = members.filter { $0.isLive && $0.state == .running }.map(\.worker)
-        let share = Self.share(of: configuration.workerId, live: active, partitionCount: pool.partitionCount)
+        let active = members.filter { $0.isLive && $0.state == .running }
+        let ids = active.map(\.worker) + [configuration.workerId]
+        let share = Self.share(of: configuration.workerId, live: ids, partitionCount: pool.partitionCount)
+        // Give up extra partitions only as far as another running worker is below its share and will take them; an
+        // extra partition nobody wants (one taken because it was stranded) stays served here.
+        let wanted = active.filter { $0.worker != configuration.workerId }.reduce(0) { total, member in
+            total
+                + max(
+                    0,
+                    Self.share(of: member.worker, live: ids, partitionCount: pool.partitionCount)
+                        - member.partitions.count)
+        }
         var owned = partitions.numbers
         var released: Set<Int> = []
-        if owned.count > share {
-            for number in owned.suffix(owned.count - share) {
-                await release(
-                    number, reason: "rebalance: \(Set(active + [configuration.workerId]).count) workers, share \(share)"
-                )
+        let extra = min(max(0, owned.count - share), wanted)
+        if extra > 0 {
+            for number in owned.suffix(extra) {
+                await release(number, reason: "rebalance: \(Set(ids).count) workers, share \(share)")
                 released.insert(number)
             }
         }
@@ -92,7 +109,7 @@ final class PartitionKeeper: Sendable {
         let free = (0..<pool.partitionCount).map { (offset + $0) % pool.partitionCount }.filter {
             partitions[$0] == nil && !storage.isClaimed($0)
         }
-        var wanted = max(0, share - owned.count)
+        var wantedHere = max(0, share - owned.count)
         // A partition this worker just gave up starts counting again: it is meant for another worker.
         let stranded = state.withLock { state in
             var ticks: [Int: Int] = [:]
@@ -101,8 +118,8 @@ final class PartitionKeeper: Sendable {
             return Set(ticks.filter { $0.value >= Self.strandedTicks }.keys)
         }
         for number in free {
-            if wanted > 0 {
-                if await claim(number) { wanted -= 1 }
+            if wantedHere > 0 {
+                if await claim(number) { wantedHere -= 1 }
             } else if stranded.contains(number) {
                 if await claim(number) {
                     logger.notice("claimed partition \(number) beyond the share: nobody took it for a while")
@@ -110,6 +127,22 @@ final class PartitionKeeper: Sendable {
             }
         }
         writeStatus(.running)
+    }
+
+    /// The worker drains from now on: it claims and releases nothing by rebalance and says it is draining, so the
+    /// others stop counting it and take what it hands off.
+    func beginDrain() {
+        state.withLock { $0.draining = true }
+        writeStatus(.draining)
+    }
+
+    /// The consumer of partition `number`'s queue ended on its own: give the partition up, so that it is served
+    /// again (by this worker or another) on the next rebalance instead of sitting owned and unconsumed.
+    func consumerEnded(_ number: Int, consumerTag: String) async {
+        guard let partition = partitions[number],
+            partition.subscription.withLock({ $0?.consumer.consumerTag }) == consumerTag
+        else { return }
+        await release(number, reason: "its consumer ended")
     }
 
     /// How many rebalance ticks a partition stays free before a worker at its share takes it anyway.
@@ -151,6 +184,7 @@ final class PartitionKeeper: Sendable {
                 } catch {
                     logger.error("consumer of \(queue) stopped: \(error)")
                 }
+                if !Task.isCancelled { deliver(.consumerEnded(number, consumerTag: consumer.consumerTag)) }
             }
             partition.subscription.withLock { $0 = (consumer, pump) }
         } catch {
@@ -174,9 +208,9 @@ final class PartitionKeeper: Sendable {
         logger.info("released partition \(partition.queue)", metadata: ["reason": .string(reason)])
     }
 
-    /// Forgets a partition another worker claimed (its store refused a write as fenced): no write, no flush.
-    func lost(_ number: Int) async {
-        guard let partition = partitions.remove(number) else { return }
+    /// Lets go of a partition another worker claimed (its store refused a write as fenced; the batch loop already
+    /// forgot it): no write, no flush.
+    func lost(_ partition: OwnedPartition) async {
         await stopConsuming(partition)
         partition.lease.abandon()
     }
@@ -190,7 +224,7 @@ final class PartitionKeeper: Sendable {
     /// Hands every partition off (a drain), then leaves the pool's status as draining; the caller lets go of the
     /// member lock.
     func releaseAll(reason: String) async {
-        writeStatus(.draining)
+        beginDrain()
         for number in partitions.numbers { await release(number, reason: reason) }
     }
 

@@ -65,14 +65,25 @@ public final class SagaWorker: Service, Sendable {
         do {
             pool =
                 if let partitions = configuration.partitions {
-                    try PoolDirectory.openOrCreate(configuration.dataDirectory, partitions: partitions)
+                    try PoolDirectory.openOrCreate(
+                        configuration.dataDirectory, partitions: partitions, poolName: configuration.poolName)
                 } else {
                     try PoolDirectory.create(
-                        configuration.dataDirectory, partitions: PoolDirectory.defaultPartitionCount)
+                        configuration.dataDirectory, partitions: PoolDirectory.defaultPartitionCount,
+                        poolName: configuration.poolName)
                 }
         } catch let error as SagaStoreError where error.code == .partitionCountMismatch {
             throw ConfigurationError(.badValue, "partitions: \(error.message)")
         }
+        if let recorded = pool.poolName, recorded != configuration.poolName {
+            throw ConfigurationError(
+                .badValue,
+                "pool_name: the pool in \(pool.path) names its queues '\(recorded)', not '\(configuration.poolName)'; "
+                    + "set pool_name to '\(recorded)', or give this pool its own data_directory")
+        }
+        // Held for the worker's lifetime, so `waybill pool repartition` cannot run under it.
+        let holding = try pool.hold()
+        defer { holding.release() }
         let membership = try pool.join(as: configuration.workerId)
         try? pool.write(
             PoolMemberStatus(
@@ -88,13 +99,20 @@ public final class SagaWorker: Service, Sendable {
             await client.close()
             return
         }
+        let drained: Bool
         do {
-            try await runConnected(client: client, pool: pool, registry: registry)
+            drained = try await runConnected(client: client, pool: pool, registry: registry)
         } catch {
             await client.close()
             throw error
         }
-        await client.close()
+        if drained {
+            await client.close()
+        } else {
+            // The connection may be stuck in a call the broker never answers; closing it fails whatever the cut-short
+            // drain still waits for, but the worker does not wait for that.
+            Task { await client.close() }
+        }
     }
 
     /// Connects `client`, waiting for the broker as long as it takes: a broker that is down or still starting never
@@ -145,24 +163,23 @@ public final class SagaWorker: Service, Sendable {
         return amqp
     }
 
-    private func runConnected(client: AMQPClient, pool: PoolDirectory, registry: DefinitionRegistry) async throws {
+    /// Runs until stopped; returns whether the drain handed every partition off within the shutdown grace.
+    private func runConnected(
+        client: AMQPClient, pool: PoolDirectory, registry: DefinitionRegistry
+    ) async throws -> Bool {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
         let topology = WorkerTopology(
-            configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount)
-        // The connection may drop while the topology is declared (a broker restarting): wait for the next one and
-        // declare again, as long as it takes. A refusal (a queue declared elsewhere with other arguments) stops it.
-        while true {
-            do {
-                try await topology.declare(on: client)
-                break
-            } catch let error as AMQPError
-                where [.notConnected, .connectionLost, .connectionClosed].contains(error.code)
-            {
-                logger.warning(
-                    "lost the broker while declaring the topology; declaring again", metadata: ["error": "\(error)"])
-                try await client.waitUntilConnected()
+            configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount,
+            queueCount: pool.queueCount)
+        // The routers: each workflow's shared start queue, and the queues a repartition left above the partition
+        // count; both forward what they get to the right partition.
+        let routes =
+            workflows.map { (WorkerTopology.startQueue($0.name), WorkerInput.Source.router($0.name)) }
+            + (pool.partitionCount..<pool.queueCount).map {
+                (configuration.partitionQueue($0), WorkerInput.Source.leftover($0))
             }
-        }
+        guard let routers = try await subscribe(client: client, topology: topology, routes: routes) else { return true }
+
         let queue = WorkQueue<WorkerInput>()
         let timing = batchObserver.map { ReplyTiming(observer: $0) }
         var afterPublish: (@Sendable ([WorkerInput]) -> Void)?
@@ -183,13 +200,6 @@ public final class SagaWorker: Service, Sendable {
             deliver: deliver)
         await keeper.rebalance()
         owned.withLock { $0 = loop.partitions.numbers }
-
-        var routers: [AMQPConsumer] = []
-        for workflow in workflows {
-            routers.append(
-                try await client.consume(
-                    queue: WorkerTopology.startQueue(workflow.name), prefetch: configuration.prefetch))
-        }
         logger.info(
             "worker running",
             metadata: [
@@ -199,94 +209,150 @@ public final class SagaWorker: Service, Sendable {
             ])
         started.continuation.yield()
 
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                for (workflow, consumer) in zip(workflows, routers) {
-                    group.addTask { [logger] in
-                        do {
-                            for try await delivery in consumer {
-                                queue.push(.delivery(.router(workflow.name), delivery))
-                            }
-                        } catch {
-                            logger.error("consumer of \(consumer.queue) stopped: \(error)")
-                        }
-                    }
-                }
-                for (interval, input) in [
-                    (configuration.timerPollInterval, WorkerInput.tick),
-                    (configuration.rebalanceInterval, WorkerInput.rebalance),
-                ] {
-                    group.addTask {
-                        while !Task.isCancelled {
-                            do {
-                                try await Task.sleep(for: interval)
-                            } catch {
-                                return
-                            }
-                            queue.push(input)
-                        }
-                    }
-                }
-                // Cancellation (a service group cancelling its services) ends the loop as a graceful stop does: the
-                // queue's waiter does not observe cancellation, so without this `run()` would never return.
-                await withTaskCancellationHandler {
-                    var rebalances = 0
-                    while let batch = await queue.nextBatch(
-                        max: configuration.batchSize, linger: configuration.batchLinger)
-                    {
-                        var work: [WorkerInput] = []
-                        var rebalance = false
-                        var lost: [Int] = []
-                        for input in batch {
-                            switch input {
-                            case .rebalance: rebalance = true
-                            case .lost(let number): lost.append(number)
-                            default: work.append(input)
-                            }
-                        }
-                        if !work.isEmpty { await loop.process(work) }
-                        for number in lost { await keeper.lost(number) }
-                        if rebalance {
-                            rebalances += 1
-                            if rebalances % 5 == 0 { await keeper.measureLag() }
-                            await keeper.rebalance()
-                            owned.withLock { $0 = loop.partitions.numbers }
-                        }
-                    }
-                } onCancel: {
-                    queue.finish()
-                }
-                group.cancelAll()
-            }
-        } onGracefulShutdown: { [logger] in
-            logger.info("graceful shutdown: finishing the current batch, then handing the partitions off")
-            queue.finish()
+        // The work runs in its own task, so that a drain that outlives the shutdown grace (a broker that stopped
+        // confirming) cannot keep the worker from exiting: past the grace, `run()` returns, the client closes, and
+        // whatever still waited fails at once; the kernel drops the partition locks when the process exits.
+        let (ends, end) = AsyncStream<Bool>.makeStream()
+        let work = Task {
+            await self.work(
+                queue: queue, loop: loop, keeper: keeper, client: client, routers: routers, deliver: deliver)
+            end.yield(true)
         }
-        // Drain: no new work (the routers stop, the partitions' consumers are cancelled one by one), then every
-        // partition is handed off. Deliveries that arrived after the stop were not acknowledged; the broker gives
-        // them to the partitions' next owners. Bounded by the shutdown grace: past it, the worker exits anyway
-        // and the kernel's release of its locks lets the others take over.
-        for consumer in routers { await client.cancel(consumer) }
-        let drained = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await keeper.releaseAll(reason: "drain")
-                return true
+        let grace = configuration.shutdownGrace
+        let beginDrain: @Sendable () -> Void = { [logger] in
+            logger.info("graceful shutdown: finishing the current batch, then handing the partitions off")
+            keeper.beginDrain()
+            queue.finish()
+            Task {
+                try? await Task.sleep(for: grace)
+                end.yield(false)
             }
-            group.addTask { [configuration] in
-                try? await Task.sleep(for: configuration.shutdownGrace)
-                return false
+        }
+        let drained = await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                var iterator = ends.makeAsyncIterator()
+                return await iterator.next() ?? false
+            } onGracefulShutdown: {
+                beginDrain()
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        } onCancel: {
+            beginDrain()
         }
         owned.withLock { $0 = [] }
         if drained {
             logger.info("worker stopped: every partition handed off")
         } else {
+            work.cancel()
             logger.warning(
-                "worker stopped before every partition was handed off (shutdown grace \(configuration.shutdownGrace))")
+                "worker stopped before every partition was handed off; the others take them over once it exits",
+                metadata: ["shutdown_grace": "\(grace)"])
         }
+        return drained
+    }
+
+    /// Declares the topology and subscribes the routers, waiting for the broker for as long as it takes when the
+    /// connection drops meanwhile. Returns `nil` when the worker is told to stop while it waits.
+    private func subscribe(
+        client: AMQPClient, topology: WorkerTopology, routes: [(String, WorkerInput.Source)]
+    ) async throws -> [(AMQPConsumer, WorkerInput.Source)]? {
+        while true {
+            var consumers: [(AMQPConsumer, WorkerInput.Source)] = []
+            do {
+                try await topology.declare(on: client)
+                for (name, source) in routes {
+                    consumers.append((try await client.consume(queue: name, prefetch: configuration.prefetch), source))
+                }
+                return consumers
+            } catch let error as AMQPError
+                where [.notConnected, .connectionLost, .connectionClosed].contains(error.code)
+            {
+                for (consumer, _) in consumers { await client.cancel(consumer) }
+                logger.warning(
+                    "lost the broker while declaring the topology; declaring again", metadata: ["error": "\(error)"])
+                _ = await cancelWhenGracefulShutdown { try? await client.waitUntilConnected() }
+                if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
+            }
+        }
+    }
+
+    /// The worker's life once it runs: the routers' and tickers' tasks, the hot loop until the queue finishes, then
+    /// the drain.
+    private func work(
+        queue: WorkQueue<WorkerInput>, loop: BatchLoop, keeper: PartitionKeeper, client: AMQPClient,
+        routers: [(AMQPConsumer, WorkerInput.Source)], deliver: @escaping @Sendable (WorkerInput) -> Void
+    ) async {
+        let configuration = configuration
+        await withTaskGroup(of: Void.self) { group in
+            for (first, source) in routers {
+                group.addTask { [logger] in
+                    var consumer = first
+                    while true {
+                        do {
+                            for try await delivery in consumer { deliver(.delivery(source, delivery)) }
+                        } catch {
+                            logger.error("consumer of \(consumer.queue) stopped: \(error)")
+                        }
+                        // The broker cancelled it, or a resubscription failed: subscribe again until it works.
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(1))
+                            if Task.isCancelled { return }
+                            if let again = try? await client.consume(
+                                queue: consumer.queue, prefetch: configuration.prefetch)
+                            {
+                                consumer = again
+                                break
+                            }
+                        }
+                        if Task.isCancelled { return }
+                    }
+                }
+            }
+            for (interval, input) in [
+                (configuration.timerPollInterval, WorkerInput.tick),
+                (configuration.rebalanceInterval, WorkerInput.rebalance),
+            ] {
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await Task.sleep(for: interval)
+                        } catch {
+                            return
+                        }
+                        queue.push(input)
+                    }
+                }
+            }
+            var rebalances = 0
+            while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {
+                var inputs: [WorkerInput] = []
+                var rebalance = false
+                var lost: [OwnedPartition] = []
+                var ended: [(Int, String)] = []
+                for input in batch {
+                    switch input {
+                    case .rebalance: rebalance = true
+                    case .lost(let partition): lost.append(partition)
+                    case .consumerEnded(let number, let tag): ended.append((number, tag))
+                    default: inputs.append(input)
+                    }
+                }
+                if !inputs.isEmpty { await loop.process(inputs) }
+                for partition in lost { await keeper.lost(partition) }
+                for (number, tag) in ended { await keeper.consumerEnded(number, consumerTag: tag) }
+                if rebalance {
+                    rebalances += 1
+                    if rebalances % 5 == 0 { await keeper.measureLag() }
+                    await keeper.rebalance()
+                    owned.withLock { $0 = loop.partitions.numbers }
+                }
+            }
+            group.cancelAll()
+        }
+        // Drain: no new work (the routers stopped with their tasks; the partitions' consumers are cancelled one by
+        // one), then every partition is handed off. Deliveries that arrived after the stop were not acknowledged;
+        // the broker gives them to the partitions' next owners.
+        for (consumer, _) in routers { await client.cancel(consumer) }
+        await keeper.releaseAll(reason: "drain")
     }
 }
 
@@ -336,6 +402,9 @@ enum WorkerInput: Sendable {
         case router(String)
         /// The queue of an owned partition: its starts, replies and operator repairs.
         case partition(Int)
+        /// A partition queue above the partition count, left by a repartition to fewer partitions: forward each
+        /// message to its saga's partition.
+        case leftover(Int)
     }
 
     case delivery(Source, InboundDelivery)
@@ -345,6 +414,9 @@ enum WorkerInput: Sendable {
     case returned(messageId: String)
     /// Time to rewrite the member status and rebalance partitions.
     case rebalance
-    /// A partition's store refused a write as fenced: another worker owns it now.
-    case lost(Int)
+    /// A write to this partition was fenced: another worker owns it now. The loop no longer has it.
+    case lost(OwnedPartition)
+    /// The consumer of a partition's queue ended without being cancelled (the broker cancelled it, or it could not
+    /// subscribe again after a reconnect).
+    case consumerEnded(Int, consumerTag: String)
 }

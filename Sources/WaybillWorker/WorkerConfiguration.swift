@@ -53,6 +53,8 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// Bodies larger than this are refused (dead-lettered, or journaled for a known saga).
     public var maxMessageBytes: Int = 1 << 20
     /// Redeliveries of a message the worker cannot even read before the broker dead-letters it.
+    /// Partition queues allow four times as many: every hand-off of a partition (a takeover, a rebalance, a drain)
+    /// gives its unacknowledged deliveries back to the broker, which counts that as a delivery.
     public var deliveryLimit: Int = 5
     /// `full` (default: a lost commit after an ack loses an order) or `normal`.
     public var durability: SagaStore.Configuration.Durability = .full
@@ -64,12 +66,6 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
 
     public init() {}
-
-    // Transitional: the single-file layout, removed once the worker runs partitions.
-    public var databasePath: String?
-    public var resolvedDatabasePath: String { databasePath ?? "waybill-\(workerId).sqlite" }
-    public var replyQueue: String { WorkerQueues.replies(forWorker: workerId) }
-    public var controlQueue: String { WorkerQueues.control(forWorker: workerId) }
 
     /// The queue of one of the pool's partitions.
     public func partitionQueue(_ partition: Int) -> String { PoolQueues.partition(partition, pool: poolName) }
@@ -147,7 +143,10 @@ extension WorkerConfiguration {
         ("batch_linger_ms", "WAYBILL_BATCH_LINGER_MS", "wait for more deliveries per batch; default 0"),
         ("prefetch", "WAYBILL_PREFETCH", "unacked deliveries per consumer; default 1000"),
         ("max_message_bytes", "WAYBILL_MAX_MESSAGE_BYTES", "largest accepted body; default 1048576"),
-        ("delivery_limit", "WAYBILL_DELIVERY_LIMIT", "redeliveries before the broker dead-letters; default 5"),
+        (
+            "delivery_limit", "WAYBILL_DELIVERY_LIMIT",
+            "redeliveries before the broker dead-letters; default 5 (x4 on partition queues)"
+        ),
         ("synchronous", "WAYBILL_SYNCHRONOUS", "full (default) or normal"),
         ("timer_poll_ms", "WAYBILL_TIMER_POLL_MS", "how often due timers are looked for; default 50"),
         (

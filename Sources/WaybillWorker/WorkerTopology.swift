@@ -15,11 +15,17 @@ public struct WorkerTopology: Sendable {
     public var workflows: [WorkflowDefinition]
     /// The pool's partition count: one queue each.
     public var partitionCount: Int
+    /// The partition queues the pool ever had (more than `partitionCount` after a repartition to fewer).
+    public var queueCount: Int
 
-    public init(configuration: WorkerConfiguration, workflows: [WorkflowDefinition], partitionCount: Int) {
+    public init(
+        configuration: WorkerConfiguration, workflows: [WorkflowDefinition], partitionCount: Int,
+        queueCount: Int? = nil
+    ) {
         self.configuration = configuration
         self.workflows = workflows
         self.partitionCount = partitionCount
+        self.queueCount = max(partitionCount, queueCount ?? partitionCount)
     }
 
     /// The shared start queue of a workflow.
@@ -48,7 +54,9 @@ public struct WorkerTopology: Sendable {
                 queue: configuration.deadLetterQueue, exchange: configuration.deadLetterExchange, bindingKey: "#"))
         var partitionArguments = workQueueArguments
         partitionArguments["x-single-active-consumer"] = .bool(true)
-        for partition in 0..<partitionCount {
+        // Every hand-off of a partition gives its unacknowledged deliveries back, which the broker counts.
+        partitionArguments["x-delivery-limit"] = .int(Int64(configuration.deliveryLimit * 4))
+        for partition in 0..<queueCount {
             _ = try await client.declareQueue(
                 QueueDeclaration(name: configuration.partitionQueue(partition), arguments: partitionArguments))
         }

@@ -40,6 +40,34 @@ struct PoolDirectoryTests {
         #expect(throws: SagaStoreError.self) { try PoolDirectory.open(directory.file("nothing-here")) }
     }
 
+    @Test("a lost pool.json is not guessed again over existing partition files")
+    func lostDescriptionIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("pool")
+        let pool = try PoolDirectory.create(path, partitions: 4, poolName: "shop")
+        #expect(pool.poolName == "shop")
+        let store = try SagaStore(configuration: SagaStore.Configuration(path: pool.databasePath(partition: 2)))
+        try store.close()
+        try FileManager.default.removeItem(atPath: "\(path)/\(PoolDirectory.descriptionFile)")
+        let error = #expect(throws: SagaStoreError.self) { try PoolDirectory.create(path, partitions: 16) }
+        #expect(error?.code == .corruptState)
+    }
+
+    @Test("workers hold the pool shared; a repartition's exclusive lock and a running worker exclude each other")
+    func holdExcludesRepartition() throws {
+        let directory = try TemporaryDirectory()
+        let pool = try PoolDirectory.create(directory.file("pool"), partitions: 4)
+        let first = try pool.hold()
+        let second = try pool.hold()
+        #expect(try FileLock.tryLock("\(pool.path)/pool.lock") == nil, "a repartition cannot start under workers")
+        first.release()
+        second.release()
+        let repartition = try #require(try FileLock.tryLock("\(pool.path)/pool.lock"))
+        let refused = #expect(throws: SagaStoreError.self) { try pool.hold() }
+        #expect(refused?.code == .poolInUse)
+        repartition.release()
+    }
+
     @Test("a member lock is exclusive while held and free once released; a dead member's files are cleared")
     func membership() throws {
         let directory = try TemporaryDirectory()

@@ -78,8 +78,8 @@ struct OpeningTests {
         #expect(
             throws: OperationsError(
                 .database,
-                "\(missing) does not exist: pass the worker's database with --db PATH, set WAYBILL_DATABASE, or set "
-                    + "`database` in the config file")
+                "\(missing) does not exist: check the file given with --db, or read the pool's partition files with "
+                    + "--data-dir DIR")
         ) { try SagaInspector(path: missing) }
         let other = directory.file("other.sqlite")
         try DatabaseQueue(path: other).write { db in try db.execute(sql: "CREATE TABLE t (x)") }

@@ -114,6 +114,7 @@ struct ControlMessageTests {
         ) {
             try ControlReply.decode(Array(#"{"status":"ok"}"#.utf8))
         }
-        #expect(ControlMessage.queue(forWorker: "w1") == "waybill.control.w1")
+        #expect(PoolQueues.partition(7, pool: "waybill") == "waybill.p07")
+        #expect(PoolQueues.partition(ofQueue: "shop.p12", pool: "shop") == 12)
     }
 }

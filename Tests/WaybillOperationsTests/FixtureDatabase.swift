@@ -83,6 +83,33 @@ enum Fixture {
     static func build(in directory: TemporaryDirectory) throws -> String {
         let path = directory.file("worker-a.sqlite")
         let store = try SagaStore(configuration: SagaStore.Configuration(path: path, durability: .normal))
+        try store.commit(try changes(saveDefinitionsIn: store))
+        try store.close()
+        return path
+    }
+
+    /// Builds the same sagas as a pool of `partitions` partitions in `directory/pool`: each saga's changes are
+    /// committed to the file of its partition, as the partition's owner would, with both definitions stored in every
+    /// file that has sagas; a partition without sagas gets no file.
+    static func buildPool(in directory: TemporaryDirectory, partitions: Int = 8) throws -> PoolDirectory {
+        let pool = try PoolDirectory.create(directory.file("pool"), partitions: partitions)
+        let scratch = try SagaStore(
+            configuration: SagaStore.Configuration(path: directory.file("scratch.sqlite"), durability: .normal))
+        let all = try changes(saveDefinitionsIn: scratch)
+        try scratch.close()
+        for (partition, mine) in Dictionary(grouping: all, by: { pool.partition(of: $0.key.id) }) {
+            let store = try SagaStore(
+                configuration: SagaStore.Configuration(
+                    path: pool.databasePath(partition: partition), durability: .normal))
+            _ = try changes(saveDefinitionsIn: store)
+            try store.commit(mine)
+            try store.close()
+        }
+        return pool
+    }
+
+    /// Stores both definitions in `store` and returns every saga's changes, in the order a worker commits them.
+    static func changes(saveDefinitionsIn store: SagaStore) throws -> [SagaChange] {
         let order = try WorkflowLoader.load(yaml: orderYAML, file: "order-fulfillment.yaml")
         let returns = try WorkflowLoader.load(yaml: returnsYAML, file: "returns.yaml")
         let orderHash = try store.saveDefinition(
@@ -176,9 +203,7 @@ enum Fixture {
         changes += returnsSaga(returns, hash: returnsHash)
         // A worker commits changes as they happen: keep that order, so row ids follow start order as in a real file.
         let ordered = changes.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }
-        try store.commit(ordered.map(\.element))
-        try store.close()
-        return path
+        return ordered.map(\.element)
     }
 
     static let reservation: JSONValue = [

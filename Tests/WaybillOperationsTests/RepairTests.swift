@@ -8,27 +8,37 @@ import WaybillOperations
 import WaybillTestSupport
 import WaybillWire
 
-/// A stand-in for the worker's control consumer: it decodes the request from its wire bytes, applies it with the
-/// engine to the saga in the file and commits the change through `SagaStore`, as the worker will. (The AMQP hop is
-/// left to the end-to-end test on a real broker.)
+/// A stand-in for the owners of a pool's partitions: it decodes the request from its wire bytes, applies it with the
+/// engine to the saga in its partition's file and commits the change through `SagaStore`, as the owner will. (The
+/// AMQP hop is left to the tests on a real broker.)
 final class InProcessWorker: ControlChannel, Sendable {
-    let store: SagaStore
+    let pool: PoolDirectory
     let now: Timestamp
-    let requests = Mutex<[ControlMessage]>([])
+    /// Every request with the queue it was sent to.
+    let requests = Mutex<[(queue: String, message: ControlMessage)]>([])
     /// Runs before each request is applied (to make other sagas move meanwhile).
-    let before: @Sendable (SagaStore) throws -> Void
+    let before: @Sendable (PoolDirectory) throws -> Void
 
-    init(path: String, now: Timestamp, before: @escaping @Sendable (SagaStore) throws -> Void = { _ in }) throws {
-        store = try SagaStore(configuration: SagaStore.Configuration(path: path, durability: .normal))
+    init(pool: PoolDirectory, now: Timestamp, before: @escaping @Sendable (PoolDirectory) throws -> Void = { _ in }) {
+        self.pool = pool
         self.now = now
         self.before = before
     }
 
-    func request(_ message: ControlMessage, owner: String, timeout: Duration) async -> ControlResult {
+    /// The store of the partition `sagaId` lives in; the caller closes it.
+    static func store(of sagaId: String, in pool: PoolDirectory) throws -> SagaStore {
+        try SagaStore(
+            configuration: SagaStore.Configuration(
+                path: pool.databasePath(partition: pool.partition(of: sagaId)), durability: .normal))
+    }
+
+    func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult {
         do {
-            try before(store)
+            try before(pool)
             let received = try ControlMessage.decode(message.encoded())
-            requests.withLock { $0.append(received) }
+            requests.withLock { $0.append((queue, received)) }
+            let store = try Self.store(of: received.sagaId, in: pool)
+            defer { try? store.close() }
             let key = SagaKey(workflow: received.workflow, id: received.sagaId)
             guard let saga = try store.saga(key), let stored = try store.definition(hash: saga.instance.definitionHash)
             else {
@@ -55,13 +65,19 @@ final class InProcessWorker: ControlChannel, Sendable {
 @Suite("Repairs: local checks and the bulk runner")
 struct RepairTests {
     let directory: TemporaryDirectory
+    let pool: PoolDirectory
     let database: SagaInspector
-    let path: String
+    /// Every partition's lock, held as a live owner would.
+    let owners: [FileLock]
+    let route: RepairRoute
 
     init() throws {
         directory = try TemporaryDirectory()
-        path = try Fixture.build(in: directory)
-        database = try SagaInspector(path: path)
+        pool = try Fixture.buildPool(in: directory)
+        database = try SagaInspector(pool: pool)
+        let pool = pool
+        owners = try pool.partitions.map { try #require(try FileLock.tryLock(pool.lockPath(partition: $0))) }
+        route = RepairRoute(pool: pool, poolName: "test-pool")
     }
 
     func check(_ saga: String, _ request: RepairRequest) throws -> RepairCheck {
@@ -128,23 +144,23 @@ struct RepairTests {
                 "o-1004",
                 RepairRequest(
                     action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "by hand"),
-                "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped [via worker worker-b]"
+                "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped"
             ),
             (
                 "o-1004", RepairRequest(action: .retry, step: "ship", by: "bob", reason: "address fixed"),
-                "suspended → running; sends 1 command (tms.shipment.create) [via worker worker-b]"
+                "suspended → running; sends 1 command (tms.shipment.create)"
             ),
             (
                 "o-1005", RepairRequest(action: .retry, by: "bob", reason: "ERP back"),
-                "compensating → compensating; sends 1 command (undo erp.order.cancel) [via worker worker-a]"
+                "compensating → compensating; sends 1 command (undo erp.order.cancel)"
             ),
             (
                 "o-1008", RepairRequest(action: .retry, by: "bob", reason: "now"),
-                "running → running; sends 1 command (erp.order.accept) [via worker worker-a]"
+                "running → running; sends 1 command (erp.order.accept)"
             ),
             (
                 "order-fulfillment/o-1010", RepairRequest(action: .cancel, by: "bob", reason: "dup"),
-                "running → cancelled; publishes order.cancelled [via worker worker-a]"
+                "running → cancelled; publishes order.cancelled"
             ),
             (
                 "o-1009",
@@ -187,16 +203,18 @@ struct RepairTests {
                 SAGA                      STATUS   STEP        IDLE  WOULD
                 order-fulfillment/o-1009  running  invoice      50m  refused: nothing to retry: step 'invoice' is running and no attempt waits for a retry
                 order-fulfillment/o-1006  running  reserve    9m59s  refused: nothing to retry: step 'reserve' is running and no attempt waits for a retry
-                order-fulfillment/o-1007  running  accept     5m10s  running → running; sends 1 command (erp.order.accept) [via worker worker-a]
+                order-fulfillment/o-1007  running  accept     5m10s  running → running; sends 1 command (erp.order.accept)
                 returns/o-1010            running  authorize    30s  refused: nothing to retry: step 'authorize' is running and no attempt waits for a retry
                 order-fulfillment/o-1010  running  reserve      10s  refused: nothing to retry: step 'reserve' is running and no attempt waits for a retry
-                order-fulfillment/o-1008  running  accept        5s  running → running; sends 1 command (erp.order.accept) [via worker worker-a]
+                order-fulfillment/o-1008  running  accept        5s  running → running; sends 1 command (erp.order.accept)
                 2 sagas would be sent a retry, 4 refused here. Selection frozen at 2025-01-15T12:00:00Z: sagas that change later are not included.
 
                 """)
 
         // While the first request is handled, o-1008's own retry timer fires: it moved after the snapshot.
-        let worker = try InProcessWorker(path: path, now: Fixture.at(1)) { store in
+        let worker = InProcessWorker(pool: pool, now: Fixture.at(1)) { pool in
+            let store = try InProcessWorker.store(of: "o-1008", in: pool)
+            defer { try? store.close() }
             let key = SagaKey(workflow: "order-fulfillment", id: "o-1008")
             guard let saga = try store.saga(key), saga.instance.updatedAt < Fixture.at(1) else { return }
             let definition = try WorkflowLoader.load(yaml: Fixture.orderYAML, file: "f")
@@ -210,9 +228,15 @@ struct RepairTests {
             ])
         }
         let progress = Mutex<[String]>([])
-        let runner = RepairRunner(inspector: database, channel: worker, maxInFlight: 1, now: { Fixture.at(2) })
-        let run = await runner.run(plan) { state in progress.withLock { $0.append(state.bar(width: 10)) } }
-        #expect(worker.requests.withLock { $0.map(\.sagaId) } == ["o-1007"])
+        let runner = RepairRunner(
+            inspector: database, channel: worker, route: route, maxInFlight: 1, now: { Fixture.at(2) })
+        let run = try await runner.run(plan) { state in progress.withLock { $0.append(state.bar(width: 10)) } }
+        #expect(worker.requests.withLock { $0.map(\.message.sagaId) } == ["o-1007"])
+        // It went to o-1007's partition queue.
+        #expect(
+            worker.requests.withLock { $0.map(\.queue) } == [
+                "test-pool.\(PoolDirectory.name(ofPartition: pool.partition(of: "o-1007")))"
+            ])
         #expect(
             progress.withLock { $0 } == [
                 "[..........] 0/2", "[#####.....] 1/2  applied 1", "[##########] 2/2  applied 1  changed 1",
@@ -257,8 +281,9 @@ struct RepairTests {
             checks: [
                 RepairCheck(record: stale, message: message, refusal: nil, preview: "forced", predictedStatus: nil)
             ])
-        let worker = try InProcessWorker(path: path, now: Fixture.at(1))
-        let run = await RepairRunner(inspector: database, channel: worker, now: { Fixture.at(2) }).run(plan)
+        let worker = InProcessWorker(pool: pool, now: Fixture.at(1))
+        let run = try await RepairRunner(inspector: database, channel: worker, route: route, now: { Fixture.at(2) })
+            .run(plan)
         guard case .replied(let reply)? = run.outcomes.first?.outcome else {
             Issue.record("expected a reply")
             return

@@ -40,7 +40,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1001  completed
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T09:55:00Z (2h5m ago)
                   last progress  2025-01-15T10:00:00Z (2h ago)
                   age            2h5m
@@ -80,7 +80,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1002  compensated
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T10:30:00Z (1h30m ago)
                   last progress  2025-01-15T10:30:03Z (1h29m ago)
                   age            1h30m
@@ -118,7 +118,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1003  cancelled
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T10:53:20Z (1h6m ago)
                   last progress  2025-01-15T10:55:00Z (1h5m ago)
                   age            1h6m
@@ -151,7 +151,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1004  suspended
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-b  (control queue waybill.control.worker-b)
+                  written by     worker-b
                   started        2025-01-15T11:00:00Z (1h ago)
                   last progress  2025-01-15T11:10:00Z (50m ago)
                   age            1h
@@ -194,7 +194,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1005  compensating
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T11:40:00Z (20m ago)
                   last progress  2025-01-15T11:59:55Z (5s ago)
                   age            20m
@@ -235,21 +235,21 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1006  running
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T11:50:00Z (10m ago)
                   last progress  2025-01-15T11:50:01Z (9m59s ago)
                   age            10m
                   current step   reserve
                   pivot          ship (not passed yet)
 
-                Why stuck (reply overdue): waiting since 11:50:01Z for a reply to command inventory.reserve (reserve, attempt 1 of 5); its timeout passed 9m29s ago and the timer has not fired: is worker-a running?
-                  -> start or check worker-a (it fires overdue timers as soon as it runs; its control queue is waybill.control.worker-a)
+                Why stuck (reply overdue): waiting since 11:50:01Z for a reply to command inventory.reserve (reserve, attempt 1 of 5); its timeout passed 9m29s ago and the timer has not fired: does a live worker own its partition?
+                  -> check who owns its partition with `waybill pool status`, and start a worker if none does (the owner fires overdue timers as soon as it runs)
 
                 Steps
                   STEP          STATUS     ATTEMPTS  TIME       DETAIL
                   accept        succeeded  1 of 5    took 1s
                   reserve       in flight  1 of 5    for 9m59s  waiting for reply
-                        command inventory.reserve  message order-fulfillment/o-1006/m4  sent 11:50:01Z (9m59s ago)  reply to waybill.replies.worker-a
+                        command inventory.reserve  message order-fulfillment/o-1006/m4  sent 11:50:01Z (9m59s ago)
                         timer reply timeout at 11:50:31Z (overdue by 9m29s)
                   split         pending
                   release       pending
@@ -271,15 +271,15 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1007  running
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T11:48:20Z (11m40s ago)
                   last progress  2025-01-15T11:54:50Z (5m10s ago)
                   age            11m40s
                   current step   accept
                   pivot          ship (not passed yet)
 
-                Why stuck (timer overdue): the retry of accept was due at 11:55:00Z (5m ago) and has not run: is worker-a running?
-                  -> start or check worker-a (it fires overdue timers as soon as it runs; its control queue is waybill.control.worker-a)
+                Why stuck (timer overdue): the retry of accept was due at 11:55:00Z (5m ago) and has not run: does a live worker own its partition?
+                  -> check who owns its partition with `waybill pool status`, and start a worker if none does (the owner fires overdue timers as soon as it runs)
 
                 Steps
                   STEP          STATUS      ATTEMPTS  TIME        DETAIL
@@ -306,7 +306,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1008  running
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T11:58:00Z (2m ago)
                   last progress  2025-01-15T11:59:55Z (5s ago)
                   age            2m
@@ -343,7 +343,7 @@ struct ShowCommandTests: FixtureSuite {
                 == #"""
                 order-fulfillment/o-1009  running
                   workflow       order-fulfillment@v1  definition 5b0559d93f65
-                  owner          worker-a  (control queue waybill.control.worker-a)
+                  written by     worker-a
                   started        2025-01-15T11:05:00Z (55m ago)
                   last progress  2025-01-15T11:10:00Z (50m ago)
                   age            55m
@@ -366,7 +366,7 @@ struct ShowCommandTests: FixtureSuite {
                     [0] o-1009-w1 w1  succeeded  1 of 5          took 4m46s
                     [1] o-1009-w2 w2  succeeded  1 of 5          took 4m56s
                   invoice             in flight  1 of unlimited  for 50m     waiting for reply
-                        command billing.invoice.create  message order-fulfillment/o-1009/m16  sent 11:10:00Z (50m ago)  reply to waybill.replies.worker-a
+                        command billing.invoice.create  message order-fulfillment/o-1009/m16  sent 11:10:00Z (50m ago)
                         timer reply timeout at 13:10:00Z (in 1h10m)
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1009)

@@ -80,8 +80,10 @@ struct ShowJSONTests: FixtureSuite {
                     "id": "o-1008",
                     "idleMs": 5000,
                     "owner": "worker-a",
+                    "partition": null,
                     "pivotPassed": false,
                     "pivotStep": "ship",
+                    "queue": null,
                     "startedAt": "2025-01-15T11:58:00.000Z",
                     "status": "running",
                     "updatedAt": "2025-01-15T11:59:55.000Z",
@@ -194,10 +196,15 @@ struct ShowJSONTests: FixtureSuite {
                 """#)
     }
 
-    @Test("show --json: the shape across every saga of the fixture")
+    @Test("show --json: the shape across every saga of the fixture, read from one file and from a pool")
     func showShape() throws {
-        let documents = try ["o-1001", "o-1002", "o-1003", "o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009"]
-            .map { ShowView.json(try fixture.detail($0)) }
+        let sagas = ["o-1001", "o-1002", "o-1003", "o-1004", "o-1005", "o-1006", "o-1007", "o-1008", "o-1009"]
+        let documents =
+            try sagas.map { ShowView.json(try fixture.detail($0)) }
+            + sagas.map {
+                ShowView.json(
+                    try fixture.detail($0, placement: SagaDetail.Placement(partition: 3, queue: "waybill.p03")))
+            }
         #expect(
             shape(.array(documents))
                 == #"""
@@ -249,8 +256,10 @@ struct ShowJSONTests: FixtureSuite {
                 [].saga.id: string
                 [].saga.idleMs: number
                 [].saga.owner: string
+                [].saga.partition: null|number
                 [].saga.pivotPassed: boolean
                 [].saga.pivotStep: string
+                [].saga.queue: null|string
                 [].saga.startedAt: string
                 [].saga.status: string
                 [].saga.updatedAt: string
@@ -283,7 +292,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].steps[].branches[].pending.attempt: number
                 [].steps[].branches[].pending.kind: string
                 [].steps[].branches[].pending.messageId: string
-                [].steps[].branches[].pending.replyQueue: string
+                [].steps[].branches[].pending.replyQueue: null|string
                 [].steps[].branches[].pending.routingKey: string
                 [].steps[].branches[].pending.sentAt: string
                 [].steps[].branches[].startedAt: string

@@ -37,14 +37,15 @@ struct FixtureFile {
         database = try SagaInspector(path: path)
     }
 
-    /// What `waybill sagas show` computes for `reference` at the fixture's `now`.
-    func detail(_ reference: String, journal: Int = 5) throws -> SagaDetail {
+    /// What `waybill sagas show` computes for `reference` at the fixture's `now`, placed in a pool's partition when
+    /// `placement` is given.
+    func detail(_ reference: String, journal: Int = 5, placement: SagaDetail.Placement? = nil) throws -> SagaDetail {
         let key = try database.resolve(try SagaReference(parsing: reference))
         guard let record = try database.saga(key) else { throw OperationsError(.notFound, "\(key)") }
         return SagaDetail(
             record: record, definition: try database.definition(hash: record.row.definitionHash),
             timers: try database.timers(of: key), journal: try database.journalTail(of: key, count: journal),
-            now: Fixture.now)
+            now: Fixture.now, placement: placement)
     }
 
     /// A filter with `limit` 50 and the given changes.

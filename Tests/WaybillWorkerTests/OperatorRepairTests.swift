@@ -1,4 +1,3 @@
-import ChildProcess
 import Foundation
 import SagaEngine
 import SagaStore
@@ -15,14 +14,12 @@ struct OperatorRepairTests {
     /// Runs `waybill ARGS` with the broker settings in its environment and returns its exit status and output.
     static func waybill(_ arguments: [String], in scenario: Scenario) async throws -> (status: Int32, output: String) {
         let (url, password) = try TestBroker.urlAndPassword()
-        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WAYBILL_") }
-        environment["WAYBILL_AMQP_URL"] = url
-        environment["WAYBILL_AMQP_PASSWORD"] = password ?? ""
-        environment["USER"] = "test-operator"
-        environment["WAYBILL_POOL_NAME"] = scenario.names.poolName
-        let (termination, output) = try await ChildProcess.run(
-            try WorkerProcess.binary().path, arguments: arguments, environment: environment, timeout: .seconds(60))
-        return (termination.shellStatus, output)
+        return try await WaybillBinary.run(
+            arguments,
+            environment: [
+                "WAYBILL_AMQP_URL": url, "WAYBILL_AMQP_PASSWORD": password ?? "", "USER": "test-operator",
+                "WAYBILL_POOL_NAME": scenario.names.poolName,
+            ])
     }
 
     @Test("stuck shows a saga suspended after the pivot; skip and retry through the CLI complete it, journaled")

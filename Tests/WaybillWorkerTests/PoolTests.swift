@@ -1,3 +1,4 @@
+import AMQPTransport
 import Foundation
 import SagaEngine
 import SagaStore
@@ -187,6 +188,32 @@ struct PoolTests {
             #expect(try pool.sagas(ids.map(scenario.key)).count == ids.count)
             #expect(scenario.participant.received.count == ids.count * 5, "no saga ran twice")
             #expect(scenario.observer.count("order.completed") == ids.count)
+        }
+    }
+
+    @Test("a drain that cannot finish (the broker stopped answering) still ends within the shutdown grace")
+    func drainIsBoundedByTheGrace() async throws {
+        let broker = try AMQPConfiguration(url: try #require(TestBroker.url))
+        let link = try FaultyLink(brokerPort: UInt16(broker.port))
+        defer { link.stop() }
+        let url = try StartupTests.url(through: link)
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker(adjust: {
+                $0.amqpURL = url
+                $0.shutdownGrace = .seconds(2)
+            })
+            try await scenario.placeOrder("o-1")
+            try await scenario.waitForStatus("o-1", .completed, in: worker)
+            // From now on the broker's answers never reach the worker: consumer cancels and confirms hang until the
+            // missed heartbeats (about 10 s) tell.
+            link.holdBrokerBytes()
+            let clock = ContinuousClock()
+            let began = clock.now
+            await worker.group.triggerGracefulShutdown()
+            let task = worker.task
+            try await within(8, "the worker to stop") { try await task.value }
+            let took = clock.now - began
+            #expect(took < .seconds(6), "stopped after \(took), shutdown grace 2 s")
         }
     }
 }

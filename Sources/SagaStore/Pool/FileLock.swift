@@ -22,11 +22,12 @@ public final class FileLock: Sendable {
         release()
     }
 
-    /// Takes the lock without waiting, creating the file when missing; `nil` when another open file holds it.
+    /// Takes the lock without waiting, creating the file when missing; `nil` when another open file holds it
+    /// (exclusively, or at all when `shared` is false). Shared locks exclude exclusive ones but not each other.
     ///
     /// The lock is on the file the path names when it returns: if someone replaced or removed the file between the
     /// open and the lock, it tries again on the new file.
-    public static func tryLock(_ path: String) throws -> FileLock? {
+    public static func tryLock(_ path: String, shared: Bool = false) throws -> FileLock? {
         for _ in 0..<8 {
             let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else {
@@ -35,7 +36,7 @@ public final class FileLock: Sendable {
                     "cannot open the lock file \(path): \(String(cString: strerror(errno))). Check that the pool's "
                         + "data directory exists and is writable by this user.")
             }
-            if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            if flock(descriptor, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
                 let code = errno
                 close(descriptor)
                 if code == EWOULDBLOCK || code == EINTR { return nil }

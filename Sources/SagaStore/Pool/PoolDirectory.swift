@@ -28,6 +28,11 @@ public struct PoolDirectory: Sendable, Hashable {
     public let path: String
     /// How many partitions the pool has; fixed at creation.
     public let partitionCount: Int
+    /// How many partition queues the pool has ever had: above ``partitionCount`` after a repartition to fewer
+    /// partitions, whose left-over queues the workers keep draining into the right partitions.
+    public let queueCount: Int
+    /// The `pool_name` its queues are named with, when recorded (pools made before it was recorded have none).
+    public let poolName: String?
 
     /// The pool in `path` as its `pool.json` describes it.
     ///
@@ -51,7 +56,9 @@ public struct PoolDirectory: Sendable, Hashable {
                     "\(file) does not describe a pool this Waybill knows (format 1, 1 to 256 partitions). Restore it "
                         + "from a backup.")
             }
-            return PoolDirectory(path: path, partitionCount: count)
+            return PoolDirectory(
+                path: path, partitionCount: count, queueCount: max(count, value["queueCount"]?.intValue ?? count),
+                poolName: value["poolName"]?.stringValue)
         } catch let error as SagaStoreError {
             throw error
         } catch {
@@ -63,8 +70,8 @@ public struct PoolDirectory: Sendable, Hashable {
     /// The pool in `path`, created with `partitions` partitions if the directory has none yet. An existing pool
     /// keeps its count: when `partitions` differs, it throws ``SagaStoreError/Code/partitionCountMismatch``
     /// (changing the count is `waybill pool repartition`, offline). Safe when several workers start at once.
-    public static func openOrCreate(_ path: String, partitions: Int) throws -> PoolDirectory {
-        let pool = try create(path, partitions: partitions)
+    public static func openOrCreate(_ path: String, partitions: Int, poolName: String? = nil) throws -> PoolDirectory {
+        let pool = try create(path, partitions: partitions, poolName: poolName)
         guard pool.partitionCount == partitions else {
             throw SagaStoreError(
                 .partitionCountMismatch,
@@ -75,14 +82,18 @@ public struct PoolDirectory: Sendable, Hashable {
         return pool
     }
 
-    /// The pool in `path`, creating it with `partitions` when new; an existing pool keeps its own count.
-    public static func create(_ path: String, partitions: Int) throws -> PoolDirectory {
+    /// The pool in `path`, creating it with `partitions` (and `poolName`, the prefix of its queues) when new; an
+    /// existing pool keeps its own count. Refuses to make a new `pool.json` beside existing partition files: a lost
+    /// description must be restored, not guessed, or every saga would move.
+    public static func create(_ path: String, partitions: Int, poolName: String? = nil) throws -> PoolDirectory {
         guard partitionCountRange.contains(partitions) else {
             throw SagaStoreError(
                 .partitionCountMismatch,
                 "a pool has 1 to 256 partitions, not \(partitions); 16 suits up to 16 workers.")
         }
+        let file = (path as NSString).appendingPathComponent(descriptionFile)
         let manager = FileManager.default
+        if manager.fileExists(atPath: file) { return try open(path) }
         for folder in [
             path, (path as NSString).appendingPathComponent("partitions"),
             (path as NSString).appendingPathComponent("members"),
@@ -95,24 +106,39 @@ public struct PoolDirectory: Sendable, Hashable {
                     "cannot create \(folder) for the pool. Create it or fix its parent's permissions.", cause: error)
             }
         }
-        // Only one process writes pool.json; the others wait here and then read it.
+        // Only one process writes pool.json; the others wait here until it is there (the writer then holds the lock
+        // shared for as long as it runs, so waiting for the lock itself would never end).
         let creation = (path as NSString).appendingPathComponent("pool.lock")
         var lock: FileLock?
         for _ in 0..<200 {
+            if manager.fileExists(atPath: file) { return try open(path) }
             lock = try FileLock.tryLock(creation)
             if lock != nil { break }
             usleep(10_000)
         }
-        defer { lock?.release() }
-        let file = (path as NSString).appendingPathComponent(descriptionFile)
+        guard let lock else {
+            throw SagaStoreError(
+                .poolInUse, "\(creation) is held by another process for more than 2 s; start the worker again.")
+        }
+        defer { lock.release() }
         if !manager.fileExists(atPath: file) {
-            let text = JSONText.encode(
-                .object([
-                    "format": .number(1), "partitions": .number(Double(partitions)),
-                    "createdAtMilliseconds": .number(Double(Timestamp.now().milliseconds)),
-                ]))
+            let existing = ((try? manager.contentsOfDirectory(atPath: "\(path)/partitions")) ?? []).filter {
+                $0.hasSuffix(".sqlite")
+            }
+            guard existing.isEmpty else {
+                throw SagaStoreError(
+                    .corruptState,
+                    "\(path) has partition files but no \(descriptionFile): the pool's partition count is lost, and a "
+                        + "guess would move every saga. Restore \(descriptionFile) from a backup.")
+            }
+            var fields: [String: JSONValue] = [
+                "format": .number(1), "partitions": .number(Double(partitions)),
+                "createdAtMilliseconds": .number(Double(Timestamp.now().milliseconds)),
+            ]
+            if let poolName { fields["poolName"] = .string(poolName) }
             do {
-                try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: file), options: .atomic)
+                try Data((JSONText.encode(.object(fields)) + "\n").utf8).write(
+                    to: URL(fileURLWithPath: file), options: .atomic)
             } catch {
                 throw SagaStoreError(.notWritable, "cannot write \(file).", cause: error)
             }
@@ -120,10 +146,32 @@ public struct PoolDirectory: Sendable, Hashable {
         return try open(path)
     }
 
+    /// Holds the pool open for a worker's lifetime: a shared lock on `pool.lock`, which `waybill pool repartition`
+    /// needs exclusively. Throws ``SagaStoreError/Code/poolInUse`` while a repartition runs or when an interrupted
+    /// one must be finished first.
+    public func hold() throws -> FileLock {
+        let unfinished = "\(path)/\(Self.repartitionFolder)/\(Self.descriptionFile)"
+        guard let lock = try FileLock.tryLock("\(path)/pool.lock", shared: true) else {
+            throw SagaStoreError(
+                .poolInUse,
+                "a `waybill pool repartition` is changing \(path); start the worker once it is done.")
+        }
+        if FileManager.default.fileExists(atPath: unfinished) {
+            lock.release()
+            throw SagaStoreError(
+                .poolInUse,
+                "\(path) has an interrupted repartition (\(unfinished)); finish it with `waybill pool repartition "
+                    + "--data-dir \(path) --partitions N` (the same N) before starting workers.")
+        }
+        return lock
+    }
+
     /// A pool description without touching the disk (tests, and tools that already read it).
-    public init(path: String, partitionCount: Int) {
+    public init(path: String, partitionCount: Int, queueCount: Int? = nil, poolName: String? = nil) {
         self.path = path
         self.partitionCount = partitionCount
+        self.queueCount = max(partitionCount, queueCount ?? partitionCount)
+        self.poolName = poolName
     }
 
     /// The file that records the partition count.

@@ -78,7 +78,14 @@ extension PoolDirectory {
     /// Joins the pool as `worker`: takes its member lock, held until the returned lock is released. Throws
     /// ``SagaStoreError/Code/memberIdInUse`` when a live process already runs under that id.
     public func join(as worker: String) throws -> FileLock {
-        guard let lock = try FileLock.tryLock(memberLockPath(worker: worker)) else {
+        // Another worker may be looking at the lock for a moment (is it live? is it gone?): try for about a second.
+        var held: FileLock?
+        for attempt in 0..<20 {
+            held = try FileLock.tryLock(memberLockPath(worker: worker))
+            if held != nil || attempt == 19 { break }
+            usleep(50_000)
+        }
+        guard let lock = held else {
             throw SagaStoreError(
                 .memberIdInUse,
                 "another live worker in \(path) already runs as '\(worker)'. Give every worker its own worker_id.")

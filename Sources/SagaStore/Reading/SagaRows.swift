@@ -12,7 +12,7 @@ public struct SagaRow: Sendable, Hashable {
     public var status: SagaStatus
     /// The step at the cursor; `nil` past the last step.
     public var currentStep: String?
-    /// The worker that owns it (and must apply repairs).
+    /// The worker that last wrote it; informational in a pool, where the partition's current owner applies repairs.
     public var owner: String?
     /// When it started.
     public var startedAt: Timestamp
@@ -91,7 +91,7 @@ public struct SagaQuery: Sendable, Hashable {
     public var updatedAtOrBefore: Timestamp?
     /// Keep only sagas whose last progress is at or after this time.
     public var updatedAtOrAfter: Timestamp?
-    /// Keep only sagas owned by this worker.
+    /// Keep only sagas last written by this worker.
     public var owner: String?
     /// At most this many rows; `nil` means no limit (bulk repairs).
     public var limit: Int?

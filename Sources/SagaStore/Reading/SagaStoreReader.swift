@@ -26,8 +26,8 @@ public final class SagaStoreReader: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw SagaStoreError(
                 .cannotOpen,
-                "\(path) does not exist: pass the worker's database with --db PATH, set WAYBILL_DATABASE, or set "
-                    + "`database` in the config file")
+                "\(path) does not exist: check the file given with --db, or read the pool's partition files with "
+                    + "--data-dir DIR")
         }
         var configuration = Configuration()
         configuration.readonly = true

@@ -3,28 +3,11 @@ import Foundation
 import Testing
 import WaybillTestSupport
 
-/// `waybill worker` as a separate process, configured through its environment variables, so a test can kill it.
-///
-/// The binary is `<scratch path>/debug/waybill`; the scratch path is `WAYBILL_TEST_SCRATCH_PATH` (relative to the
-/// repository unless absolute), `.build` by default, so build with the same `--scratch-path` as the tests.
+/// `waybill worker` as a separate process, configured through its environment variables, so a test can kill it. The
+/// binary is the one ``WaybillBinary`` finds.
 final class WorkerProcess: Sendable {
     let child: ChildProcess
     let log: URL
-
-    static func binary() throws -> URL {
-        let scratch =
-            ProcessInfo.processInfo.environment["WAYBILL_TEST_SCRATCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ".build"
-        let base =
-            scratch.hasPrefix("/")
-            ? URL(fileURLWithPath: scratch) : Repository.root.appendingPathComponent(scratch)
-        let binary = base.appendingPathComponent("debug/waybill")
-        try #require(
-            FileManager.default.isExecutableFile(atPath: binary.path),
-            "no waybill binary at \(binary.path): build it (swift build --scratch-path \(scratch)) or set WAYBILL_TEST_SCRATCH_PATH"
-        )
-        return binary
-    }
 
     /// The environment `waybill worker` reads, for worker number `index` of the scenario.
     static func environment(for scenario: Scenario, worker index: Int = 1) throws -> [String: String] {
@@ -51,7 +34,8 @@ final class WorkerProcess: Sendable {
     init(environment: [String: String], log: URL) throws {
         self.log = log
         child = try ChildProcess(
-            executable: try Self.binary().path, arguments: ["worker", "--log-level", "info"], environment: environment,
+            executable: try WaybillBinary.path(), arguments: ["worker", "--log-level", "info"],
+            environment: environment,
             output: log.path)
     }
 
