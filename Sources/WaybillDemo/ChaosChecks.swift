@@ -94,6 +94,9 @@ enum ChaosChecks {
         for id in evidence.sagaIds { if let status = statuses[id] { byStatus[status, default: 0] += 1 } }
         report.byStatus = byStatus
         report.reasons = files.failureCodes
+        for step in files.suspendedAt.values {
+            report.suspendedSteps[String(step.prefix { $0 != "[" }), default: 0] += 1
+        }
         let unfinished = evidence.sagaIds.filter { statuses[$0] == .running || statuses[$0] == .compensating }
         checks.append(
             ChaosCheck(

@@ -9,6 +9,8 @@ public struct ChaosReport: Sendable {
     var checks: [ChaosCheck] = []
     var byStatus: [SagaStatus: Int] = [:]
     var reasons: [SagaStatus: [String: Int]] = [:]
+    /// The steps suspended sagas failed at.
+    var suspendedSteps: [String: Int] = [:]
     var claimCount = 0
     var claimOverlaps = 0
     var unexpectedSagas: [String] = []
@@ -78,6 +80,13 @@ public struct ChaosReport: Sendable {
                 return "\(status.rawValue) \(Format.grouped(count))\(because)"
             }
         row("sagas", statusLine.joined(separator: " · "))
+        if !suspendedSteps.isEmpty {
+            row(
+                "",
+                "suspended at "
+                    + suspendedSteps.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                    + " (the pivot is \(evidence.workflow.steps.first(where: \.pivot)?.id ?? "-"))")
+        }
         if !unexpectedSagas.isEmpty {
             row(
                 "",
@@ -115,10 +124,13 @@ public struct ChaosReport: Sendable {
         }
         var dispositions: [String: Int] = [:]
         for outcome in hostile { dispositions[outcome.disposition ?? "unaccounted", default: 0] += 1 }
+        let withReason = evidence.deadLetters.filter { $0.reason != nil }.count
         row(
             "hostile",
             "\(hostile.count) inputs: "
-                + dispositions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " · "))
+                + dispositions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " · ")
+                + " · the dead-letter queue held \(evidence.deadLetters.count) messages, \(withReason) with "
+                + "x-waybill-error")
         for kind in HostileKind.allCases {
             guard let entry = byKind[kind] else { continue }
             let outcomes = entry.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }

@@ -484,12 +484,12 @@ final class ChaosStage: Sendable {
                 let candidates = restartable.intersection(workers.running).sorted()
                 guard !candidates.isEmpty else { break }
                 let victim = candidates[random.int(in: 0...(candidates.count - 1))]
-                if await workers.kill(victim, permanent: false) != nil {
-                    progress.state.withLock { $0.killsDone += 1 }
-                    say("  [\(percent)%] SIGKILL \(victim); starting it again in \(delay.readable)")
-                }
+                // A worker that ended on its own just now is the watcher's to start again.
+                guard await workers.kill(victim, permanent: false) != nil else { break }
+                progress.state.withLock { $0.killsDone += 1 }
+                say("  [\(percent)%] SIGKILL \(victim); starting it again in \(delay.readable)")
                 try await Task.sleep(for: delay)
-                if !retired.withLock({ $0.contains(victim) }) { try workers.start(victim) }
+                try workers.start(victim)
             case .brokerRestart:
                 guard let script = options.brokerScript else { break }
                 say("  [\(percent)%] broker restart: scripts/rabbitmq stop, start")
@@ -506,8 +506,8 @@ final class ChaosStage: Sendable {
                     if await workers.kill(victim, permanent: false, duringOutage: true) != nil {
                         progress.state.withLock { $0.killsDone += 1 }
                         say("      SIGKILL \(victim) while the broker is down; starting it again at once")
+                        try workers.start(victim)
                     }
-                    try workers.start(victim)
                 }
                 try await script.start(output: log)
                 let took = clock.now - began
@@ -596,7 +596,8 @@ final class ChaosStage: Sendable {
             say(
                 "  \((clock.now - began).readable.padded(to: 9, .right))  published \(Format.grouped(state.published))"
                     + "/\(Format.grouped(orders.count)) · ended \(Format.grouped(milestones.endedCount(of: planned)))"
-                    + " · hostile \(state.hostileSent) · faults \(state.faultsDone)/\(state.faultsPlanned) · workers "
+                    + " · hostile \(state.hostileSent) · faults \(state.faultsDone)/\(state.faultsPlanned) (kills "
+                    + "\(state.killsDone)) · workers "
                     + owners.joined(separator: " "))
         }
     }
