@@ -14,6 +14,9 @@ public struct BenchOptions: Sendable {
     public var orders: Int
     /// Sagas in flight at once during the throughput runs.
     public var inFlight: Int = 1000
+    /// Workers of the end-to-end pool (throughput and step overhead), in this process on one data directory
+    /// (``DemoOptions/workerRange``). The memory run always has one worker.
+    public var workers: Int = 1
     /// Throughput rounds; each runs the end-to-end and the pattern replay once, alternating. The report takes the
     /// median of each.
     public var rounds: Int
@@ -47,6 +50,8 @@ public struct BenchReport: Sendable {
     public var orders: Int
     /// Sagas in flight during the throughput runs.
     public var inFlight: Int
+    /// Workers of the end-to-end pool.
+    public var workers: Int = 1
     /// Completed order sagas per second through the worker in each round (steady state: between 10% and 90% of the
     /// completions).
     public var endToEndRounds: [Double]
@@ -79,8 +84,9 @@ public struct BenchReport: Sendable {
         func verdict(_ met: Bool) -> String { met ? "met" : "MISSED" }
         var lines: [String] = []
         lines.append(
-            "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) in flight; worker and "
-                + "simulated participants in this process; synchronous=FULL, persistent messages, publisher confirms")
+            "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) "
+                + "in flight; \(workers == 1 ? "1 worker" : "a pool of \(workers) workers") and simulated participants "
+                + "in this process; synchronous=FULL, persistent messages, publisher confirms")
         func rounds(_ values: [Double]) -> String {
             values.count > 1 ? " (median of \(values.map { Format.fixed($0, 1) }.joined(separator: ", ")))" : ""
         }
@@ -130,9 +136,16 @@ public enum BenchRunner {
     public static func run(
         _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
     ) async throws -> BenchReport {
+        guard DemoOptions.workerRange.contains(options.workers) else {
+            throw DemoError(
+                .invalidOption,
+                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
+                    + "\(DemoOptions.workerRange.upperBound), got \(options.workers)")
+        }
         var report = BenchReport(
             orders: options.orders, inFlight: options.inFlight, endToEndRounds: [], ceilingRounds: [], overheadRate: 0,
             overhead: nil, memorySagas: options.memorySagas, peakRSS: nil, memoryRampUp: nil, notes: [])
+        report.workers = options.workers
 
         let throughput = try await throughputAndOverhead(options, logger: logger, say: say)
         report.endToEndRounds = throughput.endToEnd
@@ -189,7 +202,8 @@ public enum BenchRunner {
         let samples = Mutex<(recording: Bool, durations: [Duration])>((false, []))
         let setup = StageSetup(
             broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
-            directory: options.directory, poolDirectoryName: "bench-e2e-pool", respond: simulator.handle,
+            directory: options.directory, poolDirectoryName: "bench-e2e-pool", workers: options.workers,
+            respond: simulator.handle,
             batchObserver: { timing in
                 samples.withLock { samples in
                     if samples.recording { samples.durations.append(contentsOf: timing.replyToConfirmed) }
@@ -204,7 +218,9 @@ public enum BenchRunner {
                 var endToEnd: [Double] = []
                 var ceiling: [Double] = []
                 for round in 1...options.rounds {
-                    say("[\(round)/\(options.rounds)] end-to-end: \(options.orders) orders through the worker ...")
+                    say(
+                        "[\(round)/\(options.rounds)] end-to-end: \(options.orders) orders through "
+                            + (options.workers == 1 ? "the worker ..." : "\(options.workers) workers ..."))
                     let before = stage.monitor.tally
                     let outcome = try await feed.run(orders(options.orders, prefix: "e2e\(round)"))
                     let after = stage.monitor.tally
@@ -278,7 +294,7 @@ public enum BenchRunner {
             workflow: workflow.name, triggerExchange: workflow.trigger.exchange,
             triggerKey: workflow.trigger.routingKey,
             commandsExchange: names.commandsExchange, eventsExchange: names.eventsExchange,
-            deadLetterExchange: names.deadLetterExchange, workerId: names.workerId)
+            deadLetterExchange: names.deadLetterExchange, workerId: names.workerId(1))
 
         let clients = try (0..<3).map { index in
             try AMQPClient(

@@ -31,8 +31,10 @@ public struct DemoNames: Sendable, Hashable {
         namespace.map { "\($0)\(separator)\(name)" } ?? name
     }
 
-    /// The worker's id (its reply queue and start partition are named after it).
-    public var workerId: String { prefixed("demo", "-") }
+    /// The id of the run's worker `number`, counted from 1: `demo-1`, or `<namespace>-demo-1`. Its member files in
+    /// the pool, the `owner` of the sagas it writes and its broker connection are named after it; give every worker
+    /// of one pool a different number.
+    public func workerId(_ number: Int) -> String { prefixed("demo-\(number)", "-") }
     /// The commands exchange.
     public var commandsExchange: String { prefixed("waybill.commands") }
     /// The events exchange.
@@ -57,10 +59,11 @@ public struct DemoNames: Sendable, Hashable {
         (0..<count).map { PoolQueues.partition($0, pool: poolName) }
     }
 
-    /// A worker configuration with these names; the caller sets the broker, database and workflows folder.
-    public func workerConfiguration() -> WorkerConfiguration {
+    /// The configuration of worker `number` (see ``workerId(_:)``) with these names; the caller sets the broker, the
+    /// pool's data directory and the workflows folder.
+    public func workerConfiguration(number: Int) -> WorkerConfiguration {
         var configuration = WorkerConfiguration()
-        configuration.workerId = workerId
+        configuration.workerId = workerId(number)
         configuration.commandsExchange = commandsExchange
         configuration.eventsExchange = eventsExchange
         configuration.deadLetterExchange = deadLetterExchange

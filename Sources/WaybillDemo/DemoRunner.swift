@@ -13,6 +13,8 @@ public struct DemoOptions: Sendable {
     public var broker: BrokerAddress
     /// How many orders to publish.
     public var orders: Int = 1000
+    /// How many workers run the pool, in this process (``workerRange``).
+    public var workers: Int = 3
     /// Orders published per second; `nil` publishes as fast as ``maxInFlight`` allows.
     public var rate: Double?
     /// The share of commands that fail by injection (busy, rejected, lost reply), 0...1.
@@ -25,15 +27,19 @@ public struct DemoOptions: Sendable {
     public var participantLatency: Bool = true
     /// Most sagas in flight at once; publishing pauses above it.
     public var maxInFlight: Int = 300
-    /// The workflow file the worker runs.
+    /// The workflow file the workers run.
     public var workflowFile: String = "Workflows/order-fulfillment.yaml"
-    /// Where the database, the workflow copy and the log go.
+    /// Where the pool's data directory (`pool`), the workflow copy and the log go.
     public var directory: String = ".waybill/demo"
+    /// The pool's data directory, `pool` inside ``directory``; each run replaces it.
+    public var dataDirectory: String {
+        (directory as NSString).appendingPathComponent(StageSetup.defaultPoolDirectoryName)
+    }
     /// Prefix every broker name (tests); `nil` uses the shipped names.
     public var namespace: String?
     /// Give up waiting for the sagas to end after this long.
     public var timeout: Duration = .seconds(600)
-    /// After the summary, keep the worker and participants running until SIGINT/SIGTERM.
+    /// After the summary, keep the workers and participants running until SIGINT/SIGTERM.
     public var keepRunning: Bool = false
     /// Stop on SIGINT/SIGTERM (the CLI); tests leave it off.
     public var handleSignals: Bool = false
@@ -45,9 +51,18 @@ public struct DemoOptions: Sendable {
         self.broker = broker
     }
 
+    /// The workers a run may have: one, up to one per partition of the default pool.
+    public static let workerRange = 1...16
+
     /// Checks ranges; the message names the flag.
     public func validate() throws(DemoError) {
         guard orders >= 1 else { throw DemoError(.invalidOption, "--orders must be at least 1, got \(orders)") }
+        guard Self.workerRange.contains(workers) else {
+            throw DemoError(
+                .invalidOption,
+                "--workers must be between \(Self.workerRange.lowerBound) and \(Self.workerRange.upperBound), "
+                    + "got \(workers)")
+        }
         if let rate, !(rate > 0) { throw DemoError(.invalidOption, "--rate must be above 0 orders/s, got \(rate)") }
         guard (0...1).contains(failureRate) else {
             throw DemoError(.invalidOption, "--failure-rate must be between 0 and 1, got \(failureRate)")
@@ -88,8 +103,8 @@ public struct DemoProgress: Sendable, Hashable {
     }
 }
 
-/// Runs the demo: the worker with the shipped workflow, the simulated participants and a stream of varied orders on
-/// one broker, in this process; reports progress while the orders run and returns the summary.
+/// Runs the demo: a pool of workers with the shipped workflow, the simulated participants and a stream of varied
+/// orders on one broker, in this process; reports progress while the orders run and returns the summary.
 public enum DemoRunner {
     /// Runs the demo. `progress` is called every ``DemoOptions/progressInterval`` and once at the end; `summary`
     /// once, before the run stops (or keeps running, with ``DemoOptions/keepRunning``).
@@ -105,8 +120,9 @@ public enum DemoRunner {
                 seed: options.seed))
         let setup = StageSetup(
             broker: options.broker, names: try DemoNames(namespace: options.namespace),
-            workflowFile: options.workflowFile, directory: options.directory, respond: simulator.handle,
-            handleSignals: options.handleSignals, removeTopologyWhenDone: options.namespace != nil)
+            workflowFile: options.workflowFile, directory: options.directory, workers: options.workers,
+            respond: simulator.handle, handleSignals: options.handleSignals,
+            removeTopologyWhenDone: options.namespace != nil)
         return try await DemoStage.run(setup, logger: logger) { stage in
             let orders = try (1...options.orders).map { index in
                 let id = "o-" + String(index).padded(to: 6, .right, fill: "0")

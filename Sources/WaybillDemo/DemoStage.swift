@@ -51,13 +51,17 @@ struct StageSetup: Sendable {
     var workflowFile: String
     /// Folder for the database and the workflow copy; created when missing.
     var directory: String
-    /// The database file name inside `directory`; an existing file is replaced.
-    var poolDirectoryName: String = "pool"
+    /// The pool's data directory inside `directory`; an existing one is replaced.
+    var poolDirectoryName: String = Self.defaultPoolDirectoryName
+    /// The demo's pool directory name.
+    static let defaultPoolDirectoryName = "pool"
+    /// How many workers run in this process on the one pool, ``DemoNames/workerId(_:)`` 1 to `workers`.
+    var workers: Int = 1
     /// How participants answer.
     var respond: ParticipantService.Responder
-    /// Applied to the worker configuration after the names, broker, database and workflows are set.
+    /// Applied to every worker's configuration after the names, broker, data directory and workflows are set.
     var tuneWorker: @Sendable (inout WorkerConfiguration) -> Void = { _ in }
-    /// Observes the worker's batches (benchmarks).
+    /// Observes every worker's batches (benchmarks).
     var batchObserver: (@Sendable (WorkerBatchTiming) -> Void)?
     /// Participants' prefetch.
     var participantPrefetch: UInt16 = 1000
@@ -67,26 +71,30 @@ struct StageSetup: Sendable {
     var removeTopologyWhenDone: Bool = false
 }
 
-/// A worker, simulated participants and a saga monitor running in-process on one broker, for the demo, its test and
-/// the benchmark. Create one with ``run(_:logger:body:)``, which starts everything, runs the body, and shuts down
-/// gracefully.
+/// A pool of workers, simulated participants and a saga monitor running in-process on one broker, for the demo, its
+/// test and the benchmark. Create one with ``run(_:logger:body:)``, which starts everything, waits until the workers
+/// share the partitions, runs the body, and shuts down gracefully.
 final class DemoStage: Sendable {
     let setup: StageSetup
-    /// The workflow as the worker runs it (renamed under a namespace).
+    /// The workflow as the workers run it (renamed under a namespace).
     let workflow: WorkflowDefinition
     /// The pool's data directory.
     let dataDirectory: String
+    /// The pool's workers, worker 1 first.
+    let workers: [SagaWorker]
     let monitor: SagaMonitor
     private let driver: AMQPClient
     private let servicesRunning = Atomic<Bool>(true)
     private let logger: Logger
 
     private init(
-        setup: StageSetup, workflow: WorkflowDefinition, dataDirectory: String, driver: AMQPClient, logger: Logger
+        setup: StageSetup, workflow: WorkflowDefinition, dataDirectory: String, workers: [SagaWorker],
+        driver: AMQPClient, logger: Logger
     ) {
         self.setup = setup
         self.workflow = workflow
         self.dataDirectory = dataDirectory
+        self.workers = workers
         self.driver = driver
         self.logger = logger
         monitor = SagaMonitor(
@@ -94,11 +102,12 @@ final class DemoStage: Sendable {
             milestones: workflow.milestones, logger: logger)
     }
 
-    /// `false` once the worker or the participants stopped (a signal, a failure).
+    /// `false` once a worker or the participants stopped (a signal, a failure).
     var isRunning: Bool { servicesRunning.load(ordering: .acquiring) }
 
     /// Prepares the files, connects, clears what an earlier run of the same names left on the broker, starts the
-    /// worker and the participants, binds the monitor, runs `body`, and stops everything gracefully.
+    /// workers and the participants, binds the monitor, waits until the workers share the partitions fairly, runs
+    /// `body`, and stops everything gracefully.
     static func run<T: Sendable>(
         _ setup: StageSetup, logger: Logger, body: @escaping @Sendable (DemoStage) async throws -> T
     ) async throws -> T {
@@ -119,11 +128,23 @@ final class DemoStage: Sendable {
         }
         do {
             try await participantsClient.connect()
+            let workers = (1...max(1, setup.workers)).map { number in
+                var configuration = setup.names.workerConfiguration(number: number)
+                configuration.amqpURL = setup.broker.url
+                configuration.amqpPassword = setup.broker.password
+                configuration.dataDirectory = dataDirectory
+                configuration.workflowsDirectory = workflowsDirectory
+                setup.tuneWorker(&configuration)
+                var workerLogger = logger
+                workerLogger[metadataKey: "component"] = "worker"
+                return SagaWorker(
+                    configuration: configuration, logger: workerLogger, batchObserver: setup.batchObserver)
+            }
             let stage = DemoStage(
-                setup: setup, workflow: workflow, dataDirectory: dataDirectory, driver: driver, logger: logger)
+                setup: setup, workflow: workflow, dataDirectory: dataDirectory, workers: workers, driver: driver,
+                logger: logger)
             try await stage.clearLeftovers()
-            let value = try await stage.runServices(
-                participantsClient: participantsClient, workflowsDirectory: workflowsDirectory, body: body)
+            let value = try await stage.runServices(participantsClient: participantsClient, body: body)
             if setup.removeTopologyWhenDone { await stage.removeTopology() }
             await participantsClient.close()
             await driver.close()
@@ -136,19 +157,8 @@ final class DemoStage: Sendable {
     }
 
     private func runServices<T: Sendable>(
-        participantsClient: AMQPClient, workflowsDirectory: String,
-        body: @escaping @Sendable (DemoStage) async throws -> T
+        participantsClient: AMQPClient, body: @escaping @Sendable (DemoStage) async throws -> T
     ) async throws -> T {
-        var configuration = setup.names.workerConfiguration()
-        configuration.amqpURL = setup.broker.url
-        configuration.amqpPassword = setup.broker.password
-        configuration.dataDirectory = dataDirectory
-        configuration.workflowsDirectory = workflowsDirectory
-        setup.tuneWorker(&configuration)
-        var workerLogger = logger
-        workerLogger[metadataKey: "component"] = "worker"
-        let worker = SagaWorker(configuration: configuration, logger: workerLogger, batchObserver: setup.batchObserver)
-
         var participantConfiguration = ParticipantConfiguration()
         participantConfiguration.commandsExchange = setup.names.commandsExchange
         participantConfiguration.queue = setup.names.participantsQueue
@@ -158,19 +168,21 @@ final class DemoStage: Sendable {
         let participants = ParticipantService(
             client: participantsClient, configuration: participantConfiguration, logger: participantLogger,
             respond: setup.respond)
-        // Declared before the worker runs, so no command is returned unroutable while the participants start.
+        // Declared before the workers run, so no command is returned unroutable while the participants start.
         try await participants.declare()
         try await monitor.declare()
 
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [
+                services: workers.map { worker in
                     .init(
                         service: worker, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "worker"),
+                        failureTerminationBehavior: .gracefullyShutdownGroup,
+                        serviceName: worker.configuration.workerId)
+                } + [
                     .init(
                         service: participants, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "participants"),
+                        failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "participants")
                 ],
                 gracefulShutdownSignals: setup.handleSignals ? [.sigint, .sigterm] : [], logger: logger))
 
@@ -180,8 +192,10 @@ final class DemoStage: Sendable {
                 try await group.run()
                 return nil
             }
-            tasks.addTask { [monitor] in
-                await worker.waitUntilRunning()
+            tasks.addTask { [monitor, workers] in
+                for worker in workers { await worker.waitUntilRunning() }
+                if Task.isCancelled || !self.isRunning { return nil }
+                await self.waitUntilPartitionsShared()
                 if Task.isCancelled || !self.isRunning { return nil }
                 do {
                     let value = try await withThrowingTaskGroup(of: Void.self) { watching in
@@ -201,9 +215,40 @@ final class DemoStage: Sendable {
                 if let value { result = value }
             }
             guard let result else {
-                throw DemoError(.stoppedEarly, "the worker or the participants stopped before the run was over")
+                throw DemoError(.stoppedEarly, "a worker or the participants stopped before the run was over")
             }
             return result
+        }
+    }
+
+    /// The partitions each worker owns now, in worker order.
+    var ownedPartitions: [(worker: String, partitions: [Int])] {
+        workers.map { ($0.configuration.workerId, $0.ownedPartitions) }
+    }
+
+    /// Whether every partition is owned and the workers' counts differ by at most one: the pool's fair share.
+    static func isFairShare(_ owned: [[Int]], partitionCount: Int) -> Bool {
+        let counts = owned.map(\.count)
+        guard let least = counts.min(), let most = counts.max() else { return false }
+        return Set(owned.joined()).count == partitionCount && counts.reduce(0, +) == partitionCount
+            && most - least <= 1
+    }
+
+    /// Waits until the workers hold a fair share each. The first worker to run claims every partition and gives up
+    /// the extras on its next rebalance ticks, as the others join; orders published before that would all go
+    /// through it. Gives up after `limit` (the run then starts anyway, and the summary shows the shares).
+    private func waitUntilPartitionsShared(limit: Duration = .seconds(30)) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        let partitionCount = (try? self.partitionCount) ?? PoolDirectory.defaultPartitionCount
+        while !Self.isFairShare(ownedPartitions.map(\.partitions), partitionCount: partitionCount) {
+            guard clock.now < deadline, isRunning, !Task.isCancelled else {
+                logger.warning(
+                    "starting before the workers share the partitions fairly",
+                    metadata: ["owned": "\(ownedPartitions.map { "\($0.worker): \($0.partitions.count)" })"])
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(50))
         }
     }
 
@@ -293,6 +338,11 @@ final class DemoStage: Sendable {
     /// The broker client the stage publishes with (benchmarks reuse it).
     var client: AMQPClient { driver }
 
+    /// The pool's partition count (the pool exists once a worker ran).
+    var partitionCount: Int {
+        get throws { try PoolDirectory.open(dataDirectory).partitionCount }
+    }
+
     /// The sagas in the pool's partition files, read through read-only stores.
     func storedSagas(_ ids: [String]) throws -> [String: SagaInstanceSummary] {
         let pool = try PoolDirectory.open(dataDirectory)
@@ -306,18 +356,20 @@ final class DemoStage: Sendable {
                 let instance = stored.instance
                 result[key.id] = SagaInstanceSummary(
                     status: instance.status, failureCode: instance.failure?.error.code,
-                    startedAt: instance.startedAt, updatedAt: instance.updatedAt)
+                    startedAt: instance.startedAt, updatedAt: instance.updatedAt, owner: stored.owner)
             }
         }
         return result
     }
 }
 
-/// What the demo reads back about a saga from the worker's database.
+/// What the demo reads back about a saga from the pool's partition files.
 struct SagaInstanceSummary: Sendable, Hashable {
     var status: SagaStatus
     /// The error code of the step failure that made it compensate or suspend.
     var failureCode: String?
     var startedAt: Timestamp
     var updatedAt: Timestamp
+    /// The worker that wrote it last (the saga row's `owner`).
+    var owner: String?
 }

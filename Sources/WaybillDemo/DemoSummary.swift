@@ -13,17 +13,28 @@ public struct DemoSummary: Sendable {
         public var counts: SimulationLedger.CommandCounts
     }
 
+    /// One worker's share of the pool at the end of the run.
+    public struct WorkerShare: Sendable, Hashable {
+        /// The worker's id (`demo-1`, ...).
+        public var worker: String
+        /// The partitions it owned when the summary was taken, ascending.
+        public var partitions: [Int]
+        /// This run's sagas whose row it wrote last (the row's `owner`): the sagas it ran, unless a partition
+        /// changed hands while they ran.
+        public var sagas: Int
+    }
+
     /// `finished`, `timed out` or `interrupted`.
     public var outcome: String
     /// Orders the run was asked to publish.
     public var orders: Int
     /// Orders published.
     public var published: Int
-    /// Sagas by status, as the worker's database has them.
+    /// Sagas by status, as the pool's partition files have them.
     public var byStatus: [SagaStatus: Int]
     /// Why sagas compensated or were suspended: status to error code to count.
     public var reasons: [SagaStatus: [String: Int]]
-    /// Published orders the database has no saga for.
+    /// Published orders no partition file has a saga for.
     public var notStarted: Int
     /// From publishing an order to seeing its end milestone on the events exchange.
     public var latency: LatencySummary?
@@ -48,6 +59,14 @@ public struct DemoSummary: Sendable {
     public var stockImbalances: Int
     /// The pool's data directory.
     public var dataDirectory: String
+    /// The pool's partition count.
+    public var partitionCount: Int
+    /// Each worker's share, worker 1 first. Together they own every partition of the pool once (unless a handoff was
+    /// under way when the summary was taken), and their ``WorkerShare/sagas`` add up to the stored sagas, less
+    /// ``unknownOwnerSagas``.
+    public var workers: [WorkerShare]
+    /// Stored sagas of this run whose `owner` is none of ``workers`` (must be 0).
+    public var unknownOwnerSagas: Int
 
     /// Sagas in an end state (suspended included: it stays put until an operator acts).
     public var ended: Int {
@@ -124,6 +143,30 @@ public struct DemoSummary: Sendable {
         }.map(\.description)
         stockImbalances = ledger.stockImbalances.count
         dataDirectory = stage.dataDirectory
+        partitionCount = try stage.partitionCount
+        var sagasByOwner: [String?: Int] = [:]
+        for saga in stored.values { sagasByOwner[saga.owner, default: 0] += 1 }
+        workers = stage.ownedPartitions.map { owned in
+            WorkerShare(
+                worker: owned.worker, partitions: owned.partitions.sorted(),
+                sagas: sagasByOwner.removeValue(forKey: owned.worker) ?? 0)
+        }
+        unknownOwnerSagas = sagasByOwner.values.reduce(0, +)
+    }
+
+    /// `Workers: demo-1 6 partitions, 341 sagas · demo-2 ...`, three workers to a line.
+    private var workerLines: [String] {
+        func counted(_ count: Int, _ noun: String) -> String {
+            "\(Format.grouped(count)) \(noun)\(count == 1 ? "" : "s")"
+        }
+        var shares = workers.map {
+            "\($0.worker) \(counted($0.partitions.count, "partition")), \(counted($0.sagas, "saga"))"
+        }
+        if unknownOwnerSagas > 0 { shares.append("\(counted(unknownOwnerSagas, "saga")) by other workers") }
+        return stride(from: 0, to: shares.count, by: 3).map { start in
+            (start == 0 ? "Workers: " : "         ")
+                + shares[start..<min(shares.count, start + 3)].joined(separator: " · ")
+        }
     }
 
     private static func participants(_ ledger: SimulationLedger) -> [Participant] {
@@ -185,7 +228,7 @@ public struct DemoSummary: Sendable {
             "Waybill demo: \(Format.grouped(published)) orders, \(duration.readable) from first order to last end: "
                 + verdict)
         lines.append("")
-        lines.append("Sagas (from the worker's database)")
+        lines.append("Sagas (from the pool's partition files)")
         let rows: [(String, SagaStatus?, String)] = [
             ("completed", .completed, "every step done, invoiced"),
             ("compensated", .compensated, "a step failed before the pivot; completed steps undone"),
@@ -221,6 +264,7 @@ public struct DemoSummary: Sendable {
         lines.append(
             "Throughput: \(Format.fixed(steadyThroughput, 1)) sagas/s ended at steady state (10%-90% of the ends); "
                 + "\(Format.fixed(throughput, 1))/s overall (\(Format.grouped(ended)) in \(duration.readable))")
+        lines.append(contentsOf: workerLines)
         lines.append("")
         lines.append("Participants (from their ledgers)")
         let header = [

@@ -87,7 +87,7 @@ struct MemoryProbe {
         var environment = ProcessInfo.processInfo.environment
         environment["WAYBILL_AMQP_URL"] = options.broker.url
         if let password = options.broker.password { environment["WAYBILL_AMQP_PASSWORD"] = password }
-        environment["WAYBILL_WORKER_ID"] = names.workerId
+        environment["WAYBILL_WORKER_ID"] = names.workerId(1)
         environment["WAYBILL_DATA_DIRECTORY"] = dataDirectory
         environment["WAYBILL_POOL_NAME"] = names.poolName
         environment["WAYBILL_WORKFLOWS"] = workflowsDirectory

@@ -12,8 +12,9 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
             Prints figures; it is not a test. In one run on the same broker (found like `waybill demo` finds it, on \
             the vhost waybill-bench of the private broker):
-              1. end-to-end throughput: completed order sagas per second, worker and simulated participants in this \
-            process, default durability (synchronous=FULL, persistent messages, publisher confirms);
+              1. end-to-end throughput: completed order sagas per second, worker (--workers N: a pool of N workers \
+            on one data directory) and simulated participants in this process, default durability \
+            (synchronous=FULL, persistent messages, publisher confirms);
               2. step overhead: a reply consumed by the worker -> its next command confirmed, p50/p99, at half that \
             rate;
               3. the pattern ceiling: the same messages per saga replayed with the raw AMQP client, no engine, no \
@@ -27,13 +28,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "Small runs that finish within a couple of minutes (memory at 10,000 sagas).")
     var quick = false
 
-    @Option(help: ArgumentHelp("Orders per throughput run (default 20,000; 3,000 with --quick).", valueName: "n"))
+    @Option(help: ArgumentHelp("Orders per throughput run (default 10,000; 3,000 with --quick).", valueName: "n"))
     var orders: Int?
 
     @Option(
         help: ArgumentHelp(
             "Sagas the memory run holds in flight (default 100,000; 10,000 with --quick).", valueName: "n"))
     var memorySagas: Int?
+
+    @Option(
+        help: ArgumentHelp(
+            "Workers of the end-to-end and step-overhead runs, 1...16 (the memory run has one).", valueName: "n"))
+    var workers: Int = 1
 
     @Flag(help: "Skip the memory run.")
     var skipMemory = false
@@ -47,6 +53,11 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         if let orders, orders < 100 { throw ValidationError("--orders must be at least 100") }
         if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
+        guard DemoOptions.workerRange.contains(workers) else {
+            throw ValidationError(
+                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
+                    + "\(DemoOptions.workerRange.upperBound)")
+        }
     }
 
     func run() async throws {
@@ -78,15 +89,17 @@ struct BenchCommand: AsyncParsableCommand {
         var options = BenchOptions(broker: broker.address, quick: quick)
         if let orders { options.orders = orders }
         if let memorySagas { options.memorySagas = memorySagas }
+        options.workers = workers
         options.workflowFile = workflow
         options.directory = directory
         options.workerExecutable = skipMemory ? nil : Self.siblingWaybill()
         #if DEBUG
         console.say("note: this is a debug build; build with -c release for meaningful figures")
         #endif
+        let flags = (quick ? " --quick" : "") + (workers == 1 ? "" : " --workers \(workers)")
         console.say(
-            "Waybill bench\(quick ? " --quick" : "") on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; log in \(logPath)"
-        )
+            "Waybill bench\(flags) on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; "
+                + "log in \(logPath)")
         var status: Int32 = 0
         do {
             let report = try await BenchRunner.run(options, logger: logger) { console.say($0) }

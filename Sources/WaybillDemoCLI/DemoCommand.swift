@@ -4,22 +4,24 @@ import Logging
 import PlainText
 import WaybillDemo
 
-/// `waybill demo`: the main job on one machine. Finds or starts RabbitMQ, runs a worker with the shipped workflow and
-/// simulated ERP/WMS/TMS/billing participants in this process, feeds it orders, shows progress and a summary.
+/// `waybill demo`: the main job on one machine. Finds or starts RabbitMQ, runs a pool of workers with the shipped
+/// workflow and simulated ERP/WMS/TMS/billing participants in this process, feeds them orders, shows progress and a
+/// summary.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a worker, simulated participants and a stream of orders on a local RabbitMQ; print a summary.",
+        abstract: "Run a pool of workers, simulated participants and orders on a local RabbitMQ; print a summary.",
         discussion: """
             The broker: WAYBILL_AMQP_URL (password in WAYBILL_AMQP_PASSWORD) when set; otherwise the project's \
             private RabbitMQ on 127.0.0.1:35672 (WAYBILL_RABBITMQ_PORT), which is started with scripts/rabbitmq \
             when nothing answers there (and stopped at the end unless --keep-running). On the private broker the \
             demo uses a vhost of its own, waybill-demo.
 
-            Each run clears the demo's own queues and the workflow's partition exchange on that vhost, writes a \
-            fresh database to .waybill/demo/demo.sqlite and logs to .waybill/demo/demo.log. Run it from the \
-            repository root (it reads Workflows/order-fulfillment.yaml), or use scripts/demo, which also installs \
-            what is missing and builds.
+            The workers (3 by default, --workers) run in this process on one pool: a fresh data directory, \
+            .waybill/demo/pool, whose partitions they share; each is a worker of its own (demo-1, demo-2, ...), as \
+            separate `waybill worker` processes would be. Each run drains the demo's own queues on that vhost, \
+            replaces the pool and logs to .waybill/demo/demo.log. Run it from the repository root (it reads \
+            Workflows/order-fulfillment.yaml), or use scripts/demo, which also installs what is missing and builds.
             """
     )
 
@@ -28,7 +30,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Orders published per second (default: as fast as the worker keeps up).", valueName: "per-second"))
+            "Orders published per second (default: as fast as the workers keep up).", valueName: "per-second"))
     var rate: Double?
 
     @Option(help: ArgumentHelp("Share of commands that fail by injection, 0...1.", valueName: "share"))
@@ -40,13 +42,16 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seed of the catalogue, the orders and the injected failures.", valueName: "n"))
     var seed: UInt64 = 2025
 
-    @Flag(help: "After the summary, keep the worker, the participants and the broker running until Ctrl-C.")
+    @Option(help: ArgumentHelp("Workers in the pool, 1...16.", valueName: "n"))
+    var workers: Int = 3
+
+    @Flag(help: "After the summary, keep the workers, the participants and the broker running until Ctrl-C.")
     var keepRunning = false
 
     @Option(help: ArgumentHelp("The workflow file to run.", valueName: "file"))
     var workflow: String = "Workflows/order-fulfillment.yaml"
 
-    @Option(help: ArgumentHelp("Folder for the database, the log and the workflow copy.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Folder for the pool, the log and the workflow copy.", valueName: "dir"))
     var directory: String = ".waybill/demo"
 
     @Option(help: ArgumentHelp("Give up waiting for the sagas after this many seconds.", valueName: "seconds"))
@@ -61,6 +66,11 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning or error")
         }
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard DemoOptions.workerRange.contains(workers) else {
+            throw ValidationError(
+                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
+                    + "\(DemoOptions.workerRange.upperBound)")
+        }
     }
 
     func run() async throws {
@@ -93,6 +103,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         var options = DemoOptions(broker: broker.address)
         options.orders = orders
+        options.workers = workers
         options.rate = rate
         options.failureRate = failureRate
         options.warehouses = warehouses
@@ -103,10 +114,13 @@ struct DemoCommand: AsyncParsableCommand {
         options.timeout = .seconds(timeout)
         options.handleSignals = true
         options.progressInterval = console.isTerminal ? .milliseconds(200) : .seconds(2)
+        let names = try DemoNames()
+        let workerIds = (1...workers).map { names.workerId($0) }.joined(separator: ", ")
         console.say(
-            "Running a worker (Workflows copy and database in \(directory)/, log in \(logPath)) and simulated ERP, "
+            "Running \(workers == 1 ? "1 worker" : "\(workers) workers") (\(workerIds)) on one pool "
+                + "(\(options.dataDirectory)/; workflow copy in \(directory)/, log in \(logPath)) and simulated ERP, "
                 + "inventory, \(warehouses) WMS, TMS and billing participants in this process.")
-        let rateText = rate.map { "\(Console.number($0)) per second" } ?? "as fast as the worker keeps up"
+        let rateText = rate.map { "\(Console.number($0)) per second" } ?? "as fast as the workers keep up"
         console.say(
             "Publishing \(orders) orders (1-6 lines over \(warehouses) warehouses, some short stock, "
                 + "\(Console.number(failureRate * 100))% of commands failing by injection), \(rateText).")
@@ -126,7 +140,8 @@ struct DemoCommand: AsyncParsableCommand {
                     console.say(summary.text)
                     if keepRunning {
                         console.say("")
-                        console.say("Keeping the worker and participants running (--keep-running); Ctrl-C stops them.")
+                        console.say(
+                            "Keeping the workers and participants running (--keep-running); Ctrl-C stops them.")
                     }
                 })
             if !summary.everySagaEnded || summary.leakedReservations > 0 || summary.duplicateEffects > 0 {

@@ -26,7 +26,8 @@ struct DemoPartsTests {
 
     @Test func withoutANamespaceTheShippedNamesAreUsed() throws {
         let names = try DemoNames()
-        #expect(names.workerId == "demo")
+        #expect(names.workerId(1) == "demo-1")
+        #expect(names.workerId(3) == "demo-3")
         #expect(names.commandsExchange == "waybill.commands")
         #expect(names.eventsExchange == "waybill.events")
         #expect(try names.rewrite(workflowText: Self.workflow, file: "f.yaml") == Self.workflow)
@@ -40,12 +41,26 @@ struct DemoPartsTests {
         #expect(definition.trigger.exchange == "t1.orders")
         #expect(definition.trigger.routingKey == "order.placed")
         #expect(text.contains("name: t1-order-fulfillment          # workflow name"))
-        #expect(names.workerId == "t1-demo")
+        #expect(names.workerId(2) == "t1-demo-2")
         #expect(names.commandsExchange == "t1.waybill.commands")
         #expect(names.participantsQueue == "t1.waybill.demo.participants")
-        let configuration = names.workerConfiguration()
-        #expect(configuration.workerId == "t1-demo")
+        let configuration = names.workerConfiguration(number: 2)
+        #expect(configuration.workerId == "t1-demo-2")
         #expect(configuration.deadLetterQueue == "t1.waybill.dead-letter")
+    }
+
+    /// The stage starts the orders once the workers own every partition once, their counts at most one apart.
+    @Test(arguments: [
+        ([[0, 1, 2], [3, 4], [5, 6]], true),
+        ([[0, 1, 2, 3, 4, 5, 6]], true),
+        ([[0, 1, 2, 3, 4], [5, 6], []], false),
+        ([[0, 1, 2], [3, 4], [5]], false),
+        ([[0, 1, 2], [2, 3], [4, 5, 6]], false),
+        ([[0, 1, 2], [3, 4, 5], [6, 6]], false),
+        ([], false),
+    ])
+    func theWorkersShareFairlyWhenEveryPartitionIsOwnedOnceAndCountsDifferByOne(_ owned: [[Int]], _ fair: Bool) {
+        #expect(DemoStage.isFairShare(owned, partitionCount: 7) == fair)
     }
 
     @Test(arguments: ["", "Upper", "a.b", "a b"])

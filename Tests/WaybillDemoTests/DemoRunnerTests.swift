@@ -46,6 +46,25 @@ struct DemoRunnerTests {
         let totals = summary.participants.reduce(SimulationLedger.CommandCounts()) { $0 + $1.counts }
         #expect(totals.injectedBusy + totals.injectedRejected + totals.lostReplies > 0, "failures were injected")
         #expect((summary.byStatus[.completed] ?? 0) > 0, "\(summary.text)")
+
+        // Three workers (the default) shared the pool: together they own every partition once, and the sagas they
+        // wrote add up to every saga.
+        let names = try DemoNames(namespace: options.namespace)
+        #expect(summary.workers.map(\.worker) == [names.workerId(1), names.workerId(2), names.workerId(3)])
+        #expect(summary.partitionCount >= 3)
+        let owned = summary.workers.flatMap(\.partitions)
+        #expect(owned.sorted() == Array(0..<summary.partitionCount), "\(summary.workers)")
+        #expect(summary.workers.allSatisfy { !$0.partitions.isEmpty }, "\(summary.workers)")
+        #expect(summary.unknownOwnerSagas == 0)
+        #expect(summary.workers.map(\.sagas).reduce(0, +) == 50, "\(summary.workers)")
+        #expect(summary.workers.map(\.sagas).reduce(0, +) == summary.byStatus.values.reduce(0, +))
+        for share in summary.workers {
+            #expect(
+                summary.text.contains(
+                    "\(share.worker) \(share.partitions.count) partition\(share.partitions.count == 1 ? "" : "s"), "
+                        + "\(share.sagas) saga\(share.sagas == 1 ? "" : "s")"),
+                "\(summary.text)")
+        }
     }
 
     /// The participants' AMQP binding on its own: a delayed reply does not hold up a quick one, replies carry the
