@@ -173,19 +173,41 @@ public final class SagaStore: Sendable {
     }
 
     /// Removes outbox rows once the broker confirmed their messages.
+    ///
+    /// Not synced on its own: with `durability: .full` the deletion is written with `synchronous=NORMAL` and reaches
+    /// the disk with the next synced commit. A deletion lost to a power cut only publishes those messages again,
+    /// under the same message ids, which receivers drop; a commit is never weakened.
     public func deleteOutbox(ids: [Int64]) throws {
         guard !ids.isEmpty else { return }
         try checkWritable("deleting confirmed outbox messages")
         do {
-            try fencedWrite { db in
-                for chunk in ids.chunked(by: Self.chunkSize) {
-                    try db.execute(
-                        sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
-                        arguments: StatementArguments(chunk))
-                }
-            }
+            try pool.writeWithoutTransaction { db in try deleteOutbox(ids, in: db) }
         } catch {
             throw SagaStoreError.wrap(error, path: configuration.path, operation: "deleting \(ids.count) outbox rows")
+        }
+    }
+
+    /// ``deleteOutbox(ids:)`` without blocking the caller, so several partitions' deletions run in parallel.
+    public func deleteOutbox(ids: [Int64]) async throws {
+        guard !ids.isEmpty else { return }
+        try checkWritable("deleting confirmed outbox messages")
+        do {
+            try await pool.writeWithoutTransaction { db in try self.deleteOutbox(ids, in: db) }
+        } catch {
+            throw SagaStoreError.wrap(error, path: configuration.path, operation: "deleting \(ids.count) outbox rows")
+        }
+    }
+
+    private func deleteOutbox(_ ids: [Int64], in db: Database) throws {
+        let relaxed = configuration.durability == .full
+        if relaxed { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        defer { if relaxed { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+        try inFencedTransaction(db) { db in
+            for chunk in ids.chunked(by: Self.chunkSize) {
+                try db.execute(
+                    sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
+                    arguments: StatementArguments(chunk))
+            }
         }
     }
 

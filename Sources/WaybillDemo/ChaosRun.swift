@@ -138,7 +138,7 @@ public enum ChaosRun {
             return (sagaId: try WireMessages.start(body, definition: workflow).sagaId, body: body)
         }
         let partitionCount = PoolDirectory.defaultPartitionCount
-        var configuration = names.workerConfiguration()
+        var configuration = names.workerConfiguration(number: 0)  // each chaos worker sets its own id
         configuration.amqpURL = options.broker.url
         configuration.amqpPassword = options.broker.password
         configuration.dataDirectory = files.poolDirectory

@@ -132,19 +132,24 @@ final class BatchLoop: Sendable {
             }
         }
         if ticked {
-            for partition in partitions.all {
+            for partition in partitions.all where partition.timersDue.withLock({ $0 }) <= now.milliseconds {
                 do {
-                    for timer in try partition.store.dueTimers(before: now, limit: configuration.batchSize) {
+                    let due = try partition.store.dueTimers(before: now, limit: configuration.batchSize)
+                    for timer in due {
                         work[partition.number, default: PartitionWork()].items.append(
                             Item(
                                 key: timer.key, event: .timerFired(timerId: timer.id), inbox: "timer:\(timer.id)",
                                 timerId: timer.id))
                     }
+                    if due.isEmpty {
+                        let next = try partition.store.nextTimerDue()
+                        partition.timersDue.withLock { $0 = next?.milliseconds ?? .max }
+                    }
                 } catch {
                     logger.error("cannot read due timers of \(partition.queue): \(error)")
                 }
-                pruneInboxIfDue(partition, now: now)
             }
+            for partition in partitions.all { pruneInboxIfDue(partition, now: now) }
         }
 
         // The engine runs partition by partition; the partitions' commits then run in parallel, each in its own
@@ -182,6 +187,7 @@ final class BatchLoop: Sendable {
             let partition = entry.partition
             switch outcome {
             case .success(let ids)?:
+                partition.timersDue.withLock { $0 = 0 }
                 // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
                 // commands could reach the broker out of order. They stay for the next flush, in commit order.
                 let backlog = partition.outboxDirty.withLock { $0 }
@@ -209,6 +215,7 @@ final class BatchLoop: Sendable {
         afterPublish?(batch)
         var settle: [InboundDelivery] = []
         var unsettled: [InboundDelivery] = []
+        var deletions: [(OwnedPartition, [Int64])] = []
         var index = 0
         for relay in relays {
             if published[index] == .confirmed {
@@ -234,25 +241,45 @@ final class BatchLoop: Sendable {
                 }
                 index += 1
             }
-            do {
-                try entry.partition.store.deleteOutbox(ids: confirmed)
-            } catch let error as SagaStoreError where error.code == .fenced {
-                lose(entry.partition, error)
-            } catch {
-                // Sent again, in commit order, before this partition's next rows.
-                entry.partition.outboxDirty.withLock { $0 = true }
-                logger.error(
-                    "cannot delete confirmed outbox rows (they will be sent again)",
-                    metadata: [
-                        "partition": .string(entry.partition.queue), "rows": "\(confirmed.count)",
-                        "error": "\(error)",
-                    ])
-            }
+            deletions.append((entry.partition, confirmed))
             settle += entry.work.settle
         }
+        await deleteConfirmed(deletions)
         requeue(unsettled)
         acknowledge(settle)
         if failed { try? await Task.sleep(for: .milliseconds(200)) }
+    }
+
+    /// Deletes the confirmed outbox rows of each partition, the partitions in parallel.
+    private func deleteConfirmed(_ deletions: [(OwnedPartition, [Int64])]) async {
+        let failures = await withTaskGroup(of: (OwnedPartition, Int, (any Error)?).self) { group in
+            for (partition, ids) in deletions where !ids.isEmpty {
+                group.addTask {
+                    do {
+                        try await partition.store.deleteOutbox(ids: ids)
+                        return (partition, ids.count, nil)
+                    } catch {
+                        return (partition, ids.count, error)
+                    }
+                }
+            }
+            var failures: [(OwnedPartition, Int, any Error)] = []
+            for await (partition, count, error) in group {
+                if let error { failures.append((partition, count, error)) }
+            }
+            return failures
+        }
+        for (partition, count, error) in failures {
+            if let fenced = error as? SagaStoreError, fenced.code == .fenced {
+                lose(partition, fenced)
+                continue
+            }
+            // Sent again, in commit order, before this partition's next rows.
+            partition.outboxDirty.withLock { $0 = true }
+            logger.error(
+                "cannot delete confirmed outbox rows (they will be sent again)",
+                metadata: ["partition": .string(partition.queue), "rows": "\(count)", "error": "\(error)"])
+        }
     }
 
     /// Another worker claimed `partition` (a write was fenced): from this moment the batch loop does not touch it
@@ -700,7 +727,7 @@ final class BatchLoop: Sendable {
                 confirmed.append(row.id)
             }
             do {
-                try partition.store.deleteOutbox(ids: confirmed)
+                try await partition.store.deleteOutbox(ids: confirmed)
             } catch let error as SagaStoreError where error.code == .fenced {
                 lose(partition, error)
                 return

@@ -15,6 +15,9 @@ final class OwnedPartition: Sendable {
     let outboxDirty = Mutex(false)
     /// When the inbox is next pruned (ms since the epoch).
     let inboxPruneDue = Mutex<Int64>(0)
+    /// When the partition's timers next need a look (ms since the epoch): the soonest stored timer, found when a look
+    /// found none due. Every commit sets it back to 0, since a commit may schedule timers.
+    let timersDue = Mutex<Int64>(0)
 
     init(queue: String, lease: any PartitionLease) {
         self.number = lease.partition

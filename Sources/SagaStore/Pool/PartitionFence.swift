@@ -100,17 +100,20 @@ extension SagaStore {
 
     /// Runs `body` in an immediate write transaction after the fence check.
     func fencedWrite<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.writeWithoutTransaction { db in
-            try db.execute(sql: "BEGIN IMMEDIATE")
-            do {
-                try checkFence(db)
-                let result = try body(db)
-                try db.execute(sql: "COMMIT")
-                return result
-            } catch {
-                try? db.execute(sql: "ROLLBACK")
-                throw error
-            }
+        try pool.writeWithoutTransaction { db in try inFencedTransaction(db, body) }
+    }
+
+    /// Runs `body` in an immediate write transaction on the writer connection `db`, after the fence check.
+    func inFencedTransaction<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        try db.execute(sql: "BEGIN IMMEDIATE")
+        do {
+            try checkFence(db)
+            let result = try body(db)
+            try db.execute(sql: "COMMIT")
+            return result
+        } catch {
+            try? db.execute(sql: "ROLLBACK")
+            throw error
         }
     }
 

@@ -16,10 +16,13 @@ public protocol PartitionStore: AnyObject, Sendable {
     func commit(_ changes: [SagaChange]) async throws -> [Int64]
     /// Outbox rows not yet confirmed, oldest first.
     func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage]
-    /// Removes outbox rows the broker confirmed.
-    func deleteOutbox(ids: [Int64]) throws
+    /// Removes outbox rows the broker confirmed (it need not be synced to disk on its own: a lost deletion only
+    /// publishes those messages again, under the same ids).
+    func deleteOutbox(ids: [Int64]) async throws
     /// Timers due before `now`, soonest first.
     func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer]
+    /// When the soonest timer is due, or `nil` when there is none.
+    func nextTimerDue() throws -> Timestamp?
     /// Forgets inbox marks older than `before`, at most `limit`; returns how many.
     @discardableResult
     func pruneInbox(before: Timestamp, limit: Int) throws -> Int
@@ -76,9 +79,11 @@ public struct SQLitePartitionStorage: PartitionStorage {
     public func claim(_ partition: Int, owner: String, now: Timestamp) throws -> (any PartitionLease)? {
         guard let lock = try FileLock.tryLock(pool.lockPath(partition: partition)) else { return nil }
         do {
+            // One worker may hold every partition: their page caches share the budget of one store.
             let store = try SagaStore(
                 configuration: SagaStore.Configuration(
-                    path: pool.databasePath(partition: partition), durability: durability))
+                    path: pool.databasePath(partition: partition), durability: durability,
+                    pageCacheMegabytes: max(4, 64 / max(1, pool.partitionCount))))
             do {
                 let claim = try store.claim(owner: owner, at: now)
                 return SQLitePartitionLease(partition: partition, sqlite: store, lock: lock, claim: claim)
