@@ -119,16 +119,20 @@ final class ChaosWorkers: Sendable {
         state.withLock { state in state.running.filter { $0.value.child.ended == nil }.keys.sorted() }
     }
 
+    /// The process of `worker`, marked as being stopped on purpose (so its exit is not a crash); `nil` when it does not
+    /// run.
+    private func stopping(_ worker: String) -> ChildProcess? {
+        state.withLock { state in
+            guard let running = state.running[worker], running.child.ended == nil else { return nil }
+            state.running[worker]?.stopping = true
+            return running.child
+        }
+    }
+
     /// SIGKILL: records the instants around it and waits until the process is reaped. `nil` when `worker` does not
     /// run.
     func kill(_ worker: String, permanent: Bool, duringOutage: Bool = false) async -> Kill? {
-        guard
-            let child = state.withLock({ state -> ChildProcess? in
-                guard let running = state.running[worker], running.child.ended == nil else { return nil }
-                state.running[worker]?.stopping = true
-                return running.child
-            })
-        else { return nil }
+        guard let child = stopping(worker) else { return nil }
         let before = Timestamp.now()
         child.send(SIGKILL)
         _ = try? await child.waitForExit()
@@ -143,13 +147,7 @@ final class ChaosWorkers: Sendable {
 
     /// SIGTERM, the graceful drain: waits up to `timeout` for the exit (then SIGKILL) and records how it ended.
     func drain(_ worker: String, timeout: Duration, midRun: Bool) async -> Drain? {
-        guard
-            let child = state.withLock({ state -> ChildProcess? in
-                guard let running = state.running[worker], running.child.ended == nil else { return nil }
-                state.running[worker]?.stopping = true
-                return running.child
-            })
-        else { return nil }
+        guard let child = stopping(worker) else { return nil }
         let at = Timestamp.now()
         let clock = ContinuousClock()
         let began = clock.now

@@ -117,17 +117,7 @@ struct RedeliveryTests {
             try await scenario.publishStarts([Data("this is not JSON".utf8), Data(#"{"lines": []}"#.utf8)])
             try await scenario.placeOrder("o-ok", lines: [("A", 1)])
 
-            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
-            let dead = try await within(30, "two dead letters") {
-                var received: [InboundDelivery] = []
-                for try await delivery in consumer {
-                    received.append(delivery)
-                    if received.count == 2 { break }
-                }
-                return received
-            }
-            for delivery in dead { scenario.client.ack(delivery.deliveryTag) }
-            await scenario.client.cancel(consumer)
+            let dead = try await scenario.deadLetters(2)
             let byBody = Dictionary(uniqueKeysWithValues: dead.map { (String(decoding: $0.body, as: UTF8.self), $0) })
             let notJSON = try #require(byBody["this is not JSON"])
             let noId = try #require(byBody[#"{"lines": []}"#])
@@ -155,13 +145,7 @@ extension RedeliveryTests {
             try await scenario.placeOrder(long, lines: [("A", 1)])
             try await scenario.placeOrder("o-after", lines: [("A", 1)])
             try await scenario.waitForStatus("o-after", .completed, in: worker)
-            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
-            let dead = try await within(30, "a dead letter") {
-                for try await delivery in consumer { return delivery }
-                throw TimedOut(what: "a dead letter", seconds: 0)
-            }
-            scenario.client.ack(dead.deliveryTag)
-            await scenario.client.cancel(consumer)
+            let dead = try #require(try await scenario.deadLetters(1).first)
             let reason = try #require(
                 dead.properties.headers[WireHeader.error]?.stringValue, "headers: \(dead.properties.headers)")
             #expect(reason.hasPrefix("wire.saga_id_too_long: "), "\(reason)")
@@ -218,17 +202,7 @@ extension RedeliveryTests {
             try await scenario.placeOrder("o-after", lines: [("A", 1)])
             try await scenario.waitForStatus("o-after", .completed, in: worker)
 
-            let consumer = try await scenario.client.consume(queue: scenario.names.deadLetterQueue, prefetch: 10)
-            let dead = try await within(30, "two dead letters") {
-                var received: [InboundDelivery] = []
-                for try await delivery in consumer {
-                    received.append(delivery)
-                    if received.count == 2 { break }
-                }
-                return received
-            }
-            for delivery in dead { scenario.client.ack(delivery.deliveryTag) }
-            await scenario.client.cancel(consumer)
+            let dead = try await scenario.deadLetters(2)
             let reasons = dead.compactMap { $0.properties.headers[WireHeader.error]?.stringValue }.sorted()
             #expect(reasons.count == 2)
             #expect(reasons.first?.hasPrefix("wire.bad_control: ") == true, "\(reasons)")

@@ -281,6 +281,22 @@ final class Scenario: Sendable {
         return owners
     }
 
+    /// Takes `count` messages off the test's dead-letter queue (waiting up to 30 s) and acknowledges them.
+    func deadLetters(_ count: Int) async throws -> [InboundDelivery] {
+        let consumer = try await client.consume(queue: names.deadLetterQueue, prefetch: UInt16(max(1, count)))
+        let dead = try await within(30, "\(count) dead letters") {
+            var received: [InboundDelivery] = []
+            for try await delivery in consumer {
+                received.append(delivery)
+                if received.count == count { break }
+            }
+            return received
+        }
+        for delivery in dead { client.ack(delivery.deliveryTag) }
+        await client.cancel(consumer)
+        return dead
+    }
+
     /// Publishes start messages (one confirm wait for all of them) to the test's trigger exchange.
     func publishStarts(_ bodies: [Data], messageIds: [String?]? = nil) async throws {
         let messages = bodies.enumerated().map { index, body in
