@@ -79,11 +79,12 @@ public struct SQLitePartitionStorage: PartitionStorage {
     public func claim(_ partition: Int, owner: String, now: Timestamp) throws -> (any PartitionLease)? {
         guard let lock = try FileLock.tryLock(pool.lockPath(partition: partition)) else { return nil }
         do {
-            // One worker may hold every partition: their page caches share the budget of one store.
+            // One worker may hold every partition: their connections' page caches share the budget of one store,
+            // and the hot loop reads on one connection at a time.
             let store = try SagaStore(
                 configuration: SagaStore.Configuration(
-                    path: pool.databasePath(partition: partition), durability: durability,
-                    pageCacheMegabytes: max(4, 64 / max(1, pool.partitionCount))))
+                    path: pool.databasePath(partition: partition), durability: durability, maximumReaderCount: 2,
+                    pageCacheMegabytes: max(2, 32 / max(1, pool.partitionCount))))
             do {
                 let claim = try store.claim(owner: owner, at: now)
                 return SQLitePartitionLease(partition: partition, sqlite: store, lock: lock, claim: claim)
