@@ -281,7 +281,8 @@ struct AMQPClientTests {
         // The client reconnects through the relay and publishes again.
         try await eventually("the reconnect") { client.connectionCount == 2 && client.isConnected }
         #expect(try await client.publish(batch[0]) == .confirmed)
-        #expect(link.acceptedConnections == 2)
+        // Usually exactly one new connection; on a loaded machine a 1 s heartbeat may also drop a reconnect attempt.
+        #expect(link.acceptedConnections >= 2)
 
         _ = try await direct.deleteQueue(queue)
         await client.close()
@@ -306,7 +307,8 @@ struct AMQPClientTests {
         try await eventually("the client to notice missed heartbeats and reconnect") {
             client.connectionCount == 2 && client.isConnected
         }
-        #expect(link.acceptedConnections == 2)
+        // Usually exactly one new connection; on a loaded machine a 1 s heartbeat may also drop a reconnect attempt.
+        #expect(link.acceptedConnections >= 2)
         #expect(
             try await client.publish(OutboundMessage(exchange: "", routingKey: queue, body: Data("z"))) == .confirmed)
         link.cut()
