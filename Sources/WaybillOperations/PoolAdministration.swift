@@ -91,7 +91,8 @@ public enum RepartitionView {
             let last = PoolQueues.partition(report.previousCount - 1, pool: poolName)
             out +=
                 "The queue\(report.previousCount - report.count == 1 ? " \(first) belongs" : "s \(first) to \(last) belong") "
-                + "to no partition now: check that they are empty, then delete them (rabbitmqctl delete_queue NAME).\n"
+                + "to no partition now: the workers keep forwarding what arrives there (replies to commands sent "
+                + "before) to the right partitions; leave them.\n"
         }
         return out
     }

@@ -5,6 +5,7 @@ import SagaStore
 import Testing
 import WaybillDefinition
 import WaybillTestSupport
+import WaybillWire
 
 @testable import WaybillWorker
 
@@ -214,6 +215,40 @@ struct PoolTests {
             try await within(8, "the worker to stop") { try await task.value }
             let took = clock.now - began
             #expect(took < .seconds(6), "stopped after \(took), shutdown grace 2 s")
+        }
+    }
+}
+
+extension PoolTests {
+    @Test("after a repartition to fewer partitions, what the old queues still receive is forwarded to its partition")
+    func leftoverQueuesAreDrained() async throws {
+        try await Scenario.run { scenario in
+            // The pool as `waybill pool repartition` leaves it after going from six partitions to four.
+            try FileManager.default.createDirectory(atPath: scenario.dataDirectory, withIntermediateDirectories: true)
+            let description = #"{"format": 1, "partitions": 4, "queueCount": 6}"#
+            try description.write(
+                toFile: "\(scenario.dataDirectory)/\(PoolDirectory.descriptionFile)", atomically: true, encoding: .utf8)
+            let leftovers = (4..<6).map { PoolQueues.partition($0, pool: scenario.names.poolName) }
+            let worker = try await scenario.startWorker()
+            do {
+                // A start a worker forwarded to old partition 5 before the change.
+                var properties = MessageProperties(contentType: "application/json", persistent: true)
+                properties.headers[WireHeader.input] = .string(PartitionInput.start.rawValue)
+                properties.headers[WireHeader.workflow] = .string(scenario.names.workflow)
+                properties.headers[WireHeader.sagaId] = "o-left"
+                let body = Data(JSONText.encode(OrderJSON.order("o-left", lines: [("A", 1)])).utf8)
+                let outcome = try await scenario.client.publish(
+                    OutboundMessage(
+                        exchange: "", routingKey: leftovers[1], body: body, mandatory: true, properties: properties))
+                #expect(outcome.isConfirmed)
+                try await scenario.waitForStatus("o-left", .completed, in: worker)
+                #expect(try await scenario.client.inspectQueue(leftovers[1]).consumerCount >= 1)
+            } catch {
+                for queue in leftovers { _ = try? await scenario.client.deleteQueue(queue) }
+                throw error
+            }
+            try await worker.stop()
+            for queue in leftovers { _ = try? await scenario.client.deleteQueue(queue) }
         }
     }
 }

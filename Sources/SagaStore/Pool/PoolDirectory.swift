@@ -93,7 +93,7 @@ public struct PoolDirectory: Sendable, Hashable {
         }
         let file = (path as NSString).appendingPathComponent(descriptionFile)
         let manager = FileManager.default
-        if manager.fileExists(atPath: file) { return try open(path) }
+        // The folders first, also for an existing pool.json (restored from a backup, or written by hand).
         for folder in [
             path, (path as NSString).appendingPathComponent("partitions"),
             (path as NSString).appendingPathComponent("members"),
@@ -106,6 +106,7 @@ public struct PoolDirectory: Sendable, Hashable {
                     "cannot create \(folder) for the pool. Create it or fix its parent's permissions.", cause: error)
             }
         }
+        if manager.fileExists(atPath: file) { return try open(path) }
         // Only one process writes pool.json; the others wait here until it is there (the writer then holds the lock
         // shared for as long as it runs, so waiting for the lock itself would never end).
         let creation = (path as NSString).appendingPathComponent("pool.lock")
