@@ -179,8 +179,8 @@ struct PoolCommandTests {
         }
         #expect(
             lines[5]
-                == "The queues waybill.p03 to waybill.p07 belong to no partition now: check that they are empty, then "
-                + "delete them (rabbitmqctl delete_queue NAME).")
+                == "The queues waybill.p03 to waybill.p07 belong to no partition now: the workers keep forwarding "
+                + "what arrives there (replies to commands sent before) to the right partitions; leave them.")
         #expect(
             RepartitionView.text(
                 try PoolAdministration.repartition(dataDirectory: pool.path, partitions: 3, now: Fixture.now),
