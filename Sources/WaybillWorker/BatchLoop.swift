@@ -101,9 +101,8 @@ final class BatchLoop: Sendable {
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
         // Rows left unconfirmed (broker down, nack) go first, in commit order, also in partitions this batch does not
-        // touch.
-        // Without a connection every publish fails at once: wait for the reconnect rather than retry (and log) on
-        // every tick.
+        // touch. Without a connection every publish fails at once: they wait for the reconnect (a tick comes every
+        // timer poll) instead of being retried, and logged, on every batch.
         if client.isConnected {
             for partition in partitions.all where partition.outboxDirty.withLock({ $0 }) {
                 await flushOutbox(partition)
