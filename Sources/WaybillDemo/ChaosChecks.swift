@@ -424,10 +424,9 @@ struct PoolFiles {
             }
         }
         for partition in pool.partitions {
-            let path = pool.databasePath(partition: partition)
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            let store = try SagaStore(configuration: SagaStore.Configuration(path: path, readOnly: true))
+            guard let store = try pool.openReadOnly(partition: partition) else { continue }
             defer { try? store.close() }
+            let path = pool.databasePath(partition: partition)
             files.claims[partition] = try store.claimHistory()
             files.outboxRows += try store.pendingOutbox(limit: 100_000).count
             let reader = try SagaStoreReader(path: path)

@@ -54,15 +54,19 @@ public struct DemoOptions: Sendable {
     /// The workers a run may have: one, up to one per partition of the default pool.
     public static let workerRange = 1...16
 
+    /// Checks a `--workers` value against ``workerRange``; the message names the flag.
+    public static func checkWorkers(_ workers: Int) throws(DemoError) {
+        guard workerRange.contains(workers) else {
+            throw DemoError(
+                .invalidOption,
+                "--workers must be between \(workerRange.lowerBound) and \(workerRange.upperBound), got \(workers)")
+        }
+    }
+
     /// Checks ranges; the message names the flag.
     public func validate() throws(DemoError) {
         guard orders >= 1 else { throw DemoError(.invalidOption, "--orders must be at least 1, got \(orders)") }
-        guard Self.workerRange.contains(workers) else {
-            throw DemoError(
-                .invalidOption,
-                "--workers must be between \(Self.workerRange.lowerBound) and \(Self.workerRange.upperBound), "
-                    + "got \(workers)")
-        }
+        try Self.checkWorkers(workers)
         if let rate, !(rate > 0) { throw DemoError(.invalidOption, "--rate must be above 0 orders/s, got \(rate)") }
         guard (0...1).contains(failureRate) else {
             throw DemoError(.invalidOption, "--failure-rate must be between 0 and 1, got \(failureRate)")

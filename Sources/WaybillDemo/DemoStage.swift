@@ -348,9 +348,7 @@ final class DemoStage: Sendable {
         let pool = try PoolDirectory.open(dataDirectory)
         var result: [String: SagaInstanceSummary] = [:]
         for (partition, partitionIds) in Dictionary(grouping: ids, by: { pool.partition(of: $0) }) {
-            let path = pool.databasePath(partition: partition)
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            let store = try SagaStore(configuration: SagaStore.Configuration(path: path, readOnly: true))
+            guard let store = try pool.openReadOnly(partition: partition) else { continue }
             defer { try? store.close() }
             for (key, stored) in try store.sagas(partitionIds.map { SagaKey(workflow: workflow.name, id: $0) }) {
                 let instance = stored.instance

@@ -53,30 +53,18 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         if let orders, orders < 100 { throw ValidationError("--orders must be at least 100") }
         if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
-        guard DemoOptions.workerRange.contains(workers) else {
-            throw ValidationError(
-                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
-                    + "\(DemoOptions.workerRange.upperBound)")
+        do {
+            try DemoOptions.checkWorkers(workers)
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 
     func run() async throws {
         let console = Console()
         let logPath = (directory as NSString).appendingPathComponent("bench.log")
-        let logger: Logger
-        do {
-            let handler = try FileLogHandler(path: logPath, label: "waybill.bench", level: .warning)
-            logger = Logger(label: "waybill.bench") { handler.withLabel($0) }
-        } catch {
-            console.error("waybill bench: \(error)")
-            throw ExitCode(1)
-        }
-        guard FileManager.default.isReadableFile(atPath: workflow) else {
-            console.error(
-                "waybill bench: cannot read the workflow \(workflow); run from the repository root or pass --workflow FILE"
-            )
-            throw ExitCode(1)
-        }
+        let logger = try console.startRun(
+            "waybill bench", log: logPath, label: "waybill.bench", level: .warning, workflow: workflow)
         let broker: BrokerSession
         do {
             broker = try await BrokerSession.open(

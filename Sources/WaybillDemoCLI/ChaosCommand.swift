@@ -65,20 +65,8 @@ struct ChaosCommand: AsyncParsableCommand {
     func run() async throws {
         let console = Console()
         let logPath = (directory as NSString).appendingPathComponent("chaos.log")
-        let logger: Logger
-        do {
-            let handler = try FileLogHandler(path: logPath, label: "waybill.chaos", level: .info)
-            logger = Logger(label: "waybill.chaos") { handler.withLabel($0) }
-        } catch {
-            console.error("waybill-demo chaos: \(error)")
-            throw ExitCode(1)
-        }
-        guard FileManager.default.isReadableFile(atPath: workflow) else {
-            console.error(
-                "waybill-demo chaos: cannot read the workflow \(workflow); run from the repository root or pass "
-                    + "--workflow FILE")
-            throw ExitCode(1)
-        }
+        let logger = try console.startRun(
+            "waybill-demo chaos", log: logPath, label: "waybill.chaos", level: .info, workflow: workflow)
         guard let waybill = BenchCommand.siblingWaybill() else {
             console.error(
                 "waybill-demo chaos: no `waybill` executable beside this one; build both: swift build -c release "

@@ -66,31 +66,19 @@ struct DemoCommand: AsyncParsableCommand {
             throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning or error")
         }
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
-        guard DemoOptions.workerRange.contains(workers) else {
-            throw ValidationError(
-                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
-                    + "\(DemoOptions.workerRange.upperBound)")
+        do {
+            try DemoOptions.checkWorkers(workers)
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 
     func run() async throws {
         let console = Console()
         let logPath = (directory as NSString).appendingPathComponent("demo.log")
-        let logger: Logger
-        do {
-            let handler = try FileLogHandler(
-                path: logPath, label: "waybill.demo", level: Logger.Level(rawValue: logLevel) ?? .info)
-            logger = Logger(label: "waybill.demo") { handler.withLabel($0) }
-        } catch {
-            console.error("waybill demo: \(error)")
-            throw ExitCode(1)
-        }
-        guard FileManager.default.isReadableFile(atPath: workflow) else {
-            console.error(
-                "waybill demo: cannot read the workflow \(workflow); run from the repository root (scripts/demo does) "
-                    + "or pass --workflow FILE")
-            throw ExitCode(1)
-        }
+        let logger = try console.startRun(
+            "waybill demo", log: logPath, label: "waybill.demo", level: Logger.Level(rawValue: logLevel) ?? .info,
+            workflow: workflow)
         let environment = ProcessInfo.processInfo.environment
         let broker: BrokerSession
         do {
@@ -241,6 +229,28 @@ final class Console: Sendable {
     /// Prints a line to standard error.
     func error(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// The start every `waybill-demo` command shares: opens the run's log file and checks that the workflow file can
+    /// be read. On failure it prints `command: reason` on standard error and exits with status 1.
+    func startRun(
+        _ command: String, log path: String, label: String, level: Logger.Level, workflow: String
+    ) throws -> Logger {
+        let logger: Logger
+        do {
+            let handler = try FileLogHandler(path: path, label: label, level: level)
+            logger = Logger(label: label) { handler.withLabel($0) }
+        } catch {
+            self.error("\(command): \(error)")
+            throw ExitCode(1)
+        }
+        guard FileManager.default.isReadableFile(atPath: workflow) else {
+            self.error(
+                "\(command): cannot read the workflow \(workflow); run from the repository root or pass --workflow FILE"
+            )
+            throw ExitCode(1)
+        }
+        return logger
     }
 
     /// Writes `text` to standard output as it is.

@@ -218,6 +218,14 @@ public struct PoolDirectory: Sendable, Hashable {
     /// The status file a live worker rewrites.
     public func memberStatusPath(worker: String) -> String { "\(membersPath)/\(worker).json" }
 
+    /// Opens a partition's file read-only (tools and checks that read beside the workers), or returns `nil` while it
+    /// does not exist: no worker has claimed that partition yet, so it holds no saga.
+    public func openReadOnly(partition: Int) throws -> SagaStore? {
+        let path = databasePath(partition: partition)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try SagaStore(configuration: SagaStore.Configuration(path: path, readOnly: true))
+    }
+
     /// Whether some live process holds the partition's lock now.
     public func isOwned(partition: Int) -> Bool {
         FileLock.isHeld(lockPath(partition: partition))

@@ -17,9 +17,7 @@ final class PoolReader: Sendable {
     /// The read-only store of `partition`, or `nil` while its file does not exist yet.
     func store(_ partition: Int) throws -> SagaStore? {
         if let store = stores.withLock({ $0[partition] }) { return store }
-        let path = pool.databasePath(partition: partition)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let store = try SagaStore(configuration: SagaStore.Configuration(path: path, readOnly: true))
+        guard let store = try pool.openReadOnly(partition: partition) else { return nil }
         stores.withLock { $0[partition] = store }
         return store
     }
