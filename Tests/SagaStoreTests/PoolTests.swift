@@ -68,6 +68,17 @@ struct PoolDirectoryTests {
         repartition.release()
     }
 
+    @Test("a worker starting while another creates the pool waits for the creation's brief exclusive lock")
+    func holdWaitsOutACreation() throws {
+        let directory = try TemporaryDirectory()
+        let pool = try PoolDirectory.create(directory.file("pool"), partitions: 4)
+        let creation = try #require(try FileLock.tryLock("\(pool.path)/pool.lock"))
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { creation.release() }
+        let held = try pool.hold()
+        #expect(try FileLock.tryLock("\(pool.path)/pool.lock") == nil, "the worker holds the pool shared")
+        held.release()
+    }
+
     @Test("a member lock is exclusive while held and free once released; a dead member's files are cleared")
     func membership() throws {
         let directory = try TemporaryDirectory()

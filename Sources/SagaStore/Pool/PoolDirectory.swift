@@ -152,7 +152,15 @@ public struct PoolDirectory: Sendable, Hashable {
     /// one must be finished first.
     public func hold() throws -> FileLock {
         let unfinished = "\(path)/\(Self.repartitionFolder)/\(Self.descriptionFile)"
-        guard let lock = try FileLock.tryLock("\(path)/pool.lock", shared: true) else {
+        // Another worker creating the pool holds the lock exclusively for a few milliseconds (until its pool.json is
+        // written and read back); a repartition holds it far longer than the 2 s waited here.
+        var held: FileLock?
+        for attempt in 0..<200 {
+            held = try FileLock.tryLock("\(path)/pool.lock", shared: true)
+            if held != nil || attempt == 199 { break }
+            usleep(10_000)
+        }
+        guard let lock = held else {
             throw SagaStoreError(
                 .poolInUse,
                 "a `waybill pool repartition` is changing \(path); start the worker once it is done.")
