@@ -23,12 +23,12 @@ final class BatchLoop: Sendable {
     private let logger: Logger
     private let feedback: @Sendable (WorkerInput) -> Void
     /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
-    private let afterPublish: (@Sendable ([WorkerInput]) -> Void)?
+    private let afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
 
     init(
         configuration: WorkerConfiguration, client: AMQPClient, pool: PoolDirectory, partitions: OwnedPartitions,
         registry: DefinitionRegistry, logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void,
-        afterPublish: (@Sendable ([WorkerInput]) -> Void)? = nil
+        afterPublish: (@Sendable ([WorkerInput], Int) -> Void)? = nil
     ) {
         self.configuration = configuration
         self.client = client
@@ -211,7 +211,7 @@ final class BatchLoop: Sendable {
             relays.map(\.message)
             + committed.flatMap { $0.work.relays.map(\.message) + $0.outbox.map(Self.outbound) }
         let published = await publish(messages)
-        afterPublish?(batch)
+        afterPublish?(batch, messages.count)
         var settle: [InboundDelivery] = []
         var unsettled: [InboundDelivery] = []
         var deletions: [(OwnedPartition, [Int64])] = []

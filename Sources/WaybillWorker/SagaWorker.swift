@@ -182,8 +182,8 @@ public final class SagaWorker: Service, Sendable {
 
         let queue = WorkQueue<WorkerInput>()
         let timing = batchObserver.map { ReplyTiming(observer: $0) }
-        var afterPublish: (@Sendable ([WorkerInput]) -> Void)?
-        if let timing { afterPublish = { timing.published($0) } }
+        var afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
+        if let timing { afterPublish = { timing.published($0, messages: $1) } }
         let deliver: @Sendable (WorkerInput) -> Void = { input in
             if let timing, case .delivery(.partition, let delivery) = input,
                 delivery.properties.headers[WireHeader.input] == nil
@@ -363,6 +363,8 @@ public struct WorkerBatchTiming: Sendable {
     /// For each reply in the batch: from the moment its consumer received it to the moment the batch's publish (the
     /// commands and events the replies caused) was confirmed by the broker.
     public var replyToConfirmed: [Duration]
+    /// Messages the batch published (commands, events, forwards, dead letters, answers to repairs), confirmed or not.
+    public var published: Int = 0
 }
 
 /// Arrival instants of replies, matched with their batch's publish.
@@ -379,7 +381,7 @@ private final class ReplyTiming: Sendable {
         arrivals.withLock { $0[tag] = now }
     }
 
-    func published(_ batch: [WorkerInput]) {
+    func published(_ batch: [WorkerInput], messages: Int) {
         let now = ContinuousClock.now
         var durations: [Duration] = []
         arrivals.withLock { arrivals in
@@ -390,7 +392,7 @@ private final class ReplyTiming: Sendable {
                 durations.append(now - arrived)
             }
         }
-        observer(WorkerBatchTiming(inputs: batch.count, replyToConfirmed: durations))
+        observer(WorkerBatchTiming(inputs: batch.count, replyToConfirmed: durations, published: messages))
     }
 }
 
