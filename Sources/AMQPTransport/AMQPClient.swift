@@ -173,7 +173,19 @@ public final class AMQPClient: Sendable {
     ///
     /// - Throws: ``AMQPError/Code/clientClosed`` after ``close()``; otherwise failures are outcomes.
     public func publish(_ batch: [OutboundMessage]) async throws -> [PublishOutcome] {
-        try await perform { .publish(batch, $0) }
+        try await send(batch).outcomes()
+    }
+
+    /// Hands a batch to the connection thread and returns at once; await the receipt's
+    /// ``PublishReceipt/outcomes()`` for what ``publish(_:)`` returns. Batches sent one after the other go out in
+    /// that order. With a `sequence`, a batch is not sent at all (every message reported
+    /// ``PublishOutcome/connectionLost``) when the publishing channel its sequence went out on is gone: see
+    /// ``PublishSequence``. This is how a caller keeps several batches in flight without letting a later one overtake
+    /// an earlier one that a reconnect lost.
+    public func send(_ batch: [OutboundMessage], in sequence: PublishSequence? = nil) -> PublishReceipt {
+        let receipt = PublishReceipt()
+        if !mailbox.submit(.publish(batch, receipt, sequence)) { receipt.settle(.failure(refusal())) }
+        return receipt
     }
 
     /// Publishes one message and waits for its confirm; see ``publish(_:)``.

@@ -33,6 +33,8 @@ final class ConnectionDriver {
     private var retiredLinks: [BrokerLink] = []
     private var controlChannelOpen = false
     private var publishChannelOpen = false
+    /// Counts the openings of the publishing channel: a ``PublishSequence`` is bound to one of them.
+    private var publishChannelIncarnation: UInt64 = 0
     private var finished = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
@@ -177,6 +179,7 @@ final class ConnectionDriver {
         try link.openChannel(Self.publishChannel)
         try link.selectConfirms(Self.publishChannel)
         publishChannelOpen = true
+        publishChannelIncarnation += 1
     }
 
     /// Forgets the connection after a failure. Unconfirmed publishes are reported as not sent, consumers
@@ -216,8 +219,8 @@ final class ConnectionDriver {
     private func handle(_ commands: [Command]) {
         for command in commands {
             switch command {
-            case .publish(let batch, let continuation):
-                publish(batch, continuation)
+            case .publish(let batch, let receipt, let sequence):
+                publish(batch, receipt, sequence)
             case .declareExchange(let declaration, let continuation):
                 continuation.resume(
                     with: onControlChannel { link throws(AMQPError) in
@@ -299,12 +302,20 @@ final class ConnectionDriver {
 
     // MARK: - Publishing
 
-    private func publish(_ batch: [OutboundMessage], _ continuation: PublishWaiter) {
-        guard !batch.isEmpty else { return continuation.resume(returning: []) }
+    private func publish(_ batch: [OutboundMessage], _ receipt: PublishWaiter, _ sequence: PublishSequence?) {
+        guard !batch.isEmpty else { return receipt.settle(.success([])) }
         guard let link, publishChannelOpen else {
-            return continuation.resume(returning: Array(repeating: .connectionLost, count: batch.count))
+            return receipt.settle(.success(Array(repeating: .connectionLost, count: batch.count)))
         }
-        let batchID = confirms.beginBatch(of: batch.count, waiter: continuation)
+        if let sequence {
+            let current = publishChannelIncarnation
+            let bound = sequence.channel.withLock { channel in
+                if channel == nil { channel = current }
+                return channel == current
+            }
+            guard bound else { return receipt.settle(.success(Array(repeating: .connectionLost, count: batch.count))) }
+        }
+        let batchID = confirms.beginBatch(of: batch.count, waiter: receipt)
         for (index, original) in batch.enumerated() {
             if let problem = Self.problem(with: original) {
                 resume(confirms.settleUnpublished(index, of: batchID, as: .rejected(problem)))
@@ -353,7 +364,7 @@ final class ConnectionDriver {
 
     private func resume(_ completion: ConfirmTracker<PublishWaiter>.Completion?) {
         guard let completion else { return }
-        completion.waiter.resume(returning: completion.outcomes)
+        completion.waiter.settle(.success(completion.outcomes))
     }
 
     // MARK: - Consuming
@@ -589,7 +600,7 @@ final class ConnectionDriver {
 // MARK: - Driver state
 
 /// What a publish batch's caller waits on.
-private typealias PublishWaiter = CheckedContinuation<[PublishOutcome], any Error>
+private typealias PublishWaiter = PublishReceipt
 
 /// A message whose method frame arrived and whose header and body frames are still coming.
 private struct PartialContent {

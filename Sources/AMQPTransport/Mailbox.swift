@@ -5,7 +5,7 @@ import Synchronization
 /// Work that async callers hand to the connection thread. Each case carries the continuation the thread
 /// resumes when the work is done.
 enum Command: Sendable {
-    case publish([OutboundMessage], CheckedContinuation<[PublishOutcome], any Error>)
+    case publish([OutboundMessage], PublishReceipt, PublishSequence?)
     case declareExchange(ExchangeDeclaration, CheckedContinuation<Void, any Error>)
     case declareQueue(QueueDeclaration, CheckedContinuation<QueueInfo, any Error>)
     case inspectQueue(String, CheckedContinuation<QueueInfo, any Error>)
@@ -20,7 +20,7 @@ enum Command: Sendable {
     /// Answers a command that will never run (the client is closed, or not connected yet).
     func refuse(with error: AMQPError) {
         switch self {
-        case .publish(_, let continuation): continuation.resume(throwing: error)
+        case .publish(_, let receipt, _): receipt.settle(.failure(error))
         case .declareExchange(_, let continuation): continuation.resume(throwing: error)
         case .declareQueue(_, let continuation): continuation.resume(throwing: error)
         case .inspectQueue(_, let continuation): continuation.resume(throwing: error)

@@ -149,24 +149,39 @@ public final class SagaStore: Sendable {
     /// parallel.
     @discardableResult
     public func commit(_ changes: [SagaChange]) async throws -> [Int64] {
-        guard !changes.isEmpty else { return [] }
+        try await commit(changes, deletingOutbox: [])
+    }
+
+    /// ``commit(_:)`` that also removes the outbox rows `confirmed` (the broker confirmed their messages) in the same
+    /// transaction: a deletion costs no transaction, and no disk flush, of its own. With no changes and no rows it
+    /// does nothing.
+    @discardableResult
+    public func commit(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) async throws -> [Int64] {
+        guard !changes.isEmpty || !confirmed.isEmpty else { return [] }
         try checkWritable("committing saga changes")
         let prepared = changes.map(PreparedChange.init)
         do {
-            return try await pool.writeWithoutTransaction { db in try self.write(prepared, in: db) }
+            return try await pool.writeWithoutTransaction { db in try self.write(prepared, deleting: confirmed, in: db)
+            }
         } catch {
             throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
         }
     }
 
-    /// One commit's transaction: the fence check, then every change on cached statements.
-    private func write(_ prepared: [PreparedChange], in db: Database) throws -> [Int64] {
+    /// One commit's transaction: the fence check, then every change on cached statements, then the deletion of
+    /// confirmed outbox rows.
+    private func write(
+        _ prepared: [PreparedChange], deleting confirmed: [Int64] = [], in db: Database
+    ) throws
+        -> [Int64]
+    {
         var outboxIds: [Int64] = []
         outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
         try db.inTransaction(.immediate) {
             try checkFence(db)
             let statements = try WriteStatements(db)
             for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
+            try deleteOutboxRows(confirmed, in: db)
             return .commit
         }
         return outboxIds
@@ -202,12 +217,14 @@ public final class SagaStore: Sendable {
         let relaxed = configuration.durability == .full
         if relaxed { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         defer { if relaxed { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
-        try inFencedTransaction(db) { db in
-            for chunk in ids.chunked(by: Self.chunkSize) {
-                try db.execute(
-                    sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
-                    arguments: StatementArguments(chunk))
-            }
+        try inFencedTransaction(db) { db in try deleteOutboxRows(ids, in: db) }
+    }
+
+    private func deleteOutboxRows(_ ids: [Int64], in db: Database) throws {
+        for chunk in ids.chunked(by: Self.chunkSize) {
+            try db.execute(
+                sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
+                arguments: StatementArguments(chunk))
         }
     }
 

@@ -24,6 +24,13 @@ final class BatchLoop: Sendable {
     private let feedback: @Sendable (WorkerInput) -> Void
     /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
     private let afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
+    /// Batches sent and not yet settled, at most `publish_window`.
+    private let window: PublishWindow
+    /// Sent batches, in order, for ``settle()``.
+    private let settling = WorkQueue<InFlight>()
+    /// The order every batch is sent in, and whether a batch of it was lost with its channel (the later ones are then
+    /// refused unsent): the sequence is replaced once the outbox rows it lost are published again.
+    private let sequence = Mutex((current: PublishSequence(), broken: false))
 
     init(
         configuration: WorkerConfiguration, client: AMQPClient, pool: PoolDirectory, partitions: OwnedPartitions,
@@ -39,6 +46,7 @@ final class BatchLoop: Sendable {
         self.logger = logger
         self.feedback = feedback
         self.afterPublish = afterPublish
+        self.window = PublishWindow(size: configuration.publishWindow)
     }
 
     /// How commands of a partition's sagas are written: their `reply_to` is the partition's queue, so a reply
@@ -98,15 +106,24 @@ final class BatchLoop: Sendable {
 
     // MARK: - One batch
 
+    /// The hot loop's half of a batch: read, decide, commit, send. It returns as soon as the batch's messages are
+    /// handed to the client; ``settle()`` waits for their confirms and settles the deliveries, in batch order, while
+    /// this goes on with the next batch. Nothing is acknowledged before its commit (the commit is done here, before
+    /// the send), and one saga's messages keep their order (batches go out in order on one ``PublishSequence``).
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
         // Rows left unconfirmed (broker down, nack) go first, in commit order, also in partitions this batch does not
-        // touch. Without a connection every publish fails at once: they wait for the reconnect (a tick comes every
-        // timer poll) instead of being retried, and logged, on every batch.
-        if client.isConnected {
+        // touch; every batch in flight is settled first, so their confirmed rows are known. Without a connection every
+        // publish fails at once: they wait for the reconnect (a tick comes every timer poll) instead of being retried,
+        // and logged, on every batch.
+        if client.isConnected,
+            sequence.withLock({ $0.broken }) || partitions.all.contains(where: { $0.outboxDirty.withLock { $0 } })
+        {
+            await drain()
             for partition in partitions.all where partition.outboxDirty.withLock({ $0 }) {
                 await flushOutbox(partition)
             }
+            sequence.withLock { $0 = (PublishSequence(), false) }
         }
         var work: [Int: PartitionWork] = [:]
         var relays: [Relay] = []
@@ -153,6 +170,7 @@ final class BatchLoop: Sendable {
 
         // The engine runs partition by partition; the partitions' commits then run in parallel, each in its own
         // file and transaction, so a batch that touches several partitions waits for about one fsync, not several.
+        // Each commit also deletes the partition's outbox rows confirmed since its last one.
         var failed = false
         var decided: [(partition: OwnedPartition, work: PartitionWork, changes: [SagaChange])] = []
         for (number, var partitionWork) in work.sorted(by: { $0.key < $1.key }) {
@@ -169,10 +187,15 @@ final class BatchLoop: Sendable {
         }
         let outcomes = await withTaskGroup(of: (Int, Result<[Int64], any Error>).self) { group in
             for (index, entry) in decided.enumerated() {
+                let confirmed = entry.partition.takeConfirmedOutbox()
                 group.addTask {
                     do {
-                        return (index, .success(try await entry.partition.store.commit(entry.changes)))
+                        return (
+                            index,
+                            .success(try await entry.partition.store.commit(entry.changes, deletingOutbox: confirmed))
+                        )
                     } catch {
+                        entry.partition.noteConfirmedOutbox(confirmed)
                         return (index, .failure(error))
                     }
                 }
@@ -180,6 +203,11 @@ final class BatchLoop: Sendable {
             var outcomes = [Result<[Int64], any Error>?](repeating: nil, count: decided.count)
             for await (index, outcome) in group { outcomes[index] = outcome }
             return outcomes
+        }
+        if ticked {
+            // Partitions without work keep their confirmed rows until a commit takes them along; a tick deletes them.
+            let touched = Set(decided.map(\.partition.number))
+            await deleteConfirmed(partitions.all.filter { !touched.contains($0.number) })
         }
         var committed: [Committed] = []
         for (entry, outcome) in zip(decided, outcomes) {
@@ -210,13 +238,63 @@ final class BatchLoop: Sendable {
         let messages =
             relays.map(\.message)
             + committed.flatMap { $0.work.relays.map(\.message) + $0.outbox.map(Self.outbound) }
-        let published = await publish(messages)
-        afterPublish?(batch, messages.count)
+        // Every batch is settled by `settle()`, in order, even one with nothing to publish: a `multiple` ack of its
+        // deliveries must not overtake an earlier batch's deliveries still waiting for their confirms.
+        await window.reserve()
+        let receipt = client.send(messages, in: sequence.withLock { $0.current })
+        settling.push(InFlight(batch: batch, receipt: receipt, relays: relays, committed: committed))
+        if failed { try? await Task.sleep(for: .milliseconds(200)) }
+    }
+
+    /// A batch whose commits are done and whose messages are with the broker, waiting for its confirms.
+    private struct InFlight: Sendable {
+        var batch: [WorkerInput]
+        var receipt: PublishReceipt
+        var relays: [Relay]
+        var committed: [Committed]
+    }
+
+    /// The other half of every batch, on a task of its own until ``stopSettling()``: waits for each batch's confirms
+    /// in the order the batches were sent, notes the confirmed outbox rows (the partition's next commit deletes
+    /// them), marks partitions whose rows were not confirmed, then requeues and acknowledges the batch's deliveries.
+    func settle() async {
+        while let entries = await settling.nextBatch(max: window.size) {
+            for entry in entries {
+                settle(entry, await outcomes(of: entry))
+                window.release()
+            }
+        }
+    }
+
+    /// Ends ``settle()`` once every batch sent so far is settled.
+    func stopSettling() async {
+        await drain()
+        settling.finish()
+    }
+
+    /// Returns once every batch sent is settled: its deliveries acknowledged or requeued, its confirmed outbox rows
+    /// noted on their partitions.
+    func drain() async {
+        await window.waitUntilEmpty()
+    }
+
+    private func outcomes(of entry: InFlight) async -> [PublishOutcome] {
+        do {
+            return try await entry.receipt.outcomes()
+        } catch {
+            let count = entry.relays.count + entry.committed.reduce(0) { $0 + $1.work.relays.count + $1.outbox.count }
+            if count > 0 { logger.warning("publish of \(count) messages failed: \(error)") }
+            return Array(repeating: .connectionLost, count: count)
+        }
+    }
+
+    private func settle(_ entry: InFlight, _ published: [PublishOutcome]) {
+        afterPublish?(entry.batch, published.count)
+        if published.contains(where: Self.channelLost) { sequence.withLock { $0.broken = true } }
         var settle: [InboundDelivery] = []
         var unsettled: [InboundDelivery] = []
-        var deletions: [(OwnedPartition, [Int64])] = []
         var index = 0
-        for relay in relays {
+        for relay in entry.relays {
             if published[index] == .confirmed {
                 settle.append(relay.delivery)
             } else {
@@ -224,8 +302,8 @@ final class BatchLoop: Sendable {
             }
             index += 1
         }
-        for entry in committed {
-            for relay in entry.work.relays {
+        for committed in entry.committed {
+            for relay in committed.work.relays {
                 if published[index] == .confirmed {
                     settle.append(relay.delivery)
                 } else {
@@ -234,51 +312,65 @@ final class BatchLoop: Sendable {
                 index += 1
             }
             var confirmed: [Int64] = []
-            for (row, message) in entry.outbox.enumerated() {
-                if handleOutcome(published[index], of: message, in: entry.partition) {
-                    confirmed.append(entry.outboxIds[row])
+            for (row, message) in committed.outbox.enumerated() {
+                if handleOutcome(published[index], of: message, in: committed.partition) {
+                    confirmed.append(committed.outboxIds[row])
                 }
                 index += 1
             }
-            deletions.append((entry.partition, confirmed))
-            settle += entry.work.settle
+            committed.partition.noteConfirmedOutbox(confirmed)
+            settle += committed.work.settle
         }
-        await deleteConfirmed(deletions)
         requeue(unsettled)
         acknowledge(settle)
-        if failed { try? await Task.sleep(for: .milliseconds(200)) }
     }
 
-    /// Deletes the confirmed outbox rows of each partition, the partitions in parallel.
-    private func deleteConfirmed(_ deletions: [(OwnedPartition, [Int64])]) async {
-        let failures = await withTaskGroup(of: (OwnedPartition, Int, (any Error)?).self) { group in
-            for (partition, ids) in deletions where !ids.isEmpty {
+    /// Whether the outcome means the publishing channel went away under the message (its sequence is broken).
+    private static func channelLost(_ outcome: PublishOutcome) -> Bool {
+        switch outcome {
+        case .connectionLost: true
+        case .rejected(let error): error.code != .invalidArgument
+        case .confirmed, .nacked, .returned: false
+        }
+    }
+
+    /// Deletes the confirmed outbox rows of partitions that had no commit to take them along, in parallel. Returns
+    /// `false` when a deletion was fenced (the partition is lost).
+    @discardableResult
+    private func deleteConfirmed(_ candidates: [OwnedPartition]) async -> Bool {
+        let deletions = candidates.map { ($0, $0.takeConfirmedOutbox()) }.filter { !$0.1.isEmpty }
+        guard !deletions.isEmpty else { return true }
+        let failures = await withTaskGroup(of: (OwnedPartition, [Int64], (any Error)?).self) { group in
+            for (partition, ids) in deletions {
                 group.addTask {
                     do {
                         try await partition.store.deleteOutbox(ids: ids)
-                        return (partition, ids.count, nil)
+                        return (partition, ids, nil)
                     } catch {
-                        return (partition, ids.count, error)
+                        return (partition, ids, error)
                     }
                 }
             }
-            var failures: [(OwnedPartition, Int, any Error)] = []
-            for await (partition, count, error) in group {
-                if let error { failures.append((partition, count, error)) }
+            var failures: [(OwnedPartition, [Int64], any Error)] = []
+            for await (partition, ids, error) in group {
+                if let error { failures.append((partition, ids, error)) }
             }
             return failures
         }
-        for (partition, count, error) in failures {
+        var kept = true
+        for (partition, ids, error) in failures {
             if let fenced = error as? SagaStoreError, fenced.code == .fenced {
                 lose(partition, fenced)
+                kept = false
                 continue
             }
-            // Sent again, in commit order, before this partition's next rows.
-            partition.outboxDirty.withLock { $0 = true }
-            logger.error(
-                "cannot delete confirmed outbox rows (they will be sent again)",
-                metadata: ["partition": .string(partition.queue), "rows": "\(count)", "error": "\(error)"])
+            // Kept for the partition's next commit, which deletes them with its own changes.
+            partition.noteConfirmedOutbox(ids)
+            logger.warning(
+                "cannot delete confirmed outbox rows; the next commit will",
+                metadata: ["partition": .string(partition.queue), "rows": "\(ids.count)", "error": "\(error)"])
         }
+        return kept
     }
 
     /// Another worker claimed `partition` (a write was fenced): from this moment the batch loop does not touch it
@@ -709,6 +801,7 @@ final class BatchLoop: Sendable {
     /// Publishes every outbox row of `partition` left from before (a crash, a lost connection, the previous owner),
     /// oldest first. Leaves the partition marked dirty when some were not confirmed.
     func flushOutbox(_ partition: OwnedPartition) async {
+        guard await deleteConfirmed([partition]) else { return }
         while true {
             let pending: [PendingOutboxMessage]
             do {

@@ -19,6 +19,10 @@ final class OwnedPartition: Sendable {
     /// found none due. Every commit sets it back to 0, since a commit may schedule timers.
     let timersDue = Mutex<Int64>(0)
 
+    /// Outbox rows the broker confirmed and that are not deleted yet: the partition's next commit deletes them in its
+    /// own transaction (or a timer tick, when no commit comes). Lost with the process, they are only sent again.
+    private let confirmedOutbox = Mutex<[Int64]>([])
+
     init(queue: String, lease: any PartitionLease) {
         self.number = lease.partition
         self.queue = queue
@@ -27,6 +31,20 @@ final class OwnedPartition: Sendable {
 
     /// The partition's claimed store.
     var store: any PartitionStore { lease.store }
+
+    /// Adds rows to delete with the next commit.
+    func noteConfirmedOutbox(_ ids: [Int64]) {
+        guard !ids.isEmpty else { return }
+        confirmedOutbox.withLock { $0 += ids }
+    }
+
+    /// The rows to delete now; the caller puts them back with ``noteConfirmedOutbox(_:)`` if its deletion fails.
+    func takeConfirmedOutbox() -> [Int64] {
+        confirmedOutbox.withLock { rows in
+            defer { rows.removeAll(keepingCapacity: true) }
+            return rows
+        }
+    }
 }
 
 /// The partitions this worker owns now. The hot loop alone adds and removes them (between batches); consumers and

@@ -202,6 +202,9 @@ final class PartitionKeeper: Sendable {
     /// the outbox still holds, end the claim, let the next owner in.
     func release(_ number: Int, reason: String) async {
         guard let partition = partitions.remove(number) else { return }
+        // Batches still waiting for their confirms settle first: their deliveries are acknowledged (the next owner
+        // does not get them again) and their confirmed rows are not published again.
+        await loop.drain()
         await stopConsuming(partition)
         await loop.flushOutbox(partition)
         partition.lease.release(at: .now())

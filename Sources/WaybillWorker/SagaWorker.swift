@@ -322,6 +322,7 @@ public final class SagaWorker: Service, Sendable {
                     }
                 }
             }
+            group.addTask { await loop.settle() }
             var rebalances = 0
             while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {
                 var inputs: [WorkerInput] = []
@@ -346,6 +347,7 @@ public final class SagaWorker: Service, Sendable {
                     owned.withLock { $0 = loop.partitions.numbers }
                 }
             }
+            await loop.stopSettling()
             group.cancelAll()
         }
         // Drain: no new work (the routers stopped with their tasks; the partitions' consumers are cancelled one by

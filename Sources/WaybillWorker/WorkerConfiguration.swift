@@ -44,8 +44,11 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// Exchange and queue for messages the worker refuses (with an `x-waybill-error` header).
     public var deadLetterExchange: String = "waybill.dead-letter"
     public var deadLetterQueue: String = "waybill.dead-letter"
-    /// Most deliveries handled in one SQLite transaction and one confirm wait.
+    /// Most deliveries handled in one batch (one SQLite transaction per partition it touches). Batches are as big as
+    /// what arrived while the previous one was being committed: small at low load, up to this at high load.
     public var batchSize: Int = 256
+    /// Batches whose publish may wait for the broker's confirms while the next ones are read, decided and committed.
+    public var publishWindow: Int = 4
     /// How long a batch waits for more deliveries once it has one; 0 batches only what already arrived.
     public var batchLinger: Duration = .zero
     /// Unacknowledged deliveries the broker may push per consumer.
@@ -141,6 +144,7 @@ extension WorkerConfiguration {
         ("dead_letter_queue", "WAYBILL_DEAD_LETTER_QUEUE", "queue for refused messages"),
         ("batch_size", "WAYBILL_BATCH_SIZE", "deliveries per transaction; default 256"),
         ("batch_linger_ms", "WAYBILL_BATCH_LINGER_MS", "wait for more deliveries per batch; default 0"),
+        ("publish_window", "WAYBILL_PUBLISH_WINDOW", "batches awaiting confirms at once; default 4"),
         ("prefetch", "WAYBILL_PREFETCH", "unacked deliveries per consumer; default 1000"),
         ("max_message_bytes", "WAYBILL_MAX_MESSAGE_BYTES", "largest accepted body; default 1048576"),
         (
@@ -265,6 +269,7 @@ extension WorkerConfiguration {
         if let value = values["dead_letter_queue"] { configuration.deadLetterQueue = value }
         if let value = try integer("batch_size", 1...10_000) { configuration.batchSize = value }
         if let value = try integer("batch_linger_ms", 0...1_000) { configuration.batchLinger = .milliseconds(value) }
+        if let value = try integer("publish_window", 1...64) { configuration.publishWindow = value }
         if let value = try integer("prefetch", 1...65_535) { configuration.prefetch = UInt16(value) }
         if let value = try integer("max_message_bytes", 1_024...134_217_728) { configuration.maxMessageBytes = value }
         if let value = try integer("delivery_limit", 1...1_000) { configuration.deliveryLimit = value }

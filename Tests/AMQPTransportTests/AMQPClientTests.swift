@@ -289,6 +289,36 @@ struct AMQPClientTests {
         await direct.close()
     }
 
+    @Test("a batch sent in a sequence whose channel is gone is reported lost, unsent; a new sequence publishes")
+    func sequenceDoesNotOutliveItsChannel() async throws {
+        let name = TestBroker.unique("sequence")
+        let client = try await TestBroker.connectedClient(name)
+        let queue = TestBroker.unique("sequence.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
+        func message(_ body: String) -> OutboundMessage {
+            OutboundMessage(exchange: "", routingKey: queue, body: Data(body), persistent: true)
+        }
+        let sequence = PublishSequence()
+        // Sent back to back without waiting: both are in flight at once, and both are confirmed.
+        let first = client.send([message("1"), message("2")], in: sequence)
+        let second = client.send([message("3")], in: sequence)
+        #expect(try await first.outcomes() == [.confirmed, .confirmed])
+        #expect(try await second.outcomes() == [.confirmed])
+        #expect(first.isSettled && second.isSettled)
+
+        try await TestBroker.forceClose(connectionName: name)
+        try await eventually("the reconnect") { client.connectionCount == 2 && client.isConnected }
+        let late = client.send([message("4")], in: sequence)
+        #expect(try await late.outcomes() == [.connectionLost])
+        #expect(try await client.inspectQueue(queue).messageCount == 3, "the late batch was not sent")
+
+        let renewed = client.send([message("4")], in: PublishSequence())
+        #expect(try await renewed.outcomes() == [.confirmed])
+        #expect(try await client.send([]).outcomes() == [])
+        _ = try await client.deleteQueue(queue)
+        await client.close()
+    }
+
     @Test func silentBrokerIsDetectedByHeartbeatsAndTheClientReconnects() async throws {
         let brokerConfiguration = try TestBroker.configuration("unused")
         let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))

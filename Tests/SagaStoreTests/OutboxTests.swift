@@ -34,6 +34,25 @@ import WaybillTestSupport
         #expect(try store.pendingOutbox(limit: 1).first.map(\.id) ?? 0 > pending.last?.id ?? .max)
     }
 
+    @Test("a commit deletes the confirmed rows it is given in its own transaction; a failed commit deletes none")
+    func commitTakesConfirmedRowsAlong() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let first = try await store.commit(
+            [Fixtures.change("ord-a", message: "m-1", outbox: [Fixtures.outbox("a-1"), Fixtures.outbox("a-2")])])
+        let second = try await store.commit(
+            [Fixtures.change("ord-b", message: "m-2", outbox: [Fixtures.outbox("b-1")])], deletingOutbox: [first[0]])
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2", "b-1"])
+        // A deletion alone is a transaction too.
+        try await store.commit([], deletingOutbox: second)
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2"])
+        // The same inbox message twice fails the commit: its deletion is rolled back with it.
+        await #expect(throws: SagaStoreError.self) {
+            try await store.commit([Fixtures.change("ord-c", message: "m-1")], deletingOutbox: [first[1]])
+        }
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2"])
+    }
+
     static let oddHeaders = ["a": "1", "quote\"back\\slash": "tab\tnew\nline \u{1} ünï ✓ 😀", "": ""]
 
     @Test func headersAreStoredAsSortedCompactJSON() throws {

@@ -14,6 +14,9 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// the caller, not a thread, while the transaction runs, so several partitions commit in parallel.
     @discardableResult
     func commit(_ changes: [SagaChange]) async throws -> [Int64]
+    /// ``commit(_:)`` that also removes the outbox rows in `confirmed`, in the same transaction.
+    @discardableResult
+    func commit(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) async throws -> [Int64]
     /// Outbox rows not yet confirmed, oldest first.
     func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage]
     /// Removes outbox rows the broker confirmed (it need not be synced to disk on its own: a lost deletion only

@@ -1,0 +1,61 @@
+import Synchronization
+
+/// The outcome of a batch handed to ``AMQPClient/send(_:in:)``, to be awaited later: the caller goes on with other
+/// work while the broker confirms.
+///
+/// Every receipt is settled exactly once, by the connection thread (confirms, a lost connection) or when the client
+/// closes; ``outcomes()`` may be awaited by any number of tasks, before or after that.
+public final class PublishReceipt: Sendable {
+    private struct State {
+        var result: Result<[PublishOutcome], AMQPError>?
+        var waiters: [CheckedContinuation<Result<[PublishOutcome], AMQPError>, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Whether the broker settled every message (or the batch failed as a whole); ``outcomes()`` then returns at once.
+    public var isSettled: Bool { state.withLock { $0.result != nil } }
+
+    /// One ``PublishOutcome`` per message, in batch order, once the broker settled them all.
+    ///
+    /// - Throws: ``AMQPError/Code/clientClosed`` when the client closed before the batch was sent.
+    public func outcomes() async throws(AMQPError) -> [PublishOutcome] {
+        let result = await withCheckedContinuation { continuation in
+            let ready: Result<[PublishOutcome], AMQPError>? = state.withLock { state in
+                if let result = state.result { return result }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+        return try result.get()
+    }
+
+    /// Settles the receipt; later calls are ignored.
+    func settle(_ result: Result<[PublishOutcome], AMQPError>) {
+        let waiters = state.withLock { state -> [CheckedContinuation<Result<[PublishOutcome], AMQPError>, Never>] in
+            guard state.result == nil else { return [] }
+            state.result = result
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: result) }
+    }
+}
+
+/// Batches that must reach the broker in the order they were sent, or not at all: the first batch sent in a
+/// sequence binds it to the publishing channel it went out on, and once that channel is gone (a lost connection, a
+/// channel the broker closed) every later batch of the sequence is reported ``PublishOutcome/connectionLost``
+/// without being sent. So a batch never overtakes an earlier one whose messages were lost with the old channel.
+///
+/// Start a new sequence once the failures of the old one are dealt with (for a worker: its unconfirmed outbox rows
+/// published again, oldest first).
+public final class PublishSequence: Sendable {
+    /// The publishing channel's incarnation the sequence is bound to; set by the connection thread.
+    let channel = Mutex<UInt64?>(nil)
+
+    /// A sequence not bound to any channel yet.
+    public init() {}
+}
