@@ -159,15 +159,17 @@ struct ConfirmTracker<Waiter> {
     }
 
     /// Records one message's outcome; the first outcome of a message wins.
+    ///
+    /// The batch is changed in place in the dictionary: a copy taken out and put back would copy its outcomes on
+    /// every message, quadratic in the batch size.
     private mutating func record(_ outcome: PublishOutcome, batch id: BatchID, index: Int) -> Completion? {
-        guard var batch = batches[id], batch.outcomes[index] == nil else { return nil }
-        batch.outcomes[index] = outcome
-        batch.remaining -= 1
-        guard batch.remaining == 0 else {
-            batches[id] = batch
+        guard let position = batches.index(forKey: id), batches.values[position].outcomes[index] == nil else {
             return nil
         }
-        batches[id] = nil
+        batches.values[position].outcomes[index] = outcome
+        batches.values[position].remaining -= 1
+        guard batches.values[position].remaining == 0 else { return nil }
+        let batch = batches.remove(at: position).value
         return Completion(waiter: batch.waiter, outcomes: batch.outcomes.map { $0 ?? .connectionLost })
     }
 }

@@ -155,9 +155,24 @@ enum JournalText {
 
     /// One line of at most ``JournalEntry/summaryLimit`` characters, with `…` when cut.
     static func cut(_ text: String) -> String {
-        var line = String(text.map { $0.isNewline ? " " : $0 })
-        if line.count > JournalEntry.summaryLimit {
-            line = String(line.prefix(JournalEntry.summaryLimit - 1)) + "…"
+        let limit = JournalEntry.summaryLimit
+        // Most text is ASCII without line breaks (step outputs as JSON): bytes are characters, so the first bytes
+        // decide, without walking the whole text by grapheme.
+        var scanned = 0
+        for byte in text.utf8 {
+            guard byte < 0x80, !(0x0A...0x0D).contains(byte) else { return cutAnyText(text) }
+            scanned += 1
+            if scanned > limit { return String(decoding: text.utf8.prefix(limit - 1), as: UTF8.self) + "…" }
+        }
+        return text
+    }
+
+    private static func cutAnyText(_ text: String) -> String {
+        let limit = JournalEntry.summaryLimit
+        let head = text.prefix(limit + 1)
+        var line = String(head.map { $0.isNewline ? " " : $0 })
+        if head.count > limit {
+            line = String(line.prefix(limit - 1)) + "…"
         }
         return line
     }

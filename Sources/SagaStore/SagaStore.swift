@@ -265,23 +265,37 @@ public final class SagaStore: Sendable {
     /// The sagas stored under `keys` (missing ones are absent from the result), in one query per 400 keys.
     public func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga] {
         guard !keys.isEmpty else { return [:] }
-        return try read("loading \(keys.count) sagas") { db in
-            var result: [SagaKey: StoredSaga] = [:]
-            result.reserveCapacity(keys.count)
-            for chunk in keys.chunked(by: Self.chunkSize) {
-                var arguments: [String] = []
-                arguments.reserveCapacity(chunk.count * 2)
-                for key in chunk { arguments += [key.workflow, key.id] }
-                let rows = try Row.fetchCursor(
-                    db, sql: Self.loadSagasSQL(count: chunk.count), arguments: StatementArguments(arguments))
-                while let row = try rows.next() {
-                    let data: Data = row[2]
-                    let instance = try StateCodec.decode([UInt8](data))
-                    result[instance.key] = StoredSaga(instance: instance, currentStep: row[0], owner: row[1])
-                }
-            }
-            return result
+        return try read("loading \(keys.count) sagas") { db in try Self.sagas(keys, in: db) }
+    }
+
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` in one read transaction: what a batch needs to decide.
+    public func lookup(
+        _ keys: [SagaKey], processed ids: [String]
+    ) throws -> (
+        sagas: [SagaKey: StoredSaga], processed: Set<String>
+    ) {
+        guard !keys.isEmpty || !ids.isEmpty else { return ([:], []) }
+        return try read("loading \(keys.count) sagas and checking \(ids.count) message ids") { db in
+            (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
         }
+    }
+
+    private static func sagas(_ keys: [SagaKey], in db: Database) throws -> [SagaKey: StoredSaga] {
+        var result: [SagaKey: StoredSaga] = [:]
+        result.reserveCapacity(keys.count)
+        for chunk in keys.chunked(by: Self.chunkSize) {
+            var arguments: [String] = []
+            arguments.reserveCapacity(chunk.count * 2)
+            for key in chunk { arguments += [key.workflow, key.id] }
+            let rows = try Row.fetchCursor(
+                db, sql: Self.loadSagasSQL(count: chunk.count), arguments: StatementArguments(arguments))
+            while let row = try rows.next() {
+                let data: Data = row[2]
+                let instance = try StateCodec.decode([UInt8](data))
+                result[instance.key] = StoredSaga(instance: instance, currentStep: row[0], owner: row[1])
+            }
+        }
+        return result
     }
 
     /// Forgets inbox marks older than `before`, oldest first, at most `limit` per call; returns how many it removed.
@@ -309,16 +323,18 @@ public final class SagaStore: Sendable {
     /// The ids among `ids` that were already recorded in the inbox (their messages were processed: ack and drop).
     public func processedMessageIds(in ids: [String]) throws -> Set<String> {
         guard !ids.isEmpty else { return [] }
-        return try read("checking \(ids.count) message ids") { db in
-            var found: Set<String> = []
-            for chunk in ids.chunked(by: Self.chunkSize) {
-                let rows = try String.fetchCursor(
-                    db, sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(chunk.count)))",
-                    arguments: StatementArguments(chunk))
-                while let id = try rows.next() { found.insert(id) }
-            }
-            return found
+        return try read("checking \(ids.count) message ids") { db in try Self.processedMessageIds(in: ids, db) }
+    }
+
+    private static func processedMessageIds(in ids: [String], _ db: Database) throws -> Set<String> {
+        var found: Set<String> = []
+        for chunk in ids.chunked(by: Self.chunkSize) {
+            let rows = try String.fetchCursor(
+                db, sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(chunk.count)))",
+                arguments: StatementArguments(chunk))
+            while let id = try rows.next() { found.insert(id) }
         }
+        return found
     }
 
     /// Timers due at or before `now`, earliest first (ties by saga and id), at most `limit`.

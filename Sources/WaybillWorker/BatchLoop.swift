@@ -215,6 +215,9 @@ final class BatchLoop: Sendable {
             switch outcome {
             case .success(let ids)?:
                 partition.timersDue.withLock { $0 = 0 }
+                partition.cache.withLock { cache in
+                    for change in entry.changes { if let instance = change.instance { cache.insert(instance) } }
+                }
                 // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
                 // commands could reach the broker out of order. They stay for the next flush, in commit order.
                 let backlog = partition.outboxDirty.withLock { $0 }
@@ -226,6 +229,7 @@ final class BatchLoop: Sendable {
                 requeue(entry.work.taken)
                 lose(partition, error)
             case .failure(let error)?:
+                partition.cache.withLock { $0.evict(entry.changes.map(\.key)) }
                 logger.error(
                     "commit in \(partition.queue) failed, deliveries go back to the queue: \(error)")
                 requeue(entry.work.taken)
@@ -617,10 +621,27 @@ final class BatchLoop: Sendable {
         let store = partition.store
         let items = work.items
         let inboxIds = items.compactMap(\.inbox)
-        var seen = inboxIds.isEmpty ? [] : try store.processedMessageIds(in: inboxIds)
         var keys = Set(items.map(\.key))
         keys.formUnion(work.malformed.map(\.key))
-        var working = try store.sagas(Array(keys)).mapValues(\.instance)
+        // Recently touched sagas come from the partition's cache; the rest, and the inbox check, from one read.
+        var working: [SagaKey: SagaInstance] = [:]
+        working.reserveCapacity(keys.count)
+        var missing: [SagaKey] = []
+        partition.cache.withLock { cache in
+            for key in keys {
+                if let instance = cache.instance(key) { working[key] = instance } else { missing.append(key) }
+            }
+        }
+        let loaded = try store.lookup(missing, processed: inboxIds)
+        var seen = loaded.processed
+        if !loaded.sagas.isEmpty {
+            partition.cache.withLock { cache in
+                for stored in loaded.sagas.values {
+                    working[stored.instance.key] = stored.instance
+                    cache.insert(stored.instance)
+                }
+            }
+        }
         var changes: [SagaChange] = []
         changes.reserveCapacity(items.count)
         let wire = wire(partition.number)

@@ -23,10 +23,14 @@ final class OwnedPartition: Sendable {
     /// own transaction (or a timer tick, when no commit comes). Lost with the process, they are only sent again.
     private let confirmedOutbox = Mutex<[Int64]>([])
 
-    init(queue: String, lease: any PartitionLease) {
+    /// The committed state of the partition's recently touched sagas (see ``SagaCache``).
+    let cache: Mutex<SagaCache>
+
+    init(queue: String, lease: any PartitionLease, cacheCapacity: Int = 0) {
         self.number = lease.partition
         self.queue = queue
         self.lease = lease
+        self.cache = Mutex(SagaCache(capacity: cacheCapacity))
     }
 
     /// The partition's claimed store.

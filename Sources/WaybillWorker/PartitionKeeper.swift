@@ -172,7 +172,8 @@ final class PartitionKeeper: Sendable {
             lease.release(at: .now())
             return false
         }
-        let partition = OwnedPartition(queue: queue, lease: lease)
+        let partition = OwnedPartition(
+            queue: queue, lease: lease, cacheCapacity: configuration.sagaCache / max(1, pool.partitionCount))
         partitions.insert(partition)
         await loop.flushOutbox(partition)
         do {

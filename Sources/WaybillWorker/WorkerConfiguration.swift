@@ -49,6 +49,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var batchSize: Int = 256
     /// Batches whose publish may wait for the broker's confirms while the next ones are read, decided and committed.
     public var publishWindow: Int = 4
+    /// Sagas whose committed state a worker keeps in memory (split evenly over the pool's partitions), so a reply to a
+    /// saga touched recently needs no read; 0 turns the cache off.
+    public var sagaCache: Int = 4096
     /// How long a batch waits for more deliveries once it has one; 0 batches only what already arrived.
     public var batchLinger: Duration = .zero
     /// Unacknowledged deliveries the broker may push per consumer.
@@ -145,6 +148,7 @@ extension WorkerConfiguration {
         ("batch_size", "WAYBILL_BATCH_SIZE", "deliveries per transaction; default 256"),
         ("batch_linger_ms", "WAYBILL_BATCH_LINGER_MS", "wait for more deliveries per batch; default 0"),
         ("publish_window", "WAYBILL_PUBLISH_WINDOW", "batches awaiting confirms at once; default 4"),
+        ("saga_cache", "WAYBILL_SAGA_CACHE", "recently touched sagas kept in memory; default 4096"),
         ("prefetch", "WAYBILL_PREFETCH", "unacked deliveries per consumer; default 1000"),
         ("max_message_bytes", "WAYBILL_MAX_MESSAGE_BYTES", "largest accepted body; default 1048576"),
         (
@@ -270,6 +274,7 @@ extension WorkerConfiguration {
         if let value = try integer("batch_size", 1...10_000) { configuration.batchSize = value }
         if let value = try integer("batch_linger_ms", 0...1_000) { configuration.batchLinger = .milliseconds(value) }
         if let value = try integer("publish_window", 1...64) { configuration.publishWindow = value }
+        if let value = try integer("saga_cache", 0...1_000_000) { configuration.sagaCache = value }
         if let value = try integer("prefetch", 1...65_535) { configuration.prefetch = UInt16(value) }
         if let value = try integer("max_message_bytes", 1_024...134_217_728) { configuration.maxMessageBytes = value }
         if let value = try integer("delivery_limit", 1...1_000) { configuration.deliveryLimit = value }

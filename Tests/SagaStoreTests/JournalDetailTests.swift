@@ -170,3 +170,26 @@ import WaybillDefinition
         #expect(ignored.inboxMessageId == "timer:t-1")
     }
 }
+
+/// Journal lines quote text on one line and cut it at the summary limit, the same for ASCII and for any other text.
+struct JournalTextCutTests {
+    static let limit = JournalEntry.summaryLimit
+
+    @Test(
+        "cut keeps short text, replaces line breaks, and cuts at the limit with an ellipsis",
+        arguments: [
+            ("short", "short"),
+            (String(repeating: "a", count: limit), String(repeating: "a", count: limit)),
+            (String(repeating: "a", count: limit + 1), String(repeating: "a", count: limit - 1) + "…"),
+            ("two\nlines\r\nand\u{2028}more", "two lines and more"),
+            ("ünï ✓ 😀", "ünï ✓ 😀"),
+            (String(repeating: "é", count: limit + 5), String(repeating: "é", count: limit - 1) + "…"),
+            (String(repeating: "a", count: limit - 3) + "\n😀😀", String(repeating: "a", count: limit - 3) + " 😀😀"),
+            (String(repeating: "a", count: limit - 2) + "\n😀😀", String(repeating: "a", count: limit - 2) + " …"),
+            (String(repeating: "a", count: limit) + "\n", String(repeating: "a", count: limit - 1) + "…"),
+        ])
+    func cut(text: String, expected: String) {
+        #expect(JournalText.cut(text) == expected)
+        #expect(JournalText.cut(text).count <= Self.limit)
+    }
+}

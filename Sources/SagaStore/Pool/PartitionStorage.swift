@@ -10,6 +10,12 @@ public protocol PartitionStore: AnyObject, Sendable {
     func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga]
     /// The ids among `ids` already recorded in the inbox.
     func processedMessageIds(in ids: [String]) throws -> Set<String>
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` read in one transaction.
+    func lookup(
+        _ keys: [SagaKey], processed ids: [String]
+    ) throws -> (
+        sagas: [SagaKey: StoredSaga], processed: Set<String>
+    )
     /// Writes every change in one transaction; returns the outbox row ids of their messages, in order. Suspends
     /// the caller, not a thread, while the transaction runs, so several partitions commit in parallel.
     @discardableResult
