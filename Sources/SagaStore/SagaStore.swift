@@ -268,15 +268,21 @@ public final class SagaStore: Sendable {
         return try read("loading \(keys.count) sagas") { db in try Self.sagas(keys, in: db) }
     }
 
-    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` in one read transaction: what a batch needs to decide.
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` in one read transaction (what a batch needs to decide),
+    /// without blocking the caller's thread while it reads.
     public func lookup(
         _ keys: [SagaKey], processed ids: [String]
-    ) throws -> (
+    ) async throws -> (
         sagas: [SagaKey: StoredSaga], processed: Set<String>
     ) {
         guard !keys.isEmpty || !ids.isEmpty else { return ([:], []) }
-        return try read("loading \(keys.count) sagas and checking \(ids.count) message ids") { db in
-            (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
+        do {
+            return try await pool.read { db in (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
+            }
+        } catch {
+            throw SagaStoreError.wrap(
+                error, path: configuration.path,
+                operation: "loading \(keys.count) sagas and checking \(ids.count) message ids")
         }
     }
 

@@ -168,74 +168,56 @@ final class BatchLoop: Sendable {
             for partition in partitions.all { pruneInboxIfDue(partition, now: now) }
         }
 
-        // The engine runs partition by partition; the partitions' commits then run in parallel, each in its own
-        // file and transaction, so a batch that touches several partitions waits for about one fsync, not several.
-        // Each commit also deletes the partition's outbox rows confirmed since its last one.
+        // Each partition's part of the batch runs on its own: read (what the cache lacks, and the inbox check), run the
+        // engine, commit in its own file and transaction; the partitions run at the same time, so a batch waits for
+        // about its slowest partition, not for the sum of them. Each commit also deletes the partition's outbox rows
+        // confirmed since its last one.
         var failed = false
-        var decided: [(partition: OwnedPartition, work: PartitionWork, changes: [SagaChange])] = []
-        for (number, var partitionWork) in work.sorted(by: { $0.key < $1.key }) {
-            guard let partition = partitions[number] else { continue }
-            do {
-                let changes = try transitions(&partitionWork, partition: partition, now: now)
-                decided.append((partition, partitionWork, changes))
-            } catch {
-                logger.error(
-                    "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
-                requeue(partitionWork.taken)
-                failed = true
+        let outcomes = await withTaskGroup(of: (Int, PartitionOutcome).self) { group in
+            let touched = work.sorted(by: { $0.key < $1.key }).compactMap { number, partitionWork in
+                partitions[number].map { ($0, partitionWork) }
             }
-        }
-        let outcomes = await withTaskGroup(of: (Int, Result<[Int64], any Error>).self) { group in
-            for (index, entry) in decided.enumerated() {
-                let confirmed = entry.partition.takeConfirmedOutbox()
-                group.addTask {
-                    do {
-                        return (
-                            index,
-                            .success(try await entry.partition.store.commit(entry.changes, deletingOutbox: confirmed))
-                        )
-                    } catch {
-                        entry.partition.noteConfirmedOutbox(confirmed)
-                        return (index, .failure(error))
-                    }
-                }
+            for (index, (partition, partitionWork)) in touched.enumerated() {
+                group.addTask { (index, await self.run(partitionWork, in: partition, now: now)) }
             }
-            var outcomes = [Result<[Int64], any Error>?](repeating: nil, count: decided.count)
-            for await (index, outcome) in group { outcomes[index] = outcome }
-            return outcomes
+            var outcomes = [(OwnedPartition, PartitionOutcome)?](repeating: nil, count: touched.count)
+            for await (index, outcome) in group { outcomes[index] = (touched[index].0, outcome) }
+            return outcomes.compactMap { $0 }
         }
         if ticked {
             // Partitions without work keep their confirmed rows until a commit takes them along; a tick deletes them.
-            let touched = Set(decided.map(\.partition.number))
+            let touched = Set(outcomes.map(\.0.number))
             await deleteConfirmed(partitions.all.filter { !touched.contains($0.number) })
         }
         var committed: [Committed] = []
-        for (entry, outcome) in zip(decided, outcomes) {
-            let partition = entry.partition
+        for (partition, outcome) in outcomes {
             switch outcome {
-            case .success(let ids)?:
+            case .committed(let work, let changes, let ids):
                 partition.timersDue.withLock { $0 = 0 }
                 partition.cache.withLock { cache in
-                    for change in entry.changes { if let instance = change.instance { cache.insert(instance) } }
+                    for change in changes { if let instance = change.instance { cache.insert(instance) } }
                 }
                 // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
                 // commands could reach the broker out of order. They stay for the next flush, in commit order.
                 let backlog = partition.outboxDirty.withLock { $0 }
                 committed.append(
                     Committed(
-                        partition: partition, work: entry.work, outbox: backlog ? [] : entry.changes.flatMap(\.outbox),
+                        partition: partition, work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
-            case .failure(let error as SagaStoreError)? where error.code == .fenced:
-                requeue(entry.work.taken)
+            case .undecided(let work, let error):
+                logger.error(
+                    "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
+                requeue(work.taken)
+                failed = true
+            case .uncommitted(let work, _, let error as SagaStoreError) where error.code == .fenced:
+                requeue(work.taken)
                 lose(partition, error)
-            case .failure(let error)?:
-                partition.cache.withLock { $0.evict(entry.changes.map(\.key)) }
+            case .uncommitted(let work, let changes, let error):
+                partition.cache.withLock { $0.evict(changes.map(\.key)) }
                 logger.error(
                     "commit in \(partition.queue) failed, deliveries go back to the queue: \(error)")
-                requeue(entry.work.taken)
+                requeue(work.taken)
                 failed = true
-            case nil:
-                requeue(entry.work.taken)
             }
         }
 
@@ -248,6 +230,34 @@ final class BatchLoop: Sendable {
         let receipt = client.send(messages, in: sequence.withLock { $0.current })
         settling.push(InFlight(batch: batch, receipt: receipt, relays: relays, committed: committed))
         if failed { try? await Task.sleep(for: .milliseconds(200)) }
+    }
+
+    /// How one partition's part of a batch ended.
+    private enum PartitionOutcome: Sendable {
+        case committed(PartitionWork, [SagaChange], outboxIds: [Int64])
+        /// Reading or deciding failed: nothing was written.
+        case undecided(PartitionWork, any Error)
+        /// The commit failed: nothing was written.
+        case uncommitted(PartitionWork, [SagaChange], any Error)
+    }
+
+    /// One partition's part of a batch: decide, then commit (taking the confirmed outbox rows along).
+    private func run(_ work: PartitionWork, in partition: OwnedPartition, now: Timestamp) async -> PartitionOutcome {
+        var work = work
+        let changes: [SagaChange]
+        do {
+            changes = try await transitions(&work, partition: partition, now: now)
+        } catch {
+            return .undecided(work, error)
+        }
+        let confirmed = partition.takeConfirmedOutbox()
+        do {
+            let ids = try await partition.store.commit(changes, deletingOutbox: confirmed)
+            return .committed(work, changes, outboxIds: ids)
+        } catch {
+            partition.noteConfirmedOutbox(confirmed)
+            return .uncommitted(work, changes, error)
+        }
     }
 
     /// A batch whose commits are done and whose messages are with the broker, waiting for its confirms.
@@ -617,7 +627,7 @@ final class BatchLoop: Sendable {
     /// results.
     private func transitions(
         _ work: inout PartitionWork, partition: OwnedPartition, now: Timestamp
-    ) throws -> [SagaChange] {
+    ) async throws -> [SagaChange] {
         let store = partition.store
         let items = work.items
         let inboxIds = items.compactMap(\.inbox)
@@ -632,7 +642,7 @@ final class BatchLoop: Sendable {
                 if let instance = cache.instance(key) { working[key] = instance } else { missing.append(key) }
             }
         }
-        let loaded = try store.lookup(missing, processed: inboxIds)
+        let loaded = try await store.lookup(missing, processed: inboxIds)
         var seen = loaded.processed
         if !loaded.sagas.isEmpty {
             partition.cache.withLock { cache in

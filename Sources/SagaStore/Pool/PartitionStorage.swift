@@ -10,10 +10,11 @@ public protocol PartitionStore: AnyObject, Sendable {
     func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga]
     /// The ids among `ids` already recorded in the inbox.
     func processedMessageIds(in ids: [String]) throws -> Set<String>
-    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` read in one transaction.
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` read in one transaction; suspends the caller, not a thread,
+    /// while it reads, so several partitions read at the same time.
     func lookup(
         _ keys: [SagaKey], processed ids: [String]
-    ) throws -> (
+    ) async throws -> (
         sagas: [SagaKey: StoredSaga], processed: Set<String>
     )
     /// Writes every change in one transaction; returns the outbox row ids of their messages, in order. Suspends
