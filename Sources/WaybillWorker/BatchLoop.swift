@@ -193,7 +193,9 @@ final class BatchLoop: Sendable {
         for (partition, outcome) in outcomes {
             switch outcome {
             case .committed(let work, let changes, let ids):
-                partition.timersDue.withLock { $0 = 0 }
+                if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
+                    partition.timersDue.withLock { $0 = min($0, soonest) }
+                }
                 partition.cache.withLock { cache in
                     for change in changes { if let instance = change.instance { cache.insert(instance) } }
                 }

@@ -16,7 +16,8 @@ final class OwnedPartition: Sendable {
     /// When the inbox is next pruned (ms since the epoch).
     let inboxPruneDue = Mutex<Int64>(0)
     /// When the partition's timers next need a look (ms since the epoch): the soonest stored timer, found when a look
-    /// found none due. Every commit sets it back to 0, since a commit may schedule timers.
+    /// found none due, and brought forward by every commit that schedules an earlier one. A cancelled timer leaves it
+    /// as it is: at worst one look too early.
     let timersDue = Mutex<Int64>(0)
 
     /// Outbox rows the broker confirmed and that are not deleted yet: the partition's next commit deletes them in its
