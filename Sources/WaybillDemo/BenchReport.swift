@@ -194,7 +194,7 @@ public struct BenchReport: Sendable {
                 perSaga(right.participants.published, right)),
             row("bench process: CPU-ms", milliseconds(left.cpu.bench, left), milliseconds(right.cpu.bench, right)),
             row("worker processes: CPU-ms", milliseconds(left.cpu.workers, left), "-"),
-            "Share of the machine's \(cores) CPUs while the rounds ran".padded(to: 38)
+            "Share of \(cores) CPUs during the rounds".padded(to: 38)
                 + "end-to-end".padded(to: 10, .right) + "ceiling".padded(to: 10, .right),
             row(
                 brokerLabel, percent(left.cpu.machineShare(left.cpu.broker, cores: cores)),

@@ -73,6 +73,7 @@ public enum BenchRunner {
         _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
     ) async throws -> BenchReport {
         try options.validate()
+        try await checkNoOtherBenchmark(options, logger: logger)
         var report = BenchReport(options: options)
         let port = try? AMQPConfiguration(url: options.broker.url).port
         let probe = CPUProbe(brokerPort: port)
@@ -121,6 +122,31 @@ public enum BenchRunner {
             )
         }
         return report
+    }
+
+    /// Refuses to start while another `waybill bench` runs on the same broker and vhost: the two would consume each
+    /// other's commands (the participants' queues have fixed names) and share the machine, so neither's figures would
+    /// mean anything.
+    private static func checkNoOtherBenchmark(_ options: BenchOptions, logger: Logger) async throws {
+        let client = try AMQPClient(
+            configuration: try options.broker.amqpConfiguration(name: "waybill-bench-check"), logger: logger)
+        do {
+            try await client.connect()
+        } catch {
+            throw DemoError(.brokerUnreachable, "cannot connect to RabbitMQ at \(options.broker)", cause: error)
+        }
+        var busy: [String] = []
+        for namespace in ["bench-e2e", "bench-replay", "bench-memory"] {
+            let queue = try DemoNames(namespace: namespace).participantsQueue
+            if let info = try? await client.inspectQueue(queue), info.consumerCount > 0 { busy.append(queue) }
+        }
+        await client.close()
+        guard busy.isEmpty else {
+            throw DemoError(
+                .benchmarkRunning,
+                "another benchmark is running on \(options.broker): \(busy.joined(separator: ", ")) already has "
+                    + "consumers; wait until it is done (two at once take each other's commands and share the CPUs)")
+        }
     }
 
     /// The median of `values` (0 for none).
