@@ -204,6 +204,9 @@ public struct BenchReport: Sendable {
                 percent(right.cpu.machineShare(right.cpu.bench, cores: cores))),
             row("worker processes", percent(left.cpu.machineShare(left.cpu.workers, cores: cores)), "-"),
             row("idle (idle + iowait)", percent(left.cpu.idleShare), percent(right.cpu.idleShare)),
+            row(
+                "everything else", percent(left.cpu.otherShare(cores: cores)),
+                percent(right.cpu.otherShare(cores: cores))),
         ]
         lines.append(
             "  The worker side is "
@@ -215,7 +218,8 @@ public struct BenchReport: Sendable {
                 + ", and the replay's own counts for the ceiling. The bench process runs the participants, the "
                 + "feeder and the monitor, plus "
                 + (workerProcesses ? "nothing else end to end" : "the worker(s) end to end")
-                + " and the replay for the ceiling.")
+                + " and the replay for the ceiling. Everything else is other programs and the kernel: well above "
+                + "a few percent, the machine was not quiet and the figures are off.")
         return lines
     }
 

@@ -384,7 +384,8 @@ public enum BenchRunner {
             line += " · worker processes \(percent(usage.machineShare(usage.workers, cores: probe.cores)))"
         }
         line += " · bench \(percent(usage.machineShare(usage.bench, cores: probe.cores)))"
-        line += " · idle \(percent(usage.idleShare)) of \(probe.cores) CPUs"
+        line += " · idle \(percent(usage.idleShare)) · else \(percent(usage.otherShare(cores: probe.cores)))"
+        line += " of \(probe.cores) CPUs"
         return line
     }
 

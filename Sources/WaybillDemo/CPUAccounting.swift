@@ -126,6 +126,15 @@ struct CPUUsage: Sendable, Hashable {
         return Double(ticks) / ProcFS.ticksPerSecond / wall.inSeconds / Double(cores)
     }
 
+    /// The share of the machine used by everything but idle time, the broker, the bench and the worker processes:
+    /// other programs on the machine (and the kernel's own work), which the figures above should not have to share
+    /// with; `nil` without the machine's or the bench's ticks.
+    func otherShare(cores: Int) -> Double? {
+        guard let idle = idleShare, let bench = machineShare(bench, cores: cores) else { return nil }
+        let busy = [machineShare(broker, cores: cores), machineShare(workers, cores: cores)].compactMap { $0 }
+        return max(0, 1 - idle - bench - busy.reduce(0, +))
+    }
+
     /// The share of the machine's CPU time that was idle, 0...1.
     var idleShare: Double? {
         guard let machineIdle, let machineTotal, machineTotal > 0 else { return nil }

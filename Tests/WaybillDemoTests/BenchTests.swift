@@ -242,6 +242,10 @@ struct BenchTests {
         #expect(usage.machineShare(usage.broker, cores: 2) == 0.5)
         #expect(usage.machineShare(usage.workers, cores: 2) == nil)
         #expect(usage.idleShare == 0.25)
+        #expect(usage.otherShare(cores: 2) == 0)
+        var busier = usage
+        busier.machineIdle = 10
+        #expect(abs((busier.otherShare(cores: 2) ?? 0) - 0.15) < 1e-9)
         #expect(CPUUsage.millisecondsPerSaga(Int(ProcFS.ticksPerSecond), sagas: 500) == 2)
         let twice = usage + usage
         #expect(twice.wall == .seconds(4))
