@@ -77,7 +77,7 @@ let package = Package(
             name: "WaybillDemo",
             dependencies: [
                 "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
-                "WaybillWorker", "WaybillSimulator", "ChildProcess", "PlainText", "SeededRandom",
+                "WaybillWorker", "WaybillSimulator", "ChildProcess", "PlainText", "SeededRandom", "SplitPlanner",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -167,7 +167,8 @@ let package = Package(
             name: "WaybillDemoTests",
             dependencies: [
                 "WaybillDemo", "WaybillSimulator", "WaybillWire", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
-                "SagaEngine", "SagaStore", "WaybillTestSupport", .product(name: "Logging", package: "swift-log"),
+                "SagaEngine", "SagaStore", "SplitPlanner", "WaybillTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

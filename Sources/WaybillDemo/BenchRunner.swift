@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import Logging
+import SagaStore
 import Synchronization
 import WaybillDefinition
 import WaybillSimulator
@@ -10,22 +11,30 @@ import WaybillWorker
 public struct BenchOptions: Sendable {
     /// The broker every phase runs on.
     public var broker: BrokerAddress
-    /// Orders per throughput run (end-to-end and pattern ceiling).
+    /// The orders, and so the messages of every saga (docs/bench.md).
+    public var shape: BenchShape = .twoShipment
+    /// Orders per throughput round (end-to-end and pattern ceiling).
     public var orders: Int
-    /// Sagas in flight at once during the throughput runs.
+    /// Sagas in flight at once during the throughput rounds.
     public var inFlight: Int = 1000
-    /// Workers of the end-to-end pool (throughput and step overhead), in this process on one data directory
-    /// (``DemoOptions/workerRange``). The memory run always has one worker.
+    /// Workers of the end-to-end pool (``DemoOptions/workerRange``), on one data directory. The memory run always has
+    /// one worker.
     public var workers: Int = 1
+    /// Run the throughput rounds' workers as `waybill worker` child processes (``waybillExecutable``), which lets the
+    /// bench measure their CPU apart from the participants'; by default they run in this process. The step-overhead
+    /// run has its workers in this process either way: it reads their batch timings.
+    public var workerProcesses: Bool = false
     /// Throughput rounds; each runs the end-to-end and the pattern replay once, alternating. The report takes the
     /// median of each.
     public var rounds: Int
     /// How long the step-overhead run offers load at half the end-to-end rate.
     public var overheadDuration: Duration
+    /// Whether to run the memory phase.
+    public var measureMemory: Bool = true
     /// Sagas the memory run holds in flight.
     public var memorySagas: Int
-    /// The `waybill` executable the memory run starts as `waybill worker`; `nil` skips that run.
-    public var workerExecutable: String?
+    /// The `waybill` executable for the memory run and ``workerProcesses``; `nil`: neither can run.
+    public var waybillExecutable: String?
     /// The workflow file.
     public var workflowFile: String = "Workflows/order-fulfillment.yaml"
     /// Where databases, workflow copies and logs go.
@@ -42,91 +51,18 @@ public struct BenchOptions: Sendable {
         memorySagas = 100_000
         phaseTimeout = quick ? .seconds(150) : .seconds(900)
     }
-}
 
-/// The figures of one benchmark run.
-public struct BenchReport: Sendable {
-    /// Orders per throughput run.
-    public var orders: Int
-    /// Sagas in flight during the throughput runs.
-    public var inFlight: Int
-    /// Workers of the end-to-end pool.
-    public var workers: Int = 1
-    /// Completed order sagas per second through the worker in each round (steady state: between 10% and 90% of the
-    /// completions).
-    public var endToEndRounds: [Double]
-    /// Completed sagas per second through the raw replay of the same message pattern, in each round.
-    public var ceilingRounds: [Double]
-    /// Commands the participants received per saga in the throughput rounds: through the worker, through the replay
-    /// (both 5 when every order ships from one warehouse and nothing is retried: the patterns match).
-    public var commandsPerSaga: (endToEnd: Double, replay: Double) = (0, 0)
-    /// The median end-to-end throughput.
-    public var endToEnd: Double { BenchRunner.median(endToEndRounds) }
-    /// The median pattern ceiling.
-    public var ceiling: Double { BenchRunner.median(ceilingRounds) }
-    /// ``endToEnd`` / ``ceiling``.
-    public var ratio: Double { ceiling > 0 ? endToEnd / ceiling : 0 }
-    /// Orders per second offered during the step-overhead run.
-    public var overheadRate: Double
-    /// Reply consumed -> the batch's publish (its next commands) confirmed.
-    public var overhead: LatencySummary?
-    /// Sagas the memory run reached.
-    public var memorySagas: Int
-    /// The worker's peak resident set (VmHWM) in bytes, `nil` when the run was skipped.
-    public var peakRSS: Int?
-    /// How long the memory run took to get its sagas in flight.
-    public var memoryRampUp: Duration?
-    /// Why a figure is missing or what to keep in mind.
-    public var notes: [String]
-
-    /// The figures as people read them.
-    public var text: String {
-        func verdict(_ met: Bool) -> String { met ? "met" : "MISSED" }
-        var lines: [String] = []
-        lines.append(
-            "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) "
-                + "in flight; \(workers == 1 ? "1 worker" : "a pool of \(workers) workers") and simulated participants "
-                + "in this process; synchronous=FULL, persistent messages, publisher confirms")
-        func rounds(_ values: [Double]) -> String {
-            values.count > 1 ? " (median of \(values.map { Format.fixed($0, 1) }.joined(separator: ", ")))" : ""
+    /// Checks what the options can run; the message names the flag.
+    public func validate() throws(DemoError) {
+        try DemoOptions.checkWorkers(workers)
+        guard orders >= 100 else { throw DemoError(.invalidOption, "--orders must be at least 100, got \(orders)") }
+        guard rounds >= 1 else { throw DemoError(.invalidOption, "rounds must be at least 1, got \(rounds)") }
+        if workerProcesses && waybillExecutable == nil {
+            throw DemoError(
+                .invalidOption,
+                "--worker-processes needs the `waybill` executable beside waybill-demo; build both with "
+                    + "`swift build -c release`")
         }
-        lines.append(
-            "  throughput        \(Format.fixed(endToEnd, 1)) completed sagas/s\(rounds(endToEndRounds)); steady state: "
-                + "10%-90% of each round's completions")
-        lines.append(
-            "Pattern ceiling: the same messages per saga with the raw AMQP client (no engine, no SQLite): 1 forwarded "
-                + "start, 5 commands, 6 events published and 7 deliveries consumed on the worker side, 5 commands "
-                + "consumed and 5 replies published by the same participants; same queues, batching and confirms")
-        lines.append("  throughput        \(Format.fixed(ceiling, 1)) completed sagas/s\(rounds(ceilingRounds))")
-        lines.append("  ratio             \(Format.fixed(ratio, 2)) (target >= 0.70: \(verdict(ratio >= 0.70)))")
-        lines.append(
-            "  commands per saga \(Format.fixed(commandsPerSaga.endToEnd, 2)) through the worker, "
-                + "\(Format.fixed(commandsPerSaga.replay, 2)) through the replay")
-        lines.append(
-            "Step overhead at \(Format.fixed(overheadRate, 0)) orders/s (half the end-to-end rate): a reply consumed by "
-                + "the worker -> the batch carrying its next command confirmed by the broker")
-        if let overhead {
-            lines.append(
-                "  p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) · "
-                    + "max \(Format.milliseconds(overhead.max)) over \(Format.grouped(overhead.count)) replies "
-                    + "(target p99 <= 5 ms: \(verdict(overhead.p99 <= .milliseconds(5))))")
-        } else {
-            lines.append("  no replies measured")
-        }
-        lines.append(
-            "Memory: peak RSS (VmHWM) of a `waybill worker` child process holding \(Format.grouped(memorySagas)) sagas "
-                + "in flight, participants never replying")
-        if let peakRSS {
-            let megabytes = Double(peakRSS) / 1_048_576
-            let ramp = memoryRampUp.map { ", \($0.readable) to get them in flight" } ?? ""
-            lines.append(
-                "  \(Format.fixed(megabytes, 1)) MB\(ramp) (target <= 150 MB at 100,000: "
-                    + (memorySagas >= 100_000 ? verdict(megabytes <= 150) : "not measured at 100,000 in --quick") + ")")
-        } else {
-            lines.append("  not measured")
-        }
-        for note in notes { lines.append("note: \(note)") }
-        return lines.joined(separator: "\n")
     }
 }
 
@@ -136,25 +72,40 @@ public enum BenchRunner {
     public static func run(
         _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
     ) async throws -> BenchReport {
-        guard DemoOptions.workerRange.contains(options.workers) else {
-            throw DemoError(
-                .invalidOption,
-                "--workers must be between \(DemoOptions.workerRange.lowerBound) and "
-                    + "\(DemoOptions.workerRange.upperBound), got \(options.workers)")
+        try options.validate()
+        try await checkNoOtherBenchmark(options, logger: logger)
+        var report = BenchReport(options: options)
+        let port = try? AMQPConfiguration(url: options.broker.url).port
+        let probe = CPUProbe(brokerPort: port)
+        report.cores = probe.cores
+        report.brokerLabel = probe.brokerLabel
+        if probe.broker == nil {
+            report.notes.append(
+                "no process listening on the broker's port \(port.map(String.init) ?? "?") was found on this machine, "
+                    + "so the broker's CPU share is not shown")
         }
-        var report = BenchReport(
-            orders: options.orders, inFlight: options.inFlight, endToEndRounds: [], ceilingRounds: [], overheadRate: 0,
-            overhead: nil, memorySagas: options.memorySagas, peakRSS: nil, memoryRampUp: nil, notes: [])
-        report.workers = options.workers
+        if options.shape == .mixed {
+            report.notes.append(
+                "--shape mixed: the end-to-end sagas differ from one another, so the ceiling replays two-shipment "
+                    + "orders and the ratio compares unlike work")
+        }
 
-        let throughput = try await throughputAndOverhead(options, logger: logger, say: say)
-        report.endToEndRounds = throughput.endToEnd
-        report.ceilingRounds = throughput.ceiling
-        report.commandsPerSaga = throughput.commandsPerSaga
-        report.overhead = throughput.overhead
-        report.overheadRate = throughput.rate
+        if let executable = options.waybillExecutable, options.workerProcesses {
+            let phases = try await throughputInProcesses(
+                options, executable: executable, probe: probe, logger: logger, say: say)
+            (report.endToEndPhase, report.ceilingPhase) = phases
+            report.overheadRate = overheadRate(phases.endToEnd)
+            report.overhead = try await overheadOnly(options, rate: report.overheadRate, logger: logger, say: say)
+        } else {
+            let result = try await throughputAndOverhead(options, probe: probe, logger: logger, say: say)
+            (report.endToEndPhase, report.ceilingPhase) = (result.endToEnd, result.ceiling)
+            report.overheadRate = result.rate
+            report.overhead = result.overhead
+        }
 
-        if let executable = options.workerExecutable {
+        if !options.measureMemory {
+            report.notes.append("memory run skipped (--skip-memory)")
+        } else if let executable = options.waybillExecutable {
             say("[memory] a `waybill worker` child with \(options.memorySagas) sagas in flight ...")
             let memory = try await MemoryProbe(options: options, executable: executable, logger: logger).run(say: say)
             report.peakRSS = memory.peak
@@ -173,102 +124,28 @@ public enum BenchRunner {
         return report
     }
 
-    /// A simulator that answers at once, never fails, and stocks every SKU in every warehouse: every order ships from
-    /// one warehouse, so every saga has the same message pattern.
-    static func simulator() throws -> ParticipantSimulator {
-        let catalogue = DemoCatalogue(
-            warehouses: 4, skus: 30, units: 100_000_000...100_000_000, stockedShare: 1, seed: 7)
-        return try ParticipantSimulator(configuration: catalogue.configuration())
-    }
-
-    /// `count` orders with ids `<prefix>-<n>`, from `first`.
-    static func orders(_ count: Int, prefix: String, first: Int = 1) -> [(sagaId: String, body: [UInt8])] {
-        let catalogue = DemoCatalogue(warehouses: 4, skus: 30, seed: 7)
-        return (first..<(first + count)).map { index in
-            let id = "\(prefix)-\(index)"
-            return (id, JSONText.encodeBytes(catalogue.order(id: id, lines: 1...6, quantity: 1...4, seed: 7)))
+    /// Refuses to start while another `waybill bench` runs on the same broker and vhost: the two would consume each
+    /// other's commands (the participants' queues have fixed names) and share the machine, so neither's figures would
+    /// mean anything.
+    private static func checkNoOtherBenchmark(_ options: BenchOptions, logger: Logger) async throws {
+        let client = try AMQPClient(
+            configuration: try options.broker.amqpConfiguration(name: "waybill-bench-check"), logger: logger)
+        do {
+            try await client.connect()
+        } catch {
+            throw DemoError(.brokerUnreachable, "cannot connect to RabbitMQ at \(options.broker)", cause: error)
         }
-    }
-
-    /// The throughput rounds (end-to-end, then pattern replay, alternating so that a load change on the machine hits
-    /// both alike) and the step-overhead run, on one broker.
-    private static func throughputAndOverhead(
-        _ options: BenchOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
-    ) async throws -> (
-        endToEnd: [Double], ceiling: [Double], commandsPerSaga: (Double, Double), overhead: LatencySummary?,
-        rate: Double
-    ) {
-        let simulator = try simulator()
-        let samples = Mutex<(recording: Bool, durations: [Duration])>((false, []))
-        let setup = StageSetup(
-            broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
-            directory: options.directory, poolDirectoryName: "bench-e2e-pool", workers: options.workers,
-            respond: simulator.handle,
-            batchObserver: { timing in
-                samples.withLock { samples in
-                    if samples.recording { samples.durations.append(contentsOf: timing.replyToConfirmed) }
-                }
-            },
-            removeTopologyWhenDone: true)
-        return try await DemoStage.run(setup, logger: logger) { stage in
-            try await withPatternReplay(options, logger: logger) { replay, replayMonitor, replaySimulator in
-                let feed = OrderFeed(
-                    publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
-                    maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
-                var endToEnd: [Double] = []
-                var ceiling: [Double] = []
-                for round in 1...options.rounds {
-                    say(
-                        "[\(round)/\(options.rounds)] end-to-end: \(options.orders) orders through "
-                            + (options.workers == 1 ? "the worker ..." : "\(options.workers) workers ..."))
-                    let before = stage.monitor.tally
-                    let outcome = try await feed.run(orders(options.orders, prefix: "e2e\(round)"))
-                    let after = stage.monitor.tally
-                    guard case .finished = outcome, after.completed - before.completed == options.orders else {
-                        throw DemoError(
-                            .stoppedEarly,
-                            "end-to-end round \(round): \(after.completed - before.completed) of \(options.orders) "
-                                + "sagas completed (\(outcome))")
-                    }
-                    endToEnd.append(stage.monitor.steadyRate(skipping: before.ended))
-                    say("      \(Format.fixed(endToEnd[endToEnd.count - 1], 1)) completed sagas/s")
-
-                    say("[\(round)/\(options.rounds)] pattern ceiling: \(options.orders) orders, raw AMQP replay ...")
-                    let replayed = replayMonitor.tally.ended
-                    let replayOutcome = try await replay.run(orders(options.orders, prefix: "replay\(round)"))
-                    guard case .finished = replayOutcome else {
-                        throw DemoError(
-                            .stoppedEarly, "pattern replay round \(round) did not finish (\(replayOutcome))")
-                    }
-                    ceiling.append(replayMonitor.steadyRate(skipping: replayed))
-                    say("      \(Format.fixed(ceiling[ceiling.count - 1], 1)) completed sagas/s")
-                }
-
-                let sagas = Double(options.rounds * options.orders)
-                let commands = (
-                    Double(simulator.ledger().totals.received) / sagas,
-                    Double(replaySimulator.ledger().totals.received) / sagas
-                )
-
-                let rate = max(1, median(endToEnd) / 2)
-                say(
-                    "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for "
-                        + "\(options.overheadDuration.readable) (half the end-to-end rate) ...")
-                samples.withLock { $0.recording = true }
-                let count = max(10, Int(rate * options.overheadDuration.inSeconds))
-                var paced = feed
-                paced.rate = rate
-                paced.maxInFlight = Int.max / 2
-                _ = try await paced.run(orders(count, prefix: "step"))
-                samples.withLock { $0.recording = false }
-                let overhead = LatencySummary(samples.withLock { $0.durations })
-                if let overhead {
-                    say(
-                        "      p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) "
-                            + "over \(overhead.count) replies")
-                }
-                return (endToEnd, ceiling, commands, overhead, rate)
-            }
+        var busy: [String] = []
+        for namespace in ["bench-e2e", "bench-replay", "bench-memory"] {
+            let queue = try DemoNames(namespace: namespace).participantsQueue
+            if let info = try? await client.inspectQueue(queue), info.consumerCount > 0 { busy.append(queue) }
+        }
+        await client.close()
+        guard busy.isEmpty else {
+            throw DemoError(
+                .benchmarkRunning,
+                "another benchmark is running on \(options.broker): \(busy.joined(separator: ", ")) already has "
+                    + "consumers; wait until it is done (two at once take each other's commands and share the CPUs)")
         }
     }
 
@@ -280,22 +157,272 @@ public enum BenchRunner {
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
-    /// Runs `body` with a ``PatternReplay``, the same simulated participants and a monitor on their own names, and
-    /// a feed that publishes to the replay's trigger; removes the replay's queues and exchanges afterwards.
+    /// The step-overhead run's rate: half the median end-to-end rate.
+    private static func overheadRate(_ endToEnd: BenchPhase) -> Double { max(1, endToEnd.rate / 2) }
+
+    /// Orders the shape's simulator is stocked for: the throughput rounds twice over, so that the mixed shape's
+    /// partial stock lasts through the step-overhead run too.
+    private static func stockedOrders(_ options: BenchOptions) -> Int { options.rounds * options.orders * 2 }
+
+    /// The end-to-end pool's names and set-up.
+    private static func stageSetup(
+        _ options: BenchOptions, workers: Int, simulator: ParticipantSimulator, observed: ObservedBatches?
+    ) throws -> StageSetup {
+        var observer: (@Sendable (WorkerBatchTiming) -> Void)?
+        if let observed { observer = { observed.observe($0) } }
+        return StageSetup(
+            broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
+            directory: options.directory, poolDirectoryName: "bench-e2e-pool", workers: workers,
+            respond: simulator.handle, batchObserver: observer, removeTopologyWhenDone: true)
+    }
+
+    /// In-process workers: the throughput rounds (end-to-end and pattern replay alternating, so that a load change on
+    /// the machine hits both alike) and the step-overhead run, on one pool.
+    private static func throughputAndOverhead(
+        _ options: BenchOptions, probe: CPUProbe, logger: Logger, say: @escaping @Sendable (String) -> Void
+    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase, overhead: LatencySummary?, rate: Double) {
+        let simulator = try options.shape.simulator(orders: stockedOrders(options))
+        let observed = ObservedBatches()
+        let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
+        return try await DemoStage.run(setup, logger: logger) { stage in
+            try await withPatternReplay(options, logger: logger) { replay in
+                let feed = OrderFeed(
+                    publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
+                    maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
+                let endToEnd = EndToEndRig(
+                    feed: feed, monitor: stage.monitor, simulator: simulator, workerCounts: { observed.counts },
+                    workerProcesses: { [] },
+                    label: options.workers == 1 ? "the worker" : "\(options.workers) in-process workers")
+                let phases = try await alternateRounds(
+                    options, probe: probe, endToEnd: endToEnd, replay: replay, say: say)
+                let rate = overheadRate(phases.endToEnd)
+                let overhead = try await measureOverhead(
+                    options, feed: feed, observed: observed, rate: rate, say: say)
+                return (phases.endToEnd, phases.ceiling, overhead, rate)
+            }
+        }
+    }
+
+    /// Worker processes: the throughput rounds with `options.workers` `waybill worker` children on one pool, the
+    /// participants, feeder and monitor in this process.
+    private static func throughputInProcesses(
+        _ options: BenchOptions, executable: String, probe: CPUProbe, logger: Logger,
+        say: @escaping @Sendable (String) -> Void
+    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase) {
+        let simulator = try options.shape.simulator(orders: stockedOrders(options))
+        let setup = try stageSetup(options, workers: 0, simulator: simulator, observed: nil)
+        return try await DemoStage.run(setup, logger: logger) { stage in
+            var configuration = setup.names.workerConfiguration(number: 1)
+            configuration.amqpURL = options.broker.url
+            configuration.amqpPassword = options.broker.password
+            configuration.dataDirectory = stage.dataDirectory
+            configuration.workflowsDirectory = stage.workflowsDirectory
+            let logs = (options.directory as NSString).appendingPathComponent("worker-logs")
+            do {
+                try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+            } catch {
+                throw DemoError(.fileProblem, "cannot create the workers' log folder \(logs)", cause: error)
+            }
+            let processes = ChaosWorkers(
+                executable: executable, configuration: configuration,
+                maxMessageBytes: configuration.maxMessageBytes, logsDirectory: logs)
+            let ids = (1...options.workers).map(setup.names.workerId)
+            do {
+                say("[pool] starting \(ids.count) `waybill worker` process\(ids.count == 1 ? "" : "es") ...")
+                for id in ids { try processes.start(id) }
+                try await waitForPool(stage.dataDirectory, processes: processes, ids: ids)
+                let phases = try await withPatternReplay(options, logger: logger) { replay in
+                    let feed = OrderFeed(
+                        publisher: stage.publisher, monitor: stage.monitor,
+                        isRunning: { stage.isRunning && processes.running.count == ids.count }, rate: nil,
+                        maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
+                    let endToEnd = EndToEndRig(
+                        feed: feed, monitor: stage.monitor, simulator: simulator, workerCounts: { nil },
+                        workerProcesses: {
+                            let pids = processes.processIds
+                            return ids.compactMap { pids[$0] }
+                        },
+                        label: "\(ids.count) worker process\(ids.count == 1 ? "" : "es")")
+                    return try await alternateRounds(
+                        options, probe: probe, endToEnd: endToEnd, replay: replay, say: say)
+                }
+                for id in ids { _ = await processes.drain(id, timeout: .seconds(30), midRun: false) }
+                return phases
+            } catch {
+                await processes.killAll()
+                throw error
+            }
+        }
+    }
+
+    /// The step-overhead run alone, with in-process workers on a new pool (after the worker processes' rounds).
+    private static func overheadOnly(
+        _ options: BenchOptions, rate: Double, logger: Logger, say: @escaping @Sendable (String) -> Void
+    ) async throws -> LatencySummary? {
+        let simulator = try options.shape.simulator(orders: stockedOrders(options))
+        let observed = ObservedBatches()
+        let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
+        return try await DemoStage.run(setup, logger: logger) { stage in
+            let feed = OrderFeed(
+                publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
+                maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
+            return try await measureOverhead(options, feed: feed, observed: observed, rate: rate, say: say)
+        }
+    }
+
+    /// Waits until the worker processes `ids` run and hold a fair share of the pool's partitions each (60 s at most).
+    private static func waitForPool(_ dataDirectory: String, processes: ChaosWorkers, ids: [String]) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            if let pool = try? PoolDirectory.open(dataDirectory) {
+                let members = pool.members().filter { $0.isLive && $0.state == .running }
+                if Set(members.map(\.worker)) == Set(ids),
+                    DemoStage.isFairShare(members.map(\.partitions), partitionCount: pool.partitionCount)
+                {
+                    return
+                }
+            }
+            if let crashed = processes.collectCrashes().first {
+                throw DemoError(
+                    .childProcess,
+                    "worker \(crashed) exited at start; see \(processes.logPath(crashed)):\n"
+                        + MemoryProbe.tail(processes.logPath(crashed)))
+            }
+            guard ContinuousClock.now < deadline else {
+                throw DemoError(
+                    .childProcess,
+                    "the worker processes did not share the partitions within 60 s; see their logs beside "
+                        + processes.logPath(ids[0]))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// The throughput rounds: end to end, then the pattern replay, `options.rounds` times.
+    private static func alternateRounds(
+        _ options: BenchOptions, probe: CPUProbe, endToEnd: EndToEndRig, replay: ReplayRig,
+        say: @escaping @Sendable (String) -> Void
+    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase) {
+        var endToEndPhase = BenchPhase()
+        var ceilingPhase = BenchPhase()
+        endToEndPhase.worker = endToEnd.workerCounts() == nil ? nil : MessageCounts()
+        ceilingPhase.worker = MessageCounts()
+        let counts = replay.replay
+        for round in 1...options.rounds {
+            say(
+                "[\(round)/\(options.rounds)] end-to-end: \(options.orders) \(options.shape.rawValue) orders through "
+                    + "\(endToEnd.label) ...")
+            let usage = try await measureRound(
+                options.shape.orders(options.orders, prefix: "e2e\(round)"), name: "end-to-end round \(round)",
+                feed: endToEnd.feed, monitor: endToEnd.monitor, simulator: endToEnd.simulator,
+                workerCounts: endToEnd.workerCounts, workerProcesses: endToEnd.workerProcesses, probe: probe,
+                completeAll: options.shape != .mixed, phase: &endToEndPhase)
+            say(roundLine(endToEndPhase, usage, probe: probe, shape: options.shape))
+
+            say(
+                "[\(round)/\(options.rounds)] pattern ceiling: \(options.orders) \(options.shape.replayed.rawValue) "
+                    + "orders, raw AMQP replay ...")
+            let replayUsage = try await measureRound(
+                options.shape.replayed.orders(options.orders, prefix: "replay\(round)"),
+                name: "pattern replay round \(round)", feed: replay.feed, monitor: replay.monitor,
+                simulator: replay.simulator,
+                workerCounts: {
+                    let now = counts.counts
+                    return MessageCounts(consumed: now.consumed, published: now.published)
+                }, workerProcesses: { [] }, probe: probe, completeAll: true, phase: &ceilingPhase)
+            say(roundLine(ceilingPhase, replayUsage, probe: probe, shape: options.shape.replayed))
+        }
+        return (endToEndPhase, ceilingPhase)
+    }
+
+    /// Feeds one round's orders, waits for their ends, and adds the round's rate, counts and CPU to `phase`.
+    private static func measureRound(
+        _ orders: [(sagaId: String, body: [UInt8])], name: String, feed: OrderFeed, monitor: SagaMonitor,
+        simulator: ParticipantSimulator, workerCounts: () -> MessageCounts?, workerProcesses: () -> [Int32],
+        probe: CPUProbe, completeAll: Bool, phase: inout BenchPhase
+    ) async throws -> CPUUsage {
+        let tally = monitor.tally
+        let ledger = simulator.ledger().totals
+        let counts = workerCounts()
+        let pids = workerProcesses()
+        let before = probe.sample(workers: pids)
+        let outcome = try await feed.run(orders)
+        let after = probe.sample(workers: pids)
+        let countsAfter = workerCounts()
+        let ledgerAfter = simulator.ledger().totals
+        let tallyAfter = monitor.tally
+        let ended = tallyAfter.ended - tally.ended
+        let completed = tallyAfter.completed - tally.completed
+        guard case .finished = outcome, ended == orders.count, !completeAll || completed == orders.count else {
+            throw DemoError(
+                .stoppedEarly,
+                "\(name): \(ended) of \(orders.count) sagas ended, \(completed) completed (\(outcome)); see the log")
+        }
+        phase.rates.append(monitor.steadyRate(skipping: tally.ended))
+        phase.sagas += orders.count
+        phase.completed += completed
+        if let counts, let countsAfter {
+            phase.worker?.consumed += countsAfter.consumed - counts.consumed
+            phase.worker?.published += countsAfter.published - counts.published
+        }
+        phase.participants.consumed += ledgerAfter.received - ledger.received
+        phase.participants.published +=
+            (ledgerAfter.received - ledgerAfter.injectedSilences - ledgerAfter.lostReplies)
+            - (ledger.received - ledger.injectedSilences - ledger.lostReplies)
+        let usage = after.since(before)
+        phase.cpu = phase.cpu + usage
+        return usage
+    }
+
+    /// `      412.3 completed sagas/s · broker 45 % · idle 20 % of 2 CPUs`.
+    private static func roundLine(_ phase: BenchPhase, _ usage: CPUUsage, probe: CPUProbe, shape: BenchShape) -> String
+    {
+        func percent(_ value: Double?) -> String { value.map { Format.fixed($0 * 100, 0) + " %" } ?? "-" }
+        var line = "      \(Format.fixed(phase.rates.last ?? 0, 1)) \(shape == .mixed ? "ended" : "completed") sagas/s"
+        line += " · broker \(percent(usage.machineShare(usage.broker, cores: probe.cores)))"
+        if usage.workers != nil {
+            line += " · worker processes \(percent(usage.machineShare(usage.workers, cores: probe.cores)))"
+        }
+        line += " · bench \(percent(usage.machineShare(usage.bench, cores: probe.cores)))"
+        line += " · idle \(percent(usage.idleShare)) · else \(percent(usage.otherShare(cores: probe.cores)))"
+        line += " of \(probe.cores) CPUs"
+        return line
+    }
+
+    /// The step-overhead run: orders at `rate` for `options.overheadDuration`, the in-process workers' reply ->
+    /// confirmed durations recorded meanwhile.
+    private static func measureOverhead(
+        _ options: BenchOptions, feed: OrderFeed, observed: ObservedBatches, rate: Double,
+        say: @escaping @Sendable (String) -> Void
+    ) async throws -> LatencySummary? {
+        say(
+            "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
+                + "(half the end-to-end rate) ...")
+        observed.startRecording()
+        let count = max(10, Int(rate * options.overheadDuration.inSeconds))
+        var paced = feed
+        paced.rate = rate
+        paced.maxInFlight = Int.max / 2
+        _ = try await paced.run(options.shape.orders(count, prefix: "step"))
+        let overhead = LatencySummary(observed.stopRecording())
+        if let overhead {
+            say(
+                "      p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) "
+                    + "over \(overhead.count) replies")
+        }
+        return overhead
+    }
+
+    /// Runs `body` with a ``PatternReplay``, its own simulated participants for the replayed shape and a monitor on
+    /// their own names, and a feed that publishes to the replay's trigger; removes the replay's queues and exchanges
+    /// afterwards.
     private static func withPatternReplay<T: Sendable>(
-        _ options: BenchOptions, logger: Logger,
-        body: @escaping @Sendable (OrderFeed, SagaMonitor, ParticipantSimulator) async throws -> T
+        _ options: BenchOptions, logger: Logger, body: @escaping @Sendable (ReplayRig) async throws -> T
     ) async throws -> T {
         let names = try DemoNames(namespace: "bench-replay")
         let source = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
         let workflow = try WorkflowLoader.load(
             yaml: try names.rewrite(workflowText: source, file: options.workflowFile), file: options.workflowFile)
-        let replayNames = PatternReplay.Names(
-            workflow: workflow.name, triggerExchange: workflow.trigger.exchange,
-            triggerKey: workflow.trigger.routingKey,
-            commandsExchange: names.commandsExchange, eventsExchange: names.eventsExchange,
-            deadLetterExchange: names.deadLetterExchange, workerId: names.workerId(1))
-
         let clients = try (0..<3).map { index in
             try AMQPClient(
                 configuration: try options.broker.amqpConfiguration(name: "waybill-bench-replay-\(index)"),
@@ -311,13 +438,15 @@ public enum BenchRunner {
             throw error
         }
         let (driver, replayClient, participantsClient) = (clients[0], clients[1], clients[2])
-        let replay = PatternReplay(client: replayClient, names: replayNames, workflow: workflow, logger: logger)
+        let replay = PatternReplay(
+            client: replayClient, configuration: names.workerConfiguration(number: 1), workflow: workflow,
+            logger: logger)
         func removeTopology() async {
             await replay.remove()
             _ = try? await driver.deleteQueue(names.participantsQueue)
         }
         // Drained, not deleted, at the start: see `DemoStage.clearLeftovers()`.
-        for queue in replayNames.queues + [names.participantsQueue] {
+        for queue in replay.queues + [names.participantsQueue] {
             _ = await QueueDrain.drain(queue, on: driver)
         }
         let result: Result<T, any Error>
@@ -326,7 +455,7 @@ public enum BenchRunner {
             var participantConfiguration = ParticipantConfiguration()
             participantConfiguration.commandsExchange = names.commandsExchange
             participantConfiguration.queue = names.participantsQueue
-            let replaySimulator = try simulator()
+            let replaySimulator = try options.shape.replayed.simulator(orders: stockedOrders(options))
             let participants = ParticipantService(
                 client: participantsClient, configuration: participantConfiguration, logger: logger,
                 respond: replaySimulator.handle)
@@ -341,13 +470,14 @@ public enum BenchRunner {
                     monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
                 timeout: options.phaseTimeout, progressInterval: .seconds(5))
+            let rig = ReplayRig(feed: feed, monitor: monitor, simulator: replaySimulator, replay: replay)
             result = await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await participants.run() }
                 group.addTask { try? await replay.run() }
                 group.addTask { await monitor.run() }
                 defer { group.cancelAll() }
                 do {
-                    return .success(try await body(feed, monitor, replaySimulator))
+                    return .success(try await body(rig))
                 } catch {
                     return .failure(error)
                 }
@@ -358,5 +488,64 @@ public enum BenchRunner {
         await removeTopology()
         await closeAll()
         return try result.get()
+    }
+}
+
+/// The end-to-end side of the throughput rounds.
+private struct EndToEndRig: Sendable {
+    var feed: OrderFeed
+    var monitor: SagaMonitor
+    var simulator: ParticipantSimulator
+    /// The workers' consumed and published messages so far; `nil` when the bench cannot see them.
+    var workerCounts: @Sendable () -> MessageCounts?
+    /// The worker processes to measure the CPU of; none for in-process workers.
+    var workerProcesses: @Sendable () -> [Int32]
+    /// `the worker`, `3 worker processes`.
+    var label: String
+}
+
+/// The pattern-ceiling side of the throughput rounds.
+private struct ReplayRig: Sendable {
+    var feed: OrderFeed
+    var monitor: SagaMonitor
+    var simulator: ParticipantSimulator
+    var replay: PatternReplay
+}
+
+/// The in-process workers' batches as the bench sees them: message totals always, reply -> confirmed durations while
+/// recording (the step-overhead run).
+final class ObservedBatches: Sendable {
+    private struct State {
+        var counts = MessageCounts()
+        var recording = false
+        var durations: [Duration] = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Adds one batch (the workers' batch observer).
+    func observe(_ timing: WorkerBatchTiming) {
+        state.withLock { state in
+            state.counts.consumed += timing.inputs
+            state.counts.published += timing.published
+            if state.recording { state.durations.append(contentsOf: timing.replyToConfirmed) }
+        }
+    }
+
+    /// Inputs (deliveries and timer ticks) and published messages of every batch so far.
+    var counts: MessageCounts { state.withLock { $0.counts } }
+
+    /// Starts keeping the replies' durations.
+    func startRecording() {
+        state.withLock { $0.recording = true }
+    }
+
+    /// Stops keeping durations and returns the ones kept.
+    func stopRecording() -> [Duration] {
+        state.withLock { state in
+            state.recording = false
+            defer { state.durations = [] }
+            return state.durations
+        }
     }
 }

@@ -135,4 +135,7 @@ extension ErrorCode where Domain == DemoErrorDomain {
     public static let stoppedEarly = Self(rawValue: "demo.stopped_early")
     /// A child process (the benchmark's worker) could not run.
     public static let childProcess = Self(rawValue: "demo.child_process")
+    /// Another benchmark consumes the queues this one would use (same broker and vhost): both runs' figures would
+    /// be wrong.
+    public static let benchmarkRunning = Self(rawValue: "demo.benchmark_running")
 }

@@ -55,7 +55,8 @@ struct StageSetup: Sendable {
     var poolDirectoryName: String = Self.defaultPoolDirectoryName
     /// The demo's pool directory name.
     static let defaultPoolDirectoryName = "pool"
-    /// How many workers run in this process on the one pool, ``DemoNames/workerId(_:)`` 1 to `workers`.
+    /// How many workers run in this process on the one pool, ``DemoNames/workerId(_:)`` 1 to `workers`; 0 runs
+    /// none (the benchmark then starts `waybill worker` processes on the pool itself).
     var workers: Int = 1
     /// How participants answer.
     var respond: ParticipantService.Responder
@@ -80,6 +81,8 @@ final class DemoStage: Sendable {
     let workflow: WorkflowDefinition
     /// The pool's data directory.
     let dataDirectory: String
+    /// The folder with the workflow copy, for workers the caller starts.
+    let workflowsDirectory: String
     /// The pool's workers, worker 1 first.
     let workers: [SagaWorker]
     let monitor: SagaMonitor
@@ -88,12 +91,13 @@ final class DemoStage: Sendable {
     private let logger: Logger
 
     private init(
-        setup: StageSetup, workflow: WorkflowDefinition, dataDirectory: String, workers: [SagaWorker],
-        driver: AMQPClient, logger: Logger
+        setup: StageSetup, workflow: WorkflowDefinition, dataDirectory: String, workflowsDirectory: String,
+        workers: [SagaWorker], driver: AMQPClient, logger: Logger
     ) {
         self.setup = setup
         self.workflow = workflow
         self.dataDirectory = dataDirectory
+        self.workflowsDirectory = workflowsDirectory
         self.workers = workers
         self.driver = driver
         self.logger = logger
@@ -128,7 +132,8 @@ final class DemoStage: Sendable {
         }
         do {
             try await participantsClient.connect()
-            let workers = (1...max(1, setup.workers)).map { number in
+            let workers = (0..<max(0, setup.workers)).map { index in
+                let number = index + 1
                 var configuration = setup.names.workerConfiguration(number: number)
                 configuration.amqpURL = setup.broker.url
                 configuration.amqpPassword = setup.broker.password
@@ -141,8 +146,8 @@ final class DemoStage: Sendable {
                     configuration: configuration, logger: workerLogger, batchObserver: setup.batchObserver)
             }
             let stage = DemoStage(
-                setup: setup, workflow: workflow, dataDirectory: dataDirectory, workers: workers, driver: driver,
-                logger: logger)
+                setup: setup, workflow: workflow, dataDirectory: dataDirectory,
+                workflowsDirectory: workflowsDirectory, workers: workers, driver: driver, logger: logger)
             try await stage.clearLeftovers()
             let value = try await stage.runServices(participantsClient: participantsClient, body: body)
             if setup.removeTopologyWhenDone { await stage.removeTopology() }
@@ -195,7 +200,7 @@ final class DemoStage: Sendable {
             tasks.addTask { [monitor, workers] in
                 for worker in workers { await worker.waitUntilRunning() }
                 if Task.isCancelled || !self.isRunning { return nil }
-                await self.waitUntilPartitionsShared()
+                if !workers.isEmpty { await self.waitUntilPartitionsShared() }
                 if Task.isCancelled || !self.isRunning { return nil }
                 do {
                     let value = try await withThrowingTaskGroup(of: Void.self) { watching in

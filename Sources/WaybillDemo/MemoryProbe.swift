@@ -141,7 +141,7 @@ struct MemoryProbe {
             let publisher = OrderPublisher(
                 client: client, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
                 monitor: nil)
-            let orders = BenchRunner.orders(target, prefix: "mem")
+            let orders = options.shape.orders(target, prefix: "mem")
             var next = 0
             var lastReport = clock.now
             let deadline = begin + options.phaseTimeout

@@ -11,21 +11,25 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Measure throughput, the pattern ceiling, step overhead and memory on a local RabbitMQ.",
         discussion: """
             Prints figures; it is not a test. In one run on the same broker (found like `waybill demo` finds it, on \
-            the vhost waybill-bench of the private broker):
+            the vhost waybill-bench of the private broker), for orders of one shape (--shape; two-shipment by \
+            default: 7 commands and 7 replies per saga):
               1. end-to-end throughput: completed order sagas per second, worker (--workers N: a pool of N workers \
-            on one data directory) and simulated participants in this process, default durability \
-            (synchronous=FULL, persistent messages, publisher confirms);
-              2. step overhead: a reply consumed by the worker -> its next command confirmed, p50/p99, at half that \
-            rate;
-              3. the pattern ceiling: the same messages per saga replayed with the raw AMQP client, no engine, no \
-            SQLite; and the ratio of 1 to 3;
-              4. memory: peak RSS of a `waybill worker` child process holding 100,000 sagas in flight (10,000 with \
-            --quick) whose participants never reply.
-            Build in release mode for meaningful figures: swift build -c release (it builds waybill and waybill-demo).
+            on one data directory; in this process, or `waybill worker` processes with --worker-processes) and \
+            simulated participants in this process, default durability (synchronous=FULL, persistent messages, \
+            publisher confirms);
+              2. the pattern ceiling: the same messages per saga replayed with the raw AMQP client, no engine, no \
+            SQLite, in rounds alternating with 1; the ratio of 1 to 2; messages per saga of both side by side; \
+            CPU per saga, the broker's CPU share and the machine's idle share during both;
+              3. step overhead: a reply consumed by the worker -> its next command confirmed, p50/p99, at half the \
+            rate of 1, with the workers in this process;
+              4. memory: peak RSS of a `waybill worker` child process holding 100,000 sagas in flight whose \
+            participants never reply.
+            docs/bench.md explains every figure. Build in release mode for meaningful figures: swift build -c \
+            release (it builds waybill and waybill-demo).
             """
     )
 
-    @Flag(help: "Small runs that finish within a couple of minutes (memory at 10,000 sagas).")
+    @Flag(help: "Small runs that finish within a couple of minutes (2 rounds of 3,000 orders, 8 s of step overhead).")
     var quick = false
 
     @Option(help: ArgumentHelp("Orders per throughput run (default 10,000; 3,000 with --quick).", valueName: "n"))
@@ -33,13 +37,25 @@ struct BenchCommand: AsyncParsableCommand {
 
     @Option(
         help: ArgumentHelp(
-            "Sagas the memory run holds in flight (default 100,000; 10,000 with --quick).", valueName: "n"))
+            "Sagas the memory run holds in flight (default 100,000).", valueName: "n"))
     var memorySagas: Int?
 
     @Option(
         help: ArgumentHelp(
             "Workers of the end-to-end and step-overhead runs, 1...16 (the memory run has one).", valueName: "n"))
     var workers: Int = 1
+
+    @Option(
+        help: ArgumentHelp(
+            "The orders: two-shipment (default), one-shipment or mixed (the demo's orders; docs/bench.md).",
+            valueName: "name"))
+    var shape: String = BenchShape.twoShipment.rawValue
+
+    @Flag(
+        help: ArgumentHelp(
+            "Run the throughput rounds' workers as `waybill worker` processes (the step-overhead run keeps them in "
+                + "this process)."))
+    var workerProcesses = false
 
     @Flag(help: "Skip the memory run.")
     var skipMemory = false
@@ -55,6 +71,7 @@ struct BenchCommand: AsyncParsableCommand {
         if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
         do {
             try DemoOptions.checkWorkers(workers)
+            _ = try BenchShape(parsing: shape)
         } catch {
             throw ValidationError(error.message)
         }
@@ -78,13 +95,19 @@ struct BenchCommand: AsyncParsableCommand {
         if let orders { options.orders = orders }
         if let memorySagas { options.memorySagas = memorySagas }
         options.workers = workers
+        options.shape = (try? BenchShape(parsing: shape)) ?? .twoShipment
+        options.workerProcesses = workerProcesses
         options.workflowFile = workflow
         options.directory = directory
-        options.workerExecutable = skipMemory ? nil : Self.siblingWaybill()
+        options.measureMemory = !skipMemory
+        options.waybillExecutable = Self.siblingWaybill()
         #if DEBUG
         console.say("note: this is a debug build; build with -c release for meaningful figures")
         #endif
-        let flags = (quick ? " --quick" : "") + (workers == 1 ? "" : " --workers \(workers)")
+        let flags =
+            " --shape \(options.shape.rawValue)" + (quick ? " --quick" : "")
+            + (workers == 1 ? "" : " --workers \(workers)")
+            + (workerProcesses ? " --worker-processes" : "")
         console.say(
             "Waybill bench\(flags) on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; "
                 + "log in \(logPath)")
@@ -104,7 +127,8 @@ struct BenchCommand: AsyncParsableCommand {
 }
 
 extension BenchCommand {
-    /// The `waybill` executable built beside this one (the memory run starts it as `waybill worker`), or `nil`.
+    /// The `waybill` executable built beside this one (the memory run and --worker-processes start it as `waybill
+    /// worker`), or `nil`.
     static func siblingWaybill() -> String? {
         guard let own = Bundle.main.executablePath else { return nil }
         let path = ((own as NSString).deletingLastPathComponent as NSString).appendingPathComponent("waybill")

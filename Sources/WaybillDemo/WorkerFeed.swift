@@ -1,0 +1,144 @@
+import AMQPTransport
+import Foundation
+import Logging
+import WaybillDefinition
+import WaybillWorker
+
+/// What `waybill-demo feed` does: the orders, the broker, how long to wait.
+public struct FeedOptions: Sendable {
+    /// The broker (and vhost) the worker runs on.
+    public var broker: BrokerAddress
+    /// The orders' shape.
+    public var shape: BenchShape = .twoShipment
+    /// Orders to feed.
+    public var orders: Int = 1000
+    /// Sagas in flight at once.
+    public var inFlight: Int = 200
+    /// The workflow file the worker runs (its shipped names: the feed uses no namespace).
+    public var workflowFile: String = "Workflows/order-fulfillment.yaml"
+    /// How long to wait for a worker to consume the workflow's start queue.
+    public var workerWait: Duration = .seconds(600)
+    /// Give up waiting for the sagas to end after this long.
+    public var timeout: Duration = .seconds(7200)
+
+    /// Options for `broker`, every other field defaulted.
+    public init(broker: BrokerAddress) {
+        self.broker = broker
+    }
+}
+
+/// How a feed ended.
+public struct FeedResult: Sendable, Hashable {
+    /// Orders fed.
+    public var orders: Int
+    /// Sagas that completed, and that ended in any way.
+    public var completed: Int
+    public var ended: Int
+    /// From the first order published to the last end.
+    public var elapsed: Duration
+}
+
+/// Feeds orders of a shape to `waybill worker` processes the caller runs on the shipped names (give the run a vhost
+/// of its own), with the simulated participants and a monitor in this process, and waits for the sagas to end; for
+/// measuring a worker from outside, e.g. under `valgrind --tool=callgrind` (scripts/callgrind-worker).
+public enum WorkerFeed {
+    /// Waits for a worker on the workflow's start queue, feeds the orders and returns once every saga ended (or the
+    /// timeout passed); `say` gets progress lines.
+    public static func run(
+        _ options: FeedOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
+    ) async throws -> FeedResult {
+        let names = try DemoNames()
+        let text: String
+        do {
+            text = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
+        } catch {
+            throw DemoError(.fileProblem, "cannot read the workflow \(options.workflowFile)", cause: error)
+        }
+        let workflow = try WorkflowLoader.load(yaml: text, file: options.workflowFile)
+        let simulator = try options.shape.simulator(orders: options.orders)
+        let clients = try ["waybill-feed-driver", "waybill-feed-participants"].map { name in
+            try AMQPClient(configuration: try options.broker.amqpConfiguration(name: name), logger: logger)
+        }
+        func closeAll() async {
+            for client in clients { await client.close() }
+        }
+        do {
+            for client in clients { try await client.connect() }
+        } catch {
+            await closeAll()
+            throw DemoError(.brokerUnreachable, "cannot connect to RabbitMQ at \(options.broker)", cause: error)
+        }
+        let (driver, participantsClient) = (clients[0], clients[1])
+        let result: Result<FeedResult, any Error>
+        do {
+            var configuration = ParticipantConfiguration()
+            configuration.commandsExchange = names.commandsExchange
+            configuration.queue = names.participantsQueue
+            let participants = ParticipantService(
+                client: participantsClient, configuration: configuration, logger: logger, respond: simulator.handle)
+            try await participants.declare()
+            _ = await QueueDrain.drain(names.participantsQueue, on: driver)
+            let monitor = SagaMonitor(
+                client: driver, eventsExchange: names.eventsExchange, queue: names.monitorQueue,
+                milestones: workflow.milestones, logger: logger)
+            try await monitor.declare()
+            try await waitForWorker(WorkerTopology.startQueue(workflow.name), on: driver, options: options, say: say)
+            let feed = OrderFeed(
+                publisher: OrderPublisher(
+                    client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
+                    monitor: monitor),
+                monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
+                timeout: options.timeout, progressInterval: .seconds(10))
+            let orders = options.shape.orders(options.orders, prefix: "feed")
+            result = await withTaskGroup(of: Void.self) { group in
+                group.addTask { try? await participants.run() }
+                group.addTask { await monitor.run() }
+                defer { group.cancelAll() }
+                do {
+                    say(
+                        "feeding \(orders.count) \(options.shape.rawValue) orders, at most \(options.inFlight) in flight"
+                    )
+                    _ = try await feed.run(orders) { tally, elapsed in
+                        say("  \(elapsed.readable): \(tally.ended)/\(orders.count) ended")
+                    }
+                    let timings = monitor.timings
+                    let elapsed =
+                        if let first = timings.firstSent, let last = timings.lastEnded { last - first } else {
+                            Duration.zero
+                        }
+                    let tally = monitor.tally
+                    return .success(
+                        FeedResult(
+                            orders: orders.count, completed: tally.completed, ended: tally.ended, elapsed: elapsed))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } catch {
+            result = .failure(error)
+        }
+        await closeAll()
+        return try result.get()
+    }
+
+    private static func waitForWorker(
+        _ startQueue: String, on client: AMQPClient, options: FeedOptions, say: @escaping @Sendable (String) -> Void
+    ) async throws {
+        let deadline = ContinuousClock.now + options.workerWait
+        var told = false
+        while true {
+            if let info = try? await client.inspectQueue(startQueue), info.consumerCount > 0 { return }
+            guard ContinuousClock.now < deadline else {
+                throw DemoError(
+                    .stoppedEarly,
+                    "no worker consumed \(startQueue) within \(options.workerWait.readable); start `waybill worker` on "
+                        + "\(options.broker) with the shipped names first")
+            }
+            if !told {
+                say("waiting for a worker to consume \(startQueue) ...")
+                told = true
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
