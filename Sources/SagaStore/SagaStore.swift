@@ -222,9 +222,9 @@ public final class SagaStore: Sendable {
 
     private func deleteOutboxRows(_ ids: [Int64], in db: Database) throws {
         for chunk in ids.chunked(by: Self.chunkSize) {
-            try db.execute(
-                sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(chunk.count)))",
-                arguments: StatementArguments(chunk))
+            let size = Self.listSize(chunk.count)
+            let statement = try db.cachedStatement(sql: "DELETE FROM outbox WHERE id IN (\(Self.placeholders(size)))")
+            try statement.execute(arguments: Self.padded(chunk.map(\.databaseValue), to: size))
         }
     }
 
@@ -290,11 +290,13 @@ public final class SagaStore: Sendable {
         var result: [SagaKey: StoredSaga] = [:]
         result.reserveCapacity(keys.count)
         for chunk in keys.chunked(by: Self.chunkSize) {
-            var arguments: [String] = []
-            arguments.reserveCapacity(chunk.count * 2)
-            for key in chunk { arguments += [key.workflow, key.id] }
+            let size = Self.listSize(chunk.count)
+            var arguments: [DatabaseValue] = []
+            arguments.reserveCapacity(size * 2)
+            for key in chunk { arguments += [key.workflow.databaseValue, key.id.databaseValue] }
             let rows = try Row.fetchCursor(
-                db, sql: Self.loadSagasSQL(count: chunk.count), arguments: StatementArguments(arguments))
+                db.cachedStatement(sql: Self.loadSagasSQL(count: size)),
+                arguments: Self.padded(arguments, to: size * 2))
             while let row = try rows.next() {
                 let data: Data = row[2]
                 let instance = try StateCodec.decode([UInt8](data))
@@ -335,9 +337,10 @@ public final class SagaStore: Sendable {
     private static func processedMessageIds(in ids: [String], _ db: Database) throws -> Set<String> {
         var found: Set<String> = []
         for chunk in ids.chunked(by: Self.chunkSize) {
+            let size = Self.listSize(chunk.count)
             let rows = try String.fetchCursor(
-                db, sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(chunk.count)))",
-                arguments: StatementArguments(chunk))
+                db.cachedStatement(sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(size)))"),
+                arguments: Self.padded(chunk.map(\.databaseValue), to: size))
             while let id = try rows.next() { found.insert(id) }
         }
         return found
@@ -481,6 +484,18 @@ public final class SagaStore: Sendable {
             SELECT sagas.current_step, sagas.owner, sagas.state FROM wanted
             CROSS JOIN sagas ON sagas.workflow = wanted.workflow AND sagas.saga_id = wanted.saga_id
             """
+    }
+
+    /// How many `?` a hot-path `IN (...)` list of `count` values gets: the next power of two (at most
+    /// ``chunkSize``), so a handful of cached statements serve every batch instead of one prepared per call. The
+    /// extra places are NULL, which matches no row.
+    static func listSize(_ count: Int) -> Int {
+        count <= 1 ? 1 : min(chunkSize, 1 << (Int.bitWidth - (count - 1).leadingZeroBitCount))
+    }
+
+    /// `values` followed by NULLs up to `count`.
+    static func padded(_ values: [DatabaseValue], to count: Int) -> StatementArguments {
+        StatementArguments(values + Array(repeating: .null, count: max(0, count - values.count)))
     }
 
     static func placeholders(_ count: Int) -> String {

@@ -480,16 +480,14 @@ final class BatchLoop: Sendable {
                     relays.append(forward(delivery, to: number))
                     return
                 }
-                var partitionWork = work[number, default: PartitionWork()]
-                partitionWork.items.append(
+                work[number, default: PartitionWork()].items.append(
                     Item(
                         key: SagaKey(workflow: workflow, id: start.sagaId), event: .start(input: start.input),
                         // Keyed by saga id too: publishers reuse message ids (counters that restart, constants).
                         inbox: delivery.properties.messageID.map { "start:\(workflow):\(start.sagaId):\($0)" },
                         start: entry))
-                partitionWork.settle.append(delivery)
-                partitionWork.taken.append(delivery)
-                work[number] = partitionWork
+                work[number]?.settle.append(delivery)
+                work[number]?.taken.append(delivery)
             } catch {
                 relays.append(deadLetter(delivery, source: source, error))
             }
@@ -579,14 +577,13 @@ final class BatchLoop: Sendable {
         }
         do {
             let outcome = try WireMessages.reply(delivery.body)
-            var partitionWork = work[number, default: PartitionWork()]
-            partitionWork.items.append(
+            // Changed in place: a copy taken out and put back would copy the partition's lists on every delivery.
+            work[number, default: PartitionWork()].items.append(
                 Item(
                     key: key, event: .reply(correlationId: correlationId, outcome: outcome),
                     // Keyed by the command too: a participant's message ids need not be unique across replies.
                     inbox: delivery.properties.messageID.map { "reply:\(correlationId):\($0)" }, reply: delivery))
-            partitionWork.taken.append(delivery)
-            work[number] = partitionWork
+            work[number]?.taken.append(delivery)
         } catch {
             work[number, default: PartitionWork()].malformed.append(
                 MalformedReply(key: key, refusal: error, delivery: delivery))

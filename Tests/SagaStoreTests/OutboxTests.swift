@@ -93,3 +93,26 @@ import WaybillTestSupport
         #expect(error?.code == .corruptState)
     }
 }
+
+/// The hot path's `IN (...)` lists come in a few sizes, so their statements are prepared once and cached.
+struct ListSizeTests {
+    @Test(
+        "a list of n values gets the next power of two places, at most the chunk size",
+        arguments: [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (129, 256), (256, 256), (257, 400), (400, 400)])
+    func listSize(count: Int, size: Int) {
+        #expect(SagaStore.listSize(count) == size)
+    }
+
+    @Test("padded lists find exactly the rows asked for")
+    func paddedLookups() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        try store.commit((1...5).map { Fixtures.change("ord-\($0)", message: "m-\($0)") })
+        for count in 1...5 {
+            let asked = (1...count).map { "m-\($0)" } + ["m-none"]
+            #expect(try store.processedMessageIds(in: asked) == Set((1...count).map { "m-\($0)" }))
+            let keys = (1...count).map { SagaKey(workflow: Fixtures.change("ord-\($0)").key.workflow, id: "ord-\($0)") }
+            #expect(try store.sagas(keys).count == count)
+        }
+    }
+}
