@@ -225,7 +225,7 @@ public enum BenchRunner {
             }
             let processes = ChaosWorkers(
                 executable: executable, configuration: configuration,
-                maxMessageBytes: configuration.maxMessageBytes, logsDirectory: logs)
+                maxMessageBytes: configuration.maxMessageBytes, logsDirectory: logs, logLevel: "warning")
             let ids = (1...options.workers).map(setup.names.workerId)
             do {
                 say("[pool] starting \(ids.count) `waybill worker` process\(ids.count == 1 ? "" : "es") ...")

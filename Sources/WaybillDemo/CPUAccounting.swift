@@ -96,8 +96,9 @@ struct CPUUsage: Sendable, Hashable {
     var workers: Int?
     /// Clock ticks of the broker's process; `nil` when it was not found.
     var broker: Int?
-    /// Idle and total clock ticks of the machine, over every CPU.
+    /// Idle (idle + iowait) clock ticks of the machine, over every CPU.
     var machineIdle: Int?
+    /// All clock ticks of the machine, over every CPU.
     var machineTotal: Int?
 
     static func + (left: CPUUsage, right: CPUUsage) -> CPUUsage {

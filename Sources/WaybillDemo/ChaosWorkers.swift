@@ -60,12 +60,17 @@ final class ChaosWorkers: Sendable {
     private let executable: String
     private let environment: [String: String]
     private let logsDirectory: String
+    private let logLevel: String
     private let state = Mutex(State())
 
     /// Workers running `executable` with `configuration` (every worker gets its own `worker_id`), logging to
-    /// `<logsDirectory>/<worker>.log`.
-    init(executable: String, configuration: WorkerConfiguration, maxMessageBytes: Int, logsDirectory: String) {
+    /// `<logsDirectory>/<worker>.log` at `logLevel` (`info` logs a line per saga: too much for a benchmark).
+    init(
+        executable: String, configuration: WorkerConfiguration, maxMessageBytes: Int, logsDirectory: String,
+        logLevel: String = "info"
+    ) {
         self.executable = executable
+        self.logLevel = logLevel
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("WAYBILL_") }
         environment.merge(Self.environment(for: configuration)) { _, new in new }
         environment["WAYBILL_MAX_MESSAGE_BYTES"] = String(maxMessageBytes)
@@ -103,7 +108,7 @@ final class ChaosWorkers: Sendable {
         let child: ChildProcess
         do {
             child = try ChildProcess(
-                executable: executable, arguments: ["worker", "--log-level", "info"], environment: environment,
+                executable: executable, arguments: ["worker", "--log-level", logLevel], environment: environment,
                 output: logPath(worker))
         } catch {
             throw DemoError(.childProcess, "cannot start \(executable) worker as \(worker)", cause: error)

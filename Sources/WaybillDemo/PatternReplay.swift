@@ -20,8 +20,6 @@ final class PatternReplay: Sendable {
         var consumed = 0
         /// Messages published: forwarded starts, commands and milestone events.
         var published = 0
-        /// Sagas given up because a reply was an error or the split found no plan (none in a bench run).
-        var abandoned = 0
     }
 
     private let client: AMQPClient
@@ -130,11 +128,9 @@ final class PatternReplay: Sendable {
             highest[delivery.consumerTag] = delivery.deliveryTag
         }
         for tag in highest.values { client.ack(tag, multiple: true) }
-        let abandoned = script.abandoned
         counters.withLock { counts in
             counts.consumed += batch.count
             counts.published += outgoing.count
-            counts.abandoned = abandoned
         }
     }
 }

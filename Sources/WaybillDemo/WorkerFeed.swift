@@ -31,8 +31,9 @@ public struct FeedOptions: Sendable {
 public struct FeedResult: Sendable, Hashable {
     /// Orders fed.
     public var orders: Int
-    /// Sagas that completed, and that ended in any way.
+    /// Sagas that completed.
     public var completed: Int
+    /// Sagas that ended in any way (completed, compensated, suspended); fewer than ``orders`` after a timeout.
     public var ended: Int
     /// From the first order published to the last end.
     public var elapsed: Duration
