@@ -339,7 +339,8 @@ public final class SagaStore: Sendable {
         for chunk in ids.chunked(by: Self.chunkSize) {
             let size = Self.listSize(chunk.count)
             let rows = try String.fetchCursor(
-                db.cachedStatement(sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(size)))"),
+                db.cachedStatement(
+                    sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(size)))"),
                 arguments: Self.padded(chunk.map(\.databaseValue), to: size))
             while let id = try rows.next() { found.insert(id) }
         }

@@ -423,19 +423,10 @@ public enum BenchRunner {
         let source = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
         let workflow = try WorkflowLoader.load(
             yaml: try names.rewrite(workflowText: source, file: options.workflowFile), file: options.workflowFile)
-        let clients = try (0..<3).map { index in
-            try AMQPClient(
-                configuration: try options.broker.amqpConfiguration(name: "waybill-bench-replay-\(index)"),
-                logger: logger)
-        }
+        let clients = try await options.broker.connectedClients(
+            (0..<3).map { "waybill-bench-replay-\($0)" }, logger: logger)
         func closeAll() async {
             for client in clients { await client.close() }
-        }
-        do {
-            for client in clients { try await client.connect() }
-        } catch {
-            await closeAll()
-            throw error
         }
         let (driver, replayClient, participantsClient) = (clients[0], clients[1], clients[2])
         let replay = PatternReplay(

@@ -32,6 +32,19 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
         return configuration
     }
 
+    /// One connected client per name (the broker lists each connection under its name); when one cannot connect,
+    /// the ones already connected are closed and the error is thrown.
+    func connectedClients(_ names: [String], logger: Logger) async throws -> [AMQPClient] {
+        let clients = try names.map { try AMQPClient(configuration: try amqpConfiguration(name: $0), logger: logger) }
+        do {
+            for client in clients { try await client.connect() }
+        } catch {
+            for client in clients { await client.close() }
+            throw error
+        }
+        return clients
+    }
+
     /// The URL without any password.
     public var description: String {
         guard let scheme = url.range(of: "://") else { return url }

@@ -57,17 +57,15 @@ public enum WorkerFeed {
         }
         let workflow = try WorkflowLoader.load(yaml: text, file: options.workflowFile)
         let simulator = try options.shape.simulator(orders: options.orders)
-        let clients = try ["waybill-feed-driver", "waybill-feed-participants"].map { name in
-            try AMQPClient(configuration: try options.broker.amqpConfiguration(name: name), logger: logger)
+        let clients: [AMQPClient]
+        do {
+            clients = try await options.broker.connectedClients(
+                ["waybill-feed-driver", "waybill-feed-participants"], logger: logger)
+        } catch {
+            throw DemoError(.brokerUnreachable, "cannot connect to RabbitMQ at \(options.broker)", cause: error)
         }
         func closeAll() async {
             for client in clients { await client.close() }
-        }
-        do {
-            for client in clients { try await client.connect() }
-        } catch {
-            await closeAll()
-            throw DemoError(.brokerUnreachable, "cannot connect to RabbitMQ at \(options.broker)", cause: error)
         }
         let (driver, participantsClient) = (clients[0], clients[1])
         let result: Result<FeedResult, any Error>
