@@ -174,7 +174,7 @@ struct BrokerSession {
         let script = PrivateBroker.locate(environment: environment)
         var session = BrokerSession(address: PrivateBroker.address(port: port, virtualHost: virtualHost))
         if await PrivateBroker.address(port: port).isReachable(logger: logger) {
-            console.say("Reusing the RabbitMQ that answers on 127.0.0.1:\(port).")
+            console.say("Using the RabbitMQ that answers on 127.0.0.1:\(port).")
         } else {
             guard let script else {
                 throw DemoError(
