@@ -177,12 +177,10 @@ public final class SagaStore: Sendable {
     {
         var outboxIds: [Int64] = []
         outboxIds.reserveCapacity(prepared.reduce(0) { $0 + $1.outbox.count })
-        try db.inTransaction(.immediate) {
-            try checkFence(db)
+        try inFencedTransaction(db) { db in
             let statements = try WriteStatements(db)
             for change in prepared { try statements.write(change, outboxIds: &outboxIds) }
             try deleteOutboxRows(confirmed, in: db)
-            return .commit
         }
         return outboxIds
     }
@@ -268,8 +266,8 @@ public final class SagaStore: Sendable {
         return try read("loading \(keys.count) sagas") { db in try Self.sagas(keys, in: db) }
     }
 
-    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` in one read transaction (what a batch needs to decide),
-    /// without blocking the caller's thread while it reads.
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` together (what a batch needs to decide), without blocking the
+    /// caller's thread while it reads. For the partition's owner only: see the comment inside.
     public func lookup(
         _ keys: [SagaKey], processed ids: [String]
     ) async throws -> (
@@ -277,7 +275,10 @@ public final class SagaStore: Sendable {
     ) {
         guard !keys.isEmpty || !ids.isEmpty else { return ([:], []) }
         do {
-            return try await pool.read { db in (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
+            // Without a read transaction (a `BEGIN` and a `COMMIT` less per partition and batch): the partition's
+            // owner is its only writer and does not write it while deciding its batch, so both reads see one state.
+            return try await pool.unsafeRead { db in
+                (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
             }
         } catch {
             throw SagaStoreError.wrap(

@@ -10,8 +10,8 @@ public protocol PartitionStore: AnyObject, Sendable {
     func sagas(_ keys: [SagaKey]) throws -> [SagaKey: StoredSaga]
     /// The ids among `ids` already recorded in the inbox.
     func processedMessageIds(in ids: [String]) throws -> Set<String>
-    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` read in one transaction; suspends the caller, not a thread,
-    /// while it reads, so several partitions read at the same time.
+    /// ``sagas(_:)`` and ``processedMessageIds(in:)`` read together, while nothing else writes the partition;
+    /// suspends the caller, not a thread, while it reads, so several partitions read at the same time.
     func lookup(
         _ keys: [SagaKey], processed ids: [String]
     ) async throws -> (
