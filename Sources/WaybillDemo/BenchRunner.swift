@@ -272,29 +272,12 @@ public enum BenchRunner {
 
     /// Waits until the worker processes `ids` run and hold a fair share of the pool's partitions each (60 s at most).
     private static func waitForPool(_ dataDirectory: String, processes: ChaosWorkers, ids: [String]) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            if let pool = try? PoolDirectory.open(dataDirectory) {
-                let members = pool.members().filter { $0.isLive && $0.state == .running }
-                if Set(members.map(\.worker)) == Set(ids),
-                    DemoStage.isFairShare(members.map(\.partitions), partitionCount: pool.partitionCount)
-                {
-                    return
-                }
-            }
-            if let crashed = processes.collectCrashes().first {
-                throw DemoError(
-                    .childProcess,
-                    "worker \(crashed) exited at start; see \(processes.logPath(crashed)):\n"
-                        + MemoryProbe.tail(processes.logPath(crashed)))
-            }
-            guard ContinuousClock.now < deadline else {
-                throw DemoError(
-                    .childProcess,
-                    "the worker processes did not share the partitions within 60 s; see their logs beside "
-                        + processes.logPath(ids[0]))
-            }
-            try await Task.sleep(for: .milliseconds(200))
+        try await processes.waitForMembers(
+            of: dataDirectory, waiting: "the worker processes did not share the partitions",
+            logs: "their logs beside \(processes.logPath(ids[0]))"
+        ) { members, pool in
+            Set(members.map(\.worker)) == Set(ids)
+                && DemoStage.isFairShare(members.map(\.partitions), partitionCount: pool.partitionCount)
         }
     }
 

@@ -604,24 +604,13 @@ final class ChaosStage: Sendable {
 
     /// Waits until the workers in `expected` run and own every partition between them (60 s at most).
     private func waitForPool(workers expected: Set<String>) async throws {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while true {
-            let members = pool.members().filter { $0.isLive && $0.state == .running }
-            let owned = Set(members.flatMap(\.partitions))
-            if Set(members.map(\.worker)).isSuperset(of: expected) && owned.count == partitionCount { return }
-            if let crashed = workers.collectCrashes().first {
-                throw DemoError(
-                    .childProcess,
-                    "worker \(crashed) exited at start; see \(workers.logPath(crashed)):\n"
-                        + MemoryProbe.tail(workers.logPath(crashed)))
-            }
-            guard ContinuousClock.now < deadline else {
-                throw DemoError(
-                    .childProcess,
-                    "the workers did not share the \(partitionCount) partitions within 60 s; see the logs in "
-                        + files.logsDirectory)
-            }
-            try await Task.sleep(for: .milliseconds(200))
+        let partitionCount = partitionCount
+        try await workers.waitForMembers(
+            of: pool.path, waiting: "the workers did not share the \(partitionCount) partitions",
+            logs: "the logs in \(files.logsDirectory)"
+        ) { members, _ in
+            Set(members.map(\.worker)).isSuperset(of: expected)
+                && Set(members.flatMap(\.partitions)).count == partitionCount
         }
     }
 

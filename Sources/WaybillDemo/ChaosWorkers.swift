@@ -191,6 +191,32 @@ final class ChaosWorkers: Sendable {
         return ended.map(\.0).sorted()
     }
 
+    /// Polls the member files of the pool in `dataDirectory` every 200 ms until `ready` holds for its live, running
+    /// members; throws when a worker exits meanwhile, or after 60 s (`waiting` says what for, `logs` where to look).
+    func waitForMembers(
+        of dataDirectory: String, waiting: String, logs: String,
+        until ready: ([PoolMemberStatus], PoolDirectory) -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            if let pool = try? PoolDirectory.open(dataDirectory),
+                ready(pool.members().filter { $0.isLive && $0.state == .running }, pool)
+            {
+                return
+            }
+            if let crashed = collectCrashes().first {
+                throw DemoError(
+                    .childProcess,
+                    "worker \(crashed) exited at start; see \(logPath(crashed)):\n" + MemoryProbe.tail(logPath(crashed))
+                )
+            }
+            guard ContinuousClock.now < deadline else {
+                throw DemoError(.childProcess, "\(waiting) within 60 s; see \(logs)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
     /// The process ids of the running workers, by worker.
     var processIds: [String: Int32] {
         state.withLock { state in state.running.filter { $0.value.child.ended == nil }.mapValues(\.child.pid) }
