@@ -305,6 +305,9 @@ final class ConnectionDriver {
     private func publish(_ batch: [OutboundMessage], _ receipt: PublishWaiter, _ sequence: PublishSequence?) {
         guard !batch.isEmpty else { return receipt.settle(.success([])) }
         guard let link, publishChannelOpen else {
+            // Nothing of this batch goes out, so no later batch of its sequence may either: bind the sequence to a
+            // channel that never opens.
+            sequence?.channel.withLock { $0 = .max }
             return receipt.settle(.success(Array(repeating: .connectionLost, count: batch.count)))
         }
         if let sequence {

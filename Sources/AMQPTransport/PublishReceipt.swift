@@ -48,7 +48,8 @@ public final class PublishReceipt: Sendable {
 /// Batches that must reach the broker in the order they were sent, or not at all: the first batch sent in a
 /// sequence binds it to the publishing channel it went out on, and once that channel is gone (a lost connection, a
 /// channel the broker closed) every later batch of the sequence is reported ``PublishOutcome/connectionLost``
-/// without being sent. So a batch never overtakes an earlier one whose messages were lost with the old channel.
+/// without being sent; a batch sent while there is no channel at all ends the sequence too. So a batch never
+/// overtakes an earlier one whose messages were lost with the old channel.
 ///
 /// Start a new sequence once the failures of the old one are dealt with (for a worker: its unconfirmed outbox rows
 /// published again, oldest first).

@@ -319,6 +319,37 @@ struct AMQPClientTests {
         await client.close()
     }
 
+    @Test("a batch refused while disconnected ends its sequence: a later batch of it is not sent after the reconnect")
+    func sequenceRefusedWhileDisconnected() async throws {
+        let direct = try await TestBroker.connectedClient(TestBroker.unique("observer"))
+        let link = try FaultyLink(brokerPort: UInt16(try TestBroker.configuration("unused").port))
+        defer { link.stop() }
+        var configuration = try TestBroker.configuration(TestBroker.unique("refused"))
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(link.port)
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
+        try await client.connect()
+        let queue = TestBroker.unique("refused.q")
+        _ = try await direct.declareQueue(QueueDeclaration(name: queue, durable: true))
+        let message = OutboundMessage(exchange: "", routingKey: queue, body: Data("m"), persistent: true)
+
+        link.refuseNewConnections()
+        link.cut()
+        try await eventually("the client to notice the cut") { !client.isConnected }
+        let sequence = PublishSequence()
+        #expect(try await client.send([message], in: sequence).outcomes() == [.connectionLost])
+
+        link.relayNewConnections()
+        try await eventually("the reconnect") { client.isConnected }
+        #expect(try await client.send([message], in: sequence).outcomes() == [.connectionLost])
+        #expect(try await direct.inspectQueue(queue).messageCount == 0, "nothing of the old sequence went out")
+        #expect(try await client.send([message], in: PublishSequence()).outcomes() == [.confirmed])
+
+        _ = try await direct.deleteQueue(queue)
+        await client.close()
+        await direct.close()
+    }
+
     @Test func silentBrokerIsDetectedByHeartbeatsAndTheClientReconnects() async throws {
         let brokerConfiguration = try TestBroker.configuration("unused")
         let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))

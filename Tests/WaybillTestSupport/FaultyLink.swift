@@ -55,6 +55,9 @@ public final class FaultyLink: Sendable {
     /// Connections closed at once while refusing.
     public var refusedConnections: Int { control.withLock { $0.refused } }
 
+    /// Starts refusing: connections from now on are closed at once, as by a broker that is down.
+    public func refuseNewConnections() { control.withLock { $0.refusing = true } }
+
     /// Stops refusing: connections from now on are relayed to the broker.
     public func relayNewConnections() { control.withLock { $0.refusing = false } }
 
