@@ -439,9 +439,7 @@ public enum BenchRunner {
                 milestones: workflow.milestones, logger: logger)
             try await monitor.declare()
             let feed = OrderFeed(
-                publisher: OrderPublisher(
-                    client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
-                    monitor: monitor),
+                publisher: OrderPublisher(client: driver, trigger: workflow.trigger, monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
                 timeout: options.phaseTimeout, progressInterval: .seconds(5))
             let rig = ReplayRig(feed: feed, monitor: monitor, simulator: replaySimulator, replay: replay)

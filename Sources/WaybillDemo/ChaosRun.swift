@@ -408,9 +408,7 @@ final class ChaosStage: Sendable {
     /// Publishes the orders at the rate, held at the gate of the next fault, and a share of them again 1 to 60 s
     /// later.
     private func feed(driver: AMQPClient) async throws {
-        let publisher = OrderPublisher(
-            client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
-            monitor: nil)
+        let publisher = OrderPublisher(client: driver, trigger: workflow.trigger, monitor: nil)
         let clock = ContinuousClock()
         var random = SplitMix64.keyed(seed: options.seed, ["chaos-duplicates"])
         var next = 0

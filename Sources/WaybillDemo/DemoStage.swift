@@ -348,9 +348,7 @@ final class DemoStage: Sendable {
 
     /// Publishes start messages to the workflow's trigger.
     var publisher: OrderPublisher {
-        OrderPublisher(
-            client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
-            monitor: monitor)
+        OrderPublisher(client: driver, trigger: workflow.trigger, monitor: monitor)
     }
 
     /// The broker client the stage publishes with (benchmarks reuse it).

@@ -138,9 +138,7 @@ struct MemoryProbe {
                 }
             }
             defer { group.cancelAll() }
-            let publisher = OrderPublisher(
-                client: client, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
-                monitor: nil)
+            let publisher = OrderPublisher(client: client, trigger: workflow.trigger, monitor: nil)
             let orders = options.shape.orders(target, prefix: "mem")
             var next = 0
             var lastReport = clock.now

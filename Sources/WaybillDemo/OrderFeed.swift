@@ -1,5 +1,6 @@
 import AMQPTransport
 import Foundation
+import WaybillDefinition
 
 /// Publishes start messages to a workflow's trigger exchange: persistent, mandatory, confirmed, `message_id` = saga
 /// id, and tells the monitor when each was sent.
@@ -8,6 +9,14 @@ struct OrderPublisher: Sendable {
     var exchange: String
     var routingKey: String
     var monitor: SagaMonitor?
+
+    /// Publishes to `trigger`'s exchange and routing key (a workflow's start messages).
+    init(client: AMQPClient, trigger: Trigger, monitor: SagaMonitor?) {
+        self.client = client
+        self.exchange = trigger.exchange
+        self.routingKey = trigger.routingKey
+        self.monitor = monitor
+    }
 
     /// Publishes `orders` in one confirmed batch; what the broker did not confirm is sent again (the saga id makes
     /// a repeated start harmless).

@@ -83,9 +83,7 @@ public enum WorkerFeed {
             try await monitor.declare()
             try await waitForWorker(WorkerTopology.startQueue(workflow.name), on: driver, options: options, say: say)
             let feed = OrderFeed(
-                publisher: OrderPublisher(
-                    client: driver, exchange: workflow.trigger.exchange, routingKey: workflow.trigger.routingKey,
-                    monitor: monitor),
+                publisher: OrderPublisher(client: driver, trigger: workflow.trigger, monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
                 timeout: options.timeout, progressInterval: .seconds(10))
             let orders = options.shape.orders(options.orders, prefix: "feed")

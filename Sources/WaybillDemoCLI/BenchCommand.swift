@@ -82,15 +82,8 @@ struct BenchCommand: AsyncParsableCommand {
         let logPath = (directory as NSString).appendingPathComponent("bench.log")
         let logger = try console.startRun(
             "waybill bench", log: logPath, label: "waybill.bench", level: .warning, workflow: workflow)
-        let broker: BrokerSession
-        do {
-            broker = try await BrokerSession.open(
-                environment: ProcessInfo.processInfo.environment, virtualHost: "waybill-bench", console: console,
-                logger: logger)
-        } catch {
-            console.error("waybill bench: \(error)")
-            throw ExitCode(1)
-        }
+        let broker = try await BrokerSession.open(
+            for: "waybill bench", virtualHost: "waybill-bench", console: console, logger: logger)
         var options = BenchOptions(broker: broker.address, quick: quick)
         if let orders { options.orders = orders }
         if let memorySagas { options.memorySagas = memorySagas }

@@ -80,14 +80,9 @@ struct ChaosCommand: AsyncParsableCommand {
                     + "WAYBILL_AMQP_URL, or pass --broker-restarts 0")
             throw ExitCode(1)
         }
-        let broker: BrokerSession
-        do {
-            broker = try await BrokerSession.open(
-                environment: environment, virtualHost: "waybill-chaos", console: console, logger: logger)
-        } catch {
-            console.error("waybill-demo chaos: \(error)")
-            throw ExitCode(1)
-        }
+        let broker = try await BrokerSession.open(
+            for: "waybill-demo chaos", environment: environment, virtualHost: "waybill-chaos", console: console,
+            logger: logger)
         var options = ChaosOptions(
             broker: broker.address, brokerScript: PrivateBroker.locate(environment: environment),
             workerExecutable: waybill)

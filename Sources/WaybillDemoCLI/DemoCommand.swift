@@ -80,14 +80,9 @@ struct DemoCommand: AsyncParsableCommand {
             "waybill demo", log: logPath, label: "waybill.demo", level: Logger.Level(rawValue: logLevel) ?? .info,
             workflow: workflow)
         let environment = ProcessInfo.processInfo.environment
-        let broker: BrokerSession
-        do {
-            broker = try await BrokerSession.open(
-                environment: environment, virtualHost: BrokerSession.demoVirtualHost, console: console, logger: logger)
-        } catch {
-            console.error("waybill demo: \(error)")
-            throw ExitCode(1)
-        }
+        let broker = try await BrokerSession.open(
+            for: "waybill demo", environment: environment, virtualHost: BrokerSession.demoVirtualHost, console: console,
+            logger: logger)
 
         var options = DemoOptions(broker: broker.address)
         options.orders = orders
@@ -153,6 +148,20 @@ struct BrokerSession {
 
     var address: BrokerAddress
     var started: PrivateBroker?
+
+    /// ``open(environment:virtualHost:console:logger:)`` for the command named `command`: a failure is printed as
+    /// `<command>: <error>` and ends the command with exit code 1.
+    static func open(
+        for command: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+        virtualHost: String, console: Console, logger: Logger
+    ) async throws -> BrokerSession {
+        do {
+            return try await open(environment: environment, virtualHost: virtualHost, console: console, logger: logger)
+        } catch {
+            console.error("\(command): \(error)")
+            throw ExitCode(1)
+        }
+    }
 
     /// Uses `WAYBILL_AMQP_URL`, or the private broker (started when it does not answer) with `virtualHost` (created
     /// with `scripts/rabbitmq ctl` when missing).

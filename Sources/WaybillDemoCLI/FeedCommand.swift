@@ -51,15 +51,8 @@ struct FeedCommand: AsyncParsableCommand {
         let logPath = (directory as NSString).appendingPathComponent("feed.log")
         let logger = try console.startRun(
             "waybill-demo feed", log: logPath, label: "waybill.feed", level: .warning, workflow: workflow)
-        let broker: BrokerSession
-        do {
-            broker = try await BrokerSession.open(
-                environment: ProcessInfo.processInfo.environment, virtualHost: "waybill-callgrind", console: console,
-                logger: logger)
-        } catch {
-            console.error("waybill-demo feed: \(error)")
-            throw ExitCode(1)
-        }
+        let broker = try await BrokerSession.open(
+            for: "waybill-demo feed", virtualHost: "waybill-callgrind", console: console, logger: logger)
         var options = FeedOptions(broker: broker.address)
         options.shape = (try? BenchShape(parsing: shape)) ?? .twoShipment
         options.orders = orders

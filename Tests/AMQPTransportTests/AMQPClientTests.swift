@@ -254,12 +254,9 @@ struct AMQPClientTests {
 
     @Test func unconfirmedPublishesAreReportedNotSentWhenTheConnectionDies() async throws {
         let direct = try await TestBroker.connectedClient(TestBroker.unique("observer"))
-        let brokerConfiguration = try TestBroker.configuration("unused")
-        let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))
+        let link = try TestBroker.faultyLink()
         defer { link.stop() }
-        var configuration = try TestBroker.configuration(TestBroker.unique("cut"))
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(link.port)
+        let configuration = try TestBroker.configuration(TestBroker.unique("cut"), through: link)
         let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()
         let queue = TestBroker.unique("cut.q")
@@ -322,11 +319,9 @@ struct AMQPClientTests {
     @Test("a batch refused while disconnected ends its sequence: a later batch of it is not sent after the reconnect")
     func sequenceRefusedWhileDisconnected() async throws {
         let direct = try await TestBroker.connectedClient(TestBroker.unique("observer"))
-        let link = try FaultyLink(brokerPort: UInt16(try TestBroker.configuration("unused").port))
+        let link = try TestBroker.faultyLink()
         defer { link.stop() }
-        var configuration = try TestBroker.configuration(TestBroker.unique("refused"))
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(link.port)
+        let configuration = try TestBroker.configuration(TestBroker.unique("refused"), through: link)
         let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()
         let queue = TestBroker.unique("refused.q")
@@ -351,12 +346,9 @@ struct AMQPClientTests {
     }
 
     @Test func silentBrokerIsDetectedByHeartbeatsAndTheClientReconnects() async throws {
-        let brokerConfiguration = try TestBroker.configuration("unused")
-        let link = try FaultyLink(brokerPort: UInt16(brokerConfiguration.port))
+        let link = try TestBroker.faultyLink()
         defer { link.stop() }
-        var configuration = try TestBroker.configuration(TestBroker.unique("heartbeat"))
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(link.port)
+        var configuration = try TestBroker.configuration(TestBroker.unique("heartbeat"), through: link)
         configuration.heartbeatSeconds = 1
         let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
         try await client.connect()

@@ -38,6 +38,19 @@ public enum TestBroker {
         return configuration
     }
 
+    /// Settings for a client named `name` that reaches the test broker through `link` (a relay to this broker).
+    public static func configuration(_ name: String, through link: FaultyLink) throws -> AMQPConfiguration {
+        var configuration = try configuration(name)
+        configuration.host = "127.0.0.1"
+        configuration.port = Int(link.port)
+        return configuration
+    }
+
+    /// A relay to the test broker, for faults the broker cannot be asked for (see ``FaultyLink``).
+    public static func faultyLink() throws -> FaultyLink {
+        try FaultyLink(brokerPort: UInt16(try configuration("unused").port))
+    }
+
     /// A connected client named `name`; the caller closes it.
     public static func connectedClient(_ name: String) async throws -> AMQPClient {
         let client = try AMQPClient(configuration: try configuration(name), logger: logger("amqp"))
