@@ -36,11 +36,13 @@ let package = Package(
         .target(name: "PlainText"),
         // The saga state machine: (definition, instance, event, now) -> (instance, actions). Pure.
         .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner", "SeededRandom"]),
+        // The system SQLite that GRDB links; imported only by SagaStore, to bind the hot writes' values directly.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
             dependencies: [
-                "CodedError", "WaybillDefinition", "SagaEngine", "SeededRandom",
+                "CodedError", "CSQLite", "WaybillDefinition", "SagaEngine", "SeededRandom",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -21,6 +21,7 @@ final class ConnectionDriver {
     private static let controlChannel: UInt16 = 1
     private static let publishChannel: UInt16 = 2
     private static let framesPerTurn = 512
+    private static let framesPerRelease = 32
 
     private let configuration: AMQPConfiguration
     private let mailbox: Mailbox
@@ -449,6 +450,10 @@ final class ConnectionDriver {
 
     private func pumpFrames() {
         var noWait = timeval(tv_sec: 0, tv_usec: 0)
+        // Decoded frames live in rabbitmq-c's channel pools until released; releasing walks every pool, so it is done
+        // every few frames rather than after each (at most `framesPerRelease` frames of up to frame_max bytes held).
+        var held = 0
+        defer { if held > 0, let link { amqp_maybe_release_buffers(link.state) } }
         for _ in 0..<Self.framesPerTurn {
             guard let link, !finished else { return }
             var frame = amqp_frame_t()
@@ -461,7 +466,11 @@ final class ConnectionDriver {
                 return
             }
             dispatch(frame, on: link)
-            if self.link === link { amqp_maybe_release_buffers(link.state) }
+            held += 1
+            if held == Self.framesPerRelease, self.link === link {
+                amqp_maybe_release_buffers(link.state)
+                held = 0
+            }
         }
     }
 

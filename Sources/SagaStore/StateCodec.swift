@@ -47,11 +47,6 @@ enum StateCodec {
         write(instance).bytes
     }
 
-    /// Encodes `instance` in the state format, as `Data` for binding.
-    static func encodeData(_ instance: SagaInstance) -> Data {
-        write(instance).data
-    }
-
     private static func write(_ instance: SagaInstance) -> StateWriter {
         var writer = StateWriter()
         writer.append(contentsOf: magic)
@@ -246,9 +241,6 @@ struct StateWriter: ~Copyable {
 
     /// The bytes written so far.
     var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
-
-    /// The bytes written so far, as `Data` (one copy).
-    var data: Data { Data(bytes: base, count: count) }
 
     @inline(__always)
     private mutating func reserve(_ extra: Int) {

@@ -45,6 +45,8 @@ public struct BenchReport: Sendable {
     var brokerLabel = "broker"
     /// Orders per second offered during the step-overhead run.
     public var overheadRate: Double = 0
+    /// Only the step-overhead run ran, at a rate given by `--overhead-rate`: no throughput figures.
+    var overheadOnly: Bool
     /// Reply consumed -> the batch's publish (its next commands) confirmed.
     public var overhead: LatencySummary?
     /// Sagas the memory run reached.
@@ -64,6 +66,7 @@ public struct BenchReport: Sendable {
         workers = options.workers
         workerProcesses = options.workerProcesses
         memorySagas = options.memorySagas
+        overheadOnly = options.overheadRate != nil
     }
 
     /// Ended sagas per second through the worker in each round.
@@ -92,44 +95,47 @@ public struct BenchReport: Sendable {
         let ends = shape == .mixed ? "ended" : "completed"
         var lines: [String] = []
         lines.append("Shape \(shape.rawValue): \(Self.describe(shape))")
-        let pool =
-            workerProcesses
-            ? "\(workers) `waybill worker` process\(workers == 1 ? "" : "es") on one pool"
-            : (workers == 1 ? "1 worker in this process" : "a pool of \(workers) workers in this process")
-        lines.append(
-            "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) in "
-                + "flight; \(pool); simulated participants, feeder and monitor in this process; synchronous=FULL, "
-                + "persistent messages, publisher confirms")
-        lines.append(
-            "  throughput        \(Format.fixed(endToEnd, 1)) \(ends) sagas/s\(rounds(endToEndRounds)); steady state: "
-                + "10%-90% of each round's ends")
-        if shape == .mixed {
+        if !overheadOnly {
+            let pool =
+                workerProcesses
+                ? "\(workers) `waybill worker` process\(workers == 1 ? "" : "es") on one pool"
+                : (workers == 1 ? "1 worker in this process" : "a pool of \(workers) workers in this process")
             lines.append(
-                "  ended             \(Format.grouped(endToEndPhase.completed)) completed, "
-                    + "\(Format.grouped(endToEndPhase.sagas - endToEndPhase.completed)) compensated or cancelled "
-                    + "(short stock)")
+                "End-to-end: \(Format.grouped(orders)) order sagas per round, at most \(Format.grouped(inFlight)) in "
+                    + "flight; \(pool); simulated participants, feeder and monitor in this process; synchronous=FULL, "
+                    + "persistent messages, publisher confirms")
+            lines.append(
+                "  throughput        \(Format.fixed(endToEnd, 1)) \(ends) sagas/s\(rounds(endToEndRounds)); steady state: "
+                    + "10%-90% of each round's ends")
+            if shape == .mixed {
+                lines.append(
+                    "  ended             \(Format.grouped(endToEndPhase.completed)) completed, "
+                        + "\(Format.grouped(endToEndPhase.sagas - endToEndPhase.completed)) compensated or cancelled "
+                        + "(short stock)")
+            }
+            lines.append(
+                "Pattern ceiling: the worker's messages for the \(shape.replayed.rawValue) shape replayed with the raw AMQP "
+                    + "client in this process (no engine, no SQLite): the worker's queues and arguments, batches of up to "
+                    + "256, one confirmed publish per batch, `multiple` acks; the same simulated participants")
+            lines.append("  throughput        \(Format.fixed(ceiling, 1)) completed sagas/s\(rounds(ceilingRounds))")
+            if shape == .mixed {
+                lines.append(
+                    "  ratio             \(Format.fixed(ratio, 2)) (not like with like: the ceiling replays "
+                        + "two-shipment orders; the target is for --shape two-shipment)")
+            } else if shape == .twoShipment {
+                lines.append(
+                    "  ratio             \(Format.fixed(ratio, 2)) (target >= \(Format.fixed(Self.ratioTarget, 2)): "
+                        + "\(verdict(ratio >= Self.ratioTarget)))")
+            } else {
+                lines.append(
+                    "  ratio             \(Format.fixed(ratio, 2)) (the >= \(Format.fixed(Self.ratioTarget, 2)) target is "
+                        + "for --shape two-shipment)")
+            }
+            lines += table
         }
         lines.append(
-            "Pattern ceiling: the worker's messages for the \(shape.replayed.rawValue) shape replayed with the raw AMQP "
-                + "client in this process (no engine, no SQLite): the worker's queues and arguments, batches of up to "
-                + "256, one confirmed publish per batch, `multiple` acks; the same simulated participants")
-        lines.append("  throughput        \(Format.fixed(ceiling, 1)) completed sagas/s\(rounds(ceilingRounds))")
-        if shape == .mixed {
-            lines.append(
-                "  ratio             \(Format.fixed(ratio, 2)) (not like with like: the ceiling replays "
-                    + "two-shipment orders; the target is for --shape two-shipment)")
-        } else if shape == .twoShipment {
-            lines.append(
-                "  ratio             \(Format.fixed(ratio, 2)) (target >= \(Format.fixed(Self.ratioTarget, 2)): "
-                    + "\(verdict(ratio >= Self.ratioTarget)))")
-        } else {
-            lines.append(
-                "  ratio             \(Format.fixed(ratio, 2)) (the >= \(Format.fixed(Self.ratioTarget, 2)) target is "
-                    + "for --shape two-shipment)")
-        }
-        lines += table
-        lines.append(
-            "Step overhead at \(Format.fixed(overheadRate, 0)) orders/s (half the end-to-end rate), "
+            "Step overhead at \(Format.fixed(overheadRate, 0)) orders/s "
+                + (overheadOnly ? "(--overhead-rate), " : "(half the end-to-end rate), ")
                 + (workers == 1 ? "1 worker" : "\(workers) workers")
                 + " in this process (it reads their batch timings): a reply consumed by the worker -> the batch "
                 + "carrying its next command confirmed by the broker")

@@ -29,6 +29,9 @@ public struct BenchOptions: Sendable {
     public var rounds: Int
     /// How long the step-overhead run offers load at half the end-to-end rate.
     public var overheadDuration: Duration
+    /// Run only the step-overhead run, at this many orders per second, instead of at half the end-to-end rate after
+    /// the throughput rounds.
+    public var overheadRate: Double?
     /// Whether to run the memory phase.
     public var measureMemory: Bool = true
     /// Sagas the memory run holds in flight.
@@ -57,6 +60,9 @@ public struct BenchOptions: Sendable {
         try DemoOptions.checkWorkers(workers)
         guard orders >= 100 else { throw DemoError(.invalidOption, "--orders must be at least 100, got \(orders)") }
         guard rounds >= 1 else { throw DemoError(.invalidOption, "rounds must be at least 1, got \(rounds)") }
+        if let overheadRate, !(overheadRate >= 1) {
+            throw DemoError(.invalidOption, "--overhead-rate must be at least 1 order/s, got \(overheadRate)")
+        }
         if workerProcesses && waybillExecutable == nil {
             throw DemoError(
                 .invalidOption,
@@ -90,7 +96,10 @@ public enum BenchRunner {
                     + "orders and the ratio compares unlike work")
         }
 
-        if let executable = options.waybillExecutable, options.workerProcesses {
+        if let rate = options.overheadRate {
+            report.overheadRate = rate
+            report.overhead = try await overheadOnly(options, rate: rate, logger: logger, say: say)
+        } else if let executable = options.waybillExecutable, options.workerProcesses {
             let phases = try await throughputInProcesses(
                 options, executable: executable, probe: probe, logger: logger, say: say)
             (report.endToEndPhase, report.ceilingPhase) = phases
@@ -380,7 +389,7 @@ public enum BenchRunner {
     ) async throws -> LatencySummary? {
         say(
             "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
-                + "(half the end-to-end rate) ...")
+                + (options.overheadRate == nil ? "(half the end-to-end rate) ..." : "(--overhead-rate) ..."))
         observed.startRecording()
         let count = max(10, Int(rate * options.overheadDuration.inSeconds))
         var paced = feed

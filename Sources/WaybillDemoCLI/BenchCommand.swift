@@ -57,6 +57,12 @@ struct BenchCommand: AsyncParsableCommand {
                 + "this process)."))
     var workerProcesses = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Run only the step-overhead run, at this many orders per second (and the memory run unless "
+                + "--skip-memory).", valueName: "n"))
+    var overheadRate: Double?
+
     @Flag(help: "Skip the memory run.")
     var skipMemory = false
 
@@ -69,6 +75,7 @@ struct BenchCommand: AsyncParsableCommand {
     func validate() throws {
         if let orders, orders < 100 { throw ValidationError("--orders must be at least 100") }
         if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
+        if let overheadRate, !(overheadRate >= 1) { throw ValidationError("--overhead-rate must be at least 1") }
         do {
             try DemoOptions.checkWorkers(workers)
             _ = try BenchShape(parsing: shape)
@@ -93,6 +100,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.workflowFile = workflow
         options.directory = directory
         options.measureMemory = !skipMemory
+        options.overheadRate = overheadRate
         options.waybillExecutable = Self.siblingWaybill()
         #if DEBUG
         console.say("note: this is a debug build; build with -c release for meaningful figures")
@@ -101,6 +109,7 @@ struct BenchCommand: AsyncParsableCommand {
             " --shape \(options.shape.rawValue)" + (quick ? " --quick" : "")
             + (workers == 1 ? "" : " --workers \(workers)")
             + (workerProcesses ? " --worker-processes" : "")
+            + (overheadRate.map { " --overhead-rate \(Int($0))" } ?? "")
         console.say(
             "Waybill bench\(flags) on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; "
                 + "log in \(logPath)")
