@@ -16,6 +16,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The one error shape: `CodedError<Domain>` with a stable dotted code, a message and the cause; each error
@@ -69,6 +73,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        // A worker's HTTP endpoints (/metrics in Prometheus' format, /healthz, /readyz) on Hummingbird, and the
+        // one-request client `waybill health` uses.
+        .target(
+            name: "WaybillHTTP",
+            dependencies: [
+                "WaybillWorker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Simulated participants (ERP, inventory, WMS, TMS, billing) for tests and the demo. Pure: no transport.
@@ -101,8 +119,9 @@ let package = Package(
             name: "WaybillCLI",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillWire", "WaybillWorker", "WaybillOperations",
-                "PlainText",
+                "WaybillHTTP", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -157,8 +176,9 @@ let package = Package(
             name: "WaybillWorkerTests",
             dependencies: [
                 "WaybillWorker", "WaybillWire", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
-                "ChildProcess", "WaybillTestSupport",
+                "ChildProcess", "WaybillTestSupport", "WaybillHTTP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

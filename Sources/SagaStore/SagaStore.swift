@@ -372,6 +372,12 @@ public final class SagaStore: Sendable {
         }
     }
 
+    /// How many outbox rows wait for their confirm (and deletion): a growing figure means the broker does not take
+    /// what this partition publishes.
+    public func outboxDepth() throws -> Int {
+        try read("counting outbox rows") { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox") ?? 0 }
+    }
+
     /// When the earliest timer is due, or `nil` when none is scheduled (sleep until then).
     public func nextTimerDue() throws -> Timestamp? {
         try read("reading the next timer") { db in

@@ -11,7 +11,7 @@ struct Waybill: AsyncParsableCommand {
             """,
         subcommands: [
             ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, PoolCommand.self,
-            DLQCommand.self,
+            DLQCommand.self, HealthCommand.self,
             DemoForwardCommand.self, BenchForwardCommand.self,
         ]
     )

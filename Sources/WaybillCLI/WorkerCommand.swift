@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Prometheus
 import ServiceLifecycle
+import WaybillHTTP
 import WaybillWorker
 
 /// `waybill worker`: runs one worker until SIGTERM or SIGINT, then stops gracefully.
@@ -53,10 +55,23 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "waybill.worker")
         logger.info("starting \(configuration)")
-        let worker = SagaWorker(configuration: configuration, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = configuration.httpAddress {
+            let registry = PrometheusCollectorRegistry()
+            let worker = SagaWorker(
+                configuration: configuration, logger: logger, metrics: WorkerMetrics(registry: registry))
+            let endpoints = WorkerEndpoints(
+                address: address, registry: registry, readiness: { worker.readiness },
+                logger: Logger(label: "waybill.http"))
+            services.append(.init(service: endpoints))
+            // The endpoints stop with the worker: once it drained, the process has nothing left to report.
+            services.append(.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup))
+        } else {
+            services.append(.init(service: SagaWorker(configuration: configuration, logger: logger)))
+        }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

@@ -93,6 +93,8 @@ final class ChaosWorkers: Sendable {
         ]
         if let password = configuration.amqpPassword { environment["WAYBILL_AMQP_PASSWORD"] = password }
         if let partitions = configuration.partitions { environment["WAYBILL_PARTITIONS"] = String(partitions) }
+        // Several workers on one host: each takes a free port for its endpoints (its log names it).
+        environment["WAYBILL_HTTP_ADDRESS"] = "127.0.0.1:0"
         return environment
     }
 

@@ -95,6 +95,7 @@ struct MemoryProbe {
         environment["WAYBILL_EVENTS_EXCHANGE"] = names.eventsExchange
         environment["WAYBILL_DEAD_LETTER_EXCHANGE"] = names.deadLetterExchange
         environment["WAYBILL_DEAD_LETTER_QUEUE"] = names.deadLetterQueue
+        environment["WAYBILL_HTTP_ADDRESS"] = "127.0.0.1:0"
         do {
             return try ChildProcess(
                 executable: executable, arguments: ["worker", "--log-level", "warning"], environment: environment,

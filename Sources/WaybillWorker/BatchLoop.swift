@@ -21,6 +21,10 @@ final class BatchLoop: Sendable {
     private let registry: DefinitionRegistry
     private let engine: SagaEngine
     private let logger: Logger
+    let metrics: WorkerMetrics
+    /// Partitions whose last commit failed (not fenced), with the error: the store is not writable for them, which
+    /// the worker's readiness reports until a commit there succeeds again.
+    let failingCommits = Mutex<[Int: String]>([:])
     private let feedback: @Sendable (WorkerInput) -> Void
     /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
     private let afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
@@ -34,7 +38,8 @@ final class BatchLoop: Sendable {
 
     init(
         configuration: WorkerConfiguration, client: AMQPClient, pool: PoolDirectory, partitions: OwnedPartitions,
-        registry: DefinitionRegistry, logger: Logger, feedback: @escaping @Sendable (WorkerInput) -> Void,
+        registry: DefinitionRegistry, logger: Logger, metrics: WorkerMetrics = WorkerMetrics(),
+        feedback: @escaping @Sendable (WorkerInput) -> Void,
         afterPublish: (@Sendable ([WorkerInput], Int) -> Void)? = nil
     ) {
         self.configuration = configuration
@@ -44,6 +49,7 @@ final class BatchLoop: Sendable {
         self.registry = registry
         self.engine = SagaEngine(jitterSeed: configuration.jitterSeed)
         self.logger = logger
+        self.metrics = metrics
         self.feedback = feedback
         self.afterPublish = afterPublish
         self.window = PublishWindow(size: configuration.publishWindow)
@@ -94,6 +100,8 @@ final class BatchLoop: Sendable {
         var settle: [InboundDelivery] = []
         /// Answers and dead letters published after the commit.
         var relays: [Relay] = []
+        /// What the applied transitions changed, counted once the commit succeeded.
+        var observations: [WorkerMetrics.Observation] = []
     }
 
     /// A partition's committed work, waiting for its publish.
@@ -151,6 +159,9 @@ final class BatchLoop: Sendable {
             for partition in partitions.all where partition.timersDue.withLock({ $0 }) <= now.milliseconds {
                 do {
                     let due = try partition.store.dueTimers(before: now, limit: configuration.batchSize)
+                    if let earliest = due.first?.dueAt {
+                        metrics.timersFired(lag: .milliseconds(max(0, now.milliseconds - earliest.milliseconds)))
+                    }
                     for timer in due {
                         work[partition.number, default: PartitionWork()].items.append(
                             Item(
@@ -193,6 +204,8 @@ final class BatchLoop: Sendable {
         for (partition, outcome) in outcomes {
             switch outcome {
             case .committed(let work, let changes, let ids):
+                metrics.record(work.observations)
+                failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
                     partition.timersDue.withLock { $0 = min($0, soonest) }
                 }
@@ -216,6 +229,7 @@ final class BatchLoop: Sendable {
                 lose(partition, error)
             case .uncommitted(let work, let changes, let error):
                 partition.cache.withLock { $0.evict(changes.map(\.key)) }
+                failingCommits.withLock { $0[partition.number] = "\(error)" }
                 logger.error(
                     "commit in \(partition.queue) failed, deliveries go back to the queue: \(error)")
                 requeue(work.taken)
@@ -421,6 +435,7 @@ final class BatchLoop: Sendable {
         _ source: WorkerInput.Source, _ delivery: InboundDelivery, work: inout [Int: PartitionWork],
         relays: inout [Relay]
     ) {
+        if delivery.redelivered { metrics.redelivered() }
         let queueNumber: Int?
         switch source {
         case .router: queueNumber = nil
@@ -759,6 +774,11 @@ final class BatchLoop: Sendable {
             if applied {
                 working[item.key] = transition.instance
                 log(transition, definition: definition)
+                if let observation = WorkerMetrics.Observation(
+                    before: before, after: transition.instance, definition: definition)
+                {
+                    work.observations.append(observation)
+                }
             }
         }
         return changes
@@ -881,6 +901,7 @@ final class BatchLoop: Sendable {
     /// Sends `delivery` to the dead-letter exchange with `refusal` (code first) in the `x-waybill-error` header.
     private func deadLetter(_ delivery: InboundDelivery, source: WorkerInput.Source, _ refusal: WireRefusal) -> Relay {
         let reason = refusal.description
+        metrics.deadLettered(code: refusal.code.rawValue)
         var properties = delivery.properties
         properties.persistent = true
         properties.headers[WireHeader.error] = .string(reason)

@@ -37,6 +37,25 @@ final class PartitionKeeper: Sendable {
         var ticks = 0
         /// Set once the worker drains: no more claims, releases or `running` status.
         var draining = false
+        /// Why the last member status could not be written, if it could not: the data directory is not writable.
+        var statusWriteError: String?
+    }
+
+    /// What keeps this worker from taking work, as far as the pool is concerned (for its readiness): waiting for the
+    /// broker, draining, or a data directory it cannot write.
+    var problems: [String] {
+        state.withLock { state in
+            var problems: [String] = []
+            switch state.status {
+            case .waitingForBroker: problems.append("waiting for the broker: no partitions claimed")
+            case .draining: problems.append("draining: handing its partitions off")
+            case .running: break
+            }
+            if let error = state.statusWriteError {
+                problems.append("cannot write the pool's data directory: \(error)")
+            }
+            return problems
+        }
     }
 
     init(
@@ -241,18 +260,25 @@ final class PartitionKeeper: Sendable {
             return state.ticks % 5 == 1
         }
         let owned = partitions.all
+        var outbox: Int?
         if recount {
             let inFlight = owned.reduce(0) { $0 + ((try? $1.store.activeSagaCount()) ?? 0) }
+            outbox = owned.reduce(0) { $0 + ((try? $1.store.outboxDepth()) ?? 0) }
             state.withLock { $0.inFlight = inFlight }
         }
         let (inFlight, queued) = state.withLock { ($0.inFlight, $0.queued) }
+        loop.metrics.gauges(
+            partitions: owned.count, inFlight: recount ? inFlight : nil, outbox: outbox, queued: queued,
+            connected: client.isConnected)
         let record = PoolMemberStatus(
             worker: configuration.workerId, pid: getpid(), host: Self.hostName, state: status,
             startedAt: startedAt, updatedAt: .now(), partitions: owned.map(\.number), inFlightSagas: inFlight,
             queuedMessages: queued)
         do {
             try pool.write(record)
+            state.withLock { $0.statusWriteError = nil }
         } catch {
+            state.withLock { $0.statusWriteError = "\(error)" }
             logger.warning("cannot write the member status: \(error)")
         }
     }

@@ -36,14 +36,28 @@ public final class SagaWorker: Service, Sendable {
     private let batchObserver: (@Sendable (WorkerBatchTiming) -> Void)?
     /// The partitions owned now, for tests and the demo.
     private let owned = Mutex<[Int]>([])
+    /// What the metrics endpoint serves.
+    public let metrics: WorkerMetrics
+    /// The running worker's parts its readiness looks at; `nil` until it runs and after it stopped.
+    private let live = Mutex<LiveParts?>(nil)
+
+    private struct LiveParts: Sendable {
+        var client: AMQPClient
+        var loop: BatchLoop
+        var keeper: PartitionKeeper
+    }
+    /// Routers (shared start queues) whose consumer ended and is not subscribed again yet.
+    private let routersDown = Mutex<Set<String>>([])
 
     /// A worker; `batchObserver` (benchmarks only) is told, after each batch's publish returned, how long each reply
     /// of the batch took from its consumer to that point. Leave it `nil` in production: it costs a lock per reply.
+    /// `metrics` records what the worker does; the default records nothing.
     public init(
-        configuration: WorkerConfiguration, logger: Logger,
+        configuration: WorkerConfiguration, logger: Logger, metrics: WorkerMetrics = WorkerMetrics(),
         batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
     ) {
         self.configuration = configuration
+        self.metrics = metrics
         var logger = logger
         logger[metadataKey: "worker.id"] = .string(configuration.workerId)
         self.logger = logger
@@ -58,6 +72,28 @@ public final class SagaWorker: Service, Sendable {
 
     /// The partitions this worker owned after its last rebalance, ascending.
     public var ownedPartitions: [Int] { owned.withLock { $0 } }
+
+    /// Whether this worker takes work now, and if not, why (what `/readyz` answers): it runs (connected, joined the
+    /// pool, consuming), the broker connection is up, its start queues are consumed, it is not draining, and its
+    /// partitions' stores and the pool's data directory are writable. A worker of a pool with more workers than
+    /// partitions may own none and still be ready: it takes over when another worker goes.
+    public var readiness: WorkerReadiness {
+        let partitions = ownedPartitions
+        guard let live = live.withLock({ $0 }) else {
+            return WorkerReadiness(
+                problems: ["not running: connecting to the broker or joining the pool"], partitions: [])
+        }
+        var problems: [String] = []
+        if !live.client.isConnected { problems.append("the broker connection is down; reconnecting") }
+        problems += live.keeper.problems
+        for queue in routersDown.withLock({ $0 }).sorted() {
+            problems.append("not consuming \(queue); subscribing again")
+        }
+        for (partition, error) in live.loop.failingCommits.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            problems.append("partition \(partition): the last commit failed: \(error)")
+        }
+        return WorkerReadiness(problems: problems, partitions: partitions)
+    }
 
     public func run() async throws {
         let registry = try DefinitionRegistry(directory: configuration.workflowsDirectory)
@@ -194,10 +230,13 @@ public final class SagaWorker: Service, Sendable {
         }
         let loop = BatchLoop(
             configuration: configuration, client: client, pool: pool, partitions: OwnedPartitions(),
-            registry: registry, logger: logger, feedback: { queue.push($0) }, afterPublish: afterPublish)
+            registry: registry, logger: logger, metrics: metrics, feedback: { queue.push($0) },
+            afterPublish: afterPublish)
         let keeper = PartitionKeeper(
             configuration: configuration, pool: pool, client: client, registry: registry, loop: loop, logger: logger,
             deliver: deliver)
+        live.withLock { $0 = LiveParts(client: client, loop: loop, keeper: keeper) }
+        defer { live.withLock { $0 = nil } }
         await keeper.rebalance()
         owned.withLock { $0 = loop.partitions.numbers }
         logger.info(
@@ -293,6 +332,7 @@ public final class SagaWorker: Service, Sendable {
                             logger.error("consumer of \(consumer.queue) stopped: \(error)")
                         }
                         // The broker cancelled it, or a resubscription failed: subscribe again until it works.
+                        self.routersDown.withLock { _ = $0.insert(consumer.queue) }
                         while !Task.isCancelled {
                             try? await Task.sleep(for: .seconds(1))
                             if Task.isCancelled { return }
@@ -300,6 +340,7 @@ public final class SagaWorker: Service, Sendable {
                                 queue: consumer.queue, prefetch: configuration.prefetch)
                             {
                                 consumer = again
+                                self.routersDown.withLock { _ = $0.remove(consumer.queue) }
                                 break
                             }
                         }

@@ -70,6 +70,9 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var inboxRetention: Duration = .seconds(7 * 24 * 3600)
     /// Seeds retry jitter.
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
+    /// Where `waybill worker` serves `/metrics`, `/healthz` and `/readyz`; `nil` (`off`) serves nothing. Loopback by
+    /// default: the endpoints have no authentication.
+    public var httpAddress: HTTPAddress? = HTTPAddress(host: "127.0.0.1", port: 9464)
 
     public init() {}
 
@@ -156,6 +159,10 @@ extension WorkerConfiguration {
             "redeliveries before the broker dead-letters; default 5 (x4 on partition queues)"
         ),
         ("synchronous", "WAYBILL_SYNCHRONOUS", "full (default) or normal"),
+        (
+            "http_address", "WAYBILL_HTTP_ADDRESS",
+            "host:port of /metrics, /healthz and /readyz, or off; default 127.0.0.1:9464"
+        ),
         ("timer_poll_ms", "WAYBILL_TIMER_POLL_MS", "how often due timers are looked for; default 50"),
         (
             "inbox_retention_hours", "WAYBILL_INBOX_RETENTION_HOURS",
@@ -283,6 +290,17 @@ extension WorkerConfiguration {
         }
         if let value = try integer("inbox_retention_hours", 1...87_600) {
             configuration.inboxRetention = .seconds(value * 3600)
+        }
+        if let value = values["http_address"] {
+            if value.lowercased() == "off" {
+                configuration.httpAddress = nil
+            } else {
+                do {
+                    configuration.httpAddress = try HTTPAddress(parsing: value)
+                } catch {
+                    throw ConfigurationError(.badValue, "http_address: \(error.message)")
+                }
+            }
         }
         switch values["synchronous"]?.lowercased() {
         case nil: break

@@ -48,6 +48,15 @@ struct ConfigurationTests {
             ),
             (["WAYBILL_SYNCHRONOUS": "off"], "config.bad_value: synchronous: expected 'full' or 'normal', got 'off'"),
             (["WAYBILL_WORKER_ID": "w 1"], "config.bad_value: worker_id: use letters, digits, '-' and '_', got 'w 1'"),
+            (
+                ["WAYBILL_HTTP_ADDRESS": "9464"],
+                "config.bad_value: http_address: expected host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464, got '9464'"
+            ),
+            (
+                ["WAYBILL_HTTP_ADDRESS": "localhost:70000"],
+                "config.bad_value: http_address: expected host:port, e.g. 127.0.0.1:9464 or 0.0.0.0:9464, got "
+                    + "'localhost:70000'"
+            ),
         ])
     func badValues(environment: [String: String], message: String) {
         #expect(throws: ConfigurationError.self) { try WorkerConfiguration.load(file: nil, environment: environment) }
@@ -57,6 +66,19 @@ struct ConfigurationTests {
             #expect(error.description == message)
             #expect(error.cause == nil)
         }
+    }
+
+    @Test("http_address: loopback by default, any host:port (IPv6 in brackets), or off")
+    func httpAddress() throws {
+        #expect(WorkerConfiguration().httpAddress == HTTPAddress(host: "127.0.0.1", port: 9464))
+        let wildcard = try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_HTTP_ADDRESS": "0.0.0.0:9500"])
+        #expect(wildcard.httpAddress == HTTPAddress(host: "0.0.0.0", port: 9500))
+        #expect(wildcard.httpAddress?.reachable == HTTPAddress(host: "127.0.0.1", port: 9500))
+        let six = try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_HTTP_ADDRESS": "[::1]:9464"])
+        #expect(six.httpAddress == HTTPAddress(host: "::1", port: 9464))
+        #expect(six.httpAddress?.description == "[::1]:9464")
+        let off = try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_HTTP_ADDRESS": "off"])
+        #expect(off.httpAddress == nil)
     }
 
     @Test func unknownFileKeyIsRefused() throws {

@@ -43,6 +43,8 @@ public protocol PartitionStore: AnyObject, Sendable {
     func definition(hash: String) throws -> StoredDefinition?
     /// Sagas not finished yet.
     func activeSagaCount() throws -> Int
+    /// Outbox rows not yet confirmed (and deleted).
+    func outboxDepth() throws -> Int
 }
 
 extension SagaStore: PartitionStore {}

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import WaybillDefinition
+import WaybillHTTP
 import WaybillTestSupport
 import WaybillWire
 
@@ -90,14 +91,18 @@ final class RunningWorker: Sendable {
     var id: String { configuration.workerId }
 
     /// Starts a worker and returns once it consumes (or throws if it stops or takes more than 60 s to get there).
+    /// With `endpoints`, the worker's metrics go to `endpoints.registry` and the endpoints run in its group.
     static func start(
-        _ configuration: WorkerConfiguration, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
+        _ configuration: WorkerConfiguration, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil,
+        endpoints: (@Sendable (SagaWorker) -> WorkerEndpoints)? = nil, metrics: WorkerMetrics = WorkerMetrics()
     ) async throws -> RunningWorker {
         let logger = TestBroker.logger("worker.\(configuration.workerId)")
-        let worker = SagaWorker(configuration: configuration, logger: logger, batchObserver: batchObserver)
+        let worker = SagaWorker(
+            configuration: configuration, logger: logger, metrics: metrics, batchObserver: batchObserver)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
+        if let endpoints { services.append(.init(service: endpoints(worker))) }
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: worker)], gracefulShutdownSignals: [], logger: logger))
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [], logger: logger))
         let (exits, exited) = AsyncStream<String>.makeStream()
         let task = Task {
             do {
@@ -258,11 +263,13 @@ final class Scenario: Sendable {
     @discardableResult
     func startWorker(
         _ index: Int = 1, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil,
+        endpoints: (@Sendable (SagaWorker) -> WorkerEndpoints)? = nil, metrics: WorkerMetrics = WorkerMetrics(),
         adjust: (inout WorkerConfiguration) -> Void = { _ in }
     ) async throws -> RunningWorker {
         var configuration = try configuration(worker: index)
         adjust(&configuration)
-        let worker = try await RunningWorker.start(configuration, batchObserver: batchObserver)
+        let worker = try await RunningWorker.start(
+            configuration, batchObserver: batchObserver, endpoints: endpoints, metrics: metrics)
         workers.withLock { $0.append(worker) }
         return worker
     }

@@ -27,6 +27,7 @@ final class WorkerProcess: Sendable {
         environment["WAYBILL_DEAD_LETTER_EXCHANGE"] = configuration.deadLetterExchange
         environment["WAYBILL_DEAD_LETTER_QUEUE"] = configuration.deadLetterQueue
         environment["WAYBILL_TIMER_POLL_MS"] = "20"
+        environment["WAYBILL_HTTP_ADDRESS"] = "127.0.0.1:0"
         return environment
     }
 

@@ -1,0 +1,174 @@
+import CoreMetrics
+import SagaEngine
+import SagaStore
+import Synchronization
+import WaybillDefinition
+
+/// A worker's metrics, through swift-metrics. `waybill worker` backs them with a Prometheus registry that it serves on
+/// `/metrics`; the names follow Prometheus conventions and docs/metrics.md lists them with what each means.
+///
+/// Every metric is made from the factory given here, never from the global `MetricsSystem`, so several workers in one
+/// process (tests, the demo) keep apart. Saga and step figures count committed work only: a batch whose commit fails
+/// counts nothing, and its redelivery counts once.
+public final class WorkerMetrics: Sendable {
+    /// Metric names, for the endpoint's tests and docs/metrics.md.
+    public enum Name {
+        public static let sagasStarted = "waybill_sagas_started_total"
+        public static let sagasCompleted = "waybill_sagas_completed_total"
+        public static let sagasCompensated = "waybill_sagas_compensated_total"
+        public static let sagasSuspended = "waybill_sagas_suspended_total"
+        public static let sagasCancelled = "waybill_sagas_cancelled_total"
+        public static let stepDuration = "waybill_step_duration_seconds"
+        public static let sagasInFlight = "waybill_sagas_in_flight"
+        public static let outboxDepth = "waybill_outbox_depth"
+        public static let queuedMessages = "waybill_queued_messages"
+        public static let timerLag = "waybill_timer_lag_seconds"
+        public static let redeliveries = "waybill_redeliveries_total"
+        public static let deadLetters = "waybill_dead_letters_total"
+        public static let partitionsOwned = "waybill_partitions_owned"
+        public static let brokerConnected = "waybill_broker_connected"
+    }
+
+    /// Upper bounds of `waybill_step_duration_seconds`: a step is one command and its reply, from milliseconds to
+    /// minutes (a participant's queue during a wave).
+    public static let stepDurationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(300),
+    ]
+
+    private let factory: any MetricsFactory
+    private let perWorkflow = Mutex<[String: WorkflowCounters]>([:])
+    private let steps = Mutex<[StepKey: Timer]>([:])
+    private let deadLetterCounters = Mutex<[String: Counter]>([:])
+    private let redeliveries: Counter
+    private let sagasInFlight: Gauge
+    private let outboxDepth: Gauge
+    private let queuedMessages: Gauge
+    private let timerLag: Gauge
+    private let partitionsOwned: Gauge
+    private let brokerConnected: Gauge
+
+    private struct WorkflowCounters {
+        var started: Counter
+        var ended: [SagaStatus: Counter]
+    }
+
+    private struct StepKey: Hashable {
+        var workflow: String
+        var step: String
+    }
+
+    /// Metrics made by `factory`; the default records nothing.
+    public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        self.factory = factory
+        redeliveries = Counter(label: Name.redeliveries, factory: factory)
+        sagasInFlight = Gauge(label: Name.sagasInFlight, factory: factory)
+        outboxDepth = Gauge(label: Name.outboxDepth, factory: factory)
+        queuedMessages = Gauge(label: Name.queuedMessages, factory: factory)
+        timerLag = Gauge(label: Name.timerLag, factory: factory)
+        partitionsOwned = Gauge(label: Name.partitionsOwned, factory: factory)
+        brokerConnected = Gauge(label: Name.brokerConnected, factory: factory)
+    }
+
+    /// What one applied transition changed, taken before its commit and counted after it (``record(_:)``).
+    struct Observation: Sendable {
+        var workflow: String
+        var started: Bool
+        /// The terminal or suspended status the saga reached, if it reached one.
+        var ended: SagaStatus?
+        /// Steps that finished in this transition, with how long each ran.
+        var finishedSteps: [(step: String, duration: Duration)]
+
+        /// What `before` -> `after` changed; `nil` when nothing countable did.
+        init?(before: SagaInstance?, after: SagaInstance, definition: WorkflowDefinition) {
+            workflow = after.key.workflow
+            started = before == nil
+            ended = nil
+            if after.status != before?.status,
+                [.completed, .compensated, .suspended, .cancelled].contains(after.status)
+            {
+                ended = after.status
+            }
+            finishedSteps = []
+            for (index, state) in after.steps.enumerated() where index < definition.steps.count {
+                guard let finished = state.finishedAt, let startedAt = state.startedAt,
+                    index >= (before?.steps.count ?? 0) || before?.steps[index].finishedAt == nil
+                else { continue }
+                finishedSteps.append(
+                    (definition.steps[index].id, .milliseconds(max(0, finished.milliseconds - startedAt.milliseconds))))
+            }
+            if !started && ended == nil && finishedSteps.isEmpty { return nil }
+        }
+    }
+
+    /// Counts committed transitions.
+    func record(_ observations: [Observation]) {
+        for observation in observations {
+            let counters = counters(of: observation.workflow)
+            if observation.started { counters.started.increment() }
+            if let ended = observation.ended { counters.ended[ended]?.increment() }
+            for (step, duration) in observation.finishedSteps {
+                timer(observation.workflow, step).recordNanoseconds(
+                    duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+            }
+        }
+    }
+
+    /// One more message that the broker delivered again (its `redelivered` flag set).
+    func redelivered() { redeliveries.increment() }
+
+    /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.
+    func deadLettered(code: String) {
+        let counter = deadLetterCounters.withLock { counters in
+            if let counter = counters[code] { return counter }
+            let counter = Counter(label: Name.deadLetters, dimensions: [("reason", code)], factory: factory)
+            counters[code] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// How late the latest due timers fired: now minus the earliest due time among them (0 when none was due).
+    func timersFired(lag: Duration) {
+        timerLag.record(Double(lag.components.seconds) + Double(lag.components.attoseconds) / 1e18)
+    }
+
+    /// The worker's periodic figures: owned partitions, their unfinished sagas and unconfirmed outbox rows, the
+    /// messages waiting in their queues, and whether the broker connection is up.
+    func gauges(partitions: Int, inFlight: Int?, outbox: Int?, queued: Int?, connected: Bool) {
+        partitionsOwned.record(partitions)
+        if let inFlight { sagasInFlight.record(inFlight) }
+        if let outbox { outboxDepth.record(outbox) }
+        if let queued { queuedMessages.record(queued) }
+        brokerConnected.record(connected ? 1 : 0)
+    }
+
+    private func counters(of workflow: String) -> WorkflowCounters {
+        perWorkflow.withLock { all in
+            if let counters = all[workflow] { return counters }
+            let dimensions = [("workflow", workflow)]
+            let counters = WorkflowCounters(
+                started: Counter(label: Name.sagasStarted, dimensions: dimensions, factory: factory),
+                ended: [
+                    .completed: Counter(label: Name.sagasCompleted, dimensions: dimensions, factory: factory),
+                    .compensated: Counter(label: Name.sagasCompensated, dimensions: dimensions, factory: factory),
+                    .suspended: Counter(label: Name.sagasSuspended, dimensions: dimensions, factory: factory),
+                    .cancelled: Counter(label: Name.sagasCancelled, dimensions: dimensions, factory: factory),
+                ])
+            all[workflow] = counters
+            return counters
+        }
+    }
+
+    private func timer(_ workflow: String, _ step: String) -> Timer {
+        steps.withLock { timers in
+            let key = StepKey(workflow: workflow, step: step)
+            if let timer = timers[key] { return timer }
+            let timer = Timer(
+                label: Name.stepDuration, dimensions: [("workflow", workflow), ("step", step)], factory: factory)
+            timers[key] = timer
+            return timer
+        }
+    }
+}
