@@ -108,6 +108,8 @@ public struct SagaInstance: Sendable, Hashable, Codable {
     public var updatedAt: Timestamp
     /// Numbers message, timer and event ids; only ever grows.
     public var sequence: Int
+    /// The W3C trace the saga belongs to, set by the worker from its start message; the engine never reads it.
+    public var trace: SagaTrace?
 
     /// Rebuilds a stored instance (the store's decoder, tests). To begin a saga, call
     /// ``SagaEngine/start(definition:definitionHash:sagaId:input:now:)``: an instance made here runs nothing until an
@@ -384,4 +386,19 @@ public enum CommandKind: String, Sendable, Hashable, Codable {
     case `do`
     /// The step's `compensate` command.
     case compensate
+}
+
+/// The W3C Trace Context a saga belongs to: the `traceparent` (and `tracestate`) of its start message, or of a trace
+/// the worker began for it. Every command and milestone of the saga carries the same trace id on (docs/metrics.md),
+/// so one order is one trace. Kept as the header texts, which the worker checked when it took them.
+public struct SagaTrace: Sendable, Hashable, Codable {
+    /// `00-<trace id>-<parent span id>-<flags>`: the span the saga's work descends from.
+    public var traceParent: String
+    /// Vendor entries to pass on unchanged, if the start message had any.
+    public var traceState: String?
+
+    public init(traceParent: String, traceState: String? = nil) {
+        self.traceParent = traceParent
+        self.traceState = traceState
+    }
 }

@@ -107,6 +107,14 @@ extension StateCodec {
         case startedAt = 13
         case updatedAt = 14
         case sequence = 15
+        /// A ``TraceField`` message; absent for a saga without a trace (every saga stored before traces).
+        case trace = 16
+    }
+
+    /// The fields of a ``SagaTrace``.
+    enum TraceField: UInt64, StateField {
+        case traceParent = 1
+        case traceState = 2
     }
 
     /// The fields of a ``BranchRef``.
@@ -403,6 +411,13 @@ struct StateWriter: ~Copyable {
         timestamp(Field.startedAt, value.startedAt)
         timestamp(Field.updatedAt, value.updatedAt)
         int(Field.sequence, value.sequence)
+        if let trace = value.trace {
+            field(Field.trace)
+            append(StateCodec.Tag.message.rawValue)
+            string(StateCodec.TraceField.traceParent, trace.traceParent)
+            if let state = trace.traceState { string(StateCodec.TraceField.traceState, state) }
+            endMessage()
+        }
         endMessage()
     }
 
@@ -730,6 +745,7 @@ struct StateReader {
             case .startedAt: instance.startedAt = try timestamp()
             case .updatedAt: instance.updatedAt = try timestamp()
             case .sequence: instance.sequence = try int()
+            case .trace: instance.trace = try sagaTrace()
             case nil: try skipValue()
             }
         }
@@ -737,6 +753,20 @@ struct StateReader {
             throw damaged("the saga key, version, definition or status is missing")
         }
         return instance
+    }
+
+    mutating func sagaTrace() throws(StateCodecError) -> SagaTrace {
+        typealias Field = StateCodec.TraceField
+        try expect(.message)
+        var trace = SagaTrace(traceParent: "")
+        while let number = try nextField() {
+            switch Field(rawValue: number) {
+            case .traceParent: trace.traceParent = try string()
+            case .traceState: trace.traceState = try string()
+            case nil: try skipValue()
+            }
+        }
+        return trace
     }
 
     mutating func branchRefs() throws(StateCodecError) -> [BranchRef] {

@@ -41,7 +41,7 @@ enum Fixtures {
         step.excludedWarehouses = ["hamburg", "münchen-süd-long-warehouse-name"]
         step.startedAt = Timestamp(milliseconds: Int64.min)
         step.finishedAt = Timestamp(milliseconds: 0)
-        return SagaInstance(
+        var instance = SagaInstance(
             key: key(id), version: 7, definitionHash: hash, status: .compensating,
             input: ["orderId": .string(id), "lines": [["sku": "SKU-1", "quantity": 2]], "note": "ünïcødé ✓ \u{0}"],
             steps: [step, StepState()], cursor: 1,
@@ -55,6 +55,9 @@ enum Fixtures {
             startedAt: Timestamp(milliseconds: 1_700_000_000_000),
             updatedAt: Timestamp(milliseconds: 1_700_000_000_999),
             sequence: 42)
+        instance.trace = SagaTrace(
+            traceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", traceState: "congo=t61rcWkgMzE")
+        return instance
     }
 
     /// A small running saga waiting for one reply.

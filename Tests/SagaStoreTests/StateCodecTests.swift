@@ -92,7 +92,7 @@ import WaybillDefinition
                 "SagaInstance", instance,
                 [
                     "key", "version", "definitionHash", "status", "input", "steps", "cursor", "completions",
-                    "compensation", "pivotPassed", "failure", "startedAt", "updatedAt", "sequence",
+                    "compensation", "pivotPassed", "failure", "startedAt", "updatedAt", "sequence", "trace",
                 ]
             ),
             ("SagaKey", instance.key, ["workflow", "id"]),
@@ -117,6 +117,7 @@ import WaybillDefinition
             ("CompensationPlan", instance.compensation!, ["purpose", "queue"]),
             ("BranchRef", instance.completions[0], ["step", "branch"]),
             ("Timestamp", instance.startedAt, ["milliseconds"]),
+            ("SagaTrace", instance.trace!, ["traceParent", "traceState"]),
         ]
         for (name, value, fields) in expected {
             #expect(Self.labels(of: value) == fields, "StateCodec does not store every field of \(name)")
