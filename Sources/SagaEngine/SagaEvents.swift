@@ -110,7 +110,10 @@ public enum IdempotencyKey {
     }
 }
 
-/// A milestone the rest of the company sees (`order.shipped`).
+/// A milestone the rest of the company sees (`order.shipped`); docs/events.md lists them.
+///
+/// Three kinds share the type: a step's milestone (`step` and `output` set), a `for_each` branch's milestone
+/// (`branch` set too) and an end-state milestone (`step` and `output` `nil`; `failure` set when the saga failed).
 public struct MilestoneEvent: Sendable, Hashable, Codable {
     /// Unique and stable if re-sent.
     public var eventId: String
@@ -118,12 +121,56 @@ public struct MilestoneEvent: Sendable, Hashable, Codable {
     public var name: String
     /// The step that produced it, or `nil` for an end-state milestone.
     public var step: String?
-    /// The step's output; `nil` for an end-state milestone. Order data, so keep it out of logs.
+    /// The step's output (a branch milestone: the branch's own output); `nil` for an end-state milestone. Order data,
+    /// so keep it out of logs.
     public var output: JSONValue?
     /// The saga's status when it happened: still `running` for a step milestone, even the last one.
     public var status: SagaStatus
     /// When the transition that produced it ran, not when it is published (that may be after a restart).
     public var occurredAt: Timestamp
+    /// The `for_each` branch a per-branch milestone (`branch_milestone`) is about; `nil` for every other milestone,
+    /// including the joined milestone of a `for_each` step.
+    public var branch: MilestoneBranch?
+    /// Why the saga failed, on the `compensated`, `failed` and `cancelled` end milestones; `nil` on the others.
+    public var failure: MilestoneFailure?
+}
+
+/// One `for_each` branch as a milestone names it: its position and its element.
+public struct MilestoneBranch: Sendable, Hashable, Codable {
+    /// The element's 0-based position in the `for_each` array, as in the command's idempotency key
+    /// (`<saga>/<step>/<index>`). After a reallocation re-planned the step, the same index may be another element.
+    public var index: Int
+    /// The `for_each` element (the shipment, with its id and warehouse). Order data, so keep it out of logs.
+    public var item: JSONValue?
+
+    /// Names a branch; `item` is `nil` only when the element could not be found any more.
+    public init(index: Int, item: JSONValue?) {
+        self.index = index
+        self.item = item
+    }
+}
+
+/// Why a saga failed, as its end milestone tells the rest of the company: the saga's ``SagaFailure`` with the
+/// failing branch's element, or an operator's cancellation.
+public struct MilestoneFailure: Sendable, Hashable, Codable {
+    /// The stable code: a participant's (`out_of_stock`, kept as sent) or Waybill's (``StepError/timeoutCode``,
+    /// ``StepError/operatorCode``, ``StepError/operatorCancelCode``, ...).
+    public var code: String
+    /// What went wrong, for people. It may quote a participant's error text or an operator's reason.
+    public var message: String
+    /// The id of the step that failed (for an operator's compensate or cancel, the step the saga was at).
+    public var step: String
+    /// The `for_each` branch that failed; `nil` for a plain step, or when the whole step failed (its `for_each`
+    /// did not evaluate to an array).
+    public var branch: MilestoneBranch?
+
+    /// Describes a failure for an end milestone.
+    public init(code: String, message: String, step: String, branch: MilestoneBranch?) {
+        self.code = code
+        self.message = message
+        self.step = step
+        self.branch = branch
+    }
 }
 
 /// A durable timer.

@@ -221,6 +221,13 @@ struct SagaRun {
         outputsCache = nil
         instance.completions.append(ref)
         if step.pivot { instance.pivotPassed = true }
+        // Published whatever the siblings do later: this branch took effect. Before the pivot it may still be
+        // undone, which the saga's end milestone then says.
+        if let milestone = step.branchMilestone, step.forEach != nil {
+            publish(
+                milestone, step: step.id, output: output,
+                branch: MilestoneBranch(index: ref.branch, item: branch(ref).item))
+        }
         switch instance.steps[ref.step].status {
         case .running:
             if instance.steps[ref.step].branches.allSatisfy({ $0.status == .succeeded }) {
@@ -373,7 +380,9 @@ struct SagaRun {
 
     private mutating func suspend() {
         instance.status = .suspended
-        if let milestone = definition.milestones.failed { publish(milestone, step: nil, output: nil) }
+        if let milestone = definition.milestones.failed {
+            publish(milestone, step: nil, output: nil, failure: milestoneFailure())
+        }
         actions.append(.finished(.suspended))
     }
 
@@ -433,7 +442,9 @@ struct SagaRun {
         switch plan.purpose {
         case .abort:
             instance.status = .compensated
-            if let milestone = definition.milestones.compensated { publish(milestone, step: nil, output: nil) }
+            if let milestone = definition.milestones.compensated {
+                publish(milestone, step: nil, output: nil, failure: milestoneFailure())
+            }
             actions.append(.finished(.compensated))
         case .reallocate(let splitStep, let warehouses):
             for warehouse in warehouses where !instance.steps[splitStep].excludedWarehouses.contains(warehouse) {
@@ -514,7 +525,12 @@ struct SagaRun {
                 modifyBranch(ref) { $0.pending = nil }
             }
             instance.status = .cancelled
-            if let milestone = definition.milestones.cancelled { publish(milestone, step: nil, output: nil) }
+            if let milestone = definition.milestones.cancelled {
+                let cancellation = MilestoneFailure(
+                    code: StepError.operatorCancelCode, message: "cancelled by \(command.by): \(command.reason)",
+                    step: stepLabel(), branch: nil)
+                publish(milestone, step: nil, output: nil, failure: cancellation)
+            }
             actions.append(.finished(.cancelled))
             return nil
         case .compensate:
@@ -713,12 +729,26 @@ struct SagaRun {
         actions.append(.cancelTimer(id: timer.id))
     }
 
-    private mutating func publish(_ name: String, step: String?, output: JSONValue?) {
+    private mutating func publish(
+        _ name: String, step: String?, output: JSONValue?, branch: MilestoneBranch? = nil,
+        failure: MilestoneFailure? = nil
+    ) {
         actions.append(
             .publishMilestone(
                 MilestoneEvent(
                     eventId: nextId("e"), name: name, step: step, output: output, status: instance.status,
-                    occurredAt: now)))
+                    occurredAt: now, branch: branch, failure: failure)))
+    }
+
+    /// The saga's failure as its end milestone tells it: the failing branch with its element.
+    private func milestoneFailure() -> MilestoneFailure? {
+        guard let failure = instance.failure else { return nil }
+        let branch = failure.branch.map { index in
+            let branches = definition.stepIndex(of: failure.step).map { instance.steps[$0].branches } ?? []
+            return MilestoneBranch(index: index, item: branches.indices.contains(index) ? branches[index].item : nil)
+        }
+        return MilestoneFailure(
+            code: failure.error.code, message: failure.error.message, step: failure.step, branch: branch)
     }
 
     private mutating func nextId(_ prefix: String) -> String {
@@ -771,4 +801,6 @@ extension StepError {
     public static let abandonedCode = "abandoned"
     /// An operator asked for compensation.
     public static let operatorCode = "operator_compensate"
+    /// An operator cancelled the saga (only on the `cancelled` end milestone; never a step's error).
+    public static let operatorCancelCode = "operator_cancel"
 }

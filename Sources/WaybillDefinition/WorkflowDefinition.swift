@@ -92,6 +92,7 @@ public struct StepDefinition: Sendable, Hashable {
         var timeout: Duration
         var retry: RetryPolicy
         var milestone: String?
+        var branchMilestone: String?
         var pivot: Bool
         var reallocate: Reallocation?
     }
@@ -142,10 +143,18 @@ public struct StepDefinition: Sendable, Hashable {
         get { box.fields.retry }
         set { update { $0.retry = newValue } }
     }
-    /// The event published when the step succeeds.
+    /// The event published when the step succeeds; for a `for_each` step, once when every branch succeeded (the
+    /// joined event, whose output is the array of branch outputs).
     public var milestone: String? {
         get { box.fields.milestone }
         set { update { $0.milestone = newValue } }
+    }
+    /// The event published each time one branch of a `for_each` step succeeds (`branch_milestone`), with that
+    /// branch's element and output, before the joined ``milestone``. Only a `for_each` step publishes it: the loader
+    /// refuses it on another step, and the engine ignores it on a step built in code without `for_each`.
+    public var branchMilestone: String? {
+        get { box.fields.branchMilestone }
+        set { update { $0.branchMilestone = newValue } }
     }
     /// The point of no return: once it succeeded, failures suspend the saga instead of compensating.
     public var pivot: Bool {
@@ -162,12 +171,12 @@ public struct StepDefinition: Sendable, Hashable {
     public init(
         id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
         timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
-        pivot: Bool = false, reallocate: Reallocation? = nil
+        branchMilestone: String? = nil, pivot: Bool = false, reallocate: Reallocation? = nil
     ) {
         box = Box(
             Fields(
                 id: id, action: action, forEach: forEach, compensate: compensate, timeout: timeout, retry: retry,
-                milestone: milestone, pivot: pivot, reallocate: reallocate))
+                milestone: milestone, branchMilestone: branchMilestone, pivot: pivot, reallocate: reallocate))
     }
 
     public static func == (lhs: StepDefinition, rhs: StepDefinition) -> Bool {

@@ -65,8 +65,8 @@ enum WorkflowKeys {
     static let defaults = ["timeout", "retry"]
     static let retry = ["max_attempts", "initial_interval", "backoff", "max_interval", "jitter"]
     static let step = [
-        "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone", "pivot",
-        "reallocate",
+        "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone",
+        "branch_milestone", "pivot", "reallocate",
     ]
     static let compensate = ["command", "input"]
     static let split = ["lines", "stock", "priority", "strategy", "backorder"]
@@ -130,6 +130,9 @@ struct StepDraft {
     var retry: RetryOverrides?
     var retryLocation: SourceLocation?
     var milestone: String?
+    var milestoneLocation: SourceLocation?
+    var branchMilestone: String?
+    var branchMilestoneLocation: SourceLocation?
     var pivot = false
     var pivotLocation: SourceLocation?
     var reallocateLocation: SourceLocation?

@@ -1,4 +1,5 @@
-/// The checks that need every step: ids, references, the pivot, reallocation and merged retry intervals.
+/// The checks that need every step: ids, references, the pivot, reallocation, milestone names and merged retry
+/// intervals.
 extension WorkflowReader {
     mutating func checkStepIds(_ drafts: [StepDraft]) {
         var firstLine: [String: Int] = [:]
@@ -157,6 +158,35 @@ extension WorkflowReader {
             let merged = overrides.applied(to: defaults)
             if merged.maxInterval < merged.initialInterval {
                 reportIntervals(merged, at: at)
+            }
+        }
+    }
+
+    /// A per-branch milestone needs a name of its own: consumers tell events apart by name (the CloudEvents type and
+    /// routing key), and one that is also an end milestone would make every branch look like the end of the saga.
+    mutating func checkMilestoneNames(_ drafts: [StepDraft], ends: EndMilestones) {
+        let endNames = [
+            ("completed", ends.completed), ("compensated", ends.compensated), ("failed", ends.failed),
+            ("cancelled", ends.cancelled),
+        ]
+        let fix = "so consumers could not tell the events apart; give the per-branch event a name of its own"
+        for (index, draft) in drafts.enumerated() {
+            guard let name = draft.branchMilestone, let at = draft.branchMilestoneLocation else { continue }
+            if let end = endNames.first(where: { $0.1 == name }) {
+                log.report(
+                    .conflict, at: at,
+                    "branch_milestone '\(name)' is also the \(end.0) milestone under milestones, so every branch "
+                        + "would look like the end of the saga; give the per-branch event a name of its own")
+            } else if let other = drafts.first(where: { $0.milestone == name }) {
+                let line = other.milestoneLocation.map { " (line \($0.line))" } ?? ""
+                log.report(
+                    .conflict, at: at,
+                    "branch_milestone '\(name)' is also the milestone of \(other.name)\(line), \(fix)")
+            } else if let other = drafts[..<index].first(where: { $0.branchMilestone == name }) {
+                let line = other.branchMilestoneLocation.map { " (line \($0.line))" } ?? ""
+                log.report(
+                    .conflict, at: at,
+                    "branch_milestone '\(name)' is also the branch_milestone of \(other.name)\(line), \(fix)")
             }
         }
     }

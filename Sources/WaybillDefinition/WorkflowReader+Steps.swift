@@ -105,6 +105,17 @@ extension WorkflowReader {
         }
         if let milestone = entries["milestone"] {
             draft.milestone = milestoneName(milestone)
+            draft.milestoneLocation = location(of: milestone.value)
+        }
+        if let branchMilestone = entries["branch_milestone"] {
+            draft.branchMilestone = milestoneName(branchMilestone)
+            draft.branchMilestoneLocation = location(of: branchMilestone.value)
+            if draft.forEachLocation == nil {
+                log.report(
+                    .conflict, at: branchMilestone.keyLocation,
+                    "branch_milestone is published once per for_each branch, and \(draft.name) has no for_each; "
+                        + "use milestone for a step without branches")
+            }
         }
         if let pivot = entries["pivot"] {
             draft.pivotLocation = pivot.keyLocation

@@ -57,6 +57,7 @@ struct WorkflowReader {
         checkReferences(drafts)
         checkPivot(drafts)
         checkReallocation(drafts)
+        checkMilestoneNames(drafts, ends: milestones)
         checkRetryIntervals(drafts, defaults: defaultRetry)
 
         guard log.isEmpty, let name, let version, let trigger else { return nil }
@@ -75,7 +76,7 @@ struct WorkflowReader {
                     },
                     compensate: draft.compensate, timeout: draft.timeout ?? defaultTimeout,
                     retry: draft.retry?.applied(to: defaultRetry) ?? defaultRetry, milestone: draft.milestone,
-                    pivot: draft.pivot, reallocate: reallocation))
+                    branchMilestone: draft.branchMilestone, pivot: draft.pivot, reallocate: reallocation))
         }
         return WorkflowDefinition(name: name, version: version, trigger: trigger, steps: steps, milestones: milestones)
     }

@@ -35,6 +35,19 @@ public enum WireHeader {
     /// On messages in a partition queue: what the message is, `start` (forwarded by a worker) or `control` (an
     /// operator's repair); a message without it is a participant's reply.
     public static let input = "waybill-input"
+    /// On milestone events: the event type (`order.shipped`), the same as the CloudEvents `type` and the routing key,
+    /// so a consumer can filter without reading the body.
+    public static let eventType = "waybill-event-type"
+    /// On milestone events: the version of the layout of the event's `data` (``EventSchema/version``) as text.
+    public static let eventSchema = "waybill-event-schema"
+}
+
+/// The layout of the `data` of milestone events (docs/events.md).
+public enum EventSchema {
+    /// The version of the layout, sent as `data.schemaVersion` and in the `waybill-event-schema` header. Under one
+    /// version fields are only ever added, so a consumer must ignore fields it does not know; removing, renaming or
+    /// retyping a field bumps it.
+    public static let version = 1
 }
 
 /// The queues of a worker pool, named after the pool (`pool_name`, `waybill` by default) so that several pools can

@@ -54,16 +54,26 @@ public struct WireFormat: Sendable {
             headers: headers, body: JSONText.encodeBytes(command.body), mandatory: true)
     }
 
-    /// A milestone as a CloudEvents 1.0 structured event.
+    /// A milestone as a CloudEvents 1.0 structured event (docs/events.md), with its type and the schema version of
+    /// its `data` in headers too.
     public func milestone(_ event: MilestoneEvent, of instance: SagaInstance) -> OutboxMessage {
         var data: [String: JSONValue] = [
             "sagaId": .string(instance.key.id),
             "workflow": .string(instance.key.workflow),
             "version": .number(Double(instance.version)),
             "status": .string(event.status.rawValue),
+            "schemaVersion": .number(Double(EventSchema.version)),
         ]
         if let step = event.step { data["step"] = .string(step) }
         if let output = event.output { data["output"] = output }
+        if let branch = event.branch { data["branch"] = Self.json(branch) }
+        if let failure = event.failure {
+            var fields: [String: JSONValue] = [
+                "code": .string(failure.code), "message": .string(failure.message), "step": .string(failure.step),
+            ]
+            if let branch = failure.branch { fields["branch"] = Self.json(branch) }
+            data["failure"] = .object(fields)
+        }
         let body: JSONValue = [
             "specversion": "1.0",
             "id": .string(event.eventId),
@@ -74,8 +84,16 @@ public struct WireFormat: Sendable {
             "datacontenttype": "application/json",
             "data": .object(data),
         ]
+        let headers = [WireHeader.eventType: event.name, WireHeader.eventSchema: String(EventSchema.version)]
         return OutboxMessage(
             messageId: event.eventId, exchange: eventsExchange, routingKey: event.name,
-            contentType: WireContentType.cloudEvents, headers: [:], body: JSONText.encodeBytes(body))
+            contentType: WireContentType.cloudEvents, headers: headers, body: JSONText.encodeBytes(body))
+    }
+
+    /// `{"index": n, "item": element}`; a branch whose element is unknown has no `item`.
+    private static func json(_ branch: MilestoneBranch) -> JSONValue {
+        var fields: [String: JSONValue] = ["index": .number(Double(branch.index))]
+        if let item = branch.item { fields["item"] = item }
+        return .object(fields)
     }
 }

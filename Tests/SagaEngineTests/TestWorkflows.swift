@@ -67,7 +67,8 @@ enum TestWorkflows {
                         command(
                             "tms.shipment.create",
                             ["shipmentId": "${shipment.id}", "warehouse": "${shipment.warehouse}"])),
-                    forEach: shipments, timeout: .seconds(30), retry: retry, milestone: "order.shipped", pivot: true),
+                    forEach: shipments, timeout: .seconds(30), retry: retry, milestone: "order.shipped",
+                    branchMilestone: "order.shipment.shipped", pivot: true),
                 StepDefinition(
                     id: "invoice",
                     action: .command(
@@ -111,7 +112,11 @@ extension Transition {
     }
 
     var milestones: [String] {
-        actions.compactMap { if case .publishMilestone(let event) = $0 { event.name } else { nil } }
+        events.map(\.name)
+    }
+
+    var events: [MilestoneEvent] {
+        actions.compactMap { if case .publishMilestone(let event) = $0 { event } else { nil } }
     }
 
     var scheduledTimers: [SagaTimer] {

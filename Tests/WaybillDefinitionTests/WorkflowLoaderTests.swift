@@ -36,6 +36,8 @@ struct ShippedWorkflowTests {
             workflow.steps.map(\.milestone) == [
                 "order.accepted", "order.reserved", nil, "order.released", "order.shipped", "order.invoiced",
             ])
+        // One shipment event per warehouse as its ship branch succeeds, before the joined order.shipped.
+        #expect(workflow.steps.map(\.branchMilestone) == [nil, nil, nil, nil, "order.shipment.shipped", nil])
     }
 
     @Test("defaults apply to every step and merge key by key into a step's retry")

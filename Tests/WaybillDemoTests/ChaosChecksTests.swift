@@ -3,6 +3,7 @@ import SagaEngine
 import Testing
 import WaybillDefinition
 import WaybillTestSupport
+import WaybillWorker
 
 @testable import SagaStore
 @testable import WaybillDemo
@@ -97,6 +98,50 @@ struct ChaosChecksTests {
         events.insert(events[1], at: 3)
         events.append(events[5])
         #expect(ChaosChecks.milestoneProblem(events, status: .completed, workflow: try Self.workflow()) == nil)
+    }
+
+    /// The event bodies the worker publishes for a two-warehouse order of the shipped workflow that completes.
+    static func twoWarehouseEventBodies() throws -> [Data] {
+        let workflow = try Self.workflow()
+        let engine = SagaEngine()
+        let format = WireFormat(commandsExchange: "commands", eventsExchange: "events", replyQueue: "p00")
+        let now = Self.at(1_000)
+        var bodies: [Data] = []
+        var waiting: [CommandMessage] = []
+        func note(_ transition: Transition) {
+            let messages = format.outbox(for: transition.actions, of: transition.instance)
+            bodies += messages.filter { $0.exchange == "events" }.map { Data($0.body) }
+            waiting += transition.actions.compactMap { if case .sendCommand(let command) = $0 { command } else { nil } }
+        }
+        var transition = engine.start(
+            definition: workflow, definitionHash: "h", sagaId: "o-1",
+            input: OrderJSON.order("o-1", lines: [("A", 1), ("B", 1)]), now: now)
+        note(transition)
+        while !waiting.isEmpty {
+            let command = waiting.removeFirst()
+            let output: JSONValue =
+                command.step == "reserve" ? ["stock": OrderJSON.stock([("w1", "A", 1), ("w2", "B", 1)])] : [:]
+            transition = engine.apply(
+                .reply(correlationId: command.messageId, outcome: .ok(output: output)), to: transition.instance,
+                definition: workflow, now: now)
+            note(transition)
+        }
+        #expect(transition.instance.status == .completed)
+        return bodies
+    }
+
+    @Test func perBranchEventsAreCountedButLeftOutOfTheStepSequence() throws {
+        let workflow = try Self.workflow()
+        let milestones = ChaosMilestones(queue: "q", eventsExchange: "events", milestones: workflow.milestones)
+        let bodies = try Self.twoWarehouseEventBodies()
+        for body in bodies { milestones.record(body) }
+
+        #expect(bodies.count == Self.completed.count + 2, "two order.shipment.shipped events")
+        #expect(milestones.received == bodies.count)
+        let recorded = try #require(milestones.events["o-1"])
+        #expect(recorded.map(\.type) == Self.completed)
+        #expect(ChaosChecks.milestoneProblem(recorded, status: .completed, workflow: workflow) == nil)
+        #expect(milestones.endedCount(of: ["o-1"]) == 1)
     }
 
     @Test(arguments: [

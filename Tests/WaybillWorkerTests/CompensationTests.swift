@@ -21,6 +21,9 @@ struct CompensationTests {
         var commands: [String]
         /// Every milestone of the saga, in order.
         var milestones: [String]
+        /// What `order.cancelled` says failed: the code, the step, and the warehouses the failing branch may be of
+        /// (empty for a step without branches; two when both branches fail and either may be first).
+        var failure: (code: String, step: String, warehouses: Set<String>)
 
         var testDescription: String { name }
     }
@@ -28,12 +31,13 @@ struct CompensationTests {
     static let cases: [Case] = [
         Case(
             name: "accept fails: nothing to undo", lines: [("A", 1)], stock: [("w1", "A", 1)],
-            failing: ["erp.order.accept"], commands: ["erp.order.accept"], milestones: ["order.cancelled"]),
+            failing: ["erp.order.accept"], commands: ["erp.order.accept"], milestones: ["order.cancelled"],
+            failure: ("refused", "accept", [])),
         Case(
             name: "reserve fails: the order is cancelled", lines: [("A", 1)], stock: [("w1", "A", 1)],
             failing: ["inventory.reserve"],
             commands: ["erp.order.accept", "inventory.reserve", "erp.order.cancel (undo)"],
-            milestones: ["order.accepted", "order.cancelled"]),
+            milestones: ["order.accepted", "order.cancelled"], failure: ("refused", "reserve", [])),
         Case(
             name: "a release branch fails: the other branch, the reservation and the order are undone",
             lines: [("A", 1), ("B", 1)], stock: [("w1", "A", 1), ("w2", "B", 1)], failing: ["wms.w2.release"],
@@ -41,7 +45,8 @@ struct CompensationTests {
                 "erp.order.accept", "inventory.reserve", "wms.w1.release", "wms.w2.release", "wms.w1.cancel (undo)",
                 "inventory.release (undo)", "erp.order.cancel (undo)",
             ],
-            milestones: ["order.accepted", "order.reserved", "order.cancelled"]),
+            milestones: ["order.accepted", "order.reserved", "order.cancelled"], failure: ("refused", "release", ["w2"])
+        ),
         Case(
             name: "every ship branch fails before any succeeded: releases are undone in reverse",
             lines: [("A", 1), ("B", 1)], stock: [("w1", "A", 1), ("w2", "B", 1)],
@@ -51,14 +56,16 @@ struct CompensationTests {
                 "tms.shipment.create", "wms.w2.cancel (undo)", "wms.w1.cancel (undo)", "inventory.release (undo)",
                 "erp.order.cancel (undo)",
             ],
-            milestones: ["order.accepted", "order.reserved", "order.released", "order.cancelled"]),
+            milestones: ["order.accepted", "order.reserved", "order.released", "order.cancelled"],
+            failure: ("refused", "ship", ["w1", "w2"])),
         Case(
             name: "split finds short stock: the reservation and the order are undone", lines: [("A", 5)],
             stock: [("w1", "A", 2)], failing: [],
             commands: [
                 "erp.order.accept", "inventory.reserve", "inventory.release (undo)", "erp.order.cancel (undo)",
             ],
-            milestones: ["order.accepted", "order.reserved", "order.cancelled"]),
+            milestones: ["order.accepted", "order.reserved", "order.cancelled"],
+            failure: ("insufficient_stock", "split", [])),
     ]
 
     @Test("a failure before the pivot compensates in reverse and ends compensated", arguments: cases)
@@ -88,6 +95,24 @@ struct CompensationTests {
             }
             #expect(scenario.observer.types(of: "o-c") == failure.milestones)
             #expect(saga.instance.failure != nil)
+
+            // order.cancelled says why, and which branch (by its index and its shipment) when a branch failed.
+            let cancelled = try #require(scenario.observer.events(of: "o-c").last?.data)
+            #expect(cancelled["status"] == "compensated")
+            let reason = try #require(cancelled["failure"], "order.cancelled carries the failure")
+            #expect(reason["code"]?.stringValue == failure.failure.code)
+            #expect(reason["step"]?.stringValue == failure.failure.step)
+            #expect(reason["message"]?.stringValue?.isEmpty == false)
+            if failure.failure.code == "refused" { #expect(reason["message"] == "test participant") }
+            if failure.failure.warehouses.isEmpty {
+                #expect(reason["branch"] == nil)
+            } else {
+                let branch = try #require(reason["branch"])
+                let warehouse = try #require(branch["item"]?["warehouse"]?.stringValue)
+                #expect(failure.failure.warehouses.contains(warehouse))
+                #expect(branch["item"]?["id"] == .string("o-c-\(warehouse)"))
+                #expect(branch["index"]?.intValue == saga.instance.failure?.branch)
+            }
             #expect(try worker.store.timers(of: scenario.key("o-c")).isEmpty, "a finished saga leaves no timers")
         }
     }
@@ -187,7 +212,47 @@ struct CompensationTests {
                 ])
             #expect(
                 scenario.observer.types(of: "o-p") == [
-                    "order.accepted", "order.reserved", "order.released", "order.shipped", "order.failed",
+                    "order.accepted", "order.reserved", "order.released", "order.shipment.shipped", "order.shipped",
+                    "order.failed",
+                ])
+            let failed = try #require(scenario.observer.events(of: "o-p").last?.data)
+            #expect(failed["status"] == "suspended")
+            #expect(failed["failure"] == ["code": "account_closed", "message": "test participant", "step": "invoice"])
+        }
+    }
+
+    @Test("a ship branch failing after the other shipped suspends; order.failed names the failed branch")
+    func shipBranchFailureNamesTheBranch() async throws {
+        let script: Participant.Script = { command in
+            command.routingKey == "tms.shipment.create" && command.body?["warehouse"] == "w2"
+                ? .error("no_carrier", retryable: false) : nil
+        }
+        let stock = Participant.table([("w1", "A", 1), ("w2", "B", 1)])
+        try await Scenario.run(stock: stock, script: script) { scenario in
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-b", lines: [("A", 1), ("B", 1)])
+            let saga = try await scenario.waitForStatus("o-b", .suspended, in: worker)
+            try await scenario.waitForEvent("order.failed", of: "o-b")
+
+            // Only the branch that shipped has its event; no joined order.shipped, as the step did not succeed.
+            #expect(
+                scenario.observer.types(of: "o-b") == [
+                    "order.accepted", "order.reserved", "order.released", "order.shipment.shipped", "order.failed",
+                ])
+            let events = scenario.observer.events(of: "o-b")
+            let shipment = try #require(events.first { $0.type == "order.shipment.shipped" }?.data)
+            #expect(shipment["branch"]?["item"]?["warehouse"] == "w1")
+            #expect(shipment["output"] == ["trackingId": "T-o-b-w1"])
+
+            let failure = try #require(events.last?.data?["failure"])
+            let index = try #require(saga.instance.failure?.branch)
+            let lines: JSONValue = [["sku": "B", "quantity": 1]]
+            #expect(
+                failure == [
+                    "code": "no_carrier", "message": "test participant", "step": "ship",
+                    "branch": [
+                        "index": .number(Double(index)), "item": ["id": "o-b-w2", "warehouse": "w2", "lines": lines],
+                    ],
                 ])
         }
     }

@@ -12,13 +12,14 @@ import WaybillWire
 /// The order-fulfillment saga through a real worker, broker and SQLite file: what goes on the wire and in what order.
 @Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
 struct HappyPathTests {
+    /// The milestones of a one-shipment order: one `order.shipment.shipped` per shipment before the joined
+    /// `order.shipped`.
     static let milestones = [
-        "order.accepted", "order.reserved", "order.released", "order.shipped", "order.invoiced", "order.completed",
+        "order.accepted", "order.reserved", "order.released", "order.shipment.shipped", "order.shipped",
+        "order.invoiced", "order.completed",
     ]
 
-    @Test(
-        "the happy path publishes every milestone in order as CloudEvents; commands carry the docs/wire.md headers"
-    )
+    @Test("the happy path publishes every milestone in order as versioned CloudEvents; commands carry their headers")
     func happyPath() async throws {
         try await Scenario.run { scenario in
             let worker = try await scenario.startWorker()
@@ -33,7 +34,7 @@ struct HappyPathTests {
             #expect(Set(events.compactMap(\.id)).count == events.count, "event ids are unique")
             let steps: [String: String] = [
                 "order.accepted": "accept", "order.reserved": "reserve", "order.released": "release",
-                "order.shipped": "ship", "order.invoiced": "invoice",
+                "order.shipment.shipped": "ship", "order.shipped": "ship", "order.invoiced": "invoice",
             ]
             for event in events {
                 let body = try #require(event.body, "event \(event.routingKey) is JSON")
@@ -54,11 +55,22 @@ struct HappyPathTests {
                 #expect(data["workflow"] == .string(scenario.names.workflow))
                 #expect(data["version"] == 1)
                 #expect(data["step"]?.stringValue == steps[type], "step of \(type)")
+                #expect(data["schemaVersion"] == .number(Double(EventSchema.version)))
+                #expect(data["status"] == (type == "order.completed" ? "completed" : "running"))
+                #expect(data["failure"] == nil, "\(type) of a saga that did not fail")
+                #expect(event.headers[WireHeader.eventType] == type)
+                #expect(event.headers[WireHeader.eventSchema] == String(EventSchema.version))
+                #expect((data["branch"] != nil) == (type == "order.shipment.shipped"), "only the per-branch event")
             }
             let reserved = try #require(events.first { $0.type == "order.reserved" })
             #expect(reserved.body?["data"]?["output"]?["reservationId"] == "res-o-1")
             let shipped = try #require(events.first { $0.type == "order.shipped" })
             #expect(shipped.body?["data"]?["output"] == [["trackingId": "T-o-1-w1"]])
+            let lines: JSONValue = [["sku": "sku-1", "quantity": 2], ["sku": "sku-2", "quantity": 1]]
+            let shipment = try #require(events.first { $0.type == "order.shipment.shipped" })
+            #expect(shipment.data?["output"] == ["trackingId": "T-o-1-w1"], "the branch's own output")
+            #expect(
+                shipment.data?["branch"] == ["index": 0, "item": ["id": "o-1-w1", "warehouse": "w1", "lines": lines]])
 
             let commands = scenario.participant.received(saga: "o-1")
             #expect(
@@ -90,7 +102,6 @@ struct HappyPathTests {
                 #expect(command.attempt == 1)
                 #expect(!command.redelivered)
             }
-            let lines: JSONValue = [["sku": "sku-1", "quantity": 2], ["sku": "sku-2", "quantity": 1]]
             #expect(commands[0].body == ["orderId": "o-1", "lines": lines])
             #expect(commands[2].body == ["shipmentId": "o-1-w1", "lines": lines])
             #expect(commands[3].body == ["shipmentId": "o-1-w1", "warehouse": "w1"])
@@ -123,7 +134,27 @@ struct HappyPathTests {
             let lastRelease = try #require(commands.lastIndex { $0.step == "release" })
             let firstShip = try #require(commands.firstIndex { $0.step == "ship" })
             #expect(lastRelease < firstShip)
-            #expect(scenario.observer.types(of: "o-3") == Self.milestones)
+
+            // One shipment event per warehouse as its branch succeeds, then the joined order.shipped.
+            #expect(
+                scenario.observer.types(of: "o-3") == [
+                    "order.accepted", "order.reserved", "order.released", "order.shipment.shipped",
+                    "order.shipment.shipped", "order.shipment.shipped", "order.shipped", "order.invoiced",
+                    "order.completed",
+                ])
+            let shipments = scenario.observer.events(of: "o-3").filter { $0.type == "order.shipment.shipped" }
+            let items = shipments.compactMap { $0.data?["branch"]?["item"] }
+            #expect(Set(items.compactMap { $0["id"]?.stringValue }) == ["o-3-w1", "o-3-w2", "o-3-w3"])
+            #expect(Set(shipments.compactMap { $0.data?["branch"]?["index"] }) == [0, 1, 2])
+            for shipment in shipments {
+                let id = shipment.data?["branch"]?["item"]?["id"]?.stringValue ?? "?"
+                #expect(shipment.data?["output"] == ["trackingId": .string("T-\(id)")], "the output of \(id)")
+            }
+            let shipped = try #require(scenario.observer.events(of: "o-3").first { $0.type == "order.shipped" })
+            #expect(
+                shipped.data?["output"] == [
+                    ["trackingId": "T-o-3-w1"], ["trackingId": "T-o-3-w2"], ["trackingId": "T-o-3-w3"],
+                ])
         }
     }
 
@@ -151,6 +182,8 @@ struct HappyPathTests {
             #expect(commands[4].body?["warehouse"] == "w2")
             #expect(saga.instance.steps[2].excludedWarehouses == ["w1"])
             #expect(scenario.observer.types(of: "o-r") == Self.milestones)
+            let shipment = scenario.observer.events(of: "o-r").first { $0.type == "order.shipment.shipped" }
+            #expect(shipment?.data?["branch"]?["item"]?["id"] == "o-r-r1-w2", "the re-planned shipment")
         }
     }
 }

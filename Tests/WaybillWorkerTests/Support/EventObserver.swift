@@ -10,12 +10,16 @@ struct ObservedEvent: Sendable {
     var messageId: String?
     var contentType: String?
     var persistent: Bool
+    /// The application headers whose values are strings.
+    var headers: [String: String]
     /// The CloudEvents body, or `nil` when it was not JSON.
     var body: JSONValue?
 
     var type: String? { body?["type"]?.stringValue }
     var subject: String? { body?["subject"]?.stringValue }
     var id: String? { body?["id"]?.stringValue }
+    /// The CloudEvents `data`: the saga, the step, its output, the branch or the failure.
+    var data: JSONValue? { body?["data"] }
 }
 
 /// Everyone else in the company: a queue bound to the test's events exchange with `#`, recording milestone events in
@@ -40,6 +44,7 @@ final class EventObserver: Sendable {
                 let event = ObservedEvent(
                     routingKey: delivery.routingKey, messageId: delivery.properties.messageID,
                     contentType: delivery.properties.contentType, persistent: delivery.properties.persistent,
+                    headers: delivery.properties.headers.compactMapValues(\.stringValue),
                     body: try? JSONText.decode(delivery.body))
                 events.withLock { $0.append(event) }
                 client.ack(delivery.deliveryTag)
