@@ -225,14 +225,18 @@ public final class ParticipantService: Service, Sendable {
 
     /// The reply to `delivery`: persistent JSON to the default exchange, routing key `replyTo`, the command's
     /// `correlation_id` (its `message_id` when it has none). The reply's `message_id` is derived from the command's,
-    /// so a reply sent again after a redelivery carries the same id and the worker's inbox drops it.
+    /// so a reply sent again after a redelivery carries the same id and the worker's inbox drops it. The command's W3C
+    /// `traceparent` and `tracestate` go back on the reply, so the reply stays in the order's trace.
     public static func reply(_ body: JSONValue, to delivery: InboundDelivery, replyTo: String) -> OutboundMessage {
         let commandId = delivery.properties.messageID
+        var properties = MessageProperties(
+            contentType: "application/json", persistent: true,
+            correlationID: delivery.properties.correlationID ?? commandId, replyTo: nil,
+            messageID: commandId.map { "\($0)/reply" } ?? UUID().uuidString)
+        for header in ["traceparent", "tracestate"] {
+            if let value = delivery.properties.headers[header] { properties.headers[header] = value }
+        }
         return OutboundMessage(
-            exchange: "", routingKey: replyTo, body: Data(JSONText.encodeBytes(body)),
-            properties: MessageProperties(
-                contentType: "application/json", persistent: true,
-                correlationID: delivery.properties.correlationID ?? commandId, replyTo: nil,
-                messageID: commandId.map { "\($0)/reply" } ?? UUID().uuidString))
+            exchange: "", routingKey: replyTo, body: Data(JSONText.encodeBytes(body)), properties: properties)
     }
 }

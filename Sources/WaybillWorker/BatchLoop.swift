@@ -4,6 +4,7 @@ import Logging
 import SagaEngine
 import SagaStore
 import Synchronization
+import Tracing
 import WaybillDefinition
 import WaybillWire
 
@@ -22,6 +23,7 @@ final class BatchLoop: Sendable {
     private let engine: SagaEngine
     private let logger: Logger
     let metrics: WorkerMetrics
+    private let tracing: SagaTracing
     /// Partitions whose last commit failed (not fenced), with the error: the store is not writable for them, which
     /// the worker's readiness reports until a commit there succeeds again.
     let failingCommits = Mutex<[Int: String]>([:])
@@ -39,7 +41,7 @@ final class BatchLoop: Sendable {
     init(
         configuration: WorkerConfiguration, client: AMQPClient, pool: PoolDirectory, partitions: OwnedPartitions,
         registry: DefinitionRegistry, logger: Logger, metrics: WorkerMetrics = WorkerMetrics(),
-        feedback: @escaping @Sendable (WorkerInput) -> Void,
+        tracer: any Tracer = InstrumentationSystem.tracer, feedback: @escaping @Sendable (WorkerInput) -> Void,
         afterPublish: (@Sendable ([WorkerInput], Int) -> Void)? = nil
     ) {
         self.configuration = configuration
@@ -50,6 +52,7 @@ final class BatchLoop: Sendable {
         self.engine = SagaEngine(jitterSeed: configuration.jitterSeed)
         self.logger = logger
         self.metrics = metrics
+        self.tracing = SagaTracing(tracer: tracer)
         self.feedback = feedback
         self.afterPublish = afterPublish
         self.window = PublishWindow(size: configuration.publishWindow)
@@ -70,6 +73,8 @@ final class BatchLoop: Sendable {
         var inbox: String?
         var timerId: String?
         var start: DefinitionRegistry.Entry?
+        /// A start's trace (from its headers, or a new one).
+        var trace: SagaTrace?
         /// An operator's repair: the control message to answer once the batch is committed.
         var control: InboundDelivery?
         /// A participant's reply: settled with the commit, or dead-lettered when no saga of the partition has it.
@@ -205,6 +210,7 @@ final class BatchLoop: Sendable {
             switch outcome {
             case .committed(let work, let changes, let ids):
                 metrics.record(work.observations)
+                tracing.record(work.observations)
                 failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
                     partition.timersDue.withLock { $0 = min($0, soonest) }
@@ -500,7 +506,7 @@ final class BatchLoop: Sendable {
                         key: SagaKey(workflow: workflow, id: start.sagaId), event: .start(input: start.input),
                         // Keyed by saga id too: publishers reuse message ids (counters that restart, constants).
                         inbox: delivery.properties.messageID.map { "start:\(workflow):\(start.sagaId):\($0)" },
-                        start: entry))
+                        start: entry, trace: SagaTracing.trace(from: delivery.properties.headers)))
                 work[number]?.settle.append(delivery)
                 work[number]?.taken.append(delivery)
             } catch {
@@ -701,7 +707,7 @@ final class BatchLoop: Sendable {
                 continue
             }
             let before = working[item.key]
-            let transition: Transition
+            var transition: Transition
             let definition: WorkflowDefinition
             switch (item.event, before) {
             case (.start(let input), nil):
@@ -709,6 +715,7 @@ final class BatchLoop: Sendable {
                 definition = entry.definition
                 transition = engine.start(
                     definition: definition, definitionHash: entry.hash, sagaId: item.key.id, input: input, now: now)
+                transition.instance.trace = item.trace
             case (_, let instance?):
                 guard let known = try registry.definition(hash: instance.definitionHash, in: store) else {
                     logger.error("saga \(item.key) runs definition \(instance.definitionHash), which is not stored")
@@ -757,6 +764,7 @@ final class BatchLoop: Sendable {
                 owner: configuration.workerId, inboxMessageId: item.inbox,
                 outbox: applied ? wire.outbox(for: transition.actions, of: transition.instance) : [])
             if !applied, let timerId = item.timerId { change.cancelTimerIds.append(timerId) }
+            if let trace = transition.instance.trace { SagaTracing.stamp(&change.outbox, with: trace) }
             changes.append(change)
             if let control = item.control {
                 let reply: ControlReply
@@ -793,6 +801,7 @@ final class BatchLoop: Sendable {
                         "saga.id": .string(transition.instance.key.id),
                         "saga.workflow": .string(transition.instance.key.workflow),
                         "step.id": .string(transition.instance.currentStepId(in: definition) ?? "-"),
+                        "trace.id": .string(transition.instance.trace.map(SagaTracing.traceId) ?? "-"),
                     ])
             }
             return
@@ -800,6 +809,7 @@ final class BatchLoop: Sendable {
         var metadata: Logger.Metadata = [
             "saga.id": .string(transition.instance.key.id), "saga.workflow": .string(transition.instance.key.workflow),
         ]
+        if let trace = transition.instance.trace { metadata["trace.id"] = .string(SagaTracing.traceId(trace)) }
         if let failure = transition.instance.failure {
             metadata["step.id"] = .string(failure.step)
             metadata["error.code"] = .string(failure.error.code)

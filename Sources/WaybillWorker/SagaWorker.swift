@@ -5,6 +5,7 @@ import SagaEngine
 import SagaStore
 import ServiceLifecycle
 import Synchronization
+import Tracing
 import WaybillDefinition
 import WaybillWire
 
@@ -38,6 +39,7 @@ public final class SagaWorker: Service, Sendable {
     private let owned = Mutex<[Int]>([])
     /// What the metrics endpoint serves.
     public let metrics: WorkerMetrics
+    private let tracer: any Tracer
     /// The running worker's parts its readiness looks at; `nil` until it runs and after it stopped.
     private let live = Mutex<LiveParts?>(nil)
 
@@ -51,13 +53,15 @@ public final class SagaWorker: Service, Sendable {
 
     /// A worker; `batchObserver` (benchmarks only) is told, after each batch's publish returned, how long each reply
     /// of the batch took from its consumer to that point. Leave it `nil` in production: it costs a lock per reply.
-    /// `metrics` records what the worker does; the default records nothing.
+    /// `metrics` records what the worker does; the default records nothing. `tracer` gets a span per finished step
+    /// (the trace headers travel whatever it is).
     public init(
         configuration: WorkerConfiguration, logger: Logger, metrics: WorkerMetrics = WorkerMetrics(),
-        batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
+        tracer: any Tracer = InstrumentationSystem.tracer, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil
     ) {
         self.configuration = configuration
         self.metrics = metrics
+        self.tracer = tracer
         var logger = logger
         logger[metadataKey: "worker.id"] = .string(configuration.workerId)
         self.logger = logger
@@ -230,7 +234,7 @@ public final class SagaWorker: Service, Sendable {
         }
         let loop = BatchLoop(
             configuration: configuration, client: client, pool: pool, partitions: OwnedPartitions(),
-            registry: registry, logger: logger, metrics: metrics, feedback: { queue.push($0) },
+            registry: registry, logger: logger, metrics: metrics, tracer: tracer, feedback: { queue.push($0) },
             afterPublish: afterPublish)
         let keeper = PartitionKeeper(
             configuration: configuration, pool: pool, client: client, registry: registry, loop: loop, logger: logger,

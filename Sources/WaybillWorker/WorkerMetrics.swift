@@ -73,16 +73,29 @@ public final class WorkerMetrics: Sendable {
 
     /// What one applied transition changed, taken before its commit and counted after it (``record(_:)``).
     struct Observation: Sendable {
+        /// A step that finished in the transition.
+        struct FinishedStep: Sendable {
+            var step: String
+            var startedAt: Timestamp
+            var finishedAt: Timestamp
+            var failed: Bool
+
+            var duration: Duration { .milliseconds(max(0, finishedAt.milliseconds - startedAt.milliseconds)) }
+        }
+
         var workflow: String
+        var sagaId: String
+        var trace: SagaTrace?
         var started: Bool
         /// The terminal or suspended status the saga reached, if it reached one.
         var ended: SagaStatus?
-        /// Steps that finished in this transition, with how long each ran.
-        var finishedSteps: [(step: String, duration: Duration)]
+        var finishedSteps: [FinishedStep]
 
         /// What `before` -> `after` changed; `nil` when nothing countable did.
         init?(before: SagaInstance?, after: SagaInstance, definition: WorkflowDefinition) {
             workflow = after.key.workflow
+            sagaId = after.key.id
+            trace = after.trace
             started = before == nil
             ended = nil
             if after.status != before?.status,
@@ -96,7 +109,9 @@ public final class WorkerMetrics: Sendable {
                     index >= (before?.steps.count ?? 0) || before?.steps[index].finishedAt == nil
                 else { continue }
                 finishedSteps.append(
-                    (definition.steps[index].id, .milliseconds(max(0, finished.milliseconds - startedAt.milliseconds))))
+                    FinishedStep(
+                        step: definition.steps[index].id, startedAt: startedAt, finishedAt: finished,
+                        failed: state.status == .failed))
             }
             if !started && ended == nil && finishedSteps.isEmpty { return nil }
         }
@@ -108,8 +123,9 @@ public final class WorkerMetrics: Sendable {
             let counters = counters(of: observation.workflow)
             if observation.started { counters.started.increment() }
             if let ended = observation.ended { counters.ended[ended]?.increment() }
-            for (step, duration) in observation.finishedSteps {
-                timer(observation.workflow, step).recordNanoseconds(
+            for step in observation.finishedSteps {
+                let duration = step.duration
+                timer(observation.workflow, step.step).recordNanoseconds(
                     duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
             }
         }

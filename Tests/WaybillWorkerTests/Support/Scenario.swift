@@ -6,6 +6,7 @@ import SagaStore
 import ServiceLifecycle
 import Synchronization
 import Testing
+import Tracing
 import WaybillDefinition
 import WaybillHTTP
 import WaybillTestSupport
@@ -94,11 +95,13 @@ final class RunningWorker: Sendable {
     /// With `endpoints`, the worker's metrics go to `endpoints.registry` and the endpoints run in its group.
     static func start(
         _ configuration: WorkerConfiguration, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil,
-        endpoints: (@Sendable (SagaWorker) -> WorkerEndpoints)? = nil, metrics: WorkerMetrics = WorkerMetrics()
+        endpoints: (@Sendable (SagaWorker) -> WorkerEndpoints)? = nil, metrics: WorkerMetrics = WorkerMetrics(),
+        tracer: any Tracer = NoOpTracer()
     ) async throws -> RunningWorker {
         let logger = TestBroker.logger("worker.\(configuration.workerId)")
         let worker = SagaWorker(
-            configuration: configuration, logger: logger, metrics: metrics, batchObserver: batchObserver)
+            configuration: configuration, logger: logger, metrics: metrics, tracer: tracer,
+            batchObserver: batchObserver)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: worker)]
         if let endpoints { services.append(.init(service: endpoints(worker))) }
         let group = ServiceGroup(
@@ -264,12 +267,12 @@ final class Scenario: Sendable {
     func startWorker(
         _ index: Int = 1, batchObserver: (@Sendable (WorkerBatchTiming) -> Void)? = nil,
         endpoints: (@Sendable (SagaWorker) -> WorkerEndpoints)? = nil, metrics: WorkerMetrics = WorkerMetrics(),
-        adjust: (inout WorkerConfiguration) -> Void = { _ in }
+        tracer: any Tracer = NoOpTracer(), adjust: (inout WorkerConfiguration) -> Void = { _ in }
     ) async throws -> RunningWorker {
         var configuration = try configuration(worker: index)
         adjust(&configuration)
         let worker = try await RunningWorker.start(
-            configuration, batchObserver: batchObserver, endpoints: endpoints, metrics: metrics)
+            configuration, batchObserver: batchObserver, endpoints: endpoints, metrics: metrics, tracer: tracer)
         workers.withLock { $0.append(worker) }
         return worker
     }
