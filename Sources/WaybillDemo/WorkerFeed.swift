@@ -1,6 +1,7 @@
 import AMQPTransport
 import Foundation
 import Logging
+import ServiceLifecycle
 import WaybillDefinition
 import WaybillWorker
 
@@ -49,13 +50,7 @@ public enum WorkerFeed {
         _ options: FeedOptions, logger: Logger, say: @escaping @Sendable (String) -> Void
     ) async throws -> FeedResult {
         let names = try DemoNames()
-        let text: String
-        do {
-            text = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
-        } catch {
-            throw DemoError(.fileProblem, "cannot read the workflow \(options.workflowFile)", cause: error)
-        }
-        let workflow = try WorkflowLoader.load(yaml: text, file: options.workflowFile)
+        let workflow = try loadWorkflow(options.workflowFile)
         let simulator = try options.shape.simulator(orders: options.orders)
         let clients: [AMQPClient]
         do {
@@ -81,7 +76,9 @@ public enum WorkerFeed {
                 client: driver, eventsExchange: names.eventsExchange, queue: names.monitorQueue,
                 milestones: workflow.milestones, logger: logger)
             try await monitor.declare()
-            try await waitForWorker(WorkerTopology.startQueue(workflow.name), on: driver, options: options, say: say)
+            _ = try await waitForConsumer(
+                of: WorkerTopology.startQueue(workflow.name), on: driver, broker: options.broker,
+                within: options.workerWait, say: say)
             let feed = OrderFeed(
                 publisher: OrderPublisher(client: driver, trigger: workflow.trigger, monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
@@ -118,24 +115,39 @@ public enum WorkerFeed {
         return try result.get()
     }
 
-    private static func waitForWorker(
-        _ startQueue: String, on client: AMQPClient, options: FeedOptions, say: @escaping @Sendable (String) -> Void
-    ) async throws {
-        let deadline = ContinuousClock.now + options.workerWait
+    /// The workflow in `file`, as the worker loads it; an unreadable file is a `fileProblem` error.
+    static func loadWorkflow(_ file: String) throws -> WorkflowDefinition {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw DemoError(.fileProblem, "cannot read the workflow \(file)", cause: error)
+        }
+        return try WorkflowLoader.load(yaml: text, file: file)
+    }
+
+    /// Waits until something consumes `queue` (a worker, on a workflow's start queue): returns `true` then, `false`
+    /// when a graceful shutdown began first, and throws a `stoppedEarly` error once `limit` (when given) passed.
+    static func waitForConsumer(
+        of queue: String, on client: AMQPClient, broker: BrokerAddress, within limit: Duration?,
+        say: @escaping @Sendable (String) -> Void
+    ) async throws -> Bool {
+        let deadline = limit.map { ContinuousClock.now + $0 }
         var told = false
-        while true {
-            if let info = try? await client.inspectQueue(startQueue), info.consumerCount > 0 { return }
-            guard ContinuousClock.now < deadline else {
+        while !Task.isShuttingDownGracefully {
+            if let info = try? await client.inspectQueue(queue), info.consumerCount > 0 { return true }
+            if let limit, let deadline, ContinuousClock.now >= deadline {
                 throw DemoError(
                     .stoppedEarly,
-                    "no worker consumed \(startQueue) within \(options.workerWait.readable); start `waybill worker` on "
-                        + "\(options.broker) with the shipped names first")
+                    "no worker consumed \(queue) within \(limit.readable); start `waybill worker` on \(broker) with "
+                        + "the shipped names first")
             }
             if !told {
-                say("waiting for a worker to consume \(startQueue) ...")
+                say("waiting for a worker to consume \(queue) ...")
                 told = true
             }
             try await Task.sleep(for: .milliseconds(500))
         }
+        return false
     }
 }

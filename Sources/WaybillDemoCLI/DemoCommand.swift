@@ -62,9 +62,7 @@ struct DemoCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("unknown log level '\(logLevel)'; use trace, debug, info, notice, warning or error")
-        }
+        try Logger.Level.parse(logLevel)
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
         do {
             try DemoOptions.checkWorkers(workers)
@@ -145,6 +143,9 @@ struct DemoCommand: AsyncParsableCommand {
 struct BrokerSession {
     /// The demo's vhost on the private broker.
     static let demoVirtualHost = "waybill-demo"
+    /// The vhost of the private broker for `waybill-demo feed`, `participants` and `orders`, which serve a `waybill
+    /// worker` someone else runs there (scripts/callgrind-worker).
+    static let feedVirtualHost = "waybill-callgrind"
 
     var address: BrokerAddress
     var started: PrivateBroker?

@@ -52,7 +52,7 @@ struct FeedCommand: AsyncParsableCommand {
         let logger = try console.startRun(
             "waybill-demo feed", log: logPath, label: "waybill.feed", level: .warning, workflow: workflow)
         let broker = try await BrokerSession.open(
-            for: "waybill-demo feed", virtualHost: "waybill-callgrind", console: console, logger: logger)
+            for: "waybill-demo feed", virtualHost: BrokerSession.feedVirtualHost, console: console, logger: logger)
         var options = FeedOptions(broker: broker.address)
         options.shape = (try? BenchShape(parsing: shape)) ?? .twoShipment
         options.orders = orders

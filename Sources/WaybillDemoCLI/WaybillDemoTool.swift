@@ -8,6 +8,9 @@ struct WaybillDemoTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "waybill-demo",
         abstract: "The Waybill demo and end-to-end benchmark (also reachable as `waybill demo` and `waybill bench`).",
-        subcommands: [DemoCommand.self, BenchCommand.self, ChaosCommand.self, FeedCommand.self]
+        subcommands: [
+            DemoCommand.self, BenchCommand.self, ChaosCommand.self, FeedCommand.self, ParticipantsCommand.self,
+            OrdersCommand.self,
+        ]
     )
 }
