@@ -9,10 +9,17 @@ struct Waybill: AsyncParsableCommand {
         discussion: """
             Workflows are YAML files (see Workflows/). Start with `waybill validate Workflows/*.yaml`.
             """,
+        version: WaybillVersion.current,
         subcommands: [
             ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, PoolCommand.self,
             DLQCommand.self, HealthCommand.self,
             DemoForwardCommand.self, BenchForwardCommand.self,
         ]
     )
+}
+
+/// What `waybill --version` prints.
+enum WaybillVersion {
+    /// Bumped with each release; `-dev` between them.
+    static let current = "0.14.0-dev"
 }
