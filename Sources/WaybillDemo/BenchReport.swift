@@ -234,10 +234,10 @@ public struct BenchReport: Sendable {
         switch shape {
         case .twoShipment:
             "every order ships from two warehouses; per saga 1 start, 7 commands (accept, reserve, release x2, "
-                + "ship x2, invoice), 7 replies, 6 milestone events"
+                + "ship x2, invoice), 7 replies, 8 milestone events"
         case .oneShipment:
             "every order ships from one warehouse; per saga 1 start, 5 commands (accept, reserve, release, ship, "
-                + "invoice), 5 replies, 6 milestone events"
+                + "invoice), 5 replies, 7 milestone events"
         case .mixed:
             "the demo's orders over its partly stocked catalogue: one to several shipments, some orders cancelled "
                 + "for short stock (no injected failures, no latency)"

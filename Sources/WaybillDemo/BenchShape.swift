@@ -8,7 +8,8 @@ import WaybillSimulator
 public enum BenchShape: String, Sendable, Hashable, CaseIterable {
     /// Every order ships from exactly two warehouses (its lines are stocked in two disjoint warehouses, with plenty
     /// of units): per saga 1 start, 7 commands (accept, reserve, release x2, ship x2, invoice), 7 replies and the
-    /// workflow's 6 milestone events. The default: the same work as the reference pattern of docs/bench.md.
+    /// workflow's 8 milestone events (one per shipment among them). The default: the same work as the reference pattern
+    /// of docs/bench.md.
     case twoShipment = "two-shipment"
     /// Every warehouse stocks every SKU, so every order ships from one: 5 commands and 5 replies per saga.
     case oneShipment = "one-shipment"

@@ -15,7 +15,9 @@ import WaybillWorker
 /// Per saga with k shipments it publishes what the worker publishes: the forwarded start; the commands accept,
 /// reserve, release x k, ship x k and invoice (persistent, mandatory, the headers and ids of docs/wire.md, replies
 /// to the saga's partition queue); and a milestone event when each step completes (accepted, reserved, released,
-/// shipped, invoiced) plus the completed event: 2k + 10 messages. It consumes the start twice (shared start queue,
+/// shipped, invoiced), one per shipment as each ship reply comes (the ship step's `branch_milestone`) and the
+/// completed event: 3k + 10 messages, each command and event with the saga's `traceparent`. It consumes the start
+/// twice (shared start queue,
 /// then partition) and 2k + 3 replies. The split is planned by the real ``SplitPlanner`` from the reserve reply's
 /// stock, as the workflow's `fewest-shipments` split step does, so shipment ids, lines and WMS routing keys are the
 /// worker's and the simulated participants answer the replay exactly as they answer the worker.
@@ -62,6 +64,7 @@ struct ScriptedSagas {
     private let configuration: WorkerConfiguration
     private let partitionCount: Int
     private let milestones: [Step: String]
+    private let branchMilestones: [Step: String]
     private var sagas: [String: Saga] = [:]
 
     /// Sagas that reached their completed event.
@@ -77,12 +80,14 @@ struct ScriptedSagas {
         self.configuration = configuration
         self.partitionCount = partitionCount
         var milestones: [Step: String] = [:]
+        var branchMilestones: [Step: String] = [:]
         for step in workflow.steps {
-            if let known = Step.allCases.first(where: { $0.id == step.id }), let milestone = step.milestone {
-                milestones[known] = milestone
-            }
+            guard let known = Step.allCases.first(where: { $0.id == step.id }) else { continue }
+            milestones[known] = step.milestone
+            branchMilestones[known] = step.branchMilestone
         }
         self.milestones = milestones
+        self.branchMilestones = branchMilestones
     }
 
     /// The messages to publish for one consumed message, in the worker's order (a step's milestone before the next
@@ -130,13 +135,27 @@ struct ScriptedSagas {
         else { return [] }
         guard case .ok(let output)? = try? WireMessages.reply(body) else { return abandon(saga.id) }
         saga.outputs[branch] = output ?? .null
+        // A `for_each` step's branch event goes out as the branch succeeds, before the step's own.
+        var messages: [OutboundMessage] = []
+        if let name = branchMilestones[saga.step] {
+            let item: JSONValue? =
+                saga.step == .ship && branch < saga.shipments.count
+                ? ["id": .string(saga.shipments[branch].id), "warehouse": .string(saga.shipments[branch].warehouse)]
+                : nil
+            var fields: [String: JSONValue] = ["index": .number(Double(branch))]
+            if let item { fields["item"] = item }
+            messages.append(
+                event(
+                    name, step: saga.step.id, output: output ?? .null, status: "running", branch: .object(fields),
+                    of: &saga))
+        }
         guard saga.waiting.isEmpty else {
             sagas[saga.id] = saga
-            return []
+            return messages
         }
         let fanOut = saga.step == .release || saga.step == .ship
         let stepOutput = fanOut ? JSONValue.array(saga.outputs) : saga.outputs[0]
-        var messages = milestone(for: saga.step, output: stepOutput, of: &saga).map { [$0] } ?? []
+        messages += milestone(for: saga.step, output: stepOutput, of: &saga).map { [$0] } ?? []
         switch saga.step {
         case .accept:
             messages += send(.reserve, [["orderId": .string(saga.id), "lines": saga.lines]], to: &saga)
@@ -204,6 +223,7 @@ struct ScriptedSagas {
                         WireHeader.idempotencyKey: .string(key), WireHeader.sagaId: .string(saga.id),
                         WireHeader.workflow: .string(workflow.name), WireHeader.step: .string(step.id),
                         WireHeader.action: "do", WireHeader.attempt: "1",
+                        "traceparent": .string(Self.traceParent(saga.id)),
                     ],
                     persistent: true, correlationID: messageId, replyTo: saga.replyQueue, messageID: messageId))
         }
@@ -215,16 +235,19 @@ struct ScriptedSagas {
 
     /// A milestone as the worker writes it: a CloudEvents 1.0 structured event.
     private func event(
-        _ name: String, step: String?, output: JSONValue?, status: String, of saga: inout Saga
+        _ name: String, step: String?, output: JSONValue?, status: String, branch: JSONValue? = nil,
+        of saga: inout Saga
     ) -> OutboundMessage {
         saga.sequence += 1
         let id = "\(workflow.name)/\(saga.id)/e\(saga.sequence)"
         var data: [String: JSONValue] = [
             "sagaId": .string(saga.id), "workflow": .string(workflow.name),
             "version": .number(Double(workflow.version)), "status": .string(status),
+            "schemaVersion": .number(Double(EventSchema.version)),
         ]
         if let step { data["step"] = .string(step) }
         if let output { data["output"] = output }
+        if let branch { data["branch"] = branch }
         let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
         let body: JSONValue = [
             "specversion": "1.0", "id": .string(id), "source": .string("waybill/\(workflow.name)"),
@@ -232,9 +255,21 @@ struct ScriptedSagas {
             "time": .string(UTCTime(millisecondsSinceEpoch: now).text(.milliseconds)),
             "datacontenttype": "application/json", "data": .object(data),
         ]
+        var properties = MessageProperties(
+            contentType: WireContentType.cloudEvents, persistent: true, messageID: id)
+        properties.headers = [
+            WireHeader.eventType: .string(name), WireHeader.eventSchema: .string(String(EventSchema.version)),
+            "traceparent": .string(Self.traceParent(saga.id)),
+        ]
         return OutboundMessage(
             exchange: configuration.eventsExchange, routingKey: name, body: Data(JSONText.encodeBytes(body)),
-            persistent: true, contentType: WireContentType.cloudEvents, messageID: id)
+            properties: properties)
+    }
+
+    /// A `traceparent` of the saga's trace, as long as the worker's (the script keeps no trace per saga: the bytes
+    /// on the wire are what count here).
+    private static func traceParent(_ sagaId: String) -> String {
+        "00-\(String(repeating: "0", count: 16))\(String(repeating: "1", count: 16))-00f067aa0ba902b7-01"
     }
 
     /// The workflow's split step: `fewest-shipments` over the reserve reply's stock, backorders rejected, shipment

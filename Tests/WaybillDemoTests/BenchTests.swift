@@ -172,12 +172,15 @@ struct BenchTests {
         #expect(run.completed == orders)
         #expect(run.abandoned == 0)
         // Per saga: accept, reserve, release and ship per shipment, invoice; a milestone per step with one (split
-        // has none) and the completed one; the start forwarded once.
+        // has none), one per shipment as it ships (the ship step's branch_milestone) and the completed one; the start
+        // forwarded once.
         let commands = 3 + 2 * shipments
+        let events = 6 + shipments
         #expect(run.commands.count == orders * commands)
-        #expect(run.events.count == orders * 6)
+        #expect(run.events.count == orders * events)
+        #expect(run.events.filter { $0 == "order.shipment.shipped" }.count == orders * shipments)
         #expect(run.forwards == orders)
-        #expect(run.published == orders * (1 + commands + 6))
+        #expect(run.published == orders * (1 + commands + events))
         // The start from the start queue and from the partition, and a reply per command.
         #expect(run.consumed == orders * (2 + commands))
         let completions = run.events.filter { $0 == "order.completed" }
