@@ -208,6 +208,7 @@ public final class SagaWorker: Service, Sendable {
         client: AMQPClient, pool: PoolDirectory, registry: DefinitionRegistry
     ) async throws -> Bool {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
+        metrics.prepare(workflows)
         let topology = WorkerTopology(
             configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount,
             queueCount: pool.queueCount)

@@ -117,6 +117,15 @@ public final class WorkerMetrics: Sendable {
         }
     }
 
+    /// Makes the counters of `workflows` and the histograms of their steps at zero, so that Prometheus sees a series
+    /// before its first increase (`rate()` and `increase()` need two samples of it).
+    func prepare(_ workflows: [WorkflowDefinition]) {
+        for workflow in workflows {
+            _ = counters(of: workflow.name)
+            for step in workflow.steps { _ = timer(workflow.name, step.id) }
+        }
+    }
+
     /// Counts committed transitions.
     func record(_ observations: [Observation]) {
         for observation in observations {

@@ -48,7 +48,10 @@ struct EndpointTests {
             let served = Served()
             let worker = try await scenario.startWorker(endpoints: served.endpoints(for:), metrics: served.metrics)
             let workflow = "workflow=\"\(scenario.names.workflow)\""
-            #expect(try await served.sample("waybill_sagas_completed_total{\(workflow)}") == nil)
+            // Every series of the workflow is there at zero before the first saga, so rate() sees its first increase.
+            #expect(try await served.sample("waybill_sagas_completed_total{\(workflow)}") == 0)
+            #expect(try await served.sample("waybill_sagas_suspended_total{\(workflow)}") == 0)
+            #expect(try await served.sample("waybill_step_duration_seconds_count{\(workflow),step=\"ship\"}") == 0)
             #expect(try await served.get("/metrics").status == 200)
 
             for id in ["m-1", "m-2", "m-3"] { try await scenario.placeOrder(id) }
