@@ -1,6 +1,7 @@
 import AMQPTransport
 import SagaEngine
 import SagaStore
+import SeededRandom
 import Tracing
 import W3CTraceContext
 
@@ -36,18 +37,31 @@ struct SagaTracing: Sendable {
         return parts.count == 4 ? String(parts[1]) : trace.traceParent
     }
 
-    /// Adds the trace headers to a saga's outgoing messages: the saga's trace id and flags, a new span id per message.
+    /// Adds the trace headers to a saga's outgoing messages: the saga's trace id and flags, and a span id per message
+    /// derived from its message id (unique, and the same if the message is ever built again). Hot path: the saga's
+    /// `traceparent` was checked when the saga took it, so this only swaps the span id's 16 hex digits.
     static func stamp(_ outbox: inout [OutboxMessage], with trace: SagaTrace) {
-        guard !outbox.isEmpty, let context = try? TraceContext(traceParentHeaderValue: trace.traceParent) else {
-            return
-        }
+        let parent = trace.traceParent.utf8
+        // `00-` + 32 hex + `-` | 16 hex | `-` + 2 hex
+        guard !outbox.isEmpty, parent.count == 55 else { return }
+        let prefix = Array(parent.prefix(36))
+        let suffix = Array(parent.suffix(3))
         for index in outbox.indices {
-            let child = TraceContext(
-                traceID: context.traceID, spanID: .random(), flags: context.flags, state: context.state)
-            outbox[index].headers[parentHeader] = child.traceParentHeaderValue
+            var hash = StableHash(seed: 0x7370_616E)
+            hash.combine(outbox[index].messageId)
+            var bytes = prefix
+            bytes.reserveCapacity(55)
+            let span = max(1, hash.value)
+            for shift in stride(from: 60, through: 0, by: -4) {
+                bytes.append(Self.hexDigits[Int((span >> UInt64(shift)) & 0xF)])
+            }
+            bytes += suffix
+            outbox[index].headers[parentHeader] = String(decoding: bytes, as: UTF8.self)
             if let state = trace.traceState { outbox[index].headers[stateHeader] = state }
         }
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Records a span per step that finished in committed transitions.
     func record(_ observations: [WorkerMetrics.Observation]) {
