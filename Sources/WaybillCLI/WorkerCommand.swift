@@ -23,7 +23,8 @@ struct WorkerCommand: AsyncParsableCommand {
             Examples:
               WAYBILL_AMQP_URL=amqp://waybill@rabbit:5672/ WAYBILL_AMQP_PASSWORD=... waybill worker
               waybill worker --config /etc/waybill/worker.yaml
-              WAYBILL_WORKER_ID=w2 WAYBILL_DATA_DIRECTORY=/var/lib/waybill/pool waybill worker
+              WAYBILL_WORKER_ID=w2 WAYBILL_DATA_DIRECTORY=/var/lib/waybill/pool WAYBILL_HTTP_ADDRESS=127.0.0.1:9465 \
+              waybill worker
             """
     )
 
@@ -60,10 +61,12 @@ struct WorkerCommand: AsyncParsableCommand {
             let registry = PrometheusCollectorRegistry()
             let worker = SagaWorker(
                 configuration: configuration, logger: logger, metrics: WorkerMetrics(registry: registry))
+            // The default address is a convenience: a second worker on the host runs without endpoints (and says so)
+            // rather than not at all. An address the operator chose must work.
             let endpoints = WorkerEndpoints(
                 address: address, registry: registry, readiness: { worker.readiness },
-                logger: Logger(label: "waybill.http"))
-            services.append(.init(service: endpoints))
+                logger: Logger(label: "waybill.http"), optional: address == WorkerConfiguration().httpAddress)
+            services.append(.init(service: endpoints, successTerminationBehavior: .ignore))
             // The endpoints stop with the worker: once it drained, the process has nothing left to report.
             services.append(.init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup))
         } else {

@@ -21,14 +21,17 @@ public struct WorkerEndpoints: Service {
     private let readiness: @Sendable () -> WorkerReadiness
     private let logger: Logger
     private let onListening: @Sendable (Int) async -> Void
+    private let optional: Bool
 
     /// Endpoints on `address` (port 0 picks a free one; `onListening` gets the port once the server listens).
-    /// `readiness` is asked on every `/readyz` request, so it must be cheap.
+    /// `readiness` is asked on every `/readyz` request, so it must be cheap. When `optional`, an address that cannot
+    /// be bound (another worker on the host has the default port) is logged and `run()` returns; otherwise it throws.
     public init(
         address: HTTPAddress, registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-        readiness: @escaping @Sendable () -> WorkerReadiness, logger: Logger,
+        readiness: @escaping @Sendable () -> WorkerReadiness, logger: Logger, optional: Bool = false,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
+        self.optional = optional
         self.address = address
         self.registry = registry
         self.readiness = readiness
@@ -72,6 +75,14 @@ public struct WorkerEndpoints: Service {
         do {
             try await app.run()
         } catch  where !listening.withLock({ $0 }) {
+            if optional {
+                logger.warning(
+                    """
+                    not serving /metrics, /healthz and /readyz: \(address) cannot be bound (\(error)); set \
+                    http_address (WAYBILL_HTTP_ADDRESS) to a free host:port for each worker on this host
+                    """)
+                return
+            }
             throw EndpointError(
                 "cannot serve /metrics, /healthz and /readyz on \(address): \(error); give each worker on a host its own "
                     + "http_address (WAYBILL_HTTP_ADDRESS), or set it to off")

@@ -24,8 +24,8 @@ final class BatchLoop: Sendable {
     private let logger: Logger
     let metrics: WorkerMetrics
     private let tracing: SagaTracing
-    /// Partitions whose last commit failed (not fenced), with the error: the store is not writable for them, which
-    /// the worker's readiness reports until a commit there succeeds again.
+    /// Partitions whose last batch failed to read or commit (not fenced), with the error: the worker's readiness
+    /// reports each while it owns the partition, until a commit there succeeds again.
     let failingCommits = Mutex<[Int: String]>([:])
     private let feedback: @Sendable (WorkerInput) -> Void
     /// Benchmarks only: called with the batch once its publish returned (see `SagaWorker`'s `batchObserver`).
@@ -161,11 +161,13 @@ final class BatchLoop: Sendable {
             }
         }
         if ticked {
+            var timerLag: Duration = .zero
+            defer { metrics.timersFired(lag: timerLag) }
             for partition in partitions.all where partition.timersDue.withLock({ $0 }) <= now.milliseconds {
                 do {
                     let due = try partition.store.dueTimers(before: now, limit: configuration.batchSize)
                     if let earliest = due.first?.dueAt {
-                        metrics.timersFired(lag: .milliseconds(max(0, now.milliseconds - earliest.milliseconds)))
+                        timerLag = max(timerLag, .milliseconds(max(0, now.milliseconds - earliest.milliseconds)))
                     }
                     for timer in due {
                         work[partition.number, default: PartitionWork()].items.append(
@@ -226,6 +228,7 @@ final class BatchLoop: Sendable {
                         partition: partition, work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
             case .undecided(let work, let error):
+                failingCommits.withLock { $0[partition.number] = "\(error)" }
                 logger.error(
                     "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
                 requeue(work.taken)

@@ -19,13 +19,17 @@ struct SagaTracing: Sendable {
 
     let tracer: any Tracer
 
-    /// The trace a saga started by a message with these headers belongs to.
+    /// The trace a saga started by a message with these headers belongs to. A `tracestate` that cannot be read is
+    /// dropped, keeping the `traceparent` (W3C Trace Context's rule); a `traceparent` that cannot be read starts a new
+    /// trace.
     static func trace(from headers: AMQPTable) -> SagaTrace {
         if let parent = headers[parentHeader]?.stringValue,
-            let context = try? TraceContext(
-                traceParentHeaderValue: parent, traceStateHeaderValue: headers[stateHeader]?.stringValue)
+            let context = try? TraceContext(traceParentHeaderValue: parent)
         {
-            return SagaTrace(traceParent: context.traceParentHeaderValue, traceState: context.traceStateHeaderValue)
+            let state = headers[stateHeader]?.stringValue.flatMap {
+                try? TraceContext(traceParentHeaderValue: parent, traceStateHeaderValue: $0).traceStateHeaderValue
+            }
+            return SagaTrace(traceParent: context.traceParentHeaderValue, traceState: state)
         }
         let context = TraceContext(traceID: .random(), spanID: .random(), flags: .sampled, state: TraceState())
         return SagaTrace(traceParent: context.traceParentHeaderValue)

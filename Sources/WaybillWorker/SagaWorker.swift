@@ -93,8 +93,11 @@ public final class SagaWorker: Service, Sendable {
         for queue in routersDown.withLock({ $0 }).sorted() {
             problems.append("not consuming \(queue); subscribing again")
         }
-        for (partition, error) in live.loop.failingCommits.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
-            problems.append("partition \(partition): the last commit failed: \(error)")
+        // Only partitions owned now: a partition handed off after a failure is its next owner's to report.
+        let owned = Set(partitions)
+        for (partition, error) in live.loop.failingCommits.withLock({ $0 }).sorted(by: { $0.key < $1.key })
+        where owned.contains(partition) {
+            problems.append("partition \(partition): the last batch failed: \(error)")
         }
         return WorkerReadiness(problems: problems, partitions: partitions)
     }

@@ -88,6 +88,19 @@ struct TraceTests {
         }
     }
 
+    @Test("a readable traceparent is kept when its tracestate is not; an unreadable one starts a new trace")
+    func headerRules() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let kept = SagaTracing.trace(from: ["traceparent": .string(parent), "tracestate": .string("=,,=bad state")])
+        #expect(kept == SagaTrace(traceParent: parent, traceState: nil))
+        let both = SagaTracing.trace(from: ["traceparent": .string(parent), "tracestate": .string("shop=web")])
+        #expect(both == SagaTrace(traceParent: parent, traceState: "shop=web"))
+        let fresh = SagaTracing.trace(from: ["traceparent": .string("00-4BF92F-xyz-01")])
+        #expect(Self.fields(fresh.traceParent) != nil)
+        #expect(Self.fields(fresh.traceParent)?.traceId != "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(fresh.traceParent == fresh.traceParent.lowercased())
+    }
+
     @Test(
         "the tracer gets a span per finished step with the saga's id; the saga's traceparent is what it extracts from")
     func spansPerStep() async throws {
