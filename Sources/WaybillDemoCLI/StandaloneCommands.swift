@@ -40,30 +40,20 @@ struct ParticipantsCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let console = Console()
-        let logger = Logger.standardError(label: "waybill.participants", level: logLevel)
-        let broker = try await BrokerSession.open(
-            for: "waybill-demo participants", virtualHost: BrokerSession.feedVirtualHost, console: console,
-            logger: logger)
-        let ready = ReadyFile(path: readyFile)
-        var status: Int32 = 0
-        do {
+        let stock = try BenchShape(parsing: shape)
+        try await ReadyFile(path: readyFile).runOnFeedBroker(
+            "waybill-demo participants", label: "waybill.participants", logLevel: logLevel
+        ) { broker, console, logger, ready in
             let statistics = try await StandaloneParticipants.run(
-                broker: broker.address, shape: try BenchShape(parsing: shape), logger: logger,
+                broker: broker, shape: stock, logger: logger,
                 ready: {
                     ready.create()
-                    console.say("answering commands on \(broker.address) until stopped")
+                    console.say("answering commands on \(broker) until stopped")
                 })
             console.say(
                 "stopped: answered \(statistics.commands) commands (\(statistics.replies) replies, "
                     + "\(statistics.silences) silences)")
-        } catch {
-            console.error("waybill-demo participants: \(error)")
-            status = 1
         }
-        ready.remove()
-        await broker.close(keepRunning: false, console: console)
-        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -126,24 +116,14 @@ struct OrdersCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let console = Console()
-        let logger = Logger.standardError(label: "waybill.orders", level: logLevel)
-        let broker = try await BrokerSession.open(
-            for: "waybill-demo orders", virtualHost: BrokerSession.feedVirtualHost, console: console, logger: logger)
-        let ready = ReadyFile(path: readyFile)
-        var status: Int32 = 0
-        do {
+        try await ReadyFile(path: readyFile).runOnFeedBroker(
+            "waybill-demo orders", label: "waybill.orders", logLevel: logLevel
+        ) { broker, console, logger, ready in
             let published = try await OrderStream.run(
-                try streamOptions(broker: broker.address), logger: logger, say: { console.say($0) },
+                try streamOptions(broker: broker), logger: logger, say: { console.say($0) },
                 ready: { ready.create() })
             console.say("stopped: published \(published) orders")
-        } catch {
-            console.error("waybill-demo orders: \(error)")
-            status = 1
         }
-        ready.remove()
-        await broker.close(keepRunning: false, console: console)
-        if status != 0 { throw ExitCode(status) }
     }
 }
 
@@ -168,6 +148,29 @@ struct ReadyFile: Sendable {
     func remove() {
         guard let path else { return }
         try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Runs a long-running command on the feed vhost of the broker `waybill-demo` finds: opens the session, runs
+    /// `body` until it returns (SIGTERM ends it), prints its error as `command: error`, removes this file, closes
+    /// the session, and exits 1 when `body` failed.
+    func runOnFeedBroker(
+        _ command: String, label: String, logLevel: String,
+        _ body: (BrokerAddress, Console, Logger, ReadyFile) async throws -> Void
+    ) async throws {
+        let console = Console()
+        let logger = Logger.standardError(label: label, level: logLevel)
+        let broker = try await BrokerSession.open(
+            for: command, virtualHost: BrokerSession.feedVirtualHost, console: console, logger: logger)
+        var status: Int32 = 0
+        do {
+            try await body(broker.address, console, logger, self)
+        } catch {
+            console.error("\(command): \(error)")
+            status = 1
+        }
+        remove()
+        await broker.close(keepRunning: false, console: console)
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
