@@ -157,6 +157,8 @@ struct ReadyFile: Sendable {
         _ command: String, label: String, logLevel: String,
         _ body: (BrokerAddress, Console, Logger, ReadyFile) async throws -> Void
     ) async throws {
+        // A file left by an earlier run (a container restarted) must not report this one ready before it is.
+        remove()
         let console = Console()
         let logger = Logger.standardError(label: label, level: logLevel)
         let broker = try await BrokerSession.open(
