@@ -106,6 +106,10 @@ public final class AMQPClient: Sendable {
     /// `true` while a connection is open.
     public var isConnected: Bool { status.phase == .connected }
 
+    /// The broker node the client is connected to (one of ``AMQPConfiguration/endpoints``); `nil` while it is not
+    /// connected.
+    public var connectedEndpoint: AMQPConfiguration.Endpoint? { status.connectedEndpoint }
+
     /// How many connections this client has opened so far (1 after ``connect()``, +1 per reconnect).
     public var connectionCount: UInt64 { status.connections }
 

@@ -3,8 +3,26 @@ import Foundation
 /// Where and how to connect to RabbitMQ.
 ///
 /// The password is never logged: ``description`` redacts it. Mapping environment variables or a password
-/// file onto this struct is the worker's job; ``init(url:)`` parses `amqp://` and `amqps://` URLs.
+/// file onto this struct is the worker's job; ``init(url:)`` parses `amqp://` and `amqps://` URLs, one or a
+/// comma-separated list of a cluster's nodes.
 public struct AMQPConfiguration: Sendable, CustomStringConvertible {
+    /// One broker node: a host and a port.
+    public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+        /// Host name or address.
+        public var host: String
+        /// Port (5672 for AMQP, 5671 for AMQPS by convention).
+        public var port: Int
+
+        /// Creates an endpoint.
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `host:port`, with an IPv6 address in brackets.
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
     /// TLS settings for `amqps://` connections.
     public struct TLS: Sendable, Hashable {
         /// PEM file of the certificate authorities that signed the broker's certificate; `nil` uses none,
@@ -63,10 +81,11 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Broker host name or address.
-    public var host: String
-    /// Broker port (5672 for AMQP, 5671 for AMQPS by convention).
-    public var port: Int
+    /// The broker's nodes (never empty): one for a single broker, several for a cluster. The client connects to one
+    /// of them, the first time at a random one so that a pool's connections spread over the cluster; when a connection
+    /// is lost or cannot be made it tries the next, in list order, before it backs off. Every node must serve the same
+    /// vhost with the same user, as a cluster's nodes do.
+    public var endpoints: [Endpoint]
     /// Virtual host, e.g. `/`.
     public var virtualHost: String
     /// User name.
@@ -95,8 +114,7 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
         connectTimeout: Duration = .seconds(10), rpcTimeout: Duration = .seconds(30),
         reconnect: ReconnectPolicy = ReconnectPolicy()
     ) {
-        self.host = host
-        self.port = port
+        self.endpoints = [Endpoint(host: host, port: port)]
         self.virtualHost = virtualHost
         self.user = user
         self.password = password
@@ -108,14 +126,64 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
         self.reconnect = reconnect
     }
 
-    /// Parses an AMQP URI as RabbitMQ documents it:
+    /// Parses an AMQP URI as RabbitMQ documents it, or a comma-separated list of them, one per node of a cluster:
+    /// `amqp://w@mq-1:5672/prod,amqp://w@mq-2:5672/prod`. The nodes of a list differ only in host and port: every
+    /// URL must name the same scheme, user, password, vhost and parameters (a list that does not is refused, since
+    /// the client would otherwise log in differently depending on the node it reached).
+    public init(url: String) throws(AMQPError) {
+        let urls = Self.splitList(url)
+        guard let first = urls.first else {
+            throw AMQPError(.invalidConfiguration, "no broker URL given: expected amqp://host:port/vhost")
+        }
+        try self.init(singleURL: first)
+        for other in urls.dropFirst() {
+            let node = try AMQPConfiguration(singleURL: other)
+            guard node.sameLogin(as: self) else {
+                throw AMQPError(
+                    .invalidConfiguration,
+                    "the URLs of a broker list differ in more than host and port: \(Self.redact(first)) and "
+                        + "\(Self.redact(other)) (every node of a cluster takes the same user, vhost and parameters)")
+            }
+            guard !endpoints.contains(node.endpoints[0]) else {
+                throw AMQPError(.invalidConfiguration, "the broker list names \(node.endpoints[0]) twice")
+            }
+            endpoints.append(node.endpoints[0])
+        }
+    }
+
+    /// The URLs of a list: split at commas that begin another `amqp://` or `amqps://` URL (a comma elsewhere, say in
+    /// a query value, stays), trimmed; empty parts are dropped.
+    public static func splitList(_ text: String) -> [String] {
+        var parts: [Substring] = []
+        var start = text.startIndex
+        var index = text.startIndex
+        while let comma = text[index...].firstIndex(of: ",") {
+            let rest = text[text.index(after: comma)...].drop { $0 == " " }.lowercased()
+            if rest.hasPrefix("amqp://") || rest.hasPrefix("amqps://") {
+                parts.append(text[start..<comma])
+                start = text.index(after: comma)
+            }
+            index = text.index(after: comma)
+        }
+        parts.append(text[start...])
+        return parts.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Whether `other` logs in the same way (everything but the endpoints).
+    private func sameLogin(as other: AMQPConfiguration) -> Bool {
+        tls == other.tls && virtualHost == other.virtualHost
+            && user == other.user && password == other.password && heartbeatSeconds == other.heartbeatSeconds
+            && connectionName == other.connectionName && connectTimeout == other.connectTimeout
+    }
+
+    /// Parses one AMQP URI as RabbitMQ documents it:
     /// `amqp[s]://user:password@host:port/vhost?heartbeat=10&connection_name=w1`.
     ///
     /// The vhost is the percent-decoded path without its leading `/` (an empty path means `/`, so the
     /// default vhost is `amqp://host` or `amqp://host/%2F`). For `amqps` the query may name `cacertfile`,
     /// `certfile`, `keyfile` and `verify` (`verify_peer` or `verify_none`) and `verify_hostname`
     /// (`true`/`false`); `connection_timeout` is in milliseconds.
-    public init(url: String) throws(AMQPError) {
+    private init(singleURL url: String) throws(AMQPError) {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased() else {
             throw AMQPError(.invalidConfiguration, "not a URL: \(Self.redact(url))")
         }
@@ -128,8 +196,14 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
                 .invalidConfiguration, "unsupported URL scheme '\(scheme)': use amqp:// or amqps://")
         }
         self.init()
-        if let host = components.host, !host.isEmpty { self.host = host }
-        port = components.port ?? (secure ? 5671 : 5672)
+        var host = components.host ?? ""
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            // An IPv6 literal: the resolver takes it without the URL's brackets.
+            host = String(host.dropFirst().dropLast())
+        }
+        endpoints = [
+            Endpoint(host: host.isEmpty ? endpoints[0].host : host, port: components.port ?? (secure ? 5671 : 5672))
+        ]
         if let user = components.user { self.user = user }
         if let password = components.password { self.password = password }
         let path = components.percentEncodedPath
@@ -187,7 +261,7 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
     public var description: String {
         let scheme = tls == nil ? "amqp" : "amqps"
         return
-            "\(scheme)://\(user):***@\(host):\(port)/ vhost=\(virtualHost) heartbeat=\(heartbeatSeconds)s name=\(connectionName)"
+            "\(scheme)://\(user):***@\(endpoints.map(\.description).joined(separator: ","))/ vhost=\(virtualHost) heartbeat=\(heartbeatSeconds)s name=\(connectionName)"
     }
 
     /// A URL with any password replaced by `***`.
@@ -195,5 +269,27 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
         guard var components = URLComponents(string: url) else { return "<unparseable URL>" }
         if components.password != nil { components.password = "***" }
         return components.string ?? "<unparseable URL>"
+    }
+
+    /// Whether a URL, or any URL of a list, carries a password. Read without a URL parser, like ``redacted(_:)``.
+    public static func hasPassword(_ text: String) -> Bool {
+        splitList(text).contains { userInfo(of: $0)?.contains(":") ?? false }
+    }
+
+    /// A URL, or a list of them, with every password replaced by `***`, for logs and messages. Read without a URL
+    /// parser, so a URL that one would reject (user info with characters it refuses) is still redacted.
+    public static func redacted(_ text: String) -> String {
+        splitList(text).map { url in
+            guard let info = userInfo(of: url), let colon = info.firstIndex(of: ":") else { return url }
+            return url.replacingCharacters(in: info.index(after: colon)..<info.endIndex, with: "***")
+        }.joined(separator: ",")
+    }
+
+    /// The user info of a URL: between `://` and the last `@` of the authority.
+    private static func userInfo(of url: String) -> Substring? {
+        guard let scheme = url.range(of: "://") else { return nil }
+        let authority = url[scheme.upperBound...].prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        return authority[..<at]
     }
 }

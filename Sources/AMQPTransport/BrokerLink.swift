@@ -18,13 +18,14 @@ final class BrokerLink {
 
     deinit { destroy() }
 
-    /// Opens the socket (TCP or TLS) and logs in.
-    static func open(_ configuration: AMQPConfiguration) throws(AMQPError) -> BrokerLink {
+    /// Opens the socket (TCP or TLS) to `endpoint`, one of the configuration's, and logs in.
+    static func open(
+        _ configuration: AMQPConfiguration, at endpoint: AMQPConfiguration.Endpoint
+    ) throws(AMQPError) -> BrokerLink {
         guard let state = amqp_new_connection() else {
             throw AMQPError(.connectionFailed, "rabbitmq-c could not allocate a connection")
         }
         let link = BrokerLink(state: state)
-        let endpoint = "\(configuration.host):\(configuration.port)"
         let socket: OpaquePointer?
         if let tls = configuration.tls {
             socket = amqp_ssl_socket_new(state)
@@ -62,7 +63,7 @@ final class BrokerLink {
             }
         }
         var connectTimeout = timeval(configuration.connectTimeout)
-        let opened = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &connectTimeout)
+        let opened = amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &connectTimeout)
         guard opened == AMQP_STATUS_OK.rawValue else {
             throw AMQPError(
                 .connectionFailed,

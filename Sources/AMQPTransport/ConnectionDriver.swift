@@ -37,6 +37,10 @@ final class ConnectionDriver {
     /// Counts the openings of the publishing channel: a ``PublishSequence`` is bound to one of them.
     private var publishChannelIncarnation: UInt64 = 0
     private var finished = false
+    /// Where in ``AMQPConfiguration/endpoints`` the next connection starts: a random node at first, so that a pool's
+    /// connections spread over a cluster; the node that took the connection while it lasts; the one after it once
+    /// that connection is lost.
+    private var nextEndpoint: Int
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
 
     private var topology = DeclaredTopology()
@@ -50,6 +54,7 @@ final class ConnectionDriver {
         self.configuration = configuration
         self.mailbox = mailbox
         self.status = status
+        nextEndpoint = Int.random(in: 0..<max(1, configuration.endpoints.count))
         var logger = logger
         logger[metadataKey: "amqp.connection"] = .string(configuration.connectionName)
         self.logger = logger
@@ -71,7 +76,9 @@ final class ConnectionDriver {
             firstConnection.resume(throwing: error)
             return
         }
-        logger.info("AMQP connected", metadata: ["broker": "\(configuration)"])
+        logger.info(
+            "AMQP connected",
+            metadata: ["broker": "\(configuration)", "node": "\(configuration.endpoints[nextEndpoint])"])
         firstConnection.resume()
         while !finished {
             retiredLinks.removeAll()
@@ -123,7 +130,11 @@ final class ConnectionDriver {
             do {
                 try establish()
                 logger.notice(
-                    "AMQP reconnected", metadata: ["attempt": "\(attempt)", "broker": "\(configuration)"])
+                    "AMQP reconnected",
+                    metadata: [
+                        "attempt": "\(attempt)", "broker": "\(configuration)",
+                        "node": "\(configuration.endpoints[nextEndpoint])",
+                    ])
                 return
             } catch {
                 let next = configuration.reconnect.delay(after: delay)
@@ -135,10 +146,39 @@ final class ConnectionDriver {
         }
     }
 
-    /// Opens a connection and restores everything the client registered: channels, confirm mode,
-    /// declarations and consumers.
+    /// Connects to the first node, from ``nextEndpoint`` on in list order, that takes the connection, and restores
+    /// everything the client registered there. Throws when every node failed: the error of a single node, or one
+    /// naming each node's failure.
     private func establish() throws(AMQPError) {
-        let link = try BrokerLink.open(configuration)
+        let endpoints = configuration.endpoints
+        var failures: [AMQPError] = []
+        for offset in 0..<endpoints.count {
+            let index = (nextEndpoint + offset) % endpoints.count
+            do {
+                try establish(at: endpoints[index])
+                nextEndpoint = index
+                return
+            } catch {
+                if endpoints.count > 1 {
+                    logger.info(
+                        "AMQP node did not take the connection",
+                        metadata: ["node": "\(endpoints[index])", "error": "\(error)"])
+                }
+                failures.append(error)
+            }
+        }
+        guard failures.count > 1, let last = failures.last else { throw failures[0] }
+        throw AMQPError(
+            last.code,
+            "no node of the broker took the connection: "
+                + failures.map(\.message).joined(separator: "; "),
+            serverReply: last.serverReply, libraryStatus: last.libraryStatus)
+    }
+
+    /// Opens a connection to `endpoint` and restores everything the client registered: channels, confirm mode,
+    /// declarations and consumers.
+    private func establish(at endpoint: AMQPConfiguration.Endpoint) throws(AMQPError) {
+        let link = try BrokerLink.open(configuration, at: endpoint)
         self.link = link
         do {
             try link.openChannel(Self.controlChannel)
@@ -171,6 +211,7 @@ final class ConnectionDriver {
             link.destroy()
             throw error
         }
+        status.setEndpoint(endpoint)
         status.enter(.connected)
     }
 
@@ -187,7 +228,11 @@ final class ConnectionDriver {
     /// wait for the reconnect, and the loop reconnects with backoff.
     private func connectionLost(_ error: AMQPError) {
         guard let link else { return }
-        logger.warning("AMQP connection lost; reconnecting", metadata: ["error": "\(error)"])
+        logger.warning(
+            "AMQP connection lost; reconnecting",
+            metadata: ["error": "\(error)", "node": "\(configuration.endpoints[nextEndpoint])"])
+        // A cluster's next node first: the lost one may be down.
+        nextEndpoint = (nextEndpoint + 1) % configuration.endpoints.count
         retiredLinks.append(link)
         self.link = nil
         controlChannelOpen = false

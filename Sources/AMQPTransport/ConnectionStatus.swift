@@ -14,6 +14,7 @@ final class ConnectionStatus: Sendable {
         var phase = Phase.idle
         var connections: UInt64 = 0
         var blocked = false
+        var endpoint: AMQPConfiguration.Endpoint?
         var nextWaiterID = 0
         var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
     }
@@ -24,7 +25,15 @@ final class ConnectionStatus: Sendable {
     var connections: UInt64 { state.withLock { $0.connections } }
     var isBlocked: Bool { state.withLock { $0.blocked } }
 
+    /// The node of the open connection; `nil` while not connected.
+    var connectedEndpoint: AMQPConfiguration.Endpoint? {
+        state.withLock { $0.phase == .connected ? $0.endpoint : nil }
+    }
+
     func setBlocked(_ blocked: Bool) { state.withLock { $0.blocked = blocked } }
+
+    /// Records the node the next `connected` phase is at.
+    func setEndpoint(_ endpoint: AMQPConfiguration.Endpoint) { state.withLock { $0.endpoint = endpoint } }
 
     /// Records a phase change and wakes the waiters it concerns.
     func enter(_ phase: Phase) {

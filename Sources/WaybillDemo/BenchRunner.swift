@@ -81,7 +81,7 @@ public enum BenchRunner {
         try options.validate()
         try await checkNoOtherBenchmark(options, logger: logger)
         var report = BenchReport(options: options)
-        let port = try? AMQPConfiguration(url: options.broker.url).port
+        let port = try? AMQPConfiguration(url: options.broker.url).endpoints[0].port
         let probe = CPUProbe(brokerPort: port)
         report.cores = probe.cores
         report.brokerLabel = probe.brokerLabel

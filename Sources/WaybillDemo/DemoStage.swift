@@ -46,14 +46,7 @@ public struct BrokerAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The URL without any password.
-    public var description: String {
-        guard let scheme = url.range(of: "://") else { return url }
-        let authority = url[scheme.upperBound...].prefix { $0 != "/" }
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else {
-            return url
-        }
-        return url.replacingCharacters(in: colon..<at, with: ":***")
-    }
+    public var description: String { AMQPConfiguration.redacted(url) }
 }
 
 /// What a stage runs: the broker, the names, the workflow file, where its files go, and how participants answer.

@@ -54,7 +54,7 @@ public struct BrokerSettings: Sendable {
         } catch {
             throw OperationsError(
                 .broker,
-                "cannot connect to the broker at \(configuration.host):\(configuration.port) as "
+                "cannot connect to the broker at \(configuration.endpoints.map(\.description).joined(separator: ", ")) as "
                     + "'\(configuration.user)'; check --amqp-url / WAYBILL_AMQP_URL and WAYBILL_AMQP_PASSWORD",
                 cause: error)
         }

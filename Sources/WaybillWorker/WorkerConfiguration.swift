@@ -1,3 +1,4 @@
+import AMQPTransport
 import CodedError
 import Foundation
 import SagaStore
@@ -80,7 +81,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public func partitionQueue(_ partition: Int) -> String { PoolQueues.partition(partition, pool: poolName) }
 
     public var description: String {
-        "worker \(workerId) amqp=\(AMQPURLText.redacted(amqpURL)) password=\(amqpPassword == nil ? "unset" : "***") "
+        "worker \(workerId) amqp=\(AMQPConfiguration.redacted(amqpURL)) password=\(amqpPassword == nil ? "unset" : "***") "
             + "data=\(dataDirectory) pool=\(poolName) workflows=\(workflowsDirectory) batch=\(batchSize) "
             + "durability=\(durability)"
     }
@@ -129,7 +130,10 @@ extension WorkerConfiguration {
     /// Every key, with its environment variable and meaning: the single place the configuration surface is defined.
     public static let keys: [(key: String, environment: String, meaning: String)] = [
         ("worker_id", "WAYBILL_WORKER_ID", "stable name of this worker (queues, saga owner); default: host name"),
-        ("amqp_url", "WAYBILL_AMQP_URL", "broker URL, amqp:// or amqps:// (no password here)"),
+        (
+            "amqp_url", "WAYBILL_AMQP_URL",
+            "broker URL, amqp:// or amqps:// (no password here); a cluster: its nodes' URLs, comma-separated"
+        ),
         ("amqp_password_file", "WAYBILL_AMQP_PASSWORD_FILE", "file holding the broker password"),
         ("-", "WAYBILL_AMQP_PASSWORD", "the broker password (environment only)"),
         ("tls_ca_file", "WAYBILL_TLS_CA_FILE", "CA bundle to verify the broker (amqps)"),
@@ -235,7 +239,7 @@ extension WorkerConfiguration {
             configuration.workerId = value
         }
         if let value = values["amqp_url"] {
-            if AMQPURLText.hasPassword(value) {
+            if AMQPConfiguration.hasPassword(value) {
                 throw ConfigurationError(
                     .passwordInURL,
                     "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file")
@@ -309,26 +313,5 @@ extension WorkerConfiguration {
         case let other?: throw ConfigurationError(.badValue, "synchronous: expected 'full' or 'normal', got '\(other)'")
         }
         return configuration
-    }
-}
-
-/// Reads and redacts AMQP URLs without a URL parser (user info may hold characters URL parsers reject).
-enum AMQPURLText {
-    static func userInfo(_ url: String) -> Substring? {
-        guard let scheme = url.range(of: "://") else { return nil }
-        let rest = url[scheme.upperBound...]
-        let authority = rest.prefix { $0 != "/" }
-        guard let at = authority.lastIndex(of: "@") else { return nil }
-        return authority[..<at]
-    }
-
-    static func hasPassword(_ url: String) -> Bool {
-        userInfo(url)?.contains(":") ?? false
-    }
-
-    /// The URL with any password replaced by `***`.
-    static func redacted(_ url: String) -> String {
-        guard let info = userInfo(url), let colon = info.firstIndex(of: ":") else { return url }
-        return url.replacingCharacters(in: info.index(after: colon)..<info.endIndex, with: "***")
     }
 }

@@ -368,6 +368,49 @@ struct AMQPClientTests {
         await client.close()
     }
 
+    @Test("a client given several nodes fails over to the next when its node goes away, and keeps consuming")
+    func failsOverToTheNextNode() async throws {
+        // Two relays to the one test broker stand in for two nodes of a cluster.
+        let nodes = [try TestBroker.faultyLink(), try TestBroker.faultyLink()]
+        defer { for node in nodes { node.stop() } }
+        var configuration = try TestBroker.configuration(TestBroker.unique("failover"))
+        configuration.endpoints = nodes.map { AMQPConfiguration.Endpoint(host: "127.0.0.1", port: Int($0.port)) }
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
+        try await client.connect()
+        let first = try #require(client.connectedEndpoint)
+        let dead = try #require(nodes.firstIndex { Int($0.port) == first.port })
+        let other = nodes[1 - dead]
+        #expect(other.acceptedConnections == 0, "the first connection went to one node only")
+        let queue = TestBroker.unique("failover.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
+        let consumer = try await client.consume(queue: queue, prefetch: 10)
+
+        // The node dies: its connection breaks and it refuses new ones.
+        nodes[dead].refuseNewConnections()
+        nodes[dead].cut()
+        try await eventually("the client to reconnect") { client.connectionCount == 2 && client.isConnected }
+        #expect(client.connectedEndpoint?.port == Int(other.port))
+        #expect(nodes[dead].refusedConnections == 0, "the next node is tried first after a loss")
+        let message = OutboundMessage(exchange: "", routingKey: queue, body: Data("after"), persistent: true)
+        #expect(try await client.publish(message) == .confirmed)
+        let delivery = try #require(try await take(1, from: consumer).first)
+        #expect(delivery.body == Data("after"))
+        client.ack(delivery.deliveryTag)
+
+        // Both nodes down, then the first back: the client goes round the list until one takes it.
+        other.refuseNewConnections()
+        nodes[dead].relayNewConnections()
+        other.cut()
+        try await eventually("the client to come back through the first node") {
+            client.connectionCount == 3 && client.isConnected
+        }
+        #expect(client.connectedEndpoint?.port == first.port)
+        #expect(try await client.publish(message) == .confirmed)
+
+        _ = try await client.deleteQueue(queue)
+        await client.close()
+    }
+
     @Test func wrongPasswordFailsConnectWithAuthenticationError() async throws {
         var configuration = try TestBroker.configuration(TestBroker.unique("bad-password"))
         configuration.password = "definitely-wrong"

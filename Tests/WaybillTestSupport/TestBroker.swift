@@ -41,14 +41,13 @@ public enum TestBroker {
     /// Settings for a client named `name` that reaches the test broker through `link` (a relay to this broker).
     public static func configuration(_ name: String, through link: FaultyLink) throws -> AMQPConfiguration {
         var configuration = try configuration(name)
-        configuration.host = "127.0.0.1"
-        configuration.port = Int(link.port)
+        configuration.endpoints = [AMQPConfiguration.Endpoint(host: "127.0.0.1", port: Int(link.port))]
         return configuration
     }
 
     /// A relay to the test broker, for faults the broker cannot be asked for (see ``FaultyLink``).
     public static func faultyLink() throws -> FaultyLink {
-        try FaultyLink(brokerPort: UInt16(try configuration("unused").port))
+        try FaultyLink(brokerPort: UInt16(try configuration("unused").endpoints[0].port))
     }
 
     /// A connected client named `name`; the caller closes it.

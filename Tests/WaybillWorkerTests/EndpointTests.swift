@@ -80,7 +80,7 @@ struct EndpointTests {
     )
     func readinessFollowsTheBroker() async throws {
         let broker = try AMQPConfiguration(url: try #require(TestBroker.url))
-        let link = try FaultyLink(brokerPort: UInt16(broker.port))
+        let link = try FaultyLink(brokerPort: UInt16(broker.endpoints[0].port))
         defer { link.stop() }
         let url = try StartupTests.url(through: link)
         try await Scenario.run { scenario in

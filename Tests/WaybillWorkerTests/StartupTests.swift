@@ -15,12 +15,12 @@ struct StartupTests {
     static func url(through link: FaultyLink) throws -> String {
         let url = try #require(TestBroker.url)
         let broker = try AMQPConfiguration(url: url)
-        return url.replacingOccurrences(of: ":\(broker.port)/", with: ":\(link.port)/")
+        return url.replacingOccurrences(of: ":\(broker.endpoints[0].port)/", with: ":\(link.port)/")
     }
 
     static func refusingLink() throws -> FaultyLink {
         let broker = try AMQPConfiguration(url: try #require(TestBroker.url))
-        return try FaultyLink(brokerPort: UInt16(broker.port), refusing: true)
+        return try FaultyLink(brokerPort: UInt16(broker.endpoints[0].port), refusing: true)
     }
 
     @Test("a worker started while the broker is down keeps trying, then runs sagas once the broker answers")
