@@ -29,8 +29,10 @@ public struct OperatorCommand: Sendable, Hashable, Codable {
     public enum Action: Sendable, Hashable, Codable {
         /// Re-run the failed (or retry-waiting) step now; `step` narrows it, `nil` means the obvious one.
         case retry(step: String?)
-        /// Mark a failed step as succeeded with `output` and go on (or skip the compensation in the way).
-        case skip(step: String, output: JSONValue)
+        /// Mark a failed step as succeeded with `output` and go on (or skip the compensation in the way). For a
+        /// `for_each` step `output` stands in for each skipped branch's output, and the step's output joins every
+        /// branch's as usual; `branch` skips that branch alone (the step goes on once no branch is left failed).
+        case skip(step: String, output: JSONValue, branch: Int? = nil)
         /// Start compensating now (only before the pivot).
         case compensate
         /// Stop the saga where it is; nothing is undone.

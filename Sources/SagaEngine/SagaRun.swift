@@ -230,7 +230,8 @@ struct SagaRun {
         }
         switch instance.steps[ref.step].status {
         case .running:
-            if instance.steps[ref.step].branches.allSatisfy({ $0.status == .succeeded }) {
+            // A branch an operator skipped counts as done (a retry of its step re-runs the others).
+            if instance.steps[ref.step].branches.allSatisfy({ $0.status == .succeeded || $0.status == .skipped }) {
                 stepSucceeded(ref.step)
             }
         case .failing:
@@ -537,8 +538,8 @@ struct SagaRun {
             return operatorCompensate(command)
         case .retry(let stepId):
             return operatorRetry(stepId: stepId)
-        case .skip(let stepId, let output):
-            return operatorSkip(stepId: stepId, output: output)
+        case .skip(let stepId, let output, let branch):
+            return operatorSkip(stepId: stepId, output: output, branch: branch)
         }
     }
 
@@ -634,13 +635,16 @@ struct SagaRun {
         return nil
     }
 
-    private mutating func operatorSkip(stepId: String, output: JSONValue) -> String? {
+    private mutating func operatorSkip(stepId: String, output: JSONValue, branch: Int?) -> String? {
         guard let index = definition.stepIndex(of: stepId) else {
             return "workflow \(definition.name) v\(definition.version) has no step '\(stepId)'"
         }
         if let head = instance.compensation?.queue.first {
             guard head.step == index else {
                 return "the saga is compensating step '\(definition.steps[head.step].id)', not '\(stepId)'"
+            }
+            if let branch, branch != head.branch {
+                return "the compensation in the way is branch \(head.branch) of step '\(stepId)', not branch \(branch)"
             }
             clearTimer(head)
             modifyBranch(head) { [now] in
@@ -658,16 +662,39 @@ struct SagaRun {
         guard instance.status == .suspended, index == instance.cursor, state.status == .failed else {
             return "step '\(stepId)' has not failed (it is \(state.status.rawValue)); only a failed step can be skipped"
         }
-        for branchIndex in state.branches.indices where state.branches[branchIndex].status == .failed {
-            modifyBranch(BranchRef(step: index, branch: branchIndex)) { $0.status = .skipped }
+        let fansOut = definition.steps[index].forEach != nil
+        var skipped = state.branches.indices.filter { state.branches[$0].status == .failed }
+        if let branch {
+            guard fansOut else { return "step '\(stepId)' has no branches; skip it without naming one" }
+            guard state.branches.indices.contains(branch) else {
+                return "step '\(stepId)' has no branch \(branch); its branches are 0...\(state.branches.count - 1)"
+            }
+            guard state.branches[branch].status == .failed else {
+                return "branch \(branch) of step '\(stepId)' has not failed (it is "
+                    + "\(state.branches[branch].status.rawValue)); only a failed branch can be skipped"
+            }
+            skipped = [branch]
         }
-        instance.steps[index].status = .skipped
-        instance.steps[index].output = output
+        for branchIndex in skipped {
+            modifyBranch(BranchRef(step: index, branch: branchIndex)) { [now] in
+                $0.status = .skipped
+                // A branch's output stands in for what its command would have returned; a plain step's is the step's.
+                if fansOut { $0.output = output }
+                $0.finishedAt = now
+            }
+        }
         outputsCache = nil
+        // Another branch still failed: the saga stays suspended at the step until it is skipped or retried too.
+        guard !instance.steps[index].branches.contains(where: { $0.status == .failed }) else { return nil }
+        // The branches that succeeded keep their outputs: a for_each step's output joins every branch's, in order.
+        let joined: JSONValue =
+            fansOut ? .array(instance.steps[index].branches.map { $0.output ?? .null }) : output
+        instance.steps[index].status = .skipped
+        instance.steps[index].output = joined
         instance.steps[index].finishedAt = now
         instance.status = .running
         instance.failure = nil
-        if let milestone = definition.steps[index].milestone { publish(milestone, step: stepId, output: output) }
+        if let milestone = definition.steps[index].milestone { publish(milestone, step: stepId, output: joined) }
         instance.cursor = index + 1
         advance()
         return nil

@@ -74,7 +74,7 @@ enum JournalText {
         case .operatorCommand(let command):
             switch command.action {
             case .retry(let step): return step
-            case .skip(let step, _): return step
+            case .skip(let step, _, _): return step
             case .compensate, .cancel: return nil
             }
         case .start: return nil
@@ -98,7 +98,7 @@ enum JournalText {
     static func action(_ action: OperatorCommand.Action) -> String {
         switch action {
         case .retry(let step): step.map { "retry \($0)" } ?? "retry"
-        case .skip(let step, _): "skip \(step)"
+        case .skip(let step, _, let branch): branch.map { "skip \(step)[\($0)]" } ?? "skip \(step)"
         case .compensate: "compensate"
         case .cancel: "cancel"
         }

@@ -146,7 +146,7 @@ struct DLQReplayCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Why (required; added to the message headers).", valueName: "text"))
     var reason: String?
 
-    @Option(help: ArgumentHelp("Who (default: $USER).", valueName: "name"))
+    @Option(help: ArgumentHelp("Who (default: your login name, else your uid).", valueName: "name"))
     var by: String?
 
     @Flag(help: "Show what would be replayed; send nothing.")

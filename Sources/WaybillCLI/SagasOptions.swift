@@ -216,11 +216,8 @@ enum Operator {
         }
     }
 
-    /// `$USER`, `$LOGNAME`, or `unknown`.
-    static var user: String {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["USER"] ?? environment["LOGNAME"] ?? "unknown"
-    }
+    /// The actor when `--by` is not given: the login name, else the uid (``OperatorIdentity``).
+    static var user: String { OperatorIdentity.current() }
 
     /// Whether standard error is a terminal (progress bars redraw in place only there).
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }

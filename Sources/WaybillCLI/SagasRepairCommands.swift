@@ -12,7 +12,9 @@ struct RepairOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Why (required; written to the saga's journal).", valueName: "text"))
     var reason: String?
 
-    @Option(help: ArgumentHelp("Who (default: $USER); written to the saga's journal.", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "Who (default: your login name, else your uid); written to the saga's journal.", valueName: "name"))
     var by: String?
 
     @Flag(help: "Show exactly what would be sent and what the engine predicts; send nothing.")
@@ -77,6 +79,8 @@ struct RepairFlow {
     var action: ControlMessage.Action
     var step: String?
     var output: JSONValue?
+    /// `skip --branch`.
+    var branch: String? = nil
     var target: RepairTarget
 
     var saga: String? { target.saga }
@@ -93,8 +97,8 @@ struct RepairFlow {
                     .badArgument, "--reason is required: say why (it goes to the saga's journal with --by)")
             }
             let request = RepairRequest(
-                action: action, step: step, output: output, by: repair.by ?? Operator.user, reason: reason,
-                force: repair.force)
+                action: action, step: step, output: output, branch: branch, by: repair.by ?? Operator.user,
+                reason: reason, force: repair.force)
             let now = Operator.now()
             let database = try store.open()
             if repair.bulk {
@@ -257,9 +261,15 @@ struct SagasSkipCommand: AsyncParsableCommand {
             steps.<step>.output, so give them what they need. The local check refuses an output that makes a \
             later step fail at once (override with --force).
 
+            A for_each step (ship, per warehouse) is skipped per branch: --output is what the skipped branch \
+            would have returned, the branches that succeeded keep their outputs, and the step's output joins them \
+            all. --branch names one branch (its index, or its shipment id or warehouse as `waybill sagas show` \
+            prints them); without it every failed branch is skipped. The step goes on once no branch is left \
+            failed. (Upgrade every worker of the pool before using --branch: an older worker skips the whole step.)
+
             Examples:
-              waybill sagas skip o-1001 --step ship \\
-                --output '[{"trackingId":"MANUAL-1"}]' --reason "shipped by hand"
+              waybill sagas skip o-1001 --step ship --branch wh-01 \\
+                --output '{"trackingId":"MANUAL-1"}' --reason "shipped by hand"
               waybill sagas skip o-1001 --step reserve --reason "released by hand, OPS-42"
             """
     )
@@ -267,8 +277,16 @@ struct SagasSkipCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The step to skip.", valueName: "step"))
     var step: String
 
-    @Option(help: ArgumentHelp("The step's output as JSON (default {}).", valueName: "json"))
+    @Option(
+        help: ArgumentHelp(
+            "The step's output as JSON (default {}); for a for_each step, the branch's.", valueName: "json"))
     var output: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The one branch of a for_each step to skip: its index, or its item's id or warehouse.", valueName: "branch")
+    )
+    var branch: String?
 
     @OptionGroup var target: RepairTarget
 
@@ -284,7 +302,9 @@ struct SagasSkipCommand: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         }
-        try await RepairFlow(command: "sagas skip", action: .skip, step: step, output: value, target: target).run()
+        try await RepairFlow(
+            command: "sagas skip", action: .skip, step: step, output: value, branch: branch, target: target
+        ).run()
     }
 }
 

@@ -17,6 +17,7 @@ struct ChaosEvidence: Sendable {
     var crashes: [ChaosWorkers.Crash]
     var workerStarts: Int
     var brokerRestarts: [BrokerRestart]
+    var nodeKills: [NodeKill]
     var milestones: [String: [ChaosMilestones.Event]]
     var ledger: SimulationLedger
     var lostReplies: [ChaosReplies.LostReply]
@@ -153,19 +154,34 @@ enum ChaosChecks {
                     $0.description + (afterLostReply($0) ? " (its forward command's reply was lost)" : "")
                 }))
 
-        // Milestones: first copies in the workflow's order, ending with the end milestone of the stored status.
+        // Milestones: first copies in the workflow's order, ending with the end milestone of the stored status; and
+        // arriving in the order they were published, unless the broker redelivered the one that came late.
         var invalid: [String] = []
+        var lateUnexplained: [String] = []
+        var lateRedelivered: [String] = []
         for id in evidence.sagaIds {
-            if let problem = milestoneProblem(
-                evidence.milestones[id] ?? [], status: statuses[id], workflow: evidence.workflow)
-            {
+            let events = evidence.milestones[id] ?? []
+            if let problem = milestoneProblem(events, status: statuses[id], workflow: evidence.workflow) {
                 invalid.append("\(id): \(problem)")
+            }
+            let late = lateArrivals(events)
+            guard !late.isEmpty else { continue }
+            let line = "\(id): \(late.map(\.type).joined(separator: ", ")) arrived after later events"
+            if late.allSatisfy(\.redelivered) {
+                lateRedelivered.append(line + " (redelivered by the broker)")
+            } else {
+                lateUnexplained.append(line)
             }
         }
         checks.append(
             ChaosCheck(
                 name: "invalid milestone sequences", value: "\(invalid.count)", passed: invalid.isEmpty,
                 details: invalid))
+        checks.append(
+            ChaosCheck(
+                name: "milestones out of order (not redelivered)", value: "\(lateUnexplained.count)",
+                passed: lateUnexplained.isEmpty, details: lateUnexplained))
+        report.reorderedByRedelivery = lateRedelivered
 
         // Takeover.
         let takeovers = takeovers(evidence.kills, claims: files.claims)
@@ -224,11 +240,28 @@ enum ChaosChecks {
         let kills = evidence.kills.filter { !$0.permanent }.count
         let planOK =
             kills >= evidence.options.kills && evidence.brokerRestarts.count == evidence.options.brokerRestarts
-            && evidence.kills.contains(where: \.permanent)
+            && evidence.nodeKills.count == evidence.options.nodeKills && evidence.kills.contains(where: \.permanent)
         checks.append(
             ChaosCheck(
-                name: "faults made as planned", value: "\(kills) kills, \(evidence.brokerRestarts.count) restarts",
+                name: "faults made as planned",
+                value: "\(kills) kills, \(evidence.brokerRestarts.count) restarts"
+                    + (evidence.options.cluster == nil ? "" : ", \(evidence.nodeKills.count) node kills"),
                 passed: planOK))
+        if evidence.options.cluster != nil {
+            let stranded = evidence.nodeKills.filter {
+                $0.leadersMovedAfter == nil || $0.workersReconnectedAfter == nil || $0.nextSagaEndedAfter == nil
+            }
+            checks.append(
+                ChaosCheck(
+                    name: "node kills the pool did not survive",
+                    value: "\(stranded.count)", passed: stranded.isEmpty,
+                    details: stranded.map {
+                        "node \($0.node) killed at \($0.at): leaders "
+                            + ($0.leadersMovedAfter == nil ? "did not move" : "moved") + ", its workers "
+                            + ($0.workersReconnectedAfter == nil ? "did not reconnect" : "reconnected")
+                            + ", a saga " + ($0.nextSagaEndedAfter == nil ? "did not end" : "ended") + " within 60 s"
+                    }))
+        }
         checks.append(
             ChaosCheck(
                 name: "every saga ended before the timeout", value: evidence.outcome.settled ? "yes" : "no",
@@ -306,15 +339,33 @@ enum ChaosChecks {
 
     // MARK: - Milestones
 
+    /// The first copies (by event id) that arrived after an event the saga published later (a higher sequence in its
+    /// id).
+    static func lateArrivals(_ events: [ChaosMilestones.Event]) -> [ChaosMilestones.Event] {
+        var seen: Set<String> = []
+        var highest = Int.min
+        var late: [ChaosMilestones.Event] = []
+        for event in events where seen.insert(event.id).inserted {
+            guard let sequence = event.sequence else { continue }
+            if sequence < highest { late.append(event) } else { highest = sequence }
+        }
+        return late
+    }
+
     /// Why a saga's milestones are not a valid sequence, or `nil` when they are: the first copy of each event (by
-    /// event id), in arrival order, must be the step milestones in the workflow's order, each at most once, then
-    /// exactly one end milestone, the one of the saga's stored status. A completed saga published every step
-    /// milestone; a compensated one none past its pivot.
+    /// event id), in the order the saga published them (the sequence in their ids; arrival order for ids without one),
+    /// must be the step milestones in the workflow's order, each at most once, then exactly one end milestone, the one
+    /// of the saga's stored status. A completed saga published every step milestone; a compensated one none past its
+    /// pivot. Whether they also arrived in that order is ``lateArrivals(_:)``'s question.
     static func milestoneProblem(
         _ events: [ChaosMilestones.Event], status: SagaStatus?, workflow: WorkflowDefinition
     ) -> String? {
         var seen: Set<String> = []
-        let types = events.filter { seen.insert($0.id).inserted }.map(\.type)
+        let firsts = events.filter { seen.insert($0.id).inserted }
+        let published =
+            firsts.allSatisfy { $0.sequence != nil }
+            ? firsts.sorted { ($0.sequence ?? 0) < ($1.sequence ?? 0) } : firsts
+        let types = published.map(\.type)
         let steps = workflow.steps.compactMap(\.milestone)
         let ends = ChaosMilestones.statuses(of: workflow.milestones)
         guard let last = types.last, let ended = ends[last] else {

@@ -17,6 +17,15 @@ final class ChaosMilestones: Sendable {
     struct Event: Sendable, Hashable {
         var id: String
         var type: String
+        /// Whether the broker marked the delivery redelivered (it had delivered it before, and took it back).
+        var redelivered = false
+
+        /// The saga's message counter in the event id (`order-fulfillment/o-1/e6` → 6): the order Waybill produced
+        /// its messages in; `nil` for an id of another shape.
+        var sequence: Int? {
+            guard let marker = id.range(of: "/e", options: .backwards) else { return nil }
+            return Int(id[marker.upperBound...])
+        }
     }
 
     private struct State {
@@ -66,7 +75,7 @@ final class ChaosMilestones: Sendable {
         do {
             let consumer = try await client.consume(queue: queue, prefetch: 2000)
             for try await delivery in consumer {
-                record(delivery.body)
+                record(delivery.body, redelivered: delivery.redelivered)
                 client.ack(delivery.deliveryTag, multiple: true)
             }
         } catch {
@@ -75,7 +84,7 @@ final class ChaosMilestones: Sendable {
     }
 
     /// Notes one event body as it arrived; a body that is not a CloudEvent with a subject and a type is left out.
-    func record(_ body: Data) {
+    func record(_ body: Data, redelivered: Bool = false) {
         guard let event = try? JSONText.decode(body), let sagaId = event["subject"]?.stringValue,
             let type = event["type"]?.stringValue
         else { return }
@@ -84,7 +93,7 @@ final class ChaosMilestones: Sendable {
         state.withLock { state in
             state.received += 1
             if perBranch { return }
-            state.events[sagaId, default: []].append(Event(id: id, type: type))
+            state.events[sagaId, default: []].append(Event(id: id, type: type, redelivered: redelivered))
             guard let status = endMilestones[type], state.ended.insert(sagaId).inserted else { return }
             if status.isTerminal { state.final.append(sagaId) }
         }
@@ -264,7 +273,7 @@ final class ChaosAnswers: Sendable {
     var queueName: String { queue }
 
     func declare(on client: AMQPClient) async throws {
-        _ = try await client.declareQueue(QueueDeclaration(name: queue))
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, arguments: ["x-queue-type": "quorum"]))
     }
 
     /// Consumes until the task is cancelled.

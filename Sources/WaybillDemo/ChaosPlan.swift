@@ -10,6 +10,8 @@ struct ChaosPlan: Sendable, Hashable {
         case kill(restartAfter: Duration)
         /// `scripts/rabbitmq stop`, then `start`.
         case brokerRestart
+        /// SIGKILL the cluster node that leads the most partition queues; start it again after the delay.
+        case nodeKill(restartAfter: Duration)
         /// Start a worker that was not there before.
         case addWorker(String)
         /// SIGKILL this worker and never start it again.
@@ -21,6 +23,7 @@ struct ChaosPlan: Sendable, Hashable {
             switch self {
             case .kill(let delay): "SIGKILL, restart after \(delay.readable)"
             case .brokerRestart: "broker restart"
+            case .nodeKill(let delay): "SIGKILL of the leading cluster node, back after \(delay.readable)"
             case .addWorker(let worker): "add \(worker)"
             case .killForGood(let worker): "SIGKILL \(worker) for good"
             case .drain(let worker): "drain \(worker) (SIGTERM)"
@@ -47,9 +50,10 @@ struct ChaosPlan: Sendable, Hashable {
     /// The steps, ordered by ``Step/at``.
     var steps: [Step]
 
-    /// `kills` SIGKILLs at random points between 3% and 92% of the load, `brokerRestarts` restarts spread evenly
-    /// (with some jitter), the added worker at 30%, the kill for good at 50% and the drain at 70%.
-    static func make(kills: Int, brokerRestarts: Int, seed: UInt64) -> ChaosPlan {
+    /// `kills` SIGKILLs at random points between 3% and 92% of the load, `brokerRestarts` restarts and `nodeKills`
+    /// kills of a cluster node each spread evenly (with some jitter), the added worker at 30%, the kill for good at
+    /// 50% and the drain at 70%.
+    static func make(kills: Int, brokerRestarts: Int, nodeKills: Int = 0, seed: UInt64) -> ChaosPlan {
         var random = SplitMix64.keyed(seed: seed, ["chaos-plan"])
         var steps: [Step] = []
         for _ in 0..<kills {
@@ -59,6 +63,10 @@ struct ChaosPlan: Sendable, Hashable {
         for index in 0..<brokerRestarts {
             let at = 0.9 * Double(index + 1) / Double(brokerRestarts + 1) + 0.04 * (random.unit() - 0.5)
             steps.append(Step(at: at, fault: .brokerRestart))
+        }
+        for index in 0..<nodeKills {
+            let at = 0.9 * Double(index + 1) / Double(nodeKills + 1) + 0.04 * (random.unit() - 0.5)
+            steps.append(Step(at: at, fault: .nodeKill(restartAfter: .milliseconds(random.int(in: 5_000...15_000)))))
         }
         steps.append(Step(at: 0.30, fault: .addWorker(addedWorker)))
         steps.append(Step(at: 0.50, fault: .killForGood(killedForGood)))

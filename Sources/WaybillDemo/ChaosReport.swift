@@ -17,6 +17,8 @@ public struct ChaosReport: Sendable {
     var leaksAfterLostReply = 0
     var takeovers: [ChaosChecks.Takeover] = []
     var hostile: [ChaosChecks.HostileOutcome] = []
+    /// Sagas whose milestones arrived out of order because the broker redelivered the late one.
+    var reorderedByRedelivery: [String] = []
 
     init(evidence: ChaosEvidence) {
         self.evidence = evidence
@@ -58,6 +60,22 @@ public struct ChaosReport: Sendable {
                 + "\(ChaosPlan.addedWorker) added · drained "
                 + midRun.map { "\($0.worker) (\($0.termination.map { "\($0)" } ?? "no exit") in \($0.took.readable))" }
                 .joined(separator: ", "))
+        if !evidence.nodeKills.isEmpty {
+            row(
+                "cluster",
+                "\(PrivateCluster.nodeCount) RabbitMQ nodes · "
+                    + evidence.nodeKills.map { kill in
+                        "node \(kill.node) killed (led \(kill.ledPartitions) partition queues, served "
+                            + (kill.workersConnected.isEmpty
+                                ? "no worker" : kill.workersConnected.joined(separator: ", "))
+                            + "; leaders moved "
+                            + (kill.leadersMovedAfter.map { "in \($0.readable)" } ?? "never") + ", its workers on "
+                            + "another node " + (kill.workersReconnectedAfter.map { "in \($0.readable)" } ?? "never")
+                            + ", next saga ended "
+                            + (kill.nextSagaEndedAfter.map { "\($0.readable) after" } ?? "never") + ", away "
+                            + kill.away.readable + ")"
+                    }.joined(separator: " · "))
+        }
         let finals = evidence.drains.filter { !$0.midRun }
         row(
             "workers",
@@ -105,6 +123,13 @@ public struct ChaosReport: Sendable {
             "owners",
             "\(claimCount) claims in the partition files, \(claimOverlaps) overlapping · "
                 + "\(evidence.attemptsDecidedTwice.count) command attempts decided twice")
+        if !reorderedByRedelivery.isEmpty {
+            row(
+                "milestones",
+                "\(reorderedByRedelivery.count) sagas' events arrived out of order because the broker redelivered the "
+                    + "late one (published in order; the sequence in the event id restores it): "
+                    + reorderedByRedelivery.prefix(3).joined(separator: "; "))
+        }
         let totals = evidence.ledger.totals
         row(
             "participants",

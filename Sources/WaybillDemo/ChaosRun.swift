@@ -32,6 +32,11 @@ public struct ChaosOptions: Sendable {
     public var kills = 20
     /// Broker restarts (`scripts/rabbitmq stop` then `start`).
     public var brokerRestarts = 3
+    /// The private cluster the run uses instead of the single node (``broker`` then lists its nodes); `nil` for the
+    /// single node.
+    public var cluster: PrivateCluster?
+    /// Kills of the cluster node leading the most partition queues, each started again (needs ``cluster``).
+    public var nodeKills = 0
     /// Hostile inputs sent to the start, reply and control queues during the load.
     public var hostile = 1_000
     /// The share of commands that fail by injection (busy, rejected, lost reply), 0...1.
@@ -77,6 +82,16 @@ public struct ChaosOptions: Sendable {
         guard (0...1).contains(failureRate) else {
             throw DemoError(.invalidOption, "--failure-rate must be between 0 and 1, got \(failureRate)")
         }
+        guard nodeKills >= 0 else { throw DemoError(.invalidOption, "--node-kills cannot be negative") }
+        if nodeKills > 0 && cluster == nil {
+            throw DemoError(.invalidOption, "--node-kills needs the cluster (--cluster)")
+        }
+        if brokerRestarts > 0 && cluster != nil {
+            throw DemoError(
+                .invalidOption,
+                "with --cluster the run kills cluster nodes (--node-kills), not the single broker: pass "
+                    + "--broker-restarts 0")
+        }
         if brokerRestarts > 0 && brokerScript == nil {
             throw DemoError(
                 .invalidOption,
@@ -92,6 +107,23 @@ struct BrokerRestart: Sendable, Hashable {
     var took: Duration
 }
 
+/// A cluster node the run killed: which one, how many partition queues it led, how long until each of them had a
+/// leader on a live node and until the next saga ended (the pool went on), and how long the node was away.
+struct NodeKill: Sendable, Hashable {
+    var at: Timestamp
+    var node: Int
+    var ledPartitions: Int
+    /// The workers whose connection was to that node.
+    var workersConnected: [String]
+    /// `nil` when some partition queue still had no live leader after the wait.
+    var leadersMovedAfter: Duration?
+    /// `nil` when one of ``workersConnected`` had no connection to another node after the wait.
+    var workersReconnectedAfter: Duration?
+    /// `nil` when no saga ended during the wait.
+    var nextSagaEndedAfter: Duration?
+    var away: Duration
+}
+
 /// Where the run is, shared by the load, the faults, the hostile inputs and the progress line.
 final class ChaosProgress: Sendable {
     struct State {
@@ -105,6 +137,7 @@ final class ChaosProgress: Sendable {
         var hostileSent = 0
         var loadDone = false
         var restarts: [BrokerRestart] = []
+        var nodeKills: [NodeKill] = []
         var note = ""
     }
 
@@ -302,6 +335,8 @@ final class ChaosStage: Sendable {
         var participantConfiguration = ParticipantConfiguration()
         participantConfiguration.commandsExchange = names.commandsExchange
         participantConfiguration.queue = names.participantsQueue
+        // Quorum queues, like the pool's: on a cluster their messages outlive any one node.
+        participantConfiguration.queueArguments = ["x-queue-type": "quorum"]
         var participantLogger = logger
         participantLogger[metadataKey: "component"] = "participants"
         let participants = ParticipantService(
@@ -337,7 +372,8 @@ final class ChaosStage: Sendable {
         let evidence = ChaosEvidence(
             options: options, workflow: workflow, sagaIds: orders.map(\.sagaId), pool: pool,
             kills: history.kills, drains: history.drains, crashes: history.crashes, workerStarts: history.starts,
-            brokerRestarts: progress.state.withLock { $0.restarts }, milestones: milestones.events,
+            brokerRestarts: progress.state.withLock { $0.restarts },
+            nodeKills: progress.state.withLock { $0.nodeKills }, milestones: milestones.events,
             ledger: simulator.ledger(), lostReplies: replies.lostReplies,
             attemptsDecidedTwice: replies.attemptsDecidedTwice, hostile: hostileSent.withLock { $0 },
             deadLetters: deadLetters, answers: answers.all,
@@ -349,7 +385,9 @@ final class ChaosStage: Sendable {
 
     /// Load, faults and hostile inputs at once; then the wait for every saga to end and the stop of every worker.
     private func runPhases(driver: AMQPClient) async throws -> ChaosOutcome {
-        let plan = ChaosPlan.make(kills: options.kills, brokerRestarts: options.brokerRestarts, seed: options.seed)
+        let plan = ChaosPlan.make(
+            kills: options.kills, brokerRestarts: options.brokerRestarts, nodeKills: options.nodeKills,
+            seed: options.seed)
         let firstGate = gate(plan, done: 0)
         progress.state.withLock {
             $0.gate = firstGate
@@ -365,7 +403,9 @@ final class ChaosStage: Sendable {
             tasks.addTask { try await self.feed(driver: driver) }
             tasks.addTask { try await self.runFaults(plan, driver: driver) }
             tasks.addTask { try await self.sendHostile(hostilePlan, driver: driver) }
-            try await tasks.waitForAll()
+            // Not `waitForAll()`: it waits for every task before it rethrows, and the load waits at the gate of a fault
+            // that failed, forever. The first error ends the group, which cancels the rest.
+            while try await tasks.next() != nil {}
         }
         let loadTook = clock.now - loadBegan
         say("Load, faults and hostile inputs done after \(loadTook.readable); waiting for every saga to end")
@@ -512,6 +552,9 @@ final class ChaosStage: Sendable {
                 progress.state.withLock { $0.restarts.append(BrokerRestart(at: at, took: took)) }
                 say("      the broker is back after \(took.readable)")
                 try await driver.waitUntilConnected()
+            case .nodeKill(let delay):
+                guard let cluster = options.cluster else { break }
+                try await killLeadingNode(of: cluster, restartAfter: delay, percent: percent, driver: driver)
             case .addWorker(let worker):
                 say("  [\(percent)%] adding \(worker)")
                 try workers.start(worker)
@@ -538,6 +581,75 @@ final class ChaosStage: Sendable {
                 $0.gate = nextGate
             }
         }
+    }
+
+    /// SIGKILLs the cluster node leading the most partition queues, watches the leaders move and the pool go on, and
+    /// starts the node again after `delay` (or once both were seen, if later).
+    private func killLeadingNode(
+        of cluster: PrivateCluster, restartAfter delay: Duration, percent: String, driver: AMQPClient
+    ) async throws {
+        let partitionQueues = Set(names.partitionQueues(count: partitionCount))
+        let virtualHost = try AMQPConfiguration(url: options.broker.url).virtualHost
+        let before = try await cluster.leaders(virtualHost: virtualHost).filter { partitionQueues.contains($0.key) }
+        var led: [Int: Int] = [:]
+        for node in before.values { led[node, default: 0] += 1 }
+        guard let victim = led.max(by: { ($0.value, $1.key) < ($1.value, $0.key) })?.key else {
+            throw DemoError(.stoppedEarly, "the cluster reports no leader for the partition queues")
+        }
+        let planned = Set(orders.map(\.sagaId))
+        let endedBefore = milestones.endedCount(of: planned)
+        let log: @Sendable (String) -> Void = { [logger] in logger.info("scripts/rabbitmq-cluster: \($0)") }
+        // A worker's connection is named `waybill-<worker id>`.
+        let workerIds = Set(ChaosPlan.initialWorkers + [ChaosPlan.addedWorker])
+        let workersByNode = { @Sendable () async throws -> [(worker: String, node: Int)] in
+            try await cluster.connections().compactMap { connection in
+                let worker = String(connection.name.dropFirst("waybill-".count))
+                return workerIds.contains(worker) ? (worker, connection.node) : nil
+            }
+        }
+        let connected = try await workersByNode().filter { $0.node == victim }.map(\.worker).sorted()
+        say(
+            "  [\(percent)%] SIGKILL RabbitMQ node \(victim) (leads \(led[victim] ?? 0) of \(partitionQueues.count) "
+                + "partition queues; connected: \(connected.isEmpty ? "no worker" : connected.joined(separator: ", "))); "
+                + "starting it again in \(delay.readable)")
+        let at = Timestamp.now()
+        let clock = ContinuousClock()
+        let began = clock.now
+        try await cluster.kill(node: victim, output: log)
+        var leadersMoved: Duration?
+        var reconnected: Duration? = connected.isEmpty ? .zero : nil
+        var sagaEnded: Duration?
+        let watchUntil = began + max(delay, .seconds(60))
+        while (leadersMoved == nil || reconnected == nil || sagaEnded == nil) && clock.now < watchUntil {
+            if sagaEnded == nil && milestones.endedCount(of: planned) > endedBefore { sagaEnded = clock.now - began }
+            if reconnected == nil, let now = try? await workersByNode(),
+                Set(connected).isSubset(of: Set(now.filter { $0.node != victim }.map(\.worker)))
+            {
+                reconnected = clock.now - began
+            }
+            if leadersMoved == nil, let now = try? await cluster.leaders(virtualHost: virtualHost),
+                partitionQueues.allSatisfy({ now[$0].map { $0 != victim } ?? false })
+            {
+                leadersMoved = clock.now - began
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        func after(_ duration: Duration?) -> String { duration.map { "after \($0.readable)" } ?? "NOT within 60 s" }
+        say(
+            "      partition queue leaders moved \(after(leadersMoved)) · its workers connected to another node "
+                + "\(after(reconnected)) · next saga ended \(after(sagaEnded))")
+        try await Task.sleep(until: began + delay, clock: clock)
+        try await cluster.start(node: victim, output: log)
+        let away = clock.now - began
+        say("      node \(victim) is back in the cluster after \(away.readable)")
+        progress.state.withLock {
+            $0.nodeKills.append(
+                NodeKill(
+                    at: at, node: victim, ledPartitions: led[victim] ?? 0, workersConnected: connected,
+                    leadersMovedAfter: leadersMoved, workersReconnectedAfter: reconnected,
+                    nextSagaEndedAfter: sagaEnded, away: away))
+        }
+        try await driver.waitUntilConnected()
     }
 
     // MARK: - Hostile inputs

@@ -41,6 +41,17 @@ struct ChaosCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Broker restarts (default 3; 1 with --quick).", valueName: "n"))
     var brokerRestarts: Int?
 
+    @Flag(
+        help: ArgumentHelp(
+            "Run on a fresh three-node RabbitMQ cluster on loopback (scripts/rabbitmq-cluster) instead of the single "
+                + "private broker: the workers get every node's URL, and the node leading the most partition queues "
+                + "is killed (SIGKILL) and started again instead of the broker restarts."))
+    var cluster = false
+
+    @Option(
+        help: ArgumentHelp("With --cluster: kills of the leading node (default 3; 1 with --quick).", valueName: "n"))
+    var nodeKills: Int?
+
     @Option(help: ArgumentHelp("Hostile inputs (default 1,000; 200 with --quick).", valueName: "n"))
     var hostile: Int?
 
@@ -74,6 +85,10 @@ struct ChaosCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let environment = ProcessInfo.processInfo.environment
+        if cluster {
+            try await runOnCluster(environment: environment, console: console, logger: logger, waybill: waybill)
+            return
+        }
         if let url = environment["WAYBILL_AMQP_URL"], !url.isEmpty, brokerRestarts ?? 1 > 0 {
             console.error(
                 "waybill-demo chaos: the run restarts the private broker, not the one in WAYBILL_AMQP_URL; unset "
@@ -83,9 +98,50 @@ struct ChaosCommand: AsyncParsableCommand {
         let broker = try await BrokerSession.open(
             for: "waybill-demo chaos", environment: environment, virtualHost: "waybill-chaos", console: console,
             logger: logger)
-        var options = ChaosOptions(
-            broker: broker.address, brokerScript: PrivateBroker.locate(environment: environment),
-            workerExecutable: waybill)
+        let options = options(
+            broker: broker.address, brokerScript: PrivateBroker.locate(environment: environment), waybill: waybill)
+        let status = await execute(options, console: console, logger: logger)
+        await broker.close(keepRunning: false, console: console)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The run on a fresh private cluster, which is stopped afterwards.
+    private func runOnCluster(
+        environment: [String: String], console: Console, logger: Logger, waybill: String
+    ) async throws {
+        guard let script = PrivateCluster.locate(environment: environment) else {
+            console.error(
+                "waybill-demo chaos: --cluster needs scripts/rabbitmq-cluster; run from the repository root, or set "
+                    + "WAYBILL_CLUSTER_SCRIPT")
+            throw ExitCode(1)
+        }
+        guard brokerRestarts ?? 0 == 0 else {
+            console.error("waybill-demo chaos: --broker-restarts does not apply with --cluster; use --node-kills")
+            throw ExitCode(1)
+        }
+        console.say("Starting a fresh three-node RabbitMQ cluster: \(script.script) start")
+        let say: @Sendable (String) -> Void = { console.say("  \($0)") }
+        let address: BrokerAddress
+        do {
+            address = try await script.start(virtualHost: "waybill-chaos", output: say)
+        } catch {
+            console.error("waybill-demo chaos: the cluster did not start: \(error)")
+            try? await script.stop(output: say)
+            throw ExitCode(1)
+        }
+        var options = options(broker: address, brokerScript: nil, waybill: waybill)
+        options.cluster = script
+        options.brokerRestarts = 0
+        options.nodeKills = nodeKills ?? (quick ? 1 : 3)
+        let status = await execute(options, console: console, logger: logger)
+        console.say("Stopping the cluster: \(script.script) stop")
+        try? await script.stop(output: say)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The run's options from the command line, on `broker`.
+    private func options(broker: BrokerAddress, brokerScript: PrivateBroker?, waybill: String) -> ChaosOptions {
+        var options = ChaosOptions(broker: broker, brokerScript: brokerScript, workerExecutable: waybill)
         if quick { options.useQuickPreset() }
         if let orders { options.orders = orders }
         if let rate { options.rate = rate }
@@ -97,23 +153,27 @@ struct ChaosCommand: AsyncParsableCommand {
         options.workflowFile = workflow
         options.directory = directory
         options.settleTimeout = .seconds(settleTimeout)
+        return options
+    }
+
+    /// Runs it and prints the report; returns the exit status (0 passed, 2 a check failed, 1 the run failed).
+    private func execute(_ options: ChaosOptions, console: Console, logger: Logger) async -> Int32 {
+        let logPath = (directory as NSString).appendingPathComponent("chaos.log")
         #if DEBUG
         console.say("note: this is a debug build; scripts/chaos builds in release mode")
         #endif
         console.say(
-            "Waybill chaos run\(quick ? " --quick" : "") on \(broker.address), seed \(seed); log in \(logPath)")
-        var status: Int32 = 0
+            "Waybill chaos run\(quick ? " --quick" : "")\(cluster ? " --cluster" : "") on \(options.broker), seed "
+                + "\(seed); log in \(logPath)")
         do {
             let report = try await ChaosRun.run(options, logger: logger) { console.say($0) }
             console.say("")
             console.say(report.text)
-            if !report.passed { status = 2 }
+            return report.passed ? 0 : 2
         } catch {
             console.error("waybill-demo chaos: \(error)")
             console.error("The log is in \(logPath); the workers' logs are in \(directory)/logs.")
-            status = 1
+            return 1
         }
-        await broker.close(keepRunning: false, console: console)
-        if status != 0 { throw ExitCode(status) }
     }
 }

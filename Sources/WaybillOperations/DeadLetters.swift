@@ -25,7 +25,8 @@ public struct DeadLetter: Sendable, Hashable {
     public var exchange: String?
     /// The routing key it was first published with.
     public var routingKey: String?
-    /// When the broker dead-lettered it (`x-death`), or the message's own timestamp.
+    /// When it was dead-lettered: by a worker (`x-waybill-dead-lettered-at`), by the broker (`x-death`), or else the
+    /// message's own timestamp.
     public var at: Date?
     /// Its properties as received.
     public var properties: MessageProperties
@@ -60,7 +61,9 @@ public struct DeadLetter: Sendable, Hashable {
             exchange = nil
             routingKey = nil
         }
-        if case .timestamp(let time)? = death?["time"] {
+        if case .timestamp(let time)? = headers[WireHeader.deadLetteredAt] {
+            at = time
+        } else if case .timestamp(let time)? = death?["time"] {
             at = time
         } else {
             at = delivery.properties.timestamp

@@ -9,8 +9,11 @@ public struct RepairRequest: Sendable, Hashable {
     public var action: ControlMessage.Action
     /// `--step`: narrows a retry, names the step a skip skips.
     public var step: String?
-    /// `--output`: a skip's output.
+    /// `--output`: a skip's output (each skipped branch's, for a `for_each` step).
     public var output: JSONValue?
+    /// `--branch`: the one branch of a `for_each` step a skip skips, as the operator names it: its index, or its
+    /// item's `id` or `warehouse` (what `waybill sagas show` prints beside it).
+    public var branch: String?
     /// `--by`.
     public var by: String
     /// `--reason`.
@@ -20,12 +23,13 @@ public struct RepairRequest: Sendable, Hashable {
 
     /// Describes a request.
     public init(
-        action: ControlMessage.Action, step: String? = nil, output: JSONValue? = nil, by: String, reason: String,
-        force: Bool = false
+        action: ControlMessage.Action, step: String? = nil, output: JSONValue? = nil, branch: String? = nil,
+        by: String, reason: String, force: Bool = false
     ) {
         self.action = action
         self.step = step
         self.output = output
+        self.branch = branch
         self.by = by
         self.reason = reason
         self.force = force
@@ -87,9 +91,22 @@ public enum RepairPlanner {
                 "\(reference) is \(row.status.rawValue); a finished saga cannot be repaired (start a new order instead)"
             return check
         }
+        var branch: Int?
+        if let named = request.branch {
+            guard request.action == .skip, let step = request.step else {
+                check.refusal = "--branch goes with skip --step: the one branch of a for_each step to skip"
+                return check
+            }
+            switch branchIndex(named, step: step, in: record.instance, definition: definition) {
+            case .success(let index): branch = index
+            case .failure(let refusal):
+                check.refusal = "\(refusal.message) (see `waybill sagas show \(reference)`)"
+                return check
+            }
+        }
         let message = ControlMessage(
             workflow: row.key.workflow, sagaId: row.key.id, action: request.action, step: request.step,
-            output: request.action == .skip ? (request.output ?? .object([:])) : nil, by: request.by,
+            output: request.action == .skip ? (request.output ?? .object([:])) : nil, branch: branch, by: request.by,
             reason: request.reason)
         guard let definition else {
             check.message = message
@@ -132,6 +149,49 @@ public enum RepairPlanner {
         check.predictedStatus = after.status
         check.preview = preview(before: record.instance, after: after, actions: transition.actions)
         return check
+    }
+
+    /// Why a `--branch` names no branch.
+    struct BranchRefusal: Error {
+        var message: String
+    }
+
+    /// The index of the branch of `step` that `name` names: the index itself, or the `id` or `warehouse` of its item
+    /// (a string item: the item itself).
+    static func branchIndex(
+        _ name: String, step: String, in instance: SagaInstance, definition: WorkflowDefinition?
+    ) -> Result<Int, BranchRefusal> {
+        guard let stepIndex = definition?.stepIndex(of: step) ?? nil, stepIndex < instance.steps.count else {
+            return .failure(BranchRefusal(message: "--branch: the saga has no step '\(step)' to look for it in"))
+        }
+        let branches = instance.steps[stepIndex].branches
+        if let index = Int(name) {
+            guard branches.indices.contains(index) else {
+                return .failure(
+                    BranchRefusal(
+                        message: "--branch \(index): step '\(step)' has branches 0...\(max(0, branches.count - 1))"))
+            }
+            return .success(index)
+        }
+        let matching = branches.indices.filter { index in
+            guard let item = branches[index].item else { return false }
+            return item.stringValue == name || item["id"]?.stringValue == name || item["warehouse"]?.stringValue == name
+        }
+        switch matching.count {
+        case 1: return .success(matching[0])
+        case 0:
+            let labels = branches.indices.map { "\($0) (\(branches[$0].item.flatMap(SagaNames.itemLabel) ?? "-"))" }
+            return .failure(
+                BranchRefusal(
+                    message: "--branch '\(name)' names no branch of step '\(step)'; its branches: "
+                        + labels.joined(separator: ", ")))
+        default:
+            return .failure(
+                BranchRefusal(
+                    message:
+                        "--branch '\(name)' names branches \(matching.map(String.init).joined(separator: ", ")) of "
+                        + "step '\(step)'; give the index"))
+        }
     }
 
     /// `suspended → running; sends 2 commands (tms.shipment.create); publishes order.shipped`.

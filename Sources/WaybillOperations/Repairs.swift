@@ -97,8 +97,18 @@ public struct RepairRun: Sendable, Hashable {
     /// When the re-check ran.
     public var checkedAt: Timestamp
 
-    /// Sent sagas whose row changed since the snapshot (they really moved).
+    /// Sent sagas that really moved: their row changed since the snapshot and they are not suspended (again).
     public var moved: [SagaKey] {
+        changed.filter { after[$0]?.status != .suspended }
+    }
+
+    /// Sent sagas that changed since the snapshot but are suspended now: the repair ran and the saga failed again.
+    public var suspendedAgain: [SagaKey] {
+        changed.filter { after[$0]?.status == .suspended }
+    }
+
+    /// Sent sagas whose row changed since the snapshot.
+    private var changed: [SagaKey] {
         let before = Dictionary(plan.checks.map { ($0.record.row.key, $0.record.row) }, uniquingKeysWith: { a, _ in a })
         return outcomes.compactMap { entry in
             guard case .replied = entry.outcome, let old = before[entry.key], let new = after[entry.key] else {
@@ -317,12 +327,14 @@ public enum RepairView {
         if !statuses.isEmpty {
             out += " (now " + statuses.keys.sorted().map { "\($0) \(statuses[$0] ?? 0)" }.joined(separator: ", ") + ")"
         }
+        let again = run.suspendedAgain.count
+        if again > 0 { out += "; \(again) ran and are suspended again (waybill sagas stuck)" }
         out += ".\n"
         return out
     }
 
     /// `{"request", "snapshotAt", "checkedAt", "sagas": [{..., "outcome", "message", "moved", "statusAfter"}],
-    /// "counts", "sent", "moved"}`.
+    /// "counts", "sent", "moved", "suspendedAgain"}`.
     public static func runJSON(_ run: RepairRun) -> JSONValue {
         let moved = Set(run.moved)
         let rows = Dictionary(
@@ -350,13 +362,15 @@ public enum RepairView {
             "counts": .object(counts),
             "sent": JSONFields.int(run.sent),
             "moved": JSONFields.int(moved.count),
+            "suspendedAgain": JSONFields.int(run.suspendedAgain.count),
         ]
     }
 
     static func requestJSON(_ request: RepairRequest) -> JSONValue {
         [
             "action": .string(request.action.rawValue), "step": JSONFields.string(request.step),
-            "output": request.output ?? .null, "by": .string(request.by), "reason": .string(request.reason),
+            "output": request.output ?? .null, "branch": JSONFields.string(request.branch), "by": .string(request.by),
+            "reason": .string(request.reason),
         ]
     }
 

@@ -11,12 +11,12 @@ import WaybillDefinition
 // UUID, `reply_to` an exclusive auto-delete queue of the CLI, `expiration` the CLI's wait (so a request nobody
 // consumed in time is dropped rather than applied long after the operator gave up). Body:
 //
-//     {"workflow": "order-fulfillment", "sagaId": "o-1001", "action": "skip", "step": "ship",
+//     {"workflow": "order-fulfillment", "sagaId": "o-1001", "action": "skip", "step": "ship", "branch": 1,
 //      "output": {"trackingId": "manual-1"}, "by": "alice", "reason": "shipped by hand, ticket OPS-42"}
 //
 // `action` is `retry`, `skip`, `compensate` or `cancel`; `step` is optional for `retry` (none = the obvious one;
 // `waybill sagas resume` sends a retry without a step), required for `skip`, absent otherwise; `output` only for
-// `skip` (default `{}`). `by` and `reason` are required and non-empty; the worker journals them with the result.
+// `skip` (default `{}`); `branch` only for `skip` of a `for_each` step: the index of the one branch to skip. `by` and `reason` are required and non-empty; the worker journals them with the result.
 //
 // Reply: published by the worker, after the transaction that applied (or journaled the refusal of) the command
 // committed, to the default exchange with routing key = `reply_to` and the request's `correlation_id`. Body:
@@ -46,8 +46,11 @@ public struct ControlMessage: Sendable, Hashable {
     public var action: Action
     /// The step a `retry` narrows to, or the step a `skip` skips; `nil` otherwise.
     public var step: String?
-    /// The output a `skip` gives the skipped step (later steps read it as `steps.<id>.output`); `nil` otherwise.
+    /// The output a `skip` gives the skipped step (later steps read it as `steps.<id>.output`), or each skipped branch
+    /// of a `for_each` step; `nil` otherwise.
     public var output: JSONValue?
+    /// The one branch a `skip` of a `for_each` step skips (its index); `nil` skips every failed branch.
+    public var branch: Int?
     /// Who asks (journaled as the actor).
     public var by: String
     /// Why (journaled).
@@ -58,14 +61,15 @@ public struct ControlMessage: Sendable, Hashable {
 
     /// Describes a request.
     public init(
-        workflow: String, sagaId: String, action: Action, step: String? = nil, output: JSONValue? = nil, by: String,
-        reason: String
+        workflow: String, sagaId: String, action: Action, step: String? = nil, output: JSONValue? = nil,
+        branch: Int? = nil, by: String, reason: String
     ) {
         self.workflow = workflow
         self.sagaId = sagaId
         self.action = action
         self.step = step
         self.output = output
+        self.branch = branch
         self.by = by
         self.reason = reason
     }
@@ -80,10 +84,11 @@ public struct ControlMessage: Sendable, Hashable {
         case .retry(let step):
             action = .retry
             self.step = step
-        case .skip(let step, let output):
+        case .skip(let step, let output, let branch):
             action = .skip
             self.step = step
             self.output = output
+            self.branch = branch
         case .compensate:
             action = .compensate
         case .cancel:
@@ -102,7 +107,8 @@ public struct ControlMessage: Sendable, Hashable {
             return OperatorCommand(action: .retry(step: step), by: by, reason: reason)
         case .skip:
             guard let step else { throw ControlMessageError(.badRequest, "a skip needs `step`: the step to skip") }
-            return OperatorCommand(action: .skip(step: step, output: output ?? .object([:])), by: by, reason: reason)
+            return OperatorCommand(
+                action: .skip(step: step, output: output ?? .object([:]), branch: branch), by: by, reason: reason)
         case .compensate:
             return OperatorCommand(action: .compensate, by: by, reason: reason)
         case .cancel:
@@ -118,6 +124,7 @@ public struct ControlMessage: Sendable, Hashable {
         ]
         if let step { members["step"] = .string(step) }
         if let output { members["output"] = output }
+        if let branch { members["branch"] = .number(Double(branch)) }
         return .object(members)
     }
 
@@ -158,9 +165,16 @@ public struct ControlMessage: Sendable, Hashable {
             step = string
         }
         let output = members["output"].flatMap { $0 == .null ? nil : $0 }
+        var branch: Int?
+        if let value = members["branch"], value != .null {
+            guard let index = value.intValue, index >= 0 else {
+                throw ControlMessageError(.badRequest, "`branch` must be a branch index: a whole number from 0")
+            }
+            branch = index
+        }
         return ControlMessage(
             workflow: try text("workflow"), sagaId: try text("sagaId"), action: action, step: step, output: output,
-            by: try text("by"), reason: try text("reason"))
+            branch: branch, by: try text("by"), reason: try text("reason"))
     }
 }
 

@@ -30,8 +30,13 @@ public enum WireHeader {
     public static let deadLetterExchange = "x-waybill-exchange"
     /// On dead-lettered messages: the routing key it was first published with.
     public static let deadLetterRoutingKey = "x-waybill-routing-key"
+    /// On dead-lettered messages: when the worker dead-lettered it (an AMQP timestamp, whole seconds, as RabbitMQ's
+    /// own `x-death` time is).
+    public static let deadLetteredAt = "x-waybill-dead-lettered-at"
     /// Every header a worker adds when it dead-letters a message; a replay strips them.
-    public static let deadLetterHeaders = [error, deadLetterSource, deadLetterExchange, deadLetterRoutingKey]
+    public static let deadLetterHeaders = [
+        error, deadLetterSource, deadLetterExchange, deadLetterRoutingKey, deadLetteredAt,
+    ]
     /// On messages in a partition queue: what the message is, `start` (forwarded by a worker) or `control` (an
     /// operator's repair); a message without it is a participant's reply.
     public static let input = "waybill-input"

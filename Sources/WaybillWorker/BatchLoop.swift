@@ -861,10 +861,14 @@ final class BatchLoop: Sendable {
         }
     }
 
-    /// Publishes every outbox row of `partition` left from before (a crash, a lost connection, the previous owner),
-    /// oldest first. Leaves the partition marked dirty when some were not confirmed.
+    /// Publishes every outbox row of `partition` left from before (a crash, a lost connection, a nack, the previous
+    /// owner), oldest first, in rounds: each round publishes the oldest row of every saga, so a saga's next row goes
+    /// out only once the one before it is confirmed. A broker may nack one message and take the next (a quorum queue
+    /// electing a new leader after its node died does), and a saga's later event must not overtake an earlier one.
+    /// Leaves the partition marked dirty when some were not confirmed.
     func flushOutbox(_ partition: OwnedPartition) async {
         guard await deleteConfirmed([partition]) else { return }
+        var published = 0
         while true {
             let pending: [PendingOutboxMessage]
             do {
@@ -875,10 +879,17 @@ final class BatchLoop: Sendable {
                 return
             }
             partition.outboxDirty.withLock { $0 = false }
-            guard !pending.isEmpty else { return }
-            let outcomes = await publish(pending.map { Self.outbound($0.message) })
+            guard !pending.isEmpty else {
+                if published > 0 {
+                    logger.info("published \(published) outbox messages of \(partition.queue) left from before")
+                }
+                return
+            }
+            var sagas: Set<SagaKey> = []
+            let round = pending.filter { sagas.insert($0.key).inserted }
+            let outcomes = await publish(round.map { Self.outbound($0.message) })
             var confirmed: [Int64] = []
-            for (row, outcome) in zip(pending, outcomes) where handleOutcome(outcome, of: row.message, in: partition) {
+            for (row, outcome) in zip(round, outcomes) where handleOutcome(outcome, of: row.message, in: partition) {
                 confirmed.append(row.id)
             }
             do {
@@ -891,14 +902,14 @@ final class BatchLoop: Sendable {
                 partition.outboxDirty.withLock { $0 = true }
                 return
             }
-            if confirmed.count < pending.count {
+            published += confirmed.count
+            if confirmed.count < round.count {
                 partition.outboxDirty.withLock { $0 = true }
                 logger.warning(
-                    "\(pending.count - confirmed.count) outbox messages of \(partition.queue) not confirmed; will retry"
+                    "\(round.count - confirmed.count) outbox messages of \(partition.queue) not confirmed; will retry"
                 )
                 return
             }
-            logger.info("published \(confirmed.count) outbox messages of \(partition.queue) left from before")
         }
     }
 
@@ -921,6 +932,7 @@ final class BatchLoop: Sendable {
         properties.headers[WireHeader.deadLetterSource] = .string(Self.name(of: source))
         properties.headers[WireHeader.deadLetterRoutingKey] = .string(delivery.routingKey)
         properties.headers[WireHeader.deadLetterExchange] = .string(delivery.exchange)
+        properties.headers[WireHeader.deadLetteredAt] = .timestamp(Date())
         logger.warning(
             "dead-lettering a message", metadata: ["reason": .string(reason), "source": .string(Self.name(of: source))])
         return Relay(

@@ -244,6 +244,11 @@ extension WorkerConfiguration {
                     .passwordInURL,
                     "amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or amqp_password_file")
             }
+            do {
+                _ = try AMQPConfiguration(url: value)
+            } catch {
+                throw ConfigurationError(.badValue, "amqp_url: \(error.message)")
+            }
             configuration.amqpURL = value
         }
         if let path = values["amqp_password_file"] {

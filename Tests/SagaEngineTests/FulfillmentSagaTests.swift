@@ -220,6 +220,70 @@ struct FulfillmentSagaTests {
         #expect(saga.last.milestones == ["order.invoiced", "order.completed"])
     }
 
+    @Test("skip of a for_each step keeps the branches that shipped and joins their outputs with the skipped one's")
+    func skipForEachKeepsTheGoodBranches() {
+        var (saga, ships) = Self.shipping()
+        saga.reply(ships[0], ["trackingId": "T-0"])
+        saga.reply(ships[2], ["trackingId": "T-2"])
+        saga.fail(ships[1], code: "no_carrier", retryable: false)
+        #expect(saga.instance.status == .suspended)
+        saga.apply(
+            .operatorCommand(
+                OperatorCommand(
+                    action: .skip(step: "ship", output: ["trackingId": "MANUAL-1"]), by: "ann", reason: "by hand")))
+        #expect(saga.instance.status == .running)
+        #expect(saga.instance.steps[4].status == .skipped)
+        #expect(saga.instance.steps[4].branches.map(\.status) == [.succeeded, .skipped, .succeeded])
+        #expect(
+            saga.instance.steps[4].output == [
+                ["trackingId": "T-0"], ["trackingId": "MANUAL-1"], ["trackingId": "T-2"],
+            ])
+        // order.shipped once, now, with every shipment; no per-branch event for the skipped branch.
+        #expect(saga.last.milestones == ["order.shipped"])
+        #expect(saga.last.commands.map(\.routingKey) == ["billing.invoice.create"])
+    }
+
+    @Test("skip --branch skips one failed branch; the saga waits while another is failed, and a retry finishes it")
+    func skipOneBranch() {
+        var (saga, ships) = Self.shipping()
+        saga.reply(ships[0], ["trackingId": "T-0"])
+        // Both fail at once, so the step fails with two failed branches (the second is abandoned).
+        saga.fail(ships[1], code: "no_carrier", retryable: false)
+        saga.fail(ships[2], code: "no_carrier", retryable: false)
+        #expect(saga.instance.status == .suspended)
+        let wrong = saga.apply(
+            .operatorCommand(
+                OperatorCommand(action: .skip(step: "ship", output: [:], branch: 0), by: "ann", reason: "x")))
+        #expect(
+            wrong.outcome
+                == .rejected(
+                    "branch 0 of step 'ship' has not failed (it is succeeded); only a failed branch can be skipped"))
+        let missing = saga.apply(
+            .operatorCommand(
+                OperatorCommand(action: .skip(step: "ship", output: [:], branch: 7), by: "ann", reason: "x")))
+        #expect(missing.outcome == .rejected("step 'ship' has no branch 7; its branches are 0...2"))
+
+        saga.apply(
+            .operatorCommand(
+                OperatorCommand(
+                    action: .skip(step: "ship", output: ["trackingId": "MANUAL-1"], branch: 1), by: "ann",
+                    reason: "by hand")))
+        #expect(saga.instance.status == .suspended, "branch 2 is still failed")
+        #expect(saga.last.milestones.isEmpty && saga.last.commands.isEmpty)
+        #expect(saga.instance.steps[4].branches.map(\.status) == [.succeeded, .skipped, .failed])
+
+        saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: "ship"), by: "ann", reason: "carrier back")))
+        #expect(saga.last.commands.map(\.idempotencyKey) == ["o-1/ship/2/r1"], "only the failed branch runs again")
+        saga.reply(saga.last.commands[0], ["trackingId": "T-2"])
+        #expect(
+            saga.instance.steps[4].output == [
+                ["trackingId": "T-0"], ["trackingId": "MANUAL-1"], ["trackingId": "T-2"],
+            ])
+        #expect(saga.last.milestones.suffix(1) == ["order.shipped"])
+        saga.reply(saga.last.commands[0])
+        #expect(saga.instance.status == .completed)
+    }
+
     @Test("cancel stops the saga and drops its timers; later replies are ignored")
     func cancel() {
         var saga = Self.released()

@@ -174,6 +174,23 @@ struct ChaosChecksTests {
         #expect(found?.contains(problem) == true, "\(types): \(found ?? "no problem found")")
     }
 
+    @Test("events are judged in the order the saga published them; one that came late is named, with its redelivery")
+    func lateArrivalsAreFoundByTheSequenceInTheIds() throws {
+        func event(_ sequence: Int, _ type: String, redelivered: Bool = false) -> ChaosMilestones.Event {
+            ChaosMilestones.Event(id: "order-fulfillment/o-1/e\(sequence)", type: type, redelivered: redelivered)
+        }
+        let arrived = [
+            event(6, "order.reserved"), event(3, "order.accepted", redelivered: true), event(9, "order.released"),
+            event(12, "order.shipped"), event(6, "order.reserved"), event(14, "order.invoiced"),
+            event(15, "order.completed"),
+        ]
+        #expect(ChaosChecks.milestoneProblem(arrived, status: .completed, workflow: try Self.workflow()) == nil)
+        #expect(ChaosChecks.lateArrivals(arrived).map(\.type) == ["order.accepted"])
+        #expect(ChaosChecks.lateArrivals(arrived).allSatisfy { $0.redelivered })
+        #expect(ChaosChecks.lateArrivals(arrived.sorted { ($0.sequence ?? 0) < ($1.sequence ?? 0) }).isEmpty)
+        #expect(ChaosMilestones.Event(id: "e3", type: "x").sequence == nil)
+    }
+
     // MARK: - Plans
 
     @Test func thePlanHasEveryFaultInOrderAndDependsOnlyOnTheSeed() {

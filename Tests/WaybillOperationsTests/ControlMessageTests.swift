@@ -56,6 +56,7 @@ struct ControlMessageTests {
         for command in [
             OperatorCommand(action: .retry(step: "release"), by: "a", reason: "r"),
             OperatorCommand(action: .skip(step: "ship", output: [1, 2]), by: "a", reason: "r"),
+            OperatorCommand(action: .skip(step: "ship", output: ["t": "M-1"], branch: 2), by: "a", reason: "r"),
             OperatorCommand(action: .compensate, by: "a", reason: "r"),
             OperatorCommand(action: .cancel, by: "a", reason: "r"),
         ] {
@@ -79,6 +80,14 @@ struct ControlMessageTests {
                 "`step` must be a string"
             ),
             (#"{"workflow":"w","sagaId":"s","action":"cancel","by":"a"}"#, "`reason` is missing"),
+            (
+                #"{"workflow":"w","sagaId":"s","action":"skip","step":"ship","branch":-1,"by":"a","reason":"r"}"#,
+                "`branch` must be a branch index"
+            ),
+            (
+                #"{"workflow":"w","sagaId":"s","action":"skip","step":"ship","branch":"wh-01","by":"a","reason":"r"}"#,
+                "`branch` must be a branch index"
+            ),
         ])
     func refusesBadRequests(body: String, message: String) {
         #expect {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WaybillDefinition
 import WaybillOperations
+import WaybillWire
 
 @Suite("Dead letters")
 struct DeadLetterTests {
@@ -78,6 +79,23 @@ struct DeadLetterTests {
                 Replay it: waybill dlq replay start-42 --reason '<why>' [--dry-run]
 
                 """)
+    }
+
+    @Test("the time a worker stamped on a dead letter wins over the broker's and the message's own")
+    func workerStampedTime() throws {
+        let stamped = Self.when.addingTimeInterval(60)
+        let death: AMQPFieldValue = [
+            "reason": "rejected", "queue": "q", "exchange": "orders", "routing-keys": ["order.placed"],
+            "time": .timestamp(Self.when),
+        ]
+        let letter = DeadLetter(
+            delivery(
+                headers: [WireHeader.deadLetteredAt: .timestamp(stamped), "x-death": [death]], messageId: "m",
+                body: "{}"),
+            position: 1)
+        #expect(letter.at == stamped)
+        let replay = try #require(letter.replay(by: "bob", reason: "r", at: Self.when))
+        #expect(replay.properties.headers[WireHeader.deadLetteredAt] == nil, "a replay strips the worker's headers")
     }
 
     @Test("a message the broker dead-lettered is read from x-death, and gets a stable handle without a message id")

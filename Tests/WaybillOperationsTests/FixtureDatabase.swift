@@ -55,7 +55,7 @@ enum Fixture {
             milestone: order.shipped
           - id: invoice
             command: billing.invoice.create
-            input: { orderId: "${input.orderId}", firstTracking: "${steps.ship.output[0].trackingId}" }
+            input: { orderId: "${input.orderId}", lastTracking: "${steps.ship.output[1].trackingId}" }
             timeout: 2h
             retry: { max_attempts: unlimited }
         milestones:

@@ -19,7 +19,7 @@ struct HistoryCommandTests: FixtureSuite {
             HistoryView.text(lines, key: key, now: now)
                 == #"""
                 TIME                  KIND      STEP  BY     DETAIL
-                2025-01-15T10:53:20Z  start                  started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                2025-01-15T10:53:20Z  start                  started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                 2025-01-15T10:55:00Z  operator        alice  operator cancel by alice: "duplicate of o-1001" → cancelled; published order.cancelled, cancelled 1 timer, finished cancelled
                 2 journal lines for order-fulfillment/o-1003, oldest first.
 
@@ -32,7 +32,7 @@ struct HistoryCommandTests: FixtureSuite {
                     {
                       "actor": null,
                       "at": "2025-01-15T10:53:20.000Z",
-                      "detail": "started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer",
+                      "detail": "started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer",
                       "id": 13,
                       "kind": "start",
                       "sagaId": "o-1003",

@@ -143,7 +143,7 @@ struct RepairTests {
             (
                 "o-1004",
                 RepairRequest(
-                    action: .skip, step: "ship", output: [["trackingId": "M-1"]], by: "bob", reason: "by hand"),
+                    action: .skip, step: "ship", output: ["trackingId": "M-1"], by: "bob", reason: "by hand"),
                 "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped"
             ),
             (
@@ -179,6 +179,51 @@ struct RepairTests {
         let message = try #require(result.message)
         #expect(message.action == request.action && message.step == request.step && message.by == request.by)
         #expect(message.workflow == "order-fulfillment")
+    }
+
+    @Test("skip --branch names a branch by index, shipment id or warehouse; a name that fits none lists them")
+    func skipOneBranch() throws {
+        for name in ["1", "w2"] {
+            let result = try check(
+                "o-1004",
+                RepairRequest(
+                    action: .skip, step: "ship", output: ["trackingId": "M-1"], branch: name, by: "bob", reason: "r"))
+            #expect(result.refusal == nil)
+            #expect(result.message?.branch == 1)
+            #expect(
+                result.preview
+                    == "suspended → running; sends 1 command (billing.invoice.create); publishes order.shipped")
+        }
+        let unknown = try check(
+            "o-1004", RepairRequest(action: .skip, step: "ship", branch: "w9", by: "bob", reason: "r"))
+        #expect(unknown.refusal?.hasPrefix("--branch 'w9' names no branch of step 'ship'; its branches: 0 (") == true)
+        #expect(unknown.refusal?.hasSuffix("(see `waybill sagas show order-fulfillment/o-1004`)") == true)
+        let shipped = try check(
+            "o-1004", RepairRequest(action: .skip, step: "ship", branch: "w1", by: "bob", reason: "r"))
+        #expect(
+            shipped.refusal
+                == "refused: branch 0 of step 'ship' has not failed (it is succeeded); only a failed branch can be skipped"
+        )
+        let retry = try check(
+            "o-1004", RepairRequest(action: .retry, step: "ship", branch: "1", by: "bob", reason: "r"))
+        #expect(retry.refusal == "--branch goes with skip --step: the one branch of a for_each step to skip")
+    }
+
+    @Test("a repair after which the saga is suspended again does not count as moved")
+    func suspendedAgainIsNotMoved() async throws {
+        let request = RepairRequest(
+            action: .skip, step: "ship", output: .object([:]), by: "a", reason: "r", force: true)
+        let checked = try check("o-1004", request)
+        let key = checked.record.row.key
+        let plan = RepairPlan(request: request, snapshotAt: Fixture.now, filter: nil, checks: [checked])
+        let worker = InProcessWorker(pool: pool, now: Fixture.at(1))
+        let run = try await RepairRunner(inspector: database, channel: worker, route: route, now: { Fixture.at(2) })
+            .run(plan)
+        #expect(run.after[key]?.status == .suspended, "invoice cannot read the skipped shipment's trackingId")
+        #expect(run.moved.isEmpty)
+        #expect(run.suspendedAgain == [key])
+        #expect(RepairView.runText(run).contains("0 of 1 sent sagas really moved; 1 ran and are suspended again"))
+        #expect(RepairView.runJSON(run)["suspendedAgain"] == 1)
     }
 
     @Test("--force sends a skip the simulation says would fail the next step")

@@ -39,7 +39,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1001"))
                 == #"""
                 order-fulfillment/o-1001  completed
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T09:55:00Z (2h5m ago)
                   last progress  2025-01-15T10:00:00Z (2h ago)
@@ -79,7 +79,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1002"))
                 == #"""
                 order-fulfillment/o-1002  compensated
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T10:30:00Z (1h30m ago)
                   last progress  2025-01-15T10:30:03Z (1h29m ago)
@@ -103,7 +103,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1002)
                   TIME                  KIND   STEP     BY  DETAIL
-                  2025-01-15T10:30:00Z  start               started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T10:30:00Z  start               started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T10:30:01Z  reply  accept       reply ok for accept → running; sent 1 command, published order.accepted, scheduled 1 timer, cancelled 1 timer
                   2025-01-15T10:30:02Z  reply  reserve      reply error out_of_stock (not retryable) for reserve: "SKU B short by 1" → compensating; sent 1 compensation, scheduled 1 timer, cancelled 1 timer
                   2025-01-15T10:30:03Z  reply  accept       reply ok for accept → compensated; published order.cancelled, cancelled 1 timer, finished compensated
@@ -117,7 +117,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1003"))
                 == #"""
                 order-fulfillment/o-1003  cancelled
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T10:53:20Z (1h6m ago)
                   last progress  2025-01-15T10:55:00Z (1h5m ago)
@@ -138,7 +138,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1003)
                   TIME                  KIND      STEP  BY     DETAIL
-                  2025-01-15T10:53:20Z  start                  started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T10:53:20Z  start                  started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T10:55:00Z  operator        alice  operator cancel by alice: "duplicate of o-1001" → cancelled; published order.cancelled, cancelled 1 timer, finished cancelled
 
                 """#)
@@ -150,7 +150,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1004"))
                 == #"""
                 order-fulfillment/o-1004  suspended
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-b
                   started        2025-01-15T11:00:00Z (1h ago)
                   last progress  2025-01-15T11:10:00Z (50m ago)
@@ -193,7 +193,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1005"))
                 == #"""
                 order-fulfillment/o-1005  compensating
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T11:40:00Z (20m ago)
                   last progress  2025-01-15T11:59:55Z (5s ago)
@@ -220,7 +220,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1005)
                   TIME                  KIND   STEP     BY  DETAIL
-                  2025-01-15T11:40:00Z  start               started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T11:40:00Z  start               started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T11:40:01Z  reply  accept       reply ok for accept → running; sent 1 command, published order.accepted, scheduled 1 timer, cancelled 1 timer
                   2025-01-15T11:40:02Z  reply  reserve      reply error out_of_stock (not retryable) for reserve: "SKU A short by 2" → compensating; sent 1 compensation, scheduled 1 timer, cancelled 1 timer
                   2025-01-15T11:59:55Z  reply  accept       reply error erp_down (retryable) for accept: "503 from ERP" → compensating; scheduled 1 timer, cancelled 1 timer
@@ -234,7 +234,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1006"))
                 == #"""
                 order-fulfillment/o-1006  running
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T11:50:00Z (10m ago)
                   last progress  2025-01-15T11:50:01Z (9m59s ago)
@@ -258,7 +258,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1006)
                   TIME                  KIND   STEP    BY  DETAIL
-                  2025-01-15T11:50:00Z  start              started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T11:50:00Z  start              started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T11:50:01Z  reply  accept      reply ok for accept → running; sent 1 command, published order.accepted, scheduled 1 timer, cancelled 1 timer
 
                 """#)
@@ -270,7 +270,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1007"))
                 == #"""
                 order-fulfillment/o-1007  running
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T11:48:20Z (11m40s ago)
                   last progress  2025-01-15T11:54:50Z (5m10s ago)
@@ -293,7 +293,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1007)
                   TIME                  KIND   STEP    BY  DETAIL
-                  2025-01-15T11:48:20Z  start              started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T11:48:20Z  start              started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T11:54:50Z  reply  accept      reply error erp_down (retryable) for accept: "503 from ERP" → running; scheduled 1 timer, cancelled 1 timer
 
                 """#)
@@ -305,7 +305,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1008"))
                 == #"""
                 order-fulfillment/o-1008  running
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T11:58:00Z (2m ago)
                   last progress  2025-01-15T11:59:55Z (5s ago)
@@ -328,7 +328,7 @@ struct ShowCommandTests: FixtureSuite {
 
                 Recent history (all of it: waybill sagas history order-fulfillment/o-1008)
                   TIME                  KIND   STEP    BY  DETAIL
-                  2025-01-15T11:58:00Z  start              started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer
+                  2025-01-15T11:58:00Z  start              started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer
                   2025-01-15T11:58:30Z  reply  accept      reply error timeout (retryable) for accept: "no reply within 30s" → running; scheduled 1 timer, cancelled 1 timer
                   2025-01-15T11:58:40Z  timer  accept      timer retry fired for accept → running; sent 1 command, scheduled 1 timer, cancelled 1 timer
                   2025-01-15T11:59:55Z  reply  accept      reply error erp_down (retryable) for accept: "503 from ERP" → running; scheduled 1 timer, cancelled 1 timer
@@ -342,7 +342,7 @@ struct ShowCommandTests: FixtureSuite {
             ShowView.text(try fixture.detail("o-1009"))
                 == #"""
                 order-fulfillment/o-1009  running
-                  workflow       order-fulfillment@v1  definition 5b0559d93f65
+                  workflow       order-fulfillment@v1  definition 763dfa1630a5
                   written by     worker-a
                   started        2025-01-15T11:05:00Z (55m ago)
                   last progress  2025-01-15T11:10:00Z (50m ago)

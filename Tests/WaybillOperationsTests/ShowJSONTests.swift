@@ -32,7 +32,7 @@ struct ShowJSONTests: FixtureSuite {
                     {
                       "actor": null,
                       "at": "2025-01-15T11:58:00.000Z",
-                      "detail": "started order-fulfillment v1 (definition 5b0559d93f65) → running; sent 1 command, scheduled 1 timer",
+                      "detail": "started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer",
                       "id": 36,
                       "kind": "start",
                       "sagaId": "o-1008",
@@ -73,7 +73,7 @@ struct ShowJSONTests: FixtureSuite {
                   "saga": {
                     "ageMs": 120000,
                     "currentStep": "accept",
-                    "definitionHash": "5b0559d93f657d3d700e33d15016b4a89561e87f142cf9e6655a1e29c28fdac4",
+                    "definitionHash": "763dfa1630a5ba697da7cde177d32ca9cd1bca30c9bdee033c6641383b575302",
                     "definitionKnown": true,
                     "failure": null,
                     "failureCode": null,

@@ -16,7 +16,7 @@ struct WorkflowsCommandTests: FixtureSuite {
             WorkflowsView.listText(try database.workflowVersions(), now: now)
                 == #"""
                 WORKFLOW           VERSION  HASH          FIRST SEEN            RUNNING  COMPENSATING  SUSPENDED  NOTE
-                order-fulfillment        1  5b0559d93f65  2025-01-14T12:00:00Z        5             1          1
+                order-fulfillment        1  763dfa1630a5  2025-01-14T12:00:00Z        5             1          1
                 returns                  1  7bf5167d60fa  2025-01-14T12:00:00Z        1             0          0
                 2 definitions; counts are unfinished sagas on each exact text.
 
@@ -41,7 +41,7 @@ struct WorkflowsCommandTests: FixtureSuite {
             WorkflowsView.showText(try database.workflowDetail("order-fulfillment"), includeSource: false)
                 == #"""
                 order-fulfillment@v1
-                  hash        5b0559d93f657d3d700e33d15016b4a89561e87f142cf9e6655a1e29c28fdac4
+                  hash        763dfa1630a5ba697da7cde177d32ca9cd1bca30c9bdee033c6641383b575302
                   first seen  2025-01-14T12:00:00Z
                   unfinished  7 (running 5, compensating 1, suspended 1)
 

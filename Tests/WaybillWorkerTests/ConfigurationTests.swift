@@ -46,6 +46,16 @@ struct ConfigurationTests {
                 "config.password_in_url: amqp_url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD or "
                     + "amqp_password_file"
             ),
+            (
+                ["WAYBILL_AMQP_URL": "amqp://w@rabbit-1/orders,amqp://w@rabbit-2/test"],
+                "config.bad_value: amqp_url: the URLs of a broker list differ in more than host and port: "
+                    + "amqp://w@rabbit-1/orders and amqp://w@rabbit-2/test (every node of a cluster takes the same "
+                    + "user, vhost and parameters)"
+            ),
+            (
+                ["WAYBILL_AMQP_URL": "http://rabbit/"],
+                "config.bad_value: amqp_url: unsupported URL scheme 'http': use amqp:// or amqps://"
+            ),
             (["WAYBILL_SYNCHRONOUS": "off"], "config.bad_value: synchronous: expected 'full' or 'normal', got 'off'"),
             (["WAYBILL_WORKER_ID": "w 1"], "config.bad_value: worker_id: use letters, digits, '-' and '_', got 'w 1'"),
             (

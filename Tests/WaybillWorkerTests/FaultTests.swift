@@ -55,6 +55,60 @@ struct FaultTests {
         }
     }
 
+    @Test("a milestone the broker refuses holds its saga's later messages until it goes out: events keep their order")
+    func refusedMilestoneKeepsTheOrder() async throws {
+        let script: Participant.Script = { $0.routingKey == "inventory.reserve" ? .hold : nil }
+        try await Scenario.run(script: script) { scenario in
+            // A queue that refuses every order.accepted, so the broker nacks it, and dead-letters each refusal for the
+            // test to count (a quorum queue without a leader refuses publishes in the same way).
+            let client = scenario.client
+            let refusing = TestBroker.unique("refusing.q")
+            let refusals = TestBroker.unique("refusals.q")
+            let refusalsExchange = TestBroker.unique("refusals.x")
+            try await client.declareExchange(ExchangeDeclaration(name: refusalsExchange, kind: .fanout, durable: false))
+            _ = try await client.declareQueue(QueueDeclaration(name: refusals, durable: false))
+            try await client.bind(QueueBinding(queue: refusals, exchange: refusalsExchange, bindingKey: ""))
+            _ = try await client.declareQueue(
+                QueueDeclaration(
+                    name: refusing, durable: false,
+                    arguments: [
+                        "x-max-length": 0, "x-overflow": "reject-publish-dlx",
+                        "x-dead-letter-exchange": .string(refusalsExchange),
+                    ]))
+            try await client.bind(
+                QueueBinding(queue: refusing, exchange: scenario.names.eventsExchange, bindingKey: "order.accepted"))
+            let worker = try await scenario.startWorker()
+            try await scenario.placeOrder("o-n", lines: [("A", 1)])
+            // Refused with its batch (whose reserve command went out), then by each flush of the partition's outbox.
+            try await eventually("order.accepted refused twice") {
+                try await client.inspectQueue(refusals).messageCount >= 2
+            }
+            try await scenario.participant.waitUntil("the reserve command") { $0.count == 2 }
+            #expect(try await scenario.participant.answerHeld() == 1)
+            let refusedBefore = try await client.inspectQueue(refusals).messageCount
+            try await eventually("three more flushes refused") {
+                try await client.inspectQueue(refusals).messageCount >= refusedBefore + 3
+            }
+            // A refused message still reaches the other queues it was routed to: the observer may hold copies of
+            // order.accepted (one id), and nothing else.
+            #expect(Set(scenario.observer.types(of: "o-n")).isSubset(of: ["order.accepted"]))
+            #expect(
+                scenario.participant.received(saga: "o-n").map(\.routingKey) == [
+                    "erp.order.accept", "inventory.reserve",
+                ],
+                "the release waits behind order.accepted")
+
+            _ = try await client.deleteQueue(refusing)
+            try await scenario.waitForStatus("o-n", .completed, in: worker)
+            try await scenario.observer.waitFor("order.completed", of: "o-n")
+            var seen: Set<String?> = []
+            let firstCopies = scenario.observer.events(of: "o-n").filter { seen.insert($0.messageId).inserted }
+            #expect(firstCopies.compactMap(\.type) == HappyPathTests.milestones)
+            _ = try await client.deleteQueue(refusals)
+            try await client.deleteExchange(refusalsExchange)
+        }
+    }
+
     @Test("a retry timer survives a worker restart: the saga waits through it and completes")
     func retryTimerSurvivesRestart() async throws {
         let edits = WorkflowEdits(stepKeys: [

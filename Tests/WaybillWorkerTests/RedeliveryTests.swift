@@ -128,6 +128,11 @@ struct RedeliveryTests {
             #expect(noIdReason.hasPrefix("wire.no_saga_id: "), "\(noIdReason)")
             #expect(noIdReason.contains("no saga id"), "\(noIdReason)")
             #expect(notJSON.routingKey == "order.placed")
+            guard case .timestamp(let stamped)? = notJSON.properties.headers[WireHeader.deadLetteredAt] else {
+                Issue.record("no \(WireHeader.deadLetteredAt) timestamp: \(notJSON.properties.headers)")
+                return
+            }
+            #expect(abs(stamped.timeIntervalSinceNow) < 120, "stamped when it was dead-lettered")
 
             try await scenario.waitForStatus("o-ok", .completed, in: worker)
             #expect(try await scenario.client.inspectQueue(scenario.names.deadLetterQueue).messageCount == 0)
