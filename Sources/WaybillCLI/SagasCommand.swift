@@ -78,7 +78,8 @@ struct SagasShowCommand: ParsableCommand {
             shows each step and branch with its status, attempts (n of max), time taken, last error, the pending \
             command (routing key, message id, sent at, reply queue) and the next timer.
 
-            --json prints {saga, diagnosis, steps[].branches[], compensation, strayTimers, recentJournal}.
+            --json prints {schemaVersion, saga, input, diagnosis, steps[] (with output and branches[] with output), \
+            compensation, strayTimers, recentJournal}; under one schemaVersion fields are only added.
 
             Examples:
               waybill sagas show o-1001
@@ -214,11 +215,16 @@ struct SagasStuckCommand: ParsableCommand {
         discussion: """
             Classes, first match wins: compensation failing; retries exhausted / suspended; waiting for a reply \
             past its timeout; timer overdue (is a worker running?); retrying; no progress for longer than \
-            --stuck-for; on schedule (not stuck). --class lists the sagas of one class with why each is there.
+            --stuck-for; on schedule (not stuck). --class lists the sagas of one class with why each is there. \
+            --group-by puts every stuck saga in groups by the error code that keeps it stuck, its step or its \
+            workflow, largest first. --code and --since narrow --class or --group-by to one error code, or to \
+            sagas whose last progress is recent (a new problem rather than an old one).
 
             Examples:
               waybill sagas stuck
               waybill sagas stuck --class suspended --limit 100
+              waybill sagas stuck --group-by code
+              waybill sagas stuck --group-by step --code carrier_rejected --since 1h
               waybill sagas stuck --stuck-for 5m --json | jq '.classes[] | {class, count}'
             """
     )
@@ -242,17 +248,59 @@ struct SagasStuckCommand: ParsableCommand {
     @Option(help: ArgumentHelp("At most this many sagas with --class (default 20).", valueName: "n"))
     var limit = "20"
 
+    @Option(
+        help: ArgumentHelp(
+            "Group the stuck sagas by code (the error that keeps them stuck), step or workflow.", valueName: "key"))
+    var groupBy: String?
+
+    @Option(
+        help: ArgumentHelp("Only sagas this error code keeps stuck (with --class or --group-by).", valueName: "code"))
+    var code: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only sagas whose last progress is since then: a duration ago (1h) or a UTC time (with --class or "
+                + "--group-by).", valueName: "time"))
+    var since: String?
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         try Operator.run("sagas stuck") {
+            let now = Operator.now()
             let policy = StuckPolicy(
                 grace: try TimeText.parseDuration(grace, option: "--grace"),
                 noProgressAfter: try TimeText.parseDuration(stuckFor, option: "--stuck-for"))
             let only = try stuckClass.map { text throws(OperationsError) in try StuckClass.parse(text) }
+            let grouping = try groupBy.map { text throws(OperationsError) in try StuckGrouping.parse(text) }
             let count = try SagaFilter.parseLimit(limit)
-            let report = try store.open().stuckReport(now: Operator.now(), policy: policy, only: only, limit: count)
-            Operator.print(output.json ? PrettyJSON.render(StuckView.json(report)) : StuckView.text(report))
+            let selection = StuckSelection(
+                code: code,
+                since: try since.map { text throws(OperationsError) in
+                    try TimeText.parseTime(text, option: "--since", now: now)
+                })
+            if only != nil && grouping != nil {
+                throw OperationsError(.badArgument, "--class and --group-by do not go together: give one")
+            }
+            if only == nil && grouping == nil && selection.narrows {
+                throw OperationsError(
+                    .badArgument, "--code and --since narrow a list: add --group-by code or --class suspended")
+            }
+            let database = try store.open()
+            if let grouping {
+                let groups = try database.stuckGroups(
+                    now: now, policy: policy, grouping: grouping, selection: selection)
+                Operator.print(output.json ? PrettyJSON.render(StuckView.json(groups)) : StuckView.text(groups))
+            } else {
+                var report = try database.stuckReport(
+                    now: now, policy: policy, only: only, limit: selection.narrows ? Int.max - 1 : count)
+                if selection.narrows {
+                    let kept = report.members.filter(selection.keeps)
+                    report.members = Array(kept.prefix(count))
+                    report.hasMore = kept.count > count
+                }
+                Operator.print(output.json ? PrettyJSON.render(StuckView.json(report)) : StuckView.text(report))
+            }
         }
     }
 }

@@ -12,12 +12,27 @@ public struct Diagnosis: Sendable, Hashable {
     public var brief: String
     /// Commands (or checks) that would move it, most likely first.
     public var suggestions: [String]
+    /// The error code that keeps it in its class, when one does: the failure's (suspended), the failing
+    /// compensation's last error, or the last error of the attempt waiting to retry; `nil` otherwise.
+    public var code: String?
 
     /// Diagnoses a saga at `now`.
     public init(record: SagaRecord, definition: WorkflowDefinition?, now: Timestamp, policy: StuckPolicy) {
         let text = DiagnosisText(record: record, definition: definition, now: now, policy: policy)
         stuckClass = StuckClassifier.classify(record.instance, now: now, policy: policy)
         (reason, brief, suggestions) = text.explain(stuckClass)
+        code = Self.code(of: record.instance, in: stuckClass)
+    }
+
+    private static func code(of instance: SagaInstance, in stuckClass: StuckClass?) -> String? {
+        switch stuckClass {
+        case .suspended?: return instance.failure?.error.code
+        case .compensationFailing?: return StuckClassifier.compensationHead(of: instance)?.branch.lastError?.code
+        case .retrying?:
+            let waiting = instance.steps.lazy.flatMap(\.branches).first { $0.status == .retryWait }
+            return waiting?.lastError?.code
+        default: return nil
+        }
     }
 }
 

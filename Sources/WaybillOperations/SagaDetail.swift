@@ -43,6 +43,8 @@ public struct SagaDetail: Sendable, Hashable {
         /// have been) compensated in case it did. For a saga stored before Waybill tracked unanswered attempts, a
         /// failed branch whose last attempt timed out.
         public var outcomeUnknown: Bool
+        /// The branch's reply output (a skipped branch: the operator's), or `nil` while it has none.
+        public var output: JSONValue?
     }
 
     /// One step of the definition, in order.
@@ -62,6 +64,8 @@ public struct SagaDetail: Sendable, Hashable {
         public var finishedAt: Timestamp?
         /// Its branches (empty while pending).
         public var branches: [Branch]
+        /// The step's output (a `for_each` step: its branches' outputs in element order), or `nil` before it ends.
+        public var output: JSONValue?
         /// The reply timeout of an attempt, when the definition is known.
         public var timeout: Duration?
     }
@@ -129,6 +133,8 @@ public struct SagaDetail: Sendable, Hashable {
     public var recentJournal: [JournalLine]
     /// Timers in the timers table that no branch knows about (should be empty; a worker cleans them up).
     public var strayTimers: [StoredTimer]
+    /// The start message's body, as the saga keeps it (later steps read it as `input`).
+    public var input: JSONValue
 
     /// Computes the detail. `timers` are the rows of the timers table for this saga; `placement` is where it lives
     /// when it was read from a pool.
@@ -162,16 +168,17 @@ public struct SagaDetail: Sendable, Hashable {
                     finishedAt: branch.finishedAt, lastError: branch.lastError, pending: branch.pending,
                     replyQueue: branch.pending == nil ? nil : replyQueue, timer: branch.timer,
                     unansweredAttempts: branch.unansweredAttempts,
-                    outcomeUnknown: UndoLedger.mayHaveTakenEffectWithoutReply(branch))
+                    outcomeUnknown: UndoLedger.mayHaveTakenEffectWithoutReply(branch), output: branch.output)
             }
             return Step(
                 id: names.step(index), status: state.status, isSplit: isSplit, fansOut: names.fansOut(index),
                 pivot: stepDefinition?.pivot ?? false, startedAt: state.startedAt, finishedAt: state.finishedAt,
-                branches: branches, timeout: stepDefinition?.timeout)
+                branches: branches, output: state.output, timeout: stepDefinition?.timeout)
         }
         compensation = Self.compensation(instance, ledger: ledger, names: names)
         diagnosis = Diagnosis(record: record, definition: definition, now: now, policy: policy)
         recentJournal = journal
+        input = instance.input
         let known = Set(instance.steps.flatMap { $0.branches.compactMap { $0.timer?.id } })
         strayTimers = timers.filter { !known.contains($0.id) }
     }

@@ -81,6 +81,10 @@ public enum ShowView {
         return out
     }
 
+    /// The version of the JSON form: fields are only added under one version; removing, renaming or retyping one
+    /// bumps it.
+    public static let schemaVersion = 1
+
     /// The JSON form; see the field list in the `waybill sagas show --help` text.
     public static func json(_ detail: SagaDetail) -> JSONValue {
         var saga = JSONFields.row(detail.row, now: detail.now)
@@ -108,6 +112,7 @@ public enum ShowView {
                 "finishedAt": JSONFields.time(step.finishedAt),
                 "durationMs": JSONFields.int(duration(step.startedAt, step.finishedAt, now: detail.now)),
                 "branches": .array(step.branches.map { branchJSON($0, now: detail.now) }),
+                "output": step.output ?? .null,
             ]
         }
         let compensation: JSONValue =
@@ -121,7 +126,9 @@ public enum ShowView {
                 ]
             } ?? .null
         return [
+            "schemaVersion": JSONFields.int(schemaVersion),
             "saga": .object(saga),
+            "input": detail.input,
             "diagnosis": diagnosisJSON(detail.diagnosis),
             "steps": .array(steps),
             "compensation": compensation,
@@ -171,6 +178,7 @@ public enum ShowView {
             "lastError": JSONFields.error(branch.lastError),
             "unansweredAttempts": JSONFields.int(branch.unansweredAttempts),
             "outcomeUnknown": .bool(branch.outcomeUnknown),
+            "output": branch.output ?? .null,
             "pending": pending,
             "timer": timer,
         ]

@@ -176,6 +176,110 @@ extension SagaInspector {
     }
 }
 
+/// What `waybill sagas stuck --group-by` groups the stuck sagas by.
+public enum StuckGrouping: String, Sendable, Hashable, CaseIterable {
+    /// The error code that keeps a saga stuck (``Diagnosis/code``), `-` when none does.
+    case code
+    /// The step it is at.
+    case step
+    /// Its workflow.
+    case workflow
+
+    /// Reads `--group-by`; the error lists the choices.
+    public static func parse(_ text: String) throws(OperationsError) -> StuckGrouping {
+        guard let value = StuckGrouping(rawValue: text.lowercased()) else {
+            throw OperationsError(
+                .badArgument,
+                "--group-by '\(text)': expected one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return value
+    }
+}
+
+/// Which stuck sagas a report keeps: those stuck by one error code, those that progressed last since a time.
+public struct StuckSelection: Sendable, Hashable {
+    /// `--code`: only sagas this error code keeps stuck (``Diagnosis/code``).
+    public var code: String?
+    /// `--since`: only sagas whose last progress is at or after this time (the problems that are new).
+    public var since: Timestamp?
+
+    /// A selection; both `nil` keeps every saga.
+    public init(code: String? = nil, since: Timestamp? = nil) {
+        self.code = code
+        self.since = since
+    }
+
+    /// Whether it narrows anything.
+    public var narrows: Bool { code != nil || since != nil }
+
+    /// Whether it keeps `member`.
+    public func keeps(_ member: StuckReport.Member) -> Bool {
+        if let code, member.diagnosis.code != code { return false }
+        if let since, member.row.updatedAt.milliseconds < since.milliseconds { return false }
+        return true
+    }
+}
+
+/// `waybill sagas stuck --group-by`: the stuck sagas (every class but on schedule) in groups, largest first.
+public struct StuckGroups: Sendable, Hashable {
+    /// One group.
+    public struct Group: Sendable, Hashable {
+        /// The code, step or workflow (`-` for sagas without one).
+        public var key: String
+        /// How many sagas.
+        public var count: Int
+        /// How many of them in each class.
+        public var classes: [StuckClass: Int]
+        /// The one with the oldest last progress.
+        public var oldest: StuckReport.Member
+    }
+
+    /// When it was computed.
+    public var now: Timestamp
+    /// What the groups are by.
+    public var grouping: StuckGrouping
+    /// The selection applied before grouping.
+    public var selection: StuckSelection
+    /// The groups, most sagas first (ties by key).
+    public var groups: [Group]
+
+    /// Stuck sagas in all groups.
+    public var total: Int { groups.reduce(0) { $0 + $1.count } }
+}
+
+extension SagaInspector {
+    /// Every stuck saga of the pool that `selection` keeps, in groups by `grouping`. Reads the rows and states of the
+    /// stuck sagas (not of those on schedule).
+    public func stuckGroups(
+        now: Timestamp, policy: StuckPolicy, grouping: StuckGrouping, selection: StuckSelection = StuckSelection()
+    ) throws(OperationsError) -> StuckGroups {
+        var members: [(StuckClass, StuckReport.Member)] = []
+        for stuckClass in StuckClass.allCases where stuckClass.isStuck {
+            let report = try stuckReport(now: now, policy: policy, only: stuckClass, limit: Int.max - 1)
+            members += report.members.filter(selection.keeps).map { (stuckClass, $0) }
+        }
+        var byKey: [String: [(StuckClass, StuckReport.Member)]] = [:]
+        for entry in members {
+            let key: String? =
+                switch grouping {
+                case .code: entry.1.diagnosis.code
+                case .step: entry.1.row.currentStep
+                case .workflow: entry.1.row.key.workflow
+                }
+            byKey[key ?? "-", default: []].append(entry)
+        }
+        let groups = byKey.compactMap { key, entries -> StuckGroups.Group? in
+            guard let oldest = entries.map(\.1).min(by: { SagaRow.precedes($0.row, $1.row) }) else { return nil }
+            var classes: [StuckClass: Int] = [:]
+            for (stuckClass, _) in entries { classes[stuckClass, default: 0] += 1 }
+            return StuckGroups.Group(key: key, count: entries.count, classes: classes, oldest: oldest)
+        }
+        return StuckGroups(
+            now: now, grouping: grouping, selection: selection,
+            groups: groups.sorted { ($1.count, $0.key) < ($0.count, $1.key) })
+    }
+}
+
 /// `waybill sagas stuck` as text and JSON.
 public enum StuckView {
     /// One line per class with its count and oldest saga, then the selected class's members.
@@ -248,6 +352,58 @@ public enum StuckView {
         var fields = JSONFields.row(member.row, now: now)
         fields["diagnosis"] = ShowView.diagnosisJSON(member.diagnosis)
         return .object(fields)
+    }
+
+    /// One line per group: its key, count, classes and oldest saga.
+    public static func text(_ report: StuckGroups) -> String {
+        let now = report.now
+        var table = TextTable(
+            [report.grouping.rawValue.uppercased(), "COUNT", "CLASSES", "OLDEST", "IDLE", "WHY"], right: [1, 4])
+        for group in report.groups {
+            table.add([
+                group.key, String(group.count), classesText(group.classes), group.oldest.row.key.description,
+                TimeText.span(milliseconds: now.milliseconds - group.oldest.row.updatedAt.milliseconds),
+                group.oldest.diagnosis.brief,
+            ])
+        }
+        var out = report.groups.isEmpty ? "" : table.render()
+        var narrowed: [String] = []
+        if let code = report.selection.code { narrowed.append("code \(code)") }
+        if let since = report.selection.since { narrowed.append("progressed since \(TimeText.seconds(since))") }
+        out +=
+            "\(Words.count(report.total, "stuck saga")) in \(Words.count(report.groups.count, "group")) by "
+            + "\(report.grouping.rawValue)\(narrowed.isEmpty ? "" : " (" + narrowed.joined(separator: ", ") + ")"), at "
+            + "\(TimeText.seconds(now)).\n"
+        return out
+    }
+
+    /// `{"now", "groupBy", "code", "since", "total", "groups": [{"key", "count", "classes", "oldest"}]}`.
+    public static func json(_ report: StuckGroups) -> JSONValue {
+        [
+            "now": JSONFields.time(report.now),
+            "groupBy": .string(report.grouping.rawValue),
+            "code": JSONFields.string(report.selection.code),
+            "since": report.selection.since.map(JSONFields.time) ?? .null,
+            "total": JSONFields.int(report.total),
+            "groups": .array(
+                report.groups.map { group in
+                    [
+                        "key": .string(group.key),
+                        "count": JSONFields.int(group.count),
+                        "classes": .object(
+                            Dictionary(
+                                uniqueKeysWithValues: group.classes.map { ($0.key.rawValue, JSONFields.int($0.value)) })
+                        ),
+                        "oldest": member(member: group.oldest, now: report.now),
+                    ]
+                }),
+        ]
+    }
+
+    /// `suspended 3, retrying 1`, in class order.
+    private static func classesText(_ classes: [StuckClass: Int]) -> String {
+        StuckClass.allCases.compactMap { stuckClass in classes[stuckClass].map { "\(stuckClass.shortTitle) \($0)" } }
+            .joined(separator: ", ")
     }
 
     private static func firstStuck(_ report: StuckReport) -> StuckClass? {

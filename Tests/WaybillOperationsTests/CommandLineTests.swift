@@ -61,6 +61,20 @@ struct CommandLineTests {
                     + "repeated option does not add up: only the last one would count)\n"
             ),
             (
+                ["sagas", "stuck", "--data-dir", "pool", "--class", "suspended", "--group-by", "code"],
+                "waybill sagas stuck: operations.bad_argument: --class and --group-by do not go together: give one\n"
+            ),
+            (
+                ["sagas", "stuck", "--data-dir", "pool", "--code", "erp_down"],
+                "waybill sagas stuck: operations.bad_argument: --code and --since narrow a list: add --group-by code "
+                    + "or --class suspended\n"
+            ),
+            (
+                ["sagas", "stuck", "--data-dir", "pool", "--group-by", "owner"],
+                "waybill sagas stuck: operations.bad_argument: --group-by 'owner': expected one of code, step, "
+                    + "workflow\n"
+            ),
+            (
                 ["workflows", "list", "--db", "a.sqlite", "--data-dir", "pool"],
                 "waybill workflows list: operations.bad_argument: --db a.sqlite reads one file and --data-dir pool a "
                     + "whole pool; give one of them\n"

@@ -28,6 +28,19 @@ struct ShowJSONTests: FixtureSuite {
                     ],
                     "title": "retrying"
                   },
+                  "input": {
+                    "lines": [
+                      {
+                        "quantity": 2,
+                        "sku": "A"
+                      },
+                      {
+                        "quantity": 1,
+                        "sku": "B"
+                      }
+                    ],
+                    "orderId": "o-1008"
+                  },
                   "recentJournal": [
                     {
                       "actor": null,
@@ -90,6 +103,7 @@ struct ShowJSONTests: FixtureSuite {
                     "version": 1,
                     "workflow": "order-fulfillment"
                   },
+                  "schemaVersion": 1,
                   "steps": [
                     {
                       "branches": [
@@ -108,6 +122,7 @@ struct ShowJSONTests: FixtureSuite {
                           },
                           "maxAttempts": 5,
                           "outcomeUnknown": false,
+                          "output": null,
                           "pending": null,
                           "startedAt": "2025-01-15T11:58:00.000Z",
                           "status": "retryWait",
@@ -124,6 +139,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": false,
                       "id": "accept",
                       "kind": "command",
+                      "output": null,
                       "pivot": false,
                       "startedAt": "2025-01-15T11:58:00.000Z",
                       "status": "running",
@@ -136,6 +152,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": false,
                       "id": "reserve",
                       "kind": "command",
+                      "output": null,
                       "pivot": false,
                       "startedAt": null,
                       "status": "pending",
@@ -148,6 +165,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": false,
                       "id": "split",
                       "kind": "split",
+                      "output": null,
                       "pivot": false,
                       "startedAt": null,
                       "status": "pending",
@@ -160,6 +178,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": true,
                       "id": "release",
                       "kind": "command",
+                      "output": null,
                       "pivot": false,
                       "startedAt": null,
                       "status": "pending",
@@ -172,6 +191,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": true,
                       "id": "ship",
                       "kind": "command",
+                      "output": null,
                       "pivot": true,
                       "startedAt": null,
                       "status": "pending",
@@ -184,6 +204,7 @@ struct ShowJSONTests: FixtureSuite {
                       "forEach": false,
                       "id": "invoice",
                       "kind": "command",
+                      "output": null,
                       "pivot": false,
                       "startedAt": null,
                       "status": "pending",
@@ -229,6 +250,12 @@ struct ShowJSONTests: FixtureSuite {
                 [].diagnosis.suggestions: array
                 [].diagnosis.suggestions[]: string
                 [].diagnosis.title: null|string
+                [].input: object
+                [].input.lines: array
+                [].input.lines[]: object
+                [].input.lines[].quantity: number
+                [].input.lines[].sku: string
+                [].input.orderId: string
                 [].recentJournal: array
                 [].recentJournal[]: object
                 [].recentJournal[].actor: null|string
@@ -265,6 +292,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].saga.updatedAt: string
                 [].saga.version: number
                 [].saga.workflow: string
+                [].schemaVersion: number
                 [].steps: array
                 [].steps[]: object
                 [].steps[].branches: array
@@ -288,6 +316,14 @@ struct ShowJSONTests: FixtureSuite {
                 [].steps[].branches[].lastError.retryable: boolean
                 [].steps[].branches[].maxAttempts: number|string
                 [].steps[].branches[].outcomeUnknown: boolean
+                [].steps[].branches[].output: null|object
+                [].steps[].branches[].output.reservationId: string
+                [].steps[].branches[].output.stock: array
+                [].steps[].branches[].output.stock[]: object
+                [].steps[].branches[].output.stock[].quantity: number
+                [].steps[].branches[].output.stock[].sku: string
+                [].steps[].branches[].output.stock[].warehouse: string
+                [].steps[].branches[].output.trackingId: string
                 [].steps[].branches[].pending: null|object
                 [].steps[].branches[].pending.attempt: number
                 [].steps[].branches[].pending.kind: string
@@ -307,6 +343,24 @@ struct ShowJSONTests: FixtureSuite {
                 [].steps[].forEach: boolean
                 [].steps[].id: string
                 [].steps[].kind: string
+                [].steps[].output: array|null|object
+                [].steps[].output.backordered: array
+                [].steps[].output.reservationId: string
+                [].steps[].output.shipments: array
+                [].steps[].output.shipments[]: object
+                [].steps[].output.shipments[].id: string
+                [].steps[].output.shipments[].lines: array
+                [].steps[].output.shipments[].lines[]: object
+                [].steps[].output.shipments[].lines[].quantity: number
+                [].steps[].output.shipments[].lines[].sku: string
+                [].steps[].output.shipments[].warehouse: string
+                [].steps[].output.stock: array
+                [].steps[].output.stock[]: object
+                [].steps[].output.stock[].quantity: number
+                [].steps[].output.stock[].sku: string
+                [].steps[].output.stock[].warehouse: string
+                [].steps[].output[]: null|object
+                [].steps[].output[].trackingId: string
                 [].steps[].pivot: boolean
                 [].steps[].startedAt: null|string
                 [].steps[].status: string

@@ -1,3 +1,4 @@
+import SagaEngine
 import Testing
 import WaybillOperations
 
@@ -28,6 +29,44 @@ struct StuckCommandTests: FixtureSuite {
                 List one class with --class (e.g. --class compensation-failing); explain one saga with `waybill sagas show ID`.
 
                 """#)
+    }
+
+    @Test("stuck --group-by code: the stuck sagas by the error that keeps them there, largest group first")
+    func groupedByCode() throws {
+        let groups = try database.stuckGroups(now: now, policy: StuckPolicy(), grouping: .code)
+        #expect(
+            StuckView.text(groups)
+                == #"""
+                CODE             COUNT  CLASSES                                          OLDEST                    IDLE  WHY
+                -                    3  reply overdue 1, timer overdue 1, no progress 1  order-fulfillment/o-1009   50m  invoice: idle 50m, waiting for 1 reply
+                erp_down             2  compensation failing 1, retrying 1               order-fulfillment/o-1005    5s  undo accept: erp_down, attempt 1
+                address_invalid      1  suspended 1                                      order-fulfillment/o-1004   50m  ship[1] address_invalid (not retryable)
+                6 stuck sagas in 3 groups by code, at 2025-01-15T12:00:00Z.
+
+                """#)
+        let json = StuckView.json(groups)
+        #expect(json["total"] == 6 && json["groupBy"] == "code")
+        #expect(json["groups"]?.arrayValue?[1]["classes"] == ["compensation-failing": 1, "retrying": 1])
+
+        let byWorkflow = try database.stuckGroups(now: now, policy: StuckPolicy(), grouping: .workflow)
+        #expect(byWorkflow.groups.map(\.key) == ["order-fulfillment"] && byWorkflow.total == 6)
+    }
+
+    @Test("--code and --since narrow the groups to one error, or to sagas that stopped recently")
+    func narrowedGroups() throws {
+        let erpDown = try database.stuckGroups(
+            now: now, policy: StuckPolicy(), grouping: .step, selection: StuckSelection(code: "erp_down"))
+        #expect(erpDown.total == 2)
+        #expect(
+            StuckView.text(erpDown).hasSuffix(
+                "2 stuck sagas in 1 group by step (code erp_down), at 2025-01-15T12:00:00Z.\n")
+                || StuckView.text(erpDown).hasSuffix(
+                    "2 stuck sagas in 2 groups by step (code erp_down), at 2025-01-15T12:00:00Z.\n")
+        )
+        let recent = try database.stuckGroups(
+            now: now, policy: StuckPolicy(), grouping: .code,
+            selection: StuckSelection(since: Timestamp(milliseconds: now.milliseconds - 60_000)))
+        #expect(recent.groups.map(\.key) == ["erp_down"] && recent.total == 2, "only the sagas idle for less than 1m")
     }
 
     @Test("stuck --class suspended lists the class; --json shape")
