@@ -15,17 +15,20 @@ public struct WorkflowDefinition: Sendable, Hashable {
     public var steps: [StepDefinition]
     /// Events published when the saga reaches an end state.
     public var milestones: EndMilestones
+    /// The shape a start message must have (`input:`); `nil` takes any JSON object.
+    public var input: InputShape?
 
     /// Creates a definition as is, without validation; files go through ``WorkflowLoader``, which validates.
     public init(
         name: String, version: Int, trigger: Trigger, steps: [StepDefinition],
-        milestones: EndMilestones = EndMilestones()
+        milestones: EndMilestones = EndMilestones(), input: InputShape? = nil
     ) {
         self.name = name
         self.version = version
         self.trigger = trigger
         self.steps = steps
         self.milestones = milestones
+        self.input = input
     }
 
     /// The index of the step named `id`, or `nil`.

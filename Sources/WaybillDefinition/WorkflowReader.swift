@@ -52,6 +52,7 @@ struct WorkflowReader {
             missing("steps", in: "the workflow", at: top, example: "steps: [...]", given: entries)
         }
         let milestones = entries["milestones"].map { readEndMilestones($0) } ?? EndMilestones()
+        let input = entries["input"].flatMap { readInputShape($0.value) }
 
         checkStepIds(drafts)
         checkReferences(drafts)
@@ -78,7 +79,8 @@ struct WorkflowReader {
                     retry: draft.retry?.applied(to: defaultRetry) ?? defaultRetry, milestone: draft.milestone,
                     branchMilestone: draft.branchMilestone, pivot: draft.pivot, reallocate: reallocation))
         }
-        return WorkflowDefinition(name: name, version: version, trigger: trigger, steps: steps, milestones: milestones)
+        return WorkflowDefinition(
+            name: name, version: version, trigger: trigger, steps: steps, milestones: milestones, input: input)
     }
 
     // MARK: YAML
@@ -511,6 +513,55 @@ struct WorkflowReader {
         milestones.failed = entries["failed"].flatMap { milestoneName($0) }
         milestones.cancelled = entries["cancelled"].flatMap { milestoneName($0) }
         return milestones
+    }
+
+    /// The shape under `input:`: a type name, a mapping of fields (a key ending in `?` is optional), or a one-item list
+    /// for an array of that shape. `nil` after logging a problem.
+    mutating func readInputShape(_ node: Node) -> InputShape? {
+        let types = InputShape.typeNames.keys.sorted().joined(separator: ", ")
+        switch node {
+        case .scalar(let scalar):
+            guard let shape = InputShape.typeNames[scalar.string] else {
+                let suggestion = Suggestion.closest(to: scalar.string, among: Array(InputShape.typeNames.keys))
+                log.report(
+                    .invalidValue, at: location(of: node),
+                    "unknown input type \(describe(node)); "
+                        + (suggestion.map { "did you mean '\($0)'?" } ?? "expected one of: \(types)"))
+                return nil
+            }
+            return shape
+        case .mapping(let mapping):
+            var fields: [InputShape.Field] = []
+            var valid = true
+            for (keyNode, value) in mapping {
+                guard case .scalar(let key) = keyNode, !key.string.isEmpty, key.string != "?" else {
+                    log.report(
+                        .wrongKind, at: location(of: keyNode), "input fields must be names, not \(describe(keyNode))")
+                    valid = false
+                    continue
+                }
+                let optional = key.string.hasSuffix("?")
+                let name = optional ? String(key.string.dropLast()) : key.string
+                guard let shape = readInputShape(value) else {
+                    valid = false
+                    continue
+                }
+                fields.append(InputShape.Field(name: name, shape: shape, required: !optional))
+            }
+            return valid ? .object(fields) : nil
+        case .sequence(let sequence):
+            guard sequence.count == 1, let element = sequence.first else {
+                log.report(
+                    .invalidValue, at: location(of: node),
+                    "an input list has exactly one item, the shape of every element (e.g. - sku: string), not "
+                        + "\(sequence.count)")
+                return nil
+            }
+            return readInputShape(element).map { .array($0) }
+        case .alias:
+            log.report(.wrongKind, at: location(of: node), "input shapes cannot use YAML aliases")
+            return nil
+        }
     }
 
     mutating func milestoneName(_ entry: Entry) -> String? {

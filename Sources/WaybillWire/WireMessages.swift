@@ -106,6 +106,9 @@ extension ErrorCode where Domain == WireRefusalDomain {
     public static let notJSON = Self(rawValue: "wire.not_json")
     /// A start message whose body is JSON but not an object.
     public static let notAnObject = Self(rawValue: "wire.not_an_object")
+    /// A start message that does not have the shape its workflow declares under `input:`; the message names the JSON
+    /// path of the first problem.
+    public static let badInput = Self(rawValue: "wire.bad_input")
     /// The workflow's `trigger.saga_id` does not find a saga id in the start message, or finds an empty one.
     public static let noSagaId = Self(rawValue: "wire.no_saga_id")
     /// The saga id is too long for the AMQP short strings Waybill mints from it.
@@ -160,6 +163,12 @@ public enum WireMessages {
                 "start message has a saga id of \(sagaId.utf8.count) bytes; workflow \(definition.name) allows at most "
                     + "\(limit), because message ids (<workflow>/<saga id>/m<n>) and routing keys are AMQP short "
                     + "strings of at most 255 bytes")
+        }
+        if let problem = definition.input?.problem(in: input) {
+            throw WireRefusal(
+                .badInput,
+                "start message does not have the input workflow \(definition.name) declares: \(problem); fix the "
+                    + "order and publish it again")
         }
         return (sagaId, input)
     }

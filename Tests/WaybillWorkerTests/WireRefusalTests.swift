@@ -51,6 +51,64 @@ struct WireRefusalTests {
         #expect(refusal.description == reason)
     }
 
+    static let shapedWorkflow =
+        workflow + """
+
+            input:
+              orderId: string
+              note?: string
+              lines:
+                - sku: string
+                  quantity: integer
+            """
+
+    @Test(
+        "a start that does not have the declared input is refused with the JSON path of the first problem",
+        arguments: [
+            (#"{"orderId": 12345, "lines": []}"#, "$.orderId: expected a string, got the number 12345"),
+            (#"{"orderId": "o-1"}"#, "$.lines: missing (required)"),
+            (#"{"orderId": "o-1", "lines": null}"#, "$.lines: missing (required)"),
+            (
+                #"{"orderId": "o-1", "lines": [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": "2"}]}"#,
+                #"$.lines[1].quantity: expected an integer, got the string "2""#
+            ),
+            (
+                #"{"orderId": "o-1", "lines": [{"sku": "A", "quantity": 1.5}]}"#,
+                "$.lines[0].quantity: expected an integer, got the number 1.5"
+            ),
+            (#"{"orderId": "o-1", "lines": {"sku": "A"}}"#, "$.lines: expected an array, got an object"),
+            (#"{"orderId": "o-1", "lines": [], "note": 7}"#, "$.note: expected a string, got the number 7"),
+        ])
+    func badInput(body: String, problem: String) throws {
+        let definition = try WorkflowLoader.load(yaml: Self.shapedWorkflow, file: "orders.yaml")
+        let refusal = #expect(throws: WireRefusal.self) {
+            try WireMessages.start(Array(body.utf8), definition: definition)
+        }
+        #expect(refusal?.code == .badInput && refusal?.code.rawValue == "wire.bad_input")
+        #expect(
+            refusal?.message
+                == "start message does not have the input workflow orders declares: \(problem); fix the order and "
+                + "publish it again")
+    }
+
+    @Test("a start with the declared input, extra fields and a missing optional one, is taken")
+    func goodInput() throws {
+        let definition = try WorkflowLoader.load(yaml: Self.shapedWorkflow, file: "orders.yaml")
+        let start = try WireMessages.start(
+            Array(#"{"orderId": "o-1", "lines": [{"sku": "A", "quantity": 2, "gift": true}], "channel": "web"}"#.utf8),
+            definition: definition)
+        #expect(start.sagaId == "o-1")
+        #expect(
+            definition.input
+                == .object([
+                    .init(name: "orderId", shape: .string), .init(name: "note", shape: .string, required: false),
+                    .init(
+                        name: "lines",
+                        shape: .array(
+                            .object([.init(name: "sku", shape: .string), .init(name: "quantity", shape: .integer)]))),
+                ]))
+    }
+
     @Test("a saga id too long for AMQP short strings is refused and the limit is named")
     func overlongSagaId() throws {
         let refusal = try #require(try Self.start(#"{"orderId": "\#(String(repeating: "x", count: 300))"}"#))
