@@ -168,8 +168,11 @@ final class ConnectionDriver {
             }
         }
         guard failures.count > 1, let last = failures.last else { throw failures[0] }
+        // A node that could not be reached outranks one that refused the login: the broker may come back (a caller
+        // waiting for it must not depend on which node happened to be tried last).
+        let code = failures.contains { $0.code == .connectionFailed } ? AMQPError.Code.connectionFailed : last.code
         throw AMQPError(
-            last.code,
+            code,
             "no node of the broker took the connection: "
                 + failures.map(\.message).joined(separator: "; "),
             serverReply: last.serverReply, libraryStatus: last.libraryStatus)

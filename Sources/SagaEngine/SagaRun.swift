@@ -667,7 +667,9 @@ struct SagaRun {
         if let branch {
             guard fansOut else { return "step '\(stepId)' has no branches; skip it without naming one" }
             guard state.branches.indices.contains(branch) else {
-                return "step '\(stepId)' has no branch \(branch); its branches are 0...\(state.branches.count - 1)"
+                return state.branches.isEmpty
+                    ? "step '\(stepId)' has no branches (it failed before it fanned out); skip it without naming one"
+                    : "step '\(stepId)' has no branch \(branch); its branches are 0...\(state.branches.count - 1)"
             }
             guard state.branches[branch].status == .failed else {
                 return "branch \(branch) of step '\(stepId)' has not failed (it is "
@@ -684,11 +686,20 @@ struct SagaRun {
             }
         }
         outputsCache = nil
-        // Another branch still failed: the saga stays suspended at the step until it is skipped or retried too.
-        guard !instance.steps[index].branches.contains(where: { $0.status == .failed }) else { return nil }
-        // The branches that succeeded keep their outputs: a for_each step's output joins every branch's, in order.
-        let joined: JSONValue =
-            fansOut ? .array(instance.steps[index].branches.map { $0.output ?? .null }) : output
+        // Another branch still failed: the saga stays suspended at the step until it is skipped or retried too, and
+        // its failure now names that branch (the skipped one no longer explains why the saga waits).
+        if let remaining = instance.steps[index].branches.indices.first(where: {
+            instance.steps[index].branches[$0].status == .failed
+        }) {
+            if let error = instance.steps[index].branches[remaining].lastError {
+                instance.failure = SagaFailure(step: stepId, branch: remaining, error: error, at: now)
+            }
+            return nil
+        }
+        // The branches that succeeded keep their outputs: a for_each step's output joins every branch's, in order. A
+        // step that failed before it fanned out (its for_each gave no array) has no branches: it takes the output given.
+        let branches = instance.steps[index].branches
+        let joined: JSONValue = fansOut && !branches.isEmpty ? .array(branches.map { $0.output ?? .null }) : output
         instance.steps[index].status = .skipped
         instance.steps[index].output = joined
         instance.steps[index].finishedAt = now

@@ -52,7 +52,7 @@ struct WorkflowReader {
             missing("steps", in: "the workflow", at: top, example: "steps: [...]", given: entries)
         }
         let milestones = entries["milestones"].map { readEndMilestones($0) } ?? EndMilestones()
-        let input = entries["input"].flatMap { readInputShape($0.value) }
+        let input = entries["input"].flatMap { readTopInputShape($0.value) }
 
         checkStepIds(drafts)
         checkReferences(drafts)
@@ -513,6 +513,20 @@ struct WorkflowReader {
         milestones.failed = entries["failed"].flatMap { milestoneName($0) }
         milestones.cancelled = entries["cancelled"].flatMap { milestoneName($0) }
         return milestones
+    }
+
+    /// The shape of a whole start message: a start is a JSON object, so only a mapping of fields, `object` or `any`.
+    mutating func readTopInputShape(_ node: Node) -> InputShape? {
+        guard let shape = readInputShape(node) else { return nil }
+        switch shape {
+        case .object, .any: return shape
+        default:
+            log.report(
+                .invalidValue, at: location(of: node),
+                "input describes the whole start message, a JSON object: give its fields (e.g. orderId: string), "
+                    + "not \(describe(node))")
+            return nil
+        }
     }
 
     /// The shape under `input:`: a type name, a mapping of fields (a key ending in `?` is optional), or a one-item list

@@ -332,6 +332,9 @@ final class ChaosStage: Sendable {
             let drained = await QueueDrain.drain(queue, on: driver)
             if drained > 0 { say("  drained \(drained) messages an earlier run left in \(queue)") }
         }
+        // The run's own queues are declared afresh: an interrupted earlier run may have left them with other arguments
+        // (they were classic queues before they were quorum ones), which a declaration would refuse.
+        for queue in [names.participantsQueue, answers.queueName] { _ = try? await driver.deleteQueue(queue) }
         var participantConfiguration = ParticipantConfiguration()
         participantConfiguration.commandsExchange = names.commandsExchange
         participantConfiguration.queue = names.participantsQueue

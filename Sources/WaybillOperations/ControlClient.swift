@@ -18,10 +18,7 @@ public struct BrokerSettings: Sendable {
 
     /// The client settings; a password inside the URL is refused (it would show in `ps` and shell history).
     func configuration() throws(OperationsError) -> AMQPConfiguration {
-        if let scheme = url.range(of: "://"),
-            let at = url[scheme.upperBound...].prefix(while: { $0 != "/" }).lastIndex(
-                of: "@"), url[scheme.upperBound..<at].contains(":")
-        {
+        if AMQPConfiguration.hasPassword(url) {
             throw OperationsError(
                 .badArgument, "--amqp-url: do not put the password in the URL; set WAYBILL_AMQP_PASSWORD instead")
         }

@@ -269,6 +269,7 @@ struct FulfillmentSagaTests {
                     action: .skip(step: "ship", output: ["trackingId": "MANUAL-1"], branch: 1), by: "ann",
                     reason: "by hand")))
         #expect(saga.instance.status == .suspended, "branch 2 is still failed")
+        #expect(saga.instance.failure?.branch == 2, "the failure names the branch still failed, not the skipped one")
         #expect(saga.last.milestones.isEmpty && saga.last.commands.isEmpty)
         #expect(saga.instance.steps[4].branches.map(\.status) == [.succeeded, .skipped, .failed])
 
