@@ -151,6 +151,9 @@ final class ConnectionDriver {
     /// naming each node's failure.
     private func establish() throws(AMQPError) {
         let endpoints = configuration.endpoints
+        guard !endpoints.isEmpty else {
+            throw AMQPError(.invalidConfiguration, "no broker address to connect to: the endpoint list is empty")
+        }
         var failures: [AMQPError] = []
         for offset in 0..<endpoints.count {
             let index = (nextEndpoint + offset) % endpoints.count

@@ -94,6 +94,14 @@ struct AMQPConfigurationTests {
         #expect(error?.libraryStatus != nil)
     }
 
+    @Test func anEmptyEndpointListFailsConnectInsteadOfCrashing() async throws {
+        var configuration = AMQPConfiguration()
+        configuration.endpoints = []
+        let client = try AMQPClient(configuration: configuration, logger: TestBroker.logger("amqp"))
+        let error = await #expect(throws: AMQPError.self) { try await client.connect() }
+        #expect(error?.code == .invalidConfiguration)
+    }
+
     @Test func aClusterNoNodeOfWhichAnswersNamesEachFailure() async throws {
         var configuration = AMQPConfiguration(host: "127.0.0.1", port: 1, connectTimeout: .seconds(2))
         configuration.endpoints.append(.init(host: "127.0.0.1", port: 2))
