@@ -117,13 +117,25 @@ let package = Package(
                 "PlainText", .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The operator web view (`waybill ui`): server-rendered pages on Hummingbird over the same reads and repairs as
+        // the operator commands. No JavaScript, no front-end build.
+        .target(
+            name: "WaybillUI",
+            dependencies: [
+                "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillWire", "PlainText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The production `waybill` executable: worker, validate and the operator commands. It does not link the
         // simulator or the benchmark; `waybill demo` and `waybill bench` run the `waybill-demo` executable.
         .executableTarget(
             name: "WaybillCLI",
             dependencies: [
                 "WaybillDefinition", "SagaEngine", "SagaStore", "WaybillWire", "WaybillWorker", "WaybillOperations",
-                "WaybillHTTP", "PlainText",
+                "WaybillHTTP", "WaybillUI", "PlainText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -180,7 +192,7 @@ let package = Package(
             name: "WaybillWorkerTests",
             dependencies: [
                 "WaybillWorker", "WaybillWire", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport",
-                "ChildProcess", "WaybillTestSupport", "WaybillHTTP",
+                "ChildProcess", "WaybillTestSupport", "WaybillHTTP", "WaybillUI", "WaybillOperations",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -203,7 +215,10 @@ let package = Package(
             name: "WaybillOperationsTests",
             dependencies: [
                 "WaybillOperations", "SagaEngine", "SagaStore", "WaybillDefinition", "WaybillWire", "AMQPTransport",
-                "WaybillTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "WaybillTestSupport", "WaybillUI", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ],

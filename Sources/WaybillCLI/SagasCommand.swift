@@ -119,15 +119,9 @@ enum SagaShow {
         _ database: SagaInspector, reference: SagaReference, journal: Int, now: Timestamp,
         policy: StuckPolicy = StuckPolicy(), store: StoreOptions
     ) throws(OperationsError) -> SagaDetail {
-        let key = try database.resolve(reference)
-        guard let record = try database.saga(key) else {
-            throw OperationsError(.notFound, "saga \(key) vanished while reading; try again")
-        }
-        let definition = try? database.definition(hash: record.row.definitionHash)
-        return SagaDetail(
-            record: record, definition: definition ?? nil, timers: try database.timers(of: key),
-            journal: journal > 0 ? try database.journalTail(of: key, count: journal) : [], now: now, policy: policy,
-            placement: try store.placement(of: key, in: database))
+        try database.detail(
+            reference, journal: journal, now: now, policy: policy,
+            poolName: database.pool == nil ? nil : try store.resolvedPoolName())
     }
 }
 

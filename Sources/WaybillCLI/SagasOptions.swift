@@ -93,14 +93,6 @@ struct StoreOptions: ParsableArguments {
         }
         return RepairRoute(pool: directory, poolName: try resolvedPoolName())
     }
-
-    /// Where a saga read from a pool lives; `nil` for a single file.
-    func placement(of key: SagaKey, in database: SagaInspector) throws(OperationsError) -> SagaDetail.Placement? {
-        guard let directory = database.pool else { return nil }
-        let partition = directory.partition(of: key.id)
-        return SagaDetail.Placement(
-            partition: partition, queue: PoolQueues.partition(partition, pool: try resolvedPoolName()))
-    }
 }
 
 /// `--json`.

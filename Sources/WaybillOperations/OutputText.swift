@@ -112,15 +112,15 @@ extension String {
     }
 }
 
-/// Small helpers for operator text.
-enum Words {
+/// Small helpers for operator text (the CLI's and the web view's).
+public enum Words {
     /// `1 saga`, `3 sagas`.
-    static func count(_ value: Int, _ singular: String, _ plural: String? = nil) -> String {
+    public static func count(_ value: Int, _ singular: String, _ plural: String? = nil) -> String {
         "\(value) \(value == 1 ? singular : (plural ?? singular + "s"))"
     }
 
     /// One line of at most `limit` characters, with `…` when cut.
-    static func cut(_ text: String, _ limit: Int) -> String {
+    public static func cut(_ text: String, _ limit: Int) -> String {
         var line = String(text.map { $0.isNewline ? " " : $0 })
         if line.count > limit { line = String(line.prefix(limit - 1)) + "…" }
         return line

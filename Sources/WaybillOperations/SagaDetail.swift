@@ -1,6 +1,7 @@
 import SagaEngine
 import SagaStore
 import WaybillDefinition
+import WaybillWire
 
 /// Everything `waybill sagas show` prints about one saga, computed once from its row, state, definition and timers
 /// at a given `now`; ``ShowView`` only lays it out.
@@ -306,5 +307,30 @@ struct SagaNames {
             return members.keys.sorted().compactMap { members[$0]?.stringValue }.first
         default: return nil
         }
+    }
+}
+
+extension SagaInspector {
+    /// What `waybill sagas show` and the web view's saga page show: the saga `reference` names, its definition,
+    /// timers, the last `journal` lines, and (read from a pool whose queues start with `poolName`) its partition.
+    public func detail(
+        _ reference: SagaReference, journal: Int, now: Timestamp, policy: StuckPolicy = StuckPolicy(),
+        poolName: String?
+    ) throws(OperationsError) -> SagaDetail {
+        let key = try resolve(reference)
+        guard let record = try saga(key) else {
+            throw OperationsError(.notFound, "saga \(key) vanished while reading; try again")
+        }
+        let definition = try? definition(hash: record.row.definitionHash)
+        var placement: SagaDetail.Placement?
+        if let pool, let poolName {
+            let partition = pool.partition(of: key.id)
+            placement = SagaDetail.Placement(
+                partition: partition, queue: PoolQueues.partition(partition, pool: poolName))
+        }
+        return SagaDetail(
+            record: record, definition: definition ?? nil, timers: try timers(of: key),
+            journal: journal > 0 ? try journalTail(of: key, count: journal) : [], now: now, policy: policy,
+            placement: placement)
     }
 }

@@ -186,10 +186,30 @@ public enum ShowView {
 
     // MARK: - Text pieces
 
-    private static func timeline(_ detail: SagaDetail) -> String {
+    /// One line of a saga's timeline: a step, or (indented under its `for_each` step) one branch.
+    public struct TimelineRow: Sendable, Hashable {
+        /// The step's id.
+        public var step: String
+        /// The branch's index, for a branch line of a `for_each` step.
+        public var branch: Int?
+        /// What the first column shows: `ship (pivot)`, or `[0] wh-01` for a branch.
+        public var name: String
+        /// `succeeded`, `failed`, `undone`, `retry wait`, ... (a finished saga's unfinished branches: `stopped`).
+        public var status: String
+        /// `2 of 5`, `1 of 3, undo 2`, `local` (a split), or empty.
+        public var attempts: String
+        /// `took 1.2s`, `for 3m`, `ran 10s` (stopped with the saga), or empty.
+        public var time: String
+        /// The most telling fact: the error, `waiting for reply`, or the branch counts of a `for_each` step.
+        public var detail: String
+        /// More lines: the pending command, the timer, an earlier error.
+        public var notes: [String]
+    }
+
+    /// The saga's steps and branches, forward order, as the text and the web view show them.
+    public static func timelineRows(_ detail: SagaDetail) -> [TimelineRow] {
         let now = detail.now
-        var table = TextTable(["STEP", "STATUS", "ATTEMPTS", "TIME", "DETAIL"])
-        var notes: [[String]] = []
+        var rows: [TimelineRow] = []
         // A finished saga's unfinished branches stopped when the saga did.
         let stopped = detail.row.status.isTerminal
         let end = stopped ? detail.row.updatedAt : now
@@ -202,37 +222,48 @@ public enum ShowView {
             let stepTime = timeText(step.startedAt, step.finishedAt)
             let stepName = step.id + (step.pivot ? " (pivot)" : "")
             if step.fansOut && !step.branches.isEmpty {
-                let counts = branchCounts(step.branches, saga: detail.row.status)
-                table.add([stepName, step.status.rawValue, "", stepTime, counts])
-                notes.append([])
+                rows.append(
+                    TimelineRow(
+                        step: step.id, name: stepName, status: step.status.rawValue, attempts: "", time: stepTime,
+                        detail: branchCounts(step.branches, saga: detail.row.status), notes: []))
                 for branch in step.branches {
                     let (detailText, lines) = branchFacts(branch, step: step, now: now)
-                    table.add([
-                        "  [\(branch.index)]" + (branch.itemLabel.map { " \($0)" } ?? ""),
-                        branchStatus(branch, saga: detail.row.status), attempts(branch, step: step),
-                        timeText(branch.startedAt, branch.finishedAt), detailText,
-                    ])
-                    notes.append(lines)
+                    rows.append(
+                        TimelineRow(
+                            step: step.id, branch: branch.index,
+                            name: "[\(branch.index)]" + (branch.itemLabel.map { " \($0)" } ?? ""),
+                            status: branchStatus(branch, saga: detail.row.status),
+                            attempts: attempts(branch, step: step), time: timeText(branch.startedAt, branch.finishedAt),
+                            detail: detailText, notes: lines))
                 }
             } else if let branch = step.branches.first, !step.isSplit {
                 let (detailText, lines) = branchFacts(branch, step: step, now: now)
-                table.add([
-                    stepName, branchStatus(branch, saga: detail.row.status), attempts(branch, step: step), stepTime,
-                    detailText,
-                ])
-                notes.append(lines)
+                rows.append(
+                    TimelineRow(
+                        step: step.id, name: stepName, status: branchStatus(branch, saga: detail.row.status),
+                        attempts: attempts(branch, step: step), time: stepTime, detail: detailText, notes: lines))
             } else {
-                table.add([
-                    stepName, step.status.rawValue, step.isSplit && step.startedAt != nil ? "local" : "", stepTime, "",
-                ])
-                notes.append([])
+                rows.append(
+                    TimelineRow(
+                        step: step.id, name: stepName, status: step.status.rawValue,
+                        attempts: step.isSplit && step.startedAt != nil ? "local" : "", time: stepTime, detail: "",
+                        notes: []))
             }
+        }
+        return rows
+    }
+
+    private static func timeline(_ detail: SagaDetail) -> String {
+        let rows = timelineRows(detail)
+        var table = TextTable(["STEP", "STATUS", "ATTEMPTS", "TIME", "DETAIL"])
+        for row in rows {
+            table.add([(row.branch == nil ? "" : "  ") + row.name, row.status, row.attempts, row.time, row.detail])
         }
         let lines = table.render(indent: "  ").split(separator: "\n").map(String.init)
         var out = lines[0] + "\n"
         for (index, line) in lines.dropFirst().enumerated() {
             out += line + "\n"
-            for note in notes[index] { out += "        " + note + "\n" }
+            for note in rows[index].notes { out += "        " + note + "\n" }
         }
         return out
     }

@@ -232,7 +232,12 @@ public struct StuckGroups: Sendable, Hashable {
         public var classes: [StuckClass: Int]
         /// The one with the oldest last progress.
         public var oldest: StuckReport.Member
+        /// The first ``StuckGroups/membersShown`` of them, oldest last progress first.
+        public var members: [StuckReport.Member]
     }
+
+    /// How many members each group lists (the web view's board shows them; the counts cover all).
+    public static let membersShown = 50
 
     /// When it was computed.
     public var now: Timestamp
@@ -269,10 +274,13 @@ extension SagaInspector {
             byKey[key ?? "-", default: []].append(entry)
         }
         let groups = byKey.compactMap { key, entries -> StuckGroups.Group? in
-            guard let oldest = entries.map(\.1).min(by: { SagaRow.precedes($0.row, $1.row) }) else { return nil }
+            let ordered = entries.map(\.1).sorted { SagaRow.precedes($0.row, $1.row) }
+            guard let oldest = ordered.first else { return nil }
             var classes: [StuckClass: Int] = [:]
             for (stuckClass, _) in entries { classes[stuckClass, default: 0] += 1 }
-            return StuckGroups.Group(key: key, count: entries.count, classes: classes, oldest: oldest)
+            return StuckGroups.Group(
+                key: key, count: entries.count, classes: classes, oldest: oldest,
+                members: Array(ordered.prefix(StuckGroups.membersShown)))
         }
         return StuckGroups(
             now: now, grouping: grouping, selection: selection,
