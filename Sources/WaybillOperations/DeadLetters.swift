@@ -80,7 +80,14 @@ public struct DeadLetter: Sendable, Hashable {
     /// `x-waybill-replayed-by`, `-reason`, `-at` and the previous error under `x-waybill-replayed-error`.
     ///
     /// `nil` when the origin is unknown (nothing says where to send it).
-    public func replay(by: String, reason replayReason: String, at now: Date) -> OutboundMessage? {
+    ///
+    /// With `body`, the replay carries that body instead (`waybill dlq edit`)
+    /// and `x-waybill-edited-by`.
+    public func replay(
+        by: String, reason replayReason: String, at now: Date, body newBody: [UInt8]? = nil
+    )
+        -> OutboundMessage?
+    {
         guard let exchange, let routingKey else { return nil }
         var properties = properties
         properties.persistent = true
@@ -94,8 +101,22 @@ public struct DeadLetter: Sendable, Hashable {
         properties.headers["x-waybill-replay-reason"] = .string(replayReason)
         properties.headers["x-waybill-replayed-at"] = .timestamp(now)
         properties.headers["x-waybill-replayed-error"] = .string(reason)
+        if newBody != nil { properties.headers["x-waybill-edited-by"] = .string(by) }
         return OutboundMessage(
-            exchange: exchange, routingKey: routingKey, body: Data(body), mandatory: true, properties: properties)
+            exchange: exchange, routingKey: routingKey, body: Data(newBody ?? body), mandatory: true,
+            properties: properties)
+    }
+
+    /// The message that keeps this one, exactly as it was dead-lettered (body, properties, every header), in `queue`
+    /// when an edited copy replaces it, with `x-waybill-edited-by`, `-edit-reason` and `-edited-at` added.
+    public func original(keptIn queue: String, by: String, reason editReason: String, at now: Date) -> OutboundMessage {
+        var properties = properties
+        properties.persistent = true
+        properties.headers["x-waybill-edited-by"] = .string(by)
+        properties.headers["x-waybill-edit-reason"] = .string(editReason)
+        properties.headers["x-waybill-edited-at"] = .timestamp(now)
+        return OutboundMessage(
+            exchange: "", routingKey: queue, body: Data(body), mandatory: true, properties: properties)
     }
 }
 
@@ -179,32 +200,108 @@ public struct DeadLetterQueue: Sendable {
                 results.append((letter, .wouldReplay))
                 return false
             }
-            let outcome: PublishOutcome
-            do {
-                outcome = try await client.publish(message)
-            } catch {
-                results.append((letter, .kept("publishing failed: \(error)")))
+            if let problem = await Self.publish(message, client) {
+                results.append((letter, .kept(problem)))
                 return false
             }
-            switch outcome {
-            case .confirmed:
-                results.append((letter, .replayed))
-                return true
-            case .returned(_, let text):
-                results.append(
-                    (
-                        letter,
-                        .kept(
-                            "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))")
-                    ))
-            case .rejected(let error):
-                results.append((letter, .kept("the broker refused the replay: \(error.message)")))
-            case .nacked, .connectionLost:
-                results.append((letter, .kept("the broker did not confirm the replay (\(outcome)); try again")))
-            }
-            return false
+            results.append((letter, .replayed))
+            return true
         }
         return results
+    }
+
+    /// ``edit(_:id:body:keepOriginalIn:limit:dryRun:by:reason:)`` on a connection of its own.
+    public func edit(
+        broker: BrokerSettings, id: String, body: [UInt8], keepOriginalIn archive: String? = nil, limit: Int,
+        dryRun: Bool, by: String, reason: String, check: @escaping @Sendable (DeadLetter) -> String? = { _ in nil }
+    ) async throws(OperationsError) -> (DeadLetter, ReplayOutcome)? {
+        let client = try await broker.connect(logger: BrokerSettings.quietLogger)
+        do {
+            let result = try await edit(
+                client, id: id, body: body, keepOriginalIn: archive, limit: limit, dryRun: dryRun, by: by,
+                reason: reason, check: check)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Where `dlq edit` keeps the originals of the messages it replaced: `<queue>.originals`.
+    public var originalsQueue: String { queue + ".originals" }
+
+    /// Replaces the message `id` (among the first `limit`) by one with `body`, sent where the message first went,
+    /// without ever losing the original: the original, exactly as it was dead-lettered, is first published to
+    /// `keepOriginalIn` (a durable quorum queue, declared when missing; ``originalsQueue`` by default) and
+    /// confirmed, then the edited copy is published and confirmed, and only then is the dead-letter copy
+    /// acknowledged. If the edited copy is refused, the message stays in the dead-letter queue (and its copy among
+    /// the originals says it was tried). `check` sees the message first and may refuse the edit (its answer is the
+    /// reason). `nil` when no message has that id.
+    public func edit(
+        _ client: AMQPClient, id: String, body: [UInt8], keepOriginalIn archive: String? = nil, limit: Int = 1000,
+        dryRun: Bool, by: String, reason: String, check: @escaping @Sendable (DeadLetter) -> String? = { _ in nil }
+    ) async throws(OperationsError) -> (DeadLetter, ReplayOutcome)? {
+        let archive = archive ?? originalsQueue
+        if !dryRun {
+            do {
+                _ = try await client.declareQueue(
+                    QueueDeclaration(name: archive, arguments: ["x-queue-type": "quorum"]))
+            } catch {
+                throw OperationsError(.broker, "cannot declare \(archive) to keep the original in", cause: error)
+            }
+        }
+        var result: (DeadLetter, ReplayOutcome)?
+        _ = try await take(client, limit: limit) { letter, _ async -> Bool in
+            guard result == nil, letter.id == id else { return false }
+            if let refusal = check(letter) {
+                result = (letter, .kept(refusal))
+                return false
+            }
+            let now = Date()
+            guard let edited = letter.replay(by: by, reason: reason, at: now, body: body) else {
+                result = (letter, .kept("its origin is unknown (no x-waybill-exchange or x-death header)"))
+                return false
+            }
+            if dryRun {
+                result = (letter, .wouldReplay)
+                return false
+            }
+            let kept = await Self.publish(letter.original(keptIn: archive, by: by, reason: reason, at: now), client)
+            guard kept == nil else {
+                result = (
+                    letter, .kept("the original could not be kept in \(archive) (\(kept ?? "")); nothing was sent")
+                )
+                return false
+            }
+            if let problem = await Self.publish(edited, client) {
+                result = (letter, .kept("\(problem); the original stays here (a copy is in \(archive))"))
+                return false
+            }
+            result = (letter, .replayed)
+            return true
+        }
+        return result
+    }
+
+    /// Publishes `message` and waits for the broker: `nil` once confirmed, else what went wrong.
+    private static func publish(_ message: OutboundMessage, _ client: AMQPClient) async -> String? {
+        let outcome: PublishOutcome
+        do {
+            outcome = try await client.publish(message)
+        } catch {
+            return "publishing failed: \(error)"
+        }
+        switch outcome {
+        case .confirmed:
+            return nil
+        case .returned(_, let text):
+            return "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))"
+        case .rejected(let error):
+            return "the broker refused it: \(error.message)"
+        case .nacked, .connectionLost:
+            return "the broker did not confirm it (\(outcome)); try again"
+        }
     }
 
     /// Takes up to `limit` deliveries; `handle` returns `true` to acknowledge one (it was dealt with). The rest go

@@ -484,7 +484,7 @@ public enum ConsolePages {
         } else {
             let rows = letters.map { letter -> HTML in
                 let body = String(decoding: letter.body.prefix(4096), as: UTF8.self)
-                let at = letter.at.map { Timestamp(milliseconds: Int64($0.timeIntervalSince1970 * 1000)) }
+                let at = letter.at.map { Timestamp($0) }
                 return """
                     <tr><td class="num">\(letter.position)</td><td>\(at.map { TimeText.iso($0) } ?? "-")</td>\
                     <td>\(letter.reason)</td><td>\(DeadLetterView.origin(letter))</td><td>\(letter.id)</td>\

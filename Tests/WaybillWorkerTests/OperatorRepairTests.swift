@@ -51,6 +51,8 @@ struct OperatorRepairTests {
                     "--reason", "invoiced by hand, ticket OPS-42", "--by", "alice", "--data-dir", database,
                 ], in: scenario)
             #expect(skip.status == 0, "\(skip.output)")
+            // The state printed is the one after the owner applied the skip (the last step: the saga completed).
+            #expect(skip.output.contains("\(workflow)/o-skip  completed"), "\(skip.output)")
             let skipped = try await scenario.waitForStatus("o-skip", .completed, in: worker)
             #expect(skipped.instance.steps.last?.output == ["invoiceId": "manual-7"])
 
@@ -71,6 +73,10 @@ struct OperatorRepairTests {
                 ],
                 in: scenario)
             #expect(retry.status == 0, "\(retry.output)")
+            // After the owner's answer: running the invoice again (or already completed), no longer suspended.
+            #expect(
+                retry.output.contains("\(workflow)/o-retry  running")
+                    || retry.output.contains("\(workflow)/o-retry  completed"), "\(retry.output)")
             _ = try await scenario.waitForStatus("o-retry", .completed, in: worker)
 
             let skipJournal = try worker.store.journal(of: scenario.key("o-skip"))
