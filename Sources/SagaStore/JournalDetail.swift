@@ -13,22 +13,46 @@ extension JournalEntry {
         at now: Timestamp
     ) -> [JournalEntry] {
         let after = transition.instance
-        let location = JournalText.locate(event, in: before ?? after, definition: definition)
+        let place = JournalText.branch(event, in: before ?? after, definition: definition)
+        let location = place?.label ?? JournalText.operatorStep(event)
+        var facts: [String: JSONValue] = [:]
+        if let place {
+            facts["step"] = .string(place.step)
+            if place.label != place.step { facts["branch"] = .number(Double(place.index)) }
+            // A reply answers the command in flight (forward, or a compensation); a timer starts the next attempt
+            // (or times this one out).
+            var attempt = place.state.pending?.attempt ?? place.state.attempt
+            if let pending = place.state.pending { facts["command"] = .string(pending.kind.rawValue) }
+            if case .timerFired = event, place.stepIndex < after.steps.count,
+                place.index < after.steps[place.stepIndex].branches.count
+            {
+                attempt = after.steps[place.stepIndex].branches[place.index].attempt
+            }
+            facts["attempt"] = .number(Double(attempt))
+        }
         var actor: String?
         var what: String
         var kind: Kind
         switch event {
         case .start:
+            facts["event"] = "start"
+            facts["version"] = .number(Double(after.version))
             kind = .start
             what = "started \(after.key.workflow) v\(after.version) (definition \(after.definitionHash.prefix(12)))"
         case .reply(let correlationId, let outcome):
+            facts["event"] = "reply"
+            facts["correlationId"] = .string(correlationId)
             kind = .reply
             let target = location.map { " for \($0)" } ?? " \(correlationId)"
             switch outcome {
             case .ok(let output):
+                facts["reply"] = "ok"
                 what = "reply ok\(target)"
                 if let output { what += " output \(JournalText.summary(output))" }
             case .error(let error):
+                facts["reply"] = "error"
+                facts["code"] = .string(error.code)
+                facts["retryable"] = .bool(error.retryable)
                 what =
                     "reply error \(error.code) (\(error.retryable ? "retryable" : "not retryable"))\(target): "
                     + JournalText.quote(error.message)
@@ -36,13 +60,22 @@ extension JournalEntry {
         case .timerFired(let timerId):
             kind = .timer
             let timer = before.flatMap { JournalText.timer(timerId, in: $0) }
+            facts["event"] = "timer"
+            facts["timer"] = .string(timer?.kind.rawValue ?? timerId)
             what = "timer \(timer?.kind.rawValue ?? timerId) fired" + (location.map { " for \($0)" } ?? "")
         case .commandReturned(let messageId):
+            facts["event"] = "returned"
+            facts["messageId"] = .string(messageId)
             kind = .returned
             what = "command \(messageId) returned unroutable" + (location.map { " for \($0)" } ?? "")
         case .operatorCommand(let command):
             kind = .operatorCommand
             actor = command.by
+            facts["event"] = "operator"
+            facts["action"] = .string(
+                JournalText.action(command.action).split(separator: " ").first.map(String.init) ?? "")
+            facts["reason"] = .string(command.reason)
+            if place == nil, let step = location { facts["step"] = .string(step) }
             what =
                 "operator \(JournalText.action(command.action)) by \(command.by): \(JournalText.quote(command.reason))"
         }
@@ -50,40 +83,56 @@ extension JournalEntry {
         switch transition.outcome {
         case .applied:
             detail = "\(what) → \(after.status.rawValue)\(JournalText.effects(transition.actions))"
+            facts["outcome"] = "applied"
+            facts["status"] = .string(after.status.rawValue)
+            JournalText.effectFacts(transition.actions, into: &facts)
         case .ignored(let reason):
             kind = .ignored
             detail = "ignored: \(JournalText.cut(reason)) (\(what))"
+            facts["outcome"] = "ignored"
+            facts["why"] = .string(JournalText.cut(reason))
         case .rejected(let reason):
             kind = .rejected
             detail = "rejected: \(JournalText.cut(reason)) (\(what))"
+            facts["outcome"] = "rejected"
+            facts["why"] = .string(JournalText.cut(reason))
         }
-        return [JournalEntry(at: now, kind: kind, step: location, actor: actor, detail: detail)]
+        return [
+            JournalEntry(at: now, kind: kind, step: location, actor: actor, detail: detail, facts: .object(facts))
+        ]
     }
 }
 
 /// Small text helpers for journal lines.
 enum JournalText {
-    /// `release[1]` for a branch of a `for_each` step, `accept` for a plain step; `nil` when the event does not point
-    /// at a branch the instance knows.
-    static func locate(_ event: SagaEvent, in instance: SagaInstance, definition: WorkflowDefinition) -> String? {
+    /// The step an operator command names, if any.
+    static func operatorStep(_ event: SagaEvent) -> String? {
+        guard case .operatorCommand(let command) = event else { return nil }
+        switch command.action {
+        case .retry(let step): return step
+        case .skip(let step, _, _): return step
+        case .compensate, .cancel: return nil
+        }
+    }
+
+    /// The branch a reply, returned command or timer is for: its step's id and index, its own index, its label (`release[1]`, or the
+    /// step's id for a plain step) and its state; `nil` for other events, or when no branch matches.
+    static func branch(
+        _ event: SagaEvent, in instance: SagaInstance, definition: WorkflowDefinition
+    ) -> (step: String, stepIndex: Int, index: Int, label: String, state: BranchState)? {
         let match: (BranchState) -> Bool
         switch event {
         case .reply(let correlationId, _): match = { $0.pending?.messageId == correlationId }
         case .commandReturned(let messageId): match = { $0.pending?.messageId == messageId }
         case .timerFired(let timerId): match = { $0.timer?.id == timerId }
-        case .operatorCommand(let command):
-            switch command.action {
-            case .retry(let step): return step
-            case .skip(let step, _, _): return step
-            case .compensate, .cancel: return nil
-            }
-        case .start: return nil
+        case .operatorCommand, .start: return nil
         }
         for (stepIndex, step) in instance.steps.enumerated() {
             guard let branchIndex = step.branches.firstIndex(where: match) else { continue }
             let id = stepIndex < definition.steps.count ? definition.steps[stepIndex].id : "step\(stepIndex)"
             let fansOut = stepIndex < definition.steps.count && definition.steps[stepIndex].forEach != nil
-            return fansOut || step.branches.count > 1 ? "\(id)[\(branchIndex)]" : id
+            let label = fansOut || step.branches.count > 1 ? "\(id)[\(branchIndex)]" : id
+            return (id, stepIndex, branchIndex, label, step.branches[branchIndex])
         }
         return nil
     }
@@ -141,6 +190,25 @@ enum JournalText {
         if cancelled > 0 { parts.append("cancelled \(cancelled) timer\(cancelled == 1 ? "" : "s")") }
         if let finished { parts.append("finished \(finished.rawValue)") }
         return parts.isEmpty ? "" : "; " + parts.joined(separator: ", ")
+    }
+
+    /// ``effects(_:)`` as data: `commands` and `compensations` sent, `milestones` published, `finished`.
+    static func effectFacts(_ actions: [SagaAction], into facts: inout [String: JSONValue]) {
+        var commands = 0
+        var compensations = 0
+        var milestones: [JSONValue] = []
+        for action in actions {
+            switch action {
+            case .sendCommand(let command):
+                if command.kind == .compensate { compensations += 1 } else { commands += 1 }
+            case .publishMilestone(let milestone): milestones.append(.string(milestone.name))
+            case .finished(let status): facts["finished"] = .string(status.rawValue)
+            case .scheduleTimer, .cancelTimer: break
+            }
+        }
+        if commands > 0 { facts["commands"] = .number(Double(commands)) }
+        if compensations > 0 { facts["compensations"] = .number(Double(compensations)) }
+        if !milestones.isEmpty { facts["milestones"] = .array(milestones) }
     }
 
     /// A step output as compact JSON, cut to the summary limit.

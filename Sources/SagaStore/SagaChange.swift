@@ -190,17 +190,23 @@ public struct JournalEntry: Sendable, Hashable {
     public var actor: String?
     /// One human line; never an order payload (outputs are summarised and cut to ``summaryLimit`` characters).
     public var detail: String
+    /// The same event as data, for scripts (`waybill sagas history --json`): a flat object whose keys are listed in
+    /// docs/operations.md ("The journal as data"); `nil` for lines written before it existed and for notes.
+    public var facts: JSONValue?
 
     /// How many characters of a step output or error message the detail may quote.
     public static let summaryLimit = 120
 
     /// Describes a journal line.
-    public init(at: Timestamp, kind: Kind, step: String? = nil, actor: String? = nil, detail: String) {
+    public init(
+        at: Timestamp, kind: Kind, step: String? = nil, actor: String? = nil, detail: String, facts: JSONValue? = nil
+    ) {
         self.at = at
         self.kind = kind
         self.step = step
         self.actor = actor
         self.detail = detail
+        self.facts = facts
     }
 }
 

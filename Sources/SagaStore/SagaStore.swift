@@ -453,7 +453,7 @@ public final class SagaStore: Sendable {
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT id, at, kind, step, actor, detail FROM journal WHERE workflow = ? AND saga_id = ?
+                    SELECT id, at, kind, step, actor, detail, facts FROM journal WHERE workflow = ? AND saga_id = ?
                     ORDER BY id
                     """,
                 arguments: [key.workflow, key.id])
@@ -464,7 +464,8 @@ public final class SagaStore: Sendable {
                         id: row[0], key: key,
                         entry: JournalEntry(
                             at: Timestamp(milliseconds: row[1]), kind: JournalEntry.Kind(rawValue: row[2]),
-                            step: row[3], actor: row[4], detail: row[5])))
+                            step: row[3], actor: row[4], detail: row[5],
+                            facts: (row[6] as String?).flatMap { try? JSONText.decode($0) })))
             }
             return records
         }
@@ -585,7 +586,10 @@ struct WriteStatements {
                     updated_at = excluded.updated_at, failure_code = excluded.failure_code, state = excluded.state
                 """)
         insertJournal = try db.cachedStatement(
-            sql: "INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            sql: """
+                INSERT INTO journal (workflow, saga_id, at, kind, step, actor, detail, facts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         insertInbox = try db.cachedStatement(sql: "INSERT INTO inbox (message_id, at) VALUES (?, ?)")
         insertOutbox = try db.cachedStatement(
             sql: """
@@ -631,6 +635,7 @@ struct WriteStatements {
             try journal.bind(entry.step)
             try journal.bind(entry.actor)
             try journal.bind(entry.detail)
+            try journal.bind(entry.facts.map { JSONText.encode($0) })
             try journal.execute()
         }
         if let messageId = change.inboxMessageId {

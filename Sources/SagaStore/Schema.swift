@@ -108,6 +108,10 @@ enum Schema {
                     );
                     """)
         }
+        migrator.registerMigration("v4-journal-facts") { db in
+            // Each journal line's event as data (JournalEntry.facts), beside the human line; NULL for older lines.
+            try db.execute(sql: "ALTER TABLE journal ADD COLUMN facts TEXT;")
+        }
         return migrator
     }
 

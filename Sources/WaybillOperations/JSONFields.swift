@@ -59,6 +59,7 @@ enum JSONFields {
             "step": string(line.step),
             "actor": string(line.actor),
             "detail": .string(line.detail),
+            "facts": line.facts ?? .null,
         ]
     }
 }

@@ -399,14 +399,16 @@ public enum ConsolePages {
             \(outputs.isEmpty ? HTML.empty : "<h2>Step outputs</h2><div id=\"outputs\">\(outputs)</div>")
             """
         let journalRows = journal.map { line -> HTML in
-            """
-            <tr><td>\(TimeText.iso(line.at))</td><td>\(line.kind)</td><td>\(line.step ?? "")</td>\
-            <td>\(line.actor ?? "")</td><td>\(line.detail)</td></tr>
-            """
+            let attempt = line.facts?["attempt"]?.intValue.map { String($0) } ?? ""
+            let code = line.facts?["code"]?.stringValue ?? ""
+            return """
+                <tr><td>\(TimeText.iso(line.at))</td><td>\(line.kind)</td><td>\(line.step ?? "")</td>\
+                <td class="num">\(attempt)</td><td>\(code)</td><td>\(line.actor ?? "")</td><td>\(line.detail)</td></tr>
+                """
         }
         body += """
-            <h2>Journal</h2><table id="journal"><tr><th>time (UTC)</th><th>kind</th><th>step</th><th>by</th>\
-            <th>detail</th></tr>\(journalRows)</table>
+            <h2>Journal</h2><table id="journal"><tr><th>time (UTC)</th><th>kind</th><th>step</th><th>attempt</th>\
+            <th>error</th><th>by</th><th>detail</th></tr>\(journalRows)</table>
             """
         return layout(title: "\(row.key.workflow)/\(row.key.id)", access: access, active: "sagas", body)
     }

@@ -90,6 +90,14 @@ import WaybillDefinition
         #expect(!entry.detail.contains("order payload"))
         #expect(!entry.detail.contains("\n"))
         #expect(entry.detail.count < 300)
+        #expect(
+            entry.facts
+                == [
+                    "event": "reply", "correlationId": "m-41", "reply": "error", "code": "out_of_stock",
+                    "retryable": false, "step": "release", "branch": 1, "attempt": 1, "command": "do",
+                    "outcome": "applied",
+                    "status": "compensating", "compensations": 2, "milestones": ["order.failed"],
+                ])
     }
 
     @Test func aCompensationOfAStepWhoseReplyNeverCameSaysTheOutcomeIsUnknown() throws {
@@ -119,6 +127,12 @@ import WaybillDefinition
         #expect(entry.kind == .ignored)
         #expect(entry.step == nil)
         #expect(entry.detail == "ignored: late reply m-17 (reply ok m-17)")
+        #expect(
+            entry.facts
+                == [
+                    "event": "reply", "correlationId": "m-17", "reply": "ok", "outcome": "ignored",
+                    "why": "late reply m-17",
+                ])
     }
 
     @Test func timersAreTracedToTheirBranch() throws {
@@ -126,6 +140,9 @@ import WaybillDefinition
         #expect(entry.kind == .timer)
         #expect(entry.step == "release[1]")
         #expect(entry.detail == "timer replyTimeout fired for release[1] → compensating; sent 1 command")
+        #expect(entry.facts?["timer"] == "replyTimeout")
+        #expect(entry.facts?["step"] == "release" && entry.facts?["branch"] == 1)
+        #expect(entry.facts?["commands"] == 1)
     }
 
     @Test func operatorCommandsRecordWhoAndWhy() throws {
@@ -135,6 +152,12 @@ import WaybillDefinition
         #expect(applied.actor == "alice")
         #expect(applied.step == "release")
         #expect(applied.detail == #"operator retry release by alice: "WMS fixed" → compensating; sent 1 command"#)
+        #expect(
+            applied.facts
+                == [
+                    "event": "operator", "action": "retry", "reason": "WMS fixed", "step": "release",
+                    "outcome": "applied", "status": "compensating", "commands": 1,
+                ])
 
         let cancel = OperatorCommand(action: .cancel, by: "bob", reason: "customer called")
         let rejected = try #require(Self.line(.operatorCommand(cancel), .rejected("the saga already completed")))

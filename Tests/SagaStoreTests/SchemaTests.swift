@@ -26,7 +26,11 @@ import WaybillTestSupport
                     "sagas_by_status", "sagas_by_step", "sagas_by_updated_at", "timers_by_due_at", "journal_by_saga",
                     "inbox_by_at",
                 ]))
-            #expect(migrations == ["v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence"])
+            #expect(
+                migrations == [
+                    "v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence",
+                    "v4-journal-facts",
+                ])
             try store.close()
         }
     }
@@ -59,8 +63,8 @@ import WaybillTestSupport
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
                 return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
-                    && error.message.contains("schema version 4 ('v99-from-the-future')")
-                    && error.message.contains("this binary knows schema version 3 ('v3-partition-fence')")
+                    && error.message.contains("schema version 5 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 4 ('v4-journal-facts')")
             }
         }
     }
@@ -77,6 +81,25 @@ import WaybillTestSupport
         try reader.close()
     }
 
+    @Test func aFileFromBeforeJournalFactsReadsItsJournalWithout() throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let key = SagaKey(workflow: "w", id: "s-1")
+        try store.appendJournal(
+            [JournalEntry(at: Timestamp(milliseconds: 5), kind: .note, detail: "before", facts: ["event": "note"])],
+            for: key, at: Timestamp(milliseconds: 5))
+        #expect(try store.journal(of: key).map(\.entry.facts) == [["event": "note"]])
+        try store.pool.write { db in
+            try db.execute(sql: "ALTER TABLE journal DROP COLUMN facts")
+            try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v4-journal-facts'")
+        }
+        try store.close()
+        let reader = try SagaStoreReader(path: store.configuration.path)
+        let lines = try reader.read("reading") { try $0.journal(of: key) }
+        #expect(lines.map(\.detail) == ["before"])
+        #expect(lines.map(\.facts) == [nil])
+    }
+
     @Test func readOnlyOpenOfAFileWithoutTheReadableSchemaNamesBothVersions() throws {
         let directory = try TemporaryDirectory()
         let store = try SagaStore.open(in: directory)
@@ -89,10 +112,10 @@ import WaybillTestSupport
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
             return error.code == .schemaMismatch
-                && error.message.contains("has schema version 2 ('v3-partition-fence')")
+                && error.message.contains("has schema version 3 ('v4-journal-facts')")
                 && error.message.contains(
-                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 3 "
-                        + "('v3-partition-fence')")
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 4 "
+                        + "('v4-journal-facts')")
         }
     }
 

@@ -33,6 +33,13 @@ struct HistoryCommandTests: FixtureSuite {
                       "actor": null,
                       "at": "2025-01-15T10:53:20.000Z",
                       "detail": "started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer",
+                      "facts": {
+                        "commands": 1,
+                        "event": "start",
+                        "outcome": "applied",
+                        "status": "running",
+                        "version": 1
+                      },
                       "id": 13,
                       "kind": "start",
                       "sagaId": "o-1003",
@@ -43,6 +50,17 @@ struct HistoryCommandTests: FixtureSuite {
                       "actor": "alice",
                       "at": "2025-01-15T10:55:00.000Z",
                       "detail": "operator cancel by alice: \"duplicate of o-1001\" → cancelled; published order.cancelled, cancelled 1 timer, finished cancelled",
+                      "facts": {
+                        "action": "cancel",
+                        "event": "operator",
+                        "finished": "cancelled",
+                        "milestones": [
+                          "order.cancelled"
+                        ],
+                        "outcome": "applied",
+                        "reason": "duplicate of o-1001",
+                        "status": "cancelled"
+                      },
                       "id": 14,
                       "kind": "operator",
                       "sagaId": "o-1003",

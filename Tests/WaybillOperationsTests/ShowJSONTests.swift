@@ -46,6 +46,13 @@ struct ShowJSONTests: FixtureSuite {
                       "actor": null,
                       "at": "2025-01-15T11:58:00.000Z",
                       "detail": "started order-fulfillment v1 (definition 763dfa1630a5) → running; sent 1 command, scheduled 1 timer",
+                      "facts": {
+                        "commands": 1,
+                        "event": "start",
+                        "outcome": "applied",
+                        "status": "running",
+                        "version": 1
+                      },
                       "id": 36,
                       "kind": "start",
                       "sagaId": "o-1008",
@@ -56,6 +63,18 @@ struct ShowJSONTests: FixtureSuite {
                       "actor": null,
                       "at": "2025-01-15T11:58:30.000Z",
                       "detail": "reply error timeout (retryable) for accept: \"no reply within 30s\" → running; scheduled 1 timer, cancelled 1 timer",
+                      "facts": {
+                        "attempt": 1,
+                        "code": "timeout",
+                        "command": "do",
+                        "correlationId": "order-fulfillment/o-1008/m1",
+                        "event": "reply",
+                        "outcome": "applied",
+                        "reply": "error",
+                        "retryable": true,
+                        "status": "running",
+                        "step": "accept"
+                      },
                       "id": 37,
                       "kind": "reply",
                       "sagaId": "o-1008",
@@ -66,6 +85,15 @@ struct ShowJSONTests: FixtureSuite {
                       "actor": null,
                       "at": "2025-01-15T11:58:40.000Z",
                       "detail": "timer retry fired for accept → running; sent 1 command, scheduled 1 timer, cancelled 1 timer",
+                      "facts": {
+                        "attempt": 2,
+                        "commands": 1,
+                        "event": "timer",
+                        "outcome": "applied",
+                        "status": "running",
+                        "step": "accept",
+                        "timer": "retry"
+                      },
                       "id": 38,
                       "kind": "timer",
                       "sagaId": "o-1008",
@@ -76,6 +104,18 @@ struct ShowJSONTests: FixtureSuite {
                       "actor": null,
                       "at": "2025-01-15T11:59:55.000Z",
                       "detail": "reply error erp_down (retryable) for accept: \"503 from ERP\" → running; scheduled 1 timer, cancelled 1 timer",
+                      "facts": {
+                        "attempt": 2,
+                        "code": "erp_down",
+                        "command": "do",
+                        "correlationId": "order-fulfillment/o-1008/m4",
+                        "event": "reply",
+                        "outcome": "applied",
+                        "reply": "error",
+                        "retryable": true,
+                        "status": "running",
+                        "step": "accept"
+                      },
                       "id": 43,
                       "kind": "reply",
                       "sagaId": "o-1008",
@@ -261,6 +301,27 @@ struct ShowJSONTests: FixtureSuite {
                 [].recentJournal[].actor: null|string
                 [].recentJournal[].at: string
                 [].recentJournal[].detail: string
+                [].recentJournal[].facts: object
+                [].recentJournal[].facts.action: string
+                [].recentJournal[].facts.attempt: number
+                [].recentJournal[].facts.branch: number
+                [].recentJournal[].facts.code: string
+                [].recentJournal[].facts.command: string
+                [].recentJournal[].facts.commands: number
+                [].recentJournal[].facts.compensations: number
+                [].recentJournal[].facts.correlationId: string
+                [].recentJournal[].facts.event: string
+                [].recentJournal[].facts.finished: string
+                [].recentJournal[].facts.milestones: array
+                [].recentJournal[].facts.milestones[]: string
+                [].recentJournal[].facts.outcome: string
+                [].recentJournal[].facts.reason: string
+                [].recentJournal[].facts.reply: string
+                [].recentJournal[].facts.retryable: boolean
+                [].recentJournal[].facts.status: string
+                [].recentJournal[].facts.step: string
+                [].recentJournal[].facts.timer: string
+                [].recentJournal[].facts.version: number
                 [].recentJournal[].id: number
                 [].recentJournal[].kind: string
                 [].recentJournal[].sagaId: string

@@ -278,8 +278,8 @@ extension PoolDirectory {
         if sagas > 0 { share.sagasFrom[source, default: 0] += sagas }
         try db.execute(
             sql: """
-                INSERT INTO dst.journal (workflow, saga_id, at, kind, step, actor, detail)
-                SELECT t.workflow, t.saga_id, t.at, t.kind, t.step, t.actor, t.detail \(from("journal"))
+                INSERT INTO dst.journal (workflow, saga_id, at, kind, step, actor, detail, facts)
+                SELECT t.workflow, t.saga_id, t.at, t.kind, t.step, t.actor, t.detail, t.facts \(from("journal"))
                 WHERE m.target = ? ORDER BY t.id
                 """,
             arguments: [partition])

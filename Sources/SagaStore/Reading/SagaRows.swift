@@ -1,4 +1,5 @@
 import SagaEngine
+import WaybillDefinition
 
 /// The columns of one `sagas` row that operators filter and sort by, without the state blob.
 public struct SagaRow: Sendable, Hashable {
@@ -116,15 +117,20 @@ public struct JournalLine: Sendable, Hashable {
     public var actor: String?
     /// The human line.
     public var detail: String
+    /// The line as data (``JournalEntry/facts``); `nil` for lines without.
+    public var facts: JSONValue?
 
     /// Describes a journal line.
-    public init(id: Int64, at: Timestamp, kind: String, step: String?, actor: String?, detail: String) {
+    public init(
+        id: Int64, at: Timestamp, kind: String, step: String?, actor: String?, detail: String, facts: JSONValue? = nil
+    ) {
         self.id = id
         self.at = at
         self.kind = kind
         self.step = step
         self.actor = actor
         self.detail = detail
+        self.facts = facts
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SagaEngine
+import WaybillDefinition
 
 /// One consistent read of a store file, handed to the body of ``SagaStoreReader/read(_:_:)``: typed queries that
 /// answer from the schema's indexes (`sagas_by_status (status, updated_at)`, `sagas_by_updated_at`,
@@ -121,7 +122,7 @@ public struct StoreSnapshot {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT id, at, kind, step, actor, detail FROM journal
+                SELECT \(try journalColumns()) FROM journal
                 WHERE workflow = ? AND saga_id = ? AND id > ? ORDER BY id LIMIT ?
                 """,
             arguments: [key.workflow, key.id, afterId, limit ?? -1]
@@ -133,7 +134,7 @@ public struct StoreSnapshot {
         try Row.fetchAll(
             db,
             sql: """
-                SELECT id, at, kind, step, actor, detail FROM journal
+                SELECT \(try journalColumns()) FROM journal
                 WHERE workflow = ? AND saga_id = ? ORDER BY id DESC LIMIT ?
                 """,
             arguments: [key.workflow, key.id, count]
@@ -203,7 +204,14 @@ public struct StoreSnapshot {
     static func journalLine(_ row: Row) -> JournalLine {
         JournalLine(
             id: row[0], at: Timestamp(milliseconds: row[1]), kind: row[2], step: row[3], actor: row[4],
-            detail: row[5])
+            detail: row[5], facts: (row[6] as String?).flatMap { try? JSONText.decode($0) })
+    }
+
+    /// The journal's columns in ``journalLine(_:)``'s order; a file written before the `facts` column (which operator
+    /// commands read without migrating it) reads `NULL` there.
+    private func journalColumns() throws -> String {
+        let hasFacts = try db.columns(in: "journal").contains { $0.name == "facts" }
+        return "id, at, kind, step, actor, detail, " + (hasFacts ? "facts" : "NULL AS facts")
     }
 
     /// Visits the rows of `keys` through the primary key: one `workflow = ? AND saga_id IN (...)` query per
