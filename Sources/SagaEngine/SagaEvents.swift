@@ -37,6 +37,10 @@ public struct OperatorCommand: Sendable, Hashable, Codable {
         case compensate
         /// Stop the saga where it is; nothing is undone.
         case cancel
+        /// Run the saga again from `step`: first undo, last first, what that step and every later one did (those
+        /// with a compensation), then start `step` afresh (new idempotency keys). Not across a pivot already passed,
+        /// and not while a command awaits its reply.
+        case reset(step: String)
     }
 
     /// What to do.

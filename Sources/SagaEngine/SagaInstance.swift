@@ -362,6 +362,9 @@ public struct CompensationPlan: Sendable, Hashable, Codable {
         case abort
         /// Branches after `splitStep` are undone so it can re-plan without `excludedWarehouses`.
         case reallocate(splitStep: Int, excludedWarehouses: [String])
+        /// An operator's reset: the branches of `step` and every step after it that took effect are undone, then the
+        /// saga runs again from `step` (``OperatorCommand/Action/reset(step:)``).
+        case reset(step: Int)
     }
 
     /// Why the undo runs, which decides how the saga goes on once the queue is empty.

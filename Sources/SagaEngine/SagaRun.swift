@@ -397,6 +397,8 @@ struct SagaRun {
             floor = -1
         case .reallocate(let splitStep, _):
             floor = splitStep
+        case .reset(let step):
+            floor = step - 1
         }
         instance.compensation = CompensationPlan(purpose: purpose, queue: undoQueue(above: floor))
         continueCompensation()
@@ -451,20 +453,27 @@ struct SagaRun {
             for warehouse in warehouses where !instance.steps[splitStep].excludedWarehouses.contains(warehouse) {
                 instance.steps[splitStep].excludedWarehouses.append(warehouse)
             }
-            instance.completions.removeAll { $0.step >= splitStep }
-            for index in splitStep...max(splitStep, instance.cursor) where index < definition.steps.count {
-                let previous = instance.steps[index]
-                var fresh = StepState()
-                fresh.round = previous.round + 1
-                fresh.reallocations = previous.reallocations
-                fresh.excludedWarehouses = previous.excludedWarehouses
-                instance.steps[index] = fresh
-                outputsCache = nil
-            }
-            instance.cursor = splitStep
-            instance.failure = nil
-            advance()
+            restart(from: splitStep)
+        case .reset(let step):
+            restart(from: step)
         }
+    }
+
+    /// Makes `step` and every step after it fresh (a new round, so new idempotency keys) and runs from `step`.
+    private mutating func restart(from step: Int) {
+        instance.completions.removeAll { $0.step >= step }
+        for index in step...max(step, instance.cursor) where index < definition.steps.count {
+            let previous = instance.steps[index]
+            var fresh = StepState()
+            fresh.round = previous.round + 1
+            fresh.reallocations = previous.reallocations
+            fresh.excludedWarehouses = previous.excludedWarehouses
+            instance.steps[index] = fresh
+            outputsCache = nil
+        }
+        instance.cursor = step
+        instance.failure = nil
+        advance()
     }
 
     private mutating func sendCompensation(_ ref: BranchRef) {
@@ -540,7 +549,39 @@ struct SagaRun {
             return operatorRetry(stepId: stepId)
         case .skip(let stepId, let output, let branch):
             return operatorSkip(stepId: stepId, output: output, branch: branch)
+        case .reset(let stepId):
+            return operatorReset(stepId: stepId)
         }
+    }
+
+    private mutating func operatorReset(stepId: String) -> String? {
+        guard let index = definition.stepIndex(of: stepId) else {
+            return "workflow \(definition.name) v\(definition.version) has no step '\(stepId)'"
+        }
+        guard index <= instance.cursor else {
+            return "step '\(stepId)' has not run yet; the saga is at '\(definition.steps[instance.cursor].id)'"
+        }
+        if instance.status == .compensating || instance.compensation != nil {
+            return "the saga is compensating; let the compensation finish (or retry or skip it) before a reset"
+        }
+        if instance.pivotPassed, let pivot = definition.steps.firstIndex(where: \.pivot), index <= pivot {
+            return "saga passed its pivot step '\(definition.steps[pivot].id)'; it can only be reset to a step after "
+                + "it (completed steps up to the pivot can no longer be compensated)"
+        }
+        let inFlight = allBranchRefs().filter { ref in
+            ref.step >= index && [.inFlight, .compensating].contains(branch(ref).status)
+        }
+        if let first = inFlight.first {
+            return "a command of '\(definition.steps[first.step].id)' awaits its reply; reset once it is answered "
+                + "(or timed out)"
+        }
+        for ref in allBranchRefs() where ref.step >= index {
+            clearTimer(ref)
+            modifyBranch(ref) { $0.pending = nil }
+        }
+        instance.status = .running
+        beginCompensation(.reset(step: index))
+        return nil
     }
 
     private mutating func operatorCompensate(_ command: OperatorCommand) -> String? {

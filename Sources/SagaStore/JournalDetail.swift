@@ -111,6 +111,7 @@ enum JournalText {
         switch command.action {
         case .retry(let step): return step
         case .skip(let step, _, _): return step
+        case .reset(let step): return step
         case .compensate, .cancel: return nil
         }
     }
@@ -150,6 +151,7 @@ enum JournalText {
         case .skip(let step, _, let branch): branch.map { "skip \(step)[\($0)]" } ?? "skip \(step)"
         case .compensate: "compensate"
         case .cancel: "cancel"
+        case .reset(let step): "reset to \(step)"
         }
     }
 

@@ -145,6 +145,8 @@ extension StateCodec {
     enum PurposeKind: String {
         case abort
         case reallocate
+        /// An operator's reset; its step is stored in the `splitStep` field.
+        case reset
     }
 
     /// The fields of a ``SagaFailure``.
@@ -433,6 +435,9 @@ struct StateWriter: ~Copyable {
             string(PurposeField.kind, StateCodec.PurposeKind.reallocate.rawValue)
             int(PurposeField.splitStep, splitStep)
             strings(PurposeField.excludedWarehouses, excludedWarehouses)
+        case .reset(let step):
+            string(PurposeField.kind, StateCodec.PurposeKind.reset.rawValue)
+            int(PurposeField.splitStep, step)
         }
         endMessage()
         field(Field.queue)
@@ -819,6 +824,7 @@ struct StateReader {
         switch StateCodec.PurposeKind(rawValue: kind) {
         case .abort: return .abort
         case .reallocate: return .reallocate(splitStep: splitStep, excludedWarehouses: excluded)
+        case .reset: return .reset(step: splitStep)
         case nil: throw damaged("unknown compensation purpose '\(kind)'")
         }
     }

@@ -16,35 +16,51 @@ enum OperationsBenchmark {
     /// The fixed "now" the data is generated around and the reads use.
     static let now = Timestamp(milliseconds: 1_736_942_400_000)
 
-    /// Builds (or reuses) the file with `sagas` sagas in `directory` and times each read command `repeats` times.
-    static func run(sagas: Int = 1_000_000, directory: String? = nil, repeats: Int = 7) -> String {
+    /// Builds (or reuses) the file with `sagas` sagas in `directory` (with `partitions`, a pool of that many partition
+    /// files instead) and times each read command `repeats` times.
+    static func run(
+        sagas: Int = 1_000_000, partitions: Int? = nil, directory: String? = nil, repeats: Int = 7
+    ) -> String {
         do {
-            return try measure(sagas: sagas, directory: directory, repeats: repeats)
+            return try measure(sagas: sagas, partitions: partitions, directory: directory, repeats: repeats)
         } catch {
             return "operations benchmark failed: \(error)"
         }
     }
 
-    private static func measure(sagas: Int, directory: String?, repeats: Int) throws -> String {
+    private static func measure(sagas: Int, partitions: Int?, directory: String?, repeats: Int) throws -> String {
         let folder = directory ?? (NSTemporaryDirectory() as NSString).appendingPathComponent("waybill-ops-bench")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = (folder as NSString).appendingPathComponent("sagas-\(sagas).sqlite")
+        let name = partitions.map { "pool-\(sagas)-p\($0)" } ?? "sagas-\(sagas).sqlite"
+        let path = (folder as NSString).appendingPathComponent(name)
         var report = ""
         if !FileManager.default.fileExists(atPath: path + ".done") {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             let started = ContinuousClock.now
-            let stats = try BenchmarkData.build(path: path, sagas: sagas, now: now)
+            let stats =
+                try partitions.map {
+                    try BenchmarkData.buildPool(directory: path, partitions: $0, sagas: sagas, now: now)
+                }
+                ?? BenchmarkData.build(path: path, sagas: sagas, now: now)
             _ = FileManager.default.createFile(atPath: path + ".done", contents: Data())
             report += "operations: built \(path) in \(seconds(ContinuousClock.now - started)) s: \(stats)\n"
         } else {
             report += "operations: reusing \(path) (delete it and its .done marker to rebuild)\n"
         }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        report += "operations: file size \(size / 1_048_576) MiB\n"
-
         let mapSize: Int64 = ProcessInfo.processInfo.environment["WAYBILL_BENCH_MMAP"] == nil ? 0 : 1 << 32
+        let open: () throws -> SagaInspector = {
+            partitions == nil
+                ? try SagaInspector(path: path, memoryMapSize: mapSize)
+                : try SagaInspector(dataDirectory: path, memoryMapSize: mapSize)
+        }
+        let files = partitions == nil ? [path] : (try open()).readers.map(\.path)
+        let size = files.reduce(0) {
+            $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0)
+        }
+        report += "operations: \(files.count) file\(files.count == 1 ? "" : "s"), \(size / 1_048_576) MiB\n"
+
         let openStart = ContinuousClock.now
-        let first = try SagaInspector(path: path, memoryMapSize: mapSize)
+        let first = try open()
         report +=
             "operations: open read-only + schema check \(millis(ContinuousClock.now - openStart)) ms"
             + " (mmap \(mapSize > 0 ? "on" : "off"))\n"
@@ -149,7 +165,7 @@ enum OperationsBenchmark {
             var size = 0
             for _ in 0..<repeats {
                 let start = ContinuousClock.now
-                let database = try SagaInspector(path: path, memoryMapSize: mapSize)
+                let database = try open()
                 size = try body(database)
                 times.append(millisDouble(ContinuousClock.now - start))
             }

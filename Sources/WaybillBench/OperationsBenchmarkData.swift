@@ -71,12 +71,34 @@ enum BenchmarkData {
     }
 
     static func build(path: String, sagas: Int, now: Timestamp) throws -> String {
-        let definition = try WorkflowLoader.load(yaml: workflowYAML, file: "bench.yaml")
         let store = try SagaStore(configuration: SagaStore.Configuration(path: path, durability: .normal))
-        let hash = try store.saveDefinition(
-            name: "order-fulfillment", version: 1, source: workflowYAML, at: now.adding(milliseconds: -40 * 86_400_000))
-        _ = try store.saveDefinition(
-            name: "returns", version: 1, source: returnsYAML, at: now.adding(milliseconds: -40 * 86_400_000))
+        return try build(stores: [store], place: { _ in 0 }, sagas: sagas, now: now)
+    }
+
+    /// The same sagas spread over the partition files of a new pool in `directory`, as its workers would hold them.
+    static func buildPool(directory: String, partitions: Int, sagas: Int, now: Timestamp) throws -> String {
+        let pool = try PoolDirectory.create(directory, partitions: partitions)
+        let stores = try pool.partitions.map { partition in
+            try SagaStore(
+                configuration: SagaStore.Configuration(
+                    path: pool.databasePath(partition: partition), durability: .normal))
+        }
+        return try build(stores: stores, place: { pool.partition(of: $0) }, sagas: sagas, now: now)
+    }
+
+    /// Writes the sagas into `stores`, each saga into `stores[place(id)]`, and closes them.
+    private static func build(
+        stores: [SagaStore], place: (String) -> Int, sagas: Int, now: Timestamp
+    ) throws -> String {
+        let definition = try WorkflowLoader.load(yaml: workflowYAML, file: "bench.yaml")
+        var hash = ""
+        for store in stores {
+            hash = try store.saveDefinition(
+                name: "order-fulfillment", version: 1, source: workflowYAML,
+                at: now.adding(milliseconds: -40 * 86_400_000))
+            _ = try store.saveDefinition(
+                name: "returns", version: 1, source: returnsYAML, at: now.adding(milliseconds: -40 * 86_400_000))
+        }
         let kinds = try templates(definition: definition, hash: hash)
 
         var generator = SplitMix64(seed: 42)
@@ -94,8 +116,7 @@ enum BenchmarkData {
         }
         plan.sort { ($0.startedAt, $0.number) < ($1.startedAt, $1.number) }
         // Written through the store's own commit, in large batches, so the file is exactly what a worker writes.
-        var changes: [SagaChange] = []
-        changes.reserveCapacity(10_000)
+        var pending = Array(repeating: [SagaChange](), count: stores.count)
         for entry in plan {
             let kind = kinds[entry.kind]
             let number = entry.number
@@ -120,17 +141,20 @@ enum BenchmarkData {
                     detail: "reply for \(kind.currentStep ?? "invoice") → \(instance.status.rawValue)"),
             ]
             let timers = instance.steps.flatMap { step in step.branches.compactMap(\.timer) }
-            changes.append(
+            let target = place(id)
+            pending[target].append(
                 SagaChange(
                     key: instance.key, at: instance.updatedAt, instance: instance, currentStep: kind.currentStep,
                     owner: "w\(number % 4 + 1)", journal: journal, scheduleTimers: timers))
-            if changes.count == 10_000 {
-                try store.commit(changes)
-                changes.removeAll(keepingCapacity: true)
+            if pending[target].count == 10_000 {
+                try stores[target].commit(pending[target])
+                pending[target].removeAll(keepingCapacity: true)
             }
         }
-        try store.commit(changes)
-        try store.close()
+        for (store, changes) in zip(stores, pending) {
+            try store.commit(changes)
+            try store.close()
+        }
         return kinds.map { "\($0.name) \(counts[$0.name] ?? 0)" }.joined(separator: ", ")
     }
 

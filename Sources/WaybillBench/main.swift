@@ -1,5 +1,5 @@
 // waybill-bench: prints performance figures; it is not a test. Run it in release mode:
-//   swift run -c release waybill-bench [--quick] [--operations]
+//   swift run -c release waybill-bench [--quick] [--operations [--partitions N]]
 let quick = CommandLine.arguments.contains("--quick")
 do {
     print(try EngineBenchmark.run(sagas: quick ? 5_000 : 50_000))
@@ -15,5 +15,10 @@ do {
 if CommandLine.arguments.contains("--operations") {
     // Builds (once, in /tmp/waybill-ops-bench) a database of 1,000,000 sagas and times each read command.
     print("")
-    print(OperationsBenchmark.run())
+    // With --partitions N, the same sagas spread over a pool of N partition files, read as `--data-dir` reads them.
+    let arguments = CommandLine.arguments
+    let partitions = arguments.firstIndex(of: "--partitions").flatMap { index in
+        index + 1 < arguments.count ? Int(arguments[index + 1]) : nil
+    }
+    print(OperationsBenchmark.run(partitions: partitions))
 }

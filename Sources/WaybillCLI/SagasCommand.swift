@@ -23,7 +23,7 @@ struct SagasCommand: AsyncParsableCommand {
         subcommands: [
             SagasListCommand.self, SagasShowCommand.self, SagasHistoryCommand.self, SagasStuckCommand.self,
             SagasStatsCommand.self, SagasRetryCommand.self, SagasSkipCommand.self, SagasCompensateCommand.self,
-            SagasCancelCommand.self, SagasResumeCommand.self,
+            SagasCancelCommand.self, SagasResumeCommand.self, SagasResetCommand.self,
         ]
     )
 }

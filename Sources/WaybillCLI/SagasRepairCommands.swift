@@ -366,3 +366,32 @@ struct SagasResumeCommand: AsyncParsableCommand {
         try await RepairFlow(command: "sagas resume", action: .retry, step: nil, output: nil, target: target).run()
     }
 }
+
+/// `waybill sagas reset`.
+struct SagasResetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reset",
+        abstract: "Run a saga again from a step, undoing first what that step and the later ones did.",
+        discussion: """
+            The owner of the saga's partition undoes, last first and one at a time, every branch of STEP and of the \
+            steps after it that took effect and has a compensation, then runs STEP again with new idempotency keys \
+            (the participants see new commands, not repeats). Use it when a step succeeded with wrong data (a \
+            reservation at the wrong warehouse, a split to redo) and the saga should go through it again. Refused \
+            across a pivot already passed (those effects cannot be undone), while the saga compensates, and while \
+            a command awaits its reply. --dry-run lists what would be undone.
+
+            Examples:
+              waybill sagas reset o-1001 --to reserve --reason "stock moved to wh-02, OPS-51" --dry-run
+              waybill sagas reset o-1001 --to reserve --reason "stock moved to wh-02, OPS-51"
+            """
+    )
+
+    @Option(help: ArgumentHelp("The step to run again.", valueName: "step"))
+    var to: String
+
+    @OptionGroup var target: RepairTarget
+
+    func run() async throws {
+        try await RepairFlow(command: "sagas reset", action: .reset, step: to, output: nil, target: target).run()
+    }
+}

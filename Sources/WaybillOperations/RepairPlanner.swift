@@ -7,7 +7,7 @@ import WaybillWire
 public struct RepairRequest: Sendable, Hashable {
     /// The repair.
     public var action: ControlMessage.Action
-    /// `--step`: narrows a retry, names the step a skip skips.
+    /// `--step`: narrows a retry, names the step a skip skips; for a reset, `--to`: the step to run again.
     public var step: String?
     /// `--output`: a skip's output (each skipped branch's, for a `for_each` step).
     public var output: JSONValue?
@@ -82,6 +82,10 @@ public enum RepairPlanner {
             check.refusal = "--reason is empty: say why (it goes to the saga's journal)"
             return check
         }
+        if request.action == .reset, request.step == nil {
+            check.refusal = "reset needs --to: the step to run again (see `waybill sagas show \(reference)`)"
+            return check
+        }
         if request.action == .skip, request.step == nil {
             check.refusal = "skip needs --step: the failed step to mark done (see `waybill sagas show \(reference)`)"
             return check
@@ -148,6 +152,15 @@ public enum RepairPlanner {
         check.message = message
         check.predictedStatus = after.status
         check.preview = preview(before: record.instance, after: after, actions: transition.actions)
+        if request.action == .reset, let step = request.step {
+            let names = SagaNames(instance: after, definition: definition)
+            let undo = (after.compensation?.queue ?? []).map(names.branch)
+            check.preview =
+                (check.preview ?? "")
+                + (undo.isEmpty
+                    ? "; nothing to undo: runs '\(step)' again now"
+                    : "; undoes, one at a time: \(undo.joined(separator: ", ")); then runs '\(step)' again")
+        }
         return check
     }
 

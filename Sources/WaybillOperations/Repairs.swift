@@ -385,6 +385,7 @@ public enum RepairView {
 
     /// `retry --step ship by alice: "TMS is back"`.
     static func describe(_ request: RepairRequest) -> String {
-        "\(request.verb)\(request.step.map { " --step \($0)" } ?? "") by \(request.by): \"\(request.reason)\""
+        let step = request.step.map { request.action == .reset ? " --to \($0)" : " --step \($0)" } ?? ""
+        return "\(request.verb)\(step) by \(request.by): \"\(request.reason)\""
     }
 }

@@ -73,7 +73,8 @@ public struct SagaDetail: Sendable, Hashable {
 
     /// Undo progress.
     public struct Compensation: Sendable, Hashable {
-        /// `abort` (the saga ends compensated) or `reallocate` (re-planning shipments).
+        /// `abort` (the saga ends compensated), `reallocate` (re-planning shipments) or `reset to STEP` (an operator's
+        /// reset: the saga runs again from that step once this is undone).
         public var purpose: String
         /// Branches undone (or skipped by an operator) so far.
         public var undone: Int
@@ -192,8 +193,10 @@ public struct SagaDetail: Sendable, Hashable {
             return nil
         }
         var purpose = "abort"
-        if case .reallocate(_, let warehouses)? = plan?.purpose {
-            purpose = "reallocate without \(warehouses.joined(separator: ", "))"
+        switch plan?.purpose {
+        case .reallocate(_, let warehouses)?: purpose = "reallocate without \(warehouses.joined(separator: ", "))"
+        case .reset(let step)?: purpose = "reset to \(names.step(step))"
+        case .abort?, nil: break
         }
         let queue = plan?.queue ?? []
         return Compensation(
@@ -226,7 +229,11 @@ struct UndoLedger {
             return ref.step < definition.steps.count && definition.steps[ref.step].compensate != nil
         }
         var floor = -1
-        if case .reallocate(let split, _)? = instance.compensation?.purpose { floor = split }
+        switch instance.compensation?.purpose {
+        case .reallocate(let split, _)?: floor = split
+        case .reset(let step)?: floor = step - 1
+        case .abort?, nil: break
+        }
         let queued = Set(instance.compensation?.queue ?? [])
         var candidates = instance.completions
         for (stepIndex, step) in instance.steps.enumerated() {

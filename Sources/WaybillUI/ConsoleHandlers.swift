@@ -229,6 +229,7 @@ struct ConsoleHandlers: Sendable {
         case "skip": action = .skip
         case "compensate": action = .compensate
         case "cancel": action = .cancel
+        case "reset": action = .reset
         default: return done(false, "Unknown repair '\(form.action ?? "")'; nothing was sent.")
         }
         var output: JSONValue?
@@ -240,7 +241,9 @@ struct ConsoleHandlers: Sendable {
             }
         }
         let repair = RepairRequest(
-            action: action, step: action == .skip ? form.step.flatMap { $0.isEmpty ? nil : $0 } : nil, output: output,
+            action: action,
+            step: action == .skip || action == .reset ? form.step.flatMap { $0.isEmpty ? nil : $0 } : nil,
+            output: output,
             branch: action == .skip ? form.branch.flatMap { $0.isEmpty ? nil : $0 } : nil, by: actor, reason: reason)
         do {
             guard let record = try inspector.saga(key) else {
@@ -290,9 +293,15 @@ struct ConsoleHandlers: Sendable {
             guard !failed.isEmpty || step.status == .failed else { return nil }
             return (step.id, step.fansOut ? failed.map { $0.itemLabel ?? String($0.index) } : [])
         }
+        let pivot = detail.pivotPassed ? detail.steps.firstIndex(where: \.pivot) : nil
+        let resettable = detail.steps.enumerated().compactMap { index, step -> String? in
+            guard step.startedAt != nil, index > (pivot ?? -1) else { return nil }
+            return step.id
+        }
         return ConsolePages.RepairChoices(
             retry: check(.retry), compensate: check(.compensate), cancel: check(.cancel),
-            skippable: record.row.status == .suspended || record.row.status == .compensating ? skippable : [])
+            skippable: record.row.status == .suspended || record.row.status == .compensating ? skippable : [],
+            resettable: record.row.status == .compensating ? [] : resettable)
     }
 
     // MARK: Helpers

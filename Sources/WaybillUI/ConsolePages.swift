@@ -292,20 +292,23 @@ public enum ConsolePages {
         public var cancel: RepairCheck?
         /// The steps (and their failed branches) a skip could name.
         public var skippable: [(step: String, branches: [String])]
+        /// The steps a reset could run again (those that ran, after the pivot once it passed), in order.
+        public var resettable: [String]
 
         public init(
             retry: RepairCheck?, compensate: RepairCheck?, cancel: RepairCheck?,
-            skippable: [(step: String, branches: [String])]
+            skippable: [(step: String, branches: [String])], resettable: [String] = []
         ) {
             self.retry = retry
             self.compensate = compensate
             self.cancel = cancel
             self.skippable = skippable
+            self.resettable = resettable
         }
 
         public static func == (lhs: RepairChoices, rhs: RepairChoices) -> Bool {
             lhs.retry == rhs.retry && lhs.compensate == rhs.compensate && lhs.cancel == rhs.cancel
-                && lhs.skippable.map(\.step) == rhs.skippable.map(\.step)
+                && lhs.resettable == rhs.resettable && lhs.skippable.map(\.step) == rhs.skippable.map(\.step)
                 && lhs.skippable.map(\.branches) == rhs.skippable.map(\.branches)
         }
 
@@ -463,6 +466,16 @@ public enum ConsolePages {
                         extra: """
                             <label>step <select name="step">\(steps)</select></label>\(branchField)\
                             <label>output (JSON) <input name="output" value="{}"></label>
+                            """))
+            }
+            if !choices.resettable.isEmpty {
+                let steps = choices.resettable.map { step -> HTML in "<option>\(step)</option>" }
+                forms.append(
+                    form(
+                        "reset", "Reset to", nil,
+                        extra: """
+                            <p class="note">Undoes, last first, what the step and the later ones did, then runs the \
+                            step again.</p><label>step <select name="step">\(steps)</select></label>
                             """))
             }
             return """

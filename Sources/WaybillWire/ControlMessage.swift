@@ -36,6 +36,8 @@ public struct ControlMessage: Sendable, Hashable {
         case skip
         case compensate
         case cancel
+        /// `waybill sagas reset --to STEP` (`step` names it).
+        case reset
     }
 
     /// The saga's workflow.
@@ -93,6 +95,9 @@ public struct ControlMessage: Sendable, Hashable {
             action = .compensate
         case .cancel:
             action = .cancel
+        case .reset(let step):
+            action = .reset
+            self.step = step
         }
     }
 
@@ -113,6 +118,11 @@ public struct ControlMessage: Sendable, Hashable {
             return OperatorCommand(action: .compensate, by: by, reason: reason)
         case .cancel:
             return OperatorCommand(action: .cancel, by: by, reason: reason)
+        case .reset:
+            guard let step else {
+                throw ControlMessageError(.badRequest, "a reset needs `step`: the step to run again")
+            }
+            return OperatorCommand(action: .reset(step: step), by: by, reason: reason)
         }
     }
 

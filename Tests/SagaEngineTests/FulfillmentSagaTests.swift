@@ -326,4 +326,64 @@ struct FulfillmentSagaTests {
             skip.outcome
                 == .rejected("step 'accept' has not failed (it is succeeded); only a failed step can be skipped"))
     }
+
+    @Test("reset to a step undoes what it and the later steps did, last first, then runs it again with new keys")
+    func resetToAStep() {
+        var saga = Self.released()
+        let releases = saga.last.commands
+        saga.reply(releases[0])
+        saga.reply(releases[1])
+        saga.fail(releases[2], code: "wms_busy", retryable: true)
+        #expect(saga.instance.status == .running)
+
+        let unknown = saga.apply(
+            .operatorCommand(OperatorCommand(action: .reset(step: "audit"), by: "ann", reason: "x")))
+        #expect(unknown.outcome == .rejected("workflow order-fulfillment v1 has no step 'audit'"))
+        let ahead = saga.apply(.operatorCommand(OperatorCommand(action: .reset(step: "ship"), by: "ann", reason: "x")))
+        #expect(ahead.outcome == .rejected("step 'ship' has not run yet; the saga is at 'release'"))
+
+        saga.apply(
+            .operatorCommand(OperatorCommand(action: .reset(step: "reserve"), by: "ann", reason: "stock moved")))
+        #expect(saga.instance.status == .running)
+        #expect(saga.instance.compensation?.purpose == .reset(step: 1))
+        var undone: [String] = []
+        while let next = saga.last.commands.first, next.kind == .compensate {
+            undone.append("\(next.routingKey) \(next.idempotencyKey)")
+            saga.reply(next)
+        }
+        #expect(
+            undone == [
+                "wms.w2.cancel o-1/release/1/compensate", "wms.w1.cancel o-1/release/0/compensate",
+                "inventory.release o-1/reserve/compensate",
+            ])
+        #expect(saga.instance.compensation == nil)
+        #expect(saga.instance.failure == nil)
+        let again = saga.last.commands
+        #expect(again.map(\.routingKey) == ["inventory.reserve"])
+        #expect(again.first?.idempotencyKey == "o-1/reserve/r1")
+        saga.reply(again[0], ["reservationId": "r-10", "stock": Self.threeWarehouses])
+        #expect(
+            saga.last.commands.map(\.idempotencyKey) == ["o-1/release/0/r1", "o-1/release/1/r1", "o-1/release/2/r1"])
+    }
+
+    @Test("reset is refused while a command awaits its reply, and across a pivot already passed")
+    func resetRefusals() {
+        var (saga, ships) = Self.shipping()
+        let busy = saga.apply(
+            .operatorCommand(OperatorCommand(action: .reset(step: "release"), by: "ann", reason: "x")))
+        #expect(
+            busy.outcome
+                == .rejected("a command of 'ship' awaits its reply; reset once it is answered (or timed out)"))
+        saga.reply(ships[0])
+        saga.reply(ships[2])
+        saga.fail(ships[1], code: "no_carrier", retryable: false)
+        #expect(saga.instance.status == .suspended)
+        let pivot = saga.apply(
+            .operatorCommand(OperatorCommand(action: .reset(step: "ship"), by: "ann", reason: "x")))
+        #expect(
+            pivot.outcome
+                == .rejected(
+                    "saga passed its pivot step 'ship'; it can only be reset to a step after it (completed steps up to "
+                        + "the pivot can no longer be compensated)"))
+    }
 }

@@ -38,6 +38,17 @@ import WaybillDefinition
         #expect(try StateCodec.decode(StateCodec.encode(instance)) == instance)
     }
 
+    @Test func everyCompensationPurposeRoundTrips() throws {
+        var instance = Fixtures.fullInstance()
+        for purpose in [
+            CompensationPlan.Purpose.abort, .reallocate(splitStep: 2, excludedWarehouses: ["w1", "w3"]),
+            .reset(step: 1),
+        ] {
+            instance.compensation = CompensationPlan(purpose: purpose, queue: [BranchRef(step: 3, branch: 1)])
+            #expect(try StateCodec.decode(StateCodec.encode(instance)).compensation?.purpose == purpose)
+        }
+    }
+
     /// A field a later binary might add to the instance record, holding a record of its own.
     enum FutureInstanceField: UInt64, StateField {
         case shippingWindow = 99

@@ -180,6 +180,12 @@ struct ConsoleTests {
                 let page = Self.text(response)
                 #expect(page.contains("id=\"repair-retry\"") && page.contains("id=\"repair-skip\""), "\(page)")
             }
+            // A saga before its pivot can be reset to a step that ran.
+            try await client.execute(uri: "/sagas/order-fulfillment/o-1008", method: .get, headers: session) {
+                response in
+                let page = Self.text(response)
+                #expect(page.contains("id=\"repair-reset\"") && page.contains("<option>accept</option>"), "\(page)")
+            }
             // A sound request without a broker: refused before anything could be sent.
             try await client.execute(
                 uri: "/sagas/order-fulfillment/o-1004/repair", method: .post, headers: session,

@@ -121,6 +121,23 @@ struct RepairTests {
                 "--reason is empty: say why (it goes to the saga's journal)"
             ),
             (
+                "o-1004", RepairRequest(action: .reset, by: "alice", reason: "r"),
+                "reset needs --to: the step to run again (see `waybill sagas show order-fulfillment/o-1004`)"
+            ),
+            (
+                "o-1004", RepairRequest(action: .reset, step: "release", by: "alice", reason: "r"),
+                "refused: saga passed its pivot step 'ship'; it can only be reset to a step after it (completed steps "
+                    + "up to the pivot can no longer be compensated)"
+            ),
+            (
+                "o-1006", RepairRequest(action: .reset, step: "ship", by: "alice", reason: "r"),
+                "refused: step 'ship' has not run yet; the saga is at 'reserve'"
+            ),
+            (
+                "o-1006", RepairRequest(action: .reset, step: "accept", by: "alice", reason: "r"),
+                "refused: a command of 'reserve' awaits its reply; reset once it is answered (or timed out)"
+            ),
+            (
                 "o-1004", RepairRequest(action: .skip, step: "ship", output: .object([:]), by: "alice", reason: "r"),
                 "refused: after this skip step 'invoice' would fail at once: "
             ),
@@ -179,6 +196,15 @@ struct RepairTests {
         let message = try #require(result.message)
         #expect(message.action == request.action && message.step == request.step && message.by == request.by)
         #expect(message.workflow == "order-fulfillment")
+    }
+
+    @Test("reset --dry-run lists what would be undone, last first, and the step run again")
+    func resetPreview() throws {
+        let result = try check("o-1008", RepairRequest(action: .reset, step: "accept", by: "alice", reason: "r"))
+        #expect(result.willSend)
+        #expect(
+            result.preview?.hasSuffix("nothing to undo: runs 'accept' again now") == true, "\(result.preview ?? "-")")
+        #expect(result.message?.action == .reset && result.message?.step == "accept")
     }
 
     @Test("skip --branch names a branch by index, shipment id or warehouse; a name that fits none lists them")

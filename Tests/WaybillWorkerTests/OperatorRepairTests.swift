@@ -33,8 +33,10 @@ struct OperatorRepairTests {
             let worker = try await scenario.startWorker()
             try await scenario.placeOrder("o-skip")
             try await scenario.placeOrder("o-retry")
+            try await scenario.placeOrder("o-reset")
             _ = try await scenario.waitForStatus("o-skip", .suspended, in: worker)
             _ = try await scenario.waitForStatus("o-retry", .suspended, in: worker)
+            _ = try await scenario.waitForStatus("o-reset", .suspended, in: worker)
             let database = scenario.dataDirectory
             let workflow = scenario.names.workflow
 
@@ -42,7 +44,7 @@ struct OperatorRepairTests {
             #expect(stuck.status == 0, "\(stuck.output)")
             let report = try JSONText.decode(stuck.output)
             let suspended = report["classes"]?.arrayValue?.first { $0["class"]?.stringValue == "suspended" }
-            #expect(suspended?["count"]?.intValue == 2, "\(stuck.output)")
+            #expect(suspended?["count"]?.intValue == 3, "\(stuck.output)")
 
             let skip = try await Self.waybill(
                 [
@@ -78,6 +80,29 @@ struct OperatorRepairTests {
                 retry.output.contains("\(workflow)/o-retry  running")
                     || retry.output.contains("\(workflow)/o-retry  completed"), "\(retry.output)")
             _ = try await scenario.waitForStatus("o-retry", .completed, in: worker)
+
+            // Reset to the failed step after the pivot: nothing to undo (invoice has no compensation), so the owner
+            // runs it again at once, under a new idempotency key.
+            let reset = try await Self.waybill(
+                [
+                    "sagas", "reset", "\(workflow)/o-reset", "--to", "invoice", "--reason",
+                    "billing fixed, run it again",
+                    "--data-dir", database,
+                ],
+                in: scenario)
+            #expect(reset.status == 0, "\(reset.output)")
+            _ = try await scenario.waitForStatus("o-reset", .completed, in: worker)
+            let invoices = scenario.participant.received(saga: "o-reset").filter {
+                $0.routingKey == "billing.invoice.create"
+            }
+            #expect(
+                invoices.count == 2 && Set(invoices.map(\.idempotencyKey)).count == 2,
+                "\(invoices.map(\.idempotencyKey))")
+            let resetJournal = try worker.store.journal(of: scenario.key("o-reset"))
+            #expect(
+                resetJournal.contains {
+                    $0.entry.detail.contains("operator reset to invoice") && $0.entry.facts?["action"] == "reset"
+                }, "\(resetJournal.map(\.entry.detail))")
 
             let skipJournal = try worker.store.journal(of: scenario.key("o-skip"))
             #expect(
