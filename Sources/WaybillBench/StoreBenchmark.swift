@@ -224,7 +224,7 @@ enum BenchFixture {
     static func branch(_ index: Int, item: JSONValue?, status: String, inFlight: Bool, output: JSONValue?) -> JSONValue
     {
         var members: [String: JSONValue] = [
-            "status": .string(status), "round": 0, "attempt": 1, "compensationAttempt": 0,
+            "status": .string(status), "round": 0, "attempt": 1, "compensationAttempt": 0, "unansweredAttempts": 0,
             "startedAt": ms(1_700_000_000_000),
         ]
         if let item { members["item"] = item }

@@ -265,23 +265,38 @@ public final class SagaInspector: Sendable {
 
     /// Reads `sources` (every file by default), one snapshot each, in partition order; store failures become
     /// ``OperationsError`` values.
-    func read<T>(
-        _ operation: String, in sources: [Source]? = nil, _ body: (StoreSnapshot) throws -> T
+    ///
+    /// The files of a pool are read at once, each on a thread of its own (at most one per core), so `body` must only
+    /// read the snapshot it is given and values it captured (every caller's does); the answers come back in the
+    /// files' order.
+    func read<T: Sendable>(
+        _ operation: String, in sources: [Source]? = nil, _ body: @Sendable (StoreSnapshot) throws -> T
     ) throws(OperationsError) -> [T] {
+        let chosen = sources ?? self.sources
+        let answers = Mutex([Result<T, any Error>?](repeating: nil, count: chosen.count))
+        if chosen.count == 1 {
+            answers.withLock { $0[0] = Result { try chosen[0].reader.read(operation, body) } }
+        } else {
+            DispatchQueue.concurrentPerform(iterations: chosen.count) { index in
+                let answer = Result { try chosen[index].reader.read(operation, body) }
+                answers.withLock { $0[index] = answer }
+            }
+        }
         var results: [T] = []
-        for source in sources ?? self.sources {
-            do {
-                results.append(try source.reader.read(operation, body))
-            } catch {
-                throw Self.translate(error)
+        results.reserveCapacity(chosen.count)
+        for answer in answers.withLock({ $0 }) {
+            switch answer {
+            case .success(let value)?: results.append(value)
+            case .failure(let error)?: throw Self.translate(error)
+            case nil: break
             }
         }
         return results
     }
 
     /// Reads `keys` from the files they are in, and merges what each file answers.
-    private func byFile<Value>(
-        _ keys: [SagaKey], _ operation: String, _ body: (StoreSnapshot, [SagaKey]) throws -> [SagaKey: Value]
+    private func byFile<Value: Sendable>(
+        _ keys: [SagaKey], _ operation: String, _ body: @Sendable (StoreSnapshot, [SagaKey]) throws -> [SagaKey: Value]
     ) throws(OperationsError) -> [SagaKey: Value] {
         guard !keys.isEmpty else { return [:] }
         guard let pool else {
