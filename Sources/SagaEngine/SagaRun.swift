@@ -465,7 +465,9 @@ struct SagaRun {
         for index in step...max(step, instance.cursor) where index < definition.steps.count {
             let previous = instance.steps[index]
             var fresh = StepState()
-            fresh.round = previous.round + 1
+            // Past every round the step or one of its branches used (an operator retry after the pivot moves a
+            // branch's round alone), so no key sent before comes back.
+            fresh.round = max(previous.round, previous.branches.map(\.round).max() ?? 0) + 1
             fresh.reallocations = previous.reallocations
             fresh.excludedWarehouses = previous.excludedWarehouses
             instance.steps[index] = fresh
@@ -577,7 +579,15 @@ struct SagaRun {
         }
         for ref in allBranchRefs() where ref.step >= index {
             clearTimer(ref)
-            modifyBranch(ref) { $0.pending = nil }
+            // An attempt waiting to retry may follow one whose reply never came (its outcome is unknown): as when a
+            // step fails, it ends failed, so the undo below includes it if it may have taken effect.
+            modifyBranch(ref) { [now] in
+                $0.pending = nil
+                if $0.status == .retryWait {
+                    $0.status = .failed
+                    $0.finishedAt = now
+                }
+            }
         }
         instance.status = .running
         beginCompensation(.reset(step: index))

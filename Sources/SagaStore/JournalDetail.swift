@@ -26,7 +26,12 @@ extension JournalEntry {
             if case .timerFired = event, place.stepIndex < after.steps.count,
                 place.index < after.steps[place.stepIndex].branches.count
             {
-                attempt = after.steps[place.stepIndex].branches[place.index].attempt
+                let next = after.steps[place.stepIndex].branches[place.index]
+                let undoing =
+                    place.state.pending?.kind == .compensate || place.state.status == .compensationRetryWait
+                    || place.state.status == .compensating
+                attempt = undoing ? next.compensationAttempt : next.attempt
+                if undoing { facts["command"] = .string(CommandKind.compensate.rawValue) }
             }
             facts["attempt"] = .number(Double(attempt))
         }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import SagaEngine
 import SagaStore
 import ServiceLifecycle
@@ -78,18 +79,23 @@ public struct OperatorConsole: Service {
     /// The console as a Hummingbird application (``run()`` serves it; tests drive it with HummingbirdTesting).
     public func application() -> some ApplicationProtocol {
         let router = Router()
+        if Loopback.isLoopback(configuration.host) { router.add(middleware: LoopbackOnly()) }
         let handlers = ConsoleHandlers(
             inspector: inspector, configuration: configuration, sessions: sessions, logger: logger)
-        router.get("/") { request, _ in handlers.overview(request) }
-        router.get("/sagas") { request, _ in handlers.list(request) }
+        // The pages read SQLite synchronously (a pool's files on one thread per core): they run on NIO's blocking
+        // pool, not on the threads every task shares.
+        let blocking = NIOThreadPool.singleton
+        router.get("/") { request, _ in try await blocking.runIfActive { handlers.overview(request) } }
+        router.get("/sagas") { request, _ in try await blocking.runIfActive { handlers.list(request) } }
         router.get("/sagas/:workflow/:id") { request, context in
-            handlers.saga(request, key: try Self.key(context))
+            let key = try Self.key(context)
+            return try await blocking.runIfActive { handlers.saga(request, key: key) }
         }
         router.post("/sagas/:workflow/:id/repair") { request, context in
             await handlers.repair(request, key: try Self.key(context))
         }
-        router.get("/stuck") { request, _ in handlers.stuck(request) }
-        router.get("/search") { request, _ in handlers.search(request) }
+        router.get("/stuck") { request, _ in try await blocking.runIfActive { handlers.stuck(request) } }
+        router.get("/search") { request, _ in try await blocking.runIfActive { handlers.search(request) } }
         router.get("/dead-letters") { request, _ in await handlers.deadLetters(request) }
         router.get("/login") { request, _ in handlers.loginPage(request) }
         router.post("/login") { request, _ in await handlers.login(request) }
@@ -174,5 +180,43 @@ final class ConsoleSessions: Sendable {
 extension String {
     fileprivate func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// On a console bound to loopback, refuses requests whose `Host` is not a loopback name: a web page on a domain that
+/// re-resolves to 127.0.0.1 (DNS rebinding) would otherwise read the console as its own origin.
+struct LoopbackOnly<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard let authority = request.head.authority, Loopback.isLoopback(Loopback.host(of: authority)) else {
+            return ConsoleHandlers.html(
+                ConsolePages.message(
+                    title: "Refused",
+                    "This console answers only to localhost, 127.0.0.1 or [::1]; open it by one of those names.",
+                    access: .readOnly),
+                status: .misdirectedRequest)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Loopback names and the host part of a `Host` header.
+enum Loopback {
+    /// Whether `host` names this machine's loopback interface.
+    static func isLoopback(_ host: String) -> Bool {
+        let name = host.lowercased()
+        return name == "localhost" || name == "::1" || name.hasPrefix("127.")
+    }
+
+    /// The host of `host:port`, `[v6]:port`, or a bare host.
+    static func host(of authority: String) -> String {
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") {
+            return String(authority[authority.index(after: authority.startIndex)..<end])
+        }
+        if authority.filter({ $0 == ":" }).count == 1, let colon = authority.firstIndex(of: ":") {
+            return String(authority[..<colon])
+        }
+        return authority
     }
 }

@@ -386,4 +386,52 @@ struct FulfillmentSagaTests {
                     "saga passed its pivot step 'ship'; it can only be reset to a step after it (completed steps up to "
                         + "the pivot can no longer be compensated)"))
     }
+
+    @Test("a reset undoes an attempt whose reply never came, in case it took effect")
+    func resetUndoesAnUnansweredAttempt() throws {
+        var saga = Self.released()
+        let releases = saga.last.commands
+        saga.reply(releases[1])
+        saga.reply(releases[2])
+        let timer = try #require(saga.instance.steps[3].branches[0].timer)
+        saga.fire(timer)
+        #expect(saga.instance.steps[3].branches[0].status == .retryWait)
+        #expect(saga.instance.steps[3].branches[0].unansweredAttempts == 1)
+        saga.apply(.operatorCommand(OperatorCommand(action: .reset(step: "release"), by: "ann", reason: "redo")))
+        var undone: [String] = []
+        while let next = saga.last.commands.first, next.kind == .compensate {
+            undone.append(next.idempotencyKey)
+            saga.reply(next)
+        }
+        #expect(
+            undone == [
+                "o-1/release/0/compensate", "o-1/release/2/compensate", "o-1/release/1/compensate",
+            ])
+        #expect(
+            saga.last.commands.map(\.idempotencyKey) == ["o-1/release/0/r1", "o-1/release/1/r1", "o-1/release/2/r1"])
+    }
+
+    @Test("a reset after an operator retry past the pivot never sends a key used before")
+    func resetAfterARetryUsesANewRound() {
+        var definition = TestWorkflows.linear()
+        definition.steps[0].pivot = true
+        var saga = SagaDriver(definition, input: ["id": "o-1"])
+        saga.reply(saga.last.commands[0], ["token": "t"])
+        saga.fail(saga.last.commands[0], code: "bad", retryable: false)
+        #expect(saga.instance.status == .suspended)
+        saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: "b"), by: "ann", reason: "fixed")))
+        let retried = saga.last.commands[0]
+        #expect(retried.idempotencyKey == "o-1/b/r1")
+        saga.reply(retried)
+        saga.fail(saga.last.commands[0], code: "bad", retryable: false)
+        #expect(saga.instance.status == .suspended)
+
+        saga.apply(.operatorCommand(OperatorCommand(action: .reset(step: "b"), by: "ann", reason: "redo b")))
+        let undo = saga.last.commands[0]
+        #expect(undo.idempotencyKey == "o-1/b/r1/compensate")
+        saga.reply(undo)
+        let again = saga.last.commands[0]
+        #expect(again.routingKey == "sys.b.do")
+        #expect(again.idempotencyKey == "o-1/b/r2", "the undone command's key is not reused")
+    }
 }

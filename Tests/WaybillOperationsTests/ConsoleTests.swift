@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import SagaEngine
 import SagaStore
 import Testing
 import WaybillDefinition
@@ -42,6 +43,35 @@ struct ConsoleTests {
         #expect(nested.rendered == "<tr>" + fragment.rendered + "</tr>")
         #expect(URLText.component("of/o 1?&") == "of%2Fo%201%3F%26")
         #expect(URLText.query([("status", "suspended"), ("workflow", nil), ("step", "")]) == "?status=suspended")
+    }
+
+    @Test("a page shows hostile saga text as text")
+    func hostilePages() {
+        let hostile = "<img src=x onerror=alert(1)>"
+        let row = SagaRow(
+            key: SagaKey(workflow: "wf\"><b>", id: hostile), definitionHash: "h", version: 1, status: .suspended,
+            currentStep: "<i>step</i>", owner: nil, startedAt: Fixture.now, updatedAt: Fixture.now,
+            failureCode: "</td><script>")
+        let page = ConsolePages.list(
+            SagaPage(rows: [row], hasMore: false), filter: SagaFilter(), now: Fixture.now, access: .readOnly
+        ).rendered
+        #expect(
+            !page.contains("<img") && !page.contains("<i>step") && !page.contains("<script>") && !page.contains("<b>"))
+        #expect(page.contains("&lt;img src=x onerror=alert(1)&gt;"))
+        #expect(page.contains("/sagas/wf%22%3E%3Cb%3E/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"))
+        let message = ConsolePages.message(title: "<t>", hostile, access: .signedIn(actor: "<a>")).rendered
+        #expect(!message.contains("<img") && !message.contains("<t>") && !message.contains("<b><a></b>"))
+    }
+
+    @Test("a console on loopback answers only to loopback names")
+    func loopbackNames() {
+        #expect(Loopback.host(of: "127.0.0.1:8080") == "127.0.0.1")
+        #expect(Loopback.host(of: "[::1]:8080") == "::1")
+        #expect(Loopback.host(of: "localhost") == "localhost")
+        #expect(Loopback.host(of: "evil.example:8080") == "evil.example")
+        #expect(["127.0.0.1", "::1", "LOCALHOST", "127.1.2.3"].allSatisfy(Loopback.isLoopback))
+        #expect(
+            !["evil.example", "localhost.evil.example", "10.0.0.1", "0.0.0.0"].contains(where: Loopback.isLoopback))
     }
 
     @Test("the overview, list, stuck board and saga page show the fixture pool")

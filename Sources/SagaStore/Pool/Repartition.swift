@@ -276,10 +276,14 @@ extension PoolDirectory {
         let sagas = db.changesCount
         share.sagas += sagas
         if sagas > 0 { share.sagasFrom[source, default: 0] += sagas }
+        // A source file no worker has migrated since journal lines gained `facts` has no such column.
+        let sourceHasFacts = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('journal', 'src')")
+            .contains("facts")
         try db.execute(
             sql: """
                 INSERT INTO dst.journal (workflow, saga_id, at, kind, step, actor, detail, facts)
-                SELECT t.workflow, t.saga_id, t.at, t.kind, t.step, t.actor, t.detail, t.facts \(from("journal"))
+                SELECT t.workflow, t.saga_id, t.at, t.kind, t.step, t.actor, t.detail, \(sourceHasFacts ? "t.facts" : "NULL")
+                \(from("journal"))
                 WHERE m.target = ? ORDER BY t.id
                 """,
             arguments: [partition])
