@@ -104,7 +104,7 @@ extension SagaInspector {
         // The unfinished saga stored first is the oldest (rows are inserted when sagas start); the 64 lowest
         // rows are read to pick the earliest start among them.
         let firstRows = unfinished.keys.sorted().prefix(64)
-        let oldestRow = try snapshot.records(rows: Array(firstRows)).values.map(\.row).min {
+        let oldestRow = try snapshot.rows(numbers: Array(firstRows)).min {
             ($0.startedAt, $0.key.workflow, $0.key.id) < ($1.startedAt, $1.key.workflow, $1.key.id)
         }
 

@@ -52,18 +52,28 @@ public struct StoreSnapshot {
     /// The sagas stored in these rows, with their state, by row.
     public func records(rows: [SagaRowNumber]) throws -> [SagaRowNumber: SagaRecord] {
         var result: [SagaRowNumber: SagaRecord] = [:]
-        for chunk in rows.map(\.value).chunked(by: SagaStore.chunkSize) {
-            let rows = try Row.fetchCursor(
-                db,
-                sql: "SELECT \(Self.rowColumns), state, rowid FROM sagas WHERE rowid IN (\(Self.placeholders(chunk)))",
-                arguments: StatementArguments(Array(chunk)))
-            while let row = try rows.next() {
-                let sagaRow = try Self.sagaRow(row)
-                result[SagaRowNumber(row[11])] = SagaRecord(
-                    row: sagaRow, instance: try Self.decodeState(row[10], key: sagaRow.key))
-            }
+        try forEachRow(numbers: rows, columns: "\(Self.rowColumns), state, rowid") { row in
+            let sagaRow = try Self.sagaRow(row)
+            result[SagaRowNumber(row[11])] = SagaRecord(
+                row: sagaRow, instance: try Self.decodeState(row[10], key: sagaRow.key))
         }
         return result
+    }
+
+    /// The rows (without their state) stored in these row numbers.
+    public func rows(numbers: [SagaRowNumber]) throws -> [SagaRow] {
+        var result: [SagaRow] = []
+        try forEachRow(numbers: numbers, columns: Self.rowColumns) { row in result.append(try Self.sagaRow(row)) }
+        return result
+    }
+
+    private func forEachRow(numbers: [SagaRowNumber], columns: String, _ body: (Row) throws -> Void) throws {
+        for chunk in numbers.map(\.value).chunked(by: SagaStore.chunkSize) {
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT \(columns) FROM sagas WHERE rowid IN (\(Self.placeholders(chunk)))",
+                arguments: StatementArguments(Array(chunk)))
+            while let row = try rows.next() { try body(row) }
+        }
     }
 
     // MARK: - Listings
