@@ -97,14 +97,25 @@ public struct RepairRun: Sendable, Hashable {
     /// When the re-check ran.
     public var checkedAt: Timestamp
 
-    /// Sent sagas that really moved: their row changed since the snapshot and they are not suspended (again).
+    /// Sent sagas that really moved: their row changed since the snapshot and they are not suspended (again), or a
+    /// skip of one branch left them suspended at the same step as predicted (another branch is still failed).
     public var moved: [SagaKey] {
-        changed.filter { after[$0]?.status != .suspended }
+        changed.filter { after[$0]?.status != .suspended || waitsOnAnotherBranch($0) }
     }
 
     /// Sent sagas that changed since the snapshot but are suspended now: the repair ran and the saga failed again.
     public var suspendedAgain: [SagaKey] {
-        changed.filter { after[$0]?.status == .suspended }
+        changed.filter { after[$0]?.status == .suspended && !waitsOnAnotherBranch($0) }
+    }
+
+    /// Whether a skip of one branch left the saga suspended at the step it skipped in, as the local check predicted:
+    /// another branch of that step is still failed, so the saga waits for that one, not because the skip failed.
+    private func waitsOnAnotherBranch(_ key: SagaKey) -> Bool {
+        guard plan.request.action == .skip, plan.request.branch != nil,
+            let check = plan.checks.first(where: { $0.record.row.key == key }), check.predictedStatus == .suspended,
+            let now = after[key]
+        else { return false }
+        return now.status == .suspended && now.currentStep == check.record.row.currentStep
     }
 
     /// Sent sagas whose row changed since the snapshot.

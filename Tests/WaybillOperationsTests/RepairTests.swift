@@ -4,9 +4,10 @@ import SagaStore
 import Synchronization
 import Testing
 import WaybillDefinition
-import WaybillOperations
 import WaybillTestSupport
 import WaybillWire
+
+@testable import WaybillOperations
 
 /// A stand-in for the owners of a pool's partitions: it decodes the request from its wire bytes, applies it with the
 /// engine to the saga in its partition's file and commits the change through `SagaStore`, as the owner will. (The
@@ -250,6 +251,31 @@ struct RepairTests {
         #expect(run.suspendedAgain == [key])
         #expect(RepairView.runText(run).contains("0 of 1 sent sagas really moved; 1 ran and are suspended again"))
         #expect(RepairView.runJSON(run)["suspendedAgain"] == 1)
+    }
+
+    @Test("a one-branch skip that leaves the saga waiting on another failed branch counts as moved, as predicted")
+    func oneBranchSkipStillSuspended() throws {
+        let request = RepairRequest(
+            action: .skip, step: "ship", output: ["trackingId": "M-1"], branch: "1", by: "a", reason: "r")
+        var checked = try check("o-1004", request)
+        // As the local check predicts when another branch of the step is still failed.
+        checked.predictedStatus = .suspended
+        let key = checked.record.row.key
+        var after = checked.record.row
+        after.updatedAt = Fixture.at(5)
+        var elsewhere = after
+        elsewhere.currentStep = "invoice"
+        let plan = RepairPlan(request: request, snapshotAt: Fixture.now, filter: nil, checks: [checked])
+        let reply = ControlReply(status: .applied, message: "skipped ship[1]; ship[2] still failed")
+        let run = RepairRun(
+            plan: plan, outcomes: [(key, .replied(reply))], after: [key: after], checkedAt: Fixture.at(6))
+        #expect(run.moved == [key])
+        #expect(run.suspendedAgain.isEmpty)
+        // Suspended at a later step instead: the skip ran and the saga failed again.
+        let failed = RepairRun(
+            plan: plan, outcomes: [(key, .replied(reply))], after: [key: elsewhere], checkedAt: Fixture.at(6))
+        #expect(failed.moved.isEmpty)
+        #expect(failed.suspendedAgain == [key])
     }
 
     @Test("--force sends a skip the simulation says would fail the next step")
