@@ -101,6 +101,36 @@ struct CommandLineTests {
                 + "\(pool.path) (checked for 2s); start a worker (waybill worker) and try again; nothing was sent\n")
     }
 
+    @Test("waybill ui refuses a bad address, a short token and a single file with one line and exit status 2")
+    func uiArguments() async throws {
+        let address = try await WaybillBinary.run(["ui", "--address", "nowhere", "--data-dir", pool.path])
+        #expect(address.status == 2)
+        #expect(
+            address.output.hasPrefix(
+                "waybill ui: operations.bad_argument: --address 'nowhere': expected host:port, e.g. 127.0.0.1:8080"))
+        #expect(address.output.filter { $0 == "\n" }.count == 1, "\(address.output)")
+
+        let tokenFile = directory.file("token")
+        try "short".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let token = try await WaybillBinary.run(["ui", "--token-file", tokenFile, "--data-dir", pool.path])
+        #expect(token.status == 2)
+        #expect(
+            token.output
+                == "waybill ui: operations.bad_argument: the operator token is 5 characters: use at least 16 (e.g. "
+                + "openssl rand -hex 16)\n")
+        let fromEnvironment = try await WaybillBinary.run(
+            ["ui", "--data-dir", pool.path], environment: ["WAYBILL_UI_TOKEN": "0123456789"])
+        #expect(fromEnvironment.status == 2 && fromEnvironment.output.contains("the operator token is 10 characters"))
+
+        let file = pool.databasePath(partition: 0)
+        let single = try await WaybillBinary.run(["ui", "--db", file])
+        #expect(single.status == 2)
+        #expect(
+            single.output
+                == "waybill ui: operations.bad_argument: waybill ui serves a pool: give its data directory with "
+                + "--data-dir instead of --db\n")
+    }
+
     @Test("a repair of a single file is refused: it needs the pool's live owner; its dry run works")
     func repairOfAFile() async throws {
         let file = pool.databasePath(partition: pool.partition(of: "o-1007"))
