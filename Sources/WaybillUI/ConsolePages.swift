@@ -422,7 +422,7 @@ public enum ConsolePages {
         case .readOnly:
             return """
                 <h2>Repairs</h2><p class="note" id="repairs">This console is read-only. Repair with `waybill sagas \
-                retry|skip|compensate|cancel`, or start `waybill ui` with an operator token.</p>
+                retry|skip|compensate|cancel|reset`, or start `waybill ui` with an operator token.</p>
                 """
         case .signedOut:
             return "<h2>Repairs</h2><p id=\"repairs\"><a href=\"/login\">Sign in</a> to repair this saga.</p>"
