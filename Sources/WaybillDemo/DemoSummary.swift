@@ -77,7 +77,7 @@ public struct DemoSummary: Sendable {
     public var everySagaEnded: Bool { notStarted == 0 && ended == published && published == orders }
 
     /// The commands that list what is left: suspended sagas (they need an operator) and, after a timeout or an
-    /// interruption, sagas still running. Always at least the suspended one.
+    /// interruption, sagas still running; then the web view of the same pool.
     public var inspectCommands: [String] {
         let database = dataDirectory.shellQuoted
         var commands = ["waybill sagas list --data-dir \(database) --status suspended"]
@@ -87,6 +87,7 @@ public struct DemoSummary: Sendable {
         if (byStatus[.compensating] ?? 0) > 0 {
             commands.append("waybill sagas list --data-dir \(database) --status compensating")
         }
+        commands.append("waybill ui --data-dir \(database)    # the same in a browser, at http://127.0.0.1:8080/")
         return commands
     }
 
