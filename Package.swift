@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "waybill", targets: ["WaybillCLI"]),
         .executable(name: "waybill-demo", targets: ["WaybillDemoCLI"]),
         .executable(name: "waybill-bench", targets: ["WaybillBench"]),
+        // For Fuzz/, the libFuzzer package beside this one (scripts/fuzz).
+        .library(name: "WaybillDefinition", targets: ["WaybillDefinition"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
