@@ -288,10 +288,10 @@ struct ConsoleHandlers: Sendable {
             RepairPlanner.check(
                 RepairRequest(action: action, by: "-", reason: "-"), record: record, definition: definition, now: now)
         }
-        let skippable = detail.steps.compactMap { step -> (step: String, branches: [String])? in
+        let skippable = detail.steps.compactMap { step -> ConsolePages.RepairChoices.Skippable? in
             let failed = step.branches.filter { $0.status == .failed }
             guard !failed.isEmpty || step.status == .failed else { return nil }
-            return (step.id, step.fansOut ? failed.map { $0.itemLabel ?? String($0.index) } : [])
+            return .init(step: step.id, branches: step.fansOut ? failed.map { $0.itemLabel ?? String($0.index) } : [])
         }
         let pivot = detail.pivotPassed ? detail.steps.firstIndex(where: \.pivot) : nil
         let resettable = detail.steps.enumerated().compactMap { index, step -> String? in

@@ -290,33 +290,31 @@ public enum ConsolePages {
         public var compensate: RepairCheck?
         /// Cancel.
         public var cancel: RepairCheck?
+        /// A failed step a skip could name, with its failed branches (by item label; none for a plain step).
+        public struct Skippable: Sendable, Hashable {
+            public var step: String
+            public var branches: [String]
+
+            public init(step: String, branches: [String]) {
+                self.step = step
+                self.branches = branches
+            }
+        }
+
         /// The steps (and their failed branches) a skip could name.
-        public var skippable: [(step: String, branches: [String])]
+        public var skippable: [Skippable]
         /// The steps a reset could run again (those that ran, after the pivot once it passed), in order.
         public var resettable: [String]
 
         public init(
             retry: RepairCheck?, compensate: RepairCheck?, cancel: RepairCheck?,
-            skippable: [(step: String, branches: [String])], resettable: [String] = []
+            skippable: [Skippable], resettable: [String] = []
         ) {
             self.retry = retry
             self.compensate = compensate
             self.cancel = cancel
             self.skippable = skippable
             self.resettable = resettable
-        }
-
-        public static func == (lhs: RepairChoices, rhs: RepairChoices) -> Bool {
-            lhs.retry == rhs.retry && lhs.compensate == rhs.compensate && lhs.cancel == rhs.cancel
-                && lhs.resettable == rhs.resettable && lhs.skippable.map(\.step) == rhs.skippable.map(\.step)
-                && lhs.skippable.map(\.branches) == rhs.skippable.map(\.branches)
-        }
-
-        public func hash(into hasher: inout Hasher) {
-            hasher.combine(retry)
-            hasher.combine(compensate)
-            hasher.combine(cancel)
-            hasher.combine(skippable.map(\.step))
         }
     }
 
