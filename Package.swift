@@ -46,11 +46,13 @@ let package = Package(
         .target(name: "SagaEngine", dependencies: ["WaybillDefinition", "SplitPlanner", "SeededRandom"]),
         // The system SQLite that GRDB links; imported only by SagaStore, to bind the hot writes' values directly.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The system zlib (Debian's zlib1g-dev): the gzip members of the saga archive; imported only by SagaStore.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // SQLite persistence through GRDB: sagas, journal, inbox, outbox, timers, definitions.
         .target(
             name: "SagaStore",
             dependencies: [
-                "CodedError", "CSQLite", "WaybillDefinition", "SagaEngine", "SeededRandom",
+                "CodedError", "CSQLite", "CZlib", "WaybillDefinition", "SagaEngine", "SeededRandom",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -112,6 +112,19 @@ enum Schema {
             // Each journal line's event as data (JournalEntry.facts), beside the human line; NULL for older lines.
             try db.execute(sql: "ALTER TABLE journal ADD COLUMN facts TEXT;")
         }
+        migrator.registerMigration("v5-journal-archive-permit") { db in
+            // The journal stays append-only, except for the archiver (SagaStore.removeArchived): its transaction holds
+            // the one permit row while it deletes the journal of sagas it moved to the archive, and removes it before
+            // committing, so no other writer ever sees it.
+            try db.execute(
+                sql: """
+                    CREATE TABLE journal_archive_permit (id INTEGER PRIMARY KEY CHECK (id = 1));
+                    DROP TRIGGER journal_no_delete;
+                    CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+                    WHEN NOT EXISTS (SELECT 1 FROM journal_archive_permit)
+                    BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+                    """)
+        }
         return migrator
     }
 

@@ -76,7 +76,8 @@ struct SagasShowCommand: ParsableCommand {
         discussion: """
             SAGA is the saga id (the order id) or workflow/ID when the id exists in two workflows. The timeline \
             shows each step and branch with its status, attempts (n of max), time taken, last error, the pending \
-            command (routing key, message id, sent at, reply queue) and the next timer.
+            command (routing key, message id, sent at, reply queue) and the next timer. A saga archived after \
+            archive_after is read from the pool's archive; the header names its day file.
 
             --json prints {schemaVersion, saga, input, diagnosis, steps[] (with output and branches[] with output), \
             compensation, strayTimers, recentJournal}; under one schemaVersion fields are only added.
@@ -159,7 +160,19 @@ struct SagasHistoryCommand: ParsableCommand {
         try Operator.run("sagas history") {
             let pause = try TimeText.parseDuration(interval, option: "--interval")
             let database = try store.open()
-            let key = try database.resolve(try SagaReference(parsing: saga))
+            let key: SagaKey
+            switch try database.locate(try SagaReference(parsing: saga)) {
+            case .stored(let stored):
+                key = stored
+            case .archived(let archived, _):
+                // A saga that finished long ago is in the pool's archive, journal and all; it will not move again.
+                let lines = archived.journalLines
+                Operator.print(
+                    output.json
+                        ? PrettyJSON.render(HistoryView.json(lines, key: archived.key))
+                        : HistoryView.text(lines, key: archived.key, now: Operator.now()))
+                return
+            }
             var lines = try database.journal(of: key)
             if !follow {
                 Operator.print(

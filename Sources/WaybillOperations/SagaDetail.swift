@@ -111,8 +111,24 @@ public struct SagaDetail: Sendable, Hashable {
         }
     }
 
+    /// Where an archived saga was read from.
+    public struct Archived: Sendable, Hashable {
+        /// The day file of the pool's archive.
+        public var file: String
+        /// When it left its partition file.
+        public var at: Timestamp
+
+        /// Describes an archived saga's place.
+        public init(file: String, at: Timestamp) {
+            self.file = file
+            self.at = at
+        }
+    }
+
     /// The saga's row.
     public var row: SagaRow
+    /// Set when the saga was read from the pool's archive: it finished long ago and left its partition file.
+    public var archived: Archived?
     /// Its partition and queue, or `nil` when it was read from one file (`--db`).
     public var placement: Placement?
     /// The moment the detail was computed for.
@@ -324,7 +340,18 @@ extension SagaInspector {
         _ reference: SagaReference, journal: Int, now: Timestamp, policy: StuckPolicy = StuckPolicy(),
         poolName: String?
     ) throws(OperationsError) -> SagaDetail {
-        let key = try resolve(reference)
+        let key: SagaKey
+        switch try locate(reference) {
+        case .stored(let stored):
+            key = stored
+        case .archived(let saga, let file):
+            var detail = SagaDetail(
+                record: saga.record, definition: (try? definition(hash: saga.definitionHash)) ?? nil, timers: [],
+                journal: journal > 0 ? Array(saga.journalLines.suffix(journal)) : [], now: now, policy: policy,
+                placement: nil)
+            detail.archived = SagaDetail.Archived(file: file, at: Timestamp(milliseconds: saga.archivedAt))
+            return detail
+        }
         guard let record = try saga(key) else {
             throw OperationsError(.notFound, "saga \(key) vanished while reading; try again")
         }

@@ -132,6 +132,56 @@ public final class SagaInspector: Sendable {
         return first
     }
 
+    /// Where the saga `reference` names is: in its partition file, or in the pool's archive.
+    public enum Location: Sendable {
+        case stored(SagaKey)
+        /// The archived saga and the day file that holds it.
+        case archived(ArchivedSaga, file: String)
+    }
+
+    /// Finds the saga `reference` names: in the files first (``resolve(_:)``), then in the pool's archive. Throws
+    /// like ``resolve(_:)`` when it is in neither.
+    public func locate(_ reference: SagaReference) throws(OperationsError) -> Location {
+        let missing: OperationsError
+        do {
+            return .stored(try resolve(reference))
+        } catch {
+            guard error.code == .notFound else { throw error }
+            missing = error
+        }
+        guard let (saga, file) = try archived(reference) else { throw missing }
+        return .archived(saga, file: file)
+    }
+
+    /// The archived saga `reference` names, read from the pool's archive (finished sagas older than the workers'
+    /// `archive_after` leave the partition files for it); `nil` when it is not there, or when one file is read.
+    ///
+    /// Throws ``OperationsError/Code/ambiguous`` when a bare id was archived in several workflows.
+    public func archived(_ reference: SagaReference) throws(OperationsError) -> (ArchivedSaga, file: String)? {
+        guard let pool else { return nil }
+        do {
+            let archive = try SagaArchive(dataDirectory: pool.path, readOnly: true)
+            defer { try? archive.close() }
+            var locations = try archive.locate(sagaId: reference.id, workflow: reference.workflow)
+            if locations.isEmpty && reference.workflow != nil {
+                // An id that itself contains '/'.
+                locations = try archive.locate(sagaId: reference.description)
+            }
+            guard let location = locations.first else { return nil }
+            guard locations.count == 1 else {
+                throw OperationsError(
+                    .ambiguous,
+                    "saga id '\(reference.id)' was archived in \(locations.count) workflows; name one: "
+                        + locations.map(\.key.description).joined(separator: ", "))
+            }
+            return (try archive.load(location), archive.path(day: location.day))
+        } catch let error as OperationsError {
+            throw error
+        } catch {
+            throw Self.translate(error)
+        }
+    }
+
     /// The saga stored under `key`, with its state decoded, or `nil`.
     public func saga(_ key: SagaKey) throws(OperationsError) -> SagaRecord? {
         try sagas([key])[key]

@@ -21,6 +21,12 @@ public enum ShowView {
                     + "waybill pool status)",
             ])
         }
+        if let archived = detail.archived {
+            header.add([
+                "archived",
+                "\(archived.file)  (moved out of its partition file \(TimeText.short(archived.at, now: now)))",
+            ])
+        }
         header.add(["written by", row.owner ?? "-"])
         header.add(["started", TimeText.withRelative(row.startedAt, now: now)])
         header.add(["last progress", TimeText.withRelative(row.updatedAt, now: now)])
@@ -93,6 +99,8 @@ public enum ShowView {
         saga["definitionKnown"] = .bool(detail.definitionKnown)
         saga["partition"] = JSONFields.int(detail.placement?.partition)
         saga["queue"] = JSONFields.string(detail.placement?.queue)
+        saga["archived"] =
+            detail.archived.map { ["file": .string($0.file), "at": JSONFields.time($0.at)] } ?? .null
         saga["failure"] =
             detail.failure.map { failure in
                 [

@@ -337,6 +337,9 @@ public enum ConsolePages {
             facts.append(
                 ("partition", "\(PoolDirectory.name(ofPartition: placement.partition)) (queue \(placement.queue))"))
         }
+        if let archived = detail.archived {
+            facts.append(("archived", "\(archived.file) (\(TimeText.withRelative(archived.at, now: now)))"))
+        }
         if let failure = detail.failure {
             let label = failure.branch.map { "\(failure.step)[\($0)]" } ?? failure.step
             facts.append(

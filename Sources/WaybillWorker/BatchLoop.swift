@@ -183,7 +183,10 @@ final class BatchLoop: Sendable {
                     logger.error("cannot read due timers of \(partition.queue): \(error)")
                 }
             }
-            for partition in partitions.all { pruneInboxIfDue(partition, now: now) }
+            for partition in partitions.all {
+                pruneInboxIfDue(partition, now: now)
+                removeArchived(partition)
+            }
         }
 
         // Each partition's part of the batch runs on its own: read (what the cache lacks, and the inbox check), run the
@@ -438,6 +441,24 @@ final class BatchLoop: Sendable {
         }
         if removed > 0 { logger.debug("forgot \(removed) old inbox marks of \(partition.queue)") }
         partition.inboxPruneDue.withLock { $0 = removed == limit ? now.milliseconds : now.milliseconds + 600_000 }
+    }
+
+    /// Removes from the partition file the sagas the archiver has written to the archive, and from the cache.
+    private func removeArchived(_ partition: OwnedPartition) {
+        let archived = partition.archived.withLock { $0 }
+        guard !archived.isEmpty else { return }
+        defer { partition.archived.withLock { $0 = [:] } }
+        partition.cache.withLock { $0.evict(archived.keys) }
+        do {
+            let removed = try partition.store.removeArchived(archived)
+            metrics.archived(removed.count)
+            logger.debug("archived \(removed.count) finished sagas of \(partition.queue)")
+        } catch let error as SagaStoreError where error.code == .fenced {
+            lose(partition, error)
+        } catch {
+            // They stay in the file as well as in the archive; the next archive pass writes them again.
+            logger.warning("cannot remove archived sagas from \(partition.queue): \(error)")
+        }
     }
 
     private func classify(

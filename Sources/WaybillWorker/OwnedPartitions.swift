@@ -1,4 +1,5 @@
 import AMQPTransport
+import SagaEngine
 import SagaStore
 import Synchronization
 
@@ -19,6 +20,10 @@ final class OwnedPartition: Sendable {
     /// found none due, and brought forward by every commit that schedules an earlier one. A cancelled timer leaves it
     /// as it is: at worst one look too early.
     let timersDue = Mutex<Int64>(0)
+
+    /// Sagas the archiver wrote to the pool's archive, with the last progress it archived: the batch loop removes
+    /// them from the partition file between batches (``BatchLoop``), so a removal never races the loop's own writes.
+    let archived = Mutex<[SagaKey: Timestamp]>([:])
 
     /// Outbox rows the broker confirmed and that are not deleted yet: the partition's next commit deletes them in its
     /// own transaction (or a timer tick, when no commit comes). Lost with the process, they are only sent again.

@@ -372,6 +372,12 @@ public final class SagaWorker: Service, Sendable {
                 }
             }
             group.addTask { await loop.settle() }
+            if let retention = configuration.archiveAfter {
+                let archiver = Archiver(
+                    retention: retention, interval: configuration.archiveInterval, batch: configuration.archiveBatch,
+                    dataDirectory: configuration.dataDirectory, partitions: loop.partitions, logger: logger)
+                group.addTask { await archiver.run() }
+            }
             var rebalances = 0
             while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {
                 var inputs: [WorkerInput] = []

@@ -2,6 +2,7 @@ import AMQPTransport
 import CodedError
 import Foundation
 import SagaStore
+import WaybillDefinition
 import WaybillWire
 import Yams
 
@@ -69,6 +70,13 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var timerPollInterval: Duration = .milliseconds(50)
     /// How long processed message ids are remembered to drop redeliveries; older inbox marks are pruned.
     public var inboxRetention: Duration = .seconds(7 * 24 * 3600)
+    /// How long a finished saga stays in its partition file before it moves, with its journal, to the pool's archive
+    /// (``SagaArchive``); `nil` (`off`) keeps every saga in the partition files.
+    public var archiveAfter: Duration? = .seconds(30 * 24 * 3600)
+    /// How often the worker looks for sagas to archive (sooner while a look finds a full batch).
+    public var archiveInterval: Duration = .seconds(60)
+    /// Sagas moved per archive batch: one gzip member, and one short transaction in the partition file.
+    public var archiveBatch: Int = 200
     /// Seeds retry jitter.
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
     /// Where `waybill worker` serves `/metrics`, `/healthz` and `/readyz`; `nil` (`off`) serves nothing. Loopback by
@@ -171,6 +179,10 @@ extension WorkerConfiguration {
         (
             "inbox_retention_hours", "WAYBILL_INBOX_RETENTION_HOURS",
             "how long processed message ids are kept to drop redeliveries; default 168"
+        ),
+        (
+            "archive_after", "WAYBILL_ARCHIVE_AFTER",
+            "age at which finished sagas move to the pool's archive (12h, 30d), or off; default 30d"
         ),
     ]
 
@@ -299,6 +311,17 @@ extension WorkerConfiguration {
         }
         if let value = try integer("inbox_retention_hours", 1...87_600) {
             configuration.inboxRetention = .seconds(value * 3600)
+        }
+        if let value = values["archive_after"] {
+            if value.lowercased() == "off" {
+                configuration.archiveAfter = nil
+            } else {
+                do {
+                    configuration.archiveAfter = try DurationParser.parse(value)
+                } catch {
+                    throw ConfigurationError(.badValue, "archive_after: \(error.message), or off")
+                }
+            }
         }
         if let value = values["http_address"] {
             if value.lowercased() == "off" {

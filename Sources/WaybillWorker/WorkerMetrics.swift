@@ -24,6 +24,7 @@ public final class WorkerMetrics: Sendable {
         public static let queuedMessages = "waybill_queued_messages"
         public static let timerLag = "waybill_timer_lag_seconds"
         public static let redeliveries = "waybill_redeliveries_total"
+        public static let sagasArchived = "waybill_sagas_archived_total"
         public static let deadLetters = "waybill_dead_letters_total"
         public static let partitionsOwned = "waybill_partitions_owned"
         public static let brokerConnected = "waybill_broker_connected"
@@ -42,6 +43,7 @@ public final class WorkerMetrics: Sendable {
     private let steps = Mutex<[StepKey: Timer]>([:])
     private let deadLetterCounters = Mutex<[String: Counter]>([:])
     private let redeliveries: Counter
+    private let sagasArchived: Counter
     private let sagasInFlight: Gauge
     private let outboxDepth: Gauge
     private let queuedMessages: Gauge
@@ -63,6 +65,7 @@ public final class WorkerMetrics: Sendable {
     public init(factory: any MetricsFactory = NOOPMetricsHandler.instance) {
         self.factory = factory
         redeliveries = Counter(label: Name.redeliveries, factory: factory)
+        sagasArchived = Counter(label: Name.sagasArchived, factory: factory)
         sagasInFlight = Gauge(label: Name.sagasInFlight, factory: factory)
         outboxDepth = Gauge(label: Name.outboxDepth, factory: factory)
         queuedMessages = Gauge(label: Name.queuedMessages, factory: factory)
@@ -142,6 +145,9 @@ public final class WorkerMetrics: Sendable {
 
     /// One more message that the broker delivered again (its `redelivered` flag set).
     func redelivered() { redeliveries.increment() }
+
+    /// Finished sagas this worker moved out of its partition files into the pool's archive.
+    func archived(_ count: Int) { sagasArchived.increment(by: count) }
 
     /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.
     func deadLettered(code: String) {

@@ -29,7 +29,7 @@ import WaybillTestSupport
             #expect(
                 migrations == [
                     "v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence",
-                    "v4-journal-facts",
+                    "v4-journal-facts", "v5-journal-archive-permit",
                 ])
             try store.close()
         }
@@ -63,8 +63,8 @@ import WaybillTestSupport
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
                 return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
-                    && error.message.contains("schema version 5 ('v99-from-the-future')")
-                    && error.message.contains("this binary knows schema version 4 ('v4-journal-facts')")
+                    && error.message.contains("schema version 6 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 5 ('v5-journal-archive-permit')")
             }
         }
     }
@@ -112,10 +112,10 @@ import WaybillTestSupport
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
             return error.code == .schemaMismatch
-                && error.message.contains("has schema version 3 ('v4-journal-facts')")
+                && error.message.contains("has schema version 4 ('v5-journal-archive-permit')")
                 && error.message.contains(
-                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 4 "
-                        + "('v4-journal-facts')")
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 5 "
+                        + "('v5-journal-archive-permit')")
         }
     }
 

@@ -125,6 +125,7 @@ struct ShowJSONTests: FixtureSuite {
                   ],
                   "saga": {
                     "ageMs": 120000,
+                    "archived": null,
                     "currentStep": "accept",
                     "definitionHash": "763dfa1630a5ba697da7cde177d32ca9cd1bca30c9bdee033c6641383b575302",
                     "definitionKnown": true,
@@ -329,6 +330,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].recentJournal[].workflow: string
                 [].saga: object
                 [].saga.ageMs: number
+                [].saga.archived: null
                 [].saga.currentStep: null|string
                 [].saga.definitionHash: string
                 [].saga.definitionKnown: boolean

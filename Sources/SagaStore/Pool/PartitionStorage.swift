@@ -36,6 +36,12 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// Forgets inbox marks older than `before`, at most `limit`; returns how many.
     @discardableResult
     func pruneInbox(before: Timestamp, limit: Int) throws -> Int
+    /// Finished sagas last changed before `before`, oldest first, at most `limit`, with their journals, stamped as
+    /// archived at `now` (see ``SagaStore/finishedSagas(before:limit:now:)``).
+    func finishedSagas(before: Timestamp, limit: Int, now: Timestamp) throws -> [ArchivedSaga]
+    /// Removes archived sagas whose last progress is still the given one, with their journals; returns the removed.
+    @discardableResult
+    func removeArchived(_ sagas: [SagaKey: Timestamp]) throws -> [SagaKey]
     /// Stores a workflow definition by content hash and returns the hash.
     @discardableResult
     func saveDefinition(name: String, version: Int, source: String, at now: Timestamp) throws -> String

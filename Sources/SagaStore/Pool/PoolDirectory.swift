@@ -13,6 +13,7 @@ import WaybillDefinition
 /// partitions/p07.lock       held (flock) by partition 7's owner
 /// members/<worker>.lock     held by a live worker for as long as it runs
 /// members/<worker>.json     what that worker last said about itself (``PoolMemberStatus``)
+/// archive/                  finished sagas moved out of the partition files (``SagaArchive``)
 /// ```
 ///
 /// A saga's partition is ``partition(of:)``: a stable hash of its id, never anything the broker decides, so broker

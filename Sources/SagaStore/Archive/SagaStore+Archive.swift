@@ -1,0 +1,72 @@
+import GRDB
+import SagaEngine
+
+extension SagaStore {
+    /// Finished sagas (completed, compensated, cancelled) whose last progress is before `before`, oldest first, at
+    /// most `limit`, each with its whole journal: what the archiver moves next. A saga with outbox rows the broker has
+    /// not confirmed yet waits for a later pass. `now` is the archive time the lines carry.
+    public func finishedSagas(before: Timestamp, limit: Int, now: Timestamp) throws -> [ArchivedSaga] {
+        try read("reading finished sagas to archive") { db in
+            let snapshot = StoreSnapshot(db)
+            var keys: [(SagaKey, Timestamp)] = []
+            for status in SagaStatus.allCases where status.isTerminal {
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT workflow, saga_id, updated_at FROM sagas
+                        WHERE status = ? AND updated_at < ? ORDER BY updated_at LIMIT ?
+                        """,
+                    arguments: [status.rawValue, before.milliseconds, limit])
+                keys += rows.map { (SagaKey(workflow: $0[0], id: $0[1]), Timestamp(milliseconds: $0[2])) }
+            }
+            keys.sort { $0.1 < $1.1 }
+            keys = Array(keys.prefix(limit))
+            let unsent = try Set(
+                Row.fetchAll(db, sql: "SELECT DISTINCT workflow, saga_id FROM outbox").map {
+                    SagaKey(workflow: $0[0], id: $0[1])
+                })
+            let records = try snapshot.records(keys.map(\.0).filter { !unsent.contains($0) })
+            return try keys.compactMap { key, _ in
+                guard let record = records[key] else { return nil }
+                return ArchivedSaga(record: record, journal: try snapshot.journal(of: key), archivedAt: now)
+            }
+        }
+    }
+
+    /// Removes archived sagas with their journal lines and timers, in one transaction. A saga leaves only when its
+    /// last progress is still the archived one and it is still finished (a late message may have touched it since);
+    /// returns the ones removed.
+    @discardableResult
+    public func removeArchived(_ sagas: [SagaKey: Timestamp]) throws -> [SagaKey] {
+        try checkWritable("removing archived sagas")
+        guard !sagas.isEmpty else { return [] }
+        let finished = SagaStatus.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        do {
+            return try fencedWrite { db in
+                // The journal's delete trigger lets a delete through only while this transaction holds the permit.
+                try db.execute(sql: "INSERT INTO journal_archive_permit (id) VALUES (1)")
+                var removed: [SagaKey] = []
+                for (key, updatedAt) in sagas.sorted(by: { $0.key.id < $1.key.id }) {
+                    try db.execute(
+                        sql: """
+                            DELETE FROM sagas WHERE workflow = ? AND saga_id = ? AND updated_at = ?
+                            AND status IN (\(finished))
+                            """,
+                        arguments: [key.workflow, key.id, updatedAt.milliseconds])
+                    guard db.changesCount == 1 else { continue }
+                    for table in ["journal", "timers"] {
+                        try db.execute(
+                            sql: "DELETE FROM \(table) WHERE workflow = ? AND saga_id = ?",
+                            arguments: [key.workflow, key.id])
+                    }
+                    removed.append(key)
+                }
+                try db.execute(sql: "DELETE FROM journal_archive_permit")
+                return removed
+            }
+        } catch {
+            throw SagaStoreError.wrap(
+                error, path: configuration.path, operation: "removing \(sagas.count) archived sagas")
+        }
+    }
+}
