@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "SagaStore",
             dependencies: [
-                "CodedError", "CSQLite", "CZlib", "WaybillDefinition", "SagaEngine", "SeededRandom",
+                "CodedError", "CSQLite", "CZlib", "PlainText", "WaybillDefinition", "SagaEngine", "SeededRandom",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
