@@ -178,6 +178,9 @@ enum OperationsBenchmark {
                 + "\(format(times.last ?? 0).padded(to: 8, .right)) ms  (\(size) chars)\(flag)\n"
         }
         report += "operations: slowest median of the read commands \(format(worst)) ms\n"
+        if partitions != nil, let partition = files.first {
+            report += try ArchiveBenchmark.measure(partitionFile: partition, now: now)
+        }
         report += "operations: query plans\n"
         for (name, filter, status) in [
             ("list (no filter)", filtered { _ in }, nil as SagaStatus?),

@@ -33,7 +33,7 @@ struct Archiver: Sendable {
                 logger.error("cannot archive finished sagas: \(error)")
             }
             do {
-                try await Task.sleep(for: backlog ? .milliseconds(100) : interval)
+                try await Task.sleep(for: backlog ? .milliseconds(20) : interval)
             } catch {
                 break
             }

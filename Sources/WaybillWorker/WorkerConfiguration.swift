@@ -76,7 +76,7 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     /// How often the worker looks for sagas to archive (sooner while a look finds a full batch).
     public var archiveInterval: Duration = .seconds(60)
     /// Sagas moved per archive batch: one gzip member, and one short transaction in the partition file.
-    public var archiveBatch: Int = 200
+    public var archiveBatch: Int = 100
     /// Seeds retry jitter.
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
     /// Where `waybill worker` serves `/metrics`, `/healthz` and `/readyz`; `nil` (`off`) serves nothing. Loopback by

@@ -45,20 +45,20 @@ extension SagaStore {
             return try fencedWrite { db in
                 // The journal's delete trigger lets a delete through only while this transaction holds the permit.
                 try db.execute(sql: "INSERT INTO journal_archive_permit (id) VALUES (1)")
+                let deleteSaga = try db.cachedStatement(
+                    sql: """
+                        DELETE FROM sagas WHERE workflow = ? AND saga_id = ? AND updated_at = ?
+                        AND status IN (\(finished))
+                        """)
+                let deleteJournal = try db.cachedStatement(
+                    sql: "DELETE FROM journal WHERE workflow = ? AND saga_id = ?")
+                let deleteTimers = try db.cachedStatement(sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ?")
                 var removed: [SagaKey] = []
                 for (key, updatedAt) in sagas.sorted(by: { $0.key.id < $1.key.id }) {
-                    try db.execute(
-                        sql: """
-                            DELETE FROM sagas WHERE workflow = ? AND saga_id = ? AND updated_at = ?
-                            AND status IN (\(finished))
-                            """,
-                        arguments: [key.workflow, key.id, updatedAt.milliseconds])
+                    try deleteSaga.execute(arguments: [key.workflow, key.id, updatedAt.milliseconds])
                     guard db.changesCount == 1 else { continue }
-                    for table in ["journal", "timers"] {
-                        try db.execute(
-                            sql: "DELETE FROM \(table) WHERE workflow = ? AND saga_id = ?",
-                            arguments: [key.workflow, key.id])
-                    }
+                    try deleteJournal.execute(arguments: [key.workflow, key.id])
+                    try deleteTimers.execute(arguments: [key.workflow, key.id])
                     removed.append(key)
                 }
                 try db.execute(sql: "DELETE FROM journal_archive_permit")
