@@ -160,10 +160,15 @@ enum OperationsBenchmark {
             "operations: read commands on \(sagas) sagas, each run on a freshly opened file (open + query + "
             + "render; median / slowest of \(repeats) runs; target <= 50 ms)\n"
         var worst = 0.0
-        for (name, target, body) in cases {
+        // WAYBILL_BENCH_ONLY=TEXT runs only the commands whose name contains TEXT, WAYBILL_BENCH_REPEATS times each
+        // (for a profiler).
+        let environment = ProcessInfo.processInfo.environment
+        let only = environment["WAYBILL_BENCH_ONLY"]
+        let runs = environment["WAYBILL_BENCH_REPEATS"].flatMap { Int($0) } ?? repeats
+        for (name, target, body) in cases where only.map(name.contains) ?? true {
             var times: [Double] = []
             var size = 0
-            for _ in 0..<repeats {
+            for _ in 0..<runs {
                 let start = ContinuousClock.now
                 let database = try open()
                 size = try body(database)
@@ -178,7 +183,7 @@ enum OperationsBenchmark {
                 + "\(format(times.last ?? 0).padded(to: 8, .right)) ms  (\(size) chars)\(flag)\n"
         }
         report += "operations: slowest median of the read commands \(format(worst)) ms\n"
-        if partitions != nil, let partition = files.first {
+        if partitions != nil, only == nil, let partition = files.first {
             report += try ArchiveBenchmark.measure(partitionFile: partition, now: now)
         }
         report += "operations: query plans\n"

@@ -89,49 +89,44 @@ extension SagaInspector {
         let overdue = now.milliseconds - policy.grace.milliseconds
         let idleBefore = now.milliseconds - policy.noProgressAfter.milliseconds
 
-        // Row -> (compensating?, last progress) of every running and compensating saga.
-        var live: [SagaRowNumber: (compensating: Bool, updatedAt: Int64)] = [:]
+        // Every running and compensating saga, sorted by row; each retry or overdue timer finds its saga by binary
+        // search: far cheaper than hashing a few thousand rows into tables.
+        var live: [(row: SagaRowNumber, compensating: Bool, updatedAt: Int64)] = []
         for status in [SagaStatus.running, .compensating] {
             try snapshot.forEachActivity(status: status) { saga in
-                live[saga.row] = (status == .compensating, saga.updatedAt.milliseconds)
+                live.append((saga.row, status == .compensating, saga.updatedAt.milliseconds))
             }
         }
+        live.sort { $0.row < $1.row }
         var suspended: [Entry] = []
         try snapshot.forEachActivity(status: .suspended) { saga in
             suspended.append(Entry(rowid: saga.row, updatedAt: saga.updatedAt.milliseconds))
         }
-        let active = live.count + suspended.count
-        var members: [StuckClass: [Entry]] = [.suspended: suspended]
-
-        // Sagas with a retry timer or an overdue timer: what their timers say, by row.
-        var timers: [SagaRowNumber: StuckClassifier.TimerFlags] = [:]
+        var flags = [StuckClassifier.TimerFlags](repeating: StuckClassifier.TimerFlags(), count: live.count)
         for signal in try snapshot.timerSignals(retryOrDueBefore: Timestamp(milliseconds: overdue)) {
-            timers[signal.row, default: StuckClassifier.TimerFlags()].add(
-                signal.kind, dueAt: signal.dueAt.milliseconds, overdueBefore: overdue)
+            var low = 0
+            var high = live.count
+            while low < high {
+                let middle = (low + high) / 2
+                if live[middle].row < signal.row { low = middle + 1 } else { high = middle }
+            }
+            // A timer of a suspended or finished saga does not count.
+            guard low < live.count, live[low].row == signal.row else { continue }
+            flags[low].add(signal.kind, dueAt: signal.dueAt.milliseconds, overdueBefore: overdue)
         }
-        var classified = Set<SagaRowNumber>(minimumCapacity: timers.count)
-        for (rowid, flags) in timers {
-            guard let saga = live[rowid],
-                let stuckClass = StuckClassifier.classify(
-                    status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt, timers: flags,
-                    idleBefore: idleBefore)
-            else { continue }
-            members[stuckClass, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
-            classified.insert(rowid)
-        }
-
-        // Running and compensating sagas idle past the threshold, without a timer reason.
-        for (rowid, saga) in live where saga.updatedAt <= idleBefore && !classified.contains(rowid) {
-            members[.noProgress, default: []].append(Entry(rowid: rowid, updatedAt: saga.updatedAt))
-        }
-        let stuckCount = members.values.reduce(0) { $0 + $1.count }
-        let onScheduleCount = max(0, active - stuckCount)
-        var onSchedule: [Entry] {
-            live.compactMap { rowid, saga in
-                saga.updatedAt > idleBefore && !classified.contains(rowid)
-                    ? Entry(rowid: rowid, updatedAt: saga.updatedAt) : nil
+        var members: [StuckClass: [Entry]] = [.suspended: suspended]
+        var onSchedule: [Entry] = []
+        for (index, saga) in live.enumerated() {
+            let entry = Entry(rowid: saga.row, updatedAt: saga.updatedAt)
+            switch StuckClassifier.classify(
+                status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt, timers: flags[index],
+                idleBefore: idleBefore)
+            {
+            case .onSchedule?, nil: onSchedule.append(entry)
+            case let stuckClass?: members[stuckClass, default: []].append(entry)
             }
         }
+        let onScheduleCount = onSchedule.count
 
         /// The first `count` sagas of a class in the stable order, with their state.
         func first(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {

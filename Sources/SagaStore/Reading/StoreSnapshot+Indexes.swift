@@ -96,17 +96,24 @@ extension StoreSnapshot {
     /// The timers of kind `retry`, and every timer due before `dueBefore`, with their saga's row (one pass over
     /// the timers that matter, joined through the primary key).
     public func timerSignals(retryOrDueBefore dueBefore: Timestamp) throws -> [TimerSignal] {
+        // The kind comes back as a number, so no row makes a string: 1 retry, 2 reply timeout, 0 a kind this binary
+        // does not know (skipped).
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT s.rowid, t.kind, t.due_at
+                SELECT s.rowid, CASE t.kind WHEN 'retry' THEN 1 WHEN 'replyTimeout' THEN 2 ELSE 0 END, t.due_at
                 FROM timers t JOIN sagas s ON s.workflow = t.workflow AND s.saga_id = t.saga_id
                 WHERE t.kind = 'retry' OR t.due_at < ?
                 """,
             arguments: [dueBefore.milliseconds])
         var signals: [TimerSignal] = []
         while let row = try rows.next() {
-            guard let kind = SagaTimer.Kind(rawValue: row[1]) else { continue }
+            let kind: SagaTimer.Kind
+            switch row[1] as Int64 {
+            case 1: kind = .retry
+            case 2: kind = .replyTimeout
+            default: continue
+            }
             signals.append(TimerSignal(row: SagaRowNumber(row[0]), kind: kind, dueAt: Timestamp(milliseconds: row[2])))
         }
         return signals
