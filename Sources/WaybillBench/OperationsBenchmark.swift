@@ -46,6 +46,14 @@ enum OperationsBenchmark {
             report += "operations: built \(path) in \(seconds(ContinuousClock.now - started)) s: \(stats)\n"
         } else {
             report += "operations: reusing \(path) (delete it and its .done marker to rebuild)\n"
+            // Files built before stores checkpointed on close keep a long write-ahead log, which every read-only open
+            // would read again: leave them as a stopped worker does now.
+            let pool = partitions == nil ? nil : try PoolDirectory.open(path)
+            let stale = pool.map { pool in pool.partitions.map(pool.databasePath(partition:)) } ?? [path]
+            for file in stale
+            where ((try? FileManager.default.attributesOfItem(atPath: file + "-wal")[.size] as? Int) ?? 0) > 0 {
+                try SagaStore(configuration: SagaStore.Configuration(path: file)).close()
+            }
         }
         let mapSize: Int64 = ProcessInfo.processInfo.environment["WAYBILL_BENCH_MMAP"] == nil ? 0 : 1 << 32
         let open: () throws -> SagaInspector = {

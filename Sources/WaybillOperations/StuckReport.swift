@@ -114,7 +114,11 @@ extension SagaInspector {
             guard low < live.count, live[low].row == signal.row else { continue }
             flags[low].add(signal.kind, dueAt: signal.dueAt.milliseconds, overdueBefore: overdue)
         }
-        var members: [StuckClass: [Entry]] = [.suspended: suspended]
+        // By class, in `StuckClass.allCases` order (an array: hashing a class's name for every saga showed up in
+        // profiles).
+        let classes = StuckClass.allCases
+        var members = [[Entry]](repeating: [], count: classes.count)
+        members[classes.firstIndex(of: .suspended)!] = suspended
         var onSchedule: [Entry] = []
         for (index, saga) in live.enumerated() {
             let entry = Entry(rowid: saga.row, updatedAt: saga.updatedAt)
@@ -123,14 +127,14 @@ extension SagaInspector {
                 idleBefore: idleBefore)
             {
             case .onSchedule?, nil: onSchedule.append(entry)
-            case let stuckClass?: members[stuckClass, default: []].append(entry)
+            case let stuckClass?: members[classes.firstIndex(of: stuckClass)!].append(entry)
             }
         }
         let onScheduleCount = onSchedule.count
 
         /// The first `count` sagas of a class in the stable order, with their state.
         func first(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {
-            let entries = stuckClass == .onSchedule ? onSchedule : members[stuckClass] ?? []
+            let entries = stuckClass == .onSchedule ? onSchedule : members[classes.firstIndex(of: stuckClass)!]
             // Order by last progress; rows tied with the last one taken are loaded too so the workflow/id
             // tie-break is exact.
             let boundary: Int64
@@ -155,7 +159,8 @@ extension SagaInspector {
 
         var summaries: [StuckReport.Summary] = []
         for stuckClass in StuckClass.allCases {
-            let total = stuckClass == .onSchedule ? onScheduleCount : members[stuckClass]?.count ?? 0
+            let total =
+                stuckClass == .onSchedule ? onScheduleCount : members[classes.firstIndex(of: stuckClass)!].count
             let oldest = total == 0 ? nil : try first(stuckClass, 1).first.map(diagnose)
             summaries.append(StuckReport.Summary(stuckClass: stuckClass, count: total, oldest: oldest))
         }
