@@ -119,24 +119,18 @@ extension SagaInspector {
         let classes = StuckClass.allCases
         var members = [[Entry]](repeating: [], count: classes.count)
         members[classes.firstIndex(of: .suspended)!] = suspended
-        var onSchedule: [Entry] = []
         for (index, saga) in live.enumerated() {
-            let entry = Entry(rowid: saga.row, updatedAt: saga.updatedAt)
-            switch StuckClassifier.classify(
-                status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt, timers: flags[index],
-                idleBefore: idleBefore)
-            {
-            case .onSchedule?, nil: onSchedule.append(entry)
-            case let stuckClass?: members[classes.firstIndex(of: stuckClass)!].append(entry)
-            }
+            let stuckClass =
+                StuckClassifier.classify(
+                    status: saga.compensating ? .compensating : .running, updatedAt: saga.updatedAt,
+                    timers: flags[index], idleBefore: idleBefore) ?? .onSchedule
+            members[classes.firstIndex(of: stuckClass)!].append(Entry(rowid: saga.row, updatedAt: saga.updatedAt))
         }
-        let onScheduleCount = onSchedule.count
+        func entries(_ stuckClass: StuckClass) -> [Entry] { members[classes.firstIndex(of: stuckClass)!] }
 
-        /// The first `count` sagas of a class in the stable order, with their state.
-        func first(_ stuckClass: StuckClass, _ count: Int) throws -> [SagaRecord] {
-            let entries = stuckClass == .onSchedule ? onSchedule : members[classes.firstIndex(of: stuckClass)!]
-            // Order by last progress; rows tied with the last one taken are loaded too so the workflow/id
-            // tie-break is exact.
+        /// The rows of the first `count` entries by last progress, and the rows tied with the last one taken, so the
+        /// workflow/id tie-break is exact once they are loaded.
+        func candidates(_ entries: [Entry], _ count: Int) -> [SagaRowNumber] {
             let boundary: Int64
             if count == 1 {
                 guard let oldest = entries.min(by: { $0.updatedAt < $1.updatedAt }) else { return [] }
@@ -146,9 +140,7 @@ extension SagaInspector {
                 guard !sorted.isEmpty else { return [] }
                 boundary = sorted[min(count, sorted.count) - 1]
             }
-            let chosen = entries.filter { $0.updatedAt <= boundary }.map(\.rowid)
-            let loaded = try snapshot.records(rows: chosen).values.sorted { SagaRow.precedes($0.row, $1.row) }
-            return Array(loaded.prefix(count))
+            return entries.filter { $0.updatedAt <= boundary }.map(\.rowid)
         }
         func diagnose(_ record: SagaRecord) throws -> StuckReport.Member {
             let definition = try? loadDefinition(snapshot, hash: record.row.definitionHash)
@@ -157,17 +149,21 @@ extension SagaInspector {
                 diagnosis: Diagnosis(record: record, definition: definition ?? nil, now: now, policy: policy))
         }
 
+        // The oldest of every class, loaded in one query.
+        let oldestRows = classes.map { candidates(entries($0), 1) }
+        let oldest = try snapshot.records(rows: oldestRows.flatMap { $0 })
         var summaries: [StuckReport.Summary] = []
-        for stuckClass in StuckClass.allCases {
-            let total =
-                stuckClass == .onSchedule ? onScheduleCount : members[classes.firstIndex(of: stuckClass)!].count
-            let oldest = total == 0 ? nil : try first(stuckClass, 1).first.map(diagnose)
-            summaries.append(StuckReport.Summary(stuckClass: stuckClass, count: total, oldest: oldest))
+        for (index, stuckClass) in classes.enumerated() {
+            let first = oldestRows[index].compactMap { oldest[$0] }.min { SagaRow.precedes($0.row, $1.row) }
+            summaries.append(
+                StuckReport.Summary(
+                    stuckClass: stuckClass, count: entries(stuckClass).count, oldest: try first.map(diagnose)))
         }
         var selected: [StuckReport.Member] = []
         var hasMore = false
         if let only {
-            let chosen = try first(only, limit + 1)
+            let chosen = try snapshot.records(rows: candidates(entries(only), limit + 1)).values
+                .sorted { SagaRow.precedes($0.row, $1.row) }.prefix(limit + 1)
             hasMore = chosen.count > limit
             selected = try chosen.prefix(limit).map(diagnose)
         }
