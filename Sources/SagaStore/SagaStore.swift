@@ -114,15 +114,16 @@ public final class SagaStore: Sendable {
 
     /// Closes the file. Later calls on this store throw. Call it on shutdown after the last commit.
     ///
-    /// A writable store first moves the write-ahead log into the file and empties it (`wal_checkpoint(TRUNCATE)`), so
-    /// the file a stopped worker leaves is whole: a read-only reader of a file with a long log and no live writer
-    /// would rebuild the log's index on every open (6 ms for a 38 MB log). A checkpoint another connection blocks is
-    /// skipped; the next writer's checkpoints catch up.
-    public func close() throws {
+    /// With `checkpoint` (the default) a writable store first moves the write-ahead log into the file and empties it
+    /// (`wal_checkpoint(TRUNCATE)`), so the file a stopped worker leaves is whole: a read-only reader of a file with a
+    /// long log and no live writer would rebuild the log's index on every open (6 ms for a 38 MB log). It never waits:
+    /// when another connection is reading or writing the file, the checkpoint is left to the next writer. Pass
+    /// `false` when the file belongs to someone else now (a partition lost to another worker).
+    public func close(checkpoint: Bool = true) throws {
         do {
-            if !configuration.readOnly {
+            if checkpoint, !configuration.readOnly {
                 _ = try? pool.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+                    try db.execute(sql: "PRAGMA busy_timeout = 0; PRAGMA wal_checkpoint(TRUNCATE)")
                 }
             }
             try pool.close()

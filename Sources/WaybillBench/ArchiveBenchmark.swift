@@ -33,8 +33,8 @@ enum ArchiveBenchmark {
             guard !sagas.isEmpty else { break }
             try archive.append(sagas, at: now)
             let written = ContinuousClock.now
-            var keys: [SagaKey: Timestamp] = [:]
-            for saga in sagas { keys[saga.key] = Timestamp(milliseconds: saga.updatedAt) }
+            var keys: [SagaKey: ArchiveMark] = [:]
+            for saga in sagas { keys[saga.key] = ArchiveMark(saga) }
             moved += try store.removeArchived(keys).count
             let removed = ContinuousClock.now
             journalLines += sagas.reduce(0) { $0 + $1.journal.count }

@@ -118,7 +118,16 @@ struct RepairFlow {
             throw OperationsError(
                 .badArgument, "filters select sagas in bulk: add --where, or drop them and name one saga")
         }
-        let key = try database.resolve(try SagaReference(parsing: saga))
+        let key: SagaKey
+        switch try database.locate(try SagaReference(parsing: saga)) {
+        case .stored(let stored):
+            key = stored
+        case .archived(let archived, let file):
+            throw OperationsError(
+                .refused,
+                "saga \(archived.key) is \(archived.status.rawValue) and was archived to \(file); a finished saga has "
+                    + "nothing left to repair")
+        }
         guard let record = try database.saga(key) else {
             throw OperationsError(.notFound, "saga \(key) vanished; try again")
         }

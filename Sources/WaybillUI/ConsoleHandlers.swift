@@ -100,7 +100,11 @@ struct ConsoleHandlers: Sendable {
                 status: .badRequest)
         }
         do {
-            let key = try inspector.resolve(try SagaReference(parsing: text))
+            let key: SagaKey
+            switch try inspector.locate(try SagaReference(parsing: text)) {
+            case .stored(let stored): key = stored
+            case .archived(let saga, _): key = saga.key
+            }
             return Response.redirect(to: ConsolePages.sagaPath(key), type: .found)
         } catch {
             return failure(error, access: access)

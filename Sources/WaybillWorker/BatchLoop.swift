@@ -456,8 +456,11 @@ final class BatchLoop: Sendable {
         } catch let error as SagaStoreError where error.code == .fenced {
             lose(partition, error)
         } catch {
-            // They stay in the file as well as in the archive; the next archive pass writes them again.
-            logger.warning("cannot remove archived sagas from \(partition.queue): \(error)")
+            // They stay in the file as well as in the archive; a later pass writes them again, after a pause so a
+            // removal that keeps failing does not fill the archive with copies.
+            partition.archiveResumes.withLock { $0 = Timestamp.now().milliseconds + 60_000 }
+            logger.warning(
+                "cannot remove archived sagas from \(partition.queue); archiving it again in 1 min: \(error)")
         }
     }
 

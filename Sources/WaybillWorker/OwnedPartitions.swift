@@ -21,9 +21,11 @@ final class OwnedPartition: Sendable {
     /// as it is: at worst one look too early.
     let timersDue = Mutex<Int64>(0)
 
-    /// Sagas the archiver wrote to the pool's archive, with the last progress it archived: the batch loop removes
-    /// them from the partition file between batches (``BatchLoop``), so a removal never races the loop's own writes.
-    let archived = Mutex<[SagaKey: Timestamp]>([:])
+    /// Sagas the archiver wrote to the pool's archive, with what they looked like then: the batch loop removes them
+    /// from the partition file between batches (``BatchLoop``), so a removal never races the loop's own writes.
+    let archived = Mutex<[SagaKey: ArchiveMark]>([:])
+    /// Until when the archiver leaves this partition alone (ms since the epoch), after a pass or a removal failed.
+    let archiveResumes = Mutex<Int64>(0)
 
     /// Outbox rows the broker confirmed and that are not deleted yet: the partition's next commit deletes them in its
     /// own transaction (or a timer tick, when no commit comes). Lost with the process, they are only sent again.

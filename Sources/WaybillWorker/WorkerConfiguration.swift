@@ -313,7 +313,7 @@ extension WorkerConfiguration {
             configuration.inboxRetention = .seconds(value * 3600)
         }
         if let value = values["archive_after"] {
-            if value.lowercased() == "off" {
+            if ["off", "false"].contains(value.lowercased()) {  // YAML reads a bare off as false
                 configuration.archiveAfter = nil
             } else {
                 do {
@@ -324,7 +324,7 @@ extension WorkerConfiguration {
             }
         }
         if let value = values["http_address"] {
-            if value.lowercased() == "off" {
+            if ["off", "false"].contains(value.lowercased()) {  // YAML reads a bare off as false
                 configuration.httpAddress = nil
             } else {
                 do {

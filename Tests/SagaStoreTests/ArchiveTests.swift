@@ -77,15 +77,20 @@ import WaybillTestSupport
         let before = try store.counts()
         #expect(before["sagas"] == 3 && before["journal"] == 6)
 
-        // "c" moved on after it was archived (its last progress is no longer the archived one): it stays.
+        // "c" moved on after it was archived (its last progress is no longer the archived one), and "b" got a journal
+        // line (an ignored late reply) without moving: both stay.
+        let mark = ArchiveMark(updatedAt: Timestamp(milliseconds: 1_000), lastJournalId: 6)
         try store.commit([Self.ended("c", .completed, at: 2_000)])
+        try store.appendJournal(
+            [JournalEntry(at: Timestamp(milliseconds: 1_500), kind: .ignored, detail: "late reply")],
+            for: Fixtures.key("b"), at: Timestamp(milliseconds: 1_500))
         let removed = try store.removeArchived([
-            Fixtures.key("a"): Timestamp(milliseconds: 1_000), Fixtures.key("b"): Timestamp(milliseconds: 1_000),
-            Fixtures.key("c"): Timestamp(milliseconds: 1_000), Fixtures.key("gone"): Timestamp(milliseconds: 1_000),
+            Fixtures.key("a"): mark, Fixtures.key("b"): mark, Fixtures.key("c"): mark, Fixtures.key("gone"): mark,
         ])
-        #expect(Set(removed) == [Fixtures.key("a"), Fixtures.key("b")])
+        #expect(removed == [Fixtures.key("a")])
         let after = try store.counts()
-        #expect(after["sagas"] == 1 && after["journal"] == 4)
+        #expect(after["sagas"] == 2 && after["journal"] == 7)
+        #expect(try store.journal(of: Fixtures.key("b")).count == 3, "the late line is not lost")
         #expect(try store.journal(of: Fixtures.key("a")).isEmpty)
 
         // Outside the archiver's transaction the journal still refuses deletes and updates.
@@ -95,7 +100,7 @@ import WaybillTestSupport
         #expect(throws: (any Error).self) {
             try store.pool.write { db in try db.execute(sql: "UPDATE journal SET detail = 'x'") }
         }
-        #expect(try store.counts()["journal"] == 4)
+        #expect(try store.counts()["journal"] == 7)
         #expect(
             try store.pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM journal_archive_permit") } == 0)
     }
@@ -145,34 +150,48 @@ import WaybillTestSupport
         #expect(try SagaArchive(directory: directory.file("none"), readOnly: true).locate(sagaId: "o-1").isEmpty)
     }
 
-    @Test("an append after a crash mid-write cuts the torn tail off first, so the day file stays whole")
-    func tornTailIsCutOff() throws {
+    @Test("an append after a crash keeps whole members the index lost and cuts a torn tail, so no member is lost")
+    func tornTailIsCutOffAndWholeMembersKept() throws {
         let directory = try TemporaryDirectory()
         let store = try SagaStore.open(in: directory)
-        try store.commit([Self.ended("o-1", .completed, at: Self.day1), Self.ended("o-2", .completed, at: Self.day1)])
+        try store.commit((1...4).map { Self.ended("o-\($0)", .completed, at: Self.day1) })
         let now = Timestamp(milliseconds: Self.day2)
         let sagas = try store.finishedSagas(before: now, limit: 10, now: now)
         let archive = try SagaArchive(directory: directory.file("archive"), readOnly: false)
         try archive.append([sagas[0]], at: now)
         let path = archive.path(day: "2025-12-06")
-        let whole = try Data(contentsOf: URL(fileURLWithPath: path))
+        let first = try Data(contentsOf: URL(fileURLWithPath: path))
 
-        // A member written but never indexed (the process died before the index commit), cut short.
-        let torn = try Gzip.compress(Array("{\"sagaId\":\"lost\"}\n".utf8)).prefix(10)
-        try (whole + torn).write(to: URL(fileURLWithPath: path))
-        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(Array(whole + torn)) }
+        // A whole member whose index commit was lost, then one cut short by a crash.
+        let lost = try Gzip.compress(Array("{\"sagaId\":\"lost\"}\n".utf8))
+        let torn = try Gzip.compress(Array("{\"sagaId\":\"torn\"}\n".utf8)).prefix(10)
+        try (first + lost + torn).write(to: URL(fileURLWithPath: path))
+        #expect(throws: Gzip.Failure.self) { try Gzip.decompress(Array(first + lost + torn)) }
 
         try archive.append([sagas[1]], at: now)
         let repaired = try Data(contentsOf: URL(fileURLWithPath: path))
-        #expect(repaired.prefix(whole.count) == whole)
+        #expect(repaired.prefix(first.count + lost.count) == first + lost, "the unindexed whole member is kept")
         let lines = try Gzip.decompress(Array(repaired)).split(separator: UInt8(ascii: "\n"))
-        #expect(lines.count == 2)
+        #expect(lines.count == 3)
         #expect(try archive.load(try #require(try archive.locate(sagaId: "o-2").first)).sagaId == "o-2")
+        #expect(try archive.load(try #require(try archive.locate(sagaId: "o-1").first)).sagaId == "o-1")
 
-        // A file shorter than the index says was cut or replaced: refused, not overwritten.
-        try whole.prefix(5).write(to: URL(fileURLWithPath: path))
+        // The index lost altogether: the day file is kept whole and appended to, never cut.
+        try archive.close()
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: directory.file("archive/\(SagaArchive.indexFile)\(suffix)"))
+        }
+        let fresh = try SagaArchive(directory: directory.file("archive"), readOnly: false)
+        try fresh.append([sagas[2]], at: now)
+        let kept = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(kept.prefix(repaired.count) == repaired)
+        #expect(try Gzip.decompress(Array(kept)).split(separator: UInt8(ascii: "\n")).count == 4)
+        #expect(try fresh.load(try #require(try fresh.locate(sagaId: "o-3").first)).sagaId == "o-3")
+
+        // A file shorter than the index says was cut or moved away: refused, not overwritten.
+        try kept.prefix(5).write(to: URL(fileURLWithPath: path))
         #expect {
-            try archive.append([sagas[0]], at: now)
+            try fresh.append([sagas[3]], at: now)
         } throws: { error in
             (error as? SagaStoreError)?.code == .corruptState
         }

@@ -91,6 +91,22 @@ struct ConfigurationTests {
         #expect(off.httpAddress == nil)
     }
 
+    @Test("archive_after: 30 days by default, any duration, or off; a bare off in a YAML file (read as false) too")
+    func archiveAfter() throws {
+        #expect(WorkerConfiguration().archiveAfter == .seconds(30 * 86_400))
+        let hours = try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_ARCHIVE_AFTER": "12h"])
+        #expect(hours.archiveAfter == .seconds(12 * 3_600))
+        let fromFile = try WorkerConfiguration.load(
+            file: try configFile("archive_after: off\nhttp_address: off\n"), environment: [:])
+        #expect(fromFile.archiveAfter == nil)
+        #expect(fromFile.httpAddress == nil)
+        #expect {
+            try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_ARCHIVE_AFTER": "30"])
+        } throws: { error in
+            (error as? ConfigurationError)?.description.hasPrefix("config.bad_value: archive_after: bad duration") == true
+        }
+    }
+
     @Test func unknownFileKeyIsRefused() throws {
         let file = try configFile("batch_sise: 10\n")
         do {

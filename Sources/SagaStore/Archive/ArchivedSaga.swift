@@ -17,28 +17,43 @@ public struct ArchivedSaga: Sendable, Hashable, Codable {
 
     /// One journal line, as ``JournalLine`` has it.
     public struct Line: Sendable, Hashable, Codable {
+        /// The journal row id in the partition file it came from: ascending ids are the order things happened.
         public var id: Int64
+        /// When it was written.
         public var at: Int64
+        /// `start`, `reply`, `timer`, `operator`, `ignored`, ... (``JournalLine/kind``).
         public var kind: String
+        /// The step (and branch) concerned.
         public var step: String?
+        /// The operator who acted; `nil` for the worker.
         public var actor: String?
+        /// The human line.
         public var detail: String
+        /// The line as data (``JournalLine/facts``).
         public var facts: JSONValue?
     }
 
     /// The line's format.
     public var format: Int
+    /// The workflow; with ``sagaId`` the saga's key (a reader keeps the copy with the latest ``archivedAt`` per key).
     public var workflow: String
+    /// The saga id (the order id).
     public var sagaId: String
     /// The content hash of the definition it ran (the partition files keep the definitions).
     public var definitionHash: String
+    /// The workflow version it ran.
     public var version: Int
+    /// How it ended: completed, compensated or cancelled.
     public var status: SagaStatus
+    /// The step at its cursor when it ended (`nil` past the last step).
     public var currentStep: String?
+    /// The worker that last wrote it.
     public var owner: String?
+    /// When it started.
     public var startedAt: Int64
     /// Its last progress: the day file it goes to is this day's (UTC).
     public var updatedAt: Int64
+    /// The error code of the failure it compensated for.
     public var failureCode: String?
     /// When it moved out of its partition file.
     public var archivedAt: Int64

@@ -35,6 +35,19 @@ enum Gzip {
     /// The bytes of every gzip member in `bytes`, in order. Throws when a member is damaged or cut short (a file
     /// whose last write did not finish).
     static func decompress(_ bytes: [UInt8]) throws(Failure) -> [UInt8] {
+        let read = inflateMembers(bytes)
+        if let failure = read.failure { throw failure }
+        return read.output
+    }
+
+    /// How many leading bytes of `bytes` are whole gzip members: all of them, or up to the first member that is
+    /// damaged or cut short.
+    static func wholeMembersLength(_ bytes: [UInt8]) -> Int {
+        inflateMembers(bytes).whole
+    }
+
+    /// Inflates member after member until the end or the first bad one.
+    private static func inflateMembers(_ bytes: [UInt8]) -> (output: [UInt8], whole: Int, failure: Failure?) {
         var result: [UInt8] = []
         result.reserveCapacity(bytes.count * 6)
         var offset = 0
@@ -42,31 +55,36 @@ enum Gzip {
         while offset < bytes.count {
             var stream = z_stream()
             guard waybill_inflate_init_gzip(&stream) == Z_OK else {
-                throw Failure(description: "zlib cannot start reading (out of memory?)")
+                return (result, offset, Failure(description: "zlib cannot start reading (out of memory?)"))
             }
             defer { inflateEnd(&stream) }
             var status = Z_OK
+            var produced: [UInt8] = []
             bytes.withUnsafeBufferPointer { input in
                 stream.next_in = UnsafeMutablePointer(mutating: input.baseAddress! + offset)
                 stream.avail_in = uInt(input.count - offset)
                 while status == Z_OK {
-                    let produced = chunk.withUnsafeMutableBufferPointer { out in
+                    let count = chunk.withUnsafeMutableBufferPointer { out in
                         stream.next_out = out.baseAddress
                         stream.avail_out = uInt(out.count)
                         status = inflate(&stream, Z_NO_FLUSH)
                         return out.count - Int(stream.avail_out)
                     }
-                    result.append(contentsOf: chunk[..<produced])
+                    produced.append(contentsOf: chunk[..<count])
                 }
             }
             guard status == Z_STREAM_END else {
-                throw Failure(
-                    description: status == Z_BUF_ERROR
-                        ? "the gzip member at byte \(offset) is cut short"
-                        : "the gzip member at byte \(offset) is damaged (zlib status \(status))")
+                return (
+                    result, offset,
+                    Failure(
+                        description: status == Z_BUF_ERROR
+                            ? "the gzip member at byte \(offset) is cut short"
+                            : "the gzip member at byte \(offset) is damaged (zlib status \(status))")
+                )
             }
+            result += produced
             offset += Int(stream.total_in)
         }
-        return result
+        return (result, offset, nil)
     }
 }

@@ -59,7 +59,12 @@ public final class SagaArchive: Sendable {
             configuration.busyMode = .timeout(30)
             configuration.label = "waybill.archive"
             let pool = try DatabasePool(path: indexPath, configuration: configuration)
-            if !readOnly { try Self.migrator.migrate(pool) }
+            if !readOnly {
+                try Self.migrator.migrate(pool)
+                // GRDB's pool commits with synchronous=NORMAL; the index must be on disk before the rows it records
+                // leave their partition file, which commits with FULL.
+                try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            }
             index = pool
         } catch {
             throw SagaStoreError.wrap(error, path: indexPath, operation: "opening the saga archive")
@@ -146,12 +151,18 @@ public final class SagaArchive: Sendable {
                 try index.write { db in
                     let end =
                         try Int64.fetchOne(
-                            db, sql: "SELECT MAX(offset + length) FROM members WHERE day = ?", arguments: [day])
-                        ?? 0
-                    try DayFile.write(member, to: file, at: end)
+                            db, sql: "SELECT MAX(offset + length) FROM members WHERE day = ?", arguments: [day]) ?? 0
+                    let placed = try DayFile.append(member, to: file, after: end)
+                    if placed.kept > 0 {
+                        // Whole members the index does not know (an append whose index commit was lost): kept, and
+                        // recorded so the next append starts after them.
+                        try db.execute(
+                            sql: "INSERT INTO members (day, offset, length, sagas, written_at) VALUES (?, ?, ?, 0, ?)",
+                            arguments: [day, end, placed.kept, now.milliseconds])
+                    }
                     try db.execute(
                         sql: "INSERT INTO members (day, offset, length, sagas, written_at) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [day, end, member.count, group.count, now.milliseconds])
+                        arguments: [day, placed.start, member.count, group.count, now.milliseconds])
                     let statement = try db.cachedStatement(
                         sql: """
                             INSERT INTO sagas (saga_id, workflow, day, offset, line, status, updated_at)
@@ -161,7 +172,7 @@ public final class SagaArchive: Sendable {
                             """)
                     for (line, saga) in group.enumerated() {
                         try statement.execute(arguments: [
-                            saga.sagaId, saga.workflow, day, end, line, saga.status.rawValue, saga.updatedAt,
+                            saga.sagaId, saga.workflow, day, placed.start, line, saga.status.rawValue, saga.updatedAt,
                         ])
                     }
                 }
@@ -262,28 +273,40 @@ public final class SagaArchive: Sendable {
 
 /// The day files' raw writes (apart from ``SagaArchive``, whose `close()` would shadow the system call).
 private enum DayFile {
-    /// Writes `bytes` at `offset` of `path` (created when missing), cutting off whatever lies beyond it first (a
-    /// write a crash interrupted), and syncs the file (and the folder, for a new file).
-    static func write(_ bytes: [UInt8], to path: String, at offset: Int64) throws {
+    /// Appends `bytes` to `path` (created when missing) after its first `offset` bytes, the members the index knows,
+    /// and syncs it (and the folder, for a new file). What lies beyond `offset` is kept when it is whole gzip members
+    /// (written by an append whose index commit was lost) and cut off from the first member that is not (a write a
+    /// crash interrupted), so no whole member is ever lost. Returns where the new member starts and how many bytes of
+    /// unindexed whole members were kept before it.
+    static func append(_ bytes: [UInt8], to path: String, after offset: Int64) throws -> (start: Int64, kept: Int64) {
         let created = !FileManager.default.fileExists(atPath: path)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw posixError("cannot open \(path)") }
         defer { close(descriptor) }
         var status = stat()
         guard fstat(descriptor, &status) == 0 else { throw posixError("cannot read the size of \(path)") }
-        guard Int64(status.st_size) >= offset else {
+        let size = Int64(status.st_size)
+        guard size >= offset else {
             throw SagaStoreError(
                 .corruptState,
-                "\(path) is \(status.st_size) bytes but the archive index records \(offset); the file was cut or "
-                    + "replaced. Restore it from a backup.")
+                "\(path) is \(size) bytes but the archive index records \(offset) bytes of it; the file was cut, "
+                    + "moved or replaced. Put the whole file back to archive more sagas of that day.")
         }
-        if Int64(status.st_size) > offset, ftruncate(descriptor, off_t(offset)) != 0 {
-            throw posixError("cannot cut \(path) back to its last whole member")
+        var kept: Int64 = 0
+        if size > offset {
+            var tail = [UInt8](repeating: 0, count: Int(size - offset))
+            let read = tail.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+            guard read == tail.count else { throw posixError("cannot read the end of \(path)") }
+            kept = Int64(Gzip.wholeMembersLength(tail))
+            if offset + kept < size, ftruncate(descriptor, off_t(offset + kept)) != 0 {
+                throw posixError("cannot cut \(path) back to its last whole member")
+            }
         }
+        let start = offset + kept
         var written = 0
         while written < bytes.count {
             let count = bytes[written...].withUnsafeBytes {
-                pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset) + off_t(written))
+                pwrite(descriptor, $0.baseAddress, $0.count, off_t(start) + off_t(written))
             }
             guard count > 0 else {
                 if count < 0 && errno == EINTR { continue }
@@ -292,13 +315,8 @@ private enum DayFile {
             written += count
         }
         guard fsync(descriptor) == 0 else { throw posixError("cannot sync \(path)") }
-        if created {
-            let folder = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_CLOEXEC)
-            if folder >= 0 {
-                fsync(folder)
-                close(folder)
-            }
-        }
+        if created { FileSync.directory(of: path) }
+        return (start, kept)
     }
 
     private static func posixError(_ what: String) -> SagaStoreError {

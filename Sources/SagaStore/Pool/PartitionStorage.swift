@@ -39,9 +39,10 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// Finished sagas last changed before `before`, oldest first, at most `limit`, with their journals, stamped as
     /// archived at `now` (see ``SagaStore/finishedSagas(before:limit:now:)``).
     func finishedSagas(before: Timestamp, limit: Int, now: Timestamp) throws -> [ArchivedSaga]
-    /// Removes archived sagas whose last progress is still the given one, with their journals; returns the removed.
+    /// Removes archived sagas that have not changed since they were archived, with their journals; returns the
+    /// removed (see ``SagaStore/removeArchived(_:)``).
     @discardableResult
-    func removeArchived(_ sagas: [SagaKey: Timestamp]) throws -> [SagaKey]
+    func removeArchived(_ sagas: [SagaKey: ArchiveMark]) throws -> [SagaKey]
     /// Stores a workflow definition by content hash and returns the hash.
     @discardableResult
     func saveDefinition(name: String, version: Int, source: String, at now: Timestamp) throws -> String
@@ -144,7 +145,8 @@ final class SQLitePartitionLease: PartitionLease {
     }
 
     func abandon() {
-        try? sqlite.close()
+        // Another worker owns the file now: no checkpoint, which would take its write lock.
+        try? sqlite.close(checkpoint: false)
         lock.release()
     }
 }

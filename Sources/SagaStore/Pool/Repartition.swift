@@ -468,8 +468,8 @@ extension PoolDirectory {
                 "cannot move \(from) to \(destination): \(String(cString: strerror(errno))). Fix the cause, then run "
                     + "the repartition again; it continues where it stopped.")
         }
-        syncDirectory((destination as NSString).deletingLastPathComponent)
-        syncDirectory((from as NSString).deletingLastPathComponent)
+        FileSync.directory(of: destination)
+        FileSync.directory(of: from)
     }
 
     private func remove(_ folder: String, what: String) throws {
@@ -498,9 +498,4 @@ extension PoolDirectory {
     }
 
     /// Flushes a folder's entries (a rename) to the disk; best effort.
-    private func syncDirectory(_ folder: String) {
-        guard let handle = FileHandle(forReadingAtPath: folder) else { return }
-        try? handle.synchronize()
-        try? handle.close()
-    }
 }
