@@ -103,7 +103,8 @@ struct ConfigurationTests {
         #expect {
             try WorkerConfiguration.load(file: nil, environment: ["WAYBILL_ARCHIVE_AFTER": "30"])
         } throws: { error in
-            (error as? ConfigurationError)?.description.hasPrefix("config.bad_value: archive_after: bad duration") == true
+            (error as? ConfigurationError)?.description.hasPrefix("config.bad_value: archive_after: bad duration")
+                == true
         }
     }
 
