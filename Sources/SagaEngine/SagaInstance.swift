@@ -173,6 +173,9 @@ public struct StepState: Sendable, Hashable, Codable {
         case failed
         /// An operator skipped it with a given output.
         case skipped
+        /// Not on the path the saga took: a `choice` or a `next:` jumped over it. It never runs (in this round), and
+        /// there is nothing of it to undo.
+        case bypassed
     }
 
     /// Where the step is.

@@ -134,6 +134,8 @@ struct SagaRun {
         switch step.action {
         case .split(let spec):
             runSplit(index, spec: spec)
+        case .choice(let spec):
+            runChoice(index, spec: spec)
         case .command:
             var items: [JSONValue?] = [nil]
             if let forEach = step.forEach {
@@ -323,7 +325,7 @@ struct SagaRun {
     }
 
     /// Marks a step done; `output` defaults to its branch output (or the array of them for `for_each`).
-    private mutating func stepSucceeded(_ index: Int, output given: JSONValue? = nil) {
+    private mutating func stepSucceeded(_ index: Int, output given: JSONValue? = nil, target: StepTarget? = nil) {
         let step = definition.steps[index]
         let state = instance.steps[index]
         let output =
@@ -337,7 +339,56 @@ struct SagaRun {
         if let milestone = step.milestone {
             publish(milestone, step: step.id, output: output)
         }
-        instance.cursor = index + 1
+        moveOn(from: index, to: target ?? step.next)
+    }
+
+    /// Moves the cursor past the step at `index`: to the step after it, or to `target` (a later step, the end); the
+    /// steps jumped over are bypassed.
+    private mutating func moveOn(from index: Int, to target: StepTarget?) {
+        var destination = index + 1
+        switch target {
+        case .step(let id)?:
+            destination = definition.stepIndex(of: id).map { max($0, index + 1) } ?? destination
+        case .end?:
+            destination = definition.steps.count
+        case .fail?, nil:
+            break
+        }
+        for skipped in (index + 1)..<max(index + 1, destination) {
+            instance.steps[skipped].status = .bypassed
+            instance.steps[skipped].finishedAt = now
+        }
+        instance.cursor = destination
+    }
+
+    /// Tries the rules in order and takes the first that holds (the step's `next` when none does). The output,
+    /// `{next, rule}`, says which path was taken: `rule` is the 0-based index, or null when none held.
+    private mutating func runChoice(_ index: Int, spec: ChoiceSpec) {
+        let scope = scope()
+        var chosen: (rule: Int?, target: StepTarget?) = (nil, definition.steps[index].next)
+        do {
+            for (number, rule) in spec.rules.enumerated() where try rule.when.holds(in: scope) {
+                chosen = (number, rule.target)
+                break
+            }
+        } catch {
+            failStep(index, error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
+            return
+        }
+        let output: JSONValue = [
+            "next": .string(
+                chosen.target?.description
+                    ?? (index + 1 < definition.steps.count
+                        ? definition.steps[index + 1].id : StepTarget.end.description)),
+            "rule": chosen.rule.map { .number(Double($0)) } ?? .null,
+        ]
+        if case .fail(let code, let message)? = chosen.target {
+            instance.steps[index].output = output
+            outputsCache = nil
+            failStep(index, error: StepError(code: code, message: message, retryable: false))
+            return
+        }
+        stepSucceeded(index, output: output, target: chosen.target)
     }
 
     private mutating func runSplit(_ index: Int, spec: SplitStepSpec) {
@@ -563,6 +614,10 @@ struct SagaRun {
         guard index <= instance.cursor else {
             return "step '\(stepId)' has not run yet; the saga is at '\(definition.steps[instance.cursor].id)'"
         }
+        if instance.steps[index].status == .bypassed {
+            return "step '\(stepId)' is not on the path this saga took (a choice or next jumped over it); reset to "
+                + "the choice before it instead"
+        }
         if instance.status == .compensating || instance.compensation != nil {
             return "the saga is compensating; let the compensation finish (or retry or skip it) before a reset"
         }
@@ -654,6 +709,17 @@ struct SagaRun {
             return "step '\(stepId)' is not the current step; the saga is at '\(step.id)'"
         }
         let state = instance.steps[index]
+        if instance.status == .suspended, state.status == .failed, state.branches.isEmpty {
+            // A local step (split, choice), or a command step whose for_each failed before it fanned out: run it again.
+            instance.steps[index].status = .pending
+            instance.steps[index].finishedAt = nil
+            instance.steps[index].output = nil
+            outputsCache = nil
+            instance.status = .running
+            instance.failure = nil
+            advance()
+            return nil
+        }
         if instance.status == .suspended, state.status == .failed {
             instance.steps[index].status = .running
             instance.steps[index].finishedAt = nil
@@ -757,7 +823,7 @@ struct SagaRun {
         instance.status = .running
         instance.failure = nil
         if let milestone = definition.steps[index].milestone { publish(milestone, step: stepId, output: joined) }
-        instance.cursor = index + 1
+        moveOn(from: index, to: definition.steps[index].next)
         advance()
         return nil
     }

@@ -78,6 +78,9 @@ extension ErrorCode where Domain == WorkflowDiagnosticDomain {
     /// A warning: a step's `compensate` reads the step's own output, which is `null` when the forward command's reply
     /// never came (the step is then compensated in case it took effect, with no output to read).
     public static let compensationReadsOwnOutput = Self(rawValue: "workflow.compensation_reads_own_output")
+    /// A warning: a step reads the output of a step that a `choice` or `next` may jump over on the way to it (the
+    /// path does not resolve then), or a step no path reaches.
+    public static let mayBeBypassed = Self(rawValue: "workflow.may_be_bypassed")
     /// The file could not be read at all (``WorkflowSourceReadError``).
     public static let unreadableFile = Self(rawValue: "workflow.unreadable_file")
     /// The file has one or more problems (``WorkflowDiagnostics``, which lists them).

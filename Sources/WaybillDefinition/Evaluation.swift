@@ -179,3 +179,76 @@ extension JSONValue {
         }
     }
 }
+
+extension Condition {
+    /// Whether the condition holds over `scope`.
+    ///
+    /// A path that does not resolve (no such member, no output of a bypassed step, an index past the end) reads as
+    /// null for `equals`, `not_equals`, `in`, `empty` and `present`, so an optional field can be tested as it is. A
+    /// numeric comparison throws the ``EvaluationError`` of such a path, and ``EvaluationError/Code/wrongType`` for a
+    /// value that is not a number, which fails the choice step: an order total that is missing must not silently pick
+    /// the cheaper path.
+    public func holds(in scope: EvaluationScope) throws(EvaluationError) -> Bool {
+        switch self {
+        case .all(let conditions):
+            for condition in conditions where try !condition.holds(in: scope) { return false }
+            return true
+        case .any(let conditions):
+            for condition in conditions where try condition.holds(in: scope) { return true }
+            return false
+        case .not(let condition):
+            return try !condition.holds(in: scope)
+        case .compare(let template, let comparison):
+            let value: JSONValue
+            do {
+                value = try template.evaluate(in: scope)
+            } catch  where [.noMember, .noStepOutput, .indexOutOfRange].contains(error.code) {
+                switch comparison {
+                case .lessThan, .atMost, .greaterThan, .atLeast: throw error
+                default: value = .null
+                }
+            }
+            switch comparison {
+            case .equals(let expected): return value == expected
+            case .notEquals(let expected): return value != expected
+            case .oneOf(let values): return values.contains(value)
+            case .empty(let wanted): return value.isEmptyValue == wanted
+            case .present(let wanted): return (value != .null) == wanted
+            case .lessThan(let bound): return try Self.number(value, template) < bound
+            case .atMost(let bound): return try Self.number(value, template) <= bound
+            case .greaterThan(let bound): return try Self.number(value, template) > bound
+            case .atLeast(let bound): return try Self.number(value, template) >= bound
+            }
+        }
+    }
+
+    private static func number(_ value: JSONValue, _ template: Template) throws(EvaluationError) -> Double {
+        guard case .number(let number) = value else {
+            throw EvaluationError(
+                .wrongType, path: template.pathText,
+                reason: "a numeric comparison needs a number, got \(value.typeName)")
+        }
+        return number
+    }
+}
+
+extension Template {
+    /// The path of a one-expression template, for messages; `value` for anything else.
+    var pathText: String {
+        if case .value(let path) = self { return path.description }
+        return "value"
+    }
+}
+
+extension JSONValue {
+    /// null, "", [] and {}.
+    var isEmptyValue: Bool {
+        switch self {
+        case .null: true
+        case .string(let text): text.isEmpty
+        case .array(let elements): elements.isEmpty
+        case .object(let members): members.isEmpty
+        case .bool, .number: false
+        }
+    }
+}

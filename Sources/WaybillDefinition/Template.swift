@@ -81,6 +81,30 @@ public struct ExpressionPath: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+extension Template {
+    /// The value of a template without expressions (literals, and arrays and objects of them); `nil` when it has one.
+    public var constantValue: JSONValue? {
+        switch self {
+        case .literal(let value): return value
+        case .value, .interpolated: return nil
+        case .array(let elements):
+            var values: [JSONValue] = []
+            for element in elements {
+                guard let value = element.constantValue else { return nil }
+                values.append(value)
+            }
+            return .array(values)
+        case .object(let members):
+            var values: [String: JSONValue] = [:]
+            for (key, member) in members {
+                guard let value = member.constantValue else { return nil }
+                values[key] = value
+            }
+            return .object(values)
+        }
+    }
+}
+
 /// Why a `${...}` expression or a template string could not be parsed.
 public struct TemplateSyntaxError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of problem it is; the raw value is stable.

@@ -85,6 +85,23 @@ public struct StepDefinition: Sendable, Hashable {
         case command(CommandTemplate)
         /// Plan shipments across warehouses locally (no message is sent).
         case split(SplitStepSpec)
+        /// Pick the path the saga takes from its data, locally (no message is sent).
+        case choice(ChoiceSpec)
+
+        /// `command`, `split` or `choice`: what views print for the step's kind.
+        public var kindName: String {
+            switch self {
+            case .command: "command"
+            case .split: "split"
+            case .choice: "choice"
+            }
+        }
+
+        /// Whether the step runs inside the worker and sends no command (no timeout, no retries, nothing to undo).
+        public var isLocal: Bool {
+            if case .command = self { return false }
+            return true
+        }
     }
 
     struct Fields: Sendable, Hashable {
@@ -98,6 +115,7 @@ public struct StepDefinition: Sendable, Hashable {
         var branchMilestone: String?
         var pivot: Bool
         var reallocate: Reallocation?
+        var next: StepTarget?
     }
 
     final class Box: Sendable {
@@ -169,17 +187,24 @@ public struct StepDefinition: Sendable, Hashable {
         get { box.fields.reallocate }
         set { update { $0.reallocate = newValue } }
     }
+    /// Where the saga goes once this step succeeded (`next:`); `nil` is the step after it. Only ever forward: the
+    /// loader refuses a target at or before the step.
+    public var next: StepTarget? {
+        get { box.fields.next }
+        set { update { $0.next = newValue } }
+    }
 
     /// Creates a step with `defaults` already applied; the loader fills `timeout` and `retry` from the file.
     public init(
         id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
         timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
-        branchMilestone: String? = nil, pivot: Bool = false, reallocate: Reallocation? = nil
+        branchMilestone: String? = nil, pivot: Bool = false, reallocate: Reallocation? = nil, next: StepTarget? = nil
     ) {
         box = Box(
             Fields(
                 id: id, action: action, forEach: forEach, compensate: compensate, timeout: timeout, retry: retry,
-                milestone: milestone, branchMilestone: branchMilestone, pivot: pivot, reallocate: reallocate))
+                milestone: milestone, branchMilestone: branchMilestone, pivot: pivot, reallocate: reallocate,
+                next: next))
     }
 
     public static func == (lhs: StepDefinition, rhs: StepDefinition) -> Bool {
@@ -243,6 +268,82 @@ public struct SplitStepSpec: Sendable, Hashable {
         self.strategy = strategy
         self.backorder = backorder
     }
+}
+
+/// Where a saga goes after a step or a `choice` rule.
+public enum StepTarget: Sendable, Hashable, CustomStringConvertible {
+    /// The step with this id, later in the workflow; the steps in between are bypassed.
+    case step(String)
+    /// Past the last step: the saga completes (`next: end`).
+    case end
+    /// The saga fails here with this error (non-retryable): it compensates before the pivot and suspends after it.
+    case fail(code: String, message: String)
+
+    /// `reserve`, `end` or `fail credit_rejected`.
+    public var description: String {
+        switch self {
+        case .step(let id): id
+        case .end: "end"
+        case .fail(let code, _): "fail \(code)"
+        }
+    }
+}
+
+/// The `choice` step: rules tried in order, the first whose condition holds picks the target; `otherwise` when none
+/// does.
+public struct ChoiceSpec: Sendable, Hashable {
+    /// One rule: a condition and where it sends the saga.
+    public struct Rule: Sendable, Hashable {
+        public var when: Condition
+        public var target: StepTarget
+
+        /// Creates a rule.
+        public init(when: Condition, target: StepTarget) {
+            self.when = when
+            self.target = target
+        }
+    }
+
+    /// The rules, in the order they are tried.
+    public var rules: [Rule]
+    /// Where the saga goes when no rule holds; `nil` is the step after the choice.
+    public var otherwise: StepTarget?
+
+    /// Creates a choice.
+    public init(rules: [Rule], otherwise: StepTarget? = nil) {
+        self.rules = rules
+        self.otherwise = otherwise
+    }
+}
+
+/// A test over the saga's data: one value and one comparison, or `all`, `any` and `not` of others.
+public indirect enum Condition: Sendable, Hashable {
+    /// A comparison of the value a template evaluates to.
+    public enum Comparison: Sendable, Hashable {
+        /// Equal JSON values (numbers by value: 2 equals 2.0).
+        case equals(JSONValue)
+        case notEquals(JSONValue)
+        /// Equal to one of these.
+        case oneOf([JSONValue])
+        /// Whether the value is empty (null, "", [] or {}) — `empty: true` — or not — `empty: false`.
+        case empty(Bool)
+        /// Whether the path resolves to something other than null; a path that does not resolve is not present.
+        case present(Bool)
+        /// Numeric comparisons; a value that is not a number makes the condition fail the step.
+        case lessThan(Double)
+        case atMost(Double)
+        case greaterThan(Double)
+        case atLeast(Double)
+    }
+
+    /// `{value: ${...}, <comparison>: ...}`.
+    case compare(Template, Comparison)
+    /// Every condition holds (true when empty).
+    case all([Condition])
+    /// At least one holds.
+    case any([Condition])
+    /// The condition does not hold.
+    case not(Condition)
 }
 
 /// The split strategies the planner knows.

@@ -66,7 +66,11 @@ enum WorkflowKeys {
     static let retry = ["max_attempts", "initial_interval", "backoff", "max_interval", "jitter"]
     static let step = [
         "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone",
-        "branch_milestone", "pivot", "reallocate",
+        "branch_milestone", "pivot", "reallocate", "choice", "next",
+    ]
+    static let choiceRule = ["when", "next", "fail"]
+    static let comparisons = [
+        "equals", "not_equals", "in", "empty", "present", "less_than", "at_most", "greater_than", "at_least",
     ]
     static let compensate = ["command", "input"]
     static let split = ["lines", "stock", "priority", "strategy", "backorder"]
@@ -114,7 +118,7 @@ struct RetryOverrides {
 
 /// A step as read, before the checks that need the whole list of steps.
 struct StepDraft {
-    enum Kind { case command, split }
+    enum Kind { case command, split, choice }
 
     var location: SourceLocation
     var id: String?
@@ -140,6 +144,10 @@ struct StepDraft {
     var reallocateSplitLocation: SourceLocation?
     var reallocateCodes: Set<String>?
     var reallocateMax: Int?
+    var next: StepTarget?
+    var nextLocation: SourceLocation?
+    /// Every step id this step may jump to (`next`, choice rules), with where it was written.
+    var targets: [(id: String, location: SourceLocation)] = []
     var uses: [ExpressionUse] = []
 
     init(location: SourceLocation) {

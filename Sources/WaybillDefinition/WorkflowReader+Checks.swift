@@ -93,10 +93,11 @@ extension WorkflowReader {
         var pivotIndex: Int?
         for (index, draft) in drafts.enumerated() where draft.pivot {
             guard let pivotLocation = draft.pivotLocation else { continue }
-            if draft.kind == .split {
+            if draft.kind == .split || draft.kind == .choice {
                 log.report(
                     .pivot, at: pivotLocation,
-                    "a split step cannot be the pivot; mark the command step that cannot be undone")
+                    "a \(draft.kind == .split ? "split" : "choice") step cannot be the pivot; mark the command step "
+                        + "that cannot be undone")
             } else if let first = pivotIndex {
                 log.report(
                     .pivot, at: pivotLocation,
@@ -187,6 +188,90 @@ extension WorkflowReader {
                 log.report(
                     .conflict, at: at,
                     "branch_milestone '\(name)' is also the branch_milestone of \(other.name)\(line), \(fix)")
+            }
+        }
+    }
+
+    /// Jumps (`next`, choice rules) go to a step that exists and runs later: a saga never goes back, so every step
+    /// runs at most once per round and compensation can walk the steps backwards. `end` is not a step id.
+    mutating func checkTargets(_ drafts: [StepDraft]) {
+        let ids = drafts.compactMap(\.id)
+        for draft in drafts where draft.id == Self.endTarget {
+            log.report(
+                .invalidValue, at: draft.idLocation,
+                "step id 'end' is reserved (next: end completes the saga); give the step another id")
+        }
+        for (index, draft) in drafts.enumerated() {
+            for (id, at) in draft.targets {
+                guard let target = drafts.firstIndex(where: { $0.id == id }) else {
+                    log.report(
+                        .badReference, at: at,
+                        "next '\(id)' is not a step; "
+                            + (Suggestion.closest(to: id, among: ids).map { "did you mean '\($0)'?" }
+                                ?? "name a later step, or end"))
+                    continue
+                }
+                if target <= index {
+                    log.report(
+                        .badReference, at: at,
+                        "next '\(id)' \(target == index ? "is \(draft.name) itself" : "runs before \(draft.name)"); a "
+                            + "saga only moves forward, so name a later step (or end)")
+                }
+            }
+        }
+    }
+
+    /// Warns where jumps make a step's data unreliable: a step no path reaches, and a `${steps.<id>.output...}` of a
+    /// step that some path to the reading step jumps over (unless it reads it under `present`, which the warning
+    /// cannot tell apart, so the message says how to keep it).
+    mutating func checkPaths(_ drafts: [StepDraft]) {
+        guard drafts.contains(where: { $0.kind == .choice || $0.next != nil }) else { return }
+        let indexById = Dictionary(drafts.enumerated().compactMap { index, draft in draft.id.map { ($0, index) } }) {
+            first, _ in first
+        }
+        // Where each step can go next: the following step unless its next says otherwise, and a choice's targets.
+        var successors = [Set<Int>](repeating: [], count: drafts.count)
+        for (index, draft) in drafts.enumerated() {
+            func add(_ target: StepTarget?) {
+                switch target {
+                case .step(let id)?: if let target = indexById[id] { successors[index].insert(target) }
+                case nil: if index + 1 < drafts.count { successors[index].insert(index + 1) }
+                case .end?, .fail?: break
+                }
+            }
+            add(draft.next)
+            if case .choice(let spec)? = draft.action { spec.rules.forEach { add($0.target) } }
+        }
+        // The steps every path from the first step to a step runs through (the step itself included): the
+        // intersection over its predecessors. Steps only move forward, so one pass in order sees every predecessor
+        // first. `nil` is a step no path reaches.
+        var always = [Set<Int>?](repeating: nil, count: drafts.count)
+        for index in drafts.indices {
+            if index == 0 {
+                always[0] = [0]
+                continue
+            }
+            let predecessors = (0..<index).filter { successors[$0].contains(index) }.compactMap { always[$0] }
+            guard let first = predecessors.first else { continue }
+            always[index] = predecessors.dropFirst().reduce(first) { $0.intersection($1) }.union([index])
+        }
+        for (index, draft) in drafts.enumerated() {
+            guard let reached = always[index] else {
+                log.warn(
+                    .mayBeBypassed, at: draft.idLocation,
+                    "no path reaches \(draft.name): every choice and next jumps over it; remove it or point a next at it"
+                )
+                continue
+            }
+            for use in draft.uses {
+                guard case .stepOutput(let id) = use.path.root, let source = indexById[id], source < index,
+                    !reached.contains(source)
+                else { continue }
+                log.warn(
+                    .mayBeBypassed, at: use.location,
+                    "\(draft.name) reads ${\(use.path)}, but a choice or next may jump over step '\(id)' on the way, "
+                        + "and then the path does not resolve; read it only on paths that run '\(id)', or test it with "
+                        + "present in a choice first")
             }
         }
     }

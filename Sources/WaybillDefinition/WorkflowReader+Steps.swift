@@ -44,27 +44,27 @@ extension WorkflowReader {
             missing("id", in: "step", at: stepLocation, example: "id: <name>", given: entries)
         }
 
-        let command = entries["command"]
-        let split = entries["split"]
-        switch (command, split) {
-        case (nil, nil):
-            if entries.misspelt.isDisjoint(with: ["command", "split"]) {
+        let actions = ["command", "split", "choice"].compactMap { entries[$0] }.sorted {
+            $0.keyLocation < $1.keyLocation
+        }
+        if actions.isEmpty {
+            if entries.misspelt.isDisjoint(with: ["command", "split", "choice"]) {
                 log.report(
                     .missingKey, at: stepLocation,
-                    "\(draft.name) needs a command or a split; add command: <routing key>")
+                    "\(draft.name) needs a command, a split or a choice; add command: <routing key>")
             }
-        case (let command?, let split?):
-            let later = command.keyLocation < split.keyLocation ? split : command
+        } else if actions.count > 1 {
             log.report(
-                .conflict, at: later.keyLocation,
-                "\(draft.name) has both command and split; a step does one thing, keep one of them")
-        case (let command?, nil):
+                .conflict, at: actions[1].keyLocation,
+                "\(draft.name) has both \(actions[0].key) and \(actions[1].key); a step does one thing, keep one of them"
+            )
+        } else if let command = entries["command"] {
             draft.kind = .command
             let input = entries["input"]
             if let template = readCommand(command: command, input: input, uses: &draft.uses, part: .action) {
                 draft.action = .command(template)
             }
-        case (nil, let split?):
+        } else if let split = entries["split"] {
             draft.kind = .split
             if let spec = readSplit(split, uses: &draft.uses) {
                 draft.action = .split(spec)
@@ -74,8 +74,33 @@ extension WorkflowReader {
                     .conflict, at: input.keyLocation,
                     "input belongs to command steps; a split step reads lines and stock from its split mapping")
             }
+        } else if let choice = entries["choice"] {
+            draft.kind = .choice
+            if let spec = readChoice(choice, into: &draft) {
+                draft.action = .choice(spec)
+            }
+            // A choice sends nothing and has nothing to undo or retry: it only decides.
+            for key in [
+                "input", "for_each", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
+            ] {
+                guard let field = entries[key] else { continue }
+                log.report(
+                    .conflict, at: field.keyLocation,
+                    "a choice step only picks where the saga goes; \(key) belongs to command steps, remove it")
+            }
+        }
+        if let next = entries["next"] {
+            draft.nextLocation = next.keyLocation
+            draft.next = readNext(next, into: &draft)
         }
 
+        if draft.kind == .choice {
+            if let milestone = entries["milestone"] {
+                draft.milestone = milestoneName(milestone)
+                draft.milestoneLocation = location(of: milestone.value)
+            }
+            return draft
+        }
         readFanOut(entries, into: &draft)
 
         if let compensate = entries["compensate"] {

@@ -58,6 +58,8 @@ struct WorkflowReader {
         checkReferences(drafts)
         checkPivot(drafts)
         checkReallocation(drafts)
+        checkTargets(drafts)
+        checkPaths(drafts)
         checkMilestoneNames(drafts, ends: milestones)
         checkRetryIntervals(drafts, defaults: defaultRetry)
 
@@ -77,7 +79,8 @@ struct WorkflowReader {
                     },
                     compensate: draft.compensate, timeout: draft.timeout ?? defaultTimeout,
                     retry: draft.retry?.applied(to: defaultRetry) ?? defaultRetry, milestone: draft.milestone,
-                    branchMilestone: draft.branchMilestone, pivot: draft.pivot, reallocate: reallocation))
+                    branchMilestone: draft.branchMilestone, pivot: draft.pivot, reallocate: reallocation,
+                    next: draft.next))
         }
         return WorkflowDefinition(
             name: name, version: version, trigger: trigger, steps: steps, milestones: milestones, input: input)

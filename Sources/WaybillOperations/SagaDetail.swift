@@ -54,8 +54,10 @@ public struct SagaDetail: Sendable, Hashable {
         public var id: String
         /// Its state.
         public var status: StepState.Status
-        /// A `split` (local) step sends no command.
-        public var isSplit: Bool
+        /// `command`, `split` or `choice` (`command` when the definition is unknown).
+        public var kind: String
+        /// A local step (split, choice) sends no command.
+        public var isLocal: Bool { kind != "command" }
         /// Whether it fans out (`for_each`).
         public var fansOut: Bool
         /// Whether it is the pivot.
@@ -175,8 +177,6 @@ public struct SagaDetail: Sendable, Hashable {
             let stepDefinition = definition.flatMap { index < $0.steps.count ? $0.steps[index] : nil }
             var maxAttempts: Int?
             if let stepDefinition, case .limited(let limit) = stepDefinition.retry.maxAttempts { maxAttempts = limit }
-            var isSplit = false
-            if let stepDefinition, case .split = stepDefinition.action { isSplit = true }
             let branches = state.branches.enumerated().map { branchIndex, branch in
                 Branch(
                     index: branchIndex, label: names.branch(BranchRef(step: index, branch: branchIndex)),
@@ -189,7 +189,8 @@ public struct SagaDetail: Sendable, Hashable {
                     outcomeUnknown: UndoLedger.mayHaveTakenEffectWithoutReply(branch), output: branch.output)
             }
             return Step(
-                id: names.step(index), status: state.status, isSplit: isSplit, fansOut: names.fansOut(index),
+                id: names.step(index), status: state.status, kind: stepDefinition?.action.kindName ?? "command",
+                fansOut: names.fansOut(index),
                 pivot: stepDefinition?.pivot ?? false, startedAt: state.startedAt, finishedAt: state.finishedAt,
                 branches: branches, output: state.output, timeout: stepDefinition?.timeout)
         }

@@ -112,7 +112,7 @@ public enum ShowView {
             [
                 "id": .string(step.id),
                 "status": .string(step.status.rawValue),
-                "kind": .string(step.isSplit ? "split" : "command"),
+                "kind": .string(step.kind),
                 "forEach": .bool(step.fansOut),
                 "pivot": .bool(step.pivot),
                 "timeoutMs": JSONFields.int(step.timeout?.milliseconds),
@@ -244,7 +244,7 @@ public enum ShowView {
                             attempts: attempts(branch, step: step), time: timeText(branch.startedAt, branch.finishedAt),
                             detail: detailText, notes: lines))
                 }
-            } else if let branch = step.branches.first, !step.isSplit {
+            } else if let branch = step.branches.first, !step.isLocal {
                 let (detailText, lines) = branchFacts(branch, step: step, now: now)
                 rows.append(
                     TimelineRow(
@@ -254,7 +254,7 @@ public enum ShowView {
                 rows.append(
                     TimelineRow(
                         step: step.id, name: stepName, status: step.status.rawValue,
-                        attempts: step.isSplit && step.startedAt != nil ? "local" : "", time: stepTime, detail: "",
+                        attempts: step.isLocal && step.startedAt != nil ? "local" : "", time: stepTime, detail: "",
                         notes: []))
             }
         }

@@ -279,6 +279,11 @@ public enum WorkflowsView {
                 switch step.action {
                 case .command(let command): does = TemplateText.text(command.routingKey)
                 case .split: does = "split (local)"
+                case .choice(let choice):
+                    does =
+                        "choice: "
+                        + (choice.rules.map(\.target.description) + [step.next?.description ?? "next step"])
+                        .joined(separator: " | ")
                 }
                 if let compensate = step.compensate { undo = TemplateText.text(compensate.routingKey) }
                 var notes: [String] = []
@@ -294,7 +299,7 @@ public enum WorkflowsView {
                     }
                 }
                 steps.add([
-                    step.id, does, step.action.isSplit ? "" : TimeText.span(milliseconds: step.timeout.milliseconds),
+                    step.id, does, step.action.isLocal ? "" : TimeText.span(milliseconds: step.timeout.milliseconds),
                     retry, undo, notes.joined(separator: ", "),
                 ])
             }
@@ -333,7 +338,7 @@ public enum WorkflowsView {
                 if case .limited(let limit) = step.retry.maxAttempts { maxAttempts = JSONFields.int(limit) }
                 return [
                     "id": .string(step.id),
-                    "kind": .string(step.action.isSplit ? "split" : "command"),
+                    "kind": .string(step.action.kindName),
                     "command": command,
                     "compensate": step.compensate.map { .string(TemplateText.text($0.routingKey)) } ?? .null,
                     "forEach": .bool(step.forEach != nil),
@@ -371,13 +376,6 @@ public enum WorkflowsView {
             "suspended": JSONFields.int(version.suspended),
             "editedWithoutBump": .bool(version.editedWithoutBump),
         ]
-    }
-}
-
-extension StepDefinition.Action {
-    fileprivate var isSplit: Bool {
-        if case .split = self { return true }
-        return false
     }
 }
 

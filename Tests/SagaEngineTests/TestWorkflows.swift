@@ -26,10 +26,10 @@ enum TestWorkflows {
     /// The order-fulfillment saga of `Workflows/order-fulfillment.yaml` (docs/workflows.md).
     static func orderFulfillment(
         retry: RetryPolicy = noJitter, compensationOnShip: Bool = false, reallocateMax: Int = 2,
-        backorder: BackorderPolicy = .reject
+        backorder: BackorderPolicy = .reject, creditCheck: Bool = false
     ) -> WorkflowDefinition {
         let shipments = ForEach(items: template("${steps.split.output.shipments}"), alias: "shipment")
-        return WorkflowDefinition(
+        var definition = WorkflowDefinition(
             name: "order-fulfillment", version: 1,
             trigger: Trigger(exchange: "orders", routingKey: "order.placed", sagaId: template("${input.orderId}")),
             steps: [
@@ -83,6 +83,25 @@ enum TestWorkflows {
             ],
             milestones: EndMilestones(
                 completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
+        if creditCheck {
+            // Orders of one line skip the credit hold: a choice jumps over it to reserve.
+            definition.steps.insert(
+                contentsOf: [
+                    StepDefinition(
+                        id: "route",
+                        action: .choice(
+                            ChoiceSpec(rules: [
+                                ChoiceSpec.Rule(
+                                    when: .compare(template("${input.lines[1]}"), .present(false)),
+                                    target: .step("reserve"))
+                            ]))),
+                    StepDefinition(
+                        id: "credit", action: .command(command("finance.credit.hold", ["orderId": "${input.orderId}"])),
+                        compensate: command("finance.credit.cancel", ["orderId": "${input.orderId}"]),
+                        timeout: .seconds(30), retry: retry),
+                ], at: 1)
+        }
+        return definition
     }
 
     /// A plain three-step saga with compensations on the first two.
