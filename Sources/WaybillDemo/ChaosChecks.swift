@@ -140,6 +140,8 @@ enum ChaosChecks {
             case .reservation: lostKeys.contains("inventory.reserve \(leak.sagaId)")
             case .shipment(let warehouse, _): lostKeys.contains("wms.\(warehouse).release \(leak.sagaId)")
             case .acceptedOrder: lostKeys.contains("erp.order.accept \(leak.sagaId)")
+            case .authorizedReturn: lostKeys.contains("erp.return.authorize \(leak.sagaId)")
+            case .restock: lostKeys.contains("inventory.restock \(leak.sagaId)")
             }
         }
         let heldLeaks = leaks.filter {

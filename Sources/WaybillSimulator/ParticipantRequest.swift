@@ -11,6 +11,13 @@ enum Operation: Hashable {
     case cancelShipment(warehouse: String)
     case createShipment
     case createInvoice
+    case authorizeReturn
+    case voidReturn
+    case receiveReturn
+    case inspectReturn
+    case restock
+    case unstock
+    case issueCredit
 
     /// The routing keys that do not depend on the warehouses.
     static let fixedRoutingKeys: [String: Operation] = [
@@ -20,6 +27,13 @@ enum Operation: Hashable {
         "inventory.release": .releaseReservation,
         "tms.shipment.create": .createShipment,
         "billing.invoice.create": .createInvoice,
+        "erp.return.authorize": .authorizeReturn,
+        "erp.return.void": .voidReturn,
+        "wms.return.receive": .receiveReturn,
+        "qa.return.inspect": .inspectReturn,
+        "inventory.restock": .restock,
+        "inventory.unstock": .unstock,
+        "billing.credit.issue": .issueCredit,
     ]
 
     /// The operation `routingKey` names, or `nil` when no participant handles it (including `wms.<warehouse>.*` for
@@ -41,8 +55,10 @@ enum Operation: Hashable {
     /// Whether the operation undoes another one (what a `compensate` of order-fulfillment sends).
     var isUndo: Bool {
         switch self {
-        case .cancelOrder, .releaseReservation, .cancelShipment: true
-        case .acceptOrder, .reserve, .releaseShipment, .createShipment, .createInvoice: false
+        case .cancelOrder, .releaseReservation, .cancelShipment, .voidReturn, .unstock: true
+        case .acceptOrder, .reserve, .releaseShipment, .createShipment, .createInvoice, .authorizeReturn,
+            .receiveReturn, .inspectReturn, .restock, .issueCredit:
+            false
         }
     }
 
@@ -72,6 +88,14 @@ enum ParticipantRequest {
     case cancelShipment(warehouse: String, shipmentId: String?)
     case createShipment(shipmentId: String, warehouse: String)
     case createInvoice(orderId: String, shipments: [JSONValue])
+    case authorizeReturn(returnId: String, orderId: String, lines: [ItemQuantity])
+    case voidReturn(returnId: String?)
+    case receiveReturn(returnId: String, warehouse: String, lines: [ItemQuantity])
+    case inspectReturn(returnId: String)
+    case restock(returnId: String, line: StockRecord)
+    /// By the forward command's key, else the body's return, warehouse and SKU.
+    case unstock(returnId: String?, line: StockRecord?)
+    case issueCredit(returnId: String, customerId: String, amount: Double)
 
     /// Why a command was refused; the participant answers it with the `bad_request` reply code. The message names
     /// fields and positions only, never the payload's values.
@@ -128,7 +152,48 @@ enum ParticipantRequest {
                     message: "'shipments' must be an array, got \(fields["shipments"]?.typeName ?? "nothing")")
             }
             self = .createInvoice(orderId: try Self.string("orderId", in: fields), shipments: shipments)
+        case .authorizeReturn:
+            self = .authorizeReturn(
+                returnId: try Self.string("returnId", in: fields), orderId: try Self.string("orderId", in: fields),
+                lines: try Self.lines(in: fields))
+        case .voidReturn:
+            let returnId = try Self.optionalString("returnId", in: fields)
+            if returnId == nil && !keyed { throw BadRequest(message: "'returnId' is missing") }
+            self = .voidReturn(returnId: returnId)
+        case .receiveReturn:
+            self = .receiveReturn(
+                returnId: try Self.string("returnId", in: fields), warehouse: try Self.string("warehouse", in: fields),
+                lines: try Self.lines(in: fields))
+        case .inspectReturn:
+            self = .inspectReturn(returnId: try Self.string("returnId", in: fields))
+        case .restock:
+            self = .restock(returnId: try Self.string("returnId", in: fields), line: try Self.stockLine(in: fields))
+        case .unstock:
+            let returnId = try Self.optionalString("returnId", in: fields)
+            let line = fields["sku"] == nil || fields["sku"] == .null ? nil : try Self.stockLine(in: fields)
+            if (returnId == nil || line == nil) && !keyed {
+                throw BadRequest(message: "'returnId', 'warehouse', 'sku' and 'quantity' are needed")
+            }
+            self = .unstock(returnId: returnId, line: line)
+        case .issueCredit:
+            guard case .number(let amount)? = fields["amount"], amount >= 0 else {
+                throw BadRequest(
+                    message: "'amount' must be a number of 0 or more, got \(fields["amount"]?.typeName ?? "nothing")")
+            }
+            self = .issueCredit(
+                returnId: try Self.string("returnId", in: fields),
+                customerId: try Self.string("customerId", in: fields),
+                amount: amount)
         }
+    }
+
+    /// `warehouse`, `sku` and a `quantity` of 1 or more.
+    private static func stockLine(in fields: [String: JSONValue]) throws(BadRequest) -> StockRecord {
+        guard let quantity = fields["quantity"]?.intValue, quantity > 0 else {
+            throw BadRequest(message: "'quantity' must be a whole number of 1 or more")
+        }
+        return StockRecord(
+            warehouse: try string("warehouse", in: fields), sku: try string("sku", in: fields), quantity: quantity)
     }
 
     /// A non-empty string, or `nil` when the field is missing or null.

@@ -1,7 +1,9 @@
 import Synchronization
 
 /// The simulated participants of the order-fulfillment saga — ERP, inventory, one WMS per warehouse, TMS and
-/// billing — as one in-process, thread-safe object: a command in, a response (reply after a delay, or silence) out.
+/// billing — and of the returns saga (ERP returns, the returns dock, QA, restocking and credit notes), as one
+/// in-process, thread-safe object: a command in, a response (reply after a delay, or silence) out. Returns put units
+/// back into the same warehouse model the orders take them from.
 ///
 /// Inventory and the WMSs share one warehouse model. `inventory.reserve` reports the units on hand and records a
 /// reservation but holds no units; `wms.<warehouse>.release` takes the units, or answers `out_of_stock` and takes

@@ -119,6 +119,9 @@ public enum SimulatedErrorCode: String, Sendable, Hashable, CaseIterable {
     /// A forward command whose compensation already ran (it arrived after its undo: a redelivery, or a command that
     /// sat in a queue); refused so the undo stays final. Not retryable, nothing was applied.
     case alreadyCompensated = "already_compensated"
+    /// Billing cannot pay the customer (a closed account: the simulator's customers whose id starts with `closed-`);
+    /// not retryable, nothing was applied.
+    case accountClosed = "account_closed"
     /// No simulated participant handles the routing key; not retryable.
     case unknownCommand = "unknown_command"
     /// The body is not JSON, lacks a field or has a field of the wrong type, or the idempotency key is missing;

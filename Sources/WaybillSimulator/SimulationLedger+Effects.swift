@@ -42,6 +42,16 @@ extension SimulationLedger {
                 effect: "tms.shipment.create", applied: applied("tms.shipment.create"), held: trackingIds.count),
             EffectMismatch(
                 effect: "billing.invoice.create", applied: applied("billing.invoice.create"), held: invoiceIds.count),
+            EffectMismatch(
+                effect: "erp.return.authorize", applied: applied("erp.return.authorize"), held: returns.count),
+            EffectMismatch(
+                effect: "erp.return.void", applied: applied("erp.return.void"),
+                held: returns.values.filter { $0.status == .voided }.count),
+            EffectMismatch(
+                effect: "inventory.restock", applied: applied("inventory.restock"),
+                held: restocks.count + applied("inventory.unstock")),
+            EffectMismatch(
+                effect: "billing.credit.issue", applied: applied("billing.credit.issue"), held: credits.count),
         ]
         return checks.filter { $0.difference > 0 }
     }

@@ -90,6 +90,32 @@ public struct SimulationLedger: Sendable, Hashable {
         public var lines: [ItemQuantity]
     }
 
+    /// A customer return as the ERP holds it.
+    public struct Return: Sendable, Hashable {
+        /// Authorized (the RMA is open), or voided (its saga undid it).
+        public enum Status: String, Sendable, Hashable {
+            case authorized
+            case voided
+        }
+
+        public var returnId: String
+        public var orderId: String
+        public var sagaId: String
+        public var authorizationId: String
+        public var status: Status
+        /// The dock's receipt, once the parcel arrived.
+        public var receiptId: String?
+        /// The lines the customer sends back.
+        public var lines: [ItemQuantity]
+    }
+
+    /// Returned units put back into a warehouse's stock.
+    public struct Restock: Sendable, Hashable {
+        public var returnId: String
+        public var sagaId: String
+        public var line: StockRecord
+    }
+
     /// A shipment a WMS released (its units taken from the warehouse) and that no `cancel` has restored.
     public struct Shipment: Sendable, Hashable {
         /// The `shipmentId` from the body.
@@ -118,6 +144,12 @@ public struct SimulationLedger: Sendable, Hashable {
     public var trackingIds: [String: String]
     /// Billing invoice ids by order id.
     public var invoiceIds: [String: String]
+    /// Customer returns the ERP authorized, by return id (voided ones included).
+    public var returns: [String: Return] = [:]
+    /// Returned units put back into stock and not taken out again, by the idempotency key of their restock.
+    public var restocks: [String: Restock] = [:]
+    /// Credit notes issued, by return id.
+    public var credits: [String: String] = [:]
 
     /// The counts for `routingKey` (all zero when it was never seen).
     public func counts(_ routingKey: String) -> CommandCounts {
@@ -145,6 +177,9 @@ public struct SimulationLedger: Sendable, Hashable {
                     accounted[warehouse, default: [:]][line.sku, default: 0] += line.quantity
                 }
             }
+        }
+        for restock in restocks.values {
+            accounted[restock.line.warehouse, default: [:]][restock.line.sku, default: 0] -= restock.line.quantity
         }
         var imbalances: [StockRecord] = []
         let warehouses = Set(accounted.keys).union(initialStock.keys)
@@ -191,6 +226,13 @@ public struct SimulationLedger: Sendable, Hashable {
         for order in orders.values where order.status == .accepted && mustBeUndone(order.sagaId) {
             leaks.append(SimulationLeak(sagaId: order.sagaId, resource: .acceptedOrder(orderId: order.orderId)))
         }
+        for authorized in returns.values where authorized.status == .authorized && mustBeUndone(authorized.sagaId) {
+            leaks.append(
+                SimulationLeak(sagaId: authorized.sagaId, resource: .authorizedReturn(returnId: authorized.returnId)))
+        }
+        for restock in restocks.values where mustBeUndone(restock.sagaId) {
+            leaks.append(SimulationLeak(sagaId: restock.sagaId, resource: .restock(restock.line)))
+        }
         return leaks.sorted { ($0.sagaId, $0.resource.description) < ($1.sagaId, $1.resource.description) }
     }
 }
@@ -232,13 +274,20 @@ public struct SimulationLeak: Sendable, Hashable, CustomStringConvertible {
         case shipment(warehouse: String, id: String)
         /// An ERP order never cancelled.
         case acceptedOrder(orderId: String)
+        /// A return authorization (RMA) never voided.
+        case authorizedReturn(returnId: String)
+        /// Returned units put back into stock and never taken out.
+        case restock(StockRecord)
 
-        /// `reservation rsv-000001`, `shipment o-1-wh-01 in wh-01`, `accepted order o-1`.
+        /// `reservation rsv-000001`, `shipment o-1-wh-01 in wh-01`, `accepted order o-1`, `authorized return r-1`,
+        /// `2 × sku-1 restocked in wh-01`.
         public var description: String {
             switch self {
             case .reservation(let id): "reservation \(id)"
             case .shipment(let warehouse, let id): "shipment \(id) in \(warehouse)"
             case .acceptedOrder(let orderId): "accepted order \(orderId)"
+            case .authorizedReturn(let returnId): "authorized return \(returnId)"
+            case .restock(let line): "\(line.quantity) × \(line.sku) restocked in \(line.warehouse)"
             }
         }
     }

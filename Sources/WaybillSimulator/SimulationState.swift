@@ -30,6 +30,9 @@ struct SimulationState {
         case order(orderId: String)
         case reservation(id: String)
         case shipment(warehouse: String, id: String)
+        case returnAuthorization(returnId: String)
+        /// Units put back into stock, found by the restock's own idempotency key.
+        case restock(key: String)
     }
 
     /// What an injected failure draw picked.
@@ -50,6 +53,13 @@ struct SimulationState {
     var shipments: [String: [String: SimulationLedger.Shipment]] = [:]
     var trackingIds: [String: String] = [:]
     var invoiceIds: [String: String] = [:]
+    var returns: [String: SimulationLedger.Return] = [:]
+    /// Restocked lines not taken back out, by the idempotency key of the restock that put them in.
+    var restocks: [String: SimulationLedger.Restock] = [:]
+    var credits: [String: String] = [:]
+    var lastAuthorization = 0
+    var lastReceipt = 0
+    var lastCredit = 0
     var replies: [ReplyKey: JSONValue] = [:]
     /// The effect each forward idempotency key applied (or found in place), for undos that name it by the
     /// `waybill-compensates` key.
@@ -78,7 +88,8 @@ struct SimulationState {
     var ledger: SimulationLedger {
         SimulationLedger(
             commands: counts, stock: stock, initialStock: initialStock, orders: orders, reservations: reservations,
-            shipments: shipments.filter { !$0.value.isEmpty }, trackingIds: trackingIds, invoiceIds: invoiceIds)
+            shipments: shipments.filter { !$0.value.isEmpty }, trackingIds: trackingIds, invoiceIds: invoiceIds,
+            returns: returns, restocks: restocks, credits: credits)
     }
 
     // MARK: Handling
@@ -182,10 +193,17 @@ struct SimulationState {
         }
         let undone = command.compensates.flatMap { effects[$0] }
         if let key = command.compensates { undoneKeys.insert(key) }
-        let outcome = perform(request, sagaId: sagaId, undoing: undone)
-        if case .applied(let output) = outcome, let effect = Self.effect(of: request, output: output) {
+        let outcome =
+            request.isReturn
+            ? performReturn(request, sagaId: sagaId, key: command.idempotencyKey, undoing: undone)
+            : perform(request, sagaId: sagaId, undoing: undone)
+        if case .applied(let output) = outcome,
+            let effect = Self.effect(of: request, output: output, key: command.idempotencyKey)
+        {
             effects[command.idempotencyKey] = effect
-        } else if case .alreadyApplied(let output) = outcome, let effect = Self.effect(of: request, output: output) {
+        } else if case .alreadyApplied(let output) = outcome,
+            let effect = Self.effect(of: request, output: output, key: command.idempotencyKey)
+        {
             effects[command.idempotencyKey] = effect
         }
         return outcome
@@ -193,12 +211,16 @@ struct SimulationState {
 
     /// The effect a forward request put in place, given its ok output; `nil` for an undo and for effects nothing
     /// undoes (tracking, invoices).
-    static func effect(of request: ParticipantRequest, output: JSONValue) -> Effect? {
+    static func effect(of request: ParticipantRequest, output: JSONValue, key: String) -> Effect? {
         switch request {
         case .acceptOrder(let orderId, _): .order(orderId: orderId)
         case .reserve: output["reservationId"]?.stringValue.map { .reservation(id: $0) }
         case .releaseShipment(let warehouse, let shipmentId, _): .shipment(warehouse: warehouse, id: shipmentId)
-        case .cancelOrder, .releaseReservation, .cancelShipment, .createShipment, .createInvoice: nil
+        case .authorizeReturn(let returnId, _, _): .returnAuthorization(returnId: returnId)
+        case .restock: .restock(key: key)
+        case .cancelOrder, .releaseReservation, .cancelShipment, .createShipment, .createInvoice, .voidReturn,
+            .receiveReturn, .inspectReturn, .unstock, .issueCredit:
+            nil
         }
     }
 
@@ -279,6 +301,9 @@ struct SimulationState {
             let invoiceId = Self.identifier("inv", lastInvoice)
             invoiceIds[orderId] = invoiceId
             return .applied(["invoiceId": .string(invoiceId), "orderId": .string(orderId)])
+
+        case .authorizeReturn, .voidReturn, .receiveReturn, .inspectReturn, .restock, .unstock, .issueCredit:
+            return .refused(.unknownCommand, "returns are handled by performReturn")
         }
     }
 

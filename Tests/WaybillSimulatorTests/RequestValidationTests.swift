@@ -160,9 +160,10 @@ import WaybillTestSupport
     @Test func routingKeysListEveryParticipantAndEachWarehouse() throws {
         #expect(
             try simulator().routingKeys == [
-                "billing.invoice.create", "erp.order.accept", "erp.order.cancel", "inventory.release",
-                "inventory.reserve", "tms.shipment.create", "wms.east.cancel", "wms.east.release", "wms.west.cancel",
-                "wms.west.release",
+                "billing.credit.issue", "billing.invoice.create", "erp.order.accept", "erp.order.cancel",
+                "erp.return.authorize", "erp.return.void", "inventory.release", "inventory.reserve",
+                "inventory.restock", "inventory.unstock", "qa.return.inspect", "tms.shipment.create",
+                "wms.east.cancel", "wms.east.release", "wms.return.receive", "wms.west.cancel", "wms.west.release",
             ])
     }
 }
