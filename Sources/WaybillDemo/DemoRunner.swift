@@ -29,6 +29,12 @@ public struct DemoOptions: Sendable {
     public var maxInFlight: Int = 300
     /// The workflow file the workers run.
     public var workflowFile: String = "Workflows/order-fulfillment.yaml"
+    /// Returns sent once the orders ended, for that many of the completed orders; `nil` is one in ten orders.
+    public var returns: Int?
+    /// The returns workflow they run.
+    public var returnsWorkflowFile: String = "Workflows/returns.yaml"
+    /// The returns the run sends.
+    public var returnCount: Int { max(0, returns ?? orders / 10) }
     /// Where the pool's data directory (`pool`), the workflow copy and the log go.
     public var directory: String = ".waybill/demo"
     /// The pool's data directory, `pool` inside ``directory``; each run replaces it.
@@ -75,6 +81,7 @@ public struct DemoOptions: Sendable {
             throw DemoError(.invalidOption, "--warehouses must be 3, 4 or 5, got \(warehouses)")
         }
         guard maxInFlight >= 1 else { throw DemoError(.invalidOption, "--max-in-flight must be at least 1") }
+        if let returns, returns < 0 { throw DemoError(.invalidOption, "--returns must be 0 or more, got \(returns)") }
     }
 }
 
@@ -127,7 +134,8 @@ public enum DemoRunner {
             workflowFile: options.workflowFile, directory: options.directory, workers: options.workers,
             respond: simulator.handle, handleSignals: options.handleSignals,
             removeTopologyWhenDone: options.namespace != nil)
-        return try await DemoStage.run(setup, logger: logger) { stage in
+        let returning = options.returnCount > 0
+        let (ordersSummary, returnable) = try await DemoStage.run(setup, logger: logger) { stage in
             let orders = try (1...options.orders).map { index in
                 let id = "o-" + String(index).padded(to: 6, .right, fill: "0")
                 let body = JSONText.encodeBytes(
@@ -148,11 +156,44 @@ public enum DemoRunner {
             }
             let result = try DemoSummary(
                 stage: stage, sagaIds: orders.map(\.sagaId), simulator: simulator, outcome: outcome, options: options)
-            summary(result)
-            if options.keepRunning {
-                while stage.isRunning { try? await Task.sleep(for: .milliseconds(200)) }
+            guard returning, case .finished = outcome else {
+                try await finish(result, stage: stage, options: options, summary: summary)
+                return (result, [(sagaId: String, body: [UInt8])]())
             }
+            let completed = Set(
+                try stage.storedSagas(orders.map(\.sagaId)).filter { $0.value.status == .completed }.keys)
+            let requests = try ReturnsSummary.requests(
+                for: orders, completed: completed, count: options.returnCount,
+                warehouse: catalogue.warehouses.sorted().first ?? "")
+            return (result, requests)
+        }
+        guard !returnable.isEmpty else { return ordersSummary }
+
+        // The returns run on a pool of their own, with the same participants (and so the same stock).
+        var returnsSetup = setup
+        returnsSetup.workflowFile = options.returnsWorkflowFile
+        returnsSetup.poolDirectoryName = "returns-pool"
+        return try await DemoStage.run(returnsSetup, logger: logger) { stage in
+            let ids = try returnable.map { try WireMessages.start($0.body, definition: stage.workflow).sagaId }
+            let feed = OrderFeed(
+                publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning },
+                rate: options.rate, maxInFlight: options.maxInFlight, timeout: options.timeout,
+                progressInterval: options.progressInterval)
+            let outcome = try await feed.run(returnable)
+            var result = ordersSummary
+            result.returns = try ReturnsSummary(stage: stage, sagaIds: ids, simulator: simulator, outcome: outcome)
+            try await finish(result, stage: stage, options: options, summary: summary)
             return result
+        }
+    }
+
+    /// Hands the summary over and, with ``DemoOptions/keepRunning``, keeps the stage running until it stops.
+    private static func finish(
+        _ result: DemoSummary, stage: DemoStage, options: DemoOptions, summary: @Sendable (DemoSummary) -> Void
+    ) async throws {
+        summary(result)
+        if options.keepRunning {
+            while stage.isRunning { try? await Task.sleep(for: .milliseconds(200)) }
         }
     }
 
@@ -191,12 +232,21 @@ public enum DemoRunner {
 
     /// Latency and injected failures: `failureRate` of the commands fail, half of them with the retryable `busy`,
     /// a quarter `rejected` (not retryable: the saga compensates, or is suspended after the pivot), and a small share
-    /// lose their reply after applying the effect (the saga times out, retries, and gets the remembered reply).
+    /// lose their reply after applying the effect (the saga times out, retries, and gets the remembered reply); returns
+    /// lose none.
     static func behaviours(failureRate: Double, latency: Bool) -> [CommandBehaviour] {
         let busy = failureRate * 0.5
         let reject = failureRate * 0.25
         let lost = failureRate * 0.05
-        return [
+        // The returns workflow waits minutes for a reply (a dock scans a parcel, QA inspects it), so its commands
+        // fail only with busy and rejected: a lost reply would hold the demo for that long.
+        let returns = ["*.return.*", "inventory.restock", "inventory.unstock", "billing.credit.*"].map { pattern in
+            CommandBehaviour(
+                pattern: pattern,
+                latency: latency ? .exponential(mean: .milliseconds(3), max: .milliseconds(40)) : .none,
+                busyRate: busy, rejectRate: reject)
+        }
+        return returns + [
             CommandBehaviour(
                 pattern: "wms.*", latency: latency ? .uniform(.milliseconds(1) ... .milliseconds(8)) : .none,
                 busyRate: busy, rejectRate: reject, lostReplyRate: lost),

@@ -67,6 +67,8 @@ public struct DemoSummary: Sendable {
     public var workers: [WorkerShare]
     /// Stored sagas of this run whose `owner` is none of ``workers`` (must be 0).
     public var unknownOwnerSagas: Int
+    /// The returns that followed the orders, when the run sent any.
+    public var returns: ReturnsSummary?
 
     /// Sagas in an end state (suspended included: it stays put until an operator acts).
     public var ended: Int {
@@ -103,23 +105,13 @@ public struct DemoSummary: Sendable {
         for (id, saga) in stored {
             byStatus[saga.status, default: 0] += 1
             if let code = saga.failureCode { reasons[saga.status, default: [:]][code, default: 0] += 1 }
-            switch saga.status {
-            case .completed: finished[id] = .completed
-            case .compensated: finished[id] = .compensated
-            case .cancelled: finished[id] = .cancelled
-            case .suspended: finished[id] = .suspended
-            case .running, .compensating: break
-            }
+            finished[id] = FinishedSagaOutcome(saga.status)
         }
         let timings = stage.monitor.timings
         let ledger = simulator.ledger()
         let leaks = ledger.leaks(finishedSagas: finished)
 
-        switch outcome {
-        case .finished: self.outcome = "finished"
-        case .timedOut: self.outcome = "timed out"
-        case .interrupted: self.outcome = "interrupted"
-        }
+        self.outcome = outcome.text
         orders = sagaIds.count
         published = tally.published
         self.byStatus = byStatus
@@ -184,33 +176,12 @@ public struct DemoSummary: Sendable {
         }
     }
 
-    /// Cross-checks the counters against what the participants hold: each effect applied once shows up exactly once.
+    /// Cross-checks the counters against what the participants hold (``SimulationLedger/effectMismatches``), and the
+    /// stock: each effect applied once shows up exactly once.
     private static func duplicateEffects(_ ledger: SimulationLedger) -> (Int, [String]) {
-        var details: [String] = []
-        var total = 0
-        func check(_ label: String, applied: Int, held: Int) {
-            guard applied != held else { return }
-            total += abs(applied - held)
-            details.append("\(label): \(applied) effects applied, \(held) held")
-        }
-        func applied(_ key: String) -> Int { ledger.counts(key).effectsApplied }
-        func applied(prefix: String, suffix: String) -> Int {
-            ledger.commands.filter { $0.key.hasPrefix(prefix) && $0.key.hasSuffix(suffix) }.values.reduce(0) {
-                $0 + $1.effectsApplied
-            }
-        }
-        check("erp.order.accept", applied: applied("erp.order.accept"), held: ledger.orders.count)
-        check(
-            "erp.order.cancel", applied: applied("erp.order.cancel"),
-            held: ledger.orders.values.filter { $0.status == .cancelled }.count)
-        check(
-            "inventory.reserve", applied: applied("inventory.reserve"),
-            held: ledger.reservations.count + applied("inventory.release"))
-        check(
-            "wms.*.release", applied: applied(prefix: "wms.", suffix: ".release"),
-            held: ledger.outstandingShipmentCount + applied(prefix: "wms.", suffix: ".cancel"))
-        check("tms.shipment.create", applied: applied("tms.shipment.create"), held: ledger.trackingIds.count)
-        check("billing.invoice.create", applied: applied("billing.invoice.create"), held: ledger.invoiceIds.count)
+        let mismatches = ledger.effectMismatches
+        var details = mismatches.map(\.description)
+        var total = mismatches.reduce(0) { $0 + $1.difference }
         let imbalances = ledger.stockImbalances
         if !imbalances.isEmpty {
             total += imbalances.count
@@ -295,9 +266,16 @@ public struct DemoSummary: Sendable {
                 + "other leaks: \(otherLeaks.count) · stock imbalances: \(stockImbalances)")
         for detail in duplicateEffectDetails { lines.append("    ! \(detail)") }
         for leak in otherLeaks.prefix(10) { lines.append("    ! \(leak)") }
+        if let returns {
+            lines.append("")
+            lines.append(contentsOf: returns.lines)
+        }
         lines.append("")
         lines.append("Inspect what is left:")
         for command in inspectCommands { lines.append("  \(command)") }
+        if let returns {
+            lines.append("  waybill sagas list --data-dir \(returns.dataDirectory.shellQuoted)    # the returns")
+        }
         return lines.joined(separator: "\n")
     }
 }

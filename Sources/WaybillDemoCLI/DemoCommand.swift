@@ -20,13 +20,19 @@ struct DemoCommand: AsyncParsableCommand {
             The workers (3 by default, --workers) run in this process on one pool: a fresh data directory, \
             .waybill/demo/pool, whose partitions they share; each is a worker of its own (demo-1, demo-2, ...), as \
             separate `waybill worker` processes would be. Each run drains the demo's own queues on that vhost, \
-            replaces the pool and logs to .waybill/demo/demo.log. Run it from the repository root (it reads \
-            Workflows/order-fulfillment.yaml), or use scripts/demo, which also installs what is missing and builds.
+            replaces the pool and logs to .waybill/demo/demo.log. Once the orders ended, customers return part of \
+            the completed ones (one in ten orders by default, --returns): the returns workflow runs on a pool of its \
+            own, .waybill/demo/returns-pool, with the same participants. Run it from the repository root (it reads \
+            Workflows/order-fulfillment.yaml and Workflows/returns.yaml), or use scripts/demo, which also installs \
+            what is missing and builds.
             """
     )
 
     @Option(help: ArgumentHelp("Orders to publish.", valueName: "n"))
     var orders: Int = 1000
+
+    @Option(help: ArgumentHelp("Returns sent after the orders (default: one in ten orders).", valueName: "n"))
+    var returns: Int?
 
     @Option(
         help: ArgumentHelp(
@@ -64,6 +70,7 @@ struct DemoCommand: AsyncParsableCommand {
     func validate() throws {
         try Logger.Level.parse(logLevel)
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        if let returns, returns < 0 { throw ValidationError("--returns must be 0 or more, got \(returns)") }
         do {
             try DemoOptions.checkWorkers(workers)
         } catch {
@@ -84,6 +91,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         var options = DemoOptions(broker: broker.address)
         options.orders = orders
+        options.returns = returns
         options.workers = workers
         options.rate = rate
         options.failureRate = failureRate
@@ -109,6 +117,11 @@ struct DemoCommand: AsyncParsableCommand {
             console.say(
                 "Some injected failures are lost replies: those sagas wait for the 30 s reply timeout, then retry.")
         }
+        if options.returnCount > 0 {
+            console.say(
+                "Then customers return \(options.returnCount) of the completed orders (every tenth has a closed "
+                    + "account, so its credit is refused and the return is undone).")
+        }
         console.say("")
 
         let progress = ProgressReporter(isTerminal: console.isTerminal, write: Console.write)
@@ -125,7 +138,10 @@ struct DemoCommand: AsyncParsableCommand {
                             "Keeping the workers and participants running (--keep-running); Ctrl-C stops them.")
                     }
                 })
-            if !summary.everySagaEnded || summary.leakedReservations > 0 || summary.duplicateEffects > 0 {
+            if !summary.everySagaEnded || summary.leakedReservations > 0 || summary.duplicateEffects > 0
+                || summary.returns.map({ !$0.everyReturnEnded || !$0.leaks.isEmpty || !$0.duplicateEffects.isEmpty })
+                    == true
+            {
                 status = 2
             }
         } catch {

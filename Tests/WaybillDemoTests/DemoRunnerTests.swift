@@ -22,6 +22,7 @@ struct DemoRunnerTests {
         options.failureRate = failureRate
         options.namespace = "demo-test-\(tag)"
         options.workflowFile = Repository.workflow("order-fulfillment.yaml").path
+        options.returnsWorkflowFile = Repository.workflow("returns.yaml").path
         options.directory = directory.path
         options.timeout = .seconds(150)
         options.progressInterval = .seconds(1)
@@ -58,6 +59,12 @@ struct DemoRunnerTests {
         #expect(summary.unknownOwnerSagas == 0)
         #expect(summary.workers.map(\.sagas).reduce(0, +) == 50, "\(summary.workers)")
         #expect(summary.workers.map(\.sagas).reduce(0, +) == summary.byStatus.values.reduce(0, +))
+        // Then one in ten orders comes back: the returns run to an end, with nothing left held.
+        let returns = try #require(summary.returns, "\(summary.text)")
+        #expect(returns.published == min(5, summary.byStatus[.completed] ?? 0))
+        #expect(returns.everyReturnEnded, "\(summary.text)")
+        #expect(returns.leaks.isEmpty, "\(returns.leaks)")
+        #expect(summary.text.contains("Returns (customers sending back"), "\(summary.text)")
         for share in summary.workers {
             #expect(
                 summary.text.contains(
@@ -65,6 +72,27 @@ struct DemoRunnerTests {
                         + "\(share.sagas) saga\(share.sagas == 1 ? "" : "s")"),
                 "\(summary.text)")
         }
+    }
+
+    /// Returns end to end on the shipped returns workflow: authorized, received, inspected, restocked and credited;
+    /// the tenth customer's account is closed, so billing refuses the credit and the return is undone (restocked units
+    /// out again, authorization voided) and ends compensated.
+    @Test func returnsAreCreditedOrUndoneWhenTheCreditIsRefused() async throws {
+        let directory = try TemporaryDirectory()
+        var options = try Self.options(orders: 30, failureRate: 0, in: directory)
+        options.returns = 10
+        let summary = try await DemoRunner.run(options, logger: TestBroker.logger("demo"), progress: { _ in })
+        #expect(summary.everySagaEnded, "\(summary.text)")
+        let returns = try #require(summary.returns, "\(summary.text)")
+        #expect(returns.published == 10, "\(summary.text)")
+        #expect(returns.everyReturnEnded, "\(summary.text)")
+        #expect(returns.byStatus[.completed] == 9, "\(summary.text)")
+        #expect(returns.byStatus[.compensated] == 1, "\(summary.text)")
+        #expect(returns.reasons[.compensated] == ["account_closed": 1], "\(summary.text)")
+        #expect(returns.credits == 9)
+        #expect(returns.restockedUnits > 0)
+        #expect(returns.leaks.isEmpty, "\(returns.leaks)")
+        #expect(returns.duplicateEffects.isEmpty, "\(returns.duplicateEffects)")
     }
 
     /// The participants' AMQP binding on its own: a delayed reply does not hold up a quick one, replies carry the
