@@ -88,14 +88,7 @@ public struct ChaosReport: Sendable {
                 guard count > 0 || status == .completed || status == .compensated || status == .suspended else {
                     return nil
                 }
-                var because = ""
-                if let codes = reasons[status], !codes.isEmpty {
-                    because =
-                        " ("
-                        + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
-                        .joined(separator: ", ") + ")"
-                }
-                return "\(status.rawValue) \(Format.grouped(count))\(because)"
+                return "\(status.rawValue) \(Format.grouped(count))" + StatusTally.because(reasons[status])
             }
         row("sagas", statusLine.joined(separator: " · "))
         if !suspendedSteps.isEmpty {

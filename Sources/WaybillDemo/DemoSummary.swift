@@ -99,23 +99,16 @@ public struct DemoSummary: Sendable {
     ) throws {
         let tally = stage.monitor.tally
         let stored = try stage.storedSagas(sagaIds)
-        var byStatus: [SagaStatus: Int] = [:]
-        var finished: [String: FinishedSagaOutcome] = [:]
-        var reasons: [SagaStatus: [String: Int]] = [:]
-        for (id, saga) in stored {
-            byStatus[saga.status, default: 0] += 1
-            if let code = saga.failureCode { reasons[saga.status, default: [:]][code, default: 0] += 1 }
-            finished[id] = FinishedSagaOutcome(saga.status)
-        }
+        let statuses = StatusTally(stored)
         let timings = stage.monitor.timings
         let ledger = simulator.ledger()
-        let leaks = ledger.leaks(finishedSagas: finished)
+        let leaks = ledger.leaks(finishedSagas: statuses.finished)
 
         self.outcome = outcome.text
         orders = sagaIds.count
         published = tally.published
-        self.byStatus = byStatus
-        self.reasons = reasons
+        byStatus = statuses.byStatus
+        reasons = statuses.reasons
         notStarted = max(0, tally.published - stored.count)
         latency = LatencySummary(timings.latencies)
         if let first = timings.firstSent, let last = timings.lastEnded, last > first {
@@ -216,15 +209,9 @@ public struct DemoSummary: Sendable {
                 count = (byStatus[.running] ?? 0) + (byStatus[.compensating] ?? 0) + notStarted
             }
             if status == .cancelled && count == 0 { continue }
-            var because = ""
-            if let status, let codes = reasons[status], !codes.isEmpty {
-                because =
-                    " ("
-                    + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
-                    .joined(separator: ", ") + ")"
-            }
             lines.append(
-                "  \(label.padded(to: 14)) \(Format.grouped(count).padded(to: 7, .right))   \(meaning)\(because)")
+                "  \(label.padded(to: 14)) \(Format.grouped(count).padded(to: 7, .right))   \(meaning)"
+                    + StatusTally.because(status.flatMap { reasons[$0] }))
         }
         lines.append("")
         if let latency {

@@ -54,25 +54,17 @@ public struct ReturnsSummary: Sendable {
     }
 
     init(stage: DemoStage, sagaIds: [String], simulator: ParticipantSimulator, outcome: OrderFeed.Outcome) throws {
-        let stored = try stage.storedSagas(sagaIds)
-        var byStatus: [SagaStatus: Int] = [:]
-        var reasons: [SagaStatus: [String: Int]] = [:]
-        var finished: [String: FinishedSagaOutcome] = [:]
-        for (id, saga) in stored {
-            byStatus[saga.status, default: 0] += 1
-            if let code = saga.failureCode { reasons[saga.status, default: [:]][code, default: 0] += 1 }
-            finished[id] = FinishedSagaOutcome(saga.status)
-        }
+        let tally = StatusTally(try stage.storedSagas(sagaIds))
         let ledger = simulator.ledger()
         self.outcome = outcome.text
         published = stage.monitor.tally.published
-        self.byStatus = byStatus
-        self.reasons = reasons
+        byStatus = tally.byStatus
+        reasons = tally.reasons
         credits = sagaIds.filter { ledger.credits[$0] != nil }.count
         restockedUnits = ledger.restocks.values.filter { sagaIds.contains($0.sagaId) }.reduce(0) {
             $0 + $1.line.quantity
         }
-        leaks = ledger.leaks(finishedSagas: finished).map(\.description)
+        leaks = ledger.leaks(finishedSagas: tally.finished).map(\.description)
         duplicateEffects =
             ledger.effectMismatches.map(\.description)
             + (ledger.stockImbalances.isEmpty ? [] : ["\(ledger.stockImbalances.count) stock rows do not balance"])
@@ -92,15 +84,9 @@ public struct ReturnsSummary: Sendable {
         for (label, status, meaning) in rows {
             let count = byStatus[status] ?? 0
             if status == .suspended && count == 0 { continue }
-            var because = ""
-            if let codes = reasons[status], !codes.isEmpty {
-                because =
-                    " ("
-                    + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
-                    .joined(separator: ", ") + ")"
-            }
             lines.append(
-                "  \(label.padded(to: 14)) \(Format.grouped(count).padded(to: 7, .right))   \(meaning)\(because)")
+                "  \(label.padded(to: 14)) \(Format.grouped(count).padded(to: 7, .right))   \(meaning)"
+                    + StatusTally.because(reasons[status]))
         }
         let open = published - ended
         if open > 0 {
@@ -135,5 +121,29 @@ extension OrderFeed.Outcome {
         case .timedOut: "timed out"
         case .interrupted: "interrupted"
         }
+    }
+}
+
+/// How sagas ended, counted from their stored rows: by status, why (status to error code to count), and each saga's
+/// outcome for the participants' leak check. The demo summary, its returns section and the chaos report share it.
+struct StatusTally {
+    var byStatus: [SagaStatus: Int] = [:]
+    var reasons: [SagaStatus: [String: Int]] = [:]
+    var finished: [String: FinishedSagaOutcome] = [:]
+
+    init(_ stored: [String: SagaInstanceSummary]) {
+        for (id, saga) in stored {
+            byStatus[saga.status, default: 0] += 1
+            if let code = saga.failureCode { reasons[saga.status, default: [:]][code, default: 0] += 1 }
+            finished[id] = FinishedSagaOutcome(saga.status)
+        }
+    }
+
+    /// ` (out_of_stock 3, rejected 1)`: the codes behind a count, most frequent first; empty without any.
+    static func because(_ codes: [String: Int]?) -> String {
+        guard let codes, !codes.isEmpty else { return "" }
+        return " ("
+            + codes.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { "\($0.key) \($0.value)" }
+            .joined(separator: ", ") + ")"
     }
 }
