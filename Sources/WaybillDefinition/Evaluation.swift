@@ -183,8 +183,8 @@ extension JSONValue {
 extension Condition {
     /// Whether the condition holds over `scope`.
     ///
-    /// A path that does not resolve (no such member, no output of a bypassed step, an index past the end) reads as
-    /// null for `equals`, `not_equals`, `in`, `empty` and `present`, so an optional field can be tested as it is. A
+    /// A path that does not resolve (no such member, a member of null or of something that is not an object, no output
+    /// of a bypassed step, an index past the end) reads as null for `equals`, `not_equals`, `in`, `empty` and `present`, so an optional field can be tested as it is. A
     /// numeric comparison throws the ``EvaluationError`` of such a path, and ``EvaluationError/Code/wrongType`` for a
     /// value that is not a number, which fails the choice step: an order total that is missing must not silently pick
     /// the cheaper path.
@@ -202,7 +202,7 @@ extension Condition {
             let value: JSONValue
             do {
                 value = try template.evaluate(in: scope)
-            } catch  where [.noMember, .noStepOutput, .indexOutOfRange].contains(error.code) {
+            } catch  where [.noMember, .noStepOutput, .indexOutOfRange, .wrongType].contains(error.code) {
                 switch comparison {
                 case .lessThan, .atMost, .greaterThan, .atLeast: throw error
                 default: value = .null

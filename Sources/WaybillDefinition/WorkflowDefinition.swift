@@ -289,12 +289,14 @@ public enum StepTarget: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The `choice` step: rules tried in order, the first whose condition holds picks the target; `otherwise` when none
-/// does.
+/// The `choice` step: rules tried in order, the first whose condition holds picks the target. When none holds, the
+/// saga goes to the step's ``StepDefinition/next`` (or the step after it).
 public struct ChoiceSpec: Sendable, Hashable {
     /// One rule: a condition and where it sends the saga.
     public struct Rule: Sendable, Hashable {
+        /// The condition; `.all([])` always holds (a last rule written without `when`).
         public var when: Condition
+        /// Where the saga goes when it holds.
         public var target: StepTarget
 
         /// Creates a rule.
@@ -306,14 +308,14 @@ public struct ChoiceSpec: Sendable, Hashable {
 
     /// The rules, in the order they are tried.
     public var rules: [Rule]
-    /// Where the saga goes when no rule holds; `nil` is the step after the choice.
-    public var otherwise: StepTarget?
 
     /// Creates a choice.
-    public init(rules: [Rule], otherwise: StepTarget? = nil) {
+    public init(rules: [Rule]) {
         self.rules = rules
-        self.otherwise = otherwise
     }
+
+    /// Whether some rule always holds, so the saga never falls through to the step's `next`.
+    public var isExhaustive: Bool { rules.contains { $0.when == .all([]) } }
 }
 
 /// A test over the saga's data: one value and one comparison, or `all`, `any` and `not` of others.
@@ -322,6 +324,7 @@ public indirect enum Condition: Sendable, Hashable {
     public enum Comparison: Sendable, Hashable {
         /// Equal JSON values (numbers by value: 2 equals 2.0).
         case equals(JSONValue)
+        /// Not equal to that value.
         case notEquals(JSONValue)
         /// Equal to one of these.
         case oneOf([JSONValue])
@@ -329,10 +332,13 @@ public indirect enum Condition: Sendable, Hashable {
         case empty(Bool)
         /// Whether the path resolves to something other than null; a path that does not resolve is not present.
         case present(Bool)
-        /// Numeric comparisons; a value that is not a number makes the condition fail the step.
+        /// Below the bound; like the other numeric comparisons, a value that is not a number fails the step.
         case lessThan(Double)
+        /// At most the bound.
         case atMost(Double)
+        /// Above the bound.
         case greaterThan(Double)
+        /// At least the bound.
         case atLeast(Double)
     }
 

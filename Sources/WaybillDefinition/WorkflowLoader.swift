@@ -145,7 +145,6 @@ struct StepDraft {
     var reallocateCodes: Set<String>?
     var reallocateMax: Int?
     var next: StepTarget?
-    var nextLocation: SourceLocation?
     /// Every step id this step may jump to (`next`, choice rules), with where it was written.
     var targets: [(id: String, location: SourceLocation)] = []
     var uses: [ExpressionUse] = []

@@ -93,11 +93,10 @@ extension WorkflowReader {
         var pivotIndex: Int?
         for (index, draft) in drafts.enumerated() where draft.pivot {
             guard let pivotLocation = draft.pivotLocation else { continue }
-            if draft.kind == .split || draft.kind == .choice {
+            if draft.kind == .split {
                 log.report(
                     .pivot, at: pivotLocation,
-                    "a \(draft.kind == .split ? "split" : "choice") step cannot be the pivot; mark the command step "
-                        + "that cannot be undone")
+                    "a split step cannot be the pivot; mark the command step that cannot be undone")
             } else if let first = pivotIndex {
                 log.report(
                     .pivot, at: pivotLocation,
@@ -221,15 +220,17 @@ extension WorkflowReader {
         }
     }
 
-    /// Warns where jumps make a step's data unreliable: a step no path reaches, and a `${steps.<id>.output...}` of a
-    /// step that some path to the reading step jumps over (unless it reads it under `present`, which the warning
-    /// cannot tell apart, so the message says how to keep it).
+    /// Where jumps make a workflow unsafe or its data unreliable: an error when a path reaches a step after the pivot
+    /// without running the pivot (the steps after the pivot have no compensation, so that path could never be undone);
+    /// warnings for a step no path reaches, and for a `${steps.<id>.output...}` of a step that some path to the reading
+    /// step jumps over (a choice may test such a path: it reads as null there).
     mutating func checkPaths(_ drafts: [StepDraft]) {
         guard drafts.contains(where: { $0.kind == .choice || $0.next != nil }) else { return }
         let indexById = Dictionary(drafts.enumerated().compactMap { index, draft in draft.id.map { ($0, index) } }) {
             first, _ in first
         }
-        // Where each step can go next: the following step unless its next says otherwise, and a choice's targets.
+        // Where each step can go next: a choice's targets, and its fall-through unless a rule always holds; another
+        // step's next, or the step after it.
         var successors = [Set<Int>](repeating: [], count: drafts.count)
         for (index, draft) in drafts.enumerated() {
             func add(_ target: StepTarget?) {
@@ -239,8 +240,12 @@ extension WorkflowReader {
                 case .end?, .fail?: break
                 }
             }
-            add(draft.next)
-            if case .choice(let spec)? = draft.action { spec.rules.forEach { add($0.target) } }
+            if case .choice(let spec)? = draft.action {
+                spec.rules.forEach { add($0.target) }
+                if !spec.isExhaustive { add(draft.next) }
+            } else {
+                add(draft.next)
+            }
         }
         // The steps every path from the first step to a step runs through (the step itself included): the
         // intersection over its predecessors. Steps only move forward, so one pass in order sees every predecessor
@@ -255,6 +260,7 @@ extension WorkflowReader {
             guard let first = predecessors.first else { continue }
             always[index] = predecessors.dropFirst().reduce(first) { $0.intersection($1) }.union([index])
         }
+        let pivot = drafts.firstIndex(where: \.pivot)
         for (index, draft) in drafts.enumerated() {
             guard let reached = always[index] else {
                 log.warn(
@@ -263,6 +269,15 @@ extension WorkflowReader {
                 )
                 continue
             }
+            if let pivot, index > pivot, !reached.contains(pivot) {
+                log.report(
+                    .pivot, at: draft.idLocation,
+                    "a path reaches \(draft.name), which comes after the pivot '\(drafts[pivot].id ?? "pivot")', without "
+                        + "running the pivot (a choice or next jumps over it); steps after the pivot are never undone, "
+                        + "so a failure on that path could not be compensated. Jump to the pivot, to a step before it, "
+                        + "or to end instead")
+            }
+            guard draft.kind != .choice else { continue }
             for use in draft.uses {
                 guard case .stepOutput(let id) = use.path.root, let source = indexById[id], source < index,
                     !reached.contains(source)
@@ -270,8 +285,8 @@ extension WorkflowReader {
                 log.warn(
                     .mayBeBypassed, at: use.location,
                     "\(draft.name) reads ${\(use.path)}, but a choice or next may jump over step '\(id)' on the way, "
-                        + "and then the path does not resolve; read it only on paths that run '\(id)', or test it with "
-                        + "present in a choice first")
+                        + "and then the path does not resolve; read it only on paths that run '\(id)', or route with a "
+                        + "choice that tests it with present")
             }
         }
     }

@@ -103,7 +103,9 @@ extension WorkflowReader {
             of: mapping, allowed: ["value", "all", "any", "not"] + WorkflowKeys.comparisons, context: "in a condition")
         let combinators = ["all", "any", "not"].compactMap { fields[$0] }
         if let combinator = combinators.first {
-            guard combinators.count == 1, fields["value"] == nil else {
+            guard combinators.count == 1, fields["value"] == nil,
+                WorkflowKeys.comparisons.allSatisfy({ fields[$0] == nil })
+            else {
                 log.report(
                     .conflict, at: location(of: node),
                     "a condition is one of value, all, any or not; split it into all: [...]")

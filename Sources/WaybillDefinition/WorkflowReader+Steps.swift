@@ -90,7 +90,6 @@ extension WorkflowReader {
             }
         }
         if let next = entries["next"] {
-            draft.nextLocation = next.keyLocation
             draft.next = readNext(next, into: &draft)
         }
 

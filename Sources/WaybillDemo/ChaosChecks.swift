@@ -123,16 +123,7 @@ enum ChaosChecks {
                 name: "effects applied twice", value: "\(doubled)", passed: doubled == 0,
                 details: mismatches.map(\.description)
                     + (imbalances.isEmpty ? [] : ["\(imbalances.count) (warehouse, SKU) stock rows do not balance"])))
-        var finished: [String: FinishedSagaOutcome] = [:]
-        for (id, status) in statuses {
-            switch status {
-            case .completed: finished[id] = .completed
-            case .compensated: finished[id] = .compensated
-            case .cancelled: finished[id] = .cancelled
-            case .suspended: finished[id] = .suspended
-            case .running, .compensating: break
-            }
-        }
+        let finished = statuses.compactMapValues(FinishedSagaOutcome.init)
         let leaks = evidence.ledger.leaks(finishedSagas: finished)
         let lostKeys = Set(evidence.lostReplies.map { "\($0.routingKey) \($0.sagaId)" })
         func afterLostReply(_ leak: SimulationLeak) -> Bool {

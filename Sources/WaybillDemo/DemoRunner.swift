@@ -33,8 +33,10 @@ public struct DemoOptions: Sendable {
     public var returns: Int?
     /// The returns workflow they run.
     public var returnsWorkflowFile: String = "Workflows/returns.yaml"
-    /// The returns the run sends.
+    /// The returns the run sends at most (fewer when fewer orders completed).
     public var returnCount: Int { max(0, returns ?? orders / 10) }
+    /// The folder of the returns' pool (`pool`) and workflow copy: `returns` inside ``directory``.
+    public var returnsDirectory: String { (directory as NSString).appendingPathComponent("returns") }
     /// Where the pool's data directory (`pool`), the workflow copy and the log go.
     public var directory: String = ".waybill/demo"
     /// The pool's data directory, `pool` inside ``directory``; each run replaces it.
@@ -135,6 +137,7 @@ public enum DemoRunner {
             respond: simulator.handle, handleSignals: options.handleSignals,
             removeTopologyWhenDone: options.namespace != nil)
         let returning = options.returnCount > 0
+        if returning { try checkWorkflow(options.returnsWorkflowFile) }
         let (ordersSummary, returnable) = try await DemoStage.run(setup, logger: logger) { stage in
             let orders = try (1...options.orders).map { index in
                 let id = "o-" + String(index).padded(to: 6, .right, fill: "0")
@@ -165,14 +168,16 @@ public enum DemoRunner {
             let requests = try ReturnsSummary.requests(
                 for: orders, completed: completed, count: options.returnCount,
                 warehouse: catalogue.warehouses.sorted().first ?? "")
+            if requests.isEmpty { try await finish(result, stage: stage, options: options, summary: summary) }
             return (result, requests)
         }
         guard !returnable.isEmpty else { return ordersSummary }
 
-        // The returns run on a pool of their own, with the same participants (and so the same stock).
+        // The returns run on a pool of their own (in `returns/` of the demo's folder, beside the orders' pool and
+        // workflow copy), with the same participants, and so the same stock.
         var returnsSetup = setup
         returnsSetup.workflowFile = options.returnsWorkflowFile
-        returnsSetup.poolDirectoryName = "returns-pool"
+        returnsSetup.directory = options.returnsDirectory
         return try await DemoStage.run(returnsSetup, logger: logger) { stage in
             let ids = try returnable.map { try WireMessages.start($0.body, definition: stage.workflow).sagaId }
             let feed = OrderFeed(
@@ -184,6 +189,25 @@ public enum DemoRunner {
             result.returns = try ReturnsSummary(stage: stage, sagaIds: ids, simulator: simulator, outcome: outcome)
             try await finish(result, stage: stage, options: options, summary: summary)
             return result
+        }
+    }
+
+    /// Reads and validates a workflow file before anything runs, so a bad one fails the run at once rather than after
+    /// the orders.
+    private static func checkWorkflow(_ file: String) throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw DemoError(
+                .fileProblem,
+                "cannot read the workflow \(file) (\(error.localizedDescription)); run from the repository root, "
+                    + "or pass --returns 0")
+        }
+        do {
+            _ = try WorkflowLoader.load(yaml: text, file: file)
+        } catch {
+            throw DemoError(.fileProblem, "the workflow \(file) is not valid:\n\(error)")
         }
     }
 

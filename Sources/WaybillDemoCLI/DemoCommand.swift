@@ -22,7 +22,8 @@ struct DemoCommand: AsyncParsableCommand {
             separate `waybill worker` processes would be. Each run drains the demo's own queues on that vhost, \
             replaces the pool and logs to .waybill/demo/demo.log. Once the orders ended, customers return part of \
             the completed ones (one in ten orders by default, --returns): the returns workflow runs on a pool of its \
-            own, .waybill/demo/returns-pool, with the same participants. Run it from the repository root (it reads \
+            own, .waybill/demo/returns/pool, with the same participants; --keep-running then keeps that pool's \
+            workers running. Run it from the repository root (it reads \
             Workflows/order-fulfillment.yaml and Workflows/returns.yaml), or use scripts/demo, which also installs \
             what is missing and builds.
             """
@@ -119,8 +120,8 @@ struct DemoCommand: AsyncParsableCommand {
         }
         if options.returnCount > 0 {
             console.say(
-                "Then customers return \(options.returnCount) of the completed orders (every tenth has a closed "
-                    + "account, so its credit is refused and the return is undone).")
+                "Then customers return up to \(options.returnCount) of the completed orders (every tenth has a "
+                    + "closed account, so its credit is refused and the return is undone).")
         }
         console.say("")
 

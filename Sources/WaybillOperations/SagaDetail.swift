@@ -48,16 +48,31 @@ public struct SagaDetail: Sendable, Hashable {
         public var output: JSONValue?
     }
 
+    /// What a step does.
+    public enum StepKind: String, Sendable, Hashable {
+        /// Sends a command and waits for its reply.
+        case command
+        /// Plans shipments inside the worker.
+        case split
+        /// Picks the saga's path inside the worker.
+        case choice
+
+        /// The kind of a step's action.
+        init(_ action: StepDefinition.Action) {
+            self = StepKind(rawValue: action.kindName) ?? .command
+        }
+    }
+
     /// One step of the definition, in order.
     public struct Step: Sendable, Hashable {
         /// The step id.
         public var id: String
         /// Its state.
         public var status: StepState.Status
-        /// `command`, `split` or `choice` (`command` when the definition is unknown).
-        public var kind: String
+        /// What the step does (`command` when the definition is unknown).
+        public var kind: StepKind
         /// A local step (split, choice) sends no command.
-        public var isLocal: Bool { kind != "command" }
+        public var isLocal: Bool { kind != .command }
         /// Whether it fans out (`for_each`).
         public var fansOut: Bool
         /// Whether it is the pivot.
@@ -189,7 +204,8 @@ public struct SagaDetail: Sendable, Hashable {
                     outcomeUnknown: UndoLedger.mayHaveTakenEffectWithoutReply(branch), output: branch.output)
             }
             return Step(
-                id: names.step(index), status: state.status, kind: stepDefinition?.action.kindName ?? "command",
+                id: names.step(index), status: state.status,
+                kind: stepDefinition.map { StepKind($0.action) } ?? .command,
                 fansOut: names.fansOut(index),
                 pivot: stepDefinition?.pivot ?? false, startedAt: state.startedAt, finishedAt: state.finishedAt,
                 branches: branches, output: state.output, timeout: stepDefinition?.timeout)

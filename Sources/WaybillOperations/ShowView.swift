@@ -112,7 +112,7 @@ public enum ShowView {
             [
                 "id": .string(step.id),
                 "status": .string(step.status.rawValue),
-                "kind": .string(step.kind),
+                "kind": .string(step.kind.rawValue),
                 "forEach": .bool(step.fansOut),
                 "pivot": .bool(step.pivot),
                 "timeoutMs": JSONFields.int(step.timeout?.milliseconds),

@@ -282,7 +282,8 @@ public enum WorkflowsView {
                 case .choice(let choice):
                     does =
                         "choice: "
-                        + (choice.rules.map(\.target.description) + [step.next?.description ?? "next step"])
+                        + (choice.rules.map(\.target.description)
+                        + (choice.isExhaustive ? [] : [step.next?.description ?? "next step"]))
                         .joined(separator: " | ")
                 }
                 if let compensate = step.compensate { undo = TemplateText.text(compensate.routingKey) }

@@ -43,10 +43,11 @@ extension SimulationLedger {
             EffectMismatch(
                 effect: "billing.invoice.create", applied: applied("billing.invoice.create"), held: invoiceIds.count),
             EffectMismatch(
-                effect: "erp.return.authorize", applied: applied("erp.return.authorize"), held: returns.count),
+                effect: "erp.return.authorize", applied: applied("erp.return.authorize"),
+                held: returns.values.reduce(0) { $0 + $1.authorizations }),
             EffectMismatch(
                 effect: "erp.return.void", applied: applied("erp.return.void"),
-                held: returns.values.filter { $0.status == .voided }.count),
+                held: returns.values.reduce(0) { $0 + $1.voids }),
             EffectMismatch(
                 effect: "inventory.restock", applied: applied("inventory.restock"),
                 held: restocks.count + applied("inventory.unstock")),

@@ -98,21 +98,33 @@ public struct SimulationLedger: Sendable, Hashable {
             case voided
         }
 
+        /// The return's id (the returns saga's id).
         public var returnId: String
+        /// The order the goods came from.
         public var orderId: String
+        /// The saga that authorized it.
         public var sagaId: String
+        /// The latest authorization's id.
         public var authorizationId: String
+        /// Where it stands now.
         public var status: Status
         /// The dock's receipt, once the parcel arrived.
         public var receiptId: String?
         /// The lines the customer sends back.
         public var lines: [ItemQuantity]
+        /// How many times it was authorized (again after a void: an operator's reset).
+        public var authorizations = 1
+        /// How many times it was voided.
+        public var voids = 0
     }
 
     /// Returned units put back into a warehouse's stock.
     public struct Restock: Sendable, Hashable {
+        /// The return they came back with.
         public var returnId: String
+        /// The saga that restocked them.
         public var sagaId: String
+        /// Where, what and how many.
         public var line: StockRecord
     }
 

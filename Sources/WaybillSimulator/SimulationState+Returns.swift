@@ -22,8 +22,10 @@ extension SimulationState {
     static let refundPerUnit = 12.5
 
     /// Runs one returns request; `key` is the command's idempotency key (a restock's effect is kept under it).
+    /// `keyed` says the undo named the forward command it undoes (the `waybill-compensates` header): then only that
+    /// command's effect is undone, never one found by the body (another branch may have restocked the same line).
     mutating func performReturn(
-        _ request: ParticipantRequest, sagaId: String, key: String, undoing: Effect?
+        _ request: ParticipantRequest, sagaId: String, key: String, undoing: Effect?, keyed: Bool
     ) -> Outcome {
         switch request {
         case .authorizeReturn(let returnId, let orderId, let lines):
@@ -33,9 +35,14 @@ extension SimulationState {
             }
             lastAuthorization += 1
             let authorizationId = Self.identifier("rma", lastAuthorization)
-            returns[returnId] = SimulationLedger.Return(
+            var authorized = SimulationLedger.Return(
                 returnId: returnId, orderId: orderId, sagaId: sagaId, authorizationId: authorizationId,
                 status: .authorized, receiptId: nil, lines: lines)
+            if let voided = returns[returnId] {
+                authorized.authorizations = voided.authorizations + 1
+                authorized.voids = voided.voids
+            }
+            returns[returnId] = authorized
             return .applied(["authorizationId": .string(authorizationId), "returnId": .string(returnId)])
 
         case .voidReturn(let bodyReturnId):
@@ -45,6 +52,7 @@ extension SimulationState {
                 return .nothingToUndo(["returnId": returnId.map(JSONValue.string) ?? .null, "undone": false])
             }
             returns[returnId]?.status = .voided
+            returns[returnId]?.voids += 1
             return .applied(["returnId": .string(returnId), "undone": true])
 
         case .receiveReturn(let returnId, let warehouse, _):
@@ -100,9 +108,9 @@ extension SimulationState {
 
         case .unstock(let returnId, let line):
             var found: String?
-            if case .restock(let keyed)? = undoing {
-                found = keyed
-            } else if let returnId, let line {
+            if case .restock(let forward)? = undoing {
+                found = forward
+            } else if !keyed, let returnId, let line {
                 found = restocks.first { $0.value.returnId == returnId && $0.value.line == line }?.key
             }
             guard let found, let restock = restocks.removeValue(forKey: found) else {

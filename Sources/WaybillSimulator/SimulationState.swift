@@ -195,7 +195,9 @@ struct SimulationState {
         if let key = command.compensates { undoneKeys.insert(key) }
         let outcome =
             request.isReturn
-            ? performReturn(request, sagaId: sagaId, key: command.idempotencyKey, undoing: undone)
+            ? performReturn(
+                request, sagaId: sagaId, key: command.idempotencyKey, undoing: undone, keyed: command.compensates != nil
+            )
             : perform(request, sagaId: sagaId, undoing: undone)
         if case .applied(let output) = outcome,
             let effect = Self.effect(of: request, output: output, key: command.idempotencyKey)

@@ -168,4 +168,44 @@ struct ChoiceTests {
         #expect(output(saga, "route") == ["next": "express", "rule": 1])
         #expect(status(saga, "standard") == .bypassed)
     }
+
+    @Test("after the pivot a fail target suspends the saga; retry decides again, skip goes on to the choice's next")
+    func failAfterThePivotSuspends() throws {
+        let definition = try WorkflowLoader.load(
+            yaml: """
+                name: late
+                version: 1
+                trigger: { exchange: orders, routing_key: order.placed, saga_id: "${input.id}" }
+                steps:
+                  - id: charge
+                    command: billing.charge
+                    pivot: true
+                  - id: route
+                    choice:
+                      - when: { value: "${input.hold}", equals: true }
+                        fail: { code: held, message: on hold }
+                    next: ship
+                  - id: gift
+                    command: crm.gift
+                  - id: ship
+                    command: tms.create
+                """, file: "late.yaml")
+        var saga = SagaDriver(definition, input: ["id": "o-12", "hold": true])
+        saga.reply(saga.last.commands[0])
+        #expect(saga.instance.status == .suspended)
+        #expect(saga.instance.failure?.error.code == "held")
+        #expect(saga.last.commands.isEmpty, "nothing is compensated after the pivot")
+
+        saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: nil), by: "ann", reason: "still held?")))
+        #expect(saga.last.isApplied)
+        #expect(saga.instance.status == .suspended, "the same data decides the same way")
+
+        saga.apply(
+            .operatorCommand(
+                OperatorCommand(action: .skip(step: "route", output: [:]), by: "ann", reason: "released by hand")))
+        #expect(saga.last.commands.map(\.routingKey) == ["tms.create"])
+        #expect(saga.instance.steps[2].status == .bypassed)
+        saga.reply(saga.last.commands[0])
+        #expect(saga.instance.status == .completed)
+    }
 }

@@ -23,8 +23,9 @@ enum GoldenStates {
     // MARK: - suspended-reallocation
 
     /// An order-fulfillment saga suspended in the middle of its second reallocation. Not a state the engine reaches
-    /// as a whole: its steps and branches together take every step and branch status, both command kinds and both
-    /// timer kinds, so the fixture pins every stored name and every optional field.
+    /// as a whole: its steps and branches together take every step and branch status of its time (`bypassed`, added
+    /// with choice steps, is pinned by StateCodecTests instead), both command kinds and both timer kinds, so the
+    /// fixture pins every stored name and every optional field.
     static func suspendedReallocation() -> SagaInstance {
         let sagaPrefix = "order-fulfillment/ord-2024-000417/"
         let outOfStock = StepError(

@@ -28,6 +28,16 @@ import WaybillDefinition
         #expect(try StateCodec.decode(withNone).steps[0].branches[0].unansweredAttempts == 0)
     }
 
+    @Test("every step status round-trips, bypassed (a step a choice jumped over) included")
+    func everyStepStatusRoundTrips() throws {
+        var instance = Fixtures.fullInstance()
+        let statuses: [StepState.Status] = [.pending, .running, .failing, .succeeded, .failed, .skipped, .bypassed]
+        for status in statuses {
+            instance.steps[1].status = status
+            #expect(try StateCodec.decode(StateCodec.encode(instance)).steps[1].status == status)
+        }
+    }
+
     @Test func minimalInstanceRoundTrips() throws {
         var instance = Fixtures.fullInstance()
         instance.steps = []

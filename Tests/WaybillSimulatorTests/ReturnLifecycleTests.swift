@@ -115,4 +115,36 @@ import WaybillTestSupport
                 body: ["returnId": "r-3", "authorizationId": "rma-x", "warehouse": "east", "lines": lines]))
         #expect(received.errorCode == "conflict")
     }
+
+    @Test(
+        "an undo that names a restock that never applied takes nothing, even when another branch restocked the same line"
+    )
+    func keyedUnstockTakesOnlyItsOwnRestock() throws {
+        let participants = try simulator()
+        let saga = SagaCommands(sagaId: "r-4")
+        #expect(participants.handle(restock(saga, branch: 0, sku: "sku-a", quantity: 1)).isOK)
+        let stock = participants.ledger().stock["east"]?["sku-a"]
+        let undo = participants.handle(restock(saga, branch: 1, sku: "sku-a", quantity: 1, undo: true))
+        #expect(undo.output?["undone"] == false)
+        #expect(participants.ledger().stock["east"]?["sku-a"] == stock)
+        #expect(participants.ledger().restocks.count == 1)
+    }
+
+    @Test("a return authorized again after a void (an operator's reset) counts both authorizations")
+    func authorizeAfterVoid() throws {
+        let participants = try simulator()
+        let first = SagaCommands(sagaId: "r-5")
+        let authorize: JSONValue = ["returnId": "r-5", "orderId": "o-5", "lines": lines]
+        _ = participants.handle(first.command("erp.return.authorize", step: "authorize", body: authorize))
+        _ = participants.handle(
+            first.command("erp.return.void", step: "authorize", action: .compensate, body: ["returnId": "r-5"]))
+        let again = participants.handle(
+            first.command("erp.return.authorize", step: "authorize", round: 1, body: authorize))
+        #expect(again.output?["authorizationId"] == "rma-000002")
+        let ledger = participants.ledger()
+        #expect(ledger.returns["r-5"]?.status == .authorized)
+        #expect(ledger.returns["r-5"]?.authorizations == 2)
+        #expect(ledger.returns["r-5"]?.voids == 1)
+        #expect(ledger.effectMismatches.isEmpty, "\(ledger.effectMismatches)")
+    }
 }
