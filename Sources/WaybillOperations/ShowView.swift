@@ -254,11 +254,18 @@ public enum ShowView {
                 rows.append(
                     TimelineRow(
                         step: step.id, name: stepName, status: step.status.rawValue,
-                        attempts: step.isLocal && step.startedAt != nil ? "local" : "", time: stepTime, detail: "",
-                        notes: []))
+                        attempts: step.isLocal && step.startedAt != nil ? "local" : "", time: stepTime,
+                        detail: step.kind == .choice ? choiceText(step.output) : "", notes: []))
             }
         }
         return rows
+    }
+
+    /// `-> express (rule 1)` for a choice's `{next, rule}` output (rules counted from 0, as in the output), `-> standard (no rule held)`; empty before it ran.
+    static func choiceText(_ output: JSONValue?) -> String {
+        guard let next = output?["next"]?.stringValue else { return "" }
+        let rule = output?["rule"]?.intValue.map { "rule \($0)" } ?? "no rule held"
+        return "-> \(next) (\(rule))"
     }
 
     private static func timeline(_ detail: SagaDetail) -> String {

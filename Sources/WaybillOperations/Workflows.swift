@@ -337,6 +337,11 @@ public enum WorkflowsView {
                 }
                 var maxAttempts: JSONValue = "unlimited"
                 if case .limited(let limit) = step.retry.maxAttempts { maxAttempts = JSONFields.int(limit) }
+                // A choice's targets, rule by rule (`end`, `fail <code>` or a step id); null for other steps.
+                var choices: JSONValue = .null
+                if case .choice(let spec) = step.action {
+                    choices = .array(spec.rules.map { .string($0.target.description) })
+                }
                 return [
                     "id": .string(step.id),
                     "kind": .string(step.action.kindName),
@@ -347,6 +352,8 @@ public enum WorkflowsView {
                     "milestone": JSONFields.string(step.milestone),
                     "timeoutMs": JSONFields.int(step.timeout.milliseconds),
                     "maxAttempts": maxAttempts,
+                    "next": JSONFields.string(step.next?.description),
+                    "choices": choices,
                 ]
             } ?? []
         return [

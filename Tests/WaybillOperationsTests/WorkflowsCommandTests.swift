@@ -109,6 +109,7 @@ struct WorkflowsCommandTests: FixtureSuite {
                 .source: string
                 .steps: array
                 .steps[]: object
+                .steps[].choices: null
                 .steps[].command: null|string
                 .steps[].compensate: null|string
                 .steps[].forEach: boolean
@@ -116,6 +117,7 @@ struct WorkflowsCommandTests: FixtureSuite {
                 .steps[].kind: string
                 .steps[].maxAttempts: number|string
                 .steps[].milestone: null|string
+                .steps[].next: null
                 .steps[].pivot: boolean
                 .steps[].timeoutMs: number
                 .workflow: object
