@@ -40,6 +40,16 @@ public struct SagaStats: Sendable, Hashable {
     public var bySteps: [StepCount]
     /// The non-terminal saga that started first.
     public var oldestInFlight: SagaRow?
+    /// What the pool's archive holds (finished sagas moved out of the partition files); `nil` when one file is read.
+    public var archived: Archived?
+
+    /// The archive's size.
+    public struct Archived: Sendable, Hashable {
+        /// Saga lines written (a saga archived twice counts twice).
+        public var lines: Int
+        /// Day files.
+        public var days: Int
+    }
     /// The window's throughput.
     public var throughput: Throughput
 
@@ -67,9 +77,20 @@ extension SagaInspector {
     /// A pool's stats are its files' stats added up: counts summed, step counts grouped by workflow and step, the
     /// oldest unfinished saga of all files.
     public func stats(now: Timestamp, window: Duration = .seconds(900)) throws(OperationsError) -> SagaStats {
-        SagaStats.adding(
+        var stats = SagaStats.adding(
             try read("computing saga stats") { snapshot in try Self.stats(snapshot, now: now, window: window) },
             now: now, window: window)
+        if let pool {
+            do {
+                let archive = try SagaArchive(dataDirectory: pool.path, readOnly: true)
+                defer { try? archive.close() }
+                let summary = try archive.summary()
+                stats.archived = SagaStats.Archived(lines: summary.lines, days: summary.days)
+            } catch {
+                throw Self.translate(error)
+            }
+        }
+        return stats
     }
 
     private static func stats(_ snapshot: StoreSnapshot, now: Timestamp, window: Duration) throws -> SagaStats {
@@ -201,6 +222,11 @@ public enum StatsView {
             }
             out += steps.render(indent: "  ")
         }
+        if let archived = stats.archived, archived.lines > 0 {
+            out +=
+                "\nArchived: \(Words.number(archived.lines)) finished sagas in \(Words.number(archived.days)) day "
+                + "file\(archived.days == 1 ? "" : "s") (waybill sagas show still reads them)\n"
+        }
         out += "\nOldest not finished: "
         if let oldest = stats.oldestInFlight {
             out +=
@@ -248,6 +274,8 @@ public enum StatsView {
                     ]
                 }),
             "oldestInFlight": stats.oldestInFlight.map { .object(JSONFields.row($0, now: stats.now)) } ?? .null,
+            "archived": stats.archived.map { ["lines": JSONFields.int($0.lines), "days": JSONFields.int($0.days)] }
+                ?? .null,
             "throughput": [
                 "windowMs": JSONFields.int(throughput.window.milliseconds),
                 "started": JSONFields.int(throughput.started),

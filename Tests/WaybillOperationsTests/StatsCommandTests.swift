@@ -44,6 +44,7 @@ struct StatsCommandTests: FixtureSuite {
             shape(StatsView.json(stats))
                 == #"""
                 .: object
+                .archived: null
                 .byStatus: object
                 .byStatus.cancelled: number
                 .byStatus.compensated: number

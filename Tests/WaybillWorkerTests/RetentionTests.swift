@@ -58,6 +58,10 @@ struct RetentionTests {
             }
             #expect(found == saga)
             #expect(throws: OperationsError.self) { try inspector.locate(SagaReference(parsing: "o-404")) }
+            let stats = try inspector.stats(now: Timestamp(milliseconds: saga.archivedAt))
+            #expect((stats.archived?.lines ?? 0) >= ids.count)
+            #expect(stats.archived?.days == 1)
+            #expect(StatsView.text(stats).contains("Archived: "))
 
             // A day file is plain gzip'd JSON lines.
             let (termination, output) = try await ChildProcess.run(
