@@ -78,7 +78,10 @@ public struct ReturnsSummary: Sendable {
         ]
         let rows: [(String, SagaStatus, String)] = [
             ("completed", .completed, "authorized, received, inspected, resellable lines restocked, credited"),
-            ("compensated", .compensated, "failed before the credit; restocked units taken out again, authorization voided"),
+            (
+                "compensated", .compensated,
+                "failed before the credit; restocked units taken out again, authorization voided"
+            ),
             ("suspended", .suspended, "needs an operator"),
         ]
         for (label, status, meaning) in rows {
