@@ -187,6 +187,8 @@ public enum DemoRunner {
             let outcome = try await feed.run(returnable)
             var result = ordersSummary
             result.returns = try ReturnsSummary(stage: stage, sagaIds: ids, simulator: simulator, outcome: outcome)
+            // The participants' counters now include the returns' commands.
+            result.participants = DemoSummary.participants(simulator.ledger())
             try await finish(result, stage: stage, options: options, summary: summary)
             return result
         }

@@ -5,7 +5,7 @@ import WaybillSimulator
 
 /// What a demo run did: how the sagas ended, how fast, what the participants applied, and what is left.
 public struct DemoSummary: Sendable {
-    /// One participant's counters (ERP, inventory, WMS, TMS, billing).
+    /// One participant's counters (ERP, inventory, WMS, TMS, billing, and the returns' QA).
     public struct Participant: Sendable, Hashable {
         /// `erp`, `inventory`, `wms`, `tms` or `billing` (the first word of the routing keys).
         public var name: String
@@ -155,7 +155,7 @@ public struct DemoSummary: Sendable {
         }
     }
 
-    private static func participants(_ ledger: SimulationLedger) -> [Participant] {
+    static func participants(_ ledger: SimulationLedger) -> [Participant] {
         var byName: [String: SimulationLedger.CommandCounts] = [:]
         for (routingKey, counts) in ledger.commands {
             let name = String(routingKey.prefix { $0 != "." })

@@ -28,10 +28,12 @@ extension SimulationLedger {
             }
         }
         let checks = [
-            EffectMismatch(effect: "erp.order.accept", applied: applied("erp.order.accept"), held: orders.count),
+            EffectMismatch(
+                effect: "erp.order.accept", applied: applied("erp.order.accept"),
+                held: orders.values.reduce(0) { $0 + $1.acceptances }),
             EffectMismatch(
                 effect: "erp.order.cancel", applied: applied("erp.order.cancel"),
-                held: orders.values.filter { $0.status == .cancelled }.count),
+                held: orders.values.reduce(0) { $0 + $1.cancellations }),
             EffectMismatch(
                 effect: "inventory.reserve", applied: applied("inventory.reserve"),
                 held: reservations.count + applied("inventory.release")),

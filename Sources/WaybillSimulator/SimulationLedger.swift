@@ -73,6 +73,10 @@ public struct SimulationLedger: Sendable, Hashable {
         public var sagaId: String
         /// Accepted or cancelled.
         public var status: Status
+        /// How many times it was accepted (again after a cancel: an operator's reset).
+        public var acceptances = 1
+        /// How many times it was cancelled.
+        public var cancellations = 0
     }
 
     /// A reservation `inventory.reserve` made that `inventory.release` has not ended.

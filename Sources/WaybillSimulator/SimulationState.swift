@@ -231,7 +231,12 @@ struct SimulationState {
         switch request {
         case .acceptOrder(let orderId, _):
             if orders[orderId]?.status == .accepted { return .alreadyApplied(["orderId": .string(orderId)]) }
-            orders[orderId] = SimulationLedger.Order(orderId: orderId, sagaId: sagaId, status: .accepted)
+            var accepted = SimulationLedger.Order(orderId: orderId, sagaId: sagaId, status: .accepted)
+            if let cancelled = orders[orderId] {
+                accepted.acceptances = cancelled.acceptances + 1
+                accepted.cancellations = cancelled.cancellations
+            }
+            orders[orderId] = accepted
             return .applied(["orderId": .string(orderId)])
 
         case .cancelOrder(let bodyOrderId):
@@ -241,6 +246,7 @@ struct SimulationState {
                 return .nothingToUndo(["orderId": orderId.map(JSONValue.string) ?? .null, "undone": false])
             }
             orders[orderId]?.status = .cancelled
+            orders[orderId]?.cancellations += 1
             return .applied(["orderId": .string(orderId), "undone": true])
 
         case .reserve(let orderId, let lines):

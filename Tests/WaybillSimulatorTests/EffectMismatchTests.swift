@@ -41,4 +41,20 @@ import WaybillTestSupport
         vanished.shipments["west"] = nil
         #expect(vanished.effectMismatches.map(\.description) == ["wms.*.release: 2 effects applied, 1 held"])
     }
+
+    @Test("an order accepted again after its cancel (an operator's reset) is counted twice, not as a mismatch")
+    func acceptAfterCancelMatches() throws {
+        let participants = try simulator()
+        let saga = SagaCommands(sagaId: "o-9")
+        let lines = OrderJSON.lines(["sku-a": 1])
+        #expect(participants.handle(saga.accept(lines)).isOK)
+        #expect(participants.handle(saga.cancelOrder()).isOK)
+        let again = saga.command(
+            "erp.order.accept", step: "accept", round: 1, body: ["orderId": "o-9", "lines": lines])
+        #expect(participants.handle(again).isOK)
+        let ledger = participants.ledger()
+        #expect(ledger.orders["o-9"]?.status == .accepted)
+        #expect(ledger.orders["o-9"]?.acceptances == 2)
+        #expect(ledger.effectMismatches.isEmpty, "\(ledger.effectMismatches)")
+    }
 }
