@@ -81,7 +81,7 @@ extension WorkflowReader {
             }
             // A choice sends nothing and has nothing to undo or retry: it only decides.
             for key in [
-                "input", "for_each", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
+                "input", "for_each", "as", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
             ] {
                 guard let field = entries[key] else { continue }
                 log.report(

@@ -88,4 +88,25 @@ struct ChoiceReaderTests {
         #expect(throws: EvaluationError.self) { try Condition.compare(missing, .lessThan(1)).holds(in: scope) }
         #expect(throws: EvaluationError.self) { try Condition.compare(tags, .lessThan(1)).holds(in: scope) }
     }
+
+    @Test("as on a choice is refused, like the other keys of command steps")
+    func asOnAChoiceIsRefused() {
+        let yaml = """
+            name: demo
+            version: 1
+            trigger: { exchange: orders, routing_key: order.placed, saga_id: "${input.id}" }
+            steps:
+              - id: route
+                choice:
+                  - next: end
+                as: item
+            """
+        #expect {
+            try WorkflowLoader.load(yaml: yaml, file: "demo.yaml")
+        } throws: { error in
+            (error as? WorkflowDiagnostics)?.diagnostics.map(\.description) == [
+                "demo.yaml:8:5: a choice step only picks where the saga goes; as belongs to command steps, remove it"
+            ]
+        }
+    }
 }
