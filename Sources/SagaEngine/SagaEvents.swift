@@ -189,6 +189,8 @@ public struct SagaTimer: Sendable, Hashable, Codable {
         case replyTimeout
         /// The backoff delay before the next attempt (forward or compensation).
         case retry
+        /// The end of a wait step: firing finishes the step.
+        case wait
     }
 
     /// Unique within the saga (`<workflow>/<saga id>/t<n>`); fire it as ``SagaEvent/timerFired(timerId:)``.

@@ -233,6 +233,8 @@ public struct BranchState: Sendable, Hashable, Codable {
         case compensated
         /// An operator skipped it (forward or compensation).
         case skipped
+        /// A wait step's branch: its timer is set and nothing is sent.
+        case waiting
     }
 
     /// The `for_each` element (the shipment); `nil` for a plain step.

@@ -103,6 +103,11 @@ struct SagaRun {
             } else {
                 compensationAttemptFailed(ref, error: error)
             }
+        case (.wait, .waiting):
+            branchSucceeded(
+                ref, output: ["waitedMs": .number(Double(now.milliseconds - (state.startedAt ?? now).milliseconds))])
+        case (.wait, _):
+            break
         case (.retry, .retryWait):
             sendAttempt(ref)
         case (.retry, .compensationRetryWait):
@@ -136,6 +141,14 @@ struct SagaRun {
             runSplit(index, spec: spec)
         case .choice(let spec):
             runChoice(index, spec: spec)
+        case .wait(let duration):
+            let ref = BranchRef(step: index, branch: 0)
+            instance.steps[index].branches = [BranchState(item: nil, round: instance.steps[index].round)]
+            modifyBranch(ref) { [now] in
+                $0.status = .waiting
+                $0.startedAt = now
+            }
+            setTimer(ref, kind: .wait, after: duration.milliseconds)
         case .command:
             var items: [JSONValue?] = [nil]
             if let forEach = step.forEach {
@@ -268,6 +281,18 @@ struct SagaRun {
         if instance.failure == nil { instance.failure = failure }
         for branchIndex in instance.steps[index].branches.indices {
             let ref = BranchRef(step: index, branch: branchIndex)
+            if branch(ref).status == .waiting {
+                // An operator stopped the saga while it waited: the wait ends, with nothing to undo.
+                clearTimer(ref)
+                modifyBranch(ref) { [now] in
+                    $0.status = .failed
+                    $0.finishedAt = now
+                    $0.lastError = StepError(
+                        code: StepError.abandonedCode, message: "stopped waiting because the saga failed",
+                        retryable: true)
+                }
+                continue
+            }
             guard branch(ref).status == .retryWait else { continue }
             clearTimer(ref)
             let last = branch(ref).lastError?.description ?? "none"

@@ -87,6 +87,8 @@ public struct StepDefinition: Sendable, Hashable {
         case split(SplitStepSpec)
         /// Pick the path the saga takes from its data, locally (no message is sent).
         case choice(ChoiceSpec)
+        /// Wait, durably, for this long (a timer in the store, so restarts and takeovers keep it).
+        case wait(Duration)
 
         /// `command`, `split` or `choice`: what views print for the step's kind.
         public var kindName: String {
@@ -94,6 +96,7 @@ public struct StepDefinition: Sendable, Hashable {
             case .command: "command"
             case .split: "split"
             case .choice: "choice"
+            case .wait: "wait"
             }
         }
 

@@ -66,8 +66,9 @@ enum WorkflowKeys {
     static let retry = ["max_attempts", "initial_interval", "backoff", "max_interval", "jitter"]
     static let step = [
         "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone",
-        "branch_milestone", "pivot", "reallocate", "choice", "next",
+        "branch_milestone", "pivot", "reallocate", "choice", "next", "wait",
     ]
+    static let wait = ["for"]
     static let choiceRule = ["when", "next", "fail"]
     static let comparisons = [
         "equals", "not_equals", "in", "empty", "present", "less_than", "at_most", "greater_than", "at_least",
@@ -118,7 +119,7 @@ struct RetryOverrides {
 
 /// A step as read, before the checks that need the whole list of steps.
 struct StepDraft {
-    enum Kind { case command, split, choice }
+    enum Kind { case command, split, choice, wait }
 
     var location: SourceLocation
     var id: String?

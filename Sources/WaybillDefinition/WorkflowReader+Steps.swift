@@ -44,14 +44,14 @@ extension WorkflowReader {
             missing("id", in: "step", at: stepLocation, example: "id: <name>", given: entries)
         }
 
-        let actions = ["command", "split", "choice"].compactMap { entries[$0] }.sorted {
+        let actions = ["command", "split", "choice", "wait"].compactMap { entries[$0] }.sorted {
             $0.keyLocation < $1.keyLocation
         }
         if actions.isEmpty {
-            if entries.misspelt.isDisjoint(with: ["command", "split", "choice"]) {
+            if entries.misspelt.isDisjoint(with: ["command", "split", "choice", "wait"]) {
                 log.report(
                     .missingKey, at: stepLocation,
-                    "\(draft.name) needs a command, a split or a choice; add command: <routing key>")
+                    "\(draft.name) needs a command, a split, a choice or a wait; add command: <routing key>")
             }
         } else if actions.count > 1 {
             log.report(
@@ -79,21 +79,32 @@ extension WorkflowReader {
             if let spec = readChoice(choice, into: &draft) {
                 draft.action = .choice(spec)
             }
-            // A choice sends nothing and has nothing to undo or retry: it only decides.
+        } else if let wait = entries["wait"] {
+            draft.kind = .wait
+            if let mapping = mapping(wait, shape: "like { for: 2h }") {
+                let fields = self.entries(of: mapping, allowed: WorkflowKeys.wait, context: "in wait")
+                if let duration = fields["for"] {
+                    if let value = self.duration(duration) { draft.action = .wait(value) }
+                } else {
+                    missing("for", in: "wait", at: location(of: wait.value), example: "for: 2h", given: fields)
+                }
+            }
+        }
+        if draft.kind == .choice || draft.kind == .wait {
+            // A local step sends nothing and has nothing to undo or retry.
+            let what = draft.kind == .choice ? "a choice step only picks where the saga goes" : "a wait step only waits"
             for key in [
                 "input", "for_each", "as", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
             ] {
                 guard let field = entries[key] else { continue }
-                log.report(
-                    .conflict, at: field.keyLocation,
-                    "a choice step only picks where the saga goes; \(key) belongs to command steps, remove it")
+                log.report(.conflict, at: field.keyLocation, "\(what); \(key) belongs to command steps, remove it")
             }
         }
         if let next = entries["next"] {
             draft.next = readNext(next, into: &draft)
         }
 
-        if draft.kind == .choice {
+        if draft.kind == .choice || draft.kind == .wait {
             if let milestone = entries["milestone"] {
                 draft.milestone = milestoneName(milestone)
                 draft.milestoneLocation = location(of: milestone.value)

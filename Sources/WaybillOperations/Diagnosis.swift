@@ -210,9 +210,13 @@ struct DiagnosisText {
     private func timerOverdue() -> (String, String, [String]) {
         let overdue = now.milliseconds - policy.grace.milliseconds
         for (ref, branch) in branches() {
-            guard let timer = branch.timer, timer.kind == .retry, timer.dueAt.milliseconds < overdue else { continue }
+            guard let timer = branch.timer, timer.kind == .retry || timer.kind == .wait,
+                timer.dueAt.milliseconds < overdue
+            else { continue }
             let label = names.branch(ref)
-            let what = branch.status == .compensationRetryWait ? "compensation retry" : "retry"
+            let what =
+                timer.kind == .wait
+                ? "end of the wait" : branch.status == .compensationRetryWait ? "compensation retry" : "retry"
             return (
                 "the \(what) of \(label) was due \(moment(timer.dueAt)) and has not run: \(ownerQuestion)",
                 "\(label) \(what) overdue \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))",
@@ -273,6 +277,12 @@ struct DiagnosisText {
                     + "\(attemptText(ref, branch, compensating: compensating)))\(until)",
                 "\(names.branch(ref)) waiting\(until)",
                 []
+            )
+        }
+        if let (ref, branch) = branches().first(where: { $0.1.status == .waiting }), let timer = branch.timer {
+            return (
+                "not stuck: \(names.branch(ref)) waits until \(moment(timer.dueAt))",
+                "\(names.branch(ref)) waiting, \(TimeText.relative(timer.dueAt, now: now))", []
             )
         }
         return ("not stuck: running at \(step)", "\(step) running", [])

@@ -299,7 +299,9 @@ public enum ShowView {
     }
 
     private static func branchStatus(_ branch: SagaDetail.Branch, saga: SagaStatus) -> String {
-        if saga.isTerminal, [.inFlight, .retryWait, .compensating, .compensationRetryWait].contains(branch.status) {
+        if saga.isTerminal,
+            [.inFlight, .retryWait, .compensating, .compensationRetryWait, .waiting].contains(branch.status)
+        {
             return "stopped"
         }
         switch branch.status {
@@ -311,6 +313,7 @@ public enum ShowView {
         case .compensationRetryWait: return "undo retry wait"
         case .compensated: return "undone"
         case .skipped: return "skipped"
+        case .waiting: return "waiting"
         }
     }
 
@@ -348,7 +351,12 @@ public enum ShowView {
             if cell.isEmpty { cell = "waiting for reply" }
         }
         if let timer = branch.timer {
-            let kind = timer.kind == .replyTimeout ? "reply timeout" : "next attempt"
+            let kind =
+                switch timer.kind {
+                case .replyTimeout: "reply timeout"
+                case .retry: "next attempt"
+                case .wait: "wait ends"
+                }
             let late =
                 timer.dueAt < now
                 ? "overdue by \(TimeText.span(milliseconds: now.milliseconds - timer.dueAt.milliseconds))"

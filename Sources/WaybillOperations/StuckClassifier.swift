@@ -128,6 +128,7 @@ public enum StuckClassifier {
         var retry = false
         var retryOverdue = false
         var replyOverdue = false
+        var waiting = false
 
         mutating func add(_ kind: SagaTimer.Kind, dueAt: Int64, overdueBefore: Int64) {
             switch kind {
@@ -136,6 +137,10 @@ public enum StuckClassifier {
                 if dueAt < overdueBefore { retryOverdue = true }
             case .replyTimeout:
                 if dueAt < overdueBefore { replyOverdue = true }
+            case .wait:
+                // A wait step waits by design: on schedule until its timer is overdue.
+                waiting = true
+                if dueAt < overdueBefore { retryOverdue = true }
             }
         }
     }
@@ -151,6 +156,7 @@ public enum StuckClassifier {
         if timers.replyOverdue { return .replyOverdue }
         if timers.retryOverdue { return .timerOverdue }
         if timers.retry { return .retrying }
+        if timers.waiting { return .onSchedule }
         if updatedAt <= idleBefore { return .noProgress }
         return .onSchedule
     }

@@ -279,6 +279,7 @@ public enum WorkflowsView {
                 switch step.action {
                 case .command(let command): does = TemplateText.text(command.routingKey)
                 case .split: does = "split (local)"
+                case .wait(let duration): does = "wait \(TimeText.span(milliseconds: duration.milliseconds))"
                 case .choice(let choice):
                     does =
                         "choice: "
