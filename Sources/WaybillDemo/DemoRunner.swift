@@ -197,20 +197,7 @@ public enum DemoRunner {
     /// Reads and validates a workflow file before anything runs, so a bad one fails the run at once rather than after
     /// the orders.
     private static func checkWorkflow(_ file: String) throws {
-        let text: String
-        do {
-            text = try String(contentsOfFile: file, encoding: .utf8)
-        } catch {
-            throw DemoError(
-                .fileProblem,
-                "cannot read the workflow \(file) (\(error.localizedDescription)); run from the repository root, "
-                    + "or pass --returns 0")
-        }
-        do {
-            _ = try WorkflowLoader.load(yaml: text, file: file)
-        } catch {
-            throw DemoError(.fileProblem, "the workflow \(file) is not valid:\n\(error)")
-        }
+        _ = try DemoStage.loadWorkflow(try DemoStage.readWorkflow(file), file: file)
     }
 
     /// Hands the summary over and, with ``DemoOptions/keepRunning``, keeps the stage running until it stops.

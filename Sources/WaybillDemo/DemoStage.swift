@@ -263,17 +263,31 @@ final class DemoStage: Sendable {
         }
     }
 
-    /// Copies the workflow into `directory/workflows` (renamed under a namespace) and loads it.
-    private static func prepareWorkflow(_ setup: StageSetup) throws -> (WorkflowDefinition, String) {
-        let text: String
+    /// Reads a workflow file; the error says to run from the repository root.
+    static func readWorkflow(_ file: String) throws -> String {
         do {
-            text = try String(contentsOfFile: setup.workflowFile, encoding: .utf8)
+            return try String(contentsOfFile: file, encoding: .utf8)
         } catch {
             throw DemoError(
                 .fileProblem,
-                "cannot read the workflow \(setup.workflowFile) (\(error.localizedDescription)); run from the "
-                    + "repository root or pass --workflow")
+                "cannot read the workflow \(file) (\(error.localizedDescription)); run from the repository root or "
+                    + "pass another workflow file")
         }
+    }
+
+    /// Loads workflow text read from `file` (the diagnostics name `copy` when given), or says that `file` is not
+    /// valid and why.
+    static func loadWorkflow(_ text: String, file: String, copy: String? = nil) throws -> WorkflowDefinition {
+        do {
+            return try WorkflowLoader.load(yaml: text, file: copy ?? file)
+        } catch {
+            throw DemoError(.fileProblem, "the workflow \(file) is not valid:\n\(error)")
+        }
+    }
+
+    /// Copies the workflow into `directory/workflows` (renamed under a namespace) and loads it.
+    private static func prepareWorkflow(_ setup: StageSetup) throws -> (WorkflowDefinition, String) {
+        let text = try readWorkflow(setup.workflowFile)
         let rewritten = try setup.names.rewrite(workflowText: text, file: setup.workflowFile)
         let directory = (setup.directory as NSString).appendingPathComponent("workflows")
         let fileName = (setup.workflowFile as NSString).lastPathComponent
@@ -286,11 +300,7 @@ final class DemoStage: Sendable {
         } catch {
             throw DemoError(.fileProblem, "cannot write the workflow copy \(copy)", cause: error)
         }
-        do {
-            return (try WorkflowLoader.load(yaml: rewritten, file: copy), directory)
-        } catch {
-            throw DemoError(.fileProblem, "the workflow \(setup.workflowFile) is not valid:\n\(error)")
-        }
+        return (try loadWorkflow(rewritten, file: setup.workflowFile, copy: copy), directory)
     }
 
     private static func removePool(_ path: String) throws {

@@ -39,26 +39,25 @@ struct ChoiceTests {
         milestones: { completed: done, compensated: undone }
         """
 
-    static let definition: WorkflowDefinition = {
-        do {
-            return try WorkflowLoader.load(yaml: yaml, file: "routed.yaml")
-        } catch {
-            fatalError("the test workflow does not load: \(error)")
-        }
-    }()
+    /// The test workflow; a file that does not load fails each test, not the whole run.
+    let definition: WorkflowDefinition
+
+    init() throws {
+        definition = try WorkflowLoader.load(yaml: Self.yaml, file: "routed.yaml")
+    }
 
     func status(_ saga: SagaDriver, _ step: String) -> StepState.Status? {
-        Self.definition.stepIndex(of: step).map { saga.instance.steps[$0].status }
+        definition.stepIndex(of: step).map { saga.instance.steps[$0].status }
     }
 
     func output(_ saga: SagaDriver, _ step: String) -> JSONValue? {
-        Self.definition.stepIndex(of: step).flatMap { saga.instance.steps[$0].output }
+        definition.stepIndex(of: step).flatMap { saga.instance.steps[$0].output }
     }
 
     /// An express order (saga `id`) whose accept and express shipment succeeded: its invoice command is in flight.
-    func atInvoice(_ id: String, definition: WorkflowDefinition = Self.definition) -> SagaDriver {
+    func atInvoice(_ id: String, definition given: WorkflowDefinition? = nil) -> SagaDriver {
         var saga = SagaDriver(
-            definition, input: ["id": .string(id), "express": true, "total": 500, "lines": [1]], id: id)
+            given ?? definition, input: ["id": .string(id), "express": true, "total": 500, "lines": [1]], id: id)
         saga.reply(saga.last.commands[0])
         saga.reply(saga.last.commands[0])
         return saga
@@ -76,7 +75,7 @@ struct ChoiceTests {
 
     @Test("no rule holds: the next step runs, and its next: jumps over the express step")
     func defaultPath() {
-        var saga = SagaDriver(Self.definition, input: ["id": "o-1", "lines": [["sku": "a"]]])
+        var saga = SagaDriver(definition, input: ["id": "o-1", "lines": [["sku": "a"]]])
         #expect(runToEnd(&saga) == ["erp.accept", "tms.standard", "billing.invoice"])
         #expect(saga.instance.status == .completed)
         #expect(output(saga, "route") == ["next": "standard", "rule": .null])
@@ -87,19 +86,19 @@ struct ChoiceTests {
     @Test("the first rule that holds picks the path; the steps before its target are bypassed")
     func rulePicksPath() {
         var saga = SagaDriver(
-            Self.definition, input: ["id": "o-2", "express": true, "total": 150, "lines": [["sku": "a"]]])
+            definition, input: ["id": "o-2", "express": true, "total": 150, "lines": [["sku": "a"]]])
         #expect(runToEnd(&saga) == ["erp.accept", "tms.express", "billing.invoice"])
         #expect(saga.instance.status == .completed)
         #expect(output(saga, "route") == ["next": "express", "rule": 1])
         #expect(status(saga, "standard") == .bypassed)
 
-        var small = SagaDriver(Self.definition, input: ["id": "o-3", "express": true, "total": 20, "lines": [1]])
+        var small = SagaDriver(definition, input: ["id": "o-3", "express": true, "total": 20, "lines": [1]])
         #expect(runToEnd(&small) == ["erp.accept", "tms.standard", "billing.invoice"])
     }
 
     @Test("next: end completes the saga at once; the choice's milestone says which path")
     func endCompletes() {
-        var saga = SagaDriver(Self.definition, input: ["id": "o-4", "lines": []])
+        var saga = SagaDriver(definition, input: ["id": "o-4", "lines": []])
         let accept = saga.last.commands[0]
         saga.reply(accept)
         #expect(saga.instance.status == .completed)
@@ -109,7 +108,7 @@ struct ChoiceTests {
 
     @Test("a fail target fails the choice: the saga compensates what it did, with the rule's code")
     func failTargetCompensates() {
-        var saga = SagaDriver(Self.definition, input: ["id": "o-5", "hold": true, "lines": [1]])
+        var saga = SagaDriver(definition, input: ["id": "o-5", "hold": true, "lines": [1]])
         #expect(runToEnd(&saga) == ["erp.accept", "erp.cancel"])
         #expect(saga.instance.status == .compensated)
         #expect(saga.instance.failure?.error.code == "credit_hold")
@@ -120,7 +119,7 @@ struct ChoiceTests {
 
     @Test("a numeric comparison on a path that does not resolve fails the choice")
     func missingPathFails() {
-        var saga = SagaDriver(Self.definition, input: ["id": "o-6", "express": true, "lines": [1]])
+        var saga = SagaDriver(definition, input: ["id": "o-6", "express": true, "lines": [1]])
         #expect(runToEnd(&saga) == ["erp.accept", "erp.cancel"])
         #expect(saga.instance.failure?.error.code == StepError.evaluationCode)
         #expect(saga.instance.failure?.error.message.contains("input.total") == true)

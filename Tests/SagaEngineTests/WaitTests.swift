@@ -6,17 +6,16 @@ import WaybillTestSupport
 /// The `wait` step with a duration: a durable timer, nothing sent, and the saga goes on when it fires.
 @Suite("Wait steps")
 struct WaitTests {
-    static let definition: WorkflowDefinition = {
-        do {
-            return try WorkflowLoader.load(yaml: WorkflowTexts.paced, file: "paced.yaml")
-        } catch {
-            fatalError("the test workflow does not load: \(error)")
-        }
-    }()
+    /// The test workflow; a file that does not load fails each test, not the whole run.
+    let definition: WorkflowDefinition
+
+    init() throws {
+        definition = try WorkflowLoader.load(yaml: WorkflowTexts.paced, file: "paced.yaml")
+    }
 
     @Test("the wait sets a durable timer and sends nothing; when it fires the saga goes on")
     func waitThenGoOn() throws {
-        var saga = SagaDriver(Self.definition, input: ["id": "o-1"])
+        var saga = SagaDriver(definition, input: ["id": "o-1"])
         saga.reply(saga.last.commands[0])
         #expect(saga.last.commands.isEmpty)
         let timer = try #require(saga.last.scheduledTimers.first)
@@ -34,7 +33,7 @@ struct WaitTests {
 
     @Test("a saga compensated while it waits ends the wait and undoes what it did; a cancel clears the timer")
     func stoppedWhileWaiting() throws {
-        var compensated = SagaDriver(Self.definition, input: ["id": "o-2"])
+        var compensated = SagaDriver(definition, input: ["id": "o-2"])
         compensated.reply(compensated.last.commands[0])
         let timer = try #require(compensated.last.scheduledTimers.first)
         compensated.apply(.operatorCommand(OperatorCommand(action: .compensate, by: "ann", reason: "customer asked")))
@@ -45,7 +44,7 @@ struct WaitTests {
         let late = compensated.fire(timer)
         #expect(!late.isApplied, "the wait's timer no longer counts")
 
-        var cancelled = SagaDriver(Self.definition, input: ["id": "o-3"])
+        var cancelled = SagaDriver(definition, input: ["id": "o-3"])
         cancelled.reply(cancelled.last.commands[0])
         let pending = try #require(cancelled.last.scheduledTimers.first)
         cancelled.apply(.operatorCommand(OperatorCommand(action: .cancel, by: "ann", reason: "duplicate order")))
