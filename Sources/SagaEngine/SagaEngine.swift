@@ -51,4 +51,13 @@ public struct SagaEngine: Sendable {
         let outcome = run.handle(event)
         return run.finish(outcome)
     }
+
+    /// The messages `instance` waits for, by the branch that waits (what its wait steps recorded in the store):
+    /// for views that say what a saga waits for.
+    public func awaitedMessages(
+        of instance: SagaInstance, definition: WorkflowDefinition
+    ) -> [(branch: BranchRef, wait: AwaitedMessage)] {
+        var run = SagaRun(engine: self, definition: definition, instance: instance, now: instance.updatedAt)
+        return run.awaitedMessages()
+    }
 }

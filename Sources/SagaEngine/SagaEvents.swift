@@ -8,6 +8,9 @@ public enum SagaEvent: Sendable, Hashable, Codable {
     case reply(correlationId: String, outcome: ReplyOutcome)
     /// A durable timer fired (a reply timeout or a retry delay; the instance knows which).
     case timerFired(timerId: String)
+    /// A message a `wait` step waits for arrived; `waitId` is the wait's id (``AwaitedMessage/id``), `message` its
+    /// body. The engine checks the message's key against the saga's match again before the wait ends.
+    case signal(waitId: String, message: JSONValue)
     /// The broker returned a command as unroutable (`mandatory`); a retryable failure of that attempt.
     case commandReturned(messageId: String)
     /// An operator repair.
@@ -68,8 +71,36 @@ public enum SagaAction: Sendable, Hashable, Codable {
     case scheduleTimer(SagaTimer)
     /// Forget a timer that is no longer needed.
     case cancelTimer(id: String)
+    /// Persist a wait for a message, so a signal finds the saga by its match (across restarts, like a timer).
+    case awaitMessage(AwaitedMessage)
+    /// Forget a wait for a message that ended (the message came, it timed out, or the saga stopped waiting).
+    case cancelAwait(id: String)
     /// The saga reached an end state (or suspended) and needs nothing more until an operator acts.
     case finished(SagaStatus)
+}
+
+/// A saga's wait for a message, as the store keeps it: a message on `exchange` whose routing key matches
+/// `routingKey` and whose `key` evaluates to `match` ends the wait.
+public struct AwaitedMessage: Sendable, Hashable, Codable {
+    /// The wait's id: the id of its timeout timer.
+    public var id: String
+    /// The exchange the message is published to.
+    public var exchange: String
+    /// The binding key it is published with (`*` and `#` allowed).
+    public var routingKey: String
+    /// The key expression, as written (`${message.orderId}`).
+    public var key: String
+    /// The value the saga waits for, as text (``MessageWait/correlationText(_:)``).
+    public var match: String
+
+    /// Describes a wait.
+    public init(id: String, exchange: String, routingKey: String, key: String, match: String) {
+        self.id = id
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.key = key
+        self.match = match
+    }
 }
 
 /// A command to a participant, fully evaluated.

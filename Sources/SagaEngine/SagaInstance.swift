@@ -337,6 +337,8 @@ public struct StepError: Sendable, Hashable, Codable, CustomStringConvertible {
     public static let evaluationCode = "expression_error"
     /// The broker returned the command as unroutable (retryable).
     public static let unroutableCode = "unroutable"
+    /// No message a wait step waited for came before its timeout, and it has no `on_timeout` target (non-retryable).
+    public static let waitTimeoutCode = "wait_timeout"
 }
 
 /// The failure a saga is compensating or suspended for.

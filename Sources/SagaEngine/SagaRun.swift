@@ -59,10 +59,64 @@ struct SagaRun {
                 return .ignored("stale timer \(timerId)")
             }
             handleTimer(timer, for: ref)
+        case .signal(let waitId, let message):
+            guard let ref = timerBranch(timerId: waitId), branch(ref).status == .waiting,
+                case .wait(let spec) = definition.steps[ref.step].action, let wait = spec.message
+            else {
+                return .ignored("message for wait \(waitId), which no longer waits")
+            }
+            guard let expected = try? Self.correlation(wait.match, in: scope()),
+                let key = try? Self.correlation(
+                    wait.key,
+                    in: EvaluationScope(
+                        input: .null, alias: (MessageWait.messageName, message), sagaId: instance.key.id,
+                        workflow: instance.key.workflow)),
+                key == expected
+            else {
+                return .ignored("message for wait \(waitId) does not carry the key the saga waits for")
+            }
+            clearTimer(ref)
+            branchSucceeded(ref, output: message)
+            advance()
         case .operatorCommand(let command):
             if let refusal = handleOperator(command) { return .rejected(refusal) }
         }
         return .applied
+    }
+
+    private static func awaited(_ wait: MessageWait, id: String, match: String) -> AwaitedMessage {
+        AwaitedMessage(id: id, exchange: wait.exchange, routingKey: wait.routingKey, key: wait.keyText, match: match)
+    }
+
+    /// What each waiting branch of a message wait waits for, as ``startStep(_:)`` recorded it.
+    mutating func awaitedMessages() -> [(branch: BranchRef, wait: AwaitedMessage)] {
+        var found: [(branch: BranchRef, wait: AwaitedMessage)] = []
+        for (index, step) in definition.steps.enumerated() where index < instance.steps.count {
+            guard case .wait(let spec) = step.action, let wait = spec.message else { continue }
+            for (branchIndex, state) in instance.steps[index].branches.enumerated() where state.status == .waiting {
+                guard let timer = state.timer, let match = try? Self.correlation(wait.match, in: scope()) else {
+                    continue
+                }
+                found.append(
+                    (BranchRef(step: index, branch: branchIndex), Self.awaited(wait, id: timer.id, match: match)))
+            }
+        }
+        return found
+    }
+
+    /// A match or key value as text; throws when it cannot correlate (null, an array, an object).
+    private static func correlation(
+        _ template: Template, in scope: EvaluationScope
+    ) throws(EvaluationError)
+        -> String
+    {
+        let value = try template.evaluate(in: scope)
+        guard let text = MessageWait.correlationText(value) else {
+            throw EvaluationError(
+                .wrongType, path: "match",
+                reason: "a wait correlates by a string, number or boolean, and this is \(value.typeName)")
+        }
+        return text
     }
 
     private mutating func handleReply(_ outcome: ReplyOutcome, for ref: BranchRef) {
@@ -104,8 +158,14 @@ struct SagaRun {
                 compensationAttemptFailed(ref, error: error)
             }
         case (.wait, .waiting):
-            branchSucceeded(
-                ref, output: ["waitedMs": .number(Double(now.milliseconds - (state.startedAt ?? now).milliseconds))])
+            if case .wait(let spec) = definition.steps[ref.step].action, let wait = spec.message {
+                actions.append(.cancelAwait(id: timer.id))
+                waitTimedOut(ref, spec: spec, wait: wait)
+            } else {
+                branchSucceeded(
+                    ref, output: ["waitedMs": .number(Double(now.milliseconds - (state.startedAt ?? now).milliseconds))]
+                )
+            }
         case (.wait, _):
             break
         case (.retry, .retryWait):
@@ -141,14 +201,28 @@ struct SagaRun {
             runSplit(index, spec: spec)
         case .choice(let spec):
             runChoice(index, spec: spec)
-        case .wait(let duration):
+        case .wait(let spec):
+            var match: String?
+            if let wait = spec.message {
+                do {
+                    match = try Self.correlation(wait.match, in: scope())
+                } catch {
+                    failStep(
+                        index,
+                        error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
+                    return
+                }
+            }
             let ref = BranchRef(step: index, branch: 0)
             instance.steps[index].branches = [BranchState(item: nil, round: instance.steps[index].round)]
             modifyBranch(ref) { [now] in
                 $0.status = .waiting
                 $0.startedAt = now
             }
-            setTimer(ref, kind: .wait, after: duration.milliseconds)
+            setTimer(ref, kind: .wait, after: spec.duration.milliseconds)
+            if let wait = spec.message, let match, let timer = branch(ref).timer {
+                actions.append(.awaitMessage(Self.awaited(wait, id: timer.id, match: match)))
+            }
         case .command:
             var items: [JSONValue?] = [nil]
             if let forEach = step.forEach {
@@ -907,6 +981,40 @@ struct SagaRun {
         guard let timer = branch(ref).timer else { return }
         modifyBranch(ref) { $0.timer = nil }
         actions.append(.cancelTimer(id: timer.id))
+        if timer.kind == .wait, case .wait(let spec) = definition.steps[ref.step].action, spec.message != nil {
+            actions.append(.cancelAwait(id: timer.id))
+        }
+    }
+
+    /// A message wait's timeout: the step fails (`wait_timeout`, or `on_timeout`'s failure), or goes on to
+    /// `on_timeout`'s target with output `{timedOut: true, next}`.
+    private mutating func waitTimedOut(_ ref: BranchRef, spec: WaitSpec, wait: MessageWait) {
+        let failure: StepError
+        switch spec.onTimeout {
+        case .step?, .end?:
+            let target = spec.onTimeout
+            let output: JSONValue = ["timedOut": true, "next": .string(target?.description ?? "")]
+            modifyBranch(ref) { [now] in
+                $0.status = .succeeded
+                $0.output = output
+                $0.finishedAt = now
+            }
+            stepSucceeded(ref.step, output: output, target: target)
+            return
+        case .fail(let code, let message)?:
+            failure = StepError(code: code, message: message, retryable: false)
+        case nil:
+            failure = StepError(
+                code: StepError.waitTimeoutCode,
+                message: "no message on \(wait.exchange) \(wait.routingKey) matched within \(spec.duration)",
+                retryable: false)
+        }
+        modifyBranch(ref) { [now] in
+            $0.status = .failed
+            $0.finishedAt = now
+            $0.lastError = failure
+        }
+        failStep(ref.step, error: failure)
     }
 
     private mutating func publish(

@@ -68,6 +68,11 @@ extension JournalEntry {
             facts["event"] = "timer"
             facts["timer"] = .string(timer?.kind.rawValue ?? timerId)
             what = "timer \(timer?.kind.rawValue ?? timerId) fired" + (location.map { " for \($0)" } ?? "")
+        case .signal(let waitId, let message):
+            kind = .signal
+            facts["event"] = "signal"
+            facts["wait"] = .string(waitId)
+            what = "message arrived" + (location.map { " for \($0)" } ?? "") + " \(JournalText.summary(message))"
         case .commandReturned(let messageId):
             facts["event"] = "returned"
             facts["messageId"] = .string(messageId)
@@ -130,7 +135,7 @@ enum JournalText {
         switch event {
         case .reply(let correlationId, _): match = { $0.pending?.messageId == correlationId }
         case .commandReturned(let messageId): match = { $0.pending?.messageId == messageId }
-        case .timerFired(let timerId): match = { $0.timer?.id == timerId }
+        case .timerFired(let timerId), .signal(let timerId, _): match = { $0.timer?.id == timerId }
         case .operatorCommand, .start: return nil
         }
         for (stepIndex, step) in instance.steps.enumerated() {
@@ -170,6 +175,7 @@ enum JournalText {
         var milestones: [String] = []
         var scheduled = 0
         var cancelled = 0
+        var awaited = 0
         var finished: SagaStatus?
         for action in actions {
             switch action {
@@ -181,6 +187,8 @@ enum JournalText {
             case .publishMilestone(let milestone): milestones.append(milestone.name)
             case .scheduleTimer: scheduled += 1
             case .cancelTimer: cancelled += 1
+            case .awaitMessage: awaited += 1
+            case .cancelAwait: break
             case .finished(let status): finished = status
             }
         }
@@ -195,6 +203,7 @@ enum JournalText {
         if !milestones.isEmpty { parts.append("published \(milestones.joined(separator: ", "))") }
         if scheduled > 0 { parts.append("scheduled \(scheduled) timer\(scheduled == 1 ? "" : "s")") }
         if cancelled > 0 { parts.append("cancelled \(cancelled) timer\(cancelled == 1 ? "" : "s")") }
+        if awaited > 0 { parts.append("waiting for \(awaited == 1 ? "a message" : "\(awaited) messages")") }
         if let finished { parts.append("finished \(finished.rawValue)") }
         return parts.isEmpty ? "" : "; " + parts.joined(separator: ", ")
     }
@@ -210,7 +219,7 @@ enum JournalText {
                 if command.kind == .compensate { compensations += 1 } else { commands += 1 }
             case .publishMilestone(let milestone): milestones.append(.string(milestone.name))
             case .finished(let status): facts["finished"] = .string(status.rawValue)
-            case .scheduleTimer, .cancelTimer: break
+            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait: break
             }
         }
         if commands > 0 { facts["commands"] = .number(Double(commands)) }

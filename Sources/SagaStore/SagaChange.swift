@@ -27,12 +27,17 @@ public struct SagaChange: Sendable {
     public var scheduleTimers: [SagaTimer]
     /// Timer ids of this saga to forget.
     public var cancelTimerIds: [String]
+    /// Waits for a message to record (``SagaStore/waiters(exchange:routingKey:message:)`` finds them).
+    public var awaitMessages: [AwaitedMessage]
+    /// Wait ids of this saga to forget.
+    public var cancelAwaitIds: [String]
 
     /// Describes a change; every list defaults to empty.
     public init(
         key: SagaKey, at: Timestamp, instance: SagaInstance?, currentStep: String?, owner: String? = nil,
         journal: [JournalEntry] = [], inboxMessageId: String? = nil, outbox: [OutboxMessage] = [],
-        scheduleTimers: [SagaTimer] = [], cancelTimerIds: [String] = []
+        scheduleTimers: [SagaTimer] = [], cancelTimerIds: [String] = [], awaitMessages: [AwaitedMessage] = [],
+        cancelAwaitIds: [String] = []
     ) {
         self.key = key
         self.at = at
@@ -44,6 +49,8 @@ public struct SagaChange: Sendable {
         self.outbox = outbox
         self.scheduleTimers = scheduleTimers
         self.cancelTimerIds = cancelTimerIds
+        self.awaitMessages = awaitMessages
+        self.cancelAwaitIds = cancelAwaitIds
     }
 
     /// Describes the change a transition makes: the new instance when it was applied, the current step taken from
@@ -56,11 +63,15 @@ public struct SagaChange: Sendable {
         let applied = transition.outcome == .applied
         var schedule: [SagaTimer] = []
         var cancel: [String] = []
+        var awaits: [AwaitedMessage] = []
+        var cancelAwaits: [String] = []
         if applied {
             for action in transition.actions {
                 switch action {
                 case .scheduleTimer(let timer): schedule.append(timer)
                 case .cancelTimer(let id): cancel.append(id)
+                case .awaitMessage(let wait): awaits.append(wait)
+                case .cancelAwait(let id): cancelAwaits.append(id)
                 case .sendCommand, .publishMilestone, .finished: break
                 }
             }
@@ -71,7 +82,7 @@ public struct SagaChange: Sendable {
             journal: JournalEntry.describing(
                 event, before: before, transition: transition, definition: definition, at: now),
             inboxMessageId: inboxMessageId, outbox: applied ? outbox : [], scheduleTimers: schedule,
-            cancelTimerIds: cancel)
+            cancelTimerIds: cancel, awaitMessages: awaits, cancelAwaitIds: cancelAwaits)
     }
 }
 
@@ -168,6 +179,8 @@ public struct JournalEntry: Sendable, Hashable {
         public static let reply = Kind(rawValue: "reply")
         /// A durable timer fired and moved the saga.
         public static let timer = Kind(rawValue: "timer")
+        /// A message a wait step waited for arrived.
+        public static let signal = Kind(rawValue: "signal")
         /// The broker returned a command as unroutable.
         public static let returned = Kind(rawValue: "returned")
         /// An operator command was applied.

@@ -320,6 +320,61 @@ public final class SagaStore: Sendable {
         return result
     }
 
+    /// The sagas waiting for a message published to `exchange` with `routingKey` (matched against each wait's binding
+    /// key), with `message` as body: each wait's key expression is evaluated over the message and compared with the
+    /// value its saga waits for. Returns the saga and wait id of every match, for ``SagaEvent/signal(waitId:message:)``.
+    /// For the partition's owner only, like ``lookup(_:processed:)``.
+    public func waiters(
+        exchange: String, routingKey: String, message: JSONValue
+    ) async throws -> [(key: SagaKey, waitId: String)] {
+        do {
+            return try await pool.unsafeRead { db in
+                let expressions = try Row.fetchAll(
+                    db, sql: "SELECT DISTINCT routing_key, key_expression FROM waits WHERE exchange = ?",
+                    arguments: [exchange])
+                var found: [(key: SagaKey, waitId: String)] = []
+                for row in expressions {
+                    let bindingKey: String = row[0]
+                    let expression: String = row[1]
+                    guard MessageWait.topic(bindingKey, matches: routingKey),
+                        let template = try? Template.parse(string: expression),
+                        let value = try? template.evaluate(
+                            in: EvaluationScope(
+                                input: .null, alias: (MessageWait.messageName, message), sagaId: "", workflow: "")),
+                        let match = MessageWait.correlationText(value)
+                    else { continue }
+                    let rows = try Row.fetchCursor(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT workflow, saga_id, wait_id FROM waits
+                                WHERE exchange = ? AND routing_key = ? AND key_expression = ? AND match_value = ?
+                                """),
+                        arguments: [exchange, bindingKey, expression, match])
+                    while let row = try rows.next() {
+                        found.append((SagaKey(workflow: row[0], id: row[1]), row[2]))
+                    }
+                }
+                return found
+            }
+        } catch {
+            throw SagaStoreError.wrap(
+                error, path: configuration.path, operation: "finding the sagas waiting for \(exchange) \(routingKey)")
+        }
+    }
+
+    /// The waits for a message of one saga (what ``waiters(exchange:routingKey:message:)`` searches).
+    public func awaitedMessages(of key: SagaKey) throws -> [AwaitedMessage] {
+        try read("reading the waits of \(key)") { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT wait_id, exchange, routing_key, key_expression, match_value FROM waits
+                    WHERE workflow = ? AND saga_id = ? ORDER BY wait_id
+                    """, arguments: [key.workflow, key.id]
+            ).map { AwaitedMessage(id: $0[0], exchange: $0[1], routingKey: $0[2], key: $0[3], match: $0[4]) }
+        }
+    }
+
     /// Forgets inbox marks older than `before`, oldest first, at most `limit` per call; returns how many it removed.
     ///
     /// The inbox only has to remember messages the broker could still redeliver, so a few days is plenty. Keep
@@ -617,6 +672,35 @@ struct WriteStatements {
             sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ? AND timer_id = ?")
     }
 
+    /// Records a saga's wait for a message.
+    private func insertWait(_ wait: AwaitedMessage, workflow: String, sagaId: String) throws {
+        var row = DirectBinding(
+            try database.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO waits (workflow, saga_id, wait_id, exchange, routing_key, key_expression,
+                                                  match_value)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """))
+        try row.bind(workflow)
+        try row.bind(sagaId)
+        try row.bind(wait.id)
+        try row.bind(wait.exchange)
+        try row.bind(wait.routingKey)
+        try row.bind(wait.key)
+        try row.bind(wait.match)
+        try row.execute()
+    }
+
+    /// Forgets a saga's wait for a message.
+    private func deleteWait(_ id: String, workflow: String, sagaId: String) throws {
+        var row = DirectBinding(
+            try database.cachedStatement(sql: "DELETE FROM waits WHERE workflow = ? AND saga_id = ? AND wait_id = ?"))
+        try row.bind(workflow)
+        try row.bind(sagaId)
+        try row.bind(id)
+        try row.execute()
+    }
+
     func write(_ prepared: PreparedChange, outboxIds: inout [Int64]) throws {
         let change = prepared.change
         let workflow = change.key.workflow
@@ -689,6 +773,8 @@ struct WriteStatements {
             try row.bind(timer.dueAt.milliseconds)
             try row.execute()
         }
+        for id in change.cancelAwaitIds { try deleteWait(id, workflow: workflow, sagaId: sagaId) }
+        for wait in change.awaitMessages { try insertWait(wait, workflow: workflow, sagaId: sagaId) }
     }
 }
 

@@ -125,6 +125,24 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
                     """)
         }
+        migrator.registerMigration("v6-waits") { db in
+            // Sagas waiting for a message (a wait step), found by what a message must carry: its exchange, the
+            // binding key, the key expression and the value the saga waits for. wait_id is the wait's timer id.
+            try db.execute(
+                sql: """
+                    CREATE TABLE waits (
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        wait_id TEXT NOT NULL,
+                        exchange TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        key_expression TEXT NOT NULL,
+                        match_value TEXT NOT NULL,
+                        PRIMARY KEY (workflow, saga_id, wait_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX waits_by_match ON waits (exchange, routing_key, key_expression, match_value);
+                    """)
+        }
         return migrator
     }
 

@@ -87,8 +87,9 @@ public struct StepDefinition: Sendable, Hashable {
         case split(SplitStepSpec)
         /// Pick the path the saga takes from its data, locally (no message is sent).
         case choice(ChoiceSpec)
-        /// Wait, durably, for this long (a timer in the store, so restarts and takeovers keep it).
-        case wait(Duration)
+        /// Wait, durably, for a duration or for a correlated message (a timer in the store, so restarts and
+        /// takeovers keep it).
+        case wait(WaitSpec)
 
         /// `command`, `split` or `choice`: what views print for the step's kind.
         public var kindName: String {
@@ -270,6 +271,80 @@ public struct SplitStepSpec: Sendable, Hashable {
         self.priority = priority
         self.strategy = strategy
         self.backorder = backorder
+    }
+}
+
+/// A `wait` step: a durable delay (`for:`), or a wait for a correlated message with a timeout.
+public struct WaitSpec: Sendable, Hashable {
+    /// A delay's length, or how long a message wait lasts before it times out.
+    public var duration: Duration
+    /// The message waited for; `nil` for a delay.
+    public var message: MessageWait?
+    /// Where the saga goes when a message wait times out; `nil` fails the step with `wait_timeout`.
+    public var onTimeout: StepTarget?
+
+    /// A durable delay of `duration`.
+    public static func delay(_ duration: Duration) -> WaitSpec {
+        WaitSpec(duration: duration)
+    }
+
+    /// Creates a wait; without `message` it is a delay and `onTimeout` does not apply.
+    public init(duration: Duration, message: MessageWait? = nil, onTimeout: StepTarget? = nil) {
+        self.duration = duration
+        self.message = message
+        self.onTimeout = onTimeout
+    }
+}
+
+/// The message a `wait` step waits for: published by any system to `exchange` with a routing key that matches
+/// `routingKey` (an AMQP topic binding key), whose body's `key` equals the saga's `match`.
+public struct MessageWait: Sendable, Hashable {
+    /// The topic exchange the message is published to.
+    public var exchange: String
+    /// The binding key (`*` and `#` as in AMQP topic bindings).
+    public var routingKey: String
+    /// Evaluated over the saga's data when the wait starts: the value the message must carry.
+    public var match: Template
+    /// Evaluated over the message (`${message...}`): the value compared with `match`.
+    public var key: Template
+    /// `key` as written, the form the store keeps so a worker can evaluate it for any stored wait.
+    public var keyText: String
+
+    /// Creates a message wait; `keyText` must parse to `key` (``Template/parse(string:)``).
+    public init(exchange: String, routingKey: String, match: Template, keyText: String) throws(TemplateSyntaxError) {
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.match = match
+        self.key = try Template.parse(string: keyText)
+        self.keyText = keyText
+    }
+
+    /// The name a message is bound to in `key`.
+    public static let messageName = "message"
+
+    /// The text a match or key value is compared as: a string as is, a number or boolean as JSON; `nil` for null, an
+    /// array or an object, which cannot correlate.
+    public static func correlationText(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text): text
+        case .number, .bool: JSONText.encode(value)
+        case .null, .array, .object: nil
+        }
+    }
+
+    /// Whether an AMQP topic binding key matches a routing key: words split by `.`, `*` is one word, `#` zero or more.
+    public static func topic(_ bindingKey: String, matches routingKey: String) -> Bool {
+        let pattern = bindingKey.split(separator: ".", omittingEmptySubsequences: false)
+        let words = routingKey.split(separator: ".", omittingEmptySubsequences: false)
+        func match(_ p: Int, _ w: Int) -> Bool {
+            if p == pattern.count { return w == words.count }
+            if pattern[p] == "#" {
+                return (w...words.count).contains { match(p + 1, $0) }
+            }
+            guard w < words.count, pattern[p] == "*" || pattern[p] == words[w] else { return false }
+            return match(p + 1, w + 1)
+        }
+        return match(0, 0)
     }
 }
 

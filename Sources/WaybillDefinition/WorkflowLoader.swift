@@ -68,7 +68,9 @@ enum WorkflowKeys {
         "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone",
         "branch_milestone", "pivot", "reallocate", "choice", "next", "wait",
     ]
-    static let wait = ["for"]
+    static let wait = ["for", "message", "match", "key", "timeout", "on_timeout"]
+    static let waitMessage = ["exchange", "routing_key"]
+    static let target = ["next", "fail"]
     static let choiceRule = ["when", "next", "fail"]
     static let comparisons = [
         "equals", "not_equals", "in", "empty", "present", "less_than", "at_most", "greater_than", "at_least",
@@ -146,6 +148,8 @@ struct StepDraft {
     var reallocateCodes: Set<String>?
     var reallocateMax: Int?
     var next: StepTarget?
+    /// A message wait's `on_timeout`, a path out of the step besides `next`.
+    var onTimeout: StepTarget?
     /// Every step id this step may jump to (`next`, choice rules), with where it was written.
     var targets: [(id: String, location: SourceLocation)] = []
     var uses: [ExpressionUse] = []

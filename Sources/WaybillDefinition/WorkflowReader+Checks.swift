@@ -225,7 +225,7 @@ extension WorkflowReader {
     /// warnings for a step no path reaches, and for a `${steps.<id>.output...}` of a step that some path to the reading
     /// step jumps over (a choice may test such a path: it reads as null there).
     mutating func checkPaths(_ drafts: [StepDraft]) {
-        guard drafts.contains(where: { $0.kind == .choice || $0.next != nil }) else { return }
+        guard drafts.contains(where: { $0.kind == .choice || $0.next != nil || $0.onTimeout != nil }) else { return }
         let indexById = Dictionary(drafts.enumerated().compactMap { index, draft in draft.id.map { ($0, index) } }) {
             first, _ in first
         }
@@ -246,6 +246,7 @@ extension WorkflowReader {
             } else {
                 add(draft.next)
             }
+            if let onTimeout = draft.onTimeout { add(onTimeout) }
         }
         // The steps every path from the first step to a step runs through (the step itself included): the
         // intersection over its predecessors. Steps only move forward, so one pass in order sees every predecessor

@@ -34,7 +34,9 @@ extension WorkflowReader {
                 condition = nil
             }
             // The target is read even when the condition is not, so one run reports both.
-            let target = readTarget(fields, at: location(of: node), into: &draft)
+            let target = readTarget(
+                fields, at: location(of: node), owner: "a choice rule",
+                failing: "the choice \(draft.id ?? "step") failed the saga", into: &draft)
             guard let condition, let target else {
                 valid = false
                 continue
@@ -44,19 +46,22 @@ extension WorkflowReader {
         return valid ? ChoiceSpec(rules: rules) : nil
     }
 
-    /// A rule's `next: <step id | end>` or `fail: {code, message}`.
-    mutating func readTarget(_ fields: Fields, at: SourceLocation, into draft: inout StepDraft) -> StepTarget? {
+    /// A choice rule's or an `on_timeout`'s `next: <step id | end>` or `fail: {code, message}`; `owner` names what
+    /// has the target in messages, and `failing` is the failure message when `fail` gives none.
+    mutating func readTarget(
+        _ fields: Fields, at: SourceLocation, owner: String, failing: String, into draft: inout StepDraft
+    ) -> StepTarget? {
         switch (fields["next"], fields["fail"]) {
         case (nil, nil):
             if fields.misspelt.isDisjoint(with: ["next", "fail"]) {
                 log.report(
                     .missingKey, at: at,
-                    "a choice rule needs next: <step id> (or end), or fail: { code: <code>, message: <text> }")
+                    "\(owner) needs next: <step id> (or end), or fail: { code: <code>, message: <text> }")
             }
             return nil
         case (let next?, let fail?):
             let later = next.keyLocation < fail.keyLocation ? fail : next
-            log.report(.conflict, at: later.keyLocation, "a choice rule has one target; keep next or fail")
+            log.report(.conflict, at: later.keyLocation, "\(owner) has one target; keep next or fail")
             return nil
         case (let next?, nil):
             return readNext(next, into: &draft)
@@ -69,9 +74,7 @@ extension WorkflowReader {
                 return nil
             }
             guard let code = text(codeEntry, what: "an error code like credit_rejected") else { return nil }
-            let message =
-                failFields["message"].flatMap { text($0, what: "a sentence") }
-                ?? "the choice \(draft.id ?? "step") failed the saga"
+            let message = failFields["message"].flatMap { text($0, what: "a sentence") } ?? failing
             return .fail(code: code, message: message)
         }
     }

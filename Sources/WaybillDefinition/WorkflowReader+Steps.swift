@@ -81,13 +81,9 @@ extension WorkflowReader {
             }
         } else if let wait = entries["wait"] {
             draft.kind = .wait
-            if let mapping = mapping(wait, shape: "like { for: 2h }") {
-                let fields = self.entries(of: mapping, allowed: WorkflowKeys.wait, context: "in wait")
-                if let duration = fields["for"] {
-                    if let value = self.duration(duration) { draft.action = .wait(value) }
-                } else {
-                    missing("for", in: "wait", at: location(of: wait.value), example: "for: 2h", given: fields)
-                }
+            if let spec = readWait(wait, into: &draft) {
+                draft.action = .wait(spec)
+                draft.onTimeout = spec.onTimeout
             }
         }
         if draft.kind == .choice || draft.kind == .wait {
@@ -97,6 +93,12 @@ extension WorkflowReader {
                 "input", "for_each", "as", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
             ] {
                 guard let field = entries[key] else { continue }
+                if key == "timeout", draft.kind == .wait {
+                    log.report(
+                        .conflict, at: field.keyLocation,
+                        "a wait's timeout goes inside it, with the message: wait: { message: ..., timeout: 3d }")
+                    continue
+                }
                 log.report(.conflict, at: field.keyLocation, "\(what); \(key) belongs to command steps, remove it")
             }
         }

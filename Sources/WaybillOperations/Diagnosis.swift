@@ -280,6 +280,18 @@ struct DiagnosisText {
             )
         }
         if let (ref, branch) = branches().first(where: { $0.1.status == .waiting }), let timer = branch.timer {
+            if let definition,
+                let awaited = SagaEngine(jitterSeed: 0).awaitedMessages(of: instance, definition: definition).first(
+                    where: { $0.branch == ref })?.wait
+            {
+                return (
+                    "not stuck: \(names.branch(ref)) waits for a message on \(awaited.exchange) "
+                        + "\(awaited.routingKey) whose \(awaited.key) is '\(awaited.match)', until "
+                        + "\(moment(timer.dueAt))" + timeoutTarget(ref),
+                    "\(names.branch(ref)) waiting for \(awaited.routingKey), \(TimeText.relative(timer.dueAt, now: now))",
+                    []
+                )
+            }
             return (
                 "not stuck: \(names.branch(ref)) waits until \(moment(timer.dueAt))",
                 "\(names.branch(ref)) waiting, \(TimeText.relative(timer.dueAt, now: now))", []
@@ -289,6 +301,14 @@ struct DiagnosisText {
     }
 
     // MARK: - Pieces
+
+    /// ` (then <target>)` for a message wait with an `on_timeout`, ` (then it fails)` without one.
+    private func timeoutTarget(_ ref: BranchRef) -> String {
+        guard let definition, ref.step < definition.steps.count,
+            case .wait(let spec) = definition.steps[ref.step].action
+        else { return "" }
+        return spec.onTimeout.map { " (then \($0))" } ?? " (then it fails with \(StepError.waitTimeoutCode))"
+    }
 
     /// The idempotency key the forward command of `ref` carried: `<sagaId>/<stepId>[/<branch>][/r<round>]`.
     private func forwardKey(_ ref: BranchRef) -> String {

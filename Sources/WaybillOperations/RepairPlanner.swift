@@ -216,7 +216,7 @@ public enum RepairPlanner {
             case .sendCommand(let command):
                 commands.append(command.kind == .compensate ? "undo \(command.routingKey)" : command.routingKey)
             case .publishMilestone(let event): milestones.append(event.name)
-            case .scheduleTimer, .cancelTimer, .finished: break
+            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .finished: break
             }
         }
         var parts = ["\(before.status.rawValue) → \(after.status.rawValue)"]

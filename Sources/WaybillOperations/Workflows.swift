@@ -279,7 +279,15 @@ public enum WorkflowsView {
                 switch step.action {
                 case .command(let command): does = TemplateText.text(command.routingKey)
                 case .split: does = "split (local)"
-                case .wait(let duration): does = "wait \(TimeText.span(milliseconds: duration.milliseconds))"
+                case .wait(let wait):
+                    let span = TimeText.span(milliseconds: wait.duration.milliseconds)
+                    if let message = wait.message {
+                        does =
+                            "wait for \(message.exchange)/\(message.routingKey), up to \(span)"
+                            + (wait.onTimeout.map { " (then \($0))" } ?? "")
+                    } else {
+                        does = "wait \(span)"
+                    }
                 case .choice(let choice):
                     does =
                         "choice: "

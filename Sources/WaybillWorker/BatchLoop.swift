@@ -88,6 +88,12 @@ final class BatchLoop: Sendable {
         var delivery: InboundDelivery
     }
 
+    /// A message for wait steps, read as JSON: the partition finds the sagas that wait for it before it decides.
+    private struct Signal {
+        var delivery: InboundDelivery
+        var message: JSONValue
+    }
+
     /// A reply whose body could not be read: journaled if its saga is ours, dead-lettered otherwise.
     private struct MalformedReply {
         var key: SagaKey
@@ -100,6 +106,7 @@ final class BatchLoop: Sendable {
         /// Every delivery this partition's work took: they all go back to the queue when its commit fails.
         var taken: [InboundDelivery] = []
         var items: [Item] = []
+        var signals: [Signal] = []
         var malformed: [MalformedReply] = []
         /// Deliveries settled by this partition's commit.
         var settle: [InboundDelivery] = []
@@ -483,6 +490,12 @@ final class BatchLoop: Sendable {
             else { return }
             queueNumber = number
         }
+        // A message published to a named exchange and bound to the partition queues by a wait step (replies come
+        // through the default exchange, forwards too, and starts and repairs carry waybill-input).
+        if let queueNumber, !delivery.exchange.isEmpty, delivery.properties.headers[WireHeader.input] == nil {
+            classifySignal(delivery, queue: queueNumber, work: &work, relays: &relays)
+            return
+        }
         guard delivery.body.count <= configuration.maxMessageBytes else {
             let refusal = WireRefusal(
                 .tooLarge,
@@ -604,6 +617,37 @@ final class BatchLoop: Sendable {
         relays.append(forward(delivery, to: pool.partition(of: sagaId)))
     }
 
+    /// A message for wait steps, in the queue of partition `queue`. Every partition queue has its own copy, so each
+    /// owner looks for the sagas waiting for it in its own partition; one that cannot be read is dead-lettered once,
+    /// from partition 0's copy, and the other copies are acknowledged.
+    private func classifySignal(
+        _ delivery: InboundDelivery, queue: Int, work: inout [Int: PartitionWork], relays: inout [Relay]
+    ) {
+        var refusal: WireRefusal?
+        var message: JSONValue?
+        if delivery.body.count > configuration.maxMessageBytes {
+            refusal = WireRefusal(
+                .tooLarge,
+                "message of \(delivery.body.count) bytes for a wait step exceeds max_message_bytes "
+                    + "\(configuration.maxMessageBytes); send a smaller body or raise max_message_bytes")
+        } else {
+            do {
+                message = try JSONText.decode(delivery.body)
+            } catch {
+                refusal = WireRefusal(
+                    .notJSON, "message for a wait step is not JSON; publish a JSON body", cause: error)
+            }
+        }
+        work[queue, default: PartitionWork()].taken.append(delivery)
+        if let message {
+            work[queue]?.signals.append(Signal(delivery: delivery, message: message))
+        } else if let refusal, queue == 0 {
+            work[queue]?.relays.append(deadLetter(delivery, source: .partition(queue), refusal))
+        } else {
+            work[queue]?.settle.append(delivery)
+        }
+    }
+
     /// A reply from a participant, in the queue of partition `queue`.
     private func classifyReply(
         _ delivery: InboundDelivery, queue: Int, work: inout [Int: PartitionWork], relays: inout [Relay]
@@ -676,7 +720,17 @@ final class BatchLoop: Sendable {
         _ work: inout PartitionWork, partition: OwnedPartition, now: Timestamp
     ) async throws -> [SagaChange] {
         let store = partition.store
-        let items = work.items
+        var items = work.items
+        // A message for wait steps goes to every saga of this partition that waits for it (none: it is only counted).
+        for signal in work.signals {
+            let waiters = try await store.waiters(
+                exchange: signal.delivery.exchange, routingKey: signal.delivery.routingKey, message: signal.message)
+            metrics.signal(matched: !waiters.isEmpty)
+            for waiter in waiters {
+                items.append(Item(key: waiter.key, event: .signal(waitId: waiter.waitId, message: signal.message)))
+            }
+            work.settle.append(signal.delivery)
+        }
         let inboxIds = items.compactMap(\.inbox)
         var keys = Set(items.map(\.key))
         keys.formUnion(work.malformed.map(\.key))

@@ -25,6 +25,7 @@ public final class WorkerMetrics: Sendable {
         public static let timerLag = "waybill_timer_lag_seconds"
         public static let redeliveries = "waybill_redeliveries_total"
         public static let sagasArchived = "waybill_sagas_archived_total"
+        public static let signals = "waybill_signals_total"
         public static let deadLetters = "waybill_dead_letters_total"
         public static let partitionsOwned = "waybill_partitions_owned"
         public static let brokerConnected = "waybill_broker_connected"
@@ -44,6 +45,8 @@ public final class WorkerMetrics: Sendable {
     private let deadLetterCounters = Mutex<[String: Counter]>([:])
     private let redeliveries: Counter
     private let sagasArchived: Counter
+    private let signalsMatched: Counter
+    private let signalsUnmatched: Counter
     private let sagasInFlight: Gauge
     private let outboxDepth: Gauge
     private let queuedMessages: Gauge
@@ -66,6 +69,8 @@ public final class WorkerMetrics: Sendable {
         self.factory = factory
         redeliveries = Counter(label: Name.redeliveries, factory: factory)
         sagasArchived = Counter(label: Name.sagasArchived, factory: factory)
+        signalsMatched = Counter(label: Name.signals, dimensions: [("outcome", "matched")], factory: factory)
+        signalsUnmatched = Counter(label: Name.signals, dimensions: [("outcome", "unmatched")], factory: factory)
         sagasInFlight = Gauge(label: Name.sagasInFlight, factory: factory)
         outboxDepth = Gauge(label: Name.outboxDepth, factory: factory)
         queuedMessages = Gauge(label: Name.queuedMessages, factory: factory)
@@ -148,6 +153,9 @@ public final class WorkerMetrics: Sendable {
 
     /// Finished sagas this worker moved out of its partition files into the pool's archive.
     func archived(_ count: Int) { sagasArchived.increment(by: count) }
+
+    /// A message for wait steps reached one of this worker's partitions: `matched` when some saga there waited for it.
+    func signal(matched: Bool) { (matched ? signalsMatched : signalsUnmatched).increment() }
 
     /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.
     func deadLettered(code: String) {

@@ -28,6 +28,21 @@ public struct WorkerTopology: Sendable {
         self.queueCount = max(partitionCount, queueCount ?? partitionCount)
     }
 
+    /// The exchange and binding key of every message a wait step of `workflows` waits for, without repeats.
+    public var messageWaitBindings: [(exchange: String, routingKey: String)] {
+        var seen = Set<[String]>()
+        var bindings: [(exchange: String, routingKey: String)] = []
+        for workflow in workflows {
+            for step in workflow.steps {
+                guard case .wait(let spec) = step.action, let wait = spec.message,
+                    seen.insert([wait.exchange, wait.routingKey]).inserted
+                else { continue }
+                bindings.append((wait.exchange, wait.routingKey))
+            }
+        }
+        return bindings
+    }
+
     /// The shared start queue of a workflow.
     public static func startQueue(_ workflow: String) -> String { "waybill.\(workflow).starts" }
 
@@ -59,6 +74,17 @@ public struct WorkerTopology: Sendable {
         for partition in 0..<queueCount {
             _ = try await client.declareQueue(
                 QueueDeclaration(name: configuration.partitionQueue(partition), arguments: partitionArguments))
+        }
+        // A wait step's message reaches every partition queue: the owner of each looks for the sagas waiting for it in
+        // its own partition. Bindings of waits no definition has any more stay (sagas of older versions may wait).
+        for binding in messageWaitBindings {
+            try await client.declareExchange(ExchangeDeclaration(name: binding.exchange, kind: .topic))
+            for partition in 0..<queueCount {
+                try await client.bind(
+                    QueueBinding(
+                        queue: configuration.partitionQueue(partition), exchange: binding.exchange,
+                        bindingKey: binding.routingKey))
+            }
         }
         for workflow in workflows {
             let trigger = workflow.trigger

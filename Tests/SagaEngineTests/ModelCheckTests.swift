@@ -21,6 +21,7 @@ struct ModelChecker {
         case start(sagaId: String, input: JSONValue)
         case reply(sagaId: String, messageId: String, outcome: ReplyOutcome, duplicate: Bool)
         case timer(sagaId: String, timerId: String)
+        case signal(sagaId: String, waitId: String, message: JSONValue)
         case repair(sagaId: String)
     }
 
@@ -44,6 +45,8 @@ struct ModelChecker {
         var compensationsSent = 0
         var repairs = 0
         var liveTimers: Set<String> = []
+        /// Waits for a message the saga recorded and has not forgotten.
+        var liveWaits: Set<String> = []
         var stock: JSONValue = []
     }
 
@@ -62,15 +65,20 @@ struct ModelChecker {
     /// Compensations of branches whose outcome was unknown that succeeded.
     var unknownUndone = 0
 
+    /// Messages that ended a wait.
+    var signalsApplied = 0
+
     /// A checker of the order-fulfillment saga; with `creditCheck`, a choice routes orders of one line around a
-    /// credit hold that the others run and may have to undo.
-    init(seed: UInt64, creditCheck: Bool = false) {
+    /// credit hold that the others run and may have to undo; with `paymentWait`, each saga waits for its payment
+    /// message after accepting, which comes late, twice, for another order, or never.
+    init(seed: UInt64, creditCheck: Bool = false, paymentWait: Bool = false) {
         random = SplitMix64(seed: seed)
         engine = SagaEngine(jitterSeed: seed)
         let retry = RetryPolicy(
             maxAttempts: .limited(3), initialInterval: .milliseconds(500), backoff: 2, maxInterval: .seconds(5),
             jitter: .full)
-        definition = TestWorkflows.orderFulfillment(retry: retry, creditCheck: creditCheck)
+        definition = TestWorkflows.orderFulfillment(
+            retry: retry, creditCheck: creditCheck, paymentWait: paymentWait)
     }
 
     mutating func schedule(_ delivery: Delivery, at: Int64) {
@@ -141,6 +149,7 @@ struct ModelChecker {
             }
             if !instance.status.isTerminal && instance.status != .suspended { continue }
             if !ledger.liveTimers.isEmpty { violation(sagaId, "finished with live timers \(ledger.liveTimers)") }
+            if !ledger.liveWaits.isEmpty { violation(sagaId, "finished with live waits \(ledger.liveWaits)") }
             let pending = instance.steps.flatMap(\.branches).filter { $0.pending != nil }
             if !pending.isEmpty { violation(sagaId, "finished with \(pending.count) commands pending") }
         }
@@ -190,6 +199,24 @@ struct ModelChecker {
                 violation(sagaId, "timer \(timerId) live=\(live) but applied=\(transition.isApplied)")
             }
             ledgers[sagaId]?.liveTimers.remove(timerId)
+            record(sagaId, transition, now: now)
+        case .signal(let sagaId, let waitId, let message):
+            guard let instance = sagas[sagaId] else { return }
+            let live = ledgers[sagaId]?.liveWaits.contains(waitId) ?? false
+            let matches = message["orderId"] == .string(sagaId)
+            let transition = engine.apply(
+                .signal(waitId: waitId, message: message), to: instance, definition: definition, now: now)
+            if transition.isApplied != (live && matches) {
+                violation(
+                    sagaId,
+                    "message for wait \(waitId) live=\(live) matches=\(matches) but applied=\(transition.isApplied)")
+            }
+            if transition.isApplied {
+                signalsApplied += 1
+                if transition.actions.contains(.cancelAwait(id: waitId)) == false {
+                    violation(sagaId, "the message that ended wait \(waitId) did not forget it")
+                }
+            }
             record(sagaId, transition, now: now)
         case .repair(let sagaId):
             guard let instance = sagas[sagaId], instance.status == .suspended else { return }
@@ -272,6 +299,26 @@ struct ModelChecker {
                     // A cancelled timer that fires anyway (a race in a real worker) must be ignored.
                     schedule(.timer(sagaId: sagaId, timerId: id), at: now.milliseconds + 1)
                 }
+            case .awaitMessage(let wait):
+                if ledgers[sagaId]?.liveWaits.insert(wait.id).inserted == false {
+                    violation(sagaId, "wait \(wait.id) recorded twice")
+                }
+                if wait.match != sagaId { violation(sagaId, "wait \(wait.id) matches '\(wait.match)'") }
+                // The payment comes within the 10 minutes, after them, twice, for another order, or never.
+                let roll = Double.random(in: 0..<1, using: &random)
+                let at = now.milliseconds + Int64.random(in: 0...(roll < 0.7 ? 590_000 : 900_000), using: &random)
+                if roll < 0.9 {
+                    schedule(.signal(sagaId: sagaId, waitId: wait.id, message: ["orderId": .string(sagaId)]), at: at)
+                }
+                if random.chance(0.1) {
+                    let again = at + Int64.random(in: 0...60_000, using: &random)
+                    schedule(.signal(sagaId: sagaId, waitId: wait.id, message: ["orderId": .string(sagaId)]), at: again)
+                }
+                if random.chance(0.1) {
+                    schedule(.signal(sagaId: sagaId, waitId: wait.id, message: ["orderId": "o-other"]), at: at - 1)
+                }
+            case .cancelAwait(let id):
+                if ledgers[sagaId]?.liveWaits.remove(id) == nil { violation(sagaId, "forgot wait \(id) twice") }
             case .finished(.suspended):
                 suspensions += 1
                 if (ledgers[sagaId]?.repairs ?? 0) < 2 {
@@ -367,5 +414,24 @@ struct ModelCheckTests {
             $0.status == .compensated && $0.steps[credit].branches.first?.status == .compensated
         }.count
         #expect(undoneCredit > 20, "seed \(seed): only \(undoneCredit) credit holds undone")
+    }
+
+    @Test(
+        "with a wait for a payment message that comes late, twice, for another order or never, every invariant holds",
+        arguments: [
+            UInt64(7), 8,
+        ])
+    func randomSagasWithAMessageWait(seed: UInt64) throws {
+        var checker = ModelChecker(seed: seed, paymentWait: true)
+        checker.run(sagaCount: 2_500)
+        #expect(checker.violations.isEmpty, "seed \(seed): \(checker.violations.joined(separator: "\n"))")
+        let payment = try #require(checker.definition.stepIndex(of: "payment"))
+        let timedOut = checker.sagas.values.filter {
+            $0.failure?.error.code == StepError.waitTimeoutCode && $0.status == .compensated
+        }.count
+        let paid = checker.sagas.values.filter { $0.steps[payment].status == .succeeded }.count
+        #expect(timedOut > 200, "seed \(seed): only \(timedOut) sagas compensated after their wait timed out")
+        #expect(paid > 1_000, "seed \(seed): only \(paid) payments arrived in time")
+        #expect(checker.signalsApplied == paid, "seed \(seed): a wait ended twice, or without its step succeeding")
     }
 }

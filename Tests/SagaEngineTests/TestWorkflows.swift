@@ -26,7 +26,7 @@ enum TestWorkflows {
     /// The order-fulfillment saga of `Workflows/order-fulfillment.yaml` (docs/workflows.md).
     static func orderFulfillment(
         retry: RetryPolicy = noJitter, compensationOnShip: Bool = false, reallocateMax: Int = 2,
-        backorder: BackorderPolicy = .reject, creditCheck: Bool = false
+        backorder: BackorderPolicy = .reject, creditCheck: Bool = false, paymentWait: Bool = false
     ) -> WorkflowDefinition {
         let shipments = ForEach(items: template("${steps.split.output.shipments}"), alias: "shipment")
         var definition = WorkflowDefinition(
@@ -100,6 +100,17 @@ enum TestWorkflows {
                         compensate: command("finance.credit.cancel", ["orderId": "${input.orderId}"]),
                         timeout: .seconds(30), retry: retry),
                 ], at: 1)
+        }
+        if paymentWait {
+            // After accepting, wait up to 10 minutes for the payment of the order; without it the saga compensates.
+            let payment = try! MessageWait(
+                exchange: "payments", routingKey: "payment.confirmed", match: template("${input.orderId}"),
+                keyText: "${message.orderId}")
+            definition.steps.insert(
+                StepDefinition(
+                    id: "payment", action: .wait(WaitSpec(duration: .seconds(600), message: payment)),
+                    milestone: "order.paid"),
+                at: 1)
         }
         return definition
     }

@@ -20,6 +20,8 @@ struct RepartitionTests {
         var journalPartitions: [String: Set<Int>] = [:]
         /// `saga/timer` → partitions.
         var timers: [String: [Int]] = [:]
+        /// `saga/wait match` → partitions.
+        var waits: [String: [Int]] = [:]
         /// Outbox message id → partitions; saga id → its outbox message ids in id order.
         var outbox: [String: [Int]] = [:]
         var outboxOrder: [String: [String]] = [:]
@@ -30,7 +32,8 @@ struct RepartitionTests {
         /// What a comparison across counts looks at: the rows, not where they are.
         var rows: [String] {
             sagas.keys.sorted() + journal.keys.sorted().flatMap { journal[$0] ?? [] } + timers.keys.sorted()
-                + outbox.keys.sorted() + outboxOrder.keys.sorted().flatMap { outboxOrder[$0] ?? [] }
+                + waits.keys.sorted() + outbox.keys.sorted()
+                + outboxOrder.keys.sorted().flatMap { outboxOrder[$0] ?? [] }
         }
     }
 
@@ -69,6 +72,13 @@ struct RepartitionTests {
                 outbox: index % 4 == 0 ? [Fixtures.outbox("out-\(id)-1"), Fixtures.outbox("out-\(id)-2")] : [],
                 at: 1_700_000_001_000 + Int64(index))
             second.journal[0].detail = "reply to \(id)"
+            if index % 5 == 0 {
+                second.awaitMessages = [
+                    AwaitedMessage(
+                        id: "\(id)/w1", exchange: "payments", routingKey: "payment.confirmed", key: "${message.id}",
+                        match: id)
+                ]
+            }
             // Later sagas started earlier, so start order is not the order rows were written in.
             let started = Timestamp(milliseconds: 1_600_000_000_000 - Int64(index))
             first.instance?.startedAt = started
@@ -110,6 +120,10 @@ struct RepartitionTests {
                 for row in try Row.fetchAll(db, sql: "SELECT saga_id, timer_id FROM timers") {
                     contents.timers["\(row[0] as String)/\(row[1] as String)", default: []].append(partition)
                 }
+                for row in try Row.fetchAll(db, sql: "SELECT saga_id, wait_id, match_value FROM waits") {
+                    contents.waits["\(row[0] as String)/\(row[1] as String) \(row[2] as String)", default: []].append(
+                        partition)
+                }
                 for row in try Row.fetchAll(db, sql: "SELECT saga_id, message_id FROM outbox ORDER BY id") {
                     contents.outbox[row[1], default: []].append(partition)
                     contents.outboxOrder[row[0], default: []].append(row[1])
@@ -132,6 +146,10 @@ struct RepartitionTests {
         for (id, partitions) in contents.journalPartitions { #expect(partitions == [right(id)], "journal of \(id)") }
         for (timer, partitions) in contents.timers {
             #expect(partitions == [right(String(timer.prefix { $0 != "/" }))], "timer \(timer)")
+        }
+        #expect(contents.waits.count == Self.sagaCount / 5)
+        for (wait, partitions) in contents.waits {
+            #expect(partitions == [right(String(wait.prefix { $0 != "/" }))], "wait \(wait)")
         }
         for (id, order) in contents.outboxOrder {
             for message in order { #expect(contents.outbox[message] == [right(id)], "outbox \(message)") }

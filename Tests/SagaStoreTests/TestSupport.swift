@@ -20,7 +20,7 @@ extension SagaStore {
     func counts() throws -> [String: Int] {
         try pool.read { db in
             var counts: [String: Int] = [:]
-            for table in ["sagas", "journal", "inbox", "outbox", "timers", "workflow_definitions"] {
+            for table in ["sagas", "journal", "inbox", "outbox", "timers", "waits", "workflow_definitions"] {
                 counts[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1
             }
             return counts

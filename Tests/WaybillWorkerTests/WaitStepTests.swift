@@ -1,3 +1,4 @@
+import AMQPTransport
 import Foundation
 import SagaEngine
 import SagaStore
@@ -37,6 +38,88 @@ struct WaitStepTests {
                 (done.instance.steps[cooled].output?["waitedMs"]?.intValue ?? 0) >= 1_500,
                 "the wait ended no earlier than due")
             #expect(scenario.participant.received(saga: "o-1").last?.routingKey == "billing.invoice.create")
+        }
+    }
+
+    /// The order-fulfillment workflow with a wait for the order's payment message before the split.
+    private static func paymentWait(_ names: TestNames, timeout: String, onTimeout: String? = nil) -> WorkflowEdits {
+        let wait = """
+              - id: payment
+                wait:
+                  message: { exchange: \(names.signalExchange), routing_key: payment.*.confirmed }
+                  match: "${input.orderId}"
+                  key: "${message.orderId}"
+                  timeout: \(timeout)
+
+            """
+        return WorkflowEdits(replacements: [(old: "  - id: split\n", new: wait + "  - id: split\n")])
+    }
+
+    /// Publishes a message to the test's signal exchange, confirmed.
+    private static func signal(_ body: String, routingKey: String, in scenario: Scenario) async throws {
+        let outcomes = try await scenario.client.publish([
+            OutboundMessage(
+                exchange: scenario.names.signalExchange, routingKey: routingKey, body: Data(body.utf8),
+                persistent: true, contentType: "application/json")
+        ])
+        #expect(outcomes.allSatisfy { $0.isConfirmed }, "\(outcomes)")
+    }
+
+    @Test(
+        "a saga waits for its message across a worker restart; another order's message and a bad one leave it waiting")
+    func messageSurvivesARestart() async throws {
+        try await Scenario.run { scenario in
+            try scenario.rewriteWorkflow(Self.paymentWait(scenario.names, timeout: "1h"))
+            let first = try await scenario.startWorker(1)
+            try await scenario.placeOrder("o-1")
+            try await scenario.placeOrder("o-2")
+            try await eventually("o-1 and o-2 to wait for their payments") {
+                try first.store.sagas([scenario.key("o-1"), scenario.key("o-2")]).values.filter {
+                    $0.currentStep == "payment"
+                }.count == 2
+            }
+            let recorded = try first.store.awaitedMessages(of: scenario.key("o-1"))
+            #expect(recorded.map(\.match) == ["o-1"])
+            #expect(recorded.map(\.routingKey) == ["payment.*.confirmed"])
+            #expect(recorded.map(\.exchange) == [scenario.names.signalExchange])
+
+            // Every partition queue gets its own copy; the one that cannot be read is dead-lettered once.
+            try await Self.signal("not json", routingKey: "payment.card.confirmed", in: scenario)
+            let dead = try await scenario.deadLetters(1)
+            #expect(dead.first?.properties.headers["x-waybill-error"]?.stringValue?.hasPrefix("wire.not_json") == true)
+            try await Self.signal(#"{"orderId": "o-9"}"#, routingKey: "payment.card.confirmed", in: scenario)
+            try await Self.signal(
+                #"{"orderId": "o-1", "amount": 12}"#, routingKey: "payment.card.confirmed", in: scenario)
+            let paid = try await scenario.waitForStatus("o-1", .completed, in: first)
+            #expect(paid.instance.steps[2].output == ["orderId": "o-1", "amount": 12])
+            #expect(try first.store.awaitedMessages(of: scenario.key("o-1")).isEmpty)
+            #expect(try first.store.saga(scenario.key("o-2"))?.currentStep == "payment")
+            try await first.stop()
+
+            let second = try await scenario.startWorker(2)
+            try await Self.signal(#"{"orderId": "o-2"}"#, routingKey: "payment.sepa.confirmed", in: scenario)
+            let done = try await scenario.waitForStatus("o-2", .completed, in: second)
+            #expect(done.instance.steps[2].status == .succeeded)
+            let journal = try second.store.journal(of: scenario.key("o-2")).map(\.entry.kind)
+            #expect(journal.filter { $0 == .signal }.count == 1)
+            let deadLetters = try await scenario.client.inspectQueue(scenario.names.deadLetterQueue)
+            #expect(deadLetters.messageCount == 0, "the other copies of the bad message were acknowledged")
+        }
+    }
+
+    @Test("a wait whose message never comes times out and the saga compensates with wait_timeout")
+    func messageTimesOut() async throws {
+        try await Scenario.run { scenario in
+            try scenario.rewriteWorkflow(Self.paymentWait(scenario.names, timeout: "1500ms"))
+            let worker = try await scenario.startWorker(1)
+            try await scenario.placeOrder("o-3")
+            let undone = try await scenario.waitForStatus("o-3", .compensated, in: worker)
+            #expect(undone.instance.failure?.error.code == "wait_timeout")
+            #expect(undone.instance.failure?.step == "payment")
+            #expect(
+                scenario.participant.received(saga: "o-3").map(\.routingKey).suffix(2)
+                    == ["inventory.release", "erp.order.cancel"])
+            #expect(try worker.store.awaitedMessages(of: scenario.key("o-3")).isEmpty)
         }
     }
 }

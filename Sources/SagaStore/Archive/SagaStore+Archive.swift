@@ -57,6 +57,7 @@ extension SagaStore {
                 let deleteJournal = try db.cachedStatement(
                     sql: "DELETE FROM journal WHERE workflow = ? AND saga_id = ?")
                 let deleteTimers = try db.cachedStatement(sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ?")
+                let deleteWaits = try db.cachedStatement(sql: "DELETE FROM waits WHERE workflow = ? AND saga_id = ?")
                 var removed: [SagaKey] = []
                 for (key, mark) in sagas.sorted(by: { $0.key.id < $1.key.id }) {
                     try deleteSaga.execute(arguments: [
@@ -65,6 +66,7 @@ extension SagaStore {
                     guard db.changesCount == 1 else { continue }
                     try deleteJournal.execute(arguments: [key.workflow, key.id])
                     try deleteTimers.execute(arguments: [key.workflow, key.id])
+                    try deleteWaits.execute(arguments: [key.workflow, key.id])
                     removed.append(key)
                 }
                 try db.execute(sql: "DELETE FROM journal_archive_permit")

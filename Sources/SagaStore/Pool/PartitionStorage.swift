@@ -1,4 +1,5 @@
 import SagaEngine
+import WaybillDefinition
 
 /// The saga state of one partition, as the worker's hot loop uses it: the seam a store on another engine (a
 /// replicated one, for a pool that spans hosts) would implement; docs/pool.md says what each call must guarantee.
@@ -29,6 +30,13 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// Removes outbox rows the broker confirmed (it need not be synced to disk on its own: a lost deletion only
     /// publishes those messages again, under the same ids).
     func deleteOutbox(ids: [Int64]) async throws
+    /// The sagas waiting for a message published to `exchange` with `routingKey` and body `message`, with the wait each
+    /// waits in (see ``SagaStore/waiters(exchange:routingKey:message:)``).
+    func waiters(
+        exchange: String, routingKey: String, message: JSONValue
+    ) async throws -> [(
+        key: SagaKey, waitId: String
+    )]
     /// Timers due before `now`, soonest first.
     func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer]
     /// When the soonest timer is due, or `nil` when there is none.

@@ -295,6 +295,18 @@ extension PoolDirectory {
                 """,
             arguments: [partition])
         share.timers += db.changesCount
+        // A source file no worker has migrated since wait steps could wait for a message has no waits.
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = 'waits'")
+            ?? 0 > 0
+        {
+            try db.execute(
+                sql: """
+                    INSERT INTO dst.waits (workflow, saga_id, wait_id, exchange, routing_key, key_expression, match_value)
+                    SELECT t.workflow, t.saga_id, t.wait_id, t.exchange, t.routing_key, t.key_expression, t.match_value
+                    \(from("waits")) WHERE m.target = ?
+                    """,
+                arguments: [partition])
+        }
         try db.execute(
             sql: """
                 INSERT INTO dst.outbox (message_id, workflow, saga_id, exchange, routing_key, content_type,

@@ -43,6 +43,10 @@ final class PoolReader: Sendable {
         try store(pool.partition(of: key.id))?.timers(of: key) ?? []
     }
 
+    func awaitedMessages(of key: SagaKey) throws -> [AwaitedMessage] {
+        try store(pool.partition(of: key.id))?.awaitedMessages(of: key) ?? []
+    }
+
     /// The outbox rows of every partition.
     func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage] {
         var rows: [PendingOutboxMessage] = []

@@ -28,6 +28,8 @@ struct TestNames: Sendable {
     var commandsExchange: String { "waybill.test.\(tag).commands" }
     var eventsExchange: String { "waybill.test.\(tag).events" }
     var deadLetterExchange: String { "waybill.test.\(tag).dead-letter" }
+    /// Where the test publishes the messages its wait steps wait for.
+    var signalExchange: String { "waybill.test.\(tag).signals" }
     var deadLetterQueue: String { "waybill.test.\(tag).dead-letter" }
     var participantQueue: String { "waybill.test.\(tag).participant" }
     var observerQueue: String { "waybill.test.\(tag).observer" }
@@ -388,6 +390,7 @@ final class Scenario: Sendable {
         }
         for exchange in [
             names.commandsExchange, names.eventsExchange, names.deadLetterExchange, names.triggerExchange,
+            names.signalExchange,
         ] {
             try? await client.deleteExchange(exchange)
         }
