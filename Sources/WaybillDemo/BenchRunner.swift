@@ -179,10 +179,13 @@ public enum BenchRunner {
     ) throws -> StageSetup {
         var observer: (@Sendable (WorkerBatchTiming) -> Void)?
         if let observed { observer = { observed.observe($0) } }
+        // The mixed shape's short SKU backorders some orders: stock arrives for them every second (nothing is
+        // discontinued), so their sagas end; the other shapes never backorder.
         return StageSetup(
             broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
             directory: options.directory, poolDirectoryName: "bench-e2e-pool", workers: workers,
-            respond: simulator.handle, batchObserver: observer, removeTopologyWhenDone: true)
+            respond: simulator.handle, batchObserver: observer, removeTopologyWhenDone: true,
+            arrivals: simulator.receiveStock, arrivalInterval: .seconds(1))
     }
 
     /// In-process workers: the throughput rounds (end-to-end and pattern replay alternating, so that a load change on

@@ -14,8 +14,9 @@ public enum BenchShape: String, Sendable, Hashable, CaseIterable {
     /// Every warehouse stocks every SKU, so every order ships from one: 5 commands and 5 replies per saga.
     case oneShipment = "one-shipment"
     /// The demo's orders (1-6 random lines) over its partly stocked catalogue, without injected failures or latency:
-    /// orders ship from one to several warehouses, and some find too little stock and are cancelled. Its sagas differ,
-    /// so its pattern ceiling replays the two-shipment pattern (docs/bench.md).
+    /// orders ship from one to several warehouses, and some find too little stock and backorder the rest (stock
+    /// arrives every second). Its sagas differ, so its pattern ceiling replays the two-shipment pattern
+    /// (docs/bench.md).
     case mixed
 
     /// The shape named `name`; an unknown name is an `invalidOption` error whose one-line message lists the shapes.

@@ -133,6 +133,7 @@ enum ChaosChecks {
             case .acceptedOrder: lostKeys.contains("erp.order.accept \(leak.sagaId)")
             case .authorizedReturn: lostKeys.contains("erp.return.authorize \(leak.sagaId)")
             case .restock: lostKeys.contains("inventory.restock \(leak.sagaId)")
+            case .backorder: lostKeys.contains("inventory.backorder.create \(leak.sagaId)")
             }
         }
         let heldLeaks = leaks.filter {
@@ -350,6 +351,27 @@ enum ChaosChecks {
     /// must be the step milestones in the workflow's order, each at most once, then exactly one end milestone, the one
     /// of the saga's stored status. A completed saga published every step milestone; a compensated one none past its
     /// pivot. Whether they also arrived in that order is ``lateArrivals(_:)``'s question.
+    /// The milestones of the steps every completed saga runs: those no earlier step can jump over (a choice rule, a
+    /// `next` or a wait's `on_timeout` that goes to a later step than it, or to the end).
+    static func requiredMilestones(_ workflow: WorkflowDefinition) -> [String] {
+        var reach = -1
+        var required: [String] = []
+        for (index, step) in workflow.steps.enumerated() {
+            if index > reach, let milestone = step.milestone { required.append(milestone) }
+            var targets: [StepTarget?] = [step.next]
+            if case .choice(let choice) = step.action { targets += choice.rules.map(\.target) }
+            if case .wait(let wait) = step.action { targets.append(wait.onTimeout) }
+            for target in targets {
+                switch target {
+                case .step(let id)?: reach = max(reach, (workflow.stepIndex(of: id) ?? 0) - 1)
+                case .end?: reach = workflow.steps.count
+                case .fail?, nil: break
+                }
+            }
+        }
+        return required
+    }
+
     static func milestoneProblem(
         _ events: [ChaosMilestones.Event], status: SagaStatus?, workflow: WorkflowDefinition
     ) -> String? {
@@ -376,7 +398,9 @@ enum ChaosChecks {
         }
         if let status, status != ended { return "ends with \(last) but the saga is \(status.rawValue)" }
         switch ended {
-        case .completed where order != Array(steps.indices):
+        case .completed
+        where !Set(requiredMilestones(workflow).compactMap { steps.firstIndex(of: $0) }).isSubset(
+            of: order):
             return "completed without every step milestone: \(types.joined(separator: ", "))"
         case .compensated:
             let pivot = workflow.steps.firstIndex(where: \.pivot).flatMap { workflow.steps[$0].milestone }

@@ -72,7 +72,8 @@ public struct DemoNames: Sendable, Hashable {
         return configuration
     }
 
-    /// Rewrites a workflow file's text for this namespace: the top-level `name:` and the trigger's `exchange:`.
+    /// Rewrites a workflow file's text for this namespace: the top-level `name:`, the trigger's `exchange:` and the
+    /// `exchange:` of every wait step's message written in block style.
     /// Without a namespace the text is returned unchanged.
     public func rewrite(workflowText text: String, file: String) throws(DemoError) -> String {
         guard let namespace else { return text }
@@ -87,13 +88,12 @@ public struct DemoNames: Sendable, Hashable {
                 let (value, comment) = Self.scalar(after: "name:", in: line)
                 lines[index] = "name: \(namespace)-\(value)\(comment)"
                 renamed = true
-            } else if !exchanged, inTrigger, indented,
-                line.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:")
-            {
+            } else if indented, line.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:") {
+                // The trigger's, and a wait step's message (block style) under the steps.
                 let indent = line.prefix { $0 == " " || $0 == "\t" }
                 let (value, comment) = Self.scalar(after: "exchange:", in: String(line.dropFirst(indent.count)))
                 lines[index] = "\(indent)exchange: \(namespace).\(value)\(comment)"
-                exchanged = true
+                if inTrigger { exchanged = true }
             }
         }
         guard renamed, exchanged else {

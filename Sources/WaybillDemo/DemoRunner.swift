@@ -33,6 +33,11 @@ public struct DemoOptions: Sendable {
     public var returns: Int?
     /// The returns workflow they run.
     public var returnsWorkflowFile: String = "Workflows/returns.yaml"
+    /// How long a backorder waits for stock before its remaining lines are cancelled: the demo's copy of the workflow
+    /// has this instead of the shipped deadline, so a run shows both ends of a backorder.
+    public var backorderDeadline: Duration = .seconds(15)
+    /// How often stock arrives for the open backorders (but the discontinued SKU's).
+    public var arrivalInterval: Duration = .seconds(2)
     /// The returns the run sends at most (fewer when fewer orders completed).
     public var returnCount: Int { max(0, returns ?? orders / 10) }
     /// The folder of the returns' pool (`pool`) and workflow copy: `returns` inside ``directory``.
@@ -83,6 +88,9 @@ public struct DemoOptions: Sendable {
             throw DemoError(.invalidOption, "--warehouses must be 3, 4 or 5, got \(warehouses)")
         }
         guard maxInFlight >= 1 else { throw DemoError(.invalidOption, "--max-in-flight must be at least 1") }
+        guard backorderDeadline >= .seconds(1) else {
+            throw DemoError(.invalidOption, "--backorder-deadline must be at least 1s, got \(backorderDeadline)")
+        }
         if let returns, returns < 0 { throw DemoError(.invalidOption, "--returns must be 0 or more, got \(returns)") }
     }
 }
@@ -130,12 +138,15 @@ public enum DemoRunner {
         let simulator = try ParticipantSimulator(
             configuration: catalogue.configuration(
                 behaviours: behaviours(failureRate: options.failureRate, latency: options.participantLatency),
-                seed: options.seed))
+                seed: options.seed, discontinued: [discontinuedSKU(of: catalogue)].compactMap { $0 }))
+        let deadline = options.backorderDeadline
         let setup = StageSetup(
             broker: options.broker, names: try DemoNames(namespace: options.namespace),
             workflowFile: options.workflowFile, directory: options.directory, workers: options.workers,
             respond: simulator.handle, handleSignals: options.handleSignals,
-            removeTopologyWhenDone: options.namespace != nil)
+            removeTopologyWhenDone: options.namespace != nil, arrivals: simulator.receiveStock,
+            arrivalInterval: options.arrivalInterval,
+            editWorkflow: { try backorderDeadline(in: $0, to: deadline) })
         let returning = options.returnCount > 0
         if returning { try checkWorkflow(options.returnsWorkflowFile) }
         let (ordersSummary, returnable) = try await DemoStage.run(setup, logger: logger) { stage in
@@ -176,6 +187,7 @@ public enum DemoRunner {
         // The returns run on a pool of their own (in `returns/` of the demo's folder, beside the orders' pool and
         // workflow copy), with the same participants, and so the same stock.
         var returnsSetup = setup
+        returnsSetup.arrivals = nil
         returnsSetup.workflowFile = options.returnsWorkflowFile
         returnsSetup.directory = options.returnsDirectory
         return try await DemoStage.run(returnsSetup, logger: logger) { stage in
@@ -214,6 +226,30 @@ public enum DemoRunner {
     /// stocked, unevenly. Each SKU holds 1.3-1.7 times the units the orders will ask for, so most orders ship (many
     /// from several warehouses); one SKU is short (half of its demand), so orders for it run out of stock as the run
     /// goes on, warehouses race for its last units, and those sagas reallocate or compensate.
+    /// The SKU that never comes back in stock: the one the catalogue stocks at half its demand, so its backorders are
+    /// cancelled at their deadline.
+    static func discontinuedSKU(of catalogue: DemoCatalogue) -> String? { catalogue.skus.last }
+
+    /// The workflow text with the `timeout` of its `await-stock` wait set to `deadline`; a workflow without that step
+    /// (another file, the returns) is returned as it is.
+    static func backorderDeadline(in text: String, to deadline: Duration) throws -> String {
+        var lines = text.components(separatedBy: "\n")
+        guard let step = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "- id: await-stock" })
+        else { return text }
+        let stepIndent = lines[step].prefix { $0 == " " }.count
+        for index in (step + 1)..<lines.count {
+            let line = lines[index]
+            let indent = line.prefix { $0 == " " }.count
+            if !line.trimmingCharacters(in: .whitespaces).isEmpty, indent <= stepIndent { break }
+            guard line.trimmingCharacters(in: .whitespaces).hasPrefix("timeout:") else { continue }
+            lines[index] =
+                String(repeating: " ", count: indent) + "timeout: \(deadline.milliseconds)ms"
+                + "   # the demo's backorder deadline (--backorder-deadline)"
+            return lines.joined(separator: "\n")
+        }
+        throw DemoError(.fileProblem, "the await-stock step of the workflow has no timeout to shorten")
+    }
+
     static func catalogue(orders: Int, warehouses: Int, seed: UInt64) -> DemoCatalogue {
         let skus = 30
         // Orders have 1-6 lines (3.5 on average) of 1-4 units (2.5 on average).
@@ -227,7 +263,10 @@ public enum DemoRunner {
             if rows.allSatisfy({ catalogue.stock[$0].quantity == 0 }) {
                 catalogue.stock[rows[position % rows.count]].quantity = 1
             }
-            let factor = position == skus - 1 ? 0.5 : 1.3 + 0.4 * Double((position * 7) % 11) / 10
+            // The last SKU is short (and discontinued: its backorders are cancelled), the one before it short but
+            // restocked (its backorders are filled); the others have more than the orders need.
+            let factor =
+                position == skus - 1 ? 0.5 : position == skus - 2 ? 0.7 : 1.3 + 0.4 * Double((position * 7) % 11) / 10
             let wanted = max(1, Int(demandPerSKU * factor))
             let held = rows.reduce(0) { $0 + catalogue.stock[$1].quantity }
             var assigned = 0

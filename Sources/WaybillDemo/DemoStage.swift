@@ -76,6 +76,12 @@ struct StageSetup: Sendable {
     var handleSignals: Bool = false
     /// Delete every queue and exchange of the names when done (namespaced runs: tests, benchmark phases).
     var removeTopologyWhenDone: Bool = false
+    /// What arrives at the warehouses each ``arrivalInterval`` (the events it publishes go to the workflow's waits);
+    /// `nil` runs no arrivals.
+    var arrivals: (@Sendable () -> [SimulatedEvent])?
+    var arrivalInterval: Duration = .seconds(2)
+    /// Applied to the workflow's text before the namespace (the demo shortens the backorder deadline).
+    var editWorkflow: @Sendable (String) throws -> String = { $0 }
 }
 
 /// A pool of workers, simulated participants and a saga monitor running in-process on one broker, for the demo, its
@@ -179,6 +185,11 @@ final class DemoStage: Sendable {
         let participants = ParticipantService(
             client: participantsClient, configuration: participantConfiguration, logger: participantLogger,
             respond: setup.respond)
+        let arrivals = setup.arrivals.map { produce in
+            StockArrivals(
+                client: participantsClient, workflow: workflow, interval: setup.arrivalInterval,
+                logger: participantLogger, produce: produce)
+        }
         // Declared before the workers run, so no command is returned unroutable while the participants start.
         try await participants.declare()
         try await monitor.declare()
@@ -194,7 +205,14 @@ final class DemoStage: Sendable {
                     .init(
                         service: participants, successTerminationBehavior: .gracefullyShutdownGroup,
                         failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "participants")
-                ],
+                ]
+                    + (arrivals.map {
+                        [
+                            .init(
+                                service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                                failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "stock arrivals")
+                        ]
+                    } ?? []),
                 gracefulShutdownSignals: setup.handleSignals ? [.sigint, .sigterm] : [], logger: logger))
 
         return try await withThrowingTaskGroup(of: T?.self) { tasks in
@@ -287,7 +305,7 @@ final class DemoStage: Sendable {
 
     /// Copies the workflow into `directory/workflows` (renamed under a namespace) and loads it.
     private static func prepareWorkflow(_ setup: StageSetup) throws -> (WorkflowDefinition, String) {
-        let text = try readWorkflow(setup.workflowFile)
+        let text = try setup.editWorkflow(try readWorkflow(setup.workflowFile))
         let rewritten = try setup.names.rewrite(workflowText: text, file: setup.workflowFile)
         let directory = (setup.directory as NSString).appendingPathComponent("workflows")
         let fileName = (setup.workflowFile as NSString).lastPathComponent
@@ -338,10 +356,15 @@ final class DemoStage: Sendable {
         for queue in runQueues + [setup.names.deadLetterQueue] {
             _ = try? await driver.deleteQueue(queue)
         }
-        let exchanges = [
-            workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
-            setup.names.deadLetterExchange,
-        ]
+        let waits = workflow.steps.compactMap { step -> String? in
+            guard case .wait(let spec) = step.action else { return nil }
+            return spec.message?.exchange
+        }
+        let exchanges =
+            [
+                workflow.trigger.exchange, setup.names.commandsExchange, setup.names.eventsExchange,
+                setup.names.deadLetterExchange,
+            ] + waits
         for exchange in exchanges {
             try? await driver.deleteExchange(exchange)
         }

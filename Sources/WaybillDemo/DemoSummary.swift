@@ -69,6 +69,8 @@ public struct DemoSummary: Sendable {
     public var unknownOwnerSagas: Int
     /// The returns that followed the orders, when the run sent any.
     public var returns: ReturnsSummary?
+    /// The orders' backorders and how their waits ended.
+    public var backorders: BackorderSummary
 
     /// Sagas in an end state (suspended included: it stays put until an operator acts).
     public var ended: Int {
@@ -138,6 +140,8 @@ public struct DemoSummary: Sendable {
                 sagas: sagasByOwner.removeValue(forKey: owned.worker) ?? 0)
         }
         unknownOwnerSagas = sagasByOwner.values.reduce(0, +)
+        backorders = BackorderSummary(
+            ledger, discontinued: simulator.configuration.discontinued, deadline: options.backorderDeadline)
     }
 
     /// `Workers: demo-1 6 partitions, 341 sagas · demo-2 ...`, three workers to a line.
@@ -214,6 +218,10 @@ public struct DemoSummary: Sendable {
                     + StatusTally.because(status.flatMap { reasons[$0] }))
         }
         lines.append("")
+        if backorders.backordered > 0 {
+            lines.append(contentsOf: backorders.lines)
+            lines.append("")
+        }
         if let latency {
             lines.append(
                 "Saga latency (order published -> end milestone seen): p50 \(Format.milliseconds(latency.p50)) · "

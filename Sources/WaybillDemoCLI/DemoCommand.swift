@@ -65,12 +65,21 @@ struct DemoCommand: AsyncParsableCommand {
     var timeout: Int = 600
 
     @Option(
+        help: ArgumentHelp(
+            "How long a backorder waits for stock before its lines are cancelled (the shipped workflow says 7d).",
+            valueName: "seconds"))
+    var backorderDeadline: Int = 15
+
+    @Option(
         help: ArgumentHelp("Level of the log file: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
     func validate() throws {
         try Logger.Level.parse(logLevel)
         guard timeout >= 1 else { throw ValidationError("--timeout must be at least 1 second") }
+        guard backorderDeadline >= 1 else {
+            throw ValidationError("--backorder-deadline must be at least 1 second, got \(backorderDeadline)")
+        }
         if let returns, returns < 0 { throw ValidationError("--returns must be 0 or more, got \(returns)") }
         do {
             try DemoOptions.checkWorkers(workers)
@@ -102,6 +111,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.workflowFile = workflow
         options.directory = directory
         options.timeout = .seconds(timeout)
+        options.backorderDeadline = .seconds(backorderDeadline)
         options.handleSignals = true
         options.progressInterval = console.isTerminal ? .milliseconds(200) : .seconds(2)
         let names = try DemoNames()

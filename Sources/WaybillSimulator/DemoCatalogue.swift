@@ -44,9 +44,12 @@ public struct DemoCatalogue: Sendable, Hashable {
         self.stock = stock
     }
 
-    /// A configuration with this catalogue's stock.
-    public func configuration(behaviours: [CommandBehaviour] = [], seed: UInt64? = nil) -> SimulationConfiguration {
-        SimulationConfiguration(stock: stock, behaviours: behaviours, seed: seed ?? self.seed)
+    /// A configuration with this catalogue's stock; `discontinued` SKUs never arrive again.
+    public func configuration(
+        behaviours: [CommandBehaviour] = [], seed: UInt64? = nil, discontinued: [String] = []
+    ) -> SimulationConfiguration {
+        SimulationConfiguration(
+            stock: stock, behaviours: behaviours, seed: seed ?? self.seed, discontinued: discontinued)
     }
 
     /// An order body for the trigger exchange: `{"orderId": id, "lines": [{"sku", "quantity"}]}` with distinct SKUs.

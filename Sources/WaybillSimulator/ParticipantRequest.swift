@@ -18,6 +18,9 @@ enum Operation: Hashable {
     case restock
     case unstock
     case issueCredit
+    case createBackorder
+    case cancelBackorder
+    case cancelOrderLines
 
     /// The routing keys that do not depend on the warehouses.
     static let fixedRoutingKeys: [String: Operation] = [
@@ -34,6 +37,9 @@ enum Operation: Hashable {
         "inventory.restock": .restock,
         "inventory.unstock": .unstock,
         "billing.credit.issue": .issueCredit,
+        "inventory.backorder.create": .createBackorder,
+        "inventory.backorder.cancel": .cancelBackorder,
+        "erp.order.lines.cancel": .cancelOrderLines,
     ]
 
     /// The operation `routingKey` names, or `nil` when no participant handles it (including `wms.<warehouse>.*` for
@@ -55,9 +61,9 @@ enum Operation: Hashable {
     /// Whether the operation undoes another one (what a `compensate` of order-fulfillment sends).
     var isUndo: Bool {
         switch self {
-        case .cancelOrder, .releaseReservation, .cancelShipment, .voidReturn, .unstock: true
+        case .cancelOrder, .releaseReservation, .cancelShipment, .voidReturn, .unstock, .cancelBackorder: true
         case .acceptOrder, .reserve, .releaseShipment, .createShipment, .createInvoice, .authorizeReturn,
-            .receiveReturn, .inspectReturn, .restock, .issueCredit:
+            .receiveReturn, .inspectReturn, .restock, .issueCredit, .createBackorder, .cancelOrderLines:
             false
         }
     }
@@ -96,6 +102,10 @@ enum ParticipantRequest {
     /// By the forward command's key, else the body's return, warehouse and SKU.
     case unstock(returnId: String?, line: StockRecord?)
     case issueCredit(returnId: String, customerId: String, amount: Double)
+    case createBackorder(orderId: String, lines: [ItemQuantity])
+    /// By the order id (the hold's forward key is not needed: one backorder per order).
+    case cancelBackorder(orderId: String)
+    case cancelOrderLines(orderId: String, lines: [ItemQuantity])
 
     /// Why a command was refused; the participant answers it with the `bad_request` reply code. The message names
     /// fields and positions only, never the payload's values.
@@ -184,6 +194,12 @@ enum ParticipantRequest {
                 returnId: try Self.string("returnId", in: fields),
                 customerId: try Self.string("customerId", in: fields),
                 amount: amount)
+        case .createBackorder:
+            self = .createBackorder(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
+        case .cancelBackorder:
+            self = .cancelBackorder(orderId: try Self.string("orderId", in: fields))
+        case .cancelOrderLines:
+            self = .cancelOrderLines(orderId: try Self.string("orderId", in: fields), lines: try Self.lines(in: fields))
         }
     }
 

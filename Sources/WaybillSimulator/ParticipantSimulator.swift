@@ -56,6 +56,13 @@ public final class ParticipantSimulator: Sendable {
         state.withLock { $0.handle(command) }
     }
 
+    /// Stock arrives for the open backorders (but discontinued SKUs), which are then filled first come first served;
+    /// returns the `inventory.backorder.filled` events to publish, one per backorder filled. A demo calls it on a
+    /// schedule; see `SimulationState.receiveStock()`.
+    public func receiveStock() -> [SimulatedEvent] {
+        state.withLock { $0.receiveStock() }
+    }
+
     /// A consistent snapshot of the counters, stock, orders, reservations, shipments, trackings and invoices.
     public func ledger() -> SimulationLedger {
         state.withLock { $0.ledger }

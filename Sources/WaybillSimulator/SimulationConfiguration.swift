@@ -14,12 +14,18 @@ public struct SimulationConfiguration: Sendable, Hashable {
     /// order and with any parallelism (each command draws from a generator keyed by its routing key, idempotency key
     /// and attempt).
     public var seed: UInt64
+    /// SKUs that never arrive again (``ParticipantSimulator/receiveStock()`` brings every other SKU a backorder
+    /// waits for): their backorders stay open until cancelled.
+    public var discontinued: [String]
 
-    /// A configuration; by default no warehouses, no latency, no injected failures.
-    public init(stock: [StockRecord] = [], behaviours: [CommandBehaviour] = [], seed: UInt64 = 1) {
+    /// A configuration; by default no warehouses, no latency, no injected failures, nothing discontinued.
+    public init(
+        stock: [StockRecord] = [], behaviours: [CommandBehaviour] = [], seed: UInt64 = 1, discontinued: [String] = []
+    ) {
         self.stock = stock
         self.behaviours = behaviours
         self.seed = seed
+        self.discontinued = discontinued
     }
 
     /// Checks names, quantities, rates and latencies; ``ParticipantSimulator/init(configuration:)`` calls it.

@@ -55,6 +55,12 @@ extension SimulationLedger {
                 held: restocks.count + applied("inventory.unstock")),
             EffectMismatch(
                 effect: "billing.credit.issue", applied: applied("billing.credit.issue"), held: credits.count),
+            EffectMismatch(
+                effect: "inventory.backorder.create", applied: applied("inventory.backorder.create"),
+                held: backorders.count),
+            EffectMismatch(
+                effect: "inventory.backorder.cancel", applied: applied("inventory.backorder.cancel"),
+                held: backorders.values.filter { $0.status == .cancelled }.count),
         ]
         return checks.filter { $0.difference > 0 }
     }

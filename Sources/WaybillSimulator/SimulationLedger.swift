@@ -77,6 +77,39 @@ public struct SimulationLedger: Sendable, Hashable {
         public var acceptances = 1
         /// How many times it was cancelled.
         public var cancellations = 0
+        /// The lines `erp.order.lines.cancel` cancelled (a backorder not filled by its deadline).
+        public var cancelledLines: [ItemQuantity] = []
+    }
+
+    /// Lines inventory could not supply when the order was placed, waiting for stock (`inventory.backorder.create`).
+    public struct Backorder: Sendable, Hashable {
+        /// Where a backorder stands.
+        public enum Status: String, Sendable, Hashable {
+            /// Waiting for stock.
+            case open
+            /// Stock arrived for every line: its shipments hold the units until their release.
+            case filled
+            /// Cancelled (`inventory.backorder.cancel`): units it held went back into stock.
+            case cancelled
+        }
+
+        public var orderId: String
+        /// The saga that created it.
+        public var sagaId: String
+        public var lines: [ItemQuantity]
+        public var status: Status
+        /// The shipments allocated when it was filled, by warehouse.
+        public var shipments: [Shipment] = []
+        /// The ids of those shipments released since (their units left the hold for the shipment).
+        public var released: Set<String> = []
+
+        /// Units held for shipments not released yet (none unless filled).
+        public var heldUnits: Int {
+            guard status == .filled else { return 0 }
+            return shipments.filter { !released.contains($0.id) }.reduce(0) {
+                $0 + $1.lines.reduce(0) { $0 + $1.quantity }
+            }
+        }
     }
 
     /// A reservation `inventory.reserve` made that `inventory.release` has not ended.
@@ -158,7 +191,7 @@ public struct SimulationLedger: Sendable, Hashable {
     public var shipments: [String: [String: Shipment]]
     /// TMS tracking ids by shipment id.
     public var trackingIds: [String: String]
-    /// Billing invoice ids by order id.
+    /// Billing invoice ids by `<order id>/<shipment id>/...` (one invoice per delivery).
     public var invoiceIds: [String: String]
     /// Customer returns the ERP authorized, by return id (voided ones included).
     public var returns: [String: Return] = [:]
@@ -166,6 +199,10 @@ public struct SimulationLedger: Sendable, Hashable {
     public var restocks: [String: Restock] = [:]
     /// Credit notes issued, by return id.
     public var credits: [String: String] = [:]
+    /// Backorders by order id.
+    public var backorders: [String: Backorder] = [:]
+    /// Units that arrived after the start (``ParticipantSimulator/receiveStock()``), per warehouse and SKU.
+    public var arrivals: [String: [String: Int]] = [:]
 
     /// The counts for `routingKey` (all zero when it was never seen).
     public func counts(_ routingKey: String) -> CommandCounts {
@@ -196,6 +233,16 @@ public struct SimulationLedger: Sendable, Hashable {
         }
         for restock in restocks.values {
             accounted[restock.line.warehouse, default: [:]][restock.line.sku, default: 0] -= restock.line.quantity
+        }
+        for (warehouse, skus) in arrivals {
+            for (sku, quantity) in skus { accounted[warehouse, default: [:]][sku, default: 0] -= quantity }
+        }
+        for backorder in backorders.values where backorder.status == .filled {
+            for shipment in backorder.shipments where !backorder.released.contains(shipment.id) {
+                for line in shipment.lines {
+                    accounted[shipment.warehouse, default: [:]][line.sku, default: 0] += line.quantity
+                }
+            }
         }
         var imbalances: [StockRecord] = []
         let warehouses = Set(accounted.keys).union(initialStock.keys)
@@ -249,6 +296,16 @@ public struct SimulationLedger: Sendable, Hashable {
         for restock in restocks.values where mustBeUndone(restock.sagaId) {
             leaks.append(SimulationLeak(sagaId: restock.sagaId, resource: .restock(restock.line)))
         }
+        // However a saga ended (but suspended, which waits for an operator), its backorder is filled and shipped, or
+        // cancelled: an open one still waits for stock, a filled one not shipped holds units nobody else can take.
+        for backorder in backorders.values where finishedSagas[backorder.sagaId].map({ $0 != .suspended }) ?? false {
+            if backorder.status == .open || backorder.heldUnits > 0 {
+                leaks.append(
+                    SimulationLeak(
+                        sagaId: backorder.sagaId,
+                        resource: .backorder(orderId: backorder.orderId, heldUnits: backorder.heldUnits)))
+            }
+        }
         return leaks.sorted { ($0.sagaId, $0.resource.description) < ($1.sagaId, $1.resource.description) }
     }
 }
@@ -294,6 +351,8 @@ public struct SimulationLeak: Sendable, Hashable, CustomStringConvertible {
         case authorizedReturn(returnId: String)
         /// Returned units put back into stock and never taken out.
         case restock(StockRecord)
+        /// A backorder still open, or filled and holding units for shipments never released.
+        case backorder(orderId: String, heldUnits: Int)
 
         /// `reservation rsv-000001`, `shipment o-1-wh-01 in wh-01`, `accepted order o-1`, `authorized return r-1`,
         /// `2 × sku-1 restocked in wh-01`.
@@ -304,6 +363,8 @@ public struct SimulationLeak: Sendable, Hashable, CustomStringConvertible {
             case .acceptedOrder(let orderId): "accepted order \(orderId)"
             case .authorizedReturn(let returnId): "authorized return \(returnId)"
             case .restock(let line): "\(line.quantity) × \(line.sku) restocked in \(line.warehouse)"
+            case .backorder(let orderId, let held):
+                held > 0 ? "backorder of \(orderId) holding \(held) units" : "open backorder of \(orderId)"
             }
         }
     }

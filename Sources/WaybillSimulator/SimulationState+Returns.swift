@@ -7,7 +7,7 @@ extension ParticipantRequest {
         switch self {
         case .authorizeReturn, .voidReturn, .receiveReturn, .inspectReturn, .restock, .unstock, .issueCredit: true
         case .acceptOrder, .cancelOrder, .reserve, .releaseReservation, .releaseShipment, .cancelShipment,
-            .createShipment, .createInvoice:
+            .createShipment, .createInvoice, .createBackorder, .cancelBackorder, .cancelOrderLines:
             false
         }
     }
@@ -133,7 +133,7 @@ extension SimulationState {
                 ["creditId": .string(creditId), "returnId": .string(returnId), "amount": .number(amount)])
 
         case .acceptOrder, .cancelOrder, .reserve, .releaseReservation, .releaseShipment, .cancelShipment,
-            .createShipment, .createInvoice:
+            .createShipment, .createInvoice, .createBackorder, .cancelBackorder, .cancelOrderLines:
             return .refused(.unknownCommand, "orders are handled by perform")
         }
     }

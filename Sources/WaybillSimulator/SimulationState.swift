@@ -33,6 +33,8 @@ struct SimulationState {
         case returnAuthorization(returnId: String)
         /// Units put back into stock, found by the restock's own idempotency key.
         case restock(key: String)
+        /// An order's backorder in inventory.
+        case backorder(orderId: String)
     }
 
     /// What an injected failure draw picked.
@@ -57,6 +59,15 @@ struct SimulationState {
     /// Restocked lines not taken back out, by the idempotency key of the restock that put them in.
     var restocks: [String: SimulationLedger.Restock] = [:]
     var credits: [String: String] = [:]
+    /// Backorders by order id, and the open ones' order ids in the order they were created (filled first come first).
+    var backorders: [String: SimulationLedger.Backorder] = [:]
+    var openBackorders: [String] = []
+    /// The order id of each shipment a filled backorder holds units for, until it is released.
+    var heldShipments: [String: String] = [:]
+    /// Units that arrived after the start, per warehouse and SKU.
+    var arrivals: [String: [String: Int]] = [:]
+    /// SKUs that never arrive again: their backorders wait until they are cancelled.
+    let discontinued: Set<String>
     var lastAuthorization = 0
     var lastReceipt = 0
     var lastCredit = 0
@@ -83,13 +94,14 @@ struct SimulationState {
         warehouses = Set(stock.keys)
         initialStock = stock
         self.stock = stock
+        discontinued = Set(configuration.discontinued)
     }
 
     var ledger: SimulationLedger {
         SimulationLedger(
             commands: counts, stock: stock, initialStock: initialStock, orders: orders, reservations: reservations,
             shipments: shipments.filter { !$0.value.isEmpty }, trackingIds: trackingIds, invoiceIds: invoiceIds,
-            returns: returns, restocks: restocks, credits: credits)
+            returns: returns, restocks: restocks, credits: credits, backorders: backorders, arrivals: arrivals)
     }
 
     // MARK: Handling
@@ -220,6 +232,8 @@ struct SimulationState {
         case .releaseShipment(let warehouse, let shipmentId, _): .shipment(warehouse: warehouse, id: shipmentId)
         case .authorizeReturn(let returnId, _, _): .returnAuthorization(returnId: returnId)
         case .restock: .restock(key: key)
+        case .createBackorder(let orderId, _): .backorder(orderId: orderId)
+        case .cancelBackorder, .cancelOrderLines: nil
         case .cancelOrder, .releaseReservation, .cancelShipment, .createShipment, .createInvoice, .voidReturn,
             .receiveReturn, .inspectReturn, .unstock, .issueCredit:
             nil
@@ -301,14 +315,30 @@ struct SimulationState {
                     "warehouse": .string(warehouse),
                 ])
 
-        case .createInvoice(let orderId, _):
-            if let invoiceId = invoiceIds[orderId] {
+        case .createInvoice(let orderId, let shipments):
+            // One invoice per delivery: the order and the shipments it bills (a backorder's delivery is billed again).
+            let billed = shipments.compactMap { $0["shipmentId"]?.stringValue }.sorted()
+            let key = ([orderId] + billed).joined(separator: "/")
+            if let invoiceId = invoiceIds[key] {
                 return .alreadyApplied(["invoiceId": .string(invoiceId), "orderId": .string(orderId)])
             }
             lastInvoice += 1
             let invoiceId = Self.identifier("inv", lastInvoice)
-            invoiceIds[orderId] = invoiceId
+            invoiceIds[key] = invoiceId
             return .applied(["invoiceId": .string(invoiceId), "orderId": .string(orderId)])
+
+        case .createBackorder(let orderId, let lines):
+            return createBackorder(orderId: orderId, lines: lines, sagaId: sagaId)
+
+        case .cancelBackorder(let orderId):
+            return cancelBackorder(orderId: orderId)
+
+        case .cancelOrderLines(let orderId, let lines):
+            guard orders[orderId] != nil else {
+                return .refused(.conflict, "order \(orderId) is not in the ERP; accept it before cancelling lines")
+            }
+            orders[orderId]?.cancelledLines = lines
+            return .applied(["orderId": .string(orderId), "cancelledLines": .number(Double(lines.count))])
 
         case .authorizeReturn, .voidReturn, .receiveReturn, .inspectReturn, .restock, .unstock, .issueCredit:
             return .refused(.unknownCommand, "returns are handled by performReturn")
@@ -328,6 +358,9 @@ struct SimulationState {
                         + "cancel it first or use a new shipment id")
             }
             return .alreadyApplied(output)
+        }
+        if let orderId = heldShipments[shipmentId] {
+            return releaseHeld(shipmentId, of: orderId, warehouse: warehouse, lines: lines, sagaId: sagaId)
         }
         let short = lines.compactMap { line -> String? in
             let available = stock[warehouse]?[line.sku] ?? 0

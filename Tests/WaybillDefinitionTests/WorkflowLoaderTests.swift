@@ -19,25 +19,37 @@ func expression(_ root: ExpressionPath.Root, _ components: ExpressionPath.Compon
 
 @Suite("Shipped workflows")
 struct ShippedWorkflowTests {
-    @Test("order-fulfillment has six steps: accept, reserve, split, release, ship (the pivot), invoice")
+    @Test(
+        "order-fulfillment: accept, reserve, split, release, ship (the pivot), invoice, then the backorder's steps")
     func orderFulfillmentShape() throws {
         let workflow = try loadShipped("order-fulfillment.yaml")
         #expect(workflow.name == "order-fulfillment")
-        #expect(workflow.version == 1)
+        #expect(workflow.version == 2)
         #expect(workflow.trigger.exchange == "orders")
         #expect(workflow.trigger.routingKey == "order.placed")
         #expect(workflow.trigger.sagaId == path(.input, .member("orderId")))
-        #expect(workflow.steps.map(\.id) == ["accept", "reserve", "split", "release", "ship", "invoice"])
+        #expect(
+            workflow.steps.map(\.id) == [
+                "accept", "reserve", "split", "in-stock", "release", "ship", "invoice", "backordered", "hold-backorder",
+                "await-stock", "release-backorder", "ship-backorder", "invoice-backorder", "cancel-backorder",
+                "cancel-lines",
+            ])
         #expect(workflow.steps.filter(\.pivot).map(\.id) == ["ship"])
         #expect(
             workflow.milestones
                 == EndMilestones(completed: "order.completed", compensated: "order.cancelled", failed: "order.failed"))
         #expect(
             workflow.steps.map(\.milestone) == [
-                "order.accepted", "order.reserved", nil, "order.released", "order.shipped", "order.invoiced",
+                "order.accepted", "order.reserved", nil, nil, "order.released", "order.shipped", "order.invoiced", nil,
+                "order.backordered", nil, "order.backorder.released", "order.backorder.shipped",
+                "order.backorder.invoiced", "order.backorder.cancelled", nil,
             ])
         // One shipment event per warehouse as its ship branch succeeds, before the joined order.shipped.
-        #expect(workflow.steps.map(\.branchMilestone) == [nil, nil, nil, nil, "order.shipment.shipped", nil])
+        #expect(
+            workflow.steps.map(\.branchMilestone) == [
+                nil, nil, nil, nil, nil, "order.shipment.shipped", nil, nil, nil, nil, nil,
+                "order.backorder.shipment.shipped", nil, nil, nil,
+            ])
     }
 
     @Test("defaults apply to every step and merge key by key into a step's retry")
@@ -46,16 +58,18 @@ struct ShippedWorkflowTests {
         let defaults = RetryPolicy(
             maxAttempts: .limited(5), initialInterval: .seconds(1), backoff: 2.0, maxInterval: .seconds(60),
             jitter: .full)
-        for step in workflow.steps.dropLast() {
+        let invoices = ["invoice", "invoice-backorder"]
+        for step in workflow.steps where !invoices.contains(step.id) {
             #expect(step.timeout == .seconds(30))
             #expect(step.retry == defaults)
         }
-        let invoice = try #require(workflow.steps.last)
-        #expect(
-            invoice.retry
-                == RetryPolicy(
-                    maxAttempts: .unlimited, initialInterval: .seconds(5), backoff: 2.0, maxInterval: .seconds(600),
-                    jitter: .full))
+        for invoice in workflow.steps where invoices.contains(invoice.id) {
+            #expect(
+                invoice.retry
+                    == RetryPolicy(
+                        maxAttempts: .unlimited, initialInterval: .seconds(5), backoff: 2.0, maxInterval: .seconds(600),
+                        jitter: .full))
+        }
     }
 
     @Test("command steps: routing keys, inputs and compensation as templates")
@@ -78,7 +92,7 @@ struct ShippedWorkflowTests {
         let reserve = workflow.steps[1]
         // By the order id: a reserve whose reply never came is compensated too, with no reservationId to send.
         #expect(reserve.compensate?.input == .object(["orderId": path(.input, .member("orderId"))]))
-        let ship = workflow.steps[4]
+        let ship = workflow.steps[5]
         #expect(ship.compensate == nil)
         #expect(ship.pivot)
     }
@@ -91,13 +105,13 @@ struct ShippedWorkflowTests {
                 == .split(
                     SplitStepSpec(
                         lines: path(.input, .member("lines")), stock: path(.stepOutput("reserve"), .member("stock")),
-                        priority: nil, strategy: .fewestShipments, backorder: .reject)))
+                        priority: nil, strategy: .fewestShipments, backorder: .allow)))
     }
 
     @Test("release fans out per shipment and re-plans out_of_stock through the split step")
     func orderFulfillmentRelease() throws {
         let workflow = try loadShipped("order-fulfillment.yaml")
-        let release = workflow.steps[3]
+        let release = workflow.steps[4]
         #expect(
             release.forEach
                 == ForEach(items: path(.stepOutput("split"), .member("shipments")), alias: "shipment"))

@@ -37,7 +37,7 @@ struct WorkflowValidatorTests {
         let report = WorkflowValidator.validate(files: ["Workflows/order-fulfillment.yaml"], read: Self.read)
         #expect(
             report.standardOutput
-                == "Workflows/order-fulfillment.yaml: ok: order-fulfillment v1, 6 steps, pivot ship, "
+                == "Workflows/order-fulfillment.yaml: ok: order-fulfillment v2, 15 steps, pivot ship, "
                 + "trigger orders/order.placed\n")
         #expect(report.standardError == "")
         #expect(report.exitCode == 0)
@@ -49,7 +49,7 @@ struct WorkflowValidatorTests {
             files: ["Workflows/order-fulfillment.yaml", "bad.yaml", "missing.yaml"], read: Self.read)
         #expect(
             report.text == """
-                Workflows/order-fulfillment.yaml: ok: order-fulfillment v1, 6 steps, pivot ship, trigger orders/order.placed
+                Workflows/order-fulfillment.yaml: ok: order-fulfillment v2, 15 steps, pivot ship, trigger orders/order.placed
                 bad.yaml:1:7: bad workflow name 'Demo'; use lowercase letters, digits and '-', e.g. order-fulfillment
                 bad.yaml:7:14: bad duration '30x'; write a number and a unit: 500ms, 30s, 5m, 2h
                 missing.yaml: cannot read file: no such file

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WaybillDefinition
 import WaybillSimulator
+import WaybillTestSupport
 import WaybillWire
 import WaybillWorker
 
@@ -127,17 +128,35 @@ struct DemoPartsTests {
     }
 
     @Test(arguments: [3, 4, 5])
-    func theCatalogueStocksEverySKUAndKeepsOneShort(_ warehouses: Int) {
+    func theCatalogueStocksEverySKUAndKeepsTwoShort(_ warehouses: Int) {
         let catalogue = DemoRunner.catalogue(orders: 1000, warehouses: warehouses, seed: 2025)
         #expect(catalogue.warehouses.count == warehouses)
         var bySKU: [String: Int] = [:]
         for row in catalogue.stock { bySKU[row.sku, default: 0] += row.quantity }
         let demand = 1000.0 * 3.5 * 2.5 / 30
-        for sku in catalogue.skus.dropLast() {
+        for sku in catalogue.skus.dropLast(2) {
             #expect(Double(bySKU[sku] ?? 0) >= demand * 1.29, "\(sku) is stocked for its demand")
         }
+        let restocked = bySKU[catalogue.skus[catalogue.skus.count - 2]] ?? 0
+        #expect(restocked > 0 && Double(restocked) <= demand * 0.71, "the next to last SKU is short")
         let short = bySKU[catalogue.skus[catalogue.skus.count - 1]] ?? 0
         #expect(short > 0 && Double(short) <= demand * 0.51, "the last SKU is short")
+        #expect(DemoRunner.discontinuedSKU(of: catalogue) == catalogue.skus.last, "and never comes back")
+    }
+
+    @Test func theDemoShortensTheBackorderDeadlineOfItsWorkflowCopyOnly() throws {
+        let shipped = try String(contentsOf: Repository.workflow("order-fulfillment.yaml"), encoding: .utf8)
+        let edited = try DemoRunner.backorderDeadline(in: shipped, to: .seconds(15))
+        let definition = try WorkflowLoader.load(yaml: edited, file: "copy.yaml")
+        let index = try #require(definition.stepIndex(of: "await-stock"))
+        guard case .wait(let spec) = definition.steps[index].action else {
+            Issue.record("await-stock is not a wait")
+            return
+        }
+        #expect(spec.duration == .seconds(15))
+        #expect(edited.components(separatedBy: "\n").count == shipped.components(separatedBy: "\n").count)
+        let returns = try String(contentsOf: Repository.workflow("returns.yaml"), encoding: .utf8)
+        #expect(try DemoRunner.backorderDeadline(in: returns, to: .seconds(15)) == returns)
     }
 
     @Test func behavioursStayValidUpToAFailureRateOfOne() throws {

@@ -95,6 +95,36 @@ struct DemoRunnerTests {
         #expect(returns.duplicateEffects.isEmpty, "\(returns.duplicateEffects)")
     }
 
+    /// Backorders end to end on the shipped workflow: orders placed a few at a time find the two short SKUs running
+    /// out, ship what is in stock and wait for the rest; stock arrives for one of them (the backorders are filled,
+    /// released, shipped and invoiced as a second delivery) and never for the discontinued one (cancelled at the
+    /// deadline: the hold undone, the lines cancelled in the ERP). Nothing is left held, and the stock balances.
+    @Test func backordersAreFilledWhenStockArrivesAndCancelledAtTheDeadline() async throws {
+        let directory = try TemporaryDirectory()
+        var options = try Self.options(orders: 150, failureRate: 0, in: directory)
+        options.returns = 0
+        options.maxInFlight = 5
+        options.backorderDeadline = .seconds(3)
+        options.arrivalInterval = .milliseconds(500)
+        let summary = try await DemoRunner.run(options, logger: TestBroker.logger("demo"), progress: { _ in })
+        #expect(summary.everySagaEnded, "\(summary.text)")
+        let backorders = summary.backorders
+        #expect(backorders.shipped > 0, "\(summary.text)")
+        #expect(backorders.cancelled > 0, "\(summary.text)")
+        #expect(backorders.open == 0 && backorders.filledNotShipped == 0, "\(summary.text)")
+        #expect(backorders.backordered == backorders.shipped + backorders.cancelled)
+        #expect(backorders.linesCancelled >= backorders.cancelled, "every cancelled backorder cancels its lines")
+        #expect(backorders.unitsArrived > 0)
+        #expect(summary.otherLeaks.isEmpty, "\(summary.otherLeaks)")
+        #expect(summary.duplicateEffects == 0, "\(summary.duplicateEffectDetails)")
+        #expect(summary.stockImbalances == 0)
+        // Backordered orders complete either way; an order with no line in stock (or one that lost every race for
+        // stock at the warehouses) is refused before anything ships.
+        #expect(Set(summary.reasons[.compensated, default: [:]].keys).isSubset(of: ["out_of_stock"]), "\(summary.text)")
+        #expect((summary.byStatus[.completed] ?? 0) >= 140 && summary.byStatus[.suspended, default: 0] == 0)
+        #expect(summary.text.contains("Backorders (ship what is in stock"), "\(summary.text)")
+    }
+
     /// The participants' AMQP binding on its own: a delayed reply does not hold up a quick one, replies carry the
     /// command's correlation id to its reply_to queue, and a silence is acknowledged without a reply.
     @Test func participantsReplyOnTheWireWithoutDelaysBlockingOtherCommands() async throws {

@@ -161,7 +161,8 @@ import WaybillTestSupport
         #expect(
             try simulator().routingKeys == [
                 "billing.credit.issue", "billing.invoice.create", "erp.order.accept", "erp.order.cancel",
-                "erp.return.authorize", "erp.return.void", "inventory.release", "inventory.reserve",
+                "erp.order.lines.cancel", "erp.return.authorize", "erp.return.void", "inventory.backorder.cancel",
+                "inventory.backorder.create", "inventory.release", "inventory.reserve",
                 "inventory.restock", "inventory.unstock", "qa.return.inspect", "tms.shipment.create",
                 "wms.east.cancel", "wms.east.release", "wms.return.receive", "wms.west.cancel", "wms.west.release",
             ])

@@ -76,6 +76,21 @@ struct SagaCommands {
             body: ["orderId": .string(sagaId), "shipments": shipments])
     }
 
+    func holdBackorder(_ lines: JSONValue) -> SimulatedCommand {
+        command(
+            "inventory.backorder.create", step: "hold-backorder", body: ["orderId": .string(sagaId), "lines": lines])
+    }
+
+    func cancelBackorder() -> SimulatedCommand {
+        command("inventory.backorder.cancel", step: "cancel-backorder", body: ["orderId": .string(sagaId)])
+    }
+
+    func releaseBackorder(branch: Int, shipment: JSONValue) -> SimulatedCommand {
+        command(
+            "wms.\(shipment["warehouse"]?.stringValue ?? "").release", step: "release-backorder", branch: branch,
+            body: ["shipmentId": shipment["id"] ?? .null, "lines": shipment["lines"] ?? .null])
+    }
+
     func shipmentId(_ warehouse: String, round: Int) -> String {
         round == 0 ? "\(sagaId)-\(warehouse)" : "\(sagaId)-r\(round)-\(warehouse)"
     }
@@ -95,8 +110,10 @@ let twoWarehouses: [String: [String: Int]] = [
 ]
 
 func simulator(
-    stock: [String: [String: Int]] = twoWarehouses, behaviours: [CommandBehaviour] = [], seed: UInt64 = 7
+    stock: [String: [String: Int]] = twoWarehouses, behaviours: [CommandBehaviour] = [], seed: UInt64 = 7,
+    discontinued: [String] = []
 ) throws -> ParticipantSimulator {
     try ParticipantSimulator(
-        configuration: SimulationConfiguration(stock: stockRows(stock), behaviours: behaviours, seed: seed))
+        configuration: SimulationConfiguration(
+            stock: stockRows(stock), behaviours: behaviours, seed: seed, discontinued: discontinued))
 }

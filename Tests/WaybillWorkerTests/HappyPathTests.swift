@@ -53,7 +53,7 @@ struct HappyPathTests {
                 let data = try #require(body["data"])
                 #expect(data["sagaId"] == "o-1")
                 #expect(data["workflow"] == .string(scenario.names.workflow))
-                #expect(data["version"] == 1)
+                #expect(data["version"] == 2)
                 #expect(data["step"]?.stringValue == steps[type], "step of \(type)")
                 #expect(data["schemaVersion"] == .number(Double(EventSchema.version)))
                 #expect(data["status"] == (type == "order.completed" ? "completed" : "running"))

@@ -126,7 +126,7 @@ struct MilestoneWireTests {
         let data = try run.data(run.events.count - 1)
         #expect(
             data == [
-                "sagaId": "o-1", "workflow": "order-fulfillment", "version": 1, "status": "suspended",
+                "sagaId": "o-1", "workflow": "order-fulfillment", "version": 2, "status": "suspended",
                 "schemaVersion": 1,
                 "failure": [
                     "code": "no_carrier", "message": "no truck for w2 today", "step": "ship",

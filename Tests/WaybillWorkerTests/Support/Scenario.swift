@@ -235,6 +235,13 @@ final class Scenario: Sendable {
     /// The pool's sagas, read from its partition files.
     var pool: PoolReader { PoolReader(directory: dataDirectory, partitions: TestNames.partitions) }
 
+    /// The index of step `id` in the shipped order-fulfillment workflow (the tests' workflow).
+    static func stepIndex(_ id: String) throws -> Int {
+        let url = Repository.workflow("order-fulfillment.yaml")
+        let definition = try WorkflowLoader.load(yaml: String(contentsOf: url, encoding: .utf8), file: url.path)
+        return try #require(definition.stepIndex(of: id), "the workflow has a step \(id)")
+    }
+
     /// Replaces the test's workflow file (workers read it when they start).
     func rewriteWorkflow(_ edits: WorkflowEdits) throws {
         try Self.writeWorkflow(edits, names: names, to: scratch.url.appendingPathComponent("Workflows"))
