@@ -44,6 +44,10 @@ public struct OperatorCommand: Sendable, Hashable, Codable {
         /// with a compensation), then start `step` afresh (new idempotency keys). Not across a pivot already passed,
         /// and not while a command awaits its reply.
         case reset(step: String)
+        /// Move the saga to another version of its workflow, the definition stored under `targetHash`, with
+        /// `mapping` (source step id → target step id) for renamed steps. The engine cannot apply it alone (it needs
+        /// that definition): the worker calls ``SagaEngine/migrate(_:_:now:)``.
+        case migrate(targetHash: String, mapping: [String: String])
     }
 
     /// What to do.

@@ -424,7 +424,9 @@ struct SagaRun {
     }
 
     /// Marks a step done; `output` defaults to its branch output (or the array of them for `for_each`).
-    private mutating func stepSucceeded(_ index: Int, output given: JSONValue? = nil, target: StepTarget? = nil) {
+    private mutating func stepSucceeded(
+        _ index: Int, output given: JSONValue? = nil, target: StepTarget? = nil, milestone publishes: Bool = true
+    ) {
         let step = definition.steps[index]
         let state = instance.steps[index]
         let output =
@@ -435,7 +437,7 @@ struct SagaRun {
         instance.steps[index].output = output
         outputsCache = nil
         instance.steps[index].finishedAt = now
-        if let milestone = step.milestone {
+        if publishes, let milestone = step.milestone {
             publish(milestone, step: step.id, output: output)
         }
         moveOn(from: index, to: target ?? step.next)
@@ -703,6 +705,8 @@ struct SagaRun {
             return operatorSkip(stepId: stepId, output: output, branch: branch)
         case .reset(let stepId):
             return operatorReset(stepId: stepId)
+        case .migrate:
+            return "a migration needs its target definition: the worker applies it (SagaEngine.migrate)"
         }
     }
 
@@ -808,8 +812,12 @@ struct SagaRun {
             return "step '\(stepId)' is not the current step; the saga is at '\(step.id)'"
         }
         let state = instance.steps[index]
-        if instance.status == .suspended, state.status == .failed, state.branches.isEmpty {
-            // A local step (split, choice), or a command step whose for_each failed before it fanned out: run it again.
+        let waits: Bool
+        if case .wait = step.action { waits = true } else { waits = false }
+        if instance.status == .suspended, state.status == .failed, state.branches.isEmpty || waits {
+            // A local step (split, choice), a wait that timed out (it waits again, afresh), or a command step whose
+            // for_each failed before it fanned out: run it again.
+            instance.steps[index].branches = []
             instance.steps[index].status = .pending
             instance.steps[index].finishedAt = nil
             instance.steps[index].output = nil
@@ -999,7 +1007,8 @@ struct SagaRun {
                 $0.output = output
                 $0.finishedAt = now
             }
-            stepSucceeded(ref.step, output: output, target: target)
+            // The milestone says the message came; a timeout publishes none.
+            stepSucceeded(ref.step, output: output, target: target, milestone: false)
             return
         case .fail(let code, let message)?:
             failure = StepError(code: code, message: message, retryable: false)

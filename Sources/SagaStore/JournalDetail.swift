@@ -122,7 +122,7 @@ enum JournalText {
         case .retry(let step): return step
         case .skip(let step, _, _): return step
         case .reset(let step): return step
-        case .compensate, .cancel: return nil
+        case .compensate, .cancel, .migrate: return nil
         }
     }
 
@@ -162,6 +162,12 @@ enum JournalText {
         case .compensate: "compensate"
         case .cancel: "cancel"
         case .reset(let step): "reset to \(step)"
+        case .migrate(let hash, let mapping):
+            "migrate to \(hash.prefix(12))"
+                + (mapping.isEmpty
+                    ? ""
+                    : " (" + mapping.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                        + ")")
         }
     }
 

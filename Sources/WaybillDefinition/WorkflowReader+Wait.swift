@@ -46,6 +46,12 @@ extension WorkflowReader {
             let parts = entries(of: mapping, allowed: WorkflowKeys.waitMessage, context: "in message")
             if let entry = parts["exchange"] {
                 exchange = text(entry, what: "an exchange name like inventory")
+                if let name = exchange, name.hasPrefix("amq.") {
+                    log.report(
+                        .invalidValue, at: location(of: entry.value),
+                        "exchange '\(name)': names starting with amq. belong to RabbitMQ; name an exchange of your own")
+                    exchange = nil
+                }
             } else {
                 missing(
                     "exchange", in: "message", at: location(of: message.value), example: "exchange: <exchange>",

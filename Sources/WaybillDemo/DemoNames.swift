@@ -73,7 +73,7 @@ public struct DemoNames: Sendable, Hashable {
     }
 
     /// Rewrites a workflow file's text for this namespace: the top-level `name:`, the trigger's `exchange:` and the
-    /// `exchange:` of every wait step's message written in block style.
+    /// `exchange:` of every wait step's message written in block style with `exchange:` first.
     /// Without a namespace the text is returned unchanged.
     public func rewrite(workflowText text: String, file: String) throws(DemoError) -> String {
         guard let namespace else { return text }
@@ -81,15 +81,19 @@ public struct DemoNames: Sendable, Hashable {
         var renamed = false
         var exchanged = false
         var inTrigger = false
+        var previous = ""
         for (index, line) in lines.enumerated() {
+            defer { if !line.trimmingCharacters(in: .whitespaces).isEmpty { previous = line } }
             let indented = line.first == " " || line.first == "\t"
             if !indented, !line.isEmpty, !line.hasPrefix("#") { inTrigger = line.hasPrefix("trigger:") }
             if !renamed, !indented, line.hasPrefix("name:") {
                 let (value, comment) = Self.scalar(after: "name:", in: line)
                 lines[index] = "name: \(namespace)-\(value)\(comment)"
                 renamed = true
-            } else if indented, line.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:") {
-                // The trigger's, and a wait step's message (block style) under the steps.
+            } else if indented, line.trimmingCharacters(in: .whitespaces).hasPrefix("exchange:"),
+                inTrigger || previous.trimmingCharacters(in: .whitespaces).hasPrefix("message:")
+            {
+                // The trigger's, and a wait step's message written in block style (its first key).
                 let indent = line.prefix { $0 == " " || $0 == "\t" }
                 let (value, comment) = Self.scalar(after: "exchange:", in: String(line.dropFirst(indent.count)))
                 lines[index] = "\(indent)exchange: \(namespace).\(value)\(comment)"

@@ -20,12 +20,15 @@ public struct RepairRequest: Sendable, Hashable {
     public var reason: String
     /// `--force`: send even when the local simulation shows the repair failing the saga again at once.
     public var force: Bool
+    /// A migration's source and target definitions and mapping (`waybill workflows migrate`); `nil` otherwise.
+    public var migration: SagaMigration?
 
     /// Describes a request.
     public init(
         action: ControlMessage.Action, step: String? = nil, output: JSONValue? = nil, branch: String? = nil,
-        by: String, reason: String, force: Bool = false
+        by: String, reason: String, force: Bool = false, migration: SagaMigration? = nil
     ) {
+        self.migration = migration
         self.action = action
         self.step = step
         self.output = output
@@ -108,6 +111,9 @@ public enum RepairPlanner {
                 return check
             }
         }
+        if request.action == .migrate {
+            return migrationCheck(request, check: check)
+        }
         let message = ControlMessage(
             workflow: row.key.workflow, sagaId: row.key.id, action: request.action, step: request.step,
             output: request.action == .skip ? (request.output ?? .object([:])) : nil, branch: branch, by: request.by,
@@ -161,6 +167,42 @@ public enum RepairPlanner {
                     ? "; nothing to undo: runs '\(step)' again now"
                     : "; undoes, one at a time: \(undo.joined(separator: ", ")); then runs '\(step)' again")
         }
+        return check
+    }
+
+    /// A migration checked by the engine's own rules (``SagaMigration/refusal(for:)``) on the saga as this file has
+    /// it; the preview says where the saga lands and which new steps it will not run.
+    private static func migrationCheck(_ request: RepairRequest, check: RepairCheck) -> RepairCheck {
+        var check = check
+        let row = check.record.row
+        guard let migration = request.migration else {
+            check.refusal = "a migration needs its source and target definitions"
+            return check
+        }
+        let transition = SagaEngine().migrate(check.record.instance, migration, now: row.updatedAt)
+        guard transition.outcome == .applied else {
+            if case .rejected(let reason) = transition.outcome { check.refusal = "refused: \(reason)" }
+            return check
+        }
+        let after = transition.instance
+        var message = ControlMessage(
+            workflow: row.key.workflow, sagaId: row.key.id, action: .migrate, by: request.by, reason: request.reason)
+        message.targetHash = migration.targetHash
+        message.mapping = migration.mapping
+        check.message = message
+        check.predictedStatus = after.status
+        let place =
+            after.cursor < migration.target.steps.count
+            ? "at '\(migration.target.steps[after.cursor].id)'" : "past the end"
+        let bypassed = migration.target.steps.indices.filter { index in
+            after.steps[index].status == .bypassed
+                && !migration.source.steps.indices.contains { source in
+                    migration.counterpart(of: source) == index
+                }
+        }.map { migration.target.steps[$0].id }
+        check.preview =
+            "v\(migration.source.version) → v\(migration.target.version) \(place), \(after.status.rawValue)"
+            + (bypassed.isEmpty ? "" : "; will not run the new \(bypassed.joined(separator: ", "))")
         return check
     }
 

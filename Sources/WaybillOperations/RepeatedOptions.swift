@@ -3,8 +3,11 @@
 /// ArgumentParser keeps the last value of a repeated single-value option without a word (`--db a.sqlite --db
 /// b.sqlite` reads `b.sqlite`), so a command pasted together from two others would quietly act on something else
 /// than the operator thinks. No option of the operator commands takes several values, so any repetition is a
-/// mistake.
+/// mistake, except for the few options that collect one value per use (``collecting``).
 public enum RepeatedOptions {
+    /// Options that take one value per use and add them up (`waybill workflows migrate --map a=b --map c=d`).
+    public static let collecting: Set<String> = ["--map", "--select"]
+
     /// Throws ``OperationsError/Code/badArgument`` naming the first long option that `arguments` (the words after
     /// the program name) give more than once, with the values given. Words after `--` are not options.
     public static func check(_ arguments: [String]) throws(OperationsError) {
@@ -25,7 +28,9 @@ public enum RepeatedOptions {
             if seen[name] == nil { order.append(name) }
             seen[name, default: []].append(value ?? "")
         }
-        guard let name = order.first(where: { (seen[$0]?.count ?? 0) > 1 }), let values = seen[name] else { return }
+        guard let name = order.first(where: { (seen[$0]?.count ?? 0) > 1 && !collecting.contains($0) }),
+            let values = seen[name]
+        else { return }
         let given = values.filter { !$0.isEmpty }
         var message =
             "\(name) is given \(values.count) times\(given.isEmpty ? "" : " (\(given.joined(separator: ", ")))"); "

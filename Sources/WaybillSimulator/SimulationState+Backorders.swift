@@ -72,7 +72,8 @@ extension SimulationState {
 
     /// Stock arrives for what the open backorders wait for (every SKU but the discontinued ones), at the warehouse
     /// that held the most of it at the start; then the open backorders are filled in the order they were created,
-    /// each only when all its lines can be. Returns one `inventory.backorder.filled` event per backorder filled.
+    /// each only when all its lines can be. Returns one `inventory.backorder.filled` event per backorder filled now,
+    /// after one per backorder filled earlier whose shipments are not all released yet.
     mutating func receiveStock() -> [SimulatedEvent] {
         var needed: [String: Int] = [:]
         for orderId in openBackorders {
@@ -87,25 +88,42 @@ extension SimulationState {
             stock[home, default: [:]][sku, default: 0] += missing
             arrivals[home, default: [:]][sku, default: 0] += missing
         }
-        var events: [SimulatedEvent] = []
+        // Filled backorders whose shipments are not all released are announced again: the saga may not have been
+        // waiting yet when the first announcement came (its hold's reply still on the way), and a message that finds
+        // nobody waiting is only counted.
+        var events = backorders.values.filter { $0.heldUnits > 0 }.sorted { $0.orderId < $1.orderId }.map(filled)
         for orderId in openBackorders {
-            guard let event = fill(orderId) else { continue }
-            events.append(event)
+            guard fill(orderId), let backorder = backorders[orderId] else { continue }
+            events.append(filled(backorder))
         }
         openBackorders.removeAll { backorders[$0]?.status != .open }
         return events
     }
 
+    /// The `inventory.backorder.filled` event of a filled backorder: `{orderId, shipments: [{id, warehouse, lines}]}`.
+    private func filled(_ backorder: SimulationLedger.Backorder) -> SimulatedEvent {
+        let shipments: [JSONValue] = backorder.shipments.map { shipment in
+            [
+                "id": .string(shipment.id), "warehouse": .string(shipment.warehouse),
+                "lines": .array(
+                    shipment.lines.map { ["sku": .string($0.sku), "quantity": .number(Double($0.quantity))] }),
+            ]
+        }
+        return SimulatedEvent(
+            routingKey: Self.backorderFilled,
+            body: ["orderId": .string(backorder.orderId), "shipments": .array(shipments)])
+    }
+
     /// Fills one open backorder when every line fits in one warehouse's free stock (the one with the most, then by
-    /// name), grouping the lines into one shipment per warehouse; `nil` when a line does not fit yet.
-    private mutating func fill(_ orderId: String) -> SimulatedEvent? {
-        guard var backorder = backorders[orderId], backorder.status == .open else { return nil }
+    /// name), grouping the lines into one shipment per warehouse; `false` when a line does not fit yet.
+    private mutating func fill(_ orderId: String) -> Bool {
+        guard var backorder = backorders[orderId], backorder.status == .open else { return false }
         var free = stock
         var byWarehouse: [String: [ItemQuantity]] = [:]
         for line in backorder.lines {
             let candidates = free.keys.sorted().filter { (free[$0]?[line.sku] ?? 0) >= line.quantity }
             guard let warehouse = candidates.max(by: { (free[$0]?[line.sku] ?? 0) < (free[$1]?[line.sku] ?? 0) })
-            else { return nil }
+            else { return false }
             free[warehouse, default: [:]][line.sku, default: 0] -= line.quantity
             byWarehouse[warehouse, default: []].append(line)
         }
@@ -118,15 +136,7 @@ extension SimulationState {
         }
         for shipment in backorder.shipments { heldShipments[shipment.id] = orderId }
         backorders[orderId] = backorder
-        let shipments: [JSONValue] = backorder.shipments.map { shipment in
-            [
-                "id": .string(shipment.id), "warehouse": .string(shipment.warehouse),
-                "lines": .array(
-                    shipment.lines.map { ["sku": .string($0.sku), "quantity": .number(Double($0.quantity))] }),
-            ]
-        }
-        return SimulatedEvent(
-            routingKey: Self.backorderFilled, body: ["orderId": .string(orderId), "shipments": .array(shipments)])
+        return true
     }
 
     /// The warehouse that held the most of `sku` at the start (the first by name on a tie, or of all warehouses).

@@ -14,7 +14,8 @@ import WaybillDefinition
 //     {"workflow": "order-fulfillment", "sagaId": "o-1001", "action": "skip", "step": "ship", "branch": 1,
 //      "output": {"trackingId": "manual-1"}, "by": "alice", "reason": "shipped by hand, ticket OPS-42"}
 //
-// `action` is `retry`, `skip`, `compensate` or `cancel`; `step` is optional for `retry` (none = the obvious one;
+// `action` is `retry`, `skip`, `compensate`, `cancel`, `reset` or `migrate` (with `targetHash`, the content hash of
+// the stored definition to move to, and `mapping`, an object of source step id → target step id); `step` is optional for `retry` (none = the obvious one;
 // `waybill sagas resume` sends a retry without a step), required for `skip`, absent otherwise; `output` only for
 // `skip` (default `{}`); `branch` only for `skip` of a `for_each` step: the index of the one branch to skip. `by` and `reason` are required and non-empty; the worker journals them with the result.
 //
@@ -38,6 +39,8 @@ public struct ControlMessage: Sendable, Hashable {
         case cancel
         /// `waybill sagas reset --to STEP` (`step` names it).
         case reset
+        /// `waybill workflows migrate` (`targetHash` and `mapping` say where to).
+        case migrate
     }
 
     /// The saga's workflow.
@@ -57,6 +60,10 @@ public struct ControlMessage: Sendable, Hashable {
     public var by: String
     /// Why (journaled).
     public var reason: String
+    /// A migration's target: the content hash of the stored definition; `nil` otherwise.
+    public var targetHash: String?
+    /// A migration's renamed steps, source id → target id; empty otherwise.
+    public var mapping: [String: String] = [:]
 
     /// The AMQP `content_type` of requests and replies.
     public static let contentType = "application/json"
@@ -98,6 +105,10 @@ public struct ControlMessage: Sendable, Hashable {
         case .reset(let step):
             action = .reset
             self.step = step
+        case .migrate(let hash, let mapping):
+            action = .migrate
+            targetHash = hash
+            self.mapping = mapping
         }
     }
 
@@ -123,6 +134,11 @@ public struct ControlMessage: Sendable, Hashable {
                 throw ControlMessageError(.badRequest, "a reset needs `step`: the step to run again")
             }
             return OperatorCommand(action: .reset(step: step), by: by, reason: reason)
+        case .migrate:
+            guard let targetHash, !targetHash.isEmpty else {
+                throw ControlMessageError(.badRequest, "a migrate needs `targetHash`: the definition to move to")
+            }
+            return OperatorCommand(action: .migrate(targetHash: targetHash, mapping: mapping), by: by, reason: reason)
         }
     }
 
@@ -135,6 +151,8 @@ public struct ControlMessage: Sendable, Hashable {
         if let step { members["step"] = .string(step) }
         if let output { members["output"] = output }
         if let branch { members["branch"] = .number(Double(branch)) }
+        if let targetHash { members["targetHash"] = .string(targetHash) }
+        if !mapping.isEmpty { members["mapping"] = .object(mapping.mapValues(JSONValue.string)) }
         return .object(members)
     }
 
@@ -182,9 +200,22 @@ public struct ControlMessage: Sendable, Hashable {
             }
             branch = index
         }
-        return ControlMessage(
+        var message = ControlMessage(
             workflow: try text("workflow"), sagaId: try text("sagaId"), action: action, step: step, output: output,
             branch: branch, by: try text("by"), reason: try text("reason"))
+        if let value = members["targetHash"], value != .null {
+            guard let hash = value.stringValue else {
+                throw ControlMessageError(.badRequest, "`targetHash` must be a string")
+            }
+            message.targetHash = hash
+        }
+        if let value = members["mapping"], value != .null {
+            guard case .object(let pairs) = value, pairs.values.allSatisfy({ $0.stringValue != nil }) else {
+                throw ControlMessageError(.badRequest, "`mapping` must be an object of step ids")
+            }
+            message.mapping = pairs.compactMapValues(\.stringValue)
+        }
+        return message
     }
 }
 

@@ -147,6 +147,8 @@ final class BatchLoop: Sendable {
         }
         var work: [Int: PartitionWork] = [:]
         var relays: [Relay] = []
+        // Deliveries settled with the batch without anything to publish or commit (copies nobody needs).
+        var dropped: [InboundDelivery] = []
         var ticked = false
         for input in batch {
             switch input {
@@ -161,7 +163,7 @@ final class BatchLoop: Sendable {
                     }
                 }
             case .delivery(let source, let delivery):
-                classify(source, delivery, work: &work, relays: &relays)
+                classify(source, delivery, work: &work, relays: &relays, dropped: &dropped)
             case .rebalance, .lost, .consumerEnded:
                 // The worker's run loop handles these between batches.
                 continue
@@ -263,7 +265,8 @@ final class BatchLoop: Sendable {
         // deliveries must not overtake an earlier batch's deliveries still waiting for their confirms.
         await window.reserve()
         let receipt = client.send(messages, in: sequence.withLock { $0.current })
-        settling.push(InFlight(batch: batch, receipt: receipt, relays: relays, committed: committed))
+        settling.push(
+            InFlight(batch: batch, receipt: receipt, relays: relays, committed: committed, dropped: dropped))
         if failed { try? await Task.sleep(for: .milliseconds(200)) }
     }
 
@@ -301,6 +304,8 @@ final class BatchLoop: Sendable {
         var receipt: PublishReceipt
         var relays: [Relay]
         var committed: [Committed]
+        /// Deliveries acknowledged with the batch, in its order, with nothing published for them.
+        var dropped: [InboundDelivery]
     }
 
     /// The other half of every batch, on a task of its own until ``stopSettling()``: waits for each batch's confirms
@@ -371,7 +376,7 @@ final class BatchLoop: Sendable {
             settle += committed.work.settle
         }
         requeue(unsettled)
-        acknowledge(settle)
+        acknowledge(settle + entry.dropped)
     }
 
     /// Whether the outcome means the publishing channel went away under the message (its sequence is broken).
@@ -473,14 +478,14 @@ final class BatchLoop: Sendable {
 
     private func classify(
         _ source: WorkerInput.Source, _ delivery: InboundDelivery, work: inout [Int: PartitionWork],
-        relays: inout [Relay]
+        relays: inout [Relay], dropped: inout [InboundDelivery]
     ) {
         if delivery.redelivered { metrics.redelivered() }
         let queueNumber: Int?
         switch source {
         case .router: queueNumber = nil
         case .leftover:
-            relocate(delivery, source: source, relays: &relays)
+            relocate(delivery, source: source, relays: &relays, dropped: &dropped)
             return
         case .partition(let number):
             // A delivery from a partition given up since (or from an earlier claim of it): its consumer's channel is
@@ -597,8 +602,15 @@ final class BatchLoop: Sendable {
         }
     }
 
-    /// A message in a queue a repartition left above the partition count: forwarded to its saga's partition now.
-    private func relocate(_ delivery: InboundDelivery, source: WorkerInput.Source, relays: inout [Relay]) {
+    /// A message in a queue a repartition left above the partition count: forwarded to its saga's partition now. A
+    /// copy of a message for wait steps is acknowledged: the pool's partition queues got copies of their own.
+    private func relocate(
+        _ delivery: InboundDelivery, source: WorkerInput.Source, relays: inout [Relay], dropped: inout [InboundDelivery]
+    ) {
+        if !delivery.exchange.isEmpty, delivery.properties.headers[WireHeader.input] == nil {
+            dropped.append(delivery)
+            return
+        }
         let sagaId: String?
         switch delivery.properties.headers[WireHeader.input]?.stringValue.flatMap(PartitionInput.init(rawValue:)) {
         case .start?: sagaId = delivery.properties.headers[WireHeader.sagaId]?.stringValue
@@ -756,6 +768,14 @@ final class BatchLoop: Sendable {
         var changes: [SagaChange] = []
         changes.reserveCapacity(items.count)
         let wire = wire(partition.number)
+        /// Answers an operator's request this partition cannot process with an error (other events have nobody to
+        /// answer).
+        func refuse(_ item: Item, _ message: String) {
+            guard let control = item.control else { return }
+            work.relays.append(
+                controlReply(
+                    to: control, ControlReply(status: .error, message: message), partition: partition.number))
+        }
 
         for reply in work.malformed {
             guard working[reply.key] != nil else {
@@ -789,7 +809,7 @@ final class BatchLoop: Sendable {
             }
             let before = working[item.key]
             var transition: Transition
-            let definition: WorkflowDefinition
+            var definition: WorkflowDefinition
             switch (item.event, before) {
             case (.start(let input), nil):
                 guard let entry = item.start else { continue }
@@ -800,20 +820,31 @@ final class BatchLoop: Sendable {
             case (_, let instance?):
                 guard let known = try registry.definition(hash: instance.definitionHash, in: store) else {
                     logger.error("saga \(item.key) runs definition \(instance.definitionHash), which is not stored")
-                    if let control = item.control {
-                        work.relays.append(
-                            controlReply(
-                                to: control,
-                                ControlReply(
-                                    status: .error,
-                                    message: "saga \(item.key) runs definition \(instance.definitionHash.prefix(12)), "
-                                        + "which this partition does not store"),
-                                partition: partition.number))
-                    }
+                    refuse(
+                        item,
+                        "saga \(item.key) runs definition \(instance.definitionHash.prefix(12)), which this partition does "
+                            + "not store")
                     continue
                 }
                 definition = known
-                transition = engine.apply(item.event, to: instance, definition: definition, now: now)
+                if case .operatorCommand(let command) = item.event,
+                    case .migrate(let targetHash, let mapping) = command.action
+                {
+                    // A migration needs the target definition too, stored in this partition by a worker that runs it.
+                    guard let target = try registry.definition(hash: targetHash, in: store) else {
+                        refuse(
+                            item,
+                            "definition \(targetHash.prefix(12)) is not stored in partition \(partition.queue); deploy "
+                                + "it to the workers first")
+                        continue
+                    }
+                    let migration = SagaMigration(
+                        source: known, target: target, targetHash: targetHash, mapping: mapping)
+                    transition = engine.migrate(instance, migration, now: now)
+                    if transition.outcome == .applied { definition = target }
+                } else {
+                    transition = engine.apply(item.event, to: instance, definition: definition, now: now)
+                }
             case (_, nil):
                 if let control = item.control {
                     work.relays.append(

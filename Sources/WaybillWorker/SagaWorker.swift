@@ -230,7 +230,7 @@ public final class SagaWorker: Service, Sendable {
         if let timing { afterPublish = { timing.published($0, messages: $1) } }
         let deliver: @Sendable (WorkerInput) -> Void = { input in
             if let timing, case .delivery(.partition, let delivery) = input,
-                delivery.properties.headers[WireHeader.input] == nil
+                delivery.properties.headers[WireHeader.input] == nil, delivery.exchange.isEmpty
             {
                 timing.arrived(delivery.deliveryTag)
             }

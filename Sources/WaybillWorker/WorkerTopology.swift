@@ -76,10 +76,11 @@ public struct WorkerTopology: Sendable {
                 QueueDeclaration(name: configuration.partitionQueue(partition), arguments: partitionArguments))
         }
         // A wait step's message reaches every partition queue: the owner of each looks for the sagas waiting for it in
-        // its own partition. Bindings of waits no definition has any more stay (sagas of older versions may wait).
+        // its own partition. Bindings of waits no definition has any more stay (sagas of older versions may wait), and
+        // so do those of queues a repartition left (their owners acknowledge such copies).
         for binding in messageWaitBindings {
             try await client.declareExchange(ExchangeDeclaration(name: binding.exchange, kind: .topic))
-            for partition in 0..<queueCount {
+            for partition in 0..<partitionCount {
                 try await client.bind(
                     QueueBinding(
                         queue: configuration.partitionQueue(partition), exchange: binding.exchange,

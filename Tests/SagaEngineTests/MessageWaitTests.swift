@@ -122,6 +122,7 @@ struct MessageWaitTests {
         #expect(saga.instance.steps[1].status == .succeeded)
         #expect(saga.instance.steps[1].output == ["timedOut": true, "next": "remind"])
         #expect(saga.instance.steps[2].status == .bypassed)
+        #expect(saga.last.milestones.isEmpty, "order.paid says the payment came; a timeout publishes none")
         #expect(saga.last.commands.map(\.routingKey) == ["crm.remind"])
         saga.reply(saga.last.commands[0])
         #expect(saga.instance.status == .completed)
@@ -129,10 +130,32 @@ struct MessageWaitTests {
         var paid = waiting(reminding, id: "o-2")
         let paidWait = try awaited(by: paid)
         paid.apply(.signal(waitId: paidWait.id, message: ["orderId": "o-2"]))
+        #expect(paid.last.milestones == ["order.paid"])
         #expect(paid.last.commands.map(\.routingKey) == ["tms.create"])
         paid.reply(paid.last.commands[0])
         #expect(paid.instance.status == .completed)
         #expect(paid.instance.steps[3].status == .bypassed, "ship's next: end jumps over remind")
+    }
+
+    @Test("after the pivot a timeout suspends the saga; an operator's retry waits again, afresh, for the message")
+    func retryAfterTimeout() throws {
+        let text = WorkflowTexts.awaitingPayment.replacingOccurrences(
+            of: "    compensate: { command: erp.cancel }\n", with: "    pivot: true\n")
+        let definition = try WorkflowLoader.load(yaml: text, file: "pivot.yaml")
+        var saga = waiting(definition)
+        let first = try awaited(by: saga)
+        let timer = try #require(saga.last.scheduledTimers.first)
+        saga.fire(timer)
+        #expect(saga.instance.status == .suspended)
+        #expect(saga.instance.failure?.error.code == StepError.waitTimeoutCode)
+
+        saga.apply(.operatorCommand(OperatorCommand(action: .retry(step: nil), by: "ann", reason: "payment is late")))
+        #expect(saga.instance.status == .running)
+        let again = try awaited(by: saga)
+        #expect(again.id != first.id && again.match == "o-1")
+        #expect(saga.last.scheduledTimers.map(\.dueAt) == [saga.now.adding(.seconds(86_400))])
+        saga.apply(.signal(waitId: again.id, message: ["orderId": "o-1", "amount": 3]))
+        #expect(saga.last.commands.map(\.routingKey) == ["tms.create"])
     }
 
     @Test("an operator's cancel or compensate ends the wait and forgets it")

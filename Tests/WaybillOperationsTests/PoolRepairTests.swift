@@ -127,5 +127,12 @@ struct RepeatedOptionsTests {
                 + "count)")
         try RepeatedOptions.check(["sagas", "list", "--data-dir", "pool", "--status", "running", "--json"])
         try RepeatedOptions.check(["demo", "--", "--db", "a", "--db", "b"])
+        // A migration's renamed steps and selection terms add up, one per use.
+        try RepeatedOptions.check([
+            "workflows", "migrate", "--map", "a=b", "--map", "c=d", "--select", "x=1", "--select=y=2",
+        ])
+        #expect(throws: OperationsError.self) {
+            try RepeatedOptions.check(["workflows", "migrate", "--map", "a=b", "--to", "2", "--to", "3"])
+        }
     }
 }

@@ -57,6 +57,7 @@ public enum WorkflowTexts {
               key: "${message.orderId}"
               timeout: 1d
               on_timeout: { next: remind }
+            milestone: order.paid
           - id: ship
             command: tms.create
             next: end

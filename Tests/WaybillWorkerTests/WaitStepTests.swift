@@ -42,7 +42,7 @@ struct WaitStepTests {
     }
 
     /// The order-fulfillment workflow with a wait for the order's payment message before the split.
-    private static func paymentWait(_ names: TestNames, timeout: String, onTimeout: String? = nil) -> WorkflowEdits {
+    static func paymentWait(_ names: TestNames, timeout: String, onTimeout: String? = nil) -> WorkflowEdits {
         let wait = """
               - id: payment
                 wait:
@@ -56,7 +56,7 @@ struct WaitStepTests {
     }
 
     /// Publishes a message to the test's signal exchange, confirmed.
-    private static func signal(_ body: String, routingKey: String, in scenario: Scenario) async throws {
+    static func signal(_ body: String, routingKey: String, in scenario: Scenario) async throws {
         let outcomes = try await scenario.client.publish([
             OutboundMessage(
                 exchange: scenario.names.signalExchange, routingKey: routingKey, body: Data(body.utf8),
