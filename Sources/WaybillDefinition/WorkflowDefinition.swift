@@ -333,18 +333,31 @@ public struct MessageWait: Sendable, Hashable {
     }
 
     /// Whether an AMQP topic binding key matches a routing key: words split by `.`, `*` is one word, `#` zero or more.
+    ///
+    /// Linear in the product of the word counts whatever the pattern (no backtracking over several `#`): the routing
+    /// key comes from the wire.
     public static func topic(_ bindingKey: String, matches routingKey: String) -> Bool {
         let pattern = bindingKey.split(separator: ".", omittingEmptySubsequences: false)
         let words = routingKey.split(separator: ".", omittingEmptySubsequences: false)
-        func match(_ p: Int, _ w: Int) -> Bool {
-            if p == pattern.count { return w == words.count }
-            if pattern[p] == "#" {
-                return (w...words.count).contains { match(p + 1, $0) }
+        // reachable[w]: the pattern's words so far can match exactly the first w words of the key.
+        var reachable = [Bool](repeating: false, count: words.count + 1)
+        reachable[0] = true
+        for part in pattern {
+            var next = [Bool](repeating: false, count: words.count + 1)
+            if part == "#" {
+                var any = false
+                for w in 0...words.count {
+                    any = any || reachable[w]
+                    next[w] = any
+                }
+            } else {
+                for w in 0..<words.count where reachable[w] && (part == "*" || part == words[w]) {
+                    next[w + 1] = true
+                }
             }
-            guard w < words.count, pattern[p] == "*" || pattern[p] == words[w] else { return false }
-            return match(p + 1, w + 1)
+            reachable = next
         }
-        return match(0, 0)
+        return reachable[words.count]
     }
 }
 

@@ -192,5 +192,10 @@ struct MessageWaitTests {
         #expect(MessageWait.topic("#.available", matches: "stock.wh-01.available"))
         #expect(!MessageWait.topic("stock.available", matches: "stock.availablex"))
         #expect(MessageWait.topic("#", matches: ""))
+        #expect(MessageWait.topic("a.#.b.#", matches: "a.b"))
+        #expect(!MessageWait.topic("*", matches: "a.b"))
+        // Many #s against a long key answer at once (no backtracking).
+        let key = Array(repeating: "w", count: 200).joined(separator: ".")
+        #expect(!MessageWait.topic(Array(repeating: "#", count: 60).joined(separator: ".") + ".x", matches: key))
     }
 }
