@@ -107,6 +107,8 @@ final class BatchLoop: Sendable {
         var taken: [InboundDelivery] = []
         var items: [Item] = []
         var signals: [Signal] = []
+        /// Whether each of `signals` reached a saga here, counted once the commit succeeded.
+        var signalsMatched: [Bool] = []
         var malformed: [MalformedReply] = []
         /// Deliveries settled by this partition's commit.
         var settle: [InboundDelivery] = []
@@ -224,6 +226,7 @@ final class BatchLoop: Sendable {
             switch outcome {
             case .committed(let work, let changes, let ids):
                 metrics.record(work.observations)
+                for matched in work.signalsMatched { metrics.signal(matched: matched) }
                 tracing.record(work.observations)
                 failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
@@ -737,7 +740,7 @@ final class BatchLoop: Sendable {
         for signal in work.signals {
             let waiters = try await store.waiters(
                 exchange: signal.delivery.exchange, routingKey: signal.delivery.routingKey, message: signal.message)
-            metrics.signal(matched: !waiters.isEmpty)
+            work.signalsMatched.append(!waiters.isEmpty)
             for waiter in waiters {
                 items.append(Item(key: waiter.key, event: .signal(waitId: waiter.waitId, message: signal.message)))
             }
@@ -871,12 +874,10 @@ final class BatchLoop: Sendable {
                 continue
             }
             let applied = transition.outcome == .applied
-            var change = SagaChange(
-                event: item.event, before: before, transition: transition, definition: definition, at: now,
-                owner: configuration.workerId, inboxMessageId: item.inbox,
-                outbox: applied ? wire.outbox(for: transition.actions, of: transition.instance) : [])
+            var change = self.change(
+                item.event, before: before, transition: transition, definition: definition, inbox: item.inbox,
+                wire: wire, now: now)
             if !applied, let timerId = item.timerId { change.cancelTimerIds.append(timerId) }
-            if let trace = transition.instance.trace { SagaTracing.stamp(&change.outbox, with: trace) }
             changes.append(change)
             if let control = item.control {
                 let reply: ControlReply
@@ -893,15 +894,70 @@ final class BatchLoop: Sendable {
             }
             if applied {
                 working[item.key] = transition.instance
-                log(transition, definition: definition)
-                if let observation = WorkerMetrics.Observation(
-                    before: before, after: transition.instance, definition: definition)
-                {
-                    work.observations.append(observation)
-                }
+                observe(transition, before: before, definition: definition, in: &work)
+            }
+        }
+        // A message that came in the same batch as the step that made a saga wait for it (its reply and the message
+        // crossed): the waits this batch recorded get it too, once the rest is decided.
+        let recorded = changes.flatMap { change in change.awaitMessages.map { (key: change.key, wait: $0) } }
+        for (number, signal) in work.signals.enumerated() where !recorded.isEmpty {
+            for (key, wait) in recorded where Self.reaches(signal, wait) {
+                guard let instance = working[key],
+                    let definition = try registry.definition(hash: instance.definitionHash, in: store)
+                else { continue }
+                let event = SagaEvent.signal(waitId: wait.id, message: signal.message)
+                let transition = engine.apply(event, to: instance, definition: definition, now: now)
+                // A later event of the batch may have ended the wait already: then there is nothing to journal.
+                guard transition.outcome == .applied else { continue }
+                changes.append(
+                    change(
+                        event, before: instance, transition: transition, definition: definition, inbox: nil, wire: wire,
+                        now: now))
+                working[key] = transition.instance
+                observe(transition, before: instance, definition: definition, in: &work)
+                work.signalsMatched[number] = true
             }
         }
         return changes
+    }
+
+    /// The change an engine transition makes, with its outbox rows stamped with the saga's trace.
+    private func change(
+        _ event: SagaEvent, before: SagaInstance?, transition: Transition, definition: WorkflowDefinition,
+        inbox: String?, wire: WireFormat, now: Timestamp
+    ) -> SagaChange {
+        let applied = transition.outcome == .applied
+        var change = SagaChange(
+            event: event, before: before, transition: transition, definition: definition, at: now,
+            owner: configuration.workerId, inboxMessageId: inbox,
+            outbox: applied ? wire.outbox(for: transition.actions, of: transition.instance) : [])
+        if let trace = transition.instance.trace { SagaTracing.stamp(&change.outbox, with: trace) }
+        return change
+    }
+
+    /// Logs an applied transition and notes what the metrics count once the commit succeeded.
+    private func observe(
+        _ transition: Transition, before: SagaInstance?, definition: WorkflowDefinition, in work: inout PartitionWork
+    ) {
+        log(transition, definition: definition)
+        if let observation = WorkerMetrics.Observation(
+            before: before, after: transition.instance, definition: definition)
+        {
+            work.observations.append(observation)
+        }
+    }
+
+    /// Whether a message for wait steps is one `wait` waits for: its exchange, a routing key its binding key matches,
+    /// and the key the wait's expression reads from it.
+    private static func reaches(_ signal: Signal, _ wait: AwaitedMessage) -> Bool {
+        guard signal.delivery.exchange == wait.exchange,
+            MessageWait.topic(wait.routingKey, matches: signal.delivery.routingKey),
+            let key = try? Template.parse(string: wait.key),
+            let value = try? key.evaluate(
+                in: EvaluationScope(
+                    input: .null, alias: (MessageWait.messageName, signal.message), sagaId: "", workflow: ""))
+        else { return false }
+        return MessageWait.correlationText(value) == wait.match
     }
 
     private func log(_ transition: Transition, definition: WorkflowDefinition) {

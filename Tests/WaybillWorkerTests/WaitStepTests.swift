@@ -107,6 +107,28 @@ struct WaitStepTests {
         }
     }
 
+    @Test("a message queued right behind the reply that starts the wait reaches the saga, whatever the batches")
+    func messageRightBehindTheReply() async throws {
+        let script: Participant.Script = { command in command.step == "reserve" ? .hold : nil }
+        try await Scenario.run(script: script) { scenario in
+            try scenario.rewriteWorkflow(Self.paymentWait(scenario.names, timeout: "1h"))
+            let first = try await scenario.startWorker(1)
+            try await scenario.placeOrder("o-4")
+            try await scenario.participant.waitUntil("the reserve") { $0.contains { $0.step == "reserve" } }
+            try await first.stop()
+            // With no worker running, the reply and then the message wait in the saga's partition queue: the next
+            // worker may take them in one batch (the wait is not committed when the message is decided) or in two.
+            #expect(try await scenario.participant.answerHeld() == 1)
+            try await Self.signal(
+                #"{"orderId": "o-4", "amount": 7}"#, routingKey: "payment.card.confirmed", in: scenario)
+            let second = try await scenario.startWorker(2)
+            let done = try await scenario.waitForStatus("o-4", .completed, in: second)
+            #expect(done.instance.steps[2].output == ["orderId": "o-4", "amount": 7], "payment's output is the message")
+            let signals = try second.store.journal(of: scenario.key("o-4")).filter { $0.entry.kind == .signal }
+            #expect(signals.count == 1, "the message ended the wait once: \(signals.map(\.entry.detail))")
+        }
+    }
+
     @Test("a wait whose message never comes times out and the saga compensates with wait_timeout")
     func messageTimesOut() async throws {
         try await Scenario.run { scenario in
