@@ -123,7 +123,8 @@ struct WaitStepTests {
                 #"{"orderId": "o-4", "amount": 7}"#, routingKey: "payment.card.confirmed", in: scenario)
             let second = try await scenario.startWorker(2)
             let done = try await scenario.waitForStatus("o-4", .completed, in: second)
-            #expect(done.instance.steps[2].output == ["orderId": "o-4", "amount": 7], "payment's output is the message")
+            // payment's output is the message.
+            #expect(done.instance.steps[2].output == ["orderId": "o-4", "amount": 7])
             let signals = try second.store.journal(of: scenario.key("o-4")).filter { $0.entry.kind == .signal }
             #expect(signals.count == 1, "the message ended the wait once: \(signals.map(\.entry.detail))")
         }
