@@ -4,6 +4,7 @@
 /// - a valid file: `FILE: ok: NAME vVERSION, N steps, pivot STEP, trigger EXCHANGE/ROUTING_KEY`
 ///   (`no pivot` when no step is the pivot; `, N warnings` at the end when it has some), then one
 ///   `FILE:LINE:COLUMN: warning: message` line per warning, in file order;
+/// - a valid limits file (``ParticipantLimits/fileName``): `FILE: ok: participant limits, N entries, aging 30s`;
 /// - an invalid file: one `FILE:LINE:COLUMN: message` line per problem, in file order;
 /// - an unreadable file: `FILE: cannot read file: REASON`.
 public enum WorkflowValidator {
@@ -11,6 +12,8 @@ public enum WorkflowValidator {
     public enum Outcome: Sendable, Hashable {
         /// The file is a valid workflow; `hash` is its content hash.
         case valid(WorkflowDefinition, hash: String)
+        /// The file is a valid limits file (`participants.yaml`).
+        case limits(ParticipantLimits)
         /// The file has problems.
         case invalid(WorkflowDiagnostics)
         /// The file could not be read.
@@ -28,7 +31,10 @@ public enum WorkflowValidator {
 
         /// Whether the file is a valid workflow.
         public var isValid: Bool {
-            if case .valid = outcome { true } else { false }
+            switch outcome {
+            case .valid, .limits: true
+            case .invalid, .unreadable: false
+            }
         }
 
         /// The printed lines, without line breaks: the summary and the warnings for a valid file, else the problems.
@@ -38,14 +44,26 @@ public enum WorkflowValidator {
 
         /// The lines for standard output: the summary of a valid file, nothing for another.
         public var summaryLines: [String] {
-            guard case .valid(let definition, _) = outcome else { return [] }
-            return [WorkflowValidator.summary(of: definition, file: file, warnings: warnings.count)]
+            switch outcome {
+            case .valid(let definition, _):
+                return [WorkflowValidator.summary(of: definition, file: file, warnings: warnings.count)]
+            case .limits(let limits):
+                let count = limits.limits.count
+                let warned =
+                    warnings.isEmpty ? "" : warnings.count == 1 ? ", 1 warning" : ", \(warnings.count) warnings"
+                return [
+                    "\(file): ok: participant limits, \(count == 1 ? "1 entry" : "\(count) entries"), aging "
+                        + "\(DurationParser.format(limits.aging))\(warned)"
+                ]
+            case .invalid, .unreadable:
+                return []
+            }
         }
 
         /// The lines for standard error: a valid file's warnings, or the problems of another.
         public var warningLines: [String] {
             switch outcome {
-            case .valid: warnings.map(\.description)
+            case .valid, .limits: warnings.map(\.description)
             case .invalid(let diagnostics): diagnostics.diagnostics.map(\.description)
             case .unreadable(let error): [error.description]
             }
@@ -95,6 +113,15 @@ public enum WorkflowValidator {
 
     /// Validates text that is already in memory, as if read from `file`.
     public static func validate(_ source: WorkflowSource) -> FileResult {
+        if ParticipantLimits.isLimitsFile(source.file) {
+            do {
+                let (limits, warnings) = try ParticipantLimitsLoader.loadReportingWarnings(
+                    yaml: source.text, file: source.file)
+                return FileResult(file: source.file, outcome: .limits(limits), warnings: warnings)
+            } catch {
+                return FileResult(file: source.file, outcome: .invalid(error))
+            }
+        }
         do {
             let (definition, warnings) = try WorkflowLoader.loadReportingWarnings(yaml: source.text, file: source.file)
             return FileResult(

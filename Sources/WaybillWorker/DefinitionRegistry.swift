@@ -24,8 +24,9 @@ public final class DefinitionRegistry: Sendable {
     /// Loads and validates every `*.yaml` in `directory` and keeps the newest version of each workflow name. Any
     /// invalid file stops the worker with its `file:line:column` diagnostics.
     public init(directory: String) throws {
+        // The participants' limits file sits beside the workflows and is not one.
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
-            .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
+            .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !ParticipantLimits.isLimitsFile($0) }.sorted()
         var current: [String: Entry] = [:]
         var files: [Entry] = []
         var byHash: [String: WorkflowDefinition] = [:]

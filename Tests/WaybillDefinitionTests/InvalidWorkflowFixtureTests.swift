@@ -39,8 +39,14 @@ struct InvalidWorkflowFixtureTests {
         try #require(!expected.isEmpty, "\(name) has no '# expect:' lines")
         var actual: [String] = []
         do {
-            let definition = try WorkflowLoader.load(yaml: text, file: name)
-            Issue.record("\(name) loaded as \(definition.name) but should be invalid")
+            if ParticipantLimits.isLimitsFile(name) {
+                // The limits file beside the workflows has a reader of its own.
+                _ = try ParticipantLimitsLoader.load(yaml: text, file: name)
+                Issue.record("\(name) loaded but should be invalid")
+            } else {
+                let definition = try WorkflowLoader.load(yaml: text, file: name)
+                Issue.record("\(name) loaded as \(definition.name) but should be invalid")
+            }
         } catch {
             actual = error.diagnostics.map(\.description)
         }

@@ -138,4 +138,14 @@ struct ConfigurationTests {
             #expect(error.description == "config.bad_file: \(list): expected a mapping of keys, e.g. 'worker_id: w1'")
         }
     }
+
+    @Test func theParticipantsLimitsFileBesideTheWorkflowsIsNotAWorkflow() throws {
+        let directory = try TemporaryDirectory()
+        let workflow = try String(contentsOf: Repository.workflow("order-fulfillment.yaml"), encoding: .utf8)
+        try workflow.write(toFile: directory.file("order-fulfillment.yaml"), atomically: true, encoding: .utf8)
+        try "participants:\n  - commands: \"erp.#\"\n    max_in_flight: 10\n".write(
+            toFile: directory.file("participants.yaml"), atomically: true, encoding: .utf8)
+        let registry = try DefinitionRegistry(directory: directory.path)
+        #expect(registry.current.keys.sorted() == ["order-fulfillment"])
+    }
 }
