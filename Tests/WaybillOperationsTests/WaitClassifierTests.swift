@@ -43,4 +43,33 @@ struct WaitClassifierTests {
         #expect(detail.diagnosis.reason.hasPrefix("not stuck: cooling-off waits until"), "\(detail.diagnosis)")
         #expect(ShowView.text(detail).contains("wait ends"), "\(ShowView.text(detail))")
     }
+
+    @Test("a saga waiting for a message says which message, with what key, until when and what happens then")
+    func waitingForAMessage() throws {
+        let definition = try WorkflowLoader.load(yaml: WorkflowTexts.awaitingPaymentOrRemind, file: "remind.yaml")
+        let engine = SagaEngine(jitterSeed: 1)
+        let start = Timestamp(milliseconds: 1_700_000_000_000)
+        let started = engine.start(
+            definition: definition, definitionHash: "h", sagaId: "o-7", input: ["id": "o-7"], now: start)
+        let accept = try #require(
+            started.actions.lazy.compactMap { if case .sendCommand(let command) = $0 { command } else { nil } }.first)
+        let waiting = engine.apply(
+            .reply(correlationId: accept.messageId, outcome: .ok(output: nil)), to: started.instance,
+            definition: definition, now: start.adding(milliseconds: 10)
+        ).instance
+        let detail = SagaDetail(
+            record: SagaRecord(
+                row: SagaRow(
+                    key: waiting.key, definitionHash: "h", version: 2, status: waiting.status, currentStep: "payment",
+                    owner: "w1", startedAt: start, updatedAt: waiting.updatedAt, failureCode: nil),
+                instance: waiting),
+            definition: definition, timers: [], journal: [], now: start.adding(.seconds(3_600)))
+        #expect(detail.diagnosis.stuckClass == .onSchedule)
+        #expect(
+            detail.diagnosis.reason.hasPrefix(
+                "not stuck: payment waits for a message on payments payment.*.confirmed whose ${message.orderId} is "
+                    + "'o-7', until"),
+            "\(detail.diagnosis.reason)")
+        #expect(detail.diagnosis.reason.hasSuffix("(then remind)"), "\(detail.diagnosis.reason)")
+    }
 }
