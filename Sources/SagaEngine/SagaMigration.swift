@@ -85,6 +85,9 @@ public struct SagaMigration: Sendable, Hashable {
         case .compensating: return "is compensating; let the compensation finish (a migration only moves forward)"
         case .completed, .compensated, .cancelled: return "is \(instance.status.rawValue): nothing is left to move"
         }
+        if instance.compensation != nil {
+            return "is undoing what it did (a compensation is under way or stuck); repair that first"
+        }
         if instance.cursor < source.steps.count, counterpart(of: instance.cursor) == nil {
             let here = source.steps[instance.cursor].id
             return "waits at '\(here)', which v\(target.version) does not have; map it with --map \(here)=<step>"

@@ -142,6 +142,9 @@ struct MigrationTests {
         #expect(compensating.instance.status == .compensating)
         #expect(migration().refusal(for: compensating.instance)?.hasPrefix("is compensating") == true)
         #expect(migration().refusal(for: waiting().instance) == nil)
+        var stuck = compensating.instance
+        stuck.status = .suspended
+        #expect(migration().refusal(for: stuck)?.hasPrefix("is undoing what it did") == true)
     }
 
     @Test("a suspended saga moves with its failure on the new step's id, and a retry runs the new version's step")
