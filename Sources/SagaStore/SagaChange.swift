@@ -86,6 +86,20 @@ public struct SagaChange: Sendable {
     }
 }
 
+/// A wait's binding key and key expression: what a message for wait steps is evaluated with.
+public struct WaitExpression: Sendable, Hashable {
+    /// The topic binding key (`payment.*.confirmed`).
+    public var bindingKey: String
+    /// The key expression as written (`${message.orderId}`).
+    public var expression: String
+
+    /// Describes one.
+    public init(bindingKey: String, expression: String) {
+        self.bindingKey = bindingKey
+        self.expression = expression
+    }
+}
+
 /// An AMQP message waiting in the outbox: generic, the worker builds it from a ``SagaAction``.
 public struct OutboxMessage: Sendable, Hashable {
     /// The AMQP `message_id`; unique across the outbox (a second row with the same id fails the batch).

@@ -327,15 +327,38 @@ public final class SagaStore: Sendable {
     public func waiters(
         exchange: String, routingKey: String, message: JSONValue
     ) async throws -> [(key: SagaKey, waitId: String)] {
+        let expressions = try await waitExpressions(exchange: exchange)
+        return try await waiters(exchange: exchange, routingKey: routingKey, message: message, expressions: expressions)
+    }
+
+    /// The binding keys and key expressions of the waits recorded for `exchange`, without repeats: what
+    /// ``waiters(exchange:routingKey:message:expressions:)`` evaluates (a worker keeps them, adding what it records).
+    public func waitExpressions(exchange: String) async throws -> Set<WaitExpression> {
         do {
             return try await pool.unsafeRead { db in
-                let expressions = try Row.fetchAll(
-                    db, sql: "SELECT DISTINCT routing_key, key_expression FROM waits WHERE exchange = ?",
-                    arguments: [exchange])
+                Set(
+                    try Row.fetchAll(
+                        db, sql: "SELECT DISTINCT routing_key, key_expression FROM waits WHERE exchange = ?",
+                        arguments: [exchange]
+                    ).map { WaitExpression(bindingKey: $0[0], expression: $0[1]) })
+            }
+        } catch {
+            throw SagaStoreError.wrap(
+                error, path: configuration.path, operation: "reading the wait expressions of \(exchange)")
+        }
+    }
+
+    /// ``waiters(exchange:routingKey:message:)`` with the exchange's wait expressions already known.
+    public func waiters(
+        exchange: String, routingKey: String, message: JSONValue, expressions: Set<WaitExpression>
+    ) async throws -> [(key: SagaKey, waitId: String)] {
+        do {
+            return try await pool.unsafeRead { db in
                 var found: [(key: SagaKey, waitId: String)] = []
-                for row in expressions {
-                    let bindingKey: String = row[0]
-                    let expression: String = row[1]
+                for known in expressions.sorted(by: { ($0.bindingKey, $0.expression) < ($1.bindingKey, $1.expression) })
+                {
+                    let bindingKey = known.bindingKey
+                    let expression = known.expression
                     guard MessageWait.topic(bindingKey, matches: routingKey),
                         let template = try? Template.parse(string: expression),
                         let value = try? template.evaluate(

@@ -235,6 +235,16 @@ final class BatchLoop: Sendable {
                 partition.cache.withLock { cache in
                     for change in changes { if let instance = change.instance { cache.insert(instance) } }
                 }
+                let recorded = changes.flatMap(\.awaitMessages)
+                if !recorded.isEmpty {
+                    partition.waitExpressions.withLock { known in
+                        // Exchanges not read yet are read whole, these waits included, on their first message.
+                        for wait in recorded where known[wait.exchange] != nil {
+                            known[wait.exchange]?.insert(
+                                WaitExpression(bindingKey: wait.routingKey, expression: wait.key))
+                        }
+                    }
+                }
                 // Older rows still unconfirmed: this batch's rows must not overtake them, or a saga's events and
                 // commands could reach the broker out of order. They stay for the next flush, in commit order.
                 let backlog = partition.outboxDirty.withLock { $0 }
@@ -738,8 +748,16 @@ final class BatchLoop: Sendable {
         var items = work.items
         // A message for wait steps goes to every saga of this partition that waits for it (none: it is only counted).
         for signal in work.signals {
+            let exchange = signal.delivery.exchange
+            var expressions = partition.waitExpressions.withLock { $0[exchange] }
+            if expressions == nil {
+                let stored = try await store.waitExpressions(exchange: exchange)
+                partition.waitExpressions.withLock { $0[exchange, default: []].formUnion(stored) }
+                expressions = stored
+            }
             let waiters = try await store.waiters(
-                exchange: signal.delivery.exchange, routingKey: signal.delivery.routingKey, message: signal.message)
+                exchange: exchange, routingKey: signal.delivery.routingKey, message: signal.message,
+                expressions: expressions ?? [])
             work.signalsMatched.append(!waiters.isEmpty)
             for waiter in waiters {
                 items.append(Item(key: waiter.key, event: .signal(waitId: waiter.waitId, message: signal.message)))

@@ -31,6 +31,11 @@ final class OwnedPartition: Sendable {
     /// own transaction (or a timer tick, when no commit comes). Lost with the process, they are only sent again.
     private let confirmedOutbox = Mutex<[Int64]>([])
 
+    /// The wait expressions of each exchange a message for wait steps came from, read from the file on the first such
+    /// message and kept up to date by the commits that record waits (an expression no wait uses any more only costs
+    /// a lookup that finds nothing).
+    let waitExpressions = Mutex<[String: Set<WaitExpression>]>([:])
+
     /// The committed state of the partition's recently touched sagas (see ``SagaCache``).
     let cache: Mutex<SagaCache>
 

@@ -37,6 +37,12 @@ public protocol PartitionStore: AnyObject, Sendable {
     ) async throws -> [(
         key: SagaKey, waitId: String
     )]
+    /// The binding keys and key expressions of the waits recorded for `exchange`.
+    func waitExpressions(exchange: String) async throws -> Set<WaitExpression>
+    /// ``waiters(exchange:routingKey:message:)`` with the exchange's expressions already known.
+    func waiters(
+        exchange: String, routingKey: String, message: JSONValue, expressions: Set<WaitExpression>
+    ) async throws -> [(key: SagaKey, waitId: String)]
     /// Timers due before `now`, soonest first.
     func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer]
     /// When the soonest timer is due, or `nil` when there is none.
