@@ -109,6 +109,7 @@ extension WorkerMetrics {
     public convenience init(registry: PrometheusCollectorRegistry) {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[WorkerMetrics.Name.stepDuration] = WorkerMetrics.stepDurationBuckets
+        factory.durationHistogramBuckets[WorkerMetrics.Name.eventLag] = WorkerMetrics.eventLagBuckets
         self.init(factory: factory)
     }
 }

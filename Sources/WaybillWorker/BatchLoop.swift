@@ -109,6 +109,10 @@ final class BatchLoop: Sendable {
         var signals: [Signal] = []
         /// Whether each of `signals` reached a saga here, counted once the commit succeeded.
         var signalsMatched: [Bool] = []
+        /// Messages taken for something already done (their kind), and failed command attempts, counted once the
+        /// commit succeeded.
+        var duplicates: [String] = []
+        var failures: [(participant: String, code: String)] = []
         var malformed: [MalformedReply] = []
         /// Deliveries settled by this partition's commit.
         var settle: [InboundDelivery] = []
@@ -121,6 +125,8 @@ final class BatchLoop: Sendable {
     /// A partition's committed work, waiting for its publish.
     private struct Committed {
         var partition: OwnedPartition
+        /// When it was committed (the batch's `now`), for the event lag.
+        var at: Timestamp
         var work: PartitionWork
         var outbox: [OutboxMessage]
         var outboxIds: [Int64]
@@ -227,6 +233,8 @@ final class BatchLoop: Sendable {
             case .committed(let work, let changes, let ids):
                 metrics.record(work.observations)
                 for matched in work.signalsMatched { metrics.signal(matched: matched) }
+                metrics.duplicatesAbsorbed(work.duplicates)
+                metrics.commandFailures(work.failures)
                 tracing.record(work.observations)
                 failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
@@ -250,7 +258,7 @@ final class BatchLoop: Sendable {
                 let backlog = partition.outboxDirty.withLock { $0 }
                 committed.append(
                     Committed(
-                        partition: partition, work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
+                        partition: partition, at: now, work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
             case .undecided(let work, let error):
                 failingCommits.withLock { $0[partition.number] = "\(error)" }
@@ -379,9 +387,14 @@ final class BatchLoop: Sendable {
                 index += 1
             }
             var confirmed: [Int64] = []
+            let confirmedAt = Timestamp.now()
             for (row, message) in committed.outbox.enumerated() {
                 if handleOutcome(published[index], of: message, in: committed.partition) {
                     confirmed.append(committed.outboxIds[row])
+                    if message.exchange == configuration.eventsExchange {
+                        metrics.eventConfirmed(
+                            after: .milliseconds(max(0, confirmedAt.milliseconds - committed.at.milliseconds)))
+                    }
                 }
                 index += 1
             }
@@ -820,6 +833,7 @@ final class BatchLoop: Sendable {
             var settleReply = item.reply
             defer { if let reply = settleReply { work.settle.append(reply) } }
             if let inbox = item.inbox, !seen.insert(inbox).inserted {
+                work.duplicates.append(String(inbox.prefix { $0 != ":" }))
                 if let control = item.control {
                     work.relays.append(
                         controlReply(
@@ -892,6 +906,8 @@ final class BatchLoop: Sendable {
                 continue
             }
             let applied = transition.outcome == .applied
+            if case .reply = item.event, case .ignored = transition.outcome { work.duplicates.append("reply") }
+            if applied, let failure = Self.failure(item.event, before: before) { work.failures.append(failure) }
             var change = self.change(
                 item.event, before: before, transition: transition, definition: definition, inbox: item.inbox,
                 wire: wire, now: now)
@@ -937,6 +953,32 @@ final class BatchLoop: Sendable {
             }
         }
         return changes
+    }
+
+    /// The failed command attempt an event reports: an error reply, a reply timeout or a return, with the
+    /// participant (the first word of the command's routing key) and the code; `nil` for anything else.
+    private static func failure(
+        _ event: SagaEvent, before: SagaInstance?
+    ) -> (participant: String, code: String)? {
+        guard let before else { return nil }
+        let branches = before.steps.lazy.flatMap(\.branches)
+        let pending: PendingCommand?
+        let code: String
+        switch event {
+        case .reply(let correlationId, .error(let error)):
+            pending = branches.first { $0.pending?.messageId == correlationId }?.pending
+            code = error.code
+        case .timerFired(let timerId):
+            pending = branches.first { $0.timer?.id == timerId && $0.timer?.kind == .replyTimeout }?.pending
+            code = StepError.timeoutCode
+        case .commandReturned(let messageId):
+            pending = branches.first { $0.pending?.messageId == messageId }?.pending
+            code = StepError.unroutableCode
+        default:
+            return nil
+        }
+        guard let pending else { return nil }
+        return (String(pending.routingKey.prefix { $0 != "." }), code)
     }
 
     /// The change an engine transition makes, with its outbox rows stamped with the saga's trace.

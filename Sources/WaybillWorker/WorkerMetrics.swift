@@ -26,10 +26,20 @@ public final class WorkerMetrics: Sendable {
         public static let redeliveries = "waybill_redeliveries_total"
         public static let sagasArchived = "waybill_sagas_archived_total"
         public static let signals = "waybill_signals_total"
+        public static let duplicatesAbsorbed = "waybill_duplicates_absorbed_total"
+        public static let commandFailures = "waybill_command_failures_total"
+        public static let eventLag = "waybill_event_lag_seconds"
         public static let deadLetters = "waybill_dead_letters_total"
         public static let partitionsOwned = "waybill_partitions_owned"
         public static let brokerConnected = "waybill_broker_connected"
     }
+
+    /// Upper bounds of `waybill_event_lag_seconds`: from the commit that wrote a milestone event to the broker's
+    /// confirm, milliseconds normally, seconds while the broker is away.
+    public static let eventLagBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5), .seconds(30),
+    ]
 
     /// Upper bounds of `waybill_step_duration_seconds`: a step is one command and its reply, from milliseconds to
     /// minutes (a participant's queue during a wave).
@@ -42,7 +52,9 @@ public final class WorkerMetrics: Sendable {
     private let factory: any MetricsFactory
     private let perWorkflow = Mutex<[String: WorkflowCounters]>([:])
     private let steps = Mutex<[StepKey: Timer]>([:])
-    private let deadLetterCounters = Mutex<[String: Counter]>([:])
+    /// Labelled counters made on first use, by their label values.
+    private let labelled = Mutex<[[String]: Counter]>([:])
+    private let eventLag: Timer
     private let redeliveries: Counter
     private let sagasArchived: Counter
     private let signalsMatched: Counter
@@ -70,6 +82,7 @@ public final class WorkerMetrics: Sendable {
         redeliveries = Counter(label: Name.redeliveries, factory: factory)
         sagasArchived = Counter(label: Name.sagasArchived, factory: factory)
         signalsMatched = Counter(label: Name.signals, dimensions: [("outcome", "matched")], factory: factory)
+        eventLag = Timer(label: Name.eventLag, factory: factory)
         signalsUnmatched = Counter(label: Name.signals, dimensions: [("outcome", "unmatched")], factory: factory)
         sagasInFlight = Gauge(label: Name.sagasInFlight, factory: factory)
         outboxDepth = Gauge(label: Name.outboxDepth, factory: factory)
@@ -157,15 +170,39 @@ public final class WorkerMetrics: Sendable {
     /// A message for wait steps reached one of this worker's partitions: `matched` when some saga there waited for it.
     func signal(matched: Bool) { (matched ? signalsMatched : signalsUnmatched).increment() }
 
-    /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.
-    func deadLettered(code: String) {
-        let counter = deadLetterCounters.withLock { counters in
-            if let counter = counters[code] { return counter }
-            let counter = Counter(label: Name.deadLetters, dimensions: [("reason", code)], factory: factory)
-            counters[code] = counter
+    /// Messages the worker took for something it had already done, by kind (`start`, `reply`, `timer`, `control`): a
+    /// redelivery its inbox recognised, or a reply the engine ignored because no command waited for it any more (a
+    /// duplicate, or one that came after its timeout).
+    func duplicatesAbsorbed(_ kinds: [String]) {
+        for kind in kinds { counter(Name.duplicatesAbsorbed, [("kind", kind)]).increment() }
+    }
+
+    /// Failed command attempts, by participant (the routing key's first word) and code (`timeout` and `unroutable`
+    /// included).
+    func commandFailures(_ failures: [(participant: String, code: String)]) {
+        for failure in failures {
+            counter(Name.commandFailures, [("participant", failure.participant), ("code", failure.code)]).increment()
+        }
+    }
+
+    /// How long a milestone event took from its commit to the broker's confirm.
+    func eventConfirmed(after lag: Duration) {
+        eventLag.recordNanoseconds(lag.components.seconds * 1_000_000_000 + lag.components.attoseconds / 1_000_000_000)
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        labelled.withLock { counters in
+            let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
+            counters[key] = counter
             return counter
         }
-        counter.increment()
+    }
+
+    /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.
+    func deadLettered(code: String) {
+        counter(Name.deadLetters, [("reason", code)]).increment()
     }
 
     /// How late the latest due timers fired: now minus the earliest due time among them (0 when none was due).

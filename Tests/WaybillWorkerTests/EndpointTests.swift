@@ -75,6 +75,34 @@ struct EndpointTests {
         }
     }
 
+    @Test("/metrics counts duplicates absorbed, failed attempts by participant and code, and the events' lag")
+    func syncMetrics() async throws {
+        // The carrier is busy at the first attempt of every shipment, and answers the first accept twice.
+        let script: Participant.Script = { command in
+            if command.routingKey == "tms.shipment.create", command.attempt == 1 {
+                return .error("carrier_busy", retryable: true)
+            }
+            return command.routingKey == "erp.order.accept" ? .twice(.standard) : nil
+        }
+        try await Scenario.run(script: script) { scenario in
+            let served = Served()
+            let worker = try await scenario.startWorker(endpoints: served.endpoints(for:), metrics: served.metrics)
+            try await scenario.placeOrder("d-1", messageId: "order-d-1")
+            try await scenario.placeOrder("d-1", messageId: "order-d-1")
+            try await scenario.waitForStatus("d-1", .completed, in: worker)
+            try await eventually("the completed saga to be counted") {
+                try await served.sample("waybill_sagas_completed_total{workflow=\"\(scenario.names.workflow)\"}") == 1
+            }
+            #expect(try await served.sample("waybill_duplicates_absorbed_total{kind=\"start\"}") == 1)
+            #expect(try await served.sample("waybill_duplicates_absorbed_total{kind=\"reply\"}") == 1)
+            #expect(
+                try await served.sample("waybill_command_failures_total{participant=\"tms\",code=\"carrier_busy\"}")
+                    == 1)
+            let events = try #require(try await served.sample("waybill_event_lag_seconds_count"))
+            #expect(events >= 6, "accepted, reserved, released, shipment shipped, shipped, invoiced, completed")
+        }
+    }
+
     @Test(
         "/readyz answers 503 with the reason while the broker is away and 200 again once it is back; /healthz stays 200"
     )
