@@ -16,7 +16,8 @@ struct WorkflowsCommand: ParsableCommand {
             Examples:
               waybill workflows list
               waybill workflows show order-fulfillment@1 --source
-              waybill workflows migrate --workflow order-fulfillment --from 1 --to 2 --dry-run
+              waybill workflows migrate --workflow order-fulfillment \\
+                --from 2 --to 3 --dry-run
             """,
         subcommands: [WorkflowsListCommand.self, WorkflowsShowCommand.self, WorkflowsMigrateCommand.self]
     )
@@ -101,9 +102,11 @@ struct WorkflowsMigrateCommand: AsyncParsableCommand {
             final re-read verifies which sagas run the new version.
 
             Examples:
-              waybill workflows migrate --workflow order-fulfillment --from 1 --to 2 --dry-run
-              waybill workflows migrate --workflow order-fulfillment --from 1 --to 2 \\
-                --map await-stock=wait-for-stock --select status=suspended --reason "fixed invoice (INC-7)"
+              waybill workflows migrate --workflow order-fulfillment \\
+                --from 2 --to 3 --dry-run
+              waybill workflows migrate --workflow order-fulfillment \\
+                --from 2 --to 3 --map await-stock=wait-for-stock \\
+                --select status=suspended --reason "invoice fix (INC-7)"
             """
     )
 
