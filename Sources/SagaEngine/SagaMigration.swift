@@ -35,6 +35,9 @@ public struct SagaMigration: Sendable, Hashable {
     /// counterpart cannot, or that has no counterpart). Empty when the migration can be used.
     public func validate() -> [String] {
         var problems: [String] = []
+        if source.name != target.name {
+            problems.append("v\(target.version) is a version of '\(target.name)', not of '\(source.name)'")
+        }
         for (old, new) in mapping.sorted(by: { $0.key < $1.key }) {
             if source.stepIndex(of: old) == nil {
                 problems.append("--map \(old)=\(new): v\(source.version) has no step '\(old)'")
@@ -96,10 +99,9 @@ public struct SagaMigration: Sendable, Hashable {
             let step = source.steps[index]
             guard let new = counterpart(of: index) else { continue }
             let renamed = target.steps[new].id != step.id
-            if renamed, step.compensate != nil, state.branches.contains(where: { $0.attempt > 0 }) {
-                return "ran '\(step.id)', which can be undone, and v\(target.version) calls it "
-                    + "'\(target.steps[new].id)': its undo would carry another idempotency key than the effect; keep "
-                    + "the step's id"
+            if renamed, state.branches.contains(where: { $0.attempt > 0 }) {
+                return "sent '\(step.id)', which v\(target.version) calls '\(target.steps[new].id)': a retry or an "
+                    + "undo would carry another idempotency key than what the participant saw; keep the step's id"
             }
             if let problem = Self.incompatible(step, target.steps[new], state: state) {
                 return "'\(step.id)' \(problem)"
@@ -146,6 +148,12 @@ public struct SagaMigration: Sendable, Hashable {
         }
         moved.completions = instance.completions.compactMap { ref in
             counterpart(of: ref.step).map { BranchRef(step: $0, branch: ref.branch) }
+        }
+        // A target whose pivot is a step the saga already got through has passed it.
+        if let pivot = target.steps.firstIndex(where: \.pivot),
+            moved.steps[pivot].branches.contains(where: { $0.status == .succeeded })
+        {
+            moved.pivotPassed = true
         }
         if var failure = moved.failure, let index = source.stepIndex(of: failure.step),
             let new = counterpart(of: index)

@@ -163,6 +163,7 @@ struct WorkflowsMigrateCommand: AsyncParsableCommand {
             if dryRun || plan.sendable.isEmpty {
                 Operator.print(
                     format.json ? PrettyJSON.render(RepairView.planJSON(plan)) : RepairView.planText(plan))
+                if !dryRun, !plan.refused.isEmpty { throw ExitCode(4) }
                 return
             }
             let route = try store.repairRoute(database)
@@ -172,10 +173,11 @@ struct WorkflowsMigrateCommand: AsyncParsableCommand {
             let reporter = ProgressReporter(isTerminal: Operator.stderrIsTerminal, write: Operator.note)
             let json = format.json
             let run = try await AMQPControlChannel.with(broker: settings) { channel in
-                try await RepairRunner(
+                var runner = RepairRunner(
                     inspector: database, channel: channel, route: route, timeout: wait, rate: perSecond,
-                    now: Operator.now
-                ).run(plan) { progress in
+                    now: Operator.now)
+                runner.skipsChanged = false
+                return try await runner.run(plan) { progress in
                     guard !json else { return }
                     reporter.show(progress.bar())
                     if progress.done == progress.total { reporter.finish() }
@@ -201,7 +203,8 @@ struct WorkflowsMigrateCommand: AsyncParsableCommand {
                             : "; still on another version: "
                                 + verified.notMigrated.prefix(10).map(\.description).joined(separator: ", ") + "\n"))
             }
-            if !verified.notMigrated.isEmpty || !plan.refused.isEmpty { throw ExitCode(4) }
+            // Every selected saga runs the new version, or the exit status says some did not.
+            if verified.migrated.count != plan.checks.count { throw ExitCode(4) }
         }
     }
 }

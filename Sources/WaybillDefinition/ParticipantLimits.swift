@@ -27,9 +27,10 @@ public struct ParticipantLimits: Sendable, Hashable {
         limits.first { MessageWait.topic($0.commands, matches: routingKey) }
     }
 
-    /// Whether `name` is the limits file's name (workflows folders hold it beside the workflow files).
+    /// Whether `path` names the limits file (`participants.yaml`, or `.yml`, as workers read either).
     public static func isLimitsFile(_ path: String) -> Bool {
-        path.split(separator: "/").last.map(String.init) == fileName
+        let name = path.split(separator: "/").last.map(String.init)
+        return name == fileName || name == "participants.yml"
     }
 }
 

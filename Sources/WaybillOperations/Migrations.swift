@@ -97,6 +97,10 @@ extension SagaInspector {
         var filter = selection.filter
         filter.workflow = selection.workflow
         let movable: [SagaStatus] = [.running, .suspended]
+        if !filter.statuses.isEmpty, !filter.statuses.contains(where: movable.contains) {
+            throw OperationsError(
+                .badArgument, "--select status: only running and suspended sagas move; select those, or none")
+        }
         filter.statuses = filter.statuses.isEmpty ? movable : filter.statuses.filter(movable.contains)
         let records = try snapshot(filter, now: now).filter { $0.row.version == selection.from }
         var migrations: [String: SagaMigration] = [:]

@@ -183,6 +183,9 @@ public struct RepairRunner: Sendable {
     public var maxInFlight: Int
     /// The clock that reads `now` for the re-check (tests pass a fixed one).
     public var now: @Sendable () -> Timestamp
+    /// Whether a saga that changed since the snapshot is skipped (repairs); a migration sends it anyway, since the
+    /// worker checks it again on its own copy and a running saga changes all the time.
+    public var skipsChanged = true
 
     /// Describes a runner.
     public init(
@@ -233,7 +236,7 @@ public struct RepairRunner: Sendable {
                 }
                 let key = check.record.row.key
                 let current = (try? inspector.rows([key]))?[key]
-                if let current,
+                if skipsChanged, let current,
                     current.updatedAt != check.record.row.updatedAt || current.status != check.record.row.status
                 {
                     settle((key, .changedSinceSnapshot(current.status)))

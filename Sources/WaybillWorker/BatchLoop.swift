@@ -258,7 +258,7 @@ final class BatchLoop: Sendable {
                 let backlog = partition.outboxDirty.withLock { $0 }
                 committed.append(
                     Committed(
-                        partition: partition, at: now, work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
+                        partition: partition, at: .now(), work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
             case .undecided(let work, let error):
                 failingCommits.withLock { $0[partition.number] = "\(error)" }
@@ -845,6 +845,8 @@ final class BatchLoop: Sendable {
             let before = working[item.key]
             var transition: Transition
             var definition: WorkflowDefinition
+            // A migration moves the saga between layouts: its steps did not run, so they are not observed.
+            var migrated = false
             switch (item.event, before) {
             case (.start(let input), nil):
                 guard let entry = item.start else { continue }
@@ -876,7 +878,10 @@ final class BatchLoop: Sendable {
                     let migration = SagaMigration(
                         source: known, target: target, targetHash: targetHash, mapping: mapping)
                     transition = engine.migrate(instance, migration, now: now)
-                    if transition.outcome == .applied { definition = target }
+                    if transition.outcome == .applied {
+                        definition = target
+                        migrated = true
+                    }
                 } else {
                     transition = engine.apply(item.event, to: instance, definition: definition, now: now)
                 }
@@ -928,7 +933,7 @@ final class BatchLoop: Sendable {
             }
             if applied {
                 working[item.key] = transition.instance
-                observe(transition, before: before, definition: definition, in: &work)
+                if !migrated { observe(transition, before: before, definition: definition, in: &work) }
             }
         }
         // A message that came in the same batch as the step that made a saga wait for it (its reply and the message
@@ -978,7 +983,16 @@ final class BatchLoop: Sendable {
             return nil
         }
         guard let pending else { return nil }
-        return (String(pending.routingKey.prefix { $0 != "." }), code)
+        return (label(String(pending.routingKey.prefix { $0 != "." })), label(code))
+    }
+
+    /// A metric label value from a participant's text: kept when it is a short word, else `other` (so a participant
+    /// cannot grow the number of series without bound).
+    private static func label(_ text: String) -> String {
+        text.count <= 40 && !text.isEmpty
+            && text.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-"
+            } ? text : "other"
     }
 
     /// The change an engine transition makes, with its outbox rows stamped with the saga's trace.

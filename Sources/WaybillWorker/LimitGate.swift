@@ -63,8 +63,8 @@ struct LimitGate: Sendable {
 
     /// Whether one more command may go now.
     mutating func mayRelease(now: Int64) -> Bool {
-        recover(now: now)
         refill(now: now)
+        recover(now: now)
         guard now >= pausedUntil else { return false }
         if let cap = maxInFlight, inFlight >= cap { return false }
         return limit.perSecond == nil || tokens >= 1
@@ -86,6 +86,7 @@ struct LimitGate: Sendable {
     /// now) when it gave one. The command it refused is not in flight any more (``settled()`` it too).
     mutating func throttled(now: Int64, retryAfter: Int64? = nil) {
         refill(now: now)
+        recover(now: now)
         factor = max(Self.minimumFactor, factor / 2)
         adjustedAt = now
         tokens = min(tokens, burst * factor)
@@ -109,7 +110,7 @@ struct LimitGate: Sendable {
             refilledAt = max(refilledAt, now)
             return
         }
-        tokens = min(burst, tokens + rate * Double(now - refilledAt) / 1_000)
+        tokens = min(burst * factor, tokens + rate * Double(now - refilledAt) / 1_000)
         refilledAt = now
     }
 }

@@ -49,6 +49,7 @@ struct ParticipantLimitsTests {
             ])
         #expect(ParticipantLimits.isLimitsFile("Workflows/participants.yaml"))
         #expect(!ParticipantLimits.isLimitsFile("Workflows/my-participants.yaml"))
+        #expect(ParticipantLimits.isLimitsFile("participants.yml"), "workers read .yml files too")
     }
 
     @Test("a pattern an earlier one covers is found for *, # and plain words")
