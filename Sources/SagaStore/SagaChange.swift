@@ -27,7 +27,7 @@ public struct SagaChange: Sendable {
     public var scheduleTimers: [SagaTimer]
     /// Timer ids of this saga to forget.
     public var cancelTimerIds: [String]
-    /// Waits for a message to record (``SagaStore/waiters(exchange:routingKey:message:)`` finds them).
+    /// Waits for a message to record (``SagaStore/waiters(exchange:routingKey:message:expressions:)`` finds them).
     public var awaitMessages: [AwaitedMessage]
     /// Wait ids of this saga to forget.
     public var cancelAwaitIds: [String]

@@ -320,17 +320,6 @@ public final class SagaStore: Sendable {
         return result
     }
 
-    /// The sagas waiting for a message published to `exchange` with `routingKey` (matched against each wait's binding
-    /// key), with `message` as body: each wait's key expression is evaluated over the message and compared with the
-    /// value its saga waits for. Returns the saga and wait id of every match, for ``SagaEvent/signal(waitId:message:)``.
-    /// For the partition's owner only, like ``lookup(_:processed:)``.
-    public func waiters(
-        exchange: String, routingKey: String, message: JSONValue
-    ) async throws -> [(key: SagaKey, waitId: String)] {
-        let expressions = try await waitExpressions(exchange: exchange)
-        return try await waiters(exchange: exchange, routingKey: routingKey, message: message, expressions: expressions)
-    }
-
     /// The binding keys and key expressions of the waits recorded for `exchange`, without repeats: what
     /// ``waiters(exchange:routingKey:message:expressions:)`` evaluates (a worker keeps them, adding what it records).
     public func waitExpressions(exchange: String) async throws -> Set<WaitExpression> {
@@ -348,7 +337,10 @@ public final class SagaStore: Sendable {
         }
     }
 
-    /// ``waiters(exchange:routingKey:message:)`` with the exchange's wait expressions already known.
+    /// The sagas waiting for a message published to `exchange` with `routingKey` (matched against each wait's binding
+    /// key), with `message` as body: each of the exchange's wait `expressions` is evaluated over the message and its
+    /// value looked up among the values the sagas wait for. Returns the saga and wait id of every match, for
+    /// ``SagaEvent/signal(waitId:message:)``. For the partition's owner only, like ``lookup(_:processed:)``.
     public func waiters(
         exchange: String, routingKey: String, message: JSONValue, expressions: Set<WaitExpression>
     ) async throws -> [(key: SagaKey, waitId: String)] {
@@ -385,7 +377,7 @@ public final class SagaStore: Sendable {
         }
     }
 
-    /// The waits for a message of one saga (what ``waiters(exchange:routingKey:message:)`` searches).
+    /// The waits for a message of one saga (what ``waiters(exchange:routingKey:message:expressions:)`` searches).
     public func awaitedMessages(of key: SagaKey) throws -> [AwaitedMessage] {
         try read("reading the waits of \(key)") { db in
             try Row.fetchAll(

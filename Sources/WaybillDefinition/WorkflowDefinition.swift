@@ -91,7 +91,7 @@ public struct StepDefinition: Sendable, Hashable {
         /// takeovers keep it).
         case wait(WaitSpec)
 
-        /// `command`, `split` or `choice`: what views print for the step's kind.
+        /// `command`, `split`, `choice` or `wait`: what views print for the step's kind.
         public var kindName: String {
             switch self {
             case .command: "command"
@@ -310,12 +310,12 @@ public struct MessageWait: Sendable, Hashable {
     /// `key` as written, the form the store keeps so a worker can evaluate it for any stored wait.
     public var keyText: String
 
-    /// Creates a message wait; `keyText` must parse to `key` (``Template/parse(string:)``).
-    public init(exchange: String, routingKey: String, match: Template, keyText: String) throws(TemplateSyntaxError) {
+    /// Creates a message wait; `key` is `keyText` parsed (``Template/parse(string:)``), as the reader reads it.
+    public init(exchange: String, routingKey: String, match: Template, key: Template, keyText: String) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.match = match
-        self.key = try Template.parse(string: keyText)
+        self.key = key
         self.keyText = keyText
     }
 

@@ -101,16 +101,13 @@ extension WorkflowReader {
             }
         }
         guard valid, let exchange, let routingKey, let match, let key, let timeout else { return nil }
-        do {
-            let wait = try MessageWait(exchange: exchange, routingKey: routingKey, match: match, keyText: key)
-            return WaitSpec(duration: timeout, message: wait, onTimeout: onTimeout)
-        } catch {
-            return nil
-        }
+        let wait = MessageWait(
+            exchange: exchange, routingKey: routingKey, match: match, key: key.template, keyText: key.text)
+        return WaitSpec(duration: timeout, message: wait, onTimeout: onTimeout)
     }
 
     /// A message wait's `key`: a text template that reads the message alone, `${message.<field>...}`.
-    private mutating func readKey(_ entry: Entry) -> String? {
+    private mutating func readKey(_ entry: Entry) -> (template: Template, text: String)? {
         guard case .scalar(let scalar) = entry.value, !isEmpty(entry.value) else {
             log.report(
                 .wrongKind, at: location(of: entry.value),
@@ -118,7 +115,7 @@ extension WorkflowReader {
             return nil
         }
         var uses: [ExpressionUse] = []
-        guard stringTemplate(scalar, uses: &uses, part: .action) != nil else { return nil }
+        guard let template = stringTemplate(scalar, uses: &uses, part: .action) else { return nil }
         guard !uses.isEmpty else {
             log.report(
                 .invalidValue, at: location(of: entry.value),
@@ -131,6 +128,6 @@ extension WorkflowReader {
                 "key reads the message, not the saga: use ${message.<field>} here, and put ${\(use.path)} under match")
             return nil
         }
-        return scalar.string
+        return (template, scalar.string)
     }
 }

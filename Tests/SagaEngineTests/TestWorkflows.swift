@@ -103,9 +103,9 @@ enum TestWorkflows {
         }
         if paymentWait {
             // After accepting, wait up to 10 minutes for the payment of the order; without it the saga compensates.
-            let payment = try! MessageWait(
+            let payment = MessageWait(
                 exchange: "payments", routingKey: "payment.confirmed", match: template("${input.orderId}"),
-                keyText: "${message.orderId}")
+                key: template("${message.orderId}"), keyText: "${message.orderId}")
             definition.steps.insert(
                 StepDefinition(
                     id: "payment", action: .wait(WaitSpec(duration: .seconds(600), message: payment)),

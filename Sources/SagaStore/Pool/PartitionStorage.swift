@@ -30,16 +30,10 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// Removes outbox rows the broker confirmed (it need not be synced to disk on its own: a lost deletion only
     /// publishes those messages again, under the same ids).
     func deleteOutbox(ids: [Int64]) async throws
-    /// The sagas waiting for a message published to `exchange` with `routingKey` and body `message`, with the wait each
-    /// waits in (see ``SagaStore/waiters(exchange:routingKey:message:)``).
-    func waiters(
-        exchange: String, routingKey: String, message: JSONValue
-    ) async throws -> [(
-        key: SagaKey, waitId: String
-    )]
     /// The binding keys and key expressions of the waits recorded for `exchange`.
     func waitExpressions(exchange: String) async throws -> Set<WaitExpression>
-    /// ``waiters(exchange:routingKey:message:)`` with the exchange's expressions already known.
+    /// The sagas waiting for a message published to `exchange` with `routingKey` and body `message`, with the wait each
+    /// waits in, given the exchange's wait expressions (see ``SagaStore/waiters(exchange:routingKey:message:expressions:)``).
     func waiters(
         exchange: String, routingKey: String, message: JSONValue, expressions: Set<WaitExpression>
     ) async throws -> [(key: SagaKey, waitId: String)]
@@ -162,5 +156,16 @@ final class SQLitePartitionLease: PartitionLease {
         // Another worker owns the file now: no checkpoint, which would take its write lock.
         try? sqlite.close(checkpoint: false)
         lock.release()
+    }
+}
+
+extension PartitionStore {
+    /// ``waiters(exchange:routingKey:message:expressions:)`` with the exchange's expressions read from the file.
+    public func waiters(
+        exchange: String, routingKey: String, message: JSONValue
+    ) async throws -> [(key: SagaKey, waitId: String)] {
+        try await waiters(
+            exchange: exchange, routingKey: routingKey, message: message,
+            expressions: try await waitExpressions(exchange: exchange))
     }
 }
