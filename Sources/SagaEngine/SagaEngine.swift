@@ -9,11 +9,16 @@ import WaybillDefinition
 public struct SagaEngine: Sendable {
     /// Seeds the full-jitter delays; the same seed and saga give the same delays.
     public var jitterSeed: UInt64
+    /// The participants' limits: asked before each command is sent, it may hold the command back
+    /// (``SagaAction/holdCommand(_:)``). `nil` sends every command at once. It is the one input the engine does not
+    /// own: a transition is then only replayable with the same answers.
+    public var admission: (any CommandAdmission)?
 
     /// An engine; it holds no saga state, so one value serves every saga. Replaying recorded events reproduces the
     /// same retry timers only with the same `jitterSeed`.
-    public init(jitterSeed: UInt64 = 0x5741_5942_494C_4C21) {
+    public init(jitterSeed: UInt64 = 0x5741_5942_494C_4C21, admission: (any CommandAdmission)? = nil) {
         self.jitterSeed = jitterSeed
+        self.admission = admission
     }
 
     /// Evaluates the trigger's `saga_id` expression over a start message body. Throws when the body lacks the path;

@@ -79,8 +79,52 @@ public enum SagaAction: Sendable, Hashable, Codable {
     case awaitMessage(AwaitedMessage)
     /// Forget a wait for a message that ended (the message came, it timed out, or the saga stopped waiting).
     case cancelAwait(id: String)
+    /// A command a participant's limit holds back (``CommandAdmission``): nothing is sent, no attempt is used and no
+    /// reply timer runs. Its hold timer (``SagaTimer/Kind/hold``, scheduled in the same transition) keeps it across
+    /// restarts; firing that timer sends it.
+    case holdCommand(HeldCommand)
     /// The saga reached an end state (or suspended) and needs nothing more until an operator acts.
     case finished(SagaStatus)
+}
+
+/// A command held back by a participant's limit, as the limiter queues it.
+public struct HeldCommand: Sendable, Hashable, Codable {
+    /// The hold timer's id: fire it (``SagaEvent/timerFired(timerId:)``) to send the command.
+    public var timerId: String
+    /// The message id the command goes out with.
+    public var messageId: String
+    /// Where it goes: the limit is found by it.
+    public var routingKey: String
+    /// The saga's priority lane (``PriorityLane``).
+    public var priority: Int
+    /// When it was held: within a lane, the oldest goes first, and age raises the lane.
+    public var heldAt: Timestamp
+    /// The step's reply timeout, which starts when the command is sent.
+    public var timeout: Duration
+
+    /// Describes a held command.
+    public init(
+        timerId: String, messageId: String, routingKey: String, priority: Int, heldAt: Timestamp, timeout: Duration
+    ) {
+        self.timerId = timerId
+        self.messageId = messageId
+        self.routingKey = routingKey
+        self.priority = priority
+        self.heldAt = heldAt
+        self.timeout = timeout
+    }
+}
+
+/// Decides whether a command goes now or waits for a participant's limit: the worker's limiter. The engine asks it
+/// before every send when it is set (``SagaEngine/admission``); without one every command goes at once.
+public protocol CommandAdmission: Sendable {
+    /// Whether commands with `routingKey` are under a limit: only those are held, and only those take a
+    /// `rate_limited` reply as back-pressure rather than as a failed attempt.
+    func isLimited(_ routingKey: String) -> Bool
+    /// Whether the command may go now; `true` counts it as sent (in flight until its reply or its timeout), `false`
+    /// holds it. Called while deciding, before the commit: a command admitted in a batch whose commit fails was never
+    /// sent, and its place frees itself after its timeout.
+    func admit(routingKey: String, messageId: String, timeout: Duration, now: Timestamp) -> Bool
 }
 
 /// A saga's wait for a message, as the store keeps it: a message on `exchange` whose routing key matches
@@ -226,6 +270,9 @@ public struct SagaTimer: Sendable, Hashable, Codable {
         case retry
         /// The end of a wait step: firing finishes the step.
         case wait
+        /// A command a participant's limit holds back: never due by time (due at ``Timestamp/distantFuture``); the
+        /// worker's limiter fires it to send the command.
+        case hold
     }
 
     /// Unique within the saga (`<workflow>/<saga id>/t<n>`); fire it as ``SagaEvent/timerFired(timerId:)``.

@@ -23,6 +23,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         Timestamp(milliseconds: milliseconds + delta)
     }
 
+    /// 9999-12-31T23:59:59Z: when a timer that no clock fires is due (``SagaTimer/Kind/hold``).
+    public static let distantFuture = Timestamp(milliseconds: 253_402_300_799_000)
+
     /// The raw count, `1700000000000ms`: for logs and test failures, not for users (format a date for them).
     public var description: String { "\(milliseconds)ms" }
 }
@@ -339,6 +342,10 @@ public struct StepError: Sendable, Hashable, Codable, CustomStringConvertible {
     public static let unroutableCode = "unroutable"
     /// No message a wait step waited for came before its timeout, and it has no `on_timeout` target (non-retryable).
     public static let waitTimeoutCode = "wait_timeout"
+    /// A participant's back-pressure reply: it refused the command for now (optionally saying when to come back,
+    /// `retry_after`). For a command under a limit it is no failure: the command is held again and the limiter slows
+    /// down for every saga; for any other command it is a retryable failed attempt.
+    public static let rateLimitedCode = "rate_limited"
 }
 
 /// The failure a saga is compensating or suspended for.

@@ -121,6 +121,18 @@ struct SagaRun {
 
     private mutating func handleReply(_ outcome: ReplyOutcome, for ref: BranchRef) {
         guard let pending = branch(ref).pending else { return }
+        if case .error(let error) = outcome, error.code == StepError.rateLimitedCode,
+            engine.admission?.isLimited(pending.routingKey) == true
+        {
+            // Back-pressure, not a failure: the same attempt waits for the limiter again, under a new message id.
+            let messageId = nextId("m")
+            modifyBranch(ref) { [now] in
+                $0.pending?.messageId = messageId
+                $0.pending?.sentAt = now
+            }
+            hold(ref)
+            return
+        }
         clearTimer(ref)
         modifyBranch(ref) { $0.pending = nil }
         switch (pending.kind, outcome) {
@@ -141,6 +153,9 @@ struct SagaRun {
         actions.append(.cancelTimer(id: timer.id))
         let state = branch(ref)
         switch (timer.kind, state.status) {
+        case (.hold, _):
+            release(ref)
+            return
         case (.replyTimeout, _):
             guard let pending = state.pending else { return }
             modifyBranch(ref) {
@@ -258,46 +273,100 @@ struct SagaRun {
 
     private mutating func sendAttempt(_ ref: BranchRef) {
         let step = definition.steps[ref.step]
-        guard case .command(let command) = step.action else { return }
+        guard case .command = step.action else { return }
         modifyBranch(ref) { [now] in
             $0.attempt += 1
             $0.status = .inFlight
             if $0.startedAt == nil { $0.startedAt = now }
         }
-        let state = branch(ref)
-        let body: JSONValue
-        let routingKey: String
+        let command: (routingKey: String, body: JSONValue)
         do {
-            let scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
-            routingKey = try command.routingKey.evaluateString(in: scope)
-            body = try command.input.evaluate(in: scope)
+            command = try forwardCommand(ref)
         } catch {
             attemptFailed(
                 ref, error: StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
             return
         }
-        send(ref, kind: .do, attempt: state.attempt, routingKey: routingKey, body: body)
+        send(ref, kind: .do, attempt: branch(ref).attempt, routingKey: command.routingKey, body: command.body)
     }
 
+    /// The routing key and body of a branch's forward command.
+    private mutating func forwardCommand(
+        _ ref: BranchRef
+    ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
+        let step = definition.steps[ref.step]
+        guard case .command(let command) = step.action else { return ("", .null) }
+        let scope = scope(alias: branch(ref).item.map { (step.forEach?.alias ?? "", $0) })
+        return (try command.routingKey.evaluateString(in: scope), try command.input.evaluate(in: scope))
+    }
+
+    /// Sends a command, or holds it when the participants' limits say it must wait (no attempt is used up by waiting:
+    /// `attempt` is the number it goes out with).
     private mutating func send(_ ref: BranchRef, kind: CommandKind, attempt: Int, routingKey: String, body: JSONValue) {
         let step = definition.steps[ref.step]
-        let state = branch(ref)
         let messageId = nextId("m")
-        let forwardKey = IdempotencyKey.forward(
-            sagaId: instance.key.id, step: step.id, branch: branchLabel(ref), round: state.round)
-        let undo = kind == .compensate
         modifyBranch(ref) { [now] in
             $0.pending = PendingCommand(
                 messageId: messageId, routingKey: routingKey, kind: kind, attempt: attempt, sentAt: now)
         }
+        if let admission = engine.admission,
+            !admission.admit(routingKey: routingKey, messageId: messageId, timeout: step.timeout, now: now)
+        {
+            hold(ref)
+            return
+        }
+        emitCommand(ref, body: body)
+    }
+
+    /// Holds the branch's pending command back: a hold timer instead of a reply timer, and nothing sent.
+    private mutating func hold(_ ref: BranchRef) {
+        guard let pending = branch(ref).pending else { return }
+        clearTimer(ref)
+        let timer = SagaTimer(id: nextId("t"), kind: .hold, dueAt: .distantFuture)
+        modifyBranch(ref) { $0.timer = timer }
+        actions.append(.scheduleTimer(timer))
+        actions.append(
+            .holdCommand(
+                HeldCommand(
+                    timerId: timer.id, messageId: pending.messageId, routingKey: pending.routingKey,
+                    priority: definition.priorityLane(input: instance.input), heldAt: now,
+                    timeout: definition.steps[ref.step].timeout)))
+    }
+
+    /// Sends the branch's pending command and starts its reply timer.
+    private mutating func emitCommand(_ ref: BranchRef, body: JSONValue) {
+        let step = definition.steps[ref.step]
+        let state = branch(ref)
+        guard let pending = state.pending else { return }
+        let forwardKey = IdempotencyKey.forward(
+            sagaId: instance.key.id, step: step.id, branch: branchLabel(ref), round: state.round)
+        let undo = pending.kind == .compensate
         actions.append(
             .sendCommand(
                 CommandMessage(
-                    messageId: messageId, routingKey: routingKey,
+                    messageId: pending.messageId, routingKey: pending.routingKey,
                     idempotencyKey: undo ? IdempotencyKey.compensation(of: forwardKey) : forwardKey, step: step.id,
-                    branch: branchLabel(ref), kind: kind, attempt: attempt, body: body,
+                    branch: branchLabel(ref), kind: pending.kind, attempt: pending.attempt, body: body,
                     compensates: undo ? forwardKey : nil, outcomeUnknown: undo && state.outcomeUnknown)))
         setTimer(ref, kind: .replyTimeout, after: step.timeout.milliseconds)
+    }
+
+    /// The limiter released a held command: it goes out now, with the message id and attempt it was held with, and
+    /// its reply timeout starts.
+    private mutating func release(_ ref: BranchRef) {
+        guard let pending = branch(ref).pending else { return }
+        let command: (routingKey: String, body: JSONValue)
+        do {
+            command = pending.kind == .do ? try forwardCommand(ref) : try compensationCommand(ref)
+        } catch {
+            // The saga's data did not change while it waited, so this cannot happen; fail as a send would have.
+            modifyBranch(ref) { $0.pending = nil }
+            let failure = StepError(code: StepError.evaluationCode, message: error.message, retryable: false)
+            if pending.kind == .do { attemptFailed(ref, error: failure) } else { compensationUnevaluable(ref, failure) }
+            return
+        }
+        modifyBranch(ref) { [now] in $0.pending?.sentAt = now }
+        emitCommand(ref, body: command.body)
     }
 
     private mutating func branchSucceeded(_ ref: BranchRef, output: JSONValue) {
@@ -363,6 +432,20 @@ struct SagaRun {
                     $0.finishedAt = now
                     $0.lastError = StepError(
                         code: StepError.abandonedCode, message: "stopped waiting because the saga failed",
+                        retryable: true)
+                }
+                continue
+            }
+            if branch(ref).timer?.kind == .hold, branch(ref).pending?.kind == .do {
+                // Never sent: there is nothing to wait for and nothing to undo.
+                clearTimer(ref)
+                modifyBranch(ref) { [now] in
+                    $0.pending = nil
+                    $0.status = .failed
+                    $0.finishedAt = now
+                    $0.lastError = StepError(
+                        code: StepError.abandonedCode,
+                        message: "not sent (held back by a participant's limit) because another branch failed",
                         retryable: true)
                 }
                 continue
@@ -632,29 +715,44 @@ struct SagaRun {
 
     private mutating func sendCompensation(_ ref: BranchRef) {
         let step = definition.steps[ref.step]
-        guard let compensate = step.compensate else { return }
-        let state = branch(ref)
-        let body: JSONValue
-        let routingKey: String
+        guard step.compensate != nil else { return }
+        let command: (routingKey: String, body: JSONValue)
         do {
-            var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
-            // Without a reply there is no output to undo by: the step's own output reads as null, whatever the path.
-            if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
-            routingKey = try compensate.routingKey.evaluateString(in: scope)
-            body = try compensate.input.evaluate(in: scope)
+            command = try compensationCommand(ref)
         } catch {
-            // Retrying cannot make the data appear, and skipping silently is not allowed: hand it to an operator.
-            let stepError = StepError(code: StepError.evaluationCode, message: error.message, retryable: false)
-            modifyBranch(ref) { $0.lastError = stepError }
-            instance.failure = SagaFailure(step: step.id, branch: branchLabel(ref), error: stepError, at: now)
-            suspend()
+            compensationUnevaluable(
+                ref, StepError(code: StepError.evaluationCode, message: error.message, retryable: false))
             return
         }
         modifyBranch(ref) {
             $0.compensationAttempt += 1
             $0.status = .compensating
         }
-        send(ref, kind: .compensate, attempt: branch(ref).compensationAttempt, routingKey: routingKey, body: body)
+        send(
+            ref, kind: .compensate, attempt: branch(ref).compensationAttempt, routingKey: command.routingKey,
+            body: command.body)
+    }
+
+    /// The routing key and body of a branch's compensation command.
+    private mutating func compensationCommand(
+        _ ref: BranchRef
+    ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
+        let step = definition.steps[ref.step]
+        guard let compensate = step.compensate else { return ("", .null) }
+        let state = branch(ref)
+        var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+        // Without a reply there is no output to undo by: the step's own output reads as null, whatever the path.
+        if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
+        return (try compensate.routingKey.evaluateString(in: scope), try compensate.input.evaluate(in: scope))
+    }
+
+    /// A compensation whose command cannot be evaluated: retrying cannot make the data appear, and skipping silently
+    /// is not allowed, so the saga goes to an operator.
+    private mutating func compensationUnevaluable(_ ref: BranchRef, _ error: StepError) {
+        modifyBranch(ref) { $0.lastError = error }
+        instance.failure = SagaFailure(
+            step: definition.steps[ref.step].id, branch: branchLabel(ref), error: error, at: now)
+        suspend()
     }
 
     private mutating func compensationSucceeded(_ ref: BranchRef) {

@@ -182,6 +182,7 @@ enum JournalText {
         var scheduled = 0
         var cancelled = 0
         var awaited = 0
+        var held: [String] = []
         var finished: SagaStatus?
         for action in actions {
             switch action {
@@ -191,7 +192,8 @@ enum JournalText {
                     unknown.append(command.branch.map { "\(command.step)[\($0)]" } ?? command.step)
                 }
             case .publishMilestone(let milestone): milestones.append(milestone.name)
-            case .scheduleTimer: scheduled += 1
+            case .scheduleTimer(let timer): if timer.kind != .hold { scheduled += 1 }
+            case .holdCommand(let command): held.append(command.routingKey)
             case .cancelTimer: cancelled += 1
             case .awaitMessage: awaited += 1
             case .cancelAwait: break
@@ -206,6 +208,9 @@ enum JournalText {
                 "outcome unknown: compensating \(unknown.joined(separator: " and ")) in case "
                     + (unknown.count == 1 ? "it" : "they") + " took effect")
         }
+        if !held.isEmpty {
+            parts.append("held \(held.joined(separator: ", ")) back for a participant's limit")
+        }
         if !milestones.isEmpty { parts.append("published \(milestones.joined(separator: ", "))") }
         if scheduled > 0 { parts.append("scheduled \(scheduled) timer\(scheduled == 1 ? "" : "s")") }
         if cancelled > 0 { parts.append("cancelled \(cancelled) timer\(cancelled == 1 ? "" : "s")") }
@@ -219,10 +224,12 @@ enum JournalText {
         var commands = 0
         var compensations = 0
         var milestones: [JSONValue] = []
+        var held = 0
         for action in actions {
             switch action {
             case .sendCommand(let command):
                 if command.kind == .compensate { compensations += 1 } else { commands += 1 }
+            case .holdCommand: held += 1
             case .publishMilestone(let milestone): milestones.append(.string(milestone.name))
             case .finished(let status): facts["finished"] = .string(status.rawValue)
             case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait: break
@@ -231,6 +238,7 @@ enum JournalText {
         if commands > 0 { facts["commands"] = .number(Double(commands)) }
         if compensations > 0 { facts["compensations"] = .number(Double(compensations)) }
         if !milestones.isEmpty { facts["milestones"] = .array(milestones) }
+        if held > 0 { facts["held"] = .number(Double(held)) }
     }
 
     /// A step output as compact JSON, cut to the summary limit.

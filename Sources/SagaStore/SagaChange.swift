@@ -72,7 +72,7 @@ public struct SagaChange: Sendable {
                 case .cancelTimer(let id): cancel.append(id)
                 case .awaitMessage(let wait): awaits.append(wait)
                 case .cancelAwait(let id): cancelAwaits.append(id)
-                case .sendCommand, .publishMilestone, .finished: break
+                case .sendCommand, .publishMilestone, .holdCommand, .finished: break
                 }
             }
         }

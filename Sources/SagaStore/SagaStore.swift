@@ -445,6 +445,20 @@ public final class SagaStore: Sendable {
         }
     }
 
+    /// The hold timers of commands a participant's limit holds back (``SagaTimer/Kind/hold``), by saga: what a new
+    /// owner of the partition queues for its limiter (the sagas say when each was held).
+    public func holdTimers() throws -> [StoredTimer] {
+        try read("reading held commands") { db in
+            try Self.timers(
+                db,
+                sql: """
+                    SELECT workflow, saga_id, timer_id, kind, due_at FROM timers WHERE due_at >= ? AND kind = ?
+                    ORDER BY workflow, saga_id, timer_id
+                    """,
+                arguments: [Timestamp.distantFuture.milliseconds, SagaTimer.Kind.hold.rawValue])
+        }
+    }
+
     /// How many sagas are not finished yet (running or compensating); read from the status index alone.
     public func activeSagaCount() throws -> Int {
         try read("counting active sagas") { db in

@@ -45,12 +45,15 @@ public struct Trigger: Sendable, Hashable {
     public var routingKey: String
     /// Evaluates to the saga id over the start message (`${input.orderId}`); must yield a string or number.
     public var sagaId: Template
+    /// The saga's priority lane, from the start message; `nil` makes every saga `normal`.
+    public var priority: PriorityRule?
 
-    /// Creates a trigger; `sagaId` should only use `${input...}` (the loader enforces this).
-    public init(exchange: String, routingKey: String, sagaId: Template) {
+    /// Creates a trigger; `sagaId` and `priority` should only use `${input...}` (the loader enforces this).
+    public init(exchange: String, routingKey: String, sagaId: Template, priority: PriorityRule? = nil) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.sagaId = sagaId
+        self.priority = priority
     }
 }
 

@@ -61,7 +61,8 @@ public enum WorkflowLoader {
 /// The keys each mapping of the workflow language accepts, in the order the messages list them.
 enum WorkflowKeys {
     static let topLevel = ["name", "version", "trigger", "input", "defaults", "steps", "milestones"]
-    static let trigger = ["exchange", "routing_key", "saga_id"]
+    static let trigger = ["exchange", "routing_key", "saga_id", "priority"]
+    static let priority = ["from", "map", "default"]
     static let defaults = ["timeout", "retry"]
     static let retry = ["max_attempts", "initial_interval", "backoff", "max_interval", "jitter"]
     static let step = [

@@ -391,8 +391,99 @@ struct WorkflowReader {
         } else {
             missing("saga_id", in: "trigger", at: at, example: "saga_id: ${input.orderId}", given: entries)
         }
-        guard let exchange, let routingKey, let sagaId else { return nil }
-        return Trigger(exchange: exchange, routingKey: routingKey, sagaId: sagaId)
+        var priority: PriorityRule?
+        var priorityValid = true
+        if let priorityEntry = entries["priority"] {
+            priority = readPriority(priorityEntry)
+            priorityValid = priority != nil
+        }
+        guard let exchange, let routingKey, let sagaId, priorityValid else { return nil }
+        return Trigger(exchange: exchange, routingKey: routingKey, sagaId: sagaId, priority: priority)
+    }
+
+    /// `priority: ${input.priority}` (or a constant lane), or `priority: { from: ${input.channel}, map: { b2b: high,
+    /// marketplace: low }, default: normal }`.
+    mutating func readPriority(_ entry: Entry) -> PriorityRule? {
+        let lanes = "high, normal, low or a whole number from \(PriorityLane.lowest) to \(PriorityLane.highest)"
+        if case .mapping(let mapping) = entry.value {
+            let entries = self.entries(of: mapping, allowed: WorkflowKeys.priority, context: "in priority")
+            guard let fromEntry = entries["from"] else {
+                missing(
+                    "from", in: "priority", at: location(of: entry.value), example: "from: ${input.channel}",
+                    given: entries)
+                return nil
+            }
+            guard let value = priorityValue(fromEntry) else { return nil }
+            var rule = PriorityRule(value: value)
+            var valid = true
+            if let mapEntry = entries["map"] {
+                if let map = self.mapping(mapEntry, shape: "from values to lanes, like { b2b: high, marketplace: low }")
+                {
+                    for (keyNode, laneNode) in map {
+                        guard case .scalar(let key) = keyNode else {
+                            log.report(
+                                .wrongKind, at: location(of: keyNode), "keys must be values, not \(describe(keyNode))")
+                            valid = false
+                            continue
+                        }
+                        let laneEntry = Entry(key: key.string, keyLocation: location(of: keyNode), value: laneNode)
+                        if let lane = priorityLane(laneEntry, lanes: lanes) {
+                            rule.map[key.string] = lane
+                        } else {
+                            valid = false
+                        }
+                    }
+                } else {
+                    valid = false
+                }
+            } else {
+                missing(
+                    "map", in: "priority", at: location(of: entry.value),
+                    example: "map: { b2b: high, marketplace: low }",
+                    given: entries)
+                valid = false
+            }
+            if let fallbackEntry = entries["default"] {
+                if let lane = priorityLane(fallbackEntry, lanes: lanes) { rule.fallback = lane } else { valid = false }
+            }
+            return valid ? rule : nil
+        }
+        if case .scalar(let scalar) = entry.value, !scalar.string.contains("${") {
+            return priorityLane(entry, lanes: lanes).map {
+                PriorityRule(value: .literal(.string(PriorityLane.name($0))))
+            }
+        }
+        return priorityValue(entry).map { PriorityRule(value: $0) }
+    }
+
+    /// A priority's `${input...}` expression.
+    private mutating func priorityValue(_ entry: Entry) -> Template? {
+        guard case .scalar(let scalar) = entry.value, !isEmpty(entry.value) else {
+            log.report(
+                .wrongKind, at: location(of: entry.value),
+                "\(entry.key) must be an expression like ${input.priority}, not \(describe(entry.value))")
+            return nil
+        }
+        var uses: [ExpressionUse] = []
+        guard let template = stringTemplate(scalar, uses: &uses, part: .action) else { return nil }
+        var valid = true
+        for use in uses where use.path.root != .input {
+            log.report(
+                .badReference, at: use.location,
+                "a priority may only use ${input...}, not ${\(use.path)}; it is decided when the saga starts")
+            valid = false
+        }
+        return valid ? template : nil
+    }
+
+    /// A lane name or number.
+    private mutating func priorityLane(_ entry: Entry, lanes: String) -> Int? {
+        guard let text = text(entry, what: lanes) else { return nil }
+        guard let lane = PriorityLane.named(text) else {
+            log.report(.invalidValue, at: location(of: entry.value), "unknown priority '\(text)'; use \(lanes)")
+            return nil
+        }
+        return lane
     }
 
     /// The text of `entry` when it is an AMQP name of ASCII letters, digits and `extra`; otherwise reports it, with

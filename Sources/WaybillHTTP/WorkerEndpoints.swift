@@ -110,6 +110,7 @@ extension WorkerMetrics {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.durationHistogramBuckets[WorkerMetrics.Name.stepDuration] = WorkerMetrics.stepDurationBuckets
         factory.durationHistogramBuckets[WorkerMetrics.Name.eventLag] = WorkerMetrics.eventLagBuckets
+        factory.durationHistogramBuckets[WorkerMetrics.Name.commandHold] = WorkerMetrics.holdBuckets
         self.init(factory: factory)
     }
 }

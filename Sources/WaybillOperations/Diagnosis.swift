@@ -269,6 +269,16 @@ struct DiagnosisText {
 
     private func onSchedule() -> (String, String, [String]) {
         let step = record.row.currentStep ?? "the end"
+        if let (ref, branch) = branches().first(where: { $0.1.timer?.kind == .hold }), let pending = branch.pending {
+            let lane = definition.map { PriorityLane.name($0.priorityLane(input: instance.input)) } ?? "normal"
+            return (
+                "not stuck: \(pending.routingKey) (\(names.branch(ref))) is held back by a participant's limit since "
+                    + "\(moment(pending.sentAt)), \(lane) priority; it goes out in its turn (waybill pool shows the "
+                    + "limits that bind)",
+                "\(names.branch(ref)) held for its limit, \(TimeText.relative(pending.sentAt, now: now))",
+                []
+            )
+        }
         if let (ref, branch) = branches().first(where: { $0.1.pending != nil }), let pending = branch.pending {
             let until = branch.timer.map { ", timeout \(TimeText.relative($0.dueAt, now: now))" } ?? ""
             let compensating = pending.kind == .compensate

@@ -128,6 +128,7 @@ public enum PoolStatusView {
                 ])
             }
             out += table.render()
+            out += limitsText(status.workers.filter(\.isLive))
         }
         var owners = TextTable(["PARTITIONS", "OWNER"])
         var run: [Int] = []
@@ -154,6 +155,38 @@ public enum PoolStatusView {
         return out
     }
 
+    /// The participants' limits that bind now, per worker: `erp.* at w1: 120 held (high 20, low 100), 10 of 10 in
+    /// flight, 200/s; slowed to 50% by rate_limited replies`. Nothing when the pool has no limits.
+    static func limitsText(_ workers: [PoolMemberStatus]) -> String {
+        guard workers.contains(where: { !$0.limits.isEmpty }) else { return "" }
+        var lines: [String] = []
+        for worker in workers {
+            for limit in worker.limits where limit.binds {
+                var parts: [String] = []
+                let held = limit.held.filter { $0.value > 0 }.sorted { $0.key > $1.key }
+                let total = held.reduce(0) { $0 + $1.value }
+                if total > 0 {
+                    parts.append(
+                        "\(Words.number(total)) held ("
+                            + held.map { "\(PriorityLane.name($0.key)) \(Words.number($0.value))" }.joined(
+                                separator: ", ")
+                            + ")")
+                }
+                parts.append(
+                    "\(Words.number(limit.inFlight))" + (limit.maxInFlight.map { " of \(Words.number($0))" } ?? "")
+                        + " in flight")
+                if let rate = limit.perSecond { parts.append(String(format: "%.1f/s", rate)) }
+                var line = "  \(limit.commands) at \(worker.worker): " + parts.joined(separator: ", ")
+                if limit.factor < 1 {
+                    line += String(format: "; slowed to %.0f%% by rate_limited replies", limit.factor * 100)
+                }
+                lines.append(line)
+            }
+        }
+        if lines.isEmpty { return "\nParticipants' limits: none binds now.\n" }
+        return "\nParticipants' limits that bind now:\n" + lines.joined(separator: "\n") + "\n"
+    }
+
     /// `{"schemaVersion", "dataDirectory", "partitionCount", "now", "workers": [...], "partitions": [...],
     /// "unowned": [...]}`.
     public static func json(_ status: PoolStatus) -> JSONValue {
@@ -172,6 +205,21 @@ public enum PoolStatusView {
                         "partitions": .array(worker.partitions.map { JSONFields.int($0) }),
                         "inFlightSagas": JSONFields.int(worker.inFlightSagas),
                         "queuedMessages": JSONFields.int(worker.queuedMessages),
+                        "limits": .array(
+                            worker.limits.map { limit in
+                                [
+                                    "commands": .string(limit.commands), "binds": .bool(limit.binds),
+                                    "held": .object(
+                                        Dictionary(
+                                            uniqueKeysWithValues: limit.held.map {
+                                                (PriorityLane.name($0.key), JSONFields.int($0.value))
+                                            })),
+                                    "inFlight": JSONFields.int(limit.inFlight),
+                                    "maxInFlight": JSONFields.int(limit.maxInFlight),
+                                    "perSecond": limit.perSecond.map { .number($0) } ?? .null,
+                                    "factor": .number(limit.factor),
+                                ]
+                            }),
                         "startedAt": JSONFields.time(worker.startedAt), "updatedAt": JSONFields.time(worker.updatedAt),
                         "updatedAgoMs": JSONFields.int(status.now.milliseconds - worker.updatedAt.milliseconds),
                     ]

@@ -257,6 +257,7 @@ public enum RepairPlanner {
             switch action {
             case .sendCommand(let command):
                 commands.append(command.kind == .compensate ? "undo \(command.routingKey)" : command.routingKey)
+            case .holdCommand(let command): commands.append(command.routingKey + " (held for its limit)")
             case .publishMilestone(let event): milestones.append(event.name)
             case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .finished: break
             }

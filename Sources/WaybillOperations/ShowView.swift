@@ -32,6 +32,7 @@ public enum ShowView {
         header.add(["last progress", TimeText.withRelative(row.updatedAt, now: now)])
         header.add(["age", TimeText.span(milliseconds: now.milliseconds - row.startedAt.milliseconds)])
         header.add(["current step", row.currentStep ?? "-"])
+        if let priority = detail.priority { header.add(["priority", PriorityLane.name(priority)]) }
         if let failure = detail.failure {
             let label = failure.branch.map { "\(failure.step)[\($0)]" } ?? failure.step
             header.add([
@@ -96,6 +97,7 @@ public enum ShowView {
         var saga = JSONFields.row(detail.row, now: detail.now)
         saga["pivotStep"] = JSONFields.string(detail.pivotStep)
         saga["pivotPassed"] = .bool(detail.pivotPassed)
+        saga["priority"] = detail.priority.map { .string(PriorityLane.name($0)) } ?? .null
         saga["definitionKnown"] = .bool(detail.definitionKnown)
         saga["partition"] = JSONFields.int(detail.placement?.partition)
         saga["queue"] = JSONFields.string(detail.placement?.queue)
@@ -342,7 +344,14 @@ public enum ShowView {
                 lines.append("last error  \(text)")
             }
         }
-        if let pending = branch.pending {
+        if let pending = branch.pending, branch.timer?.kind == .hold {
+            let what = pending.kind == .compensate ? "undo command" : "command"
+            lines.append(
+                "\(what) \(pending.routingKey)  held back by a participant's limit since "
+                    + "\(TimeText.short(pending.sentAt, now: now)) (\(TimeText.relative(pending.sentAt, now: now))); "
+                    + "attempt \(pending.attempt) goes out in its turn")
+            if cell.isEmpty { cell = "held for its limit" }
+        } else if let pending = branch.pending {
             let what = pending.kind == .compensate ? "undo command" : "command"
             lines.append(
                 "\(what) \(pending.routingKey)  message \(pending.messageId)  sent \(TimeText.short(pending.sentAt, now: now)) "
@@ -350,12 +359,13 @@ public enum ShowView {
                     + (branch.replyQueue.map { "  reply to \($0)" } ?? ""))
             if cell.isEmpty { cell = "waiting for reply" }
         }
-        if let timer = branch.timer {
+        if let timer = branch.timer, timer.kind != .hold {
             let kind =
                 switch timer.kind {
                 case .replyTimeout: "reply timeout"
                 case .retry: "next attempt"
                 case .wait: "wait ends"
+                case .hold: "released"
                 }
             let late =
                 timer.dueAt < now

@@ -141,6 +141,10 @@ public enum StuckClassifier {
                 // A wait step waits by design: on schedule until its timer is overdue.
                 waiting = true
                 if dueAt < overdueBefore { retryOverdue = true }
+            case .hold:
+                // Held back by a participant's limit: the limiter sends it in its turn (`waybill pool` shows the
+                // limits that bind).
+                waiting = true
             }
         }
     }

@@ -207,6 +207,14 @@ public enum WireMessages {
         }
     }
 
+    /// The `retry_after` of a `rate_limited` reply: seconds (a number) before the participant takes commands again;
+    /// `nil` when the reply has none or it is not a positive number.
+    public static func retryAfter(_ body: some Collection<UInt8>) -> Duration? {
+        guard let seconds = (try? JSONText.decode(body))?["retry_after"]?.numberValue, seconds > 0, seconds.isFinite
+        else { return nil }
+        return .milliseconds(Int64(min(seconds, 3_600) * 1_000))
+    }
+
     /// The saga a command's message id (a reply's `correlation_id`) belongs to: ids are `<workflow>/<saga id>/m<n>`.
     public static func sagaKey(fromMessageId id: String) -> SagaKey? {
         guard let slash = id.firstIndex(of: "/"), let last = id.lastIndex(of: "/"), slash < last else { return nil }

@@ -21,6 +21,8 @@ final class BatchLoop: Sendable {
     let partitions: OwnedPartitions
     private let registry: DefinitionRegistry
     private let engine: SagaEngine
+    /// The participants' limits, when the workflows folder has a `participants.yaml`.
+    let limiter: ParticipantLimiter?
     private let logger: Logger
     let metrics: WorkerMetrics
     private let tracing: SagaTracing
@@ -49,7 +51,13 @@ final class BatchLoop: Sendable {
         self.pool = pool
         self.partitions = partitions
         self.registry = registry
-        self.engine = SagaEngine(jitterSeed: configuration.jitterSeed)
+        let limiter = registry.limits.map { limits in
+            ParticipantLimiter(limits: limits) { commands, priority, held in
+                metrics.commandReleased(commands: commands, priority: priority, after: held)
+            }
+        }
+        self.limiter = limiter
+        self.engine = SagaEngine(jitterSeed: configuration.jitterSeed, admission: limiter)
         self.logger = logger
         self.metrics = metrics
         self.tracing = SagaTracing(tracer: tracer)
@@ -79,6 +87,8 @@ final class BatchLoop: Sendable {
         var control: InboundDelivery?
         /// A participant's reply: settled with the commit, or dead-lettered when no saga of the partition has it.
         var reply: InboundDelivery?
+        /// A held command the limiter released (its message id): the hold timer fires to send it.
+        var release: String?
     }
 
     /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters,
@@ -120,6 +130,8 @@ final class BatchLoop: Sendable {
         var relays: [Relay] = []
         /// What the applied transitions changed, counted once the commit succeeded.
         var observations: [WorkerMetrics.Observation] = []
+        /// Commands the transitions held back for a participant's limit, queued once the commit succeeded.
+        var held: [ParticipantLimiter.Held] = []
     }
 
     /// A partition's committed work, waiting for its publish.
@@ -163,6 +175,7 @@ final class BatchLoop: Sendable {
             case .tick:
                 ticked = true
             case .returned(let messageId):
+                limiter?.answered(messageId, now: now)
                 if let key = WireMessages.sagaKey(fromMessageId: messageId) {
                     let number = pool.partition(of: key.id)
                     if partitions[number] != nil {
@@ -175,6 +188,20 @@ final class BatchLoop: Sendable {
             case .rebalance, .lost, .consumerEnded:
                 // The worker's run loop handles these between batches.
                 continue
+            }
+        }
+        if let limiter, limiter.hasHeld {
+            // Held commands the limits let go now: their hold timers fire, like due timers, to send them.
+            for held in limiter.releases(now: now) {
+                guard partitions[held.partition] != nil else {
+                    limiter.unsent(held.command.messageId, now: now)
+                    continue
+                }
+                work[held.partition, default: PartitionWork()].items.append(
+                    Item(
+                        key: held.key, event: .timerFired(timerId: held.command.timerId),
+                        inbox: "timer:\(held.command.timerId)", timerId: held.command.timerId,
+                        release: held.command.messageId))
             }
         }
         if ticked {
@@ -235,6 +262,7 @@ final class BatchLoop: Sendable {
                 for matched in work.signalsMatched { metrics.signal(matched: matched) }
                 metrics.duplicatesAbsorbed(work.duplicates)
                 metrics.commandFailures(work.failures)
+                limiter?.hold(work.held)
                 tracing.record(work.observations)
                 failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
@@ -461,6 +489,47 @@ final class BatchLoop: Sendable {
             "lost partition \(partition.queue) to another worker; it no longer touches it",
             metadata: ["error": "\(error)", "epoch": "\(partition.lease.claim.epoch)"])
         feedback(.lost(partition))
+    }
+
+    /// Queues the commands a newly claimed partition holds back for a participant's limit (its previous owner held
+    /// them, or this worker before a restart), each at the time it was held.
+    func queueHeld(of partition: OwnedPartition) {
+        guard let limiter else { return }
+        do {
+            let timers = try partition.store.holdTimers()
+            guard !timers.isEmpty else { return }
+            let sagas = try partition.store.sagas(Array(Set(timers.map(\.key))))
+            var held: [ParticipantLimiter.Held] = []
+            for timer in timers {
+                guard let instance = sagas[timer.key]?.instance,
+                    let definition = try registry.definition(hash: instance.definitionHash, in: partition.store)
+                else { continue }
+                for (index, step) in instance.steps.enumerated() where index < definition.steps.count {
+                    for state in step.branches where state.timer?.id == timer.id {
+                        guard let pending = state.pending else { continue }
+                        held.append(
+                            ParticipantLimiter.Held(
+                                partition: partition.number, key: timer.key,
+                                command: HeldCommand(
+                                    timerId: timer.id, messageId: pending.messageId, routingKey: pending.routingKey,
+                                    priority: definition.priorityLane(input: instance.input), heldAt: pending.sentAt,
+                                    timeout: definition.steps[index].timeout)))
+                    }
+                }
+            }
+            limiter.hold(held.sorted { $0.command.heldAt < $1.command.heldAt })
+            logger.info("queued \(held.count) held commands of \(partition.queue) for the participants' limits")
+        } catch {
+            logger.error("cannot read the held commands of \(partition.queue): \(error)")
+        }
+    }
+
+    /// The limits follow the partitions this worker owns: its share of each, and only its partitions' held commands.
+    func partitionsChanged() {
+        guard let limiter else { return }
+        let owned = partitions.numbers
+        limiter.reshare(owned: owned.count, total: pool.partitionCount, now: .now())
+        limiter.keep(partitions: Set(owned))
     }
 
     /// Forgets inbox marks older than the retention, a bounded batch per tick, so the table does not grow forever.
@@ -707,6 +776,13 @@ final class BatchLoop: Sendable {
         }
         do {
             let outcome = try WireMessages.reply(delivery.body)
+            if let limiter {
+                var refused = false
+                if case .error(let error) = outcome, error.code == StepError.rateLimitedCode { refused = true }
+                limiter.answered(
+                    correlationId, rateLimited: refused,
+                    retryAfter: refused ? WireMessages.retryAfter(delivery.body) : nil, now: .now())
+            }
             // Changed in place: a copy taken out and put back would copy the partition's lists on every delivery.
             work[number, default: PartitionWork()].items.append(
                 Item(
@@ -912,6 +988,10 @@ final class BatchLoop: Sendable {
             }
             let applied = transition.outcome == .applied
             if case .reply = item.event, case .ignored = transition.outcome { work.duplicates.append("reply") }
+            if let limiter {
+                if !applied, let release = item.release { limiter.unsent(release, now: now) }
+                if applied { holds(transition, partition: partition.number, into: &work) }
+            }
             if applied, let failure = Self.failure(item.event, before: before) { work.failures.append(failure) }
             var change = self.change(
                 item.event, before: before, transition: transition, definition: definition, inbox: item.inbox,
@@ -954,10 +1034,20 @@ final class BatchLoop: Sendable {
                         now: now))
                 working[key] = transition.instance
                 observe(transition, before: instance, definition: definition, in: &work)
+                holds(transition, partition: partition.number, into: &work)
                 work.signalsMatched[number] = true
             }
         }
         return changes
+    }
+
+    /// The commands a transition held back for a participant's limit, to queue once committed.
+    private func holds(_ transition: Transition, partition: Int, into work: inout PartitionWork) {
+        guard limiter != nil else { return }
+        for case .holdCommand(let command) in transition.actions {
+            work.held.append(
+                ParticipantLimiter.Held(partition: partition, key: transition.instance.key, command: command))
+        }
     }
 
     /// The failed command attempt an event reports: an error reply, a reply timeout or a return, with the

@@ -20,13 +20,23 @@ public final class DefinitionRegistry: Sendable {
     /// Every file read, newest or not, to store in each claimed partition.
     private let files: [Entry]
     private let byHash: Mutex<[String: WorkflowDefinition]>
+    /// The participants' limits (`participants.yaml` beside the workflows), or `nil` when there is no such file.
+    public let limits: ParticipantLimits?
 
     /// Loads and validates every `*.yaml` in `directory` and keeps the newest version of each workflow name. Any
     /// invalid file stops the worker with its `file:line:column` diagnostics.
     public init(directory: String) throws {
         // The participants' limits file sits beside the workflows and is not one.
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
-            .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !ParticipantLimits.isLimitsFile($0) }.sorted()
+        let all = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        let names = all.filter {
+            ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !ParticipantLimits.isLimitsFile($0)
+        }
+        if let limitsFile = all.first(where: ParticipantLimits.isLimitsFile) {
+            let path = (directory as NSString).appendingPathComponent(limitsFile)
+            limits = try ParticipantLimitsLoader.load(yaml: WorkflowSource.read(file: path).text, file: path)
+        } else {
+            limits = nil
+        }
         var current: [String: Entry] = [:]
         var files: [Entry] = []
         var byHash: [String: WorkflowDefinition] = [:]

@@ -147,6 +147,16 @@ struct HeldCommands<Element: Sendable>: Sendable {
         priority + Int(max(0, now - heldAt) / aging)
     }
 
+    /// Forgets the held commands `drop` picks (a partition this worker lost: its new owner queues them).
+    mutating func removeAll(where drop: (Element) -> Bool) {
+        entries.removeAll { drop($0.element) }
+    }
+
+    /// How many are held in each priority lane (the priority they were held with, before aging).
+    var countsByPriority: [Int: Int] {
+        entries.reduce(into: [:]) { $0[$1.priority, default: 0] += 1 }
+    }
+
     /// Takes the next command to release at `now`, or `nil` when none is held.
     mutating func next(now: Int64) -> Element? {
         guard !entries.isEmpty else { return nil }

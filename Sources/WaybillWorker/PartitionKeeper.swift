@@ -145,6 +145,7 @@ final class PartitionKeeper: Sendable {
                 }
             }
         }
+        loop.partitionsChanged()
         writeStatus(.running)
     }
 
@@ -195,6 +196,7 @@ final class PartitionKeeper: Sendable {
             queue: queue, lease: lease, cacheCapacity: configuration.sagaCache / max(1, pool.partitionCount))
         partitions.insert(partition)
         await loop.flushOutbox(partition)
+        loop.queueHeld(of: partition)
         do {
             let consumer = try await client.consume(queue: queue, prefetch: configuration.prefetch)
             let deliver = deliver
@@ -236,6 +238,7 @@ final class PartitionKeeper: Sendable {
     func lost(_ partition: OwnedPartition) async {
         await stopConsuming(partition)
         partition.lease.abandon()
+        loop.partitionsChanged()
     }
 
     private func stopConsuming(_ partition: OwnedPartition) async {
@@ -270,10 +273,13 @@ final class PartitionKeeper: Sendable {
         loop.metrics.gauges(
             partitions: owned.count, inFlight: recount ? inFlight : nil, outbox: outbox, queued: queued,
             connected: client.isConnected)
-        let record = PoolMemberStatus(
+        let limits = loop.limiter?.status(now: .now()) ?? []
+        loop.metrics.limits(limits)
+        var record = PoolMemberStatus(
             worker: configuration.workerId, pid: getpid(), host: Self.hostName, state: status,
             startedAt: startedAt, updatedAt: .now(), partitions: owned.map(\.number), inFlightSagas: inFlight,
             queuedMessages: queued)
+        record.limits = limits
         do {
             try pool.write(record)
             state.withLock { $0.statusWriteError = nil }

@@ -29,7 +29,7 @@ public struct WireFormat: Sendable {
                 messages.append(self.command(command, of: instance))
             case .publishMilestone(let event):
                 messages.append(milestone(event, of: instance))
-            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .finished:
+            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .holdCommand, .finished:
                 continue
             }
         }

@@ -32,6 +32,10 @@ public final class WorkerMetrics: Sendable {
         public static let deadLetters = "waybill_dead_letters_total"
         public static let partitionsOwned = "waybill_partitions_owned"
         public static let brokerConnected = "waybill_broker_connected"
+        public static let commandsHeld = "waybill_commands_held"
+        public static let commandHold = "waybill_command_hold_seconds"
+        public static let participantRate = "waybill_participant_rate"
+        public static let participantInFlight = "waybill_participant_in_flight"
     }
 
     /// Upper bounds of `waybill_event_lag_seconds`: from the commit that wrote a milestone event to the broker's
@@ -54,6 +58,8 @@ public final class WorkerMetrics: Sendable {
     private let steps = Mutex<[StepKey: Timer]>([:])
     /// Labelled counters made on first use, by their label values.
     private let labelled = Mutex<[[String]: Counter]>([:])
+    private let gauges = Mutex<[[String]: Gauge]>([:])
+    private let holdTimers = Mutex<[[String]: Timer]>([:])
     private let eventLag: Timer
     private let redeliveries: Counter
     private let sagasArchived: Counter
@@ -182,6 +188,51 @@ public final class WorkerMetrics: Sendable {
     func commandFailures(_ failures: [(participant: String, code: String)]) {
         for failure in failures {
             counter(Name.commandFailures, [("participant", failure.participant), ("code", failure.code)]).increment()
+        }
+    }
+
+    /// Upper bounds of `waybill_command_hold_seconds`: how long a participant's limit held a command back.
+    public static let holdBuckets: [Duration] = [
+        .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+        .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+    ]
+
+    /// A held command went out after `held`, under the limit for `commands`, in lane `priority`.
+    func commandReleased(commands: String, priority: Int, after held: Duration) {
+        let timer = holdTimers.withLock { timers in
+            let key = [commands, PriorityLane.name(priority)]
+            if let timer = timers[key] { return timer }
+            let timer = Timer(
+                label: Name.commandHold, dimensions: [("participant", commands), ("priority", key[1])],
+                factory: factory)
+            timers[key] = timer
+            return timer
+        }
+        timer.recordNanoseconds(held.components.seconds * 1_000_000_000 + held.components.attoseconds / 1_000_000_000)
+    }
+
+    /// Each limit's figures now: commands held by priority, this worker's effective rate and commands in flight.
+    func limits(_ statuses: [LimitReport]) {
+        let lanes = [PriorityLane.high, PriorityLane.normal, PriorityLane.low]
+        for status in statuses {
+            for lane in Set(lanes + status.held.keys) {
+                gauge(Name.commandsHeld, [("participant", status.commands), ("priority", PriorityLane.name(lane))])
+                    .record(status.held[lane] ?? 0)
+            }
+            if let rate = status.perSecond {
+                gauge(Name.participantRate, [("participant", status.commands)]).record(rate)
+            }
+            gauge(Name.participantInFlight, [("participant", status.commands)]).record(status.inFlight)
+        }
+    }
+
+    private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
+        gauges.withLock { gauges in
+            let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
+            if let gauge = gauges[key] { return gauge }
+            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
+            gauges[key] = gauge
+            return gauge
         }
     }
 

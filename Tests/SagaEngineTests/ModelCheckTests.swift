@@ -1,5 +1,6 @@
 import SagaEngine
 import SeededRandom
+import Synchronization
 import Testing
 import WaybillDefinition
 import WaybillTestSupport
@@ -67,13 +68,21 @@ struct ModelChecker {
 
     /// Messages that ended a wait.
     var signalsApplied = 0
+    /// Commands held back by the random limiter, and `rate_limited` replies sent (the `limits` variant).
+    var held = 0
+    var rateLimited = 0
+    /// Whether the participants answer `rate_limited` now and then (`limits` variant).
+    let pushesBack: Bool
 
     /// A checker of the order-fulfillment saga; with `creditCheck`, a choice routes orders of one line around a
     /// credit hold that the others run and may have to undo; with `paymentWait`, each saga waits for its payment
     /// message after accepting, which comes late, twice, for another order, or never.
-    init(seed: UInt64, creditCheck: Bool = false, paymentWait: Bool = false) {
+    /// With `limits`, a random limiter holds back 40 % of the ERP and WMS commands (releasing each a few seconds
+    /// later), and those participants answer `rate_limited` to 10 % of them.
+    init(seed: UInt64, creditCheck: Bool = false, paymentWait: Bool = false, limits: Bool = false) {
         random = SplitMix64(seed: seed)
-        engine = SagaEngine(jitterSeed: seed)
+        engine = SagaEngine(jitterSeed: seed, admission: limits ? RandomAdmission(seed: seed) : nil)
+        pushesBack = limits
         let retry = RetryPolicy(
             maxAttempts: .limited(3), initialInterval: .milliseconds(500), backoff: 2, maxInterval: .seconds(5),
             jitter: .full)
@@ -150,6 +159,10 @@ struct ModelChecker {
             if !instance.status.isTerminal && instance.status != .suspended { continue }
             if !ledger.liveTimers.isEmpty { violation(sagaId, "finished with live timers \(ledger.liveTimers)") }
             if !ledger.liveWaits.isEmpty { violation(sagaId, "finished with live waits \(ledger.liveWaits)") }
+            for branch in instance.steps.flatMap(\.branches)
+            where branch.lastError?.code == StepError.rateLimitedCode && pushesBack {
+                violation(sagaId, "a rate_limited reply to a limited command was taken as a failure")
+            }
             let pending = instance.steps.flatMap(\.branches).filter { $0.pending != nil }
             if !pending.isEmpty { violation(sagaId, "finished with \(pending.count) commands pending") }
         }
@@ -278,6 +291,7 @@ struct ModelChecker {
         for action in transition.actions {
             switch action {
             case .sendCommand(let command):
+                if sent[command.messageId] != nil { violation(sagaId, "message \(command.messageId) sent twice") }
                 sent[command.messageId] = command
                 if command.kind == .do, let index = definition.stepIndex(of: command.step),
                     definition.steps[index].compensate != nil
@@ -293,7 +307,16 @@ struct ModelChecker {
                 participant(sagaId, command, now: now)
             case .scheduleTimer(let timer):
                 ledgers[sagaId]?.liveTimers.insert(timer.id)
-                schedule(.timer(sagaId: sagaId, timerId: timer.id), at: timer.dueAt.milliseconds)
+                // A hold timer is fired by the limiter (below), never by the clock.
+                if timer.kind != .hold {
+                    schedule(.timer(sagaId: sagaId, timerId: timer.id), at: timer.dueAt.milliseconds)
+                }
+            case .holdCommand(let command):
+                held += 1
+                if sent[command.messageId] != nil { violation(sagaId, "held \(command.messageId) after sending it") }
+                schedule(
+                    .timer(sagaId: sagaId, timerId: command.timerId),
+                    at: now.milliseconds + Int64.random(in: 1...5_000, using: &random))
             case .cancelTimer(let id):
                 if ledgers[sagaId]?.liveTimers.remove(id) != nil, random.chance(0.05) {
                     // A cancelled timer that fires anyway (a race in a real worker) must be ignored.
@@ -341,7 +364,10 @@ struct ModelChecker {
         }
         let roll = Double.random(in: 0..<1, using: &random)
         let outcome: ReplyOutcome?
-        if command.kind == .compensate {
+        if pushesBack, engine.admission?.isLimited(command.routingKey) == true, random.chance(0.1) {
+            rateLimited += 1
+            outcome = .error(StepError(code: StepError.rateLimitedCode, message: "slow down", retryable: true))
+        } else if command.kind == .compensate {
             outcome =
                 roll < 0.8
                 ? .ok(output: nil)
@@ -371,6 +397,24 @@ struct ModelChecker {
                 .reply(sagaId: sagaId, messageId: command.messageId, outcome: .ok(output: output), duplicate: false),
                 at: now.milliseconds + 45_000)
         }
+    }
+}
+
+/// Holds back a random share of the ERP and WMS commands (seeded, so a run replays).
+final class RandomAdmission: CommandAdmission {
+    private let random: Mutex<SplitMix64>
+
+    init(seed: UInt64) {
+        random = Mutex(SplitMix64(seed: seed ^ 0x4C49_4D49_5453))
+    }
+
+    func isLimited(_ routingKey: String) -> Bool {
+        routingKey.hasPrefix("erp.") || routingKey.hasPrefix("wms.")
+    }
+
+    func admit(routingKey: String, messageId: String, timeout: Duration, now: Timestamp) -> Bool {
+        guard isLimited(routingKey) else { return true }
+        return random.withLock { !$0.chance(0.4) }
     }
 }
 
@@ -433,5 +477,21 @@ struct ModelCheckTests {
         #expect(timedOut > 200, "seed \(seed): only \(timedOut) sagas compensated after their wait timed out")
         #expect(paid > 1_000, "seed \(seed): only \(paid) payments arrived in time")
         #expect(checker.signalsApplied == paid, "seed \(seed): a wait ended twice, or without its step succeeding")
+    }
+
+    @Test(
+        "with commands held back by a limiter and participants answering rate_limited, every invariant holds",
+        arguments: [
+            UInt64(9), 10,
+        ])
+    func randomSagasUnderLimits(seed: UInt64) {
+        var checker = ModelChecker(seed: seed, limits: true)
+        checker.run(sagaCount: 2_500)
+        #expect(checker.violations.isEmpty, "seed \(seed): \(checker.violations.joined(separator: "\n"))")
+        #expect(checker.held > 1_000, "seed \(seed): only \(checker.held) commands held")
+        #expect(checker.rateLimited > 200, "seed \(seed): only \(checker.rateLimited) rate_limited replies")
+        let statuses = Dictionary(grouping: checker.sagas.values, by: \.status).mapValues(\.count)
+        #expect(statuses[.completed, default: 0] > 100, "seed \(seed): \(statuses)")
+        #expect(statuses[.compensated, default: 0] > 100, "seed \(seed): \(statuses)")
     }
 }

@@ -161,13 +161,17 @@ extension Transition {
 
 /// Drives one saga by hand in tests.
 struct SagaDriver {
-    let engine = SagaEngine(jitterSeed: 42)
+    let engine: SagaEngine
     let definition: WorkflowDefinition
     var instance: SagaInstance
     var now = Timestamp(milliseconds: 1_000_000)
     var last: Transition
 
-    init(_ definition: WorkflowDefinition, input: JSONValue, id: String = "o-1") {
+    init(
+        _ definition: WorkflowDefinition, input: JSONValue, id: String = "o-1",
+        engine: SagaEngine = SagaEngine(jitterSeed: 42)
+    ) {
+        self.engine = engine
         self.definition = definition
         last = engine.start(
             definition: definition, definitionHash: "test", sagaId: id, input: input, now: now)

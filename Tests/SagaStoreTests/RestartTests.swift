@@ -54,7 +54,7 @@ import WaybillTestSupport
                 OutboxMessage(
                     messageId: milestone.eventId, exchange: "waybill.events", routingKey: milestone.name,
                     contentType: "application/cloudevents+json", body: Array(milestone.name.utf8))
-            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .finished: nil
+            case .scheduleTimer, .cancelTimer, .awaitMessage, .cancelAwait, .holdCommand, .finished: nil
             }
         }
     }

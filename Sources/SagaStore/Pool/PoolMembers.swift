@@ -30,6 +30,8 @@ public struct PoolMemberStatus: Sendable, Hashable {
     public var inFlightSagas: Int
     /// Messages waiting in those partitions' queues (its lag).
     public var queuedMessages: Int
+    /// Its share of each participant limit (`participants.yaml`) and how that limit stands now; empty without limits.
+    public var limits: [LimitReport] = []
     /// Whether the worker's lock is held now (filled in by ``PoolDirectory/members()``; a dead worker's status
     /// file may linger until a live worker clears it).
     public var isLive: Bool = true
@@ -57,6 +59,7 @@ public struct PoolMemberStatus: Sendable, Hashable {
             "updatedAt": .number(Double(updatedAt.milliseconds)),
             "partitions": .array(partitions.map { .number(Double($0)) }),
             "inFlightSagas": .number(Double(inFlightSagas)), "queuedMessages": .number(Double(queuedMessages)),
+            "limits": .array(limits.map(\.json)),
         ])
     }
 
@@ -71,6 +74,62 @@ public struct PoolMemberStatus: Sendable, Hashable {
             partitions: value["partitions"]?.arrayValue?.compactMap(\.intValue) ?? [],
             inFlightSagas: value["inFlightSagas"]?.intValue ?? 0, queuedMessages: value["queuedMessages"]?.intValue ?? 0
         )
+        limits = value["limits"]?.arrayValue?.compactMap(LimitReport.init(json:)) ?? []
+    }
+}
+
+/// How one participant limit stands at one worker: what it holds back, what it has in flight, and what back-pressure
+/// left of its share.
+public struct LimitReport: Sendable, Hashable {
+    /// The limit's command pattern (`erp.*`).
+    public var commands: String
+    /// Commands held back, by the priority lane they were held with.
+    public var held: [Int: Int]
+    /// Commands sent and not answered yet.
+    public var inFlight: Int
+    /// This worker's share of `max_in_flight` now (after back-pressure), if the limit has one.
+    public var maxInFlight: Int?
+    /// This worker's share of the rate now (after back-pressure), if the limit has one.
+    public var perSecond: Double?
+    /// What back-pressure left of the share: 1 unless the participant answered `rate_limited` lately.
+    public var factor: Double
+
+    /// Describes a limit's state.
+    public init(
+        commands: String, held: [Int: Int], inFlight: Int, maxInFlight: Int?, perSecond: Double?, factor: Double
+    ) {
+        self.commands = commands
+        self.held = held
+        self.inFlight = inFlight
+        self.maxInFlight = maxInFlight
+        self.perSecond = perSecond
+        self.factor = factor
+    }
+
+    /// Whether the limit binds now: commands wait for it, or the participant pushed back.
+    public var binds: Bool { held.values.contains { $0 > 0 } || factor < 1 }
+
+    var json: JSONValue {
+        .object([
+            "commands": .string(commands),
+            "held": .object(Dictionary(uniqueKeysWithValues: held.map { (String($0.key), .number(Double($0.value))) })),
+            "inFlight": .number(Double(inFlight)),
+            "maxInFlight": maxInFlight.map { .number(Double($0)) } ?? .null,
+            "perSecond": perSecond.map { .number($0) } ?? .null,
+            "factor": .number(factor),
+        ])
+    }
+
+    init?(json value: JSONValue) {
+        guard let commands = value["commands"]?.stringValue else { return nil }
+        var held: [Int: Int] = [:]
+        if case .object(let lanes)? = value["held"] {
+            for (lane, count) in lanes { if let lane = Int(lane), let count = count.intValue { held[lane] = count } }
+        }
+        self.init(
+            commands: commands, held: held, inFlight: value["inFlight"]?.intValue ?? 0,
+            maxInFlight: value["maxInFlight"]?.intValue, perSecond: value["perSecond"]?.numberValue,
+            factor: value["factor"]?.numberValue ?? 1)
     }
 }
 
