@@ -445,17 +445,18 @@ public final class SagaStore: Sendable {
         }
     }
 
-    /// The hold timers of commands a participant's limit holds back (``SagaTimer/Kind/hold``), by saga: what a new
-    /// owner of the partition queues for its limiter (the sagas say when each was held).
-    public func holdTimers() throws -> [StoredTimer] {
-        try read("reading held commands") { db in
+    /// The timers of one kind, by saga: the hold timers of the commands a participant's limit holds back
+    /// (``SagaTimer/Kind/hold``) and the reply timeouts of the commands in flight are what a new owner of the
+    /// partition gives its limiter.
+    public func timers(ofKind kind: SagaTimer.Kind) throws -> [StoredTimer] {
+        try read("reading the \(kind.rawValue) timers") { db in
             try Self.timers(
                 db,
                 sql: """
-                    SELECT workflow, saga_id, timer_id, kind, due_at FROM timers WHERE due_at >= ? AND kind = ?
+                    SELECT workflow, saga_id, timer_id, kind, due_at FROM timers WHERE kind = ?
                     ORDER BY workflow, saga_id, timer_id
                     """,
-                arguments: [Timestamp.distantFuture.milliseconds, SagaTimer.Kind.hold.rawValue])
+                arguments: [kind.rawValue])
         }
     }
 

@@ -491,36 +491,55 @@ final class BatchLoop: Sendable {
         feedback(.lost(partition))
     }
 
-    /// Queues the commands a newly claimed partition holds back for a participant's limit (its previous owner held
-    /// them, or this worker before a restart), each at the time it was held.
-    func queueHeld(of partition: OwnedPartition) {
+    /// Gives the limiter what a newly claimed partition has under the participants' limits (its previous owner's,
+    /// or this worker's before a restart): the commands held back, queued at the time each was held, and the commands
+    /// sent and not answered yet, counted in flight until their reply or reply timeout.
+    func adoptLimited(of partition: OwnedPartition) {
         guard let limiter else { return }
         do {
-            let timers = try partition.store.holdTimers()
+            let timers = try partition.store.timers(ofKind: .hold) + partition.store.timers(ofKind: .replyTimeout)
             guard !timers.isEmpty else { return }
-            let sagas = try partition.store.sagas(Array(Set(timers.map(\.key))))
+            let byId = Dictionary(timers.map { ("\($0.key)/\($0.id)", $0) }, uniquingKeysWith: { first, _ in first })
             var held: [ParticipantLimiter.Held] = []
-            for timer in timers {
-                guard let instance = sagas[timer.key]?.instance,
-                    let definition = try registry.definition(hash: instance.definitionHash, in: partition.store)
-                else { continue }
-                for (index, step) in instance.steps.enumerated() where index < definition.steps.count {
-                    for state in step.branches where state.timer?.id == timer.id {
-                        guard let pending = state.pending else { continue }
-                        held.append(
-                            ParticipantLimiter.Held(
-                                partition: partition.number, key: timer.key,
-                                command: HeldCommand(
-                                    timerId: timer.id, messageId: pending.messageId, routingKey: pending.routingKey,
-                                    priority: definition.priorityLane(input: instance.input), heldAt: pending.sentAt,
-                                    timeout: definition.steps[index].timeout)))
+            var inFlight: [(messageId: String, routingKey: String, until: Timestamp)] = []
+            let keys = Array(Set(timers.map(\.key)))
+            for chunk in stride(from: 0, to: keys.count, by: 500) {
+                let sagas = try partition.store.sagas(Array(keys[chunk..<min(chunk + 500, keys.count)]))
+                for stored in sagas.values {
+                    let instance = stored.instance
+                    guard let definition = try registry.definition(hash: instance.definitionHash, in: partition.store)
+                    else { continue }
+                    for (index, step) in instance.steps.enumerated() where index < definition.steps.count {
+                        for state in step.branches {
+                            guard let pending = state.pending, let timer = state.timer,
+                                let stored = byId["\(instance.key)/\(timer.id)"],
+                                limiter.isLimited(pending.routingKey)
+                            else { continue }
+                            if stored.kind == .hold {
+                                held.append(
+                                    ParticipantLimiter.Held(
+                                        partition: partition.number, key: instance.key,
+                                        command: HeldCommand(
+                                            timerId: timer.id, messageId: pending.messageId,
+                                            routingKey: pending.routingKey,
+                                            priority: definition.priorityLane(input: instance.input),
+                                            heldAt: pending.sentAt, timeout: definition.steps[index].timeout)))
+                            } else {
+                                inFlight.append((pending.messageId, pending.routingKey, stored.dueAt))
+                            }
+                        }
                     }
                 }
             }
+            limiter.adopt(inFlight: inFlight)
             limiter.hold(held.sorted { $0.command.heldAt < $1.command.heldAt })
-            logger.info("queued \(held.count) held commands of \(partition.queue) for the participants' limits")
+            if !held.isEmpty || !inFlight.isEmpty {
+                logger.info(
+                    "\(partition.queue) has \(held.count) commands held back and \(inFlight.count) in flight under the participants' limits"
+                )
+            }
         } catch {
-            logger.error("cannot read the held commands of \(partition.queue): \(error)")
+            logger.error("cannot read the limited commands of \(partition.queue): \(error)")
         }
     }
 

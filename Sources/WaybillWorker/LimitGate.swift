@@ -54,6 +54,10 @@ struct LimitGate: Sendable {
         max(1, Double(limit.burst) * share)
     }
 
+    /// What the bucket holds at most now: the burst, lowered by back-pressure, but never below one command (or
+    /// nothing would go again).
+    private var bucketSize: Double { max(1, burst * factor) }
+
     /// Re-divides the limit after a rebalance; the commands in flight stay counted.
     mutating func reshare(_ share: Double, now: Int64) {
         refill(now: now)
@@ -70,10 +74,10 @@ struct LimitGate: Sendable {
         return limit.perSecond == nil || tokens >= 1
     }
 
-    /// A command went out.
-    mutating func released(now: Int64) {
+    /// A command went out; `spending: false` counts one in flight that went out earlier (another worker sent it).
+    mutating func released(now: Int64, spending: Bool = true) {
         refill(now: now)
-        if limit.perSecond != nil { tokens -= 1 }
+        if spending, limit.perSecond != nil { tokens -= 1 }
         inFlight += 1
     }
 
@@ -89,7 +93,7 @@ struct LimitGate: Sendable {
         recover(now: now)
         factor = max(Self.minimumFactor, factor / 2)
         adjustedAt = now
-        tokens = min(tokens, burst * factor)
+        tokens = min(tokens, bucketSize)
         if let retryAfter, retryAfter > 0 { pausedUntil = max(pausedUntil, now + retryAfter) }
     }
 
@@ -110,7 +114,7 @@ struct LimitGate: Sendable {
             refilledAt = max(refilledAt, now)
             return
         }
-        tokens = min(burst * factor, tokens + rate * Double(now - refilledAt) / 1_000)
+        tokens = min(bucketSize, tokens + rate * Double(now - refilledAt) / 1_000)
         refilledAt = now
     }
 }

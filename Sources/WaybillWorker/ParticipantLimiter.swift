@@ -134,6 +134,20 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
         }
     }
 
+    /// Counts commands a partition's previous owner sent and nobody answered yet, each until its reply timeout.
+    func adopt(inFlight commands: [(messageId: String, routingKey: String, until: Timestamp)]) {
+        guard !commands.isEmpty else { return }
+        state.withLock { state in
+            for command in commands {
+                guard let index = lane(of: command.routingKey, in: &state), state.sentUnder[command.messageId] == nil
+                else { continue }
+                state.lanes[index].gate.released(now: Timestamp.now().milliseconds, spending: false)
+                state.lanes[index].inFlight[command.messageId] = command.until.milliseconds
+                state.sentUnder[command.messageId] = index
+            }
+        }
+    }
+
     /// A held command whose release changed nothing (its saga moved on meanwhile): it was never sent.
     func unsent(_ messageId: String, now: Timestamp) {
         answered(messageId, now: now)

@@ -196,7 +196,7 @@ final class PartitionKeeper: Sendable {
             queue: queue, lease: lease, cacheCapacity: configuration.sagaCache / max(1, pool.partitionCount))
         partitions.insert(partition)
         await loop.flushOutbox(partition)
-        loop.queueHeld(of: partition)
+        loop.adoptLimited(of: partition)
         do {
             let consumer = try await client.consume(queue: queue, prefetch: configuration.prefetch)
             let deliver = deliver

@@ -25,6 +25,15 @@ struct LimitGateTests {
         #expect((199...200).contains(releases(&gate, from: 1, to: 1_001)), "then 200 a second")
     }
 
+    @Test func aGateThrottledToItsFloorStillTrickles() {
+        var gate = LimitGate(limit: ParticipantLimit(commands: "erp.#", perSecond: 200, burst: 20), share: 1, now: 0)
+        for _ in 0..<10 { gate.throttled(now: 0) }
+        #expect(gate.factor == LimitGate.minimumFactor)
+        // 200/s at 1/64 is about 3 a second, and a bucket of less than one command would never release any.
+        let trickle = releases(&gate, from: 1, to: 1_000)
+        #expect((2...5).contains(trickle), "\(trickle) released in the second after the throttles")
+    }
+
     @Test func inFlightIsCappedUntilAnswersComeBack() {
         var gate = LimitGate(limit: ParticipantLimit(commands: "wms.#", maxInFlight: 10), share: 1, now: 0)
         for _ in 0..<10 {

@@ -39,8 +39,8 @@ public protocol PartitionStore: AnyObject, Sendable {
     ) async throws -> [(key: SagaKey, waitId: String)]
     /// Timers due before `now`, soonest first.
     func dueTimers(before now: Timestamp, limit: Int) throws -> [StoredTimer]
-    /// The hold timers of commands a participant's limit holds back.
-    func holdTimers() throws -> [StoredTimer]
+    /// The timers of one kind (the hold timers and reply timeouts a new owner gives its participants' limiter).
+    func timers(ofKind kind: SagaTimer.Kind) throws -> [StoredTimer]
     /// When the soonest timer is due, or `nil` when there is none.
     func nextTimerDue() throws -> Timestamp?
     /// Forgets inbox marks older than `before`, at most `limit`; returns how many.
