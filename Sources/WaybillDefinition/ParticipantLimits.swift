@@ -27,6 +27,52 @@ public struct ParticipantLimits: Sendable, Hashable {
         limits.first { MessageWait.topic($0.commands, matches: routingKey) }
     }
 
+    /// The limits whose pattern matches no command that `definitions` send (forward or undo): most likely a pattern
+    /// with `*` (one word) where `#` (any number of words) was meant. A `${...}` word of a command matches any word.
+    public func unmatched(by definitions: [WorkflowDefinition]) -> [ParticipantLimit] {
+        var shapes: [[String?]] = []
+        for definition in definitions {
+            for step in definition.steps {
+                if case .command(let command) = step.action { shapes.append(Self.shape(of: command.routingKey)) }
+                if let compensate = step.compensate { shapes.append(Self.shape(of: compensate.routingKey)) }
+            }
+        }
+        return limits.filter { limit in
+            let pattern = limit.commands.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            return !shapes.contains { Self.pattern(pattern[...], mayMatch: $0[...]) }
+        }
+    }
+
+    /// A routing key template's words; `nil` for a word that holds an expression.
+    private static func shape(of template: Template) -> [String?] {
+        var text = ""
+        switch template {
+        case .literal(let value): text = value.stringValue ?? ""
+        case .interpolated(let segments):
+            for segment in segments {
+                switch segment {
+                case .text(let literal): text += literal
+                case .expression: text += "\u{0}"
+                }
+            }
+        default: text = "\u{0}"
+        }
+        return text.split(separator: ".", omittingEmptySubsequences: false).map {
+            $0.contains("\u{0}") ? nil : String($0)
+        }
+    }
+
+    private static func pattern(_ pattern: ArraySlice<String>, mayMatch key: ArraySlice<String?>) -> Bool {
+        guard let word = pattern.first else { return key.isEmpty }
+        if word == "#" {
+            return Self.pattern(pattern.dropFirst(), mayMatch: key)
+                || (!key.isEmpty && Self.pattern(pattern, mayMatch: key.dropFirst()))
+        }
+        guard let keyWord = key.first else { return false }
+        guard word == "*" || keyWord == nil || keyWord == word else { return false }
+        return Self.pattern(pattern.dropFirst(), mayMatch: key.dropFirst())
+    }
+
     /// Whether `path` names the limits file (`participants.yaml`, or `.yml`, as workers read either).
     public static func isLimitsFile(_ path: String) -> Bool {
         let name = path.split(separator: "/").last.map(String.init)
@@ -36,7 +82,7 @@ public struct ParticipantLimits: Sendable, Hashable {
 
 /// One participant's limits, for the commands whose routing key matches `commands`.
 public struct ParticipantLimit: Sendable, Hashable {
-    /// The routing key pattern (`*` one word, `#` any number), e.g. `erp.*`, `wms.*.release`.
+    /// The routing key pattern (`*` one word, `#` any number), e.g. `erp.#`, `wms.*.release`.
     public var commands: String
     /// Commands sent and not yet answered (nor timed out), at most; `nil` for no such limit.
     public var maxInFlight: Int?
@@ -44,6 +90,9 @@ public struct ParticipantLimit: Sendable, Hashable {
     public var perSecond: Double?
     /// How many may go at once after a quiet spell (the rate's bucket size).
     public var burst: Int
+    /// Where `commands` is written in the limits file (1-based line and column), for warnings; `nil` when made in code.
+    public var line: Int?
+    public var column: Int?
 
     /// Describes a limit; `burst` defaults to one second's worth (at least 1).
     public init(commands: String, maxInFlight: Int? = nil, perSecond: Double? = nil, burst: Int? = nil) {
@@ -116,7 +165,7 @@ extension WorkflowReader {
         guard let participants = fields["participants"] else {
             missing(
                 "participants", in: "the limits file", at: location(of: root),
-                example: "participants: [{ commands: \"erp.*\", max_in_flight: 10 }]", given: fields)
+                example: "participants: [{ commands: \"erp.#\", max_in_flight: 10 }]", given: fields)
             return nil
         }
         guard case .sequence(let sequence) = participants.value else {
@@ -158,17 +207,17 @@ extension WorkflowReader {
         guard case .mapping(let limitMapping) = node else {
             log.report(
                 .wrongKind, at: location(of: node),
-                "each limit must be a mapping like { commands: \"erp.*\", max_in_flight: 10 }, not \(describe(node))")
+                "each limit must be a mapping like { commands: \"erp.#\", max_in_flight: 10 }, not \(describe(node))")
             return nil
         }
         let fields = entries(of: limitMapping, allowed: Self.limitKeys, context: "in a limit")
         guard let commandsEntry = fields["commands"] else {
             missing(
-                "commands", in: "this limit", at: location(of: node), example: "commands: \"erp.*\"", given: fields)
+                "commands", in: "this limit", at: location(of: node), example: "commands: \"erp.#\"", given: fields)
             return nil
         }
         let at = location(of: commandsEntry.value)
-        guard let commands = text(commandsEntry, what: "a routing key pattern like erp.* or wms.*.release") else {
+        guard let commands = text(commandsEntry, what: "a routing key pattern like erp.# or wms.*.release") else {
             return nil
         }
         guard Self.isPattern(commands) else {
@@ -217,7 +266,9 @@ extension WorkflowReader {
             valid = false
         }
         guard valid else { return nil }
-        return (ParticipantLimit(commands: commands, maxInFlight: maxInFlight, perSecond: perSecond, burst: burst), at)
+        var limit = ParticipantLimit(commands: commands, maxInFlight: maxInFlight, perSecond: perSecond, burst: burst)
+        (limit.line, limit.column) = (at.line, at.column)
+        return (limit, at)
     }
 
     /// Words of letters, digits, `-` and `_`, or `*` and `#`, separated by dots.

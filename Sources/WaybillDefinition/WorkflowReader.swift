@@ -413,9 +413,9 @@ struct WorkflowReader {
                     given: entries)
                 return nil
             }
-            guard let value = priorityValue(fromEntry) else { return nil }
-            var rule = PriorityRule(value: value)
-            var valid = true
+            let value = priorityValue(fromEntry)
+            var rule = PriorityRule(value: value ?? .literal(.null))
+            var valid = value != nil
             if let mapEntry = entries["map"] {
                 if let map = self.mapping(mapEntry, shape: "from values to lanes, like { b2b: high, marketplace: low }")
                 {

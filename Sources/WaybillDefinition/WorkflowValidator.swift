@@ -108,7 +108,33 @@ public enum WorkflowValidator {
         files: [String],
         read: (String) throws(WorkflowSourceReadError) -> WorkflowSource = WorkflowSource.read(file:)
     ) -> Report {
-        Report(files: files.map { file in result(for: file, read: read) })
+        var results = files.map { file in result(for: file, read: read) }
+        // A limit that matches no command of the workflows beside it limits nothing.
+        for index in results.indices {
+            guard case .limits(let limits) = results[index].outcome else { continue }
+            let folder = directory(of: results[index].file)
+            let definitions = results.compactMap { result -> WorkflowDefinition? in
+                guard case .valid(let definition, _) = result.outcome, directory(of: result.file) == folder else {
+                    return nil
+                }
+                return definition
+            }
+            guard !definitions.isEmpty else { continue }
+            for limit in limits.unmatched(by: definitions) {
+                results[index].warnings.append(
+                    WorkflowDiagnostic(
+                        file: results[index].file, line: limit.line ?? 1, column: limit.column ?? 1,
+                        message:
+                            "commands '\(limit.commands)' matches no command of the workflows beside it, so it limits "
+                            + "nothing; '*' is one word and '#' any number (erp.# covers erp.order.accept)",
+                        code: .invalidValue, severity: .warning))
+            }
+        }
+        return Report(files: results)
+    }
+
+    private static func directory(of file: String) -> String {
+        file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
     }
 
     /// Validates text that is already in memory, as if read from `file`.

@@ -1,4 +1,5 @@
 import Testing
+import WaybillTestSupport
 
 @testable import WaybillDefinition
 
@@ -50,6 +51,37 @@ struct ParticipantLimitsTests {
         #expect(ParticipantLimits.isLimitsFile("Workflows/participants.yaml"))
         #expect(!ParticipantLimits.isLimitsFile("Workflows/my-participants.yaml"))
         #expect(ParticipantLimits.isLimitsFile("participants.yml"), "workers read .yml files too")
+    }
+
+    @Test("validating a folder warns about a limit that matches no command of its workflows")
+    func unmatchedPatternWarned() throws {
+        let workflow = try String(contentsOf: Repository.workflow("order-fulfillment.yaml"), encoding: .utf8)
+        let limits = """
+            participants:
+              - commands: erp.*
+                max_in_flight: 10
+              - commands: wms.*.release
+                max_in_flight: 5
+              - commands: wms.wh-01.cancel
+                max_in_flight: 5
+              - commands: billing.#
+                max_in_flight: 5
+            """
+        let files = [
+            "W/order-fulfillment.yaml": workflow, "W/participants.yaml": limits, "X/participants.yaml": limits,
+        ]
+        let report = WorkflowValidator.validate(files: files.keys.sorted()) { file in
+            WorkflowSource(file: file, text: files[file] ?? "")
+        }
+        let result = try #require(report.files.first { $0.file == "W/participants.yaml" })
+        #expect(result.isValid)
+        #expect(
+            result.warnings.map(\.description) == [
+                "W/participants.yaml:2:15: warning: commands 'erp.*' matches no command of the workflows beside it, so "
+                    + "it limits nothing; '*' is one word and '#' any number (erp.# covers erp.order.accept)"
+            ])
+        // Alone in its folder, a limits file has nothing to be checked against.
+        #expect(report.files.first { $0.file == "X/participants.yaml" }?.warnings.isEmpty == true)
     }
 
     @Test("a pattern an earlier one covers is found for *, # and plain words")
