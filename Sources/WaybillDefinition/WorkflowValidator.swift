@@ -133,16 +133,37 @@ public enum WorkflowValidator {
         return Report(files: results)
     }
 
+    /// Whether a file not named like the limits file is one all the same: a top-level `participants:` and no
+    /// `steps:`.
+    private static func looksLikeLimits(_ text: String) -> Bool {
+        var participants = false
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("participants:") { participants = true }
+            if line.hasPrefix("steps:") || line.hasPrefix("name:") { return false }
+        }
+        return participants
+    }
+
     private static func directory(of file: String) -> String {
         file.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
     }
 
     /// Validates text that is already in memory, as if read from `file`.
     public static func validate(_ source: WorkflowSource) -> FileResult {
-        if ParticipantLimits.isLimitsFile(source.file) {
+        let named = ParticipantLimits.isLimitsFile(source.file)
+        if named || looksLikeLimits(source.text) {
             do {
-                let (limits, warnings) = try ParticipantLimitsLoader.loadReportingWarnings(
+                var (limits, warnings) = try ParticipantLimitsLoader.loadReportingWarnings(
                     yaml: source.text, file: source.file)
+                if !named {
+                    warnings.insert(
+                        WorkflowDiagnostic(
+                            file: source.file, line: 1, column: 1,
+                            message:
+                                "a limits file; workers read it only as \(ParticipantLimits.fileName) in the workflows "
+                                + "folder",
+                            code: .invalidValue, severity: .warning), at: 0)
+                }
                 return FileResult(file: source.file, outcome: .limits(limits), warnings: warnings)
             } catch {
                 return FileResult(file: source.file, outcome: .invalid(error))

@@ -40,6 +40,8 @@ public struct BenchOptions: Sendable {
     public var waybillExecutable: String?
     /// The workflow file.
     public var workflowFile: String = "Workflows/order-fulfillment.yaml"
+    /// A participants' limits file the workers enforce (`--limits`); `nil` runs without limits.
+    public var limitsFile: String?
     /// Where databases, workflow copies and logs go.
     public var directory: String = ".waybill/bench"
     /// Give up on a phase after this long.
@@ -53,6 +55,21 @@ public struct BenchOptions: Sendable {
         overheadDuration = quick ? .seconds(8) : .seconds(30)
         memorySagas = 100_000
         phaseTimeout = quick ? .seconds(150) : .seconds(900)
+    }
+
+    /// Checks that `file` is a limits file the workers can load.
+    public static func checkLimits(_ file: String) throws(DemoError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw DemoError(.fileProblem, "--limits \(file): cannot read it (\(error.localizedDescription))")
+        }
+        do {
+            _ = try ParticipantLimitsLoader.load(yaml: text, file: file)
+        } catch {
+            throw DemoError(.fileProblem, "--limits \(file) is not a valid limits file:\n\(error)")
+        }
     }
 
     /// Checks what the options can run; the message names the flag.
@@ -185,7 +202,7 @@ public enum BenchRunner {
             broker: options.broker, names: try DemoNames(namespace: "bench-e2e"), workflowFile: options.workflowFile,
             directory: options.directory, poolDirectoryName: "bench-e2e-pool", workers: workers,
             respond: simulator.handle, batchObserver: observer, removeTopologyWhenDone: true,
-            arrivals: simulator.receiveStock, arrivalInterval: .seconds(1))
+            arrivals: simulator.receiveStock, arrivalInterval: .seconds(1), limitsFile: options.limitsFile)
     }
 
     /// In-process workers: the throughput rounds (end-to-end and pattern replay alternating, so that a load change on

@@ -82,6 +82,8 @@ struct StageSetup: Sendable {
     var arrivalInterval: Duration = .seconds(2)
     /// Applied to the workflow's text before the namespace (the demo shortens the backorder deadline).
     var editWorkflow: @Sendable (String) throws -> String = { $0 }
+    /// A participants' limits file, copied beside the workflow as `participants.yaml`; `nil` runs without limits.
+    var limitsFile: String?
 }
 
 /// A pool of workers, simulated participants and a saga monitor running in-process on one broker, for the demo, its
@@ -315,6 +317,10 @@ final class DemoStage: Sendable {
             if manager.fileExists(atPath: directory) { try manager.removeItem(atPath: directory) }
             try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try rewritten.write(toFile: copy, atomically: true, encoding: .utf8)
+            if let limits = setup.limitsFile {
+                try manager.copyItem(
+                    atPath: limits, toPath: (directory as NSString).appendingPathComponent(ParticipantLimits.fileName))
+            }
         } catch {
             throw DemoError(.fileProblem, "cannot write the workflow copy \(copy)", cause: error)
         }

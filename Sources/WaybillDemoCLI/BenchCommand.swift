@@ -69,6 +69,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The workflow file.", valueName: "file"))
     var workflow: String = "Workflows/order-fulfillment.yaml"
 
+    @Option(
+        help: ArgumentHelp(
+            "A participants' limits file for the workers (participants.yaml; docs/limits.md): compare a run with "
+                + "limits that never bind against one without.", valueName: "file"))
+    var limits: String?
+
     @Option(help: ArgumentHelp("Folder for databases, logs and workflow copies.", valueName: "dir"))
     var directory: String = ".waybill/bench"
 
@@ -76,6 +82,13 @@ struct BenchCommand: AsyncParsableCommand {
         if let orders, orders < 100 { throw ValidationError("--orders must be at least 100") }
         if let memorySagas, memorySagas < 1 { throw ValidationError("--memory-sagas must be at least 1") }
         if let overheadRate, !(overheadRate >= 1) { throw ValidationError("--overhead-rate must be at least 1") }
+        if let limits {
+            do {
+                try BenchOptions.checkLimits(limits)
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         do {
             try DemoOptions.checkWorkers(workers)
             _ = try BenchShape(parsing: shape)
@@ -98,6 +111,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.shape = (try? BenchShape(parsing: shape)) ?? .twoShipment
         options.workerProcesses = workerProcesses
         options.workflowFile = workflow
+        options.limitsFile = limits
         options.directory = directory
         options.measureMemory = !skipMemory
         options.overheadRate = overheadRate
@@ -109,7 +123,7 @@ struct BenchCommand: AsyncParsableCommand {
             " --shape \(options.shape.rawValue)" + (quick ? " --quick" : "")
             + (workers == 1 ? "" : " --workers \(workers)")
             + (workerProcesses ? " --worker-processes" : "")
-            + (overheadRate.map { " --overhead-rate \(Int($0))" } ?? "")
+            + (overheadRate.map { " --overhead-rate \(Int($0))" } ?? "") + (limits.map { " --limits \($0)" } ?? "")
         console.say(
             "Waybill bench\(flags) on \(broker.address), \(ProcessInfo.processInfo.activeProcessorCount) CPUs; "
                 + "log in \(logPath)")

@@ -84,6 +84,16 @@ struct ParticipantLimitsTests {
         #expect(report.files.first { $0.file == "X/participants.yaml" }?.warnings.isEmpty == true)
     }
 
+    @Test("a limits file under another name validates as limits, with a warning that workers will not read it")
+    func limitsUnderAnotherName() {
+        let result = WorkflowValidator.validate(WorkflowSource(file: "docs/roomy.yaml", text: Self.text))
+        #expect(result.isValid)
+        #expect(
+            result.warnings.first?.description
+                == "docs/roomy.yaml:1:1: warning: a limits file; workers read it only as participants.yaml in the "
+                + "workflows folder")
+    }
+
     @Test("a pattern an earlier one covers is found for *, # and plain words")
     func covering() {
         #expect(WorkflowReader.covers("erp.#", "erp.*.accept"))
