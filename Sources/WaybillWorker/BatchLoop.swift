@@ -87,8 +87,8 @@ final class BatchLoop: Sendable {
         var control: InboundDelivery?
         /// A participant's reply: settled with the commit, or dead-lettered when no saga of the partition has it.
         var reply: InboundDelivery?
-        /// A held command the limiter released (its message id): the hold timer fires to send it.
-        var release: String?
+        /// A held command the limiter released: its hold timer fires to send it.
+        var release: ParticipantLimiter.Held?
     }
 
     /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters,
@@ -201,7 +201,7 @@ final class BatchLoop: Sendable {
                     Item(
                         key: held.key, event: .timerFired(timerId: held.command.timerId),
                         inbox: "timer:\(held.command.timerId)", timerId: held.command.timerId,
-                        release: held.command.messageId))
+                        release: held))
             }
         }
         if ticked {
@@ -289,6 +289,7 @@ final class BatchLoop: Sendable {
                         partition: partition, at: .now(), work: work, outbox: backlog ? [] : changes.flatMap(\.outbox),
                         outboxIds: backlog ? [] : ids))
             case .undecided(let work, let error):
+                requeueReleases(work, now: now)
                 failingCommits.withLock { $0[partition.number] = "\(error)" }
                 logger.error(
                     "batch in \(partition.queue) failed before commit, deliveries go back to the queue: \(error)")
@@ -298,6 +299,7 @@ final class BatchLoop: Sendable {
                 requeue(work.taken)
                 lose(partition, error)
             case .uncommitted(let work, let changes, let error):
+                requeueReleases(work, now: now)
                 partition.cache.withLock { $0.evict(changes.map(\.key)) }
                 failingCommits.withLock { $0[partition.number] = "\(error)" }
                 logger.error(
@@ -928,6 +930,7 @@ final class BatchLoop: Sendable {
             var settleReply = item.reply
             defer { if let reply = settleReply { work.settle.append(reply) } }
             if let inbox = item.inbox, !seen.insert(inbox).inserted {
+                if let release = item.release { limiter?.unsent(release.command.messageId, now: now) }
                 work.duplicates.append(String(inbox.prefix { $0 != ":" }))
                 if let control = item.control {
                     work.relays.append(
@@ -1008,7 +1011,7 @@ final class BatchLoop: Sendable {
             let applied = transition.outcome == .applied
             if case .reply = item.event, case .ignored = transition.outcome { work.duplicates.append("reply") }
             if let limiter {
-                if !applied, let release = item.release { limiter.unsent(release, now: now) }
+                if !applied, let release = item.release { limiter.unsent(release.command.messageId, now: now) }
                 if applied { holds(transition, partition: partition.number, into: &work) }
             }
             if applied, let failure = Self.failure(item.event, before: before) { work.failures.append(failure) }
@@ -1058,6 +1061,16 @@ final class BatchLoop: Sendable {
             }
         }
         return changes
+    }
+
+    /// Held commands released into a batch whose commit failed: nothing was sent, and their hold timers are still
+    /// stored, so they wait in the queue again (a fenced partition's are its new owner's).
+    private func requeueReleases(_ work: PartitionWork, now: Timestamp) {
+        guard let limiter else { return }
+        let released = work.items.compactMap(\.release)
+        guard !released.isEmpty else { return }
+        for held in released { limiter.unsent(held.command.messageId, now: now) }
+        limiter.hold(released)
     }
 
     /// The commands a transition held back for a participant's limit, to queue once committed.
