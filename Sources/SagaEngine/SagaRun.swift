@@ -121,8 +121,10 @@ struct SagaRun {
 
     private mutating func handleReply(_ outcome: ReplyOutcome, for ref: BranchRef) {
         guard let pending = branch(ref).pending else { return }
+        // A forward command of a step that is failing meanwhile is not held again: it fails like its siblings.
         if case .error(let error) = outcome, error.code == StepError.rateLimitedCode,
-            engine.admission?.isLimited(pending.routingKey) == true
+            engine.admission?.isLimited(pending.routingKey) == true,
+            pending.kind == .compensate || instance.steps[ref.step].status == .running
         {
             // Back-pressure, not a failure: the same attempt waits for the limiter again, under a new message id.
             let messageId = nextId("m")
@@ -318,6 +320,11 @@ struct SagaRun {
         emitCommand(ref, body: body)
     }
 
+    /// Whether the branch's command is held back by a limit (never sent).
+    private func isHeld(_ ref: BranchRef) -> Bool {
+        branch(ref).timer?.kind == .hold && branch(ref).pending != nil
+    }
+
     /// Holds the branch's pending command back: a hold timer instead of a reply timer, and nothing sent.
     private mutating func hold(_ ref: BranchRef) {
         guard let pending = branch(ref).pending else { return }
@@ -436,7 +443,7 @@ struct SagaRun {
                 }
                 continue
             }
-            if branch(ref).timer?.kind == .hold, branch(ref).pending?.kind == .do {
+            if isHeld(ref), branch(ref).pending?.kind == .do {
                 // Never sent: there is nothing to wait for and nothing to undo.
                 clearTimer(ref)
                 modifyBranch(ref) { [now] in
@@ -826,20 +833,22 @@ struct SagaRun {
             return "saga passed its pivot step '\(definition.steps[pivot].id)'; it can only be reset to a step after "
                 + "it (completed steps up to the pivot can no longer be compensated)"
         }
+        // A command held back by a limit was never sent: nothing to wait for, the reset drops it.
         let inFlight = allBranchRefs().filter { ref in
-            ref.step >= index && [.inFlight, .compensating].contains(branch(ref).status)
+            ref.step >= index && [.inFlight, .compensating].contains(branch(ref).status) && !isHeld(ref)
         }
         if let first = inFlight.first {
             return "a command of '\(definition.steps[first.step].id)' awaits its reply; reset once it is answered "
                 + "(or timed out)"
         }
         for ref in allBranchRefs() where ref.step >= index {
+            let held = isHeld(ref)
             clearTimer(ref)
             // An attempt waiting to retry may follow one whose reply never came (its outcome is unknown): as when a
             // step fails, it ends failed, so the undo below includes it if it may have taken effect.
             modifyBranch(ref) { [now] in
                 $0.pending = nil
-                if $0.status == .retryWait {
+                if $0.status == .retryWait || held {
                     $0.status = .failed
                     $0.finishedAt = now
                 }
@@ -892,6 +901,10 @@ struct SagaRun {
         if let head = instance.compensation?.queue.first {
             if let stepId, definition.steps[head.step].id != stepId {
                 return "the saga is compensating step '\(definition.steps[head.step].id)', not '\(stepId)'"
+            }
+            if isHeld(head) {
+                return "compensation of '\(definition.steps[head.step].id)' is held back by a participant's limit; "
+                    + "it goes out in its turn (waybill pool status shows the limits that bind)"
             }
             if branch(head).status == .compensating {
                 return "compensation of '\(definition.steps[head.step].id)' is waiting for its reply"

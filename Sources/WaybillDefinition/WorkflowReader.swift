@@ -458,22 +458,9 @@ struct WorkflowReader {
 
     /// A priority's `${input...}` expression.
     private mutating func priorityValue(_ entry: Entry) -> Template? {
-        guard case .scalar(let scalar) = entry.value, !isEmpty(entry.value) else {
-            log.report(
-                .wrongKind, at: location(of: entry.value),
-                "\(entry.key) must be an expression like ${input.priority}, not \(describe(entry.value))")
-            return nil
-        }
-        var uses: [ExpressionUse] = []
-        guard let template = stringTemplate(scalar, uses: &uses, part: .action) else { return nil }
-        var valid = true
-        for use in uses where use.path.root != .input {
-            log.report(
-                .badReference, at: use.location,
-                "a priority may only use ${input...}, not ${\(use.path)}; it is decided when the saga starts")
-            valid = false
-        }
-        return valid ? template : nil
+        startExpression(
+            entry, name: "priority", example: "${input.priority}", why: "it is decided when the saga starts"
+        )?.template
     }
 
     /// A lane name or number.
@@ -506,29 +493,39 @@ struct WorkflowReader {
     }
 
     mutating func readSagaId(_ entry: Entry) -> Template? {
-        guard case .scalar(let scalar) = entry.value, !isEmpty(entry.value) else {
-            log.report(
-                .wrongKind, at: location(of: entry.value),
-                "saga_id must be an expression like ${input.orderId}, not \(describe(entry.value))")
-            return nil
-        }
-        var uses: [ExpressionUse] = []
-        guard let template = stringTemplate(scalar, uses: &uses, part: .action) else { return nil }
-        guard !uses.isEmpty else {
+        guard
+            let (template, constant) = startExpression(
+                entry, name: "saga_id", example: "${input.orderId}", why: "the saga has no data yet when it starts")
+        else { return nil }
+        guard !constant else {
             log.report(
                 .invalidValue, at: location(of: entry.value),
                 "saga_id must contain an expression like ${input.orderId}; a constant would make every order a duplicate"
             )
             return nil
         }
+        return template
+    }
+
+    /// An expression over the start message alone (`saga_id`, `priority`): a non-empty scalar whose `${...}` read only
+    /// `${input...}`; `why` ends the message about any other reference. `constant` when it has no `${...}` at all.
+    mutating func startExpression(
+        _ entry: Entry, name: String, example: String, why: String
+    ) -> (template: Template, constant: Bool)? {
+        guard case .scalar(let scalar) = entry.value, !isEmpty(entry.value) else {
+            log.report(
+                .wrongKind, at: location(of: entry.value),
+                "\(name) must be an expression like \(example), not \(describe(entry.value))")
+            return nil
+        }
+        var uses: [ExpressionUse] = []
+        guard let template = stringTemplate(scalar, uses: &uses, part: .action) else { return nil }
         var valid = true
         for use in uses where use.path.root != .input {
-            log.report(
-                .badReference, at: use.location,
-                "saga_id may only use ${input...}, not ${\(use.path)}; the saga has no data yet when it starts")
+            log.report(.badReference, at: use.location, "\(name) may only use ${input...}, not ${\(use.path)}; \(why)")
             valid = false
         }
-        return valid ? template : nil
+        return valid ? (template, uses.isEmpty) : nil
     }
 
     mutating func readDefaults(_ entry: Entry) -> (Duration, RetryPolicy) {

@@ -23,6 +23,11 @@ final class BatchLoop: Sendable {
     private let engine: SagaEngine
     /// The participants' limits, when the workflows folder has a `participants.yaml`.
     let limiter: ParticipantLimiter?
+    /// Held commands no limit covers any more (the limits file changed, or went, since they were held): the next
+    /// batch fires their hold timers, so they go out at once.
+    private let releaseNow = Mutex<[ParticipantLimiter.Held]>([])
+    /// Partitions whose limited commands could not be read at claim: tried again on the next tick.
+    private let adoptAgain = Mutex<Set<Int>>([])
     private let logger: Logger
     let metrics: WorkerMetrics
     private let tracing: SagaTracing
@@ -190,11 +195,16 @@ final class BatchLoop: Sendable {
                 continue
             }
         }
-        if let limiter, limiter.hasHeld {
+        var released = releaseNow.withLock { released in
+            defer { released = [] }
+            return released
+        }
+        if let limiter, limiter.hasHeld { released += limiter.releases(now: now) }
+        if !released.isEmpty {
             // Held commands the limits let go now: their hold timers fire, like due timers, to send them.
-            for held in limiter.releases(now: now) {
+            for held in released {
                 guard partitions[held.partition] != nil else {
-                    limiter.unsent(held.command.messageId, now: now)
+                    limiter?.unsent(held.command.messageId, now: now)
                     continue
                 }
                 work[held.partition, default: PartitionWork()].items.append(
@@ -205,6 +215,13 @@ final class BatchLoop: Sendable {
             }
         }
         if ticked {
+            for number in adoptAgain.withLock({ $0 }) {
+                guard let partition = partitions[number] else {
+                    adoptAgain.withLock { _ = $0.remove(number) }
+                    continue
+                }
+                adoptLimited(of: partition)
+            }
             var timerLag: Duration = .zero
             defer { metrics.timersFired(lag: timerLag) }
             for partition in partitions.all where partition.timersDue.withLock({ $0 }) <= now.milliseconds {
@@ -262,7 +279,7 @@ final class BatchLoop: Sendable {
                 for matched in work.signalsMatched { metrics.signal(matched: matched) }
                 metrics.duplicatesAbsorbed(work.duplicates)
                 metrics.commandFailures(work.failures)
-                limiter?.hold(work.held)
+                queue(work.held)
                 tracing.record(work.observations)
                 failingCommits.withLock { _ = $0.removeValue(forKey: partition.number) }
                 if let soonest = changes.lazy.flatMap(\.scheduleTimers).map(\.dueAt.milliseconds).min() {
@@ -296,6 +313,8 @@ final class BatchLoop: Sendable {
                 requeue(work.taken)
                 failed = true
             case .uncommitted(let work, _, let error as SagaStoreError) where error.code == .fenced:
+                // The new owner queues the partition's held commands; nothing of these went out.
+                for held in work.items.compactMap(\.release) { limiter?.unsent(held.command.messageId, now: now) }
                 requeue(work.taken)
                 lose(partition, error)
             case .uncommitted(let work, let changes, let error):
@@ -495,11 +514,15 @@ final class BatchLoop: Sendable {
 
     /// Gives the limiter what a newly claimed partition has under the participants' limits (its previous owner's,
     /// or this worker's before a restart): the commands held back, queued at the time each was held, and the commands
-    /// sent and not answered yet, counted in flight until their reply or reply timeout.
+    /// sent and not answered yet, counted in flight until their reply or reply timeout. Held commands that no limit
+    /// covers now (the limits file changed or went) go out with the next batch. A partition that cannot be read is
+    /// tried again on the next tick.
     func adoptLimited(of partition: OwnedPartition) {
-        guard let limiter else { return }
         do {
-            let timers = try partition.store.timers(ofKind: .hold) + partition.store.timers(ofKind: .replyTimeout)
+            // Without limits only held commands matter (they must go out); with them, the commands in flight too.
+            var timers = try partition.store.timers(ofKind: .hold)
+            if limiter != nil { timers += try partition.store.timers(ofKind: .replyTimeout) }
+            adoptAgain.withLock { _ = $0.remove(partition.number) }
             guard !timers.isEmpty else { return }
             let byId = Dictionary(timers.map { ("\($0.key)/\($0.id)", $0) }, uniquingKeysWith: { first, _ in first })
             var held: [ParticipantLimiter.Held] = []
@@ -514,8 +537,7 @@ final class BatchLoop: Sendable {
                     for (index, step) in instance.steps.enumerated() where index < definition.steps.count {
                         for state in step.branches {
                             guard let pending = state.pending, let timer = state.timer,
-                                let stored = byId["\(instance.key)/\(timer.id)"],
-                                limiter.isLimited(pending.routingKey)
+                                let stored = byId["\(instance.key)/\(timer.id)"]
                             else { continue }
                             if stored.kind == .hold {
                                 held.append(
@@ -526,31 +548,37 @@ final class BatchLoop: Sendable {
                                             routingKey: pending.routingKey,
                                             priority: definition.priorityLane(input: instance.input),
                                             heldAt: pending.sentAt, timeout: definition.steps[index].timeout)))
-                            } else {
+                            } else if limiter?.isLimited(pending.routingKey) == true {
                                 inFlight.append((pending.messageId, pending.routingKey, stored.dueAt))
                             }
                         }
                     }
                 }
             }
-            limiter.adopt(inFlight: inFlight)
-            limiter.hold(held.sorted { $0.command.heldAt < $1.command.heldAt })
+            limiter?.adopt(inFlight: inFlight, now: .now())
+            queue(held.sorted { $0.command.heldAt < $1.command.heldAt })
             if !held.isEmpty || !inFlight.isEmpty {
                 logger.info(
                     "\(partition.queue) has \(held.count) commands held back and \(inFlight.count) in flight under the participants' limits"
                 )
             }
         } catch {
-            logger.error("cannot read the limited commands of \(partition.queue): \(error)")
+            adoptAgain.withLock { _ = $0.insert(partition.number) }
+            logger.error(
+                "cannot read the limited commands of \(partition.queue) (tried again on the next tick): \(error)")
         }
     }
 
-    /// The limits follow the partitions this worker owns: its share of each, and only its partitions' held commands.
+    /// The limits follow the partitions this worker owns: its share of each, and only its partitions' held commands
+    /// and commands in flight (the replies to the others go to their new owners).
     func partitionsChanged() {
         guard let limiter else { return }
         let owned = partitions.numbers
         limiter.reshare(owned: owned.count, total: pool.partitionCount, now: .now())
-        limiter.keep(partitions: Set(owned))
+        let pool = pool
+        limiter.keep(partitions: Set(owned)) { messageId in
+            WireMessages.sagaKey(fromMessageId: messageId).map { pool.partition(of: $0.id) }
+        }
     }
 
     /// Forgets inbox marks older than the retention, a bounded batch per tick, so the table does not grow forever.
@@ -955,6 +983,7 @@ final class BatchLoop: Sendable {
             case (_, let instance?):
                 guard let known = try registry.definition(hash: instance.definitionHash, in: store) else {
                     logger.error("saga \(item.key) runs definition \(instance.definitionHash), which is not stored")
+                    if let release = item.release { limiter?.unsent(release.command.messageId, now: now) }
                     refuse(
                         item,
                         "saga \(item.key) runs definition \(instance.definitionHash.prefix(12)), which this partition does "
@@ -992,6 +1021,7 @@ final class BatchLoop: Sendable {
                                 status: .error, message: "partition \(partition.queue) has no saga \(item.key)"),
                             partition: partition.number))
                 } else if let timerId = item.timerId {
+                    if let release = item.release { limiter?.unsent(release.command.messageId, now: now) }
                     changes.append(
                         SagaChange(key: item.key, at: now, instance: nil, currentStep: nil, cancelTimerIds: [timerId]))
                 } else if let reply = item.reply {
@@ -1066,11 +1096,17 @@ final class BatchLoop: Sendable {
     /// Held commands released into a batch whose commit failed: nothing was sent, and their hold timers are still
     /// stored, so they wait in the queue again (a fenced partition's are its new owner's).
     private func requeueReleases(_ work: PartitionWork, now: Timestamp) {
-        guard let limiter else { return }
         let released = work.items.compactMap(\.release)
         guard !released.isEmpty else { return }
-        for held in released { limiter.unsent(held.command.messageId, now: now) }
-        limiter.hold(released)
+        for held in released { limiter?.unsent(held.command.messageId, now: now) }
+        queue(released)
+    }
+
+    /// Queues held commands with their limits; those no limit covers go out with the next batch.
+    private func queue(_ held: [ParticipantLimiter.Held]) {
+        guard !held.isEmpty else { return }
+        let uncovered = limiter?.hold(held) ?? held
+        if !uncovered.isEmpty { releaseNow.withLock { $0 += uncovered } }
     }
 
     /// The commands a transition held back for a participant's limit, to queue once committed.

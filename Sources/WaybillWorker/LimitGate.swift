@@ -1,11 +1,11 @@
 import WaybillDefinition
 
 /// One participant limit as one worker applies it: its share of the pool-wide limit (the share of the partitions it
-/// owns), a token bucket for the rate, a count of commands in flight, and a factor that back-pressure lowers (`rate_limited`
-/// replies) and quiet seconds raise again (multiplicative decrease, additive increase).
+/// owns), a token bucket for the rate, a count of commands in flight, and a factor that back-pressure lowers
+/// (`rate_limited` replies) and quiet seconds raise again (multiplicative decrease, additive increase).
 ///
-/// Pure bookkeeping on the caller's clock (milliseconds), so it is tested without a broker; the worker will own one per
-/// limit (docs/progress.md, "Participants' limits").
+/// Pure bookkeeping on the caller's clock (milliseconds), so it is tested without a broker; ``ParticipantLimiter``
+/// owns one per limit (docs/limits.md).
 struct LimitGate: Sendable {
     let limit: ParticipantLimit
     /// This worker's part of the pool's limit, in (0, 1].
@@ -79,6 +79,13 @@ struct LimitGate: Sendable {
         refill(now: now)
         if spending, limit.perSecond != nil { tokens -= 1 }
         inFlight += 1
+    }
+
+    /// A command counted out did not go after all: its place and its token come back.
+    mutating func unsent(now: Int64) {
+        settled()
+        refill(now: now)
+        if limit.perSecond != nil { tokens = min(bucketSize, tokens + 1) }
     }
 
     /// A command came back (answered, timed out or returned): its place in flight is free again.
@@ -172,7 +179,10 @@ struct HeldCommands<Element: Sendable>: Sendable {
                 lane(priority: candidate.priority, heldAt: candidate.heldAt, now: now),
                 lane(priority: current.priority, heldAt: current.heldAt, now: now)
             )
-            if a > b || (a == b && candidate.sequence < current.sequence) { best = index }
+            // Within a lane the oldest goes first (a command put back after a failed commit keeps its age).
+            if a > b || (a == b && (candidate.heldAt, candidate.sequence) < (current.heldAt, current.sequence)) {
+                best = index
+            }
         }
         return entries.remove(at: best).element
     }

@@ -8,7 +8,7 @@ import WaybillDefinition
 ///
 /// The engine asks it before every send (``CommandAdmission``): a command under no limit goes at once, without
 /// taking the lock; one under a limit goes at once while the limit has room and nothing of it is held, else it is
-/// held (a hold timer in the saga's commit). The batch loop then queues what its commits held (``hold(_:now:)``),
+/// held (a hold timer in the saga's commit). The batch loop then queues what its commits held (``hold(_:)``),
 /// asks for what may go now (``releases(now:)``) on every batch, and fires those hold timers like due timers.
 /// Replies and returns free their command's place (``answered(_:rateLimited:retryAfter:now:)``); a command that gets
 /// neither frees it when its reply timeout passes.
@@ -81,17 +81,24 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
     /// Whether any command is held (the batch loop asks for releases only then).
     var hasHeld: Bool { anyHeld.load(ordering: .relaxed) }
 
-    /// Queues commands that committed transitions held back (or that a partition's new owner found held).
-    func hold(_ commands: [Held]) {
-        guard !commands.isEmpty else { return }
-        state.withLock { state in
+    /// Queues commands that committed transitions held back (or that a partition's new owner found held), and
+    /// returns those no limit covers (the limits file changed since they were held): they should go at once.
+    @discardableResult
+    func hold(_ commands: [Held]) -> [Held] {
+        guard !commands.isEmpty else { return [] }
+        return state.withLock { state in
+            var uncovered: [Held] = []
             for held in commands {
-                guard let index = lane(of: held.command.routingKey, in: &state) else { continue }
+                guard let index = lane(of: held.command.routingKey, in: &state) else {
+                    uncovered.append(held)
+                    continue
+                }
                 state.lanes[index].held.hold(
                     held, priority: held.command.priority, at: held.command.heldAt.milliseconds)
                 state.heldCount += 1
             }
             anyHeld.store(state.heldCount > 0, ordering: .relaxed)
+            return uncovered
         }
     }
 
@@ -135,22 +142,27 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
     }
 
     /// Counts commands a partition's previous owner sent and nobody answered yet, each until its reply timeout.
-    func adopt(inFlight commands: [(messageId: String, routingKey: String, until: Timestamp)]) {
+    func adopt(inFlight commands: [(messageId: String, routingKey: String, until: Timestamp)], now: Timestamp) {
         guard !commands.isEmpty else { return }
         state.withLock { state in
             for command in commands {
                 guard let index = lane(of: command.routingKey, in: &state), state.sentUnder[command.messageId] == nil
                 else { continue }
-                state.lanes[index].gate.released(now: Timestamp.now().milliseconds, spending: false)
+                state.lanes[index].gate.released(now: now.milliseconds, spending: false)
                 state.lanes[index].inFlight[command.messageId] = command.until.milliseconds
                 state.sentUnder[command.messageId] = index
             }
         }
     }
 
-    /// A held command whose release changed nothing (its saga moved on meanwhile): it was never sent.
+    /// A released command that did not go out after all (its saga moved on meanwhile, or the batch's commit failed):
+    /// its place and its token come back.
     func unsent(_ messageId: String, now: Timestamp) {
-        answered(messageId, now: now)
+        state.withLock { state in
+            guard let index = state.sentUnder.removeValue(forKey: messageId) else { return }
+            state.lanes[index].inFlight.removeValue(forKey: messageId)
+            state.lanes[index].gate.unsent(now: now.milliseconds)
+        }
     }
 
     /// Re-divides every limit after a rebalance: this worker owns `owned` of `total` partitions.
@@ -161,9 +173,16 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
         }
     }
 
-    /// Forgets what is held for partitions this worker no longer owns (their new owners queue them).
-    func keep(partitions owned: Set<Int>) {
+    /// Forgets what is held and in flight for partitions this worker no longer owns: their new owners queue and count
+    /// them (the replies go to them). `partitionOf` finds a command's partition from its message id.
+    func keep(partitions owned: Set<Int>, partitionOf: (String) -> Int?) {
         state.withLock { state in
+            for (messageId, index) in state.sentUnder {
+                guard let partition = partitionOf(messageId), !owned.contains(partition) else { continue }
+                state.sentUnder.removeValue(forKey: messageId)
+                state.lanes[index].inFlight.removeValue(forKey: messageId)
+                state.lanes[index].gate.settled()
+            }
             guard state.heldCount > 0 else { return }
             var count = 0
             for index in state.lanes.indices {

@@ -60,6 +60,8 @@ public final class WorkerMetrics: Sendable {
     private let labelled = Mutex<[[String]: Counter]>([:])
     private let gauges = Mutex<[[String]: Gauge]>([:])
     private let holdTimers = Mutex<[[String]: Timer]>([:])
+    /// The priority lanes each limit last reported held commands in.
+    private let heldLanes = Mutex<[String: Set<Int>]>([:])
     private let eventLag: Timer
     private let redeliveries: Counter
     private let sagasArchived: Counter
@@ -199,23 +201,23 @@ public final class WorkerMetrics: Sendable {
 
     /// A held command went out after `held`, under the limit for `commands`, in lane `priority`.
     func commandReleased(commands: String, priority: Int, after held: Duration) {
-        let timer = holdTimers.withLock { timers in
-            let key = [commands, PriorityLane.name(priority)]
-            if let timer = timers[key] { return timer }
-            let timer = Timer(
-                label: Name.commandHold, dimensions: [("participant", commands), ("priority", key[1])],
-                factory: factory)
-            timers[key] = timer
-            return timer
+        let dimensions = [("participant", commands), ("priority", PriorityLane.name(priority))]
+        let timer = Self.made(holdTimers, Name.commandHold, dimensions) {
+            Timer(label: Name.commandHold, dimensions: dimensions, factory: factory)
         }
         timer.recordNanoseconds(held.components.seconds * 1_000_000_000 + held.components.attoseconds / 1_000_000_000)
     }
 
     /// Each limit's figures now: commands held by priority, this worker's effective rate and commands in flight.
     func limits(_ statuses: [LimitReport]) {
-        let lanes = [PriorityLane.high, PriorityLane.normal, PriorityLane.low]
+        let named: Set = [PriorityLane.high, PriorityLane.normal, PriorityLane.low]
         for status in statuses {
-            for lane in Set(lanes + status.held.keys) {
+            // A numbered lane that emptied since the last report goes back to 0, like the named ones.
+            let lanes = heldLanes.withLock { reported in
+                defer { reported[status.commands] = Set(status.held.keys) }
+                return named.union(reported[status.commands] ?? []).union(status.held.keys)
+            }
+            for lane in lanes {
                 gauge(Name.commandsHeld, [("participant", status.commands), ("priority", PriorityLane.name(lane))])
                     .record(status.held[lane] ?? 0)
             }
@@ -227,12 +229,20 @@ public final class WorkerMetrics: Sendable {
     }
 
     private func gauge(_ label: String, _ dimensions: [(String, String)]) -> Gauge {
-        gauges.withLock { gauges in
+        Self.made(gauges, label, dimensions) { Gauge(label: label, dimensions: dimensions, factory: factory) }
+    }
+
+    /// The metric of `label` with `dimensions` from `cache`, made by `make` on first use.
+    private static func made<Metric>(
+        _ cache: borrowing Mutex<[[String]: Metric]>, _ label: String, _ dimensions: [(String, String)],
+        make: () -> Metric
+    ) -> Metric {
+        cache.withLock { metrics in
             let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
-            if let gauge = gauges[key] { return gauge }
-            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
-            gauges[key] = gauge
-            return gauge
+            if let metric = metrics[key] { return metric }
+            let metric = make()
+            metrics[key] = metric
+            return metric
         }
     }
 
@@ -242,13 +252,7 @@ public final class WorkerMetrics: Sendable {
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        labelled.withLock { counters in
-            let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
-            if let counter = counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-            counters[key] = counter
-            return counter
-        }
+        Self.made(labelled, label, dimensions) { Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     /// One more message this worker dead-lettered, by the code of its `x-waybill-error` reason.

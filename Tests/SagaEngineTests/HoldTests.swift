@@ -31,6 +31,23 @@ extension Transition {
 struct HoldTests {
     let input: JSONValue = ["id": "t-7"]
 
+    /// Ships each item to its `to` participant, with an undo.
+    static let fan = WorkflowDefinition(
+        name: "fan", version: 1,
+        trigger: Trigger(exchange: "x", routingKey: "fan.start", sagaId: template("${input.id}")),
+        steps: [
+            StepDefinition(
+                id: "ship",
+                action: .command(
+                    CommandTemplate(
+                        routingKey: template("${item.to}.ship"), input: objectTemplate(["n": "${item.n}"]))),
+                forEach: ForEach(items: template("${input.items}"), alias: "item"),
+                compensate: CommandTemplate(
+                    routingKey: template("${item.to}.unship"), input: objectTemplate(["n": "${item.n}"])),
+                timeout: .seconds(10), retry: TestWorkflows.noJitter)
+        ],
+        milestones: EndMilestones(compensated: "fan.undone"))
+
     @Test("a held command is not sent and has no reply timer; its release sends it with the same id and attempt")
     func holdAndRelease() throws {
         let gate = Gate(limiting: "sys.a")
@@ -105,21 +122,7 @@ struct HoldTests {
 
     @Test("a held branch of a failing step is abandoned unsent and not compensated")
     func heldBranchAbandoned() throws {
-        let definition = WorkflowDefinition(
-            name: "fan", version: 1,
-            trigger: Trigger(exchange: "x", routingKey: "fan.start", sagaId: template("${input.id}")),
-            steps: [
-                StepDefinition(
-                    id: "ship",
-                    action: .command(
-                        CommandTemplate(
-                            routingKey: template("${item.to}.ship"), input: objectTemplate(["n": "${item.n}"]))),
-                    forEach: ForEach(items: template("${input.items}"), alias: "item"),
-                    compensate: CommandTemplate(
-                        routingKey: template("${item.to}.unship"), input: objectTemplate(["n": "${item.n}"])),
-                    timeout: .seconds(10), retry: TestWorkflows.noJitter)
-            ],
-            milestones: EndMilestones(compensated: "fan.undone"))
+        let definition = Self.fan
         let gate = Gate(limiting: "slow.")
         var saga = SagaDriver(
             definition, input: ["id": "f-1", "items": [["to": "fast", "n": 1], ["to": "slow", "n": 2]]],
@@ -139,6 +142,39 @@ struct HoldTests {
         #expect(saga.last.commands.isEmpty)
         // Its hold timer, fired late by a limiter that had it queued, changes nothing.
         #expect(saga.apply(.timerFired(timerId: held.timerId)).outcome != .applied)
+    }
+
+    @Test("a rate_limited reply to a branch of a step that is failing is not held again: the branch fails too")
+    func rateLimitedWhileFailing() throws {
+        let gate = Gate(limiting: "slow.")
+        gate.open.withLock { $0 = true }
+        var saga = SagaDriver(
+            Self.fan, input: ["id": "f-2", "items": [["to": "fast", "n": 1], ["to": "slow", "n": 2]]],
+            engine: SagaEngine(jitterSeed: 42, admission: gate))
+        let fast = try #require(saga.last.commands.first { $0.routingKey == "fast.ship" })
+        let slow = try #require(saga.last.commands.first { $0.routingKey == "slow.ship" })
+        saga.fail(fast, code: "refused", retryable: false)
+        #expect(saga.instance.steps[0].status == .failing, "the step waits for the slow branch's answer")
+        saga.fail(slow, code: StepError.rateLimitedCode, retryable: true)
+        #expect(saga.last.held.isEmpty)
+        #expect(saga.instance.steps[0].branches[1].status == .failed)
+        #expect(saga.instance.status == .compensated)
+        #expect(saga.last.commands.isEmpty, "neither branch took effect: nothing to undo")
+    }
+
+    @Test("a reset drops a held command: it was never sent, so nothing waits for it")
+    func resetDropsHeld() throws {
+        let gate = Gate(limiting: "sys.b")
+        var saga = SagaDriver(TestWorkflows.linear(), input: input, engine: SagaEngine(jitterSeed: 42, admission: gate))
+        saga.reply(saga.last.commands[0], ["token": "tok"])
+        let held = try #require(saga.last.held.first)
+        let reset = saga.apply(.operatorCommand(OperatorCommand(action: .reset(step: "a"), by: "ops", reason: "redo")))
+        #expect(reset.isApplied, "\(reset.outcome)")
+        #expect(reset.actions.contains(.cancelTimer(id: held.timerId)))
+        #expect(reset.commands.map(\.routingKey) == ["sys.a.undo"])
+        saga.reply(reset.commands[0])
+        #expect(saga.last.commands.map(\.routingKey) == ["sys.a.do"])
+        #expect(saga.apply(.timerFired(timerId: held.timerId)).outcome != .applied, "the old hold is gone")
     }
 
     @Test("an undo is held and released like a forward command")

@@ -159,9 +159,14 @@ struct ModelChecker {
             if !instance.status.isTerminal && instance.status != .suspended { continue }
             if !ledger.liveTimers.isEmpty { violation(sagaId, "finished with live timers \(ledger.liveTimers)") }
             if !ledger.liveWaits.isEmpty { violation(sagaId, "finished with live waits \(ledger.liveWaits)") }
+            // Only a branch of a step that failed anyway may end on a rate_limited refusal (it is not held again);
+            // anywhere else it was taken as a failed attempt, and it must never be why a saga failed.
             for branch in instance.steps.flatMap(\.branches)
-            where branch.lastError?.code == StepError.rateLimitedCode && pushesBack {
-                violation(sagaId, "a rate_limited reply to a limited command was taken as a failure")
+            where branch.lastError?.code == StepError.rateLimitedCode && pushesBack && branch.status != .failed {
+                violation(sagaId, "a rate_limited reply to a limited command was taken as a failed attempt")
+            }
+            if instance.failure?.error.code == StepError.rateLimitedCode && pushesBack {
+                violation(sagaId, "failed because of a rate_limited reply")
             }
             let pending = instance.steps.flatMap(\.branches).filter { $0.pending != nil }
             if !pending.isEmpty { violation(sagaId, "finished with \(pending.count) commands pending") }

@@ -96,15 +96,18 @@ extension StoreSnapshot {
     /// The timers of kind `retry` and `wait`, and every timer due before `dueBefore`, with their saga's row (one pass over
     /// the timers that matter, joined through the primary key).
     public func timerSignals(retryOrDueBefore dueBefore: Timestamp) throws -> [TimerSignal] {
-        // The kind comes back as a number, so no row makes a string: 1 retry, 2 reply timeout, 3 wait, 0 a kind this
-        // binary does not know (skipped).
+        // The kind comes back as a number, so no row makes a string: 1 retry, 2 reply timeout, 3 wait, 4 a command
+        // held back by a participant's limit (waiting by design, like a wait), 0 a kind this binary does not know
+        // (skipped).
         let rows = try Row.fetchCursor(
             db,
             sql: """
-                SELECT s.rowid, CASE t.kind WHEN 'retry' THEN 1 WHEN 'replyTimeout' THEN 2 WHEN 'wait' THEN 3 ELSE 0 END,
+                SELECT s.rowid,
+                    CASE t.kind WHEN 'retry' THEN 1 WHEN 'replyTimeout' THEN 2 WHEN 'wait' THEN 3 WHEN 'hold' THEN 4
+                    ELSE 0 END,
                     t.due_at
                 FROM timers t JOIN sagas s ON s.workflow = t.workflow AND s.saga_id = t.saga_id
-                WHERE t.kind IN ('retry', 'wait') OR t.due_at < ?
+                WHERE t.kind IN ('retry', 'wait', 'hold') OR t.due_at < ?
                 """,
             arguments: [dueBefore.milliseconds])
         var signals: [TimerSignal] = []
@@ -114,6 +117,7 @@ extension StoreSnapshot {
             case 1: kind = .retry
             case 2: kind = .replyTimeout
             case 3: kind = .wait
+            case 4: kind = .hold
             default: continue
             }
             signals.append(TimerSignal(row: SagaRowNumber(row[0]), kind: kind, dueAt: Timestamp(milliseconds: row[2])))

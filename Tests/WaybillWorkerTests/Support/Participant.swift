@@ -76,6 +76,8 @@ final class Participant: Sendable {
         var repliesSent = 0
         /// Commands accepted with ``Answer/hold`` and not answered yet.
         var held: [ReceivedCommand] = []
+        /// The most commands held unanswered at once.
+        var mostHeld = 0
     }
 
     let client: AMQPClient
@@ -212,6 +214,7 @@ final class Participant: Sendable {
                 let answer = resolve(script(command) ?? .standard, for: command)
                 if case .hold = answer {
                     state.held.append(command)
+                    state.mostHeld = max(state.mostHeld, state.held.count)
                     return .silence
                 }
                 Self.remember(answer, for: command, in: &state)
