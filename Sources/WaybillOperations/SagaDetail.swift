@@ -170,7 +170,8 @@ public struct SagaDetail: Sendable, Hashable {
     public var strayTimers: [StoredTimer]
     /// The start message's body, as the saga keeps it (later steps read it as `input`).
     public var input: JSONValue
-    /// The saga's priority lane (``PriorityLane``), from its trigger; `nil` when the definition is not known.
+    /// The saga's priority lane (``PriorityLane``), from its trigger's priority rule; `nil` when its workflow has no
+    /// such rule (every saga is `normal` then) or the definition is not known.
     public var priority: Int?
 
     /// Computes the detail. `timers` are the rows of the timers table for this saga; `placement` is where it lives
@@ -186,7 +187,7 @@ public struct SagaDetail: Sendable, Hashable {
         failure = instance.failure
         pivotStep = definition?.steps.first(where: \.pivot)?.id
         pivotPassed = instance.pivotPassed
-        priority = definition?.priorityLane(input: instance.input)
+        priority = definition.flatMap { $0.trigger.priority == nil ? nil : $0.priorityLane(input: instance.input) }
         let names = SagaNames(instance: instance, definition: definition)
         let ledger = UndoLedger(instance: instance, definition: definition)
         self.placement = placement

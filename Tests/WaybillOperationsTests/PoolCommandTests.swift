@@ -32,10 +32,22 @@ struct PoolCommandTests {
         let pool = try PoolDirectory.create(directory.file("pool"), partitions: 8)
         // w1 and w2 are live (their member locks are held); w3 died and left its status file.
         let members = try ["w1", "w2"].map { try pool.join(as: $0) }
-        try pool.write(
-            status("w1", .running, pid: 4242, partitions: [0, 1, 2, 3], inFlight: 12, queued: 3, secondsAgo: 1))
-        try pool.write(
-            status("w2", .draining, pid: 4243, partitions: [4, 5], inFlight: 1_234, queued: 0, secondsAgo: 2))
+        // w1's share of the ERP's limit binds: commands wait in two lanes; w2's carrier limit was slowed down by
+        // rate_limited replies; w2's ERP limit does not bind.
+        var first = status("w1", .running, pid: 4242, partitions: [0, 1, 2, 3], inFlight: 12, queued: 3, secondsAgo: 1)
+        first.limits = [
+            LimitReport(
+                commands: "erp.#", held: [2: 40, 0: 1_200], inFlight: 5, maxInFlight: 5, perSecond: 100, factor: 1)
+        ]
+        try pool.write(first)
+        var second = status("w2", .draining, pid: 4243, partitions: [4, 5], inFlight: 1_234, queued: 0, secondsAgo: 2)
+        second.limits = [
+            LimitReport(commands: "erp.#", held: [:], inFlight: 1, maxInFlight: 5, perSecond: 100, factor: 1),
+            LimitReport(
+                commands: "tms.shipment.create", held: [:], inFlight: 0, maxInFlight: nil, perSecond: 12.5,
+                factor: 0.5),
+        ]
+        try pool.write(second)
         try pool.write(
             status("w3", .running, pid: 4100, host: "host-b", partitions: [6], inFlight: 7, queued: 9, secondsAgo: 300))
         // w1 holds p00-p03, w2 only p04 (p05 is being handed off); p06's lock is held by a worker taking it over
@@ -55,6 +67,10 @@ struct PoolCommandTests {
                 w1      running   4242  host-a  p00-p03            12       3  1s ago
                 w2      draining  4243  host-a  p04,p05         1,234       0  2s ago
                 w3      dead      4100  host-b  p06                 -       -  5m ago
+
+                Participants' limits that bind now:
+                  erp.# at w1: 1,240 held (high 40, low 1,200), 5 of 5 in flight, 100.0/s
+                  tms.shipment.create at w2: 0 in flight, 12.5/s; slowed to 50% by rate_limited replies
 
                 PARTITIONS  OWNER
                 p00-p03     w1
@@ -90,6 +106,17 @@ struct PoolCommandTests {
                 .workers[]: object
                 .workers[].host: string
                 .workers[].inFlightSagas: number
+                .workers[].limits: array
+                .workers[].limits[]: object
+                .workers[].limits[].binds: boolean
+                .workers[].limits[].commands: string
+                .workers[].limits[].factor: number
+                .workers[].limits[].held: object
+                .workers[].limits[].held.high: number
+                .workers[].limits[].held.low: number
+                .workers[].limits[].inFlight: number
+                .workers[].limits[].maxInFlight: null|number
+                .workers[].limits[].perSecond: number
                 .workers[].live: boolean
                 .workers[].partitions: array
                 .workers[].partitions[]: number

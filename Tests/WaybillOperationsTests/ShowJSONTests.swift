@@ -137,6 +137,7 @@ struct ShowJSONTests: FixtureSuite {
                     "partition": null,
                     "pivotPassed": false,
                     "pivotStep": "ship",
+                    "priority": null,
                     "queue": null,
                     "startedAt": "2025-01-15T11:58:00.000Z",
                     "status": "running",
@@ -349,6 +350,7 @@ struct ShowJSONTests: FixtureSuite {
                 [].saga.partition: null|number
                 [].saga.pivotPassed: boolean
                 [].saga.pivotStep: string
+                [].saga.priority: null
                 [].saga.queue: null|string
                 [].saga.startedAt: string
                 [].saga.status: string
