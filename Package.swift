@@ -212,7 +212,7 @@ let package = Package(
             name: "WaybillDemoTests",
             dependencies: [
                 "WaybillDemo", "WaybillSimulator", "WaybillWire", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
-                "SagaEngine", "SagaStore", "SplitPlanner", "WaybillTestSupport",
+                "SagaEngine", "SagaStore", "SplitPlanner", "WaybillTestSupport", "ChildProcess",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

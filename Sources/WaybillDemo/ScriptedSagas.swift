@@ -253,7 +253,8 @@ struct ScriptedSagas {
             "specversion": "1.0", "id": .string(id), "source": .string("waybill/\(workflow.name)"),
             "type": .string(name), "subject": .string(saga.id),
             "time": .string(UTCTime(millisecondsSinceEpoch: now).text(.milliseconds)),
-            "datacontenttype": "application/json", "data": .object(data),
+            "datacontenttype": "application/json", "dataschema": .string(EventSchema.identifier(of: name)),
+            "data": .object(data),
         ]
         var properties = MessageProperties(
             contentType: WireContentType.cloudEvents, persistent: true, messageID: id)

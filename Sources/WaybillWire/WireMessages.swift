@@ -53,6 +53,13 @@ public enum EventSchema {
     /// version fields are only ever added, so a consumer must ignore fields it does not know; removing, renaming or
     /// retyping a field bumps it.
     public static let version = 1
+
+    /// The CloudEvents `dataschema` of an event of `type`: `urn:waybill:event:<type>:v<version>`, the `$id` of the JSON
+    /// Schema of its `data` (the repository ships one per event of the shipped workflows, in
+    /// `schemas/events/<type>.v<version>.json`; docs/events.md).
+    public static func identifier(of type: String) -> String {
+        "urn:waybill:event:\(type):v\(version)"
+    }
 }
 
 /// The queues of a worker pool, named after the pool (`pool_name`, `waybill` by default) so that several pools can

@@ -82,6 +82,7 @@ public struct WireFormat: Sendable {
             "subject": .string(instance.key.id),
             "time": .string(UTCTime(millisecondsSinceEpoch: event.occurredAt.milliseconds).text(.milliseconds)),
             "datacontenttype": "application/json",
+            "dataschema": .string(EventSchema.identifier(of: event.name)),
             "data": .object(data),
         ]
         let headers = [WireHeader.eventType: event.name, WireHeader.eventSchema: String(EventSchema.version)]

@@ -1,4 +1,5 @@
 import AMQPTransport
+import ChildProcess
 import Foundation
 import Logging
 import Testing
@@ -27,6 +28,55 @@ struct DemoRunnerTests {
         options.timeout = .seconds(150)
         options.progressInterval = .seconds(1)
         return options
+    }
+
+    /// The Python with `jsonschema` that `scripts/test` prepares (the browser test's, `WAYBILL_TEST_BROWSER_PYTHON`).
+    static let python = ProcessInfo.processInfo.environment["WAYBILL_TEST_BROWSER_PYTHON"].flatMap {
+        $0.isEmpty ? nil : $0
+    }
+
+    /// Every milestone event of a demo run, with failures, backorders and returns, names its schema in `dataschema`
+    /// and validates against the shipped file, checked by Python's `jsonschema`.
+    @Test(.enabled(if: python != nil, "needs WAYBILL_TEST_BROWSER_PYTHON with jsonschema (scripts/test installs it)"))
+    func everyEventValidatesAgainstItsShippedSchema() async throws {
+        let directory = try TemporaryDirectory()
+        var options = try Self.options(orders: 60, failureRate: 0.15, in: directory)
+        options.returns = 10
+        let namespace = try #require(options.namespace)
+        let names = try DemoNames(namespace: namespace)
+        let client = try await TestBroker.connectedClient("demo-schema-check")
+        // A queue of our own on the events exchange sees every event the run publishes.
+        let queue = "\(namespace).schema-check"
+        try await client.declareExchange(ExchangeDeclaration(name: names.eventsExchange, kind: .topic))
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: true))
+        try await client.bind(QueueBinding(queue: queue, exchange: names.eventsExchange, bindingKey: "#"))
+        let summary = try await DemoRunner.run(options, logger: TestBroker.logger("demo"), progress: { _ in })
+        #expect(summary.everySagaEnded, "\(summary.text)")
+
+        let waiting = Int(try await client.inspectQueue(queue).messageCount)
+        #expect(waiting > 300, "\(waiting) events")
+        let consumer = try await client.consume(queue: queue, prefetch: 1000)
+        var lines: [String] = []
+        for try await delivery in consumer {
+            lines.append(String(decoding: delivery.body, as: UTF8.self))
+            client.ack(delivery.deliveryTag)
+            if lines.count == waiting { break }
+        }
+        await client.cancel(consumer)
+        _ = try? await client.deleteQueue(queue)
+        await client.close()
+        let events = directory.file("events.jsonl")
+        try lines.joined(separator: "\n").write(toFile: events, atomically: true, encoding: .utf8)
+        let (termination, output) = try await ChildProcess.run(
+            try #require(Self.python),
+            arguments: [
+                Repository.root.appendingPathComponent("Tests/EventSchemas/validate_events.py").path,
+                Repository.root.appendingPathComponent("schemas/events").path, events,
+            ],
+            timeout: .seconds(120))
+        #expect(termination.shellStatus == 0, "\(output)")
+        #expect(output.contains("\(waiting) events valid"), "\(output)")
+        print("event schemas: \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
     }
 
     /// 50 orders with a high injected failure rate: busy replies (retries), rejected commands (compensations, and
