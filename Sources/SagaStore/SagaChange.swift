@@ -152,6 +152,22 @@ public struct PendingOutboxMessage: Sendable, Hashable {
     public var createdAt: Timestamp
 }
 
+/// Unfinished sagas of one definition at one current step, running or compensating: when the oldest started.
+public struct ActiveStepGroup: Sendable, Hashable {
+    public var definitionHash: String
+    /// The step at the cursor; `nil` past the last step.
+    public var currentStep: String?
+    public var compensating: Bool
+    public var oldestStart: Timestamp
+
+    public init(definitionHash: String, currentStep: String?, compensating: Bool, oldestStart: Timestamp) {
+        self.definitionHash = definitionHash
+        self.currentStep = currentStep
+        self.compensating = compensating
+        self.oldestStart = oldestStart
+    }
+}
+
 /// A durable timer as the store keeps it, with its saga.
 public struct StoredTimer: Sendable, Hashable {
     /// The saga the timer belongs to.

@@ -267,6 +267,17 @@ final class PartitionKeeper: Sendable {
         if recount {
             let inFlight = owned.reduce(0) { $0 + ((try? $1.store.activeSagaCount()) ?? 0) }
             outbox = owned.reduce(0) { $0 + ((try? $1.store.outboxDepth()) ?? 0) }
+            var groups: [(ActiveStepGroup, OwnedPartition)] = []
+            for partition in owned {
+                for group in (try? partition.store.oldestActiveByStep()) ?? [] { groups.append((group, partition)) }
+            }
+            let stores = Dictionary(
+                groups.map { ($0.0.definitionHash, $0.1.store) }, uniquingKeysWith: { first, _ in first })
+            let registry = registry
+            loop.metrics.reservations(
+                ReservationAging.oldest(groups.map(\.0)) { hash in
+                    stores[hash].flatMap { try? registry.definition(hash: hash, in: $0) }
+                }, now: .now())
             state.withLock { $0.inFlight = inFlight }
         }
         let (inFlight, queued) = state.withLock { ($0.inFlight, $0.queued) }

@@ -36,6 +36,7 @@ public final class WorkerMetrics: Sendable {
         public static let commandHold = "waybill_command_hold_seconds"
         public static let participantRate = "waybill_participant_rate"
         public static let participantInFlight = "waybill_participant_in_flight"
+        public static let reservationAge = "waybill_reservation_age_seconds"
     }
 
     /// Upper bounds of `waybill_event_lag_seconds`: from the commit that wrote a milestone event to the broker's
@@ -62,6 +63,8 @@ public final class WorkerMetrics: Sendable {
     private let holdTimers = Mutex<[[String]: Timer]>([:])
     /// The priority lanes each limit last reported held commands in.
     private let heldLanes = Mutex<[String: Set<Int>]>([:])
+    /// The workflow and step pairs the reservation aging gauge last reported.
+    private let agedSteps = Mutex<Set<[String]>>([])
     private let eventLag: Timer
     private let redeliveries: Counter
     private let sagasArchived: Counter
@@ -225,6 +228,23 @@ public final class WorkerMetrics: Sendable {
                 gauge(Name.participantRate, [("participant", status.commands)]).record(rate)
             }
             gauge(Name.participantInFlight, [("participant", status.commands)]).record(status.inFlight)
+        }
+    }
+
+    /// The age of the oldest saga holding each step's effect that it may still undo; a step that no saga holds any
+    /// more goes back to 0.
+    func reservations(_ oldest: [ReservationAging.Oldest], now: Timestamp) {
+        let current = Set(oldest.map { [$0.workflow, $0.step] })
+        let gone = agedSteps.withLock { reported in
+            defer { reported = current }
+            return reported.subtracting(current)
+        }
+        for key in gone {
+            gauge(Name.reservationAge, [("workflow", key[0]), ("step", key[1])]).record(0)
+        }
+        for entry in oldest {
+            gauge(Name.reservationAge, [("workflow", entry.workflow), ("step", entry.step)])
+                .record(Double(max(0, now.milliseconds - entry.since.milliseconds)) / 1_000)
         }
     }
 

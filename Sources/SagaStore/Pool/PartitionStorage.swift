@@ -60,6 +60,8 @@ public protocol PartitionStore: AnyObject, Sendable {
     func definition(hash: String) throws -> StoredDefinition?
     /// Sagas not finished yet.
     func activeSagaCount() throws -> Int
+    /// The oldest start of the unfinished sagas by definition, current step and whether they compensate.
+    func oldestActiveByStep() throws -> [ActiveStepGroup]
     /// Outbox rows not yet confirmed (and deleted).
     func outboxDepth() throws -> Int
 }

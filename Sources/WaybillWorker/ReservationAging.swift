@@ -1,0 +1,35 @@
+import SagaEngine
+import SagaStore
+import WaybillDefinition
+
+/// How long effects wait to be either kept or undone: per workflow and step with a compensation, the start of the
+/// oldest unfinished saga that holds that step's effect and may still undo it (the step is before the saga's current
+/// one, and the saga has not passed its pivot, or it is compensating). Old reservations that nothing releases are the
+/// stock a distribution business cannot sell.
+enum ReservationAging {
+    struct Oldest: Sendable, Hashable {
+        var workflow: String
+        var step: String
+        var since: Timestamp
+    }
+
+    /// The oldest holder of each step's effect among `groups`, whose definitions `definition` finds by hash.
+    static func oldest(
+        _ groups: [ActiveStepGroup], definition: (String) -> WorkflowDefinition?
+    ) -> [Oldest] {
+        var oldest: [[String]: Timestamp] = [:]
+        for group in groups {
+            guard let definition = definition(group.definitionHash) else { continue }
+            let current = group.currentStep.flatMap(definition.stepIndex(of:)) ?? definition.steps.count
+            if !group.compensating, let pivot = definition.steps.firstIndex(where: \.pivot), current > pivot {
+                continue
+            }
+            for step in definition.steps.prefix(current) where step.compensate != nil {
+                let key = [definition.name, step.id]
+                oldest[key] = min(oldest[key] ?? group.oldestStart, group.oldestStart)
+            }
+        }
+        return oldest.map { Oldest(workflow: $0.key[0], step: $0.key[1], since: $0.value) }
+            .sorted { ($0.workflow, $0.step) < ($1.workflow, $1.step) }
+    }
+}
