@@ -154,12 +154,16 @@ public struct PendingOutboxMessage: Sendable, Hashable {
 
 /// Unfinished sagas of one definition at one current step, running or compensating: when the oldest started.
 public struct ActiveStepGroup: Sendable, Hashable {
+    /// The definition the sagas run.
     public var definitionHash: String
     /// The step at the cursor; `nil` past the last step.
     public var currentStep: String?
+    /// Whether the group is of compensating sagas (else running ones).
     public var compensating: Bool
+    /// When the oldest of them started.
     public var oldestStart: Timestamp
 
+    /// Describes a group.
     public init(definitionHash: String, currentStep: String?, compensating: Bool, oldestStart: Timestamp) {
         self.definitionHash = definitionHash
         self.currentStep = currentStep
