@@ -212,6 +212,14 @@ public final class SagaWorker: Service, Sendable {
     ) async throws -> Bool {
         let workflows = registry.current.values.map(\.definition).sorted { $0.name < $1.name }
         metrics.prepare(workflows)
+        if let limits = registry.limits {
+            logger.info("participants' limits: \(limits.limits.map(\.summary).joined(separator: "; "))")
+            for limit in limits.unmatched(by: workflows) {
+                logger.warning(
+                    "the limit for commands '\(limit.commands)' matches no command of the workflows, so it limits nothing; '*' is one word and '#' any number"
+                )
+            }
+        }
         let topology = WorkerTopology(
             configuration: configuration, workflows: workflows, partitionCount: pool.partitionCount,
             queueCount: pool.queueCount)
