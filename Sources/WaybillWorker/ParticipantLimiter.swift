@@ -34,6 +34,9 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
         /// The lane of each command in flight, by message id.
         var sentUnder: [String: Int] = [:]
         var heldCount = 0
+        /// Message ids of the commands queued now, so a command found held twice (a partition claimed again before
+        /// the old queue entries were dropped) waits once.
+        var queued: Set<String> = []
     }
 
     let limits: ParticipantLimits
@@ -93,6 +96,10 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
                     uncovered.append(held)
                     continue
                 }
+                // Queued already, or out already (its release is on its way): nothing to queue.
+                guard state.sentUnder[held.command.messageId] == nil,
+                    state.queued.insert(held.command.messageId).inserted
+                else { continue }
                 state.lanes[index].held.hold(
                     held, priority: held.command.priority, at: held.command.heldAt.milliseconds)
                 state.heldCount += 1
@@ -113,6 +120,7 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
                     let held = state.lanes[index].held.next(now: now.milliseconds)
                 {
                     state.heldCount -= 1
+                    state.queued.remove(held.command.messageId)
                     send(held.command.messageId, under: index, timeout: held.command.timeout, now: now, in: &state)
                     released.append(held)
                 }
@@ -185,10 +193,16 @@ final class ParticipantLimiter: CommandAdmission, Sendable {
             }
             guard state.heldCount > 0 else { return }
             var count = 0
+            var dropped: [String] = []
             for index in state.lanes.indices {
-                state.lanes[index].held.removeAll { !owned.contains($0.partition) }
+                state.lanes[index].held.removeAll { held in
+                    guard !owned.contains(held.partition) else { return false }
+                    dropped.append(held.command.messageId)
+                    return true
+                }
                 count += state.lanes[index].held.count
             }
+            state.queued.subtract(dropped)
             state.heldCount = count
             anyHeld.store(count > 0, ordering: .relaxed)
         }

@@ -47,6 +47,9 @@ struct ParticipantLimiterTests {
             Self.held("high-2", priority: PriorityLane.high, at: Self.start.adding(milliseconds: 10)),
         ])
         #expect(limiter.hasHeld)
+        // Found held again (a partition claimed twice): it still waits once.
+        limiter.hold([Self.held("low-1", priority: PriorityLane.low)])
+        #expect(limiter.status(now: Self.start).first?.held == [PriorityLane.low: 1, 1: 1, 2: 2])
         let now = Self.start.adding(milliseconds: 20)
         #expect(limiter.releases(now: now).map(\.key.id) == ["high-1", "high-2"])
         #expect(limiter.releases(now: now).isEmpty, "two in flight: no room")
