@@ -152,13 +152,15 @@ public struct PendingOutboxMessage: Sendable, Hashable {
     public var createdAt: Timestamp
 }
 
-/// Unfinished sagas of one definition at one current step, running or compensating: when the oldest started.
+/// Unfinished sagas of one definition at one current step, running or not (compensating, or suspended): when the
+/// oldest started.
 public struct ActiveStepGroup: Sendable, Hashable {
     /// The definition the sagas run.
     public var definitionHash: String
     /// The step at the cursor; `nil` past the last step.
     public var currentStep: String?
-    /// Whether the group is of compensating sagas (else running ones).
+    /// Whether the group is of compensating or suspended sagas (else running ones): they may be undoing the step
+    /// at their cursor too.
     public var compensating: Bool
     /// When the oldest of them started.
     public var oldestStart: Timestamp

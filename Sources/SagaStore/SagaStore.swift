@@ -460,21 +460,23 @@ public final class SagaStore: Sendable {
         }
     }
 
-    /// The oldest start of the unfinished sagas (running or compensating) by definition and current step: what the
-    /// reservation aging metric is made of (the steps before a saga's current one hold effects it may still undo).
+    /// The oldest start of the unfinished sagas (running, compensating or suspended) by definition and current step:
+    /// what the reservation aging metric is made of (the steps before a saga's current one hold effects it may still
+    /// undo).
     public func oldestActiveByStep() throws -> [ActiveStepGroup] {
         try read("reading the oldest unfinished sagas by step") { db in
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
                     SELECT definition_hash, current_step, status, MIN(started_at) FROM sagas
-                    WHERE status IN ('running', 'compensating') GROUP BY definition_hash, current_step, status
+                    WHERE status IN ('running', 'compensating', 'suspended')
+                    GROUP BY definition_hash, current_step, status
                     """)
             var groups: [ActiveStepGroup] = []
             while let row = try rows.next() {
                 groups.append(
                     ActiveStepGroup(
-                        definitionHash: row[0], currentStep: row[1], compensating: (row[2] as String) == "compensating",
+                        definitionHash: row[0], currentStep: row[1], compensating: (row[2] as String) != "running",
                         oldestStart: Timestamp(milliseconds: row[3])))
             }
             return groups

@@ -313,7 +313,8 @@ final class BatchLoop: Sendable {
                 requeue(work.taken)
                 failed = true
             case .uncommitted(let work, _, let error as SagaStoreError) where error.code == .fenced:
-                // The new owner queues the partition's held commands; nothing of these went out.
+                // The new owner queues the partition's held commands; nothing of these went out. (This worker cannot
+                // claim the partition again before this batch ends: claims happen between batches.)
                 for held in work.items.compactMap(\.release) { limiter?.unsent(held.command.messageId, now: now) }
                 requeue(work.taken)
                 lose(partition, error)

@@ -255,18 +255,21 @@ final class PartitionKeeper: Sendable {
     }
 
     /// Rewrites this worker's member status; every fifth tick it also counts its in-flight sagas and queued
-    /// messages.
+    /// messages, and every thirtieth it measures reservation aging.
     func writeStatus(_ status: PoolMemberStatus.State) {
-        let recount = state.withLock { state in
+        let (recount, aging) = state.withLock { state in
             state.status = status
             state.ticks += 1
-            return state.ticks % 5 == 1
+            return (state.ticks % 5 == 1, state.ticks % 30 == 1)
         }
         let owned = partitions.all
         var outbox: Int?
         if recount {
             let inFlight = owned.reduce(0) { $0 + ((try? $1.store.activeSagaCount()) ?? 0) }
             outbox = owned.reduce(0) { $0 + ((try? $1.store.outboxDepth()) ?? 0) }
+            state.withLock { $0.inFlight = inFlight }
+        }
+        if aging {
             var groups: [(ActiveStepGroup, OwnedPartition)] = []
             for partition in owned {
                 for group in (try? partition.store.oldestActiveByStep()) ?? [] { groups.append((group, partition)) }
@@ -278,7 +281,6 @@ final class PartitionKeeper: Sendable {
                 ReservationAging.oldest(groups.map(\.0)) { hash in
                     stores[hash].flatMap { try? registry.definition(hash: hash, in: $0) }
                 }, now: .now())
-            state.withLock { $0.inFlight = inFlight }
         }
         let (inFlight, queued) = state.withLock { ($0.inFlight, $0.queued) }
         loop.metrics.gauges(

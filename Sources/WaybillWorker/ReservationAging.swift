@@ -3,9 +3,10 @@ import SagaStore
 import WaybillDefinition
 
 /// How long effects wait to be either kept or undone: per workflow and step with a compensation, the start of the
-/// oldest unfinished saga that holds that step's effect and may still undo it (the step is before the saga's current
-/// one, and the saga has not passed its pivot, or it is compensating). Old reservations that nothing releases are the
-/// stock a distribution business cannot sell.
+/// oldest unfinished saga that holds that step's effect and may still undo it: the step is before the saga's current
+/// one (or is it, for a saga that compensates or suspended), and the saga is not past its pivot. Old reservations that
+/// nothing releases are the stock a distribution business cannot sell. Read from the sagas' current steps, not their
+/// state, it is an upper bound: a step a choice jumped over, or a pivot step a branch of which already shipped, counts.
 enum ReservationAging {
     struct Oldest: Sendable, Hashable {
         var workflow: String
@@ -21,10 +22,9 @@ enum ReservationAging {
         for group in groups {
             guard let definition = definition(group.definitionHash) else { continue }
             let current = group.currentStep.flatMap(definition.stepIndex(of:)) ?? definition.steps.count
-            if !group.compensating, let pivot = definition.steps.firstIndex(where: \.pivot), current > pivot {
-                continue
-            }
-            for step in definition.steps.prefix(current) where step.compensate != nil {
+            if let pivot = definition.steps.firstIndex(where: \.pivot), current > pivot { continue }
+            let held = group.compensating ? min(current + 1, definition.steps.count) : current
+            for step in definition.steps.prefix(held) where step.compensate != nil {
                 let key = [definition.name, step.id]
                 oldest[key] = min(oldest[key] ?? group.oldestStart, group.oldestStart)
             }

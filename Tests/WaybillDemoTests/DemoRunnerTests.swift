@@ -54,7 +54,7 @@ struct DemoRunnerTests {
         #expect(summary.everySagaEnded, "\(summary.text)")
 
         let waiting = Int(try await client.inspectQueue(queue).messageCount)
-        #expect(waiting > 300, "\(waiting) events")
+        try #require(waiting > 300, "\(waiting) events")
         let consumer = try await client.consume(queue: queue, prefetch: 1000)
         var lines: [String] = []
         for try await delivery in consumer {
