@@ -57,6 +57,12 @@ public struct SagaEngine: Sendable {
         return run.finish(outcome)
     }
 
+    /// The commands `instance` holds back for a participant's limit, as ``SagaAction/holdCommand(_:)`` announced them:
+    /// what a partition's new owner queues again.
+    public func heldCommands(of instance: SagaInstance, definition: WorkflowDefinition) -> [HeldCommand] {
+        SagaRun(engine: self, definition: definition, instance: instance, now: instance.updatedAt).heldCommands()
+    }
+
     /// The messages `instance` waits for, by the branch that waits (what its wait steps recorded in the store):
     /// for views that say what a saga waits for.
     public func awaitedMessages(

@@ -327,17 +327,28 @@ struct SagaRun {
 
     /// Holds the branch's pending command back: a hold timer instead of a reply timer, and nothing sent.
     private mutating func hold(_ ref: BranchRef) {
-        guard let pending = branch(ref).pending else { return }
+        guard branch(ref).pending != nil else { return }
         clearTimer(ref)
         let timer = SagaTimer(id: nextId("t"), kind: .hold, dueAt: .distantFuture)
         modifyBranch(ref) { $0.timer = timer }
         actions.append(.scheduleTimer(timer))
-        actions.append(
-            .holdCommand(
-                HeldCommand(
-                    timerId: timer.id, messageId: pending.messageId, routingKey: pending.routingKey,
-                    priority: definition.priorityLane(input: instance.input), heldAt: now,
-                    timeout: definition.steps[ref.step].timeout)))
+        if let held = heldCommand(ref) { actions.append(.holdCommand(held)) }
+    }
+
+    /// The command a branch holds back for a limit, as the limiter queues it (held since its `sentAt`); `nil` unless
+    /// the branch is held.
+    func heldCommand(_ ref: BranchRef) -> HeldCommand? {
+        let state = branch(ref)
+        guard let pending = state.pending, let timer = state.timer, timer.kind == .hold else { return nil }
+        return HeldCommand(
+            timerId: timer.id, messageId: pending.messageId, routingKey: pending.routingKey,
+            priority: definition.priorityLane(input: instance.input), heldAt: pending.sentAt,
+            timeout: definition.steps[ref.step].timeout)
+    }
+
+    /// Every command the saga holds back for a limit.
+    func heldCommands() -> [HeldCommand] {
+        allBranchRefs().compactMap(heldCommand)
     }
 
     /// Sends the branch's pending command and starts its reply timer.

@@ -535,24 +535,15 @@ final class BatchLoop: Sendable {
                     let instance = stored.instance
                     guard let definition = try registry.definition(hash: instance.definitionHash, in: partition.store)
                     else { continue }
-                    for (index, step) in instance.steps.enumerated() where index < definition.steps.count {
-                        for state in step.branches {
-                            guard let pending = state.pending, let timer = state.timer,
-                                let stored = byId["\(instance.key)/\(timer.id)"]
-                            else { continue }
-                            if stored.kind == .hold {
-                                held.append(
-                                    ParticipantLimiter.Held(
-                                        partition: partition.number, key: instance.key,
-                                        command: HeldCommand(
-                                            timerId: timer.id, messageId: pending.messageId,
-                                            routingKey: pending.routingKey,
-                                            priority: definition.priorityLane(input: instance.input),
-                                            heldAt: pending.sentAt, timeout: definition.steps[index].timeout)))
-                            } else if limiter?.isLimited(pending.routingKey) == true {
-                                inFlight.append((pending.messageId, pending.routingKey, stored.dueAt))
-                            }
-                        }
+                    held += engine.heldCommands(of: instance, definition: definition).filter {
+                        byId["\(instance.key)/\($0.timerId)"] != nil
+                    }.map { ParticipantLimiter.Held(partition: partition.number, key: instance.key, command: $0) }
+                    guard let limiter else { continue }
+                    for state in instance.steps.lazy.flatMap(\.branches) {
+                        guard let pending = state.pending, let timer = state.timer, timer.kind == .replyTimeout,
+                            let stored = byId["\(instance.key)/\(timer.id)"], limiter.isLimited(pending.routingKey)
+                        else { continue }
+                        inFlight.append((pending.messageId, pending.routingKey, stored.dueAt))
                     }
                 }
             }

@@ -60,6 +60,8 @@ struct HoldTests {
         #expect(saga.last.scheduledTimers.map(\.kind) == [.hold])
         #expect(saga.last.scheduledTimers[0].dueAt == .distantFuture)
         #expect(held.timerId == saga.last.scheduledTimers[0].id)
+        // What a partition's new owner reads back from the stored saga is what the transition announced.
+        #expect(saga.engine.heldCommands(of: saga.instance, definition: saga.definition) == [held])
         let branch = saga.instance.steps[0].branches[0]
         #expect(branch.pending?.messageId == held.messageId)
         #expect(branch.attempt == 1)
