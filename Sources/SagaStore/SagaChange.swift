@@ -120,13 +120,17 @@ public struct OutboxMessage: Sendable, Hashable {
     public var body: [UInt8]
     /// Whether to publish with the `mandatory` flag (commands: an unroutable one comes back as a failure).
     public var mandatory: Bool
+    /// Whether the store keeps a copy after the confirm, for replay (milestone events): a row of the `events` table,
+    /// written in the same commit, read back by ``StoreSnapshot/events(of:)`` and archived with the saga.
+    public var kept: Bool
 
     /// Describes a message; publish it persistent.
     public init(
         messageId: String, exchange: String, routingKey: String, contentType: String? = nil,
         correlationId: String? = nil, replyTo: String? = nil, headers: [String: String] = [:], body: [UInt8],
-        mandatory: Bool = false
+        mandatory: Bool = false, kept: Bool = false
     ) {
+        self.kept = kept
         self.messageId = messageId
         self.exchange = exchange
         self.routingKey = routingKey

@@ -692,6 +692,29 @@ struct WriteStatements {
     let upsertTimer: Statement
     let deleteTimer: Statement
 
+    /// Keeps a milestone event for replay.
+    private func insertEvent(_ message: OutboxMessage, headers: String, workflow: String, sagaId: String, at: Int64)
+        throws
+    {
+        var row = DirectBinding(
+            try database.cachedStatement(
+                sql: """
+                    INSERT INTO events (event_id, workflow, saga_id, exchange, routing_key, content_type, headers, body,
+                                        at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """))
+        try row.bind(message.messageId)
+        try row.bind(workflow)
+        try row.bind(sagaId)
+        try row.bind(message.exchange)
+        try row.bind(message.routingKey)
+        try row.bind(message.contentType)
+        try row.bind(headers)
+        try row.bind(message.body)
+        try row.bind(at)
+        try row.execute()
+    }
+
     init(_ db: Database) throws {
         database = db
         upsertSaga = try db.cachedStatement(
@@ -809,6 +832,9 @@ struct WriteStatements {
             try row.bind(now)
             try row.execute()
             outboxIds.append(database.lastInsertedRowID)
+            if message.kept {
+                try insertEvent(message, headers: outbox.headers, workflow: workflow, sagaId: sagaId, at: now)
+            }
         }
         for timerId in change.cancelTimerIds {
             var timer = DirectBinding(deleteTimer)

@@ -143,6 +143,33 @@ enum Schema {
                     CREATE INDEX waits_by_match ON waits (exchange, routing_key, key_expression, match_value);
                     """)
         }
+        migrator.registerMigration("v7-events") { db in
+            // Every milestone event as it was published, kept for replay (`waybill events replay`) as long as the
+            // journal keeps its saga, and archived with it. Written in the saga's commit beside the outbox row,
+            // which goes once confirmed; this one stays. Only the archiver deletes (under the journal's permit).
+            try db.execute(
+                sql: """
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY,               -- commit order within the file
+                        event_id TEXT NOT NULL,               -- the CloudEvents id (the AMQP message_id)
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        exchange TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,            -- the event type
+                        content_type TEXT,
+                        headers TEXT NOT NULL,                -- flat JSON object of strings
+                        body BLOB NOT NULL,
+                        at INTEGER NOT NULL
+                    );
+                    CREATE INDEX events_by_saga ON events (workflow, saga_id);
+                    CREATE INDEX events_by_at ON events (at);
+                    CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+                    BEGIN SELECT RAISE(ABORT, 'stored events are append-only'); END;
+                    CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+                    WHEN NOT EXISTS (SELECT 1 FROM journal_archive_permit)
+                    BEGIN SELECT RAISE(ABORT, 'stored events are append-only'); END;
+                    """)
+        }
         return migrator
     }
 

@@ -43,19 +43,7 @@ struct RepairOptions: ParsableArguments {
     var limit: String?
 
     func perSecond() throws(OperationsError) -> Double? {
-        guard let rate else { return nil }
-        var text = rate.lowercased()
-        var scale = 1.0
-        if text.hasSuffix("/s") {
-            text.removeLast(2)
-        } else if text.hasSuffix("/m") || text.hasSuffix("/min") {
-            text = String(text.prefix { $0 != "/" })
-            scale = 1.0 / 60
-        }
-        guard let value = Double(text), value > 0, value.isFinite else {
-            throw OperationsError(.badArgument, "--rate '\(rate)': expected requests per second like 5/s or 120/m")
-        }
-        return value * scale
+        try rate.map { text throws(OperationsError) in try TimeText.parseRate(text, option: "--rate") }
     }
 }
 

@@ -200,7 +200,7 @@ public struct DeadLetterQueue: Sendable {
                 results.append((letter, .wouldReplay))
                 return false
             }
-            if let problem = await Self.publish(message, client) {
+            if let problem = await client.publishConfirmed(message) {
                 results.append((letter, .kept(problem)))
                 return false
             }
@@ -267,14 +267,14 @@ public struct DeadLetterQueue: Sendable {
                 result = (letter, .wouldReplay)
                 return false
             }
-            let kept = await Self.publish(letter.original(keptIn: archive, by: by, reason: reason, at: now), client)
+            let kept = await client.publishConfirmed(letter.original(keptIn: archive, by: by, reason: reason, at: now))
             guard kept == nil else {
                 result = (
                     letter, .kept("the original could not be kept in \(archive) (\(kept ?? "")); nothing was sent")
                 )
                 return false
             }
-            if let problem = await Self.publish(edited, client) {
+            if let problem = await client.publishConfirmed(edited) {
                 result = (letter, .kept("\(problem); the original stays here (a copy is in \(archive))"))
                 return false
             }
@@ -282,26 +282,6 @@ public struct DeadLetterQueue: Sendable {
             return true
         }
         return result
-    }
-
-    /// Publishes `message` and waits for the broker: `nil` once confirmed, else what went wrong.
-    private static func publish(_ message: OutboundMessage, _ client: AMQPClient) async -> String? {
-        let outcome: PublishOutcome
-        do {
-            outcome = try await client.publish(message)
-        } catch {
-            return "publishing failed: \(error)"
-        }
-        switch outcome {
-        case .confirmed:
-            return nil
-        case .returned(_, let text):
-            return "unroutable: nothing bound to '\(message.exchange)' for '\(message.routingKey)' (\(text))"
-        case .rejected(let error):
-            return "the broker refused it: \(error.message)"
-        case .nacked, .connectionLost:
-            return "the broker did not confirm it (\(outcome)); try again"
-        }
     }
 
     /// Takes up to `limit` deliveries; `handle` returns `true` to acknowledge one (it was dealt with). The rest go

@@ -215,8 +215,7 @@ public struct RepairRunner: Sendable {
         let sendable = plan.sendable
         var state = RepairProgress(total: sendable.count)
         progress(state)
-        let clock = ContinuousClock()
-        let start = clock.now
+        var pace = Pace(perSecond: rate)
         await withTaskGroup(of: (SagaKey, RepairOutcome).self) { group in
             var inFlight = 0
             func settle(_ result: (SagaKey, RepairOutcome)) {
@@ -225,11 +224,8 @@ public struct RepairRunner: Sendable {
                 state.counts[result.1.label, default: 0] += 1
                 progress(state)
             }
-            for (index, check) in sendable.enumerated() {
-                if let rate, rate > 0 {
-                    let due = start.advanced(by: .milliseconds(Int64(Double(index) * 1000 / rate)))
-                    try? await clock.sleep(until: due)
-                }
+            for check in sendable {
+                await pace.wait()
                 while inFlight >= maxInFlight, let result = await group.next() {
                     inFlight -= 1
                     settle(result)

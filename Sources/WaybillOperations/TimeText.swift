@@ -76,6 +76,23 @@ public enum TimeText {
             "\(option) '\(text)': expected a duration before now like 2h, or a UTC time like 2025-01-15T10:00:00Z")
     }
 
+    /// Reads a rate argument: a count per second (`5/s`, or a bare `5`) or per minute (`120/m`, `120/min`), as a
+    /// count per second.
+    public static func parseRate(_ text: String, option: String) throws(OperationsError) -> Double {
+        var number = text.lowercased()
+        var scale = 1.0
+        if number.hasSuffix("/s") {
+            number.removeLast(2)
+        } else if number.hasSuffix("/m") || number.hasSuffix("/min") {
+            number = String(number.prefix { $0 != "/" })
+            scale = 1.0 / 60
+        }
+        guard let value = Double(number), value > 0, value.isFinite else {
+            throw OperationsError(.badArgument, "\(option) '\(text)': expected a count per second like 5/s or 120/m")
+        }
+        return value * scale
+    }
+
     private static func utc(_ time: Timestamp) -> UTCTime {
         UTCTime(millisecondsSinceEpoch: time.milliseconds)
     }

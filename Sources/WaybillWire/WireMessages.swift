@@ -45,6 +45,9 @@ public enum WireHeader {
     public static let eventType = "waybill-event-type"
     /// On milestone events: the version of the layout of the event's `data` (``EventSchema/version``) as text.
     public static let eventSchema = "waybill-event-schema"
+    /// On a replayed milestone event (`waybill events replay`): the replay that sent the copy, the same as the
+    /// CloudEvents `waybillreplay` attribute. The event keeps its original id.
+    public static let replay = "waybill-replay"
 }
 
 /// The layout of the `data` of milestone events (docs/events.md).

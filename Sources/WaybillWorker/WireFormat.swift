@@ -55,7 +55,7 @@ public struct WireFormat: Sendable {
     }
 
     /// A milestone as a CloudEvents 1.0 structured event (docs/events.md), with its type and the schema version of
-    /// its `data` in headers too.
+    /// its `data` in headers too; the store keeps it for replay.
     public func milestone(_ event: MilestoneEvent, of instance: SagaInstance) -> OutboxMessage {
         var data: [String: JSONValue] = [
             "sagaId": .string(instance.key.id),
@@ -88,7 +88,7 @@ public struct WireFormat: Sendable {
         let headers = [WireHeader.eventType: event.name, WireHeader.eventSchema: String(EventSchema.version)]
         return OutboxMessage(
             messageId: event.eventId, exchange: eventsExchange, routingKey: event.name,
-            contentType: WireContentType.cloudEvents, headers: headers, body: JSONText.encodeBytes(body))
+            contentType: WireContentType.cloudEvents, headers: headers, body: JSONText.encodeBytes(body), kept: true)
     }
 
     /// `{"index": n, "item": element}`; a branch whose element is unknown has no `item`.

@@ -25,6 +25,9 @@ struct RepartitionTests {
         /// Outbox message id → partitions; saga id → its outbox message ids in id order.
         var outbox: [String: [Int]] = [:]
         var outboxOrder: [String: [String]] = [:]
+        /// Kept event id → partitions; saga id → its kept event ids in order.
+        var events: [String: [Int]] = [:]
+        var eventOrder: [String: [String]] = [:]
         /// Partition → definition hashes and inbox message ids.
         var definitions: [Int: Set<String>] = [:]
         var inbox: [Int: Set<String>] = [:]
@@ -33,7 +36,8 @@ struct RepartitionTests {
         var rows: [String] {
             sagas.keys.sorted() + journal.keys.sorted().flatMap { journal[$0] ?? [] } + timers.keys.sorted()
                 + waits.keys.sorted() + outbox.keys.sorted()
-                + outboxOrder.keys.sorted().flatMap { outboxOrder[$0] ?? [] }
+                + outboxOrder.keys.sorted().flatMap { outboxOrder[$0] ?? [] } + events.keys.sorted()
+                + eventOrder.keys.sorted().flatMap { eventOrder[$0] ?? [] }
         }
     }
 
@@ -69,7 +73,9 @@ struct RepartitionTests {
                 JournalEntry(at: first.at, kind: .start, step: nil, detail: "started \(id)"))
             var second = Fixtures.change(
                 id, message: "m-\(id)-reply",
-                outbox: index % 4 == 0 ? [Fixtures.outbox("out-\(id)-1"), Fixtures.outbox("out-\(id)-2")] : [],
+                outbox: index % 4 == 0
+                    ? [Fixtures.outbox("out-\(id)-1"), Fixtures.event("ev-\(id)-1"), Fixtures.event("ev-\(id)-2")]
+                    : [],
                 at: 1_700_000_001_000 + Int64(index))
             second.journal[0].detail = "reply to \(id)"
             if index % 5 == 0 {
@@ -128,6 +134,10 @@ struct RepartitionTests {
                     contents.outbox[row[1], default: []].append(partition)
                     contents.outboxOrder[row[0], default: []].append(row[1])
                 }
+                for row in try Row.fetchAll(db, sql: "SELECT saga_id, event_id FROM events ORDER BY id") {
+                    contents.events[row[1], default: []].append(partition)
+                    contents.eventOrder[row[0], default: []].append(row[1])
+                }
                 contents.definitions[partition] = Set(
                     try String.fetchAll(db, sql: "SELECT hash FROM workflow_definitions"))
                 contents.inbox[partition] = Set(try String.fetchAll(db, sql: "SELECT message_id FROM inbox"))
@@ -154,6 +164,11 @@ struct RepartitionTests {
         for (id, order) in contents.outboxOrder {
             for message in order { #expect(contents.outbox[message] == [right(id)], "outbox \(message)") }
         }
+        #expect(contents.events.count == 2 * Self.sagaCount / 4)
+        for (id, order) in contents.eventOrder {
+            #expect(order == ["ev-\(id)-1", "ev-\(id)-2"], "events of \(id) keep their order")
+            for event in order { #expect(contents.events[event] == [right(id)], "event \(event)") }
+        }
         let definitions = before.definitions.values.reduce(Set()) { $0.union($1) }
         let inbox = before.inbox.values.reduce(Set()) { $0.union($1) }
         #expect(definitions.count == 2 && inbox.count == 2 * Self.sagaCount)
@@ -168,14 +183,15 @@ struct RepartitionTests {
     func growAndShrink() throws {
         let original = try Self.contents(path)
         #expect(original.sagas.values.allSatisfy { $0.count == 1 })
-        #expect(original.timers.count == 20 && original.outbox.count == 30)
+        #expect(original.timers.count == 20 && original.outbox.count == 45 && original.events.count == 30)
 
         let grown = try PoolDirectory.repartition(path, partitions: 8, at: Timestamp(milliseconds: 5))
         #expect(try PoolDirectory.open(path).partitionCount == 8)
         expectPlaced(try Self.contents(path), count: 8, before: original)
         #expect(grown.previousCount == 4 && grown.count == 8 && !grown.finishedInterrupted)
         #expect(grown.shares.map(\.partition) == Array(0..<8))
-        #expect(grown.sagas == Self.sagaCount && grown.timers == 20 && grown.outboxMessages == 30)
+        #expect(grown.sagas == Self.sagaCount && grown.timers == 20 && grown.outboxMessages == 45)
+        #expect(grown.shares.map(\.events).reduce(0, +) == 30)
         #expect(grown.journalLines == 3 * Self.sagaCount + 1)
         #expect(grown.definitions == 2 && grown.inboxMarks == 2 * Self.sagaCount)
         for share in grown.shares {

@@ -21,17 +21,17 @@ import WaybillTestSupport
             }
             #expect(
                 tables.isSuperset(of: [
-                    "workflow_definitions", "sagas", "journal", "inbox", "outbox", "timers", "waits",
+                    "workflow_definitions", "sagas", "journal", "inbox", "outbox", "timers", "waits", "events",
                 ]))
             #expect(
                 indexes.isSuperset(of: [
                     "sagas_by_status", "sagas_by_step", "sagas_by_updated_at", "timers_by_due_at", "journal_by_saga",
-                    "inbox_by_at", "waits_by_match",
+                    "inbox_by_at", "waits_by_match", "events_by_saga", "events_by_at",
                 ]))
             #expect(
                 migrations == [
                     "v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence",
-                    "v4-journal-facts", "v5-journal-archive-permit", "v6-waits",
+                    "v4-journal-facts", "v5-journal-archive-permit", "v6-waits", "v7-events",
                 ])
             try store.close()
         }
@@ -65,8 +65,8 @@ import WaybillTestSupport
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
                 return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
-                    && error.message.contains("schema version 7 ('v99-from-the-future')")
-                    && error.message.contains("this binary knows schema version 6 ('v6-waits')")
+                    && error.message.contains("schema version 8 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 7 ('v7-events')")
             }
         }
     }
@@ -114,10 +114,10 @@ import WaybillTestSupport
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
             return error.code == .schemaMismatch
-                && error.message.contains("has schema version 5 ('v6-waits')")
+                && error.message.contains("has schema version 6 ('v7-events')")
                 && error.message.contains(
-                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 6 "
-                        + "('v6-waits')")
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 7 "
+                        + "('v7-events')")
         }
     }
 

@@ -20,7 +20,7 @@ extension SagaStore {
     func counts() throws -> [String: Int] {
         try pool.read { db in
             var counts: [String: Int] = [:]
-            for table in ["sagas", "journal", "inbox", "outbox", "timers", "waits", "workflow_definitions"] {
+            for table in ["sagas", "journal", "inbox", "outbox", "timers", "waits", "events", "workflow_definitions"] {
                 counts[table] = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1
             }
             return counts
@@ -34,6 +34,14 @@ extension SagaStore {
 }
 
 extension Fixtures {
+    /// A milestone event the store keeps for replay.
+    static func event(_ id: String, type: String = "order.shipped") -> OutboxMessage {
+        OutboxMessage(
+            messageId: id, exchange: "waybill.events", routingKey: type, contentType: "application/cloudevents+json",
+            headers: ["waybill-event-type": type], body: Array(#"{"id":"\#(id)","type":"\#(type)"}"#.utf8),
+            kept: true)
+    }
+
     static func outbox(_ id: String, routingKey: String = "wms.berlin.release") -> OutboxMessage {
         OutboxMessage(
             messageId: id, exchange: "waybill.commands", routingKey: routingKey, contentType: "application/json",

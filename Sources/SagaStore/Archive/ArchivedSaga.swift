@@ -1,7 +1,8 @@
 import SagaEngine
 import WaybillDefinition
 
-/// A finished saga as the archive keeps it, one JSON line: its row, its whole state and its whole journal.
+/// A finished saga as the archive keeps it, one JSON line: its row, its whole state, its whole journal
+/// and the milestone events it published.
 ///
 /// ```
 /// {"format":1,"workflow":"order-fulfillment","sagaId":"o-1","status":"completed","updatedAt":1765000000000,
@@ -33,6 +34,21 @@ public struct ArchivedSaga: Sendable, Hashable, Codable {
         public var facts: JSONValue?
     }
 
+    /// One kept milestone event, as ``StoredEvent`` has it.
+    public struct Event: Sendable, Hashable, Codable {
+        /// The CloudEvents `id` (the AMQP `message_id`).
+        public var id: String
+        public var exchange: String
+        /// The routing key: the event type.
+        public var type: String
+        public var contentType: String?
+        public var headers: [String: String]
+        /// The body as UTF-8 text (a CloudEvents JSON document).
+        public var body: String
+        /// When its saga's change was committed.
+        public var at: Int64
+    }
+
     /// The line's format.
     public var format: Int
     /// The workflow; with ``sagaId`` the saga's key (a reader keeps the copy with the latest ``archivedAt`` per key).
@@ -61,9 +77,11 @@ public struct ArchivedSaga: Sendable, Hashable, Codable {
     public var state: SagaInstance
     /// Every journal line, oldest first.
     public var journal: [Line]
+    /// Every milestone event it published, oldest first; `nil` in lines written before events were kept.
+    public var events: [Event]?
 
     /// The archived form of a stored saga and its journal.
-    public init(record: SagaRecord, journal: [JournalLine], archivedAt: Timestamp) {
+    public init(record: SagaRecord, journal: [JournalLine], events: [StoredEvent] = [], archivedAt: Timestamp) {
         let row = record.row
         format = Self.currentFormat
         workflow = row.key.workflow
@@ -83,6 +101,11 @@ public struct ArchivedSaga: Sendable, Hashable, Codable {
                 id: $0.id, at: $0.at.milliseconds, kind: $0.kind, step: $0.step, actor: $0.actor, detail: $0.detail,
                 facts: $0.facts)
         }
+        self.events = events.map {
+            Event(
+                id: $0.eventId, exchange: $0.exchange, type: $0.type, contentType: $0.contentType, headers: $0.headers,
+                body: String(decoding: $0.body, as: UTF8.self), at: $0.at.milliseconds)
+        }
     }
 
     /// The saga's key.
@@ -96,6 +119,16 @@ public struct ArchivedSaga: Sendable, Hashable, Codable {
                 owner: owner, startedAt: Timestamp(milliseconds: startedAt),
                 updatedAt: Timestamp(milliseconds: updatedAt), failureCode: failureCode),
             instance: state)
+    }
+
+    /// The kept events as the readers of a partition file return them (rows number them in order).
+    public var storedEvents: [StoredEvent] {
+        (events ?? []).enumerated().map { index, event in
+            StoredEvent(
+                row: Int64(index), eventId: event.id, key: key, exchange: event.exchange, type: event.type,
+                contentType: event.contentType, headers: event.headers, body: Array(event.body.utf8),
+                at: Timestamp(milliseconds: event.at))
+        }
     }
 
     /// The journal as the readers of a partition file return it.

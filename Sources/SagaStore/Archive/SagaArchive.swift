@@ -224,6 +224,11 @@ public final class SagaArchive: Sendable {
     ///
     /// Throws ``SagaStoreError/Code/corruptState`` when the day file does not hold what the index says.
     public func load(_ location: Location) throws -> ArchivedSaga {
+        try decode(location, lines: try lines(of: location))
+    }
+
+    /// The lines of the gzip member holding `location`.
+    private func lines(of location: Location) throws -> [ArraySlice<UInt8>] {
         let file = path(day: location.day)
         guard let handle = FileHandle(forReadingAtPath: file) else {
             throw SagaStoreError(
@@ -234,7 +239,19 @@ public final class SagaArchive: Sendable {
             try handle.seek(toOffset: UInt64(location.offset))
             let member = try handle.read(upToCount: Int(location.length)) ?? Data()
             let text = try Gzip.decompress(Array(member))
-            let lines = text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            return text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        } catch {
+            throw SagaStoreError(
+                .corruptState,
+                "cannot read \(location.key) from \(file) (member at byte \(location.offset)): \(error). Restore the "
+                    + "file from a backup.")
+        }
+    }
+
+    /// The saga at `location` among its member's `lines`.
+    private func decode(_ location: Location, lines: [ArraySlice<UInt8>]) throws -> ArchivedSaga {
+        let file = path(day: location.day)
+        do {
             guard location.line < lines.count else {
                 throw SagaStoreError(
                     .corruptState, "\(file) has no line \(location.line) at byte \(location.offset)")
@@ -253,6 +270,39 @@ public final class SagaArchive: Sendable {
                 "cannot read \(location.key) from \(file) (member at byte \(location.offset)): \(error). Restore the "
                     + "file from a backup.")
         }
+    }
+
+    /// Every archived saga whose last progress is at or after `since` (all when `nil`), of `workflow` when given,
+    /// oldest day first; each gzip member is unpacked once. A saga archived twice comes back once, as its newest copy.
+    public func sagas(updatedSince since: Timestamp?, workflow: String?) throws -> [ArchivedSaga] {
+        guard let index else { return [] }
+        let rows: [Row]
+        do {
+            rows = try index.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT s.saga_id, s.workflow, s.day, s.offset, m.length, s.line FROM sagas s
+                        JOIN members m ON m.day = s.day AND m.offset = s.offset
+                        WHERE s.updated_at >= ? AND (?2 IS NULL OR s.workflow = ?2)
+                        ORDER BY s.day, s.offset, s.line
+                        """,
+                    arguments: [since?.milliseconds ?? Int64.min, workflow])
+            }
+        } catch {
+            throw SagaStoreError.wrap(error, path: directory, operation: "listing archived sagas")
+        }
+        var sagas: [ArchivedSaga] = []
+        var member: (day: String, offset: Int64, lines: [ArraySlice<UInt8>])?
+        for row in rows {
+            let location = Location(
+                key: SagaKey(workflow: row[1], id: row[0]), day: row[2], offset: row[3], length: row[4], line: row[5])
+            if member?.day != location.day || member?.offset != location.offset {
+                member = (location.day, location.offset, try lines(of: location))
+            }
+            sagas.append(try decode(location, lines: member?.lines ?? []))
+        }
+        return sagas
     }
 
     /// How many sagas the archive holds.

@@ -3,8 +3,8 @@ import SagaEngine
 
 extension SagaStore {
     /// Finished sagas (completed, compensated, cancelled) whose last progress is before `before`, oldest first, at
-    /// most `limit`, each with its whole journal: what the archiver moves next. A saga with outbox rows the broker has
-    /// not confirmed yet waits for a later pass. `now` is the archive time the lines carry.
+    /// most `limit`, each with its whole journal and kept events: what the archiver moves next. A saga with outbox
+    /// rows the broker has not confirmed yet waits for a later pass. `now` is the archive time the lines carry.
     public func finishedSagas(before: Timestamp, limit: Int, now: Timestamp) throws -> [ArchivedSaga] {
         try read("reading finished sagas to archive") { db in
             let snapshot = StoreSnapshot(db)
@@ -30,12 +30,14 @@ extension SagaStore {
             let records = try snapshot.records(keys.map(\.0))
             return try keys.compactMap { key, _ in
                 guard let record = records[key] else { return nil }
-                return ArchivedSaga(record: record, journal: try snapshot.journal(of: key), archivedAt: now)
+                return ArchivedSaga(
+                    record: record, journal: try snapshot.journal(of: key), events: try snapshot.events(of: key),
+                    archivedAt: now)
             }
         }
     }
 
-    /// Removes archived sagas with their journal lines and timers, in one transaction. A saga leaves only when it is
+    /// Removes archived sagas with their journal lines, kept events and timers, in one transaction. A saga leaves only when it is
     /// still finished and nothing happened to it since it was archived: its last progress and its newest journal line
     /// are still the ones in ``ArchiveMark`` (a late reply or a refused repair adds a journal line without moving the
     /// saga). Returns the ones removed.
@@ -58,6 +60,8 @@ extension SagaStore {
                     sql: "DELETE FROM journal WHERE workflow = ? AND saga_id = ?")
                 let deleteTimers = try db.cachedStatement(sql: "DELETE FROM timers WHERE workflow = ? AND saga_id = ?")
                 let deleteWaits = try db.cachedStatement(sql: "DELETE FROM waits WHERE workflow = ? AND saga_id = ?")
+                let deleteEvents = try db.cachedStatement(
+                    sql: "DELETE FROM events WHERE workflow = ? AND saga_id = ?")
                 var removed: [SagaKey] = []
                 for (key, mark) in sagas.sorted(by: { $0.key.id < $1.key.id }) {
                     try deleteSaga.execute(arguments: [
@@ -67,6 +71,7 @@ extension SagaStore {
                     try deleteJournal.execute(arguments: [key.workflow, key.id])
                     try deleteTimers.execute(arguments: [key.workflow, key.id])
                     try deleteWaits.execute(arguments: [key.workflow, key.id])
+                    try deleteEvents.execute(arguments: [key.workflow, key.id])
                     removed.append(key)
                 }
                 try db.execute(sql: "DELETE FROM journal_archive_permit")

@@ -17,6 +17,8 @@ public struct RepartitionReport: Sendable, Hashable {
         public var timers = 0
         /// Their outbox rows (messages committed but not yet confirmed by the broker).
         public var outboxMessages = 0
+        /// Their kept milestone events.
+        public var events = 0
         /// Its sagas by the old partition they came from; empty when the report only recounted the files (a run
         /// that finished an interrupted one).
         public var sagasFrom: [Int: Int] = [:]
@@ -317,6 +319,21 @@ extension PoolDirectory {
                 """,
             arguments: [partition])
         share.outboxMessages += db.changesCount
+        // A source file no worker has migrated since milestone events were kept has no events.
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = 'events'")
+            ?? 0 > 0
+        {
+            try db.execute(
+                sql: """
+                    INSERT INTO dst.events (event_id, workflow, saga_id, exchange, routing_key, content_type, headers,
+                                            body, at)
+                    SELECT t.event_id, t.workflow, t.saga_id, t.exchange, t.routing_key, t.content_type, t.headers,
+                           t.body, t.at \(from("events"))
+                    WHERE m.target = ? ORDER BY t.id
+                    """,
+                arguments: [partition])
+            share.events += db.changesCount
+        }
         try db.execute(
             sql: """
                 INSERT INTO dst.workflow_definitions (hash, name, version, source, first_seen_at)
@@ -337,6 +354,7 @@ extension PoolDirectory {
         var journal = 0
         var timers = 0
         var outbox = 0
+        var events = 0
 
         init() {}
 
@@ -348,6 +366,7 @@ extension PoolDirectory {
             journal = try count("journal")
             timers = try count("timers")
             outbox = try count("outbox")
+            if try db.tableExists("events", in: schema) { events = try count("events") }
         }
 
         mutating func add(_ other: TableCounts) {
@@ -355,6 +374,7 @@ extension PoolDirectory {
             journal += other.journal
             timers += other.timers
             outbox += other.outbox
+            events += other.events
         }
     }
 
@@ -376,7 +396,7 @@ extension PoolDirectory {
             }
             let share = shares[partition]
             guard counts.sagas == share.sagas, counts.journal == share.journalLines, counts.timers == share.timers,
-                counts.outbox == share.outboxMessages, stored == definitions.count
+                counts.outbox == share.outboxMessages, counts.events == share.events, stored == definitions.count
             else {
                 throw SagaStoreError(
                     .corruptState,
@@ -454,6 +474,7 @@ extension PoolDirectory {
                 share.journalLines = counts.journal
                 share.timers = counts.timers
                 share.outboxMessages = counts.outbox
+                share.events = counts.events
             } catch {
                 throw SagaStoreError.wrap(error, path: file, operation: "counting the rows", readOnly: true)
             }
