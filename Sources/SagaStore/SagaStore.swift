@@ -693,7 +693,9 @@ struct WriteStatements {
     let deleteTimer: Statement
 
     /// Keeps a milestone event for replay.
-    private func insertEvent(_ message: OutboxMessage, headers: String, workflow: String, sagaId: String, at: Int64)
+    private func insertEvent(
+        _ message: OutboxMessage, headers: String, workflow: String, sagaId: String, at: Int64
+    )
         throws
     {
         var row = DirectBinding(

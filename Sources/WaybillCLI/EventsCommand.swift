@@ -91,7 +91,8 @@ struct EventsReplayCommand: AsyncParsableCommand {
             let counts = try await inspector.storedEventCounts(selection)
             let total = counts.values.reduce(0, +)
             guard !dryRun else {
-                Operator.print(json ? Self.countsJSON(counts, sent: false) : Self.countsText(counts, verb: "would replay"))
+                Operator.print(
+                    json ? Self.countsJSON(counts, sent: false) : Self.countsText(counts, verb: "would replay"))
                 return
             }
             guard total > 0 else {
@@ -105,7 +106,8 @@ struct EventsReplayCommand: AsyncParsableCommand {
                     "a replay to the events exchange reaches every consumer bound to it: check the counts above, "
                         + "then add --yes (or send to one consumer with --to-queue)")
             }
-            let replay = EventReplay(target: target, rate: perSecond, replayId: EventReplay.replayId(at: Operator.now()))
+            let replay = EventReplay(
+                target: target, rate: perSecond, replayId: EventReplay.replayId(at: Operator.now()))
             let reporter = ProgressReporter(isTerminal: Operator.stderrIsTerminal, write: Operator.note)
             let settings = try broker.settings(store: store)
             let run = try await replay.run(selection, from: inspector, broker: settings) { done in

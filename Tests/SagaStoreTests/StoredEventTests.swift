@@ -103,9 +103,11 @@ import WaybillTestSupport
         let saga = try #require(ready.first)
         #expect(saga.events?.map(\.id) == ["ev-1", "ev-2"])
         #expect(saga.storedEvents.map(\.type) == ["order.accepted", "order.completed"])
-        #expect(saga.storedEvents.map(\.body) == [
-            Fixtures.event("ev-1", type: "order.accepted").body, Fixtures.event("ev-2", type: "order.completed").body,
-        ])
+        #expect(
+            saga.storedEvents.map(\.body) == [
+                Fixtures.event("ev-1", type: "order.accepted").body,
+                Fixtures.event("ev-2", type: "order.completed").body,
+            ])
 
         let archive = try SagaArchive(directory: directory.file("archive"), readOnly: false)
         try archive.append(ready, at: now)
