@@ -48,6 +48,9 @@ public struct OperatorCommand: Sendable, Hashable, Codable {
         /// `mapping` (source step id → target step id) for renamed steps. The engine cannot apply it alone (it needs
         /// that definition): the worker calls ``SagaEngine/migrate(_:_:now:)``.
         case migrate(targetHash: String, mapping: [String: String])
+        /// Write a line in the saga's journal and change nothing else: what a reconciliation found about the effect
+        /// of `step` (a step id, or a branch label `release[1]`), with `facts` as the line's data.
+        case note(step: String?, facts: [String: JSONValue])
     }
 
     /// What to do.

@@ -79,6 +79,7 @@ struct SagaRun {
             branchSucceeded(ref, output: message)
             advance()
         case .operatorCommand(let command):
+            if case .note = command.action { return .ignored("a note changes nothing but the journal") }
             if let refusal = handleOperator(command) { return .rejected(refusal) }
         }
         return .applied
@@ -752,7 +753,7 @@ struct SagaRun {
     }
 
     /// The routing key and body of a branch's compensation command.
-    private mutating func compensationCommand(
+    mutating func compensationCommand(
         _ ref: BranchRef
     ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
         let step = definition.steps[ref.step]
@@ -823,6 +824,8 @@ struct SagaRun {
             return operatorReset(stepId: stepId)
         case .migrate:
             return "a migration needs its target definition: the worker applies it (SagaEngine.migrate)"
+        case .note:
+            return nil
         }
     }
 
@@ -1190,7 +1193,7 @@ struct SagaRun {
         return Int64(hasher.value % UInt64(base + 1))
     }
 
-    private mutating func scope(alias: (String, JSONValue)? = nil) -> EvaluationScope {
+    mutating func scope(alias: (String, JSONValue)? = nil) -> EvaluationScope {
         let outputs = outputsCache ?? collectOutputs()
         outputsCache = outputs
         return EvaluationScope(

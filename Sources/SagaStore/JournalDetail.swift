@@ -79,6 +79,18 @@ extension JournalEntry {
             kind = .returned
             what = "command \(messageId) returned unroutable" + (location.map { " for \($0)" } ?? "")
         case .operatorCommand(let command):
+            if case .note(let step, let noted) = command.action {
+                // A note is its own line: what someone found, with its facts; the saga did not move.
+                var facts = noted
+                facts["event"] = "note"
+                facts["reason"] = .string(command.reason)
+                if let step { facts["step"] = .string(step) }
+                return [
+                    JournalEntry(
+                        at: now, kind: .note, step: step, actor: command.by,
+                        detail: "note by \(command.by): \(command.reason)", facts: .object(facts))
+                ]
+            }
             kind = .operatorCommand
             actor = command.by
             facts["event"] = "operator"
@@ -123,6 +135,7 @@ enum JournalText {
         case .skip(let step, _, _): return step
         case .reset(let step): return step
         case .compensate, .cancel, .migrate: return nil
+        case .note(let step, _): return step
         }
     }
 
@@ -162,6 +175,7 @@ enum JournalText {
         case .compensate: "compensate"
         case .cancel: "cancel"
         case .reset(let step): "reset to \(step)"
+        case .note: "note"
         case .migrate(let hash, let mapping):
             "migrate to \(hash.prefix(12))"
                 + (mapping.isEmpty

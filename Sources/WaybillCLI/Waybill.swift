@@ -12,7 +12,7 @@ struct Waybill: AsyncParsableCommand {
         version: WaybillVersion.current,
         subcommands: [
             ValidateCommand.self, WorkerCommand.self, SagasCommand.self, WorkflowsCommand.self, PoolCommand.self,
-            DLQCommand.self, EventsCommand.self, HealthCommand.self, UICommand.self,
+            DLQCommand.self, EventsCommand.self, ReconcileCommand.self, HealthCommand.self, UICommand.self,
             DemoForwardCommand.self, BenchForwardCommand.self,
         ]
     )

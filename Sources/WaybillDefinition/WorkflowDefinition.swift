@@ -116,6 +116,7 @@ public struct StepDefinition: Sendable, Hashable {
         var action: Action
         var forEach: ForEach?
         var compensate: CommandTemplate?
+        var verify: CommandTemplate?
         var timeout: Duration
         var retry: RetryPolicy
         var milestone: String?
@@ -161,6 +162,12 @@ public struct StepDefinition: Sendable, Hashable {
         get { box.fields.compensate }
         set { update { $0.compensate = newValue } }
     }
+    /// The query that asks the participant whether this step's effect is in place (`applied`, `undone` or `absent`),
+    /// sent by a reconciliation with the forward command's idempotency key; `nil` means the step is not checked.
+    public var verify: CommandTemplate? {
+        get { box.fields.verify }
+        set { update { $0.verify = newValue } }
+    }
     /// How long to wait for a reply before the attempt counts as a retryable failure.
     public var timeout: Duration {
         get { box.fields.timeout }
@@ -204,12 +211,13 @@ public struct StepDefinition: Sendable, Hashable {
     /// Creates a step with `defaults` already applied; the loader fills `timeout` and `retry` from the file.
     public init(
         id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
-        timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
+        verify: CommandTemplate? = nil, timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
         branchMilestone: String? = nil, pivot: Bool = false, reallocate: Reallocation? = nil, next: StepTarget? = nil
     ) {
         box = Box(
             Fields(
-                id: id, action: action, forEach: forEach, compensate: compensate, timeout: timeout, retry: retry,
+                id: id, action: action, forEach: forEach, compensate: compensate, verify: verify, timeout: timeout,
+                retry: retry,
                 milestone: milestone, branchMilestone: branchMilestone, pivot: pivot, reallocate: reallocate,
                 next: next))
     }

@@ -66,7 +66,7 @@ enum WorkflowKeys {
     static let defaults = ["timeout", "retry"]
     static let retry = ["max_attempts", "initial_interval", "backoff", "max_interval", "jitter"]
     static let step = [
-        "id", "command", "input", "split", "for_each", "as", "compensate", "timeout", "retry", "milestone",
+        "id", "command", "input", "split", "for_each", "as", "compensate", "verify", "timeout", "retry", "milestone",
         "branch_milestone", "pivot", "reallocate", "choice", "next", "wait",
     ]
     static let wait = ["for", "message", "match", "key", "timeout", "on_timeout"]
@@ -93,6 +93,8 @@ enum StepPart: Sendable {
     /// `compensate`: evaluated after the step succeeded, so its own output is visible; or after its reply never came,
     /// when its own output reads as null (hence the warning).
     case compensate
+    /// `verify`: evaluated when the saga ended, so its own output is visible (null when its reply never came).
+    case verify
 }
 
 /// A `${...}` found in a step, with where it was written.
@@ -134,6 +136,7 @@ struct StepDraft {
     var alias: String?
     var compensate: CommandTemplate?
     var compensateLocation: SourceLocation?
+    var verify: CommandTemplate?
     var timeout: Duration?
     var retry: RetryOverrides?
     var retryLocation: SourceLocation?

@@ -41,11 +41,12 @@ extension WorkflowReader {
                             .badReference, at: use.location,
                             "\(written) uses step '\(id)', which runs after \(draft.name); "
                                 + "a step may only use the output of steps before it")
-                    } else if target == index, use.part != .compensate {
+                    } else if target == index, use.part != .compensate, use.part != .verify {
                         log.report(
                             .badReference, at: use.location,
-                            "\(draft.name) cannot use its own output \(written) before it ran; only its compensate may")
-                    } else if target == index {
+                            "\(draft.name) cannot use its own output \(written) before it ran; only its compensate and "
+                                + "verify may")
+                    } else if target == index, use.part == .compensate {
                         log.warn(
                             .compensationReadsOwnOutput, at: use.location,
                             "the compensate of \(draft.name) reads its own output \(written), which is null when the "

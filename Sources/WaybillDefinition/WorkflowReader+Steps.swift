@@ -90,7 +90,8 @@ extension WorkflowReader {
             // A local step sends nothing and has nothing to undo or retry.
             let what = draft.kind == .choice ? "a choice step only picks where the saga goes" : "a wait step only waits"
             for key in [
-                "input", "for_each", "as", "compensate", "timeout", "retry", "pivot", "reallocate", "branch_milestone",
+                "input", "for_each", "as", "compensate", "verify", "timeout", "retry", "pivot", "reallocate",
+                "branch_milestone",
             ] {
                 guard let field = entries[key] else { continue }
                 if key == "timeout", draft.kind == .wait {
@@ -130,6 +131,21 @@ extension WorkflowReader {
                     missing(
                         "command", in: "compensate", at: location(of: compensate.value),
                         example: "command: <routing key of the undo command>", given: fields)
+                }
+            }
+        }
+        if let verify = entries["verify"] {
+            if draft.kind == .split {
+                log.report(.conflict, at: verify.keyLocation, "a split step has no effect to verify; remove verify")
+            } else if let verifyMapping = mapping(verify, shape: "with command and input") {
+                let fields = self.entries(of: verifyMapping, allowed: WorkflowKeys.compensate, context: "in verify")
+                if let command = fields["command"] {
+                    draft.verify = readCommand(
+                        command: command, input: fields["input"], uses: &draft.uses, part: .verify)
+                } else {
+                    missing(
+                        "command", in: "verify", at: location(of: verify.value),
+                        example: "command: <routing key of the status query>", given: fields)
                 }
             }
         }

@@ -77,7 +77,7 @@ struct WorkflowReader {
                     forEach: draft.forEach.flatMap { items in
                         draft.alias.map { ForEach(items: items, alias: $0) }
                     },
-                    compensate: draft.compensate, timeout: draft.timeout ?? defaultTimeout,
+                    compensate: draft.compensate, verify: draft.verify, timeout: draft.timeout ?? defaultTimeout,
                     retry: draft.retry?.applied(to: defaultRetry) ?? defaultRetry, milestone: draft.milestone,
                     branchMilestone: draft.branchMilestone, pivot: draft.pivot, reallocate: reallocation,
                     next: draft.next))

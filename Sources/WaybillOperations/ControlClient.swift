@@ -77,13 +77,13 @@ public protocol ControlChannel: Sendable {
     func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult
 }
 
-/// The control protocol over AMQP (see `ControlMessage.swift` for the wire format): one connection, one exclusive
-/// auto-delete reply queue for all requests of this CLI run, replies matched by `correlation_id`. A request goes to
-/// the saga's partition queue on the default exchange with the header `waybill-input: control`, so the partition's
-/// owner tells it from the starts and replies in the same queue.
-public final class AMQPControlChannel: ControlChannel, Sendable {
-    private let client: AMQPClient
-    /// The exclusive reply queue (`waybill.cli.<uuid>`), gone when the connection closes.
+/// Requests over AMQP that each expect one reply: one connection, one exclusive auto-delete reply queue
+/// (`waybill.cli.<uuid>`) for every request of this run, replies matched by `correlation_id`. The control protocol
+/// (``AMQPControlChannel``) and a reconciliation's `verify` queries both travel this way.
+public final class RequestReplyClient: Sendable {
+    /// The connection, for anything else the caller publishes.
+    public let client: AMQPClient
+    /// The exclusive reply queue, gone when the connection closes.
     public let replyQueue: String
     private let router = ReplyRouter()
 
@@ -92,12 +92,24 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         self.replyQueue = replyQueue
     }
 
-    /// Connects, declares the reply queue, runs `body` with the channel, then closes the connection.
+    /// How a request went.
+    public enum Outcome: Sendable {
+        /// The reply.
+        case replied(InboundDelivery)
+        /// No reply within the wait.
+        case timedOut
+        /// The broker did not take the request (`returned`: nothing was bound for it).
+        case notSent(PublishOutcome)
+        /// Publishing failed.
+        case failed(any Error)
+    }
+
+    /// Connects, declares the reply queue, runs `body` with the client, then closes the connection.
     ///
     /// Replies are dispatched by a child task for as long as `body` runs.
     public static func with<T: Sendable>(
-        broker: BrokerSettings, logger: Logger = BrokerSettings.quietLogger,
-        _ body: (AMQPControlChannel) async throws -> T
+        broker: BrokerSettings, logger: Logger = BrokerSettings.quietLogger, prefetch: UInt16 = 256,
+        _ body: (RequestReplyClient) async throws -> T
     ) async throws -> T {
         let client = try await broker.connect(logger: logger)
         let queue = "waybill.cli.\(UUID().uuidString.lowercased())"
@@ -105,14 +117,14 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         do {
             _ = try await client.declareQueue(
                 QueueDeclaration(name: queue, durable: false, exclusive: true, autoDelete: true))
-            consumer = try await client.consume(queue: queue, prefetch: 256)
+            consumer = try await client.consume(queue: queue, prefetch: prefetch)
         } catch {
             await client.close()
             throw OperationsError(
                 .broker, "cannot declare the reply queue \(queue); check the broker's permissions for this user",
                 cause: error)
         }
-        let channel = AMQPControlChannel(client: client, replyQueue: queue)
+        let channel = RequestReplyClient(client: client, replyQueue: queue)
         do {
             let result = try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await channel.dispatch(consumer) }
@@ -127,42 +139,28 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
         }
     }
 
-    public func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult {
+    /// Publishes `message` with `reply_to` this client's queue and a fresh `correlation_id` (and `message_id`), and
+    /// waits at most `timeout` for the reply.
+    public func request(_ message: OutboundMessage, timeout: Duration) async -> Outcome {
         let id = UUID().uuidString.lowercased()
-        let properties = MessageProperties(
-            contentType: ControlMessage.contentType,
-            headers: [WireHeader.input: .string(PartitionInput.control.rawValue)], persistent: true, correlationID: id,
-            replyTo: replyQueue, expiration: String(max(1, timeout.milliseconds)), messageID: id, timestamp: Date(),
-            appID: "waybill-cli")
-        let outbound = OutboundMessage(
-            exchange: "", routingKey: queue, body: Data(message.encoded()), mandatory: true, properties: properties)
+        var outbound = message
+        outbound.properties.correlationID = id
+        outbound.properties.messageID = id
+        outbound.properties.replyTo = replyQueue
         await router.register(id)
-        let outcome: PublishOutcome
+        let published: PublishOutcome
         do {
-            outcome = try await client.publish(outbound)
+            published = try await client.publish(outbound)
         } catch {
             await router.expire(id)
-            return .failed(
-                OperationsError(.broker, "cannot publish to \(queue); check the broker and try again", cause: error))
+            return .failed(error)
         }
-        switch outcome {
-        case .confirmed:
-            break
-        case .returned:
+        guard case .confirmed = published else {
             await router.expire(id)
-            return .failed(
-                OperationsError(
-                    .broker,
-                    "no queue \(queue) on this broker: no worker of this pool ever started here, or the pool name "
-                        + "is wrong (--pool-name, pool_name in --config, WAYBILL_POOL_NAME); nothing was sent"))
-        case .nacked, .connectionLost, .rejected:
-            await router.expire(id)
-            return .failed(
-                OperationsError(
-                    .broker, "the broker did not take the request for \(queue) (\(outcome)); nothing was sent"))
+            return .notSent(published)
         }
         let router = router
-        let reply = await withTaskGroup(of: ControlReply?.self) { group in
+        let reply = await withTaskGroup(of: InboundDelivery?.self) { group in
             group.addTask { await router.wait(for: id) }
             group.addTask {
                 try? await Task.sleep(for: timeout)
@@ -174,7 +172,7 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
             await router.expire(id)
             return first
         }
-        return reply.map(ControlResult.replied) ?? .timedOut
+        return reply.map(Outcome.replied) ?? .timedOut
     }
 
     private func dispatch(_ consumer: AMQPConsumer) async {
@@ -182,13 +180,7 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
             for try await delivery in consumer {
                 client.ack(delivery.deliveryTag)
                 guard let id = delivery.properties.correlationID else { continue }
-                let reply: ControlReply
-                do {
-                    reply = try ControlReply.decode(delivery.body)
-                } catch {
-                    reply = ControlReply(status: .error, message: "unreadable reply from the worker: \(error)")
-                }
-                await router.deliver(reply, for: id)
+                await router.deliver(delivery, for: id)
             }
         } catch {
             await router.failAll()
@@ -196,23 +188,79 @@ public final class AMQPControlChannel: ControlChannel, Sendable {
     }
 }
 
+/// The control protocol over AMQP (see `ControlMessage.swift` for the wire format), on a ``RequestReplyClient``. A
+/// request goes to the saga's partition queue on the default exchange with the header `waybill-input: control`, so
+/// the partition's owner tells it from the starts and replies in the same queue.
+public final class AMQPControlChannel: ControlChannel, Sendable {
+    private let requests: RequestReplyClient
+
+    init(requests: RequestReplyClient) {
+        self.requests = requests
+    }
+
+    /// The exclusive reply queue.
+    public var replyQueue: String { requests.replyQueue }
+
+    /// Connects, declares the reply queue, runs `body` with the channel, then closes the connection.
+    public static func with<T: Sendable>(
+        broker: BrokerSettings, logger: Logger = BrokerSettings.quietLogger,
+        _ body: (AMQPControlChannel) async throws -> T
+    ) async throws -> T {
+        try await RequestReplyClient.with(broker: broker, logger: logger) { requests in
+            try await body(AMQPControlChannel(requests: requests))
+        }
+    }
+
+    public func request(_ message: ControlMessage, queue: String, timeout: Duration) async -> ControlResult {
+        let properties = MessageProperties(
+            contentType: ControlMessage.contentType,
+            headers: [WireHeader.input: .string(PartitionInput.control.rawValue)], persistent: true,
+            expiration: String(max(1, timeout.milliseconds)), timestamp: Date(), appID: "waybill-cli")
+        let outbound = OutboundMessage(
+            exchange: "", routingKey: queue, body: Data(message.encoded()), mandatory: true, properties: properties)
+        switch await requests.request(outbound, timeout: timeout) {
+        case .replied(let delivery):
+            do {
+                return .replied(try ControlReply.decode(delivery.body))
+            } catch {
+                return .replied(ControlReply(status: .error, message: "unreadable reply from the worker: \(error)"))
+            }
+        case .timedOut:
+            return .timedOut
+        case .failed(let error):
+            return .failed(
+                OperationsError(.broker, "cannot publish to \(queue); check the broker and try again", cause: error))
+        case .notSent(.returned):
+            return .failed(
+                OperationsError(
+                    .broker,
+                    "no queue \(queue) on this broker: no worker of this pool ever started here, or the pool name "
+                        + "is wrong (--pool-name, pool_name in --config, WAYBILL_POOL_NAME); nothing was sent"))
+        case .notSent(let outcome):
+            return .failed(
+                OperationsError(
+                    .broker, "the broker did not take the request for \(queue) (\(outcome)); nothing was sent"))
+        }
+    }
+}
+
 /// Matches replies to waiting requests by correlation id; replies that arrive before their waiter are kept.
 actor ReplyRouter {
-    private var waiting: [String: CheckedContinuation<ControlReply?, Never>] = [:]
-    private var arrived: [String: ControlReply] = [:]
+    private var waiting: [String: CheckedContinuation<InboundDelivery?, Never>] = [:]
+    private var arrived: [String: InboundDelivery] = [:]
     private var open: Set<String> = []
 
     func register(_ id: String) {
         open.insert(id)
     }
 
-    func wait(for id: String) async -> ControlReply? {
+    func wait(for id: String) async -> InboundDelivery? {
         if let reply = arrived.removeValue(forKey: id) { return reply }
         guard open.contains(id) else { return nil }
         return await withCheckedContinuation { waiting[id] = $0 }
     }
 
-    func deliver(_ reply: ControlReply, for id: String) {
+    func deliver(_ reply: InboundDelivery, for id: String) {
         guard open.contains(id) else { return }
         if let continuation = waiting.removeValue(forKey: id) {
             open.remove(id)

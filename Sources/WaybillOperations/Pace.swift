@@ -11,13 +11,19 @@ struct Pace {
         self.perSecond = perSecond
     }
 
-    /// Waits for the next request's turn.
-    mutating func wait() async {
-        guard let perSecond, perSecond > 0 else { return }
+    /// Takes the next request's turn: when it may go (`nil`: at once). Wait for it outside any lock.
+    mutating func nextTurn() -> ContinuousClock.Instant? {
+        guard let perSecond, perSecond > 0 else { return nil }
         let start = self.start ?? clock.now
         self.start = start
         let due = start.advanced(by: .milliseconds(Int64(Double(count) * 1000 / perSecond)))
         count += 1
+        return due
+    }
+
+    /// Waits for the next request's turn.
+    mutating func wait() async {
+        guard let due = nextTurn() else { return }
         try? await clock.sleep(until: due)
     }
 }

@@ -41,6 +41,9 @@ public struct ControlMessage: Sendable, Hashable {
         case reset
         /// `waybill workflows migrate` (`targetHash` and `mapping` say where to).
         case migrate
+        /// A journal line and nothing else (`waybill reconcile` records a finding): `step` optional, `facts` the
+        /// line's data.
+        case note
     }
 
     /// The saga's workflow.
@@ -64,6 +67,8 @@ public struct ControlMessage: Sendable, Hashable {
     public var targetHash: String?
     /// A migration's renamed steps, source id → target id; empty otherwise.
     public var mapping: [String: String] = [:]
+    /// A note's data (journaled as the line's facts); empty otherwise.
+    public var facts: [String: JSONValue] = [:]
 
     /// The AMQP `content_type` of requests and replies.
     public static let contentType = "application/json"
@@ -109,6 +114,10 @@ public struct ControlMessage: Sendable, Hashable {
             action = .migrate
             targetHash = hash
             self.mapping = mapping
+        case .note(let step, let facts):
+            action = .note
+            self.step = step
+            self.facts = facts
         }
     }
 
@@ -139,6 +148,8 @@ public struct ControlMessage: Sendable, Hashable {
                 throw ControlMessageError(.badRequest, "a migrate needs `targetHash`: the definition to move to")
             }
             return OperatorCommand(action: .migrate(targetHash: targetHash, mapping: mapping), by: by, reason: reason)
+        case .note:
+            return OperatorCommand(action: .note(step: step, facts: facts), by: by, reason: reason)
         }
     }
 
@@ -153,6 +164,7 @@ public struct ControlMessage: Sendable, Hashable {
         if let branch { members["branch"] = .number(Double(branch)) }
         if let targetHash { members["targetHash"] = .string(targetHash) }
         if !mapping.isEmpty { members["mapping"] = .object(mapping.mapValues(JSONValue.string)) }
+        if !facts.isEmpty { members["facts"] = .object(facts) }
         return .object(members)
     }
 
@@ -214,6 +226,12 @@ public struct ControlMessage: Sendable, Hashable {
                 throw ControlMessageError(.badRequest, "`mapping` must be an object of step ids")
             }
             message.mapping = pairs.compactMapValues(\.stringValue)
+        }
+        if let value = members["facts"], value != .null {
+            guard case .object(let facts) = value else {
+                throw ControlMessageError(.badRequest, "`facts` must be an object")
+            }
+            message.facts = facts
         }
         return message
     }

@@ -50,6 +50,55 @@ public enum WireHeader {
     public static let replay = "waybill-replay"
 }
 
+/// A reconciliation's question to a participant (docs/wire.md, "Verify queries"): is the effect of the forward
+/// command with this `idempotency-key` in place? Sent like a command (`waybill-action: verify`, `reply_to`,
+/// `correlation_id`), answered like one, with `output.state` `applied`, `undone` or `absent` and optional
+/// `output.details`.
+public enum VerifyQuery {
+    /// The `waybill-action` header of a query.
+    public static let action = "verify"
+
+    /// What the participant says about the effect.
+    public enum State: String, Sendable, Hashable, CaseIterable, Codable {
+        /// In place.
+        case applied
+        /// It was applied, then undone.
+        case undone
+        /// The participant has no trace of it.
+        case absent
+    }
+
+    /// What a reply to a query says.
+    public enum Answer: Sendable, Hashable {
+        /// The effect's state, with the participant's details (`nil` when it gave none).
+        case state(State, details: JSONValue?)
+        /// The participant could not answer (an error reply): its code and message.
+        case refused(code: String, message: String)
+        /// The reply is not an answer: why.
+        case unreadable(String)
+    }
+
+    /// Reads a reply body.
+    public static func answer(_ body: some Collection<UInt8>) -> Answer {
+        let outcome: ReplyOutcome
+        do {
+            outcome = try WireMessages.reply(body)
+        } catch {
+            return .unreadable(error.message)
+        }
+        switch outcome {
+        case .ok(let output):
+            guard let text = output?["state"]?.stringValue, let state = State(rawValue: text) else {
+                return .unreadable(
+                    "an ok reply must say output.state: \(State.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return .state(state, details: output?["details"])
+        case .error(let error):
+            return .refused(code: error.code, message: error.message)
+        }
+    }
+}
+
 /// The layout of the `data` of milestone events (docs/events.md).
 public enum EventSchema {
     /// The version of the layout, sent as `data.schemaVersion` and in the `waybill-event-schema` header. Under one

@@ -94,6 +94,12 @@ final class BatchLoop: Sendable {
         var reply: InboundDelivery?
         /// A held command the limiter released: its hold timer fires to send it.
         var release: ParticipantLimiter.Held?
+
+        /// Whether it is a journal note (answered as applied once its line is committed).
+        var isNote: Bool {
+            guard case .operatorCommand(let command) = event, case .note = command.action else { return false }
+            return true
+        }
     }
 
     /// Messages that are published, not committed, before their delivery is settled (forwards, dead letters,
@@ -1048,6 +1054,10 @@ final class BatchLoop: Sendable {
                 case .applied:
                     reply = ControlReply(
                         status: .applied, message: change.journal.last?.detail ?? "applied",
+                        sagaStatus: transition.instance.status.rawValue)
+                case .ignored where item.isNote:
+                    reply = ControlReply(
+                        status: .applied, message: change.journal.last?.detail ?? "noted",
                         sagaStatus: transition.instance.status.rawValue)
                 case .rejected(let reason), .ignored(let reason):
                     reply = ControlReply(
