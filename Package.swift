@@ -105,8 +105,8 @@ let package = Package(
             name: "WaybillDemo",
             dependencies: [
                 "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
-                "WaybillWorker", "WaybillSimulator", "ChildProcess", "PlainText", "SeededRandom", "SplitPlanner",
-                .product(name: "Logging", package: "swift-log"),
+                "WaybillWorker", "WaybillSimulator", "WaybillOperations", "ChildProcess", "PlainText", "SeededRandom",
+                "SplitPlanner", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]

@@ -114,7 +114,8 @@ struct ReconcileRunCommand: AsyncParsableCommand {
         do {
             return try ParticipantLimitsLoader.load(yaml: WorkflowSource.read(file: path).text, file: path)
         } catch {
-            throw OperationsError(.badArgument, "\(path) is not a valid limits file; check it with waybill validate", cause: error)
+            throw OperationsError(
+                .badArgument, "\(path) is not a valid limits file; check it with waybill validate", cause: error)
         }
     }
 }

@@ -211,7 +211,8 @@ public struct StepDefinition: Sendable, Hashable {
     /// Creates a step with `defaults` already applied; the loader fills `timeout` and `retry` from the file.
     public init(
         id: String, action: Action, forEach: ForEach? = nil, compensate: CommandTemplate? = nil,
-        verify: CommandTemplate? = nil, timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(), milestone: String? = nil,
+        verify: CommandTemplate? = nil, timeout: Duration = .seconds(30), retry: RetryPolicy = RetryPolicy(),
+        milestone: String? = nil,
         branchMilestone: String? = nil, pivot: Bool = false, reallocate: Reallocation? = nil, next: StepTarget? = nil
     ) {
         box = Box(

@@ -19,6 +19,11 @@ public struct DemoOptions: Sendable {
     public var rate: Double?
     /// The share of commands that fail by injection (busy, rejected, lost reply), 0...1.
     public var failureRate: Double = 0.02
+    /// Drift on purpose, for the reconciliation to find: this share of undos is answered ok and dropped, and a
+    /// twentieth of it of forward effects is lost after its ok reply, 0...1.
+    public var driftRate: Double = 0.05
+    /// Once the orders ended, reconcile the sagas with the participants' records (and repair what can be).
+    public var reconcile: Bool = true
     /// Warehouses in the catalogue, 3...5 (each has a WMS; orders split across them).
     public var warehouses: Int = 4
     /// Seeds the catalogue, the orders and the injected failures: the same seed gives the same run.
@@ -84,6 +89,9 @@ public struct DemoOptions: Sendable {
         guard (0...1).contains(failureRate) else {
             throw DemoError(.invalidOption, "--failure-rate must be between 0 and 1, got \(failureRate)")
         }
+        guard (0...1).contains(driftRate) else {
+            throw DemoError(.invalidOption, "--drift-rate must be between 0 and 1, got \(driftRate)")
+        }
         guard (3...5).contains(warehouses) else {
             throw DemoError(.invalidOption, "--warehouses must be 3, 4 or 5, got \(warehouses)")
         }
@@ -137,7 +145,8 @@ public enum DemoRunner {
         let catalogue = catalogue(orders: options.orders, warehouses: options.warehouses, seed: options.seed)
         let simulator = try ParticipantSimulator(
             configuration: catalogue.configuration(
-                behaviours: behaviours(failureRate: options.failureRate, latency: options.participantLatency),
+                behaviours: behaviours(
+                    failureRate: options.failureRate, driftRate: options.driftRate, latency: options.participantLatency),
                 seed: options.seed, discontinued: [discontinuedSKU(of: catalogue)].compactMap { $0 }))
         let deadline = options.backorderDeadline
         let setup = StageSetup(
@@ -168,8 +177,14 @@ public enum DemoRunner {
                         compensated: tally.compensated, suspended: tally.suspended, cancelled: tally.cancelled,
                         elapsed: elapsed, rate: stage.monitor.recentRate()))
             }
-            let result = try DemoSummary(
+            // Reconciled (and repaired) before the summary counts leaks, so a dropped undo the pass repaired is none.
+            var reconciliation: ReconciliationSummary?
+            if options.reconcile, case .finished = outcome {
+                reconciliation = try await ReconciliationSummary.run(stage: stage, simulator: simulator)
+            }
+            var result = try DemoSummary(
                 stage: stage, sagaIds: orders.map(\.sagaId), simulator: simulator, outcome: outcome, options: options)
+            result.reconciliation = reconciliation
             guard returning, case .finished = outcome else {
                 try await finish(result, stage: stage, options: options, summary: summary)
                 return (result, [(sagaId: String, body: [UInt8])]())
@@ -286,7 +301,10 @@ public enum DemoRunner {
     /// a quarter `rejected` (not retryable: the saga compensates, or is suspended after the pivot), and a small share
     /// lose their reply after applying the effect (the saga times out, retries, and gets the remembered reply); returns
     /// lose none.
-    static func behaviours(failureRate: Double, latency: Bool) -> [CommandBehaviour] {
+    ///
+    /// `driftRate` of the undos (but the returns') are answered ok and dropped, and a twentieth of it of the forward
+    /// effects is lost after the ok reply: the drift the reconciliation finds.
+    static func behaviours(failureRate: Double, driftRate: Double = 0, latency: Bool) -> [CommandBehaviour] {
         let busy = failureRate * 0.5
         let reject = failureRate * 0.25
         let lost = failureRate * 0.05
@@ -301,10 +319,12 @@ public enum DemoRunner {
         return returns + [
             CommandBehaviour(
                 pattern: "wms.*", latency: latency ? .uniform(.milliseconds(1) ... .milliseconds(8)) : .none,
-                busyRate: busy, rejectRate: reject, lostReplyRate: lost),
+                busyRate: busy, rejectRate: reject, lostReplyRate: lost, dropUndoRate: driftRate,
+                loseEffectRate: driftRate / 20),
             CommandBehaviour(
                 pattern: "*", latency: latency ? .exponential(mean: .milliseconds(3), max: .milliseconds(40)) : .none,
-                busyRate: busy, rejectRate: reject, lostReplyRate: lost),
+                busyRate: busy, rejectRate: reject, lostReplyRate: lost, dropUndoRate: driftRate,
+                loseEffectRate: driftRate / 20),
         ]
     }
 }

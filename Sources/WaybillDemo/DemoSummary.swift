@@ -71,6 +71,8 @@ public struct DemoSummary: Sendable {
     public var returns: ReturnsSummary?
     /// The orders' backorders and how their waits ended.
     public var backorders: BackorderSummary
+    /// The reconciliation after the orders ended; `nil` when it did not run.
+    public var reconciliation: ReconciliationSummary?
 
     /// Sagas in an end state (suspended included: it stays put until an operator acts).
     public var ended: Int {
@@ -261,6 +263,10 @@ public struct DemoSummary: Sendable {
                 + "other leaks: \(otherLeaks.count) · stock imbalances: \(stockImbalances)")
         for detail in duplicateEffectDetails { lines.append("    ! \(detail)") }
         for leak in otherLeaks.prefix(10) { lines.append("    ! \(leak)") }
+        if let reconciliation {
+            lines.append("")
+            lines.append(contentsOf: reconciliation.lines)
+        }
         if let returns {
             lines.append("")
             lines.append(contentsOf: returns.lines)

@@ -43,6 +43,15 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Share of commands that fail by injection, 0...1.", valueName: "share"))
     var failureRate: Double = 0.02
 
+    @Option(
+        help: ArgumentHelp(
+            "Share of undos the participants drop (and a twentieth of it of effects they lose), 0...1: the drift the "
+                + "reconciliation at the end finds.", valueName: "share"))
+    var driftRate: Double = 0.05
+
+    @Flag(help: "Skip the reconciliation with the participants' records once the orders ended.")
+    var noReconcile = false
+
     @Option(help: ArgumentHelp("Warehouses in the catalogue, 3...5.", valueName: "n"))
     var warehouses: Int = 4
 
@@ -105,6 +114,8 @@ struct DemoCommand: AsyncParsableCommand {
         options.workers = workers
         options.rate = rate
         options.failureRate = failureRate
+        options.driftRate = driftRate
+        options.reconcile = !noReconcile
         options.warehouses = warehouses
         options.seed = seed
         options.keepRunning = keepRunning
@@ -127,6 +138,12 @@ struct DemoCommand: AsyncParsableCommand {
         if failureRate > 0 {
             console.say(
                 "Some injected failures are lost replies: those sagas wait for the 30 s reply timeout, then retry.")
+        }
+        if options.reconcile {
+            console.say(
+                "Participants drop \(Console.number(driftRate * 100))% of undos and lose a few effects on purpose; "
+                    + "once the orders ended, a reconciliation asks them about every effect, repairs what it can and "
+                    + "reports the rest.")
         }
         if options.returnCount > 0 {
             console.say(

@@ -64,7 +64,8 @@ public enum ReconcileView {
             }
             out += "\n" + table.render(indent: "  ") + "\n"
             for finding in report.findings.sorted(by: { ($0.workflow, $0.sagaId) < ($1.workflow, $1.sagaId) }) {
-                out += "  \(finding.workflow)/\(finding.sagaId) \(finding.step) \(finding.kind.rawValue): "
+                out +=
+                    "  \(finding.workflow)/\(finding.sagaId) \(finding.step) \(finding.kind.rawValue): "
                     + finding.message
                 if let repair = finding.repair { out += " [\(repair)]" }
                 if !report.dryRun { out += finding.journaled ? " [journaled]" : " [not journaled: no owner answered]" }
@@ -74,7 +75,8 @@ public enum ReconcileView {
         if !report.observations.isEmpty {
             var states: [String: Int] = [:]
             for observation in report.observations { states[observation.observed, default: 0] += 1 }
-            out += "suspended sagas (reported, not judged): "
+            out +=
+                "suspended sagas (reported, not judged): "
                 + states.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
         }
         return out

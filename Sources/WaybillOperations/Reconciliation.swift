@@ -213,7 +213,8 @@ public struct Reconciler: Sendable {
                     Question(key: key, status: record.instance.status, verification: $0)
                 }
                 let verify = Dictionary(
-                    definition.steps.compactMap { step in step.verify.map { (step.id, $0) } }) { first, _ in first }
+                    definition.steps.compactMap { step in step.verify.map { (step.id, $0) } }
+                ) { first, _ in first }
                 for problem in broken {
                     let label = problem.branch.map { "\(problem.step)[\($0)]" } ?? problem.step
                     let query = verify[problem.step].map { Self.literalPrefix(of: $0.routingKey) } ?? ""
@@ -504,7 +505,8 @@ public struct Reconciler: Sendable {
             let note = ControlMessage(
                 workflow: finding.workflow, sagaId: finding.sagaId,
                 command: OperatorCommand(action: .note(step: finding.step, facts: facts), by: by, reason: reason))
-            if case .replied(let reply) = await channel.request(note, queue: route.queue(of: finding.key), timeout: timeout),
+            if case .replied(let reply) = await channel.request(
+                note, queue: route.queue(of: finding.key), timeout: timeout),
                 reply.status == .applied
             {
                 journaled[index].journaled = true

@@ -63,6 +63,12 @@ public final class ParticipantSimulator: Sendable {
         state.withLock { $0.receiveStock() }
     }
 
+    /// What the participants answer a verify query about the forward command keyed `key`: `applied`, `undone` or
+    /// `absent`.
+    public func effectState(ofKey key: String) -> String {
+        state.withLock { $0.verify(key)["state"]?.stringValue ?? "absent" }
+    }
+
     /// A consistent snapshot of the counters, stock, orders, reservations, shipments, trackings and invoices.
     public func ledger() -> SimulationLedger {
         state.withLock { $0.ledger }

@@ -13,6 +13,9 @@ public struct SimulatedCommand: Sendable, Hashable {
         case `do`
         /// A compensation (undo) of an earlier step.
         case compensate
+        /// A reconciliation's question: is the effect of the forward command with this idempotency key in place?
+        /// Answered from the ledger (`applied`, `undone` or `absent`); nothing changes.
+        case verify
     }
 
     /// The message body as the participant got it.

@@ -102,13 +102,21 @@ public struct CommandBehaviour: Sendable, Hashable {
     public var lostReplyRate: Double
     /// Whether ``rejectRate`` also applies to compensation commands (default `false`).
     public var rejectsCompensations: Bool
+    /// Share of compensations answered ok that undo nothing and are forgotten at once: the effect stays, and the
+    /// same undo sent again later works. Drift on purpose, for reconciliation to find (and repair).
+    public var dropUndoRate: Double
+    /// Share of forward effects lost right after their ok reply (a reservation or shipment vanishes, an order is
+    /// cancelled, with the stock put back): drift on purpose, for reconciliation to find.
+    public var loseEffectRate: Double
 
     /// A behaviour; by default it matches both actions, answers at once and never fails.
     public init(
         pattern: String, actions: Set<SimulatedCommand.Action> = [.do, .compensate], latency: Latency = .none,
         busyRate: Double = 0, rejectRate: Double = 0, silenceRate: Double = 0, lostReplyRate: Double = 0,
-        rejectsCompensations: Bool = false
+        rejectsCompensations: Bool = false, dropUndoRate: Double = 0, loseEffectRate: Double = 0
     ) {
+        self.dropUndoRate = dropUndoRate
+        self.loseEffectRate = loseEffectRate
         self.pattern = pattern
         self.actions = actions
         self.latency = latency
@@ -141,6 +149,10 @@ public struct CommandBehaviour: Sendable, Hashable {
         for (label, rate) in rates where !(0...1).contains(rate) {
             throw SimulationConfigurationError(
                 .invalidRate, "\(name): \(label) is \(rate); rates are between 0 and 1")
+        }
+        for (label, rate) in [("dropUndoRate", dropUndoRate), ("loseEffectRate", loseEffectRate)]
+        where !(0...1).contains(rate) {
+            throw SimulationConfigurationError(.invalidRate, "\(name): \(label) is \(rate); rates are between 0 and 1")
         }
         let total = rates.reduce(0) { $0 + $1.1 }
         if total > 1 + 1e-9 {

@@ -34,6 +34,12 @@ public struct SimulationLedger: Sendable, Hashable {
         public var badRequests = 0
         /// `unknown_command` replies.
         public var unknownCommands = 0
+        /// Verify queries answered (they change nothing and are not counted anywhere else).
+        public var verifyQueries = 0
+        /// Compensations answered ok without undoing anything (``CommandBehaviour/dropUndoRate``): drift on purpose.
+        public var droppedUndos = 0
+        /// Forward effects lost after their ok reply (``CommandBehaviour/loseEffectRate``): drift on purpose.
+        public var lostEffects = 0
 
         /// All counters zero.
         public init() {}
@@ -53,6 +59,9 @@ public struct SimulationLedger: Sendable, Hashable {
             sum.lostReplies = lhs.lostReplies + rhs.lostReplies
             sum.badRequests = lhs.badRequests + rhs.badRequests
             sum.unknownCommands = lhs.unknownCommands + rhs.unknownCommands
+            sum.verifyQueries = lhs.verifyQueries + rhs.verifyQueries
+            sum.droppedUndos = lhs.droppedUndos + rhs.droppedUndos
+            sum.lostEffects = lhs.lostEffects + rhs.lostEffects
             return sum
         }
     }
@@ -203,6 +212,10 @@ public struct SimulationLedger: Sendable, Hashable {
     public var backorders: [String: Backorder] = [:]
     /// Units that arrived after the start (``ParticipantSimulator/receiveStock()``), per warehouse and SKU.
     public var arrivals: [String: [String: Int]] = [:]
+    /// Forward idempotency keys whose undo was answered ok and dropped (drift on purpose).
+    public var droppedUndoKeys: Set<String> = []
+    /// Forward idempotency keys whose effect was lost after its ok reply (drift on purpose).
+    public var lostEffectKeys: Set<String> = []
 
     /// The counts for `routingKey` (all zero when it was never seen).
     public func counts(_ routingKey: String) -> CommandCounts {

@@ -78,6 +78,10 @@ struct SimulationState {
     /// Forward idempotency keys whose undo has run, whether it found something or not: the forward command arriving
     /// after it is refused, so an undo that found nothing stays final.
     var undoneKeys: Set<String> = []
+    /// The forward keys whose undo was dropped (``CommandBehaviour/dropUndoRate``), and those whose effect was lost
+    /// (``CommandBehaviour/loseEffectRate``): the drift a reconciliation should find.
+    var droppedUndoKeys: Set<String> = []
+    var lostEffectKeys: Set<String> = []
     var counts: [String: SimulationLedger.CommandCounts] = [:]
     var lastReservation = 0
     var lastTracking = 0
@@ -101,7 +105,8 @@ struct SimulationState {
         SimulationLedger(
             commands: counts, stock: stock, initialStock: initialStock, orders: orders, reservations: reservations,
             shipments: shipments.filter { !$0.value.isEmpty }, trackingIds: trackingIds, invoiceIds: invoiceIds,
-            returns: returns, restocks: restocks, credits: credits, backorders: backorders, arrivals: arrivals)
+            returns: returns, restocks: restocks, credits: credits, backorders: backorders, arrivals: arrivals,
+            droppedUndoKeys: droppedUndoKeys, lostEffectKeys: lostEffectKeys)
     }
 
     // MARK: Handling
@@ -116,6 +121,12 @@ struct SimulationState {
         let behaviour = behaviours.first { $0.matches(routingKey: command.routingKey, action: command.action) }
         let delay = behaviour?.latency.sample(using: &random) ?? .zero
         let routingKey = command.routingKey
+        if command.action == .verify {
+            counts[routingKey, default: .init()].verifyQueries += 1
+            return .reply(body: okReply(verify(command.idempotencyKey)), after: delay)
+        }
+        // Drawn after the fate and the latency, so adding drift never changes which commands fail.
+        let drift = random.unit()
         counts[routingKey, default: .init()].received += 1
 
         let replyKey = ReplyKey(routingKey: routingKey, idempotencyKey: command.idempotencyKey)
@@ -154,6 +165,12 @@ struct SimulationState {
             break
         }
 
+        if command.action == .compensate, let behaviour, drift < behaviour.dropUndoRate {
+            // Acknowledged and forgotten: nothing undone, nothing remembered, so the same undo works when sent again.
+            counts[routingKey, default: .init()].droppedUndos += 1
+            if let forward = command.compensates { droppedUndoKeys.insert(forward) }
+            return .reply(body: okReply(["undone": true]), after: delay)
+        }
         let body: JSONValue
         if injection == .lostReply { counts[routingKey, default: .init()].lostReplies += 1 }
         switch perform(request, command: command) {
@@ -172,7 +189,64 @@ struct SimulationState {
             return injection == .lostReply ? .silence : .reply(body: code.reply(message), after: delay)
         }
         replies[replyKey] = body
+        if command.action == .do, let behaviour, drift < behaviour.loseEffectRate,
+            let effect = effects[command.idempotencyKey], lose(effect)
+        {
+            counts[routingKey, default: .init()].lostEffects += 1
+            lostEffectKeys.insert(command.idempotencyKey)
+        }
         return injection == .lostReply ? .silence : .reply(body: body, after: delay)
+    }
+
+    /// The answer to a verify query about the forward command keyed `key`: `applied` while its effect is in place,
+    /// `undone` once an undo named it, `absent` when there is no trace of it (never applied, or lost).
+    func verify(_ key: String) -> JSONValue {
+        guard let effect = effects[key] else { return ["state": "absent"] }
+        let details = JSONValue.string(Self.describe(effect))
+        if isInPlace(effect) { return ["state": "applied", "details": ["effect": details]] }
+        if undoneKeys.contains(key) { return ["state": "undone", "details": ["effect": details]] }
+        return ["state": "absent", "details": ["effect": details]]
+    }
+
+    /// Whether `effect` is still in the participant's books.
+    func isInPlace(_ effect: Effect) -> Bool {
+        switch effect {
+        case .order(let orderId): orders[orderId]?.status == .accepted
+        case .reservation(let id): reservations[id] != nil
+        case .shipment(let warehouse, let id): shipments[warehouse]?[id] != nil
+        case .returnAuthorization(let returnId): returns[returnId]?.status == .authorized
+        case .restock(let key): restocks[key] != nil
+        case .backorder(let orderId): backorders[orderId].map { $0.status != .cancelled } ?? false
+        }
+    }
+
+    static func describe(_ effect: Effect) -> String {
+        switch effect {
+        case .order(let orderId): "order \(orderId)"
+        case .reservation(let id): "reservation \(id)"
+        case .shipment(let warehouse, let id): "shipment \(id) at \(warehouse)"
+        case .returnAuthorization(let returnId): "return \(returnId)"
+        case .restock(let key): "restock \(key)"
+        case .backorder(let orderId): "backorder of \(orderId)"
+        }
+    }
+
+    /// Drops `effect` from the books without anyone asking (stock a shipment took goes back, so the warehouse still
+    /// balances); `false` for effects this fault leaves alone.
+    mutating func lose(_ effect: Effect) -> Bool {
+        switch effect {
+        case .order(let orderId):
+            guard orders[orderId]?.status == .accepted else { return false }
+            orders[orderId]?.status = .cancelled
+        case .reservation(let id):
+            guard reservations.removeValue(forKey: id) != nil else { return false }
+        case .shipment(let warehouse, let id):
+            guard let shipment = shipments[warehouse]?.removeValue(forKey: id) else { return false }
+            for line in shipment.lines { stock[warehouse, default: [:]][line.sku, default: 0] += line.quantity }
+        case .returnAuthorization, .restock, .backorder:
+            return false
+        }
+        return true
     }
 
     /// Maps one uniform draw onto the behaviour's failure rates, laid end to end: busy, rejected, silence, lost reply.
