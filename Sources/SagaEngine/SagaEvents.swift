@@ -179,6 +179,23 @@ public struct CommandMessage: Sendable, Hashable, Codable {
     /// For a compensation, whether the forward command's outcome is unknown (``BranchState/outcomeUnknown``): it may
     /// never have taken effect, and its output is not known. Always `false` for a forward command.
     public var outcomeUnknown: Bool
+
+    /// Describes a command.
+    public init(
+        messageId: String, routingKey: String, idempotencyKey: String, step: String, branch: Int?, kind: CommandKind,
+        attempt: Int, body: JSONValue, compensates: String? = nil, outcomeUnknown: Bool = false
+    ) {
+        self.messageId = messageId
+        self.routingKey = routingKey
+        self.idempotencyKey = idempotencyKey
+        self.step = step
+        self.branch = branch
+        self.kind = kind
+        self.attempt = attempt
+        self.body = body
+        self.compensates = compensates
+        self.outcomeUnknown = outcomeUnknown
+    }
 }
 
 /// The idempotency keys the engine puts on commands (docs/wire.md, "Commands").

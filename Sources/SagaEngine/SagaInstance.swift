@@ -198,6 +198,10 @@ public struct StepState: Sendable, Hashable, Codable {
     public var startedAt: Timestamp?
     /// When it succeeded, failed or was skipped; `nil` while it runs, and cleared again by an operator retry.
     public var finishedAt: Timestamp?
+    /// Branches of earlier rounds that a reallocation or a reset replaced (undone, or failed), oldest first: their
+    /// effects are gone from ``branches`` but not from the participants' books, so a reconciliation still asks about
+    /// them.
+    public var retired: [RetiredBranch]
 
     /// A step that has not started. The engine creates these; a new one for an existing step forgets its rounds and
     /// exclusions, which a reallocation must carry over.
@@ -210,6 +214,20 @@ public struct StepState: Sendable, Hashable, Codable {
         excludedWarehouses = []
         startedAt = nil
         finishedAt = nil
+        retired = []
+    }
+}
+
+/// A branch of an earlier round of a step, kept when a reallocation or a reset started the step afresh.
+public struct RetiredBranch: Sendable, Hashable, Codable {
+    /// Its index in the step's branches of its round (its idempotency key's branch).
+    public var index: Int
+    /// How it ended.
+    public var state: BranchState
+
+    public init(index: Int, state: BranchState) {
+        self.index = index
+        self.state = state
     }
 }
 

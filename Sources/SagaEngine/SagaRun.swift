@@ -724,6 +724,12 @@ struct SagaRun {
             fresh.round = max(previous.round, previous.branches.map(\.round).max() ?? 0) + 1
             fresh.reallocations = previous.reallocations
             fresh.excludedWarehouses = previous.excludedWarehouses
+            // What the earlier rounds sent stays known, for reconciliation; branches that never sent are forgotten.
+            fresh.retired =
+                previous.retired
+                + previous.branches.enumerated().filter { $0.element.attempt > 0 }.map {
+                    RetiredBranch(index: $0.offset, state: $0.element)
+                }
             instance.steps[index] = fresh
             outputsCache = nil
         }
@@ -756,9 +762,15 @@ struct SagaRun {
     mutating func compensationCommand(
         _ ref: BranchRef
     ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
-        let step = definition.steps[ref.step]
+        try compensationCommand(step: ref.step, state: branch(ref))
+    }
+
+    /// The compensation of a branch in `state` of step `index` (one of its branches, or a retired one).
+    mutating func compensationCommand(
+        step index: Int, state: BranchState
+    ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
+        let step = definition.steps[index]
         guard let compensate = step.compensate else { return ("", .null) }
-        let state = branch(ref)
         var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
         // Without a reply there is no output to undo by: the step's own output reads as null, whatever the path.
         if state.outcomeUnknown { scope.unknownOutputs = [step.id] }

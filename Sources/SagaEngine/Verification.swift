@@ -81,7 +81,11 @@ extension SagaRun {
         var unbuildable: [UnbuildableVerification] = []
         for (index, step) in definition.steps.enumerated() {
             guard let verify = step.verify, index < instance.steps.count else { continue }
-            for (position, state) in instance.steps[index].branches.enumerated() {
+            // Earlier rounds' branches first (a reallocation or reset replaced them), then this round's.
+            let branches =
+                instance.steps[index].retired.map { ($0.index, $0.state) }
+                + instance.steps[index].branches.enumerated().map { ($0.offset, $0.element) }
+            for (position, state) in branches {
                 let expectation: Verification.Expectation
                 switch state.status {
                 case .succeeded: expectation = .applied
@@ -94,9 +98,8 @@ extension SagaRun {
                 var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
                 if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
                 var undo: CommandMessage?
-                let ref = BranchRef(step: index, branch: position)
                 if state.status == .compensated, step.compensate != nil,
-                    let command = try? compensationCommand(ref)
+                    let command = try? compensationCommand(step: index, state: state)
                 {
                     undo = CommandMessage(
                         messageId: "", routingKey: command.routingKey,

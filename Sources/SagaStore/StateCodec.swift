@@ -170,6 +170,15 @@ extension StateCodec {
         case excludedWarehouses = 6
         case startedAt = 7
         case finishedAt = 8
+        /// An array of ``RetiredField`` messages; absent when no earlier round sent anything.
+        case retired = 9
+    }
+
+    /// The fields of a ``RetiredBranch``.
+    enum RetiredField: UInt64, StateField {
+        case index = 1
+        /// A ``BranchField`` message.
+        case state = 2
     }
 
     /// The fields of a ``BranchState``. `round` and `unansweredAttempts` came after the others, hence their numbers.
@@ -482,6 +491,18 @@ struct StateWriter: ~Copyable {
         strings(Field.excludedWarehouses, value.excludedWarehouses)
         timestamp(Field.startedAt, value.startedAt)
         timestamp(Field.finishedAt, value.finishedAt)
+        if !value.retired.isEmpty {
+            field(Field.retired)
+            append(StateCodec.Tag.array.rawValue)
+            for retired in value.retired {
+                append(StateCodec.Tag.message.rawValue)
+                int(StateCodec.RetiredField.index, retired.index)
+                field(StateCodec.RetiredField.state)
+                branchState(retired.state)
+                endMessage()
+            }
+            append(StateCodec.Tag.end.rawValue)
+        }
         endMessage()
     }
 
@@ -878,10 +899,27 @@ struct StateReader {
             case .excludedWarehouses: step.excludedWarehouses = try strings()
             case .startedAt: step.startedAt = try timestamp()
             case .finishedAt: step.finishedAt = try timestamp()
+            case .retired:
+                try expect(.array)
+                while try peekEnd() == false { step.retired.append(try retiredBranch()) }
             case nil: try skipValue()
             }
         }
         return step
+    }
+
+    mutating func retiredBranch() throws(StateCodecError) -> RetiredBranch {
+        typealias Field = StateCodec.RetiredField
+        try expect(.message)
+        var retired = RetiredBranch(index: 0, state: BranchState(item: nil, round: 0))
+        while let number = try nextField() {
+            switch Field(rawValue: number) {
+            case .index: retired.index = try int()
+            case .state: retired.state = try branchState()
+            case nil: try skipValue()
+            }
+        }
+        return retired
     }
 
     mutating func branchState() throws(StateCodecError) -> BranchState {

@@ -13,6 +13,8 @@ public struct ReconciliationSummary: Sendable {
     /// Forward keys whose undo the simulator dropped, and whose effect it lost.
     public var droppedUndoKeys: Set<String>
     public var lostEffectKeys: Set<String>
+    /// What the participants say about each of those keys once the repairs ran (`applied`, `undone`, `absent`).
+    public var injectedStates: [String: String]
     /// A second pass after the repairs, without repairing: what is left for an operator.
     public var recheck: ReconcileReport
 
@@ -21,7 +23,7 @@ public struct ReconciliationSummary: Sendable {
         let inspector = try SagaInspector(dataDirectory: stage.dataDirectory)
         let route = RepairRoute(
             pool: try SagaInspector.openPool(stage.dataDirectory), poolName: stage.setup.names.poolName)
-        let broker = BrokerSettings(url: stage.setup.broker.url, password: stage.setup.broker.password)
+        let broker = BrokerSettings.from(urlWithPassword: stage.setup.broker.url, password: stage.setup.broker.password)
         func reconciler(repair: Bool) -> Reconciler {
             Reconciler(
                 inspector: inspector, route: repair ? route : nil, commandsExchange: stage.setup.names.commandsExchange,
@@ -32,8 +34,10 @@ public struct ReconciliationSummary: Sendable {
         try ReconcileReports(dataDirectory: stage.dataDirectory).save(report)
         let recheck = try await reconciler(repair: false).run(broker: broker)
         let ledger = simulator.ledger()
+        let injected = ledger.droppedUndoKeys.union(ledger.lostEffectKeys)
         return ReconciliationSummary(
             report: report, droppedUndoKeys: ledger.droppedUndoKeys, lostEffectKeys: ledger.lostEffectKeys,
+            injectedStates: Dictionary(uniqueKeysWithValues: injected.map { ($0, simulator.effectState(ofKey: $0)) }),
             recheck: recheck)
     }
 

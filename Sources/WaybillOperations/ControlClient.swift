@@ -16,6 +16,17 @@ public struct BrokerSettings: Sendable {
         self.password = password
     }
 
+    /// Settings for a URL that may carry its password (a program's own configuration, not a command line): the
+    /// password moves out of the URL into ``password``.
+    public static func from(urlWithPassword url: String, password: String? = nil) -> BrokerSettings {
+        guard AMQPConfiguration.hasPassword(url), var components = URLComponents(string: url) else {
+            return BrokerSettings(url: url, password: password)
+        }
+        let inURL = components.password?.removingPercentEncoding
+        components.password = nil
+        return BrokerSettings(url: components.string ?? url, password: password ?? inURL)
+    }
+
     /// The client settings; a password inside the URL is refused (it would show in `ps` and shell history).
     func configuration() throws(OperationsError) -> AMQPConfiguration {
         if AMQPConfiguration.hasPassword(url) {

@@ -438,11 +438,35 @@ public struct Reconciler: Sendable {
 
     // MARK: Repairing
 
+    /// How many times a repair sends the undo before it gives up.
+    static let repairAttempts = 3
+
     /// Sends the undo again under its idempotency key, then asks again: `repaired` once the participant says the
-    /// effect is undone or absent.
+    /// effect is undone or absent. An undo answered ok whose effect stays is sent again (a later attempt number),
+    /// up to ``repairAttempts`` times.
     func repair(
         _ question: Question, undo: CommandMessage, requests: RequestReplyClient, pacing: LimitPacing
     ) async -> String {
+        var outcome = ""
+        for round in 0..<Self.repairAttempts {
+            var attempt = undo
+            attempt.attempt += round
+            if let problem = await sendUndo(question, undo: attempt, requests: requests, pacing: pacing) {
+                return problem
+            }
+            let again = await ask([question], requests: requests, pacing: pacing)
+            if case .state(let state, _)? = again.first?.answer, state != .applied { return "repaired" }
+            outcome =
+                "not repaired: \(undo.routingKey) answered ok \(round + 1) times but the effect is still applied; an "
+                + "operator must undo it"
+        }
+        return outcome
+    }
+
+    /// Sends one undo and waits for its reply: `nil` when it was answered ok, else why not.
+    private func sendUndo(
+        _ question: Question, undo: CommandMessage, requests: RequestReplyClient, pacing: LimitPacing
+    ) async -> String? {
         await pacing.admit(undo.routingKey)
         defer { pacing.finished(undo.routingKey) }
         var headers: AMQPTable = [
@@ -464,6 +488,7 @@ public struct Reconciler: Sendable {
                 if case .error(let error) = try WireMessages.reply(delivery.body) {
                     return "not repaired: \(undo.routingKey) answered error \(error.code): \(error.message)"
                 }
+                return nil
             } catch {
                 return "not repaired: the answer to \(undo.routingKey) is unreadable (\(error.message))"
             }
@@ -474,11 +499,6 @@ public struct Reconciler: Sendable {
         case .failed(let error):
             return "not repaired: publishing the undo failed (\(error))"
         }
-        let again = await ask([question], requests: requests, pacing: pacing)
-        if case .state(let state, _)? = again.first?.answer, state != .applied {
-            return "repaired"
-        }
-        return "not repaired: \(undo.routingKey) answered ok but the effect is still applied; an operator must undo it"
     }
 
     // MARK: Journaling

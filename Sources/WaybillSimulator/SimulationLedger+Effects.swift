@@ -18,13 +18,18 @@ public struct EffectMismatch: Sendable, Hashable, CustomStringConvertible {
 extension SimulationLedger {
     /// Cross-checks the counters against what the participants hold: each effect applied once shows up exactly once
     /// (an ERP order, a reservation or its release, a shipment or its cancel, a tracking id, an invoice). Empty unless
-    /// some effect was applied twice (or the books are wrong). Stock that does not balance is
-    /// ``stockImbalances``.
+    /// some effect was applied twice (or the books are wrong). An effect lost on purpose
+    /// (``CommandBehaviour/loseEffectRate``) counts as held. Stock that does not balance is ``stockImbalances``.
     public var effectMismatches: [EffectMismatch] {
         func applied(_ key: String) -> Int { counts(key).effectsApplied }
         func applied(prefix: String, suffix: String) -> Int {
             commands.filter { $0.key.hasPrefix(prefix) && $0.key.hasSuffix(suffix) }.values.reduce(0) {
                 $0 + $1.effectsApplied
+            }
+        }
+        func lost(prefix: String, suffix: String) -> Int {
+            commands.filter { $0.key.hasPrefix(prefix) && $0.key.hasSuffix(suffix) }.values.reduce(0) {
+                $0 + $1.lostEffects
             }
         }
         let checks = [
@@ -36,10 +41,11 @@ extension SimulationLedger {
                 held: orders.values.reduce(0) { $0 + $1.cancellations }),
             EffectMismatch(
                 effect: "inventory.reserve", applied: applied("inventory.reserve"),
-                held: reservations.count + applied("inventory.release")),
+                held: reservations.count + applied("inventory.release") + counts("inventory.reserve").lostEffects),
             EffectMismatch(
                 effect: "wms.*.release", applied: applied(prefix: "wms.", suffix: ".release"),
-                held: outstandingShipmentCount + applied(prefix: "wms.", suffix: ".cancel")),
+                held: outstandingShipmentCount + applied(prefix: "wms.", suffix: ".cancel")
+                    + lost(prefix: "wms.", suffix: ".release")),
             EffectMismatch(
                 effect: "tms.shipment.create", applied: applied("tms.shipment.create"), held: trackingIds.count),
             EffectMismatch(

@@ -41,6 +41,12 @@ enum Fixtures {
         step.excludedWarehouses = ["hamburg", "münchen-süd-long-warehouse-name"]
         step.startedAt = Timestamp(milliseconds: Int64.min)
         step.finishedAt = Timestamp(milliseconds: 0)
+        var undone = branch
+        undone.status = .compensated
+        undone.round = 1
+        step.retired = [
+            RetiredBranch(index: 3, state: undone), RetiredBranch(index: 0, state: BranchState(item: nil, round: 0)),
+        ]
         var instance = SagaInstance(
             key: key(id), version: 7, definitionHash: hash, status: .compensating,
             input: ["orderId": .string(id), "lines": [["sku": "SKU-1", "quantity": 2]], "note": "ünïcødé ✓ \u{0}"],

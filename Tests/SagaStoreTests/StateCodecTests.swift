@@ -121,9 +121,10 @@ import WaybillDefinition
                 "StepState", instance.steps[0],
                 [
                     "status", "branches", "output", "round", "reallocations", "excludedWarehouses", "startedAt",
-                    "finishedAt",
+                    "finishedAt", "retired",
                 ]
             ),
+            ("RetiredBranch", instance.steps[0].retired[0], ["index", "state"]),
             (
                 "BranchState", branch,
                 [
