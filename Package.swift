@@ -75,7 +75,7 @@ let package = Package(
             name: "WaybillWorker",
             dependencies: [
                 "CodedError", "WaybillDefinition", "SagaEngine", "SagaStore", "AMQPTransport", "WaybillWire",
-                "PlainText", "SeededRandom", .product(name: "Yams", package: "Yams"),
+                "WaybillOperations", "PlainText", "SeededRandom", .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),

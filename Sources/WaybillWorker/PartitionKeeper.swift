@@ -5,6 +5,7 @@ import SagaEngine
 import SagaStore
 import SeededRandom
 import Synchronization
+import WaybillOperations
 
 /// Claims, keeps and gives up this worker's partitions, and keeps its member status in the pool's data directory.
 ///
@@ -281,6 +282,10 @@ final class PartitionKeeper: Sendable {
                 ReservationAging.oldest(groups.map(\.0)) { hash in
                     stores[hash].flatMap { try? registry.definition(hash: hash, in: $0) }
                 }, now: .now())
+            // The latest reconciliation, whoever ran it (a worker's schedule or an operator's `waybill reconcile`).
+            if let report = try? ReconcileReports(dataDirectory: configuration.dataDirectory).load() {
+                loop.metrics.reconciliation(report)
+            }
         }
         let (inFlight, queued) = state.withLock { ($0.inFlight, $0.queued) }
         loop.metrics.gauges(

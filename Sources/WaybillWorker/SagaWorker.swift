@@ -270,7 +270,8 @@ public final class SagaWorker: Service, Sendable {
         let (ends, end) = AsyncStream<Bool>.makeStream()
         let work = Task {
             await self.work(
-                queue: queue, loop: loop, keeper: keeper, client: client, routers: routers, deliver: deliver)
+                queue: queue, loop: loop, keeper: keeper, client: client, routers: routers, limits: registry.limits,
+                deliver: deliver)
             end.yield(true)
         }
         let grace = configuration.shutdownGrace
@@ -334,7 +335,8 @@ public final class SagaWorker: Service, Sendable {
     /// the drain.
     private func work(
         queue: WorkQueue<WorkerInput>, loop: BatchLoop, keeper: PartitionKeeper, client: AMQPClient,
-        routers: [(AMQPConsumer, WorkerInput.Source)], deliver: @escaping @Sendable (WorkerInput) -> Void
+        routers: [(AMQPConsumer, WorkerInput.Source)], limits: ParticipantLimits?,
+        deliver: @escaping @Sendable (WorkerInput) -> Void
     ) async {
         let configuration = configuration
         await withTaskGroup(of: Void.self) { group in
@@ -385,6 +387,12 @@ public final class SagaWorker: Service, Sendable {
                     retention: retention, interval: configuration.archiveInterval, batch: configuration.archiveBatch,
                     dataDirectory: configuration.dataDirectory, partitions: loop.partitions, logger: logger)
                 group.addTask { await archiver.run() }
+            }
+            if let every = configuration.reconcileEvery {
+                let reconciliation = ScheduledReconciliation(
+                    configuration: configuration, every: every, limits: limits, partitions: loop.partitions,
+                    metrics: loop.metrics, logger: logger)
+                group.addTask { await reconciliation.run() }
             }
             var rebalances = 0
             while let batch = await queue.nextBatch(max: configuration.batchSize, linger: configuration.batchLinger) {

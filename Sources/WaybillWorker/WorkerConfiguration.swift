@@ -77,6 +77,15 @@ public struct WorkerConfiguration: Sendable, CustomStringConvertible {
     public var archiveInterval: Duration = .seconds(60)
     /// Sagas moved per archive batch: one gzip member, and one short transaction in the partition file.
     public var archiveBatch: Int = 100
+    /// How often the pool reconciles its ended sagas with the participants (`waybill reconcile`), run by the worker
+    /// that owns partition 0; `nil` (`off`, the default) runs no pass.
+    public var reconcileEvery: Duration?
+    /// Which sagas a scheduled pass looks at: those that ended (or were suspended) within this long.
+    public var reconcileWindow: Duration = .seconds(24 * 3600)
+    /// Verify queries per second a scheduled pass sends at most (and never more than half a participant's limits).
+    public var reconcileRate: Double = 50
+    /// Whether a scheduled pass sends an undone effect's compensation again when the participant still holds it.
+    public var reconcileRepair = false
     /// Seeds retry jitter.
     public var jitterSeed: UInt64 = 0x5741_5942_494C_4C21
     /// Where `waybill worker` serves `/metrics`, `/healthz` and `/readyz`; `nil` (`off`) serves nothing. Loopback by
@@ -183,6 +192,19 @@ extension WorkerConfiguration {
         (
             "archive_after", "WAYBILL_ARCHIVE_AFTER",
             "age at which finished sagas move to the pool's archive (12h, 30d), or off; default 30d"
+        ),
+        (
+            "reconcile_every", "WAYBILL_RECONCILE_EVERY",
+            "how often the pool reconciles ended sagas with the participants (1h), or off; default off"
+        ),
+        (
+            "reconcile_window", "WAYBILL_RECONCILE_WINDOW",
+            "sagas a scheduled pass checks: those that ended within this long; default 24h"
+        ),
+        ("reconcile_rate", "WAYBILL_RECONCILE_RATE", "verify queries per second of a scheduled pass; default 50"),
+        (
+            "reconcile_repair", "WAYBILL_RECONCILE_REPAIR",
+            "whether a scheduled pass re-sends undos a participant dropped (true or false); default false"
         ),
     ]
 
@@ -322,6 +344,37 @@ extension WorkerConfiguration {
                     throw ConfigurationError(.badValue, "archive_after: \(error.message), or off")
                 }
             }
+        }
+        if let value = values["reconcile_every"] {
+            if ["off", "false"].contains(value.lowercased()) {  // YAML reads a bare off as false
+                configuration.reconcileEvery = nil
+            } else {
+                do {
+                    configuration.reconcileEvery = try DurationParser.parse(value)
+                } catch {
+                    throw ConfigurationError(.badValue, "reconcile_every: \(error.message), or off")
+                }
+            }
+        }
+        if let value = values["reconcile_window"] {
+            do {
+                configuration.reconcileWindow = try DurationParser.parse(value)
+            } catch {
+                throw ConfigurationError(.badValue, "reconcile_window: \(error.message)")
+            }
+        }
+        if let value = values["reconcile_rate"] {
+            guard let rate = Double(value), rate > 0, rate.isFinite else {
+                throw ConfigurationError(
+                    .badValue, "reconcile_rate: expected queries per second like 50, got '\(value)'")
+            }
+            configuration.reconcileRate = rate
+        }
+        switch values["reconcile_repair"]?.lowercased() {
+        case nil: break
+        case "true", "yes", "on": configuration.reconcileRepair = true
+        case "false", "no", "off": configuration.reconcileRepair = false
+        case let other?: throw ConfigurationError(.badValue, "reconcile_repair: expected true or false, got '\(other)'")
         }
         if let value = values["http_address"] {
             if ["off", "false"].contains(value.lowercased()) {  // YAML reads a bare off as false

@@ -3,6 +3,7 @@ import SagaEngine
 import SagaStore
 import Synchronization
 import WaybillDefinition
+import WaybillOperations
 
 /// A worker's metrics, through swift-metrics. `waybill worker` backs them with a Prometheus registry that it serves on
 /// `/metrics`; the names follow Prometheus conventions and docs/metrics.md lists them with what each means.
@@ -37,6 +38,8 @@ public final class WorkerMetrics: Sendable {
         public static let participantRate = "waybill_participant_rate"
         public static let participantInFlight = "waybill_participant_in_flight"
         public static let reservationAge = "waybill_reservation_age_seconds"
+        public static let reconcileFindings = "waybill_reconcile_findings"
+        public static let reconcileLastPass = "waybill_reconcile_last_pass_timestamp_seconds"
     }
 
     /// Upper bounds of `waybill_event_lag_seconds`: from the commit that wrote a milestone event to the broker's
@@ -229,6 +232,16 @@ public final class WorkerMetrics: Sendable {
             }
             gauge(Name.participantInFlight, [("participant", status.commands)]).record(status.inFlight)
         }
+    }
+
+    /// The findings of the pool's latest reconciliation pass, by kind (every kind, 0 when it found none), and when it
+    /// ran.
+    func reconciliation(_ report: ReconcileReport) {
+        for kind in ReconcileFinding.Kind.allCases {
+            gauge(Name.reconcileFindings, [("kind", kind.rawValue)])
+                .record(report.findings.count { $0.kind == kind })
+        }
+        gauge(Name.reconcileLastPass, []).record(Double(report.finishedAt) / 1_000)
     }
 
     /// The age of the oldest saga holding each step's effect that it may still undo; a step that no saga holds any

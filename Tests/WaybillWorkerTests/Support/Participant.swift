@@ -78,6 +78,12 @@ final class Participant: Sendable {
         var held: [ReceivedCommand] = []
         /// The most commands held unanswered at once.
         var mostHeld = 0
+        /// Forward keys a compensation named (`waybill-compensates`) and succeeded for.
+        var undone: Set<String> = []
+        /// Forward keys whose effect the test made vanish (``Participant/lose(_:)``).
+        var lost: Set<String> = []
+        /// Verify queries answered.
+        var verifyQueries = 0
     }
 
     let client: AMQPClient
@@ -206,6 +212,16 @@ final class Participant: Sendable {
         for delivery in batch {
             let command = Self.read(delivery)
             let answer: Answer = state.withLock { state in
+                if command.action == VerifyQuery.action {
+                    // Answered from the books, not the reply memory (the query carries the forward command's key).
+                    state.verifyQueries += 1
+                    let key = command.idempotencyKey
+                    let applied =
+                        state.applied.contains(key) && !state.lost.contains(key) && !state.undone.contains(key)
+                    return .ok([
+                        "state": .string(applied ? "applied" : state.undone.contains(key) ? "undone" : "absent")
+                    ])
+                }
                 state.received.append(command)
                 if let known = state.remembered[command.idempotencyKey] {
                     state.absorbed += 1
@@ -253,6 +269,13 @@ final class Participant: Sendable {
         guard let success = success(answer) else { return }
         state.remembered[command.idempotencyKey] = success
         state.applied.append(command.idempotencyKey)
+        if let forward = command.headers[WireHeader.compensates] { state.undone.insert(forward) }
+    }
+
+    /// Makes the effect of the forward command keyed `key` vanish from the books, as drift: verify queries answer
+    /// `absent` from now on.
+    func lose(_ key: String) {
+        state.withLock { _ = $0.lost.insert(key) }
     }
 
     /// The answer to remember for a key: a success (the effect was applied).

@@ -1,0 +1,54 @@
+import Foundation
+import SagaEngine
+import SagaStore
+import Testing
+import WaybillDefinition
+import WaybillOperations
+import WaybillTestSupport
+import WaybillWire
+
+@testable import WaybillWorker
+
+/// `reconcile_every`: the worker that owns partition 0 reconciles the pool on a schedule, against a real broker and a
+/// participant that answers verify queries from its books.
+@Suite(.enabled(if: TestBroker.isConfigured, TestBroker.skipReason))
+struct ScheduledReconciliationTests {
+    @Test("a scheduled pass finds nothing on a clean pool, then the effect a participant lost, and journals it")
+    func scheduledPassFindsLostEffect() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker(adjust: { configuration in
+                configuration.reconcileEvery = .milliseconds(300)
+                configuration.reconcileWindow = .seconds(3600)
+            })
+            for id in ["o-1", "o-2"] { try await scenario.placeOrder(id) }
+            for id in ["o-1", "o-2"] { try await scenario.waitForStatus(id, .completed, in: worker) }
+            let reports = ReconcileReports(dataDirectory: scenario.dataDirectory)
+            try await eventually("a clean pass over both sagas") {
+                guard let report = try? reports.load() else { return false }
+                return report.sagaCount == 2
+            }
+            let clean = try reports.load()
+            #expect(clean.findings.isEmpty, "\(clean.findings)")
+            #expect(clean.queryCount == 6 && clean.answered == 6, "accept, reserve and one release per saga")
+            #expect(clean.by == "worker \(worker.id)")
+
+            scenario.participant.lose("o-1/reserve")
+            try await eventually("a pass that finds the lost reservation") {
+                (try? reports.load())?.findings.contains { $0.idempotencyKey == "o-1/reserve" } == true
+            }
+            let report = try reports.load()
+            let finding = try #require(report.findings.first)
+            #expect(report.findings.count == 1)
+            #expect(finding.kind == .missingEffect && finding.participant == "inventory" && finding.step == "reserve")
+            #expect(finding.query == "inventory.reservation.status" && !finding.repairable)
+            try await eventually("the finding in the saga's journal") {
+                try worker.store.journal(of: scenario.key("o-1")).contains { $0.entry.kind == .note }
+            }
+            let note = try #require(try worker.store.journal(of: scenario.key("o-1")).last { $0.entry.kind == .note })
+            #expect(note.entry.actor == "worker \(worker.id)")
+            #expect(note.entry.step == "reserve")
+            #expect(note.entry.facts?["reconcile"] == "missing_effect")
+            #expect(try worker.store.saga(scenario.key("o-1"))?.instance.status == .completed, "a note moves nothing")
+        }
+    }
+}
