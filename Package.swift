@@ -212,6 +212,7 @@ let package = Package(
             name: "WaybillDemoTests",
             dependencies: [
                 "WaybillDemo", "WaybillSimulator", "WaybillWire", "WaybillWorker", "WaybillDefinition", "AMQPTransport",
+                "WaybillOperations",
                 "SagaEngine", "SagaStore", "SplitPlanner", "WaybillTestSupport", "ChildProcess",
                 .product(name: "Logging", package: "swift-log"),
             ]
