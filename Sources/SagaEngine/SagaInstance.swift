@@ -218,6 +218,26 @@ public struct StepState: Sendable, Hashable, Codable {
     }
 }
 
+extension StepState {
+    private enum CodingKeys: String, CodingKey {
+        case status, branches, output, round, reallocations, excludedWarehouses, startedAt, finishedAt, retired
+    }
+
+    /// Reads a step; one written before retired branches were kept (an archived saga) has none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try container.decode(Status.self, forKey: .status)
+        branches = try container.decode([BranchState].self, forKey: .branches)
+        output = try container.decodeIfPresent(JSONValue.self, forKey: .output)
+        round = try container.decode(Int.self, forKey: .round)
+        reallocations = try container.decode(Int.self, forKey: .reallocations)
+        excludedWarehouses = try container.decode([String].self, forKey: .excludedWarehouses)
+        startedAt = try container.decodeIfPresent(Timestamp.self, forKey: .startedAt)
+        finishedAt = try container.decodeIfPresent(Timestamp.self, forKey: .finishedAt)
+        retired = try container.decodeIfPresent([RetiredBranch].self, forKey: .retired) ?? []
+    }
+}
+
 /// A branch of an earlier round of a step, kept when a reallocation or a reset started the step afresh.
 public struct RetiredBranch: Sendable, Hashable, Codable {
     /// Its index in the step's branches of its round (its idempotency key's branch).

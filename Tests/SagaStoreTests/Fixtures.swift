@@ -44,6 +44,7 @@ enum Fixtures {
         var undone = branch
         undone.status = .compensated
         undone.round = 1
+        undone.output = ["shipmentId": "ord-1-s0-r1"]
         step.retired = [
             RetiredBranch(index: 3, state: undone), RetiredBranch(index: 0, state: BranchState(item: nil, round: 0)),
         ]

@@ -19,6 +19,9 @@ struct ReconciliationTests {
         options.driftRate = driftRate
         options.backorderDeadline = .seconds(2)
         options.arrivalInterval = .milliseconds(500)
+        // Paced and on one worker, so the rest of the suite (some of it with one-second reply timeouts) keeps its CPU.
+        options.workers = 1
+        options.rate = 150
         return options
     }
 
