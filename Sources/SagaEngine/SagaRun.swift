@@ -765,16 +765,26 @@ struct SagaRun {
         try compensationCommand(step: ref.step, state: branch(ref))
     }
 
-    /// The compensation of a branch in `state` of step `index` (one of its branches, or a retired one).
+    /// The compensation of a branch in `state` of step `index` (one of its branches, or a `retired` one of an
+    /// earlier round, whose own output stands in for the step's: the current round's is not its).
     mutating func compensationCommand(
-        step index: Int, state: BranchState
+        step index: Int, state: BranchState, retired: Bool = false
     ) throws(EvaluationError) -> (routingKey: String, body: JSONValue) {
         let step = definition.steps[index]
         guard let compensate = step.compensate else { return ("", .null) }
-        var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+        var scope = branchScope(step: index, state: state, retired: retired)
         // Without a reply there is no output to undo by: the step's own output reads as null, whatever the path.
         if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
         return (try compensate.routingKey.evaluateString(in: scope), try compensate.input.evaluate(in: scope))
+    }
+
+    /// What a branch's own expressions see: the saga's scope with its element; for a `retired` branch of a plain
+    /// step, its own output as the step's.
+    mutating func branchScope(step index: Int, state: BranchState, retired: Bool) -> EvaluationScope {
+        let step = definition.steps[index]
+        var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+        if retired, step.forEach == nil { scope.stepOutputs[step.id] = state.output }
+        return scope
     }
 
     /// A compensation whose command cannot be evaluated: retrying cannot make the data appear, and skipping silently

@@ -53,6 +53,9 @@ public struct UnbuildableVerification: Sendable, Hashable {
     public var idempotencyKey: String
     /// The evaluation error.
     public var message: String
+
+    /// `reserve` or `release[1]`.
+    public var label: String { branch.map { "\(step)[\($0)]" } ?? step }
 }
 
 extension SagaEngine {
@@ -83,9 +86,9 @@ extension SagaRun {
             guard let verify = step.verify, index < instance.steps.count else { continue }
             // Earlier rounds' branches first (a reallocation or reset replaced them), then this round's.
             let branches =
-                instance.steps[index].retired.map { ($0.index, $0.state) }
-                + instance.steps[index].branches.enumerated().map { ($0.offset, $0.element) }
-            for (position, state) in branches {
+                instance.steps[index].retired.map { ($0.index, $0.state, true) }
+                + instance.steps[index].branches.enumerated().map { ($0.offset, $0.element, false) }
+            for (position, state, retired) in branches {
                 let expectation: Verification.Expectation
                 switch state.status {
                 case .succeeded: expectation = .applied
@@ -95,11 +98,11 @@ extension SagaRun {
                 let branch = step.forEach == nil ? nil : position
                 let key = IdempotencyKey.forward(
                     sagaId: instance.key.id, step: step.id, branch: branch, round: state.round)
-                var scope = scope(alias: state.item.map { (step.forEach?.alias ?? "", $0) })
+                var scope = branchScope(step: index, state: state, retired: retired)
                 if state.outcomeUnknown { scope.unknownOutputs = [step.id] }
                 var undo: CommandMessage?
                 if state.status == .compensated, step.compensate != nil,
-                    let command = try? compensationCommand(step: index, state: state)
+                    let command = try? compensationCommand(step: index, state: state, retired: retired)
                 {
                     undo = CommandMessage(
                         messageId: "", routingKey: command.routingKey,

@@ -140,7 +140,11 @@ struct EventsReplayCommand: AsyncParsableCommand {
         if let start = since ?? from {
             selection.from = try TimeText.parseTime(start, option: since == nil ? "--from" : "--since", now: now)
         }
-        if let until { selection.until = try TimeText.parseTime(until, option: "--until", now: now) }
+        // Until now by default: events committed while the replay runs are not part of it (nor of its count).
+        selection.until =
+            try until.map { text throws(OperationsError) in
+                try TimeText.parseTime(text, option: "--until", now: now)
+            } ?? now
         if let from = selection.from, let until = selection.until, until <= from {
             throw OperationsError(.badArgument, "--until must be after --since: the window is empty")
         }

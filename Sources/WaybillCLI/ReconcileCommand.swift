@@ -4,6 +4,7 @@ import PlainText
 import SagaEngine
 import WaybillDefinition
 import WaybillOperations
+import WaybillWorker
 
 /// `waybill reconcile`: compare what ended sagas say with what the participants say.
 struct ReconcileCommand: AsyncParsableCommand {
@@ -107,15 +108,18 @@ struct ReconcileRunCommand: AsyncParsableCommand {
         }
     }
 
-    /// The participants' limits beside the workflows, when there are any (a pass takes at most half of each).
+    /// The participants' limits beside the workflows, read as the workers read them (a pass takes at most half of
+    /// each); none when the folder has no limits file.
     static func limits(in directory: String) throws(OperationsError) -> ParticipantLimits? {
-        let path = (directory as NSString).appendingPathComponent(ParticipantLimits.fileName)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard FileManager.default.fileExists(atPath: directory) else { return nil }
         do {
-            return try ParticipantLimitsLoader.load(yaml: WorkflowSource.read(file: path).text, file: path)
+            return try DefinitionRegistry(directory: directory).limits
         } catch {
             throw OperationsError(
-                .badArgument, "\(path) is not a valid limits file; check it with waybill validate", cause: error)
+                .badArgument,
+                "cannot read the workflows and limits in \(directory) as the workers do; check them with waybill "
+                    + "validate, or give the workers' config with --config",
+                cause: error)
         }
     }
 }
@@ -130,7 +134,7 @@ struct ReconcileReportCommand: ParsableCommand {
 
             Examples:
               waybill reconcile report
-              waybill reconcile report --pass 20261206T174000Z --json
+              waybill reconcile report --pass 20261206T174000.123Z --json
             """
     )
 

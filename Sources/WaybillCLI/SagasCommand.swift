@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SagaEngine
 import SagaStore
+import WaybillDefinition
 import WaybillOperations
 
 /// `waybill sagas ...`: find why an order is stuck and repair it.
@@ -306,7 +307,27 @@ struct SagasStuckCommand: ParsableCommand {
                     report.members = Array(kept.prefix(count))
                     report.hasMore = kept.count > count
                 }
-                Operator.print(output.json ? PrettyJSON.render(StuckView.json(report)) : StuckView.text(report))
+                // Drift reconciliation found and nobody resolved: ended sagas, so in no class, but not done.
+                let drift = database.pool.map { ReconcileReports(dataDirectory: $0.path).openDrift() } ?? []
+                if output.json {
+                    var json = StuckView.json(report)
+                    if case .object(var fields) = json {
+                        fields["drift"] = .array(
+                            drift.map {
+                                [
+                                    "workflow": .string($0.workflow), "sagaId": .string($0.sagaId),
+                                    "sagaStatus": .string($0.sagaStatus), "step": .string($0.step),
+                                    "kind": .string($0.kind.rawValue), "message": .string($0.message),
+                                    "idempotencyKey": .string($0.idempotencyKey),
+                                    "firstFound": $0.firstFound.map(JSONValue.string) ?? .null,
+                                ]
+                            })
+                        json = .object(fields)
+                    }
+                    Operator.print(PrettyJSON.render(json))
+                } else {
+                    Operator.print(StuckView.text(report) + ReconcileView.stuckSection(drift))
+                }
             }
         }
     }

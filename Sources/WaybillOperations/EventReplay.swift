@@ -42,15 +42,17 @@ public struct EventSelection: Sendable, Hashable {
 }
 
 extension SagaInspector {
-    /// Events read from each file per query while the files are merged.
-    static let eventPage = 512
+    /// Events read from each file per query while the files are merged (by default).
+    public static let eventPage = 512
 
     /// Calls `body` with every stored event `selection` takes, in the order they were published: the partition files
     /// and the pool's archive are merged by commit time, and one saga's events keep the order they were published in
-    /// (they share a file, which keeps them in commit order). The files are read a page at a time, so a wide window
-    /// does not sit in memory; the archived part of the window does.
+    /// (they share a file, read in commit order). The files are read `pageSize` events at a time, so a wide window
+    /// does not sit in memory; the archived part of the window does. A saga the archiver moves while the files are
+    /// read has its events delivered at the end, still in their own order.
     public func forEachStoredEvent(
-        _ selection: EventSelection, _ body: (StoredEvent) async throws(OperationsError) -> Void
+        _ selection: EventSelection, pageSize: Int = SagaInspector.eventPage,
+        _ body: (StoredEvent) async throws(OperationsError) -> Void
     ) async throws(OperationsError) {
         if let reference = selection.saga {
             for event in try storedEvents(of: reference) where selection.admits(event) { try await body(event) }
@@ -58,19 +60,21 @@ extension SagaInspector {
         }
         // One cursor per file, then the archive's part as one more, already sorted.
         var heads: [[StoredEvent]] = []
-        var positions: [StoredEvent.Position?] = []
+        var positions: [Int64?] = []
         var exhausted: [Bool] = []
         for source in sources {
             let page = try read("reading stored events", in: [source]) { snapshot in
                 try snapshot.events(
                     from: selection.from, until: selection.until, workflow: selection.workflow, after: nil,
-                    limit: Self.eventPage)
+                    limit: pageSize)
             }[0]
             heads.append(page)
-            positions.append(page.last?.position)
-            exhausted.append(page.count < Self.eventPage)
+            positions.append(page.last?.row)
+            exhausted.append(page.count < pageSize)
         }
-        heads.append(try archivedEvents(selection))
+        let archived = try archivedEvents(selection)
+        var seen = Set(archived.map(\.eventId))
+        heads.append(archived)
         positions.append(nil)
         exhausted.append(true)
         var cursors = Array(repeating: 0, count: heads.count)
@@ -83,7 +87,7 @@ extension SagaInspector {
                 }
                 if heads[index][cursors[index]].at < heads[current][cursors[current]].at { best = index }
             }
-            guard let index = best else { return }
+            guard let index = best else { break }
             let event = heads[index][cursors[index]]
             cursors[index] += 1
             if cursors[index] == heads[index].count, !exhausted[index] {
@@ -91,14 +95,19 @@ extension SagaInspector {
                 let page = try read("reading stored events", in: [sources[index]]) { snapshot in
                     try snapshot.events(
                         from: selection.from, until: selection.until, workflow: selection.workflow, after: after,
-                        limit: Self.eventPage)
+                        limit: pageSize)
                 }[0]
                 heads[index] = page
                 cursors[index] = 0
-                positions[index] = page.last?.position
-                exhausted[index] = page.count < Self.eventPage
+                positions[index] = page.last?.row
+                exhausted[index] = page.count < pageSize
             }
+            seen.insert(event.eventId)
             if selection.admits(event) { try await body(event) }
+        }
+        // Sagas archived meanwhile left their file before it was read: their events are in the archive now.
+        for event in try archivedEvents(selection) where !seen.contains(event.eventId) {
+            try await body(event)
         }
     }
 

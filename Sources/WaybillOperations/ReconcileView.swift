@@ -82,6 +82,30 @@ public enum ReconcileView {
         return out
     }
 
+    /// The drift of `report` nothing repaired: ended sagas whose participants disagree with them, for an operator.
+    public static func needsOperator(_ report: ReconcileReport) -> [ReconcileFinding] {
+        report.findings.filter { $0.kind.isDrift && $0.repair != "repaired" }
+    }
+
+    /// The section `waybill sagas stuck` adds for the drift still open (``ReconcileReports/openDrift()``; empty
+    /// when there is none): ended sagas do not wait for anything, but their effects need an operator.
+    public static func stuckSection(_ open: [ReconcileFinding], limit: Int = 20) -> String {
+        guard !open.isEmpty else { return "" }
+        var out =
+            "\ndrift found by reconciliation and not resolved (ended sagas whose participants disagree; "
+            + "waybill reconcile report): \(open.count)\n"
+        var table = TextTable(["saga", "status", "step", "kind", "since pass", "why"])
+        for finding in open.prefix(limit) {
+            table.add([
+                "\(finding.workflow)/\(finding.sagaId)", finding.sagaStatus, finding.step, finding.kind.rawValue,
+                finding.firstFound ?? "-", finding.message,
+            ])
+        }
+        out += table.render(indent: "  ")
+        if open.count > limit { out += "  ... \(open.count - limit) more\n" }
+        return out
+    }
+
     /// The whole report as JSON (``PrettyJSON``), with the groups.
     public static func json(_ report: ReconcileReport) -> JSONValue {
         func finding(_ finding: ReconcileFinding) -> JSONValue {

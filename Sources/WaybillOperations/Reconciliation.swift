@@ -56,11 +56,18 @@ public struct ReconcileFinding: Sendable, Hashable, Codable {
     public var repairable: Bool
     /// What a repair did (`repaired`, or why not); `nil` when none was tried.
     public var repair: String?
-    /// Whether the finding was written to the saga's journal.
+    /// Whether the finding was written to the saga's journal (by this pass, or by the earlier pass that found it
+    /// first: a finding still open is not journaled again).
     public var journaled: Bool
+    /// The pass that first found it, while it stayed open (``ReconcileReports/openDrift()``); `nil` in a report
+    /// written before open drift was kept.
+    public var firstFound: String?
 
     /// The saga's key.
     public var key: SagaKey { SagaKey(workflow: workflow, id: sagaId) }
+
+    /// What identifies the effect across passes: the saga and the forward command's idempotency key.
+    public var effect: String { "\(workflow)/\(sagaId)#\(idempotencyKey)" }
 }
 
 /// What a reconciliation learnt about a suspended saga's effect: reported, not judged.
@@ -75,7 +82,7 @@ public struct ReconcileObservation: Sendable, Hashable, Codable {
 
 /// One reconciliation pass, as `waybill reconcile` prints it and `waybill reconcile report` reads it back.
 public struct ReconcileReport: Sendable, Hashable, Codable {
-    /// `20261206T174000Z`: when it started, also its file name.
+    /// `20261206T174000.123Z`: when it started, also its file name.
     public var id: String
     public var startedAt: Int64
     public var finishedAt: Int64
@@ -204,10 +211,19 @@ public struct Reconciler: Sendable {
             var unbuildable: [ReconcileFinding] = []
             var statuses: [SagaStatus] = []
             for key in slice {
-                guard let record = records[key],
-                    let definition = try inspector.definition(hash: record.instance.definitionHash)
-                else { continue }
+                guard let record = records[key] else { continue }
                 statuses.append(record.instance.status)
+                guard let definition = try inspector.definition(hash: record.instance.definitionHash) else {
+                    unbuildable.append(
+                        ReconcileFinding(
+                            workflow: key.workflow, sagaId: key.id, sagaStatus: record.instance.status.rawValue,
+                            step: "-", participant: "-", query: "", idempotencyKey: "", kind: .unbuildable,
+                            expected: "-", observed: nil,
+                            message: "the definition \(record.instance.definitionHash.prefix(12)) the saga ran is not "
+                                + "stored in its partition file, so its verify queries cannot be built",
+                            details: nil, repairable: false, repair: nil, journaled: false))
+                    continue
+                }
                 let (verifications, broken) = engine.verifications(of: record.instance, definition: definition)
                 questions += verifications.map {
                     Question(key: key, status: record.instance.status, verification: $0)
@@ -216,7 +232,7 @@ public struct Reconciler: Sendable {
                     definition.steps.compactMap { step in step.verify.map { (step.id, $0) } }
                 ) { first, _ in first }
                 for problem in broken {
-                    let label = problem.branch.map { "\(problem.step)[\($0)]" } ?? problem.step
+                    let label = problem.label
                     let query = verify[problem.step].map { Self.literalPrefix(of: $0.routingKey) } ?? ""
                     unbuildable.append(
                         ReconcileFinding(
@@ -256,11 +272,14 @@ public struct Reconciler: Sendable {
             var report = emptyReport(started: started, dryRun: false)
             let pacing = LimitPacing(limits: limits, rate: rate)
             var checked = 0
+            var asked: Set<String> = []
             try await questions(keys) { questions, unbuildable, statuses throws(OperationsError) in
                 for status in statuses { report.sagas[status.rawValue, default: 0] += 1 }
                 report.findings += unbuildable
                 let answers = await ask(questions, requests: requests, pacing: pacing)
                 for (question, answer) in zip(questions, answers) {
+                    asked.insert(
+                        "\(question.key.workflow)/\(question.key.id)#\(question.verification.idempotencyKey)")
                     report.queries[question.participant, default: 0] += 1
                     if case .replied = answer.outcome { report.answered += 1 }
                     let verdict = Self.judge(question, answer: answer.answer)
@@ -276,10 +295,29 @@ public struct Reconciler: Sendable {
                 }
                 checked += statuses.count
                 progress(checked, keys.count)
+                // A pass stopped halfway (a worker shutting down) reads every later query as unanswered: stop here.
+                if Task.isCancelled { throw OperationsError(.timeout, "the reconciliation pass was stopped") }
+            }
+            if Task.isCancelled { throw OperationsError(.timeout, "the reconciliation pass was stopped") }
+            // Drift still open from an earlier pass was journaled then; only what is new is journaled now.
+            let reports = inspector.pool.map { ReconcileReports(dataDirectory: $0.path) }
+            let open = Dictionary(
+                (reports?.openDrift() ?? []).map { ($0.effect, $0) }, uniquingKeysWith: { first, _ in first })
+            for index in report.findings.indices {
+                guard let earlier = open[report.findings[index].effect], earlier.kind == report.findings[index].kind
+                else { continue }
+                report.findings[index].journaled = earlier.journaled
+                report.findings[index].firstFound = earlier.firstFound
             }
             if let route {
-                report.findings = await journal(report.findings, route: route, requests: requests)
+                let fresh = report.findings.indices.filter { report.findings[$0].firstFound == nil }
+                let noted = await journal(fresh.map { report.findings[$0] }, route: route, requests: requests)
+                for (index, finding) in zip(fresh, noted) { report.findings[index] = finding }
             }
+            for index in report.findings.indices where report.findings[index].firstFound == nil {
+                report.findings[index].firstFound = report.id
+            }
+            try reports?.updateOpenDrift(asked: asked, found: report.findings)
             report.finishedAt = now().milliseconds
             return report
         }
@@ -292,9 +330,9 @@ public struct Reconciler: Sendable {
             answered: 0, findings: [], observations: [])
     }
 
-    /// `20261206T174000Z`.
+    /// `20261206T174000.123Z`: to the millisecond, so passes close together keep a report each.
     static func reportId(_ time: Timestamp) -> String {
-        UTCTime(millisecondsSinceEpoch: time.milliseconds).text(.seconds).filter { $0 != "-" && $0 != ":" }
+        UTCTime(millisecondsSinceEpoch: time.milliseconds).text(.milliseconds).filter { $0 != "-" && $0 != ":" }
     }
 
     // MARK: Asking
@@ -311,12 +349,19 @@ public struct Reconciler: Sendable {
         await withTaskGroup(of: (Int, Asked).self) { group in
             var inFlight = 0
             for (index, question) in questions.enumerated() {
-                while inFlight >= maxInFlight, let (done, asked) = await group.next() {
+                // Wait for room (overall, then in the participant's lane) by collecting answers: only an answer
+                // frees a place.
+                var turn = pacing.tryAdmit(question.verification.routingKey, force: false)
+                while inFlight >= maxInFlight || turn == nil {
+                    guard let (done, asked) = await group.next() else { break }
                     inFlight -= 1
                     answers[done] = asked
                     pacing.finished(questions[done].verification.routingKey)
+                    if turn == nil { turn = pacing.tryAdmit(question.verification.routingKey, force: false) }
                 }
-                await pacing.admit(question.verification.routingKey)
+                // Nothing left in flight and still no room (a lane smaller than the queries of one saga): go anyway.
+                let due = turn ?? pacing.tryAdmit(question.verification.routingKey, force: true)
+                if let due = due ?? nil { try? await ContinuousClock().sleep(until: due) }
                 inFlight += 1
                 let message = query(question)
                 let timeout = timeout
@@ -340,7 +385,7 @@ public struct Reconciler: Sendable {
     /// persistent, and dropped by the broker once nobody could answer in time.
     func query(_ question: Question) -> OutboundMessage {
         let verification = question.verification
-        var properties = MessageProperties(
+        let properties = MessageProperties(
             contentType: WireContentType.json,
             headers: [
                 WireHeader.idempotencyKey: .string(verification.idempotencyKey),
@@ -349,7 +394,6 @@ public struct Reconciler: Sendable {
             ],
             persistent: false, expiration: String(max(1, timeout.milliseconds)), timestamp: Date(),
             appID: "waybill-reconcile")
-        if let branch = verification.branch { properties.headers["waybill-branch"] = .string(String(branch)) }
         return OutboundMessage(
             exchange: commandsExchange, routingKey: verification.routingKey,
             body: Data(JSONText.encodeBytes(verification.body)), mandatory: true, properties: properties)
@@ -374,6 +418,20 @@ public struct Reconciler: Sendable {
                 repairable: kind == .leakedEffect && verification.undo != nil, repair: nil, journaled: false)
         }
         let effect = "the effect of \(verification.label) (\(verification.idempotencyKey))"
+        func observation(_ observed: String) -> ReconcileObservation {
+            ReconcileObservation(
+                workflow: key.workflow, sagaId: key.id, step: verification.label, participant: question.participant,
+                observed: observed)
+        }
+        // A suspended saga is reported, not judged: whatever came back (or did not) is an observation.
+        if verification.expectation == .unjudged {
+            switch answer {
+            case .state(let state, _)?: return (nil, observation(state.rawValue))
+            case .refused(let code, _)?: return (nil, observation("error \(code)"))
+            case .unreadable?: return (nil, observation("unreadable"))
+            case nil: return (nil, observation("unanswered"))
+            }
+        }
         guard let answer else {
             return (
                 finding(
@@ -401,12 +459,7 @@ public struct Reconciler: Sendable {
         }
         switch (verification.expectation, state) {
         case (.unjudged, _):
-            return (
-                nil,
-                ReconcileObservation(
-                    workflow: key.workflow, sagaId: key.id, step: verification.label, participant: question.participant,
-                    observed: state.rawValue)
-            )
+            return (nil, observation(state.rawValue))
         case (.applied, .applied), (.notApplied, .undone), (.notApplied, .absent):
             return (nil, nil)
         case (.applied, .absent):
@@ -427,7 +480,8 @@ public struct Reconciler: Sendable {
             let how =
                 verification.undo != nil
                 ? "the saga undid it; `waybill reconcile --repair` sends the undo again under its idempotency key"
-                : "its step failed, so the saga never undid it; an operator must undo it at the participant"
+                : "the saga has no undo to send again for it (its step failed, or the undo cannot be built from the "
+                    + "saga's data); an operator must undo it at the participant"
             return (
                 finding(
                     .leakedEffect, observed: state.rawValue, details: details,
@@ -451,7 +505,10 @@ public struct Reconciler: Sendable {
         for round in 0..<Self.repairAttempts {
             var attempt = undo
             attempt.attempt += round
-            if let problem = await sendUndo(question, undo: attempt, requests: requests, pacing: pacing) {
+            if let (problem, retryable) = await sendUndo(question, undo: attempt, requests: requests, pacing: pacing) {
+                // A participant that says "later" (busy, rate_limited) gets the next attempt; anything else is final.
+                outcome = problem
+                if retryable { continue }
                 return problem
             }
             let again = await ask([question], requests: requests, pacing: pacing)
@@ -463,11 +520,14 @@ public struct Reconciler: Sendable {
         return outcome
     }
 
-    /// Sends one undo and waits for its reply: `nil` when it was answered ok, else why not.
+    /// Sends one undo and waits for its reply: `nil` when it was answered ok, else why not and whether trying again
+    /// may work.
     private func sendUndo(
         _ question: Question, undo: CommandMessage, requests: RequestReplyClient, pacing: LimitPacing
-    ) async -> String? {
-        await pacing.admit(undo.routingKey)
+    ) async -> (String, retryable: Bool)? {
+        if let due = pacing.tryAdmit(undo.routingKey, force: true) ?? nil {
+            try? await ContinuousClock().sleep(until: due)
+        }
         defer { pacing.finished(undo.routingKey) }
         var headers: AMQPTable = [
             WireHeader.idempotencyKey: .string(undo.idempotencyKey), WireHeader.sagaId: .string(question.key.id),
@@ -486,18 +546,21 @@ public struct Reconciler: Sendable {
         case .replied(let delivery):
             do {
                 if case .error(let error) = try WireMessages.reply(delivery.body) {
-                    return "not repaired: \(undo.routingKey) answered error \(error.code): \(error.message)"
+                    return (
+                        "not repaired: \(undo.routingKey) answered error \(error.code): \(error.message)",
+                        error.retryable
+                    )
                 }
                 return nil
             } catch {
-                return "not repaired: the answer to \(undo.routingKey) is unreadable (\(error.message))"
+                return ("not repaired: the answer to \(undo.routingKey) is unreadable (\(error.message))", false)
             }
         case .timedOut:
-            return "not repaired: \(undo.routingKey) did not answer the undo in time; run the repair again"
+            return ("not repaired: \(undo.routingKey) did not answer the undo in time; run the repair again", true)
         case .notSent(let outcome):
-            return "not repaired: the broker did not take the undo (\(outcome))"
+            return ("not repaired: the broker did not take the undo (\(outcome))", false)
         case .failed(let error):
-            return "not repaired: publishing the undo failed (\(error))"
+            return ("not repaired: publishing the undo failed (\(error))", false)
         }
     }
 
@@ -554,29 +617,28 @@ final class LimitPacing: Sendable {
         overall = Mutex(Pace(perSecond: rate))
     }
 
-    /// Waits for a query to `routingKey`'s turn.
-    func admit(_ routingKey: String) async {
-        if let due = overall.withLock({ $0.nextTurn() }) { try? await ContinuousClock().sleep(until: due) }
-        guard let limit = limits?.limit(for: routingKey) else { return }
-        while true {
-            let turn: ContinuousClock.Instant?? = lanes.withLock { lanes in
+    /// Takes a place for a query to `routingKey`: `nil` when its participant's lane is full (collect an answer and
+    /// ask again), else when it may go (`.some(nil)`: at once). `force` takes the place even in a full lane.
+    func tryAdmit(_ routingKey: String, force: Bool) -> ContinuousClock.Instant?? {
+        var due: ContinuousClock.Instant?
+        if let limit = limits?.limit(for: routingKey) {
+            let admitted: ContinuousClock.Instant?? = lanes.withLock { lanes in
                 var lane =
                     lanes[limit.commands]
                     ?? Lane(
                         pace: Pace(perSecond: limit.perSecond.map { $0 / 2 }),
                         maxInFlight: max(1, (limit.maxInFlight ?? Int.max / 2) / 2))
-                guard lane.inFlight < lane.maxInFlight else { return nil }
+                guard force || lane.inFlight < lane.maxInFlight else { return nil }
                 lane.inFlight += 1
                 let turn = lane.pace.nextTurn()
                 lanes[limit.commands] = lane
                 return .some(turn)
             }
-            if let turn {
-                if let due = turn { try? await ContinuousClock().sleep(until: due) }
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(10))
+            guard let admitted else { return nil }
+            due = admitted
         }
+        let overallTurn = overall.withLock { $0.nextTurn() }
+        return .some([due, overallTurn].compactMap { $0 }.max())
     }
 
     /// A query to `routingKey` was answered (or given up on).
@@ -597,23 +659,54 @@ public struct ReconcileReports: Sendable {
         directory = (dataDirectory as NSString).appendingPathComponent("reconcile")
     }
 
-    /// Writes `report` (whole or not at all: a temporary file renamed into place).
+    /// Passes kept; older report files are removed as new ones come.
+    public static let kept = 200
+
+    /// The file of the drift still open (``openDrift()``).
+    static let openDriftFile = "open-drift.json"
+
+    /// Writes `report` (whole or not at all: a temporary file renamed into place) and removes reports beyond
+    /// ``kept``.
     public func save(_ report: ReconcileReport) throws(OperationsError) {
-        let path = (directory as NSString).appendingPathComponent("\(report.id).json")
+        try write(report, to: (directory as NSString).appendingPathComponent("\(report.id).json"))
+        for old in ids().dropLast(Self.kept) {
+            try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent("\(old).json"))
+        }
+    }
+
+    /// The drift no pass has seen resolved yet, across passes: every unrepaired `missing_effect`, `undone_effect` and
+    /// `leaked_effect` a pass found, until a later pass asks about the same effect and finds it right (or repairs
+    /// it). What `waybill sagas stuck` lists for an operator.
+    public func openDrift() -> [ReconcileFinding] {
+        let path = (directory as NSString).appendingPathComponent(Self.openDriftFile)
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return (try? JSONDecoder().decode([ReconcileFinding].self, from: data)) ?? []
+    }
+
+    /// Folds a pass into the open drift: the effects it `asked` about leave it, then its unrepaired drift goes in.
+    func updateOpenDrift(asked: Set<String>, found: [ReconcileFinding]) throws(OperationsError) {
+        var open = openDrift().filter { !asked.contains($0.effect) }
+        open += found.filter { $0.kind.isDrift && $0.repair != "repaired" }
+        open.sort { ($0.workflow, $0.sagaId, $0.idempotencyKey) < ($1.workflow, $1.sagaId, $1.idempotencyKey) }
+        try write(open, to: (directory as NSString).appendingPathComponent(Self.openDriftFile))
+    }
+
+    private func write(_ value: some Encodable, to path: String) throws(OperationsError) {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            try encoder.encode(report).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw OperationsError(.database, "cannot write the reconciliation report \(path)", cause: error)
+            throw OperationsError(.database, "cannot write \(path)", cause: error)
         }
     }
 
     /// The ids of the kept passes, oldest first.
     public func ids() -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+        return names.filter { $0.hasSuffix(".json") && $0 != Self.openDriftFile }.map { String($0.dropLast(5)) }
+            .sorted()
     }
 
     /// The pass `id`, or the latest one.

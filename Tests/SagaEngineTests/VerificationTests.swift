@@ -82,4 +82,33 @@ struct VerificationTests {
         #expect(queries.count == 4)
         #expect(queries.allSatisfy { $0.expectation == .unjudged })
     }
+
+    @Test("a branch a reallocation replaced is still asked about: undone, with its own undo")
+    func reallocatedBranchIsAskedAbout() throws {
+        let definition = try Self.shipped()
+        var saga = SagaDriver(definition, input: OrderJSON.order("o-1", lines: [("A", 1)]))
+        saga.reply(saga.last.commands[0], ["orderId": "o-1"])
+        saga.reply(
+            saga.last.commands[0],
+            ["reservationId": "r-1", "stock": OrderJSON.stock([("w1", "A", 5), ("w2", "A", 5)])])
+        let first = try #require(saga.last.commands.first)
+        #expect(first.routingKey == "wms.w1.release")
+        saga.fail(first, code: "out_of_stock", retryable: false)
+        let again = try #require(saga.last.commands.first)
+        #expect(again.routingKey == "wms.w2.release")
+        #expect(again.idempotencyKey == "o-1/release/0/r1")
+        saga.reply(again)
+        for ship in saga.last.commands { saga.reply(ship, ["trackingId": "T"]) }
+        saga.reply(saga.last.commands[0], ["invoiceId": "i-1"])
+        #expect(saga.instance.status == .completed)
+
+        let release = try #require(definition.stepIndex(of: "release"))
+        #expect(saga.instance.steps[release].retired.map(\.state.round) == [0])
+        let queries = saga.engine.verifications(of: saga.instance, definition: definition).queries
+        let releases = queries.filter { $0.step == "release" }
+        #expect(releases.map(\.idempotencyKey) == ["o-1/release/0", "o-1/release/0/r1"])
+        #expect(releases.map(\.routingKey) == ["wms.w1.shipment.status", "wms.w2.shipment.status"])
+        #expect(releases.map(\.expectation) == [.notApplied, .applied])
+        #expect(releases[0].undo == nil, "it failed: nothing of it to undo")
+    }
 }

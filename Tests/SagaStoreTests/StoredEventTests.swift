@@ -64,7 +64,7 @@ import WaybillTestSupport
         }
         let reader = try SagaStoreReader(path: store.configuration.path)
         var seen: [String] = []
-        var after: StoredEvent.Position?
+        var after: Int64?
         while true {
             let page = try reader.read("test") { snapshot in
                 try snapshot.events(
@@ -73,7 +73,7 @@ import WaybillTestSupport
             }
             seen += page.map(\.eventId)
             guard let last = page.last else { break }
-            after = last.position
+            after = last.row
         }
         #expect(seen == ["ev-2", "ev-3", "ev-4", "ev-5", "ev-6", "ev-7"])
         let open = try reader.read("test") { snapshot in

@@ -62,10 +62,10 @@ struct StoredEventReadTests {
         self.archived = archived
     }
 
-    func read(_ selection: EventSelection) async throws -> [StoredEvent] {
+    func read(_ selection: EventSelection, pageSize: Int = SagaInspector.eventPage) async throws -> [StoredEvent] {
         let inspector = try SagaInspector(dataDirectory: pool.path)
         var events: [StoredEvent] = []
-        try await inspector.forEachStoredEvent(selection) { events.append($0) }
+        try await inspector.forEachStoredEvent(selection, pageSize: pageSize) { events.append($0) }
         return events
     }
 
@@ -82,6 +82,8 @@ struct StoredEventReadTests {
                 "\(key) keeps its order")
         }
         #expect(events.contains { archived.contains($0.key) } && events.contains { !archived.contains($0.key) })
+        // Read two at a time from each file: the same events in the same order.
+        #expect(try await read(EventSelection(), pageSize: 2).map(\.eventId) == events.map(\.eventId))
     }
 
     @Test("a window, a workflow, a type pattern and one saga narrow it")

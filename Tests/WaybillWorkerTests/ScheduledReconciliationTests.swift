@@ -51,4 +51,41 @@ struct ScheduledReconciliationTests {
             #expect(try worker.store.saga(scenario.key("o-1"))?.instance.status == .completed, "a note moves nothing")
         }
     }
+
+    @Test("a pass within a participant's in-flight limit asks everything, and finds an effect the participant undid")
+    func passWithinLimitsFindsUndoneEffect() async throws {
+        try await Scenario.run { scenario in
+            let worker = try await scenario.startWorker()
+            let ids = (1...6).map { "o-\($0)" }
+            for id in ids { try await scenario.placeOrder(id) }
+            for id in ids { try await scenario.waitForStatus(id, .completed, in: worker) }
+            scenario.participant.undoInBooks("o-4/accept")
+
+            // A limit of 2 in flight gives the pass a lane of 1, far below its 32 queries in flight.
+            let inspector = try SagaInspector(dataDirectory: scenario.dataDirectory)
+            let reconciler = Reconciler(
+                inspector: inspector,
+                route: RepairRoute(
+                    pool: try SagaInspector.openPool(scenario.dataDirectory), poolName: scenario.names.poolName),
+                commandsExchange: scenario.names.commandsExchange, since: nil, workflow: nil, rate: nil,
+                limits: ParticipantLimits(limits: [ParticipantLimit(commands: "#", maxInFlight: 2)]), by: "test",
+                now: { Timestamp.now() })
+            let (url, password) = try TestBroker.urlAndPassword()
+            let report = try await within(30, "a pass within the limits") {
+                try await reconciler.run(broker: BrokerSettings.from(urlWithPassword: url, password: password))
+            }
+            #expect(report.queryCount == 18 && report.answered == 18)
+            let finding = try #require(report.findings.first)
+            #expect(report.findings.count == 1)
+            #expect(finding.kind == .undoneEffect && finding.sagaId == "o-4" && finding.step == "accept")
+            #expect(finding.journaled && finding.firstFound == report.id)
+
+            // Found again by the next pass: still open, not journaled a second time.
+            let again = try await reconciler.run(broker: BrokerSettings.from(urlWithPassword: url, password: password))
+            #expect(again.findings.first?.firstFound == report.id)
+            let notes = try worker.store.journal(of: scenario.key("o-4")).filter { $0.entry.kind == .note }
+            #expect(notes.count == 1)
+            #expect(ReconcileReports(dataDirectory: scenario.dataDirectory).openDrift().map(\.sagaId) == ["o-4"])
+        }
+    }
 }

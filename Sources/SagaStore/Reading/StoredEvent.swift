@@ -5,21 +5,6 @@ import SagaEngine
 /// A milestone event as it was published, kept for replay: the `events` table of a partition file, or an archived
 /// saga's ``ArchivedSaga/events``.
 public struct StoredEvent: Sendable, Hashable {
-    /// Where a stored event sits in its file's order: when it was committed, then its row.
-    public struct Position: Sendable, Hashable, Comparable {
-        public var at: Timestamp
-        public var row: Int64
-
-        public init(at: Timestamp, row: Int64) {
-            self.at = at
-            self.row = row
-        }
-
-        public static func < (lhs: Position, rhs: Position) -> Bool {
-            (lhs.at, lhs.row) < (rhs.at, rhs.row)
-        }
-    }
-
     /// The row in its partition file (ascending is commit order); for an archived event, its place in the saga's list.
     public var row: Int64
     /// The CloudEvents `id`, also the AMQP `message_id`: a replay sends it unchanged.
@@ -54,9 +39,6 @@ public struct StoredEvent: Sendable, Hashable {
         self.body = body
         self.at = at
     }
-
-    /// Its place in its file's order.
-    public var position: Position { Position(at: at, row: row) }
 }
 
 extension StoreSnapshot {
@@ -76,17 +58,31 @@ extension StoreSnapshot {
     }
 
     /// Up to `limit` stored events committed in `from ..< until` (either end open when `nil`), of `workflow` when
-    /// given, after `position`, in commit order (time, then row): page through a window by passing the last one's
-    /// ``StoredEvent/position``.
+    /// given, after row `after`, in commit order (the rows' order, which a worker's clock stepping back cannot
+    /// change): page through a window by passing the last one's ``StoredEvent/row``.
     public func events(
-        from: Timestamp?, until: Timestamp?, workflow: String?, after position: StoredEvent.Position?, limit: Int
+        from: Timestamp?, until: Timestamp?, workflow: String?, after: Int64?, limit: Int
     ) throws -> [StoredEvent] {
         guard try keepsEvents() else { return [] }
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        if let position {
-            conditions.append("(at, id) > (?, ?)")
-            arguments += [position.at.milliseconds, position.row]
+        // The window's rows lie between the first row committed at or after `from` and the last one before `until`
+        // (both found through events_by_at); the times still filter what lies between.
+        var low = after ?? 0
+        if let from {
+            guard
+                let first = try Int64.fetchOne(
+                    db, sql: "SELECT min(id) FROM events WHERE at >= ?", arguments: [from.milliseconds])
+            else { return [] }
+            low = max(low, first - 1)
+        }
+        var conditions = ["id > ?"]
+        var arguments: StatementArguments = [low]
+        if let until {
+            guard
+                let last = try Int64.fetchOne(
+                    db, sql: "SELECT max(id) FROM events WHERE at < ?", arguments: [until.milliseconds])
+            else { return [] }
+            conditions.append("id <= ?")
+            arguments += [last]
         }
         if let from {
             conditions.append("at >= ?")
@@ -100,10 +96,12 @@ extension StoreSnapshot {
             conditions.append("workflow = ?")
             arguments += [workflow]
         }
-        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         arguments += [limit]
         return try Row.fetchAll(
-            db, sql: "SELECT \(Self.eventColumns) FROM events \(filter) ORDER BY at, id LIMIT ?", arguments: arguments
+            db,
+            sql:
+                "SELECT \(Self.eventColumns) FROM events WHERE \(conditions.joined(separator: " AND ")) ORDER BY id LIMIT ?",
+            arguments: arguments
         ).map(Self.storedEvent)
     }
 

@@ -278,6 +278,12 @@ final class Participant: Sendable {
         state.withLock { _ = $0.lost.insert(key) }
     }
 
+    /// Undoes the effect of the forward command keyed `key` in the books without anyone asking, as drift: verify
+    /// queries answer `undone` from now on.
+    func undoInBooks(_ key: String) {
+        state.withLock { _ = $0.undone.insert(key) }
+    }
+
     /// The answer to remember for a key: a success (the effect was applied).
     private static func success(_ answer: Answer) -> Answer? {
         switch answer {
