@@ -121,32 +121,17 @@ extension WorkflowReader {
             if draft.kind == .split {
                 log.report(
                     .conflict, at: compensate.keyLocation, "a split step has nothing to undo; remove compensate")
-            } else if let compensateMapping = mapping(compensate, shape: "with command and input") {
-                let fields = self.entries(
-                    of: compensateMapping, allowed: WorkflowKeys.compensate, context: "in compensate")
-                if let command = fields["command"] {
-                    draft.compensate = readCommand(
-                        command: command, input: fields["input"], uses: &draft.uses, part: .compensate)
-                } else {
-                    missing(
-                        "command", in: "compensate", at: location(of: compensate.value),
-                        example: "command: <routing key of the undo command>", given: fields)
-                }
+            } else {
+                draft.compensate = readSecondaryCommand(
+                    compensate, key: "compensate", part: .compensate, example: "the undo command", uses: &draft.uses)
             }
         }
         if let verify = entries["verify"] {
             if draft.kind == .split {
                 log.report(.conflict, at: verify.keyLocation, "a split step has no effect to verify; remove verify")
-            } else if let verifyMapping = mapping(verify, shape: "with command and input") {
-                let fields = self.entries(of: verifyMapping, allowed: WorkflowKeys.compensate, context: "in verify")
-                if let command = fields["command"] {
-                    draft.verify = readCommand(
-                        command: command, input: fields["input"], uses: &draft.uses, part: .verify)
-                } else {
-                    missing(
-                        "command", in: "verify", at: location(of: verify.value),
-                        example: "command: <routing key of the status query>", given: fields)
-                }
+            } else {
+                draft.verify = readSecondaryCommand(
+                    verify, key: "verify", part: .verify, example: "the status query", uses: &draft.uses)
             }
         }
         if let timeout = entries["timeout"] {
@@ -253,6 +238,22 @@ extension WorkflowReader {
             log.report(.wrongKind, at: location(of: entry.value), "\(message), not \(describe(entry.value))")
             return nil
         }
+    }
+
+    /// A step's `compensate` or `verify`: a mapping of `command` and `input`; `example` says what the command is in
+    /// the hint of a missing one.
+    mutating func readSecondaryCommand(
+        _ entry: Entry, key: String, part: StepPart, example: String, uses: inout [ExpressionUse]
+    ) -> CommandTemplate? {
+        guard let commandMapping = mapping(entry, shape: "with command and input") else { return nil }
+        let fields = entries(of: commandMapping, allowed: WorkflowKeys.compensate, context: "in \(key)")
+        guard let command = fields["command"] else {
+            missing(
+                "command", in: key, at: location(of: entry.value), example: "command: <routing key of \(example)>",
+                given: fields)
+            return nil
+        }
+        return readCommand(command: command, input: fields["input"], uses: &uses, part: part)
     }
 
     mutating func readCommand(
