@@ -67,7 +67,12 @@ public struct ReconcileFinding: Sendable, Hashable, Codable {
     public var key: SagaKey { SagaKey(workflow: workflow, id: sagaId) }
 
     /// What identifies the effect across passes: the saga and the forward command's idempotency key.
-    public var effect: String { "\(workflow)/\(sagaId)#\(idempotencyKey)" }
+    public var effect: String { Self.effect(key, idempotencyKey: idempotencyKey) }
+
+    /// ``effect`` of the forward command keyed `idempotencyKey` of saga `key`.
+    static func effect(_ key: SagaKey, idempotencyKey: String) -> String {
+        "\(key.workflow)/\(key.id)#\(idempotencyKey)"
+    }
 }
 
 /// What a reconciliation learnt about a suspended saga's effect: reported, not judged.
@@ -279,7 +284,7 @@ public struct Reconciler: Sendable {
                 let answers = await ask(questions, requests: requests, pacing: pacing)
                 for (question, answer) in zip(questions, answers) {
                     asked.insert(
-                        "\(question.key.workflow)/\(question.key.id)#\(question.verification.idempotencyKey)")
+                        ReconcileFinding.effect(question.key, idempotencyKey: question.verification.idempotencyKey))
                     report.queries[question.participant, default: 0] += 1
                     if case .replied = answer.outcome { report.answered += 1 }
                     let verdict = Self.judge(question, answer: answer.answer)
