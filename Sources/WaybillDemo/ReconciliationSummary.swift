@@ -66,6 +66,7 @@ public struct ReconciliationSummary: Sendable {
         for finding in recheck.findings.prefix(5) {
             lines.append("    ! \(finding.workflow)/\(finding.sagaId) \(finding.step): \(finding.message)")
         }
+        if recheck.findings.count > 5 { lines.append("    ... \(recheck.findings.count - 5) more in the report") }
         return lines
     }
 }
