@@ -121,7 +121,8 @@ public struct OutboxMessage: Sendable, Hashable {
     /// Whether to publish with the `mandatory` flag (commands: an unroutable one comes back as a failure).
     public var mandatory: Bool
     /// Whether the store keeps a copy after the confirm, for replay (milestone events): a row of the `events` table,
-    /// written in the same commit, read back by ``StoreSnapshot/events(of:)`` and archived with the saga.
+    /// written in the same commit, read back by ``StoreSnapshot/events(of:)`` and archived with the saga. Its body is
+    /// stored there only (``SagaStore/pendingOutbox(limit:)`` reads it from there).
     public var kept: Bool
 
     /// Describes a message; publish it persistent.

@@ -524,7 +524,11 @@ public final class SagaStore: Sendable {
                 db,
                 sql: """
                     SELECT id, message_id, workflow, saga_id, exchange, routing_key, content_type, correlation_id,
-                           reply_to, headers, mandatory, body, created_at
+                           reply_to, headers, mandatory,
+                           CASE WHEN length(body) > 0 THEN body ELSE COALESCE(
+                               (SELECT e.body FROM events e WHERE e.workflow = outbox.workflow
+                                AND e.saga_id = outbox.saga_id AND e.event_id = outbox.message_id), body) END,
+                           created_at
                     FROM outbox ORDER BY id LIMIT ?
                     """,
                 arguments: [limit])
@@ -830,7 +834,8 @@ struct WriteStatements {
             try row.bind(message.replyTo)
             try row.bind(outbox.headers)
             try row.bind(message.mandatory)
-            try row.bind(message.body)
+            // A kept event's body is written once, in its events row; the outbox row finds it there (pendingOutbox).
+            try row.bind(message.kept ? [] : message.body)
             try row.bind(now)
             try row.execute()
             outboxIds.append(database.lastInsertedRowID)

@@ -146,7 +146,8 @@ enum Schema {
         migrator.registerMigration("v7-events") { db in
             // Every milestone event as it was published, kept for replay (`waybill events replay`) as long as the
             // journal keeps its saga, and archived with it. Written in the saga's commit beside the outbox row,
-            // which goes once confirmed; this one stays. Only the archiver deletes (under the journal's permit).
+            // which goes once confirmed; this one stays. Only the archiver deletes (under the journal's permit). The
+            // body is written here only: the event's outbox row has an empty one and is read back with this one.
             try db.execute(
                 sql: """
                     CREATE TABLE events (

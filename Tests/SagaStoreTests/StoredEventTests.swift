@@ -31,6 +31,19 @@ import WaybillTestSupport
             Self.change("o-2", at: 1_000, outbox: [Fixtures.event("ev-2", type: "order.accepted")]),
         ])
         try store.commit([Self.change("o-1", at: 2_000, outbox: [Fixtures.event("ev-3", type: "order.reserved")])])
+        // The body is stored once, in the events row; the unconfirmed outbox row still reads back whole.
+        let pending = try store.pendingOutbox(limit: 10)
+        #expect(pending.map(\.message.messageId) == ["cmd-1", "ev-1", "ev-2", "ev-3"])
+        #expect(
+            pending.map(\.message.body) == [
+                Fixtures.outbox("cmd-1").body, Fixtures.event("ev-1", type: "order.accepted").body,
+                Fixtures.event("ev-2", type: "order.accepted").body,
+                Fixtures.event("ev-3", type: "order.reserved").body,
+            ])
+        #expect(
+            try store.pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT sum(length(body)) FROM outbox WHERE message_id LIKE 'ev-%'")
+            } == 0)
         try store.deleteOutbox(ids: ids)
         #expect(try store.counts()["events"] == 3)
 
