@@ -18,6 +18,8 @@ import WaybillDefinition
 // the stored definition to move to, and `mapping`, an object of source step id → target step id); `step` is optional for `retry` (none = the obvious one;
 // `waybill sagas resume` sends a retry without a step), required for `skip`, absent otherwise; `output` only for
 // `skip` (default `{}`); `branch` only for `skip` of a `for_each` step: the index of the one branch to skip. `by` and `reason` are required and non-empty; the worker journals them with the result.
+// `note` (`waybill reconcile` recording a finding) writes one journal line, with `facts` (an object) as its data and
+// `step` optional, and changes nothing else; it is answered `applied` once the line is committed.
 //
 // Reply: published by the worker, after the transaction that applied (or journaled the refusal of) the command
 // committed, to the default exchange with routing key = `reply_to` and the request's `correlation_id`. Body:
