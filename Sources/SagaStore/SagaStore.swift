@@ -695,20 +695,15 @@ struct WriteStatements {
     let insertOutbox: Statement
     let upsertTimer: Statement
     let deleteTimer: Statement
+    let insertEvent: Statement
 
     /// Keeps a milestone event for replay.
-    private func insertEvent(
+    private func keepEvent(
         _ message: OutboxMessage, headers: String, workflow: String, sagaId: String, at: Int64
     )
         throws
     {
-        var row = DirectBinding(
-            try database.cachedStatement(
-                sql: """
-                    INSERT INTO events (event_id, workflow, saga_id, exchange, routing_key, content_type, headers, body,
-                                        at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """))
+        var row = DirectBinding(insertEvent)
         try row.bind(message.messageId)
         try row.bind(workflow)
         try row.bind(sagaId)
@@ -723,6 +718,12 @@ struct WriteStatements {
 
     init(_ db: Database) throws {
         database = db
+        // Looked up once per commit, like the others: a two-shipment saga keeps nine events.
+        insertEvent = try db.cachedStatement(
+            sql: """
+                INSERT INTO events (event_id, workflow, saga_id, exchange, routing_key, content_type, headers, body, at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         upsertSaga = try db.cachedStatement(
             sql: """
                 INSERT INTO sagas (workflow, saga_id, definition_hash, version, status, current_step, owner,
@@ -840,7 +841,7 @@ struct WriteStatements {
             try row.execute()
             outboxIds.append(database.lastInsertedRowID)
             if message.kept {
-                try insertEvent(message, headers: outbox.headers, workflow: workflow, sagaId: sagaId, at: now)
+                try keepEvent(message, headers: outbox.headers, workflow: workflow, sagaId: sagaId, at: now)
             }
         }
         for timerId in change.cancelTimerIds {

@@ -327,7 +327,7 @@ private struct Collector {
 
     /// Holds the consumer's async iterator, which is not `Sendable` but must be driven from a child task so that an
     /// idle timeout can race it.
-    // @unchecked Sendable is safe: `next()` touches the iterator only inside its task group, whose one reading child
+    // Why the unchecked conformance is safe: `next()` touches the iterator only inside its task group, whose one reading child
     // finishes (the group awaits it, even when cancelled) before `next()` returns, and `take` never calls `next()`
     // concurrently, so at most one task uses the iterator at any time.
     final class IteratorBox: @unchecked Sendable {

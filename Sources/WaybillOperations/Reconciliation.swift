@@ -233,12 +233,10 @@ public struct Reconciler: Sendable {
                 questions += verifications.map {
                     Question(key: key, status: record.instance.status, verification: $0)
                 }
-                let verify = Dictionary(
-                    definition.steps.compactMap { step in step.verify.map { (step.id, $0) } }
-                ) { first, _ in first }
                 for problem in broken {
                     let label = problem.label
-                    let query = verify[problem.step].map { Self.literalPrefix(of: $0.routingKey) } ?? ""
+                    let verify = definition.steps.first { $0.id == problem.step }?.verify
+                    let query = verify.map { Self.literalPrefix(of: $0.routingKey) } ?? ""
                     unbuildable.append(
                         ReconcileFinding(
                             workflow: key.workflow, sagaId: key.id, sagaStatus: record.instance.status.rawValue,

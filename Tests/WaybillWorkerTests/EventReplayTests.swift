@@ -27,8 +27,8 @@ struct EventReplayTests {
         }
     }
 
-    /// Takes exactly `count` messages off `queue` (waiting up to 30 s), acknowledging them, then checks that no more
-    /// arrive for a moment.
+    /// Takes exactly `count` messages off `queue` (waiting up to 30 s), acknowledging them, then waits until the queue
+    /// is empty: call it once everything meant for the queue was published, so a copy too many fails the wait.
     static func take(_ count: Int, from queue: String, client: AMQPClient) async throws -> [ObservedEvent] {
         guard count > 0 else { return [] }
         let consumer = try await client.consume(queue: queue, prefetch: UInt16(min(count, 1000)))
