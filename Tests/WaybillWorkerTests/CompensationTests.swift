@@ -127,7 +127,7 @@ struct CompensationTests {
             default: return nil
             }
         }
-        let edits = WorkflowEdits(stepKeys: ["release": ["timeout: 1s"]])
+        let edits = WorkflowEdits(stepKeys: ["release": ["timeout: 3s"]])
         try await Scenario.run(
             edits: edits, stock: Participant.table([("w1", "A", 1), ("w2", "B", 1)]), script: script
         ) { scenario in

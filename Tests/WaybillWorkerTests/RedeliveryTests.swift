@@ -77,7 +77,7 @@ struct RedeliveryTests {
     @Test("a reply after the timeout is ignored; the retry's reply completes the saga")
     func lateReply() async throws {
         let edits = WorkflowEdits(stepKeys: [
-            "accept": ["timeout: 1s", "retry: { max_attempts: 5, initial_interval: 50ms }"]
+            "accept": ["timeout: 3s", "retry: { max_attempts: 5, initial_interval: 50ms }"]
         ])
         let script: Participant.Script = { command in
             command.routingKey == "erp.order.accept" && command.attempt == 1 ? .silence : nil
