@@ -8,7 +8,13 @@ import WaybillDefinition
 extension OutboxMessage {
     /// `headers` as stored text.
     static func headerText(_ headers: [String: String]) -> String {
-        JSONText.encode(.object(headers.mapValues(JSONValue.string)))
+        // What `JSONText.encode` writes for the headers as a JSON object, without building one: every outbox and
+        // events row stores its headers.
+        var order = Array(headers.indices)
+        order.sort { headers[$0].key < headers[$1].key }
+        var object = JSONObjectWriter(capacity: 64 * headers.count)
+        for index in order { object.member(headers[index].key, string: headers[index].value) }
+        return String(decoding: object.finish(), as: UTF8.self)
     }
 
     /// The headers in stored `text`; `nil` when it is not JSON or not a flat object of strings.

@@ -171,6 +171,36 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'stored events are append-only'); END;
                     """)
         }
+        migrator.registerMigration("v8-outbox-without-message-index") { db in
+            // Nothing looks an outbox row up by its message id, and keeping that unique index cost every published
+            // message an insert and a delete at a random place in it (a worker writes and deletes some 16 rows per
+            // order). The table is rebuilt without it; its rows, ids and id sequence are kept.
+            try db.execute(
+                sql: """
+                    CREATE TABLE outbox_v8 (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- publish order
+                        message_id TEXT NOT NULL,
+                        workflow TEXT NOT NULL,
+                        saga_id TEXT NOT NULL,
+                        exchange TEXT NOT NULL,
+                        routing_key TEXT NOT NULL,
+                        content_type TEXT,
+                        correlation_id TEXT,
+                        reply_to TEXT,
+                        headers TEXT NOT NULL,                -- flat JSON object of strings
+                        mandatory INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    INSERT INTO outbox_v8 SELECT id, message_id, workflow, saga_id, exchange, routing_key, content_type,
+                        correlation_id, reply_to, headers, mandatory, body, created_at FROM outbox ORDER BY id;
+                    DELETE FROM sqlite_sequence WHERE name = 'outbox_v8';
+                    INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox_v8', seq FROM sqlite_sequence
+                        WHERE name = 'outbox';
+                    DROP TABLE outbox;
+                    ALTER TABLE outbox_v8 RENAME TO outbox;
+                    """)
+        }
         return migrator
     }
 

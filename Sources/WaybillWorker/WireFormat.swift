@@ -57,44 +57,46 @@ public struct WireFormat: Sendable {
     /// A milestone as a CloudEvents 1.0 structured event (docs/events.md), with its type and the schema version of
     /// its `data` in headers too; the store keeps it for replay.
     public func milestone(_ event: MilestoneEvent, of instance: SagaInstance) -> OutboxMessage {
-        var data: [String: JSONValue] = [
-            "sagaId": .string(instance.key.id),
-            "workflow": .string(instance.key.workflow),
-            "version": .number(Double(instance.version)),
-            "status": .string(event.status.rawValue),
-            "schemaVersion": .number(Double(EventSchema.version)),
-        ]
-        if let step = event.step { data["step"] = .string(step) }
-        if let output = event.output { data["output"] = output }
-        if let branch = event.branch { data["branch"] = Self.json(branch) }
+        // Written member by member in sorted key order: the bytes ``JSONText/encodeBytes(_:)`` gives the same event
+        // built as a value, without building it (every saga publishes eight or more of these).
+        var data = JSONObjectWriter()
+        if let branch = event.branch { data.member("branch", object: Self.json(branch)) }
         if let failure = event.failure {
-            var fields: [String: JSONValue] = [
-                "code": .string(failure.code), "message": .string(failure.message), "step": .string(failure.step),
-            ]
-            if let branch = failure.branch { fields["branch"] = Self.json(branch) }
-            data["failure"] = .object(fields)
+            var fields = JSONObjectWriter()
+            if let branch = failure.branch { fields.member("branch", object: Self.json(branch)) }
+            fields.member("code", string: failure.code)
+            fields.member("message", string: failure.message)
+            fields.member("step", string: failure.step)
+            data.member("failure", object: fields)
         }
-        let body: JSONValue = [
-            "specversion": "1.0",
-            "id": .string(event.eventId),
-            "source": .string("waybill/\(instance.key.workflow)"),
-            "type": .string(event.name),
-            "subject": .string(instance.key.id),
-            "time": .string(UTCTime(millisecondsSinceEpoch: event.occurredAt.milliseconds).text(.milliseconds)),
-            "datacontenttype": "application/json",
-            "dataschema": .string(EventSchema.identifier(of: event.name)),
-            "data": .object(data),
-        ]
+        if let output = event.output { data.member("output", output) }
+        data.member("sagaId", string: instance.key.id)
+        data.member("schemaVersion", integer: EventSchema.version)
+        data.member("status", string: event.status.rawValue)
+        if let step = event.step { data.member("step", string: step) }
+        data.member("version", integer: instance.version)
+        data.member("workflow", string: instance.key.workflow)
+        var body = JSONObjectWriter(capacity: 512)
+        body.member("data", object: data)
+        body.member("datacontenttype", string: "application/json")
+        body.member("dataschema", string: EventSchema.identifier(of: event.name))
+        body.member("id", string: event.eventId)
+        body.member("source", string: "waybill/\(instance.key.workflow)")
+        body.member("specversion", string: "1.0")
+        body.member("subject", string: instance.key.id)
+        body.member("time", string: UTCTime(millisecondsSinceEpoch: event.occurredAt.milliseconds).text(.milliseconds))
+        body.member("type", string: event.name)
         let headers = [WireHeader.eventType: event.name, WireHeader.eventSchema: String(EventSchema.version)]
         return OutboxMessage(
             messageId: event.eventId, exchange: eventsExchange, routingKey: event.name,
-            contentType: WireContentType.cloudEvents, headers: headers, body: JSONText.encodeBytes(body), kept: true)
+            contentType: WireContentType.cloudEvents, headers: headers, body: body.finish(), kept: true)
     }
 
     /// `{"index": n, "item": element}`; a branch whose element is unknown has no `item`.
-    private static func json(_ branch: MilestoneBranch) -> JSONValue {
-        var fields: [String: JSONValue] = ["index": .number(Double(branch.index))]
-        if let item = branch.item { fields["item"] = item }
-        return .object(fields)
+    private static func json(_ branch: MilestoneBranch) -> JSONObjectWriter {
+        var fields = JSONObjectWriter(capacity: 64)
+        fields.member("index", integer: branch.index)
+        if let item = branch.item { fields.member("item", item) }
+        return fields
     }
 }

@@ -74,13 +74,15 @@ import WaybillTestSupport
                 "ord-\(index)", message: "m-\(index)", outbox: [Fixtures.outbox("cmd-\(index)")],
                 schedule: [Fixtures.timer("t-\(index)", due: 1_000 + Int64(index))])
         }
-        // The 7th change reuses the 3rd change's outbox message id: the batch must fail as a whole.
-        batch[6].outbox.append(Fixtures.outbox("cmd-2"))
+        // The 7th change reuses the 3rd change's inbox message id, after six changes were written: the batch must
+        // fail as a whole.
+        let seventh = batch[6]
+        batch[6].inboxMessageId = "m-2"
         #expect {
             try store.commit(batch)
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
-            return error.code == .constraintViolation && error.cause is DatabaseError
+            return error.code == .duplicateMessage && error.cause is DatabaseError
         }
         #expect(try store.counts() == countsBefore)
         #expect(try store.saga(Fixtures.key("ord-0")) == nil)
@@ -88,7 +90,7 @@ import WaybillTestSupport
         #expect(try store.pendingOutbox(limit: 100).isEmpty)
         #expect(try store.nextTimerDue() == nil)
         // The store is still usable afterwards.
-        batch[6].outbox.removeLast()
+        batch[6] = seventh
         try store.commit(batch)
         #expect(try store.counts()["sagas"] == 11)
     }

@@ -32,9 +32,51 @@ import WaybillTestSupport
                 migrations == [
                     "v1-sagas-journal-inbox-outbox-timers", "v2-inbox-by-time", "v3-partition-fence",
                     "v4-journal-facts", "v5-journal-archive-permit", "v6-waits", "v7-events",
+                    "v8-outbox-without-message-index",
                 ])
             try store.close()
         }
+    }
+
+    @Test func theOutboxRebuildKeepsRowsIdsAndTheIdSequence() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("waybill.sqlite")
+        let older = try DatabasePool(path: path)
+        try Schema.migrator.migrate(older, upTo: "v7-events")
+        try older.write { db in
+            for (id, messageId) in [(5, "m-5"), (9, "m-9")] {
+                try db.execute(
+                    sql: """
+                        INSERT INTO outbox (id, message_id, workflow, saga_id, exchange, routing_key, headers, mandatory,
+                                            body, created_at)
+                        VALUES (?, ?, 'w', 's-1', 'x', 'k', '{}', 1, x'7b7d', 1)
+                        """,
+                    arguments: [id, messageId])
+            }
+            // Rows 10-12 were published and deleted before the upgrade: their ids must not come back.
+            try db.execute(sql: "UPDATE sqlite_sequence SET seq = 12 WHERE name = 'outbox'")
+        }
+        try older.close()
+
+        let store = try SagaStore.open(in: directory)
+        let (rows, unique, next) = try store.pool.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, message_id FROM outbox ORDER BY id").map {
+                "\($0[0] as Int64):\($0[1] as String)"
+            }
+            let unique = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM pragma_index_list('outbox') WHERE \"unique\" = 1")
+            try db.execute(
+                sql: """
+                    INSERT INTO outbox (message_id, workflow, saga_id, exchange, routing_key, headers, mandatory, body,
+                                        created_at)
+                    VALUES ('m-next', 'w', 's-1', 'x', 'k', '{}', 1, x'', 2)
+                    """)
+            return (rows, unique, db.lastInsertedRowID)
+        }
+        #expect(rows == ["5:m-5", "9:m-9"])
+        #expect(unique == 0)
+        #expect(next == 13)
+        try store.close()
     }
 
     @Test func walAndFullSynchronousByDefault() throws {
@@ -65,8 +107,8 @@ import WaybillTestSupport
             } throws: { error in
                 let error = try #require(error as? SagaStoreError)
                 return error.code == .schemaMismatch && error.code.rawValue == "store.schema_mismatch"
-                    && error.message.contains("schema version 8 ('v99-from-the-future')")
-                    && error.message.contains("this binary knows schema version 7 ('v7-events')")
+                    && error.message.contains("schema version 9 ('v99-from-the-future')")
+                    && error.message.contains("this binary knows schema version 8 ('v8-outbox-without-message-index')")
             }
         }
     }
@@ -114,10 +156,10 @@ import WaybillTestSupport
         } throws: { error in
             let error = try #require(error as? SagaStoreError)
             return error.code == .schemaMismatch
-                && error.message.contains("has schema version 6 ('v7-events')")
+                && error.message.contains("has schema version 7 ('v8-outbox-without-message-index')")
                 && error.message.contains(
-                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 7 "
-                        + "('v7-events')")
+                    "this binary reads schema version 1 ('v1-sagas-journal-inbox-outbox-timers') up to schema version 8 "
+                        + "('v8-outbox-without-message-index')")
         }
     }
 

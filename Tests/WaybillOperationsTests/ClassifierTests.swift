@@ -87,7 +87,8 @@ struct OpeningTests {
             throws: OperationsError(
                 .database,
                 "\(other) is not a Waybill store (it has no Waybill schema; this binary reads schema version 1 "
-                    + "('v1-sagas-journal-inbox-outbox-timers') up to schema version 7 ('v7-events')). "
+                    + "('v1-sagas-journal-inbox-outbox-timers') up to schema version 8 "
+                    + "('v8-outbox-without-message-index')). "
                     + "Check the path, or start a worker on it once to create the tables.")
         ) { try SagaInspector(path: other) }
         // The printed line names the store's code too, and stays one line.

@@ -58,6 +58,12 @@ struct MilestoneWireTests {
             return run
         }
 
+        /// Whether every event's body is in canonical form: the bytes ``JSONText/encodeBytes(_:)`` gives its value
+        /// (sorted keys, no whitespace), as stored events and their replays have always been written.
+        func bodiesAreCanonical() throws -> Bool {
+            try events.allSatisfy { JSONText.encodeBytes(try JSONText.decode($0.body)) == $0.body }
+        }
+
         /// The routing keys of the events so far.
         var types: [String] { events.map(\.routingKey) }
 
@@ -111,6 +117,7 @@ struct MilestoneWireTests {
             #expect(try run.data(index)["failure"] == nil)
             #expect(event.contentType == WireContentType.cloudEvents)
         }
+        #expect(try run.bodiesAreCanonical())
     }
 
     @Test("order.failed carries the failure's code, message, step and branch, and keeps the fields it had")
@@ -133,6 +140,7 @@ struct MilestoneWireTests {
                     "branch": ["index": 1, "item": Self.shipment("w2", "B", 2)],
                 ],
             ])
+        #expect(try run.bodiesAreCanonical())
     }
 
     @Test("order.cancelled of a plain step's failure has no branch")
