@@ -396,6 +396,15 @@ final class ConnectionDriver {
     /// Why a message cannot be encoded, if it cannot: AMQP short strings hold at most 255 bytes.
     private static func problem(with message: OutboundMessage) -> AMQPError? {
         let properties = message.properties
+        // Every message is checked before it is published: first without collecting anything, then, only when a
+        // string is too long, again to name it.
+        func fits(_ value: String?) -> Bool { (value?.utf8.count ?? 0) <= 255 }
+        let allFit =
+            fits(message.exchange) && fits(message.routingKey) && fits(properties.contentType)
+            && fits(properties.contentEncoding) && fits(properties.correlationID) && fits(properties.replyTo)
+            && fits(properties.expiration) && fits(properties.messageID) && fits(properties.type)
+            && fits(properties.userID) && fits(properties.appID)
+        if allFit, !properties.headers.keys.contains(where: { $0.utf8.count > 128 }) { return nil }
         let shortStrings: [(String, String?)] = [
             ("exchange", message.exchange), ("routing key", message.routingKey),
             ("content type", properties.contentType), ("content encoding", properties.contentEncoding),

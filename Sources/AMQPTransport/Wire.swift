@@ -45,13 +45,15 @@ final class CArena {
 
     func table(_ table: AMQPTable) -> amqp_table_t {
         guard !table.isEmpty else { return amqp_empty_table }
-        let keys = table.keys.sorted()
-        let entries = amqp_pool_alloc(pool, MemoryLayout<amqp_table_entry_t>.stride * keys.count)!
-            .bindMemory(to: amqp_table_entry_t.self, capacity: keys.count)
-        for (index, key) in keys.enumerated() {
-            entries[index] = amqp_table_entry_t(key: bytes(key), value: field(table[key]!))
+        // In key order; the members' positions are sorted, so no key is hashed again to find its value.
+        var order = Array(table.indices)
+        order.sort { table[$0].key < table[$1].key }
+        let entries = amqp_pool_alloc(pool, MemoryLayout<amqp_table_entry_t>.stride * order.count)!
+            .bindMemory(to: amqp_table_entry_t.self, capacity: order.count)
+        for (position, index) in order.enumerated() {
+            entries[position] = amqp_table_entry_t(key: bytes(table[index].key), value: field(table[index].value))
         }
-        return amqp_table_t(num_entries: Int32(keys.count), entries: entries)
+        return amqp_table_t(num_entries: Int32(order.count), entries: entries)
     }
 
     private func field(_ value: AMQPFieldValue) -> amqp_field_value_t {
