@@ -305,7 +305,7 @@ public final class SagaStore: Sendable {
         result.reserveCapacity(keys.count)
         for chunk in keys.chunked(by: Self.chunkSize) {
             var statement = DirectBinding(
-                try db.cachedStatement(sql: Self.loadSagasSQL(count: Self.listSize(chunk.count))))
+                reading: try db.cachedStatement(sql: Self.loadSagasSQL(count: Self.listSize(chunk.count))))
             for key in chunk {
                 try statement.bind(key.workflow)
                 try statement.bind(key.id)
@@ -423,7 +423,7 @@ public final class SagaStore: Sendable {
         for chunk in ids.chunked(by: Self.chunkSize) {
             let size = Self.listSize(chunk.count)
             var statement = DirectBinding(
-                try db.cachedStatement(
+                reading: try db.cachedStatement(
                     sql: "SELECT message_id FROM inbox WHERE message_id IN (\(Self.placeholders(size)))"))
             for id in chunk { try statement.bind(id) }
             let rows = try String.fetchCursor(statement.statement)
