@@ -102,7 +102,8 @@ public struct WaitExpression: Sendable, Hashable {
 
 /// An AMQP message waiting in the outbox: generic, the worker builds it from a ``SagaAction``.
 public struct OutboxMessage: Sendable, Hashable {
-    /// The AMQP `message_id`; unique across the outbox (a second row with the same id fails the batch).
+    /// The AMQP `message_id`. The store does not check that it is unique: the engine makes it so (the saga's key and a
+    /// number from its own sequence), and consumers deduplicate by it.
     public var messageId: String
     /// The exchange to publish to (`""` is the default exchange).
     public var exchange: String

@@ -138,8 +138,9 @@ public final class SagaStore: Sendable {
     ///
     /// Encoding happens before the write lock is taken; the SQL runs on cached statements. A message id already in
     /// the inbox fails the whole batch with ``SagaStoreError/Code/duplicateMessage`` (filter deliveries with
-    /// ``processedMessageIds(in:)`` first), as does any outbox message id used twice. Within a change, cancelled
-    /// timers are removed before scheduled ones are written.
+    /// ``processedMessageIds(in:)`` first). Outbox message ids are not checked: they are unique by construction (each
+    /// names its saga and a number from the saga's own sequence). Within a change, cancelled timers are removed before
+    /// scheduled ones are written.
     ///
     /// - Returns: the outbox row ids of the changes' messages, in order (pass them to ``deleteOutbox(ids:)`` once
     ///   the broker confirmed the messages).

@@ -40,7 +40,7 @@ extension ErrorCode where Domain == SagaStoreErrorDomain {
     public static let ioError = Self(rawValue: "store.io_error")
     /// A message id was already recorded in the inbox: the message was processed before (or twice in a batch).
     public static let duplicateMessage = Self(rawValue: "store.duplicate_message")
-    /// A uniqueness or integrity rule of the schema was broken (e.g. an outbox message id used twice).
+    /// A uniqueness or integrity rule of the schema was broken (a row the schema refuses; a bug in the caller).
     public static let constraintViolation = Self(rawValue: "store.constraint_violation")
     /// Another worker claimed this partition after this store did (its epoch moved on): the store refuses every
     /// write, and the worker must stop touching the partition.
@@ -130,7 +130,7 @@ extension SagaStoreError {
             return SagaStoreError(
                 .constraintViolation,
                 "\(context): the batch breaks a uniqueness or integrity rule (\(error.message ?? "constraint")). "
-                    + "Nothing of this batch was saved; fix the caller (message ids must be unique).",
+                    + "Nothing of this batch was saved; fix the caller.",
                 cause: error)
         default:
             return SagaStoreError(.sqlite, "\(context).", cause: error)

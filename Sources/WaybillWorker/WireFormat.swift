@@ -67,7 +67,7 @@ public struct WireFormat: Sendable {
             fields.member("code", string: failure.code)
             fields.member("message", string: failure.message)
             fields.member("step", string: failure.step)
-            data.member("failure", object: fields)
+            data.member("failure", object: consume fields)
         }
         if let output = event.output { data.member("output", output) }
         data.member("sagaId", string: instance.key.id)
@@ -77,7 +77,7 @@ public struct WireFormat: Sendable {
         data.member("version", integer: instance.version)
         data.member("workflow", string: instance.key.workflow)
         var body = JSONObjectWriter(capacity: 512)
-        body.member("data", object: data)
+        body.member("data", object: consume data)
         body.member("datacontenttype", string: "application/json")
         body.member("dataschema", string: EventSchema.identifier(of: event.name))
         body.member("id", string: event.eventId)

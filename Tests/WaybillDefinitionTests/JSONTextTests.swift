@@ -368,6 +368,31 @@ struct JSONTextTests {
         }
     }
 
+    @Test("an object written member by member in key order has the bytes of the same value encoded")
+    func objectWriterMatchesTheEncoder() throws {
+        var generator = SplitMix64(seed: 0x5741_5942_494C_4C02)
+        for _ in 0..<1000 {
+            var members: [String: JSONValue] = [:]
+            for _ in 0..<generator.below(8) { members[generator.nextString()] = generator.nextValue(depth: 1) }
+            var nested = JSONObjectWriter()
+            var nestedMembers: [String: JSONValue] = [:]
+            if generator.below(2) == 0 {
+                let number = Int(generator.next() >> 12) - (1 << 51)
+                nestedMembers = ["n": .number(Double(number)), "s": .string(generator.nextString())]
+                nested.member("n", integer: number)
+                nested.member("s", string: nestedMembers["s"]!.stringValue!)
+            }
+            // One member, at a random place in the key order, is an object written by a writer of its own.
+            let nestedKey = generator.nextString()
+            members[nestedKey] = .object(nestedMembers)
+            var writer = JSONObjectWriter(capacity: 8)
+            for (name, value) in members.sorted(by: { $0.key < $1.key }) {
+                if name == nestedKey { writer.member(name, object: nested) } else { writer.member(name, value) }
+            }
+            #expect(writer.finish() == JSONText.encodeBytes(.object(members)))
+        }
+    }
+
     @Test("numbers decode exactly as the standard library's correctly rounded conversion")
     func numbersMatchStandardLibrary() throws {
         var generator = SplitMix64(seed: 42)

@@ -141,6 +141,20 @@ struct MilestoneWireTests {
                 ],
             ])
         #expect(try run.bodiesAreCanonical())
+        // The CloudEvents envelope around it.
+        let failed = try #require(run.events.last)
+        guard case .object(var envelope) = try JSONText.decode(failed.body) else {
+            Issue.record("the event's body is not an object")
+            return
+        }
+        envelope["data"] = nil
+        #expect(
+            envelope == [
+                "specversion": "1.0", "id": .string(failed.messageId), "source": "waybill/order-fulfillment",
+                "type": "order.failed", "subject": "o-1", "time": "2025-11-24T16:00:00.030Z",
+                "datacontenttype": "application/json",
+                "dataschema": .string(EventSchema.identifier(of: "order.failed")),
+            ])
     }
 
     @Test("order.cancelled of a plain step's failure has no branch")
@@ -153,5 +167,6 @@ struct MilestoneWireTests {
         #expect(data["status"] == "compensated")
         #expect(data["failure"] == ["code": "blocked", "message": "customer blocked", "step": "accept"])
         #expect(data["step"] == nil, "an end milestone names the failing step under failure only")
+        #expect(try run.bodiesAreCanonical())
     }
 }
