@@ -8,13 +8,7 @@ import WaybillDefinition
 extension OutboxMessage {
     /// `headers` as stored text.
     static func headerText(_ headers: [String: String]) -> String {
-        // What `JSONText.encode` writes for the headers as a JSON object, without building one: every outbox and
-        // events row stores its headers.
-        var order = Array(headers.indices)
-        order.sort { headers[$0].key < headers[$1].key }
-        var object = JSONObjectWriter(capacity: 64 * headers.count)
-        for index in order { object.member(headers[index].key, string: headers[index].value) }
-        return String(decoding: object.finish(), as: UTF8.self)
+        JSONText.encode(strings: headers)
     }
 
     /// The headers in stored `text`; `nil` when it is not JSON or not a flat object of strings.

@@ -45,6 +45,14 @@ public enum JSONText {
         String(decoding: encodeBytes(value), as: UTF8.self)
     }
 
+    /// A flat object of strings (AMQP headers, say) as ``encode(_:)`` writes it, without building the value.
+    public static func encode(strings members: [String: String]) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(2 + 48 * members.count)
+        writeObject(members, into: &bytes) { text, bytes in writeString(text, into: &bytes) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Serializes `value` compactly into UTF-8 bytes, object keys sorted.
     ///
     /// Integral numbers below 2^53 in magnitude print as plain integers (`-0.0` as `-0`); other finite numbers
@@ -649,6 +657,13 @@ extension JSONText {
     }
 
     static func writeObject(_ members: [String: JSONValue], into bytes: inout [UInt8]) {
+        writeObject(members, into: &bytes) { value, bytes in write(value, into: &bytes) }
+    }
+
+    /// An object whose members are written by `writeValue`, keys sorted.
+    static func writeObject<Value>(
+        _ members: [String: Value], into bytes: inout [UInt8], writeValue: (Value, inout [UInt8]) -> Void
+    ) {
         bytes.append(UInt8(ascii: "{"))
         // The members' positions are sorted, not copies of the members: no key or value is retained to sort them.
         var order = Array(members.indices)
@@ -657,7 +672,7 @@ extension JSONText {
             if position > 0 { bytes.append(UInt8(ascii: ",")) }
             writeString(members[index].key, into: &bytes)
             bytes.append(UInt8(ascii: ":"))
-            write(members[index].value, into: &bytes)
+            writeValue(members[index].value, &bytes)
         }
         bytes.append(UInt8(ascii: "}"))
     }
