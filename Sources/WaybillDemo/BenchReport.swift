@@ -49,6 +49,8 @@ public struct BenchReport: Sendable {
     var overheadOnly: Bool
     /// Reply consumed -> the batch's publish (its next commands) confirmed.
     public var overhead: LatencySummary?
+    /// The CPU the machine spent during the step-overhead run, by party.
+    var overheadCPU: CPUUsage?
     /// Sagas the memory run reached.
     public var memorySagas: Int
     /// The worker's peak resident set (VmHWM) in bytes, `nil` when the run was skipped.
@@ -57,6 +59,20 @@ public struct BenchReport: Sendable {
     public var memoryRampUp: Duration?
     /// Why a figure is missing or what to keep in mind.
     public var notes: [String] = []
+
+    /// Below this idle share during the step-overhead run, the report says its figures include waiting for a CPU.
+    static let saturatedIdleShare = 0.15
+
+    /// Takes the step-overhead run's figures, with a note when the machine had next to no idle CPU meanwhile.
+    mutating func record(_ run: StepOverhead) {
+        overhead = run.latency
+        overheadCPU = run.cpu
+        if let idle = run.cpu.idleShare, idle < Self.saturatedIdleShare {
+            notes.append(
+                "the CPUs were \(Format.fixed(idle * 100, 0)) % idle during the step-overhead run: at that rate the "
+                    + "machine is saturated, so its figures include waiting for a CPU (docs/bench.md)")
+        }
+    }
 
     /// An empty report for `options`.
     init(options: BenchOptions) {
@@ -143,6 +159,7 @@ public struct BenchReport: Sendable {
             lines.append(
                 "  p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) · "
                     + "max \(Format.milliseconds(overhead.max)) over \(Format.grouped(overhead.count)) replies")
+            if let overheadCPU { lines.append("  CPU meanwhile: \(overheadCPU.sharesText(cores: cores))") }
             lines.append(
                 "  target p50 <= \(Format.milliseconds(Self.overheadP50Target)): "
                     + "\(verdict(overhead.p50 <= Self.overheadP50Target)) · target p99 <= "
@@ -243,4 +260,10 @@ public struct BenchReport: Sendable {
                 + "for short stock (no injected failures, no latency)"
         }
     }
+}
+
+/// The step-overhead run's figures: reply -> confirmed latencies, and the CPU spent meanwhile.
+struct StepOverhead: Sendable {
+    var latency: LatencySummary?
+    var cpu: CPUUsage
 }

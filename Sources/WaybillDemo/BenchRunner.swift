@@ -115,18 +115,19 @@ public enum BenchRunner {
 
         if let rate = options.overheadRate {
             report.overheadRate = rate
-            report.overhead = try await overheadOnly(options, rate: rate, logger: logger, say: say)
+            report.record(try await overheadOnly(options, rate: rate, probe: probe, logger: logger, say: say))
         } else if let executable = options.waybillExecutable, options.workerProcesses {
             let phases = try await throughputInProcesses(
                 options, executable: executable, probe: probe, logger: logger, say: say)
             (report.endToEndPhase, report.ceilingPhase) = phases
             report.overheadRate = overheadRate(phases.endToEnd)
-            report.overhead = try await overheadOnly(options, rate: report.overheadRate, logger: logger, say: say)
+            report.record(
+                try await overheadOnly(options, rate: report.overheadRate, probe: probe, logger: logger, say: say))
         } else {
             let result = try await throughputAndOverhead(options, probe: probe, logger: logger, say: say)
             (report.endToEndPhase, report.ceilingPhase) = (result.endToEnd, result.ceiling)
             report.overheadRate = result.rate
-            report.overhead = result.overhead
+            report.record(result.overhead)
         }
 
         if !options.measureMemory {
@@ -209,7 +210,7 @@ public enum BenchRunner {
     /// the machine hits both alike) and the step-overhead run, on one pool.
     private static func throughputAndOverhead(
         _ options: BenchOptions, probe: CPUProbe, logger: Logger, say: @escaping @Sendable (String) -> Void
-    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase, overhead: LatencySummary?, rate: Double) {
+    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase, overhead: StepOverhead, rate: Double) {
         let simulator = try options.shape.simulator(orders: stockedOrders(options))
         let observed = ObservedBatches()
         let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
@@ -226,7 +227,7 @@ public enum BenchRunner {
                     options, probe: probe, endToEnd: endToEnd, replay: replay, say: say)
                 let rate = overheadRate(phases.endToEnd)
                 let overhead = try await measureOverhead(
-                    options, feed: feed, observed: observed, rate: rate, say: say)
+                    options, feed: feed, observed: observed, rate: rate, probe: probe, say: say)
                 return (phases.endToEnd, phases.ceiling, overhead, rate)
             }
         }
@@ -286,8 +287,9 @@ public enum BenchRunner {
 
     /// The step-overhead run alone, with in-process workers on a new pool (after the worker processes' rounds).
     private static func overheadOnly(
-        _ options: BenchOptions, rate: Double, logger: Logger, say: @escaping @Sendable (String) -> Void
-    ) async throws -> LatencySummary? {
+        _ options: BenchOptions, rate: Double, probe: CPUProbe, logger: Logger,
+        say: @escaping @Sendable (String) -> Void
+    ) async throws -> StepOverhead {
         let simulator = try options.shape.simulator(orders: stockedOrders(options))
         let observed = ObservedBatches()
         let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
@@ -295,7 +297,8 @@ public enum BenchRunner {
             let feed = OrderFeed(
                 publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
                 maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
-            return try await measureOverhead(options, feed: feed, observed: observed, rate: rate, say: say)
+            return try await measureOverhead(
+                options, feed: feed, observed: observed, rate: rate, probe: probe, say: say)
         }
     }
 
@@ -386,27 +389,19 @@ public enum BenchRunner {
         return usage
     }
 
-    /// `      412.3 completed sagas/s · broker 45 % · idle 20 % of 2 CPUs`.
+    /// `      412.3 completed sagas/s · broker 45 % · bench 54 % · idle 20 % · else 1 % of 2 CPUs`.
     private static func roundLine(_ phase: BenchPhase, _ usage: CPUUsage, probe: CPUProbe, shape: BenchShape) -> String
     {
-        func percent(_ value: Double?) -> String { value.map { Format.fixed($0 * 100, 0) + " %" } ?? "-" }
-        var line = "      \(Format.fixed(phase.rates.last ?? 0, 1)) \(shape == .mixed ? "ended" : "completed") sagas/s"
-        line += " · broker \(percent(usage.machineShare(usage.broker, cores: probe.cores)))"
-        if usage.workers != nil {
-            line += " · worker processes \(percent(usage.machineShare(usage.workers, cores: probe.cores)))"
-        }
-        line += " · bench \(percent(usage.machineShare(usage.bench, cores: probe.cores)))"
-        line += " · idle \(percent(usage.idleShare)) · else \(percent(usage.otherShare(cores: probe.cores)))"
-        line += " of \(probe.cores) CPUs"
-        return line
+        "      \(Format.fixed(phase.rates.last ?? 0, 1)) \(shape == .mixed ? "ended" : "completed") sagas/s · "
+            + usage.sharesText(cores: probe.cores)
     }
 
     /// The step-overhead run: orders at `rate` for `options.overheadDuration`, the in-process workers' reply ->
     /// confirmed durations recorded meanwhile.
     private static func measureOverhead(
-        _ options: BenchOptions, feed: OrderFeed, observed: ObservedBatches, rate: Double,
+        _ options: BenchOptions, feed: OrderFeed, observed: ObservedBatches, rate: Double, probe: CPUProbe,
         say: @escaping @Sendable (String) -> Void
-    ) async throws -> LatencySummary? {
+    ) async throws -> StepOverhead {
         say(
             "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
                 + (options.overheadRate == nil ? "(half the end-to-end rate) ..." : "(--overhead-rate) ..."))
@@ -415,14 +410,16 @@ public enum BenchRunner {
         var paced = feed
         paced.rate = rate
         paced.maxInFlight = Int.max / 2
+        let before = probe.sample()
         _ = try await paced.run(options.shape.orders(count, prefix: "step"))
+        let usage = probe.sample().since(before)
         let overhead = LatencySummary(observed.stopRecording())
         if let overhead {
             say(
                 "      p50 \(Format.milliseconds(overhead.p50)) · p99 \(Format.milliseconds(overhead.p99)) "
-                    + "over \(overhead.count) replies")
+                    + "over \(overhead.count) replies · \(usage.sharesText(cores: probe.cores))")
         }
-        return overhead
+        return StepOverhead(latency: overhead, cpu: usage)
     }
 
     /// Runs `body` with a ``PatternReplay``, its own simulated participants for the replayed shape and a monitor on

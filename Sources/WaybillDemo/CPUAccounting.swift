@@ -136,6 +136,16 @@ struct CPUUsage: Sendable, Hashable {
         return max(0, 1 - idle - bench - busy.reduce(0, +))
     }
 
+    /// `broker 45 % · bench 54 % · idle 6 % · else 1 % of 2 CPUs` (worker processes too when they ran).
+    func sharesText(cores: Int) -> String {
+        func percent(_ value: Double?) -> String { value.map { Format.fixed($0 * 100, 0) + " %" } ?? "-" }
+        var line = "broker \(percent(machineShare(broker, cores: cores)))"
+        if workers != nil { line += " · worker processes \(percent(machineShare(workers, cores: cores)))" }
+        line += " · bench \(percent(machineShare(bench, cores: cores)))"
+        line += " · idle \(percent(idleShare)) · else \(percent(otherShare(cores: cores))) of \(cores) CPUs"
+        return line
+    }
+
     /// The share of the machine's CPU time that was idle, 0...1.
     var idleShare: Double? {
         guard let machineIdle, let machineTotal, machineTotal > 0 else { return nil }

@@ -253,5 +253,29 @@ struct BenchTests {
         let twice = usage + usage
         #expect(twice.wall == .seconds(4))
         #expect(twice.machineShare(twice.broker, cores: 2) == 0.5)
+        #expect(usage.sharesText(cores: 2) == "broker 50 % · bench 25 % · idle 25 % · else 0 % of 2 CPUs")
+    }
+
+    @Test func theStepOverheadSaysWhatTheCPUsDidAndWhenTheyHadNoRoom() throws {
+        let options = BenchOptions(broker: BrokerAddress(url: "amqp://guest@127.0.0.1:5672/"), quick: true)
+        let latency = LatencySummary([.milliseconds(3), .milliseconds(9)])
+        func report(idle: Int) -> BenchReport {
+            var report = BenchReport(options: options)
+            report.cores = 2
+            report.record(
+                StepOverhead(
+                    latency: latency,
+                    cpu: CPUUsage(
+                        wall: .seconds(1), bench: Int(ProcFS.ticksPerSecond), workers: nil,
+                        broker: Int(ProcFS.ticksPerSecond) * (100 - 2 * idle) / 100, machineIdle: idle,
+                        machineTotal: 100)))
+            return report
+        }
+        let saturated = report(idle: 9)
+        #expect(saturated.text.contains("  CPU meanwhile: broker 41 % · bench 50 % · idle 9 % · else 0 % of 2 CPUs"))
+        #expect(saturated.notes.contains { $0.hasPrefix("the CPUs were 9 % idle during the step-overhead run") })
+        let roomy = report(idle: 40)
+        #expect(roomy.text.contains("  CPU meanwhile: broker 10 % · bench 50 % · idle 40 % · else 0 % of 2 CPUs"))
+        #expect(!roomy.notes.contains { $0.contains("step-overhead run") })
     }
 }
