@@ -8,8 +8,9 @@ import WaybillDefinition
 /// messages to publish, durable timers and the workflow definitions sagas run, in one SQLite file in WAL mode.
 ///
 /// Open one store per file and share it: it is `Sendable`, writes are serialized on one connection and reads run
-/// concurrently on a small reader pool. The hot path is ``commit(_:)``: many handled messages, one transaction, one
-/// fsync; acknowledge the messages only after it returns.
+/// concurrently on a small reader pool (except the hot path's lookup, which reads on the writer's connection). The hot
+/// path is ``commit(_:)``: many handled messages, one transaction, one fsync; acknowledge the messages only after it
+/// returns.
 public final class SagaStore: Sendable {
     /// How to open the store. Every field has a default; map environment variables and config keys onto it.
     public struct Configuration: Sendable {
@@ -146,14 +147,7 @@ public final class SagaStore: Sendable {
     ///   the broker confirmed the messages).
     @discardableResult
     public func commit(_ changes: [SagaChange]) throws -> [Int64] {
-        guard !changes.isEmpty else { return [] }
-        try checkWritable("committing saga changes")
-        let prepared = changes.map(PreparedChange.init)
-        do {
-            return try pool.writeWithoutTransaction { db in try write(prepared, in: db) }
-        } catch {
-            throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
-        }
+        try commitBlocking(changes, deletingOutbox: [])
     }
 
     /// ``commit(_:)`` without blocking the caller: the transaction runs on the store's writer queue while the task
@@ -169,15 +163,38 @@ public final class SagaStore: Sendable {
     /// does nothing.
     @discardableResult
     public func commit(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) async throws -> [Int64] {
-        guard !changes.isEmpty || !confirmed.isEmpty else { return [] }
-        try checkWritable("committing saga changes")
-        let prepared = changes.map(PreparedChange.init)
+        guard let prepared = try prepareCommit(changes, deleting: confirmed) else { return [] }
         do {
             return try await pool.writeWithoutTransaction { db in try self.write(prepared, deleting: confirmed, in: db)
             }
         } catch {
-            throw SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
+            throw commitFailure(error, changes: changes)
         }
+    }
+
+    /// ``commit(_:deletingOutbox:)`` on the caller's thread, which waits for the transaction and its disk flush, and
+    /// now and then for a WAL checkpoint (some megabytes written and flushed) or for another process's write lock (up
+    /// to the busy timeout). The worker uses it for a batch with one partition's work, on a thread of Swift's
+    /// cooperative pool, where handing the commit to the store's queue and back costs more than the wait.
+    @discardableResult
+    public func commitBlocking(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) throws -> [Int64] {
+        guard let prepared = try prepareCommit(changes, deleting: confirmed) else { return [] }
+        do {
+            return try pool.writeWithoutTransaction { db in try write(prepared, deleting: confirmed, in: db) }
+        } catch {
+            throw commitFailure(error, changes: changes)
+        }
+    }
+
+    /// What both commits do before the transaction: `nil` when there is nothing to write.
+    private func prepareCommit(_ changes: [SagaChange], deleting confirmed: [Int64]) throws -> [PreparedChange]? {
+        guard !changes.isEmpty || !confirmed.isEmpty else { return nil }
+        try checkWritable("committing saga changes")
+        return changes.map(PreparedChange.init)
+    }
+
+    private func commitFailure(_ error: any Error, changes: [SagaChange]) -> SagaStoreError {
+        SagaStoreError.wrap(error, path: configuration.path, operation: "committing \(changes.count) changes")
     }
 
     /// One commit's transaction: the fence check, then every change on cached statements, then the deletion of
@@ -281,7 +298,8 @@ public final class SagaStore: Sendable {
     }
 
     /// ``sagas(_:)`` and ``processedMessageIds(in:)`` together (what a batch needs to decide), without blocking the
-    /// caller's thread while it reads. For the partition's owner only: see the comment inside.
+    /// caller's thread while it reads. For the partition's owner only: it reads on the writer's connection without a
+    /// read transaction (the comment on the private `lookup(_:processed:in:)` says why that is sound).
     public func lookup(
         _ keys: [SagaKey], processed ids: [String]
     ) async throws -> (
@@ -289,16 +307,41 @@ public final class SagaStore: Sendable {
     ) {
         guard !keys.isEmpty || !ids.isEmpty else { return ([:], []) }
         do {
-            // Without a read transaction (a `BEGIN` and a `COMMIT` less per partition and batch): the partition's
-            // owner is its only writer and does not write it while deciding its batch, so both reads see one state.
-            return try await pool.unsafeRead { db in
-                (try Self.sagas(keys, in: db), try Self.processedMessageIds(in: ids, db))
-            }
+            return try await pool.writeWithoutTransaction { db in try Self.lookup(keys, processed: ids, in: db) }
         } catch {
-            throw SagaStoreError.wrap(
-                error, path: configuration.path,
-                operation: "loading \(keys.count) sagas and checking \(ids.count) message ids")
+            throw lookupFailure(error, keys: keys, ids: ids)
         }
+    }
+
+    /// ``lookup(_:processed:)`` on the caller's thread, which waits: for a batch with one partition's work, where
+    /// handing the read to the store's queue and back costs more than the read itself.
+    public func lookupBlocking(
+        _ keys: [SagaKey], processed ids: [String]
+    ) throws -> (
+        sagas: [SagaKey: StoredSaga], processed: Set<String>
+    ) {
+        guard !keys.isEmpty || !ids.isEmpty else { return ([:], []) }
+        do {
+            return try pool.writeWithoutTransaction { db in try Self.lookup(keys, processed: ids, in: db) }
+        } catch {
+            throw lookupFailure(error, keys: keys, ids: ids)
+        }
+    }
+
+    /// Both reads of a lookup, on the writer's connection and without a read transaction (a `BEGIN` and a `COMMIT`
+    /// less per partition and batch): the partition's owner is its only writer and does not write it while deciding
+    /// its batch, so both reads see one state. The writer's page cache stays valid across its own commits, where a
+    /// reader connection drops its whole cache whenever the file changed, so every batch would read its pages again.
+    private static func lookup(
+        _ keys: [SagaKey], processed ids: [String], in db: Database
+    ) throws -> (sagas: [SagaKey: StoredSaga], processed: Set<String>) {
+        (try sagas(keys, in: db), try processedMessageIds(in: ids, db))
+    }
+
+    private func lookupFailure(_ error: any Error, keys: [SagaKey], ids: [String]) -> SagaStoreError {
+        SagaStoreError.wrap(
+            error, path: configuration.path,
+            operation: "loading \(keys.count) sagas and checking \(ids.count) message ids")
     }
 
     private static func sagas(_ keys: [SagaKey], in db: Database) throws -> [SagaKey: StoredSaga] {

@@ -259,18 +259,26 @@ final class BatchLoop: Sendable {
         // Each partition's part of the batch runs on its own: read (what the cache lacks, and the inbox check), run the
         // engine, commit in its own file and transaction; the partitions run at the same time, so a batch waits for
         // about its slowest partition, not for the sum of them. Each commit also deletes the partition's outbox rows
-        // confirmed since its last one.
+        // confirmed since its last one. A batch with one partition's work (most batches at low load) runs it here and
+        // holds this thread through the read and the commit's fsync (and an occasional WAL checkpoint): no other
+        // partition's commit could run beside it, and handing both to the store's queue and back costs four thread
+        // switches, more than the wait.
         var failed = false
-        let outcomes = await withTaskGroup(of: (Int, PartitionOutcome).self) { group in
-            let touched = work.sorted(by: { $0.key < $1.key }).compactMap { number, partitionWork in
-                partitions[number].map { ($0, partitionWork) }
+        let touched = work.sorted(by: { $0.key < $1.key }).compactMap { number, partitionWork in
+            partitions[number].map { ($0, partitionWork) }
+        }
+        let outcomes: [(OwnedPartition, PartitionOutcome)]
+        if touched.count == 1, let (partition, partitionWork) = touched.first {
+            outcomes = [(partition, await run(partitionWork, in: partition, now: now, blocking: true))]
+        } else {
+            outcomes = await withTaskGroup(of: (Int, PartitionOutcome).self) { group in
+                for (index, (partition, partitionWork)) in touched.enumerated() {
+                    group.addTask { (index, await self.run(partitionWork, in: partition, now: now, blocking: false)) }
+                }
+                var outcomes = [(OwnedPartition, PartitionOutcome)?](repeating: nil, count: touched.count)
+                for await (index, outcome) in group { outcomes[index] = (touched[index].0, outcome) }
+                return outcomes.compactMap { $0 }
             }
-            for (index, (partition, partitionWork)) in touched.enumerated() {
-                group.addTask { (index, await self.run(partitionWork, in: partition, now: now)) }
-            }
-            var outcomes = [(OwnedPartition, PartitionOutcome)?](repeating: nil, count: touched.count)
-            for await (index, outcome) in group { outcomes[index] = (touched[index].0, outcome) }
-            return outcomes.compactMap { $0 }
         }
         if ticked {
             // Partitions without work keep their confirmed rows until a commit takes them along; a tick deletes them.
@@ -356,18 +364,24 @@ final class BatchLoop: Sendable {
         case uncommitted(PartitionWork, [SagaChange], any Error)
     }
 
-    /// One partition's part of a batch: decide, then commit (taking the confirmed outbox rows along).
-    private func run(_ work: PartitionWork, in partition: OwnedPartition, now: Timestamp) async -> PartitionOutcome {
+    /// One partition's part of a batch: decide, then commit (taking the confirmed outbox rows along). `blocking` reads
+    /// and commits on the caller's thread instead of suspending while the store's queue does.
+    private func run(
+        _ work: PartitionWork, in partition: OwnedPartition, now: Timestamp, blocking: Bool
+    ) async -> PartitionOutcome {
         var work = work
         let changes: [SagaChange]
         do {
-            changes = try await transitions(&work, partition: partition, now: now)
+            changes = try await transitions(&work, partition: partition, now: now, blocking: blocking)
         } catch {
             return .undecided(work, error)
         }
         let confirmed = partition.takeConfirmedOutbox()
         do {
-            let ids = try await partition.store.commit(changes, deletingOutbox: confirmed)
+            let ids =
+                blocking
+                ? try partition.store.commitBlocking(changes, deletingOutbox: confirmed)
+                : try await partition.store.commit(changes, deletingOutbox: confirmed)
             return .committed(work, changes, outboxIds: ids)
         } catch {
             partition.noteConfirmedOutbox(confirmed)
@@ -876,9 +890,10 @@ final class BatchLoop: Sendable {
     }
 
     /// Runs the engine over one partition's part of the batch, in order; several events of one saga see each other's
-    /// results.
+    /// results. `blocking` reads the sagas and the inbox on the caller's thread (a message for wait steps still
+    /// suspends for its waiters' read).
     private func transitions(
-        _ work: inout PartitionWork, partition: OwnedPartition, now: Timestamp
+        _ work: inout PartitionWork, partition: OwnedPartition, now: Timestamp, blocking: Bool
     ) async throws -> [SagaChange] {
         let store = partition.store
         var items = work.items
@@ -912,7 +927,10 @@ final class BatchLoop: Sendable {
                 if let instance = cache.instance(key) { working[key] = instance } else { missing.append(key) }
             }
         }
-        let loaded = try await store.lookup(missing, processed: inboxIds)
+        let loaded =
+            blocking
+            ? try store.lookupBlocking(missing, processed: inboxIds)
+            : try await store.lookup(missing, processed: inboxIds)
         var seen = loaded.processed
         if !loaded.sagas.isEmpty {
             partition.cache.withLock { cache in

@@ -58,6 +58,40 @@ import WaybillTestSupport
         #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2", "c-1"])
     }
 
+    @Test(
+        "the blocking commit and lookup write and read what the suspending ones do, failures included"
+    )
+    func blockingCommitAndLookupMatchTheSuspendingOnes() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SagaStore.open(in: directory)
+        let first = try store.commitBlocking(
+            [Fixtures.change("ord-a", message: "m-1", outbox: [Fixtures.outbox("a-1"), Fixtures.outbox("a-2")])],
+            deletingOutbox: [])
+        let second = try await store.commit(
+            [Fixtures.change("ord-b", message: "m-2", outbox: [Fixtures.outbox("b-1")])], deletingOutbox: [first[0]])
+        #expect(second[0] > first[1])
+        try store.commitBlocking([], deletingOutbox: second)
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2"])
+        // A duplicate inbox message fails the blocking commit with the store's error, and its deletion is rolled back.
+        let duplicate = #expect(throws: SagaStoreError.self) {
+            try store.commitBlocking([Fixtures.change("ord-c", message: "m-1")], deletingOutbox: [first[1]])
+        }
+        #expect(duplicate?.code == .duplicateMessage)
+        #expect(try store.pendingOutbox(limit: 10).map(\.message.messageId) == ["a-2"])
+
+        let keys = ["ord-a", "ord-b", "ord-none"].map { SagaKey(workflow: Fixtures.workflow, id: $0) }
+        let ids = ["m-1", "m-2", "m-3"]
+        let blocking = try store.lookupBlocking(keys, processed: ids)
+        let suspending = try await store.lookup(keys, processed: ids)
+        #expect(Set(blocking.sagas.keys.map(\.id)) == ["ord-a", "ord-b"])
+        #expect(blocking.processed == ["m-1", "m-2"])
+        #expect(blocking.sagas == suspending.sagas)
+        #expect(blocking.processed == suspending.processed)
+        // Nothing to read is no read.
+        let empty = try store.lookupBlocking([], processed: [])
+        #expect(empty.sagas.isEmpty && empty.processed.isEmpty)
+    }
+
     static let oddHeaders = ["a": "1", "quote\"back\\slash": "tab\tnew\nline \u{1} ünï ✓ 😀", "": ""]
 
     @Test func headersAreStoredAsSortedCompactJSON() throws {

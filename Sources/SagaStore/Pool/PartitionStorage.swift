@@ -18,6 +18,13 @@ public protocol PartitionStore: AnyObject, Sendable {
     ) async throws -> (
         sagas: [SagaKey: StoredSaga], processed: Set<String>
     )
+    /// ``lookup(_:processed:)`` on the caller's thread, which waits while it reads. Meant for a store whose calls end
+    /// on this host (a local file): a store that answers over the network should suspend here too.
+    func lookupBlocking(
+        _ keys: [SagaKey], processed ids: [String]
+    ) throws -> (
+        sagas: [SagaKey: StoredSaga], processed: Set<String>
+    )
     /// Writes every change in one transaction; returns the outbox row ids of their messages, in order. Suspends
     /// the caller, not a thread, while the transaction runs, so several partitions commit in parallel.
     @discardableResult
@@ -25,6 +32,10 @@ public protocol PartitionStore: AnyObject, Sendable {
     /// ``commit(_:)`` that also removes the outbox rows in `confirmed`, in the same transaction.
     @discardableResult
     func commit(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) async throws -> [Int64]
+    /// ``commit(_:deletingOutbox:)`` on the caller's thread, which waits for the transaction; the worker uses it for a
+    /// batch with one partition's work. Like ``lookupBlocking(_:processed:)``, meant for a store on this host.
+    @discardableResult
+    func commitBlocking(_ changes: [SagaChange], deletingOutbox confirmed: [Int64]) throws -> [Int64]
     /// Outbox rows not yet confirmed, oldest first.
     func pendingOutbox(limit: Int) throws -> [PendingOutboxMessage]
     /// Removes outbox rows the broker confirmed (it need not be synced to disk on its own: a lost deletion only
@@ -110,8 +121,8 @@ public struct SQLitePartitionStorage: PartitionStorage {
     public func claim(_ partition: Int, owner: String, now: Timestamp) throws -> (any PartitionLease)? {
         guard let lock = try FileLock.tryLock(pool.lockPath(partition: partition)) else { return nil }
         do {
-            // One worker may hold every partition: their connections' page caches share the budget of one store,
-            // and the hot loop reads on one connection at a time.
+            // One worker may hold every partition: their connections' page caches share the budget of one store.
+            // The hot loop reads and writes on the writer's connection; the readers serve timers, waits and metrics.
             let store = try SagaStore(
                 configuration: SagaStore.Configuration(
                     path: pool.databasePath(partition: partition), durability: durability, maximumReaderCount: 2,
