@@ -215,28 +215,65 @@ public final class AMQPClient: Sendable {
     )
         async throws -> AMQPConsumer
     {
+        let subscription = newSubscription(queue: queue)
+        let (stream, continuation) = AsyncThrowingStream<InboundDelivery, any Error>.makeStream()
+        let mailbox = mailbox
+        continuation.onTermination = { reason in
+            if case .cancelled = reason { _ = mailbox.submit(.cancelConsumer(id: subscription.id, nil)) }
+        }
+        try await start(
+            subscription, prefetch: prefetch, exclusive: exclusive, arguments: arguments, .stream(continuation))
+        return AMQPConsumer(subscription: subscription, deliveries: stream)
+    }
+
+    /// ``consume(queue:prefetch:exclusive:arguments:)`` without the async sequence: the connection's thread calls
+    /// `onDelivery` with each delivery as it arrives, and `onEnd` once when the consumer ends (with the consumer tag,
+    /// and the error when the broker cancelled it). No task sits between the socket and the receiver, so a delivery
+    /// costs no task switch of its own; both handlers must return at once (hand the delivery to a queue, never wait),
+    /// since the connection does nothing else meanwhile. Survives reconnects like a consumer; stop it with
+    /// ``cancel(_:)-(AMQPSubscription)``, after which `onEnd` is called without an error.
+    public func subscribe(
+        queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:],
+        onEnd: @escaping @Sendable (_ consumerTag: String, _ error: (any Error)?) -> Void,
+        onDelivery: @escaping @Sendable (InboundDelivery) -> Void
+    ) async throws -> AMQPSubscription {
+        let subscription = newSubscription(queue: queue)
+        try await start(
+            subscription, prefetch: prefetch, exclusive: exclusive, arguments: arguments,
+            .handlers(delivery: onDelivery, end: onEnd, consumerTag: subscription.consumerTag))
+        return subscription
+    }
+
+    private func newSubscription(queue: String) -> AMQPSubscription {
         let id = consumerIDs.withLock { next in
             defer { next += 1 }
             return next
         }
         let tag = "waybill.\(configuration.connectionName).\(id).\(UUID().uuidString.prefix(8).lowercased())"
-        let (stream, continuation) = AsyncThrowingStream<InboundDelivery, any Error>.makeStream()
-        let mailbox = mailbox
-        continuation.onTermination = { reason in
-            if case .cancelled = reason { _ = mailbox.submit(.cancelConsumer(id: id, nil)) }
-        }
+        return AMQPSubscription(id: id, consumerTag: tag, queue: queue)
+    }
+
+    private func start(
+        _ subscription: AMQPSubscription, prefetch: UInt16, exclusive: Bool, arguments: AMQPTable,
+        _ deliveries: DeliverySink
+    ) async throws {
         let request = ConsumerRequest(
-            id: id, queue: queue, prefetch: prefetch, exclusive: exclusive, arguments: arguments, consumerTag: tag,
-            deliveries: continuation)
+            id: subscription.id, queue: subscription.queue, prefetch: prefetch, exclusive: exclusive,
+            arguments: arguments, consumerTag: subscription.consumerTag, deliveries: deliveries)
         try await perform { .consume(request, $0) }
-        return AMQPConsumer(id: id, consumerTag: tag, queue: queue, deliveries: stream)
     }
 
     /// Cancels a consumer: the broker stops delivering, the consumer's channel closes (its unacknowledged
     /// deliveries go back to the queue) and its sequence ends.
     public func cancel(_ consumer: AMQPConsumer) async {
+        await cancel(consumer.subscription)
+    }
+
+    /// Cancels a subscription: the broker stops delivering, its channel closes (its unacknowledged deliveries go
+    /// back to the queue) and its `onEnd` is called.
+    public func cancel(_ subscription: AMQPSubscription) async {
         await withCheckedContinuation { continuation in
-            if !mailbox.submit(.cancelConsumer(id: consumer.id, continuation)) { continuation.resume() }
+            if !mailbox.submit(.cancelConsumer(id: subscription.id, continuation)) { continuation.resume() }
         }
     }
 
@@ -282,15 +319,26 @@ public struct AMQPConsumer: AsyncSequence, Sendable {
     /// Each element is one delivery.
     public typealias Element = InboundDelivery
 
-    let id: Int
+    /// The consumer as the client knows it.
+    public let subscription: AMQPSubscription
     /// The consumer tag the broker knows this consumer by (stable across reconnects).
-    public let consumerTag: String
+    public var consumerTag: String { subscription.consumerTag }
     /// The queue consumed from.
-    public let queue: String
+    public var queue: String { subscription.queue }
     let deliveries: AsyncThrowingStream<InboundDelivery, any Error>
 
     /// Iterates the deliveries.
     public func makeAsyncIterator() -> AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator {
         deliveries.makeAsyncIterator()
     }
+}
+
+/// One consumer of a queue: what ``AMQPClient/subscribe(queue:prefetch:exclusive:arguments:onEnd:onDelivery:)``
+/// returns, and what an ``AMQPConsumer`` is underneath.
+public struct AMQPSubscription: Sendable, Hashable {
+    let id: Int
+    /// The consumer tag the broker knows this consumer by (stable across reconnects).
+    public let consumerTag: String
+    /// The queue consumed from.
+    public let queue: String
 }

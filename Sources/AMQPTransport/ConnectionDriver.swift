@@ -435,19 +435,22 @@ final class ConnectionDriver {
 
     private func startConsumer(_ request: ConsumerRequest) -> Result<Void, any Error> {
         guard let link else {
-            request.deliveries.finish()
+            request.deliveries.abandon()
             return .failure(
                 AMQPError(.notConnected, "not connected to the broker (the client is reconnecting); try again later"))
         }
         guard consumers.add(request) != nil else {
-            request.deliveries.finish()
+            request.deliveries.abandon()
             return .failure(AMQPError(.invalidArgument, "too many consumers on one connection"))
         }
         do {
             try subscribe(request.id, on: link)
             return .success(())
         } catch {
-            removeConsumer(request.id, finishingWith: nil)
+            if let consumer = consumers.remove(request.id) {
+                partial[consumer.channel] = nil
+                consumer.request.deliveries.abandon()
+            }
             if error.code != .channelClosed { connectionLost(error) }
             return .failure(error)
         }
@@ -662,7 +665,7 @@ final class ConnectionDriver {
                 deliveryTag: DeliveryTag(value: tag, generation: generation, channel: channel),
                 consumerTag: consumerTag, redelivered: redelivered, exchange: exchange, routingKey: routingKey,
                 properties: content.properties, body: content.body)
-            if case .terminated = consumer.request.deliveries.yield(delivery) {
+            if !consumer.request.deliveries.yield(delivery) {
                 cancelConsumer(consumer.id)
             }
         }

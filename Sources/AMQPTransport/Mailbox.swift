@@ -28,7 +28,7 @@ enum Command: Sendable {
         case .deleteQueue(_, let continuation): continuation.resume(throwing: error)
         case .deleteExchange(_, let continuation): continuation.resume(throwing: error)
         case .consume(let request, let continuation):
-            request.deliveries.finish()
+            request.deliveries.abandon()
             continuation.resume(throwing: error)
         case .cancelConsumer(_, let continuation): continuation?.resume()
         case .settle: break
@@ -53,7 +53,42 @@ struct ConsumerRequest: Sendable {
     let exclusive: Bool
     let arguments: AMQPTable
     let consumerTag: String
-    let deliveries: AsyncThrowingStream<InboundDelivery, any Error>.Continuation
+    let deliveries: DeliverySink
+}
+
+/// Where the connection thread hands a consumer's deliveries: the stream of an ``AMQPConsumer``, or the handlers of a
+/// subscription (``AMQPClient/subscribe(queue:prefetch:exclusive:arguments:onEnd:onDelivery:)``).
+enum DeliverySink: Sendable {
+    case stream(AsyncThrowingStream<InboundDelivery, any Error>.Continuation)
+    case handlers(
+        delivery: @Sendable (InboundDelivery) -> Void, end: @Sendable (_ consumerTag: String, (any Error)?) -> Void,
+        consumerTag: String)
+
+    /// Hands over one delivery; `false` when nobody takes deliveries any more (the stream's iteration ended).
+    func yield(_ delivery: InboundDelivery) -> Bool {
+        switch self {
+        case .stream(let continuation):
+            if case .terminated = continuation.yield(delivery) { return false }
+            return true
+        case .handlers(let handle, _, _):
+            handle(delivery)
+            return true
+        }
+    }
+
+    /// The consumer ended: cancelled (no error), its client closed, or the broker cancelled it (`error`).
+    func finish(throwing error: (any Error)? = nil) {
+        switch self {
+        case .stream(let continuation): continuation.finish(throwing: error)
+        case .handlers(_, let end, let consumerTag): end(consumerTag, error)
+        }
+    }
+
+    /// The consumer never started (its `consume` threw): a stream ends; handlers are not called, since the caller
+    /// has the error already.
+    func abandon() {
+        if case .stream(let continuation) = self { continuation.finish() }
+    }
 }
 
 /// The queue of ``Command``s from async callers to the connection thread, plus an eventfd that wakes the

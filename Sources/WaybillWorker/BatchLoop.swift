@@ -647,7 +647,7 @@ final class BatchLoop: Sendable {
             // A delivery from a partition given up since (or from an earlier claim of it): its consumer's channel is
             // closed and the broker has the message back.
             guard let partition = partitions[number],
-                partition.subscription.withLock({ $0?.consumer.consumerTag }) == delivery.consumerTag
+                partition.subscription.withLock({ $0?.consumerTag }) == delivery.consumerTag
             else { return }
             queueNumber = number
         }

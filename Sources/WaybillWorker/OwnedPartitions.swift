@@ -9,9 +9,9 @@ final class OwnedPartition: Sendable {
     let number: Int
     let queue: String
     let lease: any PartitionLease
-    /// The partition queue's consumer, and the task feeding its deliveries to the hot loop; set right after the
+    /// The partition queue's consumer, whose deliveries go straight to the hot loop's queue; set right after the
     /// claim, once the subscription is in place.
-    let subscription = Mutex<(consumer: AMQPConsumer, pump: Task<Void, Never>)?>(nil)
+    let subscription = Mutex<AMQPSubscription?>(nil)
     /// Set when outbox rows were left unconfirmed (broker down, nack): the next batch publishes them first.
     let outboxDirty = Mutex(false)
     /// When the inbox is next pruned (ms since the epoch).

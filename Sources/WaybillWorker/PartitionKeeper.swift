@@ -161,7 +161,7 @@ final class PartitionKeeper: Sendable {
     /// again (by this worker or another) on the next rebalance instead of sitting owned and unconsumed.
     func consumerEnded(_ number: Int, consumerTag: String) async {
         guard let partition = partitions[number],
-            partition.subscription.withLock({ $0?.consumer.consumerTag }) == consumerTag
+            partition.subscription.withLock({ $0?.consumerTag }) == consumerTag
         else { return }
         await release(number, reason: "its consumer ended")
     }
@@ -199,17 +199,17 @@ final class PartitionKeeper: Sendable {
         await loop.flushOutbox(partition)
         loop.adoptLimited(of: partition)
         do {
-            let consumer = try await client.consume(queue: queue, prefetch: configuration.prefetch)
+            // The connection's thread puts each delivery straight on the hot loop's queue. The end of the consumer
+            // goes there too; `consumerEnded(_:consumerTag:)` ignores the end of one this worker stopped itself.
             let deliver = deliver
-            let pump = Task { [logger] in
-                do {
-                    for try await delivery in consumer { deliver(.delivery(.partition(number), delivery)) }
-                } catch {
-                    logger.error("consumer of \(queue) stopped: \(error)")
-                }
-                if !Task.isCancelled { deliver(.consumerEnded(number, consumerTag: consumer.consumerTag)) }
-            }
-            partition.subscription.withLock { $0 = (consumer, pump) }
+            let subscription = try await client.subscribe(
+                queue: queue, prefetch: configuration.prefetch,
+                onEnd: { [logger] consumerTag, error in
+                    if let error { logger.error("consumer of \(queue) stopped: \(error)") }
+                    deliver(.consumerEnded(number, consumerTag: consumerTag))
+                },
+                onDelivery: { delivery in deliver(.delivery(.partition(number), delivery)) })
+            partition.subscription.withLock { $0 = subscription }
         } catch {
             logger.error("cannot consume \(queue); giving the partition up: \(error)")
             await release(number, reason: "no consumer")
@@ -244,8 +244,7 @@ final class PartitionKeeper: Sendable {
 
     private func stopConsuming(_ partition: OwnedPartition) async {
         guard let subscription = partition.subscription.withLock({ $0 }) else { return }
-        await client.cancel(subscription.consumer)
-        subscription.pump.cancel()
+        await client.cancel(subscription)
     }
 
     /// Hands every partition off (a drain), then leaves the pool's status as draining; the caller lets go of the

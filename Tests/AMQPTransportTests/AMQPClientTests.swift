@@ -201,6 +201,57 @@ struct AMQPClientTests {
         await client.close()
     }
 
+    @Test(
+        "a subscription hands deliveries to its handler in order and calls onEnd once: without an error when cancelled, with consumerCancelled when the broker cancels it"
+    )
+    func subscriptionHandlersGetDeliveriesAndTheEnd() async throws {
+        let client = try await TestBroker.connectedClient(TestBroker.unique("subscribe"))
+        let queue = TestBroker.unique("subscribe.q")
+        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false))
+        let sent = (0..<5).map { OutboundMessage(exchange: "", routingKey: queue, body: Data("m-\($0)")) }
+        #expect(try await client.publish(sent) == Array(repeating: .confirmed, count: 5))
+
+        let (events, sink) = AsyncStream<SubscriptionEvent>.makeStream()
+        let onEnd: @Sendable (String, (any Error)?) -> Void = { tag, error in
+            sink.yield(.end(tag, error.map { ($0 as? AMQPError)?.code }))
+        }
+        // One reader of the handlers' events for the whole test, each step driven from inside it.
+        let seen = try await within(60, "the subscriptions' deliveries and ends") {
+            var iterator = events.makeAsyncIterator()
+            let first = try await client.subscribe(
+                queue: queue, prefetch: 10, onEnd: onEnd, onDelivery: { sink.yield(.delivery($0)) })
+            var received: [InboundDelivery] = []
+            while received.count < 5, case .delivery(let delivery) = await iterator.next() { received.append(delivery) }
+            if let last = received.last { client.ack(last.deliveryTag, multiple: true) }
+            await client.cancel(first)
+            let cancelledByUs = await iterator.next()
+            let afterCancel = try await client.inspectQueue(queue)
+            // The broker cancels a subscription whose queue is deleted: onEnd gets the error.
+            let second = try await client.subscribe(
+                queue: queue, prefetch: 1, onEnd: onEnd, onDelivery: { sink.yield(.delivery($0)) })
+            try await client.deleteQueue(queue)
+            let cancelledByBroker = await iterator.next()
+            return (first, received, cancelledByUs, afterCancel, second, cancelledByBroker)
+        }
+        let (first, received, cancelledByUs, afterCancel, second, cancelledByBroker) = seen
+        #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == (0..<5).map { "m-\($0)" })
+        #expect(received.allSatisfy { $0.consumerTag == first.consumerTag })
+        guard case .end(let tag, let code) = cancelledByUs else {
+            Issue.record("expected the subscription's end, got \(String(describing: cancelledByUs))")
+            return
+        }
+        #expect(tag == first.consumerTag)
+        #expect(code == nil)
+        #expect(afterCancel == QueueInfo(name: queue, messageCount: 0, consumerCount: 0))
+        guard case .end(let brokerTag, let brokerCode) = cancelledByBroker else {
+            Issue.record("expected the broker's cancel, got \(String(describing: cancelledByBroker))")
+            return
+        }
+        #expect(brokerTag == second.consumerTag)
+        #expect(brokerCode == .consumerCancelled)
+        await client.close()
+    }
+
     @Test func forcedCloseReconnectsRedeclaresAndKeepsConsuming() async throws {
         let name = TestBroker.unique("forced-close")
         let client = try await TestBroker.connectedClient(name)

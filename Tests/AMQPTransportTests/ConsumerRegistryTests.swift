@@ -58,6 +58,6 @@ struct ConsumerRegistryTests {
     private func request(_ id: Int) -> ConsumerRequest {
         ConsumerRequest(
             id: id, queue: "q\(id)", prefetch: 10, exclusive: false, arguments: [:], consumerTag: "tag-\(id)",
-            deliveries: AsyncThrowingStream<InboundDelivery, any Error>.makeStream().continuation)
+            deliveries: .stream(AsyncThrowingStream<InboundDelivery, any Error>.makeStream().continuation))
     }
 }
