@@ -87,8 +87,8 @@ public final class AMQPClient: Sendable {
     }
 
     /// Closes the connection politely and stops the thread. Unconfirmed publishes are reported
-    /// ``PublishOutcome/connectionLost``, consumers' sequences end, and later calls fail with
-    /// ``AMQPError/Code/clientClosed``. Unacknowledged deliveries go back to their queues.
+    /// ``PublishOutcome/connectionLost``, consumers' sequences end (subscriptions' `onEnd` is called), and later
+    /// calls fail with ``AMQPError/Code/clientClosed``. Unacknowledged deliveries go back to their queues.
     public func close() async {
         let wasRunning = lifecycle.withLock { lifecycle in
             defer { lifecycle = .closed }
@@ -227,11 +227,16 @@ public final class AMQPClient: Sendable {
     }
 
     /// ``consume(queue:prefetch:exclusive:arguments:)`` without the async sequence: the connection's thread calls
-    /// `onDelivery` with each delivery as it arrives, and `onEnd` once when the consumer ends (with the consumer tag,
-    /// and the error when the broker cancelled it). No task sits between the socket and the receiver, so a delivery
+    /// `onDelivery` with each delivery as it arrives, and `onEnd` once when the consumer ends, with the consumer tag
+    /// and, when the broker cancelled the consumer or it could not be subscribed again (after a reconnect, or after
+    /// the broker closed its channel), the error. No task sits between the socket and the receiver, so a delivery
     /// costs no task switch of its own; both handlers must return at once (hand the delivery to a queue, never wait),
-    /// since the connection does nothing else meanwhile. Survives reconnects like a consumer; stop it with
-    /// ``cancel(_:)-(AMQPSubscription)``, after which `onEnd` is called without an error.
+    /// since the connection does nothing else meanwhile.
+    ///
+    /// The handlers may run before this returns: the first delivery can come as soon as the broker has the
+    /// subscription. It survives reconnects like a consumer. ``cancel(_:)-(AMQPSubscription)`` and ``close()`` end
+    /// it: `onEnd` is called without an error before `cancel` returns. A subscription that throws here never calls
+    /// its handlers.
     public func subscribe(
         queue: String, prefetch: UInt16, exclusive: Bool = false, arguments: AMQPTable = [:],
         onEnd: @escaping @Sendable (_ consumerTag: String, _ error: (any Error)?) -> Void,
@@ -240,7 +245,7 @@ public final class AMQPClient: Sendable {
         let subscription = newSubscription(queue: queue)
         try await start(
             subscription, prefetch: prefetch, exclusive: exclusive, arguments: arguments,
-            .handlers(delivery: onDelivery, end: onEnd, consumerTag: subscription.consumerTag))
+            .handlers(delivery: onDelivery, end: onEnd))
         return subscription
     }
 

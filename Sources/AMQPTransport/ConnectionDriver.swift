@@ -447,10 +447,7 @@ final class ConnectionDriver {
             try subscribe(request.id, on: link)
             return .success(())
         } catch {
-            if let consumer = consumers.remove(request.id) {
-                partial[consumer.channel] = nil
-                consumer.request.deliveries.abandon()
-            }
+            removeConsumer(request.id, finishingWith: nil, started: false)
             if error.code != .channelClosed { connectionLost(error) }
             return .failure(error)
         }
@@ -484,10 +481,15 @@ final class ConnectionDriver {
         removeConsumer(id, finishingWith: nil)
     }
 
-    private func removeConsumer(_ id: Int, finishingWith error: AMQPError?) {
+    /// Forgets a consumer and ends its deliveries; one that never `started` (its `consume` fails) is abandoned.
+    private func removeConsumer(_ id: Int, finishingWith error: AMQPError?, started: Bool = true) {
         guard let consumer = consumers.remove(id) else { return }
         partial[consumer.channel] = nil
-        consumer.request.deliveries.finish(throwing: error)
+        if started {
+            consumer.request.deliveries.finish(throwing: error, consumerTag: consumer.request.consumerTag)
+        } else {
+            consumer.request.deliveries.abandon()
+        }
     }
 
     private func settle(_ tag: DeliveryTag, _ settlement: Settlement) {

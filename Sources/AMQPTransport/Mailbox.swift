@@ -61,8 +61,7 @@ struct ConsumerRequest: Sendable {
 enum DeliverySink: Sendable {
     case stream(AsyncThrowingStream<InboundDelivery, any Error>.Continuation)
     case handlers(
-        delivery: @Sendable (InboundDelivery) -> Void, end: @Sendable (_ consumerTag: String, (any Error)?) -> Void,
-        consumerTag: String)
+        delivery: @Sendable (InboundDelivery) -> Void, end: @Sendable (_ consumerTag: String, (any Error)?) -> Void)
 
     /// Hands over one delivery; `false` when nobody takes deliveries any more (the stream's iteration ended).
     func yield(_ delivery: InboundDelivery) -> Bool {
@@ -70,17 +69,18 @@ enum DeliverySink: Sendable {
         case .stream(let continuation):
             if case .terminated = continuation.yield(delivery) { return false }
             return true
-        case .handlers(let handle, _, _):
+        case .handlers(let handle, _):
             handle(delivery)
             return true
         }
     }
 
-    /// The consumer ended: cancelled (no error), its client closed, or the broker cancelled it (`error`).
-    func finish(throwing error: (any Error)? = nil) {
+    /// The consumer ended: cancelled or its client closed (no error), or the broker cancelled it or it could not be
+    /// subscribed again (`error`).
+    func finish(throwing error: (any Error)?, consumerTag: String) {
         switch self {
         case .stream(let continuation): continuation.finish(throwing: error)
-        case .handlers(_, let end, let consumerTag): end(consumerTag, error)
+        case .handlers(_, let end): end(consumerTag, error)
         }
     }
 

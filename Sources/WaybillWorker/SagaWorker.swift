@@ -491,7 +491,8 @@ enum WorkerInput: Sendable {
     case rebalance
     /// A write to this partition was fenced: another worker owns it now. The loop no longer has it.
     case lost(OwnedPartition)
-    /// The consumer of a partition's queue ended without being cancelled (the broker cancelled it, or it could not
-    /// subscribe again after a reconnect).
+    /// The consumer of a partition's queue ended: the broker cancelled it, it could not subscribe again after a
+    /// reconnect, or this worker cancelled it (``PartitionKeeper/consumerEnded(_:consumerTag:)`` acts only on the end
+    /// of a partition's current subscription).
     case consumerEnded(Int, consumerTag: String)
 }

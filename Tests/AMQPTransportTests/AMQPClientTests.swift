@@ -212,44 +212,63 @@ struct AMQPClientTests {
         #expect(try await client.publish(sent) == Array(repeating: .confirmed, count: 5))
 
         let (events, sink) = AsyncStream<SubscriptionEvent>.makeStream()
-        let onEnd: @Sendable (String, (any Error)?) -> Void = { tag, error in
-            sink.yield(.end(tag, error.map { ($0 as? AMQPError)?.code }))
-        }
+        let onEnd: @Sendable (String, (any Error)?) -> Void = { sink.yield(.end($0, $1)) }
+        let onDelivery: @Sendable (InboundDelivery) -> Void = { sink.yield(.delivery($0)) }
         // One reader of the handlers' events for the whole test, each step driven from inside it.
         let seen = try await within(60, "the subscriptions' deliveries and ends") {
             var iterator = events.makeAsyncIterator()
             let first = try await client.subscribe(
-                queue: queue, prefetch: 10, onEnd: onEnd, onDelivery: { sink.yield(.delivery($0)) })
+                queue: queue, prefetch: 10, onEnd: onEnd, onDelivery: onDelivery)
             var received: [InboundDelivery] = []
-            while received.count < 5, case .delivery(let delivery) = await iterator.next() { received.append(delivery) }
+            var early: SubscriptionEvent?
+            while received.count < 5, let event = await iterator.next() {
+                guard case .delivery(let delivery) = event else {
+                    early = event
+                    break
+                }
+                received.append(delivery)
+            }
             if let last = received.last { client.ack(last.deliveryTag, multiple: true) }
             await client.cancel(first)
-            let cancelledByUs = await iterator.next()
+            let cancelledByUs = early == nil ? await iterator.next() : nil
             let afterCancel = try await client.inspectQueue(queue)
             // The broker cancels a subscription whose queue is deleted: onEnd gets the error.
-            let second = try await client.subscribe(
-                queue: queue, prefetch: 1, onEnd: onEnd, onDelivery: { sink.yield(.delivery($0)) })
+            let second = try await client.subscribe(queue: queue, prefetch: 1, onEnd: onEnd, onDelivery: onDelivery)
             try await client.deleteQueue(queue)
             let cancelledByBroker = await iterator.next()
-            return (first, received, cancelledByUs, afterCancel, second, cancelledByBroker)
+            // A subscription the broker refuses throws, and never calls its handlers.
+            let refused = await #expect(throws: AMQPError.self) {
+                _ = try await client.subscribe(
+                    queue: TestBroker.unique("no-such-queue"), prefetch: 1, onEnd: onEnd, onDelivery: onDelivery)
+            }
+            // Closing calls nothing more: each subscription ended once.
+            await client.close()
+            sink.finish()
+            var rest: [SubscriptionEvent] = []
+            while let event = await iterator.next() { rest.append(event) }
+            return (
+                first: first, received: received, early: early, cancelledByUs: cancelledByUs, afterCancel: afterCancel,
+                second: second, cancelledByBroker: cancelledByBroker, refused: refused?.code, rest: rest
+            )
         }
-        let (first, received, cancelledByUs, afterCancel, second, cancelledByBroker) = seen
-        #expect(received.map { String(decoding: $0.body, as: UTF8.self) } == (0..<5).map { "m-\($0)" })
-        #expect(received.allSatisfy { $0.consumerTag == first.consumerTag })
-        guard case .end(let tag, let code) = cancelledByUs else {
-            Issue.record("expected the subscription's end, got \(String(describing: cancelledByUs))")
+        #expect(seen.early == nil, "an event before the 5 deliveries: \(String(describing: seen.early))")
+        #expect(seen.received.map { String(decoding: $0.body, as: UTF8.self) } == (0..<5).map { "m-\($0)" })
+        #expect(seen.received.allSatisfy { $0.consumerTag == seen.first.consumerTag })
+        guard case .end(let tag, let error) = seen.cancelledByUs else {
+            Issue.record("expected the subscription's end, got \(String(describing: seen.cancelledByUs))")
             return
         }
-        #expect(tag == first.consumerTag)
-        #expect(code == nil)
-        #expect(afterCancel == QueueInfo(name: queue, messageCount: 0, consumerCount: 0))
-        guard case .end(let brokerTag, let brokerCode) = cancelledByBroker else {
-            Issue.record("expected the broker's cancel, got \(String(describing: cancelledByBroker))")
+        #expect(tag == seen.first.consumerTag)
+        #expect(error == nil)
+        #expect(seen.afterCancel == QueueInfo(name: queue, messageCount: 0, consumerCount: 0))
+        guard case .end(let brokerTag, let brokerError) = seen.cancelledByBroker else {
+            Issue.record("expected the broker's cancel, got \(String(describing: seen.cancelledByBroker))")
             return
         }
-        #expect(brokerTag == second.consumerTag)
-        #expect(brokerCode == .consumerCancelled)
-        await client.close()
+        #expect(brokerTag == seen.second.consumerTag)
+        #expect((brokerError as? AMQPError)?.code == .consumerCancelled)
+        #expect(seen.refused == .channelClosed)
+        #expect(seen.rest.isEmpty, "events after the ends: \(seen.rest)")
     }
 
     @Test func forcedCloseReconnectsRedeclaresAndKeepsConsuming() async throws {

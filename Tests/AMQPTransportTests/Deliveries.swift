@@ -17,9 +17,8 @@ func take(_ count: Int, from consumer: AMQPConsumer, seconds: Double = 30) async
 /// What a subscription's handlers were called with.
 enum SubscriptionEvent: Sendable {
     case delivery(InboundDelivery)
-    /// The consumer tag, and the code of the error when there was one (`Optional.some(nil)`: an error that is not an
-    /// `AMQPError`).
-    case end(String, AMQPError.Code??)
+    /// `onEnd`: the consumer tag and the error, if any.
+    case end(String, (any Error)?)
 }
 
 extension Data {
