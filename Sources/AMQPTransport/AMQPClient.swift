@@ -73,11 +73,13 @@ public final class AMQPClient: Sendable {
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let thread = Thread {
+                    // A name given before start does not reach the system (the thread keeps its creator's): named
+                    // here, so `top -H`, perf and /proc show the connection thread as such.
+                    Thread.current.name = "waybill-amqp"
                     let driver = ConnectionDriver(
                         configuration: configuration, mailbox: mailbox, status: status, logger: logger)
                     driver.run(reportingFirstConnectionTo: continuation)
                 }
-                thread.name = "waybill-amqp"
                 thread.start()
             }
         } catch {

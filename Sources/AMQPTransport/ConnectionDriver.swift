@@ -9,7 +9,8 @@ import Logging
 /// of its state needs a lock. The thread loops: run the commands callers queued in the ``Mailbox``, read
 /// every frame rabbitmq-c can give without blocking and dispatch it, then poll() the socket and the
 /// mailbox's eventfd together (bounded by a fraction of the heartbeat interval, so heartbeats are sent and
-/// checked on time).
+/// checked on time). Commands that code it calls submits (a receipt's handler acknowledging deliveries) do not
+/// wake it: it runs them before it polls again.
 ///
 /// Channels: 1 runs declarations and other synchronous operations, 2 publishes in confirm mode, and each
 /// consumer has its own channel from 3 up, so a `multiple` ack covers only that consumer's deliveries.
@@ -64,6 +65,7 @@ final class ConnectionDriver {
 
     /// Connects, reports the outcome of that first attempt, then serves until the client closes.
     func run(reportingFirstConnectionTo firstConnection: CheckedContinuation<Void, any Error>) {
+        mailbox.adoptCurrentThread()
         do {
             try establish()
         } catch {
@@ -95,7 +97,7 @@ final class ConnectionDriver {
     }
 
     private func waitForActivity(on link: BrokerLink) {
-        if link.hasBufferedInput { return }
+        if link.hasBufferedInput || mailbox.hasCommands { return }
         let heartbeat = configuration.heartbeatSeconds
         let timeout = Int32(heartbeat > 0 ? min(1000, max(100, heartbeat * 250)) : 1000)
         var descriptors = [
@@ -114,7 +116,7 @@ final class ConnectionDriver {
             let milliseconds =
                 remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
             var descriptor = pollfd(fd: mailbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
-            _ = poll(&descriptor, 1, Int32(clamping: max(1, milliseconds)))
+            if !mailbox.hasCommands { _ = poll(&descriptor, 1, Int32(clamping: max(1, milliseconds))) }
             handle(mailbox.takeAll())
         }
     }

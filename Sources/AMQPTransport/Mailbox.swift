@@ -102,6 +102,9 @@ final class Mailbox: Sendable {
         var commands: [Command] = []
         /// Only while a connection thread runs; before ``reopen()`` callers get an immediate refusal.
         var accepting = false
+        /// The connection thread, once it runs: what it submits itself (from a handler it calls) needs no wake-up,
+        /// since it looks at the queue before it polls.
+        var owner: pthread_t?
     }
 
     init() throws(AMQPError) {
@@ -117,13 +120,23 @@ final class Mailbox: Sendable {
     /// Queues a command for the connection thread; `false` when the thread no longer accepts work (the
     /// caller must then answer the command itself).
     func submit(_ command: Command) -> Bool {
-        let accepted = state.withLock { state in
-            guard state.accepting else { return false }
+        let caller = pthread_self()
+        let (accepted, wake) = state.withLock { state in
+            guard state.accepting else { return (false, false) }
             state.commands.append(command)
-            return true
+            return (true, state.owner.map { pthread_equal($0, caller) == 0 } ?? true)
         }
-        if accepted { eventfd_write(wakeDescriptor, 1) }
+        if wake { eventfd_write(wakeDescriptor, 1) }
         return accepted
+    }
+
+    /// Whether commands wait: the connection thread checks before it polls, since its own commands do not wake it.
+    var hasCommands: Bool { state.withLock { !$0.commands.isEmpty } }
+
+    /// Marks the calling thread as the connection thread (see ``submit(_:)``).
+    func adoptCurrentThread() {
+        let thread = pthread_self()
+        state.withLock { $0.owner = thread }
     }
 
     /// Takes every queued command. Clears the wake-up signal first, so a command submitted meanwhile
@@ -141,6 +154,7 @@ final class Mailbox: Sendable {
     func shutDown() -> [Command] {
         state.withLock { state in
             state.accepting = false
+            state.owner = nil
             defer { state.commands.removeAll() }
             return state.commands
         }

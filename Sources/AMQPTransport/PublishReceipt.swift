@@ -4,11 +4,16 @@ import Synchronization
 /// work while the broker confirms.
 ///
 /// Every receipt is settled exactly once, by the connection thread (confirms, a lost connection) or when the client
-/// closes; ``outcomes()`` may be awaited by any number of tasks, before or after that.
+/// closes; ``outcomes()`` may be awaited by any number of tasks, before or after that, and ``onSettled(_:)`` handlers
+/// run on the thread that settles it.
 public final class PublishReceipt: Sendable {
+    private typealias Waiter = CheckedContinuation<Result<[PublishOutcome], AMQPError>, Never>
+    private typealias Handler = @Sendable (Result<[PublishOutcome], AMQPError>) -> Void
+
     private struct State {
         var result: Result<[PublishOutcome], AMQPError>?
-        var waiters: [CheckedContinuation<Result<[PublishOutcome], AMQPError>, Never>] = []
+        var waiters: [Waiter] = []
+        var handlers: [Handler] = []
     }
 
     private let state = Mutex(State())
@@ -33,15 +38,33 @@ public final class PublishReceipt: Sendable {
         return try result.get()
     }
 
+    /// Calls `handler` with the outcomes once the receipt is settled: on the connection thread, as it reads the last
+    /// confirm, without waking a task; at once, on the caller's thread, when the receipt is settled already (or the
+    /// client refused the batch). The connection reads nothing while a handler runs, so a handler must not block or
+    /// wait for the broker; it may call the client's non-waiting methods (``AMQPClient/ack(_:multiple:)``,
+    /// ``AMQPClient/send(_:in:)``).
+    public func onSettled(_ handler: @escaping @Sendable (Result<[PublishOutcome], AMQPError>) -> Void) {
+        let ready: Result<[PublishOutcome], AMQPError>? = state.withLock { state in
+            if let result = state.result { return result }
+            state.handlers.append(handler)
+            return nil
+        }
+        if let ready { handler(ready) }
+    }
+
     /// Settles the receipt; later calls are ignored.
     func settle(_ result: Result<[PublishOutcome], AMQPError>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Result<[PublishOutcome], AMQPError>, Never>] in
-            guard state.result == nil else { return [] }
+        let (waiters, handlers) = state.withLock { state -> ([Waiter], [Handler]) in
+            guard state.result == nil else { return ([], []) }
             state.result = result
-            defer { state.waiters.removeAll() }
-            return state.waiters
+            defer {
+                state.waiters.removeAll()
+                state.handlers.removeAll()
+            }
+            return (state.waiters, state.handlers)
         }
         for waiter in waiters { waiter.resume(returning: result) }
+        for handler in handlers { handler(result) }
     }
 }
 

@@ -39,8 +39,8 @@ final class BatchLoop: Sendable {
     private let afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
     /// Batches sent and not yet settled, at most `publish_window`.
     private let window: PublishWindow
-    /// Sent batches, in order, for ``settle()``.
-    private let settling = WorkQueue<InFlight>()
+    /// Sent batches, settled in the order they were sent as their confirms come in.
+    private let settling = SettlingOrder<InFlight, Result<[PublishOutcome], AMQPError>>()
     /// The order every batch is sent in, and whether a batch of it was lost with its channel (the later ones are then
     /// refused unsent): the sequence is replaced once the outbox rows it lost are published again.
     private let sequence = Mutex((current: PublishSequence(), broken: false))
@@ -158,8 +158,8 @@ final class BatchLoop: Sendable {
     // MARK: - One batch
 
     /// The hot loop's half of a batch: read, decide, commit, send. It returns as soon as the batch's messages are
-    /// handed to the client; ``settle()`` waits for their confirms and settles the deliveries, in batch order, while
-    /// this goes on with the next batch. Nothing is acknowledged before its commit (the commit is done here, before
+    /// handed to the client; the batch is settled (its deliveries acknowledged, its confirmed rows noted) when its
+    /// confirms are in, in batch order, while this goes on with the next batch. Nothing is acknowledged before its commit (the commit is done here, before
     /// the send), and one saga's messages keep their order (batches go out in order on one ``PublishSequence``).
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
@@ -346,12 +346,19 @@ final class BatchLoop: Sendable {
         let messages =
             relays.map(\.message)
             + committed.flatMap { $0.work.relays.map(\.message) + $0.outbox.map(Self.outbound) }
-        // Every batch is settled by `settle()`, in order, even one with nothing to publish: a `multiple` ack of its
-        // deliveries must not overtake an earlier batch's deliveries still waiting for their confirms.
+        // Every batch is settled in order, even one with nothing to publish: a `multiple` ack of its deliveries must
+        // not overtake an earlier batch's deliveries still waiting for their confirms. The thread that completes the
+        // oldest batch settles it, usually the connection's as it reads the confirm, so no task wakes for it and the
+        // acknowledgements go out on that thread's next turn.
         await window.reserve()
-        let receipt = client.send(messages, in: sequence.withLock { $0.current })
-        settling.push(
-            InFlight(batch: batch, receipt: receipt, relays: relays, committed: committed, dropped: dropped))
+        let number = settling.append(
+            InFlight(batch: batch, relays: relays, committed: committed, dropped: dropped))
+        client.send(messages, in: sequence.withLock { $0.current }).onSettled { result in
+            self.settling.complete(number, with: result) { entry, result in
+                self.settle(entry, self.outcomes(of: entry, result))
+                self.window.release()
+            }
+        }
         if failed { try? await Task.sleep(for: .milliseconds(200)) }
     }
 
@@ -392,29 +399,10 @@ final class BatchLoop: Sendable {
     /// A batch whose commits are done and whose messages are with the broker, waiting for its confirms.
     private struct InFlight: Sendable {
         var batch: [WorkerInput]
-        var receipt: PublishReceipt
         var relays: [Relay]
         var committed: [Committed]
         /// Deliveries acknowledged with the batch, in its order, with nothing published for them.
         var dropped: [InboundDelivery]
-    }
-
-    /// The other half of every batch, on a task of its own until ``stopSettling()``: waits for each batch's confirms
-    /// in the order the batches were sent, notes the confirmed outbox rows (the partition's next commit deletes
-    /// them), marks partitions whose rows were not confirmed, then requeues and acknowledges the batch's deliveries.
-    func settle() async {
-        while let entries = await settling.nextBatch(max: window.size) {
-            for entry in entries {
-                settle(entry, await outcomes(of: entry))
-                window.release()
-            }
-        }
-    }
-
-    /// Ends ``settle()`` once every batch sent so far is settled.
-    func stopSettling() async {
-        await drain()
-        settling.finish()
     }
 
     /// Returns once every batch sent is settled: its deliveries acknowledged or requeued, its confirmed outbox rows
@@ -423,9 +411,9 @@ final class BatchLoop: Sendable {
         await window.waitUntilEmpty()
     }
 
-    private func outcomes(of entry: InFlight) async -> [PublishOutcome] {
+    private func outcomes(of entry: InFlight, _ result: Result<[PublishOutcome], AMQPError>) -> [PublishOutcome] {
         do {
-            return try await entry.receipt.outcomes()
+            return try result.get()
         } catch {
             let count = entry.relays.count + entry.committed.reduce(0) { $0 + $1.work.relays.count + $1.outbox.count }
             if count > 0 { logger.warning("publish of \(count) messages failed: \(error)") }
@@ -433,6 +421,9 @@ final class BatchLoop: Sendable {
         }
     }
 
+    /// The other half of every batch, once its confirms are in (on the thread that completed it, usually the
+    /// connection's, so it must not block): notes the confirmed outbox rows (the partition's next commit deletes them),
+    /// marks partitions whose rows were not confirmed, then requeues and acknowledges the batch's deliveries.
     private func settle(_ entry: InFlight, _ published: [PublishOutcome]) {
         afterPublish?(entry.batch, published.count)
         if published.contains(where: Self.channelLost) { sequence.withLock { $0.broken = true } }

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// How many committed batches may wait for their broker confirms at once: the hot loop takes a slot before it sends
-/// a batch, the settling task gives it back once the batch is settled (acks sent, confirmed rows noted).
+/// a batch, and gets it back once the batch is settled (acks sent, confirmed rows noted).
 ///
 /// Bounding the window bounds the deliveries and messages held in memory, and, once it is full, lets inputs pile up
 /// into bigger batches: the loop's batches grow with the load instead of by configuration.

@@ -381,7 +381,6 @@ public final class SagaWorker: Service, Sendable {
                     }
                 }
             }
-            group.addTask { await loop.settle() }
             if let retention = configuration.archiveAfter {
                 let archiver = Archiver(
                     retention: retention, interval: configuration.archiveInterval, batch: configuration.archiveBatch,
@@ -418,7 +417,7 @@ public final class SagaWorker: Service, Sendable {
                     owned.withLock { $0 = loop.partitions.numbers }
                 }
             }
-            await loop.stopSettling()
+            await loop.drain()
             group.cancelAll()
         }
         // Drain: no new work (the routers stopped with their tasks; the partitions' consumers are cancelled one by

@@ -1,5 +1,6 @@
 import AMQPTransport
 import Foundation
+import Synchronization
 import Testing
 import WaybillTestSupport
 
@@ -205,11 +206,7 @@ struct AMQPClientTests {
         "a subscription hands deliveries to its handler in order and calls onEnd once: without an error when cancelled, with consumerCancelled when the broker cancels it"
     )
     func subscriptionHandlersGetDeliveriesAndTheEnd() async throws {
-        let client = try await TestBroker.connectedClient(TestBroker.unique("subscribe"))
-        let queue = TestBroker.unique("subscribe.q")
-        _ = try await client.declareQueue(QueueDeclaration(name: queue, durable: false))
-        let sent = (0..<5).map { OutboundMessage(exchange: "", routingKey: queue, body: Data("m-\($0)")) }
-        #expect(try await client.publish(sent) == Array(repeating: .confirmed, count: 5))
+        let (client, queue) = try await clientWithQueue("subscribe", holding: 5)
 
         let (events, sink) = AsyncStream<SubscriptionEvent>.makeStream()
         let onEnd: @Sendable (String, (any Error)?) -> Void = { sink.yield(.end($0, $1)) }
@@ -269,6 +266,58 @@ struct AMQPClientTests {
         #expect((brokerError as? AMQPError)?.code == .consumerCancelled)
         #expect(seen.refused == .channelClosed)
         #expect(seen.rest.isEmpty, "events after the ends: \(seen.rest)")
+    }
+
+    @Test(
+        "a receipt's onSettled handler runs once with the outcomes, on the connection thread, and what it acknowledges there goes out; registered late, it runs at once"
+    )
+    func receiptHandlersRunOnTheConnectionThread() async throws {
+        let (client, queue) = try await clientWithQueue("on-settled", holding: 3)
+        let consumer = try await client.consume(queue: queue, prefetch: 10)
+        let deliveries = try await take(3, from: consumer)
+        let last = try #require(deliveries.last)
+
+        // The handler acknowledges the deliveries from inside: the connection thread runs that ack before it polls.
+        typealias Call = (outcomes: [PublishOutcome]?, thread: String?, inline: Bool)
+        let (calls, sink) = AsyncStream<Call>.makeStream()
+        let registered = Mutex(false)
+        let receipt = client.send([OutboundMessage(exchange: "", routingKey: queue, body: Data("m-3"))])
+        receipt.onSettled { result in
+            if case .success = result { client.ack(last.deliveryTag, multiple: true) }
+            sink.yield((try? result.get(), Thread.current.name, !registered.withLock { $0 }))
+        }
+        registered.withLock { $0 = true }
+        let first = try await within(30, "the handler") {
+            var iterator = calls.makeAsyncIterator()
+            return await iterator.next()
+        }
+        #expect(first?.outcomes == [.confirmed])
+        #expect(try await receipt.outcomes() == [.confirmed])
+        // Settled already: a handler registered now runs before onSettled returns.
+        let late = Mutex<[PublishOutcome]?>(nil)
+        receipt.onSettled { result in late.withLock { $0 = try? result.get() } }
+        #expect(late.withLock { $0 } == [.confirmed])
+        // The fourth message came to the consumer; cancelling returns it (unacknowledged) but not the three the
+        // handler acknowledged.
+        let fourth = try await take(1, from: consumer)
+        #expect(fourth.map { String(decoding: $0.body, as: UTF8.self) } == ["m-3"])
+        await client.cancel(consumer)
+        #expect(try await client.inspectQueue(queue).messageCount == 1)
+
+        try await client.deleteQueue(queue)
+        await client.close()
+        sink.finish()
+        // Once only, and on the connection thread (unless the confirm beat the registration: then it ran inline).
+        var rest: [Call] = []
+        for await call in calls { rest.append(call) }
+        #expect(rest.isEmpty)
+        #expect(first?.inline == true || first?.thread == "waybill-amqp", "\(String(describing: first))")
+        let refused = client.send([OutboundMessage(exchange: "", routingKey: queue, body: Data())])
+        let code = Mutex<AMQPError.Code?>(nil)
+        refused.onSettled { result in
+            if case .failure(let error) = result { code.withLock { $0 = error.code } }
+        }
+        #expect(code.withLock { $0 } == .clientClosed)
     }
 
     @Test func forcedCloseReconnectsRedeclaresAndKeepsConsuming() async throws {
