@@ -51,6 +51,11 @@ public struct BenchReport: Sendable {
     public var overhead: LatencySummary?
     /// The CPU the machine spent during the step-overhead run, by party.
     var overheadCPU: CPUUsage?
+    /// The same run through the pattern replay: reply consumed -> its next commands confirmed, without an engine or
+    /// SQLite, so the least the messages alone take at that rate on this broker and machine.
+    public var overheadFloor: LatencySummary?
+    /// The CPU the machine spent during the floor's run.
+    var overheadFloorCPU: CPUUsage?
     /// Sagas the memory run reached.
     public var memorySagas: Int
     /// The worker's peak resident set (VmHWM) in bytes, `nil` when the run was skipped.
@@ -63,10 +68,13 @@ public struct BenchReport: Sendable {
     /// Below this idle share during the step-overhead run, the report says its figures include waiting for a CPU.
     static let saturatedIdleShare = 0.15
 
-    /// Takes the step-overhead run's figures, with a note when the machine had next to no idle CPU meanwhile.
-    mutating func record(_ run: StepOverhead) {
+    /// Takes the step-overhead runs' figures, with a note when the machine had next to no idle CPU during the workers'.
+    mutating func record(_ runs: OverheadRuns) {
+        let run = runs.workers
         overhead = run.latency
         overheadCPU = run.cpu
+        overheadFloor = runs.floor?.latency
+        overheadFloorCPU = runs.floor?.cpu
         if let idle = run.cpu.idleShare, idle < Self.saturatedIdleShare {
             notes.append(
                 "the CPUs were \(Format.fixed(idle * 100, 0)) % idle during the step-overhead run: at that rate the "
@@ -167,6 +175,13 @@ public struct BenchReport: Sendable {
             )
         } else {
             lines.append("  no replies measured")
+        }
+        if let floor = overheadFloor {
+            lines.append(
+                "  floor, the same orders through the pattern replay (raw AMQP, no engine, no SQLite): p50 "
+                    + "\(Format.milliseconds(floor.p50)) · p99 \(Format.milliseconds(floor.p99)) · max "
+                    + "\(Format.milliseconds(floor.max)) over \(Format.grouped(floor.count)) replies")
+            if let overheadFloorCPU { lines.append("  CPU meanwhile: \(overheadFloorCPU.sharesText(cores: cores))") }
         }
         lines.append(
             "Memory: peak RSS (VmHWM) of a `waybill worker` child process holding \(Format.grouped(memorySagas)) sagas "

@@ -210,7 +210,7 @@ public enum BenchRunner {
     /// the machine hits both alike) and the step-overhead run, on one pool.
     private static func throughputAndOverhead(
         _ options: BenchOptions, probe: CPUProbe, logger: Logger, say: @escaping @Sendable (String) -> Void
-    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase, overhead: StepOverhead, rate: Double) {
+    ) async throws -> (endToEnd: BenchPhase, ceiling: BenchPhase, overhead: OverheadRuns, rate: Double) {
         let simulator = try options.shape.simulator(orders: stockedOrders(options))
         let observed = ObservedBatches()
         let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
@@ -226,8 +226,8 @@ public enum BenchRunner {
                 let phases = try await alternateRounds(
                     options, probe: probe, endToEnd: endToEnd, replay: replay, say: say)
                 let rate = overheadRate(phases.endToEnd)
-                let overhead = try await measureOverhead(
-                    options, feed: feed, observed: observed, rate: rate, probe: probe, say: say)
+                let overhead = try await measureOverheads(
+                    options, feed: feed, observed: observed, replay: replay, rate: rate, probe: probe, say: say)
                 return (phases.endToEnd, phases.ceiling, overhead, rate)
             }
         }
@@ -285,11 +285,12 @@ public enum BenchRunner {
         }
     }
 
-    /// The step-overhead run alone, with in-process workers on a new pool (after the worker processes' rounds).
+    /// The step-overhead runs alone, with in-process workers on a new pool (after the worker processes' rounds) and a
+    /// pattern replay.
     private static func overheadOnly(
         _ options: BenchOptions, rate: Double, probe: CPUProbe, logger: Logger,
         say: @escaping @Sendable (String) -> Void
-    ) async throws -> StepOverhead {
+    ) async throws -> OverheadRuns {
         let simulator = try options.shape.simulator(orders: stockedOrders(options))
         let observed = ObservedBatches()
         let setup = try stageSetup(options, workers: options.workers, simulator: simulator, observed: observed)
@@ -297,8 +298,10 @@ public enum BenchRunner {
             let feed = OrderFeed(
                 publisher: stage.publisher, monitor: stage.monitor, isRunning: { stage.isRunning }, rate: nil,
                 maxInFlight: options.inFlight, timeout: options.phaseTimeout, progressInterval: .seconds(5))
-            return try await measureOverhead(
-                options, feed: feed, observed: observed, rate: rate, probe: probe, say: say)
+            return try await withPatternReplay(options, logger: logger) { replay in
+                try await measureOverheads(
+                    options, feed: feed, observed: observed, replay: replay, rate: rate, probe: probe, say: say)
+            }
         }
     }
 
@@ -396,15 +399,28 @@ public enum BenchRunner {
             + usage.sharesText(cores: probe.cores)
     }
 
-    /// The step-overhead run: orders at `rate` for `options.overheadDuration`, the in-process workers' reply ->
-    /// confirmed durations recorded meanwhile.
+    /// The step-overhead run through the workers, then the same through the pattern replay (its floor).
+    private static func measureOverheads(
+        _ options: BenchOptions, feed: OrderFeed, observed: ObservedBatches, replay: ReplayRig, rate: Double,
+        probe: CPUProbe, say: @escaping @Sendable (String) -> Void
+    ) async throws -> OverheadRuns {
+        say(
+            "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
+                + (options.overheadRate == nil ? "(half the end-to-end rate) ..." : "(--overhead-rate) ..."))
+        let workers = try await measureOverhead(
+            options, feed: feed, observed: observed, rate: rate, probe: probe, say: say)
+        say("[overhead] its floor: the same orders through the pattern replay (raw AMQP) ...")
+        let floor = try await measureOverhead(
+            options, feed: replay.feed, observed: replay.observed, rate: rate, probe: probe, say: say)
+        return OverheadRuns(workers: workers, floor: floor)
+    }
+
+    /// One step-overhead run: orders at `rate` for `options.overheadDuration`, the reply -> confirmed durations
+    /// `observed` meanwhile.
     private static func measureOverhead(
         _ options: BenchOptions, feed: OrderFeed, observed: ObservedBatches, rate: Double, probe: CPUProbe,
         say: @escaping @Sendable (String) -> Void
     ) async throws -> StepOverhead {
-        say(
-            "[overhead] step overhead: \(Format.fixed(rate, 0)) orders/s for \(options.overheadDuration.readable) "
-                + (options.overheadRate == nil ? "(half the end-to-end rate) ..." : "(--overhead-rate) ..."))
         observed.startRecording()
         let count = max(10, Int(rate * options.overheadDuration.inSeconds))
         var paced = feed
@@ -429,6 +445,7 @@ public enum BenchRunner {
         _ options: BenchOptions, logger: Logger, body: @escaping @Sendable (ReplayRig) async throws -> T
     ) async throws -> T {
         let names = try DemoNames(namespace: "bench-replay")
+        let observed = ObservedBatches()
         let source = try String(contentsOfFile: options.workflowFile, encoding: .utf8)
         let workflow = try WorkflowLoader.load(
             yaml: try names.rewrite(workflowText: source, file: options.workflowFile), file: options.workflowFile)
@@ -440,7 +457,7 @@ public enum BenchRunner {
         let (driver, replayClient, participantsClient) = (clients[0], clients[1], clients[2])
         let replay = PatternReplay(
             client: replayClient, configuration: names.workerConfiguration(number: 1), workflow: workflow,
-            logger: logger)
+            logger: logger, observer: observed.observe)
         func removeTopology() async {
             await replay.remove()
             _ = try? await driver.deleteQueue(names.participantsQueue)
@@ -468,7 +485,8 @@ public enum BenchRunner {
                 publisher: OrderPublisher(client: driver, trigger: workflow.trigger, monitor: monitor),
                 monitor: monitor, isRunning: { true }, rate: nil, maxInFlight: options.inFlight,
                 timeout: options.phaseTimeout, progressInterval: .seconds(5))
-            let rig = ReplayRig(feed: feed, monitor: monitor, simulator: replaySimulator, replay: replay)
+            let rig = ReplayRig(
+                feed: feed, monitor: monitor, simulator: replaySimulator, replay: replay, observed: observed)
             result = await withTaskGroup(of: Void.self) { group in
                 group.addTask { try? await participants.run() }
                 group.addTask { try? await replay.run() }
@@ -508,10 +526,19 @@ private struct ReplayRig: Sendable {
     var monitor: SagaMonitor
     var simulator: ParticipantSimulator
     var replay: PatternReplay
+    /// The replay's batches: its reply -> confirmed durations while recording (the step-overhead floor).
+    var observed: ObservedBatches
 }
 
-/// The in-process workers' batches as the bench sees them: message totals always, reply -> confirmed durations while
-/// recording (the step-overhead run).
+/// The step-overhead runs at one rate: through the workers, and through the pattern replay (no engine, no SQLite),
+/// the floor of what the same messages take on this broker and machine.
+struct OverheadRuns: Sendable {
+    var workers: StepOverhead
+    var floor: StepOverhead?
+}
+
+/// The in-process workers' (or the pattern replay's) batches as the bench sees them: message totals always, reply ->
+/// confirmed durations while recording (the step-overhead runs).
 final class ObservedBatches: Sendable {
     private struct State {
         var counts = MessageCounts()

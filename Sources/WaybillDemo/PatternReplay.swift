@@ -28,17 +28,22 @@ final class PatternReplay: Sendable {
     private let partitionCount: Int
     private let logger: Logger
     private let counters = Mutex(Counts())
+    /// Told of each batch once its publish is confirmed, with how long each reply in it took from its arrival: the
+    /// same figures a worker's batch observer gives, for the step-overhead floor.
+    private let observer: (@Sendable (WorkerBatchTiming) -> Void)?
 
     /// A replay of `workflow` under `configuration`'s names (exchanges, pool name), batch size and prefetch.
     init(
         client: AMQPClient, configuration: WorkerConfiguration, workflow: WorkflowDefinition,
-        partitionCount: Int = PoolDirectory.defaultPartitionCount, logger: Logger
+        partitionCount: Int = PoolDirectory.defaultPartitionCount, logger: Logger,
+        observer: (@Sendable (WorkerBatchTiming) -> Void)? = nil
     ) {
         self.client = client
         self.configuration = configuration
         self.workflow = workflow
         self.partitionCount = partitionCount
         self.logger = logger
+        self.observer = observer
     }
 
     /// The counts so far.
@@ -81,14 +86,16 @@ final class PatternReplay: Sendable {
                         queue: configuration.partitionQueue(partition), prefetch: configuration.prefetch)
                 ))
         }
-        let inbox = WorkQueue<(ScriptedSagas.Queue, InboundDelivery)>()
+        let inbox = WorkQueue<Arrival>()
         var script = ScriptedSagas(workflow: workflow, configuration: configuration, partitionCount: partitionCount)
         await withTaskCancellationHandler {
             await withTaskGroup(of: Void.self) { group in
                 for (queue, consumer) in consumers {
                     group.addTask {
                         do {
-                            for try await delivery in consumer { inbox.push((queue, delivery)) }
+                            for try await delivery in consumer {
+                                inbox.push(Arrival(queue: queue, delivery: delivery, at: ContinuousClock.now))
+                            }
                         } catch {
                             inbox.finish()
                         }
@@ -104,13 +111,21 @@ final class PatternReplay: Sendable {
         }
     }
 
-    private func process(_ batch: [(ScriptedSagas.Queue, InboundDelivery)], script: inout ScriptedSagas) async {
+    /// A delivery, where it came from and when.
+    private struct Arrival: Sendable {
+        var queue: ScriptedSagas.Queue
+        var delivery: InboundDelivery
+        var at: ContinuousClock.Instant
+    }
+
+    private func process(_ batch: [Arrival], script: inout ScriptedSagas) async {
         var outgoing: [OutboundMessage] = []
         outgoing.reserveCapacity(batch.count * 2)
         let abandonedBefore = script.abandoned
-        for (queue, delivery) in batch {
+        for arrival in batch {
+            let delivery = arrival.delivery
             outgoing.append(
-                contentsOf: script.receive(from: queue, properties: delivery.properties, body: delivery.body))
+                contentsOf: script.receive(from: arrival.queue, properties: delivery.properties, body: delivery.body))
         }
         if script.abandoned > abandonedBefore {
             logger.error(
@@ -123,9 +138,20 @@ final class PatternReplay: Sendable {
                 logger.error("pattern replay: publish failed: \(error)")
             }
         }
+        if let observer {
+            let confirmed = ContinuousClock.now
+            let replies = batch.filter { arrival in
+                if case .partition = arrival.queue { return WorkerBatchTiming.isReply(arrival.delivery) }
+                return false
+            }
+            observer(
+                WorkerBatchTiming(
+                    inputs: batch.count, replyToConfirmed: replies.map { confirmed - $0.at },
+                    published: outgoing.count))
+        }
         var highest: [String: DeliveryTag] = [:]
-        for (_, delivery) in batch {
-            highest[delivery.consumerTag] = delivery.deliveryTag
+        for arrival in batch {
+            highest[arrival.delivery.consumerTag] = arrival.delivery.deliveryTag
         }
         for tag in highest.values { client.ack(tag, multiple: true) }
         counters.withLock { counts in

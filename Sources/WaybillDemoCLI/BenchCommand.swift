@@ -21,7 +21,7 @@ struct BenchCommand: AsyncParsableCommand {
             SQLite, in rounds alternating with 1; the ratio of 1 to 2; messages per saga of both side by side; \
             CPU per saga, the broker's CPU share and the machine's idle share during both;
               3. step overhead: a reply consumed by the worker -> its next command confirmed, p50/p99, at half the \
-            rate of 1, with the workers in this process;
+            rate of 1, with the workers in this process; then its floor, the same through the pattern replay;
               4. memory: peak RSS of a `waybill worker` child process holding 100,000 sagas in flight whose \
             participants never reply.
             docs/bench.md explains every figure. Build in release mode for meaningful figures: swift build -c \

@@ -237,9 +237,7 @@ public final class SagaWorker: Service, Sendable {
         var afterPublish: (@Sendable ([WorkerInput], Int) -> Void)?
         if let timing { afterPublish = { timing.published($0, messages: $1) } }
         let deliver: @Sendable (WorkerInput) -> Void = { input in
-            if let timing, case .delivery(.partition, let delivery) = input,
-                delivery.properties.headers[WireHeader.input] == nil, delivery.exchange.isEmpty
-            {
+            if let timing, case .delivery(.partition, let delivery) = input, WorkerBatchTiming.isReply(delivery) {
                 timing.arrived(delivery.deliveryTag)
             }
             queue.push(input)
@@ -437,6 +435,20 @@ public struct WorkerBatchTiming: Sendable {
     public var replyToConfirmed: [Duration]
     /// Messages the batch published (commands, events, forwards, dead letters, answers to repairs), confirmed or not.
     public var published: Int = 0
+
+    /// The figures of one batch.
+    public init(inputs: Int, replyToConfirmed: [Duration], published: Int = 0) {
+        self.inputs = inputs
+        self.replyToConfirmed = replyToConfirmed
+        self.published = published
+    }
+
+    /// Whether a delivery from a partition queue is a participant's reply, the kind whose duration is measured: not a
+    /// forwarded start (which carries an input header) nor a message of a wait step (which comes through an
+    /// exchange; replies come by the default exchange).
+    public static func isReply(_ delivery: InboundDelivery) -> Bool {
+        delivery.properties.headers[WireHeader.input] == nil && delivery.exchange.isEmpty
+    }
 }
 
 /// Arrival instants of replies, matched with their batch's publish.

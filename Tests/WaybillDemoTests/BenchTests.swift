@@ -263,12 +263,14 @@ struct BenchTests {
             var report = BenchReport(options: options)
             report.cores = 2
             report.record(
-                StepOverhead(
-                    latency: latency,
-                    cpu: CPUUsage(
-                        wall: .seconds(1), bench: Int(ProcFS.ticksPerSecond), workers: nil,
-                        broker: Int(ProcFS.ticksPerSecond) * (100 - 2 * idle) / 100, machineIdle: idle,
-                        machineTotal: 100)))
+                OverheadRuns(
+                    workers: StepOverhead(
+                        latency: latency,
+                        cpu: CPUUsage(
+                            wall: .seconds(1), bench: Int(ProcFS.ticksPerSecond), workers: nil,
+                            broker: Int(ProcFS.ticksPerSecond) * (100 - 2 * idle) / 100, machineIdle: idle,
+                            machineTotal: 100)),
+                    floor: nil))
             return report
         }
         let saturated = report(idle: 9)
@@ -277,5 +279,28 @@ struct BenchTests {
         let roomy = report(idle: 40)
         #expect(roomy.text.contains("  CPU meanwhile: broker 10 % · bench 50 % · idle 40 % · else 0 % of 2 CPUs"))
         #expect(!roomy.notes.contains { $0.contains("step-overhead run") })
+        #expect(!roomy.text.contains("floor"), "no floor line without a floor run")
+    }
+
+    @Test func theStepOverheadFloorIsPrintedBelowTheWorkersFigures() throws {
+        var report = BenchReport(
+            options: BenchOptions(broker: BrokerAddress(url: "amqp://guest@127.0.0.1:5672/"), quick: true))
+        report.cores = 2
+        let ticks = Int(ProcFS.ticksPerSecond)
+        let cpu = CPUUsage(
+            wall: .seconds(1), bench: ticks / 2, workers: nil, broker: ticks / 2, machineIdle: 50, machineTotal: 100)
+        let floor = try #require(LatencySummary([.milliseconds(4), .milliseconds(6)]))
+        report.record(
+            OverheadRuns(
+                workers: StepOverhead(latency: LatencySummary([.milliseconds(9), .milliseconds(11)]), cpu: cpu),
+                floor: StepOverhead(latency: floor, cpu: cpu)))
+        let lines = report.text.split(separator: "\n").map(String.init)
+        let target = try #require(lines.firstIndex { $0.hasPrefix("  target p50 <= 2.00 ms: MISSED") })
+        #expect(
+            lines[target + 1]
+                == "  floor, the same orders through the pattern replay (raw AMQP, no engine, no SQLite): p50 "
+                + "\(Format.milliseconds(floor.p50)) · p99 \(Format.milliseconds(floor.p99)) · max 6.00 ms over 2 replies"
+        )
+        #expect(lines[target + 2] == "  CPU meanwhile: broker 25 % · bench 25 % · idle 50 % · else 0 % of 2 CPUs")
     }
 }
