@@ -39,10 +39,10 @@ public final class PublishReceipt: Sendable {
     }
 
     /// Calls `handler` with the outcomes once the receipt is settled: on the connection thread, as it reads the last
-    /// confirm, without waking a task; at once, on the caller's thread, when the receipt is settled already (or the
-    /// client refused the batch). The connection reads nothing while a handler runs, so a handler must not block or
-    /// wait for the broker; it may call the client's non-waiting methods (``AMQPClient/ack(_:multiple:)``,
-    /// ``AMQPClient/send(_:in:)``).
+    /// confirm, without waking a task, and before any task awaiting ``outcomes()`` resumes; at once, on the caller's
+    /// thread, when the receipt is settled already (or the client refused the batch). The connection reads nothing
+    /// while a handler runs, so a handler must not block or wait for the broker; it may call the client's non-waiting
+    /// methods (``AMQPClient/ack(_:multiple:)``, ``AMQPClient/send(_:in:)``).
     public func onSettled(_ handler: @escaping @Sendable (Result<[PublishOutcome], AMQPError>) -> Void) {
         let ready: Result<[PublishOutcome], AMQPError>? = state.withLock { state in
             if let result = state.result { return result }
@@ -63,8 +63,9 @@ public final class PublishReceipt: Sendable {
             }
             return (state.waiters, state.handlers)
         }
-        for waiter in waiters { waiter.resume(returning: result) }
+        // Handlers first: a task that awaits the outcomes finds whatever a handler recorded.
         for handler in handlers { handler(result) }
+        for waiter in waiters { waiter.resume(returning: result) }
     }
 }
 

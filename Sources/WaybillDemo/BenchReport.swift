@@ -68,16 +68,17 @@ public struct BenchReport: Sendable {
     /// Below this idle share during the step-overhead run, the report says its figures include waiting for a CPU.
     static let saturatedIdleShare = 0.15
 
-    /// Takes the step-overhead runs' figures, with a note when the machine had next to no idle CPU during the workers'.
+    /// Takes the step-overhead runs' figures, with a note for each run during which the machine had next to no idle CPU.
     mutating func record(_ runs: OverheadRuns) {
         let run = runs.workers
         overhead = run.latency
         overheadCPU = run.cpu
         overheadFloor = runs.floor?.latency
         overheadFloorCPU = runs.floor?.cpu
-        if let idle = run.cpu.idleShare, idle < Self.saturatedIdleShare {
+        for (cpu, name) in [(run.cpu, "the step-overhead run"), (runs.floor?.cpu, "the floor's run")] {
+            guard let idle = cpu?.idleShare, idle < Self.saturatedIdleShare else { continue }
             notes.append(
-                "the CPUs were \(Format.fixed(idle * 100, 0)) % idle during the step-overhead run: at that rate the "
+                "the CPUs were \(Format.fixed(idle * 100, 0)) % idle during \(name): at that rate the "
                     + "machine is saturated, so its figures include waiting for a CPU (docs/bench.md)")
         }
     }

@@ -131,23 +131,30 @@ final class PatternReplay: Sendable {
             logger.error(
                 "pattern replay: \(script.abandoned - abandonedBefore) sagas got an error reply or no split plan")
         }
-        if !outgoing.isEmpty {
+        // Timed like a worker's batch: each reply from its arrival to the moment the connection thread reads the
+        // batch's last confirm (at once when the batch publishes nothing).
+        let arrivals = batch.compactMap { arrival -> ContinuousClock.Instant? in
+            guard case .partition = arrival.queue, WorkerBatchTiming.isReply(arrival.delivery) else { return nil }
+            return arrival.at
+        }
+        let timing = observer.map { observer in
+            { @Sendable [inputs = batch.count, published = outgoing.count] (_: Result<[PublishOutcome], AMQPError>) in
+                let confirmed = ContinuousClock.now
+                observer(
+                    WorkerBatchTiming(
+                        inputs: inputs, replyToConfirmed: arrivals.map { confirmed - $0 }, published: published))
+            }
+        }
+        if outgoing.isEmpty {
+            timing?(.success([]))
+        } else {
+            let receipt = client.send(outgoing)
+            if let timing { receipt.onSettled(timing) }
             do {
-                _ = try await client.publish(outgoing)
+                _ = try await receipt.outcomes()
             } catch {
                 logger.error("pattern replay: publish failed: \(error)")
             }
-        }
-        if let observer {
-            let confirmed = ContinuousClock.now
-            let replies = batch.filter { arrival in
-                if case .partition = arrival.queue { return WorkerBatchTiming.isReply(arrival.delivery) }
-                return false
-            }
-            observer(
-                WorkerBatchTiming(
-                    inputs: batch.count, replyToConfirmed: replies.map { confirmed - $0.at },
-                    published: outgoing.count))
         }
         var highest: [String: DeliveryTag] = [:]
         for arrival in batch {

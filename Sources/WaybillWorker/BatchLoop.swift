@@ -159,8 +159,9 @@ final class BatchLoop: Sendable {
 
     /// The hot loop's half of a batch: read, decide, commit, send. It returns as soon as the batch's messages are
     /// handed to the client; the batch is settled (its deliveries acknowledged, its confirmed rows noted) when its
-    /// confirms are in, in batch order, while this goes on with the next batch. Nothing is acknowledged before its commit (the commit is done here, before
-    /// the send), and one saga's messages keep their order (batches go out in order on one ``PublishSequence``).
+    /// confirms are in, in batch order, while this goes on with the next batch. Nothing is acknowledged before its
+    /// commit (the commit is done here, before the send), and one saga's messages keep their order (batches go out in
+    /// order on one ``PublishSequence``).
     func process(_ batch: [WorkerInput]) async {
         let now = Timestamp.now()
         // Rows left unconfirmed (broker down, nack) go first, in commit order, also in partitions this batch does not

@@ -21,7 +21,7 @@ final class SettlingOrder<Entry: Sendable, Outcome: Sendable>: Sendable {
 
     init() {}
 
-    /// Entries appended and not settled yet.
+    /// Entries appended and not yet taken for settling.
     var count: Int { state.withLock { $0.waiting.count } }
 
     /// Adds an entry after every earlier one; returns its number, for ``complete(_:with:settle:)``.

@@ -287,13 +287,17 @@ struct BenchTests {
             options: BenchOptions(broker: BrokerAddress(url: "amqp://guest@127.0.0.1:5672/"), quick: true))
         report.cores = 2
         let ticks = Int(ProcFS.ticksPerSecond)
-        let cpu = CPUUsage(
-            wall: .seconds(1), bench: ticks / 2, workers: nil, broker: ticks / 2, machineIdle: 50, machineTotal: 100)
+        func cpu(idle: Int) -> CPUUsage {
+            CPUUsage(
+                wall: .seconds(1), bench: ticks / 2, workers: nil, broker: ticks / 2, machineIdle: idle,
+                machineTotal: 100)
+        }
         let floor = try #require(LatencySummary([.milliseconds(4), .milliseconds(6)]))
         report.record(
             OverheadRuns(
-                workers: StepOverhead(latency: LatencySummary([.milliseconds(9), .milliseconds(11)]), cpu: cpu),
-                floor: StepOverhead(latency: floor, cpu: cpu)))
+                workers: StepOverhead(
+                    latency: LatencySummary([.milliseconds(9), .milliseconds(11)]), cpu: cpu(idle: 50)),
+                floor: StepOverhead(latency: floor, cpu: cpu(idle: 10))))
         let lines = report.text.split(separator: "\n").map(String.init)
         let target = try #require(lines.firstIndex { $0.hasPrefix("  target p50 <= 2.00 ms: MISSED") })
         #expect(
@@ -301,6 +305,8 @@ struct BenchTests {
                 == "  floor, the same orders through the pattern replay (raw AMQP, no engine, no SQLite): p50 "
                 + "\(Format.milliseconds(floor.p50)) · p99 \(Format.milliseconds(floor.p99)) · max 6.00 ms over 2 replies"
         )
-        #expect(lines[target + 2] == "  CPU meanwhile: broker 25 % · bench 25 % · idle 50 % · else 0 % of 2 CPUs")
+        #expect(lines[target + 2] == "  CPU meanwhile: broker 25 % · bench 25 % · idle 10 % · else 40 % of 2 CPUs")
+        // Only the floor's run had no room: the note names it.
+        #expect(report.notes.map { $0.prefix(48) } == ["the CPUs were 10 % idle during the floor's run: "])
     }
 }

@@ -25,6 +25,23 @@ struct SettlingOrderTests {
         #expect(settled.last == "e5")
     }
 
+    @Test("a settle that completes a later entry on the same thread neither deadlocks nor settles it out of turn")
+    func completingFromInsideASettle() {
+        let order = SettlingOrder<String, Int>()
+        let first = order.append("a")
+        let second = order.append("b")
+        var settled: [String] = []
+        func settle(_ entry: String, _ outcome: Int) {
+            settled.append("\(entry)\(outcome)")
+            // Settling a finishes b (as a batch's handler could): b is settled after a, by the same call.
+            if entry == "a" { order.complete(second, with: 2, settle: settle) }
+            settled.append("/\(entry)")
+        }
+        order.complete(first, with: 1, settle: settle)
+        #expect(settled == ["a1", "/a", "b2", "/b"])
+        #expect(order.count == 0)
+    }
+
     @Test("completions racing on many threads still settle every entry once, in order, one at a time")
     func concurrentCompletionsSettleInOrder() async {
         final class Probe: Sendable {
