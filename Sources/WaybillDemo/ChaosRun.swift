@@ -353,9 +353,16 @@ final class ChaosStage: Sendable {
         for worker in ChaosPlan.initialWorkers { try workers.start(worker) }
         try await waitForPool(workers: Set(ChaosPlan.initialWorkers))
 
+        // Stock arrives as in the demo, so the orders the warehouses backorder are filled and their sagas end.
+        let arrivals = StockArrivals(
+            client: participantsClient, workflow: workflow, interval: .seconds(1), logger: participantLogger,
+            produce: simulator.receiveStock)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: participants, successTerminationBehavior: .gracefullyShutdownGroup)],
+                services: [
+                    .init(service: participants, successTerminationBehavior: .gracefullyShutdownGroup),
+                    .init(service: arrivals, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
                 logger: participantLogger))
         let outcome: ChaosOutcome = try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
