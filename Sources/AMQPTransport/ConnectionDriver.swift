@@ -9,8 +9,8 @@ import Logging
 /// of its state needs a lock. The thread loops: run the commands callers queued in the ``Mailbox``, read
 /// every frame rabbitmq-c can give without blocking and dispatch it, then poll() the socket and the
 /// mailbox's eventfd together (bounded by a fraction of the heartbeat interval, so heartbeats are sent and
-/// checked on time). Commands that code it calls submits (a receipt's handler acknowledging deliveries) do not
-/// wake it: it runs them before it polls again.
+/// checked on time). Commands submitted from this thread itself (a receipt's handler acknowledging deliveries) do
+/// not wake it: it runs them before it polls again.
 ///
 /// Channels: 1 runs declarations and other synchronous operations, 2 publishes in confirm mode, and each
 /// consumer has its own channel from 3 up, so a `multiple` ack covers only that consumer's deliveries.
