@@ -327,11 +327,10 @@ private struct Collector {
 
     /// Holds the consumer's async iterator, which is not `Sendable` but must be driven from a child task so that an
     /// idle timeout can race it.
-    ///
-    /// Why the unchecked conformance is safe: only `Collector.next()` touches `iterator`, from the one reading child
-    /// of its task group. `withTaskGroup` awaits every child, cancelled or not, before it returns, so that child has
-    /// finished before `next()` returns; and the collector's caller awaits each `next()` before the next one. So at
-    /// most one task uses the iterator at any time, and each use happens after the previous one ended.
+    // Safe without the compiler's check: only `Collector.next()` touches `iterator`, from the one reading child of its
+    // task group. `withTaskGroup` awaits every child, cancelled or not, before it returns, so that child has finished
+    // before `next()` returns; and the collector's caller awaits each `next()` before the next one. So at most one
+    // task uses the iterator at any time, and each use happens after the previous one ended.
     final class IteratorBox: @unchecked Sendable {
         var iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator
         init(_ iterator: AsyncThrowingStream<InboundDelivery, any Error>.AsyncIterator) { self.iterator = iterator }
